@@ -1,0 +1,1 @@
+"""Points Exchange Hub: the core domain (ledger, exchange, mall) and its assembly."""

@@ -1,0 +1,74 @@
+"""The assembly: the Starlette app that mounts GraphQL, health, metrics and the pages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from hub import logs
+from hub.config import Settings
+from hub.runtime import Runtime
+from schema import build_schema
+from schema.view import HubGraphQL
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """The hub as an ASGI app; the runtime opens in the lifespan."""
+    settings = settings or Settings()
+    logs.configure(settings)
+    schema = build_schema(settings)
+    graphql = HubGraphQL(schema, graphiql=not settings.is_production)
+
+    async def healthz(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        try:
+            await asyncio.wait_for(runtime.db.ping(), timeout=2.0)
+        except Exception as exc:  # any failure means not ready; say which
+            log.warning("readiness check failed", error=type(exc).__name__)
+            return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "up"})
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime = await Runtime.start(settings)
+        app.state.runtime = runtime
+        log.info("hub started", env=settings.env, database=runtime.db.dialect)
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Member-Token"],
+            max_age=600,
+        )
+    ]
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+    ]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

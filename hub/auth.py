@@ -1,0 +1,164 @@
+"""API keys, the authenticated principal, and member session tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+import jwt
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.db import utcnow
+from hub.enums import Role
+from hub.errors import InvalidInput, NotFound
+from hub.ids import new_id
+from hub.models import ApiKey, HubSetting, Merchant
+
+_TOKEN_AUDIENCE = "hub:member-session"
+_SIGNING_KEY_SETTING = "member_session_signing_key"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API key, and for storefronts the member it acts for."""
+
+    key_id: str
+    role: Role
+    merchant_id: str | None = None
+    member_id: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """The actor recorded on every entry this caller causes."""
+        return self.key_id if self.member_id is None else f"{self.key_id}/{self.member_id}"
+
+    @property
+    def idempotency_scope(self) -> str:
+        return self.actor
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret() -> str:
+    """32 random bytes, URL-safe, with a recognisable prefix for secret scanners."""
+    return "hub_" + secrets.token_urlsafe(32)
+
+
+async def create_api_key(
+    session: AsyncSession,
+    *,
+    role: Role,
+    label: str,
+    merchant_id: str | None = None,
+    created_by: str | None = None,
+    secret: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Store a new key and return it with its secret, which is never stored in clear."""
+    label = label.strip()
+    if not label:
+        raise InvalidInput("Give the key a label that says who uses it.", field=["input", "label"])
+    if len(label) > 200:
+        raise InvalidInput("The label is longer than 200 characters.", field=["input", "label"])
+    if role == Role.MERCHANT:
+        if not merchant_id:
+            raise InvalidInput(
+                "A MERCHANT key needs the merchantId it acts for.", field=["input", "merchantId"]
+            )
+        if await session.get(Merchant, merchant_id) is None:
+            raise NotFound(f"No merchant has id {merchant_id!r}.", field=["input", "merchantId"])
+    elif merchant_id:
+        raise InvalidInput(
+            f"Only MERCHANT keys are bound to a merchant; leave merchantId empty for {role}.",
+            field=["input", "merchantId"],
+        )
+    secret = secret or new_secret()
+    key = ApiKey(
+        id=new_id("key"),
+        role=role.value,
+        merchant_id=merchant_id,
+        label=label,
+        secret_hash=hash_secret(secret),
+        created_by=created_by,
+    )
+    session.add(key)
+    await session.flush()
+    return key, secret
+
+
+async def authenticate(session: AsyncSession, secret: str) -> Principal | None:
+    """The principal of a live key with this secret, or None."""
+    key = await session.scalar(
+        select(ApiKey).where(ApiKey.secret_hash == hash_secret(secret), ApiKey.revoked_at.is_(None))
+    )
+    if key is None:
+        return None
+    return Principal(key_id=key.id, role=Role(key.role), merchant_id=key.merchant_id)
+
+
+async def ensure_admin_key(session: AsyncSession, secret: str, label: str) -> bool:
+    """Create an ADMIN key with exactly this secret unless one with it exists; True if created."""
+    existing = await session.scalar(select(ApiKey).where(ApiKey.secret_hash == hash_secret(secret)))
+    if existing is not None:
+        return False
+    await create_api_key(session, role=Role.ADMIN, label=label, secret=secret, created_by="bootstrap")
+    return True
+
+
+async def has_admin_key(session: AsyncSession) -> bool:
+    found = await session.scalar(
+        select(ApiKey.id).where(ApiKey.role == Role.ADMIN.value, ApiKey.revoked_at.is_(None))
+    )
+    return found is not None
+
+
+async def signing_key(session: AsyncSession, configured: str | None) -> str:
+    """The key that signs member sessions: HUB_SECRET_KEY, else one shared through the database."""
+    if configured:
+        return configured
+    row = await session.get(HubSetting, _SIGNING_KEY_SETTING)
+    if row is None:
+        row = HubSetting(name=_SIGNING_KEY_SETTING, value=secrets.token_urlsafe(48))
+        session.add(row)
+        await session.flush()
+    return row.value
+
+
+@dataclass(frozen=True)
+class MemberSession:
+    token: str
+    expires_at: dt.datetime
+
+
+class SessionTokens:
+    """Signed, short-lived tokens that let a storefront act for exactly one member."""
+
+    def __init__(self, key: str, ttl_seconds: int) -> None:
+        self._key = key
+        self._ttl = dt.timedelta(seconds=ttl_seconds)
+
+    def mint(self, member_id: str, issued_by: str) -> MemberSession:
+        now = utcnow()
+        expires = now + self._ttl
+        claims = {
+            "sub": member_id,
+            "aud": _TOKEN_AUDIENCE,
+            "iat": int(now.timestamp()),
+            "exp": int(expires.timestamp()),
+            "by": issued_by,
+        }
+        token = jwt.encode(claims, self._key, algorithm="HS256")
+        return MemberSession(token=token, expires_at=expires.replace(microsecond=0))
+
+    def member_of(self, token: str) -> str | None:
+        """The member a valid token is for; None when it is forged, malformed or expired."""
+        try:
+            claims = jwt.decode(token, self._key, algorithms=["HS256"], audience=_TOKEN_AUDIENCE)
+        except jwt.PyJWTError:
+            return None
+        subject = claims.get("sub")
+        return subject if isinstance(subject, str) else None

@@ -1,0 +1,152 @@
+"""The operator's command line: hub serve, demo, migrate, settle, keys, verify."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+
+from hub.config import Settings
+from hub.enums import Role
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Points Exchange Hub", no_args_is_help=True, add_completion=False)
+keys_app = typer.Typer(help="API keys", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the variable
+        typer.secho(f"Configuration error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _run(coro: Awaitable[T]) -> T:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def _migrate(settings: Settings) -> None:
+    from hub.migrate import upgrade
+
+    try:
+        _run(upgrade(settings.database_url))
+    except Exception as exc:
+        typer.secho(
+            f"Could not migrate {settings.database_url}: {exc}\n"
+            "Check HUB_DATABASE_URL and that the database server is running.",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (Alembic)."""
+    settings = _settings()
+    _migrate(settings)
+    typer.echo("database is up to date")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="worker processes")] = 1,
+) -> None:
+    """Run the API with uvicorn; migrates the database first."""
+    import uvicorn
+
+    settings = _settings()
+    _migrate(settings)
+    uvicorn.run(
+        "hub.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    reset: Annotated[bool, typer.Option(help="wipe the demo database first")] = False,
+) -> None:
+    """Seed the demo world if the database is empty, then serve it."""
+    import uvicorn
+
+    from hub import demo as demo_world
+
+    settings = _settings()
+    if reset:
+        demo_world.wipe(settings)
+    _migrate(settings)
+    _run(demo_world.seed(settings, progress=typer.echo))
+    demo_world.print_keys(typer.echo, port)
+    os.environ.setdefault("HUB_CORS_ORIGINS", f"http://127.0.0.1:{port},http://localhost:{port}")
+    uvicorn.run(
+        "hub.demo:create_demo_app",
+        factory=True,
+        host="127.0.0.1",
+        port=port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[Role, typer.Option(help="ADMIN, MERCHANT, FINANCE or STOREFRONT")],
+    label: Annotated[str, typer.Option(help="who uses the key")],
+    merchant: Annotated[str | None, typer.Option(help="merchant id, for MERCHANT keys")] = None,
+) -> None:
+    """Print a new API key once; only its hash is stored."""
+    from hub.auth import create_api_key
+    from hub.db import Database
+    from hub.errors import DomainError
+
+    settings = _settings()
+
+    async def work() -> str:
+        db = Database(settings.database_url)
+        try:
+            key, secret = await db.transaction(
+                lambda s: create_api_key(
+                    s, role=role, label=label, merchant_id=merchant, created_by="cli"
+                )
+            )
+        finally:
+            await db.dispose()
+        return f"{key.id}\t{secret}"
+
+    try:
+        line = _run(work())
+    except DomainError as exc:
+        typer.secho(exc.message, fg="red", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(line)
+
+
+@app.command("print-schema")
+def print_schema() -> None:
+    """Print the GraphQL schema (SDL), as checked in at schema/schema.graphql."""
+    from schema import print_sdl
+
+    sys.stdout.write(print_sdl())
+
+
+def main() -> None:
+    app()
+
+
+def run_async(fn: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(fn())  # type: ignore[arg-type]

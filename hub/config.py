@@ -1,0 +1,88 @@
+"""Configuration from the environment (HUB_*), as the contract README names it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from functools import cached_property
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting of the hub; read once per process from HUB_* variables."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore", frozen=True)
+
+    database_url: str = "sqlite+aiosqlite:///./hub.db"
+    bootstrap_admin_key: str | None = None
+    env: Literal["development", "production"] = "development"
+    settlement_tz: str = "Asia/Shanghai"
+    settlement_at: str = "02:00"
+    settlement_currency: str = "CNY"
+    platform_fee_bps: int = Field(default=0, ge=0, le=10_000)
+    cors_origins: str = ""
+
+    # Signs member session tokens. Replicas must share it; when unset the hub
+    # keeps a random one in the database so that every replica agrees.
+    secret_key: str | None = None
+    member_session_ttl_seconds: int = Field(default=1800, gt=0)
+    quote_ttl_seconds: int = Field(default=60, gt=0)
+    hold_timeout_seconds: int = Field(default=900, gt=0)
+    idempotency_retention_days: int = Field(default=7, ge=7)
+
+    # Query limits (DESIGN.md, Security).
+    max_query_depth: int = 12
+    max_query_tokens: int = 2000
+    max_query_aliases: int = 30
+    max_query_cost: int = 5000
+    max_page_size: int = 100
+
+    # Operational.
+    log_level: str = "INFO"
+    log_json: bool | None = None  # default: JSON in production, console otherwise
+    rate_limit_per_minute: int = Field(default=0, ge=0)  # 0: off
+    partner_timeout_seconds: float = Field(default=5.0, gt=0)
+    catalog_budget_seconds: float = Field(default=1.5, gt=0)
+    catalog_cache_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("settlement_tz")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises with the zone's name when it is unknown
+        return value
+
+    @field_validator("settlement_at")
+    @classmethod
+    def _clock_or_off(cls, value: str) -> str:
+        if value.lower() == "off":
+            return "off"
+        dt.time.fromisoformat(value)
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settlement_tz)
+
+    @property
+    def settlement_time(self) -> dt.time | None:
+        return None if self.settlement_at == "off" else dt.time.fromisoformat(self.settlement_at)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def platform_fee_rate(self) -> Decimal:
+        return Decimal(self.platform_fee_bps) / Decimal(10_000)
+
+    def business_date(self, moment: dt.datetime) -> dt.date:
+        """The local calendar date of a moment in the settlement time zone."""
+        return moment.astimezone(self.tz).date()

@@ -1,0 +1,197 @@
+"""The database: engines for SQLite and PostgreSQL, sessions, and retried transactions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, TypeVar
+
+import structlog
+from sqlalchemy import BigInteger, DateTime, Numeric, event, text
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from hub.errors import RetryTransaction
+
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
+
+# SQLSTATEs after which PostgreSQL asks the client to run the transaction again.
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A Decimal stored exactly: NUMERIC(p, s) on PostgreSQL, a scaled BIGINT on SQLite.
+
+    SQLite has no decimal type and SQLAlchemy would pass through float there; a
+    scaled integer keeps sums in SQL exact on both databases.
+    """
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, precision: int = 18, scale: int = 4) -> None:
+        super().__init__(precision, scale)
+        self.precision = precision
+        self.scale = scale
+        self._quantum = Decimal(1).scaleb(-scale)
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(self.precision, self.scale, asdecimal=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        exact = Decimal(value).quantize(self._quantum, rounding=ROUND_HALF_UP)
+        if dialect.name == "sqlite":
+            return int(exact.scaleb(self.scale))
+        return exact
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(int(value)).scaleb(-self.scale)
+        return Decimal(value)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """An aware UTC datetime: timestamptz on PostgreSQL, naive UTC text on SQLite."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        return dialect.type_descriptor(DateTime(timezone=dialect.name != "sqlite"))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use an aware UTC datetime")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """Now, aware, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, RetryTransaction):
+        return True
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if state in _RETRYABLE_SQLSTATES:
+            return True
+        if isinstance(orig, sqlite3.OperationalError) or "database is locked" in str(orig):
+            return "locked" in str(orig) or "busy" in str(orig)
+    return False
+
+
+class Database:
+    """One per process: the engine, read and write sessions, and retried transactions."""
+
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        if self.is_sqlite:
+            self.engine: AsyncEngine = create_async_engine(
+                self.url, connect_args={"timeout": 30}, pool_size=pool_size, max_overflow=20
+            )
+            _configure_sqlite(self.engine)
+        else:
+            self.engine = create_async_engine(
+                self.url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True
+            )
+        # On SQLite a write transaction starts with BEGIN IMMEDIATE (see _configure_sqlite).
+        self._write_engine = self.engine.execution_options(hub_write=True)
+        self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.url.get_backend_name()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reading; rolled back at the end."""
+        async with self._read_sessions() as session:
+            yield session
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction, committed when the block ends without error."""
+        async with self._write_sessions() as session, session.begin():
+            yield session
+
+    async def transaction(self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 8) -> T:
+        """Run `work` in one write transaction, again from the start after a lost race.
+
+        Retries serialization failures and deadlocks (PostgreSQL), a busy
+        database (SQLite) and RetryTransaction, with jittered backoff.
+        """
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_is_retryable),
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential_jitter(multiplier=0.005, max=0.5),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                async with self.write() as session:
+                    return await work(session)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        """Raise unless the database answers a trivial query."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE for writes.
+
+    The driver's own transaction handling is turned off so that SQLAlchemy's
+    "begin" event decides how each transaction starts (the SQLAlchemy recipe).
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get("hub_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -1,0 +1,139 @@
+"""The domain's enumerations; the GraphQL enums of the contract wrap these."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "ADMIN"
+    MERCHANT = "MERCHANT"
+    FINANCE = "FINANCE"
+    STOREFRONT = "STOREFRONT"
+
+
+class MerchantCategory(StrEnum):
+    PLATFORM = "PLATFORM"
+    HOTEL = "HOTEL"
+    AIRLINE = "AIRLINE"
+    RESTAURANT = "RESTAURANT"
+    SCENIC_SPOT = "SCENIC_SPOT"
+    RETAIL = "RETAIL"
+    OTHER = "OTHER"
+
+
+class MerchantStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    SUSPENDED = "SUSPENDED"
+
+
+class ConnectorKind(StrEnum):
+    HOSTED = "HOSTED"
+    AIRLINE = "AIRLINE"
+    HOTEL = "HOTEL"
+    RESTAURANT = "RESTAURANT"
+    SCENIC = "SCENIC"
+    HTTP = "HTTP"
+
+
+class RewardKind(StrEnum):
+    GOODS = "GOODS"
+    VOUCHER = "VOUCHER"
+    HOTEL_NIGHT = "HOTEL_NIGHT"
+    ROOM_UPGRADE = "ROOM_UPGRADE"
+    HOTEL_SERVICE = "HOTEL_SERVICE"
+    AWARD_FLIGHT = "AWARD_FLIGHT"
+    LOUNGE_ACCESS = "LOUNGE_ACCESS"
+    MEAL = "MEAL"
+    ATTRACTION_TICKET = "ATTRACTION_TICKET"
+    SERVICE = "SERVICE"
+
+
+class EntryKind(StrEnum):
+    ACCRUAL = "ACCRUAL"
+    CONVERSION_OUT = "CONVERSION_OUT"
+    CONVERSION_IN = "CONVERSION_IN"
+    REDEMPTION = "REDEMPTION"
+    REFUND = "REFUND"
+    COMPENSATION = "COMPENSATION"
+    EXPIRY = "EXPIRY"
+    HOLD = "HOLD"
+    CAPTURE = "CAPTURE"
+    RELEASE = "RELEASE"
+    ADJUSTMENT = "ADJUSTMENT"
+
+
+class AccountKind(StrEnum):
+    """A member's account, or one of the system accounts every program has."""
+
+    MEMBER = "MEMBER"
+    ISSUED = "ISSUED"
+    REDEEMED = "REDEEMED"
+    EXCHANGE = "EXCHANGE"
+    EXPIRED = "EXPIRED"
+    HELD = "HELD"
+
+
+class HoldStatus(StrEnum):
+    PENDING = "PENDING"
+    CAPTURED = "CAPTURED"
+    RELEASED = "RELEASED"
+
+
+class ConversionStatus(StrEnum):
+    PENDING = "PENDING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    REVERSED = "REVERSED"
+
+
+class RedemptionStatus(StrEnum):
+    PENDING = "PENDING"
+    CONFIRMED = "CONFIRMED"
+    CANCELLED = "CANCELLED"
+    FAILED = "FAILED"
+
+
+class CancellationReason(StrEnum):
+    MEMBER_REQUEST = "MEMBER_REQUEST"
+    MERCHANT_CANCELLED = "MERCHANT_CANCELLED"
+    FLIGHT_CANCELLED = "FLIGHT_CANCELLED"
+    EVENT_CANCELLED = "EVENT_CANCELLED"
+
+
+class ObligationKind(StrEnum):
+    CONVERSION = "CONVERSION"
+    REDEMPTION = "REDEMPTION"
+    REFUND = "REFUND"
+    COMPENSATION = "COMPENSATION"
+
+
+class BatchStatus(StrEnum):
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+
+
+class StatementStatus(StrEnum):
+    DRAFT = "DRAFT"
+    APPROVED = "APPROVED"
+    DISPUTED = "DISPUTED"
+    PAID = "PAID"
+
+
+class ErrorCode(StrEnum):
+    INVALID_INPUT = "INVALID_INPUT"
+    NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
+    RATE_NOT_CONFIGURED = "RATE_NOT_CONFIGURED"
+    BELOW_MINIMUM = "BELOW_MINIMUM"
+    NOT_A_MULTIPLE_OF_STEP = "NOT_A_MULTIPLE_OF_STEP"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    QUOTE_EXPIRED = "QUOTE_EXPIRED"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    SLOT_UNAVAILABLE = "SLOT_UNAVAILABLE"
+    INVALID_STATE = "INVALID_STATE"
+    PARTNER_UNAVAILABLE = "PARTNER_UNAVAILABLE"
+    PARTNER_REJECTED = "PARTNER_REJECTED"

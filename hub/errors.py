@@ -1,0 +1,66 @@
+"""The one hierarchy of domain errors; each carries the contract's ErrorCode."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hub.enums import ErrorCode
+
+
+class DomainError(Exception):
+    """An expected failure a caller can act on; becomes a userError."""
+
+    code: ErrorCode = ErrorCode.INVALID_INPUT
+
+    def __init__(
+        self, message: str, *, field: Sequence[str] | None = None, code: ErrorCode | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = list(field) if field is not None else None
+        if code is not None:
+            self.code = code
+
+
+class InvalidInput(DomainError):
+    code = ErrorCode.INVALID_INPUT
+
+
+class NotFound(DomainError):
+    code = ErrorCode.NOT_FOUND
+
+
+class Forbidden(DomainError):
+    code = ErrorCode.FORBIDDEN
+
+
+class AlreadyExists(DomainError):
+    code = ErrorCode.ALREADY_EXISTS
+
+
+class InsufficientPoints(DomainError):
+    code = ErrorCode.INSUFFICIENT_POINTS
+
+
+class InvalidState(DomainError):
+    code = ErrorCode.INVALID_STATE
+
+
+class IdempotencyConflict(DomainError):
+    code = ErrorCode.IDEMPOTENCY_CONFLICT
+
+
+class PartnerUnavailable(DomainError):
+    code = ErrorCode.PARTNER_UNAVAILABLE
+
+
+class PartnerRejected(DomainError):
+    code = ErrorCode.PARTNER_REJECTED
+
+
+class NotAllowed(Exception):
+    """The caller's role may not do this at all: a top-level FORBIDDEN, not a userError."""
+
+
+class RetryTransaction(Exception):
+    """Raised inside a transaction to run it again from the start (a lost race)."""

@@ -1,0 +1,150 @@
+"""Members: enrollment in programs, lookups, and what each caller may see."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import validate
+from hub.auth import Principal
+from hub.enums import AccountKind, Role
+from hub.errors import AlreadyExists, NotFound
+from hub.ids import new_id
+from hub.merchants import get_program
+from hub.models import Account, Member, Program
+from hub.permissions import require_merchant
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    program: str
+    external_ref: str
+    display_name: str
+    phone: str | None = None
+    member_id: str | None = None
+
+
+async def enroll(session: AsyncSession, principal: Principal, data: Enrollment) -> Member:
+    """Open a member's account in a program: a new member, or a link of an existing one."""
+    program = await get_program(session, data.program, ["input", "program"])
+    require_merchant(principal, program.merchant_id, ["input", "program"])
+    ref = validate.text(data.external_ref, ["input", "externalRef"], max_length=80)
+    name = validate.text(data.display_name, ["input", "displayName"], max_length=200)
+    phone = None
+    if data.phone is not None and data.phone.strip():
+        phone = validate.text(data.phone, ["input", "phone"], max_length=40)
+    taken = await session.scalar(
+        select(Account.id).where(Account.program_code == program.code, Account.external_ref == ref)
+    )
+    if taken is not None:
+        raise AlreadyExists(
+            f"Membership number {ref!r} is already enrolled in {program.code}.",
+            field=["input", "externalRef"],
+        )
+    if data.member_id:
+        member = await session.get(Member, data.member_id)
+        if member is None:
+            raise NotFound(f"No member has id {data.member_id!r}.", field=["input", "memberId"])
+        if await account_of(session, member.id, program.code) is not None:
+            raise AlreadyExists(
+                f"Member {member.id} is already enrolled in {program.code}.",
+                field=["input", "memberId"],
+            )
+    else:
+        member = Member(id=new_id("mbr"), display_name=name, phone=phone)
+        session.add(member)
+        await session.flush()
+    session.add(
+        Account(
+            program_code=program.code,
+            kind=AccountKind.MEMBER.value,
+            member_id=member.id,
+            external_ref=ref,
+        )
+    )
+    await session.flush()
+    return member
+
+
+async def account_of(session: AsyncSession, member_id: str, program_code: str) -> Account | None:
+    return await session.scalar(
+        select(Account).where(Account.member_id == member_id, Account.program_code == program_code)
+    )
+
+
+async def member_by_ref(session: AsyncSession, program_code: str, external_ref: str) -> Member | None:
+    return await session.scalar(
+        select(Member)
+        .join(Account, Account.member_id == Member.id)
+        .where(Account.program_code == program_code, Account.external_ref == external_ref)
+    )
+
+
+async def members_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Member]:
+    rows = await session.scalars(select(Member).where(Member.id.in_(ids)))
+    return {m.id: m for m in rows}
+
+
+async def accounts_by_member(
+    session: AsyncSession, member_ids: Sequence[str]
+) -> dict[str, list[Account]]:
+    rows = await session.scalars(
+        select(Account).where(Account.member_id.in_(member_ids)).order_by(Account.program_code)
+    )
+    found: dict[str, list[Account]] = {m: [] for m in member_ids}
+    for account in rows:
+        assert account.member_id is not None
+        found[account.member_id].append(account)
+    return found
+
+
+async def own_program_code(session: AsyncSession, principal: Principal) -> str | None:
+    if principal.merchant_id is None:
+        return None
+    return await session.scalar(
+        select(Program.code).where(Program.merchant_id == principal.merchant_id)
+    )
+
+
+def account_visible(principal: Principal, account: Account, own_program: str | None) -> bool:
+    """ADMIN and the member see every account; a merchant sees its own program's only."""
+    if principal.role == Role.ADMIN:
+        return True
+    if principal.role == Role.STOREFRONT:
+        return principal.member_id is not None and principal.member_id == account.member_id
+    if principal.role == Role.MERCHANT:
+        return own_program is not None and account.program_code == own_program
+    return False
+
+
+async def visible_member(
+    session: AsyncSession, principal: Principal, member_id: str
+) -> Member | None:
+    """The member if this caller may see it: ADMIN, the member, or a merchant it joined."""
+    if principal.role == Role.ADMIN or (
+        principal.role == Role.STOREFRONT and principal.member_id == member_id
+    ):
+        return await session.get(Member, member_id)
+    if principal.role == Role.MERCHANT:
+        own = await own_program_code(session, principal)
+        if own is None:
+            return None
+        return await session.scalar(
+            select(Member)
+            .join(Account, Account.member_id == Member.id)
+            .where(Member.id == member_id, Account.program_code == own)
+        )
+    return None
+
+
+async def require_visible(
+    session: AsyncSession, principal: Principal, member_id: str, field: list[str]
+) -> Member:
+    """The member, or NotFound when it does not exist or is not this caller's to see."""
+    member = await visible_member(session, principal, member_id)
+    if member is None:
+        raise NotFound(f"No member with id {member_id!r} is visible to this key.", field=field)
+    return member

@@ -1,0 +1,198 @@
+"""Merchants and their programs: registration and lookups."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import validate
+from hub.enums import AccountKind, ConnectorKind, MerchantCategory
+from hub.errors import AlreadyExists, InvalidInput, NotFound
+from hub.models import Account, Merchant, Program
+
+SLUG = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
+PROGRAM_CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,19}$")
+SYSTEM_ACCOUNTS = [k for k in AccountKind if k != AccountKind.MEMBER]
+_FIELD = "input"
+
+
+@dataclass(frozen=True)
+class NewMerchant:
+    id: str
+    name: str
+    category: MerchantCategory
+    program_code: str
+    program_name: str
+    unit_name: str
+    connector: ConnectorKind
+    connector_config: str | None
+    point_value: Decimal
+    accrual_rate: Decimal
+    expiry_months: int | None
+    compensation_percent: Decimal
+
+
+def _checked(data: NewMerchant) -> NewMerchant:
+    f = _FIELD
+    if not SLUG.match(data.id):
+        raise InvalidInput(
+            "id must be a slug: 2-40 characters, lower-case letters, digits and '-', "
+            "starting with a letter (e.g. 'skyair').",
+            field=[f, "id"],
+        )
+    if not PROGRAM_CODE.match(data.program_code):
+        raise InvalidInput(
+            "programCode must be 2-20 characters, upper-case letters, digits and '_', "
+            "starting with a letter (e.g. 'SKYMILES').",
+            field=[f, "programCode"],
+        )
+    validate.decimal_in_range(
+        data.point_value,
+        [f, "pointValue"],
+        low=Decimal(0),
+        high=Decimal(1_000_000),
+        places=6,
+        low_inclusive=False,
+    )
+    validate.decimal_in_range(
+        data.accrual_rate, [f, "accrualRate"], low=Decimal(0), high=Decimal(100_000), places=6
+    )
+    validate.decimal_in_range(
+        data.compensation_percent,
+        [f, "compensationPercent"],
+        low=Decimal(0),
+        high=Decimal(100),
+        places=4,
+    )
+    if data.expiry_months is not None and not 1 <= data.expiry_months <= 240:
+        raise InvalidInput(
+            "expiryMonths must be between 1 and 240, or null for points that never expire.",
+            field=[f, "expiryMonths"],
+        )
+    return NewMerchant(
+        id=data.id,
+        name=validate.text(data.name, [f, "name"], max_length=200),
+        category=data.category,
+        program_code=data.program_code,
+        program_name=validate.text(data.program_name, [f, "programName"], max_length=200),
+        unit_name=validate.text(data.unit_name, [f, "unitName"], max_length=40),
+        connector=data.connector,
+        connector_config=_checked_config(data.connector, data.connector_config),
+        point_value=data.point_value,
+        accrual_rate=data.accrual_rate,
+        expiry_months=data.expiry_months,
+        compensation_percent=data.compensation_percent,
+    )
+
+
+def _checked_config(kind: ConnectorKind, raw: str | None) -> str | None:
+    field = [_FIELD, "connectorConfig"]
+    if raw is None or not raw.strip():
+        if kind != ConnectorKind.HOSTED:
+            raise InvalidInput(
+                f"A {kind} connector needs connectorConfig, e.g. "
+                '{"baseUrl": "https://partner.example/hub", "secretRef": "SKYAIR"}.',
+                field=field,
+            )
+        return None
+    try:
+        config = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"connectorConfig is not valid JSON: {exc}.", field=field) from exc
+    if not isinstance(config, dict):
+        raise InvalidInput("connectorConfig must be a JSON object.", field=field)
+    if any("secret" in k.lower() and k != "secretRef" for k in config):
+        raise InvalidInput(
+            "Secrets never go into the database: put the shared secret in the environment "
+            "variable HUB_PARTNER_SECRET_<REF> and give <REF> as secretRef.",
+            field=field,
+        )
+    if kind != ConnectorKind.HOSTED and not isinstance(config.get("baseUrl"), str):
+        raise InvalidInput("connectorConfig needs baseUrl, the partner's API root.", field=field)
+    return json.dumps(config, sort_keys=True)
+
+
+async def register_merchant(session: AsyncSession, data: NewMerchant) -> Merchant:
+    """Create a merchant, its program and the program's system accounts."""
+    data = _checked(data)
+    if await session.get(Merchant, data.id) is not None:
+        raise AlreadyExists(f"A merchant with id {data.id!r} exists.", field=[_FIELD, "id"])
+    if await session.get(Program, data.program_code) is not None:
+        raise AlreadyExists(
+            f"A program with code {data.program_code!r} exists.", field=[_FIELD, "programCode"]
+        )
+    if data.category == MerchantCategory.PLATFORM and await platform_program(session) is not None:
+        raise AlreadyExists(
+            "The platform merchant is already registered; there is one platform program.",
+            field=[_FIELD, "category"],
+        )
+    merchant = Merchant(
+        id=data.id,
+        name=data.name,
+        category=data.category.value,
+        status="ACTIVE",
+        compensation_percent=data.compensation_percent,
+    )
+    program = Program(
+        code=data.program_code,
+        merchant_id=data.id,
+        name=data.program_name,
+        unit_name=data.unit_name,
+        connector=data.connector.value,
+        connector_config=data.connector_config,
+        point_value=data.point_value,
+        accrual_rate=data.accrual_rate,
+        expiry_months=data.expiry_months,
+    )
+    session.add(merchant)
+    await session.flush()
+    session.add(program)
+    await session.flush()
+    session.add_all(Account(program_code=program.code, kind=kind.value) for kind in SYSTEM_ACCOUNTS)
+    await session.flush()
+    return merchant
+
+
+async def list_merchants(session: AsyncSession) -> Sequence[Merchant]:
+    return (await session.scalars(select(Merchant).order_by(Merchant.id))).all()
+
+
+async def list_programs(session: AsyncSession) -> Sequence[Program]:
+    return (await session.scalars(select(Program).order_by(Program.code))).all()
+
+
+async def merchants_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Merchant]:
+    rows = await session.scalars(select(Merchant).where(Merchant.id.in_(ids)))
+    return {m.id: m for m in rows}
+
+
+async def programs_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, Program]:
+    rows = await session.scalars(select(Program).where(Program.code.in_(codes)))
+    return {p.code: p for p in rows}
+
+
+async def programs_by_merchant(session: AsyncSession, ids: Sequence[str]) -> dict[str, Program]:
+    rows = await session.scalars(select(Program).where(Program.merchant_id.in_(ids)))
+    return {p.merchant_id: p for p in rows}
+
+
+async def get_program(session: AsyncSession, code: str, field: list[str]) -> Program:
+    program = await session.get(Program, code)
+    if program is None:
+        raise NotFound(f"No program has code {code!r}.", field=field)
+    return program
+
+
+async def platform_program(session: AsyncSession) -> Program | None:
+    """The platform's own program (HUB in the demo), accepted by every merchant."""
+    return await session.scalar(
+        select(Program)
+        .join(Merchant, Merchant.id == Program.merchant_id)
+        .where(Merchant.category == MerchantCategory.PLATFORM.value)
+    )

@@ -1,0 +1,32 @@
+"""The hub's tables; importing this package registers every table on Base.metadata."""
+
+from hub.models.base import Base
+from hub.models.ledger import (
+    Account,
+    Entry,
+    Hold,
+    IdempotencyRecord,
+    Lot,
+    LotUse,
+    Member,
+    Posting,
+    Promotion,
+)
+from hub.models.merchants import ApiKey, HubSetting, Merchant, Program
+
+__all__ = [
+    "Account",
+    "ApiKey",
+    "Base",
+    "Entry",
+    "Hold",
+    "HubSetting",
+    "IdempotencyRecord",
+    "Lot",
+    "LotUse",
+    "Member",
+    "Merchant",
+    "Posting",
+    "Program",
+    "Promotion",
+]

@@ -1,0 +1,172 @@
+"""The double-entry ledger: members, accounts, entries, postings, lots, holds, idempotency."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.db import ExactDecimal, utcnow
+from hub.models.base import Base, BigId
+
+
+class Member(Base):
+    __tablename__ = "members"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    phone: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Account(Base):
+    """A member's account in one program, or a program's system account (member_id NULL)."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        Index(
+            "uq_accounts_program_member",
+            "program_code",
+            "member_id",
+            unique=True,
+            sqlite_where=text("member_id IS NOT NULL"),
+            postgresql_where=text("member_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_accounts_program_ref",
+            "program_code",
+            "external_ref",
+            unique=True,
+            sqlite_where=text("external_ref IS NOT NULL"),
+            postgresql_where=text("external_ref IS NOT NULL"),
+        ),
+        Index(
+            "uq_accounts_program_system",
+            "program_code",
+            "kind",
+            unique=True,
+            sqlite_where=text("member_id IS NULL"),
+            postgresql_where=text("member_id IS NULL"),
+        ),
+        Index("ix_accounts_member", "member_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    program_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
+    kind: Mapped[str] = mapped_column(String(20))
+    member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
+    external_ref: Mapped[str | None] = mapped_column(String(80))
+    balance: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Entry(Base):
+    """A journal entry: append-only; its postings sum to zero."""
+
+    __tablename__ = "entries"
+    __table_args__ = (Index("ix_entries_reference", "reference"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    program_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
+    member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
+    actor: Mapped[str] = mapped_column(String(60))  # an API key id, or "system:<job>"
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    business_date: Mapped[dt.date] = mapped_column(Date)
+    reference: Mapped[str | None] = mapped_column(String(120))
+    memo: Mapped[str | None] = mapped_column(Text)
+
+
+class Posting(Base):
+    __tablename__ = "postings"
+    __table_args__ = (
+        Index("ix_postings_account_id", "account_id", "id"),
+        Index("ix_postings_entry_id", "entry_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    amount: Mapped[int] = mapped_column()
+    balance_after: Mapped[int] = mapped_column()
+
+
+class Lot(Base):
+    """Points earned together, with one expiry; spending consumes soonest-expiring first."""
+
+    __tablename__ = "lots"
+    __table_args__ = (Index("ix_lots_account_open", "account_id", "remaining"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id"))
+    points: Mapped[int] = mapped_column()
+    remaining: Mapped[int] = mapped_column()
+    expires_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class LotUse(Base):
+    """How much of a lot an entry took (positive) or gave back (negative)."""
+
+    __tablename__ = "lot_uses"
+    __table_args__ = (Index("ix_lot_uses_entry", "entry_id"), Index("ix_lot_uses_lot", "lot_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id"))
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"))
+    points: Mapped[int] = mapped_column()
+
+
+class Hold(Base):
+    """Points set aside (two-phase): captured on confirmation or released."""
+
+    __tablename__ = "holds"
+    __table_args__ = (Index("ix_holds_pending", "status", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    points: Mapped[int] = mapped_column()
+    status: Mapped[str] = mapped_column(String(20))
+    reference: Mapped[str | None] = mapped_column(String(120))
+    hold_entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id"))
+    resolve_entry_id: Mapped[int | None] = mapped_column(ForeignKey("entries.id"))
+    expires_at: Mapped[dt.datetime] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class IdempotencyRecord(Base):
+    """A mutation's key, its input's hash and its result, kept with the effect."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("scope", "key", name="uq_idempotency_keys_scope_key"),
+        Index("ix_idempotency_keys_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(120))
+    key: Mapped[str] = mapped_column(String(200))
+    operation: Mapped[str] = mapped_column(String(60))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    result: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Promotion(Base):
+    __tablename__ = "promotions"
+    __table_args__ = (Index("ix_promotions_program", "program_code", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    program_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
+    label: Mapped[str] = mapped_column(String(200))
+    accrual_multiplier: Mapped[Decimal] = mapped_column(ExactDecimal(9, 4))
+    redemption_discount_percent: Mapped[Decimal] = mapped_column(ExactDecimal(9, 4))
+    starts_at: Mapped[dt.datetime] = mapped_column()
+    ends_at: Mapped[dt.datetime] = mapped_column()
+    created_by: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

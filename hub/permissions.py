@@ -1,0 +1,117 @@
+"""The one place that decides what each role may do (the contract's Mutation comments).
+
+Two levels: `require` says whether a role may call an operation at all (a
+refusal is a top-level FORBIDDEN); the `*_scope` checks say whether the named
+merchant, program or member is the caller's own (a refusal is a userError coded
+FORBIDDEN, raised as `Forbidden`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from hub.auth import Principal
+from hub.enums import Role
+from hub.errors import Forbidden, NotAllowed
+
+ADMIN, MERCHANT, FINANCE, STOREFRONT = Role.ADMIN, Role.MERCHANT, Role.FINANCE, Role.STOREFRONT
+
+
+class Action(StrEnum):
+    REGISTER_MERCHANT = "registerMerchant"
+    CREATE_API_KEY = "createApiKey"
+    SET_EXCHANGE_RATE = "setExchangeRate"
+    ENROLL_MEMBER = "enrollMember"
+    ACCRUE_POINTS = "accruePoints"
+    UPSERT_REWARD = "upsertReward"
+    SET_PROMOTION = "setPromotion"
+    CREATE_MEMBER_SESSION = "createMemberSession"
+    QUOTE_CONVERSION = "quoteConversion"
+    CONVERT_POINTS = "convertPoints"
+    REDEEM_REWARD = "redeemReward"
+    CANCEL_REDEMPTION = "cancelRedemption"
+    RUN_SETTLEMENT = "runSettlement"
+    APPROVE_STATEMENT = "approveStatement"
+    DISPUTE_STATEMENT = "disputeStatement"
+    MARK_STATEMENT_PAID = "markStatementPaid"
+    READ_MEMBERS = "readMembers"
+    READ_SETTLEMENT = "readSettlement"
+    READ_STATEMENTS = "readStatements"
+    READ_ACTIVITY = "readActivity"  # conversions and redemptions
+
+
+# Who may call each operation; STOREFRONT entries need a member session token.
+RULES: dict[Action, frozenset[Role]] = {
+    Action.REGISTER_MERCHANT: frozenset({ADMIN}),
+    Action.CREATE_API_KEY: frozenset({ADMIN}),
+    Action.SET_EXCHANGE_RATE: frozenset({ADMIN}),
+    Action.ENROLL_MEMBER: frozenset({ADMIN, MERCHANT}),
+    Action.ACCRUE_POINTS: frozenset({ADMIN, MERCHANT}),
+    Action.UPSERT_REWARD: frozenset({ADMIN, MERCHANT}),
+    Action.SET_PROMOTION: frozenset({ADMIN, MERCHANT}),
+    Action.CREATE_MEMBER_SESSION: frozenset({ADMIN, MERCHANT}),
+    Action.QUOTE_CONVERSION: frozenset({ADMIN, STOREFRONT}),
+    Action.CONVERT_POINTS: frozenset({ADMIN, STOREFRONT}),
+    Action.REDEEM_REWARD: frozenset({ADMIN, STOREFRONT}),
+    Action.CANCEL_REDEMPTION: frozenset({ADMIN, STOREFRONT, MERCHANT}),
+    Action.RUN_SETTLEMENT: frozenset({ADMIN, FINANCE}),
+    Action.APPROVE_STATEMENT: frozenset({FINANCE}),
+    Action.DISPUTE_STATEMENT: frozenset({FINANCE, MERCHANT}),
+    Action.MARK_STATEMENT_PAID: frozenset({FINANCE}),
+    Action.READ_MEMBERS: frozenset({ADMIN, MERCHANT, STOREFRONT}),
+    Action.READ_SETTLEMENT: frozenset({ADMIN, FINANCE}),
+    Action.READ_STATEMENTS: frozenset({ADMIN, FINANCE, MERCHANT}),
+    Action.READ_ACTIVITY: frozenset({ADMIN, MERCHANT, STOREFRONT, FINANCE}),
+}
+
+_NEEDS_MEMBER = {
+    Action.QUOTE_CONVERSION,
+    Action.CONVERT_POINTS,
+    Action.REDEEM_REWARD,
+    Action.CANCEL_REDEMPTION,
+    Action.READ_MEMBERS,
+    Action.READ_ACTIVITY,
+}
+
+
+def allowed(principal: Principal, action: Action) -> bool:
+    """Whether this caller's role may call the operation at all."""
+    if principal.role not in RULES[action]:
+        return False
+    return not (
+        principal.role == STOREFRONT and action in _NEEDS_MEMBER and principal.member_id is None
+    )
+
+
+def require(principal: Principal, action: Action) -> None:
+    """Raise NotAllowed (a top-level FORBIDDEN) unless the role may call the operation."""
+    if allowed(principal, action):
+        return
+    if principal.role == STOREFRONT and principal.role in RULES[action]:
+        raise NotAllowed(
+            f"{action} acts for a member: send the member's session token in X-Member-Token."
+        )
+    roles = ", ".join(sorted(RULES[action]))
+    raise NotAllowed(f"{action} is for {roles}; this key's role is {principal.role}.")
+
+
+def require_merchant(principal: Principal, merchant_id: str, field: list[str]) -> None:
+    """A MERCHANT key acts only for its own merchant; ADMIN for any."""
+    if principal.role == ADMIN:
+        return
+    if principal.role == MERCHANT and principal.merchant_id == merchant_id:
+        return
+    raise Forbidden(f"This key cannot act for merchant {merchant_id!r}.", field=field)
+
+
+def require_member(principal: Principal, member_id: str, field: list[str]) -> None:
+    """A storefront acts only for the member of its session token; ADMIN for any."""
+    if principal.role == ADMIN:
+        return
+    if principal.role == STOREFRONT and principal.member_id == member_id:
+        return
+    raise Forbidden("The member session is for another member.", field=field)
+
+
+def can_see_all_members(principal: Principal) -> bool:
+    return principal.role == ADMIN

@@ -1,0 +1,58 @@
+"""What a running hub holds once per process: settings, database, token signer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from hub import auth
+from hub.config import Settings
+from hub.db import Database
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    extras: dict[str, Any] = field(default_factory=dict)
+    _tokens: auth.SessionTokens | None = None
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Runtime:
+        """Open the database and prepare; a database that is down does not stop the start,
+        so that /healthz answers and /readyz says 503 until it is back."""
+        runtime = cls(settings=settings, db=Database(settings.database_url))
+        try:
+            await runtime.prepare()
+        except Exception as exc:
+            log.warning("database not ready at start; will retry", error=str(exc))
+        return runtime
+
+    async def prepare(self) -> None:
+        """Bootstrap the admin key and load the session signing key (once)."""
+        if self._tokens is not None:
+            return
+        settings = self.settings
+
+        async def work(session: Any) -> str:
+            if settings.bootstrap_admin_key and not await auth.has_admin_key(session):
+                await auth.ensure_admin_key(
+                    session, settings.bootstrap_admin_key, label="bootstrap (HUB_BOOTSTRAP_ADMIN_KEY)"
+                )
+                log.info("bootstrap admin key created")
+            return await auth.signing_key(session, settings.secret_key)
+
+        key = await self.db.transaction(work)
+        self._tokens = auth.SessionTokens(key, settings.member_session_ttl_seconds)
+
+    @property
+    def tokens(self) -> auth.SessionTokens:
+        assert self._tokens is not None, "Runtime.prepare() runs before any request is served"
+        return self._tokens
+
+    async def close(self) -> None:
+        await self.db.dispose()

@@ -1,0 +1,39 @@
+"""The GraphQL API: strawberry types, queries, mutations, loaders, permissions, errors."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.federation import Schema
+
+from hub.config import Settings
+from schema.limits import extensions
+from schema.metrics import OperationMetrics
+from schema.mutations.admin import AdminMutations
+from schema.queries import CoreQueries
+from schema.types.members import Member
+from schema.types.merchants import Merchant, Program
+
+
+@strawberry.type
+class Query(CoreQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(AdminMutations):
+    pass
+
+
+def build_schema(settings: Settings) -> Schema:
+    """The federated schema with the limits and caches the settings ask for."""
+    return Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[Merchant, Program, Member],
+        extensions=extensions(settings, OperationMetrics),
+    )
+
+
+def print_sdl() -> str:
+    """The printed schema, as checked in at schema/schema.graphql."""
+    return build_schema(Settings()).as_str() + "\n"

@@ -1,0 +1,50 @@
+"""The per-request context: the runtime, the caller, and the request's loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import strawberry
+from starlette.requests import Request
+from starlette.responses import Response
+
+from hub import permissions
+from hub.auth import Principal
+from hub.config import Settings
+from hub.db import Database
+from hub.errors import NotAllowed
+from hub.runtime import Runtime
+from schema.errors import forbidden
+from schema.loaders import Loaders
+
+
+@dataclass
+class Context:
+    request: Request
+    response: Response
+    runtime: Runtime
+    principal: Principal
+    loaders: Loaders
+
+    @property
+    def db(self) -> Database:
+        return self.runtime.db
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    def require(self, action: permissions.Action) -> Principal:
+        """The caller, if its role may call the operation; else a top-level FORBIDDEN."""
+        try:
+            permissions.require(self.principal, action)
+        except NotAllowed as exc:
+            raise forbidden(str(exc)) from None
+        return self.principal
+
+    def allows(self, action: permissions.Action) -> bool:
+        return permissions.allowed(self.principal, action)
+
+
+Info: TypeAlias = strawberry.Info[Context, None]

@@ -1,0 +1,21 @@
+"""The contract's enums, exposed from the domain's."""
+
+from __future__ import annotations
+
+import strawberry
+
+from hub import enums
+
+Role = strawberry.enum(enums.Role)
+MerchantCategory = strawberry.enum(enums.MerchantCategory)
+MerchantStatus = strawberry.enum(enums.MerchantStatus)
+ConnectorKind = strawberry.enum(enums.ConnectorKind)
+RewardKind = strawberry.enum(enums.RewardKind)
+EntryKind = strawberry.enum(enums.EntryKind)
+ConversionStatus = strawberry.enum(enums.ConversionStatus)
+RedemptionStatus = strawberry.enum(enums.RedemptionStatus)
+CancellationReason = strawberry.enum(enums.CancellationReason)
+ObligationKind = strawberry.enum(enums.ObligationKind)
+BatchStatus = strawberry.enum(enums.BatchStatus)
+StatementStatus = strawberry.enum(enums.StatementStatus)
+ErrorCode = strawberry.enum(enums.ErrorCode)

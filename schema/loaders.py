@@ -1,0 +1,54 @@
+"""DataLoaders, one set per request; every lookup made from a list goes through one."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import Any, Generic, TypeVar
+
+from aiodataloader import DataLoader
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import members, merchants
+from hub.db import Database
+from hub.models import Account, Member, Merchant, Program
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+Fetch = Callable[[AsyncSession, Sequence[K]], Awaitable[dict[K, V]]]
+
+
+class KeyedLoader(DataLoader, Generic[K, V]):  # type: ignore[misc]
+    """Loads by key in one query per batch; missing keys load as None.
+
+    Each batch reads through its own short session: strawberry resolves sibling
+    fields concurrently, and one AsyncSession must not be used concurrently.
+    """
+
+    def __init__(self, db: Database, fetch: Fetch[K, V]) -> None:
+        super().__init__()
+        self._db = db
+        self._fetch = fetch
+
+    async def batch_load_fn(self, keys: Sequence[K]) -> list[V | None]:
+        async with self._db.read() as session:
+            found = await self._fetch(session, list(dict.fromkeys(keys)))
+        return [found.get(key) for key in keys]
+
+    async def load(self, key: K) -> V | None:  # narrows aiodataloader's untyped load
+        result: Any = await super().load(key)
+        return result  # type: ignore[no-any-return]
+
+
+class Loaders:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.merchant: KeyedLoader[str, Merchant] = KeyedLoader(db, merchants.merchants_by_id)
+        self.program: KeyedLoader[str, Program] = KeyedLoader(db, merchants.programs_by_code)
+        self.program_of_merchant: KeyedLoader[str, Program] = KeyedLoader(
+            db, merchants.programs_by_merchant
+        )
+        self.member: KeyedLoader[str, Member] = KeyedLoader(db, members.members_by_id)
+        self.accounts_of_member: KeyedLoader[str, list[Account]] = KeyedLoader(
+            db, members.accounts_by_member
+        )

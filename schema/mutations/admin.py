@@ -1,0 +1,136 @@
+"""registerMerchant, createApiKey, createMemberSession."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import strawberry
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import auth, members, merchants
+from hub.enums import ConnectorKind as DomainConnectorKind
+from hub.enums import MerchantCategory as DomainCategory
+from hub.enums import Role as DomainRole
+from hub.permissions import Action
+from schema.context import Info
+from schema.enums import ConnectorKind, MerchantCategory, Role
+from schema.errors import UserError, attempt
+from schema.types.merchants import Merchant
+
+
+@strawberry.input
+class RegisterMerchantInput:
+    id: strawberry.ID
+    name: str
+    category: MerchantCategory  # type: ignore[valid-type]
+    program_code: strawberry.ID
+    program_name: str
+    unit_name: str = "point"
+    connector: ConnectorKind = DomainConnectorKind.HOSTED  # type: ignore[valid-type]
+    connector_config: str | None = strawberry.field(
+        default=None, description="JSON: base URL, secret reference, timeouts."
+    )
+    point_value: Decimal
+    accrual_rate: Decimal = Decimal("1")
+    expiry_months: int | None = None
+    compensation_percent: Decimal = Decimal("10")
+
+    def to_domain(self) -> merchants.NewMerchant:
+        return merchants.NewMerchant(
+            id=str(self.id),
+            name=self.name,
+            category=DomainCategory(self.category),
+            program_code=str(self.program_code),
+            program_name=self.program_name,
+            unit_name=self.unit_name,
+            connector=DomainConnectorKind(self.connector),
+            connector_config=self.connector_config,
+            point_value=self.point_value,
+            accrual_rate=self.accrual_rate,
+            expiry_months=self.expiry_months,
+            compensation_percent=self.compensation_percent,
+        )
+
+
+@strawberry.type
+class RegisterMerchantPayload:
+    merchant: Merchant | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class CreateApiKeyInput:
+    role: Role  # type: ignore[valid-type]
+    merchant_id: strawberry.ID | None = strawberry.UNSET
+    label: str
+
+
+@strawberry.type
+class CreateApiKeyPayload:
+    secret: str | None = strawberry.field(description="Shown once.")
+    key_id: strawberry.ID | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class MemberSessionPayload:
+    token: str | None = strawberry.field(
+        description="Send as header X-Member-Token with a STOREFRONT key."
+    )
+    expires_at: dt.datetime | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class AdminMutations:
+    @strawberry.mutation(description="ADMIN: a merchant with its program.")
+    async def register_merchant(
+        self, info: Info, input: RegisterMerchantInput
+    ) -> RegisterMerchantPayload:
+        info.context.require(Action.REGISTER_MERCHANT)
+        data = input.to_domain()
+        row, errors = await attempt(
+            info.context.db.transaction(lambda s: merchants.register_merchant(s, data))
+        )
+        return RegisterMerchantPayload(
+            merchant=Merchant.from_row(row) if row else None, user_errors=errors
+        )
+
+    @strawberry.mutation(description="ADMIN: a new API key; its secret is shown once.")
+    async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
+        principal = info.context.require(Action.CREATE_API_KEY)
+        created, errors = await attempt(
+            info.context.db.transaction(
+                lambda s: auth.create_api_key(
+                    s,
+                    role=DomainRole(input.role),
+                    label=input.label,
+                    merchant_id=str(input.merchant_id) if input.merchant_id else None,
+                    created_by=principal.key_id,
+                )
+            )
+        )
+        if created is None:
+            return CreateApiKeyPayload(secret=None, key_id=None, user_errors=errors)
+        key, secret = created
+        return CreateApiKeyPayload(secret=secret, key_id=strawberry.ID(key.id), user_errors=[])
+
+    @strawberry.mutation(
+        description="MERCHANT (a member of its program) or ADMIN: a session token for one member."
+    )
+    async def create_member_session(
+        self, info: Info, member_id: strawberry.ID
+    ) -> MemberSessionPayload:
+        principal = info.context.require(Action.CREATE_MEMBER_SESSION)
+        runtime = info.context.runtime
+
+        async def mint(session: AsyncSession) -> auth.MemberSession:
+            await members.require_visible(session, principal, str(member_id), ["memberId"])
+            return runtime.tokens.mint(str(member_id), principal.key_id)
+
+        minted, errors = await attempt(runtime.db.transaction(mint))
+        if minted is None:
+            return MemberSessionPayload(token=None, expires_at=None, user_errors=errors)
+        return MemberSessionPayload(token=minted.token, expires_at=minted.expires_at, user_errors=[])

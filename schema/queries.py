@@ -1,0 +1,56 @@
+"""The Query root: merchants, programs, members and the rest, each a few lines."""
+
+from __future__ import annotations
+
+import strawberry
+
+from hub import members, merchants
+from hub.enums import Role
+from hub.permissions import Action
+from schema.context import Info
+from schema.types.members import Member
+from schema.types.merchants import Merchant, Program, Viewer
+from schema.visibility import visible_member
+
+
+@strawberry.type
+class CoreQueries:
+    @strawberry.field(description="Who is calling.")
+    def viewer(self, info: Info) -> Viewer:
+        return Viewer(role=Role(info.context.principal.role))
+
+    @strawberry.field
+    async def merchants(self, info: Info) -> list[Merchant]:
+        async with info.context.db.read() as session:
+            rows = await merchants.list_merchants(session)
+        return [Merchant.from_row(r) for r in rows]
+
+    @strawberry.field
+    async def merchant(self, info: Info, id: strawberry.ID) -> Merchant | None:
+        row = await info.context.loaders.merchant.load(str(id))
+        return Merchant.from_row(row) if row else None
+
+    @strawberry.field
+    async def programs(self, info: Info) -> list[Program]:
+        async with info.context.db.read() as session:
+            rows = await merchants.list_programs(session)
+        return [Program.from_row(r) for r in rows]
+
+    @strawberry.field
+    async def program(self, info: Info, code: strawberry.ID) -> Program | None:
+        row = await info.context.loaders.program.load(str(code))
+        return Program.from_row(row) if row else None
+
+    @strawberry.field(description="null when no such member is visible to the caller.")
+    async def member(self, info: Info, id: strawberry.ID) -> Member | None:
+        info.context.require(Action.READ_MEMBERS)
+        return await visible_member(info, str(id))
+
+    @strawberry.field(description="A member by membership number in a program.")
+    async def member_by_ref(
+        self, info: Info, program: strawberry.ID, external_ref: str
+    ) -> Member | None:
+        info.context.require(Action.READ_MEMBERS)
+        async with info.context.db.read() as session:
+            row = await members.member_by_ref(session, str(program), external_ref)
+        return await visible_member(info, row.id) if row else None

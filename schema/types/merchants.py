@@ -1,0 +1,123 @@
+"""Merchant, Program and the viewer."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from hub import models
+from hub.enums import ConnectorKind as DomainConnectorKind
+from hub.enums import MerchantCategory as DomainCategory
+from hub.enums import MerchantStatus as DomainStatus
+from hub.enums import Role as DomainRole
+from schema.context import Info
+from schema.enums import ConnectorKind, MerchantCategory, MerchantStatus, Role
+from schema.formatting import plain
+
+if TYPE_CHECKING:
+    from schema.types.members import Member
+
+
+@strawberry.federation.type(keys=["id"], description="A partner merchant; id is its slug.")
+class Merchant:
+    id: strawberry.ID
+    name: str
+    category: MerchantCategory  # type: ignore[valid-type]
+    status: MerchantStatus  # type: ignore[valid-type]
+    compensation_percent: Decimal = strawberry.field(
+        description="Extra points, in percent of those paid, on a merchant-side cancellation."
+    )
+
+    @classmethod
+    def from_row(cls, row: models.Merchant) -> Merchant:
+        return cls(
+            id=strawberry.ID(row.id),
+            name=row.name,
+            category=DomainCategory(row.category),
+            status=DomainStatus(row.status),
+            compensation_percent=plain(row.compensation_percent),
+        )
+
+    @strawberry.field
+    async def program(self, info: Info) -> Program:
+        row = await info.context.loaders.program_of_merchant.load(str(self.id))
+        assert row is not None, "every merchant has a program"
+        return Program.from_row(row)
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Merchant | None:
+        row = await info.context.loaders.merchant.load(str(id))
+        return cls.from_row(row) if row else None
+
+
+@strawberry.federation.type(keys=["code"], description="A merchant's loyalty program.")
+class Program:
+    code: strawberry.ID
+    name: str
+    unit_name: str
+    connector: ConnectorKind  # type: ignore[valid-type]
+    point_value: Decimal = strawberry.field(description="Money one point is worth in settlement.")
+    accrual_rate: Decimal = strawberry.field(description="Points per unit of money spent.")
+    expiry_months: int | None = strawberry.field(description="null: points never expire.")
+    merchant_id: strawberry.Private[str]
+
+    @classmethod
+    def from_row(cls, row: models.Program) -> Program:
+        return cls(
+            code=strawberry.ID(row.code),
+            name=row.name,
+            unit_name=row.unit_name,
+            connector=DomainConnectorKind(row.connector),
+            point_value=plain(row.point_value),
+            accrual_rate=plain(row.accrual_rate),
+            expiry_months=row.expiry_months,
+            merchant_id=row.merchant_id,
+        )
+
+    @strawberry.field
+    async def merchant(self, info: Info) -> Merchant:
+        row = await info.context.loaders.merchant.load(self.merchant_id)
+        assert row is not None, "every program has a merchant"
+        return Merchant.from_row(row)
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, code: strawberry.ID) -> Program | None:
+        row = await info.context.loaders.program.load(str(code))
+        return cls.from_row(row) if row else None
+
+
+async def load_program(info: Info, code: str) -> Program:
+    row = await info.context.loaders.program.load(code)
+    assert row is not None, f"program {code} exists"
+    return Program.from_row(row)
+
+
+async def load_merchant(info: Info, merchant_id: str) -> Merchant:
+    row = await info.context.loaders.merchant.load(merchant_id)
+    assert row is not None, f"merchant {merchant_id} exists"
+    return Merchant.from_row(row)
+
+
+@strawberry.type(description="Who is calling.")
+class Viewer:
+    role: Role  # type: ignore[valid-type]
+
+    @strawberry.field
+    async def merchant(self, info: Info) -> Merchant | None:
+        merchant_id = info.context.principal.merchant_id
+        return await load_merchant(info, merchant_id) if merchant_id else None
+
+    @strawberry.field
+    async def member(
+        self, info: Info
+    ) -> Annotated[Member, strawberry.lazy("schema.types.members")] | None:
+        from schema.types.members import Member
+
+        member_id = info.context.principal.member_id
+        return await Member.load(info, member_id) if member_id else None
+
+
+def viewer_of(role: DomainRole) -> Viewer:
+    return Viewer(role=role)

@@ -1,0 +1,97 @@
+"""The GraphQL endpoint: authenticates the caller, then runs strawberry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from hub import auth
+from hub.auth import Principal
+from hub.enums import Role
+from hub.runtime import Runtime
+from schema.context import Context
+from schema.loaders import Loaders
+
+
+def unauthenticated(message: str) -> JSONResponse:
+    """HTTP 401 with a GraphQL error coded UNAUTHENTICATED."""
+    return JSONResponse(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": "UNAUTHENTICATED"}}]},
+        status_code=401,
+        headers={"WWW-Authenticate": 'Bearer realm="hub"'},
+    )
+
+
+async def principal_of(runtime: Runtime, request: Request) -> Principal | JSONResponse:
+    """The caller of a request, or the 401 (or 503) response that refuses it."""
+    try:
+        await runtime.prepare()
+    except Exception:
+        return JSONResponse(
+            {"data": None, "errors": [{"message": "The database is not available; retry shortly.",
+                                        "extensions": {"code": "UNAVAILABLE"}}]},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+    header = request.headers.get("authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        return unauthenticated("Send an API key as 'Authorization: Bearer <key>'.")
+    async with runtime.db.read() as session:
+        principal = await auth.authenticate(session, secret.strip())
+    if principal is None:
+        return unauthenticated("The API key is unknown or revoked.")
+    token = request.headers.get("x-member-token")
+    if token:
+        if principal.role != Role.STOREFRONT:
+            return unauthenticated("X-Member-Token is accepted only with a STOREFRONT key.")
+        member_id = runtime.tokens.member_of(token.strip())
+        if member_id is None:
+            return unauthenticated(
+                "The member session token is invalid or expired; mint a new one with "
+                "createMemberSession."
+            )
+        principal = Principal(
+            key_id=principal.key_id, role=principal.role, member_id=member_id
+        )
+    return principal
+
+
+_NOBODY = Principal(key_id="anonymous", role=Role.STOREFRONT)
+
+
+class HubGraphQL(GraphQL[Context, None]):
+    """strawberry's ASGI view behind API-key authentication."""
+
+    def __init__(self, schema: Any, *, graphiql: bool) -> None:
+        super().__init__(
+            schema, graphql_ide="graphiql" if graphiql else None, allow_queries_via_get=False
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            request = Request(scope, receive)
+            found = await principal_of(request.app.state.runtime, request)
+            if isinstance(found, Response):
+                await found(scope, receive, send)
+                return
+            scope.setdefault("state", {})["principal"] = found
+        await super().__call__(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+        assert isinstance(request, Request) and isinstance(response, Response)
+        runtime: Runtime = request.app.state.runtime
+        return Context(
+            request=request,
+            response=response,
+            runtime=runtime,
+            # Only POST executes operations, and POST always has a principal; a GET
+            # (the GraphiQL page) gets a storefront without a member, which may do nothing.
+            principal=getattr(request.state, "principal", _NOBODY),
+            loaders=Loaders(runtime.db),
+        )

@@ -1,0 +1,103 @@
+"""Fixtures: a migrated database per backend (SQLite always, PostgreSQL when configured),
+emptied after every test, and the hub app reached through HTTP."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hub.config import Settings
+from hub.migrate import upgrade
+from hub.models import Base
+from tests.helpers import ADMIN_KEY, Api, running_app
+
+POSTGRES_URL = os.environ.get("HUB_TEST_POSTGRES_URL")
+
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgres",
+        marks=pytest.mark.skipif(not POSTGRES_URL, reason="HUB_TEST_POSTGRES_URL is not set"),
+    ),
+]
+
+
+async def _create_pg_database() -> str:
+    assert POSTGRES_URL
+    admin_url = make_url(POSTGRES_URL)
+    name = f"hub_test_{os.getpid()}_{secrets.token_hex(4)}"
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    await engine.dispose()
+    return admin_url.set(database=name).render_as_string(hide_password=False)
+
+
+async def _drop_pg_database(url: str) -> None:
+    assert POSTGRES_URL
+    name = make_url(url).database
+    engine = create_async_engine(make_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def tmp_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="hub-test-") as path:
+        yield Path(path)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_dir: Path) -> AsyncIterator[str]:
+    """A freshly migrated database for this test session and backend."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_dir / 'hub.db'}"
+        await upgrade(url)
+        yield url
+        return
+    url = await _create_pg_database()
+    try:
+        await upgrade(url)
+        yield url
+    finally:
+        await _drop_pg_database(url)
+
+
+async def _empty(url: str) -> None:
+    engine = create_async_engine(url)
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                await conn.execute(text(f"DELETE FROM {table}"))
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db_url(database_url: str) -> AsyncIterator[str]:
+    """The session's database, emptied after the test."""
+    yield database_url
+    await _empty(database_url)
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings(database_url=db_url, bootstrap_admin_key=ADMIN_KEY, log_level="WARNING")
+
+
+@pytest.fixture
+async def api(settings: Settings) -> AsyncIterator[Api]:
+    """The hub app over HTTP (httpx through its ASGI transport), lifespan run."""
+    async with running_app(settings) as client:
+        yield client

@@ -1,0 +1,130 @@
+"""Test helpers: the API client and a few ready-made merchants."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from hub.app import create_app
+from hub.config import Settings
+
+ADMIN_KEY = "test-admin-secret"
+
+
+class GraphQLErrors(AssertionError):
+    pass
+
+
+class Api:
+    """POST /graphql as a partner would: a key, optionally a member token."""
+
+    def __init__(self, client: httpx.AsyncClient, app: Any) -> None:
+        self.client = client
+        self.app = app
+
+    async def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        key: str | None = ADMIN_KEY,
+        member_token: str | None = None,
+    ) -> httpx.Response:
+        headers = {}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        if member_token is not None:
+            headers["X-Member-Token"] = member_token
+        return await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+
+    async def gql(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        key: str | None = ADMIN_KEY,
+        member_token: str | None = None,
+    ) -> dict[str, Any]:
+        """The data of a query that must succeed without top-level errors."""
+        response = await self.post(query, variables, key=key, member_token=member_token)
+        body = response.json()
+        if response.status_code != 200 or body.get("errors"):
+            raise GraphQLErrors(f"HTTP {response.status_code}: {body}")
+        data: dict[str, Any] = body["data"]
+        return data
+
+    async def errors(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        key: str | None = ADMIN_KEY,
+        member_token: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The top-level errors of a query that must fail."""
+        response = await self.post(query, variables, key=key, member_token=member_token)
+        body = response.json()
+        assert body.get("errors"), body
+        errors: list[dict[str, Any]] = body["errors"]
+        return errors
+
+
+@asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[Api]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as client:
+            yield Api(client, app)
+
+
+REGISTER = """
+mutation Register($input: RegisterMerchantInput!) {
+  registerMerchant(input: $input) {
+    merchant { id name category status compensationPercent
+               program { code name unitName connector pointValue accrualRate expiryMonths } }
+    userErrors { field message code }
+  }
+}"""
+
+CREATE_KEY = """
+mutation Key($input: CreateApiKeyInput!) {
+  createApiKey(input: $input) { secret keyId userErrors { field message code } }
+}"""
+
+
+def merchant_input(
+    merchant_id: str, code: str, category: str = "OTHER", **extra: Any
+) -> dict[str, Any]:
+    data = {
+        "id": merchant_id,
+        "name": merchant_id.title(),
+        "category": category,
+        "programCode": code,
+        "programName": f"{code} points",
+        "pointValue": "0.10",
+    }
+    data.update(extra)
+    return data
+
+
+async def register(api: Api, merchant_id: str, code: str, **extra: Any) -> dict[str, Any]:
+    data = await api.gql(REGISTER, {"input": merchant_input(merchant_id, code, **extra)})
+    payload: dict[str, Any] = data["registerMerchant"]
+    assert payload["userErrors"] == [], payload
+    return payload
+
+
+async def create_key(api: Api, role: str, merchant_id: str | None = None) -> str:
+    data = await api.gql(
+        CREATE_KEY, {"input": {"role": role, "merchantId": merchant_id, "label": f"{role} test"}}
+    )
+    payload = data["createApiKey"]
+    assert payload["userErrors"] == [], payload
+    secret: str = payload["secret"]
+    return secret
