@@ -105,7 +105,9 @@ async def ensure_admin_key(session: AsyncSession, secret: str, label: str) -> bo
     existing = await session.scalar(select(ApiKey).where(ApiKey.secret_hash == hash_secret(secret)))
     if existing is not None:
         return False
-    await create_api_key(session, role=Role.ADMIN, label=label, secret=secret, created_by="bootstrap")
+    await create_api_key(
+        session, role=Role.ADMIN, label=label, secret=secret, created_by="bootstrap"
+    )
     return True
 
 

@@ -13,7 +13,12 @@ import structlog
 from sqlalchemy import BigInteger, DateTime, Numeric, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.types import TypeDecorator
 from tenacity import (
     AsyncRetrying,
@@ -147,7 +152,9 @@ class Database:
         async with self._write_sessions() as session, session.begin():
             yield session
 
-    async def transaction(self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 8) -> T:
+    async def transaction(
+        self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 8
+    ) -> T:
         """Run `work` in one write transaction, again from the start after a lost race.
 
         Retries serialization failures and deadlocks (PostgreSQL), a busy
@@ -165,7 +172,7 @@ class Database:
                     return await work(session)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def ping(self, timeout: float = 2.0) -> None:
+    async def ping(self) -> None:
         """Raise unless the database answers a trivial query."""
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
@@ -13,7 +15,7 @@ from hub.config import Settings
 PERSONAL = frozenset({"phone", "display_name", "displayName", "name", "token", "secret"})
 
 
-def _drop_personal(_: object, __: str, event: dict[str, object]) -> dict[str, object]:
+def _drop_personal(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in PERSONAL & event.keys():
         event[key] = "[redacted]"
     return event
@@ -36,7 +38,9 @@ def configure(settings: Settings) -> None:
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(level if isinstance(level, int) else 20),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            level if isinstance(level, int) else 20
+        ),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )

@@ -75,7 +75,9 @@ async def account_of(session: AsyncSession, member_id: str, program_code: str) -
     )
 
 
-async def member_by_ref(session: AsyncSession, program_code: str, external_ref: str) -> Member | None:
+async def member_by_ref(
+    session: AsyncSession, program_code: str, external_ref: str
+) -> Member | None:
     return await session.scalar(
         select(Member)
         .join(Account, Account.member_id == Member.id)

@@ -41,7 +41,9 @@ class Runtime:
         async def work(session: Any) -> str:
             if settings.bootstrap_admin_key and not await auth.has_admin_key(session):
                 await auth.ensure_admin_key(
-                    session, settings.bootstrap_admin_key, label="bootstrap (HUB_BOOTSTRAP_ADMIN_KEY)"
+                    session,
+                    settings.bootstrap_admin_key,
+                    label="bootstrap (HUB_BOOTSTRAP_ADMIN_KEY)",
                 )
                 log.info("bootstrap admin key created")
             return await auth.signing_key(session, settings.secret_key)

@@ -16,8 +16,7 @@ from graphql import (
     ValidationContext,
     ValidationRule,
 )
-from graphql.validation import ASTValidationRule
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +18,7 @@ V = TypeVar("V")
 Fetch = Callable[[AsyncSession, Sequence[K]], Awaitable[dict[K, V]]]
 
 
-class KeyedLoader(DataLoader, Generic[K, V]):  # type: ignore[misc]
+class KeyedLoader(Generic[K, V]):
     """Loads by key in one query per batch; missing keys load as None.
 
     Each batch reads through its own short session: strawberry resolves sibling
@@ -26,18 +26,22 @@ class KeyedLoader(DataLoader, Generic[K, V]):  # type: ignore[misc]
     """
 
     def __init__(self, db: Database, fetch: Fetch[K, V]) -> None:
-        super().__init__()
         self._db = db
         self._fetch = fetch
+        self._loader = DataLoader(self._batch)
 
-    async def batch_load_fn(self, keys: Sequence[K]) -> list[V | None]:
+    async def _batch(self, keys: Sequence[K]) -> list[V | None]:
         async with self._db.read() as session:
             found = await self._fetch(session, list(dict.fromkeys(keys)))
         return [found.get(key) for key in keys]
 
-    async def load(self, key: K) -> V | None:  # narrows aiodataloader's untyped load
-        result: Any = await super().load(key)
-        return result  # type: ignore[no-any-return]
+    async def load(self, key: K) -> V | None:
+        result: V | None = await self._loader.load(key)
+        return result
+
+    async def load_many(self, keys: Sequence[K]) -> list[V | None]:
+        result: list[V | None] = await self._loader.load_many(keys)
+        return result
 
 
 class Loaders:

@@ -33,8 +33,15 @@ async def principal_of(runtime: Runtime, request: Request) -> Principal | JSONRe
         await runtime.prepare()
     except Exception:
         return JSONResponse(
-            {"data": None, "errors": [{"message": "The database is not available; retry shortly.",
-                                        "extensions": {"code": "UNAVAILABLE"}}]},
+            {
+                "data": None,
+                "errors": [
+                    {
+                        "message": "The database is not available; retry shortly.",
+                        "extensions": {"code": "UNAVAILABLE"},
+                    }
+                ],
+            },
             status_code=503,
             headers={"Retry-After": "5"},
         )
@@ -56,9 +63,7 @@ async def principal_of(runtime: Runtime, request: Request) -> Principal | JSONRe
                 "The member session token is invalid or expired; mint a new one with "
                 "createMemberSession."
             )
-        principal = Principal(
-            key_id=principal.key_id, role=principal.role, member_id=member_id
-        )
+        principal = Principal(key_id=principal.key_id, role=principal.role, member_id=member_id)
     return principal
 
 
@@ -83,7 +88,9 @@ class HubGraphQL(GraphQL[Context, None]):
             scope.setdefault("state", {})["principal"] = found
         await super().__call__(scope, receive, send)
 
-    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
         assert isinstance(request, Request) and isinstance(response, Response)
         runtime: Runtime = request.app.state.runtime
         return Context(

@@ -15,7 +15,9 @@ async def test_healthz_and_readyz(api: Api) -> None:
 
 async def test_readyz_is_503_when_the_database_is_down() -> None:
     # Nothing listens on port 1: the database is down from the start.
-    settings = Settings(database_url="postgresql+asyncpg://root@127.0.0.1:1/none", log_level="ERROR")
+    settings = Settings(
+        database_url="postgresql+asyncpg://root@127.0.0.1:1/none", log_level="ERROR"
+    )
     async with running_app(settings) as api:
         assert (await api.client.get("/healthz")).status_code == 200
         ready = await api.client.get("/readyz")

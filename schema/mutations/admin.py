@@ -6,7 +6,6 @@ import datetime as dt
 from decimal import Decimal
 
 import strawberry
-
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import auth, members, merchants
@@ -133,4 +132,6 @@ class AdminMutations:
         minted, errors = await attempt(runtime.db.transaction(mint))
         if minted is None:
             return MemberSessionPayload(token=None, expires_at=None, user_errors=errors)
-        return MemberSessionPayload(token=minted.token, expires_at=minted.expires_at, user_errors=[])
+        return MemberSessionPayload(
+            token=minted.token, expires_at=minted.expires_at, user_errors=[]
+        )
