@@ -14,7 +14,7 @@ from hub.enums import AccountKind, Role
 from hub.errors import AlreadyExists, NotFound
 from hub.ids import new_id
 from hub.merchants import get_program
-from hub.models import Account, Member, Program
+from hub.models import Account, Entry, Member, Posting, Program
 from hub.permissions import require_merchant
 
 
@@ -150,3 +150,18 @@ async def require_visible(
     if member is None:
         raise NotFound(f"No member with id {member_id!r} is visible to this key.", field=field)
     return member
+
+
+async def member_posting(session: AsyncSession, entry_id: int) -> tuple[Entry, Posting]:
+    """An entry with its posting on the member's account (the member's side of it)."""
+    row = (
+        await session.execute(
+            select(Entry, Posting)
+            .join(Posting, Posting.entry_id == Entry.id)
+            .join(Account, Account.id == Posting.account_id)
+            .where(Entry.id == entry_id, Account.kind == AccountKind.MEMBER.value)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"No member entry {entry_id}.")
+    return row[0], row[1]

@@ -9,6 +9,7 @@ from hub.config import Settings
 from schema.limits import extensions
 from schema.metrics import OperationMetrics
 from schema.mutations.admin import AdminMutations
+from schema.mutations.members import MemberMutations
 from schema.queries import CoreQueries
 from schema.types.members import Member
 from schema.types.merchants import Merchant, Program
@@ -20,7 +21,7 @@ class Query(CoreQueries):
 
 
 @strawberry.type
-class Mutation(AdminMutations):
+class Mutation(AdminMutations, MemberMutations):
     pass
 
 

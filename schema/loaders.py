@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import members, merchants
 from hub.db import Database
-from hub.models import Account, Member, Merchant, Program
+from hub.ledger import queries as ledger_queries
+from hub.models import Account, Lot, Member, Merchant, Program
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -56,3 +57,7 @@ class Loaders:
         self.accounts_of_member: KeyedLoader[str, list[Account]] = KeyedLoader(
             db, members.accounts_by_member
         )
+        self.open_lots: KeyedLoader[int, list[Lot]] = KeyedLoader(
+            db, ledger_queries.open_lots_by_account
+        )
+        self.held: KeyedLoader[int, int] = KeyedLoader(db, ledger_queries.held_by_account)

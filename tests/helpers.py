@@ -128,3 +128,101 @@ async def create_key(api: Api, role: str, merchant_id: str | None = None) -> str
     assert payload["userErrors"] == [], payload
     secret: str = payload["secret"]
     return secret
+
+
+ENROLL = """
+mutation Enroll($input: EnrollMemberInput!) {
+  enrollMember(input: $input) { member { id displayName } userErrors { field message code } }
+}"""
+
+ACCRUE = """
+mutation Accrue($input: AccruePointsInput!) {
+  accruePoints(input: $input) {
+    points
+    entry { id kind points balanceAfter reference memo businessDate program { code } }
+    userErrors { field message code }
+  }
+}"""
+
+BALANCES = """
+query Balances($id: ID!) {
+  member(id: $id) { id displayName accounts { program { code } externalRef balance held
+                                             expiring { points expiresAt } } }
+}"""
+
+
+async def enroll(
+    api: Api,
+    program: str,
+    ref: str,
+    name: str = "Li Wei",
+    *,
+    member_id: str | None = None,
+    key: str = ADMIN_KEY,
+) -> str:
+    data = await api.gql(
+        ENROLL,
+        {
+            "input": {
+                "program": program,
+                "externalRef": ref,
+                "displayName": name,
+                "memberId": member_id,
+            }
+        },
+        key=key,
+    )
+    payload = data["enrollMember"]
+    assert payload["userErrors"] == [], payload
+    member: str = payload["member"]["id"]
+    return member
+
+
+async def accrue(
+    api: Api,
+    member_id: str,
+    program: str,
+    amount: str,
+    *,
+    order: str | None = None,
+    key: str = ADMIN_KEY,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    import secrets
+
+    order = order or f"order-{secrets.token_hex(4)}"
+    data = await api.gql(
+        ACCRUE,
+        {
+            "input": {
+                "memberId": member_id,
+                "program": program,
+                "orderRef": order,
+                "amount": amount,
+                "idempotencyKey": idempotency_key or f"accrue-{order}",
+            }
+        },
+        key=key,
+    )
+    payload: dict[str, Any] = data["accruePoints"]
+    return payload
+
+
+async def balances(api: Api, member_id: str, key: str = ADMIN_KEY, **kw: Any) -> dict[str, int]:
+    data = await api.gql(BALANCES, {"id": member_id}, key=key, **kw)
+    if data["member"] is None:
+        return {}
+    return {a["program"]["code"]: a["balance"] for a in data["member"]["accounts"]}
+
+
+async def verify_ledger(url: str) -> list[str]:
+    """`hub verify`'s findings on the database at `url`."""
+    from hub.db import Database
+    from hub.verify import verify
+
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            return [str(v) for v in await verify(session)]
+    finally:
+        await db.dispose()

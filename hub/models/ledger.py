@@ -66,7 +66,18 @@ class Entry(Base):
     """A journal entry: append-only; its postings sum to zero."""
 
     __tablename__ = "entries"
-    __table_args__ = (Index("ix_entries_reference", "reference"),)
+    __table_args__ = (
+        Index("ix_entries_reference", "reference"),
+        # An order earns points once per program, whatever the idempotency key.
+        Index(
+            "uq_entries_accrual_order",
+            "program_code",
+            "reference",
+            unique=True,
+            sqlite_where=text("kind = 'ACCRUAL'"),
+            postgresql_where=text("kind = 'ACCRUAL'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(20))
@@ -91,7 +102,7 @@ class Posting(Base):
     entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id"))
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     amount: Mapped[int] = mapped_column()
-    balance_after: Mapped[int] = mapped_column()
+    balance_after: Mapped[int | None] = mapped_column()  # member accounts only
 
 
 class Lot(Base):

@@ -1,12 +1,86 @@
-"""Member and what a viewer may see of it."""
+"""Member, its program accounts and its history."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import strawberry
 
+from hub import members as member_service
 from hub import models
+from hub.db import utcnow
+from hub.enums import EntryKind as DomainEntryKind
+from hub.enums import Role
+from hub.ledger import queries
 from hub.privacy import mask_name
 from schema.context import Info
+from schema.enums import EntryKind
+from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_size
+from schema.types.merchants import Program, load_program
+
+
+@strawberry.type
+class ExpiringLot:
+    points: int
+    expires_at: dt.datetime
+
+
+@strawberry.type(description="A member's account in one program.")
+class ProgramAccount:
+    external_ref: str = strawberry.field(description="The membership number at the merchant.")
+    account: strawberry.Private[models.Account]
+
+    @strawberry.field
+    async def program(self, info: Info) -> Program:
+        return await load_program(info, self.account.program_code)
+
+    @strawberry.field(description="Spendable points now.")
+    async def balance(self, info: Info) -> int:
+        lots = await info.context.loaders.open_lots.load(self.account.id) or []
+        return queries.spendable(self.account.balance, lots, utcnow())
+
+    @strawberry.field(description="Points on hold for pending redemptions.")
+    async def held(self, info: Info) -> int:
+        return await info.context.loaders.held.load(self.account.id) or 0
+
+    @strawberry.field(description="Open lots that expire, soonest first.")
+    async def expiring(self, info: Info) -> list[ExpiringLot]:
+        now = utcnow()
+        lots = await info.context.loaders.open_lots.load(self.account.id) or []
+        return [
+            ExpiringLot(points=lot.remaining, expires_at=lot.expires_at)
+            for lot in lots
+            if lot.expires_at is not None and lot.expires_at > now
+        ]
+
+
+@strawberry.type(description="One movement of a member's points.")
+class LedgerEntry:
+    id: strawberry.ID
+    kind: EntryKind  # type: ignore[valid-type]
+    points: int = strawberry.field(description="Signed, from the member account's side.")
+    balance_after: int
+    occurred_at: dt.datetime
+    business_date: dt.date
+    reference: str | None
+    memo: str | None
+    program_code: strawberry.Private[str]
+
+    @strawberry.field
+    async def program(self, info: Info) -> Program:
+        return await load_program(info, self.program_code)
+
+
+@strawberry.type
+class LedgerEntryEdge:
+    node: LedgerEntry
+    cursor: str
+
+
+@strawberry.type
+class LedgerEntryConnection:
+    edges: list[LedgerEntryEdge]
+    page_info: PageInfo
 
 
 @strawberry.federation.type(keys=["id"], description="A person enrolled in one or more programs.")
@@ -26,9 +100,68 @@ class Member:
     @strawberry.field(description="Masked unless the viewer is the member or ADMIN.")
     def display_name(self, info: Info) -> str:
         principal = info.context.principal
-        if principal.role == "ADMIN" or principal.member_id == self.row.id:
+        if principal.role == Role.ADMIN or principal.member_id == self.row.id:
             return self.row.display_name
         return mask_name(self.row.display_name)
+
+    async def _visible_accounts(self, info: Info) -> list[models.Account]:
+        principal = info.context.principal
+        own = None
+        if principal.merchant_id is not None:
+            program = await info.context.loaders.program_of_merchant.load(principal.merchant_id)
+            own = program.code if program else None
+        accounts = await info.context.loaders.accounts_of_member.load(self.row.id) or []
+        return [a for a in accounts if member_service.account_visible(principal, a, own)]
+
+    @strawberry.field(description="The accounts the viewer may see.")
+    async def accounts(self, info: Info) -> list[ProgramAccount]:
+        return [
+            ProgramAccount(external_ref=a.external_ref or "", account=a)
+            for a in await self._visible_accounts(info)
+        ]
+
+    @strawberry.field
+    async def account(self, info: Info, program: strawberry.ID) -> ProgramAccount | None:
+        for a in await self._visible_accounts(info):
+            if a.program_code == str(program):
+                return ProgramAccount(external_ref=a.external_ref or "", account=a)
+        return None
+
+    @strawberry.field(description="The member's ledger entries, newest first.")
+    async def history(
+        self,
+        info: Info,
+        program: strawberry.ID | None = strawberry.UNSET,
+        first: int | None = 20,
+        after: str | None = strawberry.UNSET,
+    ) -> LedgerEntryConnection:
+        size = page_size(first)
+        before = decode_int_cursor("posting", after or None)
+        visible = [a.program_code for a in await self._visible_accounts(info)]
+        programs = [p for p in visible if not program or p == str(program)]
+        async with info.context.db.read() as session:
+            lines, more = await queries.history(session, self.row.id, programs, size, before)
+        edges = [
+            LedgerEntryEdge(
+                node=LedgerEntry(
+                    id=strawberry.ID(str(line.entry.id)),
+                    kind=DomainEntryKind(line.entry.kind),
+                    points=line.points,
+                    balance_after=line.balance_after,
+                    occurred_at=line.entry.occurred_at,
+                    business_date=line.entry.business_date,
+                    reference=line.entry.reference,
+                    memo=line.entry.memo,
+                    program_code=line.entry.program_code,
+                ),
+                cursor=encode_cursor("posting", line.posting_id),
+            )
+            for line in lines
+        ]
+        return LedgerEntryConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+        )
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Member | None:

@@ -1,0 +1,139 @@
+"""accruePoints: points earned for a real purchase, in the merchant's own program."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import idempotency, promotions, validate
+from hub.auth import Principal
+from hub.config import Settings
+from hub.db import utcnow
+from hub.enums import AccountKind, ConnectorKind, EntryKind
+from hub.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
+from hub.ledger.core import Movement
+from hub.ledger.points import Points, expiry_of
+from hub.members import account_of
+from hub.merchants import get_program
+from hub.models import Entry, Member
+from hub.permissions import require_merchant
+
+MAX_AMOUNT = Decimal(100_000_000)  # money per purchase
+
+
+@dataclass(frozen=True)
+class Purchase:
+    member_id: str
+    program: str
+    order_ref: str
+    amount: Decimal
+    occurred_at: dt.datetime | None
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class Accrued:
+    entry_id: int
+    points: int
+
+
+def points_for(amount: Decimal, rate: Decimal, multiplier: Decimal) -> int:
+    """floor(amount x accrualRate x multiplier): a partial point is never granted."""
+    return int((amount * rate * multiplier).to_integral_value(rounding=ROUND_FLOOR))
+
+
+async def accrue(
+    session: AsyncSession, principal: Principal, settings: Settings, data: Purchase
+) -> Accrued:
+    """Credit a member for a purchase, once per idempotency key and once per order."""
+    f = "input"
+    request = {
+        "memberId": data.member_id,
+        "program": data.program,
+        "orderRef": data.order_ref,
+        "amount": str(data.amount),
+        "occurredAt": data.occurred_at.isoformat() if data.occurred_at else None,
+    }
+
+    async def effect() -> idempotency.Result:
+        program = await get_program(session, data.program, [f, "program"])
+        require_merchant(principal, program.merchant_id, [f, "program"])
+        if program.connector != ConnectorKind.HOSTED.value:
+            raise InvalidState(
+                f"{program.code} balances live in the partner's own system; accrue there.",
+                field=[f, "program"],
+            )
+        order_ref = validate.text(data.order_ref, [f, "orderRef"], max_length=120)
+        amount = validate.decimal_in_range(
+            data.amount,
+            [f, "amount"],
+            low=Decimal(0),
+            high=MAX_AMOUNT,
+            places=2,
+            low_inclusive=False,
+        )
+        now = utcnow()
+        occurred = data.occurred_at or now
+        if occurred.tzinfo is None:
+            raise InvalidInput("occurredAt needs a UTC offset.", field=[f, "occurredAt"])
+        if occurred > now + dt.timedelta(minutes=5):
+            raise InvalidInput("occurredAt is in the future.", field=[f, "occurredAt"])
+        if await session.get(Member, data.member_id) is None:
+            raise NotFound(f"No member has id {data.member_id!r}.", field=[f, "memberId"])
+        account = await account_of(session, data.member_id, program.code)
+        if account is None:
+            raise NotFound(
+                f"Member {data.member_id} is not enrolled in {program.code}; enroll them first.",
+                field=[f, "memberId"],
+            )
+        already = await session.scalar(
+            select(Entry.id).where(
+                Entry.program_code == program.code,
+                Entry.kind == EntryKind.ACCRUAL.value,
+                Entry.reference == order_ref,
+            )
+        )
+        if already is not None:
+            raise AlreadyExists(
+                f"Order {order_ref!r} has already earned points in {program.code}.",
+                field=[f, "orderRef"],
+            )
+        active = await promotions.active(session, program.code, occurred)
+        points = points_for(amount, program.accrual_rate, promotions.accrual_multiplier(active))
+        if points < 1:
+            raise InvalidInput(
+                f"{amount} at {program.accrual_rate} points per unit earns no whole point.",
+                field=[f, "amount"],
+            )
+        labels = ", ".join(p.label for p in active)
+        movement = Movement(
+            actor=principal.actor,
+            business_date=settings.business_date(occurred),
+            occurred_at=occurred,
+            reference=order_ref,
+            memo=f"purchase of {amount}" + (f" ({labels})" if labels else ""),
+            idempotency_key=data.idempotency_key,
+        )
+        entry = await Points(session).credit(
+            account,
+            points,
+            EntryKind.ACCRUAL,
+            AccountKind.ISSUED,
+            movement,
+            expires_at=expiry_of(occurred, program.expiry_months),
+        )
+        return {"entry_id": entry.id, "points": points}
+
+    result = await idempotency.once(
+        session,
+        scope=principal.idempotency_scope,
+        key=data.idempotency_key,
+        operation="accruePoints",
+        request=request,
+        effect=effect,
+    )
+    return Accrued(entry_id=int(result["entry_id"]), points=int(result["points"]))

@@ -1,0 +1,84 @@
+"""Idempotency keys: the first call's result is kept with its effect; a repeat returns it.
+
+The key is claimed (inserted) before the effect, in the same transaction. A
+concurrent duplicate blocks on the unique index until the first commits, then
+fails, and its transaction is run again from the start: it then finds the
+stored result and moves nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import validate
+from hub.db import utcnow
+from hub.errors import IdempotencyConflict, RetryTransaction
+from hub.models import IdempotencyRecord
+
+Result = dict[str, Any]
+
+
+def request_hash(operation: str, request: dict[str, Any]) -> str:
+    canonical = json.dumps({"op": operation, "input": request}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def once(
+    session: AsyncSession,
+    *,
+    scope: str,
+    key: str,
+    operation: str,
+    request: dict[str, Any],
+    effect: Callable[[], Awaitable[Result]],
+) -> Result:
+    """Run `effect` once per (scope, key); later calls with the same input get its result."""
+    key = validate.text(key, ["input", "idempotencyKey"], max_length=200)
+    digest = request_hash(operation, request)
+    found = await session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+        )
+    )
+    if found is not None:
+        if found.request_hash != digest:
+            raise IdempotencyConflict(
+                f"idempotencyKey {key!r} was used for a different request; use a new key "
+                "for a new request.",
+                field=["input", "idempotencyKey"],
+            )
+        stored: Result = json.loads(found.result)
+        return stored
+    record = IdempotencyRecord(
+        scope=scope, key=key, operation=operation, request_hash=digest, result="{}"
+    )
+    session.add(record)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a concurrent duplicate got there first
+        raise RetryTransaction() from exc
+    result = await effect()
+    await session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.id == record.id)
+        .values(result=json.dumps(result, default=str))
+        .execution_options(synchronize_session=False)
+    )
+    return result
+
+
+async def purge(session: AsyncSession, older_than_days: int) -> int:
+    """Forget keys older than the retention (at least 7 days)."""
+    cutoff = utcnow() - dt.timedelta(days=max(older_than_days, 7))
+    result = await session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.created_at < cutoff)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,148 @@
+"""Posting journal entries: balanced, append-only, member balances never below zero.
+
+Member accounts carry a cached balance, updated with the postings in the same
+transaction and locked (SELECT ... FOR UPDATE, in id order) before they change.
+System accounts (issued, redeemed, exchange, expired, held) carry no cached
+balance: updating one row per program on every movement would serialize all of
+a program's traffic on it. Their balance is the sum of their postings, which
+`hub verify` checks against the member side.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
+
+from hub.db import utcnow
+from hub.enums import AccountKind, EntryKind
+from hub.errors import InsufficientPoints, NotFound, RetryTransaction
+from hub.models import Account, Entry, Posting
+
+
+@dataclass(frozen=True)
+class Movement:
+    """Why points move: who, when, the business date, and a reference."""
+
+    actor: str
+    business_date: dt.date
+    occurred_at: dt.datetime = field(default_factory=utcnow)
+    reference: str | None = None
+    memo: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Leg:
+    account: Account
+    amount: int
+
+
+class Journal:
+    """Writes entries within the caller's transaction; never commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._system: dict[tuple[str, AccountKind], Account] = {}
+
+    async def system_account(self, program_code: str, kind: AccountKind) -> Account:
+        cached = self._system.get((program_code, kind))
+        if cached is not None:
+            return cached
+        account = await self.session.scalar(
+            select(Account).where(
+                Account.program_code == program_code,
+                Account.kind == kind.value,
+                Account.member_id.is_(None),
+            )
+        )
+        if account is None:
+            raise NotFound(f"Program {program_code} has no {kind} account.")
+        self._system[(program_code, kind)] = account
+        return account
+
+    async def lock(self, account_ids: Sequence[int]) -> dict[int, Account]:
+        """Lock member accounts in id order (no deadlocks) and return them fresh."""
+        ids = sorted(set(account_ids))
+        rows = await self.session.scalars(
+            select(Account)
+            .where(Account.id.in_(ids))
+            .order_by(Account.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        found = {a.id: a for a in rows}
+        missing = set(ids) - found.keys()
+        if missing:
+            raise NotFound(f"No account with id {sorted(missing)}.")
+        return found
+
+    async def post(
+        self,
+        kind: EntryKind,
+        program_code: str,
+        legs: Sequence[Leg],
+        movement: Movement,
+        member_id: str | None = None,
+    ) -> Entry:
+        """One entry with its postings. Member accounts must be locked by the caller.
+
+        Raises InsufficientPoints, and writes nothing, when a member balance would
+        go below zero.
+        """
+        if len(legs) < 2 or sum(leg.amount for leg in legs) != 0:
+            raise AssertionError(f"unbalanced entry {kind}: {[leg.amount for leg in legs]}")
+        if any(leg.account.program_code != program_code for leg in legs):
+            raise AssertionError("every posting of an entry is in the entry's program")
+        entry = Entry(
+            kind=kind.value,
+            program_code=program_code,
+            member_id=member_id,
+            actor=movement.actor,
+            idempotency_key=movement.idempotency_key,
+            occurred_at=movement.occurred_at,
+            business_date=movement.business_date,
+            reference=movement.reference,
+            memo=movement.memo,
+        )
+        self.session.add(entry)
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:  # a concurrent twin (same order); run again to see it
+            raise RetryTransaction() from exc
+        rows = []
+        for leg in legs:
+            balance_after = None
+            if leg.account.kind == AccountKind.MEMBER:
+                balance_after = await self._move(leg.account, leg.amount)
+            rows.append(
+                {
+                    "entry_id": entry.id,
+                    "account_id": leg.account.id,
+                    "amount": leg.amount,
+                    "balance_after": balance_after,
+                }
+            )
+        await self.session.execute(insert(Posting), rows)
+        return entry
+
+    async def _move(self, account: Account, amount: int) -> int:
+        """Change a member balance atomically, refusing to go below zero; the new balance."""
+        new_balance = await self.session.scalar(
+            update(Account)
+            .where(Account.id == account.id, Account.balance + amount >= 0)
+            .values(balance=Account.balance + amount)
+            .returning(Account.balance)
+            .execution_options(synchronize_session=False)
+        )
+        if new_balance is None:
+            raise InsufficientPoints(
+                f"The balance is {account.balance:,} points; {-amount:,} are needed."
+            )
+        set_committed_value(account, "balance", new_balance)
+        return int(new_balance)

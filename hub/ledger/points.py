@@ -1,0 +1,274 @@
+"""Member points: credits that make lots, debits that consume them, holds, restores."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.enums import AccountKind, EntryKind, HoldStatus
+from hub.errors import InvalidState
+from hub.ids import new_id
+from hub.ledger.core import Journal, Leg, Movement
+from hub.models import Account, Entry, Hold, Lot, LotUse
+
+
+def add_months(moment: dt.datetime, months: int) -> dt.datetime:
+    """The same instant `months` later, clamped to the month's last day."""
+    month = moment.month - 1 + months
+    year = moment.year + month // 12
+    month = month % 12 + 1
+    days = [31, 29 if _leap(year) else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+    return moment.replace(year=year, month=month, day=min(moment.day, days))
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def expiry_of(earned_at: dt.datetime, months: int | None) -> dt.datetime | None:
+    return add_months(earned_at, months) if months else None
+
+
+class Points:
+    """Operations on member accounts, within the caller's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.journal = Journal(session)
+
+    async def credit(
+        self,
+        account: Account,
+        points: int,
+        kind: EntryKind,
+        source: AccountKind,
+        movement: Movement,
+        expires_at: dt.datetime | None,
+    ) -> Entry:
+        """Points into a member account from a system account, as a new lot."""
+        contra = await self.journal.system_account(account.program_code, source)
+        entry = await self.journal.post(
+            kind,
+            account.program_code,
+            [Leg(account, points), Leg(contra, -points)],
+            movement,
+            member_id=account.member_id,
+        )
+        self.session.add(
+            Lot(
+                account_id=account.id,
+                entry_id=entry.id,
+                points=points,
+                remaining=points,
+                expires_at=expires_at,
+                created_at=movement.occurred_at,
+            )
+        )
+        await self.session.flush()
+        return entry
+
+    async def debit(
+        self,
+        account: Account,
+        points: int,
+        kind: EntryKind,
+        sink: AccountKind,
+        movement: Movement,
+    ) -> Entry:
+        """Points out of a member account, soonest-expiring lots first.
+
+        Lots already past their expiry are expired first, so they are never spent.
+        """
+        account = (await self.journal.lock([account.id]))[account.id]
+        await expire_overdue(self, account, movement)
+        contra = await self.journal.system_account(account.program_code, sink)
+        entry = await self.journal.post(
+            kind,
+            account.program_code,
+            [Leg(account, -points), Leg(contra, points)],
+            movement,
+            member_id=account.member_id,
+        )
+        await self._consume(account, points, entry.id)
+        return entry
+
+    async def _consume(self, account: Account, points: int, entry_id: int) -> None:
+        lots = await self.session.scalars(
+            select(Lot)
+            .where(Lot.account_id == account.id, Lot.remaining > 0)
+            .order_by(Lot.expires_at.asc().nulls_last(), Lot.id)
+            .execution_options(populate_existing=True)
+        )
+        uses = []
+        left = points
+        for lot in lots:
+            take = min(left, lot.remaining)
+            lot.remaining -= take
+            uses.append({"entry_id": entry_id, "lot_id": lot.id, "points": take})
+            left -= take
+            if left == 0:
+                break
+        if left:
+            raise AssertionError(f"account {account.id}: lots hold {points - left} of {points}")
+        await self.session.execute(insert(LotUse), uses)
+        await self.session.flush()
+
+    async def restore(
+        self,
+        account: Account,
+        points: int,
+        kind: EntryKind,
+        source: AccountKind,
+        movement: Movement,
+        taken_by: int,
+        expires_after_months: int | None,
+    ) -> Entry:
+        """Give back points an earlier entry took, into the lots they came from.
+
+        A lot that has expired meanwhile is not revived: those points come back as
+        a new lot under the program's usual expiry, so a refund is never lost.
+        """
+        account = (await self.journal.lock([account.id]))[account.id]
+        contra = await self.journal.system_account(account.program_code, source)
+        entry = await self.journal.post(
+            kind,
+            account.program_code,
+            [Leg(account, points), Leg(contra, -points)],
+            movement,
+            member_id=account.member_id,
+        )
+        taken = await self.session.execute(
+            select(LotUse.lot_id, func.sum(LotUse.points))
+            .where(LotUse.entry_id == taken_by)
+            .group_by(LotUse.lot_id)
+        )
+        left = points
+        uses = []
+        for lot_id, used in taken.all():
+            lot = await self.session.get(Lot, lot_id)
+            assert lot is not None
+            give = min(left, int(used))
+            if give <= 0 or (lot.expires_at is not None and lot.expires_at <= movement.occurred_at):
+                continue
+            lot.remaining += give
+            uses.append({"entry_id": entry.id, "lot_id": lot.id, "points": -give})
+            left -= give
+        if uses:
+            await self.session.execute(insert(LotUse), uses)
+        if left:
+            self.session.add(
+                Lot(
+                    account_id=account.id,
+                    entry_id=entry.id,
+                    points=left,
+                    remaining=left,
+                    expires_at=expiry_of(movement.occurred_at, expires_after_months),
+                    created_at=movement.occurred_at,
+                )
+            )
+        await self.session.flush()
+        return entry
+
+    async def hold(
+        self, account: Account, points: int, movement: Movement, timeout: dt.timedelta
+    ) -> Hold:
+        """Set points aside (member -> held) until captured or released."""
+        entry = await self.debit(account, points, EntryKind.HOLD, AccountKind.HELD, movement)
+        hold = Hold(
+            id=new_id("hld"),
+            account_id=account.id,
+            points=points,
+            status=HoldStatus.PENDING.value,
+            reference=movement.reference,
+            hold_entry_id=entry.id,
+            expires_at=movement.occurred_at + timeout,
+            created_at=movement.occurred_at,
+        )
+        self.session.add(hold)
+        await self.session.flush()
+        return hold
+
+    async def _settle_hold(self, hold: Hold, status: HoldStatus, entry: Entry) -> None:
+        result = await self.session.execute(
+            update(Hold)
+            .where(Hold.id == hold.id, Hold.status == HoldStatus.PENDING.value)
+            .values(status=status.value, resolve_entry_id=entry.id, resolved_at=entry.occurred_at)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise InvalidState(f"Hold {hold.id} is no longer pending.")
+
+    async def capture(self, hold: Hold, sink: AccountKind, movement: Movement) -> Entry:
+        """Held points leave for good (held -> redeemed or exchange)."""
+        if hold.status != HoldStatus.PENDING.value:
+            raise InvalidState(f"Hold {hold.id} is {hold.status}, not PENDING.")
+        account = await self.session.get(Account, hold.account_id)
+        assert account is not None
+        held = await self.journal.system_account(account.program_code, AccountKind.HELD)
+        to = await self.journal.system_account(account.program_code, sink)
+        entry = await self.journal.post(
+            EntryKind.CAPTURE,
+            account.program_code,
+            [Leg(held, -hold.points), Leg(to, hold.points)],
+            movement,
+            member_id=account.member_id,
+        )
+        await self._settle_hold(hold, HoldStatus.CAPTURED, entry)
+        return entry
+
+    async def release(self, hold: Hold, movement: Movement, expiry_months: int | None) -> Entry:
+        """Held points go back to the member, into the lots they came from."""
+        if hold.status != HoldStatus.PENDING.value:
+            raise InvalidState(f"Hold {hold.id} is {hold.status}, not PENDING.")
+        account = await self.session.get(Account, hold.account_id)
+        assert account is not None
+        entry = await self.restore(
+            account,
+            hold.points,
+            EntryKind.RELEASE,
+            AccountKind.HELD,
+            movement,
+            taken_by=hold.hold_entry_id,
+            expires_after_months=expiry_months,
+        )
+        await self._settle_hold(hold, HoldStatus.RELEASED, entry)
+        return entry
+
+
+async def expire_overdue(points: Points, account: Account, movement: Movement) -> int:
+    """Move what is left of this account's expired lots to `expired`; the points moved."""
+    lots = list(
+        await points.session.scalars(
+            select(Lot)
+            .where(
+                Lot.account_id == account.id,
+                Lot.remaining > 0,
+                Lot.expires_at <= movement.occurred_at,
+            )
+            .execution_options(populate_existing=True)
+        )
+    )
+    total = sum(lot.remaining for lot in lots)
+    if total == 0:
+        return 0
+    sink = await points.journal.system_account(account.program_code, AccountKind.EXPIRED)
+    entry = await points.journal.post(
+        EntryKind.EXPIRY,
+        account.program_code,
+        [Leg(account, -total), Leg(sink, total)],
+        Movement(
+            actor="system:expiry",
+            business_date=movement.business_date,
+            occurred_at=movement.occurred_at,
+            memo=f"{len(lots)} lot(s) expired",
+        ),
+        member_id=account.member_id,
+    )
+    uses = [{"entry_id": entry.id, "lot_id": lot.id, "points": lot.remaining} for lot in lots]
+    for lot in lots:
+        lot.remaining = 0
+    await points.session.execute(insert(LotUse), uses)
+    await points.session.flush()
+    return total

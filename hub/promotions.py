@@ -1,0 +1,102 @@
+"""Promotions: accrual multipliers and redemption discounts, each with a period."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import validate
+from hub.auth import Principal
+from hub.errors import InvalidInput
+from hub.merchants import get_program
+from hub.models import Promotion
+from hub.permissions import require_merchant
+
+
+@dataclass(frozen=True)
+class NewPromotion:
+    program: str
+    accrual_multiplier: Decimal
+    redemption_discount_percent: Decimal
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    label: str
+
+
+async def set_promotion(
+    session: AsyncSession, principal: Principal, data: NewPromotion
+) -> Promotion:
+    """Add a promotion to the caller's own program (ADMIN: any program)."""
+    f = "input"
+    program = await get_program(session, data.program, [f, "program"])
+    require_merchant(principal, program.merchant_id, [f, "program"])
+    validate.decimal_in_range(
+        data.accrual_multiplier,
+        [f, "accrualMultiplier"],
+        low=Decimal(0),
+        high=Decimal(100),
+        places=4,
+        low_inclusive=False,
+    )
+    validate.decimal_in_range(
+        data.redemption_discount_percent,
+        [f, "redemptionDiscountPercent"],
+        low=Decimal(0),
+        high=Decimal(99),
+        places=4,
+    )
+    if data.starts_at.tzinfo is None or data.ends_at.tzinfo is None:
+        raise InvalidInput("startsAt and endsAt need a UTC offset.", field=[f, "startsAt"])
+    if data.ends_at <= data.starts_at:
+        raise InvalidInput("endsAt must be after startsAt.", field=[f, "endsAt"])
+    if data.accrual_multiplier == 1 and data.redemption_discount_percent == 0:
+        raise InvalidInput(
+            "The promotion changes nothing: give an accrualMultiplier other than 1 or a "
+            "redemptionDiscountPercent above 0.",
+            field=[f, "accrualMultiplier"],
+        )
+    promotion = Promotion(
+        program_code=program.code,
+        label=validate.text(data.label, [f, "label"], max_length=200),
+        accrual_multiplier=data.accrual_multiplier,
+        redemption_discount_percent=data.redemption_discount_percent,
+        starts_at=data.starts_at,
+        ends_at=data.ends_at,
+        created_by=principal.key_id,
+    )
+    session.add(promotion)
+    await session.flush()
+    return promotion
+
+
+async def active(session: AsyncSession, program_code: str, at: dt.datetime) -> list[Promotion]:
+    rows = await session.scalars(
+        select(Promotion).where(
+            Promotion.program_code == program_code,
+            Promotion.starts_at <= at,
+            Promotion.ends_at > at,
+        )
+    )
+    return list(rows)
+
+
+def accrual_multiplier(promotions: list[Promotion]) -> Decimal:
+    """Active multipliers compound: double points during a double-points week is x2, and
+    two overlapping x2 promotions are x4."""
+    result = Decimal(1)
+    for promotion in promotions:
+        result *= promotion.accrual_multiplier
+    return result
+
+
+def discounted_price(price: int, promotions: list[Promotion]) -> int:
+    """The price after the largest active discount (discounts do not stack), rounded up."""
+    best = max((p.redemption_discount_percent for p in promotions), default=Decimal(0))
+    if best == 0:
+        return price
+    value = Decimal(price) * (Decimal(100) - best) / Decimal(100)
+    return int(value.to_integral_value(rounding=ROUND_CEILING))

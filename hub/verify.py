@@ -1,0 +1,170 @@
+"""`hub verify`: check the ledger as a bank would, in SQL, and list every violation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
+
+from hub.enums import AccountKind, ConnectorKind, HoldStatus
+from hub.models import Account, Entry, Hold, Lot, LotUse, Posting, Program
+
+
+@dataclass(frozen=True)
+class Violation:
+    check: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.check}: {self.detail}"
+
+
+def _checks() -> list[tuple[str, str, Select[tuple[object, ...]]]]:
+    posted = (
+        select(Posting.account_id, func.sum(Posting.amount).label("total"))
+        .group_by(Posting.account_id)
+        .subquery()
+    )
+    lots = (
+        select(Lot.account_id, func.sum(Lot.remaining).label("total"))
+        .group_by(Lot.account_id)
+        .subquery()
+    )
+    used = (
+        select(LotUse.lot_id, func.sum(LotUse.points).label("total"))
+        .group_by(LotUse.lot_id)
+        .subquery()
+    )
+    last = (
+        select(Posting.account_id, func.max(Posting.id).label("last_id"))
+        .group_by(Posting.account_id)
+        .subquery()
+    )
+    held_postings = (
+        select(Account.program_code, func.sum(Posting.amount).label("total"))
+        .join(Posting, Posting.account_id == Account.id)
+        .where(Account.kind == AccountKind.HELD.value)
+        .group_by(Account.program_code)
+        .subquery()
+    )
+    pending = (
+        select(Account.program_code, func.sum(Hold.points).label("total"))
+        .join(Account, Account.id == Hold.account_id)
+        .where(Hold.status == HoldStatus.PENDING.value)
+        .group_by(Account.program_code)
+        .subquery()
+    )
+    member = Account.kind == AccountKind.MEMBER.value
+    return [
+        (
+            "entry balanced",
+            "entry {0}: postings sum to {1} over {2} posting(s)",
+            select(Posting.entry_id, func.sum(Posting.amount), func.count())
+            .group_by(Posting.entry_id)
+            .having(func.sum(Posting.amount) != 0),
+        ),
+        (
+            "entry has postings",
+            "entry {0} ({1}) has fewer than two postings",
+            select(Entry.id, Entry.kind)
+            .outerjoin(Posting, Posting.entry_id == Entry.id)
+            .group_by(Entry.id, Entry.kind)
+            .having(func.count(Posting.id) < 2),
+        ),
+        (
+            "posting in its entry's program",
+            "posting {0} of entry {1} is in {2}, the entry in {3}",
+            select(Posting.id, Entry.id, Account.program_code, Entry.program_code)
+            .join(Entry, Entry.id == Posting.entry_id)
+            .join(Account, Account.id == Posting.account_id)
+            .where(Account.program_code != Entry.program_code),
+        ),
+        (
+            "program total conserved",
+            "program {0}: the accounts sum to {1}, not 0",
+            select(Account.program_code, func.sum(Posting.amount))
+            .join(Posting, Posting.account_id == Account.id)
+            .group_by(Account.program_code)
+            .having(func.sum(Posting.amount) != 0),
+        ),
+        (
+            "balance equals postings",
+            "account {0} ({1}): cached balance {2}, postings sum to {3}",
+            select(
+                Account.id, Account.program_code, Account.balance, func.coalesce(posted.c.total, 0)
+            )
+            .outerjoin(posted, posted.c.account_id == Account.id)
+            .where(member, Account.balance != func.coalesce(posted.c.total, 0)),
+        ),
+        (
+            "no negative balance",
+            "account {0} ({1}) has balance {2}",
+            select(Account.id, Account.program_code, Account.balance).where(
+                member, Account.balance < 0
+            ),
+        ),
+        (
+            "balance equals open lots",
+            "account {0} ({1}): balance {2}, open lots hold {3}",
+            select(
+                Account.id, Account.program_code, Account.balance, func.coalesce(lots.c.total, 0)
+            )
+            .join(Program, Program.code == Account.program_code)
+            .outerjoin(lots, lots.c.account_id == Account.id)
+            .where(
+                member,
+                Program.connector == ConnectorKind.HOSTED.value,
+                Account.balance != func.coalesce(lots.c.total, 0),
+            ),
+        ),
+        (
+            "lot consistent with its uses",
+            "lot {0}: {1} earned, {2} remaining, uses total {3}",
+            select(Lot.id, Lot.points, Lot.remaining, func.coalesce(used.c.total, 0))
+            .outerjoin(used, used.c.lot_id == Lot.id)
+            .where(
+                (Lot.remaining != Lot.points - func.coalesce(used.c.total, 0))
+                | (Lot.remaining < 0)
+                | (Lot.remaining > Lot.points)
+            ),
+        ),
+        (
+            "balance after of the last posting",
+            "account {0}: balance {1}, last posting says {2}",
+            select(Account.id, Account.balance, Posting.balance_after)
+            .join(last, last.c.account_id == Account.id)
+            .join(Posting, Posting.id == last.c.last_id)
+            .where(member, Posting.balance_after != Account.balance),
+        ),
+        (
+            "held equals pending holds",
+            "program {0}: held account {1}, pending holds {2}",
+            select(
+                Program.code,
+                func.coalesce(held_postings.c.total, 0),
+                func.coalesce(pending.c.total, 0),
+            )
+            .outerjoin(held_postings, held_postings.c.program_code == Program.code)
+            .outerjoin(pending, pending.c.program_code == Program.code)
+            .where(func.coalesce(held_postings.c.total, 0) != func.coalesce(pending.c.total, 0)),
+        ),
+    ]
+
+
+EXTRA_CHECKS: list[tuple[str, str, Select[tuple[object, ...]]]] = []
+
+
+async def verify(session: AsyncSession, limit: int = 100) -> list[Violation]:
+    """Every violation found, at most `limit` per check."""
+    found: list[Violation] = []
+    for name, template, query in [*_checks(), *EXTRA_CHECKS]:
+        rows = (await session.execute(query.limit(limit))).all()
+        found.extend(Violation(name, template.format(*row)) for row in rows)
+    return found
+
+
+def checks() -> list[str]:
+    """The names of the checks, in the order they run."""
+    return [name for name, _, _ in [*_checks(), *EXTRA_CHECKS]]

@@ -1,0 +1,148 @@
+"""enrollMember, accruePoints, setPromotion."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import accrual, members, promotions
+from hub.models import Entry, Posting
+from hub.permissions import Action
+from schema.context import Info
+from schema.errors import UserError, attempt
+from schema.types.members import LedgerEntry, Member
+
+
+@strawberry.input
+class EnrollMemberInput:
+    program: strawberry.ID
+    external_ref: str = strawberry.field(description="The membership number at this merchant.")
+    display_name: str
+    phone: str | None = strawberry.UNSET
+    member_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Link to an existing hub member instead of creating one.",
+    )
+
+
+@strawberry.type
+class EnrollMemberPayload:
+    member: Member | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class AccruePointsInput:
+    member_id: strawberry.ID
+    program: strawberry.ID
+    order_ref: str = strawberry.field(description="Points are earned only for a real purchase.")
+    amount: Decimal = strawberry.field(description="Money spent, > 0.")
+    occurred_at: dt.datetime | None = strawberry.UNSET
+    idempotency_key: str
+
+
+@strawberry.type
+class AccruePointsPayload:
+    entry: LedgerEntry | None
+    points: int | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class PromotionInput:
+    program: strawberry.ID
+    accrual_multiplier: Decimal = Decimal("1")
+    redemption_discount_percent: Decimal = Decimal("0")
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    label: str
+
+
+@strawberry.type
+class SetPromotionPayload:
+    ok: bool
+    user_errors: list[UserError]
+
+
+def _opt(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def entry_node(entry: Entry, posting: Posting) -> LedgerEntry:
+    from hub.enums import EntryKind
+
+    return LedgerEntry(
+        id=strawberry.ID(str(entry.id)),
+        kind=EntryKind(entry.kind),
+        points=posting.amount,
+        balance_after=posting.balance_after or 0,
+        occurred_at=entry.occurred_at,
+        business_date=entry.business_date,
+        reference=entry.reference,
+        memo=entry.memo,
+        program_code=entry.program_code,
+    )
+
+
+@strawberry.type
+class MemberMutations:
+    @strawberry.mutation(description="MERCHANT (own program) or ADMIN: a member's account.")
+    async def enroll_member(self, info: Info, input: EnrollMemberInput) -> EnrollMemberPayload:
+        principal = info.context.require(Action.ENROLL_MEMBER)
+        data = members.Enrollment(
+            program=str(input.program),
+            external_ref=input.external_ref,
+            display_name=input.display_name,
+            phone=input.phone or None,
+            member_id=_opt(input.member_id),
+        )
+        row, errors = await attempt(
+            info.context.db.transaction(lambda s: members.enroll(s, principal, data))
+        )
+        return EnrollMemberPayload(member=Member.from_row(row) if row else None, user_errors=errors)
+
+    @strawberry.mutation(description="MERCHANT (own program) or ADMIN: points for a purchase.")
+    async def accrue_points(self, info: Info, input: AccruePointsInput) -> AccruePointsPayload:
+        principal = info.context.require(Action.ACCRUE_POINTS)
+        settings = info.context.settings
+        data = accrual.Purchase(
+            member_id=str(input.member_id),
+            program=str(input.program),
+            order_ref=input.order_ref,
+            amount=input.amount,
+            occurred_at=input.occurred_at or None,
+            idempotency_key=input.idempotency_key,
+        )
+
+        async def work(session: AsyncSession) -> tuple[accrual.Accrued, LedgerEntry]:
+            accrued = await accrual.accrue(session, principal, settings, data)
+            entry, posting = await members.member_posting(session, accrued.entry_id)
+            return accrued, entry_node(entry, posting)
+
+        done, errors = await attempt(info.context.db.transaction(work))
+        if done is None:
+            return AccruePointsPayload(entry=None, points=None, user_errors=errors)
+        accrued, node = done
+        return AccruePointsPayload(entry=node, points=accrued.points, user_errors=[])
+
+    @strawberry.mutation(
+        description="MERCHANT (own program) or ADMIN: an accrual multiplier or a redemption "
+        "discount for a period."
+    )
+    async def set_promotion(self, info: Info, input: PromotionInput) -> SetPromotionPayload:
+        principal = info.context.require(Action.SET_PROMOTION)
+        data = promotions.NewPromotion(
+            program=str(input.program),
+            accrual_multiplier=input.accrual_multiplier,
+            redemption_discount_percent=input.redemption_discount_percent,
+            starts_at=input.starts_at,
+            ends_at=input.ends_at,
+            label=input.label,
+        )
+        row, errors = await attempt(
+            info.context.db.transaction(lambda s: promotions.set_promotion(s, principal, data))
+        )
+        return SetPromotionPayload(ok=row is not None, user_errors=errors)
