@@ -276,7 +276,8 @@ async def test_storefront_with_member_token_sees_that_member_only(
     assert errors[0]["extensions"]["code"] == "FORBIDDEN"
     # A merchant cannot mint a session for a member it does not know.
     other = await api.gql(
-        f'mutation {{ createMemberSession(memberId: "{alice}") {{ token userErrors {{ code }} }} }}',
+        "mutation S($id: ID!) { createMemberSession(memberId: $id) { token userErrors { code } } }",
+        {"id": alice},
         key=two_merchants["lotus"],
     )
     assert other["createMemberSession"] == {"token": None, "userErrors": [{"code": "NOT_FOUND"}]}

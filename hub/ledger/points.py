@@ -172,7 +172,7 @@ class Points:
         return entry
 
     async def hold(
-        self, account: Account, points: int, movement: Movement, timeout: dt.timedelta
+        self, account: Account, points: int, movement: Movement, lasting: dt.timedelta
     ) -> Hold:
         """Set points aside (member -> held) until captured or released."""
         entry = await self.debit(account, points, EntryKind.HOLD, AccountKind.HELD, movement)
@@ -183,7 +183,7 @@ class Points:
             status=HoldStatus.PENDING.value,
             reference=movement.reference,
             hold_entry_id=entry.id,
-            expires_at=movement.occurred_at + timeout,
+            expires_at=movement.occurred_at + lasting,
             created_at=movement.occurred_at,
         )
         self.session.add(hold)
