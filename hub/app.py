@@ -15,9 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from hub import logs
+from hub import idempotency, logs
 from hub.config import Settings
+from hub.ledger import jobs as ledger_jobs
 from hub.runtime import Runtime
+from hub.scheduler import Job, Scheduler
 from schema import build_schema
 from schema.view import HubGraphQL
 
@@ -50,10 +52,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings)
         app.state.runtime = runtime
+        scheduler = background_jobs(runtime)
+        if settings.background_jobs:
+            scheduler.start()
         log.info("hub started", env=settings.env, database=runtime.db.dialect)
         try:
             yield
         finally:
+            await scheduler.stop()
             await runtime.close()
 
     middleware = [
@@ -72,3 +78,29 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+def background_jobs(runtime: Runtime) -> Scheduler:
+    """The periodic jobs of a running hub."""
+    settings, db = runtime.settings, runtime.db
+    scheduler = Scheduler()
+    scheduler.add(
+        Job(
+            "expiry", settings.expiry_interval_seconds, lambda: ledger_jobs.run_expiry(db, settings)
+        )
+    )
+    scheduler.add(
+        Job(
+            "hold-sweeper",
+            settings.sweep_interval_seconds,
+            lambda: ledger_jobs.sweep_holds(db, settings),
+        )
+    )
+
+    async def purge() -> int:
+        return await db.transaction(
+            lambda s: idempotency.purge(s, settings.idempotency_retention_days)
+        )
+
+    scheduler.add(Job("idempotency-purge", 3600, purge))
+    return scheduler

@@ -136,6 +136,58 @@ def keys_create(
     typer.echo(line)
 
 
+@app.command()
+def verify() -> None:
+    """Check the ledger as a bank would; print each violation, exit non-zero if any."""
+    from hub.db import Database
+    from hub.verify import checks
+    from hub.verify import verify as run_checks
+
+    settings = _settings()
+
+    async def work() -> list[str]:
+        db = Database(settings.database_url)
+        try:
+            async with db.read() as session:
+                return [str(v) for v in await run_checks(session)]
+        finally:
+            await db.dispose()
+
+    violations = _run(work())
+    for line in violations:
+        typer.secho(line, fg="red")
+    if violations:
+        typer.secho(f"{len(violations)} violation(s)", fg="red", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"ledger sound: {len(checks())} checks passed")
+
+
+@app.command()
+def expire() -> None:
+    """Move what is left of expired lots to each program's expired account."""
+    from hub.db import Database
+    from hub.ledger.jobs import run_expiry
+
+    settings = _settings()
+
+    async def work() -> tuple[int, int]:
+        db = Database(settings.database_url)
+        try:
+            with typer.progressbar(length=1, label="expiring lots") as bar:
+
+                def progress(done: int, total: int) -> None:
+                    bar.length = max(total, 1)
+                    bar.update(done - bar.pos)
+
+                result = await run_expiry(db, settings, progress=progress)
+        finally:
+            await db.dispose()
+        return result.accounts, result.points
+
+    accounts, points = _run(work())
+    typer.echo(f"expired {points:,} points in {accounts:,} accounts")
+
+
 @app.command("print-schema")
 def print_schema() -> None:
     """Print the GraphQL schema (SDL), as checked in at schema/schema.graphql."""

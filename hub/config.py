@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     max_page_size: int = 100
 
     # Operational.
+    background_jobs: bool = True  # expiry, hold sweeper, sagas, nightly settlement
+    expiry_interval_seconds: float = Field(default=600, gt=0)
+    sweep_interval_seconds: float = Field(default=30, gt=0)
     log_level: str = "INFO"
     log_json: bool | None = None  # default: JSON in production, console otherwise
     rate_limit_per_minute: int = Field(default=0, ge=0)  # 0: off

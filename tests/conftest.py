@@ -93,7 +93,12 @@ async def db_url(database_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    return Settings(database_url=db_url, bootstrap_admin_key=ADMIN_KEY, log_level="WARNING")
+    return Settings(
+        database_url=db_url,
+        bootstrap_admin_key=ADMIN_KEY,
+        log_level="WARNING",
+        background_jobs=False,
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,65 @@
+"""The operator's CLI, run as a process against a real database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.helpers import Api, accrue, enroll, register
+
+HUB = [sys.executable, "-m", "hub"]
+
+
+def _run(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HUB_DATABASE_URL": db_url, "HUB_LOG_LEVEL": "WARNING"}
+    return subprocess.run([*HUB, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+async def test_migrate_keys_verify_and_expire(api: Api, db_url: str) -> None:
+    assert _run(db_url, "migrate").returncode == 0
+    await register(api, "jade", "JADE")
+    member = await enroll(api, "JADE", "J-1")
+    await accrue(api, member, "JADE", "10")
+    created = _run(
+        db_url,
+        "keys",
+        "create",
+        "--role",
+        "MERCHANT",
+        "--merchant",
+        "jade",
+        "--label",
+        "jade backend",
+    )
+    assert created.returncode == 0, created.stderr
+    key_id, secret = created.stdout.strip().split("\t")
+    assert key_id.startswith("key_") and secret.startswith("hub_")
+    data = await api.gql("{ viewer { merchant { id } } }", key=secret)
+    assert data["viewer"]["merchant"] == {"id": "jade"}
+    refused = _run(db_url, "keys", "create", "--role", "MERCHANT", "--label", "x")
+    assert refused.returncode == 1
+    assert "merchantId" in refused.stderr
+    verified = _run(db_url, "verify")
+    assert verified.returncode == 0, verified.stdout
+    assert "ledger sound" in verified.stdout
+    expired = _run(db_url, "expire")
+    assert expired.returncode == 0
+    assert "expired 0 points in 0 accounts" in expired.stdout
+
+
+async def test_verify_reports_a_tampered_balance(api: Api, db_url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    await register(api, "jade", "JADE")
+    member = await enroll(api, "JADE", "J-1")
+    await accrue(api, member, "JADE", "10")
+    engine = create_async_engine(db_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE accounts SET balance = balance + 5 WHERE kind = 'MEMBER'"))
+    await engine.dispose()
+    verified = _run(db_url, "verify")
+    assert verified.returncode == 1
+    assert "balance equals postings" in verified.stdout
+    assert "balance equals open lots" in verified.stdout
