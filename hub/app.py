@@ -15,8 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from connectors.registry import Registry
 from hub import idempotency, logs
 from hub.config import Settings
+from hub.exchange import saga
 from hub.ledger import jobs as ledger_jobs
 from hub.runtime import Runtime
 from hub.scheduler import Job, Scheduler
@@ -50,7 +52,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        runtime = await Runtime.start(settings)
+        runtime = await Runtime.start(settings, Registry(settings))
         app.state.runtime = runtime
         scheduler = background_jobs(runtime)
         if settings.background_jobs:
@@ -94,6 +96,14 @@ def background_jobs(runtime: Runtime) -> Scheduler:
             "hold-sweeper",
             settings.sweep_interval_seconds,
             lambda: ledger_jobs.sweep_holds(db, settings),
+        )
+    )
+
+    scheduler.add(
+        Job(
+            "conversion-saga",
+            settings.sweep_interval_seconds,
+            lambda: saga.resume_due(db, settings, runtime.connectors),
         )
     )
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import structlog
 
+from connectors.base import ConnectorFactory
 from hub import auth
 from hub.config import Settings
 from hub.db import Database
@@ -18,14 +19,15 @@ log = structlog.get_logger(__name__)
 class Runtime:
     settings: Settings
     db: Database
+    connectors: ConnectorFactory
     extras: dict[str, Any] = field(default_factory=dict)
     _tokens: auth.SessionTokens | None = None
 
     @classmethod
-    async def start(cls, settings: Settings) -> Runtime:
+    async def start(cls, settings: Settings, connectors: ConnectorFactory) -> Runtime:
         """Open the database and prepare; a database that is down does not stop the start,
         so that /healthz answers and /readyz says 503 until it is back."""
-        runtime = cls(settings=settings, db=Database(settings.database_url))
+        runtime = cls(settings=settings, db=Database(settings.database_url), connectors=connectors)
         try:
             await runtime.prepare()
         except Exception as exc:
@@ -57,4 +59,7 @@ class Runtime:
         return self._tokens
 
     async def close(self) -> None:
+        close = getattr(self.connectors, "close", None)
+        if close is not None:
+            await close()
         await self.db.dispose()

@@ -9,6 +9,7 @@ from hub.config import Settings
 from schema.limits import extensions
 from schema.metrics import OperationMetrics
 from schema.mutations.admin import AdminMutations
+from schema.mutations.exchange import ExchangeMutations, ExchangeQueries
 from schema.mutations.members import MemberMutations
 from schema.queries import CoreQueries
 from schema.types.members import Member
@@ -16,12 +17,12 @@ from schema.types.merchants import Merchant, Program
 
 
 @strawberry.type
-class Query(CoreQueries):
+class Query(CoreQueries, ExchangeQueries):
     pass
 
 
 @strawberry.type
-class Mutation(AdminMutations, MemberMutations):
+class Mutation(AdminMutations, MemberMutations, ExchangeMutations):
     pass
 
 

@@ -226,3 +226,108 @@ async def verify_ledger(url: str) -> list[str]:
             return [str(v) for v in await verify(session)]
     finally:
         await db.dispose()
+
+
+SET_RATE = """
+mutation Rate($input: ExchangeRateInput!) {
+  setExchangeRate(input: $input) {
+    rate { id from { code } to { code } rate minPoints step bonusPercent dailyLimitPerMember
+           effectiveFrom effectiveTo }
+    userErrors { field message code }
+  }
+}"""
+
+QUOTE = """
+mutation Quote($input: QuoteInput!) {
+  quoteConversion(input: $input) {
+    quote { id points receive expiresAt from { code } to { code } route { code } }
+    userErrors { field message code }
+  }
+}"""
+
+CONVERT = """
+mutation Convert($input: ConvertPointsInput!) {
+  convertPoints(input: $input) {
+    conversion { id status pointsDebited pointsCredited route { code } from { code } to { code }
+                 member { id } createdAt }
+    userErrors { field message code }
+  }
+}"""
+
+
+async def set_rate(api: Api, source: str, target: str, rate: str, **extra: Any) -> dict[str, Any]:
+    data = await api.gql(SET_RATE, {"input": {"from": source, "to": target, "rate": rate, **extra}})
+    payload: dict[str, Any] = data["setExchangeRate"]
+    assert payload["userErrors"] == [], payload
+    return payload["rate"]  # type: ignore[no-any-return]
+
+
+async def convert(
+    api: Api,
+    member_id: str,
+    source: str,
+    target: str,
+    points: int,
+    *,
+    key: str = ADMIN_KEY,
+    idempotency_key: str | None = None,
+    quote_id: str | None = None,
+    member_token: str | None = None,
+) -> dict[str, Any]:
+    import secrets
+
+    data = await api.gql(
+        CONVERT,
+        {
+            "input": {
+                "memberId": member_id,
+                "from": source,
+                "to": target,
+                "points": points,
+                "quoteId": quote_id,
+                "idempotencyKey": idempotency_key or f"convert-{secrets.token_hex(6)}",
+            }
+        },
+        key=key,
+        member_token=member_token,
+    )
+    payload: dict[str, Any] = data["convertPoints"]
+    return payload
+
+
+async def member_session(api: Api, member_id: str, key: str = ADMIN_KEY) -> str:
+    data = await api.gql(
+        "mutation S($id: ID!) { createMemberSession(memberId: $id) { token userErrors { code } } }",
+        {"id": member_id},
+        key=key,
+    )
+    token: str = data["createMemberSession"]["token"]
+    return token
+
+
+async def obligations(url: str) -> list[dict[str, Any]]:
+    """Every obligation in the database, oldest first."""
+    from sqlalchemy import select
+
+    from hub.db import Database
+    from hub.models import Obligation
+
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            rows = await session.scalars(select(Obligation).order_by(Obligation.id))
+            return [
+                {
+                    "kind": o.kind,
+                    "debtor": o.debtor_id,
+                    "creditor": o.creditor_id,
+                    "program": o.program_code,
+                    "points": o.points,
+                    "amount": o.amount,
+                    "reference": o.reference,
+                    "business_date": o.business_date,
+                }
+                for o in rows
+            ]
+    finally:
+        await db.dispose()

@@ -15,7 +15,7 @@ async def test_migrated_database_matches_the_models(db_url: str) -> None:
     engine = create_async_engine(db_url)
 
     def diff(connection: Any) -> list[Any]:
-        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
         return list(compare_metadata(context, Base.metadata))
 
     try:

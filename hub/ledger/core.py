@@ -99,6 +99,11 @@ class Journal:
             raise AssertionError(f"unbalanced entry {kind}: {[leg.amount for leg in legs]}")
         if any(leg.account.program_code != program_code for leg in legs):
             raise AssertionError("every posting of an entry is in the entry's program")
+        for leg in legs:  # refuse before writing anything; _move re-checks atomically
+            if leg.account.kind == AccountKind.MEMBER and leg.account.balance + leg.amount < 0:
+                raise InsufficientPoints(
+                    f"The balance is {leg.account.balance:,} points; {-leg.amount:,} are needed."
+                )
         entry = Entry(
             kind=kind.value,
             program_code=program_code,

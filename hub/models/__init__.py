@@ -1,6 +1,7 @@
 """The hub's tables; importing this package registers every table on Base.metadata."""
 
 from hub.models.base import Base
+from hub.models.exchange import Conversion, ConversionLeg, ExchangeRate, Obligation, Quote
 from hub.models.ledger import (
     Account,
     Entry,
@@ -18,7 +19,10 @@ __all__ = [
     "Account",
     "ApiKey",
     "Base",
+    "Conversion",
+    "ConversionLeg",
     "Entry",
+    "ExchangeRate",
     "Hold",
     "HubSetting",
     "IdempotencyRecord",
@@ -26,7 +30,9 @@ __all__ = [
     "LotUse",
     "Member",
     "Merchant",
+    "Obligation",
     "Posting",
     "Program",
     "Promotion",
+    "Quote",
 ]

@@ -83,7 +83,7 @@ class Entry(Base):
     kind: Mapped[str] = mapped_column(String(20))
     program_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
     member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
-    actor: Mapped[str] = mapped_column(String(60))  # an API key id, or "system:<job>"
+    actor: Mapped[str] = mapped_column(String(100))  # an API key id, or "system:<job>"
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     business_date: Mapped[dt.date] = mapped_column(Date)
@@ -179,5 +179,5 @@ class Promotion(Base):
     redemption_discount_percent: Mapped[Decimal] = mapped_column(ExactDecimal(9, 4))
     starts_at: Mapped[dt.datetime] = mapped_column()
     ends_at: Mapped[dt.datetime] = mapped_column()
-    created_by: Mapped[str] = mapped_column(String(60))
+    created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -50,7 +50,7 @@ class ApiKey(Base):
     # SHA-256 of the secret: secrets are 32 random bytes, so a fast hash is enough.
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    created_by: Mapped[str | None] = mapped_column(String(60))
+    created_by: Mapped[str | None] = mapped_column(String(100))
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
 
 

@@ -1,0 +1,1 @@
+"""Connectors: one adapter per kind of partner system, behind one protocol (base.py)."""

@@ -1,0 +1,145 @@
+"""The connector protocol: how the hub moves points and books rewards in any program.
+
+A hosted program's connector works on the hub's own ledger inside the caller's
+transaction (`local` is True). A partner's connector calls the partner over
+signed HTTP; every call that moves points carries an idempotency key, so that a
+call whose outcome was lost can be repeated safely.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Protocol
+
+from hub.enums import ConnectorKind, ErrorCode
+
+
+class Purpose(StrEnum):
+    CONVERSION = "CONVERSION"
+    REDEMPTION = "REDEMPTION"
+    REFUND = "REFUND"
+    COMPENSATION = "COMPENSATION"
+
+
+class Outcome(StrEnum):
+    APPLIED = "APPLIED"  # the partner applied it (or had already, for this key)
+    REJECTED = "REJECTED"  # the partner refused it and changed nothing
+    UNKNOWN = "UNKNOWN"  # no answer: it may or may not have been applied
+
+
+@dataclass(frozen=True)
+class MemberAccount:
+    member_id: str
+    program_code: str
+    external_ref: str
+
+
+@dataclass(frozen=True)
+class PointsCall:
+    account: MemberAccount
+    points: int
+    idempotency_key: str
+    purpose: Purpose
+    reference: str
+    memo: str | None = None
+    # For a refund or reversal: the idempotency key of the call it undoes.
+    undoes: str | None = None
+
+
+@dataclass(frozen=True)
+class CallResult:
+    outcome: Outcome
+    partner_ref: str | None = None
+    message: str | None = None
+    code: ErrorCode | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.outcome == Outcome.APPLIED
+
+
+@dataclass(frozen=True)
+class SlotOffer:
+    ref: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    remaining: int | None
+
+
+@dataclass(frozen=True)
+class RewardOffer:
+    ref: str
+    kind: str
+    title: str
+    price: int
+    description: str | None = None
+    settlement_price: Decimal | None = None
+    stock: int | None = None
+    active: bool = True
+    slots: list[SlotOffer] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    reward_ref: str
+    slot_ref: str | None
+    quantity: int
+    account: MemberAccount | None  # the member at the reward's merchant, when enrolled
+    member_name: str
+    idempotency_key: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class BookingResult:
+    outcome: Outcome
+    booking_ref: str | None = None
+    message: str | None = None
+    code: ErrorCode | None = None
+
+
+class Connector(Protocol):
+    """What the hub can ask of any program's system."""
+
+    kind: ConnectorKind
+    local: bool
+
+    async def balance(self, account: MemberAccount) -> int: ...
+
+    async def debit(self, call: PointsCall) -> CallResult: ...
+
+    async def credit(self, call: PointsCall) -> CallResult: ...
+
+    async def reverse(self, call: PointsCall) -> CallResult:
+        """Undo an applied debit (call.undoes names it); applying twice changes nothing."""
+        ...
+
+    async def hold(self, call: PointsCall) -> CallResult: ...
+
+    async def capture(self, call: PointsCall) -> CallResult: ...
+
+    async def release(self, call: PointsCall) -> CallResult: ...
+
+    async def list_rewards(self) -> list[RewardOffer]: ...
+
+    async def list_slots(self, reward_ref: str, date: dt.date | None) -> list[SlotOffer]: ...
+
+    async def book(self, request: BookingRequest) -> BookingResult: ...
+
+    async def cancel(self, booking_ref: str, reason: str, idempotency_key: str) -> CallResult: ...
+
+    async def health(self) -> bool: ...
+
+
+class ConnectorFactory(Protocol):
+    """Finds the connector of a program; hosted ones work in the given session."""
+
+    def for_program(self, program: Any, session: Any, actor: str) -> Connector: ...
+
+    def is_local(self, program: Any) -> bool:
+        """Whether the program's connector works inside the hub's transaction."""
+        ...

@@ -1,0 +1,200 @@
+"""The hosted connector: a program whose balances live in the hub's own ledger.
+
+It works inside the caller's transaction, so a conversion between hosted
+programs is one database transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.base import (
+    BookingRequest,
+    BookingResult,
+    CallResult,
+    MemberAccount,
+    Outcome,
+    PointsCall,
+    Purpose,
+    RewardOffer,
+    SlotOffer,
+)
+from hub.config import Settings
+from hub.db import utcnow
+from hub.enums import AccountKind, ConnectorKind, EntryKind, ErrorCode
+from hub.errors import InsufficientPoints, InvalidState, NotFound
+from hub.ids import new_id
+from hub.ledger import Movement, Points
+from hub.ledger.queries import open_lots_by_account, spendable
+from hub.members import account_of
+from hub.models import Account, Entry, Hold, Program
+
+DEBITS = {
+    Purpose.CONVERSION: (EntryKind.CONVERSION_OUT, AccountKind.EXCHANGE),
+    Purpose.REDEMPTION: (EntryKind.REDEMPTION, AccountKind.REDEEMED),
+}
+CREDITS = {
+    Purpose.CONVERSION: (EntryKind.CONVERSION_IN, AccountKind.EXCHANGE),
+    Purpose.COMPENSATION: (EntryKind.COMPENSATION, AccountKind.EXCHANGE),
+    Purpose.REFUND: (EntryKind.REFUND, AccountKind.REDEEMED),
+}
+
+
+class HostedConnector:
+    kind = ConnectorKind.HOSTED
+    local = True
+
+    def __init__(
+        self, session: AsyncSession, program: Program, settings: Settings, actor: str
+    ) -> None:
+        self.session = session
+        self.program = program
+        self.settings = settings
+        self.actor = actor
+        self.points = Points(session)
+
+    def _movement(self, call: PointsCall) -> Movement:
+        now = utcnow()
+        return Movement(
+            actor=self.actor,
+            business_date=self.settings.business_date(now),
+            occurred_at=now,
+            reference=call.reference,
+            memo=call.memo,
+            idempotency_key=call.idempotency_key,
+        )
+
+    async def _account(self, ref: MemberAccount) -> Account:
+        account = await account_of(self.session, ref.member_id, self.program.code)
+        if account is None:
+            raise NotFound(f"Member {ref.member_id} is not enrolled in {self.program.code}.")
+        return account
+
+    async def _entry_for_key(self, key: str | None) -> Entry:
+        entry = await self.session.scalar(
+            select(Entry).where(
+                Entry.program_code == self.program.code, Entry.idempotency_key == key
+            )
+        )
+        if entry is None:
+            raise NotFound(f"No entry in {self.program.code} for call {key!r}.")
+        return entry
+
+    async def balance(self, account: MemberAccount) -> int:
+        row = await self._account(account)
+        lots = (await open_lots_by_account(self.session, [row.id]))[row.id]
+        return spendable(row.balance, lots, utcnow())
+
+    async def debit(self, call: PointsCall) -> CallResult:
+        kind, sink = DEBITS[call.purpose]
+        account = await self._account(call.account)
+        try:
+            entry = await self.points.debit(account, call.points, kind, sink, self._movement(call))
+        except InsufficientPoints as exc:
+            return CallResult(
+                Outcome.REJECTED, message=exc.message, code=ErrorCode.INSUFFICIENT_POINTS
+            )
+        return CallResult(Outcome.APPLIED, partner_ref=str(entry.id))
+
+    async def credit(self, call: PointsCall) -> CallResult:
+        kind, source = CREDITS[call.purpose]
+        account = await self._account(call.account)
+        movement = self._movement(call)
+        if call.purpose == Purpose.REFUND and call.undoes:
+            taken = await self._entry_for_key(call.undoes)
+            entry = await self.points.restore(
+                account, call.points, kind, source, movement, taken.id, self.program.expiry_months
+            )
+        else:
+            entry = await self.points.credit(
+                account,
+                call.points,
+                kind,
+                source,
+                movement,
+                expires_at=_expiry(movement.occurred_at, self.program.expiry_months),
+            )
+        return CallResult(Outcome.APPLIED, partner_ref=str(entry.id))
+
+    async def reverse(self, call: PointsCall) -> CallResult:
+        """Undo a debit: its points go back into the lots they came from."""
+        taken = await self._entry_for_key(call.undoes)
+        account = await self._account(call.account)
+        sink = (
+            AccountKind.EXCHANGE if taken.kind == EntryKind.CONVERSION_OUT else AccountKind.REDEEMED
+        )
+        entry = await self.points.restore(
+            account,
+            call.points,
+            EntryKind.REFUND,
+            sink,
+            self._movement(call),
+            taken.id,
+            self.program.expiry_months,
+        )
+        return CallResult(Outcome.APPLIED, partner_ref=str(entry.id))
+
+    async def hold(self, call: PointsCall) -> CallResult:
+        account = await self._account(call.account)
+        try:
+            hold = await self.points.hold(
+                account,
+                call.points,
+                self._movement(call),
+                dt.timedelta(seconds=self.settings.hold_timeout_seconds),
+            )
+        except InsufficientPoints as exc:
+            return CallResult(
+                Outcome.REJECTED, message=exc.message, code=ErrorCode.INSUFFICIENT_POINTS
+            )
+        return CallResult(Outcome.APPLIED, partner_ref=hold.id)
+
+    async def _hold(self, call: PointsCall) -> Hold:
+        hold = await self.session.get(Hold, call.undoes, populate_existing=True)
+        if hold is None:
+            raise NotFound(f"No hold {call.undoes!r}.")
+        return hold
+
+    async def capture(self, call: PointsCall) -> CallResult:
+        hold = await self._hold(call)
+        sink = AccountKind.REDEEMED if call.purpose == Purpose.REDEMPTION else AccountKind.EXCHANGE
+        try:
+            entry = await self.points.capture(hold, sink, self._movement(call))
+        except InvalidState as exc:
+            return CallResult(Outcome.REJECTED, message=exc.message, code=ErrorCode.INVALID_STATE)
+        return CallResult(Outcome.APPLIED, partner_ref=str(entry.id))
+
+    async def release(self, call: PointsCall) -> CallResult:
+        hold = await self._hold(call)
+        try:
+            entry = await self.points.release(
+                hold, self._movement(call), self.program.expiry_months
+            )
+        except InvalidState as exc:
+            return CallResult(Outcome.REJECTED, message=exc.message, code=ErrorCode.INVALID_STATE)
+        return CallResult(Outcome.APPLIED, partner_ref=str(entry.id))
+
+    async def list_rewards(self) -> list[RewardOffer]:
+        return []  # hosted rewards live in the hub's own catalog tables
+
+    async def list_slots(self, reward_ref: str, date: dt.date | None) -> list[SlotOffer]:
+        return []
+
+    async def book(self, request: BookingRequest) -> BookingResult:
+        """A hosted merchant's reward is fulfilled by a voucher code the hub issues."""
+        return BookingResult(Outcome.APPLIED, booking_ref=new_id("vch").upper())
+
+    async def cancel(self, booking_ref: str, reason: str, idempotency_key: str) -> CallResult:
+        return CallResult(Outcome.APPLIED, partner_ref=booking_ref)
+
+    async def health(self) -> bool:
+        return True
+
+
+def _expiry(at: dt.datetime, months: int | None) -> dt.datetime | None:
+    from hub.ledger import expiry_of
+
+    return expiry_of(at, months)

@@ -1,0 +1,1 @@
+"""Exchange between programs: rates, quotes, conversions."""

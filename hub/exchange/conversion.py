@@ -1,0 +1,199 @@
+"""convertPoints: debit the source, credit the destination, one obligation per leg.
+
+Every conversion is a small saga whose state is stored on its row. Steps whose
+connector is local (hosted programs) run inside the current transaction, so a
+conversion between hosted programs completes in the one transaction that
+creates it. A step at a partner runs between transactions: the state is stored
+before the call, the call carries an idempotency key, and the outcome is
+recorded after (see saga.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.base import ConnectorFactory
+from hub import idempotency, validate
+from hub.auth import Principal
+from hub.config import Settings
+from hub.db import utcnow
+from hub.enums import ConversionStatus, ErrorCode
+from hub.errors import DomainError, InvalidInput, NotFound
+from hub.exchange import pricing
+from hub.exchange.rates import rates_by_id
+from hub.exchange.saga import Step, run_local_steps
+from hub.ids import new_id
+from hub.members import account_of
+from hub.merchants import get_program
+from hub.models import Conversion, ConversionLeg, ExchangeRate, Member, Quote
+from hub.permissions import require_member
+
+F = "input"
+
+
+@dataclass(frozen=True)
+class ConvertRequest:
+    member_id: str
+    from_code: str
+    to_code: str
+    points: int
+    quote_id: str | None
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class Started:
+    conversion_id: str
+    pending: bool
+
+
+async def _priced(
+    session: AsyncSession, request: ConvertRequest, settings: Settings
+) -> pricing.Priced:
+    now = utcnow()
+    if request.quote_id:
+        quote = await session.get(Quote, request.quote_id)
+        if quote is None or quote.member_id != request.member_id:
+            raise NotFound(f"No quote {request.quote_id!r} for this member.", field=[F, "quoteId"])
+        if (quote.from_code, quote.to_code, quote.points) != (
+            request.from_code,
+            request.to_code,
+            request.points,
+        ):
+            raise InvalidInput(
+                "The quote was for other programs or another amount; quote again.",
+                field=[F, "quoteId"],
+            )
+        if quote.expires_at <= now:
+            raise DomainError(
+                "The quote has expired; ask for a new quote.",
+                field=[F, "quoteId"],
+                code=ErrorCode.QUOTE_EXPIRED,
+            )
+        ids = json.loads(quote.rate_ids)
+        found = await rates_by_id(session, ids)
+        rates: list[ExchangeRate] = [found[i] for i in ids]
+    else:
+        rates = await pricing.find_route(session, request.from_code, request.to_code, now)
+    return pricing.price(rates, request.points)
+
+
+async def check_request(
+    session: AsyncSession,
+    principal: Principal,
+    member_id: str,
+    from_code: str,
+    to_code: str,
+    points: int,
+) -> None:
+    """The checks a quote and a conversion share: who, which programs, how many points."""
+    require_member(principal, member_id, [F, "memberId"])
+    if await session.get(Member, member_id) is None:
+        raise NotFound(f"No member has id {member_id!r}.", field=[F, "memberId"])
+    source = await get_program(session, from_code, [F, "from"])
+    target = await get_program(session, to_code, [F, "to"])
+    if source.code == target.code:
+        raise InvalidInput("from and to must be different programs.", field=[F, "to"])
+    validate.points_in_range(points, [F, "points"])
+    for program, field in ((source, "from"), (target, "to")):
+        if await account_of(session, member_id, program.code) is None:
+            raise NotFound(
+                f"The member is not enrolled in {program.code}; enroll them there first.",
+                field=[F, field],
+            )
+
+
+async def start(
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    factory: ConnectorFactory,
+    request: ConvertRequest,
+) -> Started:
+    """Create the conversion and run its local steps, once per idempotency key."""
+
+    async def effect() -> idempotency.Result:
+        await check_request(
+            session,
+            principal,
+            request.member_id,
+            request.from_code,
+            request.to_code,
+            request.points,
+        )
+        # One conversion at a time per member: the daily limit is counted under this lock.
+        await session.execute(
+            select(Member.id).where(Member.id == request.member_id).with_for_update()
+        )
+        priced = await _priced(session, request, settings)
+        now = utcnow()
+        business_date = settings.business_date(now)
+        await pricing.check_limits(session, request.member_id, priced, business_date)
+        conversion = Conversion(
+            id=new_id("cnv"),
+            member_id=request.member_id,
+            from_code=request.from_code,
+            to_code=request.to_code,
+            points_debited=priced.points,
+            points_credited=priced.receive,
+            route=json.dumps(priced.route),
+            status=ConversionStatus.PENDING.value,
+            step=Step.DEBIT.value,
+            quote_id=request.quote_id,
+            actor=principal.actor,
+            business_date=business_date,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(conversion)
+        await session.flush()
+        session.add_all(
+            ConversionLeg(
+                conversion_id=conversion.id,
+                seq=index,
+                member_id=request.member_id,
+                from_code=leg.rate.from_code,
+                to_code=leg.rate.to_code,
+                rate_id=leg.rate.id,
+                points_in=leg.points_in,
+                points_out=leg.points_out,
+                business_date=business_date,
+            )
+            for index, leg in enumerate(priced.legs)
+        )
+        await session.flush()
+        await run_local_steps(session, settings, factory, conversion)
+        return {"conversion_id": conversion.id}
+
+    result = await idempotency.once(
+        session,
+        scope=principal.idempotency_scope,
+        key=request.idempotency_key,
+        operation="convertPoints",
+        request={
+            "memberId": request.member_id,
+            "from": request.from_code,
+            "to": request.to_code,
+            "points": request.points,
+            "quoteId": request.quote_id,
+        },
+        effect=effect,
+    )
+    conversion = await session.get(Conversion, result["conversion_id"])
+    assert conversion is not None
+    return Started(
+        conversion_id=conversion.id, pending=conversion.status == ConversionStatus.PENDING.value
+    )
+
+
+def failure_of(conversion: Conversion) -> DomainError | None:
+    """The error a failed or reversed conversion reports to its caller."""
+    if conversion.failure is None:
+        return None
+    data = json.loads(conversion.failure)
+    return DomainError(data["message"], code=ErrorCode(data["code"]), field=[F, data["field"]])

@@ -1,0 +1,165 @@
+"""Routes and prices: destination points rounded down, bonus included, never created."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.enums import ConversionStatus, ErrorCode
+from hub.errors import DomainError
+from hub.exchange.rates import rate_for
+from hub.merchants import platform_program
+from hub.models import Conversion, ConversionLeg, ExchangeRate
+
+F = "input"
+
+
+@dataclass(frozen=True)
+class Leg:
+    rate: ExchangeRate
+    points_in: int
+    points_out: int
+
+
+@dataclass(frozen=True)
+class Priced:
+    legs: list[Leg]
+
+    @property
+    def points(self) -> int:
+        return self.legs[0].points_in
+
+    @property
+    def receive(self) -> int:
+        return self.legs[-1].points_out
+
+    @property
+    def route(self) -> list[str]:
+        return [self.legs[0].rate.from_code, *(leg.rate.to_code for leg in self.legs)]
+
+
+def multiplier(rate: ExchangeRate) -> Decimal:
+    """Destination points per source point, bonus included."""
+    return rate.rate * (Decimal(100) + rate.bonus_percent) / Decimal(100)
+
+
+def leg_out(points_in: int, rate: ExchangeRate) -> int:
+    """floor(points x rate x (1 + bonus)): rounding never creates a point."""
+    return int((Decimal(points_in) * multiplier(rate)).to_integral_value(rounding=ROUND_FLOOR))
+
+
+async def find_route(
+    session: AsyncSession, from_code: str, to_code: str, at: dt.datetime
+) -> list[ExchangeRate]:
+    """The direct rate, else the two legs through the platform program."""
+    direct = await rate_for(session, from_code, to_code, at)
+    if direct is not None:
+        return [direct]
+    platform = await platform_program(session)
+    if platform is not None and platform.code not in (from_code, to_code):
+        first = await rate_for(session, from_code, platform.code, at)
+        second = await rate_for(session, platform.code, to_code, at)
+        if first is not None and second is not None:
+            return [first, second]
+    raise DomainError(
+        f"No exchange rate from {from_code} to {to_code}, directly or through the platform "
+        "program.",
+        field=[F, "to"],
+        code=ErrorCode.RATE_NOT_CONFIGURED,
+    )
+
+
+def price(rates: list[ExchangeRate], points: int) -> Priced:
+    """Price `points` along the route, checking each leg's minimum and the first leg's step.
+
+    A routed leg checks its minimum on the points arriving from the first leg;
+    its step is not applied, since the member does not choose that amount.
+    """
+    legs: list[Leg] = []
+    amount = points
+    for index, rate in enumerate(rates):
+        if amount < rate.min_points:
+            where = "" if index == 0 else f" (through {rate.from_code}: {amount} arrive)"
+            raise DomainError(
+                f"The minimum for {rate.from_code} to {rate.to_code} is {rate.min_points:,} "
+                f"points{where}.",
+                field=[F, "points"],
+                code=ErrorCode.BELOW_MINIMUM,
+            )
+        if index == 0 and amount % rate.step:
+            raise DomainError(
+                f"points must be a multiple of {rate.step:,} for {rate.from_code} to "
+                f"{rate.to_code}; {amount - amount % rate.step:,} or "
+                f"{amount - amount % rate.step + rate.step:,} would do.",
+                field=[F, "points"],
+                code=ErrorCode.NOT_A_MULTIPLE_OF_STEP,
+            )
+        out = leg_out(amount, rate)
+        legs.append(Leg(rate=rate, points_in=amount, points_out=out))
+        amount = out
+    if amount < 1:
+        raise DomainError(
+            "That many points convert to nothing; convert more.",
+            field=[F, "points"],
+            code=ErrorCode.BELOW_MINIMUM,
+        )
+    return Priced(legs=legs)
+
+
+def points_needed(rates: list[ExchangeRate], receive: int) -> int | None:
+    """The fewest source points whose conversion yields at least `receive` (rounded up for
+    the payer), respecting minimums and the first leg's step; None if no amount can."""
+    needed = receive
+    for index, rate in reversed(list(enumerate(rates))):
+        m = multiplier(rate)
+        if m <= 0:
+            return None
+        guess = int((Decimal(needed) / m).to_integral_value(rounding=ROUND_CEILING))
+        guess = max(guess, rate.min_points)
+        step = rate.step if index == 0 else 1
+        guess = -(-guess // step) * step
+        while leg_out(guess, rate) < needed:  # at most a step or two: ceil covers the rest
+            guess += step
+        needed = guess
+    return needed
+
+
+async def daily_usage(
+    session: AsyncSession, member_id: str, rate: ExchangeRate, business_date: dt.date
+) -> int:
+    """Source points of this pair the member converted on this business date."""
+    used = await session.scalar(
+        select(func.coalesce(func.sum(ConversionLeg.points_in), 0))
+        .join(Conversion, Conversion.id == ConversionLeg.conversion_id)
+        .where(
+            ConversionLeg.member_id == member_id,
+            ConversionLeg.from_code == rate.from_code,
+            ConversionLeg.to_code == rate.to_code,
+            ConversionLeg.business_date == business_date,
+            Conversion.status.in_(
+                [ConversionStatus.PENDING.value, ConversionStatus.COMPLETED.value]
+            ),
+        )
+    )
+    return int(used or 0)
+
+
+async def check_limits(
+    session: AsyncSession, member_id: str, priced: Priced, business_date: dt.date
+) -> None:
+    for leg in priced.legs:
+        limit = leg.rate.daily_limit_per_member
+        if limit is None:
+            continue
+        used = await daily_usage(session, member_id, leg.rate, business_date)
+        if used + leg.points_in > limit:
+            raise DomainError(
+                f"The daily limit for {leg.rate.from_code} to {leg.rate.to_code} is "
+                f"{limit:,} points per member; {max(limit - used, 0):,} are left today.",
+                field=[F, "points"],
+                code=ErrorCode.LIMIT_EXCEEDED,
+            )

@@ -1,0 +1,71 @@
+"""quoteConversion: a price that holds for a short time, and conversion lookups."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.auth import Principal
+from hub.config import Settings
+from hub.db import utcnow
+from hub.enums import Role
+from hub.exchange import pricing
+from hub.exchange.conversion import check_request
+from hub.ids import new_id
+from hub.models import Conversion, Program, Quote
+
+
+async def create_quote(
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    member_id: str,
+    from_code: str,
+    to_code: str,
+    points: int,
+) -> Quote:
+    """Price a conversion now and lock its rates for the quote's lifetime."""
+    await check_request(session, principal, member_id, from_code, to_code, points)
+    now = utcnow()
+    rates = await pricing.find_route(session, from_code, to_code, now)
+    priced = pricing.price(rates, points)
+    await pricing.check_limits(session, member_id, priced, settings.business_date(now))
+    quote = Quote(
+        id=new_id("qt"),
+        member_id=member_id,
+        from_code=from_code,
+        to_code=to_code,
+        points=priced.points,
+        receive=priced.receive,
+        rate_ids=json.dumps([leg.rate.id for leg in priced.legs]),
+        route=json.dumps(priced.route),
+        expires_at=(now + dt.timedelta(seconds=settings.quote_ttl_seconds)).replace(microsecond=0),
+        actor=principal.actor,
+        created_at=now,
+    )
+    session.add(quote)
+    await session.flush()
+    return quote
+
+
+async def visible_conversion(
+    session: AsyncSession, principal: Principal, conversion_id: str
+) -> Conversion | None:
+    """ADMIN and FINANCE see any; the member its own; a merchant those touching its program."""
+    conversion = await session.get(Conversion, conversion_id)
+    if conversion is None:
+        return None
+    if principal.role in (Role.ADMIN, Role.FINANCE):
+        return conversion
+    if principal.role == Role.STOREFRONT:
+        return conversion if principal.member_id == conversion.member_id else None
+    if principal.merchant_id is not None:
+        own = await session.scalar(
+            select(Program.code).where(Program.merchant_id == principal.merchant_id)
+        )
+        route = json.loads(conversion.route)
+        return conversion if own in route else None
+    return None

@@ -1,0 +1,137 @@
+"""Exchange rates per ordered pair of programs; a change adds a version, history stays."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import validate
+from hub.auth import Principal
+from hub.db import utcnow
+from hub.errors import InvalidInput
+from hub.ids import new_id
+from hub.merchants import get_program
+from hub.models import ExchangeRate
+
+F = "input"
+
+
+@dataclass(frozen=True)
+class NewRate:
+    from_code: str
+    to_code: str
+    rate: Decimal
+    min_points: int = 1
+    step: int = 1
+    bonus_percent: Decimal = Decimal(0)
+    daily_limit_per_member: int | None = None
+    effective_from: dt.datetime | None = None
+    effective_to: dt.datetime | None = None
+
+
+async def set_rate(session: AsyncSession, principal: Principal, data: NewRate) -> ExchangeRate:
+    """Add a version of a pair's rate (ADMIN)."""
+    source = await get_program(session, data.from_code, [F, "from"])
+    target = await get_program(session, data.to_code, [F, "to"])
+    if source.code == target.code:
+        raise InvalidInput("from and to must be different programs.", field=[F, "to"])
+    validate.decimal_in_range(
+        data.rate,
+        [F, "rate"],
+        low=Decimal(0),
+        high=Decimal(1_000_000),
+        places=6,
+        low_inclusive=False,
+    )
+    validate.points_in_range(data.step, [F, "step"], low=1, high=1_000_000)
+    validate.points_in_range(data.min_points, [F, "minPoints"], low=1, high=validate.MAX_POINTS)
+    if data.min_points < data.step:
+        raise InvalidInput(
+            f"minPoints ({data.min_points}) must be at least step ({data.step}).",
+            field=[F, "minPoints"],
+        )
+    validate.decimal_in_range(
+        data.bonus_percent, [F, "bonusPercent"], low=Decimal(0), high=Decimal(1000), places=4
+    )
+    if data.daily_limit_per_member is not None:
+        validate.points_in_range(
+            data.daily_limit_per_member, [F, "dailyLimitPerMember"], low=data.min_points
+        )
+    now = utcnow()
+    start = data.effective_from or now
+    for name, moment in (("effectiveFrom", start), ("effectiveTo", data.effective_to)):
+        if moment is not None and moment.tzinfo is None:
+            raise InvalidInput(f"{name} needs a UTC offset.", field=[F, name])
+    if data.effective_to is not None and data.effective_to <= start:
+        raise InvalidInput("effectiveTo must be after effectiveFrom.", field=[F, "effectiveTo"])
+    rate = ExchangeRate(
+        id=new_id("rate"),
+        from_code=source.code,
+        to_code=target.code,
+        rate=data.rate,
+        min_points=data.min_points,
+        step=data.step,
+        bonus_percent=data.bonus_percent,
+        daily_limit_per_member=data.daily_limit_per_member,
+        effective_from=start,
+        effective_to=data.effective_to,
+        created_by=principal.key_id,
+        created_at=now,
+    )
+    session.add(rate)
+    await session.flush()
+    return rate
+
+
+def _in_effect(at: dt.datetime) -> object:
+    return and_(
+        ExchangeRate.effective_from <= at,
+        or_(ExchangeRate.effective_to.is_(None), ExchangeRate.effective_to > at),
+    )
+
+
+async def rate_for(
+    session: AsyncSession, from_code: str, to_code: str, at: dt.datetime
+) -> ExchangeRate | None:
+    """The version in effect: the latest to start, among those whose period covers `at`."""
+    return await session.scalar(
+        select(ExchangeRate)
+        .where(
+            ExchangeRate.from_code == from_code,
+            ExchangeRate.to_code == to_code,
+            _in_effect(at),  # type: ignore[arg-type]
+        )
+        .order_by(ExchangeRate.effective_from.desc(), ExchangeRate.created_at.desc())
+        .limit(1)
+    )
+
+
+async def rates_in_effect(
+    session: AsyncSession, at: dt.datetime, from_code: str | None, to_code: str | None
+) -> list[ExchangeRate]:
+    """One version per pair: the one in effect at `at`."""
+    query = select(ExchangeRate).where(_in_effect(at))  # type: ignore[arg-type]
+    if from_code:
+        query = query.where(ExchangeRate.from_code == from_code)
+    if to_code:
+        query = query.where(ExchangeRate.to_code == to_code)
+    query = query.order_by(
+        ExchangeRate.from_code,
+        ExchangeRate.to_code,
+        ExchangeRate.effective_from.desc(),
+        ExchangeRate.created_at.desc(),
+    )
+    chosen: dict[tuple[str, str], ExchangeRate] = {}
+    for rate in await session.scalars(query):
+        chosen.setdefault((rate.from_code, rate.to_code), rate)
+    return list(chosen.values())
+
+
+async def rates_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, ExchangeRate]:
+    rows = await session.scalars(select(ExchangeRate).where(ExchangeRate.id.in_(ids)))
+    return {r.id: r for r in rows}

@@ -1,0 +1,51 @@
+"""Settlement obligations: money one merchant owes another for a cross-merchant move."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.config import Settings
+from hub.enums import ObligationKind
+from hub.models import Obligation
+
+CENT = Decimal("0.01")
+
+
+def amount_for(points: int, point_value: Decimal) -> Decimal:
+    """points x pointValue, rounded half-up to the cent (each line on its own)."""
+    return (Decimal(points) * point_value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+async def record(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    kind: ObligationKind,
+    debtor: str,
+    creditor: str,
+    program_code: str,
+    points: int,
+    amount: Decimal,
+    reference: str,
+    occurred_at: dt.datetime,
+) -> Obligation | None:
+    """Write one obligation; None when a merchant would owe itself."""
+    if debtor == creditor or amount == 0:
+        return None
+    obligation = Obligation(
+        kind=kind.value,
+        debtor_id=debtor,
+        creditor_id=creditor,
+        program_code=program_code,
+        points=points,
+        amount=amount,
+        reference=reference,
+        occurred_at=occurred_at,
+        business_date=settings.business_date(occurred_at),
+    )
+    session.add(obligation)
+    await session.flush()
+    return obligation

@@ -1,0 +1,299 @@
+"""Exchange through the API: rates, quotes, conversions and their obligations."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from tests.helpers import (
+    QUOTE,
+    SET_RATE,
+    Api,
+    accrue,
+    balances,
+    convert,
+    create_key,
+    enroll,
+    member_session,
+    obligations,
+    register,
+    set_rate,
+    verify_ledger,
+)
+
+
+@pytest.fixture
+async def world(api: Api) -> dict[str, str]:
+    """Platform HUB, airline SKYMILES, hotel LOTUS, restaurant JADE; a member in all four."""
+    await register(api, "haowu", "HUB", category="PLATFORM", pointValue="0.10")
+    await register(api, "skyair", "SKYMILES", category="AIRLINE", pointValue="0.08")
+    await register(api, "lotus", "LOTUS", category="HOTEL", pointValue="0.05", accrualRate="10")
+    await register(api, "jade", "JADE", category="RESTAURANT", pointValue="0.125")
+    member = await enroll(api, "SKYMILES", "SK-1", "Zhang Wei")
+    for code, ref in (("HUB", "H-1"), ("LOTUS", "L-1"), ("JADE", "J-1")):
+        await enroll(api, code, ref, member_id=member)
+    await accrue(api, member, "SKYMILES", "10000")  # 10,000 miles
+    return {"member": member}
+
+
+async def test_set_rate_validates_and_keeps_versions(api: Api, world: dict[str, str]) -> None:
+    for change, field, code in [
+        ({"rate": "0"}, "rate", "INVALID_INPUT"),
+        ({"rate": "-1"}, "rate", "INVALID_INPUT"),
+        ({"step": 0}, "step", "INVALID_INPUT"),
+        ({"step": 100, "minPoints": 50}, "minPoints", "INVALID_INPUT"),
+        ({"bonusPercent": "-1"}, "bonusPercent", "INVALID_INPUT"),
+        ({"to": "SKYMILES"}, "to", "INVALID_INPUT"),
+        ({"to": "NOPE"}, "to", "NOT_FOUND"),
+    ]:
+        data = await api.gql(
+            SET_RATE, {"input": {"from": "SKYMILES", "to": "LOTUS", "rate": "1.6", **change}}
+        )
+        errors = data["setExchangeRate"]["userErrors"]
+        assert (errors[0]["field"], errors[0]["code"]) == (["input", field], code), change
+    assert (await api.gql("{ exchangeRates { id } }"))["exchangeRates"] == []
+    first = await set_rate(api, "SKYMILES", "LOTUS", "1.6", minPoints=100, step=100)
+    second = await set_rate(api, "SKYMILES", "LOTUS", "1.5", minPoints=100, step=100)
+    listed = (await api.gql('{ exchangeRates(from: "SKYMILES") { id rate } }'))["exchangeRates"]
+    assert listed == [{"id": second["id"], "rate": "1.5"}]
+    assert first["id"] != second["id"]
+    merchant = await create_key(api, "MERCHANT", "skyair")
+    errors = await api.errors(
+        SET_RATE, {"input": {"from": "SKYMILES", "to": "LOTUS", "rate": "2"}}, key=merchant
+    )
+    assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_conversion_moves_points_writes_history_and_one_obligation(
+    api: Api, world: dict[str, str], db_url: str
+) -> None:
+    member = world["member"]
+    await set_rate(api, "SKYMILES", "LOTUS", "1.5", minPoints=100, step=100, bonusPercent="10")
+    payload = await convert(api, member, "SKYMILES", "LOTUS", 1000)
+    assert payload["userErrors"] == []
+    conversion = payload["conversion"]
+    assert conversion["status"] == "COMPLETED"
+    assert (conversion["pointsDebited"], conversion["pointsCredited"]) == (1000, 1650)
+    assert [p["code"] for p in conversion["route"]] == ["SKYMILES", "LOTUS"]
+    assert await balances(api, member) == {"HUB": 0, "JADE": 0, "LOTUS": 1650, "SKYMILES": 9000}
+    history = await api.gql(
+        "query($id: ID!) { member(id: $id) { history(first: 2) { edges { node "
+        "{ kind points reference program { code } } } } } }",
+        {"id": member},
+    )
+    nodes = [e["node"] for e in history["member"]["history"]["edges"]]
+    assert {(n["kind"], n["points"], n["program"]["code"]) for n in nodes} == {
+        ("CONVERSION_OUT", -1000, "SKYMILES"),
+        ("CONVERSION_IN", 1650, "LOTUS"),
+    }
+    assert {n["reference"] for n in nodes} == {conversion["id"]}
+    owed = await obligations(db_url)
+    assert owed == [
+        {
+            "kind": "CONVERSION",
+            "debtor": "skyair",
+            "creditor": "lotus",
+            "program": "LOTUS",
+            "points": 1650,
+            "amount": Decimal("82.50"),
+            "reference": conversion["id"],
+            "business_date": owed[0]["business_date"],
+        }
+    ]
+    shanghai = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
+    assert owed[0]["business_date"] == shanghai
+    seen = await api.gql(
+        "query($id: ID!) { conversion(id: $id) { id status member { id } } }",
+        {"id": conversion["id"]},
+    )
+    assert seen["conversion"]["status"] == "COMPLETED"
+    assert await verify_ledger(db_url) == []
+
+
+async def test_two_leg_route_through_the_platform_makes_two_obligations(
+    api: Api, world: dict[str, str], db_url: str
+) -> None:
+    member = world["member"]
+    await set_rate(api, "SKYMILES", "HUB", "0.8")
+    await set_rate(api, "HUB", "JADE", "0.5", bonusPercent="5")
+    quote = (
+        await api.gql(
+            QUOTE, {"input": {"memberId": member, "from": "SKYMILES", "to": "JADE", "points": 999}}
+        )
+    )["quoteConversion"]["quote"]
+    # 999 x 0.8 = 799.2 -> 799 HUB; 799 x 0.5 x 1.05 = 419.475 -> 419 JADE.
+    assert (quote["points"], quote["receive"]) == (999, 419)
+    assert [p["code"] for p in quote["route"]] == ["SKYMILES", "HUB", "JADE"]
+    payload = await convert(api, member, "SKYMILES", "JADE", 999, quote_id=quote["id"])
+    assert payload["conversion"]["pointsCredited"] == 419
+    owed = await obligations(db_url)
+    assert [(o["debtor"], o["creditor"], o["points"], o["amount"]) for o in owed] == [
+        ("skyair", "haowu", 799, Decimal("79.90")),
+        ("haowu", "jade", 419, Decimal("52.38")),
+    ]
+    assert await balances(api, member) == {"HUB": 0, "JADE": 419, "LOTUS": 0, "SKYMILES": 9001}
+    assert await verify_ledger(db_url) == []
+
+
+async def test_quote_errors_carry_the_contract_codes(api: Api, world: dict[str, str]) -> None:
+    member = world["member"]
+    await set_rate(
+        api, "SKYMILES", "LOTUS", "1.5", minPoints=500, step=100, dailyLimitPerMember=2000
+    )
+
+    async def code_of(source: str, target: str, points: int) -> str:
+        data = await api.gql(
+            QUOTE, {"input": {"memberId": member, "from": source, "to": target, "points": points}}
+        )
+        errors = data["quoteConversion"]["userErrors"]
+        assert data["quoteConversion"]["quote"] is None
+        return str(errors[0]["code"])
+
+    assert await code_of("SKYMILES", "JADE", 1000) == "RATE_NOT_CONFIGURED"
+    assert await code_of("SKYMILES", "LOTUS", 400) == "BELOW_MINIMUM"
+    assert await code_of("SKYMILES", "LOTUS", 550) == "NOT_A_MULTIPLE_OF_STEP"
+    assert await code_of("SKYMILES", "LOTUS", 2100) == "LIMIT_EXCEEDED"
+    assert await code_of("SKYMILES", "LOTUS", 0) == "INVALID_INPUT"
+    await convert(api, member, "SKYMILES", "LOTUS", 1500)
+    assert await code_of("SKYMILES", "LOTUS", 600) == "LIMIT_EXCEEDED"
+    too_many = await convert(api, member, "SKYMILES", "LOTUS", 500)
+    assert too_many["conversion"] is not None  # 1,500 + 500 = the limit exactly
+    assert await code_of("SKYMILES", "LOTUS", 500) == "LIMIT_EXCEEDED"
+
+
+async def test_insufficient_points_moves_nothing(
+    api: Api, world: dict[str, str], db_url: str
+) -> None:
+    member = world["member"]
+    await set_rate(api, "SKYMILES", "LOTUS", "1.5")
+    payload = await convert(api, member, "SKYMILES", "LOTUS", 10001)
+    assert payload["userErrors"][0]["code"] == "INSUFFICIENT_POINTS"
+    assert payload["conversion"]["status"] == "FAILED"
+    assert await balances(api, member) == {"HUB": 0, "JADE": 0, "LOTUS": 0, "SKYMILES": 10000}
+    assert await obligations(db_url) == []
+    assert await verify_ledger(db_url) == []
+
+
+async def test_quote_rate_holds_until_expiry_then_the_new_rate(
+    api: Api, world: dict[str, str], db_url: str
+) -> None:
+    member = world["member"]
+    await set_rate(api, "SKYMILES", "LOTUS", "1.5")
+    quote = (
+        await api.gql(
+            QUOTE, {"input": {"memberId": member, "from": "SKYMILES", "to": "LOTUS", "points": 100}}
+        )
+    )["quoteConversion"]["quote"]
+    await set_rate(api, "SKYMILES", "LOTUS", "2")
+    honoured = await convert(api, member, "SKYMILES", "LOTUS", 100, quote_id=quote["id"])
+    assert honoured["conversion"]["pointsCredited"] == 150
+    current = await convert(api, member, "SKYMILES", "LOTUS", 100)
+    assert current["conversion"]["pointsCredited"] == 200
+    second = (
+        await api.gql(
+            QUOTE, {"input": {"memberId": member, "from": "SKYMILES", "to": "LOTUS", "points": 100}}
+        )
+    )["quoteConversion"]["quote"]
+    await _expire_quote(db_url, second["id"])
+    expired = await convert(api, member, "SKYMILES", "LOTUS", 100, quote_id=second["id"])
+    assert expired["conversion"] is None
+    assert expired["userErrors"][0]["code"] == "QUOTE_EXPIRED"
+    assert await balances(api, member) == {"HUB": 0, "JADE": 0, "LOTUS": 350, "SKYMILES": 9800}
+
+
+async def _expire_quote(url: str, quote_id: str) -> None:
+    from sqlalchemy import update
+
+    from hub.db import Database, utcnow
+    from hub.models import Quote
+
+    db = Database(url)
+    try:
+        async with db.write() as session:
+            await session.execute(
+                update(Quote)
+                .where(Quote.id == quote_id)
+                .values(expires_at=utcnow() - dt.timedelta(seconds=1))
+            )
+    finally:
+        await db.dispose()
+
+
+async def test_convert_is_idempotent_and_for_the_member_only(
+    api: Api, world: dict[str, str], db_url: str
+) -> None:
+    member = world["member"]
+    other = await enroll(api, "SKYMILES", "SK-2", "Other")
+    await set_rate(api, "SKYMILES", "LOTUS", "1.5")
+    storefront = await create_key(api, "STOREFRONT")
+    token = await member_session(api, member)
+    first = await convert(
+        api,
+        member,
+        "SKYMILES",
+        "LOTUS",
+        100,
+        key=storefront,
+        member_token=token,
+        idempotency_key="k1",
+    )
+    again = await convert(
+        api,
+        member,
+        "SKYMILES",
+        "LOTUS",
+        100,
+        key=storefront,
+        member_token=token,
+        idempotency_key="k1",
+    )
+    assert again == first
+    conflict = await convert(
+        api,
+        member,
+        "SKYMILES",
+        "LOTUS",
+        200,
+        key=storefront,
+        member_token=token,
+        idempotency_key="k1",
+    )
+    assert conflict["userErrors"][0]["code"] == "IDEMPOTENCY_CONFLICT"
+    foreign = await convert(
+        api, other, "SKYMILES", "LOTUS", 100, key=storefront, member_token=token
+    )
+    assert foreign["userErrors"][0]["code"] == "FORBIDDEN"
+    errors = await api.errors(
+        'mutation { convertPoints(input: {memberId: "x", from: "A", to: "B", points: 1, '
+        'idempotencyKey: "k"}) { userErrors { code } } }',
+        key=storefront,
+    )
+    assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+    assert await balances(api, member) == {"HUB": 0, "JADE": 0, "LOTUS": 150, "SKYMILES": 9900}
+    assert len(await obligations(db_url)) == 1
+
+
+async def test_concurrent_conversions_never_overdraw(
+    api: Api, world: dict[str, str], db_url: str
+) -> None:
+    member = world["member"]
+    await set_rate(api, "SKYMILES", "LOTUS", "1.5")
+    results = await asyncio.gather(
+        *[convert(api, member, "SKYMILES", "LOTUS", 150) for _ in range(100)]
+    )
+    done = [r for r in results if r["conversion"] and r["conversion"]["status"] == "COMPLETED"]
+    refused = [r for r in results if r["userErrors"]]
+    assert len(done) == 66  # 66 x 150 = 9,900 of 10,000
+    assert len(done) + len(refused) == 100
+    assert {r["userErrors"][0]["code"] for r in refused} == {"INSUFFICIENT_POINTS"}
+    assert await balances(api, member) == {
+        "HUB": 0,
+        "JADE": 0,
+        "LOTUS": 66 * 225,
+        "SKYMILES": 100,
+    }
+    assert len(await obligations(db_url)) == 66
+    assert await verify_ledger(db_url) == []
