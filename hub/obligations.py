@@ -33,7 +33,7 @@ async def record(
     occurred_at: dt.datetime,
 ) -> Obligation | None:
     """Write one obligation; None when a merchant would owe itself."""
-    if debtor == creditor or amount == 0:
+    if debtor == creditor:
         return None
     obligation = Obligation(
         kind=kind.value,
