@@ -102,6 +102,44 @@ class BookingResult:
     code: ErrorCode | None = None
 
 
+@dataclass(frozen=True)
+class EventBooking:
+    booking_ref: str
+    reference: str | None  # the hub's redemption id, when the partner kept it
+
+
+@dataclass(frozen=True)
+class PartnerEvent:
+    """A partner's webhook, read: flight cancelled, booking confirmed, ..."""
+
+    event_id: str
+    type: str
+    bookings: list[EventBooking] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(
+            {
+                "bookings": [[b.booking_ref, b.reference] for b in self.bookings],
+                "raw": self.raw,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, event_id: str, type_: str, text: str) -> PartnerEvent:
+        import json
+
+        data = json.loads(text)
+        return cls(
+            event_id=event_id,
+            type=type_,
+            bookings=[EventBooking(ref, reference) for ref, reference in data["bookings"]],
+            raw=data["raw"],
+        )
+
+
 class Connector(Protocol):
     """What the hub can ask of any program's system."""
 

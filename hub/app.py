@@ -15,9 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from connectors import webhooks
 from connectors.registry import Registry
-from hub import idempotency, logs
+from hub import idempotency, logs, merchants
 from hub.config import Settings
+from hub.events import Events
 from hub.exchange import saga
 from hub.ledger import jobs as ledger_jobs
 from hub.runtime import Runtime
@@ -47,6 +49,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
             return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
         return JSONResponse({"status": "ok", "database": "up"})
 
+    async def webhook(request: Request) -> Response:
+        """A partner's signed event: verified, stored once, then acted on."""
+        runtime: Runtime = request.app.state.runtime
+        merchant_id = request.path_params["merchantId"]
+        async with runtime.db.read() as session:
+            ref = await merchants.partner_secret_ref(session, merchant_id)
+        secret = runtime.settings.partner_secret(ref) if ref else None
+        if secret is None:
+            return JSONResponse({"error": f"{merchant_id} sends no webhooks here"}, 404)
+        try:
+            event = webhooks.parse(secret, request.headers, await request.body())
+        except webhooks.WebhookRejected as exc:
+            return JSONResponse({"error": exc.message}, status_code=exc.status)
+        events: Events = runtime.extras["events"]
+        row_id = await events.record(merchant_id, event)
+        if row_id is None:
+            return JSONResponse({"error": f"event {event.event_id} was already received"}, 409)
+        outcome = await events.handle(row_id, merchant_id, event)
+        return JSONResponse({"received": event.event_id, "outcome": outcome})
+
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -54,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings, Registry(settings))
         app.state.runtime = runtime
+        runtime.extras["events"] = Events(runtime.db, handlers={})
         scheduler = background_jobs(runtime)
         if settings.background_jobs:
             scheduler.start()
@@ -78,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        Route("/webhooks/{merchantId}", webhook, methods=["POST"]),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from decimal import Decimal
 from functools import cached_property
 from typing import Literal
@@ -51,6 +52,14 @@ class Settings(BaseSettings):
     partner_timeout_seconds: float = Field(default=5.0, gt=0)
     catalog_budget_seconds: float = Field(default=1.5, gt=0)
     catalog_cache_seconds: float = Field(default=60.0, gt=0)
+
+    # Partner secrets by reference: HUB_PARTNER_SECRETS as JSON ({"SKYAIR": "..."}), or one
+    # variable per partner, HUB_PARTNER_SECRET_<REF>. Never stored in the database.
+    partner_secrets: dict[str, str] = Field(default_factory=dict)
+
+    def partner_secret(self, ref: str) -> str | None:
+        """The shared secret of a partner, from configuration."""
+        return self.partner_secrets.get(ref) or os.environ.get(f"HUB_PARTNER_SECRET_{ref}")
 
     @field_validator("settlement_tz")
     @classmethod

@@ -196,3 +196,12 @@ async def platform_program(session: AsyncSession) -> Program | None:
         .join(Merchant, Merchant.id == Program.merchant_id)
         .where(Merchant.category == MerchantCategory.PLATFORM.value)
     )
+
+
+async def partner_secret_ref(session: AsyncSession, merchant_id: str) -> str | None:
+    """The name under which a connected merchant's shared secret is configured."""
+    program = await session.scalar(select(Program).where(Program.merchant_id == merchant_id))
+    if program is None or program.connector == ConnectorKind.HOSTED.value:
+        return None
+    config = json.loads(program.connector_config or "{}")
+    return str(config.get("secretRef") or merchant_id).upper()

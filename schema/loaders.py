@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from connectors.base import ConnectorFactory, MemberAccount
 from hub import members, merchants
 from hub.db import Database
+from hub.errors import PartnerUnavailable
 from hub.ledger import queries as ledger_queries
 from hub.models import Account, Lot, Member, Merchant, Program
 
@@ -45,9 +48,46 @@ class KeyedLoader(Generic[K, V]):
         return result
 
 
+class PartnerBalances:
+    """Balances of connected programs, asked of the partners concurrently; a partner that
+    does not answer gets its last known balance, or a field error when there is none."""
+
+    def __init__(self, db: Database, factory: ConnectorFactory, cache: dict[str, int]) -> None:
+        self._db = db
+        self._factory = factory
+        self._cache = cache
+        self._loader = DataLoader(self._batch)
+
+    async def _one(self, account: Account) -> int | Exception:
+        key = f"{account.program_code}:{account.external_ref}"
+        async with self._db.read() as session:
+            program = await session.get(Program, account.program_code)
+        assert program is not None and account.member_id and account.external_ref
+        connector = self._factory.for_program(program, None, "balance")
+        try:
+            balance = await connector.balance(
+                MemberAccount(account.member_id, program.code, account.external_ref)
+            )
+        except PartnerUnavailable as exc:
+            if key in self._cache:
+                return self._cache[key]
+            return exc
+        self._cache[key] = balance
+        return balance
+
+    async def _batch(self, accounts: Sequence[Account]) -> list[int | Exception]:
+        return list(await asyncio.gather(*(self._one(a) for a in accounts)))
+
+    async def load(self, account: Account) -> int:
+        """The balance; a partner's failure with no last known balance raises here."""
+        result = await self._loader.load(account)
+        return int(result)
+
+
 class Loaders:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, factory: ConnectorFactory, cache: dict[str, int]) -> None:
         self.db = db
+        self.partner_balance = PartnerBalances(db, factory, cache)
         self.merchant: KeyedLoader[str, Merchant] = KeyedLoader(db, merchants.merchants_by_id)
         self.program: KeyedLoader[str, Program] = KeyedLoader(db, merchants.programs_by_code)
         self.program_of_merchant: KeyedLoader[str, Program] = KeyedLoader(

@@ -1,7 +1,14 @@
 """The hub's tables; importing this package registers every table on Base.metadata."""
 
 from hub.models.base import Base
-from hub.models.exchange import Conversion, ConversionLeg, ExchangeRate, Obligation, Quote
+from hub.models.exchange import (
+    Conversion,
+    ConversionLeg,
+    ExchangeRate,
+    Obligation,
+    PartnerEvent,
+    Quote,
+)
 from hub.models.ledger import (
     Account,
     Entry,
@@ -31,6 +38,7 @@ __all__ = [
     "Member",
     "Merchant",
     "Obligation",
+    "PartnerEvent",
     "Posting",
     "Program",
     "Promotion",

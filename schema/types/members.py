@@ -34,8 +34,14 @@ class ProgramAccount:
     async def program(self, info: Info) -> Program:
         return await load_program(info, self.account.program_code)
 
-    @strawberry.field(description="Spendable points now.")
+    async def _connected(self, info: Info) -> bool:
+        program = await info.context.loaders.program.load(self.account.program_code)
+        return program is not None and program.connector != "HOSTED"
+
+    @strawberry.field(description="Spendable points now (from the partner for connected programs).")
     async def balance(self, info: Info) -> int:
+        if await self._connected(info):
+            return await info.context.loaders.partner_balance.load(self.account)
         lots = await info.context.loaders.open_lots.load(self.account.id) or []
         return queries.spendable(self.account.balance, lots, utcnow())
 

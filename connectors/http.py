@@ -1,0 +1,202 @@
+"""The transport every partner connector uses: signed JSON over pooled HTTP.
+
+Each call is signed (HMAC-SHA256 over timestamp and body), carries an
+Idempotency-Key when it moves points, has a timeout, and is retried with
+jittered backoff only when repeating it is safe (a GET, or a call with an
+idempotency key) and only after a failure that means "not answered" (the
+connection was refused, or a 502/503/504). A breaker per merchant fails calls
+fast while the partner is down.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+from prometheus_client import Histogram
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from connectors import signing
+from connectors.base import Outcome
+from connectors.breaker import Breaker
+from hub.enums import ErrorCode
+
+log = structlog.get_logger(__name__)
+
+PARTNER_LATENCY = Histogram(
+    "hub_partner_call_seconds",
+    "Partner calls by merchant, operation and outcome",
+    ["merchant", "operation", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+_CODES = {code.value for code in ErrorCode}
+
+
+@dataclass(frozen=True)
+class PartnerConfig:
+    base_url: str
+    secret: str
+    timeout_seconds: float = 5.0
+    retries: int = 2
+
+
+@dataclass(frozen=True)
+class Reply:
+    outcome: Outcome
+    status: int | None = None
+    body: Any = None
+    code: ErrorCode | None = None
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def applied(self) -> bool:
+        return self.outcome == Outcome.APPLIED
+
+
+class _Unanswered(Exception):
+    """A 502/503/504: the partner did not take the call; safe calls are repeated."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+class PartnerClient:
+    """Signed calls to one partner, through one breaker and a shared connection pool."""
+
+    def __init__(
+        self, merchant_id: str, config: PartnerConfig, client: httpx.AsyncClient, breaker: Breaker
+    ) -> None:
+        self.merchant_id = merchant_id
+        self.config = config
+        self.client = client
+        self.breaker = breaker
+
+    async def call(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+        wait_seconds: float | None = None,
+    ) -> Reply:
+        """One partner call; never raises for the partner's failures, it says what happened."""
+        started = time.perf_counter()
+        reply = await self._call(method, path, body, params, idempotency_key, wait_seconds)
+        PARTNER_LATENCY.labels(self.merchant_id, operation, reply.outcome.value).observe(
+            time.perf_counter() - started
+        )
+        if reply.outcome != Outcome.APPLIED:
+            log.info(
+                "partner call not applied",
+                merchant=self.merchant_id,
+                operation=operation,
+                outcome=reply.outcome.value,
+                status=reply.status,
+                reason=reply.message,
+            )
+        return reply
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        params: dict[str, str] | None,
+        idempotency_key: str | None,
+        wait_seconds: float | None,
+    ) -> Reply:
+        if not self.breaker.allow():
+            return Reply(
+                Outcome.REJECTED,
+                code=ErrorCode.PARTNER_UNAVAILABLE,
+                message=f"{self.merchant_id} is not answering; try again in a few seconds.",
+            )
+        payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        safe = method == "GET" or idempotency_key is not None
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(1 + (self.config.retries if safe else 0)),
+            wait=wait_exponential_jitter(multiplier=0.05, max=0.5),
+            retry=retry_if_exception_type((httpx.ConnectError, _Unanswered)),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+                    headers.update(signing.headers(self.config.secret, payload))
+                    if idempotency_key:
+                        headers["Idempotency-Key"] = idempotency_key
+                    response = await self.client.request(
+                        method,
+                        self.config.base_url.rstrip("/") + path,
+                        content=payload if body is not None else None,
+                        params=params,
+                        headers=headers,
+                        timeout=wait_seconds or self.config.timeout_seconds,
+                    )
+                    if response.status_code in (502, 503, 504):
+                        raise _Unanswered(response)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            self.breaker.failure()
+            return Reply(
+                Outcome.REJECTED,
+                code=ErrorCode.PARTNER_UNAVAILABLE,
+                message=f"{self.merchant_id} could not be reached ({type(exc).__name__}).",
+            )
+        except _Unanswered as exc:
+            self.breaker.failure()
+            return Reply(
+                Outcome.UNKNOWN,
+                status=exc.response.status_code,
+                code=ErrorCode.PARTNER_UNAVAILABLE,
+                message=f"{self.merchant_id} answered {exc.response.status_code}.",
+            )
+        except httpx.HTTPError as exc:  # read timeout, dropped connection: maybe applied
+            self.breaker.failure()
+            return Reply(
+                Outcome.UNKNOWN,
+                code=ErrorCode.PARTNER_UNAVAILABLE,
+                message=f"No answer from {self.merchant_id} ({type(exc).__name__}).",
+            )
+        return self._reply(response)
+
+    def _reply(self, response: httpx.Response) -> Reply:
+        try:
+            data: Any = response.json() if response.content else None
+        except ValueError:
+            data = None
+        if response.status_code >= 500:
+            self.breaker.failure()
+            return Reply(
+                Outcome.UNKNOWN,
+                status=response.status_code,
+                code=ErrorCode.PARTNER_UNAVAILABLE,
+                message=f"{self.merchant_id} failed with HTTP {response.status_code}.",
+            )
+        self.breaker.success()
+        if response.status_code >= 400:
+            error = data.get("error", {}) if isinstance(data, dict) else {}
+            code = error.get("code")
+            return Reply(
+                Outcome.REJECTED,
+                status=response.status_code,
+                body=data,
+                code=ErrorCode(code) if code in _CODES else ErrorCode.PARTNER_REJECTED,
+                message=str(error.get("message") or f"{self.merchant_id} refused the request."),
+            )
+        return Reply(Outcome.APPLIED, status=response.status_code, body=data)

@@ -1,0 +1,233 @@
+"""A partner's connector: the protocol mapped onto one partner API over PartnerClient.
+
+Each vertical (airline, hotel, restaurant, scenic) and the generic HTTP partner
+is a Dialect: which path does what, and how the partner's answers read. Partners
+here have no holds, so a hold is a debit, a capture changes nothing, and a
+release reverses the debit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.base import (
+    BookingRequest,
+    BookingResult,
+    CallResult,
+    MemberAccount,
+    Outcome,
+    PointsCall,
+    RewardOffer,
+    SlotOffer,
+)
+from connectors.http import PartnerClient, Reply
+from hub.enums import ConnectorKind
+from hub.errors import PartnerUnavailable
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+
+
+class Dialect:
+    """The generic hub partner API (connectors/README.md); verticals override what differs."""
+
+    kind = ConnectorKind.HTTP
+    balance = Route("GET", "/points/{ref}")
+    balance_field = "balance"
+    debit = Route("POST", "/points/{ref}/debit")
+    credit = Route("POST", "/points/{ref}/credit")
+    amount_field = "points"
+    reference_field = "reference"
+    reverse = Route("POST", "/points/reversals")
+    reverse_field = "originalKey"
+    rewards = Route("GET", "/rewards")
+    slots: Route | None = Route("GET", "/rewards/{reward}/slots")
+    book = Route("POST", "/bookings")
+    cancel = Route("POST", "/bookings/{booking}/cancel")
+    health = Route("GET", "/health")
+
+    def points_body(self, call: PointsCall) -> dict[str, Any]:
+        return {
+            self.amount_field: call.points,
+            self.reference_field: call.reference,
+            "memo": call.memo,
+        }
+
+    def parse_rewards(self, body: Any) -> list[RewardOffer]:
+        return [
+            RewardOffer(
+                ref=str(r["ref"]),
+                kind=str(r["kind"]),
+                title=str(r["title"]),
+                description=r.get("description"),
+                price=int(r["price"]),
+                settlement_price=_decimal(r.get("settlementPrice")),
+                stock=r.get("stock"),
+                active=bool(r.get("active", True)),
+            )
+            for r in body["rewards"]
+        ]
+
+    def slots_params(self, date: dt.date | None) -> dict[str, str]:
+        return {"date": date.isoformat()} if date else {}
+
+    def parse_slots(self, body: Any) -> list[SlotOffer]:
+        return [
+            SlotOffer(
+                ref=str(s["ref"]),
+                starts_at=_when(s["startsAt"]),
+                ends_at=_when(s["endsAt"]),
+                remaining=s.get("remaining"),
+            )
+            for s in body["slots"]
+        ]
+
+    def booking_body(self, request: BookingRequest) -> dict[str, Any]:
+        return {
+            "rewardRef": request.reward_ref,
+            "slotRef": request.slot_ref,
+            "quantity": request.quantity,
+            "memberRef": request.account.external_ref if request.account else None,
+            "memberName": request.member_name,
+            "reference": request.reference,
+        }
+
+    def parse_booking(self, body: Any) -> str:
+        return str(body["bookingRef"])
+
+
+def _decimal(value: Any) -> Any:
+    from decimal import Decimal
+
+    return None if value is None else Decimal(str(value))
+
+
+def _when(value: str) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _result(reply: Reply, ref: Callable[[Any], str | None] | None = None) -> CallResult:
+    partner_ref = None
+    if reply.applied and ref is not None and isinstance(reply.body, dict):
+        partner_ref = ref(reply.body)
+    return CallResult(
+        reply.outcome, partner_ref=partner_ref, message=reply.message or None, code=reply.code
+    )
+
+
+class PartnerConnector:
+    """The protocol over a partner's HTTP API, spoken in its dialect."""
+
+    local = False
+
+    def __init__(self, dialect: Dialect, client: PartnerClient) -> None:
+        self.dialect = dialect
+        self.client = client
+        self.kind = dialect.kind
+
+    async def _points(self, route: Route, call: PointsCall, operation: str) -> CallResult:
+        reply = await self.client.call(
+            operation,
+            route.method,
+            route.path.format(ref=call.account.external_ref),
+            body=self.dialect.points_body(call),
+            idempotency_key=call.idempotency_key,
+        )
+        return _result(reply, lambda b: b.get("transactionId"))
+
+    async def balance(self, account: MemberAccount) -> int:
+        route = self.dialect.balance
+        reply = await self.client.call(
+            "balance", route.method, route.path.format(ref=account.external_ref), wait_seconds=2.0
+        )
+        if not reply.applied:
+            raise PartnerUnavailable(reply.message or "The partner did not give the balance.")
+        return int(reply.body[self.dialect.balance_field])
+
+    async def debit(self, call: PointsCall) -> CallResult:
+        return await self._points(self.dialect.debit, call, "debit")
+
+    async def credit(self, call: PointsCall) -> CallResult:
+        return await self._points(self.dialect.credit, call, "credit")
+
+    async def reverse(self, call: PointsCall) -> CallResult:
+        route = self.dialect.reverse
+        reply = await self.client.call(
+            "reverse",
+            route.method,
+            route.path,
+            body={self.dialect.reverse_field: call.undoes, "reference": call.reference},
+            idempotency_key=call.idempotency_key,
+        )
+        return _result(reply, lambda b: b.get("transactionId"))
+
+    async def hold(self, call: PointsCall) -> CallResult:
+        result = await self.debit(call)
+        if result.applied:  # the hold's reference is the debit's key, which release undoes
+            return CallResult(Outcome.APPLIED, partner_ref=call.idempotency_key)
+        return result
+
+    async def capture(self, call: PointsCall) -> CallResult:
+        return CallResult(Outcome.APPLIED, partner_ref=call.undoes)
+
+    async def release(self, call: PointsCall) -> CallResult:
+        return await self.reverse(call)
+
+    async def list_rewards(self) -> list[RewardOffer]:
+        route = self.dialect.rewards
+        reply = await self.client.call("rewards", route.method, route.path)
+        if not reply.applied:
+            raise PartnerUnavailable(reply.message or "The partner's catalog is not available.")
+        return self.dialect.parse_rewards(reply.body)
+
+    async def list_slots(self, reward_ref: str, date: dt.date | None) -> list[SlotOffer]:
+        route = self.dialect.slots
+        if route is None:
+            return []
+        reply = await self.client.call(
+            "slots",
+            route.method,
+            route.path.format(reward=reward_ref),
+            params=self.dialect.slots_params(date),
+        )
+        if not reply.applied:
+            raise PartnerUnavailable(reply.message or "The partner's slots are not available.")
+        return self.dialect.parse_slots(reply.body)
+
+    async def book(self, request: BookingRequest) -> BookingResult:
+        route = self.dialect.book
+        reply = await self.client.call(
+            "book",
+            route.method,
+            route.path,
+            body=self.dialect.booking_body(request),
+            idempotency_key=request.idempotency_key,
+        )
+        if reply.applied:
+            return BookingResult(
+                Outcome.APPLIED, booking_ref=self.dialect.parse_booking(reply.body)
+            )
+        return BookingResult(reply.outcome, message=reply.message or None, code=reply.code)
+
+    async def cancel(self, booking_ref: str, reason: str, idempotency_key: str) -> CallResult:
+        route = self.dialect.cancel
+        reply = await self.client.call(
+            "cancel",
+            route.method,
+            route.path.format(booking=booking_ref),
+            body={"reason": reason},
+            idempotency_key=idempotency_key,
+        )
+        return _result(reply, lambda _: booking_ref)
+
+    async def health(self) -> bool:
+        route = self.dialect.health
+        reply = await self.client.call("health", route.method, route.path, wait_seconds=2.0)
+        return reply.applied

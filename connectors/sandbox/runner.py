@@ -1,0 +1,53 @@
+"""Serve sandbox partners on loopback, in the current event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+
+import uvicorn
+
+from connectors.sandbox.core import Sandbox
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Running:
+    sandbox: Sandbox
+    port: int
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
+async def serve(sandbox: Sandbox, port: int | None = None) -> Running:
+    """Start a sandbox's HTTP server on 127.0.0.1 and wait until it accepts connections."""
+    port = port or free_port()
+    config = uvicorn.Config(
+        sandbox.app(),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    return Running(sandbox=sandbox, port=port, server=server, task=task)

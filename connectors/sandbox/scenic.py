@@ -1,0 +1,123 @@
+"""West Lake's partner system: points and tickets by entry time slot.
+
+Cash and points tickets are sold from one inventory of entry windows, so a
+ticket for points offers exactly the windows of a paid ticket.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from connectors.sandbox.core import Sandbox
+
+CST = dt.timezone(dt.timedelta(hours=8))
+TICKETS: list[dict[str, Any]] = [
+    {
+        "id": "WL-BOAT",
+        "name": "West Lake boat tour",
+        "points": 600,
+        "cashPrice": "55.00",
+        "desc": "Forty minutes on the lake, Three Pools Mirroring the Moon.",
+    },
+    {
+        "id": "LEIFENG",
+        "name": "Leifeng Pagoda entry",
+        "points": 400,
+        "cashPrice": "40.00",
+        "desc": "Entry by time slot.",
+    },
+]
+WINDOWS = [("08:00", "10:00"), ("10:00", "12:00"), ("13:00", "15:00"), ("15:00", "17:00")]
+
+
+class ScenicSandbox(Sandbox):
+    name = "scenic"
+
+    def slot_capacity(self, slot_ref: str) -> int:
+        return 50
+
+    def windows(self, ticket: str, day: dt.date) -> list[dict[str, Any]]:
+        slots = []
+        for start, end in WINDOWS:
+            slot = f"{ticket}@{day.isoformat()}T{start}"
+            slots.append(
+                {
+                    "id": slot,
+                    "enter_from": dt.datetime.combine(
+                        day, dt.time.fromisoformat(start), CST
+                    ).isoformat(),
+                    "enter_until": dt.datetime.combine(
+                        day, dt.time.fromisoformat(end), CST
+                    ).isoformat(),
+                    "capacity_left": self.left_in(slot),
+                }
+            )
+        return slots
+
+    def routes(self) -> list[Route]:
+        async def account(request: Request) -> Response:
+            return await self.balance(request.path_params["ref"], "points")
+
+        async def deduct(request: Request) -> Response:
+            return await self.points(
+                request, "debit", request.path_params["ref"], "points", -1, "orderNo"
+            )
+
+        async def add(request: Request) -> Response:
+            return await self.points(
+                request, "credit", request.path_params["ref"], "points", 1, "orderNo"
+            )
+
+        async def revert(request: Request) -> Response:
+            return await self.void(request, "key")
+
+        async def tickets(_: Request) -> Response:
+            return JSONResponse({"tickets": TICKETS})
+
+        async def timeslots(request: Request) -> Response:
+            ticket = request.path_params["ticket"]
+            if not any(t["id"] == ticket for t in TICKETS):
+                return JSONResponse({"timeslots": []})
+            channel = request.query_params.get("channel", "cash")
+            if channel not in ("cash", "points"):
+                return JSONResponse({"error": {"code": "INVALID_INPUT", "message": channel}}, 422)
+            raw = request.query_params.get("date")
+            start = dt.date.fromisoformat(raw) if raw else dt.datetime.now(CST).date()
+            days = [start] if raw else [start + dt.timedelta(days=n) for n in range(1, 4)]
+            # Both channels read the same windows: the channel changes nothing here.
+            return JSONResponse({"timeslots": [s for d in days for s in self.windows(ticket, d)]})
+
+        async def order(request: Request) -> Response:
+            data = await self.body(request)
+            return await self.book(
+                request,
+                reward=data.get("ticketId"),
+                slot=data.get("timeslotId"),
+                quantity=int(data.get("quantity", 1)),
+                details={"visitor": data.get("visitor"), "ref": data.get("ref")},
+                ref_prefix="WL",
+                ref_field="orderNo",
+            )
+
+        async def refund(request: Request) -> Response:
+            return await self.cancel(request, request.path_params["order"])
+
+        async def healthz(_: Request) -> Response:
+            return JSONResponse({"status": "up"})
+
+        return [
+            Route("/accounts/{ref}", account),
+            Route("/accounts/{ref}/deduct", deduct, methods=["POST"]),
+            Route("/accounts/{ref}/add", add, methods=["POST"]),
+            Route("/transactions/revert", revert, methods=["POST"]),
+            Route("/tickets", tickets),
+            Route("/tickets/{ticket}/timeslots", timeslots),
+            Route("/orders", order, methods=["POST"]),
+            Route("/orders/{order}/refund", refund, methods=["POST"]),
+            Route("/healthz", healthz),
+        ]
