@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,13 +75,14 @@ class PartnerBalances:
         self._cache[key] = balance
         return balance
 
-    async def _batch(self, accounts: Sequence[Account]) -> list[int | Exception]:
+    async def _batch(self, accounts: Sequence[Account]) -> list[Any]:
+        # aiodataloader raises an Exception found in the results from that key's load().
         return list(await asyncio.gather(*(self._one(a) for a in accounts)))
 
     async def load(self, account: Account) -> int:
         """The balance; a partner's failure with no last known balance raises here."""
-        result = await self._loader.load(account)
-        return int(result)
+        result: int = await self._loader.load(account)
+        return result
 
 
 class Loaders:

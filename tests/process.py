@@ -81,9 +81,8 @@ class HubProcess:
         query: str,
         variables: dict[str, Any] | None = None,
         key: str = ADMIN_KEY,
-        timeout: float = 30,
     ) -> dict[str, Any]:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with httpx.AsyncClient(timeout=30) as client:
             response = await client.post(
                 self.url + "/graphql",
                 json={"query": query, "variables": variables or {}},
