@@ -19,9 +19,13 @@ from connectors import webhooks
 from connectors.registry import Registry
 from hub import idempotency, logs, merchants
 from hub.config import Settings
-from hub.events import Events
+from hub.enums import CancellationReason
+from hub.events import Events, Handler
 from hub.exchange import saga
 from hub.ledger import jobs as ledger_jobs
+from hub.mall import saga as mall_saga
+from hub.mall.events import cancellation_handler
+from hub.mall.partners import PartnerCatalog
 from hub.runtime import Runtime
 from hub.scheduler import Job, Scheduler
 from schema import build_schema
@@ -76,7 +80,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings, Registry(settings))
         app.state.runtime = runtime
-        runtime.extras["events"] = Events(runtime.db, handlers={})
+        runtime.extras["catalog"] = PartnerCatalog(runtime.db, runtime.connectors, settings)
+        runtime.extras["events"] = Events(runtime.db, handlers=event_handlers(runtime))
         scheduler = background_jobs(runtime)
         if settings.background_jobs:
             scheduler.start()
@@ -131,6 +136,18 @@ def background_jobs(runtime: Runtime) -> Scheduler:
         )
     )
 
+    scheduler.add(
+        Job(
+            "redemption-saga",
+            settings.sweep_interval_seconds,
+            lambda: mall_saga.resume_due(db, settings, runtime.connectors),
+        )
+    )
+    catalog: PartnerCatalog = runtime.extras["catalog"]
+    scheduler.add(Job("partner-catalogs", settings.catalog_cache_seconds, catalog.refresh_all))
+    events: Events = runtime.extras["events"]
+    scheduler.add(Job("partner-events", 60, events.retry_unprocessed, run_at_start=False))
+
     async def purge() -> int:
         return await db.transaction(
             lambda s: idempotency.purge(s, settings.idempotency_retention_days)
@@ -138,3 +155,15 @@ def background_jobs(runtime: Runtime) -> Scheduler:
 
     scheduler.add(Job("idempotency-purge", 3600, purge))
     return scheduler
+
+
+def event_handlers(runtime: Runtime) -> dict[str, Handler]:
+    """Partner events the hub acts on: cancellations become refunds with compensation."""
+    return {
+        kind: cancellation_handler(runtime.db, runtime.settings, runtime.connectors, reason)
+        for kind, reason in (
+            ("FLIGHT_CANCELLED", CancellationReason.FLIGHT_CANCELLED),
+            ("EVENT_CANCELLED", CancellationReason.EVENT_CANCELLED),
+            ("MERCHANT_CANCELLED", CancellationReason.MERCHANT_CANCELLED),
+        )
+    }

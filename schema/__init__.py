@@ -10,19 +10,21 @@ from schema.limits import extensions
 from schema.metrics import OperationMetrics
 from schema.mutations.admin import AdminMutations
 from schema.mutations.exchange import ExchangeMutations, ExchangeQueries
+from schema.mutations.mall import MallMutations, MallQueries
 from schema.mutations.members import MemberMutations
 from schema.queries import CoreQueries
+from schema.types.mall import Reward
 from schema.types.members import Member
 from schema.types.merchants import Merchant, Program
 
 
 @strawberry.type
-class Query(CoreQueries, ExchangeQueries):
+class Query(CoreQueries, ExchangeQueries, MallQueries):
     pass
 
 
 @strawberry.type
-class Mutation(AdminMutations, MemberMutations, ExchangeMutations):
+class Mutation(AdminMutations, MemberMutations, ExchangeMutations, MallMutations):
     pass
 
 
@@ -31,7 +33,7 @@ def build_schema(settings: Settings) -> Schema:
     return Schema(
         query=Query,
         mutation=Mutation,
-        types=[Merchant, Program, Member],
+        types=[Merchant, Program, Member, Reward],
         extensions=extensions(settings, OperationMetrics),
     )
 

@@ -11,10 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory, MemberAccount
 from hub import members, merchants
-from hub.db import Database
+from hub.db import Database, utcnow
 from hub.errors import PartnerUnavailable
 from hub.ledger import queries as ledger_queries
-from hub.models import Account, Lot, Member, Merchant, Program
+from hub.mall import catalog
+from hub.mall.pricing import PriceBook
+from hub.models import Account, Lot, Member, Merchant, Program, Reward, Slot
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -88,6 +90,9 @@ class PartnerBalances:
 class Loaders:
     def __init__(self, db: Database, factory: ConnectorFactory, cache: dict[str, int]) -> None:
         self.db = db
+        self._book: asyncio.Task[PriceBook] | None = None
+        self.reward: KeyedLoader[str, Reward] = KeyedLoader(db, catalog.rewards_by_id)
+        self.slot: KeyedLoader[str, Slot] = KeyedLoader(db, catalog.slots_by_id)
         self.partner_balance = PartnerBalances(db, factory, cache)
         self.merchant: KeyedLoader[str, Merchant] = KeyedLoader(db, merchants.merchants_by_id)
         self.program: KeyedLoader[str, Program] = KeyedLoader(db, merchants.programs_by_code)
@@ -102,3 +107,13 @@ class Loaders:
             db, ledger_queries.open_lots_by_account
         )
         self.held: KeyedLoader[int, int] = KeyedLoader(db, ledger_queries.held_by_account)
+
+    async def price_book(self) -> PriceBook:
+        """Rates in effect and promotions, read once per request."""
+        if self._book is None:
+            self._book = asyncio.ensure_future(self._load_book())
+        return await self._book
+
+    async def _load_book(self) -> PriceBook:
+        async with self.db.read() as session:
+            return await PriceBook.load(session, utcnow())

@@ -331,3 +331,126 @@ async def obligations(url: str) -> list[dict[str, Any]]:
             ]
     finally:
         await db.dispose()
+
+
+@asynccontextmanager
+async def live_app(settings: Settings) -> AsyncIterator[tuple[str, Api]]:
+    """The hub app served by uvicorn on a loopback port (partners can call it back)."""
+    import uvicorn
+
+    from connectors.sandbox.runner import free_port
+
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                       timeout_graceful_shutdown=1)
+    )
+    import asyncio
+
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            yield url, Api(client, app)
+    finally:
+        server.should_exit = True
+        await task
+
+
+UPSERT = """
+mutation Upsert($input: RewardInput!) {
+  upsertReward(input: $input) {
+    reward { id kind title price listPrice settlementPrice stock available
+             merchant { id } payableWith { code } }
+    userErrors { field message code }
+  }
+}"""
+
+REDEEM = """
+mutation Redeem($input: RedeemRewardInput!) {
+  redeemReward(input: $input) {
+    redemption { id status points quantity settlementPrice fulfillmentRef refundedPoints
+                 compensationPoints paidWith { code } reward { id } slot { id } }
+    userErrors { field message code }
+  }
+}"""
+
+CANCEL = """
+mutation Cancel($input: CancelRedemptionInput!) {
+  cancelRedemption(input: $input) {
+    redemption { id status refundedPoints compensationPoints cancelledAt }
+    userErrors { field message code }
+  }
+}"""
+
+
+async def upsert_reward(api: Api, key: str = ADMIN_KEY, **data: Any) -> dict[str, Any]:
+    result = await api.gql(UPSERT, {"input": data}, key=key)
+    payload: dict[str, Any] = result["upsertReward"]
+    assert payload["userErrors"] == [], payload
+    return payload["reward"]  # type: ignore[no-any-return]
+
+
+async def redeem(
+    api: Api,
+    member_id: str,
+    reward_id: str,
+    pay_with: str,
+    *,
+    slot_id: str | None = None,
+    quantity: int = 1,
+    key: str = ADMIN_KEY,
+    member_token: str | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    import secrets
+
+    data = await api.gql(
+        REDEEM,
+        {
+            "input": {
+                "memberId": member_id,
+                "rewardId": reward_id,
+                "payWith": pay_with,
+                "slotId": slot_id,
+                "quantity": quantity,
+                "idempotencyKey": idempotency_key or f"redeem-{secrets.token_hex(6)}",
+            }
+        },
+        key=key,
+        member_token=member_token,
+    )
+    payload: dict[str, Any] = data["redeemReward"]
+    return payload
+
+
+async def cancel_redemption(
+    api: Api,
+    redemption_id: str,
+    reason: str = "MEMBER_REQUEST",
+    *,
+    key: str = ADMIN_KEY,
+    member_token: str | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    import secrets
+
+    data = await api.gql(
+        CANCEL,
+        {
+            "input": {
+                "redemptionId": redemption_id,
+                "reason": reason,
+                "idempotencyKey": idempotency_key or f"cancel-{secrets.token_hex(6)}",
+            }
+        },
+        key=key,
+        member_token=member_token,
+    )
+    payload: dict[str, Any] = data["cancelRedemption"]
+    return payload

@@ -20,6 +20,7 @@ from hub.models.ledger import (
     Posting,
     Promotion,
 )
+from hub.models.mall import Redemption, Reward, Slot
 from hub.models.merchants import ApiKey, HubSetting, Merchant, Program
 
 __all__ = [
@@ -43,4 +44,7 @@ __all__ = [
     "Program",
     "Promotion",
     "Quote",
+    "Redemption",
+    "Reward",
+    "Slot",
 ]

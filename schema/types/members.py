@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -15,8 +16,17 @@ from hub.ledger import queries
 from hub.privacy import mask_name
 from schema.context import Info
 from schema.enums import EntryKind
-from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_size
+from schema.pagination import (
+    PageInfo,
+    decode_cursor,
+    decode_int_cursor,
+    encode_cursor,
+    page_size,
+)
 from schema.types.merchants import Program, load_program
+
+if TYPE_CHECKING:
+    from schema.types.mall import RedemptionConnection
 
 
 @strawberry.type
@@ -165,6 +175,31 @@ class Member:
             for line in lines
         ]
         return LedgerEntryConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+        )
+
+    @strawberry.field(description="The member's redemptions, newest first (the member, ADMIN).")
+    async def redemptions(
+        self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET
+    ) -> Annotated[RedemptionConnection, strawberry.lazy("schema.types.mall")]:
+        from hub.mall.redemption import of_member
+        from schema.types.mall import Redemption, RedemptionConnection, RedemptionEdge
+
+        size = page_size(first)
+        before = decode_cursor("redemption", after or None)
+        principal = info.context.principal
+        if principal.role != Role.ADMIN and principal.member_id != self.row.id:
+            return RedemptionConnection(
+                edges=[], page_info=PageInfo(has_next_page=False, end_cursor=None)
+            )
+        async with info.context.db.read() as session:
+            rows, more = await of_member(session, self.row.id, size, before)
+        edges = [
+            RedemptionEdge(node=Redemption.from_row(r), cursor=encode_cursor("redemption", r.id))
+            for r in rows
+        ]
+        return RedemptionConnection(
             edges=edges,
             page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
         )

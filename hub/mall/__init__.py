@@ -1,0 +1,1 @@
+"""The universal redemption mall: catalog, prices in any program, redemption, cancellation."""

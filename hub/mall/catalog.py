@@ -1,0 +1,282 @@
+"""The catalog: hosted rewards kept by merchants, partner rewards cached from connectors,
+and the merged, filtered, cursor-paginated listing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.base import RewardOffer, SlotOffer
+from hub import validate
+from hub.auth import Principal
+from hub.db import utcnow
+from hub.enums import ConnectorKind, RewardKind, Role
+from hub.errors import InvalidInput, InvalidState, NotFound
+from hub.mall.pricing import SLOTTED, PriceBook
+from hub.models import Merchant, Program, Reward, Slot
+from hub.permissions import require_merchant
+
+F = "input"
+REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
+
+
+def reward_id(merchant_id: str, ref: str) -> str:
+    return f"{merchant_id}:{ref}"
+
+
+@dataclass(frozen=True)
+class NewSlot:
+    ref: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    capacity: int | None
+
+
+@dataclass(frozen=True)
+class NewReward:
+    ref: str
+    kind: RewardKind
+    title: str
+    price: int
+    description: str | None = None
+    settlement_price: Decimal | None = None
+    stock: int | None = None
+    active: bool = True
+    merchant_id: str | None = None
+    slots: list[NewSlot] | None = None
+
+
+async def upsert_reward(session: AsyncSession, principal: Principal, data: NewReward) -> Reward:
+    """Create or update one of the caller's own hosted rewards (ADMIN names the merchant)."""
+    merchant_id = principal.merchant_id if principal.role == Role.MERCHANT else data.merchant_id
+    if not merchant_id:
+        raise InvalidInput("ADMIN must give merchantId.", field=[F, "merchantId"])
+    require_merchant(principal, merchant_id, [F, "merchantId"])
+    program = await session.scalar(select(Program).where(Program.merchant_id == merchant_id))
+    if program is None:
+        raise NotFound(f"No merchant has id {merchant_id!r}.", field=[F, "merchantId"])
+    if program.connector != ConnectorKind.HOSTED.value:
+        raise InvalidState(
+            f"{merchant_id}'s rewards come from its own system through its connector.",
+            field=[F, "ref"],
+        )
+    if not REF.match(data.ref):
+        raise InvalidInput("ref must be 1-120 letters, digits, '.', '_' or '-'.", field=[F, "ref"])
+    title = validate.text(data.title, [F, "title"], max_length=200)
+    validate.points_in_range(data.price, [F, "price"], low=1, high=100_000_000)
+    if data.settlement_price is not None:
+        validate.decimal_in_range(
+            data.settlement_price,
+            [F, "settlementPrice"],
+            low=Decimal(0),
+            high=Decimal(100_000_000),
+            places=2,
+        )
+    if data.stock is not None:
+        validate.points_in_range(data.stock, [F, "stock"], low=0, high=100_000_000)
+    rid = reward_id(merchant_id, data.ref)
+    reward = await session.get(Reward, rid)
+    if reward is None:
+        reward = Reward(id=rid, merchant_id=merchant_id, ref=data.ref, source="HOSTED")
+        session.add(reward)
+    reward.kind = data.kind.value
+    reward.title = title
+    reward.description = (data.description or "").strip() or None
+    reward.price = data.price
+    reward.settlement_price = data.settlement_price
+    reward.stock = data.stock
+    reward.active = data.active
+    reward.has_slots = data.kind.value in SLOTTED or bool(data.slots)
+    reward.refreshed_at = utcnow()
+    await session.flush()
+    for index, slot in enumerate(data.slots or []):
+        field_ = [F, "slots", str(index)]
+        if slot.ends_at <= slot.starts_at:
+            raise InvalidInput("A slot must end after it starts.", field=field_)
+        if not REF.match(slot.ref):
+            raise InvalidInput(
+                "A slot's ref must be letters, digits, '.', '_' or '-'.", field=field_
+            )
+        sid = f"{rid}@{slot.ref}"
+        row = await session.get(Slot, sid)
+        if row is None:
+            row = Slot(id=sid, reward_id=rid, ref=slot.ref)
+            session.add(row)
+        row.starts_at, row.ends_at, row.remaining = slot.starts_at, slot.ends_at, slot.capacity
+    await session.flush()
+    return reward
+
+
+async def store_partner_rewards(
+    session: AsyncSession, merchant_id: str, offers: Sequence[RewardOffer]
+) -> None:
+    """Replace the cached catalog of a partner with what it listed just now."""
+    now = utcnow()
+    listed = set()
+    for offer in offers:
+        rid = reward_id(merchant_id, offer.ref)
+        listed.add(rid)
+        reward = await session.get(Reward, rid)
+        if reward is None:
+            reward = Reward(
+                id=rid, merchant_id=merchant_id, ref=offer.ref, source="PARTNER", created_at=now
+            )
+            session.add(reward)
+        reward.kind = offer.kind
+        reward.title = offer.title[:200]
+        reward.description = offer.description
+        reward.price = offer.price
+        reward.settlement_price = offer.settlement_price
+        reward.stock = offer.stock
+        reward.active = offer.active
+        reward.has_slots = offer.kind in SLOTTED
+        reward.refreshed_at = now
+    stale = await session.scalars(
+        select(Reward).where(Reward.merchant_id == merchant_id, Reward.active.is_(True))
+    )
+    for reward in stale:
+        if reward.id not in listed:
+            reward.active = False
+    await session.flush()
+
+
+async def store_partner_slots(
+    session: AsyncSession, reward: Reward, slots: Sequence[SlotOffer]
+) -> list[Slot]:
+    now = utcnow()
+    rows = []
+    for offer in slots:
+        sid = f"{reward.id}@{offer.ref}"
+        row = await session.get(Slot, sid)
+        if row is None:
+            row = Slot(id=sid, reward_id=reward.id, ref=offer.ref)
+            session.add(row)
+        row.starts_at, row.ends_at, row.remaining = offer.starts_at, offer.ends_at, offer.remaining
+        row.refreshed_at = now
+        rows.append(row)
+    await session.flush()
+    return rows
+
+
+@dataclass
+class Filter:
+    merchant: str | None = None
+    category: str | None = None
+    kind: str | None = None
+    payable_with: str | None = None
+    max_price: int | None = None
+    search: str | None = None
+    available_on: dt.date | None = None
+    exclude_merchants: set[str] = field(default_factory=set)
+
+
+def _day_bounds(day: dt.date, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time(0), tz)
+    return start, start + dt.timedelta(days=1)
+
+
+async def page(
+    session: AsyncSession,
+    book: PriceBook,
+    filters: Filter,
+    first: int,
+    after: str | None,
+    tz: dt.tzinfo,
+) -> tuple[list[Reward], bool]:
+    """Active rewards in id order after the cursor, filtered; and whether more follow."""
+    query = (
+        select(Reward)
+        .join(Merchant, Merchant.id == Reward.merchant_id)
+        .where(Reward.active.is_(True), Merchant.status == "ACTIVE")
+        .order_by(Reward.id)
+    )
+    if after is not None:
+        query = query.where(Reward.id > after)
+    if filters.merchant:
+        query = query.where(Reward.merchant_id == filters.merchant)
+    if filters.exclude_merchants:
+        query = query.where(Reward.merchant_id.not_in(filters.exclude_merchants))
+    if filters.category:
+        query = query.where(Merchant.category == filters.category)
+    if filters.kind:
+        query = query.where(Reward.kind == filters.kind)
+    if filters.search:
+        term = f"%{filters.search.strip().lower()}%"
+        from sqlalchemy import func
+
+        query = query.where(
+            or_(func.lower(Reward.title).like(term), func.lower(Reward.description).like(term))
+        )
+    if filters.available_on:
+        start, end = _day_bounds(filters.available_on, tz)
+        open_slot = (
+            select(Slot.id)
+            .where(
+                Slot.reward_id == Reward.id,
+                Slot.starts_at >= start,
+                Slot.starts_at < end,
+                or_(Slot.remaining.is_(None), Slot.remaining > 0),
+            )
+            .exists()
+        )
+        query = query.where(or_(Reward.has_slots.is_(False), open_slot))
+        query = query.where(or_(Reward.stock.is_(None), Reward.stock > 0))
+    found: list[Reward] = []
+    batch = max(first * 2, 50)
+    cursor = after
+    while len(found) <= first:
+        rows = list(
+            await session.scalars(
+                query.where(Reward.id > cursor).limit(batch) if cursor else query.limit(batch)
+            )
+        )
+        for reward in rows:
+            if _passes(book, reward, filters):
+                found.append(reward)
+                if len(found) > first:
+                    break
+        if len(rows) < batch:
+            break
+        cursor = rows[-1].id
+    return found[:first], len(found) > first
+
+
+def _passes(book: PriceBook, reward: Reward, filters: Filter) -> bool:
+    """The filters that need prices: payableWith and maxPrice."""
+    if reward.merchant_id not in book.by_merchant:
+        return False
+    if filters.payable_with:
+        price = book.price_in(reward, filters.payable_with)
+        if price is None:
+            return False
+    else:
+        price = book.price(reward)
+    return filters.max_price is None or price <= filters.max_price
+
+
+async def rewards_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Reward]:
+    rows = await session.scalars(select(Reward).where(Reward.id.in_(ids)))
+    return {r.id: r for r in rows}
+
+
+async def slots_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Slot]:
+    rows = await session.scalars(select(Slot).where(Slot.id.in_(ids)))
+    return {s.id: s for s in rows}
+
+
+async def slots_of(
+    session: AsyncSession, reward_id_: str, day: dt.date | None, tz: dt.tzinfo
+) -> list[Slot]:
+    query = select(Slot).where(Slot.reward_id == reward_id_).order_by(Slot.starts_at, Slot.id)
+    if day is not None:
+        start, end = _day_bounds(day, tz)
+        query = query.where(and_(Slot.starts_at >= start, Slot.starts_at < end))
+    else:
+        query = query.where(Slot.starts_at >= utcnow())
+    return list(await session.scalars(query))

@@ -1,0 +1,62 @@
+"""Partner events that cancel bookings (flight cancelled, event cancelled) become
+cancellations with full refund and compensation, as the mutation would do."""
+
+from __future__ import annotations
+
+import functools
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.base import ConnectorFactory, PartnerEvent
+from hub.auth import Principal
+from hub.config import Settings
+from hub.db import Database
+from hub.enums import CancellationReason, Role
+from hub.errors import DomainError
+from hub.events import Handler
+from hub.mall import redemption, saga
+
+
+def cancellation_handler(
+    db: Database, settings: Settings, factory: ConnectorFactory, reason: CancellationReason
+) -> Handler:
+    async def handle(merchant_id: str, event: PartnerEvent) -> str:
+        principal = Principal(
+            key_id=f"partner:{merchant_id}", role=Role.MERCHANT, merchant_id=merchant_id
+        )
+        outcomes = []
+        for booking in event.bookings:
+            async with db.read() as session:
+                found = await redemption.by_fulfillment(session, merchant_id, booking.booking_ref)
+            if found is None:
+                outcomes.append(f"{booking.booking_ref}: no redemption")
+                continue
+            request = redemption.CancelRequest(
+                redemption_id=found.id,
+                reason=reason,
+                idempotency_key=f"event:{event.event_id}:{found.id}",
+            )
+            work = functools.partial(_cancel, principal, settings, factory, request)
+            try:
+                rid = await db.transaction(work)
+            except DomainError as exc:
+                outcomes.append(f"{booking.booking_ref}: {exc.message}")
+                continue
+            done = await saga.advance(db, settings, factory, rid)
+            outcomes.append(f"{booking.booking_ref}: {done.id} {done.status.lower()}")
+        return "; ".join(outcomes) or "no bookings named"
+
+    return handle
+
+
+async def _cancel(
+    principal: Principal,
+    settings: Settings,
+    factory: ConnectorFactory,
+    request: redemption.CancelRequest,
+    session: AsyncSession,
+) -> str:
+    # The partner has cancelled the booking itself: the hub refunds and compensates.
+    return await redemption.cancel(
+        session, principal, settings, factory, request, booking_already_cancelled=True
+    )

@@ -1,0 +1,307 @@
+"""redeemReward and cancelRedemption: who may, what it costs, what it takes and gives back."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.base import ConnectorFactory
+from hub import idempotency, validate
+from hub.auth import Principal
+from hub.config import Settings
+from hub.db import utcnow
+from hub.enums import CancellationReason, ErrorCode, RedemptionStatus, Role
+from hub.errors import DomainError, Forbidden, InvalidInput, InvalidState, NotFound
+from hub.ids import new_id
+from hub.mall.pricing import PriceBook
+from hub.mall.saga import CancelStep, Step, compensation_points, run_local
+from hub.members import account_of
+from hub.models import Member, Merchant, Program, Redemption, Reward, Slot
+from hub.permissions import require_member
+
+F = "input"
+MAX_QUANTITY = 20
+
+
+@dataclass(frozen=True)
+class RedeemRequest:
+    member_id: str
+    reward_id: str
+    pay_with: str
+    slot_id: str | None
+    quantity: int
+    idempotency_key: str
+
+
+async def _take_inventory(
+    session: AsyncSession, reward: Reward, slot: Slot | None, qty: int
+) -> None:
+    """Take stock and a place in the slot atomically: never oversold, under any concurrency."""
+    if reward.stock is not None:
+        if reward.source == "HOSTED":
+            taken = await session.execute(
+                update(Reward)
+                .where(Reward.id == reward.id, Reward.stock >= qty)
+                .values(stock=Reward.stock - qty)
+            )
+            if taken.rowcount != 1:  # type: ignore[attr-defined]
+                raise DomainError(
+                    f"{reward.title} is out of stock.",
+                    field=[F, "rewardId"],
+                    code=ErrorCode.OUT_OF_STOCK,
+                )
+        elif reward.stock < qty:
+            raise DomainError(
+                f"{reward.title} is out of stock.",
+                field=[F, "rewardId"],
+                code=ErrorCode.OUT_OF_STOCK,
+            )
+    if slot is not None and slot.remaining is not None:
+        taken = await session.execute(
+            update(Slot)
+            .where(Slot.id == slot.id, Slot.remaining >= qty)
+            .values(remaining=Slot.remaining - qty)
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise DomainError(
+                "That slot is full; pick another.",
+                field=[F, "slotId"],
+                code=ErrorCode.SLOT_UNAVAILABLE,
+            )
+
+
+async def _slot(session: AsyncSession, reward: Reward, slot_id: str | None) -> Slot | None:
+    if not reward.has_slots:
+        if slot_id:
+            raise InvalidInput(f"{reward.title} has no time slots.", field=[F, "slotId"])
+        return None
+    if not slot_id:
+        raise InvalidInput(
+            f"{reward.title} needs a slot: pick one from Reward.slots.", field=[F, "slotId"]
+        )
+    slot = await session.get(Slot, slot_id)
+    if slot is None or slot.reward_id != reward.id:
+        raise NotFound(f"No slot {slot_id!r} for this reward.", field=[F, "slotId"])
+    if slot.starts_at <= utcnow():
+        raise DomainError(
+            "That slot has already started; pick a later one.",
+            field=[F, "slotId"],
+            code=ErrorCode.SLOT_UNAVAILABLE,
+        )
+    return slot
+
+
+async def start(
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    factory: ConnectorFactory,
+    request: RedeemRequest,
+) -> str:
+    """Create the redemption and run its local steps, once per idempotency key; its id."""
+
+    async def effect() -> idempotency.Result:
+        require_member(principal, request.member_id, [F, "memberId"])
+        if await session.get(Member, request.member_id) is None:
+            raise NotFound(f"No member has id {request.member_id!r}.", field=[F, "memberId"])
+        validate.points_in_range(request.quantity, [F, "quantity"], low=1, high=MAX_QUANTITY)
+        reward = await session.get(Reward, request.reward_id)
+        if reward is None:
+            raise NotFound(f"No reward {request.reward_id!r}.", field=[F, "rewardId"])
+        merchant = await session.get(Merchant, reward.merchant_id)
+        if not reward.active or merchant is None or merchant.status != "ACTIVE":
+            raise InvalidState(f"{reward.title} is no longer offered.", field=[F, "rewardId"])
+        payer = await session.get(Program, request.pay_with)
+        if payer is None:
+            raise NotFound(f"No program has code {request.pay_with!r}.", field=[F, "payWith"])
+        if await account_of(session, request.member_id, payer.code) is None:
+            raise NotFound(f"The member is not enrolled in {payer.code}.", field=[F, "payWith"])
+        book = await PriceBook.load(session, utcnow())
+        unit = book.price_in(reward, payer.code)
+        if unit is None:
+            raise DomainError(
+                f"{payer.code} cannot pay for {reward.title}: no rate leads to "
+                f"{book.program_of(reward).code}.",
+                field=[F, "payWith"],
+                code=ErrorCode.RATE_NOT_CONFIGURED,
+            )
+        slot = await _slot(session, reward, request.slot_id)
+        # One redemption at a time per member.
+        await session.execute(
+            select(Member.id).where(Member.id == request.member_id).with_for_update()
+        )
+        await _take_inventory(session, reward, slot, request.quantity)
+        both_local = factory.is_local(payer) and factory.is_local(book.program_of(reward))
+        now = utcnow()
+        redemption = Redemption(
+            id=new_id("rdm"),
+            member_id=request.member_id,
+            reward_id=reward.id,
+            merchant_id=reward.merchant_id,
+            slot_id=slot.id if slot else None,
+            quantity=request.quantity,
+            paid_with=payer.code,
+            points=unit * request.quantity,
+            settlement_price=book.settlement_unit(reward) * request.quantity,
+            status=RedemptionStatus.PENDING.value,
+            step=(Step.DEBIT if both_local else Step.HOLD).value,
+            actor=principal.actor,
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(redemption)
+        await session.flush()
+        await run_local(session, settings, factory, redemption, strict=True)
+        return {"redemption_id": redemption.id}
+
+    result = await idempotency.once(
+        session,
+        scope=principal.idempotency_scope,
+        key=request.idempotency_key,
+        operation="redeemReward",
+        request={
+            "memberId": request.member_id,
+            "rewardId": request.reward_id,
+            "payWith": request.pay_with,
+            "slotId": request.slot_id,
+            "quantity": request.quantity,
+        },
+        effect=effect,
+    )
+    return str(result["redemption_id"])
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    redemption_id: str
+    reason: CancellationReason
+    idempotency_key: str
+
+
+async def _may_cancel(
+    session: AsyncSession, principal: Principal, r: Redemption, reason: CancellationReason
+) -> None:
+    field = [F, "redemptionId"]
+    if principal.role == Role.ADMIN:
+        return
+    if principal.role == Role.STOREFRONT and principal.member_id == r.member_id:
+        if reason != CancellationReason.MEMBER_REQUEST:
+            raise Forbidden("A member cancels with reason MEMBER_REQUEST.", field=[F, "reason"])
+        return
+    if principal.role == Role.MERCHANT and principal.merchant_id == r.merchant_id:
+        return
+    raise NotFound(f"No redemption {r.id!r} is visible to this key.", field=field)
+
+
+async def cancel(
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    factory: ConnectorFactory,
+    request: CancelRequest,
+    *,
+    booking_already_cancelled: bool = False,
+) -> str:
+    """Start cancelling a confirmed redemption; the local steps run now."""
+
+    async def effect() -> idempotency.Result:
+        r = await session.scalar(
+            select(Redemption)
+            .where(Redemption.id == request.redemption_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if r is None:
+            raise NotFound(f"No redemption {request.redemption_id!r}.", field=[F, "redemptionId"])
+        await _may_cancel(session, principal, r, request.reason)
+        if r.status != RedemptionStatus.CONFIRMED.value or r.cancel_step is not None:
+            raise InvalidState(
+                f"The redemption is {r.status.lower()}"
+                + (" and being cancelled" if r.cancel_step else "")
+                + "; only a confirmed redemption can be cancelled.",
+                field=[F, "redemptionId"],
+            )
+        if request.reason == CancellationReason.MEMBER_REQUEST and r.slot_id:
+            slot = await session.get(Slot, r.slot_id)
+            if slot is not None and slot.starts_at <= utcnow():
+                raise InvalidState(
+                    "The slot has started: the cancellation policy no longer allows it.",
+                    field=[F, "redemptionId"],
+                )
+        if request.reason != CancellationReason.MEMBER_REQUEST:
+            merchant = await session.get(Merchant, r.merchant_id)
+            assert merchant is not None
+            r.compensation_points = compensation_points(r.points, merchant.compensation_percent)
+        r.cancel_reason = request.reason.value
+        r.cancel_step = (
+            CancelStep.REFUND if booking_already_cancelled else CancelStep.CANCEL_BOOKING
+        ).value
+        r.failure = None
+        r.updated_at = utcnow()
+        await run_local(session, settings, factory, r)
+        return {"redemption_id": r.id}
+
+    result = await idempotency.once(
+        session,
+        scope=principal.idempotency_scope,
+        key=request.idempotency_key,
+        operation="cancelRedemption",
+        request={"redemptionId": request.redemption_id, "reason": request.reason.value},
+        effect=effect,
+    )
+    return str(result["redemption_id"])
+
+
+def failure_of(r: Redemption) -> DomainError | None:
+    if r.failure is None:
+        return None
+    data = json.loads(r.failure)
+    return DomainError(data["message"], code=ErrorCode(data["code"]), field=[F, data["field"]])
+
+
+async def visible_redemption(
+    session: AsyncSession, principal: Principal, redemption_id: str
+) -> Redemption | None:
+    """ADMIN and FINANCE see any; the member its own; the reward's and the payer's merchants."""
+    r = await session.get(Redemption, redemption_id)
+    if r is None:
+        return None
+    if principal.role in (Role.ADMIN, Role.FINANCE):
+        return r
+    if principal.role == Role.STOREFRONT:
+        return r if principal.member_id == r.member_id else None
+    if principal.merchant_id is not None:
+        if principal.merchant_id == r.merchant_id:
+            return r
+        payer = await session.get(Program, r.paid_with)
+        return r if payer is not None and payer.merchant_id == principal.merchant_id else None
+    return None
+
+
+async def by_fulfillment(session: AsyncSession, merchant_id: str, ref: str) -> Redemption | None:
+    return await session.scalar(
+        select(Redemption).where(
+            Redemption.merchant_id == merchant_id, Redemption.fulfillment_ref == ref
+        )
+    )
+
+
+async def of_member(
+    session: AsyncSession, member_id: str, first: int, before: str | None
+) -> tuple[list[Redemption], bool]:
+    query = (
+        select(Redemption)
+        .where(
+            Redemption.member_id == member_id, Redemption.status != RedemptionStatus.FAILED.value
+        )
+        .order_by(Redemption.id.desc())
+        .limit(first + 1)
+    )
+    if before:
+        query = query.where(Redemption.id < before)
+    rows = list(await session.scalars(query))
+    return rows[:first], len(rows) > first

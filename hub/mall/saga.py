@@ -1,0 +1,441 @@
+"""The redemption saga: hold the points, book the reward, capture; or release.
+
+And the cancellation that follows a confirmed redemption: cancel the booking,
+refund the points, credit compensation when the merchant cancelled. Each step's
+state is on the redemption row; local steps (hosted programs) run in the
+current transaction, partner steps between transactions with idempotency keys
+derived from the redemption id, so that repeating any of them is safe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from decimal import ROUND_FLOOR, Decimal
+from enum import StrEnum
+from typing import Any
+
+import structlog
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.base import (
+    BookingRequest,
+    BookingResult,
+    CallResult,
+    Connector,
+    ConnectorFactory,
+    MemberAccount,
+    Outcome,
+    PointsCall,
+    Purpose,
+)
+from hub import obligations
+from hub.config import Settings
+from hub.db import Database, utcnow
+from hub.enums import ErrorCode, ObligationKind, RedemptionStatus
+from hub.errors import DomainError
+from hub.members import account_of
+from hub.models import Member, Program, Redemption, Reward, Slot
+
+log = structlog.get_logger(__name__)
+MAX_BACKOFF_SECONDS = 600
+
+
+class Step(StrEnum):
+    DEBIT = "DEBIT"  # both sides hosted: one debit, no hold
+    HOLD = "HOLD"
+    BOOK = "BOOK"
+    CAPTURE = "CAPTURE"
+    RELEASE = "RELEASE"  # the booking failed: give the points back
+    UNBOOK = "UNBOOK"  # the points could not be captured: undo the booking
+    DONE = "DONE"
+
+
+class CancelStep(StrEnum):
+    CANCEL_BOOKING = "CANCEL_BOOKING"
+    REFUND = "REFUND"
+    COMPENSATE = "COMPENSATE"
+    DONE = "DONE"
+
+
+Result = CallResult | BookingResult
+Action = Callable[[Connector], Awaitable[Result]]
+
+
+def key(redemption: Redemption, name: str) -> str:
+    return f"{redemption.id}:{name.lower()}"
+
+
+def taken_key(redemption: Redemption) -> str:
+    """The key of the call that took the member's points (a hold or a direct debit)."""
+    return key(redemption, "debit" if redemption.hold_ref is None else "hold")
+
+
+async def _context(session: AsyncSession, r: Redemption) -> dict[str, Any]:
+    reward = await session.get(Reward, r.reward_id)
+    payer = await session.get(Program, r.paid_with)
+    owner = await session.scalar(select(Program).where(Program.merchant_id == r.merchant_id))
+    member = await session.get(Member, r.member_id)
+    pay_account = await account_of(session, r.member_id, r.paid_with)
+    assert reward and payer and owner and member and pay_account and pay_account.external_ref
+    owner_account = await account_of(session, r.member_id, owner.code)
+    slot = await session.get(Slot, r.slot_id) if r.slot_id else None
+    return {
+        "reward": reward,
+        "payer": payer,
+        "owner": owner,
+        "member": member,
+        "pay": MemberAccount(r.member_id, payer.code, pay_account.external_ref),
+        "at_owner": MemberAccount(r.member_id, owner.code, owner_account.external_ref)
+        if owner_account and owner_account.external_ref
+        else None,
+        "slot": slot,
+    }
+
+
+def _points(
+    c: dict[str, Any],
+    r: Redemption,
+    name: str,
+    points: int,
+    purpose: Purpose,
+    undoes: str | None = None,
+) -> PointsCall:
+    return PointsCall(
+        account=c["pay"],
+        points=points,
+        idempotency_key=key(r, name),
+        purpose=purpose,
+        reference=r.id,
+        memo=c["reward"].title,
+        undoes=undoes,
+    )
+
+
+def compensation_points(points: int, percent: Decimal) -> int:
+    """compensationPercent of the points paid, rounded down."""
+    return int((Decimal(points) * percent / 100).to_integral_value(rounding=ROUND_FLOOR))
+
+
+async def next_action(session: AsyncSession, r: Redemption) -> tuple[Program, str, Action] | None:
+    """The program whose connector acts next, the step's name, and the call; None when done."""
+    c = await _context(session, r)
+    if r.status == RedemptionStatus.PENDING.value:
+        step = Step(r.step)
+        if step == Step.DEBIT:
+            call = _points(c, r, "debit", r.points, Purpose.REDEMPTION)
+            return c["payer"], step, lambda conn: conn.debit(call)
+        if step == Step.HOLD:
+            call = _points(c, r, "hold", r.points, Purpose.REDEMPTION)
+            return c["payer"], step, lambda conn: conn.hold(call)
+        if step == Step.BOOK:
+            request = BookingRequest(
+                reward_ref=c["reward"].ref,
+                slot_ref=c["slot"].ref if c["slot"] else None,
+                quantity=r.quantity,
+                account=c["at_owner"],
+                member_name=c["member"].display_name,
+                idempotency_key=key(r, "book"),
+                reference=r.id,
+            )
+            return c["owner"], step, lambda conn: conn.book(request)
+        if step == Step.CAPTURE:
+            call = _points(c, r, "capture", r.points, Purpose.REDEMPTION, undoes=r.hold_ref)
+            return c["payer"], step, lambda conn: conn.capture(call)
+        if step == Step.RELEASE:
+            call = _points(c, r, "release", r.points, Purpose.REDEMPTION, undoes=r.hold_ref)
+            return c["payer"], step, lambda conn: conn.release(call)
+        if step == Step.UNBOOK:
+            ref = r.fulfillment_ref or ""
+            return c["owner"], step, lambda conn: conn.cancel(ref, "HOLD_LOST", key(r, "unbook"))
+        return None
+    if r.status == RedemptionStatus.CONFIRMED.value and r.cancel_step:
+        cancel = CancelStep(r.cancel_step)
+        if cancel == CancelStep.CANCEL_BOOKING:
+            ref = r.fulfillment_ref or ""
+            reason = r.cancel_reason or "MEMBER_REQUEST"
+            return c["owner"], cancel, lambda conn: conn.cancel(ref, reason, key(r, "cancel"))
+        if cancel == CancelStep.REFUND:
+            call = _points(c, r, "refund", r.points, Purpose.REFUND, undoes=taken_key(r))
+            return c["payer"], cancel, lambda conn: conn.reverse(call)
+        if cancel == CancelStep.COMPENSATE:
+            call = _points(c, r, "compensate", r.compensation_points, Purpose.COMPENSATION)
+            return c["payer"], cancel, lambda conn: conn.credit(call)
+    return None
+
+
+def _failure(r: Redemption, result: Result, field: str, default: str) -> None:
+    code = result.code or ErrorCode.PARTNER_REJECTED
+    r.failure = json.dumps(
+        {"code": code.value, "message": result.message or default, "field": field}
+    )
+
+
+def _later(r: Redemption, now: dt.datetime) -> None:
+    r.attempts += 1
+    r.next_attempt_at = now + dt.timedelta(seconds=min(2**r.attempts, MAX_BACKOFF_SECONDS))
+
+
+async def _give_back_inventory(session: AsyncSession, r: Redemption) -> None:
+    """A redemption that did not happen returns its unit of stock and its place in the slot."""
+    await session.execute(
+        update(Reward)
+        .where(Reward.id == r.reward_id, Reward.source == "HOSTED", Reward.stock.is_not(None))
+        .values(stock=Reward.stock + r.quantity)
+    )
+    if r.slot_id:
+        await session.execute(
+            update(Slot)
+            .where(Slot.id == r.slot_id, Slot.remaining.is_not(None))
+            .values(remaining=Slot.remaining + r.quantity)
+        )
+
+
+async def _owes(
+    session: AsyncSession,
+    settings: Settings,
+    r: Redemption,
+    kind: ObligationKind,
+    debtor: str,
+    creditor: str,
+    points: int,
+    amount: Decimal,
+) -> None:
+    await obligations.record(
+        session,
+        settings,
+        kind=kind,
+        debtor=debtor,
+        creditor=creditor,
+        program_code=r.paid_with,
+        points=points,
+        amount=amount,
+        reference=r.id,
+        occurred_at=utcnow(),
+    )
+
+
+async def apply(
+    session: AsyncSession, settings: Settings, r: Redemption, step: str, result: Result
+) -> None:
+    """Move the redemption on from a step's outcome."""
+    now = utcnow()
+    r.updated_at = now
+    ok = result.outcome == Outcome.APPLIED
+    unknown = result.outcome == Outcome.UNKNOWN
+    if unknown:
+        _later(r, now)
+        return
+    r.attempts, r.next_attempt_at = 0, None
+    payer = await session.get(Program, r.paid_with)
+    assert payer is not None
+    if step in (Step.DEBIT, Step.HOLD):
+        if ok:
+            if step == Step.HOLD:
+                r.hold_ref = getattr(result, "partner_ref", None)
+            r.step = Step.BOOK.value
+        else:
+            _failure(r, result, "memberId", "The points could not be taken.")
+            r.status, r.step = RedemptionStatus.FAILED.value, Step.DONE.value
+            await _give_back_inventory(session, r)
+    elif step == Step.BOOK:
+        if ok:
+            r.fulfillment_ref = getattr(result, "booking_ref", None)
+            r.step = Step.CAPTURE.value if r.hold_ref else Step.DONE.value
+            if r.step == Step.DONE.value:
+                await _confirm(session, settings, r, payer)
+        else:
+            # Only a partner's booking can fail, and points for a partner's reward are
+            # always held first: release the hold.
+            _failure(r, result, "rewardId", "The merchant could not book it.")
+            r.step = Step.RELEASE.value
+            await _give_back_inventory(session, r)
+    elif step == Step.CAPTURE:
+        if ok:
+            r.step = Step.DONE.value
+            await _confirm(session, settings, r, payer)
+        else:
+            r.step = Step.UNBOOK.value
+    elif step in (Step.RELEASE, Step.UNBOOK):
+        if step == Step.UNBOOK:
+            _failure(r, result, "memberId", "The held points were released before the booking.")
+        r.status, r.step = RedemptionStatus.FAILED.value, Step.DONE.value
+    elif step == CancelStep.CANCEL_BOOKING:
+        if ok:
+            r.cancel_step = CancelStep.REFUND.value
+        else:
+            r.cancel_step = None  # the merchant refused: the redemption stays confirmed
+            _failure(r, result, "redemptionId", "The merchant refused the cancellation.")
+    elif step == CancelStep.REFUND:
+        r.refunded_points = r.points
+        r.cancel_step = (
+            CancelStep.COMPENSATE.value if r.compensation_points else CancelStep.DONE.value
+        )
+        if r.cancel_step == CancelStep.DONE.value:
+            await _cancelled(session, settings, r, payer)
+    elif step == CancelStep.COMPENSATE:
+        r.cancel_step = CancelStep.DONE.value
+        await _cancelled(session, settings, r, payer)
+
+
+async def _confirm(
+    session: AsyncSession, settings: Settings, r: Redemption, payer: Program
+) -> None:
+    r.status = RedemptionStatus.CONFIRMED.value
+    r.failure = None
+    await _owes(
+        session,
+        settings,
+        r,
+        ObligationKind.REDEMPTION,
+        payer.merchant_id,
+        r.merchant_id,
+        r.points,
+        r.settlement_price,
+    )
+
+
+async def _cancelled(
+    session: AsyncSession, settings: Settings, r: Redemption, payer: Program
+) -> None:
+    """Refunded (and compensated): the reward's merchant pays back, and pays the extra."""
+    r.status = RedemptionStatus.CANCELLED.value
+    r.cancelled_at = utcnow()
+    r.failure = None
+    await _give_back_inventory(session, r)
+    await _owes(
+        session,
+        settings,
+        r,
+        ObligationKind.REFUND,
+        r.merchant_id,
+        payer.merchant_id,
+        r.points,
+        r.settlement_price,
+    )
+    if r.compensation_points:
+        await _owes(
+            session,
+            settings,
+            r,
+            ObligationKind.COMPENSATION,
+            r.merchant_id,
+            payer.merchant_id,
+            r.compensation_points,
+            obligations.amount_for(r.compensation_points, payer.point_value),
+        )
+
+
+async def run_local(
+    session: AsyncSession,
+    settings: Settings,
+    factory: ConnectorFactory,
+    r: Redemption,
+    *,
+    strict: bool = False,
+) -> None:
+    """Run every next step whose connector is local, in this transaction.
+
+    With `strict`, a local refusal of the first step raises instead of being stored,
+    so that a redemption the member cannot pay for leaves nothing behind.
+    """
+    while True:
+        found = await next_action(session, r)
+        if found is None:
+            return
+        program, step, action = found
+        if not factory.is_local(program):
+            return
+        result = await action(factory.for_program(program, session, r.actor))
+        if strict and step in (Step.DEBIT, Step.HOLD) and result.outcome == Outcome.REJECTED:
+            raise DomainError(
+                result.message or "The points could not be taken.",
+                field=["input", "payWith"],
+                code=result.code or ErrorCode.PARTNER_REJECTED,
+            )
+        await apply(session, settings, r, step, result)
+        if result.outcome == Outcome.UNKNOWN:
+            return
+
+
+async def _record(
+    settings: Settings,
+    factory: ConnectorFactory,
+    rid: str,
+    step: str,
+    result: Result | None,
+    session: AsyncSession,
+) -> bool:
+    fresh = await session.scalar(
+        select(Redemption)
+        .where(Redemption.id == rid)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert fresh is not None
+    found = await next_action(session, fresh)
+    if found is None or found[1] != step:
+        return True  # moved on meanwhile
+    if result is not None:
+        await apply(session, settings, fresh, step, result)
+        if fresh.next_attempt_at is not None:
+            return False
+    await run_local(session, settings, factory, fresh)
+    return fresh.next_attempt_at is None
+
+
+async def advance(
+    db: Database, settings: Settings, factory: ConnectorFactory, rid: str
+) -> Redemption:
+    """Take a redemption (or its cancellation) as far as the partners answer now."""
+    for _ in range(8):
+        async with db.read() as session:
+            r = await session.get(Redemption, rid)
+            assert r is not None
+            found = await next_action(session, r)
+        if found is None:
+            break
+        program, step, action = found
+        result = None
+        if not factory.is_local(program):
+            result = await action(factory.for_program(program, None, r.actor))
+        if not await db.transaction(
+            functools.partial(_record, settings, factory, rid, step, result)
+        ):
+            break
+    async with db.read() as session:
+        final = await session.get(Redemption, rid)
+        assert final is not None
+        return final
+
+
+async def resume_due(db: Database, settings: Settings, factory: ConnectorFactory) -> int:
+    """Advance every unfinished redemption or cancellation that is due."""
+    now = utcnow()
+    async with db.read() as session:
+        ids = list(
+            await session.scalars(
+                select(Redemption.id)
+                .where(
+                    or_(
+                        Redemption.status == RedemptionStatus.PENDING.value,
+                        Redemption.cancel_step.in_(
+                            [s.value for s in CancelStep if s != CancelStep.DONE]
+                        ),
+                    ),
+                    or_(Redemption.next_attempt_at.is_(None), Redemption.next_attempt_at <= now),
+                    Redemption.updated_at <= now - dt.timedelta(seconds=1),
+                )
+                .order_by(Redemption.created_at)
+                .limit(500)
+            )
+        )
+    for rid in ids:
+        try:
+            await advance(db, settings, factory, rid)
+        except Exception:
+            log.exception("redemption saga step failed", redemption=rid)
+    return len(ids)

@@ -1,0 +1,89 @@
+"""The universal mall: rewards (hosted, or cached from partners), slots, redemptions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.db import ExactDecimal, utcnow
+from hub.models.base import Base
+
+
+class Reward(Base):
+    """A merchant's reward; id is "<merchant>:<ref>". Partner rewards are a cache of
+    what the partner's connector last listed (`source` PARTNER, `refreshed_at`)."""
+
+    __tablename__ = "rewards"
+    __table_args__ = (
+        Index("ix_rewards_merchant", "merchant_id", "active"),
+        Index("uq_rewards_merchant_ref", "merchant_id", "ref", unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    ref: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(30))
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    price: Mapped[int] = mapped_column()
+    settlement_price: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 4))
+    stock: Mapped[int | None] = mapped_column()
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    source: Mapped[str] = mapped_column(String(20))  # HOSTED or PARTNER
+    has_slots: Mapped[bool] = mapped_column(Boolean, default=False)
+    refreshed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Slot(Base):
+    """An entry window, night or flight of a reward; id is "<reward>@<ref>"."""
+
+    __tablename__ = "slots"
+    __table_args__ = (Index("ix_slots_reward_start", "reward_id", "starts_at"),)
+
+    id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    reward_id: Mapped[str] = mapped_column(ForeignKey("rewards.id"))
+    ref: Mapped[str] = mapped_column(String(120))
+    starts_at: Mapped[dt.datetime] = mapped_column()
+    ends_at: Mapped[dt.datetime] = mapped_column()
+    remaining: Mapped[int | None] = mapped_column()
+    refreshed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Redemption(Base):
+    """A member's redemption of a reward, paid in any program; a saga like a conversion."""
+
+    __tablename__ = "redemptions"
+    __table_args__ = (
+        Index("ix_redemptions_member", "member_id", "created_at"),
+        Index("ix_redemptions_unfinished", "status", "next_attempt_at"),
+        Index("ix_redemptions_fulfillment", "fulfillment_ref"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    reward_id: Mapped[str] = mapped_column(ForeignKey("rewards.id"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))  # the reward's
+    slot_id: Mapped[str | None] = mapped_column(String(300))
+    quantity: Mapped[int] = mapped_column(Integer)
+    paid_with: Mapped[str] = mapped_column(ForeignKey("programs.code"))
+    points: Mapped[int] = mapped_column()
+    settlement_price: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+    status: Mapped[str] = mapped_column(String(20))
+    step: Mapped[str] = mapped_column(String(30))
+    hold_ref: Mapped[str | None] = mapped_column(String(120))
+    fulfillment_ref: Mapped[str | None] = mapped_column(String(120))
+    refunded_points: Mapped[int] = mapped_column(default=0)
+    compensation_points: Mapped[int] = mapped_column(default=0)
+    cancel_reason: Mapped[str | None] = mapped_column(String(30))
+    cancel_step: Mapped[str | None] = mapped_column(String(30))
+    actor: Mapped[str] = mapped_column(String(100))
+    failure: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column()
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column()

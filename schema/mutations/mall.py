@@ -1,0 +1,249 @@
+"""upsertReward, redeemReward, cancelRedemption; the rewards, reward, redemption queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.enums import CancellationReason as DomainReason
+from hub.enums import MerchantCategory as DomainCategory
+from hub.enums import RewardKind as DomainRewardKind
+from hub.mall import catalog, redemption, saga
+from hub.mall.partners import PartnerCatalog
+from hub.models import Redemption as RedemptionRow
+from hub.permissions import Action
+from schema.context import Info
+from schema.enums import CancellationReason, MerchantCategory, RewardKind
+from schema.errors import UserError, attempt, user_errors
+from schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from schema.types.mall import Redemption, Reward, RewardConnection, RewardEdge
+
+
+@strawberry.input
+class SlotInput:
+    ref: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    capacity: int | None = strawberry.field(default=strawberry.UNSET, description="null: no limit.")
+
+
+@strawberry.input
+class RewardInput:
+    ref: str = strawberry.field(description="The merchant's own id for it; Reward.id is derived.")
+    kind: RewardKind  # type: ignore[valid-type]
+    title: str
+    description: str | None = strawberry.UNSET
+    price: int
+    settlement_price: Decimal | None = strawberry.UNSET
+    stock: int | None = strawberry.UNSET
+    active: bool = True
+    merchant_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="ADMIN only: whose reward it is."
+    )
+    slots: list[SlotInput] | None = strawberry.field(
+        default=strawberry.UNSET, description="Entry windows, nights or departures, by ref."
+    )
+
+
+@strawberry.type
+class UpsertRewardPayload:
+    reward: Reward | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class RewardFilter:
+    merchant: strawberry.ID | None = strawberry.UNSET
+    category: MerchantCategory | None = strawberry.UNSET  # type: ignore[valid-type]
+    kind: RewardKind | None = strawberry.UNSET  # type: ignore[valid-type]
+    payable_with: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="Only rewards this program can pay for."
+    )
+    max_price: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="In payableWith's points when given, else own points.",
+    )
+    search: str | None = strawberry.UNSET
+    available_on: dt.date | None = strawberry.UNSET
+
+
+@strawberry.input
+class RedeemRewardInput:
+    member_id: strawberry.ID
+    reward_id: strawberry.ID
+    pay_with: strawberry.ID = strawberry.field(description="A program code.")
+    slot_id: strawberry.ID | None = strawberry.UNSET
+    quantity: int = 1
+    idempotency_key: str
+
+
+@strawberry.type
+class RedeemRewardPayload:
+    redemption: Redemption | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class CancelRedemptionInput:
+    redemption_id: strawberry.ID
+    reason: CancellationReason  # type: ignore[valid-type]
+    idempotency_key: str
+
+
+@strawberry.type
+class CancelRedemptionPayload:
+    redemption: Redemption | None
+    user_errors: list[UserError]
+
+
+def _str(value: object) -> str | None:
+    return str(value) if value else None
+
+
+async def _outcome(info: Info, rid: str) -> RedemptionRow:
+    runtime = info.context.runtime
+    return await saga.advance(runtime.db, runtime.settings, runtime.connectors, rid)
+
+
+@strawberry.type
+class MallMutations:
+    @strawberry.mutation(description="MERCHANT (own program) or ADMIN: a hosted reward.")
+    async def upsert_reward(self, info: Info, input: RewardInput) -> UpsertRewardPayload:
+        principal = info.context.require(Action.UPSERT_REWARD)
+        data = catalog.NewReward(
+            ref=input.ref,
+            kind=DomainRewardKind(input.kind),
+            title=input.title,
+            price=input.price,
+            description=input.description or None,
+            settlement_price=input.settlement_price or None,
+            stock=input.stock if isinstance(input.stock, int) else None,
+            active=input.active,
+            merchant_id=_str(input.merchant_id),
+            slots=[
+                catalog.NewSlot(
+                    ref=s.ref,
+                    starts_at=s.starts_at,
+                    ends_at=s.ends_at,
+                    capacity=s.capacity if isinstance(s.capacity, int) else None,
+                )
+                for s in (input.slots or [])
+            ],
+        )
+        row, errors = await attempt(
+            info.context.db.transaction(lambda s: catalog.upsert_reward(s, principal, data))
+        )
+        return UpsertRewardPayload(reward=Reward.from_row(row) if row else None, user_errors=errors)
+
+    @strawberry.mutation(description="The member (or ADMIN): redeem a reward with any program.")
+    async def redeem_reward(self, info: Info, input: RedeemRewardInput) -> RedeemRewardPayload:
+        principal = info.context.require(Action.REDEEM_REWARD)
+        runtime = info.context.runtime
+        request = redemption.RedeemRequest(
+            member_id=str(input.member_id),
+            reward_id=str(input.reward_id),
+            pay_with=str(input.pay_with),
+            slot_id=_str(input.slot_id),
+            quantity=input.quantity,
+            idempotency_key=input.idempotency_key,
+        )
+
+        async def work(session: AsyncSession) -> str:
+            return await redemption.start(
+                session, principal, runtime.settings, runtime.connectors, request
+            )
+
+        rid, errors = await attempt(runtime.db.transaction(work))
+        if rid is None:
+            return RedeemRewardPayload(redemption=None, user_errors=errors)
+        row = await _outcome(info, rid)
+        failure = redemption.failure_of(row)
+        return RedeemRewardPayload(
+            redemption=Redemption.from_row(row),
+            user_errors=user_errors(failure) if failure else [],
+        )
+
+    @strawberry.mutation(
+        description="The member (MEMBER_REQUEST), the reward's merchant (any reason), or ADMIN."
+    )
+    async def cancel_redemption(
+        self, info: Info, input: CancelRedemptionInput
+    ) -> CancelRedemptionPayload:
+        principal = info.context.require(Action.CANCEL_REDEMPTION)
+        runtime = info.context.runtime
+        request = redemption.CancelRequest(
+            redemption_id=str(input.redemption_id),
+            reason=DomainReason(input.reason),
+            idempotency_key=input.idempotency_key,
+        )
+
+        async def work(session: AsyncSession) -> str:
+            return await redemption.cancel(
+                session, principal, runtime.settings, runtime.connectors, request
+            )
+
+        rid, errors = await attempt(runtime.db.transaction(work))
+        if rid is None:
+            return CancelRedemptionPayload(redemption=None, user_errors=errors)
+        row = await _outcome(info, rid)
+        failure = redemption.failure_of(row)
+        return CancelRedemptionPayload(
+            redemption=Redemption.from_row(row),
+            user_errors=user_errors(failure) if failure else [],
+        )
+
+
+@strawberry.type
+class MallQueries:
+    @strawberry.field(description="Every merchant's rewards, merged; partners asked concurrently.")
+    async def rewards(
+        self,
+        info: Info,
+        filter: RewardFilter | None = strawberry.UNSET,
+        first: int | None = 20,
+        after: str | None = strawberry.UNSET,
+    ) -> RewardConnection:
+        size = page_size(first)
+        start = decode_cursor("reward", after or None)
+        f = filter or RewardFilter()
+        filters = catalog.Filter(
+            merchant=_str(f.merchant),
+            category=DomainCategory(f.category).value if f.category else None,
+            kind=DomainRewardKind(f.kind).value if f.kind else None,
+            payable_with=_str(f.payable_with),
+            max_price=f.max_price if isinstance(f.max_price, int) else None,
+            search=f.search or None,
+            available_on=f.available_on or None,
+        )
+        partners: PartnerCatalog = info.context.runtime.extras["catalog"]
+        unavailable = await partners.ensure_fresh(
+            await partners.connected_programs(filters.merchant)
+        )
+        book = await info.context.loaders.price_book()
+        async with info.context.db.read() as session:
+            rows, more = await catalog.page(
+                session, book, filters, size, start, info.context.settings.tz
+            )
+        edges = [
+            RewardEdge(node=Reward.from_row(r), cursor=encode_cursor("reward", r.id)) for r in rows
+        ]
+        return RewardConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+            unavailable_merchant_ids=unavailable,
+        )
+
+    @strawberry.field
+    async def reward(self, info: Info, id: strawberry.ID) -> Reward | None:
+        row = await info.context.loaders.reward.load(str(id))
+        return Reward.from_row(row) if row else None
+
+    @strawberry.field(description="null when no such redemption is visible to the caller.")
+    async def redemption(self, info: Info, id: strawberry.ID) -> Redemption | None:
+        info.context.require(Action.READ_ACTIVITY)
+        async with info.context.db.read() as session:
+            row = await redemption.visible_redemption(session, info.context.principal, str(id))
+        return Redemption.from_row(row) if row else None

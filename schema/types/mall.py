@@ -1,0 +1,204 @@
+"""Reward, Slot, Redemption and the catalog connection."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import strawberry
+
+from hub import models
+from hub.enums import RedemptionStatus as DomainRedemptionStatus
+from hub.enums import RewardKind as DomainRewardKind
+from hub.mall import catalog
+from hub.mall.partners import PartnerCatalog
+from schema.context import Info
+from schema.enums import RedemptionStatus, RewardKind
+from schema.formatting import money
+from schema.pagination import PageInfo
+from schema.types.members import Member
+from schema.types.merchants import Merchant, Program, load_merchant, load_program
+
+
+@strawberry.type(description="An entry window, night or flight of a reward.")
+class Slot:
+    id: strawberry.ID
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    remaining: int | None = strawberry.field(description="null: no limit.")
+
+    @classmethod
+    def from_row(cls, row: models.Slot) -> Slot:
+        return cls(
+            id=strawberry.ID(row.id),
+            starts_at=row.starts_at,
+            ends_at=row.ends_at,
+            remaining=row.remaining,
+        )
+
+
+@strawberry.federation.type(keys=["id"], description="A merchant's reward in the universal mall.")
+class Reward:
+    id: strawberry.ID
+    kind: RewardKind  # type: ignore[valid-type]
+    title: str
+    description: str | None
+    stock: int | None = strawberry.field(description="null: unlimited.")
+    row: strawberry.Private[models.Reward]
+
+    @classmethod
+    def from_row(cls, row: models.Reward) -> Reward:
+        return cls(
+            id=strawberry.ID(row.id),
+            kind=DomainRewardKind(row.kind),
+            title=row.title,
+            description=row.description,
+            stock=row.stock,
+            row=row,
+        )
+
+    @strawberry.field
+    async def merchant(self, info: Info) -> Merchant:
+        return await load_merchant(info, self.row.merchant_id)
+
+    @strawberry.field(description="In the merchant's own program, promotions applied.")
+    async def price(self, info: Info) -> int:
+        return (await info.context.loaders.price_book()).price(self.row)
+
+    @strawberry.field(description="Before promotions.")
+    def list_price(self) -> int:
+        return self.row.price
+
+    @strawberry.field(description="What the paying merchant owes the reward's merchant per unit.")
+    async def settlement_price(self, info: Info) -> Decimal:
+        return money((await info.context.loaders.price_book()).settlement_unit(self.row))
+
+    @strawberry.field
+    def available(self) -> bool:
+        return self.row.active and (self.row.stock is None or self.row.stock > 0)
+
+    @strawberry.field(
+        description="Upcoming slots, or those starting on `date` (settlement time zone)."
+    )
+    async def slots(self, info: Info, date: dt.date | None = strawberry.UNSET) -> list[Slot]:
+        day = date or None
+        if not self.row.has_slots:
+            return []
+        if self.row.source == "PARTNER":
+            partner: PartnerCatalog = info.context.runtime.extras["catalog"]
+            await partner.slots(self.row, day)
+        async with info.context.db.read() as session:
+            rows = await catalog.slots_of(session, self.row.id, day, info.context.settings.tz)
+        return [Slot.from_row(r) for r in rows]
+
+    @strawberry.field(description="Cost in another program; null if it cannot pay.")
+    async def price_in(self, info: Info, program: strawberry.ID) -> int | None:
+        return (await info.context.loaders.price_book()).price_in(self.row, str(program))
+
+    @strawberry.field
+    async def payable_with(self, info: Info) -> list[Program]:
+        codes = (await info.context.loaders.price_book()).payable_with(self.row)
+        return [await load_program(info, code) for code in codes]
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Reward | None:
+        row = await info.context.loaders.reward.load(str(id))
+        return cls.from_row(row) if row else None
+
+
+@strawberry.type
+class RewardEdge:
+    node: Reward
+    cursor: str
+
+
+@strawberry.type
+class RewardConnection:
+    edges: list[RewardEdge]
+    page_info: PageInfo
+    unavailable_merchant_ids: strawberry.Private[list[str]]
+
+    @strawberry.field(description="Partners that did not answer in time.")
+    async def unavailable_merchants(self, info: Info) -> list[Merchant]:
+        return [await load_merchant(info, m) for m in self.unavailable_merchant_ids]
+
+
+@strawberry.type(description="A member's redemption of a reward.")
+class Redemption:
+    id: strawberry.ID
+    quantity: int
+    points: int
+    status: RedemptionStatus  # type: ignore[valid-type]
+    fulfillment_ref: str | None = strawberry.field(
+        description="The partner's booking or voucher code."
+    )
+    refunded_points: int
+    compensation_points: int
+    created_at: dt.datetime
+    cancelled_at: dt.datetime | None
+    row: strawberry.Private[models.Redemption]
+
+    @classmethod
+    def from_row(cls, row: models.Redemption) -> Redemption:
+        return cls(
+            id=strawberry.ID(row.id),
+            quantity=row.quantity,
+            points=row.points,
+            status=DomainRedemptionStatus(row.status),
+            fulfillment_ref=row.fulfillment_ref,
+            refunded_points=row.refunded_points,
+            compensation_points=row.compensation_points,
+            created_at=row.created_at,
+            cancelled_at=row.cancelled_at,
+            row=row,
+        )
+
+    @strawberry.field
+    async def member(self, info: Info) -> Member:
+        member = await Member.load(info, self.row.member_id)
+        assert member is not None
+        return member
+
+    @strawberry.field
+    async def reward(self, info: Info) -> Reward:
+        row = await info.context.loaders.reward.load(self.row.reward_id)
+        assert row is not None
+        return Reward.from_row(row)
+
+    @strawberry.field
+    async def slot(self, info: Info) -> Slot | None:
+        if not self.row.slot_id:
+            return None
+        row = await info.context.loaders.slot.load(self.row.slot_id)
+        return Slot.from_row(row) if row else None
+
+    @strawberry.field
+    async def paid_with(self, info: Info) -> Program:
+        return await load_program(info, self.row.paid_with)
+
+    @strawberry.field(description="The total the paying merchant owes the reward's merchant.")
+    def settlement_price(self) -> Decimal:
+        return money(self.row.settlement_price)
+
+    @strawberry.field(description="Whether the viewer may cancel it now (MEMBER_REQUEST).")
+    async def cancellable(self, info: Info) -> bool:
+        from hub.db import utcnow
+
+        if self.row.status != "CONFIRMED" or self.row.cancel_step:
+            return False
+        if not self.row.slot_id:
+            return True
+        slot = await info.context.loaders.slot.load(self.row.slot_id)
+        return slot is None or slot.starts_at > utcnow()
+
+
+@strawberry.type
+class RedemptionEdge:
+    node: Redemption
+    cursor: str
+
+
+@strawberry.type
+class RedemptionConnection:
+    edges: list[RedemptionEdge]
+    page_info: PageInfo

@@ -1,0 +1,281 @@
+"""The mall with hosted merchants: catalog, prices in any program, redemption, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.helpers import (
+    UPSERT,
+    Api,
+    accrue,
+    balances,
+    cancel_redemption,
+    create_key,
+    enroll,
+    member_session,
+    obligations,
+    redeem,
+    register,
+    set_rate,
+    upsert_reward,
+    verify_ledger,
+)
+
+CATALOG = """
+query Catalog($filter: RewardFilter, $first: Int, $after: String, $in: ID!) {
+  rewards(filter: $filter, first: $first, after: $after) {
+    edges { cursor node { id title price listPrice priceIn(program: $in) payableWith { code }
+                          available stock settlementPrice } }
+    pageInfo { hasNextPage endCursor }
+    unavailableMerchants { id }
+  }
+}"""
+
+
+@pytest.fixture
+async def mall(api: Api) -> dict[str, Any]:
+    await register(api, "haowu", "HUB", category="PLATFORM", pointValue="0.10")
+    await register(api, "clearview", "CLEAR", category="RETAIL", pointValue="0.05")
+    await register(api, "jade", "JADE", category="RESTAURANT", pointValue="0.125",
+                   compensationPercent="10")
+    keys = {m: await create_key(api, "MERCHANT", m) for m in ("clearview", "jade")}
+    lens = await upsert_reward(api, keys["clearview"], ref="LENS", kind="GOODS",
+                               title="Blue-light lens pair", price=2000, stock=10)
+    exam = await upsert_reward(api, keys["clearview"], ref="EYE-EXAM", kind="SERVICE",
+                               title="Eye exam", price=1000)
+    meal = await upsert_reward(api, keys["jade"], ref="SET-MEAL", kind="MEAL",
+                               title="Set meal", price=200, description="A 25-yuan meal")
+    await set_rate(api, "HUB", "CLEAR", "2")
+    await set_rate(api, "HUB", "JADE", "0.8")
+    await set_rate(api, "JADE", "HUB", "1.25")
+    member = await enroll(api, "HUB", "H-1", "Liu Yang")
+    await enroll(api, "JADE", "J-1", member_id=member)
+    await enroll(api, "CLEAR", "C-1", member_id=member)
+    await accrue(api, member, "HUB", "5000")
+    await accrue(api, member, "JADE", "1000")
+    return {"keys": keys, "lens": lens, "exam": exam, "meal": meal, "member": member}
+
+
+async def test_upsert_reward_validates_and_belongs_to_its_merchant(
+    api: Api, mall: dict[str, Any]
+) -> None:
+    assert mall["meal"]["id"] == "jade:SET-MEAL"
+    assert mall["meal"]["settlementPrice"] == "25.00"  # 200 x 0.125
+    now = await api.gql('{ reward(id: "jade:SET-MEAL") { payableWith { code } } }')
+    assert [p["code"] for p in now["reward"]["payableWith"]] == ["HUB", "JADE"]
+    for change, field in [
+        ({"price": 0}, "price"),
+        ({"ref": "bad ref!"}, "ref"),
+        ({"title": " "}, "title"),
+        ({"stock": -1}, "stock"),
+        ({"settlementPrice": "1.234"}, "settlementPrice"),
+    ]:
+        data = await api.gql(
+            UPSERT,
+            {"input": {"ref": "X", "kind": "GOODS", "title": "x", "price": 5, **change}},
+            key=mall["keys"]["jade"],
+        )
+        assert data["upsertReward"]["userErrors"][0]["field"] == ["input", field], change
+    # Updating changes the one reward, under the same id.
+    again = await upsert_reward(api, mall["keys"]["jade"], ref="SET-MEAL", kind="MEAL",
+                                title="Set meal (new menu)", price=220)
+    assert again["id"] == "jade:SET-MEAL" and again["price"] == 220
+    admin = await api.gql(UPSERT, {"input": {"ref": "X", "kind": "GOODS", "title": "x",
+                                             "price": 5}})
+    assert admin["upsertReward"]["userErrors"][0]["field"] == ["input", "merchantId"]
+
+
+async def test_catalog_prices_in_any_program_and_filters(api: Api, mall: dict[str, Any]) -> None:
+    data = await api.gql(CATALOG, {"in": "HUB"})
+    nodes = {e["node"]["id"]: e["node"] for e in data["rewards"]["edges"]}
+    assert set(nodes) == {"clearview:EYE-EXAM", "clearview:LENS", "jade:SET-MEAL"}
+    # 2000 CLEAR at 2 CLEAR per HUB: 1000 HUB; 200 JADE at 0.8: 250 HUB.
+    assert nodes["clearview:LENS"]["priceIn"] == 1000
+    assert nodes["jade:SET-MEAL"]["priceIn"] == 250
+    in_jade = await api.gql(CATALOG, {"in": "JADE"})
+    by_id = {e["node"]["id"]: e["node"]["priceIn"] for e in in_jade["rewards"]["edges"]}
+    # JADE -> CLEAR routes through HUB: 1000 HUB needs 800 JADE (800 x 1.25 = 1000).
+    assert by_id == {"clearview:EYE-EXAM": 400, "clearview:LENS": 800, "jade:SET-MEAL": 200}
+
+    async def ids(filter_: dict[str, Any]) -> list[str]:
+        found = await api.gql(CATALOG, {"in": "HUB", "filter": filter_})
+        return [e["node"]["id"] for e in found["rewards"]["edges"]]
+
+    assert await ids({"merchant": "jade"}) == ["jade:SET-MEAL"]
+    assert await ids({"category": "RETAIL"}) == ["clearview:EYE-EXAM", "clearview:LENS"]
+    assert await ids({"kind": "SERVICE"}) == ["clearview:EYE-EXAM"]
+    assert await ids({"search": "lens"}) == ["clearview:LENS"]
+    assert await ids({"payableWith": "HUB", "maxPrice": 500}) == ["clearview:EYE-EXAM",
+                                                                   "jade:SET-MEAL"]
+    assert await ids({"maxPrice": 500}) == ["jade:SET-MEAL"]
+    assert await ids({"payableWith": "CLEAR"}) == ["clearview:EYE-EXAM", "clearview:LENS"]
+
+
+async def test_pagination_never_repeats_or_skips(api: Api, mall: dict[str, Any]) -> None:
+    for i in range(23):
+        await upsert_reward(api, mall["keys"]["jade"], ref=f"DISH-{i:02d}", kind="MEAL",
+                            title=f"Dish {i}", price=100 + i)
+    seen: list[str] = []
+    after = None
+    while True:
+        page = (await api.gql(CATALOG, {"in": "HUB", "first": 7, "after": after}))["rewards"]
+        seen += [e["node"]["id"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert len(seen) == 26 and len(set(seen)) == 26 and seen == sorted(seen)
+
+
+async def test_redeem_charges_price_in_and_owes_settlement(
+    api: Api, mall: dict[str, Any], db_url: str
+) -> None:
+    member = mall["member"]
+    payload = await redeem(api, member, "clearview:LENS", "HUB")
+    assert payload["userErrors"] == []
+    redemption = payload["redemption"]
+    assert redemption["status"] == "CONFIRMED"
+    assert redemption["points"] == 1000
+    assert redemption["fulfillmentRef"]
+    assert redemption["settlementPrice"] == "100.00"  # 2000 CLEAR x 0.05
+    assert (await balances(api, member))["HUB"] == 4000
+    owed = await obligations(db_url)
+    assert [(o["kind"], o["debtor"], o["creditor"], o["amount"]) for o in owed] == [
+        ("REDEMPTION", "haowu", "clearview", Decimal("100.00"))
+    ]
+    stock = await api.gql('{ reward(id: "clearview:LENS") { stock } }')
+    assert stock["reward"]["stock"] == 9
+    own = await redeem(api, member, "jade:SET-MEAL", "JADE")
+    assert own["redemption"]["points"] == 200
+    assert len(await obligations(db_url)) == 1  # paying with its own program owes no one
+    assert await verify_ledger(db_url) == []
+
+
+async def test_redemption_beyond_the_balance_changes_nothing(
+    api: Api, mall: dict[str, Any], db_url: str
+) -> None:
+    member = mall["member"]
+    payload = await redeem(api, member, "clearview:LENS", "HUB", quantity=6)
+    assert payload["redemption"] is None
+    assert payload["userErrors"][0]["code"] == "INSUFFICIENT_POINTS"
+    assert (await balances(api, member))["HUB"] == 5000
+    assert (await api.gql('{ reward(id: "clearview:LENS") { stock } }'))["reward"]["stock"] == 10
+    assert await obligations(db_url) == []
+
+
+async def test_last_unit_under_50_concurrent_redemptions(
+    api: Api, mall: dict[str, Any], db_url: str
+) -> None:
+    await upsert_reward(api, mall["keys"]["clearview"], ref="LAST", kind="GOODS",
+                        title="Last frame", price=100, stock=1)
+    members = []
+    for i in range(50):
+        m = await enroll(api, "HUB", f"H-{i + 100}")
+        await accrue(api, m, "HUB", "100")
+        members.append(m)
+    results = await asyncio.gather(*[redeem(api, m, "clearview:LAST", "HUB") for m in members])
+    winners = [r for r in results if r["redemption"] and r["redemption"]["status"] == "CONFIRMED"]
+    losers = [r for r in results if r["userErrors"]]
+    assert len(winners) == 1 and len(losers) == 49
+    assert {r["userErrors"][0]["code"] for r in losers} == {"OUT_OF_STOCK"}
+    spent = [m for m in members if (await balances(api, m))["HUB"] != 100]
+    assert len(spent) == 1  # only the winner paid
+    assert await verify_ledger(db_url) == []
+
+
+async def test_member_cancels_and_gets_the_points_back(
+    api: Api, mall: dict[str, Any], db_url: str
+) -> None:
+    member = mall["member"]
+    storefront = await create_key(api, "STOREFRONT")
+    token = await member_session(api, member)
+    done = await redeem(api, member, "clearview:LENS", "HUB", key=storefront, member_token=token)
+    rid = done["redemption"]["id"]
+    refused = await cancel_redemption(api, rid, "MERCHANT_CANCELLED", key=storefront,
+                                      member_token=token)
+    assert refused["userErrors"][0]["code"] == "FORBIDDEN"
+    cancelled = await cancel_redemption(api, rid, key=storefront, member_token=token)
+    assert cancelled["userErrors"] == []
+    assert cancelled["redemption"]["status"] == "CANCELLED"
+    assert cancelled["redemption"]["refundedPoints"] == 1000
+    assert cancelled["redemption"]["compensationPoints"] == 0
+    assert (await balances(api, member))["HUB"] == 5000
+    again = await cancel_redemption(api, rid, key=storefront, member_token=token)
+    assert again["userErrors"][0]["code"] == "INVALID_STATE"
+    owed = await obligations(db_url)
+    assert [(o["kind"], o["debtor"], o["creditor"]) for o in owed] == [
+        ("REDEMPTION", "haowu", "clearview"),
+        ("REFUND", "clearview", "haowu"),
+    ]
+    assert (await api.gql('{ reward(id: "clearview:LENS") { stock } }'))["reward"]["stock"] == 10
+    assert await verify_ledger(db_url) == []
+
+
+async def test_merchant_cancellation_refunds_and_compensates(
+    api: Api, mall: dict[str, Any], db_url: str
+) -> None:
+    member = mall["member"]
+    done = await redeem(api, member, "jade:SET-MEAL", "HUB", quantity=2)
+    assert done["redemption"]["points"] == 500
+    other = await create_key(api, "MERCHANT", "clearview")
+    refused = await cancel_redemption(api, done["redemption"]["id"], "MERCHANT_CANCELLED",
+                                      key=other)
+    assert refused["userErrors"][0]["code"] == "NOT_FOUND"
+    cancelled = await cancel_redemption(api, done["redemption"]["id"], "MERCHANT_CANCELLED",
+                                        key=mall["keys"]["jade"])
+    assert cancelled["redemption"]["refundedPoints"] == 500
+    assert cancelled["redemption"]["compensationPoints"] == 50  # 10% of 500
+    assert (await balances(api, member))["HUB"] == 5050
+    owed = await obligations(db_url)
+    assert [(o["kind"], o["debtor"], o["creditor"], o["points"], o["amount"]) for o in owed] == [
+        ("REDEMPTION", "haowu", "jade", 500, Decimal("50.00")),
+        ("REFUND", "jade", "haowu", 500, Decimal("50.00")),
+        ("COMPENSATION", "jade", "haowu", 50, Decimal("5.00")),
+    ]
+    assert await verify_ledger(db_url) == []
+
+
+async def test_redemption_discount_applies_within_its_period(
+    api: Api, mall: dict[str, Any]
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    data = await api.gql(
+        "mutation P($input: PromotionInput!) { setPromotion(input: $input) "
+        "{ ok userErrors { code } } }",
+        {"input": {"program": "CLEAR", "redemptionDiscountPercent": "25",
+                   "startsAt": (now - dt.timedelta(hours=1)).isoformat(),
+                   "endsAt": (now + dt.timedelta(hours=1)).isoformat(), "label": "Eye-care day"}},
+        key=mall["keys"]["clearview"],
+    )
+    assert data["setPromotion"]["ok"]
+    lens = await api.gql('{ reward(id: "clearview:LENS") { price listPrice priceIn(program: "HUB")'
+                         " settlementPrice } }")
+    assert lens["reward"] == {"price": 1500, "listPrice": 2000, "priceIn": 750,
+                              "settlementPrice": "75.00"}
+    charged = await redeem(api, mall["member"], "clearview:LENS", "HUB")
+    assert charged["redemption"]["points"] == 750
+
+
+async def test_slots_for_hosted_rewards_and_slot_rules(api: Api, mall: dict[str, Any]) -> None:
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=2)
+    await upsert_reward(
+        api, mall["keys"]["clearview"], ref="EXAM-SLOT", kind="SERVICE", title="Eye exam at 10",
+        price=1000,
+        slots=[{"ref": "A", "startsAt": start.isoformat(),
+                "endsAt": (start + dt.timedelta(minutes=30)).isoformat(), "capacity": 1}],
+    )
+    slots = await api.gql('{ reward(id: "clearview:EXAM-SLOT") { slots { id remaining } } }')
+    assert slots["reward"]["slots"] == [{"id": "clearview:EXAM-SLOT@A", "remaining": 1}]
+    member = mall["member"]
+    missing = await redeem(api, member, "clearview:EXAM-SLOT", "HUB")
+    assert missing["userErrors"][0]["field"] == ["input", "slotId"]
+    first = await redeem(api, member, "clearview:EXAM-SLOT", "HUB",
+                         slot_id="clearview:EXAM-SLOT@A")
+    assert first["redemption"]["slot"] == {"id": "clearview:EXAM-SLOT@A"}
+    full = await redeem(api, member, "clearview:EXAM-SLOT", "HUB", slot_id="clearview:EXAM-SLOT@A")
+    assert full["userErrors"][0]["code"] == "SLOT_UNAVAILABLE"
+    assert (await balances(api, member))["HUB"] == 4500
