@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             await scheduler.stop()
+            await runtime.extras["catalog"].close()
             await runtime.close()
 
     middleware = [

@@ -343,8 +343,9 @@ async def live_app(settings: Settings) -> AsyncIterator[tuple[str, Api]]:
     app = create_app(settings)
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                       timeout_graceful_shutdown=1)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
+        )
     )
     import asyncio
 

@@ -8,15 +8,17 @@ it comes, still refreshes the cache in the background.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors.base import ConnectorFactory
+from connectors.base import ConnectorFactory, RewardOffer
 from hub.config import Settings
 from hub.db import Database
 from hub.enums import ConnectorKind
@@ -32,7 +34,8 @@ class PartnerCatalog:
         self.factory = factory
         self.settings = settings
         self.refreshed: dict[str, float] = {}
-        self.inflight: dict[str, asyncio.Task[None]] = {}
+        self.inflight: dict[str, asyncio.Task[list[RewardOffer]]] = {}
+        self._background: set[asyncio.Future[None]] = set()
         self._slot_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._slots_refreshed: dict[tuple[str, str], float] = {}
 
@@ -47,28 +50,33 @@ class PartnerCatalog:
         at = self.refreshed.get(merchant_id)
         return at is not None and time.monotonic() - at < self.settings.catalog_cache_seconds
 
-    async def _refresh(self, program: Program) -> None:
+    async def _fetch(self, program: Program) -> list[RewardOffer]:
         connector = self.factory.for_program(program, None, "catalog")
-        offers = await connector.list_rewards()
+        return await connector.list_rewards()
+
+    async def _store(self, answers: dict[str, list[RewardOffer]]) -> None:
+        """Store what the partners answered, in one transaction."""
 
         async def store(session: AsyncSession) -> None:
-            await catalog.store_partner_rewards(session, program.merchant_id, offers)
+            for merchant_id, offers in answers.items():
+                await catalog.store_partner_rewards(session, merchant_id, offers)
 
         await self.db.transaction(store)
-        self.refreshed[program.merchant_id] = time.monotonic()
+        now = time.monotonic()
+        for merchant_id in answers:
+            self.refreshed[merchant_id] = now
 
-    def _start(self, program: Program) -> asyncio.Task[None]:
-        task = self.inflight.get(program.merchant_id)
+    def _start(self, program: Program) -> asyncio.Task[list[RewardOffer]]:
+        merchant_id = program.merchant_id
+        task = self.inflight.get(merchant_id)
         if task is None or task.done():
-            task = asyncio.create_task(
-                self._refresh(program), name=f"catalog:{program.merchant_id}"
-            )
-            self.inflight[program.merchant_id] = task
-            task.add_done_callback(self._forget(program.merchant_id))
+            task = asyncio.create_task(self._fetch(program), name=f"catalog:{merchant_id}")
+            self.inflight[merchant_id] = task
+            task.add_done_callback(self._forget(merchant_id))
         return task
 
-    def _forget(self, merchant_id: str) -> Callable[[asyncio.Task[None]], None]:
-        def done(task: asyncio.Task[None]) -> None:
+    def _forget(self, merchant_id: str) -> Callable[[asyncio.Task[list[RewardOffer]]], None]:
+        def done(task: asyncio.Task[list[RewardOffer]]) -> None:
             if self.inflight.get(merchant_id) is task:
                 del self.inflight[merchant_id]
             if not task.cancelled() and task.exception() is not None:
@@ -79,6 +87,18 @@ class PartnerCatalog:
                 )
 
         return done
+
+    def _store_later(self, merchant_id: str, task: asyncio.Task[list[RewardOffer]]) -> None:
+        """A partner that answers after the budget still refreshes the cache."""
+
+        def done(finished: asyncio.Task[list[RewardOffer]]) -> None:
+            if finished.cancelled() or finished.exception() is not None:
+                return
+            background = asyncio.ensure_future(self._store({merchant_id: finished.result()}))
+            self._background.add(background)
+            background.add_done_callback(self._background.discard)
+
+        task.add_done_callback(done)
 
     async def ensure_fresh(
         self, programs: Sequence[Program], budget: float | None = None
@@ -91,11 +111,30 @@ class PartnerCatalog:
         await asyncio.wait(
             list(tasks.values()), timeout=budget or self.settings.catalog_budget_seconds
         )
-        return sorted(
-            m
+        answered = {
+            m: t.result()
             for m, t in tasks.items()
-            if not t.done() or t.cancelled() or t.exception() is not None
-        )
+            if t.done() and not t.cancelled() and t.exception() is None
+        }
+        if answered:
+            await self._store(answered)
+        late = [m for m, t in tasks.items() if not t.done()]
+        for merchant_id in late:
+            self._store_later(merchant_id, tasks[merchant_id])
+        return sorted(set(tasks) - set(answered))
+
+    async def close(self) -> None:
+        """Stop asking partners (at shutdown)."""
+        tasks: list[asyncio.Future[Any]] = [
+            *self.inflight.values(),
+            *self._slot_tasks.values(),
+            *self._background,
+        ]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
 
     async def refresh_all(self) -> list[str]:
         """The background refresh: every partner whose cache is past its TTL."""

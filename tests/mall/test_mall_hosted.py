@@ -41,15 +41,31 @@ query Catalog($filter: RewardFilter, $first: Int, $after: String, $in: ID!) {
 async def mall(api: Api) -> dict[str, Any]:
     await register(api, "haowu", "HUB", category="PLATFORM", pointValue="0.10")
     await register(api, "clearview", "CLEAR", category="RETAIL", pointValue="0.05")
-    await register(api, "jade", "JADE", category="RESTAURANT", pointValue="0.125",
-                   compensationPercent="10")
+    await register(
+        api, "jade", "JADE", category="RESTAURANT", pointValue="0.125", compensationPercent="10"
+    )
     keys = {m: await create_key(api, "MERCHANT", m) for m in ("clearview", "jade")}
-    lens = await upsert_reward(api, keys["clearview"], ref="LENS", kind="GOODS",
-                               title="Blue-light lens pair", price=2000, stock=10)
-    exam = await upsert_reward(api, keys["clearview"], ref="EYE-EXAM", kind="SERVICE",
-                               title="Eye exam", price=1000)
-    meal = await upsert_reward(api, keys["jade"], ref="SET-MEAL", kind="MEAL",
-                               title="Set meal", price=200, description="A 25-yuan meal")
+    lens = await upsert_reward(
+        api,
+        keys["clearview"],
+        ref="LENS",
+        kind="GOODS",
+        title="Blue-light lens pair",
+        price=2000,
+        stock=10,
+    )
+    exam = await upsert_reward(
+        api, keys["clearview"], ref="EYE-EXAM", kind="SERVICE", title="Eye exam", price=1000
+    )
+    meal = await upsert_reward(
+        api,
+        keys["jade"],
+        ref="SET-MEAL",
+        kind="MEAL",
+        title="Set meal",
+        price=200,
+        description="A 25-yuan meal",
+    )
     await set_rate(api, "HUB", "CLEAR", "2")
     await set_rate(api, "HUB", "JADE", "0.8")
     await set_rate(api, "JADE", "HUB", "1.25")
@@ -82,11 +98,18 @@ async def test_upsert_reward_validates_and_belongs_to_its_merchant(
         )
         assert data["upsertReward"]["userErrors"][0]["field"] == ["input", field], change
     # Updating changes the one reward, under the same id.
-    again = await upsert_reward(api, mall["keys"]["jade"], ref="SET-MEAL", kind="MEAL",
-                                title="Set meal (new menu)", price=220)
+    again = await upsert_reward(
+        api,
+        mall["keys"]["jade"],
+        ref="SET-MEAL",
+        kind="MEAL",
+        title="Set meal (new menu)",
+        price=220,
+    )
     assert again["id"] == "jade:SET-MEAL" and again["price"] == 220
-    admin = await api.gql(UPSERT, {"input": {"ref": "X", "kind": "GOODS", "title": "x",
-                                             "price": 5}})
+    admin = await api.gql(
+        UPSERT, {"input": {"ref": "X", "kind": "GOODS", "title": "x", "price": 5}}
+    )
     assert admin["upsertReward"]["userErrors"][0]["field"] == ["input", "merchantId"]
 
 
@@ -110,16 +133,24 @@ async def test_catalog_prices_in_any_program_and_filters(api: Api, mall: dict[st
     assert await ids({"category": "RETAIL"}) == ["clearview:EYE-EXAM", "clearview:LENS"]
     assert await ids({"kind": "SERVICE"}) == ["clearview:EYE-EXAM"]
     assert await ids({"search": "lens"}) == ["clearview:LENS"]
-    assert await ids({"payableWith": "HUB", "maxPrice": 500}) == ["clearview:EYE-EXAM",
-                                                                   "jade:SET-MEAL"]
+    assert await ids({"payableWith": "HUB", "maxPrice": 500}) == [
+        "clearview:EYE-EXAM",
+        "jade:SET-MEAL",
+    ]
     assert await ids({"maxPrice": 500}) == ["jade:SET-MEAL"]
     assert await ids({"payableWith": "CLEAR"}) == ["clearview:EYE-EXAM", "clearview:LENS"]
 
 
 async def test_pagination_never_repeats_or_skips(api: Api, mall: dict[str, Any]) -> None:
     for i in range(23):
-        await upsert_reward(api, mall["keys"]["jade"], ref=f"DISH-{i:02d}", kind="MEAL",
-                            title=f"Dish {i}", price=100 + i)
+        await upsert_reward(
+            api,
+            mall["keys"]["jade"],
+            ref=f"DISH-{i:02d}",
+            kind="MEAL",
+            title=f"Dish {i}",
+            price=100 + i,
+        )
     seen: list[str] = []
     after = None
     while True:
@@ -170,8 +201,15 @@ async def test_redemption_beyond_the_balance_changes_nothing(
 async def test_last_unit_under_50_concurrent_redemptions(
     api: Api, mall: dict[str, Any], db_url: str
 ) -> None:
-    await upsert_reward(api, mall["keys"]["clearview"], ref="LAST", kind="GOODS",
-                        title="Last frame", price=100, stock=1)
+    await upsert_reward(
+        api,
+        mall["keys"]["clearview"],
+        ref="LAST",
+        kind="GOODS",
+        title="Last frame",
+        price=100,
+        stock=1,
+    )
     members = []
     for i in range(50):
         m = await enroll(api, "HUB", f"H-{i + 100}")
@@ -195,8 +233,9 @@ async def test_member_cancels_and_gets_the_points_back(
     token = await member_session(api, member)
     done = await redeem(api, member, "clearview:LENS", "HUB", key=storefront, member_token=token)
     rid = done["redemption"]["id"]
-    refused = await cancel_redemption(api, rid, "MERCHANT_CANCELLED", key=storefront,
-                                      member_token=token)
+    refused = await cancel_redemption(
+        api, rid, "MERCHANT_CANCELLED", key=storefront, member_token=token
+    )
     assert refused["userErrors"][0]["code"] == "FORBIDDEN"
     cancelled = await cancel_redemption(api, rid, key=storefront, member_token=token)
     assert cancelled["userErrors"] == []
@@ -222,11 +261,13 @@ async def test_merchant_cancellation_refunds_and_compensates(
     done = await redeem(api, member, "jade:SET-MEAL", "HUB", quantity=2)
     assert done["redemption"]["points"] == 500
     other = await create_key(api, "MERCHANT", "clearview")
-    refused = await cancel_redemption(api, done["redemption"]["id"], "MERCHANT_CANCELLED",
-                                      key=other)
+    refused = await cancel_redemption(
+        api, done["redemption"]["id"], "MERCHANT_CANCELLED", key=other
+    )
     assert refused["userErrors"][0]["code"] == "NOT_FOUND"
-    cancelled = await cancel_redemption(api, done["redemption"]["id"], "MERCHANT_CANCELLED",
-                                        key=mall["keys"]["jade"])
+    cancelled = await cancel_redemption(
+        api, done["redemption"]["id"], "MERCHANT_CANCELLED", key=mall["keys"]["jade"]
+    )
     assert cancelled["redemption"]["refundedPoints"] == 500
     assert cancelled["redemption"]["compensationPoints"] == 50  # 10% of 500
     assert (await balances(api, member))["HUB"] == 5050
@@ -246,16 +287,28 @@ async def test_redemption_discount_applies_within_its_period(
     data = await api.gql(
         "mutation P($input: PromotionInput!) { setPromotion(input: $input) "
         "{ ok userErrors { code } } }",
-        {"input": {"program": "CLEAR", "redemptionDiscountPercent": "25",
-                   "startsAt": (now - dt.timedelta(hours=1)).isoformat(),
-                   "endsAt": (now + dt.timedelta(hours=1)).isoformat(), "label": "Eye-care day"}},
+        {
+            "input": {
+                "program": "CLEAR",
+                "redemptionDiscountPercent": "25",
+                "startsAt": (now - dt.timedelta(hours=1)).isoformat(),
+                "endsAt": (now + dt.timedelta(hours=1)).isoformat(),
+                "label": "Eye-care day",
+            }
+        },
         key=mall["keys"]["clearview"],
     )
     assert data["setPromotion"]["ok"]
-    lens = await api.gql('{ reward(id: "clearview:LENS") { price listPrice priceIn(program: "HUB")'
-                         " settlementPrice } }")
-    assert lens["reward"] == {"price": 1500, "listPrice": 2000, "priceIn": 750,
-                              "settlementPrice": "75.00"}
+    lens = await api.gql(
+        '{ reward(id: "clearview:LENS") { price listPrice priceIn(program: "HUB")'
+        " settlementPrice } }"
+    )
+    assert lens["reward"] == {
+        "price": 1500,
+        "listPrice": 2000,
+        "priceIn": 750,
+        "settlementPrice": "75.00",
+    }
     charged = await redeem(api, mall["member"], "clearview:LENS", "HUB")
     assert charged["redemption"]["points"] == 750
 
@@ -263,18 +316,27 @@ async def test_redemption_discount_applies_within_its_period(
 async def test_slots_for_hosted_rewards_and_slot_rules(api: Api, mall: dict[str, Any]) -> None:
     start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=2)
     await upsert_reward(
-        api, mall["keys"]["clearview"], ref="EXAM-SLOT", kind="SERVICE", title="Eye exam at 10",
+        api,
+        mall["keys"]["clearview"],
+        ref="EXAM-SLOT",
+        kind="SERVICE",
+        title="Eye exam at 10",
         price=1000,
-        slots=[{"ref": "A", "startsAt": start.isoformat(),
-                "endsAt": (start + dt.timedelta(minutes=30)).isoformat(), "capacity": 1}],
+        slots=[
+            {
+                "ref": "A",
+                "startsAt": start.isoformat(),
+                "endsAt": (start + dt.timedelta(minutes=30)).isoformat(),
+                "capacity": 1,
+            }
+        ],
     )
     slots = await api.gql('{ reward(id: "clearview:EXAM-SLOT") { slots { id remaining } } }')
     assert slots["reward"]["slots"] == [{"id": "clearview:EXAM-SLOT@A", "remaining": 1}]
     member = mall["member"]
     missing = await redeem(api, member, "clearview:EXAM-SLOT", "HUB")
     assert missing["userErrors"][0]["field"] == ["input", "slotId"]
-    first = await redeem(api, member, "clearview:EXAM-SLOT", "HUB",
-                         slot_id="clearview:EXAM-SLOT@A")
+    first = await redeem(api, member, "clearview:EXAM-SLOT", "HUB", slot_id="clearview:EXAM-SLOT@A")
     assert first["redemption"]["slot"] == {"id": "clearview:EXAM-SLOT@A"}
     full = await redeem(api, member, "clearview:EXAM-SLOT", "HUB", slot_id="clearview:EXAM-SLOT@A")
     assert full["userErrors"][0]["code"] == "SLOT_UNAVAILABLE"
