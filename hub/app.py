@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -13,7 +14,8 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from connectors import webhooks
 from connectors.registry import Registry
@@ -32,9 +34,12 @@ from schema import build_schema
 from schema.view import HubGraphQL
 
 log = structlog.get_logger(__name__)
+WEB = Path(__file__).parent / "web"
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, extra_routes: list[Route] | None = None
+) -> Starlette:
     """The hub as an ASGI app; the runtime opens in the lifespan."""
     settings = settings or Settings()
     logs.configure(settings)
@@ -108,6 +113,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Route("/webhooks/{merchantId}", webhook, methods=["POST"]),
+        *(extra_routes or []),
+        Mount("/mall", StaticFiles(directory=WEB / "mall", html=True), name="mall"),
+        Mount("/console", StaticFiles(directory=WEB / "console", html=True), name="console"),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 

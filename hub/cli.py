@@ -94,6 +94,7 @@ def demo(
     _run(demo_world.seed(settings, progress=typer.echo))
     demo_world.print_keys(typer.echo, port)
     os.environ.setdefault("HUB_CORS_ORIGINS", f"http://127.0.0.1:{port},http://localhost:{port}")
+    os.environ["HUB_DEMO_PORT"] = str(port)
     uvicorn.run(
         "hub.demo:create_demo_app",
         factory=True,

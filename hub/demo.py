@@ -1,111 +1,270 @@
-"""The demo world of the contract README: merchants, programs, rates, rewards, members, keys."""
+"""The demo world of the contract README (assembly: it wires the sandbox partners in).
+
+`hub demo` seeds, on an empty database: the six merchants (skyair, lotus and
+westlake through their vertical connectors against sandbox partners served by
+the same process on loopback), rates between every program and HUB both ways
+and a few direct pairs, rewards of every kind, promotions, members with
+balances in several programs, and the demo API keys.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
-from hub import auth, merchants
+from connectors.sandbox.airline import AirlineSandbox
+from connectors.sandbox.core import Sandbox
+from connectors.sandbox.hotel import HotelSandbox
+from connectors.sandbox.runner import Running, serve
+from connectors.sandbox.scenic import ScenicSandbox
+from hub import accrual, auth, members, merchants, promotions
+from hub.auth import Principal
 from hub.config import Settings
-from hub.db import Database
-from hub.enums import ConnectorKind, MerchantCategory, Role
-from hub.models import Merchant
+from hub.db import Database, utcnow
+from hub.enums import ConnectorKind, MerchantCategory, RewardKind, Role
+from hub.exchange import rates
+from hub.mall import catalog
+from hub.models import Member, Merchant
 
 Echo = Callable[[str], object]
+STATE_DIR = Path(os.environ.get("HUB_DEMO_STATE_DIR", ".demo-partners"))
+_BASE = int(os.environ.get("HUB_DEMO_PARTNER_PORT_BASE", "8101"))
+PARTNER_PORTS = {"skyair": _BASE, "lotus": _BASE + 1, "westlake": _BASE + 2}
+PARTNERS: dict[str, tuple[type[Sandbox], ConnectorKind]] = {
+    "skyair": (AirlineSandbox, ConnectorKind.AIRLINE),
+    "lotus": (HotelSandbox, ConnectorKind.HOTEL),
+    "westlake": (ScenicSandbox, ConnectorKind.SCENIC),
+}
+ADMIN = Principal(key_id="demo", role=Role.ADMIN)
 
-MERCHANTS: list[merchants.NewMerchant] = [
-    merchants.NewMerchant(
-        id="haowu",
-        name="Haowu Platform",
-        category=MerchantCategory.PLATFORM,
-        program_code="HUB",
-        program_name="Haowu Points",
-        unit_name="point",
-        connector=ConnectorKind.HOSTED,
-        connector_config=None,
-        point_value=Decimal("0.10"),
-        accrual_rate=Decimal("1"),
-        expiry_months=24,
-        compensation_percent=Decimal("10"),
+
+def partner_secret(merchant_id: str) -> str:
+    return f"demo-partner-secret-{merchant_id}"
+
+
+def _merchant(
+    mid: str,
+    name: str,
+    category: MerchantCategory,
+    code: str,
+    program: str,
+    unit: str,
+    value: str,
+    accrual_rate: str,
+    expiry: int | None,
+    compensation: str,
+) -> merchants.NewMerchant:
+    connector, config = ConnectorKind.HOSTED, None
+    if mid in PARTNERS:
+        connector = PARTNERS[mid][1]
+        config = json.dumps(
+            {
+                "baseUrl": f"http://127.0.0.1:{PARTNER_PORTS[mid]}",
+                "secretRef": mid.upper(),
+                "timeoutSeconds": 3,
+            }
+        )
+    return merchants.NewMerchant(
+        id=mid,
+        name=name,
+        category=category,
+        program_code=code,
+        program_name=program,
+        unit_name=unit,
+        connector=connector,
+        connector_config=config,
+        point_value=Decimal(value),
+        accrual_rate=Decimal(accrual_rate),
+        expiry_months=expiry,
+        compensation_percent=Decimal(compensation),
+    )
+
+
+MERCHANTS = [
+    _merchant(
+        "haowu",
+        "Haowu Platform",
+        MerchantCategory.PLATFORM,
+        "HUB",
+        "Haowu Points",
+        "point",
+        "0.10",
+        "1",
+        24,
+        "10",
     ),
-    merchants.NewMerchant(
-        id="skyair",
-        name="Sky Air",
-        category=MerchantCategory.AIRLINE,
-        program_code="SKYMILES",
-        program_name="SkyMiles",
-        unit_name="mile",
-        connector=ConnectorKind.HOSTED,
-        connector_config=None,
-        point_value=Decimal("0.08"),
-        accrual_rate=Decimal("1"),
-        expiry_months=36,
-        compensation_percent=Decimal("20"),
+    _merchant(
+        "skyair",
+        "Sky Air",
+        MerchantCategory.AIRLINE,
+        "SKYMILES",
+        "SkyMiles",
+        "mile",
+        "0.08",
+        "1",
+        36,
+        "20",
     ),
-    merchants.NewMerchant(
-        id="lotus",
-        name="Lotus Hotels",
-        category=MerchantCategory.HOTEL,
-        program_code="LOTUS",
-        program_name="Lotus Rewards",
-        unit_name="point",
-        connector=ConnectorKind.HOSTED,
-        connector_config=None,
-        point_value=Decimal("0.05"),
-        accrual_rate=Decimal("10"),
-        expiry_months=24,
-        compensation_percent=Decimal("15"),
+    _merchant(
+        "lotus",
+        "Lotus Hotels",
+        MerchantCategory.HOTEL,
+        "LOTUS",
+        "Lotus Rewards",
+        "point",
+        "0.05",
+        "10",
+        24,
+        "15",
     ),
-    merchants.NewMerchant(
-        id="jade",
-        name="Jade Garden Restaurant",
-        category=MerchantCategory.RESTAURANT,
-        program_code="JADE",
-        program_name="Jade Garden Points",
-        unit_name="point",
-        connector=ConnectorKind.HOSTED,
-        connector_config=None,
-        point_value=Decimal("0.125"),
-        accrual_rate=Decimal("1"),
-        expiry_months=12,
-        compensation_percent=Decimal("10"),
+    _merchant(
+        "jade",
+        "Jade Garden Restaurant",
+        MerchantCategory.RESTAURANT,
+        "JADE",
+        "Jade Garden Points",
+        "point",
+        "0.125",
+        "1",
+        12,
+        "10",
     ),
-    merchants.NewMerchant(
-        id="westlake",
-        name="West Lake Scenic Area",
-        category=MerchantCategory.SCENIC_SPOT,
-        program_code="WESTLAKE",
-        program_name="West Lake Points",
-        unit_name="point",
-        connector=ConnectorKind.HOSTED,
-        connector_config=None,
-        point_value=Decimal("0.10"),
-        accrual_rate=Decimal("1"),
-        expiry_months=None,
-        compensation_percent=Decimal("10"),
+    _merchant(
+        "westlake",
+        "West Lake Scenic Area",
+        MerchantCategory.SCENIC_SPOT,
+        "WESTLAKE",
+        "West Lake Points",
+        "point",
+        "0.10",
+        "1",
+        None,
+        "10",
     ),
-    merchants.NewMerchant(
-        id="clearview",
-        name="Clearview Opticians",
-        category=MerchantCategory.RETAIL,
-        program_code="CLEAR",
-        program_name="Clearview Care Points",
-        unit_name="point",
-        connector=ConnectorKind.HOSTED,
-        connector_config=None,
-        point_value=Decimal("0.05"),
-        accrual_rate=Decimal("2"),
-        expiry_months=24,
-        compensation_percent=Decimal("10"),
+    _merchant(
+        "clearview",
+        "Clearview Opticians",
+        MerchantCategory.RETAIL,
+        "CLEAR",
+        "Clearview Care Points",
+        "point",
+        "0.05",
+        "2",
+        24,
+        "10",
     ),
 ]
+
+# Points per HUB point, both ways (HUB -> X at `rate`, X -> HUB at the inverse less a spread).
+HUB_RATES = {"SKYMILES": "1.2", "LOTUS": "2", "JADE": "0.8", "WESTLAKE": "1", "CLEAR": "2"}
+DIRECT_RATES: list[tuple[str, str, str, dict[str, Any]]] = [
+    ("SKYMILES", "LOTUS", "1.5", {"min_points": 1000, "step": 100}),
+    ("LOTUS", "SKYMILES", "0.6", {"min_points": 1000, "step": 100}),
+    ("JADE", "CLEAR", "2", {}),
+    ("SKYMILES", "WESTLAKE", "0.9", {"bonus_percent": Decimal(10), "min_points": 500, "step": 100}),
+]
+
+HOSTED_REWARDS: list[dict[str, Any]] = [
+    {
+        "merchant": "jade",
+        "ref": "SET-MEAL",
+        "kind": RewardKind.MEAL,
+        "price": 200,
+        "title": "Set meal (a 25-yuan lunch)",
+        "description": "Rice, two dishes and soup.",
+    },
+    {
+        "merchant": "jade",
+        "ref": "DIM-SUM-VOUCHER",
+        "kind": RewardKind.VOUCHER,
+        "price": 800,
+        "title": "100-yuan dim sum voucher",
+        "stock": 50,
+    },
+    {
+        "merchant": "clearview",
+        "ref": "LENS",
+        "kind": RewardKind.GOODS,
+        "price": 2000,
+        "title": "Blue-light lens pair",
+        "stock": 20,
+        "description": "Any prescription, fitted in store.",
+    },
+    {
+        "merchant": "clearview",
+        "ref": "EYE-EXAM",
+        "kind": RewardKind.SERVICE,
+        "price": 1000,
+        "title": "Comprehensive eye exam",
+        "slotted": True,
+    },
+    {
+        "merchant": "haowu",
+        "ref": "CAR-WASH",
+        "kind": RewardKind.SERVICE,
+        "price": 300,
+        "title": "Car wash at any partner station",
+    },
+    {
+        "merchant": "haowu",
+        "ref": "THERMOS",
+        "kind": RewardKind.GOODS,
+        "price": 900,
+        "title": "Stainless thermos bottle",
+        "stock": 3,
+    },
+]
+
+# name, hosted balances (accrued as purchases), partner balances, memberships
+MEMBERS: list[dict[str, Any]] = [
+    {
+        "name": "王芳 Wang Fang",
+        "hub": ("H-1001", 20000),
+        "jade": ("J-2001", 800),
+        "skyair": ("SK-3001", 45000),
+        "lotus": ("L-4001", 12000),
+        "westlake": ("W-5001", 3000),
+        "clearview": ("C-6001", 0),
+    },
+    {
+        "name": "李伟 Li Wei",
+        "hub": ("H-1002", 5000),
+        "jade": ("J-2002", 1500),
+        "clearview": ("C-6002", 2500),
+        "westlake": ("W-5002", 0),
+    },
+    {
+        "name": "陈杰 Chen Jie",
+        "hub": ("H-1003", 2000),
+        "skyair": ("SK-3003", 80000),
+        "lotus": ("L-4003", 0),
+    },
+    {"name": "张敏 Zhang Min", "hub": ("H-1004", 300), "jade": ("J-2004", 120)},
+]
+PROGRAM_OF = {
+    "hub": "HUB",
+    "jade": "JADE",
+    "clearview": "CLEAR",
+    "skyair": "SKYMILES",
+    "lotus": "LOTUS",
+    "westlake": "WESTLAKE",
+}
+ACCRUAL_RATE = {"HUB": Decimal(1), "JADE": Decimal(1), "CLEAR": Decimal(2)}
 
 KEYS: list[tuple[str, Role, str | None]] = [
     ("demo-admin", Role.ADMIN, None),
@@ -115,53 +274,196 @@ KEYS: list[tuple[str, Role, str | None]] = [
 ]
 
 
+def demo_settings(settings: Settings) -> Settings:
+    secrets = {mid.upper(): partner_secret(mid) for mid in PARTNERS}
+    return settings.model_copy(update={"partner_secrets": {**secrets, **settings.partner_secrets}})
+
+
 async def _is_empty(session: AsyncSession) -> bool:
     return (await session.scalar(select(func.count()).select_from(Merchant))) == 0
 
 
 async def seed(settings: Settings, progress: Echo = print) -> bool:
     """Create the demo world on an empty database; False when it already has data."""
+    settings = demo_settings(settings)
     db = Database(settings.database_url)
     try:
         async with db.read() as session:
             if not await _is_empty(session):
                 progress("demo data exists; reusing it (hub demo --reset starts over)")
                 return False
+        steps = 6
+        partner_members: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in PARTNERS}
 
         async def world(session: AsyncSession) -> None:
-            for index, data in enumerate(MERCHANTS, 1):
+            now = utcnow()
+            for data in MERCHANTS:
                 await merchants.register_merchant(session, data)
-                progress(f"[{index}/{len(MERCHANTS)}] merchant {data.id} ({data.program_code})")
-            for secret, role, merchant_id in KEYS:
+            progress(f"[1/{steps}] {len(MERCHANTS)} merchants and programs")
+            for code, rate in HUB_RATES.items():
+                await rates.set_rate(session, ADMIN, rates.NewRate("HUB", code, Decimal(rate)))
+                back = (Decimal(1) / Decimal(rate) * Decimal("0.95")).quantize(Decimal("0.0001"))
+                await rates.set_rate(session, ADMIN, rates.NewRate(code, "HUB", back))
+            for source, target, rate, extra in DIRECT_RATES:
+                await rates.set_rate(
+                    session, ADMIN, rates.NewRate(source, target, Decimal(rate), **extra)
+                )
+            progress(f"[2/{steps}] {2 * len(HUB_RATES) + len(DIRECT_RATES)} exchange rates")
+            for reward in HOSTED_REWARDS:
+                slots = None
+                if reward.get("slotted"):
+                    day = (now + dt.timedelta(days=1)).astimezone(settings.tz).date()
+                    slots = [
+                        catalog.NewSlot(
+                            ref=f"{(day + dt.timedelta(days=d)).isoformat()}T{h:02d}",
+                            starts_at=dt.datetime.combine(
+                                day + dt.timedelta(days=d), dt.time(h), settings.tz
+                            ),
+                            ends_at=dt.datetime.combine(
+                                day + dt.timedelta(days=d), dt.time(h, 45), settings.tz
+                            ),
+                            capacity=2,
+                        )
+                        for d in range(5)
+                        for h in (10, 14, 16)
+                    ]
+                await catalog.upsert_reward(
+                    session,
+                    ADMIN,
+                    catalog.NewReward(
+                        ref=reward["ref"],
+                        kind=reward["kind"],
+                        title=reward["title"],
+                        price=reward["price"],
+                        description=reward.get("description"),
+                        stock=reward.get("stock"),
+                        merchant_id=reward["merchant"],
+                        slots=slots,
+                    ),
+                )
+            progress(f"[3/{steps}] {len(HOSTED_REWARDS)} hosted rewards (partners list theirs)")
+            week = dt.timedelta(days=7)
+            await promotions.set_promotion(
+                session,
+                ADMIN,
+                promotions.NewPromotion(
+                    program="JADE",
+                    accrual_multiplier=Decimal(2),
+                    redemption_discount_percent=Decimal(0),
+                    starts_at=now,
+                    ends_at=now + week,
+                    label="Jade Garden anniversary: double points",
+                ),
+            )
+            await promotions.set_promotion(
+                session,
+                ADMIN,
+                promotions.NewPromotion(
+                    program="CLEAR",
+                    accrual_multiplier=Decimal(1),
+                    redemption_discount_percent=Decimal(25),
+                    starts_at=now,
+                    ends_at=now + week,
+                    label="Eye-care day: lenses for 1,500 points",
+                ),
+            )
+            progress(f"[4/{steps}] promotions: double points at Jade, eye-care day at Clearview")
+            for index, person in enumerate(MEMBERS):
+                member_id: str | None = None
+                for merchant_id, code in PROGRAM_OF.items():
+                    if merchant_id not in person:
+                        continue
+                    ref, balance = person[merchant_id]
+                    member = await members.enroll(
+                        session,
+                        ADMIN,
+                        members.Enrollment(
+                            program=code,
+                            external_ref=ref,
+                            display_name=person["name"],
+                            member_id=member_id,
+                        ),
+                    )
+                    member_id = member.id
+                    if merchant_id in PARTNERS:
+                        partner_members[merchant_id][ref] = {
+                            "name": person["name"],
+                            "balance": balance,
+                        }
+                    elif balance:
+                        # Hosted balances come from purchases, as they would in life.
+                        amount = Decimal(balance) / ACCRUAL_RATE[code]
+                        if code == "JADE":
+                            amount /= 2  # the anniversary doubles it
+                        await accrual.accrue(
+                            session,
+                            ADMIN,
+                            settings,
+                            accrual.Purchase(
+                                member_id=member.id,
+                                program=code,
+                                order_ref=f"seed-{ref}",
+                                amount=amount.quantize(Decimal("0.01")),
+                                occurred_at=None,
+                                idempotency_key=f"seed-{ref}",
+                            ),
+                        )
+                progress(f"[5/{steps}] member {index + 1}/{len(MEMBERS)}: {person['name']}")
+            for secret, role, owner in KEYS:
                 await auth.create_api_key(
                     session,
                     role=role,
                     label=f"demo {secret}",
-                    merchant_id=merchant_id,
+                    merchant_id=owner,
                     secret=secret,
                     created_by="demo",
                 )
-            progress(f"{len(KEYS)} demo API keys")
+            progress(f"[6/{steps}] {len(KEYS)} demo API keys")
 
         await db.transaction(world)
+        _write_partner_state(partner_members)
         return True
     finally:
         await db.dispose()
+
+
+def _write_partner_state(people: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """The sandbox partners' own members and balances, kept in their state files."""
+    STATE_DIR.mkdir(exist_ok=True)
+    for merchant_id, members_ in people.items():
+        sandbox = _sandbox(merchant_id, None)
+        sandbox.ledger.members = members_
+        sandbox.save()
+
+
+def _sandbox(merchant_id: str, hub_url: str | None) -> Sandbox:
+    cls = PARTNERS[merchant_id][0]
+    return cls(
+        merchant_id,
+        partner_secret(merchant_id),
+        hub_url=hub_url,
+        state_file=STATE_DIR / f"{merchant_id}.json",
+    )
 
 
 def print_keys(echo: Echo, port: int) -> None:
     echo("")
     echo(f"Points Exchange Hub demo on http://127.0.0.1:{port}")
     echo(f"  GraphQL   http://127.0.0.1:{port}/graphql")
+    echo(f"  Mall      http://127.0.0.1:{port}/mall")
+    echo(f"  Console   http://127.0.0.1:{port}/console   (key: demo-finance)")
+    echo("  Sandbox partners (real HTTP servers playing the partners' systems):")
+    for merchant_id, port_ in PARTNER_PORTS.items():
+        echo(f"    {merchant_id:<9} http://127.0.0.1:{port_}")
     echo("  API keys (send as 'Authorization: Bearer <key>'):")
-    for secret, role, merchant_id in KEYS:
-        suffix = f" for {merchant_id}" if merchant_id else ""
+    for secret, role, owner in KEYS:
+        suffix = f" for {owner}" if owner else ""
         echo(f"    {secret:<18} {role}{suffix}")
     echo("")
 
 
 def wipe(settings: Settings) -> None:
-    """Delete the demo's SQLite file (the demo never wipes a server database)."""
+    """Delete the demo's SQLite file and partner state (never a server database)."""
     url = make_url(settings.database_url)
     if url.get_backend_name() != "sqlite" or not url.database:
         raise SystemExit("hub demo --reset only wipes an SQLite file; drop the database yourself.")
@@ -169,9 +471,59 @@ def wipe(settings: Settings) -> None:
         path = Path(url.database + suffix)
         if path.exists():
             os.remove(path)
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
 
 
 def create_demo_app() -> Starlette:
+    """The hub, its sandbox partners, and the demo-only sign-in for the reference mall."""
     from hub.app import create_app
 
-    return create_app(Settings())
+    settings = demo_settings(Settings())
+    port = int(os.environ.get("HUB_DEMO_PORT", "8000"))
+    app = create_app(settings, extra_routes=demo_routes())
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app_: Starlette) -> AsyncIterator[Any]:
+        running: list[Running] = []
+        for merchant_id, port_ in PARTNER_PORTS.items():
+            running.append(await serve(_sandbox(merchant_id, f"http://127.0.0.1:{port}"), port_))
+        try:
+            async with inner(app_) as state:
+                yield state
+        finally:
+            for partner in running:
+                await partner.stop()
+
+    app.router.lifespan_context = lifespan
+    return app
+
+
+def demo_routes() -> list[Route]:
+    """Stand-ins for a storefront's own backend: pick a demo member, get a session token."""
+
+    async def people(request: Request) -> Response:
+        runtime = request.app.state.runtime
+        async with runtime.db.read() as session:
+            rows = await session.scalars(select(Member).order_by(Member.created_at))
+            return JSONResponse([{"id": m.id, "name": m.display_name} for m in rows])
+
+    async def session_for(request: Request) -> Response:
+        runtime = request.app.state.runtime
+        member_id = (await request.json()).get("memberId", "")
+        async with runtime.db.read() as session:
+            if await session.get(Member, member_id) is None:
+                return JSONResponse({"error": "no such member"}, status_code=404)
+        minted = runtime.tokens.mint(member_id, "demo-storefront-backend")
+        return JSONResponse(
+            {
+                "token": minted.token,
+                "expiresAt": minted.expires_at.isoformat(),
+                "storefrontKey": "demo-storefront",
+            }
+        )
+
+    return [
+        Route("/mall/demo/members", people),
+        Route("/mall/demo/session", session_for, methods=["POST"]),
+    ]

@@ -1,0 +1,114 @@
+"""`hub demo` as a person runs it: seeds, serves, answers with demo-admin."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from connectors.sandbox.runner import free_port
+
+
+def _spawn(tmp: Path, port: int, base: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "HUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'demo.db'}",
+        "HUB_DEMO_STATE_DIR": str(tmp / "partners"),
+        "HUB_DEMO_PARTNER_PORT_BASE": str(base),
+        "HUB_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "hub", "demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=tmp,
+    )
+
+
+async def test_demo_serves_the_demo_world(tmp_path: Path) -> None:
+    port, base = free_port(), free_port()
+    proc = _spawn(tmp_path, port, base)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            for _ in range(400):
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.05)
+            query = "{ merchants { id program { code connector } } }"
+            response = await client.post(
+                "/graphql", json={"query": query}, headers={"Authorization": "Bearer demo-admin"}
+            )
+            merchants = {m["id"]: m["program"] for m in response.json()["data"]["merchants"]}
+            assert merchants == {
+                "clearview": {"code": "CLEAR", "connector": "HOSTED"},
+                "haowu": {"code": "HUB", "connector": "HOSTED"},
+                "jade": {"code": "JADE", "connector": "HOSTED"},
+                "lotus": {"code": "LOTUS", "connector": "HOTEL"},
+                "skyair": {"code": "SKYMILES", "connector": "AIRLINE"},
+                "westlake": {"code": "WESTLAKE", "connector": "SCENIC"},
+            }
+            catalog = await client.post(
+                "/graphql",
+                json={
+                    "query": "{ rewards(first: 100) { edges { node { kind } } "
+                    "unavailableMerchants { id } } }"
+                },
+                headers={"Authorization": "Bearer demo-storefront"},
+            )
+            rewards = catalog.json()["data"]["rewards"]
+            kinds = {e["node"]["kind"] for e in rewards["edges"]}
+            assert kinds == {
+                "GOODS",
+                "VOUCHER",
+                "HOTEL_NIGHT",
+                "ROOM_UPGRADE",
+                "HOTEL_SERVICE",
+                "AWARD_FLIGHT",
+                "LOUNGE_ACCESS",
+                "MEAL",
+                "ATTRACTION_TICKET",
+                "SERVICE",
+            }
+            assert rewards["unavailableMerchants"] == []
+            people = (await client.get("/mall/demo/members")).json()
+            assert len(people) == 4
+            wang = next(p for p in people if "Wang Fang" in p["name"])
+            token = (await client.post("/mall/demo/session", json={"memberId": wang["id"]})).json()[
+                "token"
+            ]
+            mine = await client.post(
+                "/graphql",
+                json={"query": "{ viewer { member { accounts { program { code } balance } } } }"},
+                headers={"Authorization": "Bearer demo-storefront", "X-Member-Token": token},
+            )
+            balances = {
+                a["program"]["code"]: a["balance"]
+                for a in mine.json()["data"]["viewer"]["member"]["accounts"]
+            }
+            assert balances == {
+                "CLEAR": 0,
+                "HUB": 20000,
+                "JADE": 800,
+                "LOTUS": 12000,
+                "SKYMILES": 45000,
+                "WESTLAKE": 3000,
+            }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    # Running it again reuses what exists.
+    again = _spawn(tmp_path, port, base)
+    try:
+        assert again.stdout is not None
+        first = again.stdout.readline().decode()
+        assert "demo data exists" in first
+    finally:
+        again.terminate()
+        again.wait(timeout=15)
