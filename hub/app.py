@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -21,7 +21,7 @@ from connectors import webhooks
 from connectors.registry import Registry
 from hub import idempotency, logs, merchants
 from hub.config import Settings
-from hub.enums import CancellationReason
+from hub.enums import CancellationReason, Role
 from hub.events import Events, Handler
 from hub.exchange import saga
 from hub.ledger import jobs as ledger_jobs
@@ -31,7 +31,9 @@ from hub.mall.partners import PartnerCatalog
 from hub.runtime import Runtime
 from hub.scheduler import Job, Scheduler
 from schema import build_schema
-from schema.view import HubGraphQL
+from schema.view import HubGraphQL, principal_of
+from settlement import export, statements
+from settlement.scheduler import nightly
 
 log = structlog.get_logger(__name__)
 WEB = Path(__file__).parent / "web"
@@ -78,6 +80,27 @@ def create_app(
         outcome = await events.handle(row_id, merchant_id, event)
         return JSONResponse({"received": event.event_id, "outcome": outcome})
 
+    async def statement_csv(request: Request) -> Response:
+        """A statement as CSV, streamed; the same credentials and rules as GraphQL."""
+        runtime: Runtime = request.app.state.runtime
+        found = await principal_of(runtime, request)
+        if isinstance(found, Response):
+            return found
+        if found.role not in (Role.ADMIN, Role.FINANCE, Role.MERCHANT):
+            return JSONResponse({"error": "statements are for FINANCE, ADMIN and merchants"}, 403)
+        async with runtime.db.read() as session:
+            statement = await statements.visible_statement(
+                session, found, request.path_params["statementId"]
+            )
+        if statement is None:
+            return JSONResponse({"error": "no such statement for this key"}, status_code=404)
+        filename = f"statement-{statement.merchant_id}-{statement.business_date}.csv"
+        return StreamingResponse(
+            export.statement_csv(runtime.db, statement),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -113,6 +136,7 @@ def create_app(
         Route("/readyz", readyz),
         Route("/metrics", metrics),
         Route("/webhooks/{merchantId}", webhook, methods=["POST"]),
+        Route("/statements/{statementId}.csv", statement_csv),
         *(extra_routes or []),
         Mount("/mall", StaticFiles(directory=WEB / "mall", html=True), name="mall"),
         Mount("/console", StaticFiles(directory=WEB / "console", html=True), name="console"),
@@ -154,6 +178,8 @@ def background_jobs(runtime: Runtime) -> Scheduler:
     )
     catalog: PartnerCatalog = runtime.extras["catalog"]
     scheduler.add(Job("partner-catalogs", settings.catalog_cache_seconds, catalog.refresh_all))
+    if settings.settlement_time is not None:
+        scheduler.add(Job("nightly-settlement", 60, lambda: nightly(db, settings)))
     events: Events = runtime.extras["events"]
     scheduler.add(Job("partner-events", 60, events.retry_unprocessed, run_at_start=False))
 

@@ -189,6 +189,63 @@ def expire() -> None:
     typer.echo(f"expired {points:,} points in {accounts:,} accounts")
 
 
+@app.command()
+def settle(
+    date: Annotated[str, typer.Option("--date", help="business date, YYYY-MM-DD")],
+) -> None:
+    """Run settlement for one business date and print the batch summary."""
+    import datetime as dt
+
+    from hub.db import Database
+    from settlement.scheduler import run_date
+    from settlement.statements import payments, positions
+
+    settings = _settings()
+    try:
+        day = dt.date.fromisoformat(date)
+    except ValueError as exc:
+        typer.secho(f"--date must be YYYY-MM-DD, not {date!r}.", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+    async def work() -> None:
+        db = Database(settings.database_url)
+        try:
+            with typer.progressbar(length=100, label=f"settling {day}") as bar:
+
+                def progress(step: str, done: int, total: int) -> None:
+                    bar.label = step
+                    bar.update(int(100 * done / max(total, 1)) - bar.pos)
+
+                result = await run_date(db, settings, day, actor="cli", progress=progress)
+            if result is None:
+                typer.secho(
+                    f"{day} is being settled by another process; try again later.",
+                    fg="yellow",
+                    err=True,
+                )
+                raise typer.Exit(1)
+            batch = result.batch
+            verb = "settled" if result.created else "already settled (unchanged)"
+            typer.echo(f"{day} {verb}: batch {batch.id}")
+            typer.echo(
+                f"  obligations {batch.obligation_count:,}   gross "
+                f"{batch.gross_amount:,.2f} {batch.currency}"
+            )
+            async with db.read() as session:
+                for p in await positions(session, batch.id):
+                    typer.echo(
+                        f"  {p.merchant_id:<12} receivable {p.receivable:>14,.2f}  "
+                        f"payable {p.payable:>14,.2f}  fees {p.fees:>10,.2f}  "
+                        f"net {p.net:>14,.2f}"
+                    )
+                for t in await payments(session, batch.id):
+                    typer.echo(f"  pay {t.from_merchant} -> {t.to_merchant}: {t.amount:,.2f}")
+        finally:
+            await db.dispose()
+
+    _run(work())
+
+
 @app.command("print-schema")
 def print_schema() -> None:
     """Print the GraphQL schema (SDL), as checked in at schema/schema.graphql."""

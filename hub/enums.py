@@ -106,6 +106,7 @@ class ObligationKind(StrEnum):
     REDEMPTION = "REDEMPTION"
     REFUND = "REFUND"
     COMPENSATION = "COMPENSATION"
+    FEE = "FEE"  # the platform fee, written by the settlement run
 
 
 class BatchStatus(StrEnum):

@@ -12,6 +12,7 @@ from schema.mutations.admin import AdminMutations
 from schema.mutations.exchange import ExchangeMutations, ExchangeQueries
 from schema.mutations.mall import MallMutations, MallQueries
 from schema.mutations.members import MemberMutations
+from schema.mutations.settlement import SettlementMutations, SettlementQueries
 from schema.queries import CoreQueries
 from schema.types.mall import Reward
 from schema.types.members import Member
@@ -19,12 +20,14 @@ from schema.types.merchants import Merchant, Program
 
 
 @strawberry.type
-class Query(CoreQueries, ExchangeQueries, MallQueries):
+class Query(CoreQueries, ExchangeQueries, MallQueries, SettlementQueries):
     pass
 
 
 @strawberry.type
-class Mutation(AdminMutations, MemberMutations, ExchangeMutations, MallMutations):
+class Mutation(
+    AdminMutations, MemberMutations, ExchangeMutations, MallMutations, SettlementMutations
+):
     pass
 
 

@@ -16,7 +16,17 @@ from hub.errors import PartnerUnavailable
 from hub.ledger import queries as ledger_queries
 from hub.mall import catalog
 from hub.mall.pricing import PriceBook
-from hub.models import Account, Lot, Member, Merchant, Program, Reward, Slot
+from hub.models import (
+    Account,
+    Lot,
+    Member,
+    Merchant,
+    Program,
+    Reward,
+    SettlementBatch,
+    Slot,
+)
+from settlement import statements as settlement_statements
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -93,6 +103,9 @@ class Loaders:
         self._book: asyncio.Task[PriceBook] | None = None
         self.reward: KeyedLoader[str, Reward] = KeyedLoader(db, catalog.rewards_by_id)
         self.slot: KeyedLoader[str, Slot] = KeyedLoader(db, catalog.slots_by_id)
+        self.batch: KeyedLoader[str, SettlementBatch] = KeyedLoader(
+            db, settlement_statements.batches_by_id
+        )
         self.partner_balance = PartnerBalances(db, factory, cache)
         self.merchant: KeyedLoader[str, Merchant] = KeyedLoader(db, merchants.merchants_by_id)
         self.program: KeyedLoader[str, Program] = KeyedLoader(db, merchants.programs_by_code)

@@ -16,8 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.config import Settings
 from hub.migrate import upgrade
-from hub.models import Base
-from tests.helpers import ADMIN_KEY, Api, running_app
+from tests.helpers import ADMIN_KEY, Api, empty_database, running_app
 
 POSTGRES_URL = os.environ.get("HUB_TEST_POSTGRES_URL")
 
@@ -72,23 +71,11 @@ async def database_url(request: pytest.FixtureRequest, tmp_dir: Path) -> AsyncIt
         await _drop_pg_database(url)
 
 
-async def _empty(url: str) -> None:
-    engine = create_async_engine(url)
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                await conn.execute(text(f"DELETE FROM {table}"))
-    await engine.dispose()
-
-
 @pytest.fixture
 async def db_url(database_url: str) -> AsyncIterator[str]:
     """The session's database, emptied after the test."""
     yield database_url
-    await _empty(database_url)
+    await empty_database(database_url)
 
 
 @pytest.fixture

@@ -455,3 +455,21 @@ async def cancel_redemption(
     )
     payload: dict[str, Any] = data["cancelRedemption"]
     return payload
+
+
+async def empty_database(url: str) -> None:
+    """Delete every row of every table (TRUNCATE on PostgreSQL)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from hub.models import Base
+
+    engine = create_async_engine(url)
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                await conn.execute(text(f"DELETE FROM {table}"))
+    await engine.dispose()

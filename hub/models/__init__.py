@@ -22,6 +22,15 @@ from hub.models.ledger import (
 )
 from hub.models.mall import Redemption, Reward, Slot
 from hub.models.merchants import ApiKey, HubSetting, Merchant, Program
+from hub.models.settlement import (
+    NetPosition,
+    PaymentInstruction,
+    SettlementBatch,
+    SettlementLease,
+    Statement,
+    StatementCounterparty,
+    StatementEvent,
+)
 
 __all__ = [
     "Account",
@@ -38,13 +47,20 @@ __all__ = [
     "LotUse",
     "Member",
     "Merchant",
+    "NetPosition",
     "Obligation",
     "PartnerEvent",
+    "PaymentInstruction",
     "Posting",
     "Program",
     "Promotion",
     "Quote",
     "Redemption",
     "Reward",
+    "SettlementBatch",
+    "SettlementLease",
     "Slot",
+    "Statement",
+    "StatementCounterparty",
+    "StatementEvent",
 ]

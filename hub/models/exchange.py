@@ -106,8 +106,10 @@ class Obligation(Base):
 
     __tablename__ = "obligations"
     __table_args__ = (
-        Index("ix_obligations_unsettled", "business_date", "batch_id"),
+        Index("ix_obligations_unsettled", "batch_id", "business_date"),
         Index("ix_obligations_reference", "reference"),
+        Index("ix_obligations_batch_debtor", "batch_id", "debtor_id", "id"),
+        Index("ix_obligations_batch_creditor", "batch_id", "creditor_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -1,0 +1,104 @@
+"""Settlement: nightly batches, net positions, payment instructions, statements."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.db import ExactDecimal, utcnow
+from hub.models.base import Base, BigId
+
+
+class SettlementBatch(Base):
+    __tablename__ = "settlement_batches"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    business_date: Mapped[dt.date] = mapped_column(Date, unique=True)
+    status: Mapped[str] = mapped_column(String(10))
+    currency: Mapped[str] = mapped_column(String(3))
+    fee_bps: Mapped[int] = mapped_column(Integer)
+    obligation_count: Mapped[int] = mapped_column(default=0)
+    gross_amount: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4), default=Decimal(0))
+    run_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class NetPosition(Base):
+    __tablename__ = "net_positions"
+
+    batch_id: Mapped[str] = mapped_column(ForeignKey("settlement_batches.id"), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
+    receivable: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+    payable: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+    fees: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+    net: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+
+
+class PaymentInstruction(Base):
+    __tablename__ = "payment_instructions"
+    __table_args__ = (Index("ix_payment_instructions_batch", "batch_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("settlement_batches.id"))
+    from_merchant: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    to_merchant: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+
+
+class Statement(Base):
+    """One merchant's statement of one batch; its id is "<batch>:<merchant>"."""
+
+    __tablename__ = "statements"
+    __table_args__ = (Index("ix_statements_merchant", "merchant_id", "business_date"),)
+
+    id: Mapped[str] = mapped_column(String(90), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("settlement_batches.id"))
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    business_date: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(10))
+    receivable: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+    payable: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+    fees: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+    net: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+    dispute_reason: Mapped[str | None] = mapped_column(Text)
+    approved_at: Mapped[dt.datetime | None] = mapped_column()
+    paid_at: Mapped[dt.datetime | None] = mapped_column()
+    paid_reference: Mapped[str | None] = mapped_column(String(120))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StatementCounterparty(Base):
+    __tablename__ = "statement_counterparties"
+
+    statement_id: Mapped[str] = mapped_column(ForeignKey("statements.id"), primary_key=True)
+    counterparty_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
+    receivable: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+    payable: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+
+
+class StatementEvent(Base):
+    """Who did what to a statement, and when: the workflow's audit trail."""
+
+    __tablename__ = "statement_events"
+    __table_args__ = (Index("ix_statement_events_statement", "statement_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    statement_id: Mapped[str] = mapped_column(ForeignKey("statements.id"))
+    action: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SettlementLease(Base):
+    """Which replica runs a date's settlement; taken before the run, released after."""
+
+    __tablename__ = "settlement_leases"
+
+    business_date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(120))
+    expires_at: Mapped[dt.datetime] = mapped_column()

@@ -1,0 +1,177 @@
+"""runSettlement and the statement workflow; batch and statement queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import strawberry
+from sqlalchemy import select
+
+from hub.db import utcnow
+from hub.enums import Role
+from hub.enums import StatementStatus as DomainStatementStatus
+from hub.errors import InvalidInput, InvalidState
+from hub.models import SettlementBatch as BatchRow
+from hub.models import Statement as StatementRow
+from hub.permissions import Action
+from schema.context import Info
+from schema.enums import StatementStatus
+from schema.errors import UserError, attempt
+from schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from schema.types.settlement import (
+    SettlementBatch,
+    SettlementBatchConnection,
+    SettlementBatchEdge,
+    Statement,
+    StatementConnection,
+    StatementEdge,
+)
+from settlement import scheduler
+from settlement import statements as service
+
+
+@strawberry.type
+class RunSettlementPayload:
+    batch: SettlementBatch | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class StatementPayload:
+    statement: Statement | None
+    user_errors: list[UserError]
+
+
+def _statement(row: StatementRow | None, errors: list[UserError]) -> StatementPayload:
+    return StatementPayload(statement=Statement.from_row(row) if row else None, user_errors=errors)
+
+
+@strawberry.type
+class SettlementMutations:
+    @strawberry.mutation(description="ADMIN or FINANCE: settle a business date (once).")
+    async def run_settlement(self, info: Info, business_date: dt.date) -> RunSettlementPayload:
+        principal = info.context.require(Action.RUN_SETTLEMENT)
+        runtime = info.context.runtime
+        today = utcnow().astimezone(runtime.settings.tz).date()
+
+        async def run() -> BatchRow:
+            if business_date > today:
+                raise InvalidInput(
+                    f"{business_date} has not begun in {runtime.settings.settlement_tz}.",
+                    field=["businessDate"],
+                )
+            result = await scheduler.run_date(
+                runtime.db, runtime.settings, business_date, actor=principal.actor
+            )
+            if result is None:
+                raise InvalidState(
+                    f"Settlement of {business_date} is running elsewhere; retry in a minute.",
+                    field=["businessDate"],
+                )
+            return result.batch
+
+        row, errors = await attempt(run())
+        return RunSettlementPayload(
+            batch=SettlementBatch.from_row(row) if row else None, user_errors=errors
+        )
+
+    @strawberry.mutation(description="FINANCE: approve a draft or resolved statement.")
+    async def approve_statement(
+        self, info: Info, id: strawberry.ID, note: str | None = strawberry.UNSET
+    ) -> StatementPayload:
+        principal = info.context.require(Action.APPROVE_STATEMENT)
+        row, errors = await attempt(
+            info.context.db.transaction(
+                lambda s: service.approve(s, principal, str(id), note or None)
+            )
+        )
+        return _statement(row, errors)
+
+    @strawberry.mutation(description="FINANCE or the statement's merchant: dispute it.")
+    async def dispute_statement(
+        self, info: Info, id: strawberry.ID, reason: str
+    ) -> StatementPayload:
+        principal = info.context.require(Action.DISPUTE_STATEMENT)
+        row, errors = await attempt(
+            info.context.db.transaction(lambda s: service.dispute(s, principal, str(id), reason))
+        )
+        return _statement(row, errors)
+
+    @strawberry.mutation(description="FINANCE: record the payment of an approved statement.")
+    async def mark_statement_paid(
+        self, info: Info, id: strawberry.ID, payment_reference: str
+    ) -> StatementPayload:
+        principal = info.context.require(Action.MARK_STATEMENT_PAID)
+        row, errors = await attempt(
+            info.context.db.transaction(
+                lambda s: service.mark_paid(s, principal, str(id), payment_reference)
+            )
+        )
+        return _statement(row, errors)
+
+
+@strawberry.type
+class SettlementQueries:
+    @strawberry.field(description="ADMIN or FINANCE: the batch of a business date.")
+    async def settlement_batch(self, info: Info, business_date: dt.date) -> SettlementBatch | None:
+        info.context.require(Action.READ_SETTLEMENT)
+        async with info.context.db.read() as session:
+            row = await session.scalar(
+                select(BatchRow).where(BatchRow.business_date == business_date)
+            )
+        return SettlementBatch.from_row(row) if row else None
+
+    @strawberry.field(description="ADMIN or FINANCE: batches, newest business date first.")
+    async def settlement_batches(
+        self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET
+    ) -> SettlementBatchConnection:
+        info.context.require(Action.READ_SETTLEMENT)
+        size = page_size(first)
+        before = decode_cursor("batch", after or None)
+        async with info.context.db.read() as session:
+            rows, more = await service.batches(session, size, before)
+        edges = [
+            SettlementBatchEdge(
+                node=SettlementBatch.from_row(r),
+                cursor=encode_cursor("batch", r.business_date.isoformat()),
+            )
+            for r in rows
+        ]
+        return SettlementBatchConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+        )
+
+    @strawberry.field(description="A statement: FINANCE and ADMIN any, a merchant its own.")
+    async def statement(self, info: Info, id: strawberry.ID) -> Statement | None:
+        info.context.require(Action.READ_STATEMENTS)
+        async with info.context.db.read() as session:
+            row = await service.visible_statement(session, info.context.principal, str(id))
+        return Statement.from_row(row) if row else None
+
+    @strawberry.field(description="Statements, newest first; a merchant sees only its own.")
+    async def statements(
+        self,
+        info: Info,
+        merchant: strawberry.ID | None = strawberry.UNSET,
+        status: StatementStatus | None = strawberry.UNSET,  # type: ignore[valid-type]
+        first: int | None = 20,
+        after: str | None = strawberry.UNSET,
+    ) -> StatementConnection:
+        principal = info.context.require(Action.READ_STATEMENTS)
+        size = page_size(first)
+        before = decode_cursor("statement", after or None)
+        merchant_id = str(merchant) if merchant else None
+        if principal.role == Role.MERCHANT:
+            merchant_id = principal.merchant_id
+        state = DomainStatementStatus(status).value if status else None
+        async with info.context.db.read() as session:
+            rows, more = await service.statements_page(session, merchant_id, state, size, before)
+        edges = [
+            StatementEdge(node=Statement.from_row(r), cursor=encode_cursor("statement", r.id))
+            for r in rows
+        ]
+        return StatementConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+        )

@@ -1,0 +1,253 @@
+"""SettlementBatch, NetPosition, PaymentInstruction, Statement and its lines."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import strawberry
+
+from hub import models
+from hub.enums import BatchStatus as DomainBatchStatus
+from hub.enums import ObligationKind as DomainObligationKind
+from hub.enums import StatementStatus as DomainStatementStatus
+from schema.context import Info
+from schema.enums import BatchStatus, ObligationKind, StatementStatus
+from schema.formatting import money
+from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_size
+from schema.types.merchants import Merchant, Program, load_merchant, load_program
+from settlement import statements as service
+
+
+@strawberry.type
+class NetPosition:
+    receivable: Decimal
+    payable: Decimal
+    fees: Decimal
+    net: Decimal = strawberry.field(description="receivable - payable - fees")
+    merchant_id: strawberry.Private[str]
+
+    @classmethod
+    def from_row(cls, row: models.NetPosition) -> NetPosition:
+        return cls(
+            receivable=money(row.receivable),
+            payable=money(row.payable),
+            fees=money(row.fees),
+            net=money(row.net),
+            merchant_id=row.merchant_id,
+        )
+
+    @strawberry.field
+    async def merchant(self, info: Info) -> Merchant:
+        return await load_merchant(info, self.merchant_id)
+
+
+@strawberry.type
+class PaymentInstruction:
+    amount: Decimal
+    row: strawberry.Private[models.PaymentInstruction]
+
+    @strawberry.field(name="from")
+    async def from_(self, info: Info) -> Merchant:
+        return await load_merchant(info, self.row.from_merchant)
+
+    @strawberry.field
+    async def to(self, info: Info) -> Merchant:
+        return await load_merchant(info, self.row.to_merchant)
+
+
+@strawberry.type
+class CounterpartyTotal:
+    receivable: Decimal
+    payable: Decimal
+    counterparty_id: strawberry.Private[str]
+
+    @strawberry.field
+    async def counterparty(self, info: Info) -> Merchant:
+        return await load_merchant(info, self.counterparty_id)
+
+
+@strawberry.type
+class StatementLine:
+    id: strawberry.ID
+    kind: ObligationKind  # type: ignore[valid-type]
+    reference: str = strawberry.field(description="The conversion or redemption id.")
+    points: int
+    amount: Decimal = strawberry.field(description="Signed: + receivable, - payable.")
+    occurred_at: dt.datetime
+    counterparty_id: strawberry.Private[str]
+    program_code: strawberry.Private[str]
+
+    @strawberry.field
+    async def counterparty(self, info: Info) -> Merchant:
+        return await load_merchant(info, self.counterparty_id)
+
+    @strawberry.field
+    async def program(self, info: Info) -> Program:
+        return await load_program(info, self.program_code)
+
+
+@strawberry.type
+class StatementLineEdge:
+    node: StatementLine
+    cursor: str
+
+
+@strawberry.type
+class StatementLineConnection:
+    edges: list[StatementLineEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(description="One merchant's statement of one nightly batch.")
+class Statement:
+    id: strawberry.ID
+    business_date: dt.date
+    status: StatementStatus  # type: ignore[valid-type]
+    receivable: Decimal
+    payable: Decimal
+    fees: Decimal
+    net: Decimal
+    dispute_reason: str | None
+    approved_at: dt.datetime | None
+    paid_reference: str | None
+    row: strawberry.Private[models.Statement]
+
+    @classmethod
+    def from_row(cls, row: models.Statement) -> Statement:
+        return cls(
+            id=strawberry.ID(row.id),
+            business_date=row.business_date,
+            status=DomainStatementStatus(row.status),
+            receivable=money(row.receivable),
+            payable=money(row.payable),
+            fees=money(row.fees),
+            net=money(row.net),
+            dispute_reason=row.dispute_reason,
+            approved_at=row.approved_at,
+            paid_reference=row.paid_reference,
+            row=row,
+        )
+
+    @strawberry.field
+    async def batch(self, info: Info) -> SettlementBatch:
+        row = await info.context.loaders.batch.load(self.row.batch_id)
+        assert row is not None
+        return SettlementBatch.from_row(row)
+
+    @strawberry.field
+    async def merchant(self, info: Info) -> Merchant:
+        return await load_merchant(info, self.row.merchant_id)
+
+    @strawberry.field
+    async def counterparties(self, info: Info) -> list[CounterpartyTotal]:
+        async with info.context.db.read() as session:
+            rows = await service.counterparties(session, self.row.id)
+        return [
+            CounterpartyTotal(
+                receivable=money(r.receivable),
+                payable=money(r.payable),
+                counterparty_id=r.counterparty_id,
+            )
+            for r in rows
+        ]
+
+    @strawberry.field
+    async def lines(
+        self, info: Info, first: int | None = 50, after: str | None = strawberry.UNSET
+    ) -> StatementLineConnection:
+        size = page_size(first)
+        start = decode_int_cursor("line", after or None)
+        async with info.context.db.read() as session:
+            found, more = await service.lines(session, self.row, size, start)
+        edges = [
+            StatementLineEdge(
+                node=StatementLine(
+                    id=strawberry.ID(str(line.obligation.id)),
+                    kind=DomainObligationKind(line.obligation.kind),
+                    reference=line.obligation.reference,
+                    points=line.obligation.points,
+                    amount=money(line.amount),
+                    occurred_at=line.obligation.occurred_at,
+                    counterparty_id=line.counterparty,
+                    program_code=line.obligation.program_code,
+                ),
+                cursor=encode_cursor("line", line.obligation.id),
+            )
+            for line in found
+        ]
+        return StatementLineConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+        )
+
+    @strawberry.field(description="GET with the same credentials; text/csv.")
+    def csv_url(self) -> str:
+        return f"/statements/{self.row.id}.csv"
+
+
+@strawberry.type(description="The settlement of one business date.")
+class SettlementBatch:
+    id: strawberry.ID
+    business_date: dt.date
+    status: BatchStatus  # type: ignore[valid-type]
+    currency: str
+    obligation_count: int
+    gross_amount: Decimal
+    created_at: dt.datetime
+    row: strawberry.Private[models.SettlementBatch]
+
+    @classmethod
+    def from_row(cls, row: models.SettlementBatch) -> SettlementBatch:
+        return cls(
+            id=strawberry.ID(row.id),
+            business_date=row.business_date,
+            status=DomainBatchStatus(row.status),
+            currency=row.currency,
+            obligation_count=row.obligation_count,
+            gross_amount=money(row.gross_amount),
+            created_at=row.created_at,
+            row=row,
+        )
+
+    @strawberry.field
+    async def positions(self, info: Info) -> list[NetPosition]:
+        async with info.context.db.read() as session:
+            rows = await service.positions(session, self.row.id)
+        return [NetPosition.from_row(r) for r in rows]
+
+    @strawberry.field(description="Transfers through the platform's clearing account.")
+    async def payments(self, info: Info) -> list[PaymentInstruction]:
+        async with info.context.db.read() as session:
+            rows = await service.payments(session, self.row.id)
+        return [PaymentInstruction(amount=money(r.amount), row=r) for r in rows]
+
+    @strawberry.field
+    async def statements(self, info: Info) -> list[Statement]:
+        async with info.context.db.read() as session:
+            rows = await service.of_batch(session, self.row.id)
+        return [Statement.from_row(r) for r in rows]
+
+
+@strawberry.type
+class SettlementBatchEdge:
+    node: SettlementBatch
+    cursor: str
+
+
+@strawberry.type
+class SettlementBatchConnection:
+    edges: list[SettlementBatchEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class StatementEdge:
+    node: Statement
+    cursor: str
+
+
+@strawberry.type
+class StatementConnection:
+    edges: list[StatementEdge]
+    page_info: PageInfo

@@ -1,0 +1,1 @@
+"""Nightly settlement: netting in SQL, statements, their workflow, CSV export, the scheduler."""

@@ -1,0 +1,378 @@
+"""The settlement run for one business date: set-based SQL inside the database.
+
+Every step is one INSERT ... SELECT or UPDATE over the obligations, so the run
+scales with the database and never loads the obligations into Python:
+
+1. claim the unsettled obligations of the date and of any earlier date (a late
+   obligation lands in the next batch, never in a closed one), in id ranges so
+   that a long run can report progress;
+2. charge the platform fee per obligation (rounded half-up per line) to the
+   merchant receiving it, as FEE obligations owed to the platform;
+3. net positions per merchant: receivable, payable, fees, net;
+4. one statement per merchant that had activity, with counterparty totals;
+5. payment instructions: each merchant settles its net with the platform's
+   clearing account, the fewest transfers for netted positions (N-1 at most);
+6. check the invariants, in SQL, before the transaction commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    String,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from hub.config import Settings
+from hub.db import utcnow
+from hub.enums import BatchStatus, MerchantCategory, ObligationKind, StatementStatus
+from hub.ids import new_id
+from hub.models import (
+    Merchant,
+    NetPosition,
+    Obligation,
+    PaymentInstruction,
+    SettlementBatch,
+    Statement,
+    StatementCounterparty,
+)
+
+Progress = Callable[[str, int, int], object]
+CHUNK = 50_000
+FEE = ObligationKind.FEE.value
+
+
+class InvariantBroken(AssertionError):
+    pass
+
+
+@dataclass(frozen=True)
+class RunResult:
+    batch: SettlementBatch
+    created: bool
+
+
+def _fee(session: AsyncSession, bps: int) -> ColumnElement[Decimal]:
+    """round_half_up(amount x bps / 10000, 2), in the database's own arithmetic."""
+    if session.get_bind().dialect.name == "sqlite":  # amounts are integers of 1/10000
+        scaled = cast(literal_column("obligations.amount"), BigInteger)
+        cents = (scaled * bps + 500_000) // 1_000_000  # integer division, half-up
+        return cents * 100  # type: ignore[return-value]
+    return func.round(Obligation.amount * Decimal(bps) / Decimal(10_000), 2)
+
+
+async def settle(
+    session: AsyncSession,
+    settings: Settings,
+    business_date: dt.date,
+    actor: str,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Settle a business date in this transaction; an existing batch is returned unchanged."""
+    report = progress or (lambda *_: None)
+    existing = await session.scalar(
+        select(SettlementBatch).where(SettlementBatch.business_date == business_date)
+    )
+    if existing is not None:
+        return RunResult(batch=existing, created=False)
+    batch = SettlementBatch(
+        id=new_id("stb"),
+        business_date=business_date,
+        status=BatchStatus.OPEN.value,
+        currency=settings.settlement_currency,
+        fee_bps=settings.platform_fee_bps,
+        run_by=actor,
+        created_at=utcnow(),
+    )
+    session.add(batch)
+    await session.flush()
+
+    # 1. Claim the obligations, in id ranges.
+    unsettled = (Obligation.batch_id.is_(None), Obligation.business_date <= business_date)
+    low, high = (
+        await session.execute(
+            select(func.min(Obligation.id), func.max(Obligation.id)).where(*unsettled)
+        )
+    ).one()
+    claimed = 0
+    if low is not None:
+        total = high - low + 1
+        for start in range(low, high + 1, CHUNK):
+            result = await session.execute(
+                update(Obligation)
+                .where(*unsettled, Obligation.id >= start, Obligation.id < start + CHUNK)
+                .values(batch_id=batch.id)
+                .execution_options(synchronize_session=False)
+            )
+            claimed += int(result.rowcount or 0)  # type: ignore[attr-defined]
+            report("claiming obligations", min(start + CHUNK - low, total), total)
+    of_batch = Obligation.batch_id == batch.id
+
+    # 2. The platform fee, charged to the receiving merchant, owed to the platform.
+    platform = await session.scalar(
+        select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM.value)
+    )
+    if settings.platform_fee_bps and platform is not None and claimed:
+        fee = func.sum(_fee(session, settings.platform_fee_bps))
+        fees = (
+            select(
+                literal(FEE).label("kind"),
+                Obligation.creditor_id.label("debtor_id"),
+                literal(platform).label("creditor_id"),
+                func.min(Obligation.program_code).label("program_code"),
+                literal(0, BigInteger).label("points"),
+                fee.label("amount"),
+                literal(batch.id).label("reference"),
+                literal(batch.created_at, Obligation.occurred_at.type).label("occurred_at"),
+                literal(business_date).label("business_date"),
+                literal(batch.id).label("batch_id"),
+                literal(batch.created_at, Obligation.created_at.type).label("created_at"),
+            )
+            .where(of_batch, Obligation.creditor_id != platform, Obligation.kind != FEE)
+            .group_by(Obligation.creditor_id)
+            .having(fee > 0)
+        )
+        await session.execute(
+            insert(Obligation).from_select(
+                [
+                    "kind",
+                    "debtor_id",
+                    "creditor_id",
+                    "program_code",
+                    "points",
+                    "amount",
+                    "reference",
+                    "occurred_at",
+                    "business_date",
+                    "batch_id",
+                    "created_at",
+                ],
+                fees,
+            )
+        )
+    report("platform fees", 1, 1)
+
+    # 3. Net positions: FEE obligations are fees for the payer, receivable for the platform.
+    zero = literal(0, Obligation.amount.type)
+    is_fee = Obligation.kind == FEE
+    sides = union_all(
+        select(
+            Obligation.creditor_id.label("merchant_id"),
+            Obligation.amount.label("receivable"),
+            zero.label("payable"),
+            zero.label("fees"),
+        ).where(of_batch),
+        select(
+            Obligation.debtor_id.label("merchant_id"),
+            zero.label("receivable"),
+            case((is_fee, zero), else_=Obligation.amount).label("payable"),
+            case((is_fee, Obligation.amount), else_=zero).label("fees"),
+        ).where(of_batch),
+    ).subquery()
+    receivable = func.sum(sides.c.receivable)
+    payable = func.sum(sides.c.payable)
+    fees_ = func.sum(sides.c.fees)
+    await session.execute(
+        insert(NetPosition).from_select(
+            ["batch_id", "merchant_id", "receivable", "payable", "fees", "net"],
+            select(
+                literal(batch.id),
+                sides.c.merchant_id,
+                receivable,
+                payable,
+                fees_,
+                receivable - payable - fees_,
+            ).group_by(sides.c.merchant_id),
+        )
+    )
+    report("net positions", 1, 1)
+
+    # 4. Statements, and each one's totals per counterparty.
+    statement_id = literal(batch.id + ":", String) + NetPosition.merchant_id
+    await session.execute(
+        insert(Statement).from_select(
+            [
+                "id",
+                "batch_id",
+                "merchant_id",
+                "business_date",
+                "status",
+                "receivable",
+                "payable",
+                "fees",
+                "net",
+                "created_at",
+            ],
+            select(
+                statement_id,
+                NetPosition.batch_id,
+                NetPosition.merchant_id,
+                literal(business_date),
+                literal(StatementStatus.DRAFT.value),
+                NetPosition.receivable,
+                NetPosition.payable,
+                NetPosition.fees,
+                NetPosition.net,
+                literal(batch.created_at, Statement.created_at.type),
+            ).where(NetPosition.batch_id == batch.id),
+        )
+    )
+    pairs = union_all(
+        select(
+            Obligation.creditor_id.label("merchant_id"),
+            Obligation.debtor_id.label("counterparty_id"),
+            Obligation.amount.label("receivable"),
+            zero.label("payable"),
+        ).where(of_batch),
+        select(
+            Obligation.debtor_id.label("merchant_id"),
+            Obligation.creditor_id.label("counterparty_id"),
+            zero.label("receivable"),
+            Obligation.amount.label("payable"),
+        ).where(of_batch),
+    ).subquery()
+    await session.execute(
+        insert(StatementCounterparty).from_select(
+            ["statement_id", "counterparty_id", "receivable", "payable"],
+            select(
+                literal(batch.id + ":", String) + pairs.c.merchant_id,
+                pairs.c.counterparty_id,
+                func.sum(pairs.c.receivable),
+                func.sum(pairs.c.payable),
+            ).group_by(pairs.c.merchant_id, pairs.c.counterparty_id),
+        )
+    )
+    report("statements", 1, 1)
+
+    # 5. Payment instructions through the platform's clearing account.
+    await _payments(session, batch.id, platform)
+    report("payment instructions", 1, 1)
+
+    # 6. Totals, invariants, close.
+    count, gross = (
+        await session.execute(
+            select(func.count(), func.coalesce(func.sum(Obligation.amount), zero)).where(
+                of_batch, Obligation.kind != FEE
+            )
+        )
+    ).one()
+    batch.obligation_count = int(count)
+    batch.gross_amount = Decimal(gross)
+    batch.status = BatchStatus.CLOSED.value
+    batch.closed_at = utcnow()
+    await session.flush()
+    await check(session, batch.id)
+    report("invariants checked", 1, 1)
+    return RunResult(batch=batch, created=True)
+
+
+async def _payments(session: AsyncSession, batch_id: str, platform: str | None) -> None:
+    positions = list(
+        await session.execute(
+            select(NetPosition.merchant_id, NetPosition.net)
+            .where(NetPosition.batch_id == batch_id, NetPosition.net != 0)
+            .order_by(NetPosition.merchant_id)
+        )
+    )
+    rows: list[dict[str, object]] = []
+    if platform is not None:
+        # A hub and spoke: every merchant settles its net with the clearing account once.
+        for merchant, net in positions:
+            if merchant == platform:
+                continue
+            source, target = (merchant, platform) if net < 0 else (platform, merchant)
+            rows.append({"from_merchant": source, "to_merchant": target, "amount": abs(net)})
+    else:
+        # No platform: pair the largest debtor with the largest creditor until all are
+        # settled (at most N-1 transfers).
+        debtors: list[list[Any]] = sorted(
+            ([m, -n] for m, n in positions if n < 0), key=lambda x: -x[1]
+        )
+        creditors: list[list[Any]] = sorted(
+            ([m, n] for m, n in positions if n > 0), key=lambda x: -x[1]
+        )
+        while debtors and creditors:
+            amount: Decimal = min(debtors[0][1], creditors[0][1])
+            rows.append(
+                {"from_merchant": debtors[0][0], "to_merchant": creditors[0][0], "amount": amount}
+            )
+            debtors[0][1] -= amount
+            creditors[0][1] -= amount
+            if debtors[0][1] == 0:
+                debtors.pop(0)
+            if creditors[0][1] == 0:
+                creditors.pop(0)
+    if rows:
+        await session.execute(
+            insert(PaymentInstruction), [{"batch_id": batch_id, **r} for r in rows]
+        )
+
+
+async def check(session: AsyncSession, batch_id: str) -> None:
+    """The invariants of a batch; InvariantBroken (and no commit) if any fails."""
+    net_sum = await session.scalar(
+        select(func.coalesce(func.sum(NetPosition.net), 0)).where(NetPosition.batch_id == batch_id)
+    )
+    if Decimal(net_sum or 0) != 0:
+        raise InvariantBroken(f"net positions of {batch_id} sum to {net_sum}, not 0")
+    totals = (
+        select(
+            StatementCounterparty.statement_id,
+            func.sum(StatementCounterparty.receivable).label("r"),
+            func.sum(StatementCounterparty.payable).label("p"),
+        )
+        .group_by(StatementCounterparty.statement_id)
+        .subquery()
+    )
+    wrong = await session.scalar(
+        select(func.count())
+        .select_from(Statement)
+        .join(totals, totals.c.statement_id == Statement.id)
+        .where(
+            Statement.batch_id == batch_id,
+            (totals.c.r != Statement.receivable)
+            | (totals.c.p != Statement.payable + Statement.fees),
+        )
+    )
+    if wrong:
+        raise InvariantBroken(
+            f"{wrong} statement(s) of {batch_id} differ from their counterparties"
+        )
+    paid = await session.execute(
+        select(
+            PaymentInstruction.from_merchant,
+            PaymentInstruction.to_merchant,
+            PaymentInstruction.amount,
+        ).where(PaymentInstruction.batch_id == batch_id)
+    )
+    balance: dict[str, Decimal] = {}
+    for source, target, amount in paid:
+        balance[source] = balance.get(source, Decimal(0)) + amount
+        balance[target] = balance.get(target, Decimal(0)) - amount
+    nets = await session.execute(
+        select(NetPosition.merchant_id, NetPosition.net).where(NetPosition.batch_id == batch_id)
+    )
+    platform = await session.scalar(
+        select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM.value)
+    )
+    for merchant, net in nets:
+        if merchant == platform:
+            continue
+        if balance.get(merchant, Decimal(0)) + net != 0:
+            raise InvariantBroken(f"payments leave {merchant} unsettled in {batch_id}")

@@ -1,0 +1,144 @@
+"""Running settlement: by hand for one date, or nightly in `hub serve` under a lease, so
+that of several replicas only one runs a date; on start it catches up missed dates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.config import Settings
+from hub.db import Database, utcnow
+from hub.models import Obligation, SettlementBatch, SettlementLease
+from settlement.netting import Progress, RunResult, settle
+
+log = structlog.get_logger(__name__)
+LEASE_SECONDS = 3600
+MAX_CATCH_UP_DAYS = 62
+HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def take_lease(db: Database, business_date: dt.date, holder: str) -> bool:
+    """Hold the date's lease unless another holder has a live one."""
+
+    async def work(session: AsyncSession) -> bool:
+        now = utcnow()
+        lease = await session.scalar(
+            select(SettlementLease)
+            .where(SettlementLease.business_date == business_date)
+            .with_for_update()
+        )
+        if lease is not None and lease.holder != holder and lease.expires_at > now:
+            return False
+        if lease is None:
+            session.add(
+                SettlementLease(
+                    business_date=business_date,
+                    holder=holder,
+                    expires_at=now + dt.timedelta(seconds=LEASE_SECONDS),
+                )
+            )
+        else:
+            lease.holder = holder
+            lease.expires_at = now + dt.timedelta(seconds=LEASE_SECONDS)
+        await session.flush()
+        return True
+
+    try:
+        return await db.transaction(work, attempts=3)
+    except IntegrityError:
+        return False  # another replica inserted the lease first
+
+
+async def release_lease(db: Database, business_date: dt.date, holder: str) -> None:
+    async def work(session: AsyncSession) -> None:
+        lease = await session.get(SettlementLease, business_date)
+        if lease is not None and lease.holder == holder:
+            await session.delete(lease)
+
+    await db.transaction(work)
+
+
+async def run_date(
+    db: Database,
+    settings: Settings,
+    business_date: dt.date,
+    actor: str,
+    progress: Progress | None = None,
+    holder: str = HOLDER,
+) -> RunResult | None:
+    """Settle one date under its lease; None when another replica holds the lease."""
+    if not await take_lease(db, business_date, holder):
+        log.info("settlement lease held elsewhere", date=str(business_date))
+        return None
+    try:
+        return await db.transaction(
+            lambda s: settle(s, settings, business_date, actor, progress), attempts=3
+        )
+    except IntegrityError:
+        # A replica without the lease (it had expired) committed the same date first.
+        async with db.read() as session:
+            batch = await session.scalar(
+                select(SettlementBatch).where(SettlementBatch.business_date == business_date)
+            )
+        if batch is None:
+            raise
+        return RunResult(batch=batch, created=False)
+    finally:
+        await release_lease(db, business_date, holder)
+
+
+def last_due(settings: Settings, now: dt.datetime) -> dt.date | None:
+    """The latest business date whose nightly run time has passed; None when off."""
+    at = settings.settlement_time
+    if at is None:
+        return None
+    local = now.astimezone(settings.tz)
+    today = local.date()
+    return today - dt.timedelta(days=1 if local.time() >= at else 2)
+
+
+async def due_dates(db: Database, settings: Settings, now: dt.datetime) -> list[dt.date]:
+    """Dates to settle now: the last due date and every missed one before it."""
+    target = last_due(settings, now)
+    if target is None:
+        return []
+    async with db.read() as session:
+        last = await session.scalar(select(func.max(SettlementBatch.business_date)))
+        oldest = await session.scalar(
+            select(func.min(Obligation.business_date)).where(Obligation.batch_id.is_(None))
+        )
+        done = set(
+            await session.scalars(
+                select(SettlementBatch.business_date).where(SettlementBatch.business_date <= target)
+            )
+        )
+    start = target
+    if last is not None and last < target:
+        start = last + dt.timedelta(days=1)
+    if oldest is not None and oldest < start:
+        start = oldest
+    start = max(start, target - dt.timedelta(days=MAX_CATCH_UP_DAYS))
+    days = (target - start).days + 1
+    return [d for d in (start + dt.timedelta(days=n) for n in range(days)) if d not in done]
+
+
+async def nightly(db: Database, settings: Settings) -> list[str]:
+    """The scheduler's job: settle every due date this replica gets the lease for."""
+    settled = []
+    for day in await due_dates(db, settings, utcnow()):
+        result = await run_date(db, settings, day, actor="system:scheduler")
+        if result is not None and result.created:
+            log.info(
+                "settled",
+                date=str(day),
+                batch=result.batch.id,
+                obligations=result.batch.obligation_count,
+            )
+            settled.append(result.batch.id)
+    return settled

@@ -1,0 +1,242 @@
+"""Statements: who may read them, their lines, and the workflow DRAFT -> APPROVED or
+DISPUTED -> PAID, with who did what and when."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub import validate
+from hub.auth import Principal
+from hub.db import utcnow
+from hub.enums import Role, StatementStatus
+from hub.errors import Forbidden, InvalidState, NotFound
+from hub.models import (
+    NetPosition,
+    Obligation,
+    PaymentInstruction,
+    SettlementBatch,
+    Statement,
+    StatementCounterparty,
+    StatementEvent,
+)
+
+DRAFT, APPROVED, DISPUTED, PAID = (
+    StatementStatus.DRAFT,
+    StatementStatus.APPROVED,
+    StatementStatus.DISPUTED,
+    StatementStatus.PAID,
+)
+# Which statuses each action may start from.
+ALLOWED = {
+    "APPROVE": {DRAFT, DISPUTED},
+    "DISPUTE": {DRAFT, APPROVED},
+    "PAY": {APPROVED},
+}
+
+
+def can_read(principal: Principal, statement: Statement) -> bool:
+    if principal.role in (Role.ADMIN, Role.FINANCE):
+        return True
+    return principal.role == Role.MERCHANT and principal.merchant_id == statement.merchant_id
+
+
+async def visible_statement(
+    session: AsyncSession, principal: Principal, statement_id: str
+) -> Statement | None:
+    statement = await session.get(Statement, statement_id)
+    return statement if statement is not None and can_read(principal, statement) else None
+
+
+async def _transition(
+    session: AsyncSession,
+    principal: Principal,
+    statement_id: str,
+    action: str,
+    target: StatementStatus,
+    values: dict[str, object],
+    note: str | None,
+) -> Statement:
+    statement = await visible_statement(session, principal, statement_id)
+    if statement is None:
+        raise NotFound(f"No statement {statement_id!r} is visible to this key.", field=["id"])
+    allowed = ALLOWED[action]
+    changed = await session.execute(
+        update(Statement)
+        .where(Statement.id == statement_id, Statement.status.in_([s.value for s in allowed]))
+        .values(status=target.value, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        froms = " or ".join(sorted(s.value for s in allowed))
+        raise InvalidState(
+            f"The statement is {statement.status}; {action.lower()} needs it {froms}.",
+            field=["id"],
+        )
+    session.add(
+        StatementEvent(statement_id=statement_id, action=action, actor=principal.actor, note=note)
+    )
+    await session.flush()
+    await session.refresh(statement)
+    return statement
+
+
+async def approve(
+    session: AsyncSession, principal: Principal, statement_id: str, note: str | None
+) -> Statement:
+    """FINANCE approves a draft, or a disputed statement once the dispute is resolved."""
+    return await _transition(
+        session,
+        principal,
+        statement_id,
+        "APPROVE",
+        APPROVED,
+        {"approved_at": utcnow(), "dispute_reason": None},
+        note,
+    )
+
+
+async def dispute(
+    session: AsyncSession, principal: Principal, statement_id: str, reason: str
+) -> Statement:
+    """FINANCE or the statement's merchant disputes it, with a reason, before it is paid."""
+    reason = validate.text(reason, ["reason"], max_length=2000)
+    statement = await visible_statement(session, principal, statement_id)
+    if statement is not None and principal.role == Role.ADMIN:
+        raise Forbidden("Disputes come from FINANCE or the statement's merchant.", field=["id"])
+    return await _transition(
+        session, principal, statement_id, "DISPUTE", DISPUTED, {"dispute_reason": reason}, reason
+    )
+
+
+async def mark_paid(
+    session: AsyncSession, principal: Principal, statement_id: str, reference: str
+) -> Statement:
+    """FINANCE records the payment of an approved statement."""
+    reference = validate.text(reference, ["paymentReference"], max_length=120)
+    return await _transition(
+        session,
+        principal,
+        statement_id,
+        "PAY",
+        PAID,
+        {"paid_at": utcnow(), "paid_reference": reference},
+        reference,
+    )
+
+
+@dataclass(frozen=True)
+class Line:
+    obligation: Obligation
+    counterparty: str
+    amount: Decimal  # signed for the statement's merchant
+
+
+async def lines(
+    session: AsyncSession, statement: Statement, first: int, after: int | None
+) -> tuple[list[Line], bool]:
+    """The statement's obligations in id order, signed: + receivable, - payable."""
+    query = (
+        select(Obligation)
+        .where(
+            Obligation.batch_id == statement.batch_id,
+            or_(
+                Obligation.debtor_id == statement.merchant_id,
+                Obligation.creditor_id == statement.merchant_id,
+            ),
+        )
+        .order_by(Obligation.id)
+        .limit(first + 1)
+    )
+    if after is not None:
+        query = query.where(Obligation.id > after)
+    rows = list(await session.scalars(query))
+    found = [
+        Line(
+            obligation=o,
+            counterparty=o.debtor_id if o.creditor_id == statement.merchant_id else o.creditor_id,
+            amount=o.amount if o.creditor_id == statement.merchant_id else -o.amount,
+        )
+        for o in rows[:first]
+    ]
+    return found, len(rows) > first
+
+
+async def counterparties(session: AsyncSession, statement_id: str) -> list[StatementCounterparty]:
+    return list(
+        await session.scalars(
+            select(StatementCounterparty)
+            .where(StatementCounterparty.statement_id == statement_id)
+            .order_by(StatementCounterparty.counterparty_id)
+        )
+    )
+
+
+async def positions(session: AsyncSession, batch_id: str) -> list[NetPosition]:
+    return list(
+        await session.scalars(
+            select(NetPosition)
+            .where(NetPosition.batch_id == batch_id)
+            .order_by(NetPosition.merchant_id)
+        )
+    )
+
+
+async def payments(session: AsyncSession, batch_id: str) -> list[PaymentInstruction]:
+    return list(
+        await session.scalars(
+            select(PaymentInstruction)
+            .where(PaymentInstruction.batch_id == batch_id)
+            .order_by(PaymentInstruction.id)
+        )
+    )
+
+
+async def of_batch(
+    session: AsyncSession, batch_id: str, merchant_id: str | None = None
+) -> list[Statement]:
+    query = select(Statement).where(Statement.batch_id == batch_id).order_by(Statement.merchant_id)
+    if merchant_id is not None:
+        query = query.where(Statement.merchant_id == merchant_id)
+    return list(await session.scalars(query))
+
+
+async def batches(
+    session: AsyncSession, first: int, before: str | None
+) -> tuple[list[SettlementBatch], bool]:
+    """Newest business date first."""
+    query = select(SettlementBatch).order_by(SettlementBatch.business_date.desc()).limit(first + 1)
+    if before:
+        import datetime as dt
+
+        query = query.where(SettlementBatch.business_date < dt.date.fromisoformat(before))
+    rows = list(await session.scalars(query))
+    return rows[:first], len(rows) > first
+
+
+async def statements_page(
+    session: AsyncSession,
+    merchant_id: str | None,
+    status: str | None,
+    first: int,
+    before: str | None,
+) -> tuple[list[Statement], bool]:
+    # Statement ids begin with their batch's id, which sorts by time: newest first.
+    query = select(Statement).order_by(Statement.id.desc())
+    if merchant_id:
+        query = query.where(Statement.merchant_id == merchant_id)
+    if status:
+        query = query.where(Statement.status == status)
+    if before:
+        query = query.where(Statement.id < before)
+    rows = list(await session.scalars(query.limit(first + 1)))
+    return rows[:first], len(rows) > first
+
+
+async def batches_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, SettlementBatch]:
+    rows = await session.scalars(select(SettlementBatch).where(SettlementBatch.id.in_(ids)))
+    return {b.id: b for b in rows}
