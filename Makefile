@@ -32,6 +32,9 @@ test: lint
 schema: $(VENV)/.installed
 	$(BIN)/hub print-schema > schema/schema.graphql
 
+fuzz: $(VENV)/.installed-test
+	HUB_FUZZ_EXAMPLES=$${HUB_FUZZ_EXAMPLES:-40} $(BIN)/python -m pytest -q -s tests/hardening/test_fuzz.py
+
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench
 

@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from connectors import webhooks
 from connectors.registry import Registry
 from hub import idempotency, logs, merchants
+from hub.accesslog import AccessLog
 from hub.config import Settings
 from hub.enums import CancellationReason, Role
 from hub.events import Events, Handler
@@ -28,6 +29,7 @@ from hub.ledger import jobs as ledger_jobs
 from hub.mall import saga as mall_saga
 from hub.mall.events import cancellation_handler
 from hub.mall.partners import PartnerCatalog
+from hub.ratelimit import RateLimiter
 from hub.runtime import Runtime
 from hub.scheduler import Job, Scheduler
 from schema import build_schema
@@ -109,6 +111,8 @@ def create_app(
         runtime = await Runtime.start(settings, Registry(settings))
         app.state.runtime = runtime
         runtime.extras["catalog"] = PartnerCatalog(runtime.db, runtime.connectors, settings)
+        if settings.rate_limit:
+            runtime.extras["rate_limiter"] = RateLimiter(settings.rate_limit)
         runtime.extras["events"] = Events(runtime.db, handlers=event_handlers(runtime))
         scheduler = background_jobs(runtime)
         if settings.background_jobs:
@@ -122,13 +126,14 @@ def create_app(
             await runtime.close()
 
     middleware = [
+        Middleware(AccessLog),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-Member-Token"],
             max_age=600,
-        )
+        ),
     ]
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),

@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=30, gt=0)
     log_level: str = "INFO"
     log_json: bool | None = None  # default: JSON in production, console otherwise
-    rate_limit_per_minute: int = Field(default=0, ge=0)  # 0: off
+    # Requests per minute per API key; None: 1200 in production, off in development; 0: off.
+    rate_limit_per_minute: int | None = Field(default=None, ge=0)
     partner_timeout_seconds: float = Field(default=5.0, gt=0)
     catalog_budget_seconds: float = Field(default=1.5, gt=0)
     catalog_cache_seconds: float = Field(default=60.0, gt=0)
@@ -74,6 +75,12 @@ class Settings(BaseSettings):
             return "off"
         dt.time.fromisoformat(value)
         return value
+
+    @property
+    def rate_limit(self) -> int:
+        if self.rate_limit_per_minute is not None:
+            return self.rate_limit_per_minute
+        return 1200 if self.is_production else 0
 
     @property
     def is_production(self) -> bool:

@@ -13,6 +13,7 @@ from strawberry.asgi import GraphQL
 from hub import auth
 from hub.auth import Principal
 from hub.enums import Role
+from hub.ratelimit import RateLimiter, retry_after
 from hub.runtime import Runtime
 from schema.context import Context
 from schema.loaders import Loaders
@@ -81,9 +82,28 @@ class HubGraphQL(GraphQL[Context, None]):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
             request = Request(scope, receive)
-            found = await principal_of(request.app.state.runtime, request)
+            runtime: Runtime = request.app.state.runtime
+            found = await principal_of(runtime, request)
             if isinstance(found, Response):
                 await found(scope, receive, send)
+                return
+            limiter: RateLimiter | None = runtime.extras.get("rate_limiter")
+            wait = limiter.check(found.key_id) if limiter is not None else 0.0
+            if wait:
+                response = JSONResponse(
+                    {
+                        "data": None,
+                        "errors": [
+                            {
+                                "message": f"Too many requests for this key; retry in {retry_after(wait)} s.",
+                                "extensions": {"code": "RATE_LIMITED"},
+                            }
+                        ],
+                    },
+                    status_code=429,
+                    headers={"Retry-After": retry_after(wait)},
+                )
+                await response(scope, receive, send)
                 return
             scope.setdefault("state", {})["principal"] = found
         await super().__call__(scope, receive, send)

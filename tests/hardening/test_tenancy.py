@@ -1,0 +1,245 @@
+"""The tenancy matrix: every role against every query and mutation of the contract,
+allowed or FORBIDDEN as the contract's comments say; and no response carries another
+merchant's members, statements or redemptions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from hub.db import utcnow
+from tests.helpers import (
+    Api,
+    accrue,
+    create_key,
+    enroll,
+    member_session,
+    redeem,
+    register,
+    set_rate,
+    upsert_reward,
+)
+
+ROLES = ["ADMIN", "MERCHANT", "FINANCE", "STOREFRONT"]
+ALL = set(ROLES)
+
+# operation -> (document, roles allowed). The contract's Mutation comments:
+#   ADMIN | MERCHANT (own program) or ADMIN | the member (STOREFRONT + token) or ADMIN |
+#   the member, the reward's merchant, or ADMIN | ADMIN or FINANCE | FINANCE (approve,
+#   paid) | FINANCE or the statement's merchant (dispute).
+MATRIX: dict[str, tuple[str, set[str]]] = {
+    "viewer": ("{ viewer { role } }", ALL),
+    "merchants": ("{ merchants { id } }", ALL),
+    "merchant": ('{ merchant(id: "jade") { id } }', ALL),
+    "programs": ("{ programs { code } }", ALL),
+    "program": ('{ program(code: "JADE") { code } }', ALL),
+    "exchangeRates": ("{ exchangeRates { id } }", ALL),
+    "rewards": ("{ rewards { edges { cursor } } }", ALL),
+    "reward": ('{ reward(id: "jade:MEAL") { id } }', ALL),
+    "member": ('{ member(id: "$MEMBER") { id } }', {"ADMIN", "MERCHANT", "STOREFRONT"}),
+    "memberByRef": (
+        '{ memberByRef(program: "JADE", externalRef: "J-1") { id } }',
+        {"ADMIN", "MERCHANT", "STOREFRONT"},
+    ),
+    "conversion": ('{ conversion(id: "cnv_x") { id } }', ALL),
+    "redemption": ('{ redemption(id: "$REDEMPTION") { id } }', ALL),
+    "settlementBatch": ('{ settlementBatch(businessDate: "$TODAY") { id } }', {"ADMIN", "FINANCE"}),
+    "settlementBatches": ("{ settlementBatches { edges { cursor } } }", {"ADMIN", "FINANCE"}),
+    "statement": ('{ statement(id: "$STATEMENT") { id } }', {"ADMIN", "FINANCE", "MERCHANT"}),
+    "registerMerchant": (
+        'mutation { registerMerchant(input: {id: "newco", name: "N", category: OTHER, '
+        'programCode: "NEWCO", programName: "N", pointValue: "0.1"}) { userErrors { code } } }',
+        {"ADMIN"},
+    ),
+    "createApiKey": (
+        'mutation { createApiKey(input: {role: FINANCE, label: "x"}) { userErrors { code } } }',
+        {"ADMIN"},
+    ),
+    "setExchangeRate": (
+        'mutation { setExchangeRate(input: {from: "JADE", to: "HUB", rate: "1"})'
+        " { userErrors { code } } }",
+        {"ADMIN"},
+    ),
+    "enrollMember": (
+        'mutation { enrollMember(input: {program: "JADE", externalRef: "J-9", '
+        'displayName: "x"}) { userErrors { code } } }',
+        {"ADMIN", "MERCHANT"},
+    ),
+    "accruePoints": (
+        'mutation { accruePoints(input: {memberId: "$MEMBER", program: "JADE", '
+        'orderRef: "o", amount: "1", idempotencyKey: "k"}) { userErrors { code } } }',
+        {"ADMIN", "MERCHANT"},
+    ),
+    "upsertReward": (
+        'mutation { upsertReward(input: {ref: "R", kind: MEAL, title: "t", '
+        'price: 5, merchantId: "jade"}) { userErrors { code } } }',
+        {"ADMIN", "MERCHANT"},
+    ),
+    "setPromotion": (
+        'mutation { setPromotion(input: {program: "JADE", accrualMultiplier: "2", '
+        'startsAt: "2030-01-01T00:00:00+00:00", endsAt: "2030-01-02T00:00:00+00:00",'
+        ' label: "x"}) { userErrors { code } } }',
+        {"ADMIN", "MERCHANT"},
+    ),
+    "createMemberSession": (
+        'mutation { createMemberSession(memberId: "$MEMBER") { userErrors { code } } }',
+        {"ADMIN", "MERCHANT"},
+    ),
+    "quoteConversion": (
+        'mutation { quoteConversion(input: {memberId: "$MEMBER", from: "JADE", '
+        'to: "HUB", points: 100}) { userErrors { code } } }',
+        {"ADMIN", "STOREFRONT"},
+    ),
+    "convertPoints": (
+        'mutation { convertPoints(input: {memberId: "$MEMBER", from: "JADE", '
+        'to: "HUB", points: 100, idempotencyKey: "c"}) { userErrors { code } } }',
+        {"ADMIN", "STOREFRONT"},
+    ),
+    "redeemReward": (
+        'mutation { redeemReward(input: {memberId: "$MEMBER", rewardId: "jade:MEAL",'
+        ' payWith: "JADE", idempotencyKey: "r"}) { userErrors { code } } }',
+        {"ADMIN", "STOREFRONT"},
+    ),
+    "cancelRedemption": (
+        'mutation { cancelRedemption(input: {redemptionId: "$REDEMPTION", '
+        'reason: MEMBER_REQUEST, idempotencyKey: "x"}) { userErrors { code } } }',
+        {"ADMIN", "STOREFRONT", "MERCHANT"},
+    ),
+    "runSettlement": (
+        'mutation { runSettlement(businessDate: "2020-01-01") { userErrors { code } } }',
+        {"ADMIN", "FINANCE"},
+    ),
+    "approveStatement": (
+        'mutation { approveStatement(id: "$STATEMENT") { userErrors { code } } }',
+        {"FINANCE"},
+    ),
+    "disputeStatement": (
+        'mutation { disputeStatement(id: "$STATEMENT", reason: "r") { userErrors { code } } }',
+        {"FINANCE", "MERCHANT"},
+    ),
+    "markStatementPaid": (
+        'mutation { markStatementPaid(id: "$STATEMENT", paymentReference: "p")'
+        " { userErrors { code } } }",
+        {"FINANCE"},
+    ),
+}
+
+
+@pytest.fixture
+async def world(api: Api) -> dict[str, Any]:
+    await register(api, "haowu", "HUB", category="PLATFORM")
+    await register(api, "jade", "JADE", category="RESTAURANT")
+    await register(api, "lotus", "LOTUS", category="HOTEL")
+    keys = {
+        "ADMIN": "test-admin-secret",
+        "MERCHANT": await create_key(api, "MERCHANT", "jade"),
+        "FINANCE": await create_key(api, "FINANCE"),
+        "STOREFRONT": await create_key(api, "STOREFRONT"),
+    }
+    lotus_key = await create_key(api, "MERCHANT", "lotus")
+    await upsert_reward(api, keys["MERCHANT"], ref="MEAL", kind="MEAL", title="Meal", price=50)
+    await upsert_reward(api, lotus_key, ref="NIGHT", kind="GOODS", title="Gift", price=50)
+    member = await enroll(api, "JADE", "J-1", "Member One")
+    await enroll(api, "HUB", "H-1", member_id=member)
+    await accrue(api, member, "JADE", "1000")
+    await set_rate(api, "JADE", "HUB", "1")
+    stranger = await enroll(api, "LOTUS", "L-2", "Lotus Only")
+    await accrue(api, stranger, "LOTUS", "500")
+    token = await member_session(api, member)
+    mine = await redeem(api, member, "jade:MEAL", "JADE")
+    theirs = await redeem(api, stranger, "lotus:NIGHT", "LOTUS")
+    await set_rate(api, "JADE", "LOTUS", "1")
+    crossed = await redeem(api, member, "lotus:NIGHT", "JADE")  # jade owes lotus: statements
+    assert crossed["userErrors"] == []
+    today = utcnow().astimezone(dt.timezone(dt.timedelta(hours=8))).date().isoformat()
+    await api.gql(f'mutation {{ runSettlement(businessDate: "{today}") {{ batch {{ id }} }} }}')
+    return {
+        "keys": keys,
+        "token": token,
+        "member": member,
+        "stranger": stranger,
+        "redemption": mine["redemption"]["id"],
+        "foreign_redemption": theirs["redemption"]["id"],
+        "today": today,
+        "lotus_key": lotus_key,
+    }
+
+
+def _fill(document: str, world: dict[str, Any]) -> str:
+    return (
+        document.replace("$MEMBER", world["member"])
+        .replace("$REDEMPTION", world["redemption"])
+        .replace("$TODAY", world["today"])
+        .replace("$STATEMENT", "none")
+    )
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_every_role_against_every_operation(
+    api: Api, world: dict[str, Any], role: str
+) -> None:
+    key = world["keys"][role]
+    token = world["token"] if role == "STOREFRONT" else None
+    wrong = []
+    for name, (document, allowed) in MATRIX.items():
+        response = await api.post(_fill(document, world), key=key, member_token=token)
+        assert response.status_code == 200, (name, response.text)
+        codes = {e.get("extensions", {}).get("code") for e in response.json().get("errors", [])}
+        refused = "FORBIDDEN" in codes
+        if refused == (role in allowed):
+            wrong.append(f"{name}: {'refused' if refused else 'allowed'} for {role}")
+        assert not (codes - {"FORBIDDEN"}), (name, response.json())
+    assert wrong == []
+
+
+async def test_storefront_without_a_member_token_acts_for_no_one(
+    api: Api, world: dict[str, Any]
+) -> None:
+    for name in ("member", "quoteConversion", "convertPoints", "redeemReward", "redemption"):
+        errors = await api.errors(_fill(MATRIX[name][0], world), key=world["keys"]["STOREFRONT"])
+        assert errors[0]["extensions"]["code"] == "FORBIDDEN", name
+
+
+async def test_nothing_of_another_merchants_members_statements_or_redemptions(
+    api: Api, world: dict[str, Any]
+) -> None:
+    jade = world["keys"]["MERCHANT"]
+    stranger = world["stranger"]
+    seen = await api.gql(
+        "query($m: ID!, $r: ID!) { member(id: $m) { id } redemption(id: $r) { id } "
+        'memberByRef(program: "LOTUS", externalRef: "L-2") { id } '
+        'statement(id: "x") { id } statements { edges { node { merchant { id } } } } }',
+        {"m": stranger, "r": world["foreign_redemption"]},
+        key=jade,
+    )
+    assert seen["member"] is None and seen["redemption"] is None
+    assert seen["memberByRef"] is None and seen["statement"] is None
+    assert {e["node"]["merchant"]["id"] for e in seen["statements"]["edges"]} <= {"jade"}
+    lotus_statement = await api.gql(
+        f'{{ settlementBatch(businessDate: "{world["today"]}") {{ statements {{ id merchant '
+        "{ id } } } }"
+    )
+    lotus_id = next(
+        s["id"]
+        for s in lotus_statement["settlementBatch"]["statements"]
+        if s["merchant"]["id"] == "lotus"
+    )
+    assert (await api.gql(f'{{ statement(id: "{lotus_id}") {{ id }} }}', key=jade))[
+        "statement"
+    ] is None
+    csv = await api.client.get(
+        f"/statements/{lotus_id}.csv", headers={"Authorization": f"Bearer {jade}"}
+    )
+    assert csv.status_code == 404
+    # The member's own storefront session sees the member, not the stranger.
+    token = world["token"]
+    storefront = world["keys"]["STOREFRONT"]
+    other = await api.gql(
+        "query($m: ID!, $r: ID!) { member(id: $m) { id } redemption(id: $r) { id } }",
+        {"m": stranger, "r": world["foreign_redemption"]},
+        key=storefront,
+        member_token=token,
+    )
+    assert other == {"member": None, "redemption": None}
