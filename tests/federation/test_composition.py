@@ -50,6 +50,16 @@ def _node_ready() -> bool:
     return True
 
 
+def _compose(hub: Path, reviews: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["node", str(HERE / "compose.mjs"), f"hub={hub}", f"reviews={reviews}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=HERE,
+    )
+
+
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 async def test_hub_sdl_composes_with_a_subgraph_extending_member(api: Api, tmp_path: Path) -> None:
     assert _node_ready()
