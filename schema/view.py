@@ -90,16 +90,10 @@ class HubGraphQL(GraphQL[Context, None]):
             limiter: RateLimiter | None = runtime.extras.get("rate_limiter")
             wait = limiter.check(found.key_id) if limiter is not None else 0.0
             if wait:
+                message = f"Too many requests for this key; retry in {retry_after(wait)} s."
+                error = {"message": message, "extensions": {"code": "RATE_LIMITED"}}
                 response = JSONResponse(
-                    {
-                        "data": None,
-                        "errors": [
-                            {
-                                "message": f"Too many requests for this key; retry in {retry_after(wait)} s.",
-                                "extensions": {"code": "RATE_LIMITED"},
-                            }
-                        ],
-                    },
+                    {"data": None, "errors": [error]},
                     status_code=429,
                     headers={"Retry-After": retry_after(wait)},
                 )

@@ -60,6 +60,16 @@ def _compose(hub: Path, reviews: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _compose(hub: Path, reviews: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["node", str(HERE / "compose.mjs"), f"hub={hub}", f"reviews={reviews}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=HERE,
+    )
+
+
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 async def test_hub_sdl_composes_with_a_subgraph_extending_member(api: Api, tmp_path: Path) -> None:
     assert _node_ready()
@@ -67,13 +77,7 @@ async def test_hub_sdl_composes_with_a_subgraph_extending_member(api: Api, tmp_p
     hub, reviews = tmp_path / "hub.graphql", tmp_path / "reviews.graphql"
     hub.write_text(sdl)
     reviews.write_text(REVIEWS)
-    result = subprocess.run(
-        ["node", str(HERE / "compose.mjs"), f"hub={hub}", f"reviews={reviews}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=HERE,
-    )
+    result = _compose(hub, reviews)
     assert result.returncode == 0, result.stderr
     supergraph = result.stdout
     assert 'join__type(graph: HUB, key: "id")' in supergraph
