@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from graphql import (
@@ -120,6 +121,7 @@ def extensions(settings: Settings, metrics: type[SchemaExtension]) -> list[Any]:
         lambda: ParserCache(maxsize=512),
         lambda: AddValidationRules(rules),
         lambda: ValidationCache(maxsize=512),
+        RefuseNul,
     ]
     if settings.is_production:
         result.append(
@@ -128,3 +130,29 @@ def extensions(settings: Settings, metrics: type[SchemaExtension]) -> list[Any]:
             )
         )
     return result
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class RefuseNul(SchemaExtension):
+    """Text with NUL characters can be stored nowhere (PostgreSQL refuses it): such a
+    request is malformed, and is refused before it runs, with INVALID_INPUT."""
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        query = context.query or ""
+        if "\x00" in query or "\\u0000" in query or _has_nul(context.variables):
+            error = GraphQLError(
+                "Text may not contain NUL (\\u0000) characters.",
+                extensions={"code": "INVALID_INPUT"},
+            )
+            context.pre_execution_errors = [*(context.pre_execution_errors or []), error]
+        yield

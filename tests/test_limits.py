@@ -41,3 +41,10 @@ async def test_costly_query_is_refused_with_its_cost(settings: Settings) -> None
         # One copy of the same selection is within the limit.
         cheap = "{ merchants { id name program { code name merchant { id name } } } }"
         assert await api.gql(cheap) == {"merchants": []}
+
+
+async def test_nul_characters_are_refused_before_anything_runs(api: Api) -> None:
+    literal = await api.errors('{ merchant(id: "a\\u0000b") { id } }')
+    assert literal[0]["extensions"]["code"] == "INVALID_INPUT"
+    variable = await api.errors("query($id: ID!) { merchant(id: $id) { id } }", {"id": "a\x00b"})
+    assert variable[0]["extensions"]["code"] == "INVALID_INPUT"
