@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import Select
 
-from hub.enums import AccountKind, ConnectorKind, HoldStatus
-from hub.models import Account, Entry, Hold, Lot, LotUse, Posting, Program
+from hub.enums import (
+    AccountKind,
+    BatchStatus,
+    ConnectorKind,
+    ConversionStatus,
+    HoldStatus,
+    ObligationKind,
+    RedemptionStatus,
+)
+from hub.models import (
+    Account,
+    Conversion,
+    ConversionLeg,
+    Entry,
+    Hold,
+    Lot,
+    LotUse,
+    NetPosition,
+    Obligation,
+    Posting,
+    Program,
+    Redemption,
+    SettlementBatch,
+)
 
 
 @dataclass(frozen=True)
@@ -21,7 +43,7 @@ class Violation:
         return f"{self.check}: {self.detail}"
 
 
-def _checks() -> list[tuple[str, str, Select[tuple[object, ...]]]]:
+def _checks() -> list[tuple[str, str, Any]]:
     posted = (
         select(Posting.account_id, func.sum(Posting.amount).label("total"))
         .group_by(Posting.account_id)
@@ -153,13 +175,103 @@ def _checks() -> list[tuple[str, str, Select[tuple[object, ...]]]]:
     ]
 
 
-EXTRA_CHECKS: list[tuple[str, str, Select[tuple[object, ...]]]] = []
+def _obligation_checks() -> list[tuple[str, str, Any]]:
+    """Every cross-merchant move has exactly the obligations it should, and every
+    settled obligation sits in a closed batch whose positions net to zero."""
+    owed = (
+        select(Obligation.reference, Obligation.kind, func.count().label("n"))
+        .group_by(Obligation.reference, Obligation.kind)
+        .subquery()
+    )
+    legs = (
+        select(ConversionLeg.conversion_id, func.count().label("n"))
+        .group_by(ConversionLeg.conversion_id)
+        .subquery()
+    )
+    conversion_owed = func.coalesce(
+        select(func.sum(owed.c.n))
+        .where(owed.c.reference == Conversion.id, owed.c.kind == ObligationKind.CONVERSION.value)
+        .scalar_subquery(),
+        0,
+    )
+    completed = Conversion.status == ConversionStatus.COMPLETED.value
+    payer = select(Program.merchant_id).where(Program.code == Redemption.paid_with)
+    cross = Redemption.merchant_id != payer.scalar_subquery()
+
+    def count_of(kind: ObligationKind) -> Any:
+        return func.coalesce(
+            select(func.sum(owed.c.n))
+            .where(owed.c.reference == Redemption.id, owed.c.kind == kind.value)
+            .scalar_subquery(),
+            0,
+        )
+
+    expected_redemption = case(
+        (
+            cross
+            & Redemption.status.in_(
+                [RedemptionStatus.CONFIRMED.value, RedemptionStatus.CANCELLED.value]
+            ),
+            1,
+        ),
+        else_=0,
+    )
+    expected_refund = case(
+        (cross & (Redemption.status == RedemptionStatus.CANCELLED.value), 1), else_=0
+    )
+    batch_net = (
+        select(NetPosition.batch_id, func.sum(NetPosition.net).label("total"))
+        .group_by(NetPosition.batch_id)
+        .subquery()
+    )
+    return [
+        (
+            "obligation per conversion leg",
+            "conversion {0} ({1}): {2} leg(s), {3} obligation(s)",
+            select(Conversion.id, Conversion.status, func.coalesce(legs.c.n, 0), conversion_owed)
+            .outerjoin(legs, legs.c.conversion_id == Conversion.id)
+            .where(conversion_owed != case((completed, func.coalesce(legs.c.n, 0)), else_=0)),
+        ),
+        (
+            "obligations of a redemption",
+            "redemption {0} ({1}): {2} redemption and {3} refund obligation(s)",
+            select(
+                Redemption.id,
+                Redemption.status,
+                count_of(ObligationKind.REDEMPTION),
+                count_of(ObligationKind.REFUND),
+            ).where(
+                (count_of(ObligationKind.REDEMPTION) != expected_redemption)
+                | (count_of(ObligationKind.REFUND) != expected_refund)
+            ),
+        ),
+        (
+            "settled obligation in a closed batch",
+            "obligation {0} names batch {1}, which is {2}",
+            select(
+                Obligation.id, Obligation.batch_id, func.coalesce(SettlementBatch.status, "missing")
+            )
+            .outerjoin(SettlementBatch, SettlementBatch.id == Obligation.batch_id)
+            .where(
+                Obligation.batch_id.is_not(None),
+                func.coalesce(SettlementBatch.status, "missing") != BatchStatus.CLOSED.value,
+            ),
+        ),
+        (
+            "batch positions net to zero",
+            "batch {0}: net positions sum to {1}",
+            select(batch_net.c.batch_id, batch_net.c.total).where(batch_net.c.total != 0),
+        ),
+    ]
+
+
+EXTRA_CHECKS: list[tuple[str, str, Any]] = []  # for plug-ins
 
 
 async def verify(session: AsyncSession, limit: int = 100) -> list[Violation]:
     """Every violation found, at most `limit` per check."""
     found: list[Violation] = []
-    for name, template, query in [*_checks(), *EXTRA_CHECKS]:
+    for name, template, query in [*_checks(), *_obligation_checks(), *EXTRA_CHECKS]:
         rows = (await session.execute(query.limit(limit))).all()
         found.extend(Violation(name, template.format(*row)) for row in rows)
     return found
@@ -167,4 +279,4 @@ async def verify(session: AsyncSession, limit: int = 100) -> list[Violation]:
 
 def checks() -> list[str]:
     """The names of the checks, in the order they run."""
-    return [name for name, _, _ in [*_checks(), *EXTRA_CHECKS]]
+    return [name for name, _, _ in [*_checks(), *_obligation_checks(), *EXTRA_CHECKS]]
