@@ -77,9 +77,7 @@ async def accrue(
             low_inclusive=False,
         )
         now = utcnow()
-        occurred = data.occurred_at or now
-        if occurred.tzinfo is None:
-            raise InvalidInput("occurredAt needs a UTC offset.", field=[f, "occurredAt"])
+        occurred = validate.moment(data.occurred_at or now, [f, "occurredAt"])
         if occurred > now + dt.timedelta(minutes=5):
             raise InvalidInput("occurredAt is in the future.", field=[f, "occurredAt"])
         if await session.get(Member, data.member_id) is None:

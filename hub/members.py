@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
@@ -165,3 +166,13 @@ async def member_posting(session: AsyncSession, entry_id: int) -> tuple[Entry, P
     if row is None:
         raise NotFound(f"No member entry {entry_id}.")
     return row[0], row[1]
+
+
+async def remember_partner_balances(session: AsyncSession, found: Mapping[int, Any]) -> None:
+    """Keep the partners' latest answers (objects with points and as_of) per account id."""
+    for account_id, balance in found.items():
+        await session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(partner_balance=balance.points, partner_balance_at=balance.as_of)
+        )

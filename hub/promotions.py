@@ -49,9 +49,9 @@ async def set_promotion(
         high=Decimal(99),
         places=4,
     )
-    if data.starts_at.tzinfo is None or data.ends_at.tzinfo is None:
-        raise InvalidInput("startsAt and endsAt need a UTC offset.", field=[f, "startsAt"])
-    if data.ends_at <= data.starts_at:
+    starts = validate.moment(data.starts_at, [f, "startsAt"])
+    ends = validate.moment(data.ends_at, [f, "endsAt"])
+    if ends <= starts:
         raise InvalidInput("endsAt must be after startsAt.", field=[f, "endsAt"])
     if data.accrual_multiplier == 1 and data.redemption_discount_percent == 0:
         raise InvalidInput(
@@ -64,8 +64,8 @@ async def set_promotion(
         label=validate.text(data.label, [f, "label"], max_length=200),
         accrual_multiplier=data.accrual_multiplier,
         redemption_discount_percent=data.redemption_discount_percent,
-        starts_at=data.starts_at,
-        ends_at=data.ends_at,
+        starts_at=starts,
+        ends_at=ends,
         created_by=principal.key_id,
     )
     session.add(promotion)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from hub.errors import InvalidInput
@@ -43,4 +44,27 @@ def text(value: str, field: list[str], *, max_length: int, required: bool = True
         raise InvalidInput(f"{field[-1]} must not be empty.", field=field)
     if len(value) > max_length:
         raise InvalidInput(f"{field[-1]} is longer than {max_length} characters.", field=field)
+    return value
+
+
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+
+
+def moment(value: dt.datetime, field: list[str]) -> dt.datetime:
+    """An aware datetime between 2000 and 2200 (anything else is a typo or an attack)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(f"{field[-1]} needs a UTC offset, e.g. +08:00.", field=field)
+    try:
+        in_utc = value.astimezone(dt.UTC)
+    except OverflowError:
+        in_utc = None
+    if in_utc is None or not EARLIEST <= in_utc < LATEST:
+        raise InvalidInput(f"{field[-1]} must be between 2000 and 2200.", field=field)
+    return in_utc
+
+
+def day(value: dt.date, field: list[str]) -> dt.date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise InvalidInput(f"{field[-1]} must be between 2000 and 2200.", field=field)
     return value

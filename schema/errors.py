@@ -14,7 +14,9 @@ from schema.enums import ErrorCode
 T = TypeVar("T")
 
 # Top-level error codes the hub sets itself; these are never masked in production.
-PUBLIC_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN", "INVALID_INPUT", "TOO_COSTLY"})
+PUBLIC_CODES = frozenset(
+    {"UNAUTHENTICATED", "FORBIDDEN", "INVALID_INPUT", "TOO_COSTLY", "PARTNER_UNAVAILABLE"}
+)
 
 
 @strawberry.type(description="An expected failure of a mutation, with what to do about it.")

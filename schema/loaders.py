@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
+from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory, MemberAccount
@@ -60,45 +63,66 @@ class KeyedLoader(Generic[K, V]):
         return result
 
 
-class PartnerBalances:
-    """Balances of connected programs, asked of the partners concurrently; a partner that
-    does not answer gets its last known balance, or a field error when there is none."""
+@dataclass(frozen=True)
+class PartnerBalance:
+    points: int
+    as_of: dt.datetime
 
-    def __init__(self, db: Database, factory: ConnectorFactory, cache: dict[str, int]) -> None:
+
+class PartnerBalances:
+    """Balances of connected programs, asked of the partners concurrently. A partner that
+    does not answer gets its last known balance (kept on the account row), or a field
+    error coded PARTNER_UNAVAILABLE when the hub never learned one."""
+
+    def __init__(self, db: Database, factory: ConnectorFactory) -> None:
         self._db = db
         self._factory = factory
-        self._cache = cache
         self._loader = DataLoader(self._batch)
 
-    async def _one(self, account: Account) -> int | Exception:
-        key = f"{account.program_code}:{account.external_ref}"
-        async with self._db.read() as session:
-            program = await session.get(Program, account.program_code)
-        assert program is not None and account.member_id and account.external_ref
+    async def _ask(self, account: Account, program: Program) -> PartnerBalance | None:
+        assert account.member_id and account.external_ref
         connector = self._factory.for_program(program, None, "balance")
         try:
-            balance = await connector.balance(
+            points = await connector.balance(
                 MemberAccount(account.member_id, program.code, account.external_ref)
             )
-        except PartnerUnavailable as exc:
-            if key in self._cache:
-                return self._cache[key]
-            return exc
-        self._cache[key] = balance
-        return balance
+        except PartnerUnavailable:
+            return None
+        return PartnerBalance(points=points, as_of=utcnow())
 
     async def _batch(self, accounts: Sequence[Account]) -> list[Any]:
-        # aiodataloader raises an Exception found in the results from that key's load().
-        return list(await asyncio.gather(*(self._one(a) for a in accounts)))
+        async with self._db.read() as session:
+            programs = await merchants.programs_by_code(
+                session, list({a.program_code for a in accounts})
+            )
+        answers = await asyncio.gather(*(self._ask(a, programs[a.program_code]) for a in accounts))
+        fresh = {a.id: b for a, b in zip(accounts, answers, strict=True) if b is not None}
+        if fresh:
+            await self._db.transaction(lambda s: members.remember_partner_balances(s, fresh))
+        results: list[Any] = []
+        for account, answer in zip(accounts, answers, strict=True):
+            if answer is not None:
+                results.append(answer)
+            elif account.partner_balance is not None and account.partner_balance_at is not None:
+                results.append(PartnerBalance(account.partner_balance, account.partner_balance_at))
+            else:
+                # aiodataloader raises an Exception found in the results from that load().
+                results.append(
+                    GraphQLError(
+                        f"{account.program_code} is not answering and its balance is not known yet;"
+                        " try again shortly.",
+                        extensions={"code": "PARTNER_UNAVAILABLE"},
+                    )
+                )
+        return results
 
-    async def load(self, account: Account) -> int:
-        """The balance; a partner's failure with no last known balance raises here."""
-        result: int = await self._loader.load(account)
+    async def load(self, account: Account) -> PartnerBalance:
+        result: PartnerBalance = await self._loader.load(account)
         return result
 
 
 class Loaders:
-    def __init__(self, db: Database, factory: ConnectorFactory, cache: dict[str, int]) -> None:
+    def __init__(self, db: Database, factory: ConnectorFactory) -> None:
         self.db = db
         self._book: asyncio.Task[PriceBook] | None = None
         self.reward: KeyedLoader[str, Reward] = KeyedLoader(db, catalog.rewards_by_id)
@@ -106,7 +130,7 @@ class Loaders:
         self.batch: KeyedLoader[str, SettlementBatch] = KeyedLoader(
             db, settlement_statements.batches_by_id
         )
-        self.partner_balance = PartnerBalances(db, factory, cache)
+        self.partner_balance = PartnerBalances(db, factory)
         self.merchant: KeyedLoader[str, Merchant] = KeyedLoader(db, merchants.merchants_by_id)
         self.program: KeyedLoader[str, Program] = KeyedLoader(db, merchants.programs_by_code)
         self.program_of_merchant: KeyedLoader[str, Program] = KeyedLoader(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 
 import strawberry
 
@@ -53,3 +54,10 @@ def page_size(first: int | None, limit: int = MAX_PAGE_SIZE) -> int:
     if first < 0 or first > limit:
         raise bad_argument(f"first must be between 0 and {limit}.")
     return first
+
+
+def checked_date(value: dt.date | None, name: str) -> dt.date | None:
+    """A date argument within 2000-2200; else a top-level INVALID_INPUT error."""
+    if value is not None and not dt.date(2000, 1, 1) <= value < dt.date(2200, 1, 1):
+        raise bad_argument(f"{name} must be between 2000 and 2200.")
+    return value

@@ -114,7 +114,5 @@ class HubGraphQL(GraphQL[Context, None]):
             # Only POST executes operations, and POST always has a principal; a GET
             # (the GraphiQL page) gets a storefront without a member, which may do nothing.
             principal=getattr(request.state, "principal", _NOBODY),
-            loaders=Loaders(
-                runtime.db, runtime.connectors, runtime.extras.setdefault("balances", {})
-            ),
+            loaders=Loaders(runtime.db, runtime.connectors),
         )

@@ -63,11 +63,9 @@ async def set_rate(session: AsyncSession, principal: Principal, data: NewRate) -
             data.daily_limit_per_member, [F, "dailyLimitPerMember"], low=data.min_points
         )
     now = utcnow()
-    start = data.effective_from or now
-    for name, moment in (("effectiveFrom", start), ("effectiveTo", data.effective_to)):
-        if moment is not None and moment.tzinfo is None:
-            raise InvalidInput(f"{name} needs a UTC offset.", field=[F, name])
-    if data.effective_to is not None and data.effective_to <= start:
+    start = validate.moment(data.effective_from or now, [F, "effectiveFrom"])
+    end = validate.moment(data.effective_to, [F, "effectiveTo"]) if data.effective_to else None
+    if end is not None and end <= start:
         raise InvalidInput("effectiveTo must be after effectiveFrom.", field=[F, "effectiveTo"])
     rate = ExchangeRate(
         id=new_id("rate"),
@@ -79,7 +77,7 @@ async def set_rate(session: AsyncSession, principal: Principal, data: NewRate) -
         bonus_percent=data.bonus_percent,
         daily_limit_per_member=data.daily_limit_per_member,
         effective_from=start,
-        effective_to=data.effective_to,
+        effective_to=end,
         created_by=principal.key_id,
         created_at=now,
     )

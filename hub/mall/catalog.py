@@ -97,7 +97,9 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
     await session.flush()
     for index, slot in enumerate(data.slots or []):
         field_ = [F, "slots", str(index)]
-        if slot.ends_at <= slot.starts_at:
+        starts = validate.moment(slot.starts_at, [*field_, "startsAt"])
+        ends = validate.moment(slot.ends_at, [*field_, "endsAt"])
+        if ends <= starts:
             raise InvalidInput("A slot must end after it starts.", field=field_)
         if not REF.match(slot.ref):
             raise InvalidInput(
@@ -108,7 +110,7 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
         if row is None:
             row = Slot(id=sid, reward_id=rid, ref=slot.ref)
             session.add(row)
-        row.starts_at, row.ends_at, row.remaining = slot.starts_at, slot.ends_at, slot.capacity
+        row.starts_at, row.ends_at, row.remaining = starts, ends, slot.capacity
     await session.flush()
     return reward
 

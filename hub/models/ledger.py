@@ -59,6 +59,9 @@ class Account(Base):
     member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
     external_ref: Mapped[str | None] = mapped_column(String(80))
     balance: Mapped[int] = mapped_column(default=0)
+    # Connected programs: the partner's last answer, served while it does not answer.
+    partner_balance: Mapped[int | None] = mapped_column()
+    partner_balance_at: Mapped[dt.datetime | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

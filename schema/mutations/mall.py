@@ -18,7 +18,13 @@ from hub.permissions import Action
 from schema.context import Info
 from schema.enums import CancellationReason, MerchantCategory, RewardKind
 from schema.errors import UserError, attempt, user_errors
-from schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from schema.pagination import (
+    PageInfo,
+    checked_date,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+)
 from schema.types.mall import Redemption, Reward, RewardConnection, RewardEdge
 
 
@@ -216,7 +222,7 @@ class MallQueries:
             payable_with=_str(f.payable_with),
             max_price=f.max_price if isinstance(f.max_price, int) else None,
             search=f.search or None,
-            available_on=f.available_on or None,
+            available_on=checked_date(f.available_on or None, "availableOn"),
         )
         partners: PartnerCatalog = info.context.runtime.extras["catalog"]
         unavailable = await partners.ensure_fresh(

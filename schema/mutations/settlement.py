@@ -7,6 +7,7 @@ import datetime as dt
 import strawberry
 from sqlalchemy import select
 
+from hub import validate
 from hub.db import utcnow
 from hub.enums import Role
 from hub.enums import StatementStatus as DomainStatementStatus
@@ -17,7 +18,13 @@ from hub.permissions import Action
 from schema.context import Info
 from schema.enums import StatementStatus
 from schema.errors import UserError, attempt
-from schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from schema.pagination import (
+    PageInfo,
+    checked_date,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+)
 from schema.types.settlement import (
     SettlementBatch,
     SettlementBatchConnection,
@@ -55,6 +62,7 @@ class SettlementMutations:
         today = utcnow().astimezone(runtime.settings.tz).date()
 
         async def run() -> BatchRow:
+            validate.day(business_date, ["businessDate"])
             if business_date > today:
                 raise InvalidInput(
                     f"{business_date} has not begun in {runtime.settings.settlement_tz}.",
@@ -115,6 +123,7 @@ class SettlementQueries:
     @strawberry.field(description="ADMIN or FINANCE: the batch of a business date.")
     async def settlement_batch(self, info: Info, business_date: dt.date) -> SettlementBatch | None:
         info.context.require(Action.READ_SETTLEMENT)
+        checked_date(business_date, "businessDate")
         async with info.context.db.read() as session:
             row = await session.scalar(
                 select(BatchRow).where(BatchRow.business_date == business_date)

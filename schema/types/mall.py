@@ -15,7 +15,7 @@ from hub.mall.partners import PartnerCatalog
 from schema.context import Info
 from schema.enums import RedemptionStatus, RewardKind
 from schema.formatting import money
-from schema.pagination import PageInfo
+from schema.pagination import PageInfo, checked_date
 from schema.types.members import Member
 from schema.types.merchants import Merchant, Program, load_merchant, load_program
 
@@ -81,7 +81,7 @@ class Reward:
         description="Upcoming slots, or those starting on `date` (settlement time zone)."
     )
     async def slots(self, info: Info, date: dt.date | None = strawberry.UNSET) -> list[Slot]:
-        day = date or None
+        day = checked_date(date or None, "date")
         if not self.row.has_slots:
             return []
         if self.row.source == "PARTNER":

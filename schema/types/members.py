@@ -51,9 +51,18 @@ class ProgramAccount:
     @strawberry.field(description="Spendable points now (from the partner for connected programs).")
     async def balance(self, info: Info) -> int:
         if await self._connected(info):
-            return await info.context.loaders.partner_balance.load(self.account)
+            return (await info.context.loaders.partner_balance.load(self.account)).points
         lots = await info.context.loaders.open_lots.load(self.account.id) or []
         return queries.spendable(self.account.balance, lots, utcnow())
+
+    @strawberry.field(
+        description="When a connected program's balance was read from the partner (it is "
+        "the last known one while the partner does not answer); null for hosted programs."
+    )
+    async def balance_as_of(self, info: Info) -> dt.datetime | None:
+        if await self._connected(info):
+            return (await info.context.loaders.partner_balance.load(self.account)).as_of
+        return None
 
     @strawberry.field(description="Points on hold for pending redemptions.")
     async def held(self, info: Info) -> int:

@@ -248,3 +248,22 @@ async def _events(url: str) -> int:
             return int(await session.scalar(select(func.count()).select_from(PartnerEvent)) or 0)
     finally:
         await db.dispose()
+
+
+async def test_a_partner_that_does_not_answer_shows_its_last_known_balance(
+    hub: Api, live_partners: Partners
+) -> None:
+    member = await _world(hub, live_partners)
+    query = (
+        "query($id: ID!) { member(id: $id) { accounts { program { code } balance balanceAsOf } } }"
+    )
+    live = await hub.gql(query, {"id": member})
+    accounts = {a["program"]["code"]: a for a in live["member"]["accounts"]}
+    assert accounts["SKYMILES"]["balance"] == 50_000
+    assert accounts["JADE"]["balanceAsOf"] is None  # hosted: always live
+    await live_partners.stop("skyair")
+    later = await hub.gql(query, {"id": member})
+    cached = {a["program"]["code"]: a for a in later["member"]["accounts"]}
+    assert cached["SKYMILES"]["balance"] == 50_000
+    assert cached["SKYMILES"]["balanceAsOf"] == accounts["SKYMILES"]["balanceAsOf"]
+    assert cached["JADE"]["balance"] == 10_000

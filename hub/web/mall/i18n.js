@@ -9,6 +9,7 @@ const en = {
   manualIntro:
     "Enter the storefront's STOREFRONT key and a member session token from your own backend (createMemberSession). Never put a MERCHANT or ADMIN key in a browser.",
   manualToggle: "Use a storefront key and member token instead",
+  manualTitle: "Sign in with a storefront key and a member token",
   storefrontKey: "Storefront key",
   memberToken: "Member token (from createMemberSession)",
   signIn: "Sign in",
@@ -103,6 +104,7 @@ const zh = {
   manualIntro:
     "请输入商城的 STOREFRONT 密钥，以及由您自己的后端（createMemberSession）签发的会员会话令牌。切勿把 MERCHANT 或 ADMIN 密钥放进浏览器。",
   manualToggle: "改用商城密钥和会员令牌登录",
+  manualTitle: "使用商城密钥和会员令牌登录",
   storefrontKey: "商城密钥",
   memberToken: "会员令牌（来自 createMemberSession）",
   signIn: "登录",
@@ -189,7 +191,7 @@ const zh = {
   "category.OTHER": "其他",
 };
 
-export const LANGUAGES = { en, zh };
+const LANGUAGES = { en, zh };
 export const KINDS = [
   "GOODS",
   "VOUCHER",
@@ -250,7 +252,7 @@ export function t(key, params = {}) {
 }
 
 /** Fill every element marked data-i18n (text) or data-i18n-placeholder. */
-export function translatePage(root = document) {
+function translatePage(root = document) {
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of root.querySelectorAll("[data-i18n-placeholder]")) {
     el.placeholder = t(el.dataset.i18nPlaceholder);

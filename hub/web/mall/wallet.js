@@ -1,0 +1,236 @@
+// The member's points: balances with what expires soonest, and a quoted conversion
+// between two of their programs with the quote's time counting down.
+
+import { gql, idempotencyKey, SessionEnded } from "./api.js";
+import { formatDate, formatNumber, t } from "./i18n.js";
+import { state } from "./state.js";
+import { $, guarded, h, option, say, sayUserErrors } from "./ui.js";
+
+const SOON_MS = 90 * 24 * 3600 * 1000;
+
+/** Read the balances again (after a redemption, cancellation or conversion). */
+export async function refreshMember() {
+  const data = await gql("Viewer");
+  if (!data.viewer.member) throw new SessionEnded(t("sessionExpired"));
+  state.member = data.viewer.member;
+  renderBalances();
+  renderConvertForm();
+}
+
+/** One card per program, and the soonest expiry over all of them. */
+export function renderBalances() {
+  const accounts = state.member.accounts;
+  $("balance-list").replaceChildren(...accounts.map(balanceCard));
+  const lots = accounts
+    .filter((a) => a.expiring.length > 0)
+    .map((a) => ({ program: a.program.code, ...a.expiring[0] }))
+    .sort((a, b) => Date.parse(a.expiresAt) - Date.parse(b.expiresAt));
+  const soonest = lots[0];
+  const line = $("expiring-soonest");
+  line.textContent = soonest
+    ? t("soonestOverall", {
+        points: formatNumber(soonest.points),
+        program: soonest.program,
+        date: formatDate(soonest.expiresAt),
+      })
+    : t("noExpiry");
+  line.dataset.program = soonest?.program ?? "";
+}
+
+function balanceCard(account) {
+  const { program } = account;
+  const lot = account.expiring[0];
+  const soon = lot && Date.parse(lot.expiresAt) - Date.now() < SOON_MS;
+  return h(
+    "article",
+    { class: "balance", testid: "balance", dataset: { program: program.code } },
+    h(
+      "div",
+      { class: "balance-head" },
+      h("span", { class: "code" }, program.code),
+      h("span", { class: "pname" }, program.name),
+    ),
+    h(
+      "div",
+      { class: "amount", testid: "balance-points", dataset: { points: account.balance } },
+      formatNumber(account.balance),
+      h("small", {}, ` ${program.unitName}`),
+    ),
+    account.held > 0
+      ? h(
+          "div",
+          { class: "muted", testid: "balance-held" },
+          t("held", { points: formatNumber(account.held) }),
+        )
+      : null,
+    h(
+      "div",
+      { class: soon ? "expiry soon" : "expiry", testid: "balance-expiry" },
+      lot
+        ? t("expiresSoonest", { points: formatNumber(lot.points), date: formatDate(lot.expiresAt) })
+        : t("neverExpires"),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------- quote and convert
+
+/** The conversion form's programs: the member's own, with balances. */
+export function renderConvertForm() {
+  const form = $("quote-form");
+  const accounts = state.member.accounts;
+  const codes = (list) => list.map((a) => a.program.code);
+  const label = (a) => `${a.program.code} · ${formatNumber(a.balance)}`;
+  const funded = accounts.find((a) => a.balance > 0) ?? accounts[0];
+  const from = codes(accounts).includes(form.from.value) ? form.from.value : funded?.program.code;
+  form.from.replaceChildren(
+    ...accounts.map((a) => option(a.program.code, label(a), a.program.code === from)),
+  );
+  const targets = accounts.filter((a) => a.program.code !== from);
+  const to = codes(targets).includes(form.to.value) ? form.to.value : targets[0]?.program.code;
+  form.to.replaceChildren(
+    ...targets.map((a) => option(a.program.code, label(a), a.program.code === to)),
+  );
+}
+
+async function requestQuote(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  clearQuote();
+  say($("convert-result"), "");
+  const button = $("quote-button");
+  button.disabled = true;
+  await guarded(async () => {
+    const data = await gql("QuoteConversion", {
+      input: {
+        memberId: state.member.id,
+        from: form.from.value,
+        to: form.to.value,
+        points: Number.parseInt(form.points.value, 10),
+      },
+    });
+    const payload = data.quoteConversion;
+    if (payload.userErrors.length > 0) {
+      sayUserErrors($("quote-error"), payload.userErrors);
+      return;
+    }
+    state.quote = payload.quote;
+    state.quoteKey = idempotencyKey();
+    renderQuote();
+    state.quoteTimer = setInterval(tickQuote, 250);
+  }, $("quote-error"));
+  button.disabled = false;
+}
+
+/** Show the quote and the time it has left. */
+export function renderQuote() {
+  const q = state.quote;
+  if (!q) return;
+  const box = $("quote");
+  box.hidden = false;
+  Object.assign(box.dataset, {
+    points: q.points,
+    receive: q.receive,
+    from: q.from.code,
+    to: q.to.code,
+  });
+  $("quote-summary").textContent = t("quoteSummary", {
+    points: formatNumber(q.points),
+    from: q.from.code,
+    receive: formatNumber(q.receive),
+    to: q.to.code,
+  });
+  $("quote-route").textContent = t("route", { route: q.route.map((p) => p.code).join(" → ") });
+  tickQuote();
+}
+
+function tickQuote() {
+  const q = state.quote;
+  if (!q) return;
+  const left = Math.max(0, Math.ceil((Date.parse(q.expiresAt) - Date.now()) / 1000));
+  const countdown = $("quote-countdown");
+  countdown.dataset.seconds = String(left);
+  if (left === 0) {
+    countdown.textContent = t("quoteExpired");
+    countdown.classList.add("expired");
+    $("convert-button").disabled = true;
+    clearInterval(state.quoteTimer);
+    state.quoteTimer = null;
+    return;
+  }
+  const time = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+  countdown.textContent = t("expiresIn", { time });
+  countdown.classList.toggle("expired", false);
+}
+
+/** Stop the countdown. */
+export function stopQuote() {
+  if (state.quoteTimer) clearInterval(state.quoteTimer);
+  state.quoteTimer = null;
+}
+
+/** Forget the quote (its inputs changed, or it was used). */
+export function clearQuote() {
+  stopQuote();
+  state.quote = null;
+  state.quoteKey = null;
+  $("quote").hidden = true;
+  $("convert-button").disabled = false;
+  say($("quote-error"), "");
+  say($("convert-error"), "");
+}
+
+async function convert() {
+  const q = state.quote;
+  if (!q) return;
+  const button = $("convert-button");
+  button.disabled = true;
+  say($("convert-error"), "");
+  let done = false;
+  await guarded(async () => {
+    const data = await gql("ConvertPoints", {
+      input: {
+        memberId: state.member.id,
+        from: q.from.code,
+        to: q.to.code,
+        points: q.points,
+        quoteId: q.id,
+        idempotencyKey: state.quoteKey,
+      },
+    });
+    const payload = data.convertPoints;
+    // The hub answered: a further attempt is a new request with a new key.
+    state.quoteKey = idempotencyKey();
+    if (payload.userErrors.length > 0) {
+      sayUserErrors($("convert-error"), payload.userErrors);
+      return;
+    }
+    const c = payload.conversion;
+    done = true;
+    clearQuote();
+    const result = $("convert-result");
+    say(
+      result,
+      t("converted", {
+        debited: formatNumber(c.pointsDebited),
+        from: c.from.code,
+        credited: formatNumber(c.pointsCredited),
+        to: c.to.code,
+        status: c.status,
+      }),
+    );
+    result.dataset.status = c.status;
+    await refreshMember();
+  }, $("convert-error"));
+  if (!done && state.quote) button.disabled = state.quoteTimer === null;
+}
+
+/** Wire the conversion form. */
+export function initWallet() {
+  $("quote-form").addEventListener("submit", requestQuote);
+  $("quote-form").addEventListener("change", (event) => {
+    clearQuote();
+    if (event.target.name === "from") renderConvertForm();
+  });
+  $("convert-button").addEventListener("click", convert);
+}
