@@ -63,3 +63,26 @@ async def test_verify_reports_a_tampered_balance(api: Api, db_url: str) -> None:
     assert verified.returncode == 1
     assert "balance equals postings" in verified.stdout
     assert "balance equals open lots" in verified.stdout
+
+
+async def test_verify_reports_a_missing_obligation(api: Api, db_url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from tests.helpers import convert, set_rate
+
+    await register(api, "jade", "JADE")
+    await register(api, "lotus", "LOTUS")
+    member = await enroll(api, "JADE", "J-1")
+    await enroll(api, "LOTUS", "L-1", member_id=member)
+    await accrue(api, member, "JADE", "100")
+    await set_rate(api, "JADE", "LOTUS", "2")
+    await convert(api, member, "JADE", "LOTUS", 50)
+    assert _run(db_url, "verify").returncode == 0
+    engine = create_async_engine(db_url)
+    async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM obligations"))
+    await engine.dispose()
+    verified = _run(db_url, "verify")
+    assert verified.returncode == 1
+    assert "obligation per conversion leg" in verified.stdout
