@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from connectors.sandbox.runner import free_port
+from connectors.sandbox.runner import consecutive_free_ports, free_port
 
 
 def _spawn(tmp: Path, port: int, base: int) -> subprocess.Popen[bytes]:
@@ -31,7 +31,7 @@ def _spawn(tmp: Path, port: int, base: int) -> subprocess.Popen[bytes]:
 
 
 async def test_demo_serves_the_demo_world(tmp_path: Path) -> None:
-    port, base = free_port(), free_port()
+    port, base = free_port(), consecutive_free_ports(3)
     proc = _spawn(tmp_path, port, base)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:

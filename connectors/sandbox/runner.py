@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from dataclasses import dataclass
 
@@ -15,6 +16,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def consecutive_free_ports(count: int) -> int:
+    """A port p with p..p+count-1 free now (the demo's partners take consecutive ports)."""
+    for _ in range(100):
+        base = free_port()
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(base + 1, base + count):
+                    sock = held.enter_context(socket.socket())
+                    sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 @dataclass

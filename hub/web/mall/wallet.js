@@ -2,11 +2,13 @@
 // between two of their programs with the quote's time counting down.
 
 import { gql, idempotencyKey, SessionEnded } from "./api.js";
-import { formatDate, formatNumber, t } from "./i18n.js";
+import { formatDate, formatDateTime, formatNumber, t } from "./i18n.js";
 import { state } from "./state.js";
 import { $, guarded, h, option, say, sayUserErrors } from "./ui.js";
 
 const SOON_MS = 90 * 24 * 3600 * 1000;
+// A connected program's balance older than this is the last one its partner gave.
+const STALE_MS = 60 * 1000;
 
 /** Read the balances again (after a redemption, cancellation or conversion). */
 export async function refreshMember() {
@@ -41,6 +43,8 @@ function balanceCard(account) {
   const { program } = account;
   const lot = account.expiring[0];
   const soon = lot && Date.parse(lot.expiresAt) - Date.now() < SOON_MS;
+  const asOf = account.balanceAsOf;
+  const stale = asOf && Date.now() - Date.parse(asOf) > STALE_MS;
   return h(
     "article",
     { class: "balance", testid: "balance", dataset: { program: program.code } },
@@ -56,6 +60,13 @@ function balanceCard(account) {
       formatNumber(account.balance),
       h("small", {}, ` ${program.unitName}`),
     ),
+    stale
+      ? h(
+          "div",
+          { class: "muted", testid: "balance-as-of" },
+          t("asOf", { time: formatDateTime(asOf) }),
+        )
+      : null,
     account.held > 0
       ? h(
           "div",
