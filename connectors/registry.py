@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 import httpx
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.airline import AirlineDialect
-from connectors.base import Connector
+from connectors.base import (
+    BookingRequest,
+    BookingResult,
+    CallResult,
+    Connector,
+    MemberAccount,
+    Outcome,
+    PointsCall,
+    RewardOffer,
+    SlotOffer,
+)
 from connectors.breaker import Breaker
 from connectors.hosted import HostedConnector
 from connectors.hotel import HotelDialect
@@ -18,8 +30,11 @@ from connectors.partner import Dialect, PartnerConnector
 from connectors.restaurant import RestaurantDialect
 from connectors.scenic import ScenicDialect
 from hub.config import Settings
-from hub.enums import ConnectorKind
+from hub.enums import ConnectorKind, ErrorCode
+from hub.errors import PartnerUnavailable
 from hub.models import Program
+
+log = structlog.get_logger(__name__)
 
 DIALECTS: dict[str, type[Dialect]] = {
     ConnectorKind.HTTP.value: Dialect,
@@ -30,8 +45,45 @@ DIALECTS: dict[str, type[Dialect]] = {
 }
 
 
-class MissingSecret(RuntimeError):
-    pass
+class Unconfigured:
+    """A partner the hub has no secret for: every call is refused, as not sent, with a
+    message that says what to set. (Refused, never guessed: nothing moves.)"""
+
+    local = False
+
+    def __init__(self, kind: ConnectorKind, message: str) -> None:
+        self.kind = kind
+        self.message = message
+
+    def _refused(self) -> CallResult:
+        return CallResult(
+            Outcome.REJECTED, message=self.message, code=ErrorCode.PARTNER_UNAVAILABLE
+        )
+
+    async def balance(self, account: MemberAccount) -> int:
+        raise PartnerUnavailable(self.message)
+
+    async def debit(self, call: PointsCall) -> CallResult:
+        return self._refused()
+
+    credit = reverse = hold = capture = release = debit
+
+    async def list_rewards(self) -> list[RewardOffer]:
+        raise PartnerUnavailable(self.message)
+
+    async def list_slots(self, reward_ref: str, date: dt.date | None) -> list[SlotOffer]:
+        raise PartnerUnavailable(self.message)
+
+    async def book(self, request: BookingRequest) -> BookingResult:
+        return BookingResult(
+            Outcome.REJECTED, message=self.message, code=ErrorCode.PARTNER_UNAVAILABLE
+        )
+
+    async def cancel(self, booking_ref: str, reason: str, idempotency_key: str) -> CallResult:
+        return self._refused()
+
+    async def health(self) -> bool:
+        return False
 
 
 class Registry:
@@ -41,7 +93,7 @@ class Registry:
     def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
         self._client = client
-        self._partners: dict[str, PartnerConnector] = {}
+        self._partners: dict[str, Connector] = {}
         self.breakers: dict[str, Breaker] = {}
 
     @property
@@ -66,14 +118,17 @@ class Registry:
             self._partners[program.code] = connector
         return connector
 
-    def _partner(self, program: Program) -> PartnerConnector:
+    def _partner(self, program: Program) -> Connector:
         config = json.loads(program.connector_config or "{}")
         ref = str(config.get("secretRef") or program.merchant_id).upper()
         secret = self.settings.partner_secret(ref)
         if secret is None:
-            raise MissingSecret(
-                f"No secret for {program.merchant_id}: set HUB_PARTNER_SECRET_{ref}."
+            message = (
+                f"The hub is not configured for {program.merchant_id}: set "
+                f"HUB_PARTNER_SECRET_{ref} and restart."
             )
+            log.error("partner not configured", merchant=program.merchant_id, secret_ref=ref)
+            return Unconfigured(ConnectorKind(program.connector), message)
         breaker = self.breakers.setdefault(
             program.merchant_id,
             Breaker(
