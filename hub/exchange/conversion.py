@@ -189,11 +189,3 @@ async def start(
     return Started(
         conversion_id=conversion.id, pending=conversion.status == ConversionStatus.PENDING.value
     )
-
-
-def failure_of(conversion: Conversion) -> DomainError | None:
-    """The error a failed or reversed conversion reports to its caller."""
-    if conversion.failure is None:
-        return None
-    data = json.loads(conversion.failure)
-    return DomainError(data["message"], code=ErrorCode(data["code"]), field=[F, data["field"]])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 from enum import StrEnum
 
 import structlog
@@ -34,13 +33,13 @@ from hub.db import Database, utcnow
 from hub.enums import ConversionStatus, ErrorCode, ObligationKind
 from hub.members import account_of
 from hub.models import Conversion, ConversionLeg, Program
+from hub.sagas import record_failure, retry_later
 
 log = structlog.get_logger(__name__)
 
 # A credit the partner cannot take yet is retried this many times before the
 # debit is reversed and the member gets the source points back.
 MAX_CREDIT_ATTEMPTS = 8
-MAX_BACKOFF_SECONDS = 600
 
 
 class Step(StrEnum):
@@ -93,16 +92,12 @@ def _fail(conversion: Conversion, status: ConversionStatus, result: CallResult, 
     conversion.status = status.value
     conversion.step = Step.DONE.value
     conversion.next_attempt_at = None
-    code = result.code or ErrorCode.PARTNER_REJECTED
-    conversion.failure = json.dumps(
-        {"code": code.value, "message": result.message or "The partner refused.", "field": field}
+    record_failure(
+        conversion,
+        result.code or ErrorCode.PARTNER_REJECTED,
+        result.message or "The partner refused.",
+        field,
     )
-
-
-def _retry_later(conversion: Conversion, now: dt.datetime) -> None:
-    conversion.attempts += 1
-    delay = min(2**conversion.attempts, MAX_BACKOFF_SECONDS)
-    conversion.next_attempt_at = now + dt.timedelta(seconds=delay)
 
 
 async def _complete(session: AsyncSession, settings: Settings, conversion: Conversion) -> None:
@@ -154,7 +149,7 @@ async def apply_outcome(
         elif result.outcome == Outcome.REJECTED:
             _fail(conversion, ConversionStatus.FAILED, result, "points")
         else:
-            _retry_later(conversion, now)
+            retry_later(conversion, now)
     elif step == Step.CREDIT:
         if result.outcome == Outcome.APPLIED:
             conversion.credit_ref = result.partner_ref
@@ -163,24 +158,23 @@ async def apply_outcome(
             not_sent and conversion.attempts < MAX_CREDIT_ATTEMPTS
         ):
             conversion.step = Step.REVERSE.value
-            conversion.failure = json.dumps(
-                {
-                    "code": (result.code or ErrorCode.PARTNER_REJECTED).value,
-                    "message": (result.message or "The destination refused the points.")
-                    + " The points were returned.",
-                    "field": "to",
-                }
+            record_failure(
+                conversion,
+                result.code or ErrorCode.PARTNER_REJECTED,
+                (result.message or "The destination refused the points.")
+                + " The points were returned.",
+                "to",
             )
             conversion.attempts = 0
             conversion.next_attempt_at = None
         else:
-            _retry_later(conversion, now)
+            retry_later(conversion, now)
     elif result.outcome == Outcome.APPLIED:  # REVERSE
         conversion.status = ConversionStatus.REVERSED.value
         conversion.step = Step.DONE.value
         conversion.next_attempt_at = None
     else:
-        _retry_later(conversion, now)  # a reversal is retried until the partner takes it
+        retry_later(conversion, now)  # a reversal is retried until the partner takes it
 
 
 async def run_local_steps(

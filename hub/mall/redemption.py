@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -254,13 +253,6 @@ async def cancel(
         effect=effect,
     )
     return str(result["redemption_id"])
-
-
-def failure_of(r: Redemption) -> DomainError | None:
-    if r.failure is None:
-        return None
-    data = json.loads(r.failure)
-    return DomainError(data["message"], code=ErrorCode(data["code"]), field=[F, data["field"]])
 
 
 async def visible_redemption(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
@@ -39,9 +38,9 @@ from hub.enums import ErrorCode, ObligationKind, RedemptionStatus
 from hub.errors import DomainError
 from hub.members import account_of
 from hub.models import Member, Program, Redemption, Reward, Slot
+from hub.sagas import record_failure, retry_later
 
 log = structlog.get_logger(__name__)
-MAX_BACKOFF_SECONDS = 600
 
 
 class Step(StrEnum):
@@ -168,15 +167,7 @@ async def next_action(session: AsyncSession, r: Redemption) -> tuple[Program, st
 
 
 def _failure(r: Redemption, result: Result, field: str, default: str) -> None:
-    code = result.code or ErrorCode.PARTNER_REJECTED
-    r.failure = json.dumps(
-        {"code": code.value, "message": result.message or default, "field": field}
-    )
-
-
-def _later(r: Redemption, now: dt.datetime) -> None:
-    r.attempts += 1
-    r.next_attempt_at = now + dt.timedelta(seconds=min(2**r.attempts, MAX_BACKOFF_SECONDS))
+    record_failure(r, result.code or ErrorCode.PARTNER_REJECTED, result.message or default, field)
 
 
 async def _give_back_inventory(session: AsyncSession, r: Redemption) -> None:
@@ -227,7 +218,7 @@ async def apply(
     ok = result.outcome == Outcome.APPLIED
     unknown = result.outcome == Outcome.UNKNOWN
     if unknown:
-        _later(r, now)
+        retry_later(r, now)
         return
     r.attempts, r.next_attempt_at = 0, None
     payer = await session.get(Program, r.paid_with)

@@ -15,6 +15,7 @@ from hub.exchange import conversion as conversions
 from hub.exchange import quotes, rates, saga
 from hub.models import Conversion as ConversionRow
 from hub.permissions import Action
+from hub.sagas import failure_of
 from schema.context import Info
 from schema.errors import UserError, attempt, user_errors
 from schema.types.exchange import Conversion, ExchangeRate, Quote
@@ -152,7 +153,7 @@ class ExchangeMutations:
                 found = await session.get(ConversionRow, started.conversion_id)
                 assert found is not None
                 row = found
-        failure: DomainError | None = conversions.failure_of(row)
+        failure: DomainError | None = failure_of(row)
         return ConvertPointsPayload(
             conversion=Conversion.from_row(row),
             user_errors=user_errors(failure) if failure else [],

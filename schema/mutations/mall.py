@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import strawberry
@@ -15,6 +16,7 @@ from hub.mall import catalog, redemption, saga
 from hub.mall.partners import PartnerCatalog
 from hub.models import Redemption as RedemptionRow
 from hub.permissions import Action
+from hub.sagas import failure_of
 from schema.context import Info
 from schema.enums import CancellationReason, MerchantCategory, RewardKind
 from schema.errors import UserError, attempt, user_errors
@@ -109,9 +111,18 @@ def _str(value: object) -> str | None:
     return str(value) if value else None
 
 
-async def _outcome(info: Info, rid: str) -> RedemptionRow:
+async def _run(
+    info: Info, start: Callable[[AsyncSession], Awaitable[str]]
+) -> tuple[Redemption | None, list[UserError]]:
+    """Start a redemption (or its cancellation), take it as far as partners answer now,
+    and report it with the error it failed with, if it did."""
     runtime = info.context.runtime
-    return await saga.advance(runtime.db, runtime.settings, runtime.connectors, rid)
+    rid, errors = await attempt(runtime.db.transaction(start))
+    if rid is None:
+        return None, errors
+    row: RedemptionRow = await saga.advance(runtime.db, runtime.settings, runtime.connectors, rid)
+    failure = failure_of(row)
+    return Redemption.from_row(row), user_errors(failure) if failure else []
 
 
 @strawberry.type
@@ -162,15 +173,8 @@ class MallMutations:
                 session, principal, runtime.settings, runtime.connectors, request
             )
 
-        rid, errors = await attempt(runtime.db.transaction(work))
-        if rid is None:
-            return RedeemRewardPayload(redemption=None, user_errors=errors)
-        row = await _outcome(info, rid)
-        failure = redemption.failure_of(row)
-        return RedeemRewardPayload(
-            redemption=Redemption.from_row(row),
-            user_errors=user_errors(failure) if failure else [],
-        )
+        found, errors = await _run(info, work)
+        return RedeemRewardPayload(redemption=found, user_errors=errors)
 
     @strawberry.mutation(
         description="The member (MEMBER_REQUEST), the reward's merchant (any reason), or ADMIN."
@@ -191,15 +195,8 @@ class MallMutations:
                 session, principal, runtime.settings, runtime.connectors, request
             )
 
-        rid, errors = await attempt(runtime.db.transaction(work))
-        if rid is None:
-            return CancelRedemptionPayload(redemption=None, user_errors=errors)
-        row = await _outcome(info, rid)
-        failure = redemption.failure_of(row)
-        return CancelRedemptionPayload(
-            redemption=Redemption.from_row(row),
-            user_errors=user_errors(failure) if failure else [],
-        )
+        found, errors = await _run(info, work)
+        return CancelRedemptionPayload(redemption=found, user_errors=errors)
 
 
 @strawberry.type
