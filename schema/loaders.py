@@ -24,10 +24,14 @@ from hub.models import (
     Lot,
     Member,
     Merchant,
+    NetPosition,
+    PaymentInstruction,
     Program,
     Reward,
     SettlementBatch,
     Slot,
+    Statement,
+    StatementCounterparty,
 )
 from settlement import statements as settlement_statements
 
@@ -129,6 +133,18 @@ class Loaders:
         self.slot: KeyedLoader[str, Slot] = KeyedLoader(db, catalog.slots_by_id)
         self.batch: KeyedLoader[str, SettlementBatch] = KeyedLoader(
             db, settlement_statements.batches_by_id
+        )
+        self.counterparties: KeyedLoader[str, list[StatementCounterparty]] = KeyedLoader(
+            db, settlement_statements.counterparties_by_statement
+        )
+        self.positions: KeyedLoader[str, list[NetPosition]] = KeyedLoader(
+            db, settlement_statements.positions_by_batch
+        )
+        self.payments: KeyedLoader[str, list[PaymentInstruction]] = KeyedLoader(
+            db, settlement_statements.payments_by_batch
+        )
+        self.statements: KeyedLoader[str, list[Statement]] = KeyedLoader(
+            db, settlement_statements.statements_by_batch
         )
         self.partner_balance = PartnerBalances(db, factory)
         self.merchant: KeyedLoader[str, Merchant] = KeyedLoader(db, merchants.merchants_by_id)

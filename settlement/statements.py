@@ -166,16 +166,6 @@ async def lines(
     return found, len(rows) > first
 
 
-async def counterparties(session: AsyncSession, statement_id: str) -> list[StatementCounterparty]:
-    return list(
-        await session.scalars(
-            select(StatementCounterparty)
-            .where(StatementCounterparty.statement_id == statement_id)
-            .order_by(StatementCounterparty.counterparty_id)
-        )
-    )
-
-
 async def positions(session: AsyncSession, batch_id: str) -> list[NetPosition]:
     return list(
         await session.scalars(
@@ -194,15 +184,6 @@ async def payments(session: AsyncSession, batch_id: str) -> list[PaymentInstruct
             .order_by(PaymentInstruction.id)
         )
     )
-
-
-async def of_batch(
-    session: AsyncSession, batch_id: str, merchant_id: str | None = None
-) -> list[Statement]:
-    query = select(Statement).where(Statement.batch_id == batch_id).order_by(Statement.merchant_id)
-    if merchant_id is not None:
-        query = query.where(Statement.merchant_id == merchant_id)
-    return list(await session.scalars(query))
 
 
 async def batches(
@@ -240,3 +221,55 @@ async def statements_page(
 async def batches_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, SettlementBatch]:
     rows = await session.scalars(select(SettlementBatch).where(SettlementBatch.id.in_(ids)))
     return {b.id: b for b in rows}
+
+
+async def counterparties_by_statement(
+    session: AsyncSession, ids: Sequence[str]
+) -> dict[str, list[StatementCounterparty]]:
+    rows = await session.scalars(
+        select(StatementCounterparty)
+        .where(StatementCounterparty.statement_id.in_(ids))
+        .order_by(StatementCounterparty.counterparty_id)
+    )
+    found: dict[str, list[StatementCounterparty]] = {i: [] for i in ids}
+    for row in rows:
+        found[row.statement_id].append(row)
+    return found
+
+
+async def positions_by_batch(
+    session: AsyncSession, ids: Sequence[str]
+) -> dict[str, list[NetPosition]]:
+    rows = await session.scalars(
+        select(NetPosition).where(NetPosition.batch_id.in_(ids)).order_by(NetPosition.merchant_id)
+    )
+    found: dict[str, list[NetPosition]] = {i: [] for i in ids}
+    for row in rows:
+        found[row.batch_id].append(row)
+    return found
+
+
+async def payments_by_batch(
+    session: AsyncSession, ids: Sequence[str]
+) -> dict[str, list[PaymentInstruction]]:
+    rows = await session.scalars(
+        select(PaymentInstruction)
+        .where(PaymentInstruction.batch_id.in_(ids))
+        .order_by(PaymentInstruction.id)
+    )
+    found: dict[str, list[PaymentInstruction]] = {i: [] for i in ids}
+    for row in rows:
+        found[row.batch_id].append(row)
+    return found
+
+
+async def statements_by_batch(
+    session: AsyncSession, ids: Sequence[str]
+) -> dict[str, list[Statement]]:
+    rows = await session.scalars(
+        select(Statement).where(Statement.batch_id.in_(ids)).order_by(Statement.merchant_id)
+    )
+    found: dict[str, list[Statement]] = {i: [] for i in ids}
+    for row in rows:
+        found[row.batch_id].append(row)
+    return found

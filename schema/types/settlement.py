@@ -212,20 +212,17 @@ class SettlementBatch:
 
     @strawberry.field
     async def positions(self, info: Info) -> list[NetPosition]:
-        async with info.context.db.read() as session:
-            rows = await service.positions(session, self.row.id)
+        rows = await info.context.loaders.positions.load(self.row.id) or []
         return [NetPosition.from_row(r) for r in rows]
 
     @strawberry.field(description="Transfers through the platform's clearing account.")
     async def payments(self, info: Info) -> list[PaymentInstruction]:
-        async with info.context.db.read() as session:
-            rows = await service.payments(session, self.row.id)
+        rows = await info.context.loaders.payments.load(self.row.id) or []
         return [PaymentInstruction(amount=money(r.amount), row=r) for r in rows]
 
     @strawberry.field
     async def statements(self, info: Info) -> list[Statement]:
-        async with info.context.db.read() as session:
-            rows = await service.of_batch(session, self.row.id)
+        rows = await info.context.loaders.statements.load(self.row.id) or []
         return [Statement.from_row(r) for r in rows]
 
 
