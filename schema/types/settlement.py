@@ -141,8 +141,7 @@ class Statement:
 
     @strawberry.field
     async def counterparties(self, info: Info) -> list[CounterpartyTotal]:
-        async with info.context.db.read() as session:
-            rows = await service.counterparties(session, self.row.id)
+        rows = await info.context.loaders.counterparties.load(self.row.id) or []
         return [
             CounterpartyTotal(
                 receivable=money(r.receivable),
