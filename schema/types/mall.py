@@ -73,6 +73,10 @@ class Reward:
     async def settlement_price(self, info: Info) -> Decimal:
         return money((await info.context.loaders.price_book()).settlement_unit(self.row))
 
+    @strawberry.field(description="Whether redeeming it needs a slotId from slots.")
+    def requires_slot(self) -> bool:
+        return self.row.has_slots
+
     @strawberry.field
     def available(self) -> bool:
         return self.row.active and (self.row.stock is None or self.row.stock > 0)
