@@ -71,9 +71,18 @@ async def enroll(session: AsyncSession, principal: Principal, data: Enrollment) 
 
 
 async def account_of(session: AsyncSession, member_id: str, program_code: str) -> Account | None:
-    return await session.scalar(
-        select(Account).where(Account.member_id == member_id, Account.program_code == program_code)
-    )
+    """A member's account in a program, read once per transaction (a conversion asks often)."""
+    cache: dict[tuple[str, str], Account] = session.info.setdefault("account_of", {})
+    found = cache.get((member_id, program_code))
+    if found is None:
+        found = await session.scalar(
+            select(Account).where(
+                Account.member_id == member_id, Account.program_code == program_code
+            )
+        )
+        if found is not None:
+            cache[(member_id, program_code)] = found
+    return found
 
 
 async def member_by_ref(

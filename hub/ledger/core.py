@@ -48,7 +48,10 @@ class Journal:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        self._system: dict[tuple[str, AccountKind], Account] = {}
+        # System accounts never change: read each once per transaction, whichever Journal asks.
+        self._system: dict[tuple[str, AccountKind], Account] = session.info.setdefault(
+            "system_accounts", {}
+        )
 
     async def system_account(self, program_code: str, kind: AccountKind) -> Account:
         cached = self._system.get((program_code, kind))

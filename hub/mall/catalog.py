@@ -120,11 +120,15 @@ async def store_partner_rewards(
 ) -> None:
     """Replace the cached catalog of a partner with what it listed just now."""
     now = utcnow()
+    known = {
+        r.id: r
+        for r in await session.scalars(select(Reward).where(Reward.merchant_id == merchant_id))
+    }
     listed = set()
     for offer in offers:
         rid = reward_id(merchant_id, offer.ref)
         listed.add(rid)
-        reward = await session.get(Reward, rid)
+        reward = known.get(rid)
         if reward is None:
             reward = Reward(
                 id=rid, merchant_id=merchant_id, ref=offer.ref, source="PARTNER", created_at=now
@@ -139,11 +143,8 @@ async def store_partner_rewards(
         reward.active = offer.active
         reward.has_slots = offer.kind in SLOTTED
         reward.refreshed_at = now
-    stale = await session.scalars(
-        select(Reward).where(Reward.merchant_id == merchant_id, Reward.active.is_(True))
-    )
-    for reward in stale:
-        if reward.id not in listed:
+    for rid, reward in known.items():
+        if rid not in listed and reward.active:
             reward.active = False
     await session.flush()
 
