@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 
 from connectors.base import ConnectorFactory
 from hub import auth
@@ -50,7 +51,11 @@ class Runtime:
                 log.info("bootstrap admin key created")
             return await auth.signing_key(session, settings.secret_key)
 
-        key = await self.db.transaction(work)
+        try:
+            key = await self.db.transaction(work)
+        except IntegrityError:
+            # Another worker of the same `hub serve` bootstrapped first; read what it wrote.
+            key = await self.db.transaction(work)
         self._tokens = auth.SessionTokens(key, settings.member_session_ttl_seconds)
 
     @property

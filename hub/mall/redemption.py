@@ -132,7 +132,6 @@ async def start(
         await session.execute(
             select(Member.id).where(Member.id == request.member_id).with_for_update()
         )
-        await _take_inventory(session, reward, slot, request.quantity)
         both_local = factory.is_local(payer) and factory.is_local(book.program_of(reward))
         now = utcnow()
         redemption = Redemption(
@@ -155,6 +154,9 @@ async def start(
         session.add(redemption)
         await session.flush()
         await run_local(session, settings, factory, redemption, strict=True)
+        # Last, so that the reward's row is locked only until this transaction commits
+        # (a refusal here rolls back the points taken above with everything else).
+        await _take_inventory(session, reward, slot, request.quantity)
         return {"redemption_id": redemption.id}
 
     result = await idempotency.once(
