@@ -6,13 +6,13 @@ import asyncio
 import contextlib
 import datetime as dt
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import BigInteger, DateTime, Numeric, event, text
+from sqlalchemy import BigInteger, DateTime, Numeric, event, select, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -32,6 +32,8 @@ from tenacity import (
 from hub.errors import RetryTransaction
 
 T = TypeVar("T")
+M = TypeVar("M")
+K = TypeVar("K", bound=Hashable)
 log = structlog.get_logger(__name__)
 
 # SQLSTATEs after which PostgreSQL asks the client to run the transaction again.
@@ -98,6 +100,22 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+
+async def rows_by(
+    session: AsyncSession,
+    model: type[M],
+    column: Any,
+    keys: Sequence[K],
+    *order: Any,
+) -> dict[K, list[M]]:
+    """Rows of `model` whose `column` is one of `keys`, grouped by it (every key present):
+    the one query behind each DataLoader that loads a list per key."""
+    found: dict[K, list[M]] = {key: [] for key in keys}
+    rows = await session.scalars(select(model).where(column.in_(keys)).order_by(*order))
+    for row in rows:
+        found[getattr(row, column.key)].append(row)
+    return found
 
 
 def utcnow() -> dt.datetime:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
 from hub.auth import Principal
+from hub.db import rows_by
 from hub.enums import AccountKind, Role
 from hub.errors import AlreadyExists, NotFound
 from hub.ids import new_id
@@ -103,14 +104,7 @@ async def members_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, 
 async def accounts_by_member(
     session: AsyncSession, member_ids: Sequence[str]
 ) -> dict[str, list[Account]]:
-    rows = await session.scalars(
-        select(Account).where(Account.member_id.in_(member_ids)).order_by(Account.program_code)
-    )
-    found: dict[str, list[Account]] = {m: [] for m in member_ids}
-    for account in rows:
-        assert account.member_id is not None
-        found[account.member_id].append(account)
-    return found
+    return await rows_by(session, Account, Account.member_id, member_ids, Account.program_code)
 
 
 async def own_program_code(session: AsyncSession, principal: Principal) -> str | None:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
 from hub.auth import Principal
-from hub.db import utcnow
+from hub.db import rows_by, utcnow
 from hub.enums import Role, StatementStatus
 from hub.errors import Forbidden, InvalidState, NotFound
 from hub.models import (
@@ -226,50 +226,30 @@ async def batches_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, 
 async def counterparties_by_statement(
     session: AsyncSession, ids: Sequence[str]
 ) -> dict[str, list[StatementCounterparty]]:
-    rows = await session.scalars(
-        select(StatementCounterparty)
-        .where(StatementCounterparty.statement_id.in_(ids))
-        .order_by(StatementCounterparty.counterparty_id)
+    return await rows_by(
+        session,
+        StatementCounterparty,
+        StatementCounterparty.statement_id,
+        ids,
+        StatementCounterparty.counterparty_id,
     )
-    found: dict[str, list[StatementCounterparty]] = {i: [] for i in ids}
-    for row in rows:
-        found[row.statement_id].append(row)
-    return found
 
 
 async def positions_by_batch(
     session: AsyncSession, ids: Sequence[str]
 ) -> dict[str, list[NetPosition]]:
-    rows = await session.scalars(
-        select(NetPosition).where(NetPosition.batch_id.in_(ids)).order_by(NetPosition.merchant_id)
-    )
-    found: dict[str, list[NetPosition]] = {i: [] for i in ids}
-    for row in rows:
-        found[row.batch_id].append(row)
-    return found
+    return await rows_by(session, NetPosition, NetPosition.batch_id, ids, NetPosition.merchant_id)
 
 
 async def payments_by_batch(
     session: AsyncSession, ids: Sequence[str]
 ) -> dict[str, list[PaymentInstruction]]:
-    rows = await session.scalars(
-        select(PaymentInstruction)
-        .where(PaymentInstruction.batch_id.in_(ids))
-        .order_by(PaymentInstruction.id)
+    return await rows_by(
+        session, PaymentInstruction, PaymentInstruction.batch_id, ids, PaymentInstruction.id
     )
-    found: dict[str, list[PaymentInstruction]] = {i: [] for i in ids}
-    for row in rows:
-        found[row.batch_id].append(row)
-    return found
 
 
 async def statements_by_batch(
     session: AsyncSession, ids: Sequence[str]
 ) -> dict[str, list[Statement]]:
-    rows = await session.scalars(
-        select(Statement).where(Statement.batch_id.in_(ids)).order_by(Statement.merchant_id)
-    )
-    found: dict[str, list[Statement]] = {i: [] for i in ids}
-    for row in rows:
-        found[row.batch_id].append(row)
-    return found
+    return await rows_by(session, Statement, Statement.batch_id, ids, Statement.merchant_id)
