@@ -28,8 +28,6 @@ from hub.exchange import saga
 from hub.ledger import jobs as ledger_jobs
 from hub.mall import saga as mall_saga
 from hub.mall.events import cancellation_handler
-from hub.mall.partners import PartnerCatalog
-from hub.ratelimit import RateLimiter
 from hub.runtime import Runtime
 from hub.scheduler import Job, Scheduler
 from schema import build_schema
@@ -75,7 +73,8 @@ def create_app(
             event = webhooks.parse(secret, request.headers, await request.body())
         except webhooks.WebhookRejected as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
-        events: Events = runtime.extras["events"]
+        events = runtime.events
+        assert events is not None, "the lifespan sets the event handlers"
         row_id = await events.record(merchant_id, event)
         if row_id is None:
             return JSONResponse({"error": f"event {event.event_id} was already received"}, 409)
@@ -110,10 +109,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         runtime = await Runtime.start(settings, Registry(settings))
         app.state.runtime = runtime
-        runtime.extras["catalog"] = PartnerCatalog(runtime.db, runtime.connectors, settings)
-        if settings.rate_limit:
-            runtime.extras["rate_limiter"] = RateLimiter(settings.rate_limit)
-        runtime.extras["events"] = Events(runtime.db, handlers=event_handlers(runtime))
+        runtime.events = Events(runtime.db, handlers=event_handlers(runtime))
         scheduler = background_jobs(runtime)
         if settings.background_jobs:
             scheduler.start()
@@ -122,7 +118,6 @@ def create_app(
             yield
         finally:
             await scheduler.stop()
-            await runtime.extras["catalog"].close()
             await runtime.close()
 
     middleware = [
@@ -181,12 +176,13 @@ def background_jobs(runtime: Runtime) -> Scheduler:
             lambda: mall_saga.resume_due(db, settings, runtime.connectors),
         )
     )
-    catalog: PartnerCatalog = runtime.extras["catalog"]
-    scheduler.add(Job("partner-catalogs", settings.catalog_cache_seconds, catalog.refresh_all))
+    scheduler.add(
+        Job("partner-catalogs", settings.catalog_cache_seconds, runtime.catalog.refresh_all)
+    )
     if settings.settlement_time is not None:
         scheduler.add(Job("nightly-settlement", 60, lambda: nightly(db, settings)))
-    events: Events = runtime.extras["events"]
-    scheduler.add(Job("partner-events", 60, events.retry_unprocessed, run_at_start=False))
+    assert runtime.events is not None
+    scheduler.add(Job("partner-events", 60, runtime.events.retry_unprocessed, run_at_start=False))
 
     async def purge() -> int:
         return await db.transaction(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -12,6 +12,9 @@ from connectors.base import ConnectorFactory
 from hub import auth
 from hub.config import Settings
 from hub.db import Database
+from hub.events import Events
+from hub.mall.partners import PartnerCatalog
+from hub.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
 
@@ -21,14 +24,23 @@ class Runtime:
     settings: Settings
     db: Database
     connectors: ConnectorFactory
-    extras: dict[str, Any] = field(default_factory=dict)
+    catalog: PartnerCatalog
+    rate_limiter: RateLimiter | None = None
+    events: Events | None = None  # set by the assembly, which knows the handlers
     _tokens: auth.SessionTokens | None = None
 
     @classmethod
     async def start(cls, settings: Settings, connectors: ConnectorFactory) -> Runtime:
         """Open the database and prepare; a database that is down does not stop the start,
         so that /healthz answers and /readyz says 503 until it is back."""
-        runtime = cls(settings=settings, db=Database(settings.database_url), connectors=connectors)
+        db = Database(settings.database_url)
+        runtime = cls(
+            settings=settings,
+            db=db,
+            connectors=connectors,
+            catalog=PartnerCatalog(db, connectors, settings),
+            rate_limiter=RateLimiter(settings.rate_limit) if settings.rate_limit else None,
+        )
         try:
             await runtime.prepare()
         except Exception as exc:
@@ -64,6 +76,7 @@ class Runtime:
         return self._tokens
 
     async def close(self) -> None:
+        await self.catalog.close()
         close = getattr(self.connectors, "close", None)
         if close is not None:
             await close()

@@ -13,7 +13,7 @@ from strawberry.asgi import GraphQL
 from hub import auth
 from hub.auth import Principal
 from hub.enums import Role
-from hub.ratelimit import RateLimiter, retry_after
+from hub.ratelimit import retry_after
 from hub.runtime import Runtime
 from schema.context import Context
 from schema.loaders import Loaders
@@ -87,7 +87,7 @@ class HubGraphQL(GraphQL[Context, None]):
             if isinstance(found, Response):
                 await found(scope, receive, send)
                 return
-            limiter: RateLimiter | None = runtime.extras.get("rate_limiter")
+            limiter = runtime.rate_limiter
             wait = limiter.check(found.key_id) if limiter is not None else 0.0
             if wait:
                 message = f"Too many requests for this key; retry in {retry_after(wait)} s."

@@ -13,7 +13,6 @@ from hub.enums import CancellationReason as DomainReason
 from hub.enums import MerchantCategory as DomainCategory
 from hub.enums import RewardKind as DomainRewardKind
 from hub.mall import catalog, redemption, saga
-from hub.mall.partners import PartnerCatalog
 from hub.models import Redemption as RedemptionRow
 from hub.permissions import Action
 from hub.sagas import failure_of
@@ -221,7 +220,7 @@ class MallQueries:
             search=f.search or None,
             available_on=checked_date(f.available_on or None, "availableOn"),
         )
-        partners: PartnerCatalog = info.context.runtime.extras["catalog"]
+        partners = info.context.runtime.catalog
         unavailable = await partners.ensure_fresh(
             await partners.connected_programs(filters.merchant)
         )

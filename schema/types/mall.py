@@ -11,7 +11,6 @@ from hub import models
 from hub.enums import RedemptionStatus as DomainRedemptionStatus
 from hub.enums import RewardKind as DomainRewardKind
 from hub.mall import catalog
-from hub.mall.partners import PartnerCatalog
 from schema.context import Info
 from schema.enums import RedemptionStatus, RewardKind
 from schema.formatting import money
@@ -89,8 +88,7 @@ class Reward:
         if not self.row.has_slots:
             return []
         if self.row.source == "PARTNER":
-            partner: PartnerCatalog = info.context.runtime.extras["catalog"]
-            await partner.slots(self.row, day)
+            await info.context.runtime.catalog.slots(self.row, day)
         async with info.context.db.read() as session:
             rows = await catalog.slots_of(session, self.row.id, day, info.context.settings.tz)
         return [Slot.from_row(r) for r in rows]
