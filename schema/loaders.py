@@ -73,6 +73,20 @@ class PartnerBalance:
     as_of: dt.datetime
 
 
+KEEP_FOR = dt.timedelta(minutes=5)
+
+
+def _worth_keeping(account: Account, answer: PartnerBalance) -> bool:
+    """Store a partner's answer when it changed or the stored one is over 5 minutes old:
+    reading balances must not write on every request."""
+    stored_at = account.partner_balance_at
+    return (
+        account.partner_balance != answer.points
+        or stored_at is None
+        or answer.as_of - stored_at > KEEP_FOR
+    )
+
+
 class PartnerBalances:
     """Balances of connected programs, asked of the partners concurrently. A partner that
     does not answer gets its last known balance (kept on the account row), or a field
@@ -100,7 +114,11 @@ class PartnerBalances:
                 session, list({a.program_code for a in accounts})
             )
         answers = await asyncio.gather(*(self._ask(a, programs[a.program_code]) for a in accounts))
-        fresh = {a.id: b for a, b in zip(accounts, answers, strict=True) if b is not None}
+        fresh = {
+            a.id: b
+            for a, b in zip(accounts, answers, strict=True)
+            if b is not None and _worth_keeping(a, b)
+        }
         if fresh:
             await self._db.transaction(lambda s: members.remember_partner_balances(s, fresh))
         results: list[Any] = []

@@ -45,12 +45,6 @@ class ConvertRequest:
     idempotency_key: str
 
 
-@dataclass(frozen=True)
-class Started:
-    conversion_id: str
-    pending: bool
-
-
 async def _priced(
     session: AsyncSession, request: ConvertRequest, settings: Settings
 ) -> pricing.Priced:
@@ -113,8 +107,9 @@ async def start(
     settings: Settings,
     factory: ConnectorFactory,
     request: ConvertRequest,
-) -> Started:
-    """Create the conversion and run its local steps, once per idempotency key."""
+) -> Conversion:
+    """Create the conversion and run its local steps, once per idempotency key; the row as
+    it stands at commit (a replay returns the first call's conversion)."""
 
     async def effect() -> idempotency.Result:
         await check_request(
@@ -186,6 +181,4 @@ async def start(
     )
     conversion = await session.get(Conversion, result["conversion_id"])
     assert conversion is not None
-    return Started(
-        conversion_id=conversion.id, pending=conversion.status == ConversionStatus.PENDING.value
-    )
+    return conversion

@@ -10,6 +10,7 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.db import utcnow
+from hub.enums import ConversionStatus
 from hub.errors import DomainError
 from hub.exchange import conversion as conversions
 from hub.exchange import quotes, rates, saga
@@ -135,24 +136,16 @@ class ExchangeMutations:
             idempotency_key=input.idempotency_key,
         )
 
-        async def work(session: AsyncSession) -> conversions.Started:
+        async def work(session: AsyncSession) -> ConversionRow:
             return await conversions.start(
                 session, principal, runtime.settings, runtime.connectors, request
             )
 
-        started, errors = await attempt(runtime.db.transaction(work))
-        if started is None:
+        row, errors = await attempt(runtime.db.transaction(work))
+        if row is None:
             return ConvertPointsPayload(conversion=None, user_errors=errors)
-        row: ConversionRow
-        if started.pending:
-            row = await saga.advance(
-                runtime.db, runtime.settings, runtime.connectors, started.conversion_id
-            )
-        else:
-            async with runtime.db.read() as session:
-                found = await session.get(ConversionRow, started.conversion_id)
-                assert found is not None
-                row = found
+        if row.status == ConversionStatus.PENDING.value:  # a partner's step is next
+            row = await saga.advance(runtime.db, runtime.settings, runtime.connectors, row.id)
         failure: DomainError | None = failure_of(row)
         return ConvertPointsPayload(
             conversion=Conversion.from_row(row),

@@ -111,9 +111,7 @@ class Conversion:
 
     @strawberry.field
     async def member(self, info: Info) -> Member:
-        member = await Member.load(info, self.row.member_id)
-        assert member is not None
-        return member
+        return await Member.of(info, self.row.member_id)
 
     @strawberry.field(name="from")
     async def from_(self, info: Info) -> Program:

@@ -157,9 +157,7 @@ class Redemption:
 
     @strawberry.field
     async def member(self, info: Info) -> Member:
-        member = await Member.load(info, self.row.member_id)
-        assert member is not None
-        return member
+        return await Member.of(info, self.row.member_id)
 
     @strawberry.field
     async def reward(self, info: Info) -> Reward:

@@ -122,6 +122,13 @@ class Member:
         row = await info.context.loaders.member.load(member_id)
         return cls.from_row(row) if row else None
 
+    @classmethod
+    async def of(cls, info: Info, member_id: str) -> Member:
+        """A member a conversion or redemption names, which always exists."""
+        member = await cls.load(info, member_id)
+        assert member is not None, f"member {member_id} exists"
+        return member
+
     @strawberry.field(description="Masked unless the viewer is the member or ADMIN.")
     def display_name(self, info: Info) -> str:
         principal = info.context.principal
