@@ -29,7 +29,91 @@ CONTRACT = ROOT / "contract" / "schema.graphql"
 SHARED_CONTRACT = ROOT.parent / "shared" / "contract" / "schema.graphql"
 
 # Names of the contract not built yet, as "Type" or "Type.field"; later issues empty it.
-PENDING: set[str] = set()
+PENDING: set[str] = {
+    "AccrualRowInput",
+    "AccruePointsInput.lines",
+    "AccruePointsPayload.greenPoints",
+    "Adjustment",
+    "AdjustmentInput",
+    "ApiKey",
+    "CreditLevel",
+    "DeliveryStatus",
+    "DisputeResolution",
+    "EnrollMemberInput.birthDate",
+    "ErrorCode.CONSENT_REQUIRED",
+    "ErrorCode.NOT_ELIGIBLE",
+    "ImportAccrualsInput",
+    "ImportAccrualsPayload",
+    "ImportError",
+    "ImportJob",
+    "ImportStatus",
+    "Member.creditLevel",
+    "Merchant.programs",
+    "MerchantInsights",
+    "Mutation.importAccruals",
+    "Mutation.registerProgram",
+    "Mutation.resolveDispute",
+    "Mutation.revokeApiKey",
+    "Mutation.setMemberCredit",
+    "Mutation.setTiers",
+    "Mutation.subscribeWebhook",
+    "Mutation.unsubscribeWebhook",
+    "Mutation.useVoucher",
+    "ObligationKind.ADJUSTMENT",
+    "Program.kind",
+    "Program.tiers",
+    "ProgramAccount.tier",
+    "ProgramKind",
+    "PromotionInput.birthdayMonth",
+    "PromotionInput.creditLevels",
+    "PromotionInput.minAge",
+    "PromotionInput.tags",
+    "PromotionInput.tiers",
+    "PurchaseLineInput",
+    "Query.apiKeys",
+    "Query.importJob",
+    "Query.merchantInsights",
+    "Query.reconciliation",
+    "Query.voucher",
+    "Query.webhookSubscriptions",
+    "ReconciliationItem",
+    "ReconciliationReport",
+    "ReconciliationStatus",
+    "Redemption.voucher",
+    "RegisterProgramInput",
+    "RegisterProgramPayload",
+    "ResolveDisputeInput",
+    "RevokeApiKeyPayload",
+    "Reward.priorityUntil",
+    "Reward.tags",
+    "Reward.voucher",
+    "RewardCount",
+    "RewardInput.priorityCreditLevels",
+    "RewardInput.priorityTiers",
+    "RewardInput.priorityUntil",
+    "RewardInput.tags",
+    "RewardInput.voucher",
+    "SetMemberCreditPayload",
+    "SetTiersPayload",
+    "Statement.adjustments",
+    "Statement.resolution",
+    "SubscribeWebhookPayload",
+    "Tier",
+    "TierCount",
+    "TierInput",
+    "TierStatus",
+    "UnsubscribeWebhookPayload",
+    "UseVoucherPayload",
+    "Voucher",
+    "VoucherTerms",
+    "VoucherTermsInput",
+    "WebhookDelivery",
+    "WebhookDeliveryConnection",
+    "WebhookDeliveryEdge",
+    "WebhookEvent",
+    "WebhookInput",
+    "WebhookSubscription",
+}
 
 
 def test_printed_schema_is_checked_in() -> None:
@@ -72,6 +156,8 @@ def _missing(schema: GraphQLSchema) -> list[str]:
         if isinstance(definition, EnumTypeDefinitionNode):
             assert isinstance(ours, GraphQLEnumType), name
             for value in definition.values or ():
+                if f"{name}.{value.name.value}" in PENDING:
+                    continue
                 if value.name.value not in ours.values:
                     problems.append(f"{name}.{value.name.value}: enum value missing")
             continue
@@ -184,7 +270,11 @@ def test_pending_names_are_really_missing() -> None:
         ours = schema.type_map.get(type_name)
         if ours is None:
             continue
-        if not field or field in getattr(ours, "fields", {}):
+        if (
+            not field
+            or field in getattr(ours, "fields", {})
+            or field in getattr(ours, "values", {})
+        ):
             built.append(name)
     assert built == [], f"built but still PENDING: {built}"
 
