@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,7 +20,54 @@ from hub.config import Settings
 from hub.migrate import upgrade
 from tests.helpers import ADMIN_KEY, Api, empty_database, running_app
 
+_LOCAL_POSTGRES = "postgresql+asyncpg://root@127.0.0.1:5432/test"
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _discover_environment() -> list[str]:
+    """Use what this machine has, as `.ci/run` does; return why anything is skipped."""
+    skipped: list[str] = []
+    if not os.environ.get("HUB_TEST_POSTGRES_URL"):
+        if _answers("127.0.0.1", 5432):
+            os.environ["HUB_TEST_POSTGRES_URL"] = _LOCAL_POSTGRES
+        else:
+            skipped.append(
+                "PostgreSQL tests (nothing answers on 127.0.0.1:5432; or set HUB_TEST_POSTGRES_URL)"
+            )
+    if not os.environ.get("HUB_TEST_CHROMIUM"):
+        found = shutil.which("chromium") or shutil.which("chromium-browser")
+        if found:
+            os.environ["HUB_TEST_CHROMIUM"] = found
+        else:
+            skipped.append(
+                "browser tests (no chromium on PATH: apt-get install chromium, "
+                "or set HUB_TEST_CHROMIUM)"
+            )
+    if shutil.which("node") is None:
+        skipped.append("federation composition (Node.js is not installed)")
+    return skipped
+
+
+SKIPPED_BECAUSE = _discover_environment()
 POSTGRES_URL = os.environ.get("HUB_TEST_POSTGRES_URL")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line that says what this run could not cover and why."""
+    if SKIPPED_BECAUSE:
+        terminalreporter.write_line("not run here: " + "; ".join(SKIPPED_BECAUSE))
+    else:
+        terminalreporter.write_line(
+            "ran on SQLite and PostgreSQL, in Chromium, with the federation composition"
+        )
+
 
 BACKENDS = [
     "sqlite",
