@@ -62,19 +62,13 @@ def serve(
     workers: Annotated[int, typer.Option(help="worker processes")] = 1,
 ) -> None:
     """Run the API with uvicorn; migrates the database first."""
-    import uvicorn
+    from hub.serve import ServeOptions
+    from hub.serve import serve as run_workers
 
     settings = _settings()
     _migrate(settings)
-    uvicorn.run(
-        "hub.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        proxy_headers=True,
-    )
+    options = ServeOptions("hub.app:create_app", host, port, settings.log_level.lower())
+    run_workers(options, workers)
 
 
 @app.command()

@@ -19,9 +19,15 @@ from tests.helpers import ADMIN_KEY
 
 class HubProcess:
     def __init__(
-        self, db_url: str, *, env: dict[str, str] | None = None, log: Path | None = None
+        self,
+        db_url: str,
+        *,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        workers: int = 1,
     ) -> None:
         self.db_url = db_url
+        self.workers = workers
         self.port = free_port()
         self.extra = env or {}
         self.log = log
@@ -42,7 +48,10 @@ class HubProcess:
         }
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         return subprocess.Popen(
-            [sys.executable, "-m", "hub", "serve", "--port", str(self.port)],
+            [
+                *(sys.executable, "-m", "hub", "serve", "--port", str(self.port)),
+                *("--workers", str(self.workers)),
+            ],
             env=env,
             stdout=out,
             stderr=out,
