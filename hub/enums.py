@@ -107,6 +107,12 @@ class ObligationKind(StrEnum):
     REFUND = "REFUND"
     COMPENSATION = "COMPENSATION"
     FEE = "FEE"  # the platform fee, written by the settlement run
+    ADJUSTMENT = "ADJUSTMENT"  # written by resolving a disputed statement
+
+
+class DisputeResolution(StrEnum):
+    ACCEPTED = "ACCEPTED"  # with adjustments that settle in the next batch
+    REJECTED = "REJECTED"  # the amounts stand
 
 
 class BatchStatus(StrEnum):

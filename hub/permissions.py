@@ -33,6 +33,7 @@ class Action(StrEnum):
     RUN_SETTLEMENT = "runSettlement"
     APPROVE_STATEMENT = "approveStatement"
     DISPUTE_STATEMENT = "disputeStatement"
+    RESOLVE_DISPUTE = "resolveDispute"
     MARK_STATEMENT_PAID = "markStatementPaid"
     READ_MEMBERS = "readMembers"
     READ_SETTLEMENT = "readSettlement"
@@ -57,6 +58,7 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.RUN_SETTLEMENT: frozenset({ADMIN, FINANCE}),
     Action.APPROVE_STATEMENT: frozenset({FINANCE}),
     Action.DISPUTE_STATEMENT: frozenset({FINANCE, MERCHANT}),
+    Action.RESOLVE_DISPUTE: frozenset({FINANCE}),
     Action.MARK_STATEMENT_PAID: frozenset({FINANCE}),
     Action.READ_MEMBERS: frozenset({ADMIN, MERCHANT, STOREFRONT}),
     Action.READ_SETTLEMENT: frozenset({ADMIN, FINANCE}),

@@ -31,6 +31,8 @@ from hub.models import (
     Program,
     Redemption,
     SettlementBatch,
+    Statement,
+    StatementAdjustment,
 )
 
 
@@ -265,13 +267,70 @@ def _obligation_checks() -> list[tuple[str, str, Any]]:
     ]
 
 
+def _adjustment_checks() -> list[tuple[str, str, Any]]:
+    """Each accepted adjustment is one ADJUSTMENT obligation of its amount, settled in exactly
+    one batch later than the disputed statement's (a closed batch is never edited)."""
+    carried = SettlementBatch.business_date
+    signed = case(
+        (Obligation.creditor_id == Statement.merchant_id, Obligation.amount),
+        else_=-Obligation.amount,
+    )
+    parties_ok = (
+        (Obligation.debtor_id == Statement.merchant_id)
+        & (Obligation.creditor_id == StatementAdjustment.counterparty_id)
+    ) | (
+        (Obligation.creditor_id == Statement.merchant_id)
+        & (Obligation.debtor_id == StatementAdjustment.counterparty_id)
+    )
+    return [
+        (
+            "adjustment settles once, later",
+            "adjustment {0} of statement {1}: obligation {2} ({3}, {4}) dated {5}, batch of {6}",
+            select(
+                StatementAdjustment.id,
+                StatementAdjustment.statement_id,
+                StatementAdjustment.obligation_id,
+                func.coalesce(Obligation.kind, "missing"),
+                Obligation.amount,
+                Obligation.business_date,
+                carried,
+            )
+            .join(Statement, Statement.id == StatementAdjustment.statement_id)
+            .outerjoin(Obligation, Obligation.id == StatementAdjustment.obligation_id)
+            .outerjoin(SettlementBatch, SettlementBatch.id == Obligation.batch_id)
+            .where(
+                Obligation.id.is_(None)
+                | (Obligation.kind != ObligationKind.ADJUSTMENT.value)
+                | (signed != StatementAdjustment.amount)
+                | ~parties_ok
+                | (Obligation.business_date <= Statement.business_date)
+                | (carried.is_not(None) & (carried <= Statement.business_date))
+            ),
+        ),
+        (
+            "adjustment obligation has its dispute",
+            "obligation {0}: ADJUSTMENT of {1} with no accepted dispute behind it",
+            select(Obligation.id, Obligation.amount)
+            .outerjoin(StatementAdjustment, StatementAdjustment.obligation_id == Obligation.id)
+            .where(
+                Obligation.kind == ObligationKind.ADJUSTMENT.value,
+                StatementAdjustment.id.is_(None),
+            ),
+        ),
+    ]
+
+
 EXTRA_CHECKS: list[tuple[str, str, Any]] = []  # for plug-ins
+
+
+def _all_checks() -> list[tuple[str, str, Any]]:
+    return [*_checks(), *_obligation_checks(), *_adjustment_checks(), *EXTRA_CHECKS]
 
 
 async def verify(session: AsyncSession, limit: int = 100) -> list[Violation]:
     """Every violation found, at most `limit` per check."""
     found: list[Violation] = []
-    for name, template, query in [*_checks(), *_obligation_checks(), *EXTRA_CHECKS]:
+    for name, template, query in _all_checks():
         rows = (await session.execute(query.limit(limit))).all()
         found.extend(Violation(name, template.format(*row)) for row in rows)
     return found
@@ -279,4 +338,4 @@ async def verify(session: AsyncSession, limit: int = 100) -> list[Violation]:
 
 def checks() -> list[str]:
     """The names of the checks, in the order they run."""
-    return [name for name, _, _ in [*_checks(), *_obligation_checks(), *EXTRA_CHECKS]]
+    return [name for name, _, _ in _all_checks()]

@@ -33,7 +33,9 @@ from hub.models import (
     Statement,
     StatementCounterparty,
 )
+from settlement import disputes
 from settlement import statements as settlement_statements
+from settlement.disputes import CarriedAdjustment
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -163,6 +165,9 @@ class Loaders:
         )
         self.statements: KeyedLoader[str, list[Statement]] = KeyedLoader(
             db, settlement_statements.statements_by_batch
+        )
+        self.adjustments: KeyedLoader[str, list[CarriedAdjustment]] = KeyedLoader(
+            db, disputes.adjustments_by_statement
         )
         self.partner_balance = PartnerBalances(db, factory)
         self.merchant: KeyedLoader[str, Merchant] = KeyedLoader(db, merchants.merchants_by_id)

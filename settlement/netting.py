@@ -56,6 +56,8 @@ from hub.models import (
 Progress = Callable[[str, int, int], object]
 CHUNK = 50_000
 FEE = ObligationKind.FEE.value
+# An adjustment corrects money already charged: no fee on a fee, nor on a correction.
+NOT_FEE_BASE = (FEE, ObligationKind.ADJUSTMENT.value)
 
 
 class InvariantBroken(AssertionError):
@@ -144,7 +146,11 @@ async def settle(
                 literal(batch.id).label("batch_id"),
                 literal(batch.created_at, Obligation.created_at.type).label("created_at"),
             )
-            .where(of_batch, Obligation.creditor_id != platform, Obligation.kind != FEE)
+            .where(
+                of_batch,
+                Obligation.creditor_id != platform,
+                Obligation.kind.not_in(NOT_FEE_BASE),
+            )
             .group_by(Obligation.creditor_id)
             .having(fee > 0)
         )

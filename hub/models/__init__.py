@@ -28,6 +28,7 @@ from hub.models.settlement import (
     SettlementBatch,
     SettlementLease,
     Statement,
+    StatementAdjustment,
     StatementCounterparty,
     StatementEvent,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "SettlementLease",
     "Slot",
     "Statement",
+    "StatementAdjustment",
     "StatementCounterparty",
     "StatementEvent",
 ]

@@ -68,6 +68,7 @@ class Statement(Base):
     approved_at: Mapped[dt.datetime | None] = mapped_column()
     paid_at: Mapped[dt.datetime | None] = mapped_column()
     paid_reference: Mapped[str | None] = mapped_column(String(120))
+    resolution: Mapped[str | None] = mapped_column(Text)  # finance's answer to a dispute
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -78,6 +79,22 @@ class StatementCounterparty(Base):
     counterparty_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
     receivable: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
     payable: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+
+
+class StatementAdjustment(Base):
+    """An amount finance accepted on a disputed statement, settled by an ADJUSTMENT obligation
+    in a later batch (a closed batch is never edited)."""
+
+    __tablename__ = "statement_adjustments"
+    __table_args__ = (Index("ix_statement_adjustments_statement", "statement_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    statement_id: Mapped[str] = mapped_column(ForeignKey("statements.id"))
+    counterparty_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))  # signed for the merchant
+    reason: Mapped[str] = mapped_column(Text)
+    obligation_id: Mapped[int] = mapped_column(ForeignKey("obligations.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class StatementEvent(Base):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import strawberry
 from sqlalchemy import select
 
 from hub import validate
 from hub.db import utcnow
+from hub.enums import DisputeResolution as DomainDisputeResolution
 from hub.enums import Role
 from hub.enums import StatementStatus as DomainStatementStatus
 from hub.errors import InvalidInput, InvalidState
@@ -16,7 +18,7 @@ from hub.models import SettlementBatch as BatchRow
 from hub.models import Statement as StatementRow
 from hub.permissions import Action
 from schema.context import Info
-from schema.enums import StatementStatus
+from schema.enums import DisputeResolution, StatementStatus
 from schema.errors import UserError, attempt
 from schema.pagination import (
     PageInfo,
@@ -33,7 +35,7 @@ from schema.types.settlement import (
     StatementConnection,
     StatementEdge,
 )
-from settlement import scheduler
+from settlement import disputes, scheduler
 from settlement import statements as service
 
 
@@ -51,6 +53,23 @@ class StatementPayload:
 
 def _statement(row: StatementRow | None, errors: list[UserError]) -> StatementPayload:
     return StatementPayload(statement=Statement.from_row(row) if row else None, user_errors=errors)
+
+
+@strawberry.input
+class AdjustmentInput:
+    counterparty: strawberry.ID
+    amount: Decimal = strawberry.field(description="Signed for the disputed statement's merchant.")
+    reason: str
+
+
+@strawberry.input
+class ResolveDisputeInput:
+    statement_id: strawberry.ID
+    resolution: DisputeResolution  # type: ignore[valid-type]
+    note: str
+    adjustments: list[AdjustmentInput] | None = strawberry.field(
+        default_factory=list, description="Only with ACCEPTED."
+    )
 
 
 @strawberry.type
@@ -102,6 +121,31 @@ class SettlementMutations:
         principal = info.context.require(Action.DISPUTE_STATEMENT)
         row, errors = await attempt(
             info.context.db.transaction(lambda s: service.dispute(s, principal, str(id), reason))
+        )
+        return _statement(row, errors)
+
+    @strawberry.mutation(
+        description="FINANCE: answer a dispute; ACCEPTED adjustments settle in the next batch."
+    )
+    async def resolve_dispute(self, info: Info, input: ResolveDisputeInput) -> StatementPayload:
+        principal = info.context.require(Action.RESOLVE_DISPUTE)
+        runtime = info.context.runtime
+        requests = [
+            disputes.AdjustmentRequest(str(a.counterparty), a.amount, a.reason)
+            for a in input.adjustments or []
+        ]
+        row, errors = await attempt(
+            info.context.db.transaction(
+                lambda s: disputes.resolve(
+                    s,
+                    runtime.settings,
+                    principal,
+                    str(input.statement_id),
+                    DomainDisputeResolution(input.resolution),
+                    input.note,
+                    requests,
+                )
+            )
         )
         return _statement(row, errors)
 

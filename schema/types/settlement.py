@@ -17,6 +17,7 @@ from schema.formatting import money
 from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_size
 from schema.types.merchants import Merchant, Program, load_merchant, load_program
 from settlement import statements as service
+from settlement.disputes import CarriedAdjustment
 
 
 @strawberry.type
@@ -87,6 +88,37 @@ class StatementLine:
         return await load_program(info, self.program_code)
 
 
+@strawberry.type(description="An amount finance accepted on a disputed statement.")
+class Adjustment:
+    id: strawberry.ID
+    amount: Decimal = strawberry.field(description="Signed, for the disputed statement's merchant.")
+    reason: str
+    counterparty_id: strawberry.Private[str]
+    batch_id: strawberry.Private[str | None]
+
+    @classmethod
+    def from_row(cls, carried: CarriedAdjustment) -> Adjustment:
+        row = carried.adjustment
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            amount=money(row.amount),
+            reason=row.reason,
+            counterparty_id=row.counterparty_id,
+            batch_id=carried.batch_id,
+        )
+
+    @strawberry.field
+    async def counterparty(self, info: Info) -> Merchant:
+        return await load_merchant(info, self.counterparty_id)
+
+    @strawberry.field(description="The batch that settles it; null until that batch runs.")
+    async def carried_to(self, info: Info) -> SettlementBatch | None:
+        if self.batch_id is None:
+            return None
+        row = await info.context.loaders.batch.load(self.batch_id)
+        return SettlementBatch.from_row(row) if row else None
+
+
 @strawberry.type
 class StatementLineEdge:
     node: StatementLine
@@ -111,6 +143,7 @@ class Statement:
     dispute_reason: str | None
     approved_at: dt.datetime | None
     paid_reference: str | None
+    resolution: str | None = strawberry.field(description="Finance's answer to a dispute.")
     row: strawberry.Private[models.Statement]
 
     @classmethod
@@ -126,8 +159,16 @@ class Statement:
             dispute_reason=row.dispute_reason,
             approved_at=row.approved_at,
             paid_reference=row.paid_reference,
+            resolution=row.resolution,
             row=row,
         )
+
+    @strawberry.field(
+        description="Written by resolving its dispute; each settles in a later batch."
+    )
+    async def adjustments(self, info: Info) -> list[Adjustment]:
+        rows = await info.context.loaders.adjustments.load(self.row.id) or []
+        return [Adjustment.from_row(r) for r in rows]
 
     @strawberry.field
     async def batch(self, info: Info) -> SettlementBatch:
