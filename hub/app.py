@@ -190,6 +190,10 @@ def background_jobs(runtime: Runtime) -> Scheduler:
         )
 
     scheduler.add(Job("idempotency-purge", 3600, purge))
+    if runtime.webhooks is not None:
+        scheduler.add(
+            Job("webhook-deliveries", settings.webhook_interval_seconds, runtime.webhooks.run_once)
+        )
     return scheduler
 
 

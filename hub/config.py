@@ -53,10 +53,18 @@ class Settings(BaseSettings):
     partner_timeout_seconds: float = Field(default=5.0, gt=0)
     catalog_budget_seconds: float = Field(default=1.5, gt=0)
     catalog_cache_seconds: float = Field(default=60.0, gt=0)
+    # Outbound webhooks to merchants: each attempt's timeout, and how long to keep trying.
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_retry_hours: float = Field(default=24.0, gt=0)
+    webhook_interval_seconds: float = Field(default=1.0, gt=0)
+    webhook_backoff_seconds: float = Field(default=10.0, gt=0)  # doubles per attempt, max 1 h
 
     # Partner secrets by reference: HUB_PARTNER_SECRETS as JSON ({"SKYAIR": "..."}), or one
     # variable per partner, HUB_PARTNER_SECRET_<REF>. Never stored in the database.
     partner_secrets: dict[str, str] = Field(default_factory=dict)
+    # Partner base URLs and webhook receivers on loopback or private addresses: off by
+    # default (server-side request forgery); the demo turns it on for its sandboxes.
+    allow_private_partners: bool = False
 
     def partner_secret(self, ref: str) -> str | None:
         """The shared secret of a partner, from configuration."""

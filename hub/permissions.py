@@ -34,6 +34,7 @@ class Action(StrEnum):
     APPROVE_STATEMENT = "approveStatement"
     DISPUTE_STATEMENT = "disputeStatement"
     RESOLVE_DISPUTE = "resolveDispute"
+    MANAGE_WEBHOOKS = "subscribeWebhook"
     MARK_STATEMENT_PAID = "markStatementPaid"
     READ_MEMBERS = "readMembers"
     READ_SETTLEMENT = "readSettlement"
@@ -59,6 +60,7 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.APPROVE_STATEMENT: frozenset({FINANCE}),
     Action.DISPUTE_STATEMENT: frozenset({FINANCE, MERCHANT}),
     Action.RESOLVE_DISPUTE: frozenset({FINANCE}),
+    Action.MANAGE_WEBHOOKS: frozenset({ADMIN, MERCHANT}),
     Action.MARK_STATEMENT_PAID: frozenset({FINANCE}),
     Action.READ_MEMBERS: frozenset({ADMIN, MERCHANT, STOREFRONT}),
     Action.READ_SETTLEMENT: frozenset({ADMIN, FINANCE}),

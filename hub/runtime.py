@@ -15,6 +15,7 @@ from hub.db import Database
 from hub.events import Events
 from hub.mall.partners import PartnerCatalog
 from hub.ratelimit import RateLimiter
+from hub.webhooks.delivery import Dispatcher
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +28,7 @@ class Runtime:
     catalog: PartnerCatalog
     rate_limiter: RateLimiter | None = None
     events: Events | None = None  # set by the assembly, which knows the handlers
+    webhooks: Dispatcher | None = None  # outbound deliveries to merchants
     _tokens: auth.SessionTokens | None = None
 
     @classmethod
@@ -40,6 +42,7 @@ class Runtime:
             connectors=connectors,
             catalog=PartnerCatalog(db, connectors, settings),
             rate_limiter=RateLimiter(settings.rate_limit) if settings.rate_limit else None,
+            webhooks=Dispatcher(db, settings),
         )
         try:
             await runtime.prepare()
@@ -76,6 +79,8 @@ class Runtime:
         return self._tokens
 
     async def close(self) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.close()
         await self.catalog.close()
         close = getattr(self.connectors, "close", None)
         if close is not None:

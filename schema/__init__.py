@@ -13,6 +13,7 @@ from schema.mutations.exchange import ExchangeMutations, ExchangeQueries
 from schema.mutations.mall import MallMutations, MallQueries
 from schema.mutations.members import MemberMutations
 from schema.mutations.settlement import SettlementMutations, SettlementQueries
+from schema.mutations.webhooks import WebhookMutations, WebhookQueries
 from schema.queries import CoreQueries
 from schema.types.mall import Reward
 from schema.types.members import Member
@@ -20,13 +21,18 @@ from schema.types.merchants import Merchant, Program
 
 
 @strawberry.type
-class Query(CoreQueries, ExchangeQueries, MallQueries, SettlementQueries):
+class Query(CoreQueries, ExchangeQueries, MallQueries, SettlementQueries, WebhookQueries):
     pass
 
 
 @strawberry.type
 class Mutation(
-    AdminMutations, MemberMutations, ExchangeMutations, MallMutations, SettlementMutations
+    AdminMutations,
+    MemberMutations,
+    ExchangeMutations,
+    MallMutations,
+    SettlementMutations,
+    WebhookMutations,
 ):
     pass
 

@@ -32,6 +32,7 @@ from hub.models.settlement import (
     StatementCounterparty,
     StatementEvent,
 )
+from hub.models.webhooks import OutboxEvent, WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "Account",
@@ -50,6 +51,7 @@ __all__ = [
     "Merchant",
     "NetPosition",
     "Obligation",
+    "OutboxEvent",
     "PartnerEvent",
     "PaymentInstruction",
     "Posting",
@@ -65,4 +67,6 @@ __all__ = [
     "StatementAdjustment",
     "StatementCounterparty",
     "StatementEvent",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

@@ -1,0 +1,1 @@
+"""Outbound webhooks to merchants: the outbox, subscriptions, and signed deliveries."""

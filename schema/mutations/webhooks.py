@@ -1,0 +1,154 @@
+"""Outbound webhooks: subscribe, unsubscribe, and the subscriptions with their deliveries."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import strawberry
+
+from hub.enums import DeliveryStatus as DomainDeliveryStatus
+from hub.enums import WebhookEvent as DomainWebhookEvent
+from hub.models import WebhookDelivery as DeliveryRow
+from hub.models import WebhookSubscription as SubscriptionRow
+from hub.permissions import Action
+from hub.webhooks import subscriptions as service
+from schema.context import Info
+from schema.enums import DeliveryStatus, WebhookEvent
+from schema.errors import UserError, attempt
+from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_size
+
+
+@strawberry.type
+class WebhookDelivery:
+    id: strawberry.ID
+    event: WebhookEvent  # type: ignore[valid-type]
+    status: DeliveryStatus  # type: ignore[valid-type]
+    attempts: int
+    last_status_code: int | None
+    next_attempt_at: dt.datetime | None
+    created_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: DeliveryRow) -> WebhookDelivery:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            event=DomainWebhookEvent(row.event_type),
+            status=DomainDeliveryStatus(row.status),
+            attempts=row.attempts,
+            last_status_code=row.last_status_code,
+            next_attempt_at=row.next_attempt_at,
+            created_at=row.created_at,
+        )
+
+
+@strawberry.type
+class WebhookDeliveryEdge:
+    node: WebhookDelivery
+    cursor: str
+
+
+@strawberry.type
+class WebhookDeliveryConnection:
+    edges: list[WebhookDeliveryEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(description="A URL that receives signed events; the secret is shown once.")
+class WebhookSubscription:
+    id: strawberry.ID
+    url: str
+    events: list[WebhookEvent]  # type: ignore[valid-type]
+    active: bool
+    created_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: SubscriptionRow) -> WebhookSubscription:
+        return cls(
+            id=strawberry.ID(row.id),
+            url=row.url,
+            events=service.events_of(row),
+            active=row.active,
+            created_at=row.created_at,
+        )
+
+    @strawberry.field(description="Newest first.")
+    async def deliveries(
+        self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET
+    ) -> WebhookDeliveryConnection:
+        size = page_size(first)
+        start = decode_int_cursor("delivery", after or None)
+        async with info.context.db.read() as session:
+            rows, more = await service.deliveries(session, str(self.id), size, start)
+        edges = [
+            WebhookDeliveryEdge(
+                node=WebhookDelivery.from_row(r), cursor=encode_cursor("delivery", r.id)
+            )
+            for r in rows
+        ]
+        return WebhookDeliveryConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+        )
+
+
+@strawberry.input
+class WebhookInput:
+    url: str
+    events: list[WebhookEvent]  # type: ignore[valid-type]
+
+
+@strawberry.type
+class SubscribeWebhookPayload:
+    subscription: WebhookSubscription | None
+    secret: str | None = strawberry.field(description="Shown once: deliveries are signed with it.")
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class UnsubscribeWebhookPayload:
+    ok: bool
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class WebhookMutations:
+    @strawberry.mutation(description="A MERCHANT for its own events, or ADMIN for every event.")
+    async def subscribe_webhook(self, info: Info, input: WebhookInput) -> SubscribeWebhookPayload:
+        principal = info.context.require(Action.MANAGE_WEBHOOKS)
+        settings = info.context.runtime.settings
+        events = [DomainWebhookEvent(e) for e in input.events]
+        made, errors = await attempt(
+            info.context.db.transaction(
+                lambda s: service.subscribe(
+                    s,
+                    principal,
+                    input.url,
+                    events,
+                    allow_private=settings.allow_private_partners,
+                )
+            )
+        )
+        if made is None:
+            return SubscribeWebhookPayload(subscription=None, secret=None, user_errors=errors)
+        row, secret = made
+        return SubscribeWebhookPayload(
+            subscription=WebhookSubscription.from_row(row), secret=secret, user_errors=[]
+        )
+
+    @strawberry.mutation(description="Stop a subscription; what is pending is not sent.")
+    async def unsubscribe_webhook(self, info: Info, id: strawberry.ID) -> UnsubscribeWebhookPayload:
+        principal = info.context.require(Action.MANAGE_WEBHOOKS)
+        _, errors = await attempt(
+            info.context.db.transaction(lambda s: service.unsubscribe(s, principal, str(id)))
+        )
+        return UnsubscribeWebhookPayload(ok=not errors, user_errors=errors)
+
+
+@strawberry.type
+class WebhookQueries:
+    @strawberry.field(description="A MERCHANT's own subscriptions; ADMIN sees all.")
+    async def webhook_subscriptions(self, info: Info) -> list[WebhookSubscription]:
+        principal = info.context.require(Action.MANAGE_WEBHOOKS)
+        async with info.context.db.read() as session:
+            rows = await service.visible(session, principal)
+        return [WebhookSubscription.from_row(r) for r in rows]

@@ -1,0 +1,298 @@
+"""Outbound webhooks: subscriptions per merchant, a transactional outbox, signed deliveries
+retried with backoff against a real receiver on loopback that fails, hangs and recovers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import uvicorn
+from sqlalchemy import func, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from connectors import signing
+from connectors.sandbox.runner import free_port
+from hub.config import Settings
+from hub.db import Database
+from hub.enums import WebhookEvent
+from hub.models import OutboxEvent, WebhookDelivery
+from hub.webhooks import outbox
+from hub.webhooks.delivery import Dispatcher
+from tests.helpers import Api, create_key, register
+
+SUBSCRIBE = """
+mutation S($input: WebhookInput!) {
+  subscribeWebhook(input: $input) {
+    subscription { id url events active }
+    secret
+    userErrors { field message code }
+  }
+}"""
+LIST = """
+{ webhookSubscriptions { id url active
+    deliveries(first: 10) { edges { node { event status attempts lastStatusCode } } } } }"""
+UNSUBSCRIBE = """
+mutation U($id: ID!) { unsubscribeWebhook(id: $id) { ok userErrors { code } } }"""
+
+
+@dataclass
+class Receiver:
+    """A merchant's endpoint: answers each request with the next scripted behaviour."""
+
+    script: list[str] = field(default_factory=list)  # "ok", "fail", "hang"
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+    async def handle(self, request: Request) -> Response:
+        body = await request.body()
+        self.received.append((dict(request.headers), body))
+        behaviour = self.script.pop(0) if self.script else "ok"
+        if behaviour == "hang":
+            await asyncio.sleep(5)
+        if behaviour == "fail":
+            return Response("down", status_code=503)
+        return Response("ok")
+
+
+@contextlib.asynccontextmanager
+async def serve(receiver: Receiver) -> AsyncIterator[Receiver]:
+    receiver.port = free_port()
+    app = Starlette(routes=[Route("/hooks", receiver.handle, methods=["POST"])])
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=receiver.port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    try:
+        yield receiver
+    finally:
+        server.should_exit = True
+        server.force_exit = True
+        await task
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    from tests.helpers import ADMIN_KEY
+
+    return Settings(
+        database_url=db_url,
+        bootstrap_admin_key=ADMIN_KEY,
+        log_level="WARNING",
+        background_jobs=False,
+        allow_private_partners=True,  # the receiver is on loopback
+        webhook_timeout_seconds=0.5,
+        webhook_backoff_seconds=0.05,
+    )
+
+
+async def _emit(db: Database, merchant: str, kind: WebhookEvent, **data: Any) -> None:
+    await db.transaction(lambda s: outbox.emit(s, kind, [merchant], data))
+
+
+async def _until(dispatcher: Dispatcher, done: Any, rounds: int = 200) -> None:
+    for _ in range(rounds):
+        await dispatcher.run_once()
+        await dispatcher.drain()
+        if await done():
+            return
+        await asyncio.sleep(0.03)
+    raise AssertionError("deliveries did not settle")
+
+
+async def test_deliveries_are_signed_retried_through_failures_and_timeouts(
+    api: Api, settings: Settings, db_url: str
+) -> None:
+    await register(api, "jade", "JADE")
+    await register(api, "lotus", "LOTUS")
+    jade = await create_key(api, "MERCHANT", "jade")
+    async with serve(Receiver(script=["fail", "hang", "ok"])) as receiver:
+        made = await api.gql(
+            SUBSCRIBE,
+            {"input": {"url": receiver.url, "events": ["POINTS_ACCRUED", "STATEMENT_READY"]}},
+            key=jade,
+        )
+        payload = made["subscribeWebhook"]
+        assert payload["userErrors"] == []
+        secret = payload["secret"]
+        assert secret.startswith("whsec_")
+        db = Database(db_url)
+        dispatcher = Dispatcher(db, settings)
+        try:
+            await _emit(db, "jade", WebhookEvent.POINTS_ACCRUED, points=120)
+            await _emit(db, "jade", WebhookEvent.CONVERSION_COMPLETED, points=1)  # not subscribed
+            await _emit(db, "lotus", WebhookEvent.POINTS_ACCRUED, points=5)
+
+            async def delivered() -> bool:
+                async with db.read() as s:
+                    statuses = list(await s.scalars(select(WebhookDelivery.status)))
+                return statuses == ["DELIVERED"]
+
+            await _until(dispatcher, delivered)
+        finally:
+            await dispatcher.close()
+            await db.dispose()
+    # Three attempts of the one event: 503, a timeout, then 200; each signed, same event id.
+    assert len(receiver.received) == 3
+    ids = set()
+    for headers, body in receiver.received:
+        assert (
+            signing.verify(secret, headers["x-hub-timestamp"], headers["x-hub-signature"], body)
+            is None
+        )
+        event = json.loads(body)
+        ids.add(event["id"])
+        assert event["type"] == "POINTS_ACCRUED" and event["data"] == {"points": 120}
+        assert headers["x-hub-event-id"] == event["id"]
+    assert len(ids) == 1
+    listed = (await api.gql(LIST, key=jade))["webhookSubscriptions"]
+    [node] = [e["node"] for e in listed[0]["deliveries"]["edges"]]
+    assert node == {
+        "event": "POINTS_ACCRUED",
+        "status": "DELIVERED",
+        "attempts": 3,
+        "lastStatusCode": 200,
+    }
+
+
+async def test_a_dead_receiver_does_not_delay_another(
+    api: Api, settings: Settings, db_url: str
+) -> None:
+    await register(api, "jade", "JADE")
+    await register(api, "lotus", "LOTUS")
+    jade = await create_key(api, "MERCHANT", "jade")
+    lotus = await create_key(api, "MERCHANT", "lotus")
+    async with serve(Receiver(script=["hang"] * 50)) as slow, serve(Receiver()) as quick:
+        for key, receiver in ((jade, slow), (lotus, quick)):
+            made = await api.gql(
+                SUBSCRIBE, {"input": {"url": receiver.url, "events": ["POINTS_ACCRUED"]}}, key=key
+            )
+            assert made["subscribeWebhook"]["userErrors"] == []
+        db = Database(db_url)
+        dispatcher = Dispatcher(db, settings)
+        try:
+            await _emit(db, "jade", WebhookEvent.POINTS_ACCRUED, points=1)
+            await _emit(db, "lotus", WebhookEvent.POINTS_ACCRUED, points=2)
+            await dispatcher.run_once()  # starts both attempts, returns at once
+            for _ in range(100):
+                async with db.read() as s:
+                    done = await s.scalar(
+                        select(func.count()).where(WebhookDelivery.status == "DELIVERED")
+                    )
+                if done:
+                    break
+                await asyncio.sleep(0.01)
+            # lotus's event is delivered and recorded while jade's receiver still hangs.
+            assert done == 1 and quick.received and slow.received
+            assert len(dispatcher._in_flight) == 1
+        finally:
+            await dispatcher.close()
+            await db.dispose()
+
+
+async def test_a_delivery_gives_up_after_the_retry_window(
+    api: Api, settings: Settings, db_url: str
+) -> None:
+    await register(api, "jade", "JADE")
+    jade = await create_key(api, "MERCHANT", "jade")
+    short = settings.model_copy(update={"webhook_retry_hours": 0.2 / 3600})  # 0.2 s
+    async with serve(Receiver(script=["fail"] * 100)) as receiver:
+        made = await api.gql(
+            SUBSCRIBE, {"input": {"url": receiver.url, "events": ["POINTS_ACCRUED"]}}, key=jade
+        )
+        assert made["subscribeWebhook"]["userErrors"] == []
+        db = Database(db_url)
+        dispatcher = Dispatcher(db, short)
+        try:
+            await _emit(db, "jade", WebhookEvent.POINTS_ACCRUED, points=1)
+
+            async def failed() -> bool:
+                async with db.read() as s:
+                    return list(await s.scalars(select(WebhookDelivery.status))) == ["FAILED"]
+
+            await _until(dispatcher, failed)
+        finally:
+            await dispatcher.close()
+            await db.dispose()
+    listed = (await api.gql(LIST, key=jade))["webhookSubscriptions"]
+    node = listed[0]["deliveries"]["edges"][0]["node"]
+    assert node["status"] == "FAILED" and node["lastStatusCode"] == 503 and node["attempts"] >= 2
+
+
+async def test_an_event_of_a_rolled_back_transaction_is_never_written(
+    api: Api, db_url: str
+) -> None:
+    await register(api, "jade", "JADE")
+    db = Database(db_url)
+
+    async def work(session: Any) -> None:
+        await outbox.emit(session, WebhookEvent.POINTS_ACCRUED, ["jade"], {"points": 1})
+        raise RuntimeError("the cause failed")
+
+    try:
+        with pytest.raises(RuntimeError):
+            await db.transaction(work)
+        async with db.read() as session:
+            assert await session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+    finally:
+        await db.dispose()
+
+
+async def test_subscriptions_are_checked_and_scoped(api: Api, settings: Settings) -> None:
+    await register(api, "jade", "JADE")
+    await register(api, "lotus", "LOTUS")
+    jade = await create_key(api, "MERCHANT", "jade")
+    lotus = await create_key(api, "MERCHANT", "lotus")
+    for url in ("ftp://example.com/x", "not a url", "http:///nohost", " "):
+        bad = await api.gql(
+            SUBSCRIBE, {"input": {"url": url, "events": ["TIER_CHANGED"]}}, key=jade
+        )
+        assert bad["subscribeWebhook"]["userErrors"][0]["code"] == "INVALID_INPUT", url
+    none = await api.gql(
+        SUBSCRIBE, {"input": {"url": "https://a.example/h", "events": []}}, key=jade
+    )
+    assert none["subscribeWebhook"]["userErrors"][0]["code"] == "INVALID_INPUT"
+    made = await api.gql(
+        SUBSCRIBE, {"input": {"url": "https://a.example/h", "events": ["TIER_CHANGED"]}}, key=jade
+    )
+    sub = made["subscribeWebhook"]["subscription"]
+    assert (await api.gql(LIST, key=lotus))["webhookSubscriptions"] == []
+    other = await api.gql(UNSUBSCRIBE, {"id": sub["id"]}, key=lotus)
+    assert other["unsubscribeWebhook"] == {"ok": False, "userErrors": [{"code": "NOT_FOUND"}]}
+    mine = await api.gql(UNSUBSCRIBE, {"id": sub["id"]}, key=jade)
+    assert mine["unsubscribeWebhook"] == {"ok": True, "userErrors": []}
+    assert (await api.gql(LIST, key=jade))["webhookSubscriptions"][0]["active"] is False
+    finance = await create_key(api, "FINANCE")
+    errors = await api.errors(LIST, key=finance)
+    assert errors[0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_private_receivers_are_refused_unless_allowed(db_url: str) -> None:
+    from tests.helpers import ADMIN_KEY, running_app
+
+    strict = Settings(database_url=db_url, bootstrap_admin_key=ADMIN_KEY, background_jobs=False)
+    async with running_app(strict) as api:
+        for url in (
+            "http://127.0.0.1:9/h",
+            "http://169.254.169.254/latest/meta-data",
+            "http://10.0.0.8/h",
+            "http://[::1]/h",
+            "http://localhost/h",
+            "http://metadata.google.internal/x",
+        ):
+            bad = await api.gql(SUBSCRIBE, {"input": {"url": url, "events": ["TIER_CHANGED"]}})
+            assert bad["subscribeWebhook"]["userErrors"][0]["code"] == "INVALID_INPUT", url
