@@ -14,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.config import Settings
 from hub.db import Database, utcnow
-from hub.models import Obligation, SettlementBatch, SettlementLease
+from hub.enums import WebhookEvent
+from hub.models import Obligation, SettlementBatch, SettlementLease, Statement
+from hub.webhooks import outbox
 from settlement.netting import Progress, RunResult, settle
 
 log = structlog.get_logger(__name__)
@@ -78,7 +80,8 @@ async def run_date(
         return None
     try:
         return await db.transaction(
-            lambda s: settle(s, settings, business_date, actor, progress), attempts=3
+            lambda s: _settle_and_announce(s, settings, business_date, actor, progress),
+            attempts=3,
         )
     except IntegrityError:
         # A replica without the lease (it had expired) committed the same date first.
@@ -91,6 +94,30 @@ async def run_date(
         return RunResult(batch=batch, created=False)
     finally:
         await release_lease(db, business_date, holder)
+
+
+async def _settle_and_announce(
+    session: AsyncSession,
+    settings: Settings,
+    business_date: dt.date,
+    actor: str,
+    progress: Progress | None,
+) -> RunResult:
+    """Settle, and in the same transaction tell each merchant its statement is ready."""
+    result = await settle(session, settings, business_date, actor, progress)
+    if result.created:
+        for statement_id, merchant in await session.execute(
+            select(Statement.id, Statement.merchant_id).where(
+                Statement.batch_id == result.batch.id
+            )
+        ):
+            await outbox.emit(
+                session,
+                WebhookEvent.STATEMENT_READY,
+                [merchant],
+                {"statementId": statement_id, "businessDate": business_date.isoformat()},
+            )
+    return result
 
 
 def last_due(settings: Settings, now: dt.datetime) -> dt.date | None:
