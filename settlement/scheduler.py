@@ -107,9 +107,7 @@ async def _settle_and_announce(
     result = await settle(session, settings, business_date, actor, progress)
     if result.created:
         for statement_id, merchant in await session.execute(
-            select(Statement.id, Statement.merchant_id).where(
-                Statement.batch_id == result.batch.id
-            )
+            select(Statement.id, Statement.merchant_id).where(Statement.batch_id == result.batch.id)
         ):
             await outbox.emit(
                 session,

@@ -296,3 +296,47 @@ async def test_private_receivers_are_refused_unless_allowed(db_url: str) -> None
         ):
             bad = await api.gql(SUBSCRIBE, {"input": {"url": url, "events": ["TIER_CHANGED"]}})
             assert bad["subscribeWebhook"]["userErrors"][0]["code"] == "INVALID_INPUT", url
+
+
+async def test_points_expiring_is_announced_once_a_day_per_member_and_program(
+    api: Api, settings: Settings, db_url: str
+) -> None:
+    import datetime as dt
+
+    from hub.db import utcnow
+    from hub.webhooks.expiring import announce_expiring
+    from tests.helpers import ACCRUE, enroll
+
+    await register(api, "jade", "JADE", expiryMonths=1)
+    member = await enroll(api, "JADE", "J-1")
+    ten_days_ago = (utcnow() - dt.timedelta(days=10)).isoformat()
+    for order in ("o-1", "o-2"):
+        data = await api.gql(
+            ACCRUE,
+            {
+                "input": {
+                    "memberId": member,
+                    "program": "JADE",
+                    "orderRef": order,
+                    "amount": "100",
+                    "occurredAt": ten_days_ago,
+                    "idempotencyKey": order,
+                }
+            },
+        )
+        assert data["accruePoints"]["userErrors"] == []
+    db = Database(db_url)
+    try:
+        await announce_expiring(db, settings)
+        await announce_expiring(db, settings)  # again the same day, or on another replica
+        async with db.read() as session:
+            rows = list(
+                await session.scalars(
+                    select(OutboxEvent).where(OutboxEvent.type == "POINTS_EXPIRING")
+                )
+            )
+    finally:
+        await db.dispose()
+    assert len(rows) == 1
+    data = json.loads(rows[0].payload)["data"]
+    assert data["memberId"] == member and data["program"] == "JADE" and data["points"] == 200
