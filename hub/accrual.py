@@ -13,7 +13,7 @@ from hub import idempotency, promotions, validate
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import utcnow
-from hub.enums import AccountKind, ConnectorKind, EntryKind
+from hub.enums import AccountKind, ConnectorKind, EntryKind, WebhookEvent
 from hub.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
 from hub.ledger.core import Movement
 from hub.ledger.points import Points, expiry_of
@@ -21,6 +21,7 @@ from hub.members import account_of
 from hub.merchants import get_program
 from hub.models import Entry, Member
 from hub.permissions import require_merchant
+from hub.webhooks import outbox
 
 MAX_AMOUNT = Decimal(100_000_000)  # money per purchase
 
@@ -123,6 +124,18 @@ async def accrue(
             AccountKind.ISSUED,
             movement,
             expires_at=expiry_of(occurred, program.expiry_months),
+        )
+        await outbox.emit(
+            session,
+            WebhookEvent.POINTS_ACCRUED,
+            [program.merchant_id],
+            {
+                "memberId": data.member_id,
+                "program": program.code,
+                "points": points,
+                "orderRef": order_ref,
+                "entryId": str(entry.id),
+            },
         )
         return {"entry_id": entry.id, "points": points}
 

@@ -340,3 +340,28 @@ async def test_points_expiring_is_announced_once_a_day_per_member_and_program(
     assert len(rows) == 1
     data = json.loads(rows[0].payload)["data"]
     assert data["memberId"] == member and data["program"] == "JADE" and data["points"] == 200
+
+
+async def test_accrual_writes_its_event_in_its_own_transaction(api: Api, db_url: str) -> None:
+    from tests.helpers import accrue, enroll
+
+    await register(api, "jade", "JADE")
+    member = await enroll(api, "JADE", "J-1")
+    done = await accrue(api, member, "JADE", "120", order="till-7")
+    refused = await accrue(api, member, "JADE", "120", order="till-7", idempotency_key="again")
+    assert refused["userErrors"][0]["code"] == "ALREADY_EXISTS"
+    db = Database(db_url)
+    try:
+        async with db.read() as session:
+            rows = list(await session.scalars(select(OutboxEvent)))
+    finally:
+        await db.dispose()
+    assert [(r.type, r.merchant_id) for r in rows] == [("POINTS_ACCRUED", "jade")]
+    data = json.loads(rows[0].payload)["data"]
+    assert data == {
+        "memberId": member,
+        "program": "JADE",
+        "points": done["points"],
+        "orderRef": "till-7",
+        "entryId": done["entry"]["id"],
+    }
