@@ -362,6 +362,22 @@ async def test_finance_settles_today_and_takes_statements_through_the_workflow(
     await expect(by(page, "pay-button")).to_be_disabled()
     await expect(by(page, "approve-button")).to_be_enabled()
 
+    # Finance accepts the dispute with an adjustment: the statement returns to APPROVED with
+    # its resolution, and the adjustment waits for the next batch (a closed one never moves).
+    await expect(by(page, "resolve-form")).to_be_visible()
+    await by(page, "resolve-note").fill("Contract price confirmed: 20.00")
+    await by(page, "adjustment-add").click()
+    await by(page, "adjustment-amount-input").fill("-5.00")
+    await by(page, "adjustment-reason").fill("Set meal at the contract price")
+    await by(page, "resolve-button").click()
+    await expect(by(page, "statement-status")).to_have_text("APPROVED")
+    await expect(by(page, "resolve-form")).to_be_hidden()
+    await expect(by(page, "statement-resolution")).to_contain_text("ACCEPTED: Contract price")
+    await expect(by(page, "adjustment-row")).to_have_count(1)
+    await expect(by(page, "adjustment-amount")).to_contain_text("5.00")
+    await expect(by(page, "adjustment-carried")).to_have_text("the next batch")
+    await page.screenshot(path=SCREENSHOTS / "console-dispute-resolved.png", full_page=True)
+
     # A refused transition shows the hub's message and the statement's real status:
     # lotus's statement is approved elsewhere while this page still shows it as a draft.
     await by(page, "back-to-batch").click()
@@ -384,7 +400,7 @@ async def test_finance_settles_today_and_takes_statements_through_the_workflow(
     await by(page, "back-to-batch").click()
     statuses = {
         "haowu": "PAID",
-        "jade": "DISPUTED",
+        "jade": "APPROVED",
         "lotus": "APPROVED",
         "skyair": "DRAFT",
         "westlake": "DRAFT",

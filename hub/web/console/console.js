@@ -79,6 +79,7 @@ const LINES_FIELDS = `lines(first: $first, after: $after) {
 const STATEMENT = `query Statement($id: ID!, $first: Int!, $after: String) {
   statement(id: $id) {
     id businessDate status receivable payable fees net disputeReason approvedAt paidReference
+    resolution adjustments { id amount reason counterparty { id name } carriedTo { businessDate } }
     csvUrl merchant { id name } batch { id businessDate currency }
     counterparties { counterparty { id name } receivable payable }
     ${LINES_FIELDS}
@@ -89,8 +90,12 @@ const STATEMENT_LINES = `query StatementLines($id: ID!, $first: Int!, $after: St
   statement(id: $id) { id ${LINES_FIELDS} }
 }`;
 
-const PAYLOAD = `statement { id status disputeReason approvedAt paidReference }
+const PAYLOAD = `statement { id status disputeReason approvedAt paidReference resolution
+    adjustments { id amount reason counterparty { id name } carriedTo { businessDate } } }
   userErrors { field message code }`;
+const RESOLVE = `mutation Resolve($input: ResolveDisputeInput!) {
+  resolveDispute(input: $input) { ${PAYLOAD} }
+}`;
 const APPROVE = `mutation Approve($id: ID!, $note: String) {
   approveStatement(id: $id, note: $note) { ${PAYLOAD} }
 }`;
@@ -726,7 +731,10 @@ async function showStatement(id, view) {
   say($("action-result"), "");
   say($("csv-error"), "");
   say($("csv-result"), "");
-  for (const form of ["approve-form", "dispute-form", "pay-form"]) $(form).reset();
+  for (const form of ["approve-form", "dispute-form", "pay-form", "resolve-form"]) {
+    $(form).reset();
+  }
+  $("adjustment-lines").replaceChildren();
   renderStatement();
   renderLines(statement.lines);
   showOnly("statement-view");
@@ -761,6 +769,7 @@ function renderStatement() {
     ),
   );
   renderActions();
+  renderAdjustments();
 
   const rows = [...s.counterparties].sort((a, b) =>
     a.counterparty.name.localeCompare(b.counterparty.name),
@@ -810,6 +819,103 @@ function renderActions() {
     form.title = allowed ? "" : needs[action];
     for (const control of form.elements) control.disabled = !allowed;
   }
+}
+
+function renderAdjustments() {
+  const s = state.statement;
+  $("resolve-form").hidden = s.status !== "DISPUTED";
+  const card = $("adjustments-card");
+  card.hidden = !s.resolution && s.adjustments.length === 0;
+  $("statement-resolution").textContent = s.resolution ? `Resolution: ${s.resolution}` : "";
+  $("adjustments").tBodies[0].replaceChildren(
+    ...s.adjustments.map((a) =>
+      h(
+        "tr",
+        { testid: "adjustment-row" },
+        merchantCell(a.counterparty),
+        h("td", {}, a.reason),
+        h(
+          "td",
+          { testid: "adjustment-carried" },
+          a.carriedTo
+            ? h("a", { href: `#/batches/${a.carriedTo.businessDate}` }, a.carriedTo.businessDate)
+            : "the next batch",
+        ),
+        moneyCell(a.amount, "adjustment-amount", " strong"),
+      ),
+    ),
+  );
+}
+
+/** One adjustment line of the resolve form: a counterparty of this statement, an amount. */
+function addAdjustmentLine() {
+  const s = state.statement;
+  if (!s) return;
+  const options = s.counterparties.map((c) =>
+    h("option", { value: c.counterparty.id }, c.counterparty.name),
+  );
+  const remove = h("button", { type: "button", class: "link" }, "Remove");
+  const line = h(
+    "div",
+    { class: "adjustment-line", testid: "adjustment-line" },
+    h("label", {}, h("span", {}, "Counterparty"),
+      h("select", { name: "counterparty", testid: "adjustment-counterparty" }, ...options)),
+    h("label", {}, h("span", {}, "Amount (+ the merchant receives)"),
+      h("input", { name: "amount", testid: "adjustment-amount-input", inputmode: "decimal",
+        placeholder: "12.50", required: true })),
+    h("label", { class: "grow" }, h("span", {}, "Reason"),
+      h("input", { name: "reason", testid: "adjustment-reason", maxlength: "2000",
+        required: true })),
+    remove,
+  );
+  remove.addEventListener("click", () => line.remove());
+  $("adjustment-lines").append(line);
+  line.querySelector("input").focus();
+}
+
+async function onResolve(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const s = state.statement;
+  if (!s) return;
+  const resolution = form.resolution.value;
+  const note = form.note.value.trim();
+  const adjustments = [...$("adjustment-lines").children].map((line) => ({
+    counterparty: line.querySelector("select").value,
+    amount: line.querySelector('[name="amount"]').value.trim(),
+    reason: line.querySelector('[name="reason"]').value.trim(),
+  }));
+  say($("action-result"), "");
+  if (!note) {
+    say($("action-error"), "Write a note: the merchant sees the answer.", "INVALID_INPUT");
+    form.note.focus();
+    return;
+  }
+  const button = form.querySelector('button[type="submit"]');
+  await busy(button, () =>
+    guarded(async () => {
+      const input = { statementId: s.id, resolution, note, adjustments };
+      const payload = (await gql(RESOLVE, { input })).resolveDispute;
+      if (state.statement !== s) return;
+      if (payload.userErrors.length > 0) {
+        say(
+          $("action-error"),
+          payload.userErrors.map((e) => e.message).join(" "),
+          payload.userErrors[0].code,
+        );
+        return;
+      }
+      Object.assign(s, payload.statement);
+      form.reset();
+      $("adjustment-lines").replaceChildren();
+      renderStatement();
+      say(
+        $("action-result"),
+        `Resolved (${resolution.toLowerCase()}). The statement is now ${s.status}.`,
+        s.status,
+      );
+    }, $("action-error")),
+  );
 }
 
 function renderLines(connection) {
@@ -998,6 +1104,8 @@ function wire() {
     }),
   );
   $("approve-form").addEventListener("submit", (event) => onAction(event, "approve"));
+  $("resolve-form").addEventListener("submit", onResolve);
+  $("adjustment-add").addEventListener("click", addAdjustmentLine);
   $("dispute-form").addEventListener("submit", (event) => onAction(event, "dispute"));
   $("pay-form").addEventListener("submit", (event) => onAction(event, "pay"));
   $("csv-download").addEventListener("click", (event) => {
