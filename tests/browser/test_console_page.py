@@ -45,7 +45,7 @@ PAST_BATCHES = 21  # one more than the console's page of 20
 HAOWU_LINES = 27  # haowu pays for 26 conversions and a meal: two pages of lines
 
 BATCH = """query($d: Date!) { settlementBatch(businessDate: $d) {
-  positions { merchant { id } net } payments { from { id } to { id } amount }
+  positions { merchant { id name } net } payments { from { id } to { id } amount }
   statements { id merchant { id } status } } }"""
 
 if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
@@ -288,6 +288,15 @@ async def test_finance_settles_today_and_takes_statements_through_the_workflow(
     shown = await amounts(by(page, "payment-amount"))
     assert sorted(shown) == sorted(Decimal(p["amount"]) for p in api["payments"])
     await expect(by(page, "statement-row")).to_have_count(5)
+    # The trend: the last 30 batches (today's among them) drawn as net positions per
+    # merchant and gross per day, by the charting library the hub serves itself.
+    await expect(by(page, "trend-batches")).to_have_text("22")
+    await expect(by(page, "trend-disputes")).to_have_text("0")
+    await expect(by(page, "trend-net").locator("canvas")).to_have_count(1)
+    await expect(by(page, "trend-gross").locator("canvas")).to_have_count(1)
+    legend = by(page, "trend-net").locator(".u-legend")
+    for position in api["positions"]:
+        await expect(legend).to_contain_text(position["merchant"]["name"])
     await page.screenshot(path=SCREENSHOTS / "console-batch.png", full_page=True)
 
     # Running a settled date again changes nothing, and says so.
@@ -359,6 +368,8 @@ async def test_finance_settles_today_and_takes_statements_through_the_workflow(
     await expect(by(page, "statement-status")).to_have_text("DISPUTED")
     await expect(by(page, "action-result")).to_have_text("Disputed. The statement is now DISPUTED.")
     await expect(by(page, "statement-dispute")).to_contain_text("contract says 20.00")
+    await expect(by(page, "trend-disputes")).to_have_text("1")
+    await expect(by(page, "open-dispute")).to_contain_text("Jade Garden")
     await expect(by(page, "pay-button")).to_be_disabled()
     await expect(by(page, "approve-button")).to_be_enabled()
 
@@ -376,6 +387,7 @@ async def test_finance_settles_today_and_takes_statements_through_the_workflow(
     await expect(by(page, "adjustment-row")).to_have_count(1)
     await expect(by(page, "adjustment-amount")).to_contain_text("5.00")
     await expect(by(page, "adjustment-carried")).to_have_text("the next batch")
+    await expect(by(page, "trend-disputes")).to_have_text("0")
     await page.screenshot(path=SCREENSHOTS / "console-dispute-resolved.png", full_page=True)
 
     # A refused transition shows the hub's message and the statement's real status:

@@ -3,6 +3,8 @@
 // statements), and take statements through DRAFT -> APPROVED or DISPUTED -> PAID.
 // Plain browser JS against the hub's public GraphQL API; no build step.
 
+import { TREND, renderTrend } from "./trend.js";
+
 const ENDPOINT = new URL(
   document.querySelector('meta[name="hub-graphql"]')?.getAttribute("content") || "/graphql",
   location.href,
@@ -395,6 +397,11 @@ function signOut() {
 
 // ---------------------------------------------------------------- batches list
 
+/** The trend card: last 30 batches and open disputes; a failure here never blocks the rest. */
+async function refreshTrend() {
+  await guarded(async () => renderTrend($("trend"), await gql(TREND), h), $("trend-error"));
+}
+
 async function reloadBatches() {
   state.batches = {
     nodes: [],
@@ -403,7 +410,7 @@ async function reloadBatches() {
     generation: state.batches.generation + 1,
   };
   renderBatchList();
-  await guarded(() => loadBatches(), $("batches-error"));
+  await Promise.all([guarded(() => loadBatches(), $("batches-error")), refreshTrend()]);
 }
 
 async function loadBatches() {
@@ -909,6 +916,7 @@ async function onResolve(event) {
       form.reset();
       $("adjustment-lines").replaceChildren();
       renderStatement();
+      refreshTrend();
       say(
         $("action-result"),
         `Resolved (${resolution.toLowerCase()}). The statement is now ${s.status}.`,
@@ -1027,6 +1035,7 @@ async function onAction(event, name) {
       Object.assign(s, payload.statement);
       form.reset();
       renderStatement();
+      refreshTrend();
       say(
         $("action-result"),
         `${action.done}. The statement is now ${payload.statement.status}.`,
