@@ -24,7 +24,7 @@ from connectors.base import (
 )
 from hub.config import Settings
 from hub.db import utcnow
-from hub.enums import AccountKind, ConnectorKind, EntryKind, ErrorCode
+from hub.enums import AccountKind, ConnectorKind, EntryKind, ErrorCode, HoldStatus
 from hub.errors import InsufficientPoints, InvalidState, NotFound
 from hub.ids import new_id
 from hub.ledger import Movement, Points
@@ -174,6 +174,9 @@ class HostedConnector:
                 hold, self._movement(call), self.program.expiry_months
             )
         except InvalidState as exc:
+            settled = await self._hold(call)
+            if settled.status == HoldStatus.RELEASED.value:  # the sweeper got there first
+                return CallResult(Outcome.APPLIED, partner_ref=str(settled.resolve_entry_id))
             return CallResult(Outcome.REJECTED, message=exc.message, code=ErrorCode.INVALID_STATE)
         return CallResult(Outcome.APPLIED, partner_ref=str(entry.id))
 
