@@ -31,6 +31,7 @@ from hub.ledger import Movement, Points
 from hub.ledger.queries import open_lots_by_account, spendable
 from hub.members import account_of
 from hub.models import Account, Entry, Hold, Program
+from hub.models.ledger import HUB_CALL_KINDS
 
 DEBITS = {
     Purpose.CONVERSION: (EntryKind.CONVERSION_OUT, AccountKind.EXCHANGE),
@@ -74,9 +75,13 @@ class HostedConnector:
         return account
 
     async def _entry_for_key(self, key: str | None) -> Entry:
+        """The entry an earlier hub call wrote here under `key`: one at most (a unique
+        index), and never an entry a client's own idempotency key is on."""
         entry = await self.session.scalar(
             select(Entry).where(
-                Entry.program_code == self.program.code, Entry.idempotency_key == key
+                Entry.program_code == self.program.code,
+                Entry.idempotency_key == key,
+                Entry.kind.in_(HUB_CALL_KINDS),
             )
         )
         if entry is None:
