@@ -102,6 +102,7 @@ async def test_an_accrual_retried_through_another_key_of_the_merchant_returns_th
     # Another merchant's identical key is another request.
     clearview = await create_key(api, "MERCHANT", "clearview")
     await enroll(api, "CLEAR", "C-1", member_id=member)
-    three = await accrue(api, member, "CLEAR", "50", order="o-1", key=clearview,
-                         idempotency_key="accrue-o-1")
+    three = await accrue(
+        api, member, "CLEAR", "50", order="o-1", key=clearview, idempotency_key="accrue-o-1"
+    )
     assert three["userErrors"] == [] and three["entry"]["program"]["code"] == "CLEAR"

@@ -68,14 +68,18 @@ async def test_a_refund_finds_exactly_the_debit_it_undoes(api: Api, db_url: str)
         debit_id, refund_id = await db.transaction(work)
         async with db.read() as session:
             taken = dict(
-                (await session.execute(
-                    select(LotUse.lot_id, LotUse.points).where(LotUse.entry_id == debit_id)
-                )).all()
+                (
+                    await session.execute(
+                        select(LotUse.lot_id, LotUse.points).where(LotUse.entry_id == debit_id)
+                    )
+                ).all()
             )
             given = dict(
-                (await session.execute(
-                    select(LotUse.lot_id, LotUse.points).where(LotUse.entry_id == refund_id)
-                )).all()
+                (
+                    await session.execute(
+                        select(LotUse.lot_id, LotUse.points).where(LotUse.entry_id == refund_id)
+                    )
+                ).all()
             )
             assert given == {lot: -points for lot, points in taken.items()}
             # ... and no new lot was made for the refund.

@@ -26,12 +26,14 @@ from tests.helpers import (
     balances,
     cancel_redemption,
     create_key,
-    enroll as enroll_over_api,
     redeem,
     register,
     set_rate,
     upsert_reward,
     verify_ledger,
+)
+from tests.helpers import (
+    enroll as enroll_over_api,
 )
 
 ADMIN = Principal(key_id="test", role=Role.ADMIN)
@@ -185,7 +187,10 @@ async def test_a_refund_of_lots_not_yet_expired_keeps_their_expiry(api: Api) -> 
     member = await enroll_over_api(api, "JADE", "J-1", "Sun Li")
     await enroll_over_api(api, "CLEAR", "C-1", member_id=member)
     await accrue(api, member, "JADE", "500")
-    query = 'query($id: ID!) { member(id: $id) { account(program: "JADE") { expiring { points expiresAt } } } }'
+    query = (
+        'query($id: ID!) { member(id: $id) { account(program: "JADE") '
+        "{ expiring { points expiresAt } } } }"
+    )
     before = (await api.gql(query, {"id": member}))["member"]["account"]["expiring"]
     done = await redeem(api, member, "clearview:LENS", "JADE")
     await cancel_redemption(api, done["redemption"]["id"])
