@@ -212,3 +212,29 @@ async def test_compensation_belongs_to_the_cancellation_that_succeeds(
     assert (await balances(hub, member))["HUB"] == 10_000
     assert [o["kind"] for o in await obligations(db_url)] == ["REDEMPTION", "REFUND"]
     assert await verify_ledger(db_url) == []
+
+
+async def test_verify_finds_a_finished_redemption_whose_hosted_moves_are_missing(
+    hub: Api, live: Partners, db_url: str
+) -> None:
+    """What a saga that took "no answer" for an answer would leave: `hub verify` says so."""
+    member = await _world(hub, live)
+    done = await redeem(hub, member, "shop:CAR-WASH", "HUB")  # a hold at the hosted HUB
+    rid = done["redemption"]["id"]
+    assert await verify_ledger(db_url) == []
+    runtime = _runtime(hub)
+    async with runtime.db.write() as session:  # cancelled without the refund being posted
+        await session.execute(
+            update(Redemption)
+            .where(Redemption.id == rid)
+            .values(status="CANCELLED", cancel_step="DONE", compensation_points=60)
+        )
+    found = await verify_ledger(db_url)
+    assert any(v.startswith("refund of a cancelled redemption posted") for v in found), found
+    assert any(v.startswith("compensation of a cancelled redemption posted") for v in found)
+    async with runtime.db.write() as session:  # failed, yet its hold was captured
+        await session.execute(
+            update(Redemption).where(Redemption.id == rid).values(status="FAILED")
+        )
+    found = await verify_ledger(db_url)
+    assert any(v.startswith("hold of a finished redemption settled") for v in found), found
