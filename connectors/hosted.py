@@ -24,13 +24,14 @@ from connectors.base import (
 )
 from hub.config import Settings
 from hub.db import utcnow
-from hub.enums import AccountKind, ConnectorKind, EntryKind, ErrorCode
+from hub.enums import AccountKind, ConnectorKind, EntryKind, ErrorCode, HoldStatus
 from hub.errors import InsufficientPoints, InvalidState, NotFound
 from hub.ids import new_id
 from hub.ledger import Movement, Points
 from hub.ledger.queries import open_lots_by_account, spendable
 from hub.members import account_of
 from hub.models import Account, Entry, Hold, Program
+from hub.models.ledger import HUB_CALL_KINDS
 
 DEBITS = {
     Purpose.CONVERSION: (EntryKind.CONVERSION_OUT, AccountKind.EXCHANGE),
@@ -74,9 +75,13 @@ class HostedConnector:
         return account
 
     async def _entry_for_key(self, key: str | None) -> Entry:
+        """The entry an earlier hub call wrote here under `key`: one at most (a unique
+        index), and never an entry a client's own idempotency key is on."""
         entry = await self.session.scalar(
             select(Entry).where(
-                Entry.program_code == self.program.code, Entry.idempotency_key == key
+                Entry.program_code == self.program.code,
+                Entry.idempotency_key == key,
+                Entry.kind.in_(HUB_CALL_KINDS),
             )
         )
         if entry is None:
@@ -174,6 +179,9 @@ class HostedConnector:
                 hold, self._movement(call), self.program.expiry_months
             )
         except InvalidState as exc:
+            settled = await self._hold(call)
+            if settled.status == HoldStatus.RELEASED.value:  # the sweeper got there first
+                return CallResult(Outcome.APPLIED, partner_ref=str(settled.resolve_entry_id))
             return CallResult(Outcome.REJECTED, message=exc.message, code=ErrorCode.INVALID_STATE)
         return CallResult(Outcome.APPLIED, partner_ref=str(entry.id))
 

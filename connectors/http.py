@@ -4,8 +4,10 @@ Each call is signed (HMAC-SHA256 over timestamp and body), carries an
 Idempotency-Key when it moves points, has a timeout, and is retried with
 jittered backoff only when repeating it is safe (a GET, or a call with an
 idempotency key) and only after a failure that means "not answered" (the
-connection was refused, or a 502/503/504). A breaker per merchant fails calls
-fast while the partner is down.
+connection was refused, or a 502/503/504). Only a call no attempt may have
+applied ends as "not sent" (REJECTED, PARTNER_UNAVAILABLE); once one may have,
+the outcome is UNKNOWN and the saga asks again with the same key, whose answer
+settles it. A breaker per merchant fails calls fast while the partner is down.
 """
 
 from __future__ import annotations
@@ -134,6 +136,9 @@ class PartnerClient:
             retry=retry_if_exception_type((httpx.ConnectError, _Unanswered)),
             reraise=True,
         )
+        # Once an attempt got a 502/503/504 the partner (or a gateway in front of it) may
+        # have applied the call: a later refused connection does not make it "not sent".
+        maybe_applied = False
         try:
             async for attempt in retrying:
                 with attempt:
@@ -150,13 +155,15 @@ class PartnerClient:
                         timeout=wait_seconds or self.config.timeout_seconds,
                     )
                     if response.status_code in (502, 503, 504):
+                        maybe_applied = True
                         raise _Unanswered(response)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             self.breaker.failure()
             return Reply(
-                Outcome.REJECTED,
+                Outcome.UNKNOWN if maybe_applied else Outcome.REJECTED,
                 code=ErrorCode.PARTNER_UNAVAILABLE,
-                message=f"{self.merchant_id} could not be reached ({type(exc).__name__}).",
+                message=f"{self.merchant_id} could not be reached ({type(exc).__name__})"
+                + (" after an answer that may have applied the call." if maybe_applied else "."),
             )
         except _Unanswered as exc:
             self.breaker.failure()

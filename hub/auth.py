@@ -37,7 +37,13 @@ class Principal:
 
     @property
     def idempotency_scope(self) -> str:
-        return self.actor
+        """Whose idempotency keys these are: a merchant's keys share them (a retry through
+        another key of the same merchant is the same request); a member session's are its
+        member's; ADMIN and FINANCE keep one scope per key."""
+        if self.member_id is not None:
+            owner = f"merchant:{self.merchant_id}" if self.merchant_id else self.role.value.lower()
+            return f"{owner}/member:{self.member_id}"
+        return f"merchant:{self.merchant_id}" if self.merchant_id else self.key_id
 
 
 def hash_secret(secret: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,10 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
 from hub.db import utcnow
-from hub.errors import IdempotencyConflict, RetryTransaction
+from hub.errors import IdempotencyConflict, InvalidInput, RetryTransaction
 from hub.models import IdempotencyRecord
 
 Result = dict[str, Any]
+
+# The keys the hub derives for its own calls to programs: a hub id (see hub.ids), a
+# colon, a step (`rdm_…:hold`, `cnv_…:debit`). No client key may take this form, so a
+# look-up by one never finds a client's entry.
+HUB_CALL_KEY = re.compile(r"[a-z]+_[0-9a-z]{26}:")
 
 
 def request_hash(operation: str, request: dict[str, Any]) -> str:
@@ -42,6 +48,12 @@ async def once(
 ) -> Result:
     """Run `effect` once per (scope, key); later calls with the same input get its result."""
     key = validate.text(key, ["input", "idempotencyKey"], max_length=200)
+    if HUB_CALL_KEY.match(key):
+        raise InvalidInput(
+            f"idempotencyKey {key!r} has the form of the hub's own call keys "
+            "('<hub id>:<step>'); choose another.",
+            field=["input", "idempotencyKey"],
+        )
     digest = request_hash(operation, request)
     found = await session.scalar(
         select(IdempotencyRecord).where(

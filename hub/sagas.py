@@ -1,21 +1,74 @@
-"""What the conversion and redemption sagas share: backoff, and the failure they store."""
+"""The one driver of the hub's sagas (conversions, redemptions): advance, record, resume.
+
+A saga's state lives on its row. Each saga says what its next step is (the program
+whose connector acts, and the call) and how an outcome moves the row on; this
+module runs the steps. A local step (a hosted program) runs inside the current
+transaction together with the state change. A partner step is called between
+transactions with an idempotency key derived from the row's id, so that repeating
+it after a lost answer, a crash or a restart applies it at most once; its outcome
+is then recorded under a lock on the row. `resume_due` (at boot and on a timer)
+picks up every saga left unfinished once its backoff has passed.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
+import structlog
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from connectors.base import BookingResult, CallResult, Connector, ConnectorFactory
+from hub.config import Settings
+from hub.db import Database, utcnow
 from hub.enums import ErrorCode
 from hub.errors import DomainError
 
+log = structlog.get_logger(__name__)
+
 MAX_BACKOFF_SECONDS = 600
+MAX_STEPS = 8  # per advance: every step of the longest saga, with room for a retried one
+
+Result = CallResult | BookingResult
+Action = Callable[[Connector], Awaitable[Result]]
 
 
 class SagaRow(Protocol):
-    attempts: int
-    next_attempt_at: dt.datetime | None
-    failure: str | None
+    id: Any
+    actor: Any
+    attempts: Any
+    next_attempt_at: Any
+    failure: Any
+    created_at: Any
+    updated_at: Any
+
+
+Row = TypeVar("Row", bound=SagaRow)
+
+
+@dataclass(frozen=True)
+class Next:
+    """A saga's next step: the program whose connector acts, the step's name, the call."""
+
+    program: Any
+    step: str
+    action: Action
+
+
+@dataclass(frozen=True)
+class Saga(Generic[Row]):
+    """What the driver needs to know of one kind of saga."""
+
+    name: str
+    model: type[Row]
+    next_step: Callable[[AsyncSession, Row], Awaitable[Next | None]]
+    apply: Callable[[AsyncSession, Settings, Row, str, Result], Awaitable[None]]
+    unfinished: Callable[[], Any]  # a WHERE clause on the model
 
 
 def retry_later(row: SagaRow, now: dt.datetime) -> None:
@@ -36,3 +89,108 @@ def failure_of(row: SagaRow) -> DomainError | None:
     return DomainError(
         data["message"], code=ErrorCode(data["code"]), field=["input", data["field"]]
     )
+
+
+async def run_local(
+    session: AsyncSession,
+    settings: Settings,
+    factory: ConnectorFactory,
+    saga: Saga[Row],
+    row: Row,
+    *,
+    check: Callable[[str, Result], None] | None = None,
+) -> None:
+    """Run every next step whose connector is local, in this transaction.
+
+    `check` sees each local outcome before it is applied and may raise, so that a
+    refusal the caller must hear of rolls back everything instead of being stored.
+    """
+    while True:
+        found = await saga.next_step(session, row)
+        if found is None or not factory.is_local(found.program):
+            return
+        result = await found.action(factory.for_program(found.program, session, row.actor))
+        if check is not None:
+            check(found.step, result)
+        await saga.apply(session, settings, row, found.step, result)
+        if row.next_attempt_at is not None:  # to be tried again later
+            return
+
+
+async def _record(
+    settings: Settings,
+    factory: ConnectorFactory,
+    saga: Saga[Row],
+    row_id: str,
+    step: str,
+    result: Result | None,
+    session: AsyncSession,
+) -> bool:
+    """Store a partner step's outcome and run the local steps after it; False to wait."""
+    fresh = await session.scalar(
+        select(saga.model)
+        .where(saga.model.id == row_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert fresh is not None
+    found = await saga.next_step(session, fresh)
+    if found is None or found.step != step:
+        return True  # another worker moved it on meanwhile
+    if result is not None:
+        await saga.apply(session, settings, fresh, step, result)
+        if fresh.next_attempt_at is not None:
+            return False
+    await run_local(session, settings, factory, saga, fresh)
+    return fresh.next_attempt_at is None
+
+
+async def advance(
+    db: Database, settings: Settings, factory: ConnectorFactory, saga: Saga[Row], row_id: str
+) -> Row:
+    """Take a saga as far as its partners answer now; its row afterwards."""
+    for _ in range(MAX_STEPS):
+        async with db.read() as session:
+            row = await session.get(saga.model, row_id)
+            assert row is not None
+            found = await saga.next_step(session, row)
+            actor = row.actor
+        if found is None:
+            break
+        result: Result | None = None
+        if not factory.is_local(found.program):  # a local step left over runs in _record
+            result = await found.action(factory.for_program(found.program, None, actor))
+        record = functools.partial(_record, settings, factory, saga, row_id, found.step, result)
+        if not await db.transaction(record):
+            break
+    async with db.read() as session:
+        final = await session.get(saga.model, row_id)
+        assert final is not None
+        return final
+
+
+async def resume_due(
+    db: Database, settings: Settings, factory: ConnectorFactory, saga: Saga[Row]
+) -> int:
+    """Advance every unfinished saga of this kind whose next attempt is due; how many."""
+    now = utcnow()
+    model: Any = saga.model
+    async with db.read() as session:
+        ids = list(
+            await session.scalars(
+                select(model.id)
+                .where(
+                    saga.unfinished(),
+                    or_(model.next_attempt_at.is_(None), model.next_attempt_at <= now),
+                    model.updated_at <= now - dt.timedelta(seconds=1),
+                )
+                .order_by(model.created_at)
+                .limit(500)
+            )
+        )
+    for row_id in ids:
+        try:
+            await advance(db, settings, factory, saga, row_id)
+        except Exception:
+            log.exception("saga step failed", saga=saga.name, id=row_id)
+    return len(ids)

@@ -13,6 +13,7 @@ from hub.enums import (
     BatchStatus,
     ConnectorKind,
     ConversionStatus,
+    EntryKind,
     HoldStatus,
     ObligationKind,
     RedemptionStatus,
@@ -320,11 +321,73 @@ def _adjustment_checks() -> list[tuple[str, str, Any]]:
     ]
 
 
+def _saga_checks() -> list[tuple[str, str, Any]]:
+    """Every move a finished redemption says happened at a hosted program is there: a
+    cancelled one's refund and compensation are posted, its hold settled the right way."""
+    hosted_payer = (
+        select(Program.code)
+        .where(
+            Program.code == Redemption.paid_with,
+            Program.connector == ConnectorKind.HOSTED.value,
+        )
+        .exists()
+    )
+
+    def posted(step: str, kind: EntryKind) -> Any:
+        return (
+            select(Entry.id)
+            .where(
+                Entry.program_code == Redemption.paid_with,
+                Entry.idempotency_key == Redemption.id + f":{step}",
+                Entry.kind == kind.value,
+            )
+            .exists()
+        )
+
+    cancelled = Redemption.status == RedemptionStatus.CANCELLED.value
+    settled_as = case(
+        (Redemption.status == RedemptionStatus.FAILED.value, HoldStatus.RELEASED.value),
+        else_=HoldStatus.CAPTURED.value,
+    )
+    return [
+        (
+            "refund of a cancelled redemption posted",
+            "redemption {0} is cancelled, but no refund of {1} {2} was posted",
+            select(Redemption.id, Redemption.points, Redemption.paid_with).where(
+                cancelled, hosted_payer, ~posted("refund", EntryKind.REFUND)
+            ),
+        ),
+        (
+            "compensation of a cancelled redemption posted",
+            "redemption {0} is cancelled with {1} {2} compensation, none was posted",
+            select(Redemption.id, Redemption.compensation_points, Redemption.paid_with).where(
+                cancelled,
+                Redemption.compensation_points > 0,
+                hosted_payer,
+                ~posted("compensate", EntryKind.COMPENSATION),
+            ),
+        ),
+        (
+            "hold of a finished redemption settled",
+            "redemption {0} is {1}; its hold {2} is {3}, not {4}",
+            select(Redemption.id, Redemption.status, Hold.id, Hold.status, settled_as)
+            .join(Hold, Hold.id == Redemption.hold_ref)
+            .where(Redemption.status != RedemptionStatus.PENDING.value, Hold.status != settled_as),
+        ),
+    ]
+
+
 EXTRA_CHECKS: list[tuple[str, str, Any]] = []  # for plug-ins
 
 
 def _all_checks() -> list[tuple[str, str, Any]]:
-    return [*_checks(), *_obligation_checks(), *_adjustment_checks(), *EXTRA_CHECKS]
+    return [
+        *_checks(),
+        *_obligation_checks(),
+        *_saga_checks(),
+        *_adjustment_checks(),
+        *EXTRA_CHECKS,
+    ]
 
 
 async def verify(session: AsyncSession, limit: int = 100) -> list[Violation]:

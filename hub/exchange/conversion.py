@@ -20,10 +20,10 @@ from connectors.base import ConnectorFactory
 from hub import idempotency, validate
 from hub.auth import Principal
 from hub.config import Settings
-from hub.db import utcnow
+from hub.db import Database, utcnow
 from hub.enums import ConversionStatus, ErrorCode
 from hub.errors import DomainError, InvalidInput, NotFound
-from hub.exchange import pricing
+from hub.exchange import pricing, saga
 from hub.exchange.rates import rates_by_id
 from hub.exchange.saga import Step, run_local_steps
 from hub.ids import new_id
@@ -182,3 +182,26 @@ async def start(
     conversion = await session.get(Conversion, result["conversion_id"])
     assert conversion is not None
     return conversion
+
+
+async def convert(
+    db: Database,
+    principal: Principal,
+    settings: Settings,
+    factory: ConnectorFactory,
+    request: ConvertRequest,
+) -> Conversion:
+    """Convert points: start the conversion, then take it as far as its partners answer now.
+
+    Raises a DomainError when it is refused up front (nothing then happened); a
+    conversion a partner refused ends FAILED or REVERSED with its failure, one a
+    partner has not answered yet is PENDING and the saga finishes it later.
+    """
+
+    async def work(session: AsyncSession) -> Conversion:
+        return await start(session, principal, settings, factory, request)
+
+    conversion = await db.transaction(work)
+    if conversion.status != ConversionStatus.PENDING.value:
+        return conversion
+    return await saga.advance(db, settings, factory, conversion.id)

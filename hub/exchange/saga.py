@@ -1,41 +1,34 @@
 """The conversion saga: debit, credit, and on a refused credit, reverse the debit.
 
-State lives on the conversion row (`step`). A local step (hosted program) runs
-in the caller's transaction together with the state change. A partner step is
-called between transactions with an idempotency key derived from the
-conversion id, so repeating it after a lost answer, a crash or a restart
-applies it at most once; `advance` records each outcome and `resume_due`
-(started at boot and on a timer) picks up every conversion left unfinished.
+State lives on the conversion row (`step`); hub.sagas runs the steps: a local
+step (hosted program) in the caller's transaction together with the state
+change, a partner step between transactions with an idempotency key derived
+from the conversion id, so that repeating it after a lost answer, a crash or a
+restart applies it at most once.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 from enum import StrEnum
 
-import structlog
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import (
     CallResult,
-    Connector,
     ConnectorFactory,
     MemberAccount,
     Outcome,
     PointsCall,
     Purpose,
 )
-from hub import obligations
+from hub import obligations, sagas
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ConversionStatus, ErrorCode, ObligationKind
 from hub.members import account_of
 from hub.models import Conversion, ConversionLeg, Program
-from hub.sagas import record_failure, retry_later
-
-log = structlog.get_logger(__name__)
+from hub.sagas import Next, Result, record_failure, retry_later
 
 # A credit the partner cannot take yet is retried this many times before the
 # debit is reversed and the member gets the source points back.
@@ -53,24 +46,25 @@ def _key(conversion: Conversion, step: Step) -> str:
     return f"{conversion.id}:{step.value.lower()}"
 
 
-async def _call(
-    session: AsyncSession | None, conversion: Conversion, step: Step
-) -> tuple[str, PointsCall]:
-    """The program a step acts on and its call."""
-    assert session is not None
+async def next_step(session: AsyncSession, conversion: Conversion) -> Next | None:
+    """The program the next step acts on and its call; None when the conversion is done."""
+    if conversion.status != ConversionStatus.PENDING.value:
+        return None
+    step = Step(conversion.step)
     if step == Step.CREDIT:
-        program, points = conversion.to_code, conversion.points_credited
+        code, points = conversion.to_code, conversion.points_credited
     else:
-        program, points = conversion.from_code, conversion.points_debited
-    account = await account_of(session, conversion.member_id, program)
-    assert account is not None and account.external_ref is not None
+        code, points = conversion.from_code, conversion.points_debited
+    program = await session.get(Program, code)
+    account = await account_of(session, conversion.member_id, code)
+    assert program is not None and account is not None and account.external_ref is not None
     memo = {
         Step.DEBIT: f"converted to {conversion.to_code}",
         Step.CREDIT: f"converted from {conversion.from_code}",
         Step.REVERSE: f"conversion to {conversion.to_code} reversed",
     }[step]
-    return program, PointsCall(
-        account=MemberAccount(conversion.member_id, program, account.external_ref),
+    call = PointsCall(
+        account=MemberAccount(conversion.member_id, code, account.external_ref),
         points=points,
         idempotency_key=_key(conversion, step),
         purpose=Purpose.CONVERSION,
@@ -78,17 +72,14 @@ async def _call(
         memo=memo,
         undoes=_key(conversion, Step.DEBIT) if step == Step.REVERSE else None,
     )
-
-
-async def _invoke(connector: Connector, step: Step, call: PointsCall) -> CallResult:
     if step == Step.DEBIT:
-        return await connector.debit(call)
+        return Next(program, step, lambda connector: connector.debit(call))
     if step == Step.CREDIT:
-        return await connector.credit(call)
-    return await connector.reverse(call)
+        return Next(program, step, lambda connector: connector.credit(call))
+    return Next(program, step, lambda connector: connector.reverse(call))
 
 
-def _fail(conversion: Conversion, status: ConversionStatus, result: CallResult, field: str) -> None:
+def _fail(conversion: Conversion, status: ConversionStatus, result: Result, field: str) -> None:
     conversion.status = status.value
     conversion.step = Step.DONE.value
     conversion.next_attempt_at = None
@@ -133,8 +124,8 @@ async def apply_outcome(
     session: AsyncSession,
     settings: Settings,
     conversion: Conversion,
-    step: Step,
-    result: CallResult,
+    step: str,
+    result: Result,
 ) -> None:
     """Move the saga on from a step's outcome."""
     now = utcnow()
@@ -143,7 +134,7 @@ async def apply_outcome(
     if step == Step.DEBIT:
         if result.outcome == Outcome.APPLIED:
             conversion.step = Step.CREDIT.value
-            conversion.debit_ref = result.partner_ref
+            conversion.debit_ref = _ref(result)
             conversion.attempts = 0
             conversion.next_attempt_at = None
         elif result.outcome == Outcome.REJECTED:
@@ -152,7 +143,7 @@ async def apply_outcome(
             retry_later(conversion, now)
     elif step == Step.CREDIT:
         if result.outcome == Outcome.APPLIED:
-            conversion.credit_ref = result.partner_ref
+            conversion.credit_ref = _ref(result)
             await _complete(session, settings, conversion)
         elif result.outcome == Outcome.REJECTED and not (
             not_sent and conversion.attempts < MAX_CREDIT_ATTEMPTS
@@ -177,97 +168,37 @@ async def apply_outcome(
         retry_later(conversion, now)  # a reversal is retried until the partner takes it
 
 
+def _ref(result: Result) -> str | None:
+    return result.partner_ref if isinstance(result, CallResult) else None
+
+
+def _unfinished() -> object:
+    return Conversion.status == ConversionStatus.PENDING.value
+
+
+SAGA = sagas.Saga[Conversion](
+    name="conversion",
+    model=Conversion,
+    next_step=next_step,
+    apply=apply_outcome,
+    unfinished=_unfinished,
+)
+
+
 async def run_local_steps(
     session: AsyncSession, settings: Settings, factory: ConnectorFactory, conversion: Conversion
 ) -> None:
     """Run every next step whose connector is local, in this transaction."""
-    while conversion.status == ConversionStatus.PENDING.value:
-        step = Step(conversion.step)
-        program_code, call = await _call(session, conversion, step)
-        program = await session.get(Program, program_code)
-        assert program is not None
-        if not factory.is_local(program):
-            return
-        connector = factory.for_program(program, session, conversion.actor)
-        result = await _invoke(connector, step, call)
-        await apply_outcome(session, settings, conversion, step, result)
-        if result.outcome == Outcome.UNKNOWN:
-            return
+    await sagas.run_local(session, settings, factory, SAGA, conversion)
 
 
 async def advance(
     db: Database, settings: Settings, factory: ConnectorFactory, conversion_id: str
 ) -> Conversion:
     """Take a conversion as far as its partners answer now; its state afterwards."""
-    for _ in range(6):  # debit, credit, reverse, with room for a retried step
-        async with db.read() as session:
-            conversion = await session.get(Conversion, conversion_id)
-            assert conversion is not None
-            if conversion.status != ConversionStatus.PENDING.value:
-                return conversion
-            step = Step(conversion.step)
-            program_code, call = await _call(session, conversion, step)
-            program = await session.get(Program, program_code)
-            assert program is not None
-        result: CallResult | None = None
-        if not factory.is_local(program):  # a local step left over runs in `record` below
-            connector = factory.for_program(program, None, conversion.actor)
-            result = await _invoke(connector, step, call)
-
-        record = functools.partial(_record, settings, factory, conversion_id, step, result)
-        if not await db.transaction(record):
-            break
-    async with db.read() as session:
-        final = await session.get(Conversion, conversion_id)
-        assert final is not None
-        return final
-
-
-async def _record(
-    settings: Settings,
-    factory: ConnectorFactory,
-    conversion_id: str,
-    step: Step,
-    result: CallResult | None,
-    session: AsyncSession,
-) -> bool:
-    """Store a partner step's outcome and run the local steps after it; False to wait."""
-    fresh = await session.scalar(
-        select(Conversion)
-        .where(Conversion.id == conversion_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert fresh is not None
-    if fresh.status != ConversionStatus.PENDING.value or fresh.step != step.value:
-        return True  # another worker moved it on meanwhile
-    if result is not None:
-        await apply_outcome(session, settings, fresh, step, result)
-        if result.outcome == Outcome.UNKNOWN or fresh.next_attempt_at is not None:
-            return False
-    await run_local_steps(session, settings, factory, fresh)
-    return fresh.next_attempt_at is None
+    return await sagas.advance(db, settings, factory, SAGA, conversion_id)
 
 
 async def resume_due(db: Database, settings: Settings, factory: ConnectorFactory) -> int:
     """Advance every unfinished conversion whose next attempt is due; how many were tried."""
-    now = utcnow()
-    async with db.read() as session:
-        ids = list(
-            await session.scalars(
-                select(Conversion.id)
-                .where(
-                    Conversion.status == ConversionStatus.PENDING.value,
-                    or_(Conversion.next_attempt_at.is_(None), Conversion.next_attempt_at <= now),
-                    Conversion.updated_at <= now - dt.timedelta(seconds=1),
-                )
-                .order_by(Conversion.created_at)
-                .limit(500)
-            )
-        )
-    for conversion_id in ids:
-        try:
-            await advance(db, settings, factory, conversion_id)
-        except Exception:
-            log.exception("conversion saga step failed", conversion=conversion_id)
-    return len(ids)
+    return await sagas.resume_due(db, settings, factory, SAGA)

@@ -127,8 +127,10 @@ class Points:
     ) -> Entry:
         """Give back points an earlier entry took, into the lots they came from.
 
-        A lot that has expired meanwhile is not revived: those points come back as
-        a new lot under the program's usual expiry, so a refund is never lost.
+        Each point keeps its lot's expiry: the share of a lot that has expired meanwhile
+        goes on to `expired` at once, so redeeming and cancelling never extends an
+        expiry. Only points no lot records (none, as entries are written today) come
+        back as a new lot under the program's usual expiry.
         """
         account = (await self.journal.lock([account.id]))[account.id]
         contra = await self.journal.system_account(account.program_code, source)
@@ -150,7 +152,7 @@ class Points:
             lot = await self.session.get(Lot, lot_id)
             assert lot is not None
             give = min(left, int(used))
-            if give <= 0 or (lot.expires_at is not None and lot.expires_at <= movement.occurred_at):
+            if give <= 0:
                 continue
             lot.remaining += give
             uses.append({"entry_id": entry.id, "lot_id": lot.id, "points": -give})
@@ -169,6 +171,7 @@ class Points:
                 )
             )
         await self.session.flush()
+        await expire_overdue(self, account, movement)
         return entry
 
     async def hold(
@@ -190,20 +193,32 @@ class Points:
         await self.session.flush()
         return hold
 
-    async def _settle_hold(self, hold: Hold, status: HoldStatus, entry: Entry) -> None:
+    async def _claim(self, hold: Hold, status: HoldStatus, at: dt.datetime) -> None:
+        """Take the hold from PENDING to `status` before anything is posted, or raise.
+
+        The conditional UPDATE is the claim: of two transactions settling one hold (a
+        saga and the sweeper), the second waits on the row and then finds it settled.
+        """
         result = await self.session.execute(
             update(Hold)
             .where(Hold.id == hold.id, Hold.status == HoldStatus.PENDING.value)
-            .values(status=status.value, resolve_entry_id=entry.id, resolved_at=entry.occurred_at)
+            .values(status=status.value, resolved_at=at)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise InvalidState(f"Hold {hold.id} is no longer pending.")
 
+    async def _resolved_by(self, hold: Hold, entry: Entry) -> None:
+        await self.session.execute(
+            update(Hold)
+            .where(Hold.id == hold.id)
+            .values(resolve_entry_id=entry.id)
+            .execution_options(synchronize_session=False)
+        )
+
     async def capture(self, hold: Hold, sink: AccountKind, movement: Movement) -> Entry:
         """Held points leave for good (held -> redeemed or exchange)."""
-        if hold.status != HoldStatus.PENDING.value:
-            raise InvalidState(f"Hold {hold.id} is {hold.status}, not PENDING.")
+        await self._claim(hold, HoldStatus.CAPTURED, movement.occurred_at)
         account = await self.session.get(Account, hold.account_id)
         assert account is not None
         held = await self.journal.system_account(account.program_code, AccountKind.HELD)
@@ -215,13 +230,12 @@ class Points:
             movement,
             member_id=account.member_id,
         )
-        await self._settle_hold(hold, HoldStatus.CAPTURED, entry)
+        await self._resolved_by(hold, entry)
         return entry
 
     async def release(self, hold: Hold, movement: Movement, expiry_months: int | None) -> Entry:
         """Held points go back to the member, into the lots they came from."""
-        if hold.status != HoldStatus.PENDING.value:
-            raise InvalidState(f"Hold {hold.id} is {hold.status}, not PENDING.")
+        await self._claim(hold, HoldStatus.RELEASED, movement.occurred_at)
         account = await self.session.get(Account, hold.account_id)
         assert account is not None
         entry = await self.restore(
@@ -233,7 +247,7 @@ class Points:
             taken_by=hold.hold_entry_id,
             expires_after_months=expiry_months,
         )
-        await self._settle_hold(hold, HoldStatus.RELEASED, entry)
+        await self._resolved_by(hold, entry)
         return entry
 
 

@@ -3,10 +3,6 @@ cancellations with full refund and compensation, as the mutation would do."""
 
 from __future__ import annotations
 
-import functools
-
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from connectors.base import ConnectorFactory, PartnerEvent
 from hub.auth import Principal
 from hub.config import Settings
@@ -36,27 +32,16 @@ def cancellation_handler(
                 reason=reason,
                 idempotency_key=f"event:{event.event_id}:{found.id}",
             )
-            work = functools.partial(_cancel, principal, settings, factory, request)
             try:
-                rid = await db.transaction(work)
+                # The partner has cancelled the booking itself: the hub refunds and
+                # compensates.
+                done = await redemption.cancel(
+                    db, principal, settings, factory, request, booking_already_cancelled=True
+                )
             except DomainError as exc:
                 outcomes.append(f"{booking.booking_ref}: {exc.message}")
                 continue
-            done = await saga.advance(db, settings, factory, rid)
-            outcomes.append(f"{booking.booking_ref}: {done.id} {done.status.lower()}")
+            outcomes.append(f"{booking.booking_ref}: {done.id} {saga.status_of(done).lower()}")
         return "; ".join(outcomes) or "no bookings named"
 
     return handle
-
-
-async def _cancel(
-    principal: Principal,
-    settings: Settings,
-    factory: ConnectorFactory,
-    request: redemption.CancelRequest,
-    session: AsyncSession,
-) -> str:
-    # The partner has cancelled the booking itself: the hub refunds and compensates.
-    return await redemption.cancel(
-        session, principal, settings, factory, request, booking_already_cancelled=True
-    )

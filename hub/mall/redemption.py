@@ -11,10 +11,11 @@ from connectors.base import ConnectorFactory
 from hub import idempotency, validate
 from hub.auth import Principal
 from hub.config import Settings
-from hub.db import utcnow
+from hub.db import Database, utcnow
 from hub.enums import CancellationReason, ErrorCode, RedemptionStatus, Role
 from hub.errors import DomainError, Forbidden, InvalidInput, InvalidState, NotFound
 from hub.ids import new_id
+from hub.mall import saga
 from hub.mall.pricing import PriceBook
 from hub.mall.saga import CancelStep, Step, compensation_points, run_local
 from hub.members import account_of
@@ -198,7 +199,7 @@ async def _may_cancel(
     raise NotFound(f"No redemption {r.id!r} is visible to this key.", field=field)
 
 
-async def cancel(
+async def start_cancel(
     session: AsyncSession,
     principal: Principal,
     settings: Settings,
@@ -233,6 +234,8 @@ async def cancel(
                     "The slot has started: the cancellation policy no longer allows it.",
                     field=[F, "redemptionId"],
                 )
+        # Compensation belongs to this cancellation alone: none for a member's request.
+        r.compensation_points = 0
         if request.reason != CancellationReason.MEMBER_REQUEST:
             merchant = await session.get(Merchant, r.merchant_id)
             assert merchant is not None
@@ -255,6 +258,52 @@ async def cancel(
         effect=effect,
     )
     return str(result["redemption_id"])
+
+
+async def redeem(
+    db: Database,
+    principal: Principal,
+    settings: Settings,
+    factory: ConnectorFactory,
+    request: RedeemRequest,
+) -> Redemption:
+    """Redeem a reward: start it, then take it as far as the partners answer now.
+
+    Raises a DomainError when it is refused up front (nothing then happened); a
+    redemption a partner refused is FAILED with its failure, one a partner has not
+    answered yet is PENDING and the saga finishes it later.
+    """
+
+    async def work(session: AsyncSession) -> str:
+        return await start(session, principal, settings, factory, request)
+
+    rid = await db.transaction(work)
+    return await saga.advance(db, settings, factory, rid)
+
+
+async def cancel(
+    db: Database,
+    principal: Principal,
+    settings: Settings,
+    factory: ConnectorFactory,
+    request: CancelRequest,
+    *,
+    booking_already_cancelled: bool = False,
+) -> Redemption:
+    """Cancel a confirmed redemption as far as the partners answer now (see `redeem`)."""
+
+    async def work(session: AsyncSession) -> str:
+        return await start_cancel(
+            session,
+            principal,
+            settings,
+            factory,
+            request,
+            booking_already_cancelled=booking_already_cancelled,
+        )
+
+    rid = await db.transaction(work)
+    return await saga.advance(db, settings, factory, rid)
 
 
 async def visible_redemption(

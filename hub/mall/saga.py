@@ -2,16 +2,19 @@
 
 And the cancellation that follows a confirmed redemption: cancel the booking,
 refund the points, credit compensation when the merchant cancelled. Each step's
-state is on the redemption row; local steps (hosted programs) run in the
-current transaction, partner steps between transactions with idempotency keys
-derived from the redemption id, so that repeating any of them is safe.
+state is on the redemption row; hub.sagas runs the steps: local ones (hosted
+programs) in the current transaction, partner ones between transactions with
+idempotency keys derived from the redemption id, so that repeating any of them
+is safe.
+
+A compensating step (release, un-book, refund, compensation) is never
+abandoned: until the partner applies it, it is tried again with backoff, and
+the redemption shows PENDING meanwhile. An unreachable partner
+(PARTNER_UNAVAILABLE) is never taken for a refusal.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
-from collections.abc import Awaitable, Callable
 from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Any
@@ -22,23 +25,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import (
     BookingRequest,
-    BookingResult,
-    CallResult,
-    Connector,
     ConnectorFactory,
     MemberAccount,
     Outcome,
     PointsCall,
     Purpose,
 )
-from hub import obligations
+from hub import obligations, sagas
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ErrorCode, ObligationKind, RedemptionStatus
 from hub.errors import DomainError
 from hub.members import account_of
 from hub.models import Member, Program, Redemption, Reward, Slot
-from hub.sagas import record_failure, retry_later
+from hub.sagas import Next, Result, record_failure, retry_later
 
 log = structlog.get_logger(__name__)
 
@@ -60,8 +60,8 @@ class CancelStep(StrEnum):
     DONE = "DONE"
 
 
-Result = CallResult | BookingResult
-Action = Callable[[Connector], Awaitable[Result]]
+# Steps that undo what was done: retried until the partner applies them.
+COMPENSATING = frozenset({"RELEASE", "UNBOOK", "REFUND", "COMPENSATE"})
 
 
 def key(redemption: Redemption, name: str) -> str:
@@ -119,17 +119,17 @@ def compensation_points(points: int, percent: Decimal) -> int:
     return int((Decimal(points) * percent / 100).to_integral_value(rounding=ROUND_FLOOR))
 
 
-async def next_action(session: AsyncSession, r: Redemption) -> tuple[Program, str, Action] | None:
+async def next_step(session: AsyncSession, r: Redemption) -> Next | None:
     """The program whose connector acts next, the step's name, and the call; None when done."""
     c = await _context(session, r)
     if r.status == RedemptionStatus.PENDING.value:
         step = Step(r.step)
         if step == Step.DEBIT:
             call = _points(c, r, "debit", r.points, Purpose.REDEMPTION)
-            return c["payer"], step, lambda conn: conn.debit(call)
+            return Next(c["payer"], step, lambda conn: conn.debit(call))
         if step == Step.HOLD:
             call = _points(c, r, "hold", r.points, Purpose.REDEMPTION)
-            return c["payer"], step, lambda conn: conn.hold(call)
+            return Next(c["payer"], step, lambda conn: conn.hold(call))
         if step == Step.BOOK:
             request = BookingRequest(
                 reward_ref=c["reward"].ref,
@@ -140,29 +140,31 @@ async def next_action(session: AsyncSession, r: Redemption) -> tuple[Program, st
                 idempotency_key=key(r, "book"),
                 reference=r.id,
             )
-            return c["owner"], step, lambda conn: conn.book(request)
+            return Next(c["owner"], step, lambda conn: conn.book(request))
         if step == Step.CAPTURE:
             call = _points(c, r, "capture", r.points, Purpose.REDEMPTION, undoes=r.hold_ref)
-            return c["payer"], step, lambda conn: conn.capture(call)
+            return Next(c["payer"], step, lambda conn: conn.capture(call))
         if step == Step.RELEASE:
             call = _points(c, r, "release", r.points, Purpose.REDEMPTION, undoes=r.hold_ref)
-            return c["payer"], step, lambda conn: conn.release(call)
+            return Next(c["payer"], step, lambda conn: conn.release(call))
         if step == Step.UNBOOK:
             ref = r.fulfillment_ref or ""
-            return c["owner"], step, lambda conn: conn.cancel(ref, "HOLD_LOST", key(r, "unbook"))
+            return Next(
+                c["owner"], step, lambda conn: conn.cancel(ref, "HOLD_LOST", key(r, "unbook"))
+            )
         return None
     if r.status == RedemptionStatus.CONFIRMED.value and r.cancel_step:
         cancel = CancelStep(r.cancel_step)
         if cancel == CancelStep.CANCEL_BOOKING:
             ref = r.fulfillment_ref or ""
             reason = r.cancel_reason or "MEMBER_REQUEST"
-            return c["owner"], cancel, lambda conn: conn.cancel(ref, reason, key(r, "cancel"))
+            return Next(c["owner"], cancel, lambda conn: conn.cancel(ref, reason, key(r, "cancel")))
         if cancel == CancelStep.REFUND:
             call = _points(c, r, "refund", r.points, Purpose.REFUND, undoes=taken_key(r))
-            return c["payer"], cancel, lambda conn: conn.reverse(call)
+            return Next(c["payer"], cancel, lambda conn: conn.reverse(call))
         if cancel == CancelStep.COMPENSATE:
             call = _points(c, r, "compensate", r.compensation_points, Purpose.COMPENSATION)
-            return c["payer"], cancel, lambda conn: conn.credit(call)
+            return Next(c["payer"], cancel, lambda conn: conn.credit(call))
     return None
 
 
@@ -209,17 +211,36 @@ async def _owes(
     )
 
 
+def _retried(step: str, result: Result) -> bool:
+    """Whether an outcome leaves the step to be tried again rather than ending it."""
+    if result.outcome == Outcome.UNKNOWN:
+        return True
+    if result.outcome == Outcome.APPLIED:
+        return False
+    if step in COMPENSATING:
+        return True  # only the partner's applying it ends a compensating step
+    # Not sent (connection refused, breaker open) is no answer to a cancellation.
+    return step == CancelStep.CANCEL_BOOKING and result.code == ErrorCode.PARTNER_UNAVAILABLE
+
+
 async def apply(
     session: AsyncSession, settings: Settings, r: Redemption, step: str, result: Result
 ) -> None:
     """Move the redemption on from a step's outcome."""
     now = utcnow()
     r.updated_at = now
-    ok = result.outcome == Outcome.APPLIED
-    unknown = result.outcome == Outcome.UNKNOWN
-    if unknown:
+    if _retried(step, result):
+        if step in COMPENSATING and result.outcome == Outcome.REJECTED:
+            log.warning(
+                "compensating step not applied; tried again later",
+                redemption=r.id,
+                step=step,
+                code=result.code,
+                reason=result.message,
+            )
         retry_later(r, now)
         return
+    ok = result.outcome == Outcome.APPLIED
     r.attempts, r.next_attempt_at = 0, None
     payer = await session.get(Program, r.paid_with)
     assert payer is not None
@@ -258,7 +279,9 @@ async def apply(
         if ok:
             r.cancel_step = CancelStep.REFUND.value
         else:
-            r.cancel_step = None  # the merchant refused: the redemption stays confirmed
+            # The merchant refused: the redemption stays confirmed, and nothing of this
+            # cancellation (its reason, its compensation) stays behind for a later one.
+            r.cancel_step, r.cancel_reason, r.compensation_points = None, None, 0
             _failure(r, result, "redemptionId", "The merchant refused the cancellation.")
     elif step == CancelStep.REFUND:
         r.refunded_points = r.points
@@ -270,6 +293,13 @@ async def apply(
     elif step == CancelStep.COMPENSATE:
         r.cancel_step = CancelStep.DONE.value
         await _cancelled(session, settings, r, payer)
+
+
+def status_of(r: Redemption) -> RedemptionStatus:
+    """The status callers see: PENDING while a cancellation is under way."""
+    if r.cancel_step is not None and r.cancel_step != CancelStep.DONE.value:
+        return RedemptionStatus.PENDING
+    return RedemptionStatus(r.status)
 
 
 async def _confirm(
@@ -320,6 +350,32 @@ async def _cancelled(
         )
 
 
+def _refuse_untaken(step: str, result: Result) -> None:
+    """A local refusal to take the points raises: the redemption leaves nothing behind."""
+    if step in (Step.DEBIT, Step.HOLD) and result.outcome == Outcome.REJECTED:
+        raise DomainError(
+            result.message or "The points could not be taken.",
+            field=["input", "payWith"],
+            code=result.code or ErrorCode.PARTNER_REJECTED,
+        )
+
+
+def _unfinished() -> object:
+    return or_(
+        Redemption.status == RedemptionStatus.PENDING.value,
+        Redemption.cancel_step.in_([s.value for s in CancelStep if s != CancelStep.DONE]),
+    )
+
+
+SAGA = sagas.Saga[Redemption](
+    name="redemption",
+    model=Redemption,
+    next_step=next_step,
+    apply=apply,
+    unfinished=_unfinished,
+)
+
+
 async def run_local(
     session: AsyncSession,
     settings: Settings,
@@ -333,100 +389,17 @@ async def run_local(
     With `strict`, a local refusal of the first step raises instead of being stored,
     so that a redemption the member cannot pay for leaves nothing behind.
     """
-    while True:
-        found = await next_action(session, r)
-        if found is None:
-            return
-        program, step, action = found
-        if not factory.is_local(program):
-            return
-        result = await action(factory.for_program(program, session, r.actor))
-        if strict and step in (Step.DEBIT, Step.HOLD) and result.outcome == Outcome.REJECTED:
-            raise DomainError(
-                result.message or "The points could not be taken.",
-                field=["input", "payWith"],
-                code=result.code or ErrorCode.PARTNER_REJECTED,
-            )
-        await apply(session, settings, r, step, result)
-        if result.outcome == Outcome.UNKNOWN:
-            return
-
-
-async def _record(
-    settings: Settings,
-    factory: ConnectorFactory,
-    rid: str,
-    step: str,
-    result: Result | None,
-    session: AsyncSession,
-) -> bool:
-    fresh = await session.scalar(
-        select(Redemption)
-        .where(Redemption.id == rid)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert fresh is not None
-    found = await next_action(session, fresh)
-    if found is None or found[1] != step:
-        return True  # moved on meanwhile
-    if result is not None:
-        await apply(session, settings, fresh, step, result)
-        if fresh.next_attempt_at is not None:
-            return False
-    await run_local(session, settings, factory, fresh)
-    return fresh.next_attempt_at is None
+    check = _refuse_untaken if strict else None
+    await sagas.run_local(session, settings, factory, SAGA, r, check=check)
 
 
 async def advance(
     db: Database, settings: Settings, factory: ConnectorFactory, rid: str
 ) -> Redemption:
     """Take a redemption (or its cancellation) as far as the partners answer now."""
-    for _ in range(8):
-        async with db.read() as session:
-            r = await session.get(Redemption, rid)
-            assert r is not None
-            found = await next_action(session, r)
-        if found is None:
-            break
-        program, step, action = found
-        result = None
-        if not factory.is_local(program):
-            result = await action(factory.for_program(program, None, r.actor))
-        if not await db.transaction(
-            functools.partial(_record, settings, factory, rid, step, result)
-        ):
-            break
-    async with db.read() as session:
-        final = await session.get(Redemption, rid)
-        assert final is not None
-        return final
+    return await sagas.advance(db, settings, factory, SAGA, rid)
 
 
 async def resume_due(db: Database, settings: Settings, factory: ConnectorFactory) -> int:
     """Advance every unfinished redemption or cancellation that is due."""
-    now = utcnow()
-    async with db.read() as session:
-        ids = list(
-            await session.scalars(
-                select(Redemption.id)
-                .where(
-                    or_(
-                        Redemption.status == RedemptionStatus.PENDING.value,
-                        Redemption.cancel_step.in_(
-                            [s.value for s in CancelStep if s != CancelStep.DONE]
-                        ),
-                    ),
-                    or_(Redemption.next_attempt_at.is_(None), Redemption.next_attempt_at <= now),
-                    Redemption.updated_at <= now - dt.timedelta(seconds=1),
-                )
-                .order_by(Redemption.created_at)
-                .limit(500)
-            )
-        )
-    for rid in ids:
-        try:
-            await advance(db, settings, factory, rid)
-        except Exception:
-            log.exception("redemption saga step failed", redemption=rid)
-    return len(ids)
+    return await sagas.resume_due(db, settings, factory, SAGA)

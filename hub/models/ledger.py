@@ -65,12 +65,37 @@ class Account(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+# The kinds of entry a hub call (a saga step at a hosted program) writes, keyed by the
+# hub's own call key (`rdm_…:hold`): exactly one entry per program and key.
+HUB_CALL_KINDS = (
+    "REDEMPTION",
+    "CONVERSION_OUT",
+    "CONVERSION_IN",
+    "COMPENSATION",
+    "REFUND",
+    "HOLD",
+    "CAPTURE",
+    "RELEASE",
+)
+_HUB_CALL = "idempotency_key IS NOT NULL AND kind IN ({})".format(
+    ", ".join(f"'{kind}'" for kind in HUB_CALL_KINDS)
+)
+
+
 class Entry(Base):
     """A journal entry: append-only; its postings sum to zero."""
 
     __tablename__ = "entries"
     __table_args__ = (
         Index("ix_entries_reference", "reference"),
+        Index(
+            "uq_entries_hub_call",
+            "program_code",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=text(_HUB_CALL),
+            postgresql_where=text(_HUB_CALL),
+        ),
         # An order earns points once per program, whatever the idempotency key.
         Index(
             "uq_entries_accrual_order",

@@ -7,14 +7,11 @@ from decimal import Decimal
 from typing import Annotated
 
 import strawberry
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.db import utcnow
-from hub.enums import ConversionStatus
 from hub.errors import DomainError
 from hub.exchange import conversion as conversions
-from hub.exchange import quotes, rates, saga
-from hub.models import Conversion as ConversionRow
+from hub.exchange import quotes, rates
 from hub.permissions import Action
 from hub.sagas import failure_of
 from schema.context import Info
@@ -136,16 +133,13 @@ class ExchangeMutations:
             idempotency_key=input.idempotency_key,
         )
 
-        async def work(session: AsyncSession) -> ConversionRow:
-            return await conversions.start(
-                session, principal, runtime.settings, runtime.connectors, request
+        row, errors = await attempt(
+            conversions.convert(
+                runtime.db, principal, runtime.settings, runtime.connectors, request
             )
-
-        row, errors = await attempt(runtime.db.transaction(work))
+        )
         if row is None:
             return ConvertPointsPayload(conversion=None, user_errors=errors)
-        if row.status == ConversionStatus.PENDING.value:  # a partner's step is next
-            row = await saga.advance(runtime.db, runtime.settings, runtime.connectors, row.id)
         failure: DomainError | None = failure_of(row)
         return ConvertPointsPayload(
             conversion=Conversion.from_row(row),

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import strawberry
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.enums import CancellationReason as DomainReason
 from hub.enums import MerchantCategory as DomainCategory
 from hub.enums import RewardKind as DomainRewardKind
-from hub.mall import catalog, redemption, saga
+from hub.mall import catalog, redemption
 from hub.models import Redemption as RedemptionRow
 from hub.permissions import Action
 from hub.sagas import failure_of
@@ -110,16 +108,10 @@ def _str(value: object) -> str | None:
     return str(value) if value else None
 
 
-async def _run(
-    info: Info, start: Callable[[AsyncSession], Awaitable[str]]
-) -> tuple[Redemption | None, list[UserError]]:
-    """Start a redemption (or its cancellation), take it as far as partners answer now,
-    and report it with the error it failed with, if it did."""
-    runtime = info.context.runtime
-    rid, errors = await attempt(runtime.db.transaction(start))
-    if rid is None:
-        return None, errors
-    row: RedemptionRow = await saga.advance(runtime.db, runtime.settings, runtime.connectors, rid)
+def _reported(row: RedemptionRow | None) -> tuple[Redemption | None, list[UserError]]:
+    """A redemption and the error it failed with, if it did."""
+    if row is None:
+        return None, []
     failure = failure_of(row)
     return Redemption.from_row(row), user_errors(failure) if failure else []
 
@@ -166,14 +158,11 @@ class MallMutations:
             quantity=input.quantity,
             idempotency_key=input.idempotency_key,
         )
-
-        async def work(session: AsyncSession) -> str:
-            return await redemption.start(
-                session, principal, runtime.settings, runtime.connectors, request
-            )
-
-        found, errors = await _run(info, work)
-        return RedeemRewardPayload(redemption=found, user_errors=errors)
+        row, errors = await attempt(
+            redemption.redeem(runtime.db, principal, runtime.settings, runtime.connectors, request)
+        )
+        found, failed = _reported(row)
+        return RedeemRewardPayload(redemption=found, user_errors=errors or failed)
 
     @strawberry.mutation(
         description="The member (MEMBER_REQUEST), the reward's merchant (any reason), or ADMIN."
@@ -188,14 +177,11 @@ class MallMutations:
             reason=DomainReason(input.reason),
             idempotency_key=input.idempotency_key,
         )
-
-        async def work(session: AsyncSession) -> str:
-            return await redemption.cancel(
-                session, principal, runtime.settings, runtime.connectors, request
-            )
-
-        found, errors = await _run(info, work)
-        return CancelRedemptionPayload(redemption=found, user_errors=errors)
+        row, errors = await attempt(
+            redemption.cancel(runtime.db, principal, runtime.settings, runtime.connectors, request)
+        )
+        found, failed = _reported(row)
+        return CancelRedemptionPayload(redemption=found, user_errors=errors or failed)
 
 
 @strawberry.type

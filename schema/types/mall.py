@@ -8,9 +8,9 @@ from decimal import Decimal
 import strawberry
 
 from hub import models
-from hub.enums import RedemptionStatus as DomainRedemptionStatus
 from hub.enums import RewardKind as DomainRewardKind
 from hub.mall import catalog
+from hub.mall.saga import status_of
 from schema.context import Info
 from schema.enums import RedemptionStatus, RewardKind
 from schema.formatting import money
@@ -146,7 +146,7 @@ class Redemption:
             id=strawberry.ID(row.id),
             quantity=row.quantity,
             points=row.points,
-            status=DomainRedemptionStatus(row.status),
+            status=status_of(row),
             fulfillment_ref=row.fulfillment_ref,
             refunded_points=row.refunded_points,
             compensation_points=row.compensation_points,

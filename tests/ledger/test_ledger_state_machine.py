@@ -47,7 +47,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
         # The model: open lots as [remaining, expires_at], and pending holds.
         self.lots: list[list[Any]] = []
-        self.held: dict[str, int] = {}
+        self.held: dict[str, list[tuple[list[Any], int]]] = {}
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -99,16 +99,21 @@ class LedgerMachine(RuleBasedStateMachine):
             if lot[1] is not None and lot[1] <= self.now:
                 lot[0] = 0
 
-    def _model_take(self, points: int) -> None:
+    def _model_take(self, points: int) -> list[tuple[list[Any], int]]:
+        """Consume lots soonest-expiring first; which lots gave how much."""
         order = sorted(
             (lot for lot in self.lots if lot[0] > 0),
             key=lambda lot: (lot[1] is None, lot[1] or self.now),
         )
+        takes = []
         for lot in order:
             take = min(points, lot[0])
             lot[0] -= take
             points -= take
+            if take:
+                takes.append((lot, take))
         assert points == 0
+        return takes
 
     def balance(self) -> int:
         return sum(lot[0] for lot in self.lots)
@@ -158,8 +163,7 @@ class LedgerMachine(RuleBasedStateMachine):
         except InsufficientPoints:
             assert points > self.balance()
             return "none"
-        self._model_take(points)
-        self.held[hold_id] = points
+        self.held[hold_id] = self._model_take(points)
         return hold_id
 
     @rule(hold_id=consumes(holds))
@@ -184,24 +188,11 @@ class LedgerMachine(RuleBasedStateMachine):
             await Points(session).release(hold, self.movement(), None)
 
         self.run(self.db.transaction(work))
-        # Released points go back to their lots, unless a lot expired meanwhile: then
-        # they come back in a new lot that never expires (this program's expiry).
-        self.lots.append([self.held.pop(hold_id), None])
-        self._rebuild_lots_from_db()
-
-    def _rebuild_lots_from_db(self) -> None:
-        async def work() -> list[list[Any]]:
-            from sqlalchemy import select
-
-            from hub.models import Lot
-
-            async with self.db.read() as session:
-                rows = await session.scalars(select(Lot).where(Lot.account_id == self.account_id))
-                return [[lot.remaining, lot.expires_at] for lot in rows]
-
-        total = self.balance()
-        self.lots = self.run(work())
-        assert self.balance() == total, "released points went back to the member"
+        # Released points go back to the lots they came from, with those lots' expiry:
+        # the share of a lot that expired meanwhile goes on to `expired`.
+        for lot, take in self.held.pop(hold_id):
+            lot[0] += take
+        self._model_expire()
 
     @rule(days=st.integers(1, 90))
     def advance_and_expire(self, days: int) -> None:

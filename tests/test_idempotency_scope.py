@@ -1,0 +1,108 @@
+"""Idempotency keys are scoped to the merchant (and, for storefronts, to the member
+session's member), not to the API key: a retry through another key moves nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.helpers import (
+    Api,
+    accrue,
+    balances,
+    convert,
+    create_key,
+    enroll,
+    member_session,
+    redeem,
+    register,
+    set_rate,
+    upsert_reward,
+)
+
+
+@pytest.fixture
+async def world(api: Api) -> dict[str, Any]:
+    await register(api, "haowu", "HUB", category="PLATFORM", accrualRate="1")
+    await register(api, "jade", "JADE", category="RESTAURANT", accrualRate="1")
+    await register(api, "clearview", "CLEAR", category="RETAIL", accrualRate="1")
+    await set_rate(api, "HUB", "JADE", "1")
+    jade = await create_key(api, "MERCHANT", "jade")
+    await upsert_reward(api, jade, ref="MEAL", kind="MEAL", title="Set meal", price=100)
+    member = await enroll(api, "HUB", "H-1", "Guo Mei")
+    await enroll(api, "JADE", "J-1", member_id=member)
+    await accrue(api, member, "HUB", "1000")
+    return {"member": member, "jade": jade}
+
+
+async def test_a_conversion_retried_through_another_storefront_key_converts_once(
+    api: Api, world: dict[str, Any]
+) -> None:
+    member = world["member"]
+    first_key = await create_key(api, "STOREFRONT")
+    second_key = await create_key(api, "STOREFRONT")
+    token = await member_session(api, member)
+    one = await convert(
+        api, member, "HUB", "JADE", 100, key=first_key, member_token=token, idempotency_key="k-1"
+    )
+    two = await convert(
+        api, member, "HUB", "JADE", 100, key=second_key, member_token=token, idempotency_key="k-1"
+    )
+    assert one["userErrors"] == [] and two["userErrors"] == []
+    assert two["conversion"]["id"] == one["conversion"]["id"]
+    assert (await balances(api, member))["HUB"] == 900
+
+
+async def test_a_redemption_retried_through_another_storefront_key_redeems_once(
+    api: Api, world: dict[str, Any]
+) -> None:
+    member = world["member"]
+    first_key = await create_key(api, "STOREFRONT")
+    second_key = await create_key(api, "STOREFRONT")
+    token = await member_session(api, member)
+    one = await redeem(
+        api, member, "jade:MEAL", "HUB", key=first_key, member_token=token, idempotency_key="r-1"
+    )
+    two = await redeem(
+        api, member, "jade:MEAL", "HUB", key=second_key, member_token=token, idempotency_key="r-1"
+    )
+    assert two["redemption"]["id"] == one["redemption"]["id"]
+    assert (await balances(api, member))["HUB"] == 900
+
+
+async def test_the_same_key_for_two_members_is_two_requests(
+    api: Api, world: dict[str, Any]
+) -> None:
+    storefront = await create_key(api, "STOREFRONT")
+    other = await enroll(api, "HUB", "H-2", "Ma Lin")
+    await enroll(api, "JADE", "J-2", member_id=other)
+    await accrue(api, other, "HUB", "1000")
+    done = []
+    for who in (world["member"], other):
+        token = await member_session(api, who)
+        payload = await convert(
+            api, who, "HUB", "JADE", 100, key=storefront, member_token=token, idempotency_key="k"
+        )
+        assert payload["userErrors"] == []
+        done.append(payload["conversion"]["id"])
+    assert done[0] != done[1]
+    assert (await balances(api, other))["HUB"] == 900
+
+
+async def test_an_accrual_retried_through_another_key_of_the_merchant_returns_the_first(
+    api: Api, world: dict[str, Any]
+) -> None:
+    member = world["member"]
+    second = await create_key(api, "MERCHANT", "jade")
+    one = await accrue(api, member, "JADE", "50", order="o-1", key=world["jade"])
+    two = await accrue(api, member, "JADE", "50", order="o-1", key=second)
+    assert one["userErrors"] == [] and two["userErrors"] == []
+    assert two["entry"]["id"] == one["entry"]["id"]
+    # Another merchant's identical key is another request.
+    clearview = await create_key(api, "MERCHANT", "clearview")
+    await enroll(api, "CLEAR", "C-1", member_id=member)
+    three = await accrue(
+        api, member, "CLEAR", "50", order="o-1", key=clearview, idempotency_key="accrue-o-1"
+    )
+    assert three["userErrors"] == [] and three["entry"]["program"]["code"] == "CLEAR"
