@@ -25,10 +25,11 @@ from connectors.base import (
 from hub import obligations, sagas
 from hub.config import Settings
 from hub.db import Database, utcnow
-from hub.enums import ConversionStatus, ErrorCode, ObligationKind
+from hub.enums import ConversionStatus, ErrorCode, ObligationKind, WebhookEvent
 from hub.members import account_of
 from hub.models import Conversion, ConversionLeg, Program
 from hub.sagas import Next, Result, record_failure, retry_later
+from hub.webhooks import announce
 
 # A credit the partner cannot take yet is retried this many times before the
 # debit is reversed and the member gets the source points back.
@@ -97,6 +98,7 @@ async def _complete(session: AsyncSession, settings: Settings, conversion: Conve
     conversion.status = ConversionStatus.COMPLETED.value
     conversion.step = Step.DONE.value
     conversion.next_attempt_at = None
+    await announce.conversion(session, WebhookEvent.CONVERSION_COMPLETED, conversion)
     legs = await session.scalars(
         select(ConversionLeg)
         .where(ConversionLeg.conversion_id == conversion.id)
@@ -139,6 +141,7 @@ async def apply_outcome(
             conversion.next_attempt_at = None
         elif result.outcome == Outcome.REJECTED:
             _fail(conversion, ConversionStatus.FAILED, result, "points")
+            await announce.conversion(session, WebhookEvent.CONVERSION_FAILED, conversion)
         else:
             retry_later(conversion, now)
     elif step == Step.CREDIT:
@@ -164,6 +167,7 @@ async def apply_outcome(
         conversion.status = ConversionStatus.REVERSED.value
         conversion.step = Step.DONE.value
         conversion.next_attempt_at = None
+        await announce.conversion(session, WebhookEvent.CONVERSION_FAILED, conversion)
     else:
         retry_later(conversion, now)  # a reversal is retried until the partner takes it
 

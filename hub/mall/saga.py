@@ -34,11 +34,12 @@ from connectors.base import (
 from hub import obligations, sagas
 from hub.config import Settings
 from hub.db import Database, utcnow
-from hub.enums import ErrorCode, ObligationKind, RedemptionStatus
+from hub.enums import ErrorCode, ObligationKind, RedemptionStatus, WebhookEvent
 from hub.errors import DomainError
 from hub.members import account_of
 from hub.models import Member, Program, Redemption, Reward, Slot
 from hub.sagas import Next, Result, record_failure, retry_later
+from hub.webhooks import announce
 
 log = structlog.get_logger(__name__)
 
@@ -307,6 +308,7 @@ async def _confirm(
 ) -> None:
     r.status = RedemptionStatus.CONFIRMED.value
     r.failure = None
+    await announce.redemption(session, WebhookEvent.REDEMPTION_CONFIRMED, r)
     await _owes(
         session,
         settings,
@@ -326,6 +328,7 @@ async def _cancelled(
     r.status = RedemptionStatus.CANCELLED.value
     r.cancelled_at = utcnow()
     r.failure = None
+    await announce.redemption(session, WebhookEvent.REDEMPTION_CANCELLED, r)
     await _give_back_inventory(session, r)
     await _owes(
         session,

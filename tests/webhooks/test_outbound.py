@@ -365,3 +365,46 @@ async def test_accrual_writes_its_event_in_its_own_transaction(api: Api, db_url:
         "orderRef": "till-7",
         "entryId": done["entry"]["id"],
     }
+
+
+async def test_conversions_and_redemptions_announce_their_outcome_to_both_merchants(
+    api: Api, db_url: str
+) -> None:
+    from tests.helpers import (
+        accrue,
+        cancel_redemption,
+        convert,
+        enroll,
+        redeem,
+        set_rate,
+        upsert_reward,
+    )
+
+    await register(api, "haowu", "HUB", category="PLATFORM")
+    await register(api, "jade", "JADE")
+    member = await enroll(api, "HUB", "H-1")
+    await enroll(api, "JADE", "J-1", member_id=member)
+    await accrue(api, member, "HUB", "5000")
+    await set_rate(api, "HUB", "JADE", "2")
+    await convert(api, member, "HUB", "JADE", 100)
+    jade = await create_key(api, "MERCHANT", "jade")
+    reward = await upsert_reward(api, jade, ref="TEA", kind="GOODS", title="Tea set", price=50)
+    redeemed = await redeem(api, member, reward["id"], "HUB")
+    assert redeemed["userErrors"] == [], redeemed
+    cancelled = await cancel_redemption(api, redeemed["redemption"]["id"])
+    assert cancelled["userErrors"] == [], cancelled
+    db = Database(db_url)
+    try:
+        async with db.read() as session:
+            rows = list(await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)))
+    finally:
+        await db.dispose()
+    announced = [(r.type, r.merchant_id) for r in rows if r.type != "POINTS_ACCRUED"]
+    assert announced == [
+        ("CONVERSION_COMPLETED", "haowu"),
+        ("CONVERSION_COMPLETED", "jade"),
+        ("REDEMPTION_CONFIRMED", "haowu"),
+        ("REDEMPTION_CONFIRMED", "jade"),
+        ("REDEMPTION_CANCELLED", "haowu"),
+        ("REDEMPTION_CANCELLED", "jade"),
+    ]

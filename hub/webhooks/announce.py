@@ -1,0 +1,54 @@
+"""What each saga's outcome tells the merchants concerned, written in the outcome's own
+transaction through the outbox."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.enums import WebhookEvent
+from hub.models import Conversion, Program, Redemption
+from hub.webhooks import outbox
+
+
+async def _merchants_of(session: AsyncSession, *codes: str) -> list[str]:
+    return list(await session.scalars(select(Program.merchant_id).where(Program.code.in_(codes))))
+
+
+async def conversion(session: AsyncSession, event: WebhookEvent, c: Conversion) -> None:
+    """CONVERSION_COMPLETED or CONVERSION_FAILED, to the source's and destination's merchants."""
+    completed = event == WebhookEvent.CONVERSION_COMPLETED
+    await outbox.emit(
+        session,
+        event,
+        await _merchants_of(session, c.from_code, c.to_code),
+        {
+            "conversionId": c.id,
+            "memberId": c.member_id,
+            "from": c.from_code,
+            "to": c.to_code,
+            "pointsDebited": c.points_debited,
+            "pointsCredited": c.points_credited if completed else 0,
+            "status": c.status,
+        },
+    )
+
+
+async def redemption(session: AsyncSession, event: WebhookEvent, r: Redemption) -> None:
+    """REDEMPTION_CONFIRMED or REDEMPTION_CANCELLED, to the reward's and the payer's merchant."""
+    merchants = [r.merchant_id, *await _merchants_of(session, r.paid_with)]
+    await outbox.emit(
+        session,
+        event,
+        merchants,
+        {
+            "redemptionId": r.id,
+            "memberId": r.member_id,
+            "rewardId": r.reward_id,
+            "quantity": r.quantity,
+            "paidWith": r.paid_with,
+            "points": r.points,
+            "refundedPoints": r.refunded_points,
+            "compensationPoints": r.compensation_points,
+        },
+    )
