@@ -255,6 +255,15 @@ MEMBERS: list[dict[str, Any]] = [
         "lotus": ("L-4003", 0),
     },
     {"name": "张敏 Zhang Min", "hub": ("H-1004", 300), "jade": ("J-2004", 120)},
+    # The week of history in the console is theirs (hub/demo_history.py).
+    {
+        "name": "刘洋 Liu Yang",
+        "hub": ("H-1005", 20000),
+        "jade": ("J-2005", 0),
+        "skyair": ("SK-3005", 50000),
+        "lotus": ("L-4005", 0),
+    },
+    {"name": "赵静 Zhao Jing", "hub": ("H-1006", 6000), "westlake": ("W-5006", 0)},
 ]
 PROGRAM_OF = {
     "hub": "HUB",
@@ -422,9 +431,28 @@ async def seed(settings: Settings, progress: Echo = print) -> bool:
 
         await db.transaction(world)
         _write_partner_state(partner_members)
+        await _history(settings, progress)
         return True
     finally:
         await db.dispose()
+
+
+async def _history(settings: Settings, progress: Echo) -> None:
+    """A week of moves, settled day by day, against the real sandboxes (see demo_history)."""
+    from hub import demo_history
+    from hub.app import create_app
+
+    running = [
+        await serve(_sandbox(merchant_id, None), port)
+        for merchant_id, port in PARTNER_PORTS.items()
+    ]
+    app = create_app(settings.model_copy(update={"background_jobs": False}))
+    try:
+        async with app.router.lifespan_context(app):
+            await demo_history.seed_week(app, settings, progress)
+    finally:
+        for partner in running:
+            await partner.stop()
 
 
 def _write_partner_state(people: dict[str, dict[str, dict[str, Any]]]) -> None:

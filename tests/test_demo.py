@@ -78,7 +78,21 @@ async def test_demo_serves_the_demo_world(tmp_path: Path) -> None:
             }
             assert rewards["unavailableMerchants"] == []
             people = (await client.get("/mall/demo/members")).json()
-            assert len(people) == 4
+            assert len(people) == 6  # four to try the mall with, two who made the history
+            week = await client.post(
+                "/graphql",
+                json={
+                    "query": "{ settlementBatches(first: 10) { edges { node { businessDate "
+                    "obligationCount statements { merchant { id } resolution } } } } }"
+                },
+                headers={"Authorization": "Bearer demo-finance"},
+            )
+            batches = [e["node"] for e in week.json()["data"]["settlementBatches"]["edges"]]
+            assert len(batches) == 7 and all(b["obligationCount"] >= 4 for b in batches)
+            resolved = [
+                s["resolution"] for s in batches[0]["statements"] if s["merchant"]["id"] == "lotus"
+            ]
+            assert resolved[0].startswith("ACCEPTED")
             wang = next(p for p in people if "Wang Fang" in p["name"])
             token = (await client.post("/mall/demo/session", json={"memberId": wang["id"]})).json()[
                 "token"

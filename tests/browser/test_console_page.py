@@ -257,8 +257,12 @@ async def test_finance_settles_today_and_takes_statements_through_the_workflow(
     await sign_in(page, demo.url, "demo-finance")
     await expect(by(page, "who")).to_be_visible()
 
-    # Batches come a page at a time, newest first.
+    # Batches come a page at a time, newest first; the demo's week of history has content.
     await expect(by(page, "batch-item")).to_have_count(20)
+    for days in range(1, 8):
+        day = (demo.today - dt.timedelta(days=days)).isoformat()
+        count = by(page, "batch-item", date=day).locator(".count")
+        await expect(count).to_have_text(re.compile(r"^[1-9]\d* obligations$"))
     await by(page, "batches-more").click()
     await expect(by(page, "batch-item")).to_have_count(PAST_BATCHES)
     await expect(by(page, "batches-more")).to_be_hidden()
@@ -268,7 +272,9 @@ async def test_finance_settles_today_and_takes_statements_through_the_workflow(
     await by(page, "run-button").click()
     await expect(by(page, "run-confirm-text")).to_contain_text(f"Settle {today}?")
     await by(page, "run-confirm-button").click()
-    await expect(by(page, "run-result")).to_contain_text(f"Settled {today}: 28 obligations")
+    # 28 moves of today's activity, and the adjustment of the dispute the demo's week of
+    # history ended on (lotus's statement of yesterday, accepted by finance).
+    await expect(by(page, "run-result")).to_contain_text(f"Settled {today}: 29 obligations")
     await expect(by(page, "batch-date")).to_have_text(today)
     await expect(by(page, "batch-item").first).to_have_attribute("data-date", today)
 
