@@ -14,13 +14,14 @@ from schema.mutations.mall import MallMutations, MallQueries
 from schema.mutations.members import MemberMutations
 from schema.mutations.settlement import SettlementMutations, SettlementQueries
 from schema.queries import CoreQueries
+from schema.reconciliation import ReconciliationQueries
 from schema.types.mall import Reward
 from schema.types.members import Member
 from schema.types.merchants import Merchant, Program
 
 
 @strawberry.type
-class Query(CoreQueries, ExchangeQueries, MallQueries, SettlementQueries):
+class Query(CoreQueries, ExchangeQueries, MallQueries, SettlementQueries, ReconciliationQueries):
     pass
 
 
