@@ -58,11 +58,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m tests.simulation")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--ops", type=int, default=1000)
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="sqlite")
     parser.add_argument(
         "--all", action="store_true", help="draw what triggers the known bugs of issue 15 too"
     )
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
     avoid = frozenset() if args.all else KNOWN_BUGS
-    sys.exit(asyncio.run(main(seed, args.ops, args.backend, avoid)))
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    codes = [asyncio.run(main(seed, args.ops, backend, avoid)) for backend in backends]
+    sys.exit(max(codes))

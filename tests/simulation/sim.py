@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import json
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -129,6 +130,7 @@ FAULT_OPERATIONS: list[list[str] | None] = [
 ]
 TIMEOUT = 0.15  # the hub's partner timeout here; a hang outlasts it
 HANG = 0.25
+FAULT_RATE = 0.15  # the share of operations before which a partner turns faulty
 
 
 class SimulationFailure(AssertionError):
@@ -219,7 +221,9 @@ class Simulation:
         return self.summary
 
     def _fail(self, message: str) -> None:
-        tail = "\n  ".join(self.trace[-25:])
+        ids = {m[-8:] for m in re.findall(r"\b(?:rdm|cnv)_[0-9a-z]+", message)}
+        involved = [line for line in self.trace if any(i in line for i in ids)]
+        tail = "\n  ".join([*involved, "...", *self.trace[-25:]] if involved else self.trace[-25:])
         avoid = "" if self.avoid else " ALL=1"
         raise SimulationFailure(
             f"{message}\nlast operations:\n  {tail}\n"
@@ -325,7 +329,7 @@ class Simulation:
                 continue
             del self.faulty[merchant]
             await self._clear_fault(merchant)
-        if self.rng.random() < 0.06:
+        if self.rng.random() < FAULT_RATE:
             merchant = self.rng.choice(sorted(CONNECTED))
             fault = self.rng.choice(FAULTS)
             if merchant in self.faulty or (fault == "refused" and 1 in self.avoid):
@@ -334,7 +338,8 @@ class Simulation:
             operations = self.rng.choice(FAULT_OPERATIONS)
             self.faulty[merchant] = (fault, ops)
             self.summary.faults[fault] += 1
-            self.trace.append(f"#{n} fault {merchant} {fault} on {operations or 'all'} for {ops}")
+            scope = "every call" if fault == "refused" or not operations else operations
+            self.trace.append(f"#{n} fault {merchant} {fault} on {scope} for {ops} ops")
             if fault == "refused":
                 await self.partners.stop(merchant)
                 self.stopped.add(merchant)
