@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from connectors.base import BookingRequest, RewardOffer, SlotOffer
+from connectors.base import BookingRequest, PartnerMovement, RewardOffer, SlotOffer
 from connectors.partner import Dialect, Route, _when
 from hub.enums import ConnectorKind
 
@@ -24,6 +24,7 @@ class AirlineDialect(Dialect):
     book = Route("POST", "/v1/bookings")
     cancel = Route("POST", "/v1/bookings/{booking}/cancel")
     health = Route("GET", "/v1/health")
+    movements = Route("GET", "/v1/miles/transactions")
 
     def parse_rewards(self, body: Any) -> list[RewardOffer]:
         offers = []
@@ -76,3 +77,14 @@ class AirlineDialect(Dialect):
 
     def parse_booking(self, body: Any) -> str:
         return str(body["pnr"])
+
+    def parse_movements(self, body: Any) -> list[PartnerMovement]:
+        return [
+            PartnerMovement(
+                key=str(t["idempotencyKey"]),
+                external_ref=str(t["ffp"]),
+                points=int(t["miles"]),
+                at=_when(t["postedAt"]),
+            )
+            for t in body["transactions"]
+        ]

@@ -103,6 +103,17 @@ class BookingResult:
 
 
 @dataclass(frozen=True)
+class PartnerMovement:
+    """One points movement a partner recorded: the hub's Idempotency-Key of the call,
+    the member's ref, and the signed points (negative: taken from the member)."""
+
+    key: str
+    external_ref: str
+    points: int
+    at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
 class EventBooking:
     booking_ref: str
     reference: str | None  # the hub's redemption id, when the partner kept it
@@ -171,6 +182,10 @@ class Connector(Protocol):
     async def cancel(self, booking_ref: str, reason: str, idempotency_key: str) -> CallResult: ...
 
     async def health(self) -> bool: ...
+
+    async def movements(self, day: dt.date) -> list[PartnerMovement]:
+        """The partner's points movements of a business date; PartnerUnavailable if none."""
+        ...
 
 
 class ConnectorFactory(Protocol):

@@ -17,6 +17,7 @@ from connectors.base import (
     CallResult,
     MemberAccount,
     Outcome,
+    PartnerMovement,
     PointsCall,
     Purpose,
     RewardOffer,
@@ -200,6 +201,10 @@ class HostedConnector:
 
     async def health(self) -> bool:
         return True
+
+    async def movements(self, day: dt.date) -> list[PartnerMovement]:
+        """The hub's own ledger has no other side to reconcile against."""
+        return []
 
 
 def _expiry(at: dt.datetime, months: int | None) -> dt.datetime | None:

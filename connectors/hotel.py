@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from connectors.base import BookingRequest, RewardOffer, SlotOffer
+from connectors.base import BookingRequest, PartnerMovement, RewardOffer, SlotOffer
 from connectors.partner import Dialect, Route, _when
 from hub.enums import ConnectorKind
 
@@ -25,6 +26,7 @@ class HotelDialect(Dialect):
     book = Route("POST", "/api/reservations")
     cancel = Route("POST", "/api/reservations/{booking}/cancel")
     health = Route("GET", "/api/ping")
+    movements = Route("GET", "/api/points/ledger")
 
     def parse_rewards(self, body: Any) -> list[RewardOffer]:
         return [
@@ -62,3 +64,17 @@ class HotelDialect(Dialect):
 
     def parse_booking(self, body: Any) -> str:
         return str(body["confirmation"])
+
+    def movements_params(self, day: dt.date) -> dict[str, str]:
+        return {"day": day.isoformat()}
+
+    def parse_movements(self, body: Any) -> list[PartnerMovement]:
+        return [
+            PartnerMovement(
+                key=str(e["requestKey"]),
+                external_ref=str(e["guestId"]),
+                points=int(e["amount"]) * (-1 if e["direction"] == "DEDUCT" else 1),
+                at=_when(e["time"]),
+            )
+            for e in body["entries"]
+        ]

@@ -19,6 +19,7 @@ from connectors.base import (
     CallResult,
     MemberAccount,
     Outcome,
+    PartnerMovement,
     PointsCall,
     RewardOffer,
     SlotOffer,
@@ -51,6 +52,7 @@ class Dialect:
     book = Route("POST", "/bookings")
     cancel = Route("POST", "/bookings/{booking}/cancel")
     health = Route("GET", "/health")
+    movements = Route("GET", "/movements")
 
     def points_body(self, call: PointsCall) -> dict[str, Any]:
         return {
@@ -100,6 +102,20 @@ class Dialect:
 
     def parse_booking(self, body: Any) -> str:
         return str(body["bookingRef"])
+
+    def movements_params(self, day: dt.date) -> dict[str, str]:
+        return {"date": day.isoformat()}
+
+    def parse_movements(self, body: Any) -> list[PartnerMovement]:
+        return [
+            PartnerMovement(
+                key=str(m["key"]),
+                external_ref=str(m["ref"]),
+                points=int(m["points"]),
+                at=_when(m["at"]) if m.get("at") else None,
+            )
+            for m in body["movements"]
+        ]
 
 
 def _decimal(value: Any) -> Any:
@@ -226,6 +242,20 @@ class PartnerConnector:
             idempotency_key=idempotency_key,
         )
         return _result(reply, lambda _: booking_ref)
+
+    async def movements(self, day: dt.date) -> list[PartnerMovement]:
+        route = self.dialect.movements
+        reply = await self.client.call(
+            "movements", route.method, route.path, params=self.dialect.movements_params(day)
+        )
+        if not reply.applied:
+            raise PartnerUnavailable(reply.message or "The partner's movements are not available.")
+        try:
+            return self.dialect.parse_movements(reply.body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PartnerUnavailable(
+                f"The partner's movements could not be read ({type(exc).__name__})."
+            ) from exc
 
     async def health(self) -> bool:
         route = self.dialect.health

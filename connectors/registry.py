@@ -18,6 +18,7 @@ from connectors.base import (
     Connector,
     MemberAccount,
     Outcome,
+    PartnerMovement,
     PointsCall,
     RewardOffer,
     SlotOffer,
@@ -84,6 +85,9 @@ class Unconfigured:
 
     async def health(self) -> bool:
         return False
+
+    async def movements(self, day: dt.date) -> list[PartnerMovement]:
+        raise PartnerUnavailable(self.message)
 
 
 class Registry:

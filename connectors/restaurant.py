@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.base import BookingRequest, RewardOffer
-from connectors.partner import Dialect, Route
+from connectors.base import BookingRequest, PartnerMovement, RewardOffer
+from connectors.partner import Dialect, Route, _when
 from hub.enums import ConnectorKind
 
 
@@ -23,6 +23,7 @@ class RestaurantDialect(Dialect):
     book = Route("POST", "/orders")
     cancel = Route("POST", "/orders/{booking}/cancel")
     health = Route("GET", "/status")
+    movements = Route("GET", "/points/history")
 
     def parse_rewards(self, body: Any) -> list[RewardOffer]:
         return [
@@ -48,3 +49,14 @@ class RestaurantDialect(Dialect):
 
     def parse_booking(self, body: Any) -> str:
         return str(body["voucherCode"])
+
+    def parse_movements(self, body: Any) -> list[PartnerMovement]:
+        return [
+            PartnerMovement(
+                key=str(h["key"]),
+                external_ref=str(h["member"]),
+                points=int(h["change"]),
+                at=_when(h["when"]),
+            )
+            for h in body["history"]
+        ]

@@ -7,9 +7,10 @@ connector asks for the points channel's windows.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from connectors.base import BookingRequest, RewardOffer, SlotOffer
+from connectors.base import BookingRequest, PartnerMovement, RewardOffer, SlotOffer
 from connectors.partner import Dialect, Route, _when
 from hub.enums import ConnectorKind
 
@@ -28,6 +29,7 @@ class ScenicDialect(Dialect):
     book = Route("POST", "/orders")
     cancel = Route("POST", "/orders/{booking}/refund")
     health = Route("GET", "/healthz")
+    movements = Route("GET", "/transactions")
 
     def parse_rewards(self, body: Any) -> list[RewardOffer]:
         return [
@@ -70,3 +72,17 @@ class ScenicDialect(Dialect):
 
     def parse_booking(self, body: Any) -> str:
         return str(body["orderNo"])
+
+    def movements_params(self, day: dt.date) -> dict[str, str]:
+        return {"bizDate": day.strftime("%Y%m%d")}
+
+    def parse_movements(self, body: Any) -> list[PartnerMovement]:
+        return [
+            PartnerMovement(
+                key=str(row["key"]),
+                external_ref=str(row["account"]),
+                points=int(row["pointsDelta"]),
+                at=dt.datetime.fromtimestamp(int(row["createTime"]) / 1000, tz=dt.UTC),
+            )
+            for row in body["data"]["list"]
+        ]

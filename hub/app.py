@@ -182,7 +182,9 @@ def background_jobs(runtime: Runtime) -> Scheduler:
         Job("partner-catalogs", settings.catalog_cache_seconds, runtime.catalog.refresh_all)
     )
     if settings.settlement_time is not None:
-        scheduler.add(Job("nightly-settlement", 60, lambda: nightly(db, settings)))
+        scheduler.add(
+            Job("nightly-settlement", 60, lambda: nightly(db, settings, runtime.connectors))
+        )
     assert runtime.events is not None
     scheduler.add(Job("partner-events", 60, runtime.events.retry_unprocessed, run_at_start=False))
 

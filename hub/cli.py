@@ -240,6 +240,76 @@ def settle(
     _run(work())
 
 
+@app.command()
+def reconcile(
+    merchant: Annotated[str, typer.Option("--merchant", help="a connected merchant's id")],
+    date: Annotated[str, typer.Option("--date", help="business date, YYYY-MM-DD")],
+) -> None:
+    """Compare the hub's movements at a connected partner with the partner's own; print
+    each break, exit 1 if there is any (2 if the partner could not be asked)."""
+    import datetime as dt
+
+    from connectors.registry import Registry
+    from hub import reconciliation
+    from hub.db import Database
+    from hub.enums import ReconciliationStatus
+    from hub.models import Merchant
+
+    settings = _settings()
+    try:
+        day = dt.date.fromisoformat(date)
+    except ValueError as exc:
+        typer.secho(f"--date must be YYYY-MM-DD, not {date!r}.", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+    async def work() -> reconciliation.Report | str | None:
+        db = Database(settings.database_url)
+        registry = Registry(settings)
+        try:
+            async with db.read() as session:
+                if await session.get(Merchant, merchant) is None:
+                    return f"No merchant {merchant!r}."
+            return await reconciliation.reconcile(db, settings, registry, merchant, day)
+        finally:
+            await registry.close()
+            await db.dispose()
+
+    report = _run(work())
+    if isinstance(report, str):
+        typer.secho(report, fg="red", err=True)
+        raise typer.Exit(2)
+    if report is None:
+        typer.echo(f"{merchant}'s programs are hosted by the hub: nothing to reconcile.")
+        return
+    if report.status == ReconciliationStatus.PARTNER_UNAVAILABLE:
+        typer.secho(
+            f"{merchant} {day}: PARTNER_UNAVAILABLE (the partner did not list its movements)",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
+    for b in report.breaks:
+        hub = "-" if b.hub_points is None else f"{b.hub_points:+}"
+        partner = "-" if b.partner_points is None else f"{b.partner_points:+}"
+        what = (
+            "only at the hub"
+            if b.partner_points is None
+            else "only at the partner"
+            if b.hub_points is None
+            else "other points"
+        )
+        typer.secho(
+            f"BREAK {b.reference} member {b.external_ref}: hub {hub} partner {partner} ({what})",
+            fg="red",
+        )
+    typer.echo(
+        f"{merchant} {day}: {report.status.value}, {report.matched} matched, "
+        f"{len(report.breaks)} break(s)"
+    )
+    if report.breaks:
+        raise typer.Exit(1)
+
+
 @app.command("print-schema")
 def print_schema() -> None:
     """Print the GraphQL schema (SDL), as checked in at schema/schema.graphql."""

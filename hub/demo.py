@@ -449,7 +449,8 @@ async def _history(settings: Settings, progress: Echo) -> None:
     app = create_app(settings.model_copy(update={"background_jobs": False}))
     try:
         async with app.router.lifespan_context(app):
-            await demo_history.seed_week(app, settings, progress)
+            partners = [r.sandbox for r in running]
+            await demo_history.seed_week(app, settings, partners, progress)
     finally:
         for partner in running:
             await partner.stop()

@@ -12,13 +12,14 @@ balances are the ones the README and the mall describe.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select, update
 from starlette.types import ASGIApp
 
+from connectors.sandbox.core import Sandbox
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.models import Conversion, Obligation, Redemption, SettlementBatch
@@ -73,8 +74,16 @@ RESOLVE = """mutation($i: ResolveDisputeInput!) {
   resolveDispute(input: $i) { statement { id } userErrors { message } } }"""
 
 
-async def seed_week(app: ASGIApp, settings: Settings, progress: Echo = print) -> bool:
-    """Play and settle the last week once; False when the demo already has batches."""
+async def seed_week(
+    app: ASGIApp,
+    settings: Settings,
+    partners: Sequence[Sandbox] = (),
+    progress: Echo = print,
+) -> bool:
+    """Play and settle the last week once; False when the demo already has batches.
+
+    `partners` are the running sandboxes: their records of each day's moves are dated
+    back with the hub's, so that reconciliation of each day matches."""
     db = Database(settings.database_url)
     try:
         async with db.read() as session:
@@ -84,13 +93,19 @@ async def seed_week(app: ASGIApp, settings: Settings, progress: Echo = print) ->
         async with httpx.AsyncClient(
             transport=transport, base_url="http://demo.local", timeout=30
         ) as client:
-            await _play(_Hub(client), db, settings, progress)
+            await _play(_Hub(client), db, settings, partners, progress)
         return True
     finally:
         await db.dispose()
 
 
-async def _play(hub: _Hub, db: Database, settings: Settings, progress: Echo) -> None:
+async def _play(
+    hub: _Hub,
+    db: Database,
+    settings: Settings,
+    partners: Sequence[Sandbox],
+    progress: Echo,
+) -> None:
     liu = (await hub.gql(MEMBER, {"r": "H-1005"}, "demo-admin"))["memberByRef"]["id"]
     zhao = (await hub.gql(MEMBER, {"r": "H-1006"}, "demo-admin"))["memberByRef"]["id"]
     today = settings.business_date(utcnow())
@@ -98,6 +113,7 @@ async def _play(hub: _Hub, db: Database, settings: Settings, progress: Echo) -> 
     for ago in range(DAYS, 0, -1):
         day = today - dt.timedelta(days=ago)
         since = await _high_water(db)
+        seen = {id(p): set(p.ledger.moves) for p in partners}
         tag = day.isoformat()
         await _convert(hub, liu, "HUB", "JADE", 500, f"history-{tag}-hub-jade")
         await _convert(hub, liu, "SKYMILES", "LOTUS", 1000, f"history-{tag}-sky-lotus")
@@ -117,6 +133,8 @@ async def _play(hub: _Hub, db: Database, settings: Settings, progress: Echo) -> 
         if ago == 3:
             await _cancelled_flight(hub, liu, today, tag)
         await _date_back(db, settings, since, day)
+        for partner in partners:
+            _date_back_partner(partner, seen[id(partner)], settings, day)
         settled = await hub.payload(SETTLE, {"d": tag}, "demo-finance")
         statements = {s["merchant"]["id"]: s["id"] for s in settled["batch"]["statements"]}
         progress(f"history: {tag} played and settled ({DAYS - ago + 1}/{DAYS})")
@@ -211,7 +229,23 @@ async def _date_back(db: Database, settings: Settings, since: int, day: dt.date)
             .values(created_at=noon, updated_at=noon, business_date=day)
         )
         await session.execute(
-            update(Redemption).where(Redemption.created_at > noon).values(created_at=noon)
+            update(Redemption)
+            .where(Redemption.created_at > noon)
+            .values(created_at=noon, updated_at=noon)
+        )
+        await session.execute(
+            update(Redemption)
+            .where(Redemption.cancelled_at > noon, Redemption.created_at == noon)
+            .values(cancelled_at=noon)
         )
 
     await db.transaction(work)
+
+
+def _date_back_partner(partner: Sandbox, seen: set[str], settings: Settings, day: dt.date) -> None:
+    """The partner's own records of the day's moves, dated back like the hub's."""
+    noon = dt.datetime.combine(day, dt.time(12), settings.tz).isoformat()
+    for key, move in partner.ledger.moves.items():
+        if key not in seen:
+            move["at"] = noon
+    partner.save()

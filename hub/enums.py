@@ -161,3 +161,9 @@ class DeliveryStatus(StrEnum):
     PENDING = "PENDING"
     DELIVERED = "DELIVERED"
     FAILED = "FAILED"
+
+
+class ReconciliationStatus(StrEnum):
+    MATCHED = "MATCHED"
+    BREAKS = "BREAKS"
+    PARTNER_UNAVAILABLE = "PARTNER_UNAVAILABLE"

@@ -40,6 +40,7 @@ class Action(StrEnum):
     READ_SETTLEMENT = "readSettlement"
     READ_STATEMENTS = "readStatements"
     READ_ACTIVITY = "readActivity"  # conversions and redemptions
+    READ_RECONCILIATION = "reconciliation"
 
 
 # Who may call each operation; STOREFRONT entries need a member session token.
@@ -66,6 +67,7 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.READ_SETTLEMENT: frozenset({ADMIN, FINANCE}),
     Action.READ_STATEMENTS: frozenset({ADMIN, FINANCE, MERCHANT}),
     Action.READ_ACTIVITY: frozenset({ADMIN, MERCHANT, STOREFRONT, FINANCE}),
+    Action.READ_RECONCILIATION: frozenset({ADMIN, FINANCE, MERCHANT}),
 }
 
 _NEEDS_MEMBER = {

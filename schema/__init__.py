@@ -15,13 +15,21 @@ from schema.mutations.members import MemberMutations
 from schema.mutations.settlement import SettlementMutations, SettlementQueries
 from schema.mutations.webhooks import WebhookMutations, WebhookQueries
 from schema.queries import CoreQueries
+from schema.reconciliation import ReconciliationQueries
 from schema.types.mall import Reward
 from schema.types.members import Member
 from schema.types.merchants import Merchant, Program
 
 
 @strawberry.type
-class Query(CoreQueries, ExchangeQueries, MallQueries, SettlementQueries, WebhookQueries):
+class Query(
+    CoreQueries,
+    ExchangeQueries,
+    MallQueries,
+    SettlementQueries,
+    WebhookQueries,
+    ReconciliationQueries,
+):
     pass
 
 

@@ -12,9 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from connectors.base import ConnectorFactory
+from hub import reconciliation
 from hub.config import Settings
 from hub.db import Database, utcnow
-from hub.enums import WebhookEvent
+from hub.enums import ReconciliationStatus, WebhookEvent
 from hub.models import Obligation, SettlementBatch, SettlementLease, Statement
 from hub.webhooks import outbox
 from settlement.netting import Progress, RunResult, settle
@@ -153,10 +155,36 @@ async def due_dates(db: Database, settings: Settings, now: dt.datetime) -> list[
     return [d for d in (start + dt.timedelta(days=n) for n in range(days)) if d not in done]
 
 
-async def nightly(db: Database, settings: Settings) -> list[str]:
-    """The scheduler's job: settle every due date this replica gets the lease for."""
+async def reconcile_partners(
+    db: Database, settings: Settings, factory: ConnectorFactory, day: dt.date
+) -> None:
+    """Reconcile every connected partner for the date and keep the reports for the console;
+    a break is logged, it does not hold settlement back (finance sees it beside the batch)."""
+    try:
+        reports = await reconciliation.reconcile_all(db, settings, factory, day)
+    except Exception:  # reconciliation informs settlement; it never stops it
+        log.exception("reconciliation failed", date=str(day))
+        return
+    for report in reports:
+        if report.status != ReconciliationStatus.MATCHED:
+            log.warning(
+                "reconciliation not clean",
+                date=str(day),
+                merchant=report.merchant_id,
+                status=report.status.value,
+                breaks=len(report.breaks),
+            )
+
+
+async def nightly(
+    db: Database, settings: Settings, factory: ConnectorFactory | None = None
+) -> list[str]:
+    """The scheduler's job: settle every due date this replica gets the lease for,
+    each after reconciling the connected partners (when given the connectors)."""
     settled = []
     for day in await due_dates(db, settings, utcnow()):
+        if factory is not None:
+            await reconcile_partners(db, settings, factory, day)
         result = await run_date(db, settings, day, actor="system:scheduler")
         if result is not None and result.created:
             log.info(

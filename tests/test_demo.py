@@ -93,6 +93,21 @@ async def test_demo_serves_the_demo_world(tmp_path: Path) -> None:
                 s["resolution"] for s in batches[0]["statements"] if s["merchant"]["id"] == "lotus"
             ]
             assert resolved[0].startswith("ACCEPTED")
+            # The partners' own records of the week agree with the hub's, day by day.
+            for batch in batches:
+                for merchant in ("skyair", "lotus", "westlake"):
+                    report = await client.post(
+                        "/graphql",
+                        json={
+                            "query": "query($m: ID!, $d: Date!) { reconciliation(merchant: $m, "
+                            "businessDate: $d) { status matched breaks { reference } } }",
+                            "variables": {"m": merchant, "d": batch["businessDate"]},
+                        },
+                        headers={"Authorization": "Bearer demo-finance"},
+                    )
+                    found = report.json()["data"]["reconciliation"]
+                    assert found["status"] == "MATCHED", (merchant, batch["businessDate"], found)
+                    assert found["matched"] > 0, (merchant, batch["businessDate"])
             wang = next(p for p in people if "Wang Fang" in p["name"])
             token = (await client.post("/mall/demo/session", json={"memberId": wang["id"]})).json()[
                 "token"

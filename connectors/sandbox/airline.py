@@ -130,6 +130,24 @@ class AirlineSandbox(Sandbox):
         async def cancel(request: Request) -> Response:
             return await self.cancel(request, request.path_params["pnr"])
 
+        async def transactions(request: Request) -> Response:
+            kinds = {"debit": "REDEEM", "credit": "ACCRUE", "void": "VOID", "manual": "MANUAL"}
+            return await self.movements(
+                request,
+                lambda moves: {
+                    "transactions": [
+                        {
+                            "idempotencyKey": m["key"],
+                            "ffp": m["ref"],
+                            "miles": m["points"],
+                            "type": kinds.get(m["operation"], "OTHER"),
+                            "postedAt": m["at"],
+                        }
+                        for m in moves
+                    ]
+                },
+            )
+
         async def health(_: Request) -> Response:
             return JSONResponse({"status": "ok"})
 
@@ -164,6 +182,7 @@ class AirlineSandbox(Sandbox):
             Route("/v1/awards/{award}/seats", seats),
             Route("/v1/bookings", book, methods=["POST"]),
             Route("/v1/bookings/{pnr}/cancel", cancel, methods=["POST"]),
+            Route("/v1/miles/transactions", transactions),
             Route("/v1/health", health),
             Route("/sandbox/flights/{flight}/cancel", cancel_flight, methods=["POST"]),
         ]

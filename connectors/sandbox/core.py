@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import random
 import secrets
@@ -20,6 +21,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors import signing
+
+# Sandbox partners keep their books in China Standard Time, like the hub's default
+# settlement zone: a movement's business date is its local date there.
+LOCAL = dt.timezone(dt.timedelta(hours=8))
 
 
 class PartnerError(Exception):
@@ -86,6 +91,7 @@ class Ledger:
             "reference": reference,
             "status": "APPLIED",
             "response": response,
+            "at": now_iso(),
         }
         return response
 
@@ -93,6 +99,7 @@ class Ledger:
         if key in self.moves:
             return dict(self.moves[key]["response"])
         move = self.moves.get(original)
+        returned = 0  # the points this void gave back (or took back) at the partner
         if move is None:
             # Never arrived (or not yet): remember it, so that a late arrival is refused.
             self.tombstones.append(original)
@@ -100,6 +107,7 @@ class Ledger:
         elif move["status"] == "VOIDED":
             response = {"transactionId": move.get("voidedBy"), "voided": True}
         else:
+            returned = -move["delta"]
             member = self.member(move["ref"])
             member["balance"] -= move["delta"]
             move["status"] = "VOIDED"
@@ -111,12 +119,36 @@ class Ledger:
             }
         self.moves[key] = {
             "operation": "void",
-            "ref": None,
+            "ref": move["ref"] if move else None,
             "delta": 0,
+            "points": returned,
+            "original": original,
             "status": "APPLIED",
             "response": response,
+            "at": now_iso(),
         }
         return response
+
+    def movements_on(self, day: dt.date) -> list[dict[str, Any]]:
+        """Every movement applied on `day` (the partner's local date), in the order made:
+        key (the hub's Idempotency-Key), member ref, signed points, time, what it was."""
+        found = []
+        for key, move in self.moves.items():
+            at = move.get("at")
+            if at is None or dt.datetime.fromisoformat(at).astimezone(LOCAL).date() != day:
+                continue
+            found.append(
+                {
+                    "key": key,
+                    "ref": move["ref"],
+                    "points": int(move.get("points", move["delta"])),
+                    "operation": move["operation"],
+                    "reference": move.get("reference"),
+                    "status": move["status"],
+                    "at": at,
+                }
+            )
+        return found
 
 
 class Sandbox:
@@ -308,6 +340,25 @@ class Sandbox:
 
         return await self.faulted("reverse", apply)
 
+    async def movements(
+        self,
+        request: Request,
+        render: Callable[[list[dict[str, Any]]], dict[str, Any]],
+        *,
+        name: str = "date",
+        fmt: str = "%Y-%m-%d",
+    ) -> Response:
+        """The movements of one business date, in the vertical's own shape (`render`)."""
+        try:
+            day = query_date(request, name, fmt)
+        except PartnerError as exc:
+            return exc.response()
+
+        async def listing() -> dict[str, Any]:
+            return render(self.ledger.movements_on(day))
+
+        return await self.faulted("movements", listing)
+
     async def balance(self, ref: str, field: str) -> Response:
         try:
             return JSONResponse({field: self.ledger.member(ref)["balance"]})
@@ -359,11 +410,29 @@ class Sandbox:
         async def stats(_: Request) -> Response:
             return JSONResponse(dict(self.stats))
 
+        async def plant(request: Request) -> Response:
+            """A movement the partner records on its own (or with other points than the hub
+            asked): how tests plant a reconciliation break."""
+            data = await self.body(request)
+            key, points = str(data["key"]), int(data["points"])
+            async with self.lock:
+                move = self.ledger.moves.get(key)
+                if move is None:
+                    self.ledger.move(key, "manual", str(data["ref"]), points, data.get("reference"))
+                else:
+                    member = self.ledger.member(move["ref"])
+                    old = int(move.get("points", move["delta"]))
+                    member["balance"] += points - old
+                    move["points" if "points" in move else "delta"] = points
+                self.save()
+            return JSONResponse({"key": key, "points": points})
+
         return [
             Route("/sandbox/faults", set_faults, methods=["POST"]),
             Route("/sandbox/members", put_member, methods=["POST"]),
             Route("/sandbox/members/{ref}", get_member),
             Route("/sandbox/stats", stats),
+            Route("/sandbox/movements", plant, methods=["POST"]),
         ]
 
     def app(self) -> Starlette:
@@ -404,6 +473,19 @@ class Sandbox:
         app = Starlette(routes=[*self.routes(), *self.admin_routes()])
         app.add_middleware(Signed)
         return app
+
+
+def now_iso() -> str:
+    return dt.datetime.now(LOCAL).isoformat()
+
+
+def query_date(request: Request, name: str = "date", fmt: str = "%Y-%m-%d") -> dt.date:
+    """The business date a movements call asks for; a bad one is refused."""
+    raw = request.query_params.get(name, "")
+    try:
+        return dt.datetime.strptime(raw, fmt).date()
+    except ValueError:
+        raise PartnerError(422, "INVALID_INPUT", f"{name} must be a date ({fmt}).") from None
 
 
 def now_ms() -> int:

@@ -64,6 +64,17 @@ class GenericSandbox(Sandbox):
         async def cancel(request: Request) -> Response:
             return await self.cancel(request, request.path_params["ref"])
 
+        async def movements(request: Request) -> Response:
+            return await self.movements(
+                request,
+                lambda moves: {
+                    "movements": [
+                        {k: m[k] for k in ("key", "ref", "points", "at", "reference", "status")}
+                        for m in moves
+                    ]
+                },
+            )
+
         async def health(_: Request) -> Response:
             return JSONResponse({"status": "ok"})
 
@@ -76,5 +87,6 @@ class GenericSandbox(Sandbox):
             Route("/rewards/{ref}/slots", slots),
             Route("/bookings", book, methods=["POST"]),
             Route("/bookings/{ref}/cancel", cancel, methods=["POST"]),
+            Route("/movements", movements),
             Route("/health", health),
         ]

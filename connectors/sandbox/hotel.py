@@ -116,6 +116,24 @@ class HotelSandbox(Sandbox):
         async def cancel(request: Request) -> Response:
             return await self.cancel(request, request.path_params["confirmation"])
 
+        async def ledger(request: Request) -> Response:
+            return await self.movements(
+                request,
+                lambda moves: {
+                    "entries": [
+                        {
+                            "requestKey": m["key"],
+                            "guestId": m["ref"],
+                            "amount": abs(m["points"]),
+                            "direction": "DEDUCT" if m["points"] < 0 else "ADD",
+                            "time": m["at"],
+                        }
+                        for m in moves
+                    ]
+                },
+                name="day",
+            )
+
         async def ping(_: Request) -> Response:
             return JSONResponse({"pong": True})
 
@@ -128,5 +146,6 @@ class HotelSandbox(Sandbox):
             Route("/api/offers/{offer}/availability", availability),
             Route("/api/reservations", reserve, methods=["POST"]),
             Route("/api/reservations/{confirmation}/cancel", cancel, methods=["POST"]),
+            Route("/api/points/ledger", ledger),
             Route("/api/ping", ping),
         ]

@@ -62,6 +62,22 @@ class RestaurantSandbox(Sandbox):
         async def cancel(request: Request) -> Response:
             return await self.cancel(request, request.path_params["code"])
 
+        async def history(request: Request) -> Response:
+            return await self.movements(
+                request,
+                lambda moves: {
+                    "history": [
+                        {
+                            "key": m["key"],
+                            "member": m["ref"],
+                            "change": m["points"],
+                            "when": m["at"],
+                        }
+                        for m in moves
+                    ]
+                },
+            )
+
         async def status(_: Request) -> Response:
             return JSONResponse({"ok": True})
 
@@ -73,5 +89,6 @@ class RestaurantSandbox(Sandbox):
             Route("/menu", menu),
             Route("/orders", order, methods=["POST"]),
             Route("/orders/{code}/cancel", cancel, methods=["POST"]),
+            Route("/points/history", history),
             Route("/status", status),
         ]

@@ -107,6 +107,21 @@ class ScenicSandbox(Sandbox):
         async def refund(request: Request) -> Response:
             return await self.cancel(request, request.path_params["order"])
 
+        async def transactions(request: Request) -> Response:
+            def render(moves: list[dict[str, Any]]) -> dict[str, Any]:
+                rows = [
+                    {
+                        "key": m["key"],
+                        "account": m["ref"],
+                        "pointsDelta": m["points"],
+                        "createTime": int(dt.datetime.fromisoformat(m["at"]).timestamp() * 1000),
+                    }
+                    for m in moves
+                ]
+                return {"code": 0, "data": {"total": len(rows), "list": rows}}
+
+            return await self.movements(request, render, name="bizDate", fmt="%Y%m%d")
+
         async def healthz(_: Request) -> Response:
             return JSONResponse({"status": "up"})
 
@@ -119,5 +134,6 @@ class ScenicSandbox(Sandbox):
             Route("/tickets/{ticket}/timeslots", timeslots),
             Route("/orders", order, methods=["POST"]),
             Route("/orders/{order}/refund", refund, methods=["POST"]),
+            Route("/transactions", transactions),
             Route("/healthz", healthz),
         ]

@@ -22,6 +22,7 @@ from hub.models.ledger import (
 )
 from hub.models.mall import Redemption, Reward, Slot
 from hub.models.merchants import ApiKey, HubSetting, Merchant, Program
+from hub.models.reconciliation import ReconciliationReport
 from hub.models.settlement import (
     NetPosition,
     PaymentInstruction,
@@ -58,6 +59,7 @@ __all__ = [
     "Program",
     "Promotion",
     "Quote",
+    "ReconciliationReport",
     "Redemption",
     "Reward",
     "SettlementBatch",

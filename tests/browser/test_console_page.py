@@ -57,6 +57,7 @@ class Demo:
     url: str
     client: httpx.AsyncClient
     today: dt.date
+    partner_base: int = 0  # the demo's sandbox partners: skyair, lotus, westlake from here
 
     async def gql(self, query: str, variables: dict[str, Any], key: str) -> dict[str, Any]:
         response = await self.client.post(
@@ -177,7 +178,7 @@ async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             await _wait_ready(proc, client, tmp)
             today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
-            found = Demo(url=url, client=client, today=today)
+            found = Demo(url=url, client=client, today=today, partner_base=base)
             await _activity(found)
             yield found
     finally:
@@ -442,3 +443,49 @@ async def test_finance_settles_today_and_takes_statements_through_the_workflow(
     await expect(by(page, "signin")).to_be_visible()
     await expect(by(page, "console")).to_be_hidden()
     assert await page.evaluate("sessionStorage.getItem('console.financeKey')") is None
+
+
+async def test_a_batch_shows_the_partner_reconciliation_of_its_date(demo: Demo, page: Page) -> None:
+    today = demo.today.isoformat()
+    run = "mutation($d: Date!) { runSettlement(businessDate: $d) { userErrors { message } } }"
+    await demo.gql(run, {"d": today}, "demo-finance")
+    member = await demo.gql(
+        '{ memberByRef(program: "HUB", externalRef: "H-1001") '
+        "{ accounts { program { code } externalRef } } }",
+        {},
+        "demo-admin",
+    )
+    ref = next(
+        a["externalRef"]
+        for a in member["memberByRef"]["accounts"]
+        if a["program"]["code"] == "LOTUS"
+    )
+    # The hotel records a movement the hub never asked for: a break.
+    lotus = f"http://127.0.0.1:{demo.partner_base + 1}"
+    planted = await demo.client.post(
+        f"{lotus}/sandbox/movements",
+        json={"key": "cnv_planted:credit", "ref": ref, "points": 250},
+    )
+    assert planted.status_code == 200
+    reconcile = (
+        "query($m: ID!, $d: Date!) { reconciliation(merchant: $m, businessDate: $d) { status } }"
+    )
+    for merchant, status in (("skyair", "MATCHED"), ("lotus", "BREAKS"), ("westlake", "MATCHED")):
+        data = await demo.gql(reconcile, {"m": merchant, "d": today}, "demo-finance")
+        assert data["reconciliation"]["status"] == status, (merchant, data)
+
+    await sign_in(page, demo.url, "demo-finance")
+    await expect(by(page, "who")).to_be_visible()
+    await page.goto(f"{demo.url}/console#/batches/{today}")
+    await expect(by(page, "batch-date")).to_have_text(today)
+    await expect(by(page, "reconciliation-row")).to_have_count(3)
+    await expect(by(page, "reconciliation-row", merchant="lotus")).to_have_attribute(
+        "data-status", "BREAKS"
+    )
+    await expect(by(page, "reconciliation-row", merchant="skyair")).to_have_attribute(
+        "data-status", "MATCHED"
+    )
+    row = by(page, "reconciliation-break", reference="cnv_planted:credit")
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text("only at the partner")
+    await expect(row).to_contain_text("250")

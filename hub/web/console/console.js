@@ -58,6 +58,10 @@ const BATCH = `query Batch($date: Date!) {
     payments { from { id name } to { id name } amount }
     statements { id status merchant { id name } receivable payable fees net }
   }
+  reconciliations(businessDate: $date) {
+    merchant { id name } status matched generatedAt
+    breaks { reference externalRef hubPoints partnerPoints }
+  }
 }`;
 
 const BATCH_EXISTS = `query BatchExists($date: Date!) {
@@ -603,7 +607,8 @@ async function route(moved = false) {
 // ---------------------------------------------------------------- batch view
 
 async function showBatch(date, view) {
-  const batch = (await gql(BATCH, { date })).settlementBatch;
+  const data = await gql(BATCH, { date });
+  const batch = data.settlementBatch;
   if (view !== state.view) return;
   if (!batch) {
     showOnly(null);
@@ -616,8 +621,54 @@ async function showBatch(date, view) {
     return;
   }
   renderBatch(batch);
+  renderReconciliations(data.reconciliations || []);
   showOnly("batch-view");
   document.title = `Batch ${batch.businessDate} · Finance console`;
+}
+
+// The nightly run reconciles each connected partner before settling; its breaks, per merchant.
+function renderReconciliations(reports) {
+  const points = (value) => (value === null ? "—" : numberFormat.format(value));
+  const rows = [];
+  for (const r of [...reports].sort((a, b) => a.merchant.name.localeCompare(b.merchant.name))) {
+    const summary =
+      r.status === "PARTNER_UNAVAILABLE"
+        ? "the partner did not list its movements"
+        : `${plural(r.matched, "movement")} matched, ${plural(r.breaks.length, "break")}`;
+    rows.push(
+      h(
+        "tr",
+        { testid: "reconciliation-row", dataset: { merchant: r.merchant.id, status: r.status } },
+        merchantCell(r.merchant),
+        h("td", {}, badge(r.status, "reconciliation-status")),
+        h("td", { colspan: "3" }, summary),
+      ),
+    );
+    for (const b of r.breaks) {
+      rows.push(
+        h(
+          "tr",
+          { class: "break", testid: "reconciliation-break", dataset: { reference: b.reference } },
+          h("td", { class: "mono" }, b.reference),
+          h("td", {}, b.externalRef),
+          h("td", { class: "num" }, points(b.hubPoints)),
+          h("td", { class: "num" }, points(b.partnerPoints)),
+          h(
+            "td",
+            {},
+            b.partnerPoints === null
+              ? "only at the hub"
+              : b.hubPoints === null
+                ? "only at the partner"
+                : "other points",
+          ),
+        ),
+      );
+    }
+  }
+  $("reconciliations").tBodies[0].replaceChildren(...rows);
+  $("reconciliations").hidden = reports.length === 0;
+  $("reconciliations-empty").hidden = reports.length > 0;
 }
 
 function renderBatch(batch) {
