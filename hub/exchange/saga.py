@@ -139,7 +139,9 @@ async def apply_outcome(
             conversion.debit_ref = _ref(result)
             conversion.attempts = 0
             conversion.next_attempt_at = None
-        elif result.outcome == Outcome.REJECTED:
+        elif result.outcome == Outcome.REJECTED and not (not_sent and conversion.attempts > 0):
+            # (A call not sent after an attempt whose outcome was unknown says nothing about
+            # that attempt: it is asked again below, with the same key.)
             _fail(conversion, ConversionStatus.FAILED, result, "points")
             await announce.conversion(session, WebhookEvent.CONVERSION_FAILED, conversion)
         else:

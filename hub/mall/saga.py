@@ -212,7 +212,7 @@ async def _owes(
     )
 
 
-def _retried(step: str, result: Result) -> bool:
+def _retried(r: Redemption, step: str, result: Result) -> bool:
     """Whether an outcome leaves the step to be tried again rather than ending it."""
     if result.outcome == Outcome.UNKNOWN:
         return True
@@ -220,6 +220,11 @@ def _retried(step: str, result: Result) -> bool:
         return False
     if step in COMPENSATING:
         return True  # only the partner's applying it ends a compensating step
+    if r.attempts > 0 and result.code == ErrorCode.PARTNER_UNAVAILABLE:
+        # An earlier attempt of this step may have applied (its outcome was unknown): a
+        # call that was not even sent now says nothing about that one. Ask again, with the
+        # same key, until the partner answers.
+        return True
     # Not sent (connection refused, breaker open) is no answer to a cancellation.
     return step == CancelStep.CANCEL_BOOKING and result.code == ErrorCode.PARTNER_UNAVAILABLE
 
@@ -230,7 +235,7 @@ async def apply(
     """Move the redemption on from a step's outcome."""
     now = utcnow()
     r.updated_at = now
-    if _retried(step, result):
+    if _retried(r, step, result):
         if step in COMPENSATING and result.outcome == Outcome.REJECTED:
             log.warning(
                 "compensating step not applied; tried again later",

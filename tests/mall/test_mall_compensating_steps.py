@@ -238,3 +238,33 @@ async def test_verify_finds_a_finished_redemption_whose_hosted_moves_are_missing
         )
     found = await verify_ledger(db_url)
     assert any(v.startswith("hold of a finished redemption settled") for v in found), found
+
+
+async def test_a_hold_whose_answer_was_lost_is_not_failed_by_a_call_that_was_never_sent(
+    settings,
+    live: Partners,
+    db_url: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """Found by the simulation (seed 1, nothing avoided): the car wash took 500 points, its
+    answer was lost, the next try found it unreachable, and the redemption ended FAILED
+    while the partner kept the points."""
+    configured = settings.model_copy(
+        update={"partner_secrets": live.secrets(), "partner_timeout_seconds": 0.5}
+    )
+    async with running_app(configured) as api:
+        member = await _world(api, live)
+        await live.faults("carwash", lose_response=True, hang_seconds=1.5, operations=["debit"])
+        done = await redeem(api, member, "shop:CAR-WASH", "WASH")
+        rid = done["redemption"]["id"]
+        assert done["redemption"]["status"] == "PENDING", done
+        assert live.balance("carwash", "W-1") == 700  # applied; the hub did not hear it
+        await live.faults("carwash", lose_response=False)
+        await live.stop("carwash")
+        await _drive(api, rounds=2)  # the hold again: connection refused, not an answer
+        assert (await _state(api, rid))["status"] == "PENDING"
+        await live.restart("carwash")
+        _cool_down(api, "carwash")
+        await _drive(api)
+        assert (await _state(api, rid))["status"] == "CONFIRMED"
+        assert live.balance("carwash", "W-1") == 700  # taken once, for this redemption
+    assert await verify_ledger(db_url) == []

@@ -1,8 +1,7 @@
 """The seeded fault simulation, short: a few hundred operations per backend in `make test`.
 
-Long runs: `make simulate SEED=... OPS=...`. The run avoids the known defects of issue 15
-that other branches fix (tests/simulation/sim.py KNOWN_BUGS: items 1, 3, 9 and 12); once
-their fixes are merged, empty KNOWN_BUGS and this run covers them too.
+Long runs: `make simulate SEED=... OPS=...`. Nothing is avoided: the defects of issue 15 it
+was first run against are fixed (tests/simulation/sim.py KNOWN_BUGS is empty).
 """
 
 from __future__ import annotations
