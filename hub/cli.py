@@ -137,6 +137,72 @@ def keys_create(
     typer.echo(line)
 
 
+@keys_app.command("list")
+def keys_list() -> None:
+    """List every key: id, role, merchant, label, created, last used, revoked. Never a secret."""
+    import datetime as dt
+
+    from hub.auth import list_api_keys
+    from hub.db import Database
+
+    settings = _settings()
+
+    async def work() -> list[str]:
+        db = Database(settings.database_url)
+        try:
+            async with db.read() as session:
+                rows = await list_api_keys(session)
+        finally:
+            await db.dispose()
+
+        def when(moment: dt.datetime | None) -> str:
+            return moment.isoformat(timespec="seconds") if moment else "-"
+
+        return [
+            "\t".join(
+                (
+                    k.id,
+                    k.role,
+                    k.merchant_id or "-",
+                    k.label,
+                    f"created {when(k.created_at)}",
+                    f"last used {when(k.last_used_at)}",
+                    f"revoked {when(k.revoked_at)}" if k.revoked_at else "live",
+                )
+            )
+            for k in rows
+        ]
+
+    for line in _run(work()):
+        typer.echo(line)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id (key_...)")]) -> None:
+    """Revoke a key: every worker refuses it from its next request on."""
+    from hub.auth import revoke_api_key
+    from hub.db import Database
+    from hub.errors import DomainError
+
+    settings = _settings()
+
+    async def work() -> str:
+        db = Database(settings.database_url)
+        try:
+            key = await db.transaction(lambda s: revoke_api_key(s, key_id))
+        finally:
+            await db.dispose()
+        assert key.revoked_at is not None
+        return f"{key.id} revoked at {key.revoked_at.isoformat(timespec='seconds')}"
+
+    try:
+        line = _run(work())
+    except DomainError as exc:
+        typer.secho(exc.message, fg="red", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(line)
+
+
 @app.command()
 def verify() -> None:
     """Check the ledger as a bank would; print each violation, exit non-zero if any."""
