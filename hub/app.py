@@ -70,7 +70,8 @@ def create_app(
         if secret is None:
             return JSONResponse({"error": f"{merchant_id} sends no webhooks here"}, 404)
         try:
-            event = webhooks.parse(secret, request.headers, await request.body())
+            body = await webhooks.read_body(request.stream())
+            event = webhooks.parse(secret, request.headers, body)
         except webhooks.WebhookRejected as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
         events = runtime.events
