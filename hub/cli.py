@@ -15,17 +15,27 @@ from hub.enums import Role
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Points Exchange Hub", no_args_is_help=True, add_completion=False)
-keys_app = typer.Typer(help="API keys", no_args_is_help=True)
+# No locals in tracebacks: they would print the settings and the database URL.
+app = typer.Typer(
+    help="Points Exchange Hub",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+keys_app = typer.Typer(help="API keys", no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(keys_app, name="keys")
 
 
 def _settings() -> Settings:
+    from hub import logs
+
     try:
-        return Settings()
+        settings = Settings()
     except Exception as exc:  # pydantic's message names the variable
-        typer.secho(f"Configuration error: {exc}", fg="red", err=True)
+        typer.secho(f"Configuration error: {logs.redact(str(exc))}", fg="red", err=True)
         raise typer.Exit(2) from exc
+    logs.configure(settings)
+    return settings
 
 
 def _run(coro: Awaitable[T]) -> T:
@@ -38,8 +48,10 @@ def _migrate(settings: Settings) -> None:
     try:
         _run(upgrade(settings.database_url))
     except Exception as exc:
+        from hub.logs import redact, safe_url
+
         typer.secho(
-            f"Could not migrate {settings.database_url}: {exc}\n"
+            f"Could not migrate {safe_url(settings.database_url)}: {redact(str(exc))}\n"
             "Check HUB_DATABASE_URL and that the database server is running.",
             fg="red",
             err=True,
@@ -73,6 +85,8 @@ def serve(
         port=port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn logs through the hub's redacting pipeline (hub.logs)
+        access_log=False,  # hub.accesslog logs each request, without its query string
         proxy_headers=True,
     )
 
@@ -101,6 +115,8 @@ def demo(
         host="127.0.0.1",
         port=port,
         log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=False,
     )
 
 
