@@ -8,6 +8,10 @@ from decimal import Decimal
 from hub.errors import InvalidInput
 
 MAX_POINTS = 10**12  # far beyond any real balance; stops absurd input before arithmetic
+# GraphQL's Int is 32 bits: no balance may pass it, or it can no longer be read.
+MAX_BALANCE = 2**31 - 1
+# The most one movement (an accrual, a conversion's credit) may bring into an account.
+MAX_POINTS_PER_MOVEMENT = 100_000_000
 
 
 def decimal_in_range(
