@@ -40,13 +40,13 @@ class NewMerchant:
 
 def _checked(data: NewMerchant) -> NewMerchant:
     f = _FIELD
-    if not SLUG.match(data.id):
+    if not SLUG.fullmatch(data.id):
         raise InvalidInput(
             "id must be a slug: 2-40 characters, lower-case letters, digits and '-', "
             "starting with a letter (e.g. 'skyair').",
             field=[f, "id"],
         )
-    if not PROGRAM_CODE.match(data.program_code):
+    if not PROGRAM_CODE.fullmatch(data.program_code):
         raise InvalidInput(
             "programCode must be 2-20 characters, upper-case letters, digits and '_', "
             "starting with a letter (e.g. 'SKYMILES').",
