@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # Requests per minute per API key; None: 1200 in production, off in development; 0: off.
     rate_limit_per_minute: int | None = Field(default=None, ge=0)
     partner_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Partner base URLs on loopback or private addresses (the demo's sandboxes); off in any
+    # real deployment. Metadata and link-local addresses are refused either way.
+    allow_private_partners: bool = False
     catalog_budget_seconds: float = Field(default=1.5, gt=0)
     catalog_cache_seconds: float = Field(default=60.0, gt=0)
 

@@ -96,8 +96,11 @@ class AdminMutations:
     ) -> RegisterMerchantPayload:
         info.context.require(Action.REGISTER_MERCHANT)
         data = input.to_domain()
+        private = info.context.settings.allow_private_partners
         row, errors = await attempt(
-            info.context.db.transaction(lambda s: merchants.register_merchant(s, data))
+            info.context.db.transaction(
+                lambda s: merchants.register_merchant(s, data, allow_private_partners=private)
+            )
         )
         return RegisterMerchantPayload(
             merchant=Merchant.from_row(row) if row else None, user_errors=errors
