@@ -24,6 +24,7 @@ from hub.accesslog import AccessLog
 from hub.config import Settings
 from hub.enums import CancellationReason, Role
 from hub.events import Events, Handler
+from hub.headers import SecurityHeaders
 from hub.exchange import saga
 from hub.ledger import jobs as ledger_jobs
 from hub.mall import saga as mall_saga
@@ -123,6 +124,7 @@ def create_app(
 
     middleware = [
         Middleware(AccessLog),
+        Middleware(SecurityHeaders),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,

@@ -22,6 +22,7 @@ class Action(StrEnum):
     CREATE_API_KEY = "createApiKey"
     REVOKE_API_KEY = "revokeApiKey"
     READ_API_KEYS = "apiKeys"
+    READ_SDL = "_service"  # in production only; any key in development
     SET_EXCHANGE_RATE = "setExchangeRate"
     ENROLL_MEMBER = "enrollMember"
     ACCRUE_POINTS = "accruePoints"
@@ -48,6 +49,7 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.CREATE_API_KEY: frozenset({ADMIN}),
     Action.REVOKE_API_KEY: frozenset({ADMIN}),
     Action.READ_API_KEYS: frozenset({ADMIN}),
+    Action.READ_SDL: frozenset({ADMIN}),
     Action.SET_EXCHANGE_RATE: frozenset({ADMIN}),
     Action.ENROLL_MEMBER: frozenset({ADMIN, MERCHANT}),
     Action.ACCRUE_POINTS: frozenset({ADMIN, MERCHANT}),

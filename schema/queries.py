@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.printer import print_schema
 
 from hub import auth, members, merchants
 from hub.enums import Role
@@ -13,8 +14,22 @@ from schema.types.merchants import ApiKey, Merchant, Program, Viewer
 from schema.visibility import visible_member
 
 
+@strawberry.type(name="_Service")
+class Service:
+    @strawberry.field(description="The federation SDL: ADMIN's only, in production.")
+    def sdl(self, info: Info) -> str:
+        if info.context.settings.is_production:
+            info.context.require(Action.READ_SDL)
+        return print_schema(info.schema)
+
+
 @strawberry.type
 class CoreQueries:
+    # Replaces strawberry's own _service (which any key could read) with a guarded one.
+    @strawberry.field(name="_service")
+    def service_(self) -> Service:
+        return Service()
+
     @strawberry.field(description="Who is calling.")
     def viewer(self, info: Info) -> Viewer:
         return Viewer(role=Role(info.context.principal.role))
