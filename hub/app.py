@@ -24,8 +24,8 @@ from hub.accesslog import AccessLog
 from hub.config import Settings
 from hub.enums import CancellationReason, Role
 from hub.events import Events, Handler
-from hub.headers import SecurityHeaders
 from hub.exchange import saga
+from hub.headers import SecurityHeaders
 from hub.ledger import jobs as ledger_jobs
 from hub.mall import saga as mall_saga
 from hub.mall.events import cancellation_handler

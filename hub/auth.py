@@ -140,9 +140,7 @@ class KeyUsage:
             if last is not None and now - last < self.INTERVAL:
                 return False
             if len(self._written) > 10_000:
-                self._written = {
-                    k: t for k, t in self._written.items() if now - t < self.INTERVAL
-                }
+                self._written = {k: t for k, t in self._written.items() if now - t < self.INTERVAL}
             self._written[key_id] = now
             return True
 

@@ -16,7 +16,6 @@ from hub.merchants import get_program
 from hub.models import Promotion
 from hub.permissions import require_merchant
 
-
 # Active multipliers stack by multiplying, up to this: three x100 promotions once
 # committed 2e14 points. setPromotion refuses what would pass it; accrual caps at it.
 MAX_ACCRUAL_MULTIPLIER = Decimal(20)

@@ -96,9 +96,7 @@ async def test_the_list_never_shows_a_secret(api: Api) -> None:
     assert keys[key_id]["label"] == "MERCHANT app"
 
 
-async def test_last_used_is_kept_without_a_write_per_request(
-    api: Api, settings: Settings
-) -> None:
+async def test_last_used_is_kept_without_a_write_per_request(api: Api, settings: Settings) -> None:
     key_id, secret = await _new_key(api, "FINANCE")
     before = {k["id"]: k for k in (await api.gql(KEYS))["apiKeys"]}
     assert before[key_id]["lastUsedAt"] is None

@@ -22,8 +22,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 from hub.db import utcnow
 from hub.enums import AccountKind, EntryKind
 from hub.errors import BalanceLimit, InsufficientPoints, NotFound, RetryTransaction
-from hub.validate import MAX_BALANCE
 from hub.models import Account, Entry, Posting
+from hub.validate import MAX_BALANCE
 
 
 @dataclass(frozen=True)

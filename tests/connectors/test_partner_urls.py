@@ -85,9 +85,7 @@ async def test_a_public_https_partner_is_accepted(api: Api) -> None:
 
 
 @pytest.mark.parametrize("url", PRIVATE[:3])
-async def test_loopback_partners_are_allowed_when_configured(
-    settings: Settings, url: str
-) -> None:
+async def test_loopback_partners_are_allowed_when_configured(settings: Settings, url: str) -> None:
     async with running_app(settings.model_copy(update={"allow_private_partners": True})) as api:
         payload = await _register(api, url)
         assert payload["userErrors"] == []

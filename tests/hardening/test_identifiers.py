@@ -100,9 +100,7 @@ async def test_invisible_padding_does_not_make_a_second_order(api: Api) -> None:
 
 
 @pytest.mark.parametrize("field", ["externalRef", "displayName"])
-async def test_enrolling_with_an_invisible_name_or_number_is_refused(
-    api: Api, field: str
-) -> None:
+async def test_enrolling_with_an_invisible_name_or_number_is_refused(api: Api, field: str) -> None:
     await register(api, "jade", "JADE")
     data: dict[str, Any] = {"program": "JADE", "externalRef": "J-1", "displayName": "Li Wei"}
     data[field] = "\u200b\u3000"
@@ -113,9 +111,9 @@ async def test_enrolling_with_an_invisible_name_or_number_is_refused(
 
 
 async def test_labels_names_and_codes_need_a_visible_character(api: Api) -> None:
-    key = (
-        await api.gql(CREATE_KEY, {"input": {"role": "FINANCE", "label": "\u200b"}})
-    )["createApiKey"]
+    key = (await api.gql(CREATE_KEY, {"input": {"role": "FINANCE", "label": "\u200b"}}))[
+        "createApiKey"
+    ]
     assert key["secret"] is None and key["userErrors"][0]["field"] == ["input", "label"]
     merchant = (
         await api.gql(

@@ -99,9 +99,7 @@ async def test_a_credit_past_the_int_range_is_refused(api: Api, db_url: str) -> 
     assert await verify_ledger(db_url) == []
 
 
-async def test_a_conversion_into_a_full_balance_is_refused_cleanly(
-    api: Api, db_url: str
-) -> None:
+async def test_a_conversion_into_a_full_balance_is_refused_cleanly(api: Api, db_url: str) -> None:
     await register(api, "jade", "JADE", accrualRate="1000")
     await register(api, "lotus", "LOTUS", accrualRate="1000")
     member = await enroll(api, "JADE", "J-1")
@@ -150,7 +148,11 @@ async def test_a_refund_into_a_full_balance_is_refused_cleanly(api: Api, db_url:
     member = await enroll(api, "JADE", "J-1")
     await accrue(api, member, "JADE", "100000")  # 1e8
     reward = await upsert_reward(
-        api, merchantId="jade", ref="BANQUET", kind="MEAL", title="Banquet",
+        api,
+        merchantId="jade",
+        ref="BANQUET",
+        kind="MEAL",
+        title="Banquet",
         price=MAX_POINTS_PER_MOVEMENT,
     )
     bought = await redeem(api, member, reward["id"], "JADE")
