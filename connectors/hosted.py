@@ -26,7 +26,7 @@ from connectors.base import (
 from hub.config import Settings
 from hub.db import utcnow
 from hub.enums import AccountKind, ConnectorKind, EntryKind, ErrorCode, HoldStatus
-from hub.errors import InsufficientPoints, InvalidState, NotFound
+from hub.errors import BalanceLimit, InsufficientPoints, InvalidState, NotFound
 from hub.ids import new_id
 from hub.ledger import Movement, Points
 from hub.ledger.queries import open_lots_by_account, spendable
@@ -115,14 +115,22 @@ class HostedConnector:
                 account, call.points, kind, source, movement, taken.id, self.program.expiry_months
             )
         else:
-            entry = await self.points.credit(
-                account,
-                call.points,
-                kind,
-                source,
-                movement,
-                expires_at=_expiry(movement.occurred_at, self.program.expiry_months),
-            )
+            try:
+                entry = await self.points.credit(
+                    account,
+                    call.points,
+                    kind,
+                    source,
+                    movement,
+                    expires_at=_expiry(movement.occurred_at, self.program.expiry_months),
+                )
+            except BalanceLimit as exc:
+                if call.purpose != Purpose.CONVERSION:
+                    raise  # a refund or compensation is retried later, never refused
+                # Refused before anything was written: the conversion reverses its debit.
+                return CallResult(
+                    Outcome.REJECTED, message=exc.message, code=ErrorCode.INVALID_INPUT
+                )
         return CallResult(Outcome.APPLIED, partner_ref=str(entry.id))
 
     async def reverse(self, call: PointsCall) -> CallResult:

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from connectors.base import (
     BookingRequest,
@@ -33,6 +34,16 @@ from hub.errors import PartnerUnavailable
 class Route:
     method: str
     path: str
+
+    def to(self, **values: str) -> str:
+        """The path with each value as exactly one segment: '/', '?', '#' and '%' are
+        quoted, and '.' or '..' cannot climb out of it."""
+        return self.path.format(**{name: segment(value) for name, value in values.items()})
+
+
+def segment(value: str) -> str:
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
 class Dialect:
@@ -152,7 +163,7 @@ class PartnerConnector:
         reply = await self.client.call(
             operation,
             route.method,
-            route.path.format(ref=call.account.external_ref),
+            route.to(ref=call.account.external_ref),
             body=self.dialect.points_body(call),
             idempotency_key=call.idempotency_key,
         )
@@ -161,7 +172,7 @@ class PartnerConnector:
     async def balance(self, account: MemberAccount) -> int:
         route = self.dialect.balance
         reply = await self.client.call(
-            "balance", route.method, route.path.format(ref=account.external_ref), wait_seconds=2.0
+            "balance", route.method, route.to(ref=account.external_ref), wait_seconds=2.0
         )
         if not reply.applied:
             raise PartnerUnavailable(reply.message or "The partner did not give the balance.")
@@ -210,7 +221,7 @@ class PartnerConnector:
         reply = await self.client.call(
             "slots",
             route.method,
-            route.path.format(reward=reward_ref),
+            route.to(reward=reward_ref),
             params=self.dialect.slots_params(date),
         )
         if not reply.applied:
@@ -237,7 +248,7 @@ class PartnerConnector:
         reply = await self.client.call(
             "cancel",
             route.method,
-            route.path.format(booking=booking_ref),
+            route.to(booking=booking_ref),
             body={"reason": reason},
             idempotency_key=idempotency_key,
         )

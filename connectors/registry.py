@@ -30,6 +30,7 @@ from connectors.http import PartnerClient, PartnerConfig
 from connectors.partner import Dialect, PartnerConnector
 from connectors.restaurant import RestaurantDialect
 from connectors.scenic import ScenicDialect
+from hub import partner_urls
 from hub.config import Settings
 from hub.enums import ConnectorKind, ErrorCode
 from hub.errors import PartnerUnavailable
@@ -124,6 +125,15 @@ class Registry:
 
     def _partner(self, program: Program) -> Connector:
         config = json.loads(program.connector_config or "{}")
+        why = partner_urls.problem(
+            str(config.get("baseUrl")), allow_private=self.settings.allow_private_partners
+        )
+        if why:  # stored while allowed, e.g. by the demo; not called now
+            log.error("partner URL refused", merchant=program.merchant_id, reason=why)
+            return Unconfigured(
+                ConnectorKind(program.connector),
+                f"The hub does not call {program.merchant_id}: {why}",
+            )
         ref = str(config.get("secretRef") or program.merchant_id).upper()
         secret = self.settings.partner_secret(ref)
         if secret is None:

@@ -35,10 +35,13 @@ def verify(
     """None when the signature is good and fresh; else why it is refused."""
     if not timestamp or not signature:
         return "missing signature headers"
-    try:
-        sent = int(timestamp)
-    except ValueError:
+    # Headers arrive as latin-1 text: anything but ASCII is malformed, never compared
+    # (hmac.compare_digest refuses non-ASCII str) and never read as digits of another script.
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         return "malformed timestamp"
+    if not signature.isascii():
+        return "malformed signature"
+    sent = int(timestamp)
     current = time.time() if now is None else now
     if abs(current - sent) > MAX_SKEW_SECONDS:
         return "stale timestamp: more than 5 minutes from now"

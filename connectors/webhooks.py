@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from connectors import signing
 from connectors.base import EventBooking, PartnerEvent
+
+MAX_BODY_BYTES = 64 * 1024  # an event is a few hundred bytes; anything this big is refused
 
 # The partner's event names, and the hub's for them.
 EVENT_TYPES = {
@@ -24,8 +26,25 @@ class WebhookRejected(Exception):
         self.message = message
 
 
+async def read_body(chunks: AsyncIterator[bytes], limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, read no further than `limit` bytes (Content-Length is not trusted);
+    WebhookRejected (413) beyond it, before anything is hashed or parsed."""
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > limit:
+            raise WebhookRejected(413, f"the body is larger than {limit // 1024} KiB")
+    return bytes(body)
+
+
 def parse(secret: str, headers: Mapping[str, str], body: bytes) -> PartnerEvent:
-    """The event in a signed webhook; WebhookRejected (401 or 400) when it must be refused."""
+    """The event in a signed webhook; WebhookRejected (401 or 400) when it must be refused.
+
+    The event's id is the `eventId` inside the signed body: replays are refused on it.
+    The X-Partner-Event-Id header is not signed, so it decides nothing and is ignored.
+    """
+    if len(body) > MAX_BODY_BYTES:
+        raise WebhookRejected(413, f"the body is larger than {MAX_BODY_BYTES // 1024} KiB")
     problem = signing.verify(
         secret, headers.get("x-partner-timestamp"), headers.get("x-partner-signature"), body
     )
@@ -37,9 +56,9 @@ def parse(secret: str, headers: Mapping[str, str], body: bytes) -> PartnerEvent:
         raise WebhookRejected(400, "the body is not JSON") from exc
     if not isinstance(data, dict):
         raise WebhookRejected(400, "the body must be a JSON object")
-    event_id = headers.get("x-partner-event-id") or data.get("eventId")
-    if not event_id:
-        raise WebhookRejected(400, "X-Partner-Event-Id is required")
+    event_id = data.get("eventId")
+    if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > 120:
+        raise WebhookRejected(400, "the signed body needs eventId, a string of 1-120 characters")
     kind = str(data.get("type", ""))
     bookings = [
         EventBooking(
@@ -50,5 +69,5 @@ def parse(secret: str, headers: Mapping[str, str], body: bytes) -> PartnerEvent:
         if isinstance(b, dict)
     ]
     return PartnerEvent(
-        event_id=str(event_id), type=EVENT_TYPES.get(kind, kind), bookings=bookings, raw=data
+        event_id=event_id, type=EVENT_TYPES.get(kind, kind), bookings=bookings, raw=data
     )

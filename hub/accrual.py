@@ -108,6 +108,12 @@ async def accrue(
                 f"{amount} at {program.accrual_rate} points per unit earns no whole point.",
                 field=[f, "amount"],
             )
+        if points > validate.MAX_POINTS_PER_MOVEMENT:
+            raise InvalidInput(
+                f"This purchase would earn {points:,} points; one accrual earns at most "
+                f"{validate.MAX_POINTS_PER_MOVEMENT:,}.",
+                field=[f, "amount"],
+            )
         labels = ", ".join(p.label for p in active)
         movement = Movement(
             actor=principal.actor,

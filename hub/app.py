@@ -25,6 +25,7 @@ from hub.config import Settings
 from hub.enums import CancellationReason, Role
 from hub.events import Events, Handler
 from hub.exchange import saga
+from hub.headers import SecurityHeaders
 from hub.ledger import jobs as ledger_jobs
 from hub.mall import saga as mall_saga
 from hub.mall.events import cancellation_handler
@@ -71,7 +72,8 @@ def create_app(
         if secret is None:
             return JSONResponse({"error": f"{merchant_id} sends no webhooks here"}, 404)
         try:
-            event = webhooks.parse(secret, request.headers, await request.body())
+            body = await webhooks.read_body(request.stream())
+            event = webhooks.parse(secret, request.headers, body)
         except webhooks.WebhookRejected as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
         events = runtime.events
@@ -123,6 +125,7 @@ def create_app(
 
     middleware = [
         Middleware(AccessLog),
+        Middleware(SecurityHeaders),
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,

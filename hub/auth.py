@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jwt
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub import validate
 from hub.db import utcnow
 from hub.enums import Role
 from hub.errors import InvalidInput, NotFound
@@ -65,11 +68,7 @@ async def create_api_key(
     secret: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Store a new key and return it with its secret, which is never stored in clear."""
-    label = label.strip()
-    if not label:
-        raise InvalidInput("Give the key a label that says who uses it.", field=["input", "label"])
-    if len(label) > 200:
-        raise InvalidInput("The label is longer than 200 characters.", field=["input", "label"])
+    label = validate.text(label, ["input", "label"], max_length=200)
     if role == Role.MERCHANT:
         if not merchant_id:
             raise InvalidInput(
@@ -97,13 +96,77 @@ async def create_api_key(
 
 
 async def authenticate(session: AsyncSession, secret: str) -> Principal | None:
-    """The principal of a live key with this secret, or None."""
+    """The principal of a live key with this secret, or None.
+
+    Read from the database on every request, never cached in the process: a revoked key
+    is refused by every worker and replica from the revocation's commit on.
+    """
     key = await session.scalar(
         select(ApiKey).where(ApiKey.secret_hash == hash_secret(secret), ApiKey.revoked_at.is_(None))
     )
     if key is None:
         return None
     return Principal(key_id=key.id, role=Role(key.role), merchant_id=key.merchant_id)
+
+
+async def list_api_keys(session: AsyncSession) -> Sequence[ApiKey]:
+    """Every key, newest first (revoked ones too: the list is the audit trail)."""
+    return (await session.scalars(select(ApiKey).order_by(ApiKey.created_at.desc()))).all()
+
+
+async def revoke_api_key(session: AsyncSession, key_id: str) -> ApiKey:
+    """Revoke a key for good; revoking a revoked key changes nothing.
+
+    An ADMIN may revoke any key, its own included (it is refused from the next request
+    on). A revoked bootstrap secret is never recreated at start (see ensure_admin_key).
+    """
+    key = await session.get(ApiKey, key_id, with_for_update=True)
+    if key is None:
+        raise NotFound(f"No API key has id {key_id!r}.", field=["id"])
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        await session.flush()
+    return key
+
+
+class KeyUsage:
+    """When each key was last seen, kept in memory so that `last_used_at` is written at
+    most once per INTERVAL per key and process, not on every request."""
+
+    INTERVAL = dt.timedelta(minutes=1)
+
+    def __init__(self) -> None:
+        self._written: dict[str, dt.datetime] = {}
+        self._lock = threading.Lock()
+
+    def due(self, key_id: str, now: dt.datetime) -> bool:
+        """True (and remembered) when this key's last use should be written now."""
+        with self._lock:
+            last = self._written.get(key_id)
+            if last is not None and now - last < self.INTERVAL:
+                return False
+            if len(self._written) > 10_000:
+                self._written = {k: t for k, t in self._written.items() if now - t < self.INTERVAL}
+            self._written[key_id] = now
+            return True
+
+    def forget_before(self, now: dt.datetime) -> None:
+        """Drop what was written more than INTERVAL before `now` (keeps the map small)."""
+        with self._lock:
+            self._written = {k: t for k, t in self._written.items() if now - t < self.INTERVAL}
+
+
+async def touch(session: AsyncSession, key_id: str, at: dt.datetime) -> None:
+    """Record a key's last use (only ever moves forward)."""
+    await session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            (ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < at),
+        )
+        .values(last_used_at=at)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def ensure_admin_key(session: AsyncSession, secret: str, label: str) -> bool:

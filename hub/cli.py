@@ -15,17 +15,27 @@ from hub.enums import Role
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Points Exchange Hub", no_args_is_help=True, add_completion=False)
-keys_app = typer.Typer(help="API keys", no_args_is_help=True)
+# No locals in tracebacks: they would print the settings and the database URL.
+app = typer.Typer(
+    help="Points Exchange Hub",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+keys_app = typer.Typer(help="API keys", no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(keys_app, name="keys")
 
 
 def _settings() -> Settings:
+    from hub import logs
+
     try:
-        return Settings()
+        settings = Settings()
     except Exception as exc:  # pydantic's message names the variable
-        typer.secho(f"Configuration error: {exc}", fg="red", err=True)
+        typer.secho(f"Configuration error: {logs.redact(str(exc))}", fg="red", err=True)
         raise typer.Exit(2) from exc
+    logs.configure(settings)
+    return settings
 
 
 def _run(coro: Awaitable[T]) -> T:
@@ -38,8 +48,10 @@ def _migrate(settings: Settings) -> None:
     try:
         _run(upgrade(settings.database_url))
     except Exception as exc:
+        from hub.logs import redact, safe_url
+
         typer.secho(
-            f"Could not migrate {settings.database_url}: {exc}\n"
+            f"Could not migrate {safe_url(settings.database_url)}: {redact(str(exc))}\n"
             "Check HUB_DATABASE_URL and that the database server is running.",
             fg="red",
             err=True,
@@ -95,6 +107,8 @@ def demo(
         host="127.0.0.1",
         port=port,
         log_level=settings.log_level.lower(),
+        log_config=None,
+        access_log=False,
     )
 
 
@@ -122,6 +136,72 @@ def keys_create(
         finally:
             await db.dispose()
         return f"{key.id}\t{secret}"
+
+    try:
+        line = _run(work())
+    except DomainError as exc:
+        typer.secho(exc.message, fg="red", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(line)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List every key: id, role, merchant, label, created, last used, revoked. Never a secret."""
+    import datetime as dt
+
+    from hub.auth import list_api_keys
+    from hub.db import Database
+
+    settings = _settings()
+
+    async def work() -> list[str]:
+        db = Database(settings.database_url)
+        try:
+            async with db.read() as session:
+                rows = await list_api_keys(session)
+        finally:
+            await db.dispose()
+
+        def when(moment: dt.datetime | None) -> str:
+            return moment.isoformat(timespec="seconds") if moment else "-"
+
+        return [
+            "\t".join(
+                (
+                    k.id,
+                    k.role,
+                    k.merchant_id or "-",
+                    k.label,
+                    f"created {when(k.created_at)}",
+                    f"last used {when(k.last_used_at)}",
+                    f"revoked {when(k.revoked_at)}" if k.revoked_at else "live",
+                )
+            )
+            for k in rows
+        ]
+
+    for line in _run(work()):
+        typer.echo(line)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id (key_...)")]) -> None:
+    """Revoke a key: every worker refuses it from its next request on."""
+    from hub.auth import revoke_api_key
+    from hub.db import Database
+    from hub.errors import DomainError
+
+    settings = _settings()
+
+    async def work() -> str:
+        db = Database(settings.database_url)
+        try:
+            key = await db.transaction(lambda s: revoke_api_key(s, key_id))
+        finally:
+            await db.dispose()
+        assert key.revoked_at is not None
+        return f"{key.id} revoked at {key.revoked_at.isoformat(timespec='seconds')}"
 
     try:
         line = _run(work())

@@ -18,8 +18,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HUB_", extra="ignore", frozen=True)
 
-    database_url: str = "sqlite+aiosqlite:///./hub.db"
-    bootstrap_admin_key: str | None = None
+    # Secrets are left out of repr(): a traceback or a debug print never shows them.
+    database_url: str = Field(default="sqlite+aiosqlite:///./hub.db", repr=False)
+    bootstrap_admin_key: str | None = Field(default=None, repr=False)
     env: Literal["development", "production"] = "development"
     settlement_tz: str = "Asia/Shanghai"
     settlement_at: str = "02:00"
@@ -29,7 +30,7 @@ class Settings(BaseSettings):
 
     # Signs member session tokens. Replicas must share it; when unset the hub
     # keeps a random one in the database so that every replica agrees.
-    secret_key: str | None = None
+    secret_key: str | None = Field(default=None, repr=False)
     member_session_ttl_seconds: int = Field(default=1800, gt=0)
     quote_ttl_seconds: int = Field(default=60, gt=0)
     hold_timeout_seconds: int = Field(default=900, gt=0)
@@ -51,6 +52,9 @@ class Settings(BaseSettings):
     # Requests per minute per API key; None: 1200 in production, off in development; 0: off.
     rate_limit_per_minute: int | None = Field(default=None, ge=0)
     partner_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Partner base URLs on loopback or private addresses (the demo's sandboxes); off in any
+    # real deployment. Metadata and link-local addresses are refused either way.
+    allow_private_partners: bool = False
     catalog_budget_seconds: float = Field(default=1.5, gt=0)
     catalog_cache_seconds: float = Field(default=60.0, gt=0)
     # Outbound webhooks to merchants: each attempt's timeout, and how long to keep trying.
@@ -61,10 +65,7 @@ class Settings(BaseSettings):
 
     # Partner secrets by reference: HUB_PARTNER_SECRETS as JSON ({"SKYAIR": "..."}), or one
     # variable per partner, HUB_PARTNER_SECRET_<REF>. Never stored in the database.
-    partner_secrets: dict[str, str] = Field(default_factory=dict)
-    # Partner base URLs and webhook receivers on loopback or private addresses: off by
-    # default (server-side request forgery); the demo turns it on for its sandboxes.
-    allow_private_partners: bool = False
+    partner_secrets: dict[str, str] = Field(default_factory=dict, repr=False)
 
     def partner_secret(self, ref: str) -> str | None:
         """The shared secret of a partner, from configuration."""

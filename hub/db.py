@@ -144,12 +144,20 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         if self.is_sqlite:
             self.engine: AsyncEngine = create_async_engine(
-                self.url, connect_args={"timeout": 30}, pool_size=pool_size, max_overflow=20
+                self.url,
+                connect_args={"timeout": 30},
+                pool_size=pool_size,
+                max_overflow=20,
+                hide_parameters=True,  # an error's text never carries a member's name or phone
             )
             _configure_sqlite(self.engine)
         else:
             self.engine = create_async_engine(
-                self.url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True
+                self.url,
+                pool_size=pool_size,
+                max_overflow=20,
+                pool_pre_ping=True,
+                hide_parameters=True,
             )
         # On SQLite a write transaction starts with BEGIN IMMEDIATE (see _configure_sqlite).
         self._write_engine = self.engine.execution_options(hub_write=True)

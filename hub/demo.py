@@ -285,7 +285,13 @@ KEYS: list[tuple[str, Role, str | None]] = [
 
 def demo_settings(settings: Settings) -> Settings:
     secrets = {mid.upper(): partner_secret(mid) for mid in PARTNERS}
-    return settings.model_copy(update={"partner_secrets": {**secrets, **settings.partner_secrets}})
+    # The sandbox partners listen on 127.0.0.1: the demo alone allows loopback partners.
+    return settings.model_copy(
+        update={
+            "partner_secrets": {**secrets, **settings.partner_secrets},
+            "allow_private_partners": True,
+        }
+    )
 
 
 async def _is_empty(session: AsyncSession) -> bool:
@@ -307,7 +313,7 @@ async def seed(settings: Settings, progress: Echo = print) -> bool:
         async def world(session: AsyncSession) -> None:
             now = utcnow()
             for data in MERCHANTS:
-                await merchants.register_merchant(session, data)
+                await merchants.register_merchant(session, data, allow_private_partners=True)
             progress(f"[1/{steps}] {len(MERCHANTS)} merchants and programs")
             for code, rate in HUB_RATES.items():
                 await rates.set_rate(session, ADMIN, rates.NewRate("HUB", code, Decimal(rate)))

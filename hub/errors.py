@@ -26,6 +26,10 @@ class InvalidInput(DomainError):
     code = ErrorCode.INVALID_INPUT
 
 
+class BalanceLimit(InvalidInput):
+    """A credit would take a balance past what GraphQL's Int can show."""
+
+
 class NotFound(DomainError):
     code = ErrorCode.NOT_FOUND
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import validate
+from hub import partner_urls, validate
 from hub.enums import AccountKind, ConnectorKind, MerchantCategory
 from hub.errors import AlreadyExists, InvalidInput, NotFound
 from hub.models import Account, Merchant, Program
@@ -38,15 +38,15 @@ class NewMerchant:
     compensation_percent: Decimal
 
 
-def _checked(data: NewMerchant) -> NewMerchant:
+def _checked(data: NewMerchant, allow_private_partners: bool) -> NewMerchant:
     f = _FIELD
-    if not SLUG.match(data.id):
+    if not SLUG.fullmatch(data.id):
         raise InvalidInput(
             "id must be a slug: 2-40 characters, lower-case letters, digits and '-', "
             "starting with a letter (e.g. 'skyair').",
             field=[f, "id"],
         )
-    if not PROGRAM_CODE.match(data.program_code):
+    if not PROGRAM_CODE.fullmatch(data.program_code):
         raise InvalidInput(
             "programCode must be 2-20 characters, upper-case letters, digits and '_', "
             "starting with a letter (e.g. 'SKYMILES').",
@@ -83,7 +83,9 @@ def _checked(data: NewMerchant) -> NewMerchant:
         program_name=validate.text(data.program_name, [f, "programName"], max_length=200),
         unit_name=validate.text(data.unit_name, [f, "unitName"], max_length=40),
         connector=data.connector,
-        connector_config=_checked_config(data.connector, data.connector_config),
+        connector_config=_checked_config(
+            data.connector, data.connector_config, allow_private_partners
+        ),
         point_value=data.point_value,
         accrual_rate=data.accrual_rate,
         expiry_months=data.expiry_months,
@@ -91,7 +93,7 @@ def _checked(data: NewMerchant) -> NewMerchant:
     )
 
 
-def _checked_config(kind: ConnectorKind, raw: str | None) -> str | None:
+def _checked_config(kind: ConnectorKind, raw: str | None, allow_private: bool) -> str | None:
     field = [_FIELD, "connectorConfig"]
     if raw is None or not raw.strip():
         if kind != ConnectorKind.HOSTED:
@@ -115,12 +117,18 @@ def _checked_config(kind: ConnectorKind, raw: str | None) -> str | None:
         )
     if kind != ConnectorKind.HOSTED and not isinstance(config.get("baseUrl"), str):
         raise InvalidInput("connectorConfig needs baseUrl, the partner's API root.", field=field)
+    if "baseUrl" in config:
+        why = partner_urls.problem(str(config["baseUrl"]), allow_private=allow_private)
+        if why:
+            raise InvalidInput(f"connectorConfig: {why}", field=field)
     return json.dumps(config, sort_keys=True)
 
 
-async def register_merchant(session: AsyncSession, data: NewMerchant) -> Merchant:
+async def register_merchant(
+    session: AsyncSession, data: NewMerchant, *, allow_private_partners: bool = False
+) -> Merchant:
     """Create a merchant, its program and the program's system accounts."""
-    data = _checked(data)
+    data = _checked(data, allow_private_partners)
     if await session.get(Merchant, data.id) is not None:
         raise AlreadyExists(f"A merchant with id {data.id!r} exists.", field=[_FIELD, "id"])
     if await session.get(Program, data.program_code) is not None:

@@ -20,6 +20,9 @@ ADMIN, MERCHANT, FINANCE, STOREFRONT = Role.ADMIN, Role.MERCHANT, Role.FINANCE, 
 class Action(StrEnum):
     REGISTER_MERCHANT = "registerMerchant"
     CREATE_API_KEY = "createApiKey"
+    REVOKE_API_KEY = "revokeApiKey"
+    READ_API_KEYS = "apiKeys"
+    READ_SDL = "_service"  # in production only; any key in development
     SET_EXCHANGE_RATE = "setExchangeRate"
     ENROLL_MEMBER = "enrollMember"
     ACCRUE_POINTS = "accruePoints"
@@ -47,6 +50,9 @@ class Action(StrEnum):
 RULES: dict[Action, frozenset[Role]] = {
     Action.REGISTER_MERCHANT: frozenset({ADMIN}),
     Action.CREATE_API_KEY: frozenset({ADMIN}),
+    Action.REVOKE_API_KEY: frozenset({ADMIN}),
+    Action.READ_API_KEYS: frozenset({ADMIN}),
+    Action.READ_SDL: frozenset({ADMIN}),
     Action.SET_EXCHANGE_RATE: frozenset({ADMIN}),
     Action.ENROLL_MEMBER: frozenset({ADMIN, MERCHANT}),
     Action.ACCRUE_POINTS: frozenset({ADMIN, MERCHANT}),

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
@@ -15,6 +15,10 @@ from hub.errors import InvalidInput
 from hub.merchants import get_program
 from hub.models import Promotion
 from hub.permissions import require_merchant
+
+# Active multipliers stack by multiplying, up to this: three x100 promotions once
+# committed 2e14 points. setPromotion refuses what would pass it; accrual caps at it.
+MAX_ACCRUAL_MULTIPLIER = Decimal(20)
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ async def set_promotion(
         data.accrual_multiplier,
         [f, "accrualMultiplier"],
         low=Decimal(0),
-        high=Decimal(100),
+        high=MAX_ACCRUAL_MULTIPLIER,
         places=4,
         low_inclusive=False,
     )
@@ -59,6 +63,7 @@ async def set_promotion(
             "redemptionDiscountPercent above 0.",
             field=[f, "accrualMultiplier"],
         )
+    await _check_stacking(session, program.code, data.accrual_multiplier, starts, ends)
     promotion = Promotion(
         program_code=program.code,
         label=validate.text(data.label, [f, "label"], max_length=200),
@@ -71,6 +76,40 @@ async def set_promotion(
     session.add(promotion)
     await session.flush()
     return promotion
+
+
+async def _check_stacking(
+    session: AsyncSession,
+    program_code: str,
+    multiplier: Decimal,
+    starts: dt.datetime,
+    ends: dt.datetime,
+) -> None:
+    """Refuse a multiplier that, stacked on the promotions overlapping its period, would pass
+    MAX_ACCRUAL_MULTIPLIER at any moment (the product only changes when one starts)."""
+    if multiplier <= 1:
+        return
+    overlapping = list(
+        await session.scalars(
+            select(Promotion).where(
+                Promotion.program_code == program_code,
+                Promotion.starts_at < ends,
+                Promotion.ends_at > starts,
+                or_(Promotion.accrual_multiplier > 1, Promotion.accrual_multiplier < 1),
+            )
+        )
+    )
+    moments = {starts, *(p.starts_at for p in overlapping if starts <= p.starts_at < ends)}
+    for moment in moments:
+        stacked = multiplier * accrual_multiplier(
+            [p for p in overlapping if p.starts_at <= moment < p.ends_at]
+        )
+        if stacked > MAX_ACCRUAL_MULTIPLIER:
+            raise InvalidInput(
+                f"With the promotions already running then, accrual would be x{stacked.normalize()}"
+                f"; stacked multipliers may reach x{MAX_ACCRUAL_MULTIPLIER} at most.",
+                field=["input", "accrualMultiplier"],
+            )
 
 
 async def active(session: AsyncSession, program_code: str, at: dt.datetime) -> list[Promotion]:
@@ -86,11 +125,12 @@ async def active(session: AsyncSession, program_code: str, at: dt.datetime) -> l
 
 def accrual_multiplier(promotions: list[Promotion]) -> Decimal:
     """Active multipliers compound: double points during a double-points week is x2, and
-    two overlapping x2 promotions are x4."""
+    two overlapping x2 promotions are x4; never more than MAX_ACCRUAL_MULTIPLIER (promotions
+    stored before the cap existed are held to it too)."""
     result = Decimal(1)
     for promotion in promotions:
         result *= promotion.accrual_multiplier
-    return result
+    return min(result, MAX_ACCRUAL_MULTIPLIER)
 
 
 def discounted_price(price: int, promotions: list[Promotion]) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from connectors.base import ConnectorFactory
 from hub import auth
 from hub.config import Settings
-from hub.db import Database
+from hub.db import Database, utcnow
 from hub.events import Events
 from hub.mall.partners import PartnerCatalog
 from hub.ratelimit import RateLimiter
@@ -29,6 +29,7 @@ class Runtime:
     rate_limiter: RateLimiter | None = None
     events: Events | None = None  # set by the assembly, which knows the handlers
     webhooks: Dispatcher | None = None  # outbound deliveries to merchants
+    key_usage: auth.KeyUsage = field(default_factory=auth.KeyUsage)
     _tokens: auth.SessionTokens | None = None
 
     @classmethod
@@ -58,12 +59,18 @@ class Runtime:
 
         async def work(session: Any) -> str:
             if settings.bootstrap_admin_key and not await auth.has_admin_key(session):
-                await auth.ensure_admin_key(
+                created = await auth.ensure_admin_key(
                     session,
                     settings.bootstrap_admin_key,
                     label="bootstrap (HUB_BOOTSTRAP_ADMIN_KEY)",
                 )
-                log.info("bootstrap admin key created")
+                if created:
+                    log.info("bootstrap admin key created")
+                else:  # a revoked secret stays revoked, restart or not
+                    log.warning(
+                        "HUB_BOOTSTRAP_ADMIN_KEY is revoked and no ADMIN key is live; "
+                        "create one with `hub keys create --role ADMIN --label ...`"
+                    )
             return await auth.signing_key(session, settings.secret_key)
 
         try:
@@ -72,6 +79,17 @@ class Runtime:
             # Another worker of the same `hub serve` bootstrapped first; read what it wrote.
             key = await self.db.transaction(work)
         self._tokens = auth.SessionTokens(key, settings.member_session_ttl_seconds)
+
+    async def note_key_use(self, key_id: str) -> None:
+        """Keep the key's last use, written at most once a minute per key and process;
+        a failure to write it never fails the request."""
+        now = utcnow()
+        if not self.key_usage.due(key_id, now):
+            return
+        try:
+            await self.db.transaction(lambda s: auth.touch(s, key_id, now), attempts=1)
+        except Exception as exc:  # bookkeeping only; the request goes on
+            log.warning("could not record key use", key=key_id, error=type(exc).__name__)
 
     @property
     def tokens(self) -> auth.SessionTokens:

@@ -50,6 +50,8 @@ def _config(options: ServeOptions) -> uvicorn.Config:
         host=options.host,
         port=options.port,
         log_level=options.log_level,
+        log_config=None,  # uvicorn logs through the hub's redacting pipeline (hub.logs)
+        access_log=False,  # hub.accesslog logs each request, without its query string
         proxy_headers=options.proxy_headers,
     )
 

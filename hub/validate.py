@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from decimal import Decimal
 
 from hub.errors import InvalidInput
 
 MAX_POINTS = 10**12  # far beyond any real balance; stops absurd input before arithmetic
+# GraphQL's Int is 32 bits: no balance may pass it, or it can no longer be read.
+MAX_BALANCE = 2**31 - 1
+# The most one movement (an accrual, a conversion's credit) may bring into an account.
+MAX_POINTS_PER_MOVEMENT = 100_000_000
 
 
 def decimal_in_range(
@@ -38,10 +43,38 @@ def points_in_range(value: int, field: list[str], *, low: int = 1, high: int = M
     return value
 
 
+# Characters that show nothing: format (zero-width space, joiners, BOM, bidi overrides),
+# control, and the space and separator categories.
+INVISIBLE = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
+_KEPT_CONTROLS = frozenset("\t\n\r")
+
+
+def invisible(char: str) -> bool:
+    return unicodedata.category(char) in INVISIBLE
+
+
 def text(value: str, field: list[str], *, max_length: int, required: bool = True) -> str:
-    value = value.strip()
+    """Text a person reads (a reference, key, label, name, code, reason), without the
+    invisible characters around it; it must show at least one character.
+
+    "A-1" and "A-1" wrapped in zero-width spaces are one value; a value of only
+    zero-width or space characters is empty; a control character inside (NUL, ESC) is
+    refused, tabs and line breaks aside.
+    """
+    start, end = 0, len(value)
+    while start < end and invisible(value[start]):
+        start += 1
+    while end > start and invisible(value[end - 1]):
+        end -= 1
+    value = value[start:end]
     if required and not value:
-        raise InvalidInput(f"{field[-1]} must not be empty.", field=field)
+        raise InvalidInput(
+            f"{field[-1]} must have a visible character (it is empty or only spaces and "
+            "invisible characters).",
+            field=field,
+        )
+    if any(unicodedata.category(c) == "Cc" and c not in _KEPT_CONTROLS for c in value):
+        raise InvalidInput(f"{field[-1]} contains a control character.", field=field)
     if len(value) > max_length:
         raise InvalidInput(f"{field[-1]} is longer than {max_length} characters.", field=field)
     return value

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
+import structlog
+from graphql import GraphQLError
 from strawberry.federation import Schema
 
 from hub.config import Settings
@@ -45,9 +49,36 @@ class Mutation(
     pass
 
 
+log = structlog.get_logger("hub.graphql")
+
+
+class HubSchema(Schema):
+    """The federated schema, logging its errors through the hub's redacting logger.
+
+    strawberry's own logger writes str(error), which prints the document around the
+    error's location: the literals in it are a member's name and phone. Here a refused
+    request logs only its code and path, and a failure its exception (redacted).
+    """
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
+        for error in errors:
+            path = [str(p) for p in error.path or ()]
+            original = error.original_error
+            if original is not None and not isinstance(original, GraphQLError):
+                log.error(
+                    "graphql resolver failed",
+                    path=path,
+                    error=type(original).__name__,
+                    exc_info=(type(original), original, original.__traceback__),
+                )
+            else:
+                code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION")
+                log.info("graphql request refused", path=path, code=code)
+
+
 def build_schema(settings: Settings) -> Schema:
     """The federated schema with the limits and caches the settings ask for."""
-    return Schema(
+    return HubSchema(
         query=Query,
         mutation=Mutation,
         types=[Merchant, Program, Member, Reward],

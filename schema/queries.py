@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.printer import print_schema
 
-from hub import members, merchants
+from hub import auth, members, merchants
 from hub.enums import Role
 from hub.permissions import Action
 from schema.context import Info
 from schema.types.members import Member
-from schema.types.merchants import Merchant, Program, Viewer
+from schema.types.merchants import ApiKey, Merchant, Program, Viewer
 from schema.visibility import visible_member
+
+
+@strawberry.type(name="_Service")
+class Service:
+    @strawberry.field(description="The federation SDL: ADMIN's only, in production.")
+    def sdl(self, info: Info) -> str:
+        if info.context.settings.is_production:
+            info.context.require(Action.READ_SDL)
+        return print_schema(info.schema)
 
 
 @strawberry.type
 class CoreQueries:
+    # Replaces strawberry's own _service (which any key could read) with a guarded one.
+    @strawberry.field(name="_service")
+    def service_(self) -> Service:
+        return Service()
+
     @strawberry.field(description="Who is calling.")
     def viewer(self, info: Info) -> Viewer:
         return Viewer(role=Role(info.context.principal.role))
@@ -54,3 +69,10 @@ class CoreQueries:
         async with info.context.db.read() as session:
             row = await members.member_by_ref(session, str(program), external_ref)
         return await visible_member(info, row.id) if row else None
+
+    @strawberry.field(description="ADMIN: every API key, revoked ones too; never a secret.")
+    async def api_keys(self, info: Info) -> list[ApiKey]:
+        info.context.require(Action.READ_API_KEYS)
+        async with info.context.db.read() as session:
+            rows = await auth.list_api_keys(session)
+        return [ApiKey.from_row(r) for r in rows]

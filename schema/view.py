@@ -54,6 +54,7 @@ async def principal_of(runtime: Runtime, request: Request) -> Principal | JSONRe
         principal = await auth.authenticate(session, secret.strip())
     if principal is None:
         return unauthenticated("The API key is unknown or revoked.")
+    await runtime.note_key_use(principal.key_id)
     token = request.headers.get("x-member-token")
     if token:
         if principal.role != Role.STOREFRONT:

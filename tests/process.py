@@ -102,4 +102,5 @@ class HubProcess:
 
 
 def partner_env(secrets: dict[str, str]) -> dict[str, str]:
-    return {"HUB_PARTNER_SECRETS": json.dumps(secrets)}
+    """The environment of a hub whose partners are sandboxes on this machine."""
+    return {"HUB_PARTNER_SECRETS": json.dumps(secrets), "HUB_ALLOW_PRIVATE_PARTNERS": "1"}

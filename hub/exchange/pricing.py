@@ -10,10 +10,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.enums import ConversionStatus, ErrorCode
-from hub.errors import DomainError
+from hub.errors import DomainError, InvalidInput
 from hub.exchange.rates import rate_for
 from hub.merchants import platform_program
 from hub.models import Conversion, ConversionLeg, ExchangeRate
+from hub.validate import MAX_POINTS_PER_MOVEMENT
 
 F = "input"
 
@@ -106,6 +107,12 @@ def price(rates: list[ExchangeRate], points: int) -> Priced:
             "That many points convert to nothing; convert more.",
             field=[F, "points"],
             code=ErrorCode.BELOW_MINIMUM,
+        )
+    if any(leg.points_out > MAX_POINTS_PER_MOVEMENT for leg in legs):
+        raise InvalidInput(
+            f"That many points would credit more than {MAX_POINTS_PER_MOVEMENT:,} in one "
+            "conversion; convert less at a time.",
+            field=[F, "points"],
         )
     return Priced(legs=legs)
 

@@ -21,8 +21,9 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.db import utcnow
 from hub.enums import AccountKind, EntryKind
-from hub.errors import InsufficientPoints, NotFound, RetryTransaction
+from hub.errors import BalanceLimit, InsufficientPoints, NotFound, RetryTransaction
 from hub.models import Account, Entry, Posting
+from hub.validate import MAX_BALANCE
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ class Journal:
         """One entry with its postings. Member accounts must be locked by the caller.
 
         Raises InsufficientPoints, and writes nothing, when a member balance would
-        go below zero.
+        go below zero; BalanceLimit when it would pass MAX_BALANCE (2^31-1).
         """
         if len(legs) < 2 or sum(leg.amount for leg in legs) != 0:
             raise AssertionError(f"unbalanced entry {kind}: {[leg.amount for leg in legs]}")
@@ -107,6 +108,10 @@ class Journal:
                 raise InsufficientPoints(
                     f"The balance is {leg.account.balance:,} points; {-leg.amount:,} are needed."
                 )
+            if leg.account.kind == AccountKind.MEMBER and leg.account.balance + leg.amount > (
+                MAX_BALANCE
+            ):
+                raise _over_limit(leg.account.balance, leg.amount)
         entry = Entry(
             kind=kind.value,
             program_code=program_code,
@@ -140,17 +145,32 @@ class Journal:
         return entry
 
     async def _move(self, account: Account, amount: int) -> int:
-        """Change a member balance atomically, refusing to go below zero; the new balance."""
+        """Change a member balance atomically, within [0, MAX_BALANCE]; the new balance."""
         new_balance = await self.session.scalar(
             update(Account)
-            .where(Account.id == account.id, Account.balance + amount >= 0)
+            .where(
+                Account.id == account.id,
+                Account.balance + amount >= 0,
+                Account.balance + amount <= MAX_BALANCE,
+            )
             .values(balance=Account.balance + amount)
             .returning(Account.balance)
             .execution_options(synchronize_session=False)
         )
+        if new_balance is None and amount > 0:
+            # The balance grew since it was read (post() checked it): run the transaction
+            # again, so that the check refuses it before anything is written.
+            raise RetryTransaction()
         if new_balance is None:
             raise InsufficientPoints(
                 f"The balance is {account.balance:,} points; {-amount:,} are needed."
             )
         set_committed_value(account, "balance", new_balance)
         return int(new_balance)
+
+
+def _over_limit(balance: int, amount: int) -> BalanceLimit:
+    return BalanceLimit(
+        f"Crediting {amount:,} points would take the balance of {balance:,} past "
+        f"{MAX_BALANCE:,}, the most a balance can hold; spend or convert points first."
+    )

@@ -66,7 +66,7 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
             f"{merchant_id}'s rewards come from its own system through its connector.",
             field=[F, "ref"],
         )
-    if not REF.match(data.ref):
+    if not REF.fullmatch(data.ref):
         raise InvalidInput("ref must be 1-120 letters, digits, '.', '_' or '-'.", field=[F, "ref"])
     title = validate.text(data.title, [F, "title"], max_length=200)
     validate.points_in_range(data.price, [F, "price"], low=1, high=100_000_000)
@@ -101,7 +101,7 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
         ends = validate.moment(slot.ends_at, [*field_, "endsAt"])
         if ends <= starts:
             raise InvalidInput("A slot must end after it starts.", field=field_)
-        if not REF.match(slot.ref):
+        if not REF.fullmatch(slot.ref):
             raise InvalidInput(
                 "A slot's ref must be letters, digits, '.', '_' or '-'.", field=field_
             )

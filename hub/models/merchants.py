@@ -52,6 +52,8 @@ class ApiKey(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(100))
     revoked_at: Mapped[dt.datetime | None] = mapped_column()
+    # Written at most once a minute per key and process (auth.KeyUsage), never per request.
+    last_used_at: Mapped[dt.datetime | None] = mapped_column()
 
 
 class HubSetting(Base):

@@ -1,4 +1,4 @@
-"""registerMerchant, createApiKey, createMemberSession."""
+"""registerMerchant, createApiKey, revokeApiKey, createMemberSession."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hub.permissions import Action
 from schema.context import Info
 from schema.enums import ConnectorKind, MerchantCategory, Role
 from schema.errors import UserError, attempt
-from schema.types.merchants import Merchant
+from schema.types.merchants import ApiKey, Merchant
 
 
 @strawberry.input
@@ -74,6 +74,12 @@ class CreateApiKeyPayload:
 
 
 @strawberry.type
+class RevokeApiKeyPayload:
+    api_key: ApiKey | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
 class MemberSessionPayload:
     token: str | None = strawberry.field(
         description="Send as header X-Member-Token with a STOREFRONT key."
@@ -90,8 +96,11 @@ class AdminMutations:
     ) -> RegisterMerchantPayload:
         info.context.require(Action.REGISTER_MERCHANT)
         data = input.to_domain()
+        private = info.context.settings.allow_private_partners
         row, errors = await attempt(
-            info.context.db.transaction(lambda s: merchants.register_merchant(s, data))
+            info.context.db.transaction(
+                lambda s: merchants.register_merchant(s, data, allow_private_partners=private)
+            )
         )
         return RegisterMerchantPayload(
             merchant=Merchant.from_row(row) if row else None, user_errors=errors
@@ -115,6 +124,18 @@ class AdminMutations:
             return CreateApiKeyPayload(secret=None, key_id=None, user_errors=errors)
         key, secret = created
         return CreateApiKeyPayload(secret=secret, key_id=strawberry.ID(key.id), user_errors=[])
+
+    @strawberry.mutation(
+        description="ADMIN: revoke a key, refused from the next request on by every worker."
+    )
+    async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeyPayload:
+        info.context.require(Action.REVOKE_API_KEY)
+        row, errors = await attempt(
+            info.context.db.transaction(lambda s: auth.revoke_api_key(s, str(id)))
+        )
+        return RevokeApiKeyPayload(
+            api_key=ApiKey.from_row(row) if row else None, user_errors=errors
+        )
 
     @strawberry.mutation(
         description="MERCHANT (a member of its program) or ADMIN: a session token for one member."

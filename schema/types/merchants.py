@@ -1,7 +1,8 @@
-"""Merchant, Program and the viewer."""
+"""Merchant, Program, the viewer and API keys."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
@@ -121,3 +122,32 @@ class Viewer:
 
 def viewer_of(role: DomainRole) -> Viewer:
     return Viewer(role=role)
+
+
+@strawberry.type(description="An API key as ADMIN sees it; its secret is never shown again.")
+class ApiKey:
+    id: strawberry.ID
+    role: Role  # type: ignore[valid-type]
+    label: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None = strawberry.field(
+        description="Kept to within a minute: written at most once a minute per key."
+    )
+    revoked_at: dt.datetime | None
+    merchant_id: strawberry.Private[str | None]
+
+    @classmethod
+    def from_row(cls, row: models.ApiKey) -> ApiKey:
+        return cls(
+            id=strawberry.ID(row.id),
+            role=DomainRole(row.role),
+            label=row.label,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            revoked_at=row.revoked_at,
+            merchant_id=row.merchant_id,
+        )
+
+    @strawberry.field
+    async def merchant(self, info: Info) -> Merchant | None:
+        return await load_merchant(info, self.merchant_id) if self.merchant_id else None

@@ -24,7 +24,9 @@ async def live_partners() -> AsyncIterator[Partners]:
 
 @pytest.fixture
 def partner_settings(settings: Settings, live_partners: Partners) -> Settings:
-    return settings.model_copy(update={"partner_secrets": live_partners.secrets()})
+    return settings.model_copy(
+        update={"partner_secrets": live_partners.secrets(), "allow_private_partners": True}
+    )
 
 
 @pytest.fixture

@@ -210,13 +210,15 @@ async def test_webhook_signature_freshness_and_replay(
 ) -> None:
     await _world(hub, live_partners)
     secret = live_partners.sandbox("skyair").secret
-    body = json.dumps({"type": "flight.cancelled", "flight": "SA101", "bookings": []}).encode()
+    body = json.dumps(
+        {"eventId": "E1", "type": "flight.cancelled", "flight": "SA101", "bookings": []}
+    ).encode()
 
     async def post(headers: dict[str, str]) -> httpx.Response:
         return await hub.client.post(
             "/webhooks/skyair",
             content=body,
-            headers={**headers, "X-Partner-Event-Id": "E1", "Content-Type": "application/json"},
+            headers={**headers, "Content-Type": "application/json"},
         )
 
     assert (await post(signing.headers("wrong", body, prefix="Partner"))).status_code == 401

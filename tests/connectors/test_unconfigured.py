@@ -15,7 +15,7 @@ from tests.helpers import Api, accrue, convert, enroll, register, set_rate
 
 
 async def test_a_partner_without_a_secret_is_refused_not_guessed(api: Api) -> None:
-    config = json.dumps({"baseUrl": "http://127.0.0.1:9", "secretRef": "NOSUCH"})
+    config = json.dumps({"baseUrl": "https://skyair.example/hub", "secretRef": "NOSUCH"})
     await register(
         api, "skyair", "SKYMILES", category="AIRLINE", connector="AIRLINE", connectorConfig=config
     )

@@ -64,7 +64,9 @@ async def hub(settings: Settings, live: Partners) -> AsyncIterator[tuple[str, Ap
     await live.start("skyair", "AIRLINE")
     await live.start("lotus", "HOTEL")
     await live.start("westlake", "SCENIC")
-    configured = settings.model_copy(update={"partner_secrets": live.secrets()})
+    configured = settings.model_copy(
+        update={"partner_secrets": live.secrets(), "allow_private_partners": True}
+    )
     async with live_app(configured) as served:
         for running in live.running.values():
             running.sandbox.hub_url = served[0]
@@ -235,7 +237,11 @@ async def test_twenty_partners_one_hangs_the_page_keeps_its_budget(
         configured_partners.append(running)
     await live.faults("shop07", latency_ms=5000, operations=["rewards"])
     configured = settings.model_copy(
-        update={"partner_secrets": live.secrets(), "catalog_budget_seconds": budget}
+        update={
+            "partner_secrets": live.secrets(),
+            "catalog_budget_seconds": budget,
+            "allow_private_partners": True,
+        }
     )
     async with live_app(configured) as (_, api):
         await register(api, "haowu", "HUB", category="PLATFORM")
