@@ -17,6 +17,7 @@ from connectors.base import (
     CallResult,
     Connector,
     MemberAccount,
+    MemberRecord,
     Outcome,
     PointsCall,
     RewardOffer,
@@ -61,6 +62,9 @@ class Unconfigured:
         )
 
     async def balance(self, account: MemberAccount) -> int:
+        raise PartnerUnavailable(self.message)
+
+    async def lookup(self, external_ref: str) -> MemberRecord:
         raise PartnerUnavailable(self.message)
 
     async def debit(self, call: PointsCall) -> CallResult:

@@ -138,3 +138,4 @@ class ErrorCode(StrEnum):
     INVALID_STATE = "INVALID_STATE"
     PARTNER_UNAVAILABLE = "PARTNER_UNAVAILABLE"
     PARTNER_REJECTED = "PARTNER_REJECTED"
+    CONSENT_REQUIRED = "CONSENT_REQUIRED"  # acting for a member needs that member's own session

@@ -39,8 +39,6 @@ PENDING: set[str] = {
     "CreditLevel",
     "DeliveryStatus",
     "DisputeResolution",
-    "EnrollMemberInput.birthDate",
-    "ErrorCode.CONSENT_REQUIRED",
     "ErrorCode.NOT_ELIGIBLE",
     "ImportAccrualsInput",
     "ImportAccrualsPayload",
