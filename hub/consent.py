@@ -115,8 +115,7 @@ async def confirm_membership(
     except DomainError as exc:
         if exc.code == NotFound.code:
             raise NotFound(
-                f"{partner} has no member with membership number {external_ref!r} in "
-                f"{program.code}: {exc.message} Check the number with the member.",
+                f"{exc.message} Check the membership number with the member.",
                 field=[*field, "externalRef"],
             ) from None
         raise type(exc)(exc.message, field=[*field, "externalRef"], code=exc.code) from None

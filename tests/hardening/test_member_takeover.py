@@ -65,9 +65,7 @@ async def demo_like(api: Api, live: Partners) -> dict[str, Any]:
     meal = await redeem(api, stranger, "jade:MEAL", "HUB", key=storefront, member_token=mall)
     assert meal["userErrors"] == [], meal
     # ... and converts miles into HUB, through the platform program only.
-    moved = await convert(
-        api, stranger, "SKYMILES", "HUB", 1000, key=storefront, member_token=mall
-    )
+    moved = await convert(api, stranger, "SKYMILES", "HUB", 1000, key=storefront, member_token=mall)
     assert moved["userErrors"] == [], moved
     return {
         "jade": jade,
@@ -98,7 +96,7 @@ async def test_a_merchant_key_cannot_take_over_a_stranger(hub: Api, live: Partne
 
     # 2. Link the stranger into JADE without the stranger's consent.
     linked = await hub.gql(
-        "mutation($m: ID!) { enrollMember(input: {program: \"JADE\", externalRef: \"J-666\", "
+        'mutation($m: ID!) { enrollMember(input: {program: "JADE", externalRef: "J-666", '
         'displayName: "Wang Fang", memberId: $m}) { member { id } '
         "userErrors { field message code } } }",
         {"m": stranger},
@@ -155,7 +153,7 @@ async def test_a_merchant_key_cannot_take_over_a_stranger(hub: Api, live: Partne
 
     # 5. The stranger's member object is not reachable through the gateway's _entities.
     entities = await hub.gql(
-        'query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id } } }',
+        "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id } } }",
         {"r": [{"__typename": "Member", "id": stranger}]},
         key=jade,
     )
