@@ -188,7 +188,9 @@ class SessionTokens:
             return None
         subject, by, role = claims.get("sub"), claims.get("by"), claims.get("role")
         merchant, universal = claims.get("mch"), claims.get("all")
-        if not (isinstance(subject, str) and isinstance(by, str) and role in Role.__members__):
+        if not (isinstance(subject, str) and isinstance(by, str) and isinstance(role, str)):
+            return None
+        if role not in Role.__members__:
             return None
         if not (merchant is None or isinstance(merchant, str)) or not isinstance(universal, bool):
             return None
