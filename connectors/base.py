@@ -38,6 +38,15 @@ class MemberAccount:
 
 
 @dataclass(frozen=True)
+class MemberRecord:
+    """What a program's system says of a membership number: its balance and, when the
+    system tells, the name it is held under."""
+
+    points: int
+    name: str | None = None
+
+
+@dataclass(frozen=True)
 class PointsCall:
     account: MemberAccount
     points: int
@@ -158,6 +167,11 @@ class Connector(Protocol):
     local: bool
 
     async def balance(self, account: MemberAccount) -> int: ...
+
+    async def lookup(self, external_ref: str) -> MemberRecord:
+        """The member holding this membership number. Raises NotFound when the system does
+        not know it (a definite answer), PartnerUnavailable when it did not answer."""
+        ...
 
     async def debit(self, call: PointsCall) -> CallResult: ...
 

@@ -16,6 +16,7 @@ from connectors.base import (
     BookingResult,
     CallResult,
     MemberAccount,
+    MemberRecord,
     Outcome,
     PartnerMovement,
     PointsCall,
@@ -31,7 +32,7 @@ from hub.ids import new_id
 from hub.ledger import Movement, Points
 from hub.ledger.queries import open_lots_by_account, spendable
 from hub.members import account_of
-from hub.models import Account, Entry, Hold, Program
+from hub.models import Account, Entry, Hold, Member, Program
 from hub.models.ledger import HUB_CALL_KINDS
 
 DEBITS = {
@@ -93,6 +94,23 @@ class HostedConnector:
         row = await self._account(account)
         lots = (await open_lots_by_account(self.session, [row.id]))[row.id]
         return spendable(row.balance, lots, utcnow())
+
+    async def lookup(self, external_ref: str) -> MemberRecord:
+        found = (
+            await self.session.execute(
+                select(Account, Member.display_name)
+                .join(Member, Member.id == Account.member_id)
+                .where(
+                    Account.program_code == self.program.code,
+                    Account.external_ref == external_ref,
+                )
+            )
+        ).first()
+        if found is None:
+            raise NotFound(f"{self.program.code} has no membership number {external_ref!r}.")
+        account, name = found
+        lots = (await open_lots_by_account(self.session, [account.id]))[account.id]
+        return MemberRecord(points=spendable(account.balance, lots, utcnow()), name=name)
 
     async def debit(self, call: PointsCall) -> CallResult:
         kind, sink = DEBITS[call.purpose]

@@ -60,6 +60,7 @@ class Reply:
     code: ErrorCode | None = None
     message: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    detail: str = ""  # the partner's own words, when it refused
 
     @property
     def applied(self) -> bool:
@@ -198,12 +199,23 @@ class PartnerClient:
         self.breaker.success()
         if response.status_code >= 400:
             error = data.get("error", {}) if isinstance(data, dict) else {}
+            error = error if isinstance(error, dict) else {}
             code = error.get("code")
+            said = str(error.get("message") or "").strip()
+            message = said or f"{self.merchant_id} refused the request."
+            if response.status_code == 404:
+                # An answer, not an outage: the partner does not know what was asked for.
+                code = code if code in _CODES else ErrorCode.NOT_FOUND.value
+                message = (
+                    f"{self.merchant_id} answered 404 ({said or 'not found'}): a refusal by "
+                    "the partner, not an outage; nothing was changed."
+                )
             return Reply(
                 Outcome.REJECTED,
                 status=response.status_code,
                 body=data,
                 code=ErrorCode(code) if code in _CODES else ErrorCode.PARTNER_REJECTED,
-                message=str(error.get("message") or f"{self.merchant_id} refused the request."),
+                message=message,
+                detail=said,
             )
         return Reply(Outcome.APPLIED, status=response.status_code, body=data)

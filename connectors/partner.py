@@ -19,6 +19,7 @@ from connectors.base import (
     BookingResult,
     CallResult,
     MemberAccount,
+    MemberRecord,
     Outcome,
     PartnerMovement,
     PointsCall,
@@ -26,8 +27,8 @@ from connectors.base import (
     SlotOffer,
 )
 from connectors.http import PartnerClient, Reply
-from hub.enums import ConnectorKind
-from hub.errors import PartnerUnavailable
+from hub.enums import ConnectorKind, ErrorCode
+from hub.errors import DomainError, NotFound, PartnerRejected, PartnerUnavailable
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Dialect:
     kind = ConnectorKind.HTTP
     balance = Route("GET", "/points/{ref}")
     balance_field = "balance"
+    name_field = "name"  # optional in the balance answer: the name the number is held under
     debit = Route("POST", "/points/{ref}/debit")
     credit = Route("POST", "/points/{ref}/credit")
     amount_field = "points"
@@ -169,14 +171,43 @@ class PartnerConnector:
         )
         return _result(reply, lambda b: b.get("transactionId"))
 
-    async def balance(self, account: MemberAccount) -> int:
+    def _failure(self, reply: Reply, subject: str) -> DomainError:
+        """Why a read gave nothing: the partner's definite refusal (it answered 4xx), or no
+        answer at all. A refusal is never reported as an outage."""
+        merchant = self.client.merchant_id
+        if reply.outcome == Outcome.REJECTED and reply.status is not None:
+            said = f" ({reply.detail})" if reply.detail else ""
+            if reply.code == ErrorCode.NOT_FOUND:
+                return NotFound(
+                    f"{merchant} does not know {subject}: it answered {reply.status}{said}. "
+                    f"That is {merchant}'s refusal, not an outage."
+                )
+            return PartnerRejected(
+                f"{merchant} refused to give {subject}: it answered {reply.status}{said}. "
+                f"That is {merchant}'s refusal, not an outage."
+            )
+        return PartnerUnavailable(reply.message or f"{merchant} did not answer for {subject}.")
+
+    async def _member(self, external_ref: str) -> Any:
         route = self.dialect.balance
         reply = await self.client.call(
-            "balance", route.method, route.to(ref=account.external_ref), wait_seconds=2.0
+            "balance", route.method, route.to(ref=external_ref), wait_seconds=2.0
         )
         if not reply.applied:
-            raise PartnerUnavailable(reply.message or "The partner did not give the balance.")
-        return int(reply.body[self.dialect.balance_field])
+            raise self._failure(reply, f"membership number {external_ref!r}")
+        return reply.body
+
+    async def balance(self, account: MemberAccount) -> int:
+        body = await self._member(account.external_ref)
+        return int(body[self.dialect.balance_field])
+
+    async def lookup(self, external_ref: str) -> MemberRecord:
+        body = await self._member(external_ref)
+        name = body.get(self.dialect.name_field)
+        return MemberRecord(
+            points=int(body[self.dialect.balance_field]),
+            name=name.strip() if isinstance(name, str) and name.strip() else None,
+        )
 
     async def debit(self, call: PointsCall) -> CallResult:
         return await self._points(self.dialect.debit, call, "debit")
@@ -211,7 +242,7 @@ class PartnerConnector:
         route = self.dialect.rewards
         reply = await self.client.call("rewards", route.method, route.path)
         if not reply.applied:
-            raise PartnerUnavailable(reply.message or "The partner's catalog is not available.")
+            raise self._failure(reply, "its catalog")
         return self.dialect.parse_rewards(reply.body)
 
     async def list_slots(self, reward_ref: str, date: dt.date | None) -> list[SlotOffer]:
@@ -225,7 +256,7 @@ class PartnerConnector:
             params=self.dialect.slots_params(date),
         )
         if not reply.applied:
-            raise PartnerUnavailable(reply.message or "The partner's slots are not available.")
+            raise self._failure(reply, f"the slots of {reward_ref!r}")
         return self.dialect.parse_slots(reply.body)
 
     async def book(self, request: BookingRequest) -> BookingResult:

@@ -17,6 +17,7 @@ from connectors.base import (
     CallResult,
     Connector,
     MemberAccount,
+    MemberRecord,
     Outcome,
     PartnerMovement,
     PointsCall,
@@ -63,6 +64,9 @@ class Unconfigured:
         )
 
     async def balance(self, account: MemberAccount) -> int:
+        raise PartnerUnavailable(self.message)
+
+    async def lookup(self, external_ref: str) -> MemberRecord:
         raise PartnerUnavailable(self.message)
 
     async def debit(self, call: PointsCall) -> CallResult:

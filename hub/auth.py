@@ -25,13 +25,32 @@ _SIGNING_KEY_SETTING = "member_session_signing_key"
 
 
 @dataclass(frozen=True)
+class SessionGrant:
+    """A member session as minted: for which member, by which key, and whose points it may
+    spend. `universal` sessions (minted by ADMIN or the platform merchant) may debit every
+    program the member holds; the others only the minting merchant's programs."""
+
+    member_id: str
+    minted_by: str  # the minting key's id
+    role: Role  # the minting key's role
+    merchant_id: str | None  # the minting key's merchant
+    universal: bool
+
+    def may_debit(self, merchant_id: str) -> bool:
+        """Whether this session may take points out of a program of this merchant."""
+        return self.universal or merchant_id == self.merchant_id
+
+
+@dataclass(frozen=True)
 class Principal:
-    """Who is calling: an API key, and for storefronts the member it acts for."""
+    """Who is calling: an API key, and when a member session token came with it, the member
+    it acts for (`member_id`) and what that session allows (`session`)."""
 
     key_id: str
     role: Role
     merchant_id: str | None = None
     member_id: str | None = None
+    session: SessionGrant | None = None
 
     @property
     def actor(self) -> str:
@@ -212,24 +231,47 @@ class SessionTokens:
         self._key = key
         self._ttl = dt.timedelta(seconds=ttl_seconds)
 
-    def mint(self, member_id: str, issued_by: str) -> MemberSession:
+    def mint(self, grant: SessionGrant) -> MemberSession:
+        """A signed token carrying the grant: who minted it decides what it may debit."""
         now = utcnow()
         expires = now + self._ttl
         claims = {
-            "sub": member_id,
+            "sub": grant.member_id,
             "aud": _TOKEN_AUDIENCE,
             "iat": int(now.timestamp()),
             "exp": int(expires.timestamp()),
-            "by": issued_by,
+            "by": grant.minted_by,
+            "role": grant.role.value,
+            "mch": grant.merchant_id,
+            "all": grant.universal,
         }
         token = jwt.encode(claims, self._key, algorithm="HS256")
         return MemberSession(token=token, expires_at=expires.replace(microsecond=0))
 
-    def member_of(self, token: str) -> str | None:
-        """The member a valid token is for; None when it is forged, malformed or expired."""
+    def read(self, token: str) -> SessionGrant | None:
+        """The grant of a valid token; None when it is forged, malformed, expired, or minted
+        before sessions recorded who minted them."""
         try:
             claims = jwt.decode(token, self._key, algorithms=["HS256"], audience=_TOKEN_AUDIENCE)
         except jwt.PyJWTError:
             return None
-        subject = claims.get("sub")
-        return subject if isinstance(subject, str) else None
+        subject, by, role = claims.get("sub"), claims.get("by"), claims.get("role")
+        merchant, universal = claims.get("mch"), claims.get("all")
+        if not (isinstance(subject, str) and isinstance(by, str) and isinstance(role, str)):
+            return None
+        if role not in Role.__members__:
+            return None
+        if not (merchant is None or isinstance(merchant, str)) or not isinstance(universal, bool):
+            return None
+        return SessionGrant(
+            member_id=subject,
+            minted_by=by,
+            role=Role(role),
+            merchant_id=merchant,
+            universal=universal,
+        )
+
+    def member_of(self, token: str) -> str | None:
+        """The member a valid token is for; None when it is forged, malformed or expired."""
+        grant = self.read(token)
+        return grant.member_id if grant else None

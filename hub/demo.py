@@ -32,11 +32,12 @@ from connectors.sandbox.core import Sandbox
 from connectors.sandbox.hotel import HotelSandbox
 from connectors.sandbox.runner import Running, serve
 from connectors.sandbox.scenic import ScenicSandbox
-from hub import accrual, auth, members, merchants, promotions
+from hub import accrual, auth, consent, members, merchants, promotions
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ConnectorKind, MerchantCategory, RewardKind, Role
+from hub.errors import DomainError
 from hub.exchange import rates
 from hub.mall import catalog
 from hub.models import Member, Merchant
@@ -544,12 +545,22 @@ def demo_routes() -> list[Route]:
             return JSONResponse([{"id": m.id, "name": m.display_name} for m in rows])
 
     async def session_for(request: Request) -> Response:
+        """As the platform's own backend would: the mall's session is the platform's, so it
+        spends every program the member holds (a merchant's session spends its own only)."""
         runtime = request.app.state.runtime
-        member_id = (await request.json()).get("memberId", "")
+        member_id = str((await request.json()).get("memberId", ""))
         async with runtime.db.read() as session:
-            if await session.get(Member, member_id) is None:
-                return JSONResponse({"error": "no such member"}, status_code=404)
-        minted = runtime.tokens.mint(member_id, "demo-storefront-backend")
+            platform = await session.scalar(
+                select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM.value)
+            )
+            backend = Principal(
+                key_id="demo-storefront-backend", role=Role.MERCHANT, merchant_id=platform
+            )
+            try:
+                grant = await consent.grant_session(session, backend, member_id, ["memberId"])
+            except DomainError as exc:
+                return JSONResponse({"error": exc.message}, status_code=404)
+        minted = runtime.tokens.mint(grant)
         return JSONResponse(
             {
                 "token": minted.token,

@@ -144,6 +144,7 @@ class ErrorCode(StrEnum):
     INVALID_STATE = "INVALID_STATE"
     PARTNER_UNAVAILABLE = "PARTNER_UNAVAILABLE"
     PARTNER_REJECTED = "PARTNER_REJECTED"
+    CONSENT_REQUIRED = "CONSENT_REQUIRED"  # acting for a member needs that member's own session
 
 
 class WebhookEvent(StrEnum):

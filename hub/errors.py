@@ -62,6 +62,10 @@ class PartnerRejected(DomainError):
     code = ErrorCode.PARTNER_REJECTED
 
 
+class ConsentRequired(DomainError):
+    code = ErrorCode.CONSENT_REQUIRED
+
+
 class NotAllowed(Exception):
     """The caller's role may not do this at all: a top-level FORBIDDEN, not a userError."""
 

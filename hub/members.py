@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import datetime as dt
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import validate
+from connectors.base import ConnectorFactory
+from hub import consent, validate
 from hub.auth import Principal
-from hub.db import rows_by
+from hub.db import Database, rows_by, utcnow
 from hub.enums import AccountKind, Role
-from hub.errors import AlreadyExists, NotFound
+from hub.errors import AlreadyExists, InvalidInput, NotFound
 from hub.ids import new_id
 from hub.merchants import get_program
 from hub.models import Account, Entry, Member, Posting, Program
@@ -27,17 +29,36 @@ class Enrollment:
     display_name: str
     phone: str | None = None
     member_id: str | None = None
+    birth_date: dt.date | None = None
 
 
-async def enroll(session: AsyncSession, principal: Principal, data: Enrollment) -> Member:
-    """Open a member's account in a program: a new member, or a link of an existing one."""
+@dataclass(frozen=True)
+class _Checked:
+    program: Program
+    ref: str
+    name: str
+    phone: str | None
+    member: Member | None  # the member to link, or None for a new one
+
+
+EARLIEST_BIRTH = dt.date(1900, 1, 1)
+
+
+async def _check(session: AsyncSession, principal: Principal, data: Enrollment) -> _Checked:
+    """Every check of an enrollment that needs no partner, consent first for a link."""
     program = await get_program(session, data.program, ["input", "program"])
     require_merchant(principal, program.merchant_id, ["input", "program"])
+    if data.member_id:
+        consent.require_link_consent(principal, data.member_id, ["input", "memberId"])
     ref = validate.text(data.external_ref, ["input", "externalRef"], max_length=80)
     name = validate.text(data.display_name, ["input", "displayName"], max_length=200)
     phone = None
     if data.phone is not None and data.phone.strip():
         phone = validate.text(data.phone, ["input", "phone"], max_length=40)
+    if data.birth_date is not None and not EARLIEST_BIRTH <= data.birth_date <= utcnow().date():
+        raise InvalidInput(
+            "birthDate must be a past date after 1900.", field=["input", "birthDate"]
+        )
     taken = await session.scalar(
         select(Account.id).where(Account.program_code == program.code, Account.external_ref == ref)
     )
@@ -46,6 +67,7 @@ async def enroll(session: AsyncSession, principal: Principal, data: Enrollment) 
             f"Membership number {ref!r} is already enrolled in {program.code}.",
             field=["input", "externalRef"],
         )
+    member = None
     if data.member_id:
         member = await session.get(Member, data.member_id)
         if member is None:
@@ -55,20 +77,50 @@ async def enroll(session: AsyncSession, principal: Principal, data: Enrollment) 
                 f"Member {member.id} is already enrolled in {program.code}.",
                 field=["input", "memberId"],
             )
-    else:
-        member = Member(id=new_id("mbr"), display_name=name, phone=phone)
+    return _Checked(program, ref, name, phone, member)
+
+
+async def enroll(session: AsyncSession, principal: Principal, data: Enrollment) -> Member:
+    """Open a member's account in a program: a new member, or a link of an existing one
+    (with that member's consent). The partner check of connected programs is
+    `enroll_confirmed`'s."""
+    checked = await _check(session, principal, data)
+    member = checked.member
+    if member is None:
+        member = Member(
+            id=new_id("mbr"),
+            display_name=checked.name,
+            phone=checked.phone,
+            birth_date=data.birth_date,
+        )
         session.add(member)
         await session.flush()
+    elif data.birth_date is not None and member.birth_date is None:
+        member.birth_date = data.birth_date
     session.add(
         Account(
-            program_code=program.code,
+            program_code=checked.program.code,
             kind=AccountKind.MEMBER.value,
             member_id=member.id,
-            external_ref=ref,
+            external_ref=checked.ref,
         )
     )
     await session.flush()
     return member
+
+
+async def enroll_confirmed(
+    db: Database, factory: ConnectorFactory, principal: Principal, data: Enrollment
+) -> Member:
+    """enrollMember: the checks, then for a connected program the partner's confirmation of
+    the membership number and name (outside any transaction), then the enrollment."""
+    async with db.read() as session:
+        checked = await _check(session, principal, data)
+    if not factory.is_local(checked.program):
+        await consent.confirm_membership(
+            factory, checked.program, checked.ref, checked.name, ["input"]
+        )
+    return await db.transaction(lambda s: enroll(s, principal, data))
 
 
 async def account_of(session: AsyncSession, member_id: str, program_code: str) -> Account | None:
@@ -123,6 +175,21 @@ def account_visible(principal: Principal, account: Account, own_program: str | N
         return principal.member_id is not None and principal.member_id == account.member_id
     if principal.role == Role.MERCHANT:
         return own_program is not None and account.program_code == own_program
+    return False
+
+
+def sees_member(
+    principal: Principal, member_id: str, held: Collection[str], own: Collection[str]
+) -> bool:
+    """The one rule of who sees a member (`visible_member` is the same rule as a query):
+    ADMIN; the member itself, through its session; a merchant one of whose programs (`own`)
+    the member holds (`held`). Nobody else, FINANCE included."""
+    if principal.role == Role.ADMIN:
+        return True
+    if principal.role == Role.STOREFRONT:
+        return principal.member_id == member_id
+    if principal.role == Role.MERCHANT:
+        return not set(held).isdisjoint(own)
     return False
 
 

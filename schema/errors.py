@@ -15,7 +15,15 @@ T = TypeVar("T")
 
 # Top-level error codes the hub sets itself; these are never masked in production.
 PUBLIC_CODES = frozenset(
-    {"UNAUTHENTICATED", "FORBIDDEN", "INVALID_INPUT", "TOO_COSTLY", "PARTNER_UNAVAILABLE"}
+    {
+        "UNAUTHENTICATED",
+        "FORBIDDEN",
+        "INVALID_INPUT",
+        "TOO_COSTLY",
+        "PARTNER_UNAVAILABLE",
+        "PARTNER_REJECTED",
+        "NOT_FOUND",
+    }
 )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import ConnectorFactory, MemberAccount
 from hub import members, merchants
 from hub.db import Database, utcnow
-from hub.errors import PartnerUnavailable
+from hub.errors import DomainError, PartnerUnavailable
 from hub.ledger import queries as ledger_queries
 from hub.mall import catalog
 from hub.mall.pricing import PriceBook
@@ -99,7 +99,11 @@ class PartnerBalances:
         self._factory = factory
         self._loader = DataLoader(self._batch)
 
-    async def _ask(self, account: Account, program: Program) -> PartnerBalance | None:
+    async def _ask(
+        self, account: Account, program: Program
+    ) -> PartnerBalance | GraphQLError | None:
+        """The partner's answer; None when it did not answer; an error when it refused
+        (a refusal is the partner's answer, never reported as "not answering")."""
         assert account.member_id and account.external_ref
         connector = self._factory.for_program(program, None, "balance")
         try:
@@ -108,6 +112,8 @@ class PartnerBalances:
             )
         except PartnerUnavailable:
             return None
+        except DomainError as refused:
+            return GraphQLError(refused.message, extensions={"code": refused.code.value})
         return PartnerBalance(points=points, as_of=utcnow())
 
     async def _batch(self, accounts: Sequence[Account]) -> list[Any]:
@@ -119,7 +125,7 @@ class PartnerBalances:
         fresh = {
             a.id: b
             for a, b in zip(accounts, answers, strict=True)
-            if b is not None and _worth_keeping(a, b)
+            if isinstance(b, PartnerBalance) and _worth_keeping(a, b)
         }
         if fresh:
             await self._db.transaction(lambda s: members.remember_partner_balances(s, fresh))

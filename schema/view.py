@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -57,15 +58,18 @@ async def principal_of(runtime: Runtime, request: Request) -> Principal | JSONRe
     await runtime.note_key_use(principal.key_id)
     token = request.headers.get("x-member-token")
     if token:
-        if principal.role != Role.STOREFRONT:
-            return unauthenticated("X-Member-Token is accepted only with a STOREFRONT key.")
-        member_id = runtime.tokens.member_of(token.strip())
-        if member_id is None:
+        # A storefront acts for the member; a merchant shows the member's consent (linking).
+        if principal.role not in (Role.STOREFRONT, Role.MERCHANT):
+            return unauthenticated(
+                "X-Member-Token is accepted only with a STOREFRONT or MERCHANT key."
+            )
+        grant = runtime.tokens.read(token.strip())
+        if grant is None:
             return unauthenticated(
                 "The member session token is invalid or expired; mint a new one with "
                 "createMemberSession."
             )
-        principal = Principal(key_id=principal.key_id, role=principal.role, member_id=member_id)
+        principal = replace(principal, member_id=grant.member_id, session=grant)
     return principal
 
 

@@ -159,6 +159,7 @@ async def enroll(
     *,
     member_id: str | None = None,
     key: str = ADMIN_KEY,
+    member_token: str | None = None,
 ) -> str:
     data = await api.gql(
         ENROLL,
@@ -171,6 +172,7 @@ async def enroll(
             }
         },
         key=key,
+        member_token=member_token,
     )
     payload = data["enrollMember"]
     assert payload["userErrors"] == [], payload

@@ -64,8 +64,9 @@ class Partners:
     async def faults(self, merchant_id: str, **switches: Any) -> None:
         await self.control(merchant_id, "faults", switches)
 
-    async def member(self, merchant_id: str, ref: str, balance: int) -> None:
-        await self.control(merchant_id, "members", {"ref": ref, "name": ref, "balance": balance})
+    async def member(self, merchant_id: str, ref: str, balance: int, name: str = "") -> None:
+        """The partner's own member; with no name, the partner does not report one."""
+        await self.control(merchant_id, "members", {"ref": ref, "name": name, "balance": balance})
 
     def balance(self, merchant_id: str, ref: str) -> int:
         return int(self.sandbox(merchant_id).ledger.members[ref]["balance"])

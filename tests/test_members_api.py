@@ -16,6 +16,7 @@ from tests.helpers import (
     balances,
     create_key,
     enroll,
+    member_session,
     register,
     verify_ledger,
 )
@@ -35,8 +36,16 @@ async def test_enroll_new_member_then_link_to_another_program(
     api: Api, two_merchants: dict[str, str]
 ) -> None:
     member = await enroll(api, "JADE", "J-001", "李小龙", key=two_merchants["jade"])
+    # The member consents in jade's app: jade opens the member's session, lotus links with it.
+    consent = await member_session(api, member, key=two_merchants["jade"])
     same = await enroll(
-        api, "LOTUS", "L-9", "ignored", member_id=member, key=two_merchants["lotus"]
+        api,
+        "LOTUS",
+        "L-9",
+        "ignored",
+        member_id=member,
+        key=two_merchants["lotus"],
+        member_token=consent,
     )
     assert same == member
     data = await api.gql(BALANCES, {"id": member})
@@ -208,7 +217,7 @@ async def test_bad_accrual_moves_nothing(
     field: str,
 ) -> None:
     member = await enroll(api, "JADE", "J-001", key=two_merchants["jade"])
-    await enroll(api, "LOTUS", "L-1", member_id=member, key=two_merchants["lotus"])
+    await enroll(api, "LOTUS", "L-1", member_id=member)
     variables = {
         "memberId": member,
         "program": "JADE",
@@ -280,7 +289,7 @@ async def test_storefront_with_member_token_sees_that_member_only(
         {"id": alice},
         key=two_merchants["lotus"],
     )
-    assert other["createMemberSession"] == {"token": None, "userErrors": [{"code": "NOT_FOUND"}]}
+    assert other["createMemberSession"] == {"token": None, "userErrors": [{"code": "FORBIDDEN"}]}
 
 
 async def test_history_pages_never_repeat_or_skip(api: Api, two_merchants: dict[str, str]) -> None:

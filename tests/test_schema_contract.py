@@ -34,8 +34,6 @@ PENDING: set[str] = {
     "AccruePointsInput.lines",
     "AccruePointsPayload.greenPoints",
     "CreditLevel",
-    "EnrollMemberInput.birthDate",
-    "ErrorCode.CONSENT_REQUIRED",
     "ErrorCode.NOT_ELIGIBLE",
     "ImportAccrualsInput",
     "ImportAccrualsPayload",

@@ -360,10 +360,16 @@ class Sandbox:
         return await self.faulted("movements", listing)
 
     async def balance(self, ref: str, field: str) -> Response:
+        """The member's balance, and the name the number is held under when known (the hub
+        checks it before it links the number to a member)."""
         try:
-            return JSONResponse({field: self.ledger.member(ref)["balance"]})
+            member = self.ledger.member(ref)
         except PartnerError as exc:
             return exc.response()
+        answer: dict[str, Any] = {field: member["balance"]}
+        if member.get("name"):
+            answer["name"] = member["name"]
+        return JSONResponse(answer)
 
     # ------------------------------------------------------------ webhooks to the hub
     async def notify(self, event: dict[str, Any]) -> int:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory
-from hub import idempotency, validate
+from hub import consent, idempotency, validate
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -90,6 +90,7 @@ async def check_request(
         raise NotFound(f"No member has id {member_id!r}.", field=[F, "memberId"])
     source = await get_program(session, from_code, [F, "from"])
     target = await get_program(session, to_code, [F, "to"])
+    consent.require_debit(principal, source, [F, "from"])
     if source.code == target.code:
         raise InvalidInput("from and to must be different programs.", field=[F, "to"])
     validate.points_in_range(points, [F, "points"])

@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory
-from hub import idempotency, validate
+from hub import consent, idempotency, validate
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -117,6 +117,7 @@ async def start(
         payer = await session.get(Program, request.pay_with)
         if payer is None:
             raise NotFound(f"No program has code {request.pay_with!r}.", field=[F, "payWith"])
+        consent.require_debit(principal, payer, [F, "payWith"])
         if await account_of(session, request.member_id, payer.code) is None:
             raise NotFound(f"The member is not enrolled in {payer.code}.", field=[F, "payWith"])
         book = await PriceBook.load(session, utcnow())

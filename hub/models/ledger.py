@@ -18,6 +18,7 @@ class Member(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(40))
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)  # the member and ADMIN only
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

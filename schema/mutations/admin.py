@@ -8,7 +8,7 @@ from decimal import Decimal
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import auth, members, merchants
+from hub import auth, consent, merchants
 from hub.enums import ConnectorKind as DomainConnectorKind
 from hub.enums import MerchantCategory as DomainCategory
 from hub.enums import Role as DomainRole
@@ -138,7 +138,9 @@ class AdminMutations:
         )
 
     @strawberry.mutation(
-        description="MERCHANT (a member of its program) or ADMIN: a session token for one member."
+        description="MERCHANT (a member of its program) or ADMIN: a session token for one "
+        "member. A merchant's session spends only that merchant's points; the platform's and "
+        "ADMIN's spend any."
     )
     async def create_member_session(
         self, info: Info, member_id: strawberry.ID
@@ -147,8 +149,8 @@ class AdminMutations:
         runtime = info.context.runtime
 
         async def mint(session: AsyncSession) -> auth.MemberSession:
-            await members.require_visible(session, principal, str(member_id), ["memberId"])
-            return runtime.tokens.mint(str(member_id), principal.key_id)
+            grant = await consent.grant_session(session, principal, str(member_id), ["memberId"])
+            return runtime.tokens.mint(grant)
 
         minted, errors = await attempt(runtime.db.transaction(mint))
         if minted is None:

@@ -24,7 +24,12 @@ class EnrollMemberInput:
     phone: str | None = strawberry.UNSET
     member_id: strawberry.ID | None = strawberry.field(
         default=strawberry.UNSET,
-        description="Link to an existing hub member instead of creating one.",
+        description="Link to an existing hub member instead of creating one: needs that "
+        "member's session (X-Member-Token) or ADMIN; a connected program checks externalRef "
+        "with the partner first.",
+    )
+    birth_date: dt.date | None = strawberry.field(
+        default=strawberry.UNSET, description="Optional; seen by the member and ADMIN only."
     )
 
 
@@ -98,9 +103,11 @@ class MemberMutations:
             display_name=input.display_name,
             phone=input.phone or None,
             member_id=_opt(input.member_id),
+            birth_date=input.birth_date or None,
         )
+        runtime = info.context.runtime
         row, errors = await attempt(
-            info.context.db.transaction(lambda s: members.enroll(s, principal, data))
+            members.enroll_confirmed(runtime.db, runtime.connectors, principal, data)
         )
         return EnrollMemberPayload(member=Member.from_row(row) if row else None, user_errors=errors)
 

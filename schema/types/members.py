@@ -16,6 +16,7 @@ from hub.ledger import queries
 from hub.privacy import mask_name
 from schema.context import Info
 from schema.enums import EntryKind
+from schema.errors import forbidden
 from schema.pagination import (
     PageInfo,
     decode_cursor,
@@ -124,9 +125,16 @@ class Member:
 
     @classmethod
     async def of(cls, info: Info, member_id: str) -> Member:
-        """A member a conversion or redemption names, which always exists."""
-        member = await cls.load(info, member_id)
-        assert member is not None, f"member {member_id} exists"
+        """The member a conversion or redemption names, under the rule of member(id:): a
+        caller that may not see the member gets a FORBIDDEN error on the field instead."""
+        from schema.visibility import loaded_visible_member
+
+        member = await loaded_visible_member(info, member_id)
+        if member is None:
+            raise forbidden(
+                "This key may not see the member: ask for the member only where it is one of "
+                "your program's members (member(id:) follows the same rule)."
+            )
         return member
 
     @strawberry.field(description="Masked unless the viewer is the member or ADMIN.")
@@ -222,6 +230,7 @@ class Member:
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Member | None:
-        from schema.visibility import visible_member
+        """_entities: an unknown member, or one the caller may not see, is null."""
+        from schema.visibility import loaded_visible_member
 
-        return await visible_member(info, str(id))
+        return await loaded_visible_member(info, str(id))

@@ -105,6 +105,7 @@ async def _cli(db_url: str, partners: Partners, *args: str) -> Ran:
         "HUB_DATABASE_URL": db_url,
         "HUB_LOG_LEVEL": "WARNING",
         "HUB_PARTNER_SECRETS": json.dumps(partners.secrets()),
+        "HUB_ALLOW_PRIVATE_PARTNERS": "1",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "hub", *args, env=env, stdout=PIPE, stderr=PIPE

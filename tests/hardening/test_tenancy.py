@@ -13,6 +13,7 @@ from hub.db import utcnow
 from tests.helpers import (
     Api,
     accrue,
+    convert,
     create_key,
     enroll,
     member_session,
@@ -44,6 +45,11 @@ MATRIX: dict[str, tuple[str, set[str]]] = {
         {"ADMIN", "MERCHANT", "STOREFRONT"},
     ),
     "conversion": ('{ conversion(id: "cnv_x") { id } }', ALL),
+    "_entities": (
+        '{ _entities(representations: [{__typename: "Member", id: "$MEMBER"}])'
+        " { ... on Member { id } } }",
+        ALL,
+    ),
     "redemption": ('{ redemption(id: "$REDEMPTION") { id } }', ALL),
     "settlementBatch": ('{ settlementBatch(businessDate: "$TODAY") { id } }', {"ADMIN", "FINANCE"}),
     "settlementBatches": ("{ settlementBatches { edges { cursor } } }", {"ADMIN", "FINANCE"}),
@@ -243,3 +249,79 @@ async def test_nothing_of_another_merchants_members_statements_or_redemptions(
         member_token=token,
     )
     assert other == {"member": None, "redemption": None}
+
+
+ENTITIES = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id } } }"
+
+
+async def test_members_named_by_redemptions_conversions_and_entities_follow_member_rule(
+    api: Api, world: dict[str, Any]
+) -> None:
+    """Redemption.member, Conversion.member and _entities apply member(id:)'s rule: a caller
+    that may not see the member gets neither its id nor its object."""
+    keys, member, stranger = world["keys"], world["member"], world["stranger"]
+    jade, lotus = keys["MERCHANT"], world["lotus_key"]
+    haowu = await create_key(api, "MERCHANT", "haowu")
+    # The stranger (LOTUS only so far) joins HUB and buys jade's meal with HUB points.
+    await enroll(api, "HUB", "H-2", member_id=stranger)
+    await accrue(api, stranger, "HUB", "500")
+    await set_rate(api, "HUB", "JADE", "1")
+    meal = await redeem(api, stranger, "jade:MEAL", "HUB")
+    assert meal["userErrors"] == []
+    rid = meal["redemption"]["id"]
+    ask = "query($r: ID!) { redemption(id: $r) { id member { id } } }"
+    for key in (jade, keys["FINANCE"]):
+        response = await api.post(ask, {"r": rid}, key=key)
+        body = response.json()
+        assert stranger not in response.text
+        assert body["data"]["redemption"] is None
+        assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+            (["redemption", "member"], "FORBIDDEN")
+        ]
+        seen = await api.gql("query($r: ID!) { redemption(id: $r) { id } }", {"r": rid}, key=key)
+        assert seen["redemption"] == {"id": rid}  # the redemption itself stays theirs to see
+    paid_with = await api.gql(ask, {"r": rid}, key=haowu)  # the payer's merchant knows them
+    assert paid_with["redemption"]["member"] == {"id": stranger}
+
+    # A member of LOTUS and JADE, not HUB, converts LOTUS -> JADE through the platform.
+    loner = await enroll(api, "LOTUS", "L-3", "Lotus And Jade")
+    await enroll(api, "JADE", "J-3", member_id=loner)
+    await accrue(api, loner, "LOTUS", "300")
+    await set_rate(api, "LOTUS", "HUB", "1")
+    moved = await convert(api, loner, "LOTUS", "JADE", 100)
+    assert [p["code"] for p in moved["conversion"]["route"]] == ["LOTUS", "HUB", "JADE"]
+    cid = moved["conversion"]["id"]
+    ask = "query($c: ID!) { conversion(id: $c) { id member { id } } }"
+    for key in (haowu, keys["FINANCE"]):
+        response = await api.post(ask, {"c": cid}, key=key)
+        assert loner not in response.text
+        assert response.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    for key in (jade, lotus, keys["ADMIN"]):
+        assert (await api.gql(ask, {"c": cid}, key=key))["conversion"]["member"] == {"id": loner}
+
+    # _entities: the member, the stranger and an unknown id, for each caller.
+    representations = [
+        {"__typename": "Member", "id": member},
+        {"__typename": "Member", "id": stranger},
+        {"__typename": "Member", "id": "mbr_nobody"},
+    ]
+    expected = {
+        keys["ADMIN"]: [member, stranger, None],
+        jade: [member, None, None],
+        lotus: [None, stranger, None],
+        keys["FINANCE"]: [None, None, None],
+        keys["STOREFRONT"]: [member, None, None],
+    }
+    for key, ids in expected.items():
+        token = world["token"] if key == keys["STOREFRONT"] else None
+        data = await api.gql(ENTITIES, {"r": representations}, key=key, member_token=token)
+        assert [e["id"] if e else None for e in data["_entities"]] == ids, key
+    # Through _entities a merchant reads the history of its own program only.
+    history = await api.gql(
+        "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member "
+        "{ history { edges { node { program { code } } } } } } }",
+        {"r": representations[:1]},
+        key=jade,
+    )
+    programs = {e["node"]["program"]["code"] for e in history["_entities"][0]["history"]["edges"]}
+    assert programs == {"JADE"}

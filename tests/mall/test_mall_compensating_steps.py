@@ -42,7 +42,9 @@ async def live() -> AsyncIterator[Partners]:
 
 @pytest.fixture
 async def hub(settings, live: Partners) -> AsyncIterator[Api]:  # type: ignore[no-untyped-def]
-    configured = settings.model_copy(update={"partner_secrets": live.secrets()})
+    configured = settings.model_copy(
+        update={"partner_secrets": live.secrets(), "allow_private_partners": True}
+    )
     async with running_app(configured) as api:
         yield api
 
@@ -249,7 +251,11 @@ async def test_a_hold_whose_answer_was_lost_is_not_failed_by_a_call_that_was_nev
     answer was lost, the next try found it unreachable, and the redemption ended FAILED
     while the partner kept the points."""
     configured = settings.model_copy(
-        update={"partner_secrets": live.secrets(), "partner_timeout_seconds": 0.5}
+        update={
+            "partner_secrets": live.secrets(),
+            "partner_timeout_seconds": 0.5,
+            "allow_private_partners": True,
+        }
     )
     async with running_app(configured) as api:
         member = await _world(api, live)

@@ -231,7 +231,9 @@ class Simulation:
         )
 
     async def _start_hub(self) -> None:
-        settings = self.settings.model_copy(update={"partner_secrets": self.partners.secrets()})
+        settings = self.settings.model_copy(
+            update={"partner_secrets": self.partners.secrets(), "allow_private_partners": True}
+        )
         self.api = await self.stack.enter_async_context(running_app(settings))
 
     async def restart(self) -> None:
