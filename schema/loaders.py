@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
@@ -163,6 +164,9 @@ class Loaders:
         )
         self.statements: KeyedLoader[str, list[Statement]] = KeyedLoader(
             db, settlement_statements.statements_by_batch
+        )
+        self.merchant_totals: KeyedLoader[tuple[str, str], tuple[int, Decimal]] = KeyedLoader(
+            db, settlement_statements.merchant_totals
         )
         self.partner_balance = PartnerBalances(db, factory)
         self.merchant: KeyedLoader[str, Merchant] = KeyedLoader(db, merchants.merchants_by_id)

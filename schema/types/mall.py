@@ -11,6 +11,7 @@ from hub import models
 from hub.enums import RedemptionStatus as DomainRedemptionStatus
 from hub.enums import RewardKind as DomainRewardKind
 from hub.mall import catalog
+from hub.permissions import sees_money_of
 from schema.context import Info
 from schema.enums import RedemptionStatus, RewardKind
 from schema.formatting import money
@@ -68,8 +69,13 @@ class Reward:
     def list_price(self) -> int:
         return self.row.price
 
-    @strawberry.field(description="What the paying merchant owes the reward's merchant per unit.")
-    async def settlement_price(self, info: Info) -> Decimal:
+    @strawberry.field(
+        description="What the paying merchant owes the reward's merchant per unit; "
+        "null unless the viewer is ADMIN, FINANCE or the reward's own merchant."
+    )
+    async def settlement_price(self, info: Info) -> Decimal | None:
+        if not sees_money_of(info.context.principal, self.row.merchant_id):
+            return None
         return money((await info.context.loaders.price_book()).settlement_unit(self.row))
 
     @strawberry.field(description="Whether redeeming it needs a slotId from slots.")
