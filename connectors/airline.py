@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 
 from connectors.base import BookingRequest, PartnerMovement, RewardOffer, SlotOffer
-from connectors.partner import Dialect, Route, _when
+from connectors.partner import Dialect, Route, _decimal, _when
 from hub.enums import ConnectorKind
 
 
@@ -42,9 +41,7 @@ class AirlineDialect(Dialect):
                     title=title,
                     description=award.get("description"),
                     price=int(award["miles"]),
-                    settlement_price=Decimal(str(award["cashValue"]))
-                    if award.get("cashValue")
-                    else None,
+                    settlement_price=_decimal(award.get("cashValue")),
                     stock=None,
                     extra={"route": award.get("route")},
                 )

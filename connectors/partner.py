@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
 
@@ -131,10 +132,15 @@ class Dialect:
         ]
 
 
-def _decimal(value: Any) -> Any:
-    from decimal import Decimal
-
-    return None if value is None else Decimal(str(value))
+def _decimal(value: Any) -> Decimal | None:
+    """A partner's money as it sent it; what is not a number reads as NaN, which the hub's
+    checks refuse for that one reward instead of failing the whole catalog."""
+    if value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return Decimal("NaN")
 
 
 def _when(value: str) -> dt.datetime:

@@ -125,5 +125,13 @@ def require_member(principal: Principal, member_id: str, field: list[str]) -> No
     raise Forbidden("The member session is for another member.", field=field)
 
 
+def sees_money_of(principal: Principal, merchant_id: str) -> bool:
+    """A merchant's settlement money (its rewards' settlement prices, its part of a batch):
+    ADMIN, FINANCE and that merchant only."""
+    if principal.role in (ADMIN, FINANCE):
+        return True
+    return principal.role == MERCHANT and principal.merchant_id == merchant_id
+
+
 def can_see_all_members(principal: Principal) -> bool:
     return principal.role == ADMIN

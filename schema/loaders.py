@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
@@ -174,6 +175,9 @@ class Loaders:
         )
         self.adjustments: KeyedLoader[str, list[CarriedAdjustment]] = KeyedLoader(
             db, disputes.adjustments_by_statement
+        )
+        self.merchant_totals: KeyedLoader[tuple[str, str], tuple[int, Decimal]] = KeyedLoader(
+            db, settlement_statements.merchant_totals
         )
         self.partner_balance = PartnerBalances(db, factory)
         self.merchant: KeyedLoader[str, Merchant] = KeyedLoader(db, merchants.merchants_by_id)

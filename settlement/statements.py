@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
 from hub.auth import Principal
 from hub.db import rows_by, utcnow
-from hub.enums import Role, StatementStatus
+from hub.enums import ObligationKind, Role, StatementStatus
 from hub.errors import Forbidden, InvalidState, NotFound
 from hub.models import (
     NetPosition,
@@ -24,6 +24,7 @@ from hub.models import (
     StatementCounterparty,
     StatementEvent,
 )
+from hub.permissions import sees_money_of
 
 DRAFT, APPROVED, DISPUTED, PAID = (
     StatementStatus.DRAFT,
@@ -40,9 +41,63 @@ ALLOWED = {
 
 
 def can_read(principal: Principal, statement: Statement) -> bool:
-    if principal.role in (Role.ADMIN, Role.FINANCE):
-        return True
-    return principal.role == Role.MERCHANT and principal.merchant_id == statement.merchant_id
+    return sees_money_of(principal, statement.merchant_id)
+
+
+# A batch, by whatever path it is reached (a statement's batch, a workflow payload), shows
+# ADMIN and FINANCE everything; a merchant its own position, the transfers it makes or
+# receives, its own statement (with its lines and counterparty totals) and totals of the
+# obligations it is a party to. settlementBatch(es) refuse a merchant outright.
+
+
+def sees_whole_batch(principal: Principal) -> bool:
+    return principal.role in (Role.ADMIN, Role.FINANCE)
+
+
+def visible_positions(principal: Principal, rows: Sequence[NetPosition]) -> list[NetPosition]:
+    return [r for r in rows if sees_money_of(principal, r.merchant_id)]
+
+
+def visible_payments(
+    principal: Principal, rows: Sequence[PaymentInstruction]
+) -> list[PaymentInstruction]:
+    return [
+        r
+        for r in rows
+        if sees_money_of(principal, r.from_merchant) or sees_money_of(principal, r.to_merchant)
+    ]
+
+
+def visible_statements(principal: Principal, rows: Sequence[Statement]) -> list[Statement]:
+    return [r for r in rows if can_read(principal, r)]
+
+
+async def merchant_totals(
+    session: AsyncSession, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, Decimal]]:
+    """Per (batch, merchant): how many of the batch's obligations (fees aside) the merchant
+    is a party to, and their gross amount, as the batch's own totals count them."""
+    batch_ids = list({b for b, _ in keys})
+    merchant_ids = list({m for _, m in keys})
+    sides = union_all(
+        select(
+            Obligation.batch_id.label("batch_id"),
+            Obligation.creditor_id.label("merchant_id"),
+            Obligation.amount.label("amount"),
+        ).where(Obligation.batch_id.in_(batch_ids), Obligation.kind != ObligationKind.FEE.value),
+        select(
+            Obligation.batch_id.label("batch_id"),
+            Obligation.debtor_id.label("merchant_id"),
+            Obligation.amount.label("amount"),
+        ).where(Obligation.batch_id.in_(batch_ids), Obligation.kind != ObligationKind.FEE.value),
+    ).subquery()
+    rows = await session.execute(
+        select(sides.c.batch_id, sides.c.merchant_id, func.count(), func.sum(sides.c.amount))
+        .where(sides.c.merchant_id.in_(merchant_ids))
+        .group_by(sides.c.batch_id, sides.c.merchant_id)
+    )
+    found = {(b, m): (int(n), Decimal(total)) for b, m, n, total in rows}
+    return {key: found.get(key, (0, Decimal(0))) for key in keys}
 
 
 async def visible_statement(

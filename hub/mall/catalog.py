@@ -17,7 +17,8 @@ from hub import validate
 from hub.auth import Principal
 from hub.db import utcnow
 from hub.enums import ConnectorKind, RewardKind, Role
-from hub.errors import InvalidInput, InvalidState, NotFound
+from hub.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from hub.mall import settlement_prices
 from hub.mall.pricing import SLOTTED, PriceBook
 from hub.models import Merchant, Program, Reward, Slot
 from hub.permissions import require_merchant
@@ -70,26 +71,19 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
         raise InvalidInput("ref must be 1-120 letters, digits, '.', '_' or '-'.", field=[F, "ref"])
     title = validate.text(data.title, [F, "title"], max_length=200)
     validate.points_in_range(data.price, [F, "price"], low=1, high=100_000_000)
-    if data.settlement_price is not None:
-        validate.decimal_in_range(
-            data.settlement_price,
-            [F, "settlementPrice"],
-            low=Decimal(0),
-            high=Decimal(100_000_000),
-            places=2,
-        )
     if data.stock is not None:
         validate.points_in_range(data.stock, [F, "stock"], low=0, high=100_000_000)
     rid = reward_id(merchant_id, data.ref)
     reward = await session.get(Reward, rid)
+    price, contracted = _settlement_price(principal, data, program, reward)
     if reward is None:
         reward = Reward(id=rid, merchant_id=merchant_id, ref=data.ref, source="HOSTED")
         session.add(reward)
+    reward.settlement_price, reward.settlement_contracted = price, contracted
     reward.kind = data.kind.value
     reward.title = title
     reward.description = (data.description or "").strip() or None
     reward.price = data.price
-    reward.settlement_price = data.settlement_price
     reward.stock = data.stock
     reward.active = data.active
     reward.has_slots = data.kind.value in SLOTTED or bool(data.slots)
@@ -115,11 +109,40 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
     return reward
 
 
+def _settlement_price(
+    principal: Principal, data: NewReward, program: Program, reward: Reward | None
+) -> tuple[Decimal | None, bool]:
+    """The price to store and whether it is contracted. An ADMIN contracts any price (or,
+    giving none, ends the contract); a merchant names at most what its points are worth,
+    and never changes a contracted price."""
+    field = [F, "settlementPrice"]
+    given = data.settlement_price
+    if given is not None:  # money first, whoever gives it: non-negative, 2 decimals
+        settlement_prices.checked(given, field, price=data.price, point_value=None)
+    if principal.role == Role.ADMIN:
+        return given, given is not None
+    if reward is not None and reward.settlement_contracted:
+        if given is not None and given != reward.settlement_price:
+            raise Forbidden(
+                f"The settlement price of {reward.title} is {reward.settlement_price} by "
+                "contract; only ADMIN changes it.",
+                field=field,
+            )
+        return reward.settlement_price, True
+    if given is None:
+        return None, False
+    settlement_prices.checked(given, field, price=data.price, point_value=program.point_value)
+    return given, False
+
+
 async def store_partner_rewards(
     session: AsyncSession, merchant_id: str, offers: Sequence[RewardOffer]
 ) -> None:
-    """Replace the cached catalog of a partner with what it listed just now."""
+    """Replace the cached catalog of a partner with what it listed just now. An offer
+    whose prices the hub refuses is kept only as an inactive reward saying why."""
     now = utcnow()
+    program = await session.scalar(select(Program).where(Program.merchant_id == merchant_id))
+    assert program is not None
     known = {
         r.id: r
         for r in await session.scalars(select(Reward).where(Reward.merchant_id == merchant_id))
@@ -134,13 +157,18 @@ async def store_partner_rewards(
                 id=rid, merchant_id=merchant_id, ref=offer.ref, source="PARTNER", created_at=now
             )
             session.add(reward)
+        refusal = settlement_prices.offer_refusal(
+            merchant_id, offer.title[:200], offer.price, offer.settlement_price, program.point_value
+        )
         reward.kind = offer.kind
         reward.title = offer.title[:200]
         reward.description = offer.description
-        reward.price = offer.price
-        reward.settlement_price = offer.settlement_price
+        reward.price = max(offer.price, 0)
+        reward.settlement_price = None if refusal else offer.settlement_price
+        reward.settlement_contracted = False
+        reward.offer_refusal = refusal
         reward.stock = offer.stock
-        reward.active = offer.active
+        reward.active = offer.active and refusal is None
         reward.has_slots = offer.kind in SLOTTED
         reward.refreshed_at = now
     for rid, reward in known.items():

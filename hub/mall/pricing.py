@@ -13,6 +13,7 @@ from hub import obligations, promotions
 from hub.enums import MerchantCategory, RewardKind
 from hub.exchange.pricing import points_needed
 from hub.exchange.rates import rates_in_effect
+from hub.mall import settlement_prices
 from hub.models import ExchangeRate, Merchant, Program, Promotion, Reward
 
 SLOTTED = {
@@ -94,7 +95,9 @@ class PriceBook:
         ]
 
     def settlement_unit(self, reward: Reward) -> Decimal:
-        """What the paying merchant owes the reward's merchant per unit."""
-        if reward.settlement_price is not None:
-            return reward.settlement_price
-        return obligations.amount_for(self.price(reward), self.program_of(reward).point_value)
+        """What the paying merchant owes the reward's merchant per unit: the points' worth,
+        or less if the merchant asked less, or an ADMIN's contracted price."""
+        worth = obligations.amount_for(self.price(reward), self.program_of(reward).point_value)
+        return settlement_prices.per_unit(
+            reward.settlement_price, reward.settlement_contracted, worth
+        )

@@ -111,6 +111,8 @@ async def start(
         reward = await session.get(Reward, request.reward_id)
         if reward is None:
             raise NotFound(f"No reward {request.reward_id!r}.", field=[F, "rewardId"])
+        if reward.offer_refusal:
+            raise InvalidState(reward.offer_refusal, field=[F, "rewardId"])
         merchant = await session.get(Merchant, reward.merchant_id)
         if not reward.active or merchant is None or merchant.status != "ACTIVE":
             raise InvalidState(f"{reward.title} is no longer offered.", field=[F, "rewardId"])

@@ -14,7 +14,12 @@ from hub.models.base import Base
 
 class Reward(Base):
     """A merchant's reward; id is "<merchant>:<ref>". Partner rewards are a cache of
-    what the partner's connector last listed (`source` PARTNER, `refreshed_at`)."""
+    what the partner's connector last listed (`source` PARTNER, `refreshed_at`).
+
+    `settlement_price` is what the paying merchant owes per unit: the merchant's own
+    word (capped at price x pointValue when a redemption uses it) unless
+    `settlement_contracted`, an ADMIN's contracted price. `offer_refusal` says why the
+    partner's last offer of it was refused (then it is inactive and cannot be redeemed)."""
 
     __tablename__ = "rewards"
     __table_args__ = (
@@ -30,6 +35,8 @@ class Reward(Base):
     description: Mapped[str | None] = mapped_column(Text)
     price: Mapped[int] = mapped_column()
     settlement_price: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 4))
+    settlement_contracted: Mapped[bool] = mapped_column(Boolean, default=False)
+    offer_refusal: Mapped[str | None] = mapped_column(Text)
     stock: Mapped[int | None] = mapped_column()
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     source: Mapped[str] = mapped_column(String(20))  # HOSTED or PARTNER

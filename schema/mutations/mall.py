@@ -104,6 +104,10 @@ class CancelRedemptionPayload:
     user_errors: list[UserError]
 
 
+def _given(value: Decimal | None) -> Decimal | None:
+    return None if value is None or value is strawberry.UNSET else value
+
+
 def _str(value: object) -> str | None:
     return str(value) if value else None
 
@@ -127,7 +131,8 @@ class MallMutations:
             title=input.title,
             price=input.price,
             description=input.description or None,
-            settlement_price=input.settlement_price or None,
+            # "0.00" is a price (falsy as a Decimal); only an absent one takes the default.
+            settlement_price=_given(input.settlement_price),
             stock=input.stock if isinstance(input.stock, int) else None,
             active=input.active,
             merchant_id=_str(input.merchant_id),

@@ -11,8 +11,10 @@ from hub import models
 from hub.enums import RewardKind as DomainRewardKind
 from hub.mall import catalog
 from hub.mall.saga import status_of
+from hub.permissions import sees_money_of
 from schema.context import Info
 from schema.enums import RedemptionStatus, RewardKind
+from schema.errors import forbidden
 from schema.formatting import money
 from schema.pagination import PageInfo, checked_date
 from schema.types.members import Member
@@ -68,8 +70,17 @@ class Reward:
     def list_price(self) -> int:
         return self.row.price
 
-    @strawberry.field(description="What the paying merchant owes the reward's merchant per unit.")
+    @strawberry.field(
+        description="What the paying merchant owes the reward's merchant per unit; "
+        "null unless the viewer is ADMIN, FINANCE or the reward's own merchant."
+    )
     async def settlement_price(self, info: Info) -> Decimal:
+        # The contract keeps it non-null: a caller that may not see it gets FORBIDDEN on
+        # this field (as with a member it may not see), never the money.
+        if not sees_money_of(info.context.principal, self.row.merchant_id):
+            raise forbidden(
+                "A reward's settlement price is for ADMIN, FINANCE and its own merchant."
+            )
         return money((await info.context.loaders.price_book()).settlement_unit(self.row))
 
     @strawberry.field(description="Whether redeeming it needs a slotId from slots.")

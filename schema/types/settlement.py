@@ -226,14 +226,16 @@ class Statement:
         return f"/statements/{self.row.id}.csv"
 
 
-@strawberry.type(description="The settlement of one business date.")
+@strawberry.type(
+    description="The settlement of one business date. A merchant, reaching it through its "
+    "own statement, sees only its part: its position, the transfers it makes or receives, "
+    "its statement, and totals of the obligations it is a party to."
+)
 class SettlementBatch:
     id: strawberry.ID
     business_date: dt.date
     status: BatchStatus  # type: ignore[valid-type]
     currency: str
-    obligation_count: int
-    gross_amount: Decimal
     created_at: dt.datetime
     row: strawberry.Private[models.SettlementBatch]
 
@@ -244,26 +246,43 @@ class SettlementBatch:
             business_date=row.business_date,
             status=DomainBatchStatus(row.status),
             currency=row.currency,
-            obligation_count=row.obligation_count,
-            gross_amount=money(row.gross_amount),
             created_at=row.created_at,
             row=row,
         )
 
+    async def _totals(self, info: Info) -> tuple[int, Decimal]:
+        principal = info.context.principal
+        if service.sees_whole_batch(principal):
+            return self.row.obligation_count, self.row.gross_amount
+        key = (self.row.id, principal.merchant_id or "")
+        found = await info.context.loaders.merchant_totals.load(key)
+        return found or (0, Decimal(0))
+
+    @strawberry.field
+    async def obligation_count(self, info: Info) -> int:
+        return (await self._totals(info))[0]
+
+    @strawberry.field
+    async def gross_amount(self, info: Info) -> Decimal:
+        return money((await self._totals(info))[1])
+
     @strawberry.field
     async def positions(self, info: Info) -> list[NetPosition]:
         rows = await info.context.loaders.positions.load(self.row.id) or []
-        return [NetPosition.from_row(r) for r in rows]
+        visible = service.visible_positions(info.context.principal, rows)
+        return [NetPosition.from_row(r) for r in visible]
 
     @strawberry.field(description="Transfers through the platform's clearing account.")
     async def payments(self, info: Info) -> list[PaymentInstruction]:
         rows = await info.context.loaders.payments.load(self.row.id) or []
-        return [PaymentInstruction(amount=money(r.amount), row=r) for r in rows]
+        visible = service.visible_payments(info.context.principal, rows)
+        return [PaymentInstruction(amount=money(r.amount), row=r) for r in visible]
 
     @strawberry.field
     async def statements(self, info: Info) -> list[Statement]:
         rows = await info.context.loaders.statements.load(self.row.id) or []
-        return [Statement.from_row(r) for r in rows]
+        visible = service.visible_statements(info.context.principal, rows)
+        return [Statement.from_row(r) for r in visible]
 
 
 @strawberry.type

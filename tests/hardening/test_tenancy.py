@@ -325,3 +325,36 @@ async def test_members_named_by_redemptions_conversions_and_entities_follow_memb
     )
     programs = {e["node"]["program"]["code"] for e in history["_entities"][0]["history"]["edges"]}
     assert programs == {"JADE"}
+
+
+async def test_batch_through_a_statement_shows_a_merchant_only_its_own_part(
+    api: Api, world: dict[str, Any]
+) -> None:
+    """settlementBatch refuses a MERCHANT; reaching the batch through its own statement
+    gives it its own position, payments, statement and lines, and nothing of lotus's."""
+    jade = world["keys"]["MERCHANT"]
+    mine = await api.gql("{ statements { edges { node { id } } } }", key=jade)
+    (edge,) = mine["statements"]["edges"]
+    seen = await api.gql(
+        "query($id: ID!) { statement(id: $id) { batch { obligationCount grossAmount "
+        "positions { merchant { id } } payments { from { id } to { id } } "
+        "statements { merchant { id } counterparties { counterparty { id } } "
+        "lines { edges { node { counterparty { id } } } } } } } }",
+        {"id": edge["node"]["id"]},
+        key=jade,
+    )
+    batch = seen["statement"]["batch"]
+    assert [p["merchant"]["id"] for p in batch["positions"]] == ["jade"]
+    assert [s["merchant"]["id"] for s in batch["statements"]] == ["jade"]
+    assert all("jade" in (p["from"]["id"], p["to"]["id"]) for p in batch["payments"])
+    assert batch["payments"]  # jade pays what it owes lotus through the clearing account
+    counterparties = {c["counterparty"]["id"] for c in batch["statements"][0]["counterparties"]}
+    assert counterparties == {"lotus"}  # jade's own totals with lotus, nothing of lotus's own
+    whole = await api.gql(
+        f'{{ settlementBatch(businessDate: "{world["today"]}") {{ obligationCount '
+        "positions { merchant { id } } } }"
+    )
+    assert {p["merchant"]["id"] for p in whole["settlementBatch"]["positions"]} == {
+        "jade",
+        "lotus",
+    }
