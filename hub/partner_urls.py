@@ -10,6 +10,7 @@ egress firewall of a production deployment is the layer for that.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import socket
@@ -21,7 +22,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 METADATA_ADDRESSES = frozenset(
-    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")  # AWS, GCP; Alibaba
 )
 _LEGACY_IPV4 = re.compile(r"(0x[0-9a-f]+|\d+)(\.(0x[0-9a-f]+|\d+)){0,3}", re.IGNORECASE)
 
@@ -42,8 +44,51 @@ def _address(host: str) -> IPAddress | None:
     return address
 
 
-def problem(url: str, *, allow_private: bool) -> str | None:
-    """Why the hub must not call this partner base URL; None when it may."""
+def problem(url: str, *, allow_private: bool, what: str = "baseUrl") -> str | None:
+    """Why the hub must not call this URL (a partner's `baseUrl`, a webhook's `url`); None
+    when it may. `what` names the field in the sentence."""
+    why = _problem(url, allow_private=allow_private)
+    return None if why is None else why.replace("baseUrl", what)
+
+
+def _address_problem(address: IPAddress | None, local: bool, allow_private: bool) -> str | None:
+    if address in METADATA_ADDRESSES:
+        return "baseUrl points at a cloud metadata service."
+    if address is not None and (
+        address.is_link_local or address.is_multicast or address.is_unspecified
+    ):
+        return "baseUrl points at a link-local, multicast or unspecified address."
+    if (local or (address is not None and not address.is_global)) and not allow_private:
+        return (
+            "baseUrl points at a loopback or private address; partners are reached on "
+            "public addresses (set HUB_ALLOW_PRIVATE_PARTNERS=1 for sandboxes on this "
+            "machine or network)."
+        )
+    return None
+
+
+async def resolved_problem(url: str, *, allow_private: bool, what: str = "url") -> str | None:
+    """`problem`, then the same rules for every address the host resolves to now: a
+    name stored earlier, or one whose records changed, is checked where it leads."""
+    why = problem(url, allow_private=allow_private, what=what)
+    if why is not None:
+        return why
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if _address(host) is not None:
+        return None
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None)
+    except OSError:
+        return None  # the request itself will fail and be retried
+    for info in infos:
+        address = _address(str(info[4][0]))
+        why = _address_problem(address, False, allow_private)
+        if why is not None:
+            return why.replace("baseUrl", what)
+    return None
+
+
+def _problem(url: str, *, allow_private: bool) -> str | None:
     if any(c.isspace() or c == "\\" or ord(c) < 32 for c in url):
         return "baseUrl must not contain spaces, backslashes or control characters."
     try:
@@ -62,18 +107,7 @@ def problem(url: str, *, allow_private: bool) -> str | None:
         return "baseUrl must not carry credentials; the shared secret goes in secretRef."
     if ours.host.rstrip(".").lower() != host:  # two parsers must agree on where it goes
         return "baseUrl is ambiguous about its host."
-    address = _address(host)
-    if host in METADATA_HOSTS or address in METADATA_ADDRESSES:
+    if host in METADATA_HOSTS:
         return "baseUrl points at a cloud metadata service."
-    if address is not None and (
-        address.is_link_local or address.is_multicast or address.is_unspecified
-    ):
-        return "baseUrl points at a link-local, multicast or unspecified address."
     local = host == "localhost" or host.endswith(".localhost")
-    if (local or (address is not None and not address.is_global)) and not allow_private:
-        return (
-            "baseUrl points at a loopback or private address; partners are reached on "
-            "public addresses (set HUB_ALLOW_PRIVATE_PARTNERS=1 for sandboxes on this "
-            "machine or network)."
-        )
-    return None
+    return _address_problem(_address(host), local, allow_private)

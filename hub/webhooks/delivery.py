@@ -18,6 +18,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors import signing
+from hub import partner_urls
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import DeliveryStatus
@@ -183,8 +184,15 @@ class Dispatcher:
     ) -> None:
         status_code: int | None = None
         error: str | None = None
+        refused = None
+        if subscription.active:
+            refused = await partner_urls.resolved_problem(
+                subscription.url, allow_private=self.settings.allow_private_partners
+            )
         if not subscription.active:
             error = "unsubscribed"
+        elif refused is not None:
+            error = f"not sent: {refused}"
         else:
             body = event.payload.encode()
             headers = {
@@ -203,7 +211,9 @@ class Dispatcher:
                 error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
         try:
             await self.db.transaction(
-                lambda s: self._record(s, delivery, subscription, status_code, error)
+                lambda s: self._record(
+                    s, delivery, subscription, status_code, error, final=refused is not None
+                )
             )
         except Exception:  # recorded next time: the lease expires and the attempt repeats
             log.exception("webhook delivery not recorded", delivery=delivery.id)
@@ -215,6 +225,8 @@ class Dispatcher:
         subscription: WebhookSubscription,
         status_code: int | None,
         error: str | None,
+        *,
+        final: bool = False,
     ) -> None:
         now = utcnow()
         values: dict[str, object] = {"last_status_code": status_code, "last_error": error}
@@ -223,7 +235,7 @@ class Dispatcher:
         else:
             following = now + backoff(self.settings, delivery.attempts)
             deadline = delivery.created_at + dt.timedelta(hours=self.settings.webhook_retry_hours)
-            if not subscription.active or following > deadline:
+            if final or not subscription.active or following > deadline:
                 values |= {"status": FAILED, "next_attempt_at": None}
             else:
                 values |= {"next_attempt_at": following}

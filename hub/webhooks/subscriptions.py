@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import secrets
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub import partner_urls
 from hub.auth import Principal
 from hub.enums import Role, WebhookEvent
 from hub.errors import InvalidInput, NotFound
@@ -18,34 +17,17 @@ from hub.ids import new_id
 from hub.models import WebhookDelivery, WebhookSubscription
 
 MAX_SUBSCRIPTIONS = 20  # per merchant
-_PRIVATE_NAMES = ("localhost", "metadata.google.internal", "metadata")
-
-
-def _is_private_host(host: str) -> bool:
-    name = host.strip("[]").lower().rstrip(".")
-    if name in _PRIVATE_NAMES or name.endswith((".localhost", ".internal", ".local")):
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return not address.is_global
 
 
 def check_url(url: str, field: list[str], *, allow_private: bool) -> str:
-    """An http(s) URL whose host is public (loopback or private only when allowed)."""
+    """An http(s) URL the hub may call (hub.partner_urls: never a metadata service or a
+    link-local address; loopback or private only when allowed)."""
     url = url.strip()
     if len(url) > 2000:
         raise InvalidInput("The URL is longer than 2,000 characters.", field=field)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("Give an http:// or https:// URL with a host.", field=field)
-    if not allow_private and _is_private_host(parts.hostname):
-        raise InvalidInput(
-            f"{parts.hostname} is a loopback, private or link-local address; give a public "
-            "host (HUB_ALLOW_PRIVATE_PARTNERS=1 allows private ones, for a closed network).",
-            field=field,
-        )
+    why = partner_urls.problem(url, allow_private=allow_private, what="url")
+    if why is not None:
+        raise InvalidInput(why, field=field)
     return url
 
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from sqlalchemy import func, select
@@ -408,3 +409,85 @@ async def test_conversions_and_redemptions_announce_their_outcome_to_both_mercha
         ("REDEMPTION_CANCELLED", "haowu"),
         ("REDEMPTION_CANCELLED", "jade"),
     ]
+
+
+async def test_metadata_and_link_local_receivers_are_refused_even_where_private_ones_are_allowed(
+    api: Api,
+) -> None:
+    """Attack (outside review F1): with HUB_ALLOW_PRIVATE_PARTNERS=1, as the demo runs, a
+    merchant subscribed the cloud's metadata service and read back its status codes."""
+    await register(api, "jade", "JADE")
+    jade = await create_key(api, "MERCHANT", "jade")
+    for url in (
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fd00:ec2::254]/",
+        "http://metadata.google.internal/x",
+        "http://100.100.100.200/latest/meta-data",
+        "http://[fe80::1]/h",
+        "http://0.0.0.0:8000/",
+        "http://user@a.example/h",
+    ):
+        bad = await api.gql(
+            SUBSCRIBE, {"input": {"url": url, "events": ["TIER_CHANGED"]}}, key=jade
+        )
+        assert bad["subscribeWebhook"]["userErrors"][0]["code"] == "INVALID_INPUT", url
+    assert (await api.gql(LIST, key=jade))["webhookSubscriptions"] == []
+
+
+async def test_every_spelling_of_a_loopback_receiver_is_refused_when_private_ones_are_not(
+    db_url: str,
+) -> None:
+    from tests.helpers import ADMIN_KEY, running_app
+
+    strict = Settings(database_url=db_url, bootstrap_admin_key=ADMIN_KEY, background_jobs=False)
+    async with running_app(strict) as api:
+        for url in (
+            "http://2130706433/h",
+            "http://0x7f.1/h",
+            "http://127.1/h",
+            "http://[::ffff:127.0.0.1]:8101/h",
+            "http://a.localhost/h",
+        ):
+            bad = await api.gql(SUBSCRIBE, {"input": {"url": url, "events": ["TIER_CHANGED"]}})
+            assert bad["subscribeWebhook"]["userErrors"][0]["code"] == "INVALID_INPUT", url
+
+
+async def test_a_receiver_stored_before_the_check_is_never_called(
+    api: Api, settings: Settings
+) -> None:
+    """A subscription row that names the metadata service (written before the check
+    existed, or by hand) is failed at delivery time without a request being sent."""
+    from hub.models import WebhookSubscription
+
+    await register(api, "jade", "JADE")
+    jade = await create_key(api, "MERCHANT", "jade")
+    made = await api.gql(
+        SUBSCRIBE, {"input": {"url": "https://a.example/h", "events": ["TIER_CHANGED"]}}, key=jade
+    )
+    sub_id = made["subscribeWebhook"]["subscription"]["id"]
+    db = Database(settings.database_url)
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200)
+
+    async def point_at_metadata(session: Any) -> None:
+        row = await session.get(WebhookSubscription, sub_id)
+        row.url = "http://169.254.169.254/latest/meta-data/"
+
+    try:
+        await db.transaction(point_at_metadata)
+        await _emit(db, "jade", WebhookEvent.TIER_CHANGED, memberId="m")
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        dispatcher = Dispatcher(db, settings, client)
+
+        async def failed() -> bool:
+            async with db.read() as s:
+                status = await s.scalar(select(WebhookDelivery.status))
+            return status == "FAILED"
+
+        await _until(dispatcher, failed)
+        assert sent == []
+    finally:
+        await db.dispose()
