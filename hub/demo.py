@@ -177,7 +177,7 @@ DIRECT_RATES: list[tuple[str, str, str, dict[str, Any]]] = [
     ("SKYMILES", "LOTUS", "1.5", {"min_points": 1000, "step": 100}),
     ("LOTUS", "SKYMILES", "0.6", {"min_points": 1000, "step": 100}),
     ("JADE", "CLEAR", "2", {}),
-    ("SKYMILES", "WESTLAKE", "0.9", {"bonus_percent": Decimal(10), "min_points": 500, "step": 100}),
+    ("SKYMILES", "WESTLAKE", "0.7", {"bonus_percent": Decimal(10), "min_points": 500, "step": 100}),
 ]
 
 HOSTED_REWARDS: list[dict[str, Any]] = [

@@ -297,3 +297,32 @@ async def test_concurrent_conversions_never_overdraw(
     }
     assert len(await obligations(db_url)) == 66
     assert await verify_ledger(db_url) == []
+
+
+async def test_no_cycle_of_rates_returns_more_points_than_it_took(
+    api: Api, world: dict[str, str], db_url: str
+) -> None:
+    """Attack (outside review F3): SKYMILES -> JADE (direct, bonus included) then JADE ->
+    HUB -> SKYMILES returned 112.9% of the miles per lap, with money owed for each lap."""
+    member = world["member"]
+    await set_rate(api, "HUB", "SKYMILES", "1.2")
+    await set_rate(api, "JADE", "HUB", "0.95")
+    refused = await api.gql(
+        SET_RATE,
+        {"input": {"from": "SKYMILES", "to": "JADE", "rate": "0.9", "bonusPercent": "10"}},
+    )
+    error = refused["setExchangeRate"]["userErrors"][0]
+    assert (error["field"], error["code"]) == (["input", "rate"], "INVALID_INPUT")
+    assert "SKYMILES -> JADE -> HUB -> SKYMILES" in error["message"]
+    assert "at most 0.797448" in error["message"]
+    # A direct rate back closes a shorter cycle: refused the same way.
+    await set_rate(api, "SKYMILES", "JADE", "0.79", bonusPercent="10")
+    short = await api.gql(SET_RATE, {"input": {"from": "JADE", "to": "SKYMILES", "rate": "1.2"}})
+    assert short["setExchangeRate"]["userErrors"][0]["code"] == "INVALID_INPUT"
+    # What remains loses a little on every lap.
+    before = (await balances(api, member))["SKYMILES"]
+    there = (await convert(api, member, "SKYMILES", "JADE", 1000))["conversion"]
+    back = await convert(api, member, "JADE", "SKYMILES", there["pointsCredited"])
+    assert back["conversion"]["status"] == "COMPLETED", back
+    assert (await balances(api, member))["SKYMILES"] < before
+    assert await verify_ledger(db_url) == []

@@ -67,6 +67,7 @@ async def set_rate(session: AsyncSession, principal: Principal, data: NewRate) -
     end = validate.moment(data.effective_to, [F, "effectiveTo"]) if data.effective_to else None
     if end is not None and end <= start:
         raise InvalidInput("effectiveTo must be after effectiveFrom.", field=[F, "effectiveTo"])
+    await _refuse_points_from_nothing(session, source.code, target.code, data, start)
     rate = ExchangeRate(
         id=new_id("rate"),
         from_code=source.code,
@@ -84,6 +85,66 @@ async def set_rate(session: AsyncSession, principal: Principal, data: NewRate) -
     session.add(rate)
     await session.flush()
     return rate
+
+
+def _gain(rate: Decimal, bonus_percent: Decimal) -> Decimal:
+    return rate * (Decimal(100) + bonus_percent) / Decimal(100)
+
+
+async def _refuse_points_from_nothing(
+    session: AsyncSession, from_code: str, to_code: str, data: NewRate, start: dt.datetime
+) -> None:
+    """A member converting around a cycle of rates must never end with more than they began.
+
+    With SKYMILES -> WESTLAKE at 0.99 (bonus included), WESTLAKE -> HUB at 0.95 and
+    HUB -> SKYMILES at 1.2, each lap returned 112.9% of the miles, and with them money
+    owed between merchants. The best way back from `to` to `from` is found over every
+    rate in effect when the new one starts (and now, for one starting later).
+    """
+    gain = _gain(data.rate, data.bonus_percent)
+    for at in sorted({start, max(start, utcnow())}):
+        rates = [
+            r
+            for r in await rates_in_effect(session, at, None, None)
+            if (r.from_code, r.to_code) != (from_code, to_code)
+        ]
+        back, path = _best_path(rates, to_code, from_code)
+        if back is not None and gain * back > 1:
+            cycle = " -> ".join([from_code, *path])
+            highest = (Decimal(1) / back / (_gain(Decimal(1), data.bonus_percent))).quantize(
+                Decimal("0.000001"), rounding="ROUND_FLOOR"
+            )
+            raise InvalidInput(
+                f"This rate would create points from nothing: {cycle} returns "
+                f"{gain * back:.4f} points per point. Give a rate of at most {highest} "
+                "(bonus included), or lower a rate on the way back first.",
+                field=[F, "rate"],
+            )
+
+
+def _best_path(
+    rates: Sequence[ExchangeRate], start: str, goal: str
+) -> tuple[Decimal | None, list[str]]:
+    """The largest product of gains over a simple path from `start` to `goal` (Bellman-Ford
+    on products: every existing cycle gains at most 1, which this check keeps true)."""
+    best: dict[str, tuple[Decimal, list[str]]] = {start: (Decimal(1), [start])}
+    for _ in range(len({r.from_code for r in rates} | {r.to_code for r in rates})):
+        changed = False
+        for r in rates:
+            if r.from_code not in best or r.to_code == start:
+                continue
+            value = best[r.from_code][0] * _gain(r.rate, r.bonus_percent)
+            path = best[r.from_code][1]
+            if r.to_code in path:
+                continue
+            if r.to_code not in best or value > best[r.to_code][0]:
+                best[r.to_code] = (value, [*path, r.to_code])
+                changed = True
+        if not changed:
+            break
+    if goal not in best or goal == start:
+        return None, []
+    return best[goal]
 
 
 def _in_effect(at: dt.datetime) -> object:
