@@ -40,7 +40,7 @@ from hub.enums import ConnectorKind, MerchantCategory, RewardKind, Role
 from hub.errors import DomainError
 from hub.exchange import rates
 from hub.mall import catalog
-from hub.models import Member, Merchant
+from hub.models import ApiKey, Member, Merchant
 
 Echo = Callable[[str], object]
 STATE_DIR = Path(os.environ.get("HUB_DEMO_STATE_DIR", ".demo-partners"))
@@ -553,9 +553,16 @@ def demo_routes() -> list[Route]:
             platform = await session.scalar(
                 select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM.value)
             )
-            backend = Principal(
-                key_id="demo-storefront-backend", role=Role.MERCHANT, merchant_id=platform
+            # The platform's own key mints it: a session ends with the key that minted it.
+            key_id = await session.scalar(
+                select(ApiKey.id)
+                .where(ApiKey.merchant_id == platform, ApiKey.revoked_at.is_(None))
+                .order_by(ApiKey.created_at)
+                .limit(1)
             )
+            if key_id is None:
+                return JSONResponse({"error": "the platform has no live key"}, status_code=503)
+            backend = Principal(key_id=key_id, role=Role.MERCHANT, merchant_id=platform)
             try:
                 grant = await consent.grant_session(session, backend, member_id, ["memberId"])
             except DomainError as exc:

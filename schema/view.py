@@ -51,23 +51,29 @@ async def principal_of(runtime: Runtime, request: Request) -> Principal | JSONRe
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         return unauthenticated("Send an API key as 'Authorization: Bearer <key>'.")
+    token = (request.headers.get("x-member-token") or "").strip()
+    grant = runtime.tokens.read(token) if token else None
     async with runtime.db.read() as session:
         principal = await auth.authenticate(session, secret.strip())
+        minter_live = grant is not None and await auth.is_live(session, grant.minted_by)
     if principal is None:
         return unauthenticated("The API key is unknown or revoked.")
     await runtime.note_key_use(principal.key_id)
-    token = request.headers.get("x-member-token")
     if token:
         # A storefront acts for the member; a merchant shows the member's consent (linking).
         if principal.role not in (Role.STOREFRONT, Role.MERCHANT):
             return unauthenticated(
                 "X-Member-Token is accepted only with a STOREFRONT or MERCHANT key."
             )
-        grant = runtime.tokens.read(token.strip())
         if grant is None:
             return unauthenticated(
                 "The member session token is invalid or expired; mint a new one with "
                 "createMemberSession."
+            )
+        if not minter_live:
+            return unauthenticated(
+                "The key that minted this member session was revoked; mint a new session "
+                "with a live key."
             )
         principal = replace(principal, member_id=grant.member_id, session=grant)
     return principal

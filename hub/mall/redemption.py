@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory
@@ -337,8 +337,17 @@ async def by_fulfillment(session: AsyncSession, merchant_id: str, ref: str) -> R
 
 
 async def of_member(
-    session: AsyncSession, member_id: str, first: int, before: str | None
+    session: AsyncSession,
+    principal: Principal,
+    member_id: str,
+    first: int,
+    before: str | None,
 ) -> tuple[list[Redemption], bool]:
+    """A member's redemptions, newest first, as `visible_redemption` lets the caller see them:
+    ADMIN any member's; the member (a storefront session) all of its own; a merchant acting
+    for its member only those of its rewards or paid with its programs."""
+    if principal.role != Role.ADMIN and principal.member_id != member_id:
+        return [], False
     query = (
         select(Redemption)
         .where(
@@ -347,6 +356,11 @@ async def of_member(
         .order_by(Redemption.id.desc())
         .limit(first + 1)
     )
+    if principal.role == Role.MERCHANT:
+        own = select(Program.code).where(Program.merchant_id == principal.merchant_id)
+        query = query.where(
+            or_(Redemption.merchant_id == principal.merchant_id, Redemption.paid_with.in_(own))
+        )
     if before:
         query = query.where(Redemption.id < before)
     rows = list(await session.scalars(query))

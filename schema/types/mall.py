@@ -187,8 +187,21 @@ class Redemption:
     async def paid_with(self, info: Info) -> Program:
         return await load_program(info, self.row.paid_with)
 
-    @strawberry.field(description="The total the paying merchant owes the reward's merchant.")
-    def settlement_price(self) -> Decimal:
+    @strawberry.field(
+        description="The total the paying merchant owes the reward's merchant: for ADMIN, "
+        "FINANCE and those two merchants (a FORBIDDEN error for anyone else)."
+    )
+    async def settlement_price(self, info: Info) -> Decimal:
+        principal = info.context.principal
+        payer = await load_program(info, self.row.paid_with)
+        if not (
+            sees_money_of(principal, self.row.merchant_id)
+            or sees_money_of(principal, payer.merchant_id)
+        ):
+            raise forbidden(
+                "A redemption's settlement price is for ADMIN, FINANCE, the reward's merchant "
+                "and the paying merchant."
+            )
         return money(self.row.settlement_price)
 
     @strawberry.field(description="Whether the viewer may cancel it now (MEMBER_REQUEST).")

@@ -203,7 +203,10 @@ class Member:
             page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
         )
 
-    @strawberry.field(description="The member's redemptions, newest first (the member, ADMIN).")
+    @strawberry.field(
+        description="The member's redemptions, newest first: ADMIN and the member see all; "
+        "a merchant acting for its member sees those of its rewards or paid with its programs."
+    )
     async def redemptions(
         self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET
     ) -> Annotated[RedemptionConnection, strawberry.lazy("schema.types.mall")]:
@@ -212,13 +215,8 @@ class Member:
 
         size = page_size(first)
         before = decode_cursor("redemption", after or None)
-        principal = info.context.principal
-        if principal.role != Role.ADMIN and principal.member_id != self.row.id:
-            return RedemptionConnection(
-                edges=[], page_info=PageInfo(has_next_page=False, end_cursor=None)
-            )
         async with info.context.db.read() as session:
-            rows, more = await of_member(session, self.row.id, size, before)
+            rows, more = await of_member(session, info.context.principal, self.row.id, size, before)
         edges = [
             RedemptionEdge(node=Redemption.from_row(r), cursor=encode_cursor("redemption", r.id))
             for r in rows

@@ -1,0 +1,101 @@
+"""What a member session shows and how long it lives, found by the outside review:
+a merchant that mints a session for one of its members read every other merchant's
+redemptions of that member (contract prices, voucher codes, booking references) through
+`viewer.member.redemptions` (F8); a session outlived the revocation of the key that
+minted it (F9)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.helpers import (
+    Api,
+    accrue,
+    create_key,
+    enroll,
+    member_session,
+    redeem,
+    register,
+    set_rate,
+    upsert_reward,
+)
+
+MINE = """
+{ viewer { member { redemptions(first: 10) { edges { node { id fulfillmentRef
+    reward { id } } } } } } }"""
+PRICED = """
+{ viewer { member { redemptions(first: 10) { edges { node { id settlementPrice } } } } } }"""
+WHO = "{ viewer { member { id } } }"
+
+
+@pytest.fixture
+async def world(api: Api) -> dict[str, Any]:
+    """haowu (PLATFORM, HUB) and jade (JADE); a member of both redeemed a haowu car wash and
+    a jade meal, paying with HUB points."""
+    await register(api, "haowu", "HUB", category="PLATFORM")
+    await register(api, "jade", "JADE", category="RESTAURANT")
+    jade = await create_key(api, "MERCHANT", "jade")
+    haowu = await create_key(api, "MERCHANT", "haowu")
+    await upsert_reward(api, haowu, ref="WASH", kind="VOUCHER", title="Car wash", price=100)
+    await upsert_reward(api, jade, ref="MEAL", kind="MEAL", title="Dim sum", price=100)
+    member = await enroll(api, "HUB", "H-1", "Wang Fang")
+    await enroll(api, "JADE", "J-1", "Wang Fang", member_id=member)
+    await set_rate(api, "HUB", "JADE", "1")
+    await accrue(api, member, "HUB", "1000")
+    for reward in ("haowu:WASH", "jade:MEAL"):
+        made = await redeem(api, member, reward, "HUB")
+        assert made["userErrors"] == [], made
+    return {"jade": jade, "haowu": haowu, "member": member}
+
+
+def _rewards(data: dict[str, Any]) -> list[str]:
+    edges = data["viewer"]["member"]["redemptions"]["edges"]
+    return sorted(e["node"]["reward"]["id"] for e in edges)
+
+
+async def test_a_merchant_session_shows_only_that_merchants_redemptions(
+    api: Api, world: dict[str, Any]
+) -> None:
+    token = await member_session(api, world["member"], key=world["jade"])
+    seen = await api.gql(MINE, key=world["jade"], member_token=token)
+    assert _rewards(seen) == ["jade:MEAL"]
+    # The platform pays for both with HUB points: it sees both.
+    platform = await member_session(api, world["member"], key=world["haowu"])
+    both = await api.gql(MINE, key=world["haowu"], member_token=platform)
+    assert _rewards(both) == ["haowu:WASH", "jade:MEAL"]
+
+
+async def test_the_member_sees_its_codes_but_not_the_merchants_contract_prices(
+    api: Api, world: dict[str, Any]
+) -> None:
+    storefront = await create_key(api, "STOREFRONT")
+    token = await member_session(api, world["member"], key=world["haowu"])
+    own = await api.gql(MINE, key=storefront, member_token=token)
+    assert _rewards(own) == ["haowu:WASH", "jade:MEAL"]
+    assert all(e["node"]["fulfillmentRef"] for e in own["viewer"]["member"]["redemptions"]["edges"])
+    errors = await api.errors(PRICED, key=storefront, member_token=token)
+    assert {e["extensions"]["code"] for e in errors} == {"FORBIDDEN"}
+    # The reward's merchant and FINANCE see them.
+    jade_token = await member_session(api, world["member"], key=world["jade"])
+    priced = await api.gql(PRICED, key=world["jade"], member_token=jade_token)
+    assert priced["viewer"]["member"]["redemptions"]["edges"][0]["node"]["settlementPrice"]
+
+
+async def test_revoking_a_key_ends_the_sessions_it_minted(api: Api, world: dict[str, Any]) -> None:
+    storefront = await create_key(api, "STOREFRONT")
+    made = await api.gql(
+        'mutation { createApiKey(input: {role: MERCHANT, merchantId: "jade", label: "temp"}) '
+        "{ keyId secret } }"
+    )
+    temp = made["createApiKey"]
+    token = await member_session(api, world["member"], key=temp["secret"])
+    assert (await api.gql(WHO, key=storefront, member_token=token))["viewer"]["member"]
+    revoked = await api.gql(
+        "mutation R($id: ID!) { revokeApiKey(id: $id) { userErrors { code } } }",
+        {"id": temp["keyId"]},
+    )
+    assert revoked["revokeApiKey"]["userErrors"] == []
+    response = await api.post(WHO, key=storefront, member_token=token)
+    assert response.status_code == 401, response.text
