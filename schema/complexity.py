@@ -120,3 +120,37 @@ class DocumentMeasure:
             depth=1 + below.depth if nested else 0,
             aliases=(1 if field.alias else 0) + below.aliases,
         )
+
+
+def root_fields(document: DocumentNode, operation: OperationDefinitionNode) -> int:
+    """The root fields an operation executes: its distinct response keys once fragments
+    are expanded (a key spread twice runs once; 30 aliases of one mutation run 30 times)."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    memo: dict[str, frozenset[str]] = {}
+    open_: set[str] = set()
+
+    def keys(selection_set: SelectionSetNode) -> frozenset[str]:
+        found: set[str] = set()
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                found.add(selection.alias.value if selection.alias else selection.name.value)
+            elif isinstance(selection, InlineFragmentNode):
+                found |= keys(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                found |= fragment(selection.name.value)
+        return frozenset(found)
+
+    def fragment(name: str) -> frozenset[str]:
+        if name in memo:
+            return memo[name]
+        definition = fragments.get(name)
+        if definition is None or name in open_:
+            return frozenset()
+        open_.add(name)
+        memo[name] = keys(definition.selection_set)
+        open_.discard(name)
+        return memo[name]
+
+    return len(keys(operation.selection_set))

@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 import anyio.to_thread
-from graphql import DocumentNode, GraphQLError
+from graphql import DocumentNode, ExecutionResult, GraphQLError, get_operation_ast
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -20,7 +20,8 @@ from strawberry.extensions import (
 from strawberry.schema.schema import validate_document
 
 from hub.config import Settings
-from schema.complexity import DocumentMeasure
+from hub.ratelimit import retry_after, too_many
+from schema.complexity import DocumentMeasure, root_fields
 from schema.errors import PUBLIC_CODES
 from schema.pagination import MAX_PAGE_SIZE
 
@@ -121,6 +122,31 @@ class Validation(SchemaExtension):
         yield
 
 
+class RootFieldRateLimit(SchemaExtension):
+    """The rate limit counts what a request executes: each root field past the first
+    (which the view counted on arrival) takes one more token from the caller's bucket;
+    without them the operation does not run, and the answer is a 429 with Retry-After."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        context = execution.context
+        document = execution.graphql_document
+        operation = get_operation_ast(document, execution.operation_name) if document else None
+        if document is not None and operation is not None:
+            count = root_fields(document, operation)
+            wait = await context.runtime.rate_limits.root_fields(context.principal, count)
+            if wait:
+                context.response.status_code = 429
+                context.response.headers["Retry-After"] = retry_after(wait)
+                error = GraphQLError(
+                    too_many(context.principal, wait) + f" This request has {count} root fields,"
+                    " and each counts as one request.",
+                    extensions={"code": "RATE_LIMITED"},
+                )
+                execution.result = ExecutionResult(data=None, errors=[error])
+        yield
+
+
 def _should_mask(error: GraphQLError) -> bool:
     """Mask what the hub did not mean to say: unexpected exceptions, not validation."""
     code = (error.extensions or {}).get("code")
@@ -141,6 +167,7 @@ def extensions(settings: Settings, metrics: type[SchemaExtension]) -> list[Any]:
         rules.append(NoSchemaIntrospectionCustomRule)
     result: list[Any] = [
         metrics,
+        RootFieldRateLimit,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         lambda: ParserCache(maxsize=512),
         lambda: AddValidationRules(rules),

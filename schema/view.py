@@ -14,7 +14,7 @@ from strawberry.asgi import GraphQL
 from hub import auth
 from hub.auth import Principal
 from hub.enums import Role
-from hub.ratelimit import retry_after
+from hub.ratelimit import retry_after, too_many
 from hub.runtime import Runtime
 from schema.context import Context
 from schema.loaders import Loaders
@@ -29,8 +29,33 @@ def unauthenticated(message: str) -> JSONResponse:
     )
 
 
+def rate_limited(message: str, wait: float) -> JSONResponse:
+    """HTTP 429 with a GraphQL error coded RATE_LIMITED and when to retry."""
+    return JSONResponse(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": "RATE_LIMITED"}}]},
+        status_code=429,
+        headers={"Retry-After": retry_after(wait)},
+    )
+
+
 async def principal_of(runtime: Runtime, request: Request) -> Principal | JSONResponse:
-    """The caller of a request, or the 401 (or 503) response that refuses it."""
+    """The caller of a request, or the 401 (429, 503) response that refuses it. An address
+    that failed to authenticate too often is refused before its key is even looked at."""
+    address = request.client.host if request.client else "unknown"
+    limits = runtime.rate_limits
+    wait = await limits.address_blocked(address)
+    if wait:
+        return rate_limited(
+            f"Too many failed authentications from this address; retry in {retry_after(wait)} s.",
+            wait,
+        )
+    found = await _authenticate(runtime, request)
+    if isinstance(found, JSONResponse) and found.status_code == 401:
+        await limits.authentication_failed(address)
+    return found
+
+
+async def _authenticate(runtime: Runtime, request: Request) -> Principal | JSONResponse:
     try:
         await runtime.prepare()
     except Exception:
@@ -92,16 +117,9 @@ class HubGraphQL(GraphQL[Context, None]):
             if isinstance(found, Response):
                 await found(scope, receive, send)
                 return
-            limiter = runtime.rate_limiter
-            wait = limiter.check(found.key_id) if limiter is not None else 0.0
+            wait = await runtime.rate_limits.request(found)
             if wait:
-                message = f"Too many requests for this key; retry in {retry_after(wait)} s."
-                error = {"message": message, "extensions": {"code": "RATE_LIMITED"}}
-                response = JSONResponse(
-                    {"data": None, "errors": [error]},
-                    status_code=429,
-                    headers={"Retry-After": retry_after(wait)},
-                )
+                response = rate_limited(too_many(found, wait), wait)
                 await response(scope, receive, send)
                 return
             scope.setdefault("state", {})["principal"] = found
