@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
@@ -98,6 +99,49 @@ async def _authenticate(runtime: Runtime, request: Request) -> Principal | JSONR
     return principal
 
 
+def malformed(content_type: str, body: bytes) -> str | None:
+    """Why a POST body is not a GraphQL request (a JSON object with a string `query`,
+    and `variables` an object, `operationName` a string, when given); None when it is."""
+    usage = 'Send a JSON object such as {"query": "{ viewer { role } }"} as application/json'
+    if "application/json" not in content_type.lower():
+        return f"{usage}; the Content-Type was {content_type or 'missing'}."
+    try:
+        data = json.loads(body)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return f"{usage}; the body is not JSON."
+    if not isinstance(data, dict):
+        return f"{usage}; the body is JSON but not an object (one operation per request)."
+    if not isinstance(data.get("query"), str):
+        return f"{usage}; `query` must be a string."
+    if not isinstance(data.get("variables"), dict | None):
+        return f"{usage}; `variables` must be an object."
+    if not isinstance(data.get("operationName"), str | None):
+        return f"{usage}; `operationName` must be a string."
+    return None
+
+
+def bad_request(message: str) -> JSONResponse:
+    """HTTP 400 with a GraphQL error coded BAD_REQUEST."""
+    return JSONResponse(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]},
+        status_code=400,
+    )
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The request's body again, for strawberry, which reads it after the check."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
 _NOBODY = Principal(key_id="anonymous", role=Role.STOREFRONT)
 
 
@@ -122,7 +166,13 @@ class HubGraphQL(GraphQL[Context, None]):
                 response = rate_limited(too_many(found, wait), wait)
                 await response(scope, receive, send)
                 return
+            body = await request.body()
+            problem = malformed(request.headers.get("content-type", ""), body)
+            if problem is not None:
+                await bad_request(problem)(scope, receive, send)
+                return
             scope.setdefault("state", {})["principal"] = found
+            receive = _replay(body, receive)
         await super().__call__(scope, receive, send)
 
     async def get_context(
