@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     log_json: bool | None = None  # default: JSON in production, console otherwise
     # Requests per minute per API key; None: 1200 in production, off in development; 0: off.
     rate_limit_per_minute: int | None = Field(default=None, ge=0)
+    # Failed authentications per minute per client address; None: 60 in production, off in
+    # development; 0: off.
+    auth_failures_per_minute: int | None = Field(default=None, ge=0)
+    # Shared state of every worker and replica (rate limits); unset: each process its own.
+    redis_url: str | None = Field(default=None, repr=False)
+    redis_prefix: str = "hub:"
     partner_timeout_seconds: float = Field(default=5.0, gt=0)
     # Partner base URLs on loopback or private addresses (the demo's sandboxes); off in any
     # real deployment. Metadata and link-local addresses are refused either way.
@@ -90,6 +96,12 @@ class Settings(BaseSettings):
         if self.rate_limit_per_minute is not None:
             return self.rate_limit_per_minute
         return 1200 if self.is_production else 0
+
+    @property
+    def auth_failure_limit(self) -> int:
+        if self.auth_failures_per_minute is not None:
+            return self.auth_failures_per_minute
+        return 60 if self.is_production else 0
 
     @property
     def is_production(self) -> bool:

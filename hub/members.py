@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -178,39 +178,35 @@ def account_visible(principal: Principal, account: Account, own_program: str | N
     return False
 
 
-def sees_member(
-    principal: Principal, member_id: str, held: Collection[str], own: Collection[str]
-) -> bool:
-    """The one rule of who sees a member (`visible_member` is the same rule as a query):
-    ADMIN; the member itself, through its session; a merchant one of whose programs (`own`)
-    the member holds (`held`). Nobody else, FINANCE included."""
+async def visible_members(
+    session: AsyncSession, principal: Principal, member_ids: Sequence[str]
+) -> dict[str, Member]:
+    """The one rule of who sees a member, for many members in one query: ADMIN; the
+    member itself, through its session; a merchant one of whose programs the member
+    holds. Nobody else, FINANCE included."""
+    query = select(Member)
     if principal.role == Role.ADMIN:
-        return True
-    if principal.role == Role.STOREFRONT:
-        return principal.member_id == member_id
-    if principal.role == Role.MERCHANT:
-        return not set(held).isdisjoint(own)
-    return False
+        query = query.where(Member.id.in_(member_ids))
+    elif principal.role == Role.STOREFRONT and principal.member_id in member_ids:
+        query = query.where(Member.id == principal.member_id)
+    elif principal.role == Role.MERCHANT and principal.merchant_id is not None:
+        holds_own_program = (
+            select(Account.id)
+            .join(Program, Program.code == Account.program_code)
+            .where(Account.member_id == Member.id, Program.merchant_id == principal.merchant_id)
+            .exists()
+        )
+        query = query.where(Member.id.in_(member_ids), holds_own_program)
+    else:
+        return {}
+    return {m.id: m for m in await session.scalars(query)}
 
 
 async def visible_member(
     session: AsyncSession, principal: Principal, member_id: str
 ) -> Member | None:
     """The member if this caller may see it: ADMIN, the member, or a merchant it joined."""
-    if principal.role == Role.ADMIN or (
-        principal.role == Role.STOREFRONT and principal.member_id == member_id
-    ):
-        return await session.get(Member, member_id)
-    if principal.role == Role.MERCHANT:
-        own = await own_program_code(session, principal)
-        if own is None:
-            return None
-        return await session.scalar(
-            select(Member)
-            .join(Account, Account.member_id == Member.id)
-            .where(Member.id == member_id, Account.program_code == own)
-        )
-    return None
+    return (await visible_members(session, principal, [member_id])).get(member_id)
 
 
 async def require_visible(

@@ -14,7 +14,7 @@ from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.events import Events
 from hub.mall.partners import PartnerCatalog
-from hub.ratelimit import RateLimiter
+from hub.ratelimit import RateLimits, rate_limits
 from hub.webhooks.delivery import Dispatcher
 
 log = structlog.get_logger(__name__)
@@ -26,7 +26,7 @@ class Runtime:
     db: Database
     connectors: ConnectorFactory
     catalog: PartnerCatalog
-    rate_limiter: RateLimiter | None = None
+    rate_limits: RateLimits
     events: Events | None = None  # set by the assembly, which knows the handlers
     webhooks: Dispatcher | None = None  # outbound deliveries to merchants
     key_usage: auth.KeyUsage = field(default_factory=auth.KeyUsage)
@@ -42,7 +42,7 @@ class Runtime:
             db=db,
             connectors=connectors,
             catalog=PartnerCatalog(db, connectors, settings),
-            rate_limiter=RateLimiter(settings.rate_limit) if settings.rate_limit else None,
+            rate_limits=rate_limits(settings),
             webhooks=Dispatcher(db, settings),
         )
         try:
@@ -100,6 +100,7 @@ class Runtime:
         if self.webhooks is not None:
             await self.webhooks.close()
         await self.catalog.close()
+        await self.rate_limits.close()
         close = getattr(self.connectors, "close", None)
         if close is not None:
             await close()

@@ -8,8 +8,11 @@ import strawberry
 import structlog
 from graphql import GraphQLError
 from strawberry.federation import Schema
+from strawberry.federation.schema import FederationAny
+from strawberry.types import Info
 
 from hub.config import Settings
+from schema.complexity import MAX_ENTITIES
 from schema.limits import extensions
 from schema.metrics import OperationMetrics
 from schema.mutations.admin import AdminMutations
@@ -74,6 +77,23 @@ class HubSchema(Schema):
             else:
                 code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION")
                 log.info("graphql request refused", path=path, code=code)
+
+    def entities_resolver(
+        self, info: Info, representations: list[FederationAny]
+    ) -> list[FederationAny]:
+        """_entities, at most MAX_ENTITIES at once; each type's references resolve through
+        the request's loaders, so the members of one call are read in one statement."""
+        if len(representations) > MAX_ENTITIES:
+            raise GraphQLError(
+                f"_entities resolves at most {MAX_ENTITIES} representations at once, and "
+                f"{len(representations)} were sent; split them into several requests.",
+                extensions={
+                    "code": "TOO_COSTLY",
+                    "representations": len(representations),
+                    "max": MAX_ENTITIES,
+                },
+            )
+        return super().entities_resolver(info, representations)
 
 
 def build_schema(settings: Settings) -> Schema:

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from graphql import (
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
-    GraphQLError,
-    InlineFragmentNode,
-    IntValueNode,
-    OperationDefinitionNode,
-    SelectionSetNode,
-    ValidationContext,
-    ValidationRule,
-)
+import anyio.to_thread
+from graphql import DocumentNode, ExecutionResult, GraphQLError, get_operation_ast
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -24,74 +16,135 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
-from strawberry.extensions.max_aliases import create_validator as aliases_rule
-from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.schema.schema import validate_document
 
 from hub.config import Settings
+from hub.ratelimit import retry_after, too_many
+from schema.complexity import DocumentMeasure, root_fields
 from schema.errors import PUBLIC_CODES
 from schema.pagination import MAX_PAGE_SIZE
 
 DEFAULT_PAGE = 20
 
 
-def cost_rule(max_cost: int) -> type[ValidationRule]:
-    """A static cost: each field costs 1, times the page size of every list above it.
+@dataclass(frozen=True)
+class Limits:
+    """How much one document may ask for (HUB_MAX_QUERY_*)."""
 
-    `first` given as a literal counts as given; as a variable it counts as the
-    maximum page size, since validation runs before variables are known.
+    depth: int
+    aliases: int
+    cost: int
+    page_size: int = MAX_PAGE_SIZE
+
+
+def limits_of(settings: Settings) -> Limits:
+    """The limits the settings ask for."""
+    return Limits(
+        depth=settings.max_query_depth,
+        aliases=settings.max_query_aliases,
+        cost=settings.max_query_cost,
+    )
+
+
+def limit_errors(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
+    """The depth, aliases and cost limits a document exceeds, measured once per fragment.
+
+    The errors are those strawberry's depth and aliases limiters report, and the hub's
+    TOO_COSTLY; their limiters walk a fragment again at each spread, which is exponential.
+    """
+    measured = DocumentMeasure(document, limits.page_size).operations
+    errors: list[GraphQLError] = []
+    for operation, measure in measured:
+        if measure.depth > limits.depth:
+            name = operation.name.value if operation.name else "anonymous"
+            errors.append(
+                GraphQLError(
+                    f"'{name}' exceeds maximum operation depth of {limits.depth}", operation
+                )
+            )
+    aliases = sum(measure.aliases for _, measure in measured)
+    if aliases > limits.aliases:
+        errors.append(GraphQLError(f"{aliases} aliases found. Allowed: {limits.aliases}"))
+    for operation, measure in measured:
+        if measure.cost > limits.cost:
+            name = operation.name.value if operation.name else "the operation"
+            errors.append(
+                GraphQLError(
+                    f"{name} costs {measure.cost}, above the limit of {limits.cost}; ask for "
+                    "smaller pages or fewer nested lists.",
+                    operation,
+                    extensions={"code": "TOO_COSTLY", "cost": measure.cost, "maxCost": limits.cost},
+                )
+            )
+    return errors
+
+
+def limits_rule(limits: Limits) -> type[ASTValidationRule]:
+    """The limits as a validation rule: depth, aliases, and a static cost.
+
+    The cost: each field costs 1, times the page size of every list above it (the
+    representations of `_entities` count as a list). `first` given as a literal counts
+    as given; as a variable it counts as the maximum page size, since validation runs
+    before variables are known.
     """
 
-    class QueryCostRule(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            self.fragments: dict[str, FragmentDefinitionNode] = {}
+    class QueryLimitsRule(ASTValidationRule):
+        def enter_document(self, node: DocumentNode, *_: Any) -> None:
+            for error in limit_errors(node, limits):
+                self.report_error(error)
 
-        def enter_document(self, node: Any, *_: Any) -> None:
-            self.fragments = {
-                d.name.value: d for d in node.definitions if isinstance(d, FragmentDefinitionNode)
-            }
+    return QueryLimitsRule
 
-        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            cost = self._cost(node.selection_set, frozenset())
-            if cost > max_cost:
-                name = node.name.value if node.name else "the operation"
-                self.report_error(
-                    GraphQLError(
-                        f"{name} costs {cost}, above the limit of {max_cost}; ask for smaller "
-                        "pages or fewer nested lists.",
-                        node,
-                        extensions={"code": "TOO_COSTLY", "cost": cost, "maxCost": max_cost},
-                    )
+
+_validate = lru_cache(maxsize=512)(validate_document)
+
+
+class Validation(SchemaExtension):
+    """Validation that no document can stall: the limits first, measured in one pass,
+    so that graphql-core's rules only ever see a document of bounded expanded size; then
+    every rule (cached by document), in a worker thread so the event loop (and /healthz)
+    goes on meanwhile."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+
+    async def on_validate(self) -> AsyncIterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        assert document is not None, "validation follows parsing"
+        errors = limit_errors(document, self.limits)
+        if not errors:
+            errors = await anyio.to_thread.run_sync(
+                _validate, context.schema._schema, document, context.validation_rules
+            )
+        context.pre_execution_errors = list(errors)
+        yield
+
+
+class RootFieldRateLimit(SchemaExtension):
+    """The rate limit counts what a request executes: each root field past the first
+    (which the view counted on arrival) takes one more token from the caller's bucket;
+    without them the operation does not run, and the answer is a 429 with Retry-After."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        context = execution.context
+        document = execution.graphql_document
+        operation = get_operation_ast(document, execution.operation_name) if document else None
+        if document is not None and operation is not None:
+            count = root_fields(document, operation)
+            wait = await context.runtime.rate_limits.root_fields(context.principal, count)
+            if wait:
+                context.response.status_code = 429
+                context.response.headers["Retry-After"] = retry_after(wait)
+                error = GraphQLError(
+                    too_many(context.principal, wait) + f" This request has {count} root fields,"
+                    " and each counts as one request.",
+                    extensions={"code": "RATE_LIMITED"},
                 )
-
-        def _cost(self, selection_set: SelectionSetNode | None, seen: frozenset[str]) -> int:
-            if selection_set is None:
-                return 0
-            total = 0
-            for selection in selection_set.selections:
-                if isinstance(selection, FieldNode):
-                    total += 1 + _multiplier(selection) * self._cost(selection.selection_set, seen)
-                elif isinstance(selection, InlineFragmentNode):
-                    total += self._cost(selection.selection_set, seen)
-                elif isinstance(selection, FragmentSpreadNode):
-                    name = selection.name.value
-                    fragment = self.fragments.get(name)
-                    if fragment is not None and name not in seen:
-                        total += self._cost(fragment.selection_set, seen | {name})
-            return total
-
-    return QueryCostRule
-
-
-def _multiplier(field: FieldNode) -> int:
-    for argument in field.arguments or ():
-        if argument.name.value == "first":
-            if isinstance(argument.value, IntValueNode):
-                return max(1, min(int(argument.value.value), MAX_PAGE_SIZE))
-            return MAX_PAGE_SIZE
-    return 1
+                execution.result = ExecutionResult(data=None, errors=[error])
+        yield
 
 
 def _should_mask(error: GraphQLError) -> bool:
@@ -108,19 +161,17 @@ def extensions(settings: Settings, metrics: type[SchemaExtension]) -> list[Any]:
     The validation rule classes are made once here, so the validation cache,
     keyed by the rules, hits across requests.
     """
-    rules: list[type[ASTValidationRule]] = [
-        depth_rule(settings.max_query_depth, None),
-        aliases_rule(settings.max_query_aliases),
-        cost_rule(settings.max_query_cost),
-    ]
+    limits = limits_of(settings)
+    rules: list[type[ASTValidationRule]] = [limits_rule(limits)]
     if settings.is_production:
         rules.append(NoSchemaIntrospectionCustomRule)
     result: list[Any] = [
         metrics,
+        RootFieldRateLimit,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         lambda: ParserCache(maxsize=512),
         lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=512),
+        lambda: Validation(limits),
         RefuseNul,
     ]
     if settings.is_production:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory, MemberAccount
 from hub import members, merchants
+from hub.auth import Principal
 from hub.db import Database, utcnow
 from hub.errors import DomainError, PartnerUnavailable
 from hub.ledger import queries as ledger_queries
@@ -153,7 +154,7 @@ class PartnerBalances:
 
 
 class Loaders:
-    def __init__(self, db: Database, factory: ConnectorFactory) -> None:
+    def __init__(self, db: Database, factory: ConnectorFactory, principal: Principal) -> None:
         self.db = db
         self._book: asyncio.Task[PriceBook] | None = None
         self.reward: KeyedLoader[str, Reward] = KeyedLoader(db, catalog.rewards_by_id)
@@ -186,6 +187,9 @@ class Loaders:
             db, merchants.programs_by_merchant
         )
         self.member: KeyedLoader[str, Member] = KeyedLoader(db, members.members_by_id)
+        self.visible_member: KeyedLoader[str, Member] = KeyedLoader(
+            db, lambda session, ids: members.visible_members(session, principal, ids)
+        )
         self.accounts_of_member: KeyedLoader[str, list[Account]] = KeyedLoader(
             db, members.accounts_by_member
         )

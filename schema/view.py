@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
 from hub import auth
 from hub.auth import Principal
 from hub.enums import Role
-from hub.ratelimit import retry_after
+from hub.ratelimit import retry_after, too_many
 from hub.runtime import Runtime
 from schema.context import Context
 from schema.loaders import Loaders
@@ -29,8 +30,33 @@ def unauthenticated(message: str) -> JSONResponse:
     )
 
 
+def rate_limited(message: str, wait: float) -> JSONResponse:
+    """HTTP 429 with a GraphQL error coded RATE_LIMITED and when to retry."""
+    return JSONResponse(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": "RATE_LIMITED"}}]},
+        status_code=429,
+        headers={"Retry-After": retry_after(wait)},
+    )
+
+
 async def principal_of(runtime: Runtime, request: Request) -> Principal | JSONResponse:
-    """The caller of a request, or the 401 (or 503) response that refuses it."""
+    """The caller of a request, or the 401 (429, 503) response that refuses it. An address
+    that failed to authenticate too often is refused before its key is even looked at."""
+    address = request.client.host if request.client else "unknown"
+    limits = runtime.rate_limits
+    wait = await limits.address_blocked(address)
+    if wait:
+        return rate_limited(
+            f"Too many failed authentications from this address; retry in {retry_after(wait)} s.",
+            wait,
+        )
+    found = await _authenticate(runtime, request)
+    if isinstance(found, JSONResponse) and found.status_code == 401:
+        await limits.authentication_failed(address)
+    return found
+
+
+async def _authenticate(runtime: Runtime, request: Request) -> Principal | JSONResponse:
     try:
         await runtime.prepare()
     except Exception:
@@ -79,6 +105,49 @@ async def principal_of(runtime: Runtime, request: Request) -> Principal | JSONRe
     return principal
 
 
+def malformed(content_type: str, body: bytes) -> str | None:
+    """Why a POST body is not a GraphQL request (a JSON object with a string `query`,
+    and `variables` an object, `operationName` a string, when given); None when it is."""
+    usage = 'Send a JSON object such as {"query": "{ viewer { role } }"} as application/json'
+    if "application/json" not in content_type.lower():
+        return f"{usage}; the Content-Type was {content_type or 'missing'}."
+    try:
+        data = json.loads(body)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        return f"{usage}; the body is not JSON."
+    if not isinstance(data, dict):
+        return f"{usage}; the body is JSON but not an object (one operation per request)."
+    if not isinstance(data.get("query"), str):
+        return f"{usage}; `query` must be a string."
+    if not isinstance(data.get("variables"), dict | None):
+        return f"{usage}; `variables` must be an object."
+    if not isinstance(data.get("operationName"), str | None):
+        return f"{usage}; `operationName` must be a string."
+    return None
+
+
+def bad_request(message: str) -> JSONResponse:
+    """HTTP 400 with a GraphQL error coded BAD_REQUEST."""
+    return JSONResponse(
+        {"data": None, "errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]},
+        status_code=400,
+    )
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The request's body again, for strawberry, which reads it after the check."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
 _NOBODY = Principal(key_id="anonymous", role=Role.STOREFRONT)
 
 
@@ -98,19 +167,18 @@ class HubGraphQL(GraphQL[Context, None]):
             if isinstance(found, Response):
                 await found(scope, receive, send)
                 return
-            limiter = runtime.rate_limiter
-            wait = limiter.check(found.key_id) if limiter is not None else 0.0
+            wait = await runtime.rate_limits.request(found)
             if wait:
-                message = f"Too many requests for this key; retry in {retry_after(wait)} s."
-                error = {"message": message, "extensions": {"code": "RATE_LIMITED"}}
-                response = JSONResponse(
-                    {"data": None, "errors": [error]},
-                    status_code=429,
-                    headers={"Retry-After": retry_after(wait)},
-                )
+                response = rate_limited(too_many(found, wait), wait)
                 await response(scope, receive, send)
                 return
+            body = await request.body()
+            problem = malformed(request.headers.get("content-type", ""), body)
+            if problem is not None:
+                await bad_request(problem)(scope, receive, send)
+                return
             scope.setdefault("state", {})["principal"] = found
+            receive = _replay(body, receive)
         await super().__call__(scope, receive, send)
 
     async def get_context(
@@ -118,12 +186,13 @@ class HubGraphQL(GraphQL[Context, None]):
     ) -> Context:
         assert isinstance(request, Request) and isinstance(response, Response)
         runtime: Runtime = request.app.state.runtime
+        # Only POST executes operations, and POST always has a principal; a GET
+        # (the GraphiQL page) gets a storefront without a member, which may do nothing.
+        principal = getattr(request.state, "principal", _NOBODY)
         return Context(
             request=request,
             response=response,
             runtime=runtime,
-            # Only POST executes operations, and POST always has a principal; a GET
-            # (the GraphiQL page) gets a storefront without a member, which may do nothing.
-            principal=getattr(request.state, "principal", _NOBODY),
-            loaders=Loaders(runtime.db, runtime.connectors),
+            principal=principal,
+            loaders=Loaders(runtime.db, runtime.connectors, principal),
         )

@@ -29,7 +29,7 @@ async def test_readyz_is_503_when_the_database_is_down() -> None:
 
 
 async def test_metrics_count_operations_by_name(api: Api) -> None:
-    await api.gql("query MerchantList { merchants { id } }")
+    await api.gql("query Merchants { merchants { id } }")
     text = (await api.client.get("/metrics")).text
-    assert 'hub_graphql_requests_total{operation="MerchantList",outcome="ok"}' in text
+    assert 'hub_graphql_requests_total{operation="Merchants",outcome="ok"}' in text
     assert "hub_graphql_request_seconds_bucket" in text

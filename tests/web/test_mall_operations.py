@@ -20,7 +20,7 @@ from graphql import (
 from graphql.language import Visitor, visit
 
 from hub.config import Settings
-from schema.limits import aliases_rule, cost_rule, depth_rule
+from schema.limits import limits_of, limits_rule
 
 ROOT = Path(__file__).resolve().parents[2]
 MALL = ROOT / "hub" / "web" / "mall"
@@ -84,13 +84,7 @@ def test_each_document_is_valid_against_the_printed_schema(path: Path) -> None:
 
 @pytest.mark.parametrize("path", OPERATIONS, ids=lambda p: p.name)
 def test_each_document_stays_within_the_hubs_query_limits(path: Path) -> None:
-    settings = Settings()
-    rules = [
-        depth_rule(settings.max_query_depth, None),
-        aliases_rule(settings.max_query_aliases),
-        cost_rule(settings.max_query_cost),
-    ]
-    errors = validate(hub_schema(), document(path), rules)
+    errors = validate(hub_schema(), document(path), [limits_rule(limits_of(Settings()))])
     assert errors == [], "\n".join(f"{path.name}: {e}" for e in errors)
 
 

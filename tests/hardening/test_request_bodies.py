@@ -1,0 +1,33 @@
+"""A body that is not a JSON object with a string `query` is a 400 with a GraphQL error
+(issue 14), never a 500."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import ADMIN_KEY, Api
+
+BODIES = ["null", "42", '"query"', "[]", '{"query": 5}', "[{}]", "true", '{"query": null}']
+
+
+@pytest.mark.parametrize("body", BODIES)
+async def test_a_body_that_is_not_a_query_object_is_a_400(api: Api, body: str) -> None:
+    response = await api.client.post(
+        "/graphql",
+        content=body,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    errors = response.json()["errors"]
+    assert errors[0]["extensions"]["code"] == "BAD_REQUEST"
+    assert "JSON object" in errors[0]["message"]
+
+
+async def test_a_query_object_still_runs(api: Api) -> None:
+    response = await api.client.post(
+        "/graphql",
+        content='{"query": "{ viewer { role } }"}',
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200
+    assert response.json() == {"data": {"viewer": {"role": "ADMIN"}}}
