@@ -34,7 +34,9 @@ DRAFT, APPROVED, DISPUTED, PAID = (
 )
 # Which statuses each action may start from.
 ALLOWED = {
-    "APPROVE": {DRAFT, DISPUTED},
+    # A DISPUTED statement leaves only through resolveDispute (settlement.disputes), which
+    # records the answer; approving over a dispute erased the merchant's reason unanswered.
+    "APPROVE": {DRAFT},
     "DISPUTE": {DRAFT, APPROVED},
     "PAY": {APPROVED},
 }
@@ -143,14 +145,14 @@ async def _transition(
 async def approve(
     session: AsyncSession, principal: Principal, statement_id: str, note: str | None
 ) -> Statement:
-    """FINANCE approves a draft, or a disputed statement once the dispute is resolved."""
+    """FINANCE approves a draft (a disputed statement is answered with resolveDispute)."""
     return await _transition(
         session,
         principal,
         statement_id,
         "APPROVE",
         APPROVED,
-        {"approved_at": utcnow(), "dispute_reason": None},
+        {"approved_at": utcnow()},
         note,
     )
 

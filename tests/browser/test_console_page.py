@@ -378,7 +378,7 @@ async def test_finance_settles_today_and_takes_statements_through_the_workflow(
     await expect(by(page, "trend-disputes")).to_have_text("1")
     await expect(by(page, "open-dispute")).to_contain_text("Jade Garden")
     await expect(by(page, "pay-button")).to_be_disabled()
-    await expect(by(page, "approve-button")).to_be_enabled()
+    await expect(by(page, "approve-button")).to_be_disabled()  # answered by resolveDispute
 
     # Finance accepts the dispute with an adjustment: the statement returns to APPROVED with
     # its resolution, and the adjustment waits for the next batch (a closed one never moves).

@@ -209,14 +209,24 @@ async def test_statement_workflow_per_role(api: Api, settings: Settings) -> None
     assert not_yet["data"]["markStatementPaid"]["userErrors"][0]["code"] == "INVALID_STATE"
     disputed = await act("disputeStatement", lotus_key, reason="The 75.00 line is too low")
     assert disputed["data"]["disputeStatement"]["statement"]["status"] == "DISPUTED"
-    approved = await act("approveStatement", finance, note="checked with lotus")
-    assert approved["data"]["approveStatement"]["statement"]["status"] == "APPROVED"
-    assert approved["data"]["approveStatement"]["statement"]["approvedAt"]
+    # Outside review F13: approving over a dispute closed it unanswered and erased the
+    # merchant's reason. A dispute is answered by resolveDispute, never by an approval.
+    over = await act("approveStatement", finance, note="checked with lotus")
+    assert over["data"]["approveStatement"]["userErrors"][0]["code"] == "INVALID_STATE"
+    resolved = await api.gql(
+        "mutation R($input: ResolveDisputeInput!) { resolveDispute(input: $input) { "
+        "statement { status disputeReason approvedAt resolution } userErrors { code } } }",
+        {"input": {"statementId": lotus, "resolution": "REJECTED", "note": "75.00 is right"}},
+        key=finance,
+    )
+    answered = resolved["resolveDispute"]["statement"]
+    assert answered["status"] == "APPROVED" and answered["approvedAt"]
+    assert answered["disputeReason"] == "The 75.00 line is too low"
     paid = await act("markStatementPaid", finance, paymentReference="WIRE-1")
     assert paid["data"]["markStatementPaid"]["statement"] == {
         "status": "PAID",
-        "disputeReason": None,
-        "approvedAt": approved["data"]["approveStatement"]["statement"]["approvedAt"],
+        "disputeReason": "The 75.00 line is too low",
+        "approvedAt": answered["approvedAt"],
         "paidReference": "WIRE-1",
     }
     final = await act("disputeStatement", finance, reason="too late")

@@ -29,14 +29,14 @@ const MESSAGES = {
 
 // What each workflow action needs (the hub enforces the same; a refusal is shown as sent).
 const ALLOWED = {
-  approve: new Set(["DRAFT", "DISPUTED"]),
+  approve: new Set(["DRAFT"]),
   dispute: new Set(["DRAFT", "APPROVED"]),
   pay: new Set(["APPROVED"]),
 };
 const STATUS_HINT = {
   DRAFT: "Draft: check the lines, then approve it, or dispute it with a reason.",
   APPROVED: "Approved: mark it paid once the transfer is made, or dispute it.",
-  DISPUTED: "Disputed: approve it once the dispute is resolved with the merchant.",
+  DISPUTED: "Disputed: answer the dispute below (accept with adjustments, or reject); it then returns to APPROVED.",
   PAID: "Paid: nothing more to do.",
 };
 
@@ -866,7 +866,7 @@ function renderActions() {
   $("actions-hint").textContent = hint;
   const forms = { approve: "approve-form", dispute: "dispute-form", pay: "pay-form" };
   const needs = {
-    approve: "Approve needs the statement DRAFT or DISPUTED.",
+    approve: "Approve needs the statement DRAFT; a dispute is answered below.",
     dispute: "Dispute needs the statement DRAFT or APPROVED.",
     pay: "Mark paid needs the statement APPROVED.",
   };
