@@ -56,7 +56,7 @@ async def accrue(
         "memberId": data.member_id,
         "program": data.program,
         "orderRef": data.order_ref,
-        "amount": str(data.amount),
+        "amount": data.amount,  # normalised: 1000 and 1000.00 are one amount
         "occurredAt": data.occurred_at.isoformat() if data.occurred_at else None,
     }
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -32,8 +33,16 @@ Result = dict[str, Any]
 HUB_CALL_KEY = re.compile(r"[a-z]+_[0-9a-z]{26}:")
 
 
+def _canonical(value: object) -> object:
+    """1000 and 1000.00 are the same amount: a retry that spells it otherwise is the same
+    request."""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return str(value)
+
+
 def request_hash(operation: str, request: dict[str, Any]) -> str:
-    canonical = json.dumps({"op": operation, "input": request}, sort_keys=True, default=str)
+    canonical = json.dumps({"op": operation, "input": request}, sort_keys=True, default=_canonical)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

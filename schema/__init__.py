@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import strawberry
@@ -23,6 +24,7 @@ from schema.mutations.settlement import SettlementMutations, SettlementQueries
 from schema.mutations.webhooks import WebhookMutations, WebhookQueries
 from schema.queries import CoreQueries
 from schema.reconciliation import ReconciliationQueries
+from schema.scalars import StrictDecimal
 from schema.types.mall import Reward
 from schema.types.members import Member
 from schema.types.merchants import Merchant, Program
@@ -103,6 +105,7 @@ def build_schema(settings: Settings) -> Schema:
         mutation=Mutation,
         types=[Merchant, Program, Member, Reward],
         extensions=extensions(settings, OperationMetrics),
+        scalar_overrides={Decimal: StrictDecimal},
     )
 
 
