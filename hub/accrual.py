@@ -47,6 +47,11 @@ def points_for(amount: Decimal, rate: Decimal, multiplier: Decimal) -> int:
     return int((amount * rate * multiplier).to_integral_value(rounding=ROUND_FLOOR))
 
 
+# A purchase dated further back would land in business dates long closed (and its points
+# would expire at once): outside review F12 earned points dated 2001-01-01.
+MAX_BACKDATE = dt.timedelta(days=90)
+
+
 async def accrue(
     session: AsyncSession, principal: Principal, settings: Settings, data: Purchase
 ) -> Accrued:
@@ -79,6 +84,12 @@ async def accrue(
         )
         now = utcnow()
         occurred = validate.moment(data.occurred_at or now, [f, "occurredAt"])
+        if occurred < now - MAX_BACKDATE:
+            raise InvalidInput(
+                f"occurredAt may be at most {MAX_BACKDATE.days} days back; older purchases "
+                "are settled outside the hub.",
+                field=[f, "occurredAt"],
+            )
         if occurred > now + dt.timedelta(minutes=5):
             raise InvalidInput("occurredAt is in the future.", field=[f, "occurredAt"])
         if await session.get(Member, data.member_id) is None:

@@ -54,7 +54,7 @@ async def _check(session: AsyncSession, principal: Principal, data: Enrollment) 
     name = validate.text(data.display_name, ["input", "displayName"], max_length=200)
     phone = None
     if data.phone is not None and data.phone.strip():
-        phone = validate.text(data.phone, ["input", "phone"], max_length=40)
+        phone = validate.phone(data.phone, ["input", "phone"])
     if data.birth_date is not None and not EARLIEST_BIRTH <= data.birth_date <= utcnow().date():
         raise InvalidInput(
             "birthDate must be a past date after 1900.", field=["input", "birthDate"]

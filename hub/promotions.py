@@ -106,8 +106,9 @@ async def _check_stacking(
         )
         if stacked > MAX_ACCRUAL_MULTIPLIER:
             raise InvalidInput(
-                f"With the promotions already running then, accrual would be x{stacked.normalize()}"
-                f"; stacked multipliers may reach x{MAX_ACCRUAL_MULTIPLIER} at most.",
+                "With the promotions already running then, accrual would be "
+                f"x{stacked.normalize():f}; stacked multipliers may reach "
+                f"x{MAX_ACCRUAL_MULTIPLIER} at most.",
                 field=["input", "accrualMultiplier"],
             )
 

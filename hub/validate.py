@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from decimal import Decimal
 
@@ -49,6 +50,24 @@ INVISIBLE = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp"})
 _KEPT_CONTROLS = frozenset("\t\n\r")
 
 
+_BIDI_CONTROLS = frozenset(
+    "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+)
+_PHONE = re.compile(r"\+?[0-9][0-9 ()-]{2,30}")
+
+
+def phone(value: str, field: list[str]) -> str:
+    """A phone number as people write one: digits, spaces, "-", "(", ")", a leading "+"."""
+    value = text(value, field, max_length=32)
+    if not _PHONE.fullmatch(value) or sum(c.isdigit() for c in value) < 3:
+        raise InvalidInput(
+            f'{field[-1]} must be a phone number: digits with spaces, "-" or "()", and a '
+            'leading "+" for an international one, e.g. "+86 138 0013 8000".',
+            field=field,
+        )
+    return value
+
+
 def invisible(char: str) -> bool:
     return unicodedata.category(char) in INVISIBLE
 
@@ -75,6 +94,12 @@ def text(value: str, field: list[str], *, max_length: int, required: bool = True
         )
     if any(unicodedata.category(c) == "Cc" and c not in _KEPT_CONTROLS for c in value):
         raise InvalidInput(f"{field[-1]} contains a control character.", field=field)
+    if any(c in _BIDI_CONTROLS for c in value):  # "x\u202eevil" reads as "xlive" on screen
+        raise InvalidInput(
+            f"{field[-1]} contains a bidirectional control character (U+202A-U+202E, "
+            "U+2066-U+2069), which makes text read otherwise than it is.",
+            field=field,
+        )
     if len(value) > max_length:
         raise InvalidInput(f"{field[-1]} is longer than {max_length} characters.", field=field)
     return value

@@ -17,15 +17,17 @@ _PLAIN = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?")
 
 
 def parse_decimal(value: object) -> decimal.Decimal:
-    """A Decimal from "-12.50" or a JSON integer; anything else is a coercion error."""
+    """A Decimal from "-12.50" or a JSON integer. Any other string reads as NaN, which every
+    domain check refuses as a userError naming the field ("amount must be a number.");
+    a JSON float or boolean is the wrong type altogether, a coercion error."""
     if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not _PLAIN.fullmatch(value):
+        return decimal.Decimal(value)
+    if not isinstance(value, str):
         raise StrawberryInputCoercionError(
-            f"Value cannot represent a Decimal: {value!r}. Send a string of ASCII digits "
-            'with an optional "-" and "." such as "199.00".'
+            f"Value cannot represent a Decimal: {value!r}. Send it as a string of ASCII "
+            'digits with an optional "-" and ".", such as "199.00".'
         )
-    return decimal.Decimal(value)
+    return decimal.Decimal(value) if _PLAIN.fullmatch(value) else decimal.Decimal("NaN")
 
 
 StrictDecimal = ScalarDefinition(

@@ -68,6 +68,18 @@ async def _priced(
                 field=[F, "quoteId"],
                 code=ErrorCode.QUOTE_EXPIRED,
             )
+        used = await session.scalar(
+            select(Conversion.id).where(
+                Conversion.quote_id == quote.id,
+                Conversion.status != ConversionStatus.FAILED.value,
+            )
+        )
+        if used is not None:  # a quote holds its rate for one conversion (review F6)
+            raise DomainError(
+                f"The quote was used by conversion {used}; ask for a new quote.",
+                field=[F, "quoteId"],
+                code=ErrorCode.QUOTE_EXPIRED,
+            )
         ids = json.loads(quote.rate_ids)
         found = await rates_by_id(session, ids)
         rates: list[ExchangeRate] = [found[i] for i in ids]

@@ -55,7 +55,11 @@ class NewReward:
 
 async def upsert_reward(session: AsyncSession, principal: Principal, data: NewReward) -> Reward:
     """Create or update one of the caller's own hosted rewards (ADMIN names the merchant)."""
-    merchant_id = principal.merchant_id if principal.role == Role.MERCHANT else data.merchant_id
+    # A merchant that names another merchant is refused (FORBIDDEN), never silently
+    # redirected to its own catalog.
+    merchant_id = data.merchant_id or (
+        principal.merchant_id if principal.role == Role.MERCHANT else None
+    )
     if not merchant_id:
         raise InvalidInput("ADMIN must give merchantId.", field=[F, "merchantId"])
     require_merchant(principal, merchant_id, [F, "merchantId"])

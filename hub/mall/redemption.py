@@ -225,9 +225,10 @@ async def start_cancel(
         await _may_cancel(session, principal, r, request.reason)
         if r.status != RedemptionStatus.CONFIRMED.value or r.cancel_step is not None:
             raise InvalidState(
-                f"The redemption is {r.status.lower()}"
-                + (" and being cancelled" if r.cancel_step else "")
-                + "; only a confirmed redemption can be cancelled.",
+                "The redemption is already being cancelled; its status shows when that ends."
+                if r.cancel_step
+                else f"The redemption is {r.status.lower()}; only a confirmed redemption can "
+                "be cancelled.",
                 field=[F, "redemptionId"],
             )
         if request.reason == CancellationReason.MEMBER_REQUEST and r.slot_id:

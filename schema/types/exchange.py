@@ -92,18 +92,25 @@ class Quote:
 @strawberry.type(description="A member's move of points from one program to another.")
 class Conversion:
     id: strawberry.ID
-    points_debited: int
-    points_credited: int
+    points_debited: int = strawberry.field(
+        description="Points taken from the member; 0 when it FAILED (nothing moved)."
+    )
+    points_credited: int = strawberry.field(
+        description="Points given in the destination program; 0 when it FAILED."
+    )
     status: ConversionStatus  # type: ignore[valid-type]
     created_at: dt.datetime
     row: strawberry.Private[models.Conversion]
 
     @classmethod
     def from_row(cls, row: models.Conversion) -> Conversion:
+        # A FAILED conversion moved nothing: a receipt or a reconciliation that reads these
+        # must not see the requested amounts as moved (outside review F5).
+        moved = row.status != DomainConversionStatus.FAILED.value
         return cls(
             id=strawberry.ID(row.id),
-            points_debited=row.points_debited,
-            points_credited=row.points_credited,
+            points_debited=row.points_debited if moved else 0,
+            points_credited=row.points_credited if moved else 0,
             status=DomainConversionStatus(row.status),
             created_at=row.created_at,
             row=row,

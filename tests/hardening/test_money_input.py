@@ -24,10 +24,13 @@ def _input(member: str, amount: Any, key: str) -> dict[str, Any]:
 async def test_amounts_in_any_other_spelling_are_refused_and_nothing_is_earned(api: Api) -> None:
     await register(api, "jade", "JADE", category="RESTAURANT")
     member = await enroll(api, "JADE", "J-1")
-    for index, amount in enumerate(
-        ["١٢٣", "1_000", "1e3", "NaN", "Infinity", " 12", "12.", ".5", "+5", 12.5, True, "٣.٥"]
-    ):
-        errors = await api.errors(ACCRUE, _input(member, amount, f"bad-{index}"))
+    spellings = ["١٢٣", "1_000", "1e3", "NaN", "Infinity", " 12", "12.", ".5", "+5", "٣.٥"]
+    for index, amount in enumerate(spellings):
+        data = await api.gql(ACCRUE, _input(member, amount, f"bad-{index}"))
+        error = data["accruePoints"]["userErrors"][0]
+        assert (error["code"], error["field"]) == ("INVALID_INPUT", ["input", "amount"]), amount
+    for index, amount in enumerate([12.5, True]):  # a JSON float or boolean: the wrong type
+        errors = await api.errors(ACCRUE, _input(member, amount, f"type-{index}"))
         assert "Decimal" in errors[0]["message"], (amount, errors)
     assert (await balances(api, member))["JADE"] == 0
 
