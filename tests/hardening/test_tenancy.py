@@ -130,7 +130,47 @@ MATRIX: dict[str, tuple[str, set[str]]] = {
         " { userErrors { code } } }",
         {"FINANCE"},
     ),
+    "statements": ("{ statements { edges { cursor } } }", {"ADMIN", "FINANCE", "MERCHANT"}),
+    "apiKeys": ("{ apiKeys { id } }", {"ADMIN"}),
+    "revokeApiKey": ('mutation { revokeApiKey(id: "key_x") { userErrors { code } } }', {"ADMIN"}),
+    "reconciliation": (
+        '{ reconciliation(merchant: "jade", businessDate: "$TODAY") { status } }',
+        {"ADMIN", "FINANCE", "MERCHANT"},
+    ),
+    "reconciliations": (
+        '{ reconciliations(businessDate: "$TODAY") { status } }',
+        {"ADMIN", "FINANCE", "MERCHANT"},  # a merchant's own reports only
+    ),
+    "resolveDispute": (
+        'mutation { resolveDispute(input: {statementId: "$STATEMENT", resolution: REJECTED, '
+        'note: "n"}) { userErrors { code } } }',
+        {"FINANCE"},
+    ),
+    "webhookSubscriptions": ("{ webhookSubscriptions { id } }", {"ADMIN", "MERCHANT"}),
+    "subscribeWebhook": (
+        'mutation { subscribeWebhook(input: {url: "https://a.example/h", '
+        "events: [TIER_CHANGED]}) { userErrors { code } } }",
+        {"ADMIN", "MERCHANT"},
+    ),
+    "unsubscribeWebhook": (
+        'mutation { unsubscribeWebhook(id: "whs_x") { userErrors { code } } }',
+        {"ADMIN", "MERCHANT"},
+    ),
 }
+# Root fields with a rule of their own, tested where that rule lives.
+ELSEWHERE = {
+    "_service": "ADMIN-only in production (tests/federation)",
+    "_entities": "the member rule, below",
+}
+
+
+def test_the_matrix_names_every_root_field() -> None:
+    from hub.config import Settings
+    from schema import build_schema
+
+    schema = build_schema(Settings())._schema
+    fields = {*schema.query_type.fields, *schema.mutation_type.fields}  # type: ignore[union-attr]
+    assert fields - set(MATRIX) - set(ELSEWHERE) == set()
 
 
 @pytest.fixture
