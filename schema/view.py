@@ -112,12 +112,18 @@ class HubGraphQL(GraphQL[Context, None]):
     ) -> Context:
         assert isinstance(request, Request) and isinstance(response, Response)
         runtime: Runtime = request.app.state.runtime
+        # Only POST executes operations, and POST always has a principal; a GET
+        # (the GraphiQL page) gets a storefront without a member, which may do nothing.
+        principal = getattr(request.state, "principal", _NOBODY)
         return Context(
             request=request,
             response=response,
             runtime=runtime,
-            # Only POST executes operations, and POST always has a principal; a GET
-            # (the GraphiQL page) gets a storefront without a member, which may do nothing.
-            principal=getattr(request.state, "principal", _NOBODY),
-            loaders=Loaders(runtime.db, runtime.connectors),
+            principal=principal,
+            loaders=Loaders(
+                runtime.db,
+                runtime.connectors,
+                member_id=principal.member_id,
+                tz=runtime.settings.tz,
+            ),
         )
