@@ -6,6 +6,9 @@ program."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -334,3 +337,22 @@ async def test_a_program_without_tiers_shows_no_tier_status(api: Api) -> None:
     member = await enroll(api, "JADE", "J-1")
     await accrue_at(api, member, "JADE", "100")
     assert (await standing(api, member, "JADE"))["tier"] is None
+
+
+def _hub(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HUB_DATABASE_URL": db_url, "HUB_LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "hub", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
+async def test_hub_review_tiers_runs_todays_review_by_hand(api: Api, db_url: str) -> None:
+    member = await _shop(api)
+    for amount in ("600", "600"):
+        await accrue_at(api, member, "HUB", amount, add_months(NOW, -11))
+    await _age(db_url, member, 2)
+    first = _hub(db_url, "review-tiers")
+    assert first.returncode == 0, first.stderr
+    assert "reviewed 1 members in 1 programs: 1 down, 0 up" in first.stdout
+    again = _hub(db_url, "review-tiers")
+    assert "reviewed 0 members in 0 programs" in again.stdout
+    assert (await standing(api, member, "HUB"))["tier"]["tier"] is None
