@@ -9,7 +9,7 @@ from decimal import ROUND_FLOOR, Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import idempotency, promotions, validate
+from hub import eligibility, idempotency, promotions, validate
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import utcnow
@@ -21,6 +21,8 @@ from hub.members import account_of
 from hub.merchants import get_program
 from hub.models import Entry, Member
 from hub.permissions import require_merchant
+from hub.tiers import standing
+from hub.tiers.ladder import ladder
 from hub.webhooks import outbox
 
 MAX_AMOUNT = Decimal(100_000_000)  # money per purchase
@@ -45,11 +47,6 @@ class Accrued:
 def points_for(amount: Decimal, rate: Decimal, multiplier: Decimal) -> int:
     """floor(amount x accrualRate x multiplier): a partial point is never granted."""
     return int((amount * rate * multiplier).to_integral_value(rounding=ROUND_FLOOR))
-
-
-# A purchase dated further back would land in business dates long closed (and its points
-# would expire at once): outside review F12 earned points dated 2001-01-01.
-MAX_BACKDATE = dt.timedelta(days=90)
 
 
 async def accrue(
@@ -84,10 +81,10 @@ async def accrue(
         )
         now = utcnow()
         occurred = validate.moment(data.occurred_at or now, [f, "occurredAt"])
-        if occurred < now - MAX_BACKDATE:
+        if occurred < now - dt.timedelta(days=settings.accrual_backdate_days):
             raise InvalidInput(
-                f"occurredAt may be at most {MAX_BACKDATE.days} days back; older purchases "
-                "are settled outside the hub.",
+                f"occurredAt may be at most {settings.accrual_backdate_days} days back "
+                "(HUB_ACCRUAL_BACKDATE_DAYS); older purchases are settled outside the hub.",
                 field=[f, "occurredAt"],
             )
         if occurred > now + dt.timedelta(minutes=5):
@@ -113,7 +110,21 @@ async def accrue(
                 field=[f, "orderRef"],
             )
         active = await promotions.active(session, program.code, occurred)
-        points = points_for(amount, program.accrual_rate, promotions.accrual_multiplier(active))
+        tiers = await ladder(session, program.code)
+        profile = None
+        if tiers or any(promotions.targeted(p) for p in active):
+            profile = await eligibility.profile_of(
+                session, data.member_id, now, settings.tz, {program.code: tiers}
+            )
+        # The purchase earns at the tier held when it is made; the tier it qualifies the
+        # member for counts from the next one.
+        tier = profile.tiers.get(program.code) if profile else None
+        day = occurred.astimezone(settings.tz).date()
+        active = [p for p in active if eligibility.applies(p, profile, day)]
+        multiplier = promotions.accrual_multiplier(
+            active, tier.accrual_multiplier if tier else Decimal(1)
+        )
+        points = points_for(amount, program.accrual_rate, multiplier)
         if points < 1:
             raise InvalidInput(
                 f"{amount} at {program.accrual_rate} points per unit earns no whole point.",
@@ -125,7 +136,10 @@ async def accrue(
                 f"{validate.MAX_POINTS_PER_MOVEMENT:,}.",
                 field=[f, "amount"],
             )
-        labels = ", ".join(p.label for p in active)
+        labels = ", ".join(
+            ([f"{tier.name} x{tier.accrual_multiplier.normalize():f}"] if tier else [])
+            + [p.label for p in active]
+        )
         movement = Movement(
             actor=principal.actor,
             business_date=settings.business_date(occurred),
@@ -142,6 +156,15 @@ async def accrue(
             movement,
             expires_at=expiry_of(occurred, program.expiry_months),
         )
+        await standing.record_purchase(
+            session,
+            entry_id=entry.id,
+            program_code=program.code,
+            member_id=data.member_id,
+            amount=amount,
+            occurred_at=occurred,
+        )
+        await standing.raise_after_accrual(session, tiers, program.merchant_id, data.member_id, now)
         await outbox.emit(
             session,
             WebhookEvent.POINTS_ACCRUED,

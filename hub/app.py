@@ -31,6 +31,7 @@ from hub.mall import saga as mall_saga
 from hub.mall.events import cancellation_handler
 from hub.runtime import Runtime
 from hub.scheduler import Job, Scheduler
+from hub.tiers.review import review_tiers
 from hub.webhooks.expiring import announce_expiring
 from schema import build_schema
 from schema.view import HubGraphQL, principal_of
@@ -198,6 +199,8 @@ def background_jobs(runtime: Runtime) -> Scheduler:
 
     scheduler.add(Job("idempotency-purge", 3600, purge))
     scheduler.add(Job("points-expiring", 3600, lambda: announce_expiring(db, settings)))
+    # Hourly, but each program is reviewed once per business date: the first hour of the day.
+    scheduler.add(Job("tier-review", 3600, lambda: review_tiers(db, settings)))
     if runtime.webhooks is not None:
         scheduler.add(
             Job("webhook-deliveries", settings.webhook_interval_seconds, runtime.webhooks.run_once)

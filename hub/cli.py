@@ -263,6 +263,27 @@ def expire() -> None:
     typer.echo(f"expired {points:,} points in {accounts:,} accounts")
 
 
+@app.command("review-tiers")
+def review_tiers() -> None:
+    """Run today's tier review now (also nightly in `hub serve`): members who no longer
+    qualify move down, with a TIER_CHANGED event; a program reviewed today is skipped."""
+    from hub.db import Database
+    from hub.tiers.review import review_tiers as review
+
+    settings = _settings()
+
+    async def work() -> tuple[int, int, int, int]:
+        db = Database(settings.database_url)
+        try:
+            done = await review(db, settings)
+        finally:
+            await db.dispose()
+        return done.programs, done.members, done.moved_down, done.moved_up
+
+    programs, members, down, up = _run(work())
+    typer.echo(f"reviewed {members:,} members in {programs} programs: {down:,} down, {up:,} up")
+
+
 @app.command()
 def settle(
     date: Annotated[str, typer.Option("--date", help="business date, YYYY-MM-DD")],

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     catalog_budget_seconds: float = Field(default=1.5, gt=0)
     catalog_cache_seconds: float = Field(default=60.0, gt=0)
     # Outbound webhooks to merchants: each attempt's timeout, and how long to keep trying.
+    # How far back a purchase may be dated: further back it would land in business dates
+    # long closed, its points expiring at once (outside review: 2001-01-01 was accepted).
+    accrual_backdate_days: int = Field(default=90, ge=0, le=3660)
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
     webhook_retry_hours: float = Field(default=24.0, gt=0)
     webhook_interval_seconds: float = Field(default=1.0, gt=0)

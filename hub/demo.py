@@ -4,7 +4,8 @@
 westlake through their vertical connectors against sandbox partners served by
 the same process on loopback), rates between every program and HUB both ways
 and a few direct pairs, rewards of every kind, promotions, members with
-balances in several programs, and the demo API keys.
+balances in several programs, tiers and credit-linked promotions at HUB with
+members in each tier (hub/demo_loyalty.py), and the demo API keys.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from connectors.sandbox.core import Sandbox
 from connectors.sandbox.hotel import HotelSandbox
 from connectors.sandbox.runner import Running, serve
 from connectors.sandbox.scenic import ScenicSandbox
-from hub import accrual, auth, consent, members, merchants, promotions
+from hub import accrual, auth, consent, demo_loyalty, members, merchants, promotions
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -308,7 +309,7 @@ async def seed(settings: Settings, progress: Echo = print) -> bool:
             if not await _is_empty(session):
                 progress("demo data exists; reusing it (hub demo --reset starts over)")
                 return False
-        steps = 6
+        steps = 7
         partner_members: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in PARTNERS}
 
         async def world(session: AsyncSession) -> None:
@@ -425,6 +426,10 @@ async def seed(settings: Settings, progress: Echo = print) -> bool:
                             ),
                         )
                 progress(f"[5/{steps}] member {index + 1}/{len(MEMBERS)}: {person['name']}")
+            # The tier members' year of purchases is history the demo writes, dated back
+            # further than a merchant's accrual may be.
+            history = settings.model_copy(update={"accrual_backdate_days": 400})
+            progress(f"[6/{steps}] " + await demo_loyalty.seed(session, history, now))
             for secret, role, owner in KEYS:
                 await auth.create_api_key(
                     session,
@@ -434,7 +439,7 @@ async def seed(settings: Settings, progress: Echo = print) -> bool:
                     secret=secret,
                     created_by="demo",
                 )
-            progress(f"[6/{steps}] {len(KEYS)} demo API keys")
+            progress(f"[7/{steps}] {len(KEYS)} demo API keys")
 
         await db.transaction(world)
         _write_partner_state(partner_members)

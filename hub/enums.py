@@ -145,6 +145,16 @@ class ErrorCode(StrEnum):
     PARTNER_UNAVAILABLE = "PARTNER_UNAVAILABLE"
     PARTNER_REJECTED = "PARTNER_REJECTED"
     CONSENT_REQUIRED = "CONSENT_REQUIRED"  # acting for a member needs that member's own session
+    NOT_ELIGIBLE = "NOT_ELIGIBLE"  # the member's tier or credit level does not qualify (yet)
+
+
+class CreditLevel(StrEnum):
+    """Set by an external credit system (setMemberCredit), best first."""
+
+    EXCELLENT = "EXCELLENT"
+    GOOD = "GOOD"
+    FAIR = "FAIR"
+    POOR = "POOR"
 
 
 class WebhookEvent(StrEnum):

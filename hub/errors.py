@@ -66,6 +66,10 @@ class ConsentRequired(DomainError):
     code = ErrorCode.CONSENT_REQUIRED
 
 
+class NotEligible(DomainError):
+    code = ErrorCode.NOT_ELIGIBLE
+
+
 class NotAllowed(Exception):
     """The caller's role may not do this at all: a top-level FORBIDDEN, not a userError."""
 

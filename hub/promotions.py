@@ -1,9 +1,11 @@
-"""Promotions: accrual multipliers and redemption discounts, each with a period."""
+"""Promotions: accrual multipliers and redemption discounts, each with a period and,
+optionally, who qualifies (tiers, credit levels, a minimum age, the birthday month)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 
 from sqlalchemy import or_, select
@@ -11,14 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
 from hub.auth import Principal
+from hub.enums import CreditLevel
 from hub.errors import InvalidInput
 from hub.merchants import get_program
-from hub.models import Promotion
+from hub.models import Promotion, Tier
 from hub.permissions import require_merchant
 
 # Active multipliers stack by multiplying, up to this: three x100 promotions once
 # committed 2e14 points. setPromotion refuses what would pass it; accrual caps at it.
 MAX_ACCRUAL_MULTIPLIER = Decimal(20)
+MAX_AGE = 150
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,26 @@ class NewPromotion:
     starts_at: dt.datetime
     ends_at: dt.datetime
     label: str
+    tiers: list[str] = field(default_factory=list)
+    credit_levels: list[CreditLevel] = field(default_factory=list)
+    min_age: int | None = None
+    birthday_month: bool = False
+
+    @property
+    def is_targeted(self) -> bool:
+        return bool(self.tiers or self.credit_levels or self.min_age is not None) or (
+            self.birthday_month
+        )
+
+
+def targeted(promotion: Promotion) -> bool:
+    """Whether a stored promotion is for some members only (hub.eligibility says which)."""
+    return bool(
+        promotion.tiers
+        or promotion.credit_levels
+        or promotion.min_age is not None
+        or promotion.birthday_month
+    )
 
 
 async def set_promotion(
@@ -63,7 +87,11 @@ async def set_promotion(
             "redemptionDiscountPercent above 0.",
             field=[f, "accrualMultiplier"],
         )
-    await _check_stacking(session, program.code, data.accrual_multiplier, starts, ends)
+    tiers = await _checked_tiers(session, program.code, data.tiers)
+    if data.min_age is not None:
+        validate.points_in_range(data.min_age, [f, "minAge"], low=1, high=MAX_AGE)
+    if not data.is_targeted:
+        await _check_stacking(session, program.code, data.accrual_multiplier, starts, ends)
     promotion = Promotion(
         program_code=program.code,
         label=validate.text(data.label, [f, "label"], max_length=200),
@@ -72,10 +100,33 @@ async def set_promotion(
         starts_at=starts,
         ends_at=ends,
         created_by=principal.key_id,
+        tiers=json.dumps(tiers) if tiers else None,
+        credit_levels=(
+            json.dumps(sorted({c.value for c in data.credit_levels}))
+            if data.credit_levels
+            else None
+        ),
+        min_age=data.min_age,
+        birthday_month=data.birthday_month,
     )
     session.add(promotion)
     await session.flush()
     return promotion
+
+
+async def _checked_tiers(session: AsyncSession, program_code: str, given: list[str]) -> list[str]:
+    """The tier codes named, each one of the program's own."""
+    if not given:
+        return []
+    known = set(await session.scalars(select(Tier.code).where(Tier.program_code == program_code)))
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise InvalidInput(
+            f"{program_code} has no tier {', '.join(unknown)}"
+            + (f" (its tiers: {', '.join(sorted(known))})." if known else "; set its tiers first."),
+            field=["input", "tiers"],
+        )
+    return sorted(set(given))
 
 
 async def _check_stacking(
@@ -85,8 +136,10 @@ async def _check_stacking(
     starts: dt.datetime,
     ends: dt.datetime,
 ) -> None:
-    """Refuse a multiplier that, stacked on the promotions overlapping its period, would pass
-    MAX_ACCRUAL_MULTIPLIER at any moment (the product only changes when one starts)."""
+    """Refuse a multiplier for everyone that, stacked on the promotions for everyone
+    overlapping its period, would pass MAX_ACCRUAL_MULTIPLIER at any moment (the product
+    only changes when one starts). Targeted promotions (a tier, a credit level, an age, a
+    birthday) stack with these at accrual, where the product is held to the cap."""
     if multiplier <= 1:
         return
     overlapping = list(
@@ -99,6 +152,7 @@ async def _check_stacking(
             )
         )
     )
+    overlapping = [p for p in overlapping if not targeted(p)]
     moments = {starts, *(p.starts_at for p in overlapping if starts <= p.starts_at < ends)}
     for moment in moments:
         stacked = multiplier * accrual_multiplier(
@@ -124,11 +178,11 @@ async def active(session: AsyncSession, program_code: str, at: dt.datetime) -> l
     return list(rows)
 
 
-def accrual_multiplier(promotions: list[Promotion]) -> Decimal:
+def accrual_multiplier(promotions: list[Promotion], base: Decimal = Decimal(1)) -> Decimal:
     """Active multipliers compound: double points during a double-points week is x2, and
-    two overlapping x2 promotions are x4; never more than MAX_ACCRUAL_MULTIPLIER (promotions
-    stored before the cap existed are held to it too)."""
-    result = Decimal(1)
+    two overlapping x2 promotions are x4, times `base` (the member's tier); never more than
+    MAX_ACCRUAL_MULTIPLIER (promotions stored before the cap existed are held to it too)."""
+    result = base
     for promotion in promotions:
         result *= promotion.accrual_multiplier
     return min(result, MAX_ACCRUAL_MULTIPLIER)
@@ -137,7 +191,12 @@ def accrual_multiplier(promotions: list[Promotion]) -> Decimal:
 def discounted_price(price: int, promotions: list[Promotion]) -> int:
     """The price after the largest active discount (discounts do not stack), rounded up."""
     best = max((p.redemption_discount_percent for p in promotions), default=Decimal(0))
-    if best == 0:
+    return percent_off(price, best)
+
+
+def percent_off(price: int, percent: Decimal) -> int:
+    """`price` less `percent`, rounded up: a discount never makes a partial point free."""
+    if percent == 0:
         return price
-    value = Decimal(price) * (Decimal(100) - best) / Decimal(100)
+    value = Decimal(price) * (Decimal(100) - percent) / Decimal(100)
     return int(value.to_integral_value(rounding=ROUND_CEILING))

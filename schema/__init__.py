@@ -21,6 +21,7 @@ from schema.mutations.exchange import ExchangeMutations, ExchangeQueries
 from schema.mutations.mall import MallMutations, MallQueries
 from schema.mutations.members import MemberMutations
 from schema.mutations.settlement import SettlementMutations, SettlementQueries
+from schema.mutations.tiers import TierMutations
 from schema.mutations.webhooks import WebhookMutations, WebhookQueries
 from schema.queries import CoreQueries
 from schema.reconciliation import ReconciliationQueries
@@ -50,6 +51,7 @@ class Mutation(
     MallMutations,
     SettlementMutations,
     WebhookMutations,
+    TierMutations,
 ):
     pass
 

@@ -14,7 +14,7 @@ from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory, MemberAccount
-from hub import members, merchants
+from hub import eligibility, members, merchants
 from hub.auth import Principal
 from hub.db import Database, utcnow
 from hub.errors import DomainError, PartnerUnavailable
@@ -34,7 +34,10 @@ from hub.models import (
     Slot,
     Statement,
     StatementCounterparty,
+    Tier,
 )
+from hub.tiers.ladder import ladders_by_program
+from hub.tiers.standing import Standing, standings
 from settlement import disputes
 from settlement import statements as settlement_statements
 from settlement.disputes import CarriedAdjustment
@@ -154,8 +157,18 @@ class PartnerBalances:
 
 
 class Loaders:
-    def __init__(self, db: Database, factory: ConnectorFactory, principal: Principal) -> None:
+    def __init__(
+        self,
+        db: Database,
+        factory: ConnectorFactory,
+        principal: Principal,
+        *,
+        tz: dt.tzinfo = dt.UTC,
+    ) -> None:
         self.db = db
+        # Prices are the session member's own (their tiers, credit level, age).
+        self.member_id = principal.member_id
+        self.tz = tz
         self._book: asyncio.Task[PriceBook] | None = None
         self.reward: KeyedLoader[str, Reward] = KeyedLoader(db, catalog.rewards_by_id)
         self.slot: KeyedLoader[str, Slot] = KeyedLoader(db, catalog.slots_by_id)
@@ -197,6 +210,10 @@ class Loaders:
             db, ledger_queries.open_lots_by_account
         )
         self.held: KeyedLoader[int, int] = KeyedLoader(db, ledger_queries.held_by_account)
+        self.ladder: KeyedLoader[str, list[Tier]] = KeyedLoader(db, ladders_by_program)
+        self.standing: KeyedLoader[tuple[str, str], Standing] = KeyedLoader(
+            db, lambda session, keys: standings(session, keys, utcnow())
+        )
 
     async def price_book(self) -> PriceBook:
         """Rates in effect and promotions, read once per request."""
@@ -205,5 +222,9 @@ class Loaders:
         return await self._book
 
     async def _load_book(self) -> PriceBook:
+        now = utcnow()
         async with self.db.read() as session:
-            return await PriceBook.load(session, utcnow())
+            shopper = None
+            if self.member_id is not None:
+                shopper = await eligibility.profile_of(session, self.member_id, now, self.tz)
+            return await PriceBook.load(session, now, shopper)

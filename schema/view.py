@@ -233,5 +233,5 @@ class HubGraphQL(GraphQL[Context, None]):
             response=response,
             runtime=runtime,
             principal=principal,
-            loaders=Loaders(runtime.db, runtime.connectors, principal),
+            loaders=Loaders(runtime.db, runtime.connectors, principal, tz=runtime.settings.tz),
         )

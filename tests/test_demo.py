@@ -78,7 +78,26 @@ async def test_demo_serves_the_demo_world(tmp_path: Path) -> None:
             }
             assert rewards["unavailableMerchants"] == []
             people = (await client.get("/mall/demo/members")).json()
-            assert len(people) == 6  # four to try the mall with, two who made the history
+            # four to try the mall with, two who made the history, four of the loyalty world
+            assert len(people) == 10
+            standing = {}
+            for ref in ("H-2001", "H-2002", "H-2003", "H-2004"):
+                found = await client.post(
+                    "/graphql",
+                    json={
+                        "query": 'query($r: String!) { memberByRef(program: "HUB", '
+                        'externalRef: $r) { creditLevel account(program: "HUB") '
+                        "{ balance tier { tier { code } } } } }",
+                        "variables": {"r": ref},
+                    },
+                    headers={"Authorization": "Bearer demo-admin"},
+                )
+                standing[ref] = found.json()["data"]["memberByRef"]
+            assert standing["H-2001"]["account"]["tier"]["tier"]["code"] == "SILVER"
+            assert standing["H-2002"]["account"]["tier"]["tier"]["code"] == "GOLD"
+            assert standing["H-2003"]["creditLevel"] == "EXCELLENT"
+            # The senior earns 15x (x20 at most, in a birthday month).
+            assert standing["H-2004"]["account"]["balance"] in (3000, 4000)
             week = await client.post(
                 "/graphql",
                 json={

@@ -16,11 +16,12 @@ from connectors.base import RewardOffer, SlotOffer
 from hub import validate
 from hub.auth import Principal
 from hub.db import utcnow
-from hub.enums import ConnectorKind, RewardKind, Role
+from hub.eligibility import encode
+from hub.enums import ConnectorKind, CreditLevel, RewardKind, Role
 from hub.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from hub.mall import settlement_prices
 from hub.mall.pricing import SLOTTED, PriceBook
-from hub.models import Merchant, Program, Reward, Slot
+from hub.models import Merchant, Program, Reward, Slot, Tier
 from hub.permissions import require_merchant
 
 F = "input"
@@ -51,6 +52,9 @@ class NewReward:
     active: bool = True
     merchant_id: str | None = None
     slots: list[NewSlot] | None = None
+    priority_until: dt.datetime | None = None
+    priority_tiers: list[str] = field(default_factory=list)
+    priority_credit_levels: list[CreditLevel] = field(default_factory=list)
 
 
 async def upsert_reward(session: AsyncSession, principal: Principal, data: NewReward) -> Reward:
@@ -77,6 +81,7 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
     validate.points_in_range(data.price, [F, "price"], low=1, high=100_000_000)
     if data.stock is not None:
         validate.points_in_range(data.stock, [F, "stock"], low=0, high=100_000_000)
+    priority = await _priority(session, program.code, data)
     rid = reward_id(merchant_id, data.ref)
     reward = await session.get(Reward, rid)
     price, contracted = _settlement_price(principal, data, program, reward)
@@ -91,6 +96,7 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
     reward.stock = data.stock
     reward.active = data.active
     reward.has_slots = data.kind.value in SLOTTED or bool(data.slots)
+    reward.priority_until, reward.priority_tiers, reward.priority_credit_levels = priority
     reward.refreshed_at = utcnow()
     await session.flush()
     for index, slot in enumerate(data.slots or []):
@@ -111,6 +117,33 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
         row.starts_at, row.ends_at, row.remaining = starts, ends, slot.capacity
     await session.flush()
     return reward
+
+
+async def _priority(
+    session: AsyncSession, program_code: str, data: NewReward
+) -> tuple[dt.datetime | None, str | None, str | None]:
+    """priorityUntil and who may redeem before it: tiers of the merchant's own program and
+    credit levels (stored as JSON lists)."""
+    tiers, levels = sorted(set(data.priority_tiers)), {c.value for c in data.priority_credit_levels}
+    if data.priority_until is None:
+        if tiers or levels:
+            raise InvalidInput(
+                "priorityTiers and priorityCreditLevels need priorityUntil: until when they "
+                "have the reward to themselves.",
+                field=[F, "priorityUntil"],
+            )
+        return None, None, None
+    until = validate.moment(data.priority_until, [F, "priorityUntil"])
+    if tiers:
+        known = set(
+            await session.scalars(select(Tier.code).where(Tier.program_code == program_code))
+        )
+        unknown = [t for t in tiers if t not in known]
+        if unknown:
+            raise InvalidInput(
+                f"{program_code} has no tier {', '.join(unknown)}.", field=[F, "priorityTiers"]
+            )
+    return until, encode(tiers), encode(levels)
 
 
 def _settlement_price(

@@ -1,4 +1,8 @@
-"""Prices in any program: the rates in effect and active promotions, read once per request."""
+"""Prices in any program: the rates in effect and active promotions, read once per request.
+
+Prices are for one member when the book has their profile: the promotions they qualify
+for (a tier, a credit level, an age, the birthday month) and their tier's redemption
+discount in the paying program. Without a member only promotions for everyone apply."""
 
 from __future__ import annotations
 
@@ -10,11 +14,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import obligations, promotions
+from hub.db import utcnow
+from hub.eligibility import Profile, applies, opens_at
 from hub.enums import MerchantCategory, RewardKind
 from hub.exchange.pricing import points_needed
 from hub.exchange.rates import rates_in_effect
 from hub.mall import settlement_prices
 from hub.models import ExchangeRate, Merchant, Program, Promotion, Reward
+from hub.promotions import percent_off
 
 SLOTTED = {
     RewardKind.HOTEL_NIGHT.value,
@@ -32,9 +39,13 @@ class PriceBook:
     programs: dict[str, Program]
     by_merchant: dict[str, Program]
     discounts: dict[str, list[Promotion]]
+    shopper: Profile | None = None
+    at: dt.datetime | None = None
 
     @classmethod
-    async def load(cls, session: AsyncSession, at: dt.datetime) -> PriceBook:
+    async def load(
+        cls, session: AsyncSession, at: dt.datetime, shopper: Profile | None = None
+    ) -> PriceBook:
         rates = {
             (r.from_code, r.to_code): r for r in await rates_in_effect(session, at, None, None)
         }
@@ -49,13 +60,16 @@ class PriceBook:
         )
         discounts: dict[str, list[Promotion]] = {}
         for promotion in active:
-            discounts.setdefault(promotion.program_code, []).append(promotion)
+            if applies(promotion, shopper):
+                discounts.setdefault(promotion.program_code, []).append(promotion)
         return cls(
             rates=rates,
             platform=platform,
             programs=programs,
             by_merchant={p.merchant_id: p for p in programs.values()},
             discounts=discounts,
+            shopper=shopper,
+            at=at,
         )
 
     def program_of(self, reward: Reward) -> Program:
@@ -72,19 +86,37 @@ class PriceBook:
                 return [first, second]
         return None
 
-    def price(self, reward: Reward) -> int:
-        """The reward's price in its merchant's points, the best active discount applied."""
+    def own_price(self, reward: Reward) -> int:
+        """The reward's price in its merchant's points, the best discount the member has
+        there applied: what the reward's merchant is paid for (settlement prices it)."""
         code = self.program_of(reward).code
         return promotions.discounted_price(reward.price, self.discounts.get(code, []))
 
+    def price(self, reward: Reward) -> int:
+        """What one unit costs the member in the merchant's own points."""
+        price = self.price_in(reward, self.program_of(reward).code)
+        assert price is not None
+        return price
+
     def price_in(self, reward: Reward, program: str) -> int | None:
-        """What one unit costs in `program`, rounded up for the payer; None if it cannot pay."""
+        """What one unit costs in `program`, rounded up for the payer; None if it cannot pay.
+        The member's tier in the paying program takes its redemption discount off: the
+        paying program gives it, so what it owes the reward's merchant stays the same."""
         own = self.program_of(reward).code
-        price = self.price(reward)
-        if program == own:
-            return price
-        route = self.route(program, own)
-        return None if route is None else points_needed(route, price)
+        price = self.own_price(reward)
+        if program != own:
+            route = self.route(program, own)
+            converted = None if route is None else points_needed(route, price)
+            if converted is None:
+                return None
+            price = converted
+        discount = self.shopper.tier_discount(program) if self.shopper else Decimal(0)
+        return percent_off(price, discount)
+
+    def opens_at(self, reward: Reward) -> dt.datetime | None:
+        """When the member may redeem it (None: now); see hub.eligibility.opens_at."""
+        at = self.at or utcnow()
+        return opens_at(reward, self.program_of(reward).code, self.shopper, at)
 
     def payable_with(self, reward: Reward) -> list[str]:
         own = self.program_of(reward).code
@@ -97,7 +129,7 @@ class PriceBook:
     def settlement_unit(self, reward: Reward) -> Decimal:
         """What the paying merchant owes the reward's merchant per unit: the points' worth,
         or less if the merchant asked less, or an ADMIN's contracted price."""
-        worth = obligations.amount_for(self.price(reward), self.program_of(reward).point_value)
+        worth = obligations.amount_for(self.own_price(reward), self.program_of(reward).point_value)
         return settlement_prices.per_unit(
             reward.settlement_price, reward.settlement_contracted, worth
         )

@@ -8,7 +8,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory
-from hub import consent, idempotency, validate
+from hub import consent, eligibility, idempotency, validate
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -116,13 +116,19 @@ async def start(
         merchant = await session.get(Merchant, reward.merchant_id)
         if not reward.active or merchant is None or merchant.status != "ACTIVE":
             raise InvalidState(f"{reward.title} is no longer offered.", field=[F, "rewardId"])
+        # Prices and early access are the member's own: their tiers, credit level, age.
+        now = utcnow()
+        profile = await eligibility.profile_of(session, request.member_id, now, settings.tz)
+        book = await PriceBook.load(session, now, profile)
+        eligibility.require_open(
+            reward, book.program_of(reward).code, profile, now, settings.tz, [F, "rewardId"]
+        )
         payer = await session.get(Program, request.pay_with)
         if payer is None:
             raise NotFound(f"No program has code {request.pay_with!r}.", field=[F, "payWith"])
         consent.require_debit(principal, payer, [F, "payWith"])
         if await account_of(session, request.member_id, payer.code) is None:
             raise NotFound(f"The member is not enrolled in {payer.code}.", field=[F, "payWith"])
-        book = await PriceBook.load(session, utcnow())
         unit = book.price_in(reward, payer.code)
         if unit is None:
             raise DomainError(
@@ -137,7 +143,6 @@ async def start(
             select(Member.id).where(Member.id == request.member_id).with_for_update()
         )
         both_local = factory.is_local(payer) and factory.is_local(book.program_of(reward))
-        now = utcnow()
         redemption = Redemption(
             id=new_id("rdm"),
             member_id=request.member_id,

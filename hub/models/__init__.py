@@ -33,10 +33,12 @@ from hub.models.settlement import (
     StatementCounterparty,
     StatementEvent,
 )
+from hub.models.tiers import AccrualAmount, MemberTier, Tier, TierReview
 from hub.models.webhooks import OutboxEvent, WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "Account",
+    "AccrualAmount",
     "ApiKey",
     "Base",
     "Conversion",
@@ -49,6 +51,7 @@ __all__ = [
     "Lot",
     "LotUse",
     "Member",
+    "MemberTier",
     "Merchant",
     "NetPosition",
     "Obligation",
@@ -69,6 +72,8 @@ __all__ = [
     "StatementAdjustment",
     "StatementCounterparty",
     "StatementEvent",
+    "Tier",
+    "TierReview",
     "WebhookDelivery",
     "WebhookSubscription",
 ]

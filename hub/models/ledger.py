@@ -5,7 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import ExactDecimal, utcnow
@@ -19,6 +29,9 @@ class Member(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(40))
     birth_date: Mapped[dt.date | None] = mapped_column(Date)  # the member and ADMIN only
+    # From an external credit system through setMemberCredit; the member and ADMIN only.
+    credit_level: Mapped[str | None] = mapped_column(String(20))
+    credit_level_at: Mapped[dt.datetime | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -210,3 +223,8 @@ class Promotion(Base):
     ends_at: Mapped[dt.datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Who qualifies (hub.eligibility); none given: every member. Lists are JSON.
+    tiers: Mapped[str | None] = mapped_column(Text)
+    credit_levels: Mapped[str | None] = mapped_column(Text)
+    min_age: Mapped[int | None] = mapped_column(Integer)
+    birthday_month: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -43,6 +43,11 @@ class Reward(Base):
     has_slots: Mapped[bool] = mapped_column(Boolean, default=False)
     refreshed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Before priority_until only members in these tiers (of the merchant's program) or
+    # credit levels may redeem it (JSON lists).
+    priority_until: Mapped[dt.datetime | None] = mapped_column()
+    priority_tiers: Mapped[str | None] = mapped_column(Text)
+    priority_credit_levels: Mapped[str | None] = mapped_column(Text)
 
 
 class Slot(Base):

@@ -8,6 +8,7 @@ from decimal import Decimal
 import strawberry
 
 from hub.enums import CancellationReason as DomainReason
+from hub.enums import CreditLevel as DomainCreditLevel
 from hub.enums import MerchantCategory as DomainCategory
 from hub.enums import RewardKind as DomainRewardKind
 from hub.mall import catalog, redemption
@@ -15,7 +16,7 @@ from hub.models import Redemption as RedemptionRow
 from hub.permissions import Action
 from hub.sagas import failure_of
 from schema.context import Info
-from schema.enums import CancellationReason, MerchantCategory, RewardKind
+from schema.enums import CancellationReason, CreditLevel, MerchantCategory, RewardKind
 from schema.errors import UserError, attempt, user_errors
 from schema.pagination import (
     PageInfo,
@@ -50,6 +51,17 @@ class RewardInput:
     )
     slots: list[SlotInput] | None = strawberry.field(
         default=strawberry.UNSET, description="Entry windows, nights or departures, by ref."
+    )
+    priority_until: dt.datetime | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Before it only members in priorityTiers or priorityCreditLevels may "
+        "redeem; others get NOT_ELIGIBLE with the time it opens.",
+    )
+    priority_tiers: list[strawberry.ID] | None = strawberry.field(
+        default_factory=list, description="Tiers of the merchant's own program."
+    )
+    priority_credit_levels: list[CreditLevel] | None = strawberry.field(  # type: ignore[valid-type]
+        default_factory=list
     )
 
 
@@ -144,6 +156,11 @@ class MallMutations:
                     capacity=s.capacity if isinstance(s.capacity, int) else None,
                 )
                 for s in (input.slots or [])
+            ],
+            priority_until=input.priority_until or None,
+            priority_tiers=[str(t) for t in input.priority_tiers or []],
+            priority_credit_levels=[
+                DomainCreditLevel(c) for c in input.priority_credit_levels or []
             ],
         )
         row, errors = await attempt(

@@ -9,9 +9,11 @@ import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import accrual, members, promotions
+from hub.enums import CreditLevel as DomainCreditLevel
 from hub.models import Entry, Posting
 from hub.permissions import Action
 from schema.context import Info
+from schema.enums import CreditLevel
 from schema.errors import UserError, attempt
 from schema.types.members import LedgerEntry, Member
 
@@ -64,6 +66,21 @@ class PromotionInput:
     starts_at: dt.datetime
     ends_at: dt.datetime
     label: str
+    tiers: list[strawberry.ID] | None = strawberry.field(
+        default_factory=list,
+        description="Only members in one of these tiers of the program; empty: any tier.",
+    )
+    credit_levels: list[CreditLevel] | None = strawberry.field(  # type: ignore[valid-type]
+        default_factory=list,
+        description="Only members with one of these credit levels; empty: any.",
+    )
+    min_age: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Only members at least this old on the day (a seniors' multiplier: 60).",
+    )
+    birthday_month: bool | None = strawberry.field(
+        default=False, description="Only in the member's birthday month."
+    )
 
 
 @strawberry.type
@@ -148,6 +165,10 @@ class MemberMutations:
             starts_at=input.starts_at,
             ends_at=input.ends_at,
             label=input.label,
+            tiers=[str(t) for t in input.tiers or []],
+            credit_levels=[DomainCreditLevel(c) for c in input.credit_levels or []],
+            min_age=input.min_age if isinstance(input.min_age, int) else None,
+            birthday_month=bool(input.birthday_month),
         )
         row, errors = await attempt(
             info.context.db.transaction(lambda s: promotions.set_promotion(s, principal, data))

@@ -113,6 +113,21 @@ class Reward:
         codes = (await info.context.loaders.price_book()).payable_with(self.row)
         return [await load_program(info, code) for code in codes]
 
+    @strawberry.field(
+        description="Before it, only the priority tiers and credit levels may redeem; null: "
+        "open to every member."
+    )
+    def priority_until(self) -> dt.datetime | None:
+        return self.row.priority_until
+
+    @strawberry.field(
+        description="When the viewing member may redeem it: priorityUntil unless their tier "
+        "or credit level opens it early; null when they may now (without a member session: "
+        "when it opens to every member)."
+    )
+    async def opens_at(self, info: Info) -> dt.datetime | None:
+        return (await info.context.loaders.price_book()).opens_at(self.row)
+
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Reward | None:
         row = await info.context.loaders.reward.load(str(id))

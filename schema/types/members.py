@@ -10,12 +10,13 @@ import strawberry
 from hub import members as member_service
 from hub import models
 from hub.db import utcnow
+from hub.enums import CreditLevel as DomainCreditLevel
 from hub.enums import EntryKind as DomainEntryKind
 from hub.enums import Role
 from hub.ledger import queries
 from hub.privacy import mask_name
 from schema.context import Info
-from schema.enums import EntryKind
+from schema.enums import CreditLevel, EntryKind
 from schema.errors import forbidden
 from schema.pagination import (
     PageInfo,
@@ -25,6 +26,7 @@ from schema.pagination import (
     page_size,
 )
 from schema.types.merchants import Program, load_program
+from schema.types.tiers import TierStatus
 
 if TYPE_CHECKING:
     from schema.types.mall import RedemptionConnection
@@ -68,6 +70,16 @@ class ProgramAccount:
     @strawberry.field(description="Points on hold for pending redemptions.")
     async def held(self, info: Info) -> int:
         return await info.context.loaders.held.load(self.account.id) or 0
+
+    @strawberry.field(
+        description="The member's tier, what qualifies and what the next tier needs; null "
+        "when the program has no tiers."
+    )
+    async def tier(self, info: Info) -> TierStatus | None:
+        assert self.account.member_id is not None
+        key = (self.account.program_code, self.account.member_id)
+        found = await info.context.loaders.standing.load(key)
+        return TierStatus.of(found) if found is not None else None
 
     @strawberry.field(description="Open lots that expire, soonest first.")
     async def expiring(self, info: Info) -> list[ExpiringLot]:
@@ -136,6 +148,16 @@ class Member:
                 "your program's members (member(id:) follows the same rule)."
             )
         return member
+
+    @strawberry.field(
+        description="From the external credit system; the member (their session) and ADMIN "
+        "only: null for everyone else, and null when none was given."
+    )
+    def credit_level(self, info: Info) -> CreditLevel | None:  # type: ignore[valid-type]
+        principal = info.context.principal
+        if principal.role != Role.ADMIN and principal.member_id != self.row.id:
+            return None
+        return DomainCreditLevel(self.row.credit_level) if self.row.credit_level else None
 
     @strawberry.field(description="Masked unless the viewer is the member or ADMIN.")
     def display_name(self, info: Info) -> str:

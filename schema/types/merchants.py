@@ -19,6 +19,7 @@ from schema.formatting import plain
 
 if TYPE_CHECKING:
     from schema.types.members import Member
+    from schema.types.tiers import Tier
 
 
 @strawberry.federation.type(keys=["id"], description="A partner merchant; id is its slug.")
@@ -82,6 +83,15 @@ class Program:
         row = await info.context.loaders.merchant.load(self.merchant_id)
         assert row is not None, "every program has a merchant"
         return Merchant.from_row(row)
+
+    @strawberry.field(description="Lowest first; empty: the program has no tiers.")
+    async def tiers(
+        self, info: Info
+    ) -> list[Annotated[Tier, strawberry.lazy("schema.types.tiers")]]:
+        from schema.types.tiers import Tier
+
+        rows = await info.context.loaders.ladder.load(str(self.code)) or []
+        return [Tier.from_row(row) for row in rows]
 
     @classmethod
     async def resolve_reference(cls, info: Info, code: strawberry.ID) -> Program | None:

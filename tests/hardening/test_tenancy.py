@@ -156,6 +156,14 @@ MATRIX: dict[str, tuple[str, set[str]]] = {
         'mutation { unsubscribeWebhook(id: "whs_x") { userErrors { code } } }',
         {"ADMIN", "MERCHANT"},
     ),
+    "setTiers": (
+        'mutation { setTiers(program: "JADE", tiers: []) { userErrors { code } } }',
+        {"ADMIN", "MERCHANT"},
+    ),
+    "setMemberCredit": (
+        'mutation { setMemberCredit(memberId: "$MEMBER", level: GOOD) { userErrors { code } } }',
+        {"ADMIN"},
+    ),
 }
 # Root fields with a rule of their own, tested where that rule lives.
 ELSEWHERE = {

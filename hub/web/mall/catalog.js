@@ -202,6 +202,10 @@ function rewardCard(node) {
   const price = node.priceIn;
   const payable = price !== null && price !== undefined;
   const needsSlot = node.slots.length > 0 || SLOTTED_KINDS.has(node.kind);
+  // Before priorityUntil only the priority tiers and credit levels may redeem: the hub says
+  // when it opens for this member (opensAt), or null when they may now.
+  const opensAt = node.opensAt;
+  const early = !opensAt && node.priorityUntil && Date.parse(node.priorityUntil) > Date.now();
   const own = node.merchant.program.code;
   // One key per attempt the hub has not answered yet; a retry after a lost answer reuses it.
   let attemptKey = null;
@@ -234,7 +238,7 @@ function rewardCard(node) {
       type: "button",
       class: "primary",
       testid: "redeem-button",
-      disabled: !node.available || !payable,
+      disabled: !node.available || !payable || Boolean(opensAt),
     },
     label,
   );
@@ -315,6 +319,20 @@ function rewardCard(node) {
     ),
     h("h3", { testid: "reward-title" }, node.title),
     node.description ? h("p", { class: "desc muted" }, node.description) : null,
+    opensAt
+      ? h(
+          "p",
+          { class: "priority locked", testid: "reward-opens-at", dataset: { opensAt } },
+          t("opensForYou", { time: formatDateTime(opensAt) }),
+        )
+      : null,
+    early
+      ? h(
+          "p",
+          { class: "priority early", testid: "reward-early-access" },
+          t("earlyAccess", { time: formatDateTime(node.priorityUntil) }),
+        )
+      : null,
     h(
       "div",
       { class: "price-row" },

@@ -24,6 +24,18 @@ const en = {
   neverExpires: "Nothing expiring",
   soonestOverall: "Expiring soonest: {points} {program} on {date}",
   noExpiry: "None of your points are due to expire.",
+  noTier: "No tier yet",
+  tierProgress: "{spend} spent in {orders} purchases over the last 12 months",
+  tierToNext: "{amount} more to {tier}",
+  tierOrdersToNext: "and {orders} more purchases",
+  tierTop: "Top tier: keep it with the same spend over 12 months",
+  creditLevel: "Credit level: {level}",
+  "credit.EXCELLENT": "Excellent",
+  "credit.GOOD": "Good",
+  "credit.FAIR": "Fair",
+  "credit.POOR": "Poor",
+  opensForYou: "Opens for you at {time}",
+  earlyAccess: "Early access for you until {time}",
   convertTitle: "Convert points",
   from: "From",
   to: "To",
@@ -120,6 +132,18 @@ const zh = {
   neverExpires: "暂无到期积分",
   soonestOverall: "最早到期：{points} {program}，{date}",
   noExpiry: "您的积分暂无到期。",
+  noTier: "暂未获得等级",
+  tierProgress: "近12个月消费 {spend}，共 {orders} 笔",
+  tierToNext: "再消费 {amount} 升级为{tier}",
+  tierOrdersToNext: "并再购买 {orders} 笔",
+  tierTop: "已是最高等级：12个月内保持同等消费即可保级",
+  creditLevel: "信用等级：{level}",
+  "credit.EXCELLENT": "优秀",
+  "credit.GOOD": "良好",
+  "credit.FAIR": "一般",
+  "credit.POOR": "较差",
+  opensForYou: "将于 {time} 向您开放",
+  earlyAccess: "您可优先兑换，{time} 起向所有人开放",
   convertTitle: "积分兑换",
   from: "转出",
   to: "转入",
@@ -272,6 +296,14 @@ export function formatDateTime(iso) {
     dateStyle: "medium",
     timeStyle: "short",
   }).format(new Date(iso));
+}
+
+/** Money as the hub sends it ("2700.00"), shown with 2 places; for display only. */
+export function formatMoney(decimal) {
+  return new Intl.NumberFormat(current === "zh" ? "zh-CN" : "en-US", {
+    minimumFractionDigits: 2,
+    maximumFractionDigits: 2,
+  }).format(Number(decimal));
 }
 
 /** A date only. */

@@ -2,7 +2,7 @@
 // between two of their programs with the quote's time counting down.
 
 import { gql, idempotencyKey, SessionEnded } from "./api.js";
-import { formatDate, formatDateTime, formatNumber, t } from "./i18n.js";
+import { formatDate, formatDateTime, formatMoney, formatNumber, t } from "./i18n.js";
 import { state } from "./state.js";
 import { $, guarded, h, option, say, sayUserErrors } from "./ui.js";
 
@@ -19,9 +19,13 @@ export async function refreshMember() {
   renderConvertForm();
 }
 
-/** One card per program, and the soonest expiry over all of them. */
+/** One card per program, the soonest expiry over all of them, and the credit level. */
 export function renderBalances() {
   const accounts = state.member.accounts;
+  const level = state.member.creditLevel;
+  const credit = $("credit-level");
+  say(credit, level ? t("creditLevel", { level: t(`credit.${level}`) }) : "");
+  credit.dataset.level = level ?? "";
   $("balance-list").replaceChildren(...accounts.map(balanceCard));
   const lots = accounts
     .filter((a) => a.expiring.length > 0)
@@ -67,6 +71,7 @@ function balanceCard(account) {
           t("asOf", { time: formatDateTime(asOf) }),
         )
       : null,
+    tierBlock(account.tier),
     account.held > 0
       ? h(
           "div",
@@ -81,6 +86,66 @@ function balanceCard(account) {
         ? t("expiresSoonest", { points: formatNumber(lot.points), date: formatDate(lot.expiresAt) })
         : t("neverExpires"),
     ),
+  );
+}
+
+/** The member's tier in the program, its benefits, and the way to the next one. */
+function tierBlock(status) {
+  if (!status) return null;
+  const { tier, next } = status;
+  const spent = Number(status.qualifyingSpend);
+  const lines = [
+    h(
+      "div",
+      { class: "tier-head" },
+      h(
+        "span",
+        { class: tier ? "tier-badge" : "tier-badge none", testid: "tier-name" },
+        tier ? tier.name : t("noTier"),
+      ),
+      tier?.benefits.length
+        ? h("span", { class: "tier-benefits", testid: "tier-benefits" }, tier.benefits.join(" · "))
+        : null,
+    ),
+    h(
+      "div",
+      { class: "muted", testid: "tier-qualifying" },
+      t("tierProgress", {
+        spend: formatMoney(status.qualifyingSpend),
+        orders: formatNumber(status.qualifyingOrders),
+      }),
+    ),
+  ];
+  if (next) {
+    const needed = Number(next.minSpend);
+    const toNext = [t("tierToNext", { amount: formatMoney(status.spendToNext), tier: next.name })];
+    if (status.ordersToNext > 0) {
+      toNext.push(t("tierOrdersToNext", { orders: formatNumber(status.ordersToNext) }));
+    }
+    lines.push(
+      h("progress", {
+        class: "tier-progress",
+        testid: "tier-progress",
+        max: String(needed || 1),
+        value: String(Math.min(spent, needed)),
+      }),
+      h("div", { class: "tier-next", testid: "tier-next" }, toNext.join(" ")),
+    );
+  } else {
+    lines.push(h("div", { class: "tier-next", testid: "tier-next" }, t("tierTop")));
+  }
+  return h(
+    "div",
+    {
+      class: "tier",
+      testid: "balance-tier",
+      dataset: {
+        tier: tier?.code ?? "",
+        next: next?.code ?? "",
+        spendToNext: status.spendToNext ?? "",
+      },
+    },
+    ...lines,
   );
 }
 
