@@ -46,6 +46,7 @@ class Action(StrEnum):
     READ_RECONCILIATION = "reconciliation"
     SET_TIERS = "setTiers"
     SET_MEMBER_CREDIT = "setMemberCredit"
+    READ_INSIGHTS = "merchantInsights"
 
 
 # Who may call each operation; STOREFRONT entries need a member session token.
@@ -78,6 +79,7 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.READ_RECONCILIATION: frozenset({ADMIN, FINANCE, MERCHANT}),
     Action.SET_TIERS: frozenset({ADMIN, MERCHANT}),
     Action.SET_MEMBER_CREDIT: frozenset({ADMIN}),
+    Action.READ_INSIGHTS: frozenset({ADMIN, MERCHANT}),
 }
 
 _NEEDS_MEMBER = {

@@ -14,6 +14,7 @@ from strawberry.types import Info
 
 from hub.config import Settings
 from schema.complexity import MAX_ENTITIES
+from schema.insights import InsightsQueries
 from schema.limits import extensions
 from schema.metrics import OperationMetrics
 from schema.mutations.admin import AdminMutations
@@ -39,6 +40,7 @@ class Query(
     SettlementQueries,
     WebhookQueries,
     ReconciliationQueries,
+    InsightsQueries,
 ):
     pass
 

@@ -164,6 +164,10 @@ MATRIX: dict[str, tuple[str, set[str]]] = {
         'mutation { setMemberCredit(memberId: "$MEMBER", level: GOOD) { userErrors { code } } }',
         {"ADMIN"},
     ),
+    "merchantInsights": (  # a MERCHANT for itself (the key's own, jade), or ADMIN
+        '{ merchantInsights(merchant: "jade", from: "$TODAY", to: "$TODAY") { pointsIssued } }',
+        {"ADMIN", "MERCHANT"},
+    ),
 }
 # Root fields with a rule of their own, tested where that rule lives.
 ELSEWHERE = {
