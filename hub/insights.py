@@ -77,11 +77,13 @@ class Period:
 @dataclass(frozen=True)
 class Scope:
     """A merchant and its programs: `standard` earn and pay as usual, `green` are its
-    GREEN programs (points for green-tagged purchase lines)."""
+    GREEN programs (points for green-tagged purchase lines); `ledger` names the programs'
+    system accounts the points figures read, by id: (program, account kind)."""
 
     merchant_id: str
     standard: tuple[str, ...]
     green: tuple[str, ...]
+    ledger: Mapping[int, tuple[str, str]]
 
     @property
     def programs(self) -> tuple[str, ...]:
@@ -89,17 +91,34 @@ class Scope:
 
 
 async def scope_of(session: AsyncSession, merchant_id: str) -> Scope | None:
-    """The merchant's programs, or None when there is no such merchant."""
-    rows = list(
-        await session.scalars(
-            select(Program).where(Program.merchant_id == merchant_id).order_by(Program.code)
+    """The merchant's programs and their system accounts, or None when there is no such
+    merchant: one query."""
+    rows = (
+        await session.execute(
+            select(Program.code, Account.id, Account.kind)
+            .outerjoin(
+                Account,
+                and_(
+                    Account.program_code == Program.code,
+                    Account.member_id.is_(None),
+                    Account.kind.in_(_LEDGER_KINDS),
+                ),
+            )
+            .where(Program.merchant_id == merchant_id)
+            .order_by(Program.code)
         )
-    )
+    ).all()
     if not rows:
         return None
     # A merchant runs one program until GREEN programs exist (hub.models.Program has no
     # kind yet): its green points are those of programs other than its main one, none.
-    return Scope(merchant_id=merchant_id, standard=(rows[0].code,), green=())
+    programs = sorted({code for code, _, _ in rows})
+    return Scope(
+        merchant_id=merchant_id,
+        standard=tuple(programs),
+        green=(),
+        ledger={account: (code, kind) for code, account, kind in rows if account is not None},
+    )
 
 
 @dataclass(frozen=True)
@@ -138,22 +157,22 @@ async def ledger_figures(session: AsyncSession, scope: Scope, period: Period) ->
     """Points issued, redeemed and expired per business date, from the postings on the
     programs' system accounts (`issued` gives, `redeemed` and `expired` take): one query.
     Redeemed is net of refunds: a cancelled redemption gives its points back."""
+    # The accounts by id, not by a join on their kind: the planner then knows from its
+    # statistics how many postings each holds (most of the table, for a busy program).
     rows = await session.execute(
-        select(Entry.business_date, Account.program_code, Account.kind, func.sum(Posting.amount))
-        .select_from(Posting)
-        .join(Account, Account.id == Posting.account_id)
+        select(Entry.business_date, Posting.account_id, func.sum(Posting.amount))
         .join(Entry, Entry.id == Posting.entry_id)
         .where(
-            Account.program_code.in_(scope.programs),
-            Account.member_id.is_(None),
-            Account.kind.in_(_LEDGER_KINDS),
+            Posting.account_id.in_(list(scope.ledger)),
+            Entry.program_code.in_(scope.programs),
             Entry.business_date >= period.first,
             Entry.business_date <= period.last,
         )
-        .group_by(Entry.business_date, Account.program_code, Account.kind)
+        .group_by(Entry.business_date, Posting.account_id)
     )
     found: dict[dt.date, dict[str, int]] = {}
-    for day, program, kind, total in rows:
+    for day, account, total in rows:
+        program, kind = scope.ledger[account]
         figures = found.setdefault(day, {})
         if program in scope.green:
             name = "green_issued" if kind == AccountKind.ISSUED.value else None
@@ -180,17 +199,26 @@ async def ledger_figures(session: AsyncSession, scope: Scope, period: Period) ->
 async def active_members(session: AsyncSession, scope: Scope, period: Period) -> int:
     """Members who earned, spent or converted the merchant's points (an expiry is not
     activity) or redeemed one of its rewards in the period: one query."""
-    moved = select(Entry.member_id).where(
-        Entry.program_code.in_(scope.programs),
-        Entry.business_date >= period.first,
-        Entry.business_date <= period.last,
-        Entry.member_id.is_not(None),
-        Entry.kind != EntryKind.EXPIRY.value,
+    # Each side made distinct first: the union then merges thousands, not millions.
+    moved = (
+        select(Entry.member_id)
+        .where(
+            Entry.program_code.in_(scope.programs),
+            Entry.business_date >= period.first,
+            Entry.business_date <= period.last,
+            Entry.member_id.is_not(None),
+            Entry.kind != EntryKind.EXPIRY.value,
+        )
+        .group_by(Entry.member_id)
     )
-    redeemed = select(Redemption.member_id).where(
-        Redemption.merchant_id == scope.merchant_id,
-        Redemption.created_at >= period.starts_at,
-        Redemption.created_at < period.ends_at,
+    redeemed = (
+        select(Redemption.member_id)
+        .where(
+            Redemption.merchant_id == scope.merchant_id,
+            Redemption.created_at >= period.starts_at,
+            Redemption.created_at < period.ends_at,
+        )
+        .group_by(Redemption.member_id)
     )
     either = union(moved, redeemed).subquery()
     return int(await session.scalar(select(func.count()).select_from(either)) or 0)

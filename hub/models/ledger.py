@@ -102,6 +102,8 @@ class Entry(Base):
     __tablename__ = "entries"
     __table_args__ = (
         Index("ix_entries_reference", "reference"),
+        # A program's entries of a period (merchant insights).
+        Index("ix_entries_program_date", "program_code", "business_date"),
         Index(
             "uq_entries_hub_call",
             "program_code",
