@@ -145,6 +145,7 @@ def create_app(
         *(extra_routes or []),
         Mount("/mall", StaticFiles(directory=WEB / "mall", html=True), name="mall"),
         Mount("/console", StaticFiles(directory=WEB / "console", html=True), name="console"),
+        Mount("/insights", StaticFiles(directory=WEB / "insights", html=True), name="insights"),
         Mount("/assets", StaticFiles(directory=WEB / "common"), name="assets"),
     ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

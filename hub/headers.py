@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# What /mall and /console load: their own module scripts, stylesheets and GraphQL at
+# What /mall, /console and /insights load: their own module scripts, stylesheets and GraphQL at
 # /graphql; the favicon is a data: URL. No inline script or style (tests/web check it).
 PAGE_POLICY = "; ".join(
     (

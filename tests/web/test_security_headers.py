@@ -13,7 +13,14 @@ from hub.config import Settings
 from tests.helpers import Api, create_key, register, running_app
 
 WEB = Path(__file__).resolve().parents[2] / "hub" / "web"
-PAGES = ["/mall/", "/console/", "/mall/index.html", "/console/index.html"]
+PAGES = [
+    "/mall/",
+    "/console/",
+    "/insights/",
+    "/mall/index.html",
+    "/console/index.html",
+    "/insights/index.html",
+]
 
 
 def _directives(policy: str) -> dict[str, list[str]]:
@@ -44,7 +51,7 @@ async def test_pages_send_a_strict_csp_and_refuse_framing(api: Api, path: str) -
 
 
 async def test_scripts_and_styles_of_the_pages_are_framed_too(api: Api) -> None:
-    for path in ("/mall/app.js", "/console/console.js", "/mall/style.css"):
+    for path in ("/mall/app.js", "/console/console.js", "/insights/insights.js", "/mall/style.css"):
         response = await api.client.get(path)
         assert response.status_code == 200
         assert response.headers["x-content-type-options"] == "nosniff"

@@ -1,0 +1,324 @@
+// Merchant insights: a merchant signs in with its MERCHANT key and sees, for a period of
+// business dates, the points its program issued, redeemed and expired, its active
+// members, its members by tier, its most redeemed rewards and its rising members, with
+// charts. Plain browser JS against the hub's public GraphQL API; no build step.
+
+import { barChart, dailyChart } from "./charts.js";
+
+const ENDPOINT = new URL(
+  document.querySelector('meta[name="hub-graphql"]')?.getAttribute("content") || "/graphql",
+  location.href,
+);
+const TZ =
+  document.querySelector('meta[name="hub-settlement-tz"]')?.getAttribute("content") ||
+  "Asia/Shanghai";
+const KEY_STORAGE = "insights.merchantKey";
+const DEFAULT_DAYS = 30;
+
+const MESSAGES = {
+  badKey: "This key is not valid; ask the hub's administrator for your MERCHANT key.",
+  wrongRole: (role) =>
+    `This is ${/^[AEIOU]/.test(role) ? "an" : "a"} ${role} key; merchant insights need a ` +
+    "MERCHANT key, which shows one merchant's own figures.",
+  network: "The hub did not answer. Check your connection, then try again.",
+  signedOut: "You signed out. Sign in again with your MERCHANT key to continue.",
+  badPeriod: "Choose a start date on or before the end date.",
+};
+
+const VIEWER = "query Viewer { viewer { role merchant { id name } } }";
+
+const INSIGHTS = `query Insights($merchant: ID!, $from: Date!, $to: Date!) {
+  merchantInsights(merchant: $merchant, from: $from, to: $to) {
+    from to pointsIssued pointsRedeemed pointsExpired greenPointsIssued activeMembers
+    membersByTier { tier { code name } members }
+    topRewards { reward { id title } redemptions points }
+    risingMembers { id displayName }
+    daily { date pointsIssued pointsRedeemed pointsExpired greenPointsIssued }
+  }
+}`;
+
+const state = { key: null, merchant: null, view: 0 };
+
+// ---------------------------------------------------------------- helpers
+
+function $(testid, root = document) {
+  return root.querySelector(`[data-testid="${testid}"]`);
+}
+
+/** An element; props: class, testid, dataset, other attributes. */
+function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(props)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "class") el.className = value;
+    else if (name === "testid") el.dataset.testid = value;
+    else if (name === "dataset") {
+      for (const [k, v] of Object.entries(value)) el.dataset[k] = String(v);
+    } else el.setAttribute(name, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+function say(el, text, code = "") {
+  el.textContent = text || "";
+  el.dataset.code = code || "";
+  el.hidden = !text;
+}
+
+class InsightsError extends Error {
+  constructor(message, code = null) {
+    super(message);
+    this.code = code;
+  }
+}
+
+class KeyRefused extends InsightsError {}
+
+/** POST a document; resolves to `data`, throws InsightsError for anything but an answer. */
+async function gql(query, variables = {}) {
+  let response;
+  try {
+    response = await fetch(ENDPOINT, {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        ...(state.key ? { Authorization: `Bearer ${state.key}` } : {}),
+      },
+      body: JSON.stringify({ query, variables }),
+    });
+  } catch {
+    throw new InsightsError(MESSAGES.network, "NETWORK");
+  }
+  if (response.status === 401) throw new KeyRefused(MESSAGES.badKey, "UNAUTHENTICATED");
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // Not JSON: reported below by status.
+  }
+  const first = body?.errors?.[0];
+  if (first) throw new InsightsError(first.message, first.extensions?.code ?? null);
+  if (!response.ok || !body?.data) {
+    throw new InsightsError(
+      `The hub answered HTTP ${response.status}. Try again in a minute.`,
+      "HTTP",
+    );
+  }
+  return body.data;
+}
+
+const numberFormat = new Intl.NumberFormat("en-US");
+const dateFormat = new Intl.DateTimeFormat("sv-SE", {
+  timeZone: TZ,
+  year: "numeric",
+  month: "2-digit",
+  day: "2-digit",
+});
+
+/** A business date in the settlement time zone, `days` before today, as YYYY-MM-DD. */
+function businessDate(daysBefore = 0) {
+  return dateFormat.format(new Date(Date.now() - daysBefore * 86_400_000));
+}
+
+// ---------------------------------------------------------------- sign-in
+
+function showSignIn(message = "") {
+  state.key = null;
+  state.merchant = null;
+  state.view += 1;
+  sessionStorage.removeItem(KEY_STORAGE);
+  $("dashboard").hidden = true;
+  $("who").hidden = true;
+  $("signin").hidden = false;
+  say($("signin-message"), "");
+  say($("signin-error"), message);
+  $("signin-form").reset();
+  $("signin-key").focus();
+}
+
+async function signIn(key) {
+  state.key = key;
+  let data;
+  try {
+    data = await gql(VIEWER);
+  } catch (error) {
+    state.key = null;
+    throw error;
+  }
+  const { role, merchant } = data.viewer;
+  if (role !== "MERCHANT" || !merchant) {
+    state.key = null;
+    throw new InsightsError(MESSAGES.wrongRole(role), "WRONG_ROLE");
+  }
+  state.merchant = merchant;
+  sessionStorage.setItem(KEY_STORAGE, key);
+  $("signin").hidden = true;
+  $("who").hidden = false;
+  $("who-merchant").textContent = merchant.name;
+  $("who-key").textContent = `key …${key.slice(-4)}`;
+  $("merchant-name").textContent = merchant.name;
+  $("dashboard").hidden = false;
+  setPeriod(DEFAULT_DAYS);
+  await show();
+}
+
+async function onSignIn(event) {
+  event.preventDefault();
+  const key = event.currentTarget.key.value.trim();
+  const button = $("signin-submit");
+  say($("signin-message"), "");
+  button.disabled = true;
+  try {
+    await signIn(key);
+  } catch (error) {
+    if (!(error instanceof InsightsError)) console.error(error);
+    say($("signin-error"), error.message, error.code);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function signOut() {
+  showSignIn();
+  say($("signin-message"), MESSAGES.signedOut);
+}
+
+// ---------------------------------------------------------------- the figures
+
+function setPeriod(days) {
+  $("period-from").value = businessDate(days - 1);
+  $("period-to").value = businessDate(0);
+}
+
+async function show() {
+  const from = $("period-from").value;
+  const to = $("period-to").value;
+  say($("view-error"), "");
+  if (!from || !to || from > to) {
+    say($("view-error"), MESSAGES.badPeriod, "INVALID_INPUT");
+    return;
+  }
+  const view = ++state.view;
+  const dashboard = $("dashboard");
+  dashboard.setAttribute("aria-busy", "true");
+  delete dashboard.dataset.loaded;
+  try {
+    const data = await gql(INSIGHTS, { merchant: state.merchant.id, from, to });
+    if (view !== state.view) return; // a newer period was asked for meanwhile
+    render(data.merchantInsights);
+    dashboard.dataset.loaded = `${from}..${to}`;
+  } catch (error) {
+    if (error instanceof KeyRefused) {
+      showSignIn(error.message);
+      return;
+    }
+    if (!(error instanceof InsightsError)) console.error(error);
+    say($("view-error"), error.message, error.code);
+  } finally {
+    dashboard.removeAttribute("aria-busy");
+  }
+}
+
+function setFigure(testid, value) {
+  const el = $(testid);
+  el.textContent = numberFormat.format(value);
+  el.dataset.value = String(value);
+}
+
+function render(found) {
+  $("period-label").textContent = `${found.from} to ${found.to}`;
+  setFigure("points-issued", found.pointsIssued);
+  setFigure("points-redeemed", found.pointsRedeemed);
+  setFigure("points-expired", found.pointsExpired);
+  setFigure("green-points-issued", found.greenPointsIssued);
+  setFigure("active-members", found.activeMembers);
+
+  dailyChart($("chart-daily"), found.daily);
+
+  const tierName = (t) => (t.tier ? t.tier.name : "Below the first tier");
+  barChart(
+    $("chart-tiers"),
+    "Members",
+    found.membersByTier.map(tierName),
+    found.membersByTier.map((t) => t.members),
+  );
+  $("tiers").tBodies[0].replaceChildren(
+    ...found.membersByTier.map((t) =>
+      h(
+        "tr",
+        { testid: "tier-row", dataset: { tier: t.tier ? t.tier.code : "" } },
+        h("td", {}, tierName(t)),
+        h("td", { class: "num", testid: "tier-members" }, numberFormat.format(t.members)),
+      ),
+    ),
+  );
+
+  const rewards = found.topRewards;
+  barChart(
+    $("chart-rewards"),
+    "Redemptions",
+    rewards.map((r) => r.reward.title),
+    rewards.map((r) => r.redemptions),
+  );
+  $("rewards").tBodies[0].replaceChildren(
+    ...rewards.map((r) =>
+      h(
+        "tr",
+        { testid: "reward-row", dataset: { reward: r.reward.id } },
+        h("td", {}, r.reward.title),
+        h("td", { class: "num", testid: "reward-redemptions" }, numberFormat.format(r.redemptions)),
+        h("td", { class: "num" }, numberFormat.format(r.points)),
+      ),
+    ),
+  );
+  $("rewards").hidden = rewards.length === 0;
+  $("rewards-empty").hidden = rewards.length !== 0;
+
+  $("rising-to").textContent = found.to;
+  $("rising").replaceChildren(
+    ...found.risingMembers.map((m) =>
+      h("li", { testid: "rising-member", dataset: { member: m.id } }, m.displayName),
+    ),
+  );
+  $("rising-empty").hidden = found.risingMembers.length !== 0;
+}
+
+// ---------------------------------------------------------------- start
+
+function wire() {
+  $("signin-form").addEventListener("submit", onSignIn);
+  $("sign-out").addEventListener("click", signOut);
+  $("period-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    show();
+  });
+  for (const button of document.querySelectorAll('[data-testid="preset"]')) {
+    button.addEventListener("click", () => {
+      setPeriod(Number(button.dataset.days));
+      show();
+    });
+  }
+  $("tz").textContent = TZ;
+}
+
+async function start() {
+  wire();
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  if (!key) {
+    showSignIn();
+    return;
+  }
+  try {
+    await signIn(key);
+  } catch (error) {
+    showSignIn(error.message);
+  }
+}
+
+start().finally(() => {
+  document.body.dataset.ready = "true";
+});
