@@ -10,6 +10,9 @@ const COLORS = {
   bars: "#1e3a5f",
 };
 
+// Bars count whole things: ticks at whole steps only.
+const WHOLE_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 50_000, 100_000];
+
 const epoch = (date) => Date.parse(`${date}T00:00:00Z`) / 1000;
 const width = (el) => Math.max(260, el.clientWidth || 560);
 
@@ -51,7 +54,7 @@ export function barChart(el, label, labels, values) {
   el.replaceChildren();
   if (labels.length === 0) return null;
   const x = labels.map((_, i) => i);
-  const short = labels.map((l) => (l.length > 18 ? `${l.slice(0, 17)}…` : l));
+  const short = labels.map((l) => (l.length > 22 ? `${l.slice(0, 21)}…` : l));
   return new uPlot(
     {
       width: width(el),
@@ -68,7 +71,7 @@ export function barChart(el, label, labels, values) {
           values: (_u, splits) => splits.map((i) => short[i] ?? ""),
           gap: 4,
         },
-        { size: 60 },
+        { size: 60, incrs: WHOLE_STEPS },
       ],
       series: [
         {},
