@@ -17,6 +17,7 @@ from hub.db import Database, rows_by, utcnow
 from hub.enums import AccountKind, Role
 from hub.errors import AlreadyExists, InvalidInput, NotFound
 from hub.ids import new_id
+from hub.member_view import AccountView
 from hub.merchants import get_program
 from hub.models import Account, Entry, Member, Posting, Program
 from hub.permissions import require_merchant
@@ -167,7 +168,9 @@ async def own_program_code(session: AsyncSession, principal: Principal) -> str |
     )
 
 
-def account_visible(principal: Principal, account: Account, own_program: str | None) -> bool:
+def account_visible(
+    principal: Principal, account: Account | AccountView, own_program: str | None
+) -> bool:
     """ADMIN and the member see every account; a merchant sees its own program's only."""
     if principal.role == Role.ADMIN:
         return True

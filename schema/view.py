@@ -11,7 +11,6 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from hub import auth
 from hub.auth import Principal
 from hub.enums import Role
 from hub.ratelimit import retry_after
@@ -33,6 +32,7 @@ async def principal_of(runtime: Runtime, request: Request) -> Principal | JSONRe
     """The caller of a request, or the 401 (or 503) response that refuses it."""
     try:
         await runtime.prepare()
+        await runtime.caches.fresh()  # at most once per HUB_CACHE_CHECK_SECONDS
     except Exception:
         return JSONResponse(
             {
@@ -51,8 +51,7 @@ async def principal_of(runtime: Runtime, request: Request) -> Principal | JSONRe
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         return unauthenticated("Send an API key as 'Authorization: Bearer <key>'.")
-    async with runtime.db.read() as session:
-        principal = await auth.authenticate(session, secret.strip())
+    principal = await runtime.caches.principal(secret.strip())
     if principal is None:
         return unauthenticated("The API key is unknown or revoked.")
     await runtime.note_key_use(principal.key_id)
@@ -119,5 +118,5 @@ class HubGraphQL(GraphQL[Context, None]):
             # Only POST executes operations, and POST always has a principal; a GET
             # (the GraphiQL page) gets a storefront without a member, which may do nothing.
             principal=getattr(request.state, "principal", _NOBODY),
-            loaders=Loaders(runtime.db, runtime.connectors),
+            loaders=Loaders(runtime.db, runtime.connectors, runtime.caches),
         )
