@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,6 +41,10 @@ KEYS = "api_keys"
 PROGRAMS = "programs"
 RATES = "rates"
 KINDS = (KEYS, PROGRAMS, RATES)
+_LIVE_KEY = select(ApiKey.id, ApiKey.role, ApiKey.merchant_id).where(
+    ApiKey.secret_hash == bindparam("digest"), ApiKey.revoked_at.is_(None)
+)
+_VERSIONS = select(CacheVersion.name, CacheVersion.version)
 MAX_KEYS = 10_000  # secrets kept; beyond, the map starts again (an attacker's misses are not kept)
 
 
@@ -162,13 +166,7 @@ class Caches:
             return found
         generation = self._generation[KEYS]
         async with self._db.single_read() as conn:
-            row = (
-                await conn.execute(
-                    select(ApiKey.id, ApiKey.role, ApiKey.merchant_id).where(
-                        ApiKey.secret_hash == digest, ApiKey.revoked_at.is_(None)
-                    )
-                )
-            ).first()
+            row = (await conn.execute(_LIVE_KEY, {"digest": digest})).first()
         if row is None:
             return None
         principal = Principal(key_id=row.id, role=Role(row.role), merchant_id=row.merchant_id)

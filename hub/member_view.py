@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hub.enums import HoldStatus
@@ -84,23 +84,27 @@ _COLUMNS = (
 )
 
 
-def _query(member_ids: Sequence[str]) -> Select[Any]:
+def _query() -> Select[Any]:
     open_lot = and_(Lot.account_id == Account.id, Lot.remaining > 0, Lot.expires_at.is_not(None))
     return (
         select(*_COLUMNS)
         .select_from(Member)
         .outerjoin(Account, Account.member_id == Member.id)
         .outerjoin(Lot, open_lot)
-        .where(Member.id.in_(member_ids))
+        .where(Member.id.in_(bindparam("member_ids", expanding=True)))
         .order_by(Member.id, Account.program_code, Lot.expires_at, Lot.id)
     )
+
+
+# Built once: SQLAlchemy then finds it in its compiled cache without building it again.
+_QUERY = _query()
 
 
 async def member_views(conn: AsyncConnection, member_ids: Sequence[str]) -> dict[str, MemberView]:
     """The members found among `member_ids`, each with every account it holds."""
     if not member_ids:
         return {}
-    rows = (await conn.execute(_query(member_ids))).all()
+    rows = (await conn.execute(_QUERY, {"member_ids": list(member_ids)})).all()
     found: dict[str, MemberView] = {}
     names: dict[str, str] = {}
     accounts: dict[str, list[AccountView]] = {}
