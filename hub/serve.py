@@ -149,7 +149,7 @@ class Dispatcher:
         self._thread.start()
 
     def attach(self, index: int, channel: socket.socket) -> None:
-        channel.settimeout(1.0)  # a worker that takes nothing for 1 s is skipped
+        channel.setblocking(False)  # a worker whose queue is full is skipped, never waited for
         with self.lock:
             old, self.channels[index] = self.channels[index], channel
         if old is not None:
