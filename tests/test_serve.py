@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from pathlib import Path
 
 import httpx
@@ -113,5 +114,35 @@ async def test_two_workers_share_keep_alive_connections(db_url: str) -> None:
         assert total > 0
         shares = sorted(ticks / total for ticks in used.values())
         assert shares[0] >= 0.3, f"CPU per worker {used}, clock ticks; {os.cpu_count()} cores"
+    finally:
+        hub.stop()
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes (multiprocessing's resource tracker left out)."""
+    return [
+        child
+        for child in _children(pid)
+        if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes()
+    ]
+
+
+async def test_a_dead_worker_is_skipped_and_restarted(db_url: str) -> None:
+    hub = HubProcess(db_url, workers=2)
+    await hub.start()
+    try:
+        assert hub.proc is not None
+        first, second = _workers(hub.proc.pid)
+        os.kill(first, signal.SIGKILL)  # a crash of a worker this test started
+        # Every new connection is served meanwhile: the supervisor skips the dead worker.
+        for _ in range(20):
+            async with httpx.AsyncClient(base_url=hub.url, timeout=30) as client:
+                assert (await client.get("/healthz")).status_code == 200
+        for _ in range(200):
+            if len(_workers(hub.proc.pid)) == 2:
+                break
+            await asyncio.sleep(0.05)
+        workers = _workers(hub.proc.pid)
+        assert second in workers and first not in workers and len(workers) == 2
     finally:
         hub.stop()
