@@ -39,7 +39,8 @@ const STATEMENT_LINES = `query StatementLines($id: ID!, $first: Int!, $after: St
 }`;
 
 /** What a workflow mutation answers: the statement's workflow fields, and userErrors. */
-export const STATEMENT_PAYLOAD = `statement { id status disputeReason approvedAt paidReference resolution
+export const STATEMENT_PAYLOAD = `statement {
+    id status disputeReason approvedAt paidReference resolution
     adjustments { id amount reason counterparty { id name } carriedTo { businessDate } } }
   userErrors { field message code }`;
 
