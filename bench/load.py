@@ -554,6 +554,12 @@ class Watch:
             "server_cpu_ratio": round(mix_ms / floor_ms, 2) if floor_ms else None,
             "server_workers_cpu_seconds": round(sum(self.worker_cpu), 2),
             "cpu_seconds_per_server_process": [round(x, 2) for x in self.worker_cpu],
+            # Each process's share of the server's CPU (supervisor first): issue 16 asks
+            # every worker for at least 35%.
+            "cpu_share_per_server_process": [
+                round(x / sum(self.worker_cpu), 3) if sum(self.worker_cpu) else 0.0
+                for x in self.worker_cpu
+            ],
             "database_backends_cpu_seconds": round(self.database_cpu, 2),
             "client_cpu_seconds": round(self.client_cpu, 2),
             "machine_cpu_seconds": round(self.machine_cpu, 2),
@@ -755,6 +761,7 @@ def _where(used: dict[str, Any]) -> str:
     seconds = used["seconds"]
     states = ", ".join(f"{s} {n}" for s, n in used["backend_states_per_sample"].items())
     each = ", ".join(f"{x:.1f}" for x in used["cpu_seconds_per_server_process"])
+    shares = ", ".join(f"{x:.0%}" for x in used["cpu_share_per_server_process"])
     ours = sum(
         used[k]
         for k in (
@@ -770,7 +777,8 @@ def _where(used: dict[str, Any]) -> str:
         f"{used['database_backends_cpu_seconds']:.1f} s, clients (this process) "
         f"{used['client_cpu_seconds']:.1f} s, anything else "
         f"{used['machine_cpu_seconds'] - ours:.1f} s\n"
-        f"   (per server process, supervisor first: {each} s)\n"
+        f"   (per server process, supervisor first: {each} s; shares of the server's CPU: "
+        f"{shares})\n"
         f"   server CPU per request: {used['server_cpu_ms_per_request']:.1f} ms in the mix, "
         f"{used['server_cpu_ms_per_floor_request']:.1f} ms for the floor "
         f"(ratio {used['server_cpu_ratio']})\n"

@@ -117,8 +117,8 @@ async def create_api_key(
 async def authenticate(session: AsyncSession, secret: str) -> Principal | None:
     """The principal of a live key with this secret, or None.
 
-    Read from the database on every request, never cached in the process: a revoked key
-    is refused by every worker and replica from the revocation's commit on.
+    Read from the database; the API's requests go through hub.caches.Caches.principal,
+    which keeps live keys in memory and drops them on a revocation.
     """
     key = await session.scalar(
         select(ApiKey).where(ApiKey.secret_hash == hash_secret(secret), ApiKey.revoked_at.is_(None))
@@ -154,6 +154,9 @@ async def revoke_api_key(session: AsyncSession, key_id: str) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.flush()
+        from hub.caches import KEYS, bump  # every process drops its keys (hub.caches)
+
+        await bump(session, KEYS)
     return key
 
 

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
 
     # Operational.
     background_jobs: bool = True  # expiry, hold sweeper, sagas, nightly settlement
+    # How often each process reads the cache counters (hub.caches): a revoked key, a new
+    # program or rate is seen by every worker and replica within this many seconds.
+    cache_check_seconds: float = Field(default=2.0, ge=0)
     expiry_interval_seconds: float = Field(default=600, gt=0)
     sweep_interval_seconds: float = Field(default=30, gt=0)
     log_level: str = "INFO"

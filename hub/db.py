@@ -16,6 +16,7 @@ from sqlalchemy import BigInteger, DateTime, Numeric, event, select, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -161,6 +162,13 @@ class Database:
             )
         # On SQLite a write transaction starts with BEGIN IMMEDIATE (see _configure_sqlite).
         self._write_engine = self.engine.execution_options(hub_write=True)
+        # One SELECT needs no transaction around it: no BEGIN on SQLite, none on PostgreSQL
+        # either (asyncpg sends BEGIN and ROLLBACK as round trips of their own otherwise).
+        self._single_engine = (
+            self.engine.execution_options(hub_single=True)
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
         # SQLite has one writer at a time and its busy handler polls, serving waiters in no
@@ -176,6 +184,13 @@ class Database:
         """A session for reading; rolled back at the end."""
         async with self._read_sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def single_read(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for reads of one statement each, outside any transaction
+        (each statement sees its own snapshot): the hot paths' reads, one round trip."""
+        async with self._single_engine.connect() as conn:
+            yield conn
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
@@ -235,5 +250,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        write = conn.get_execution_options().get("hub_write", False)
+        options = conn.get_execution_options()
+        if options.get("hub_single", False):
+            return  # autocommit: the statement is its own transaction
+        write = options.get("hub_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from hub.db import Database, rows_by, utcnow
 from hub.enums import AccountKind, Role
 from hub.errors import AlreadyExists, InvalidInput, NotFound
 from hub.ids import new_id
+from hub.member_view import AccountView
 from hub.merchants import get_program
 from hub.models import Account, Entry, Member, Posting, Program
 from hub.permissions import require_merchant
@@ -167,7 +168,9 @@ async def own_program_code(session: AsyncSession, principal: Principal) -> str |
     )
 
 
-def account_visible(principal: Principal, account: Account, own_program: str | None) -> bool:
+def account_visible(
+    principal: Principal, account: Account | AccountView, own_program: str | None
+) -> bool:
     """ADMIN and the member see every account; a merchant sees its own program's only."""
     if principal.role == Role.ADMIN:
         return True
@@ -175,6 +178,21 @@ def account_visible(principal: Principal, account: Account, own_program: str | N
         return principal.member_id is not None and principal.member_id == account.member_id
     if principal.role == Role.MERCHANT:
         return own_program is not None and account.program_code == own_program
+    return False
+
+
+def sees_member(
+    principal: Principal, member_id: str, held: Collection[str], own: Collection[str]
+) -> bool:
+    """The one rule of who sees a member, for a member already at hand (`visible_members`
+    is the same rule as a query): ADMIN; the member itself, through its session; a merchant
+    one of whose programs (`own`) the member holds (`held`). Nobody else, FINANCE included."""
+    if principal.role == Role.ADMIN:
+        return True
+    if principal.role == Role.STOREFRONT:
+        return principal.member_id == member_id
+    if principal.role == Role.MERCHANT:
+        return not set(held).isdisjoint(own)
     return False
 
 

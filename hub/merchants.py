@@ -164,6 +164,9 @@ async def register_merchant(
     await session.flush()
     session.add_all(Account(program_code=program.code, kind=kind.value) for kind in SYSTEM_ACCOUNTS)
     await session.flush()
+    from hub.caches import PROGRAMS, bump  # every process reads the programs again
+
+    await bump(session, PROGRAMS)
     return merchant
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from connectors.base import ConnectorFactory
 from hub import auth
+from hub.caches import Caches
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.events import Events
@@ -30,7 +31,11 @@ class Runtime:
     events: Events | None = None  # set by the assembly, which knows the handlers
     webhooks: Dispatcher | None = None  # outbound deliveries to merchants
     key_usage: auth.KeyUsage = field(default_factory=auth.KeyUsage)
+    caches: Caches = field(init=False)
     _tokens: auth.SessionTokens | None = None
+
+    def __post_init__(self) -> None:
+        self.caches = Caches(self.db, self.settings.cache_check_seconds)
 
     @classmethod
     async def start(cls, settings: Settings, connectors: ConnectorFactory) -> Runtime:

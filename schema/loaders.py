@@ -11,19 +11,19 @@ from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
 from graphql import GraphQLError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from connectors.base import ConnectorFactory, MemberAccount
 from hub import eligibility, members, merchants
 from hub.auth import Principal
+from hub.caches import Caches
 from hub.db import Database, utcnow
 from hub.errors import DomainError, PartnerUnavailable
-from hub.ledger import queries as ledger_queries
 from hub.mall import catalog
 from hub.mall.pricing import PriceBook
+from hub.member_view import AccountView, MemberView, member_views
 from hub.models import (
     Account,
-    Lot,
     Member,
     Merchant,
     NetPosition,
@@ -46,6 +46,7 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 Fetch = Callable[[AsyncSession, Sequence[K]], Awaitable[dict[K, V]]]
+CoreFetch = Callable[[AsyncConnection, Sequence[K]], Awaitable[dict[K, V]]]
 
 
 class KeyedLoader(Generic[K, V]):
@@ -74,6 +75,41 @@ class KeyedLoader(Generic[K, V]):
         return result
 
 
+class CoreLoader(Generic[K, V]):
+    """A KeyedLoader for the hot paths: one SQLAlchemy Core statement per batch, outside
+    any transaction (Database.single_read), no ORM instances."""
+
+    def __init__(self, db: Database, fetch: CoreFetch[K, V]) -> None:
+        self._db = db
+        self._fetch = fetch
+        self._loader = DataLoader(self._batch)
+
+    async def _batch(self, keys: Sequence[K]) -> list[V | None]:
+        async with self._db.single_read() as conn:
+            found = await self._fetch(conn, list(dict.fromkeys(keys)))
+        return [found.get(key) for key in keys]
+
+    async def load(self, key: K) -> V | None:
+        result: V | None = await self._loader.load(key)
+        return result
+
+
+class ProgramLoader:
+    """Programs from the process's cache (hub.caches): no read per request."""
+
+    def __init__(self, caches: Caches, by_merchant: bool) -> None:
+        self._caches = caches
+        self._by_merchant = by_merchant
+
+    async def load(self, key: str) -> Program | None:
+        if self._by_merchant:
+            return await self._caches.program_of_merchant(key)
+        return await self._caches.program(key)
+
+    async def load_many(self, keys: Sequence[str]) -> list[Program | None]:
+        return [await self.load(key) for key in keys]
+
+
 @dataclass(frozen=True)
 class PartnerBalance:
     points: int
@@ -83,7 +119,7 @@ class PartnerBalance:
 KEEP_FOR = dt.timedelta(minutes=5)
 
 
-def _worth_keeping(account: Account, answer: PartnerBalance) -> bool:
+def _worth_keeping(account: AccountView, answer: PartnerBalance) -> bool:
     """Store a partner's answer when it changed or the stored one is over 5 minutes old:
     reading balances must not write on every request."""
     stored_at = account.partner_balance_at
@@ -105,7 +141,7 @@ class PartnerBalances:
         self._loader = DataLoader(self._batch)
 
     async def _ask(
-        self, account: Account, program: Program
+        self, account: AccountView, program: Program
     ) -> PartnerBalance | GraphQLError | None:
         """The partner's answer; None when it did not answer; an error when it refused
         (a refusal is the partner's answer, never reported as "not answering")."""
@@ -121,7 +157,7 @@ class PartnerBalances:
             return GraphQLError(refused.message, extensions={"code": refused.code.value})
         return PartnerBalance(points=points, as_of=utcnow())
 
-    async def _batch(self, accounts: Sequence[Account]) -> list[Any]:
+    async def _batch(self, accounts: Sequence[AccountView]) -> list[Any]:
         async with self._db.read() as session:
             programs = await merchants.programs_by_code(
                 session, list({a.program_code for a in accounts})
@@ -151,7 +187,7 @@ class PartnerBalances:
                 )
         return results
 
-    async def load(self, account: Account) -> PartnerBalance:
+    async def load(self, account: AccountView) -> PartnerBalance:
         result: PartnerBalance = await self._loader.load(account)
         return result
 
@@ -163,9 +199,11 @@ class Loaders:
         factory: ConnectorFactory,
         principal: Principal,
         *,
+        caches: Caches | None = None,
         tz: dt.tzinfo = dt.UTC,
     ) -> None:
         self.db = db
+        self.caches = caches
         # Prices are the session member's own (their tiers, credit level, age).
         self.member_id = principal.member_id
         self.tz = tz
@@ -195,10 +233,14 @@ class Loaders:
         )
         self.partner_balance = PartnerBalances(db, factory)
         self.merchant: KeyedLoader[str, Merchant] = KeyedLoader(db, merchants.merchants_by_id)
-        self.program: KeyedLoader[str, Program] = KeyedLoader(db, merchants.programs_by_code)
-        self.program_of_merchant: KeyedLoader[str, Program] = KeyedLoader(
-            db, merchants.programs_by_merchant
-        )
+        self.program: KeyedLoader[str, Program] | ProgramLoader
+        self.program_of_merchant: KeyedLoader[str, Program] | ProgramLoader
+        if caches is not None:
+            self.program = ProgramLoader(caches, by_merchant=False)
+            self.program_of_merchant = ProgramLoader(caches, by_merchant=True)
+        else:
+            self.program = KeyedLoader(db, merchants.programs_by_code)
+            self.program_of_merchant = KeyedLoader(db, merchants.programs_by_merchant)
         self.member: KeyedLoader[str, Member] = KeyedLoader(db, members.members_by_id)
         self.visible_member: KeyedLoader[str, Member] = KeyedLoader(
             db, lambda session, ids: members.visible_members(session, principal, ids)
@@ -206,14 +248,12 @@ class Loaders:
         self.accounts_of_member: KeyedLoader[str, list[Account]] = KeyedLoader(
             db, members.accounts_by_member
         )
-        self.open_lots: KeyedLoader[int, list[Lot]] = KeyedLoader(
-            db, ledger_queries.open_lots_by_account
-        )
-        self.held: KeyedLoader[int, int] = KeyedLoader(db, ledger_queries.held_by_account)
         self.ladder: KeyedLoader[str, list[Tier]] = KeyedLoader(db, ladders_by_program)
         self.standing: KeyedLoader[tuple[str, str], Standing] = KeyedLoader(
             db, lambda session, keys: standings(session, keys, utcnow())
         )
+        # A member with its accounts, balances, holds and expiring lots: one Core statement.
+        self.member_view: CoreLoader[str, MemberView] = CoreLoader(db, member_views)
 
     async def price_book(self) -> PriceBook:
         """Rates in effect and promotions, read once per request."""
@@ -227,4 +267,10 @@ class Loaders:
             shopper = None
             if self.member_id is not None:
                 shopper = await eligibility.profile_of(session, self.member_id, now, self.tz)
-            return await PriceBook.load(session, now, shopper)
+            if self.caches is None:
+                return await PriceBook.load(session, now, shopper)
+            # Rates and programs from the process's cache; promotions read here.
+            rates, programs = await self.caches.rates(), await self.caches.programs()
+            return await PriceBook.from_parts(
+                session, now, rates.in_effect(now), programs.by_code, programs.platform, shopper
+            )

@@ -12,7 +12,6 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 
-from hub import auth
 from hub.auth import Principal
 from hub.enums import Role
 from hub.ratelimit import retry_after, too_many
@@ -59,6 +58,7 @@ async def principal_of(runtime: Runtime, request: Request) -> Principal | JSONRe
 async def _authenticate(runtime: Runtime, request: Request) -> Principal | JSONResponse:
     try:
         await runtime.prepare()
+        await runtime.caches.fresh()  # at most once per HUB_CACHE_CHECK_SECONDS
     except Exception:
         return JSONResponse(
             {
@@ -79,9 +79,10 @@ async def _authenticate(runtime: Runtime, request: Request) -> Principal | JSONR
         return unauthenticated("Send an API key as 'Authorization: Bearer <key>'.")
     token = (request.headers.get("x-member-token") or "").strip()
     grant = runtime.tokens.read(token) if token else None
-    async with runtime.db.read() as session:
-        principal = await auth.authenticate(session, secret.strip())
-        minter_live = grant is not None and await auth.is_live(session, grant.minted_by)
+    principal = await runtime.caches.principal(secret.strip())
+    # A member session ends with the key that minted it (revocations reach the cache within
+    # HUB_CACHE_CHECK_SECONDS, as for the key itself).
+    minter_live = grant is not None and await runtime.caches.key_is_live(grant.minted_by)
     if principal is None:
         return unauthenticated("The API key is unknown or revoked.")
     await runtime.note_key_use(principal.key_id)
@@ -233,5 +234,11 @@ class HubGraphQL(GraphQL[Context, None]):
             response=response,
             runtime=runtime,
             principal=principal,
-            loaders=Loaders(runtime.db, runtime.connectors, principal, tz=runtime.settings.tz),
+            loaders=Loaders(
+                runtime.db,
+                runtime.connectors,
+                principal,
+                caches=runtime.caches,
+                tz=runtime.settings.tz,
+            ),
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hub import members
+from hub.enums import Role
 
 if TYPE_CHECKING:
     from schema.context import Info
@@ -13,11 +14,23 @@ if TYPE_CHECKING:
 
 
 async def visible_member(info: Info, member_id: str) -> Member | None:
+    """member(id:): the member with its accounts in one statement (the member view, which
+    its accounts and balances then use), under the rule of hub.members.sees_member."""
     from schema.types.members import Member
 
-    async with info.context.db.read() as session:
-        row = await members.visible_member(session, info.context.principal, member_id)
-    return Member.from_row(row) if row else None
+    principal = info.context.principal
+    own: list[str] = []
+    if principal.role == Role.MERCHANT and principal.merchant_id is not None:
+        program = await info.context.loaders.program_of_merchant.load(principal.merchant_id)
+        if program is None:
+            return None
+        own = [program.code]
+    elif not members.sees_member(principal, member_id, (), ()):
+        return None  # decided by the role alone: nothing to read
+    view = await info.context.loaders.member_view.load(member_id)
+    if view is None or not members.sees_member(principal, member_id, view.programs, own):
+        return None
+    return Member.from_row(view)
 
 
 async def loaded_visible_member(info: Info, member_id: str) -> Member | None:

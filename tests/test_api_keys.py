@@ -3,7 +3,9 @@ request; all through HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 
 from sqlalchemy import select
 
@@ -47,10 +49,34 @@ async def test_a_revoked_key_is_refused_on_its_next_request(api: Api) -> None:
     )
 
 
-async def test_revocation_is_seen_by_every_worker_at_once(settings: Settings) -> None:
-    """Two app instances over one database stand for two workers: revoking through one
-    is refused by the other on its very next request."""
-    async with running_app(settings) as first, running_app(settings) as second:
+async def test_revocation_is_seen_by_every_worker_within_the_check_interval(
+    settings: Settings,
+) -> None:
+    """Two app instances over one database stand for two workers (or replicas): each keeps
+    live keys in memory (hub.caches) and reads the cache counters at most once per
+    HUB_CACHE_CHECK_SECONDS, so a key revoked through one is refused by the other within
+    that interval, and by the one that revoked it on its next request."""
+    interval = 0.3
+    quick = settings.model_copy(update={"cache_check_seconds": interval})
+    async with running_app(quick) as first, running_app(quick) as second:
+        key_id, secret = await _new_key(first, "FINANCE")
+        assert (await second.post(VIEWER, key=secret)).status_code == 200  # now kept there
+        assert (await second.post(VIEWER, key=secret)).status_code == 200
+        await first.gql(REVOKE, {"id": key_id})
+        revoked = time.monotonic()
+        assert (await first.post(VIEWER, key=secret)).status_code == 401
+        while (await second.post(VIEWER, key=secret)).status_code == 200:
+            assert time.monotonic() - revoked < interval, "still accepted after the interval"
+            await asyncio.sleep(0.02)
+        refused = await second.post(VIEWER, key=secret)
+        assert refused.status_code == 401
+        assert refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_with_a_zero_interval_revocation_is_seen_at_once(settings: Settings) -> None:
+    """HUB_CACHE_CHECK_SECONDS=0: the counters are read on every request."""
+    strict = settings.model_copy(update={"cache_check_seconds": 0})
+    async with running_app(strict) as first, running_app(strict) as second:
         key_id, secret = await _new_key(first, "FINANCE")
         assert (await second.post(VIEWER, key=secret)).status_code == 200
         await first.gql(REVOKE, {"id": key_id})

@@ -84,6 +84,9 @@ async def set_rate(session: AsyncSession, principal: Principal, data: NewRate) -
     )
     session.add(rate)
     await session.flush()
+    from hub.caches import RATES, bump  # every process reads the rate versions again
+
+    await bump(session, RATES)
     return rate
 
 

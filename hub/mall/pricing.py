@@ -46,15 +46,27 @@ class PriceBook:
     async def load(
         cls, session: AsyncSession, at: dt.datetime, shopper: Profile | None = None
     ) -> PriceBook:
-        rates = {
-            (r.from_code, r.to_code): r for r in await rates_in_effect(session, at, None, None)
-        }
+        rates = await rates_in_effect(session, at, None, None)
         programs = {p.code: p for p in await session.scalars(select(Program))}
         platform = await session.scalar(
             select(Program.code)
             .join(Merchant, Merchant.id == Program.merchant_id)
             .where(Merchant.category == MerchantCategory.PLATFORM.value)
         )
+        return await cls.from_parts(session, at, rates, programs, platform, shopper)
+
+    @classmethod
+    async def from_parts(
+        cls,
+        session: AsyncSession,
+        at: dt.datetime,
+        rates: list[ExchangeRate],
+        programs: dict[str, Program],
+        platform: str | None,
+        shopper: Profile | None = None,
+    ) -> PriceBook:
+        """The book from rates in effect and programs already at hand (hub.caches keeps
+        them in memory); the active promotions are read here, those for the shopper kept."""
         active = await session.scalars(
             select(Promotion).where(Promotion.starts_at <= at, Promotion.ends_at > at)
         )
@@ -63,7 +75,7 @@ class PriceBook:
             if applies(promotion, shopper):
                 discounts.setdefault(promotion.program_code, []).append(promotion)
         return cls(
-            rates=rates,
+            rates={(r.from_code, r.to_code): r for r in rates},
             platform=platform,
             programs=programs,
             by_merchant={p.merchant_id: p for p in programs.values()},

@@ -1,6 +1,7 @@
 """The hub's tables; importing this package registers every table on Base.metadata."""
 
 from hub.models.base import Base
+from hub.models.caches import CacheVersion
 from hub.models.exchange import (
     Conversion,
     ConversionLeg,
@@ -41,6 +42,7 @@ __all__ = [
     "AccrualAmount",
     "ApiKey",
     "Base",
+    "CacheVersion",
     "Conversion",
     "ConversionLeg",
     "Entry",

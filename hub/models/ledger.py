@@ -180,7 +180,16 @@ class Hold(Base):
     """Points set aside (two-phase): captured on confirmation or released."""
 
     __tablename__ = "holds"
-    __table_args__ = (Index("ix_holds_pending", "status", "expires_at"),)
+    __table_args__ = (
+        Index("ix_holds_pending", "status", "expires_at"),
+        # A member's points on hold, read with its balances (hub.member_view): pending only.
+        Index(
+            "ix_holds_account_pending",
+            "account_id",
+            sqlite_where=text("status = 'PENDING'"),
+            postgresql_where=text("status = 'PENDING'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))

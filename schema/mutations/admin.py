@@ -102,6 +102,7 @@ class AdminMutations:
                 lambda s: merchants.register_merchant(s, data, allow_private_partners=private)
             )
         )
+        info.context.runtime.caches.recheck()
         return RegisterMerchantPayload(
             merchant=Merchant.from_row(row) if row else None, user_errors=errors
         )
@@ -126,13 +127,15 @@ class AdminMutations:
         return CreateApiKeyPayload(secret=secret, key_id=strawberry.ID(key.id), user_errors=[])
 
     @strawberry.mutation(
-        description="ADMIN: revoke a key, refused from the next request on by every worker."
+        description="ADMIN: revoke a key: refused from the next request on by this process, "
+        "by every other worker and replica within HUB_CACHE_CHECK_SECONDS (2 s)."
     )
     async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeyPayload:
         info.context.require(Action.REVOKE_API_KEY)
         row, errors = await attempt(
             info.context.db.transaction(lambda s: auth.revoke_api_key(s, str(id)))
         )
+        info.context.runtime.caches.recheck()  # refused here from the next request on
         return RevokeApiKeyPayload(
             api_key=ApiKey.from_row(row) if row else None, user_errors=errors
         )

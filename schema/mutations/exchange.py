@@ -97,6 +97,7 @@ class ExchangeMutations:
         row, errors = await attempt(
             info.context.db.transaction(lambda s: rates.set_rate(s, principal, data))
         )
+        info.context.runtime.caches.recheck()
         return SetExchangeRatePayload(
             rate=ExchangeRate.from_row(row) if row else None, user_errors=errors
         )
@@ -156,10 +157,8 @@ class ExchangeQueries:
         from_: Annotated[strawberry.ID | None, strawberry.argument(name="from")] = strawberry.UNSET,
         to: strawberry.ID | None = strawberry.UNSET,
     ) -> list[ExchangeRate]:
-        async with info.context.db.read() as session:
-            rows = await rates.rates_in_effect(
-                session, utcnow(), str(from_) if from_ else None, str(to) if to else None
-            )
+        book = await info.context.runtime.caches.rates()
+        rows = book.in_effect(utcnow(), str(from_) if from_ else None, str(to) if to else None)
         return [ExchangeRate.from_row(r) for r in rows]
 
     @strawberry.field(description="null when no such conversion is visible to the caller.")

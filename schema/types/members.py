@@ -14,6 +14,7 @@ from hub.enums import CreditLevel as DomainCreditLevel
 from hub.enums import EntryKind as DomainEntryKind
 from hub.enums import Role
 from hub.ledger import queries
+from hub.member_view import AccountView, MemberView
 from hub.privacy import mask_name
 from schema.context import Info
 from schema.enums import CreditLevel, EntryKind
@@ -41,7 +42,7 @@ class ExpiringLot:
 @strawberry.type(description="A member's account in one program.")
 class ProgramAccount:
     external_ref: str = strawberry.field(description="The membership number at the merchant.")
-    account: strawberry.Private[models.Account]
+    account: strawberry.Private[AccountView]
 
     @strawberry.field
     async def program(self, info: Info) -> Program:
@@ -55,8 +56,7 @@ class ProgramAccount:
     async def balance(self, info: Info) -> int:
         if await self._connected(info):
             return (await info.context.loaders.partner_balance.load(self.account)).points
-        lots = await info.context.loaders.open_lots.load(self.account.id) or []
-        return queries.spendable(self.account.balance, lots, utcnow())
+        return self.account.spendable(utcnow())
 
     @strawberry.field(
         description="When a connected program's balance was read from the partner (it is "
@@ -68,8 +68,8 @@ class ProgramAccount:
         return None
 
     @strawberry.field(description="Points on hold for pending redemptions.")
-    async def held(self, info: Info) -> int:
-        return await info.context.loaders.held.load(self.account.id) or 0
+    def held(self) -> int:
+        return self.account.held
 
     @strawberry.field(
         description="The member's tier, what qualifies and what the next tier needs; null "
@@ -82,13 +82,10 @@ class ProgramAccount:
         return TierStatus.of(found) if found is not None else None
 
     @strawberry.field(description="Open lots that expire, soonest first.")
-    async def expiring(self, info: Info) -> list[ExpiringLot]:
-        now = utcnow()
-        lots = await info.context.loaders.open_lots.load(self.account.id) or []
+    def expiring(self) -> list[ExpiringLot]:
         return [
             ExpiringLot(points=lot.remaining, expires_at=lot.expires_at)
-            for lot in lots
-            if lot.expires_at is not None and lot.expires_at > now
+            for lot in self.account.expiring(utcnow())
         ]
 
 
@@ -124,10 +121,10 @@ class LedgerEntryConnection:
 @strawberry.federation.type(keys=["id"], description="A person enrolled in one or more programs.")
 class Member:
     id: strawberry.ID
-    row: strawberry.Private[models.Member]
+    row: strawberry.Private[models.Member | MemberView]  # both have id and display_name
 
     @classmethod
-    def from_row(cls, row: models.Member) -> Member:
+    def from_row(cls, row: models.Member | MemberView) -> Member:
         return cls(id=strawberry.ID(row.id), row=row)
 
     @classmethod
@@ -166,13 +163,17 @@ class Member:
             return self.row.display_name
         return mask_name(self.row.display_name)
 
-    async def _visible_accounts(self, info: Info) -> list[models.Account]:
+    async def _visible_accounts(self, info: Info) -> list[AccountView]:
         principal = info.context.principal
         own = None
         if principal.merchant_id is not None:
             program = await info.context.loaders.program_of_merchant.load(principal.merchant_id)
             own = program.code if program else None
-        accounts = await info.context.loaders.accounts_of_member.load(self.row.id) or []
+        if isinstance(self.row, MemberView):
+            view: MemberView | None = self.row
+        else:
+            view = await info.context.loaders.member_view.load(self.row.id)
+        accounts = view.accounts if view is not None else ()
         return [a for a in accounts if member_service.account_visible(principal, a, own)]
 
     @strawberry.field(description="The accounts the viewer may see.")

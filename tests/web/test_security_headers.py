@@ -51,7 +51,13 @@ async def test_pages_send_a_strict_csp_and_refuse_framing(api: Api, path: str) -
 
 
 async def test_scripts_and_styles_of_the_pages_are_framed_too(api: Api) -> None:
-    for path in ("/mall/app.js", "/console/console.js", "/insights/insights.js", "/mall/style.css"):
+    for path in (
+        "/mall/app.js",
+        "/console/console.js",
+        "/insights/insights.js",
+        "/mall/style.css",
+        "/assets/dom.js",
+    ):
         response = await api.client.get(path)
         assert response.status_code == 200
         assert response.headers["x-content-type-options"] == "nosniff"
@@ -93,10 +99,21 @@ def test_the_pages_need_nothing_the_policy_blocks(page: Path) -> None:
     parser.feed(page.read_text())
     assert parser.blocked == []
     for script in page.parent.glob("*.js"):
-        source = script.read_text()
-        assert not re.search(r"\beval\(|new Function\(|\.innerHTML\s*=", source), script
-        assert not re.search(r"setAttribute\(\s*['\"]style|\.style\.cssText", source), script
-        assert not re.search(r"fetch\(\s*['\"]https?://", source), script
+        _assert_the_policy_allows(script)
+
+
+def test_the_modules_the_pages_share_need_nothing_the_policy_blocks() -> None:
+    shared = sorted((WEB / "common").glob("*.js"))
+    assert shared
+    for script in shared:
+        _assert_the_policy_allows(script)
+
+
+def _assert_the_policy_allows(script: Path) -> None:
+    source = script.read_text()
+    assert not re.search(r"\beval\(|new Function\(|\.innerHTML\s*=", source), script
+    assert not re.search(r"setAttribute\(\s*['\"]style|\.style\.cssText", source), script
+    assert not re.search(r"fetch\(\s*['\"]https?://", source), script
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 // The trend of the last 30 batches: net position per merchant, gross per day, and the
 // disputes still open. Charts are drawn by uPlot, served by the hub itself (no CDN).
+import { h } from "/assets/dom.js";
 import uPlot from "/assets/vendor/uPlot.esm.js";
 
 export const TREND = `query Trend {
@@ -56,8 +57,8 @@ function chart(el, title, series, data) {
   );
 }
 
-/** Draw the trend card; `h` builds elements as in console.js. */
-export function renderTrend(root, data, h) {
+/** Draw the trend card. */
+export function renderTrend(root, data) {
   const batches = data.settlementBatches.edges.map((e) => e.node);
   const disputes = data.statements.edges.map((e) => e.node);
   const { x, merchants, nets, gross } = trendSeries(batches);

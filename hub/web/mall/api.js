@@ -2,18 +2,14 @@
 // STOREFRONT key and the member's session token, sending the checked-in documents
 // of operations/ verbatim.
 
-const ENDPOINT =
-  document.querySelector('meta[name="hub-graphql"]')?.getAttribute("content") || "/graphql";
+import { graphqlEndpoint, HubError, postGraphQL } from "/assets/graphql.js";
+
+const ENDPOINT = graphqlEndpoint();
 const documents = new Map();
 let credentials = null;
 
-/** A failure the hub reported in `errors` (not a userError), or no answer at all. */
-export class HubError extends Error {
-  constructor(message, code = null) {
-    super(message);
-    this.code = code;
-  }
-}
+// A failure the hub reported in `errors` (not a userError), or no answer at all.
+export { HubError };
 
 /** The member session is missing, invalid or expired: sign in again. */
 export class SessionEnded extends HubError {}
@@ -40,35 +36,17 @@ function operationDocument(name) {
 /** Run operations/<name>.graphql; resolves to `data`, throws HubError on top-level errors. */
 export async function gql(name, variables = {}) {
   const query = await operationDocument(name);
-  const headers = { "Content-Type": "application/json" };
+  const headers = {};
   if (credentials) {
     headers.Authorization = `Bearer ${credentials.key}`;
     headers["X-Member-Token"] = credentials.token;
   }
-  let response;
   try {
-    response = await fetch(ENDPOINT, {
-      method: "POST",
-      headers,
-      body: JSON.stringify({ query, variables, operationName: name }),
-    });
+    return await postGraphQL(ENDPOINT, { query, variables, operationName: name, headers });
   } catch (error) {
-    throw new HubError(error.message || "network error", "NETWORK");
+    if (error.code === "UNAUTHENTICATED") throw new SessionEnded(error.message, error.code);
+    throw error;
   }
-  let body;
-  try {
-    body = await response.json();
-  } catch {
-    throw new HubError(`HTTP ${response.status}`, "NETWORK");
-  }
-  const first = body.errors?.[0];
-  if (first) {
-    const code = first.extensions?.code ?? null;
-    if (code === "UNAUTHENTICATED") throw new SessionEnded(first.message, code);
-    throw new HubError(first.message, code);
-  }
-  if (!response.ok || !body.data) throw new HubError(`HTTP ${response.status}`, "NETWORK");
-  return body.data;
 }
 
 /** A new idempotency key: one per intended action, reused when that action is retried. */

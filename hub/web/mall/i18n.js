@@ -298,13 +298,9 @@ export function formatDateTime(iso) {
   }).format(new Date(iso));
 }
 
-/** Money as the hub sends it ("2700.00"), shown with 2 places; for display only. */
-export function formatMoney(decimal) {
-  return new Intl.NumberFormat(current === "zh" ? "zh-CN" : "en-US", {
-    minimumFractionDigits: 2,
-    maximumFractionDigits: 2,
-  }).format(Number(decimal));
-}
+// Money as the hub sends it ("2700.00"), grouped with 2 places from its digits (never a
+// float); English and Chinese write it alike.
+export { formatMoney } from "/assets/money.js";
 
 /** A date only. */
 export function formatDate(iso) {

@@ -1,7 +1,11 @@
 // Small DOM helpers shared by the page's parts, and the one place failures are shown.
 
+import { $, h, say } from "/assets/dom.js";
 import { HubError, SessionEnded } from "./api.js";
 import { formatNumber, t } from "./i18n.js";
+
+// Shared with the hub's other pages; the mall's parts take them from here.
+export { $, h, say };
 
 let sessionEnded = async () => {};
 
@@ -15,43 +19,11 @@ export function endSession() {
   return sessionEnded();
 }
 
-/** The element with this data-testid. */
-export function $(testid, root = document) {
-  return root.querySelector(`[data-testid="${testid}"]`);
-}
-
-/** An element; props: class, testid, dataset, on<event>, hidden/disabled, other attributes. */
-export function h(tag, props = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(props)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (name === "class") el.className = value;
-    else if (name === "testid") el.dataset.testid = value;
-    else if (name === "dataset") {
-      for (const [k, v] of Object.entries(value)) el.dataset[k] = String(v);
-    } else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
-    else if (value === true) el.setAttribute(name, "");
-    else el.setAttribute(name, String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : String(child));
-  }
-  return el;
-}
-
 /** An <option>. */
 export function option(value, label, selected = false) {
   const el = h("option", { value }, label);
   el.selected = selected;
   return el;
-}
-
-/** Show `text` in a message element (hidden when empty); `code` goes to data-code. */
-export function say(el, text, code = "") {
-  el.textContent = text || "";
-  el.dataset.code = code || "";
-  el.hidden = !text;
 }
 
 /** A payload's userErrors, in the hub's words, with the first code in data-code. */

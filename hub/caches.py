@@ -1,0 +1,273 @@
+"""What every request needs and almost never changes, kept in each process's memory:
+API keys by the hash of their secret, programs, and exchange rate versions.
+
+Invalidation: each kind has a counter in `cache_versions`, raised (`bump`) in the same
+transaction as the change (a key revoked, a merchant registered, a rate version added).
+Each process reads the counters at most once per `check_seconds` (HUB_CACHE_CHECK_SECONDS,
+2 s), on the first request after that interval, and drops what changed. So a revoked key is
+refused by every worker and replica at most `check_seconds` after the revocation commits
+(the process that revoked it refuses it from the next request on), and nothing is read per
+request. The counters are read before anything is loaded, and a load that began before a
+drop is not kept (a generation per kind), so what is kept is never older than the last
+counters read.
+
+Rates change with time as well as by writes: every version is kept (with its period), and
+the one in effect is chosen at the moment asked, as `hub.exchange.rates` does in SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.auth import Principal, hash_secret
+from hub.db import Database
+from hub.enums import MerchantCategory, Role
+from hub.models import ApiKey, CacheVersion, ExchangeRate, Merchant, Program
+
+log = structlog.get_logger(__name__)
+
+KEYS = "api_keys"
+PROGRAMS = "programs"
+RATES = "rates"
+KINDS = (KEYS, PROGRAMS, RATES)
+_LIVE_KEY = select(ApiKey.id, ApiKey.role, ApiKey.merchant_id).where(
+    ApiKey.secret_hash == bindparam("digest"), ApiKey.revoked_at.is_(None)
+)
+_VERSIONS = select(CacheVersion.name, CacheVersion.version)
+MAX_KEYS = 10_000  # secrets kept; beyond, the map starts again (an attacker's misses are not kept)
+
+
+async def bump(session: AsyncSession, *names: str) -> None:
+    """Raise these kinds' counters in the caller's transaction: every process drops its copy
+    within its check interval once the transaction commits."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    for name in names:
+        statement = insert(CacheVersion).values(name=name, version=1)
+        statement = statement.on_conflict_do_update(
+            index_elements=[CacheVersion.name], set_={"version": CacheVersion.version + 1}
+        )
+        await session.execute(statement)
+
+
+@dataclass(frozen=True)
+class Programs:
+    """Every program, by code and by merchant, and the platform's program code."""
+
+    by_code: dict[str, Program]
+    by_merchant: dict[str, Program]
+    platform: str | None
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Every version of every pair's rate, newest first per pair (as `rates_in_effect`
+    orders them: latest to start, then latest created)."""
+
+    versions: dict[tuple[str, str], list[ExchangeRate]] = field(default_factory=dict)
+
+    def at(self, from_code: str, to_code: str, at: dt.datetime) -> ExchangeRate | None:
+        """The version in effect at `at` (`hub.exchange.rates.rate_for`)."""
+        for rate in self.versions.get((from_code, to_code), ()):
+            if rate.effective_from <= at and (rate.effective_to is None or rate.effective_to > at):
+                return rate
+        return None
+
+    def in_effect(
+        self, at: dt.datetime, from_code: str | None = None, to_code: str | None = None
+    ) -> list[ExchangeRate]:
+        """One version per pair, the one in effect (`hub.exchange.rates.rates_in_effect`)."""
+        found = []
+        for source, target in sorted(self.versions):
+            if (from_code and source != from_code) or (to_code and target != to_code):
+                continue
+            rate = self.at(source, target, at)
+            if rate is not None:
+                found.append(rate)
+        return found
+
+
+class Caches:
+    """One per process (on the Runtime)."""
+
+    def __init__(self, db: Database, check_seconds: float) -> None:
+        self._db = db
+        self.check_seconds = check_seconds
+        self._checked_at = -math.inf  # time.monotonic() when the counters were last read
+        self._known: dict[str, int] | None = None
+        self._generation = dict.fromkeys(KINDS, 0)
+        self._check = asyncio.Lock()
+        self._loading = {kind: asyncio.Lock() for kind in (PROGRAMS, RATES)}
+        self._keys: dict[str, Principal] = {}
+        self._live_ids: dict[str, bool] = {}  # key id -> live, for member sessions' minters
+        self._programs: Programs | None = None
+        self._rates: Rates | None = None
+        self.checks = 0  # counter reads so far (tests and metrics)
+
+    # ------------------------------------------------------------ invalidation
+
+    async def fresh(self) -> None:
+        """Read the counters if the last read is older than the interval; drop what changed.
+        Raises when the database does not answer (nothing kept is trusted then)."""
+        if time.monotonic() - self._checked_at < self.check_seconds:
+            return
+        async with self._check:
+            started = time.monotonic()
+            if started - self._checked_at < self.check_seconds:
+                return  # another request read them while this one waited
+            try:
+                async with self._db.single_read() as conn:
+                    rows = (
+                        await conn.execute(select(CacheVersion.name, CacheVersion.version))
+                    ).all()
+            except Exception:
+                self.drop(*KINDS)
+                raise
+            versions = {name: int(version) for name, version in rows}
+            known = self._known
+            changed = [k for k in KINDS if known is None or known.get(k, 0) != versions.get(k, 0)]
+            if changed:
+                self.drop(*changed)
+            self._known = versions
+            self._checked_at = started
+            self.checks += 1
+
+    def recheck(self) -> None:
+        """Read the counters on the next request: this process changed something."""
+        self._checked_at = -math.inf
+
+    def drop(self, *kinds: str) -> None:
+        for kind in kinds:
+            self._generation[kind] += 1
+            if kind == KEYS:
+                self._keys = {}
+                self._live_ids = {}
+            elif kind == PROGRAMS:
+                self._programs = None
+            elif kind == RATES:
+                self._rates = None
+
+    # ------------------------------------------------------------ API keys
+
+    async def principal(self, secret: str) -> Principal | None:
+        """The principal of a live key with this secret, or None (not kept: a key created
+        elsewhere works at once)."""
+        digest = hash_secret(secret)
+        found = self._keys.get(digest)
+        if found is not None:
+            return found
+        generation = self._generation[KEYS]
+        async with self._db.single_read() as conn:
+            row = (await conn.execute(_LIVE_KEY, {"digest": digest})).first()
+        if row is None:
+            return None
+        principal = Principal(key_id=row.id, role=Role(row.role), merchant_id=row.merchant_id)
+        if generation == self._generation[KEYS]:
+            if len(self._keys) >= MAX_KEYS:
+                self._keys = {}
+            self._keys[digest] = principal
+        return principal
+
+    async def key_is_live(self, key_id: str) -> bool:
+        """Whether the key with this id exists and is not revoked: a member session ends with
+        the key that minted it. Kept like the keys themselves."""
+        found = self._live_ids.get(key_id)
+        if found is not None:
+            return found
+        generation = self._generation[KEYS]
+        async with self._db.single_read() as conn:
+            row = (
+                await conn.execute(
+                    select(ApiKey.id).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+                )
+            ).first()
+        live = row is not None
+        if generation == self._generation[KEYS]:
+            if len(self._live_ids) >= MAX_KEYS:
+                self._live_ids = {}
+            self._live_ids[key_id] = live
+        return live
+
+    # ------------------------------------------------------------ programs
+
+    async def programs(self, missing: Iterable[str] = ()) -> Programs:
+        """Every program; read again when one of `missing` is not among them (a program
+        registered since, by another process, before this one read the counters)."""
+        current = self._programs
+        if current is not None and all(code in current.by_code for code in missing):
+            return current
+        async with self._loading[PROGRAMS]:
+            current = self._programs
+            if current is not None and all(code in current.by_code for code in missing):
+                return current
+            generation = self._generation[PROGRAMS]
+            async with self._db.read() as session:
+                rows = (
+                    await session.execute(
+                        select(Program, Merchant.category).join(
+                            Merchant, Merchant.id == Program.merchant_id
+                        )
+                    )
+                ).all()
+            platform = [p.code for p, c in rows if c == MerchantCategory.PLATFORM.value]
+            loaded = Programs(
+                by_code={p.code: p for p, _ in rows},
+                by_merchant={p.merchant_id: p for p, _ in rows},
+                platform=platform[0] if platform else None,
+            )
+            if generation == self._generation[PROGRAMS]:
+                self._programs = loaded
+            return loaded
+
+    async def program(self, code: str) -> Program | None:
+        return (await self.programs([code])).by_code.get(code)
+
+    async def program_of_merchant(self, merchant_id: str) -> Program | None:
+        programs = await self.programs()
+        found = programs.by_merchant.get(merchant_id)
+        if found is None:
+            # A merchant registered since: read once more (an unknown merchant costs a read).
+            programs = await self._reload_programs()
+            found = programs.by_merchant.get(merchant_id)
+        return found
+
+    async def _reload_programs(self) -> Programs:
+        self.drop(PROGRAMS)
+        return await self.programs()
+
+    # ------------------------------------------------------------ rates
+
+    async def rates(self) -> Rates:
+        current = self._rates
+        if current is not None:
+            return current
+        async with self._loading[RATES]:
+            if self._rates is not None:
+                return self._rates
+            generation = self._generation[RATES]
+            async with self._db.read() as session:
+                rows = await session.scalars(
+                    select(ExchangeRate).order_by(
+                        ExchangeRate.from_code,
+                        ExchangeRate.to_code,
+                        ExchangeRate.effective_from.desc(),
+                        ExchangeRate.created_at.desc(),
+                    )
+                )
+                versions: dict[tuple[str, str], list[ExchangeRate]] = {}
+                for rate in rows:
+                    versions.setdefault((rate.from_code, rate.to_code), []).append(rate)
+            loaded = Rates(versions)
+            if generation == self._generation[RATES]:
+                self._rates = loaded
+            return loaded

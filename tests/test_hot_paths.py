@@ -1,0 +1,182 @@
+"""Statements sent by the hot reads, counted (never timed), and the in-memory caches behind
+them: API keys, programs and rates read once per process, dropped within
+HUB_CACHE_CHECK_SECONDS when another process changes them."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+
+from hub.config import Settings
+from hub.runtime import Runtime
+from tests.helpers import (
+    BALANCES,
+    Api,
+    accrue,
+    create_key,
+    enroll,
+    member_session,
+    register,
+    running_app,
+    set_rate,
+)
+
+RATES = "query R($from: ID, $to: ID) { exchangeRates(from: $from, to: $to) { rate } }"
+
+
+@contextmanager
+def statements(api: Api) -> Iterator[list[str]]:
+    """Every statement the app's engine sends meanwhile (SQLite's BEGIN included)."""
+    runtime: Runtime = api.app.state.runtime
+    engine = runtime.db.engine.sync_engine
+    sent: list[str] = []
+
+    def count(*args: Any) -> None:
+        sent.append(str(args[2]).split()[0])
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+async def _world(api: Api) -> str:
+    """A member in three hosted programs, with expiring lots in two."""
+    await register(api, "haowu", "HUB", category="PLATFORM", expiryMonths=12)
+    await register(api, "teahouse", "TEA", expiryMonths=24)
+    await register(api, "bookshop", "BOOK")
+    member = await enroll(api, "HUB", "H-1")
+    await enroll(api, "TEA", "T-1", member_id=member)
+    await enroll(api, "BOOK", "B-1", member_id=member)
+    for code, amount in (("HUB", "120"), ("HUB", "30"), ("TEA", "55"), ("BOOK", "7")):
+        assert (await accrue(api, member, code, amount))["userErrors"] == []
+    return member
+
+
+def _quiet(settings: Settings) -> Settings:
+    """The cache counters not due during the count (their one read is counted apart)."""
+    return settings.model_copy(update={"cache_check_seconds": 3600})
+
+
+async def test_member_balances_are_one_statement_for_every_role(settings: Settings) -> None:
+    async with running_app(_quiet(settings)) as api:
+        member = await _world(api)
+        storefront = await create_key(api, "STOREFRONT")
+        merchant = await create_key(api, "MERCHANT", "teahouse")
+        token = await member_session(api, member)
+        callers: list[dict[str, Any]] = [
+            {},  # ADMIN
+            {"key": storefront, "member_token": token},
+            {"key": merchant},
+        ]
+        for caller in callers:
+            await api.gql(BALANCES, {"id": member}, **caller)  # keys and programs now kept
+            with statements(api) as sent:
+                data = await api.gql(BALANCES, {"id": member}, **caller)
+            assert len(sent) == 1, (caller, sent)
+            accounts = {a["program"]["code"]: a for a in data["member"]["accounts"]}
+            if caller.get("key") == merchant:
+                assert list(accounts) == ["TEA"]
+            else:
+                assert {c: a["balance"] for c, a in accounts.items()} == {
+                    "BOOK": 7,
+                    "HUB": 150,
+                    "TEA": 55,
+                }
+                assert [lot["points"] for lot in accounts["HUB"]["expiring"]] == [120, 30]
+                assert accounts["BOOK"]["expiring"] == []
+            assert all(a["held"] == 0 for a in accounts.values())
+
+
+async def test_a_member_not_visible_costs_no_statement(settings: Settings) -> None:
+    async with running_app(_quiet(settings)) as api:
+        member = await _world(api)
+        other = await enroll(api, "HUB", "H-2", "Zhang San")
+        storefront = await create_key(api, "STOREFRONT")
+        token = await member_session(api, member)
+        await api.gql(BALANCES, {"id": member}, key=storefront, member_token=token)
+        with statements(api) as sent:
+            data = await api.gql(BALANCES, {"id": other}, key=storefront, member_token=token)
+        assert data["member"] is None
+        assert sent == []
+
+
+async def test_the_cache_counters_are_read_once_per_interval(settings: Settings) -> None:
+    async with running_app(_quiet(settings)) as api:
+        member = await _world(api)
+        await api.gql(BALANCES, {"id": member})
+        runtime: Runtime = api.app.state.runtime
+        runtime.caches.recheck()  # as if the interval had passed
+        with statements(api) as sent:
+            await api.gql(BALANCES, {"id": member})
+            await api.gql(BALANCES, {"id": member})
+        # The first request reads the counters and the member, the second the member only.
+        assert len(sent) == 3, sent
+
+
+async def test_exchange_rates_are_read_from_memory(settings: Settings) -> None:
+    async with running_app(_quiet(settings)) as api:
+        await _world(api)
+        await set_rate(api, "HUB", "TEA", "2")
+        await api.gql(RATES)
+        with statements(api) as sent:
+            data = await api.gql(RATES, {"from": "HUB"})
+        assert data["exchangeRates"] == [{"rate": "2"}]
+        assert sent == []
+
+
+async def test_a_changed_rate_is_seen_by_another_process_within_the_interval(
+    settings: Settings,
+) -> None:
+    interval = 0.3
+    quick = settings.model_copy(update={"cache_check_seconds": interval})
+    async with running_app(quick) as first, running_app(quick) as second:
+        await _world(first)
+        await set_rate(first, "HUB", "TEA", "2")
+        assert (await second.gql(RATES, {"from": "HUB"}))["exchangeRates"] == [{"rate": "2"}]
+        await set_rate(first, "HUB", "TEA", "2.5")
+        changed = time.monotonic()
+        assert (await first.gql(RATES, {"from": "HUB"}))["exchangeRates"] == [{"rate": "2.5"}]
+        while (await second.gql(RATES, {"from": "HUB"}))["exchangeRates"] != [{"rate": "2.5"}]:
+            assert time.monotonic() - changed < interval, "the old rate after the interval"
+            await asyncio.sleep(0.02)
+
+
+async def test_a_rate_that_takes_effect_later_is_used_from_then_without_a_write(
+    settings: Settings,
+) -> None:
+    async with running_app(_quiet(settings)) as api:
+        await _world(api)
+        await set_rate(api, "HUB", "TEA", "2")
+        soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.5)
+        await set_rate(api, "HUB", "TEA", "3", effectiveFrom=soon.isoformat())
+        assert (await api.gql(RATES, {"from": "HUB"}))["exchangeRates"] == [{"rate": "2"}]
+        await asyncio.sleep(max(0.0, (soon - dt.datetime.now(dt.UTC)).total_seconds()) + 0.05)
+        with statements(api) as sent:
+            data = await api.gql(RATES, {"from": "HUB"})
+        assert data["exchangeRates"] == [{"rate": "3"}]
+        assert sent == []
+
+
+async def test_a_program_registered_through_another_process_is_known_at_once(
+    settings: Settings,
+) -> None:
+    async with running_app(_quiet(settings)) as first, running_app(_quiet(settings)) as second:
+        member = await _world(first)
+        await second.gql(BALANCES, {"id": member})  # the second keeps the three programs
+        await register(first, "carwash", "WASH")
+        await enroll(second, "WASH", "W-1", member_id=member)
+        data = await second.gql(BALANCES, {"id": member})
+        assert [a["program"]["code"] for a in data["member"]["accounts"]] == [
+            "BOOK",
+            "HUB",
+            "TEA",
+            "WASH",
+        ]
