@@ -3,12 +3,11 @@
 // members, its members by tier, its most redeemed rewards and its rising members, with
 // charts. Plain browser JS against the hub's public GraphQL API; no build step.
 
+import { $, busy, h, say } from "/assets/dom.js";
+import { graphqlEndpoint, HubError, postGraphQL } from "/assets/graphql.js";
 import { barChart, dailyChart } from "./charts.js";
 
-const ENDPOINT = new URL(
-  document.querySelector('meta[name="hub-graphql"]')?.getAttribute("content") || "/graphql",
-  location.href,
-);
+const ENDPOINT = graphqlEndpoint();
 const TZ =
   document.querySelector('meta[name="hub-settlement-tz"]')?.getAttribute("content") ||
   "Asia/Shanghai";
@@ -41,74 +40,28 @@ const state = { key: null, merchant: null, view: 0 };
 
 // ---------------------------------------------------------------- helpers
 
-function $(testid, root = document) {
-  return root.querySelector(`[data-testid="${testid}"]`);
-}
+/** The key was refused (HTTP 401): back to sign-in. */
+class KeyRefused extends HubError {}
 
-/** An element; props: class, testid, dataset, other attributes. */
-function h(tag, props = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(props)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (name === "class") el.className = value;
-    else if (name === "testid") el.dataset.testid = value;
-    else if (name === "dataset") {
-      for (const [k, v] of Object.entries(value)) el.dataset[k] = String(v);
-    } else el.setAttribute(name, String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : String(child));
-  }
-  return el;
-}
-
-function say(el, text, code = "") {
-  el.textContent = text || "";
-  el.dataset.code = code || "";
-  el.hidden = !text;
-}
-
-class InsightsError extends Error {
-  constructor(message, code = null) {
-    super(message);
-    this.code = code;
-  }
-}
-
-class KeyRefused extends InsightsError {}
-
-/** POST a document; resolves to `data`, throws InsightsError for anything but an answer. */
+/** POST a document with the merchant's key; resolves to `data`, throws HubError. */
 async function gql(query, variables = {}) {
-  let response;
   try {
-    response = await fetch(ENDPOINT, {
-      method: "POST",
-      headers: {
-        "Content-Type": "application/json",
-        ...(state.key ? { Authorization: `Bearer ${state.key}` } : {}),
-      },
-      body: JSON.stringify({ query, variables }),
+    return await postGraphQL(ENDPOINT, {
+      query,
+      variables,
+      headers: state.key ? { Authorization: `Bearer ${state.key}` } : {},
     });
-  } catch {
-    throw new InsightsError(MESSAGES.network, "NETWORK");
+  } catch (error) {
+    if (!(error instanceof HubError)) throw error;
+    if (error.status === 401) throw new KeyRefused(MESSAGES.badKey, "UNAUTHENTICATED", 401);
+    if (error.code === "NETWORK") {
+      const message = error.status
+        ? `The hub answered HTTP ${error.status}. Try again in a minute.`
+        : MESSAGES.network;
+      throw new HubError(message, "NETWORK", error.status);
+    }
+    throw error;
   }
-  if (response.status === 401) throw new KeyRefused(MESSAGES.badKey, "UNAUTHENTICATED");
-  let body = null;
-  try {
-    body = await response.json();
-  } catch {
-    // Not JSON: reported below by status.
-  }
-  const first = body?.errors?.[0];
-  if (first) throw new InsightsError(first.message, first.extensions?.code ?? null);
-  if (!response.ok || !body?.data) {
-    throw new InsightsError(
-      `The hub answered HTTP ${response.status}. Try again in a minute.`,
-      "HTTP",
-    );
-  }
-  return body.data;
 }
 
 const numberFormat = new Intl.NumberFormat("en-US");
@@ -152,7 +105,7 @@ async function signIn(key) {
   const { role, merchant } = data.viewer;
   if (role !== "MERCHANT" || !merchant) {
     state.key = null;
-    throw new InsightsError(MESSAGES.wrongRole(role), "WRONG_ROLE");
+    throw new HubError(MESSAGES.wrongRole(role), "WRONG_ROLE");
   }
   state.merchant = merchant;
   sessionStorage.setItem(KEY_STORAGE, key);
@@ -169,17 +122,15 @@ async function signIn(key) {
 async function onSignIn(event) {
   event.preventDefault();
   const key = event.currentTarget.key.value.trim();
-  const button = $("signin-submit");
   say($("signin-message"), "");
-  button.disabled = true;
-  try {
-    await signIn(key);
-  } catch (error) {
-    if (!(error instanceof InsightsError)) console.error(error);
-    say($("signin-error"), error.message, error.code);
-  } finally {
-    button.disabled = false;
-  }
+  await busy($("signin-submit"), async () => {
+    try {
+      await signIn(key);
+    } catch (error) {
+      if (!(error instanceof HubError)) console.error(error);
+      say($("signin-error"), error.message, error.code);
+    }
+  });
 }
 
 function signOut() {
@@ -216,7 +167,7 @@ async function show() {
       showSignIn(error.message);
       return;
     }
-    if (!(error instanceof InsightsError)) console.error(error);
+    if (!(error instanceof HubError)) console.error(error);
     say($("view-error"), error.message, error.code);
   } finally {
     dashboard.removeAttribute("aria-busy");
