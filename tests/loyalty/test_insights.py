@@ -263,3 +263,38 @@ async def test_a_period_backwards_or_over_two_years_is_invalid_input(
     two_years = {**variables, "from": (today - dt.timedelta(days=730)).isoformat()}
     two_years["to"] = today.isoformat()
     assert (await api.gql(INSIGHTS, two_years))["merchantInsights"]["pointsIssued"] == 0
+
+
+async def test_each_figure_is_one_query_and_only_what_is_asked_is_read(
+    api: Api, world: dict[str, Any]
+) -> None:
+    from tests.hardening.test_costly_requests import counted_statements
+
+    today = _today()
+    variables = {"merchant": "jade", "from": str(today - dt.timedelta(days=29)), "to": str(today)}
+
+    def reads(statements: list[str]) -> list[str]:
+        return [
+            s
+            for s in statements
+            if s.lstrip().upper().startswith("SELECT")
+            and not any(word in s for word in ("api_keys", "set_config", "cache_versions"))
+        ]
+
+    with counted_statements(api) as statements:
+        await api.gql(INSIGHTS, variables, key=world["jade"])
+    found = reads(statements)
+    # The merchant's programs and accounts; the points per day (issued, redeemed, expired,
+    # green and daily from one); active members; tier counts and the ladder; the top
+    # rewards; the rising members; the merchant itself.
+    assert len(found) == 8, found
+    assert sum("postings" in s for s in found) == 1
+    with counted_statements(api) as statements:
+        data = await api.gql(
+            "query($merchant: ID!, $from: Date!, $to: Date!) { merchantInsights("
+            "merchant: $merchant, from: $from, to: $to) { pointsIssued pointsExpired } }",
+            variables,
+            key=world["jade"],
+        )
+    assert data["merchantInsights"] == {"pointsIssued": 7000, "pointsExpired": 400}
+    assert len(reads(statements)) == 2, reads(statements)
