@@ -159,22 +159,25 @@ async def accounts_by_member(
     return await rows_by(session, Account, Account.member_id, member_ids, Account.program_code)
 
 
-async def own_program_code(session: AsyncSession, principal: Principal) -> str | None:
+async def own_program_codes(session: AsyncSession, principal: Principal) -> list[str]:
+    """The codes of the programs the caller's merchant runs (its GREEN one too)."""
     if principal.merchant_id is None:
-        return None
-    return await session.scalar(
-        select(Program.code).where(Program.merchant_id == principal.merchant_id)
+        return []
+    return list(
+        await session.scalars(
+            select(Program.code).where(Program.merchant_id == principal.merchant_id)
+        )
     )
 
 
-def account_visible(principal: Principal, account: Account, own_program: str | None) -> bool:
-    """ADMIN and the member see every account; a merchant sees its own program's only."""
+def account_visible(principal: Principal, account: Account, own_programs: Collection[str]) -> bool:
+    """ADMIN and the member see every account; a merchant sees its own programs' only."""
     if principal.role == Role.ADMIN:
         return True
     if principal.role == Role.STOREFRONT:
         return principal.member_id is not None and principal.member_id == account.member_id
     if principal.role == Role.MERCHANT:
-        return own_program is not None and account.program_code == own_program
+        return account.program_code in own_programs
     return False
 
 
@@ -202,13 +205,14 @@ async def visible_member(
     ):
         return await session.get(Member, member_id)
     if principal.role == Role.MERCHANT:
-        own = await own_program_code(session, principal)
-        if own is None:
+        own = await own_program_codes(session, principal)
+        if not own:
             return None
         return await session.scalar(
             select(Member)
             .join(Account, Account.member_id == Member.id)
-            .where(Member.id == member_id, Account.program_code == own)
+            .where(Member.id == member_id, Account.program_code.in_(own))
+            .limit(1)
         )
     return None
 

@@ -44,6 +44,9 @@ class Action(StrEnum):
     READ_STATEMENTS = "readStatements"
     READ_ACTIVITY = "readActivity"  # conversions and redemptions
     READ_RECONCILIATION = "reconciliation"
+    REGISTER_PROGRAM = "registerProgram"
+    USE_VOUCHER = "useVoucher"
+    READ_VOUCHER = "voucher"
 
 
 # Who may call each operation; STOREFRONT entries need a member session token.
@@ -74,6 +77,9 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.READ_STATEMENTS: frozenset({ADMIN, FINANCE, MERCHANT}),
     Action.READ_ACTIVITY: frozenset({ADMIN, MERCHANT, STOREFRONT, FINANCE}),
     Action.READ_RECONCILIATION: frozenset({ADMIN, FINANCE, MERCHANT}),
+    Action.REGISTER_PROGRAM: frozenset({ADMIN}),
+    Action.USE_VOUCHER: frozenset({ADMIN, MERCHANT}),
+    Action.READ_VOUCHER: frozenset({ADMIN, MERCHANT}),
 }
 
 _NEEDS_MEMBER = {

@@ -1,14 +1,18 @@
-"""Promotions: accrual multipliers and redemption discounts, each with a period."""
+"""Promotions: accrual multipliers and redemption discounts, each with a period; an
+accrual multiplier may apply only to purchase lines with some tags ("double points on
+lines tagged green")."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub import tags as tags_
 from hub import validate
 from hub.auth import Principal
 from hub.errors import InvalidInput
@@ -29,6 +33,15 @@ class NewPromotion:
     starts_at: dt.datetime
     ends_at: dt.datetime
     label: str
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Line:
+    """A purchase line as accrual sees it: its money and its tags."""
+
+    amount: Decimal
+    tags: tuple[str, ...] = ()
 
 
 async def set_promotion(
@@ -63,6 +76,13 @@ async def set_promotion(
             "redemptionDiscountPercent above 0.",
             field=[f, "accrualMultiplier"],
         )
+    line_tags = tags_.checked(data.tags, [f, "tags"])
+    if line_tags and data.redemption_discount_percent != 0:
+        raise InvalidInput(
+            "A promotion for tagged purchase lines changes accrual only; give "
+            "redemptionDiscountPercent in a promotion of its own.",
+            field=[f, "tags"],
+        )
     await _check_stacking(session, program.code, data.accrual_multiplier, starts, ends)
     promotion = Promotion(
         program_code=program.code,
@@ -72,6 +92,7 @@ async def set_promotion(
         starts_at=starts,
         ends_at=ends,
         created_by=principal.key_id,
+        tags=tags_.encode(line_tags),
     )
     session.add(promotion)
     await session.flush()
@@ -86,7 +107,8 @@ async def _check_stacking(
     ends: dt.datetime,
 ) -> None:
     """Refuse a multiplier that, stacked on the promotions overlapping its period, would pass
-    MAX_ACCRUAL_MULTIPLIER at any moment (the product only changes when one starts)."""
+    MAX_ACCRUAL_MULTIPLIER at any moment (the product only changes when one starts).
+    Promotions for tagged lines count too: one line may carry every tag."""
     if multiplier <= 1:
         return
     overlapping = list(
@@ -121,6 +143,22 @@ async def active(session: AsyncSession, program_code: str, at: dt.datetime) -> l
         )
     )
     return list(rows)
+
+
+def covers(promotion: Promotion, line_tags: Collection[str]) -> bool:
+    """Whether a promotion applies to a purchase line: one for every line, or one whose
+    tags the line carries (one shared tag is enough)."""
+    wanted = tags_.decode(promotion.tags)
+    return not wanted or not set(wanted).isdisjoint(line_tags)
+
+
+def points_on(lines: Sequence[Line], rate: Decimal, promotions: list[Promotion]) -> int:
+    """floor(sum of line amount x multipliers of the promotions covering it, x rate): each
+    line earns its own promotions, and a partial point is never granted."""
+    total = Decimal(0)
+    for line in lines:
+        total += line.amount * accrual_multiplier([p for p in promotions if covers(p, line.tags)])
+    return int((total * rate).to_integral_value(rounding=ROUND_FLOOR))
 
 
 def accrual_multiplier(promotions: list[Promotion]) -> Decimal:

@@ -17,6 +17,7 @@ from schema.mutations.exchange import ExchangeMutations, ExchangeQueries
 from schema.mutations.mall import MallMutations, MallQueries
 from schema.mutations.members import MemberMutations
 from schema.mutations.settlement import SettlementMutations, SettlementQueries
+from schema.mutations.vouchers import VoucherMutations, VoucherQueries
 from schema.mutations.webhooks import WebhookMutations, WebhookQueries
 from schema.queries import CoreQueries
 from schema.reconciliation import ReconciliationQueries
@@ -33,6 +34,7 @@ class Query(
     SettlementQueries,
     WebhookQueries,
     ReconciliationQueries,
+    VoucherQueries,
 ):
     pass
 
@@ -45,6 +47,7 @@ class Mutation(
     MallMutations,
     SettlementMutations,
     WebhookMutations,
+    VoucherMutations,
 ):
     pass
 

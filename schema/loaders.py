@@ -14,7 +14,7 @@ from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory, MemberAccount
-from hub import members, merchants
+from hub import members, merchants, vouchers
 from hub.db import Database, utcnow
 from hub.errors import DomainError, PartnerUnavailable
 from hub.ledger import queries as ledger_queries
@@ -33,6 +33,7 @@ from hub.models import (
     Slot,
     Statement,
     StatementCounterparty,
+    Voucher,
 )
 from settlement import disputes
 from settlement import statements as settlement_statements
@@ -158,6 +159,9 @@ class Loaders:
         self._book: asyncio.Task[PriceBook] | None = None
         self.reward: KeyedLoader[str, Reward] = KeyedLoader(db, catalog.rewards_by_id)
         self.slot: KeyedLoader[str, Slot] = KeyedLoader(db, catalog.slots_by_id)
+        self.voucher_of_redemption: KeyedLoader[str, Voucher] = KeyedLoader(
+            db, vouchers.by_redemption
+        )
         self.batch: KeyedLoader[str, SettlementBatch] = KeyedLoader(
             db, settlement_statements.batches_by_id
         )
@@ -184,6 +188,9 @@ class Loaders:
         self.program: KeyedLoader[str, Program] = KeyedLoader(db, merchants.programs_by_code)
         self.program_of_merchant: KeyedLoader[str, Program] = KeyedLoader(
             db, merchants.programs_by_merchant
+        )
+        self.programs_of_merchant: KeyedLoader[str, list[Program]] = KeyedLoader(
+            db, merchants.all_programs_by_merchant
         )
         self.member: KeyedLoader[str, Member] = KeyedLoader(db, members.members_by_id)
         self.accounts_of_member: KeyedLoader[str, list[Account]] = KeyedLoader(

@@ -27,8 +27,8 @@ async def sees_member(info: Info, member_id: str) -> bool:
     held: list[str] = []
     own: list[str] = []
     if principal.role == Role.MERCHANT and principal.merchant_id is not None:
-        program = await info.context.loaders.program_of_merchant.load(principal.merchant_id)
-        own = [program.code] if program is not None else []
+        programs = await info.context.loaders.programs_of_merchant.load(principal.merchant_id)
+        own = [p.code for p in programs or []]
         accounts = await info.context.loaders.accounts_of_member.load(member_id) or []
         held = [a.program_code for a in accounts]
     return members.sees_member(principal, member_id, held, own)

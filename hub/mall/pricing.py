@@ -9,8 +9,8 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import obligations, promotions
-from hub.enums import MerchantCategory, RewardKind
+from hub import green, obligations, promotions
+from hub.enums import MerchantCategory, ProgramKind, RewardKind
 from hub.exchange.pricing import points_needed
 from hub.exchange.rates import rates_in_effect
 from hub.mall import settlement_prices
@@ -42,7 +42,10 @@ class PriceBook:
         platform = await session.scalar(
             select(Program.code)
             .join(Merchant, Merchant.id == Program.merchant_id)
-            .where(Merchant.category == MerchantCategory.PLATFORM.value)
+            .where(
+                Merchant.category == MerchantCategory.PLATFORM.value,
+                Program.kind == ProgramKind.STANDARD.value,
+            )
         )
         active = await session.scalars(
             select(Promotion).where(Promotion.starts_at <= at, Promotion.ends_at > at)
@@ -54,7 +57,9 @@ class PriceBook:
             rates=rates,
             platform=platform,
             programs=programs,
-            by_merchant={p.merchant_id: p for p in programs.values()},
+            by_merchant={
+                p.merchant_id: p for p in programs.values() if p.kind == ProgramKind.STANDARD.value
+            },
             discounts=discounts,
         )
 
@@ -83,6 +88,9 @@ class PriceBook:
         price = self.price(reward)
         if program == own:
             return price
+        payer = self.programs.get(program)
+        if payer is None or not green.may_pay(payer, reward):
+            return None
         route = self.route(program, own)
         return None if route is None else points_needed(route, price)
 
@@ -91,7 +99,8 @@ class PriceBook:
         return [
             code
             for code in sorted(self.programs)
-            if code == own or self.route(code, own) is not None
+            if code == own
+            or (green.may_pay(self.programs[code], reward) and self.route(code, own) is not None)
         ]
 
     def settlement_unit(self, reward: Reward) -> Decimal:

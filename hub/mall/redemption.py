@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory
-from hub import consent, idempotency, validate
+from hub import consent, green, idempotency, validate, vouchers
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -120,6 +120,8 @@ async def start(
         if payer is None:
             raise NotFound(f"No program has code {request.pay_with!r}.", field=[F, "payWith"])
         consent.require_debit(principal, payer, [F, "payWith"])
+        green.require_payable(payer, reward, [F, "payWith"])
+        vouchers.check_quantity(reward, request.quantity, [F, "quantity"])
         if await account_of(session, request.member_id, payer.code) is None:
             raise NotFound(f"The member is not enrolled in {payer.code}.", field=[F, "payWith"])
         book = await PriceBook.load(session, utcnow())
@@ -230,6 +232,7 @@ async def start_cancel(
                 + "; only a confirmed redemption can be cancelled.",
                 field=[F, "redemptionId"],
             )
+        await vouchers.require_cancellable(session, r, [F, "redemptionId"])
         if request.reason == CancellationReason.MEMBER_REQUEST and r.slot_id:
             slot = await session.get(Slot, r.slot_id)
             if slot is not None and slot.starts_at <= utcnow():

@@ -20,7 +20,7 @@ from hub.models.ledger import (
     Posting,
     Promotion,
 )
-from hub.models.mall import Redemption, Reward, Slot
+from hub.models.mall import Redemption, Reward, Slot, Voucher
 from hub.models.merchants import ApiKey, HubSetting, Merchant, Program
 from hub.models.reconciliation import ReconciliationReport
 from hub.models.settlement import (
@@ -69,6 +69,7 @@ __all__ = [
     "StatementAdjustment",
     "StatementCounterparty",
     "StatementEvent",
+    "Voucher",
     "WebhookDelivery",
     "WebhookSubscription",
 ]

@@ -210,3 +210,5 @@ class Promotion(Base):
     ends_at: Mapped[dt.datetime] = mapped_column()
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Accrual on purchase lines with one of these tags only (a JSON list); None: all.
+    tags: Mapped[str | None] = mapped_column(Text)

@@ -25,6 +25,7 @@ from schema.pagination import (
     page_size,
 )
 from schema.types.mall import Redemption, Reward, RewardConnection, RewardEdge
+from schema.types.vouchers import VoucherTermsInput
 
 
 @strawberry.input
@@ -50,6 +51,14 @@ class RewardInput:
     )
     slots: list[SlotInput] | None = strawberry.field(
         default=strawberry.UNSET, description="Entry windows, nights or departures, by ref."
+    )
+    tags: list[str] | None = strawberry.field(
+        default_factory=list,
+        description="Labels; green puts it in the green zone: payable with GREEN programs.",
+    )
+    voucher: VoucherTermsInput | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="For kind VOUCHER: the terms of the code each confirmed redemption gets.",
     )
 
 
@@ -145,6 +154,8 @@ class MallMutations:
                 )
                 for s in (input.slots or [])
             ],
+            tags=list(input.tags or []),
+            voucher=input.voucher.to_domain() if input.voucher else None,
         )
         row, errors = await attempt(
             info.context.db.transaction(lambda s: catalog.upsert_reward(s, principal, data))

@@ -146,10 +146,10 @@ class Member:
 
     async def _visible_accounts(self, info: Info) -> list[models.Account]:
         principal = info.context.principal
-        own = None
+        own: list[str] = []
         if principal.merchant_id is not None:
-            program = await info.context.loaders.program_of_merchant.load(principal.merchant_id)
-            own = program.code if program else None
+            programs = await info.context.loaders.programs_of_merchant.load(principal.merchant_id)
+            own = [p.code for p in programs or []]
         accounts = await info.context.loaders.accounts_of_member.load(self.row.id) or []
         return [a for a in accounts if member_service.account_visible(principal, a, own)]
 
