@@ -220,6 +220,9 @@ class Redemption:
 
         if self.row.status != "CONFIRMED" or self.row.cancel_step:
             return False
+        voucher = await info.context.loaders.voucher_of_redemption.load(self.row.id)
+        if voucher is not None and voucher.used_at is not None:
+            return False  # spent at the till
         if not self.row.slot_id:
             return True
         slot = await info.context.loaders.slot.load(self.row.slot_id)

@@ -74,6 +74,18 @@ const en = {
   cancelling: "Cancelling…",
   working: "Working…",
   networkError: "The hub did not answer ({message}). Try again.",
+  greenBadge: "Green",
+  greenNote: "Green points pay for the green zone's eco rewards.",
+  greenZoneButton: "Open the green zone",
+  greenZoneBanner: "Green zone: eco rewards your {program} points pay for.",
+  voucherOff: "{face} off a bill of {min} or more",
+  voucherOffNoMin: "{face} off any bill",
+  voucherDays: "valid {days} days",
+  voucherCode: "Voucher code",
+  voucherShow: "Show this code at the till; it is used once.",
+  voucherValidUntil: "Valid until {date}",
+  voucherUsed: "Used for order {order} on {date}",
+  redeemedVoucher: "Redeemed: {points} {program}. Your voucher code: {code}",
   "status.PENDING": "Pending",
   "status.CONFIRMED": "Confirmed",
   "status.CANCELLED": "Cancelled",
@@ -170,6 +182,18 @@ const zh = {
   cancelling: "取消中…",
   working: "处理中…",
   networkError: "中心无响应（{message}），请重试。",
+  greenBadge: "绿色",
+  greenNote: "绿色积分可兑换绿色专区的环保好礼。",
+  greenZoneButton: "进入绿色专区",
+  greenZoneBanner: "绿色专区：可用 {program} 兑换的环保好礼。",
+  voucherOff: "满 {min} 减 {face}",
+  voucherOffNoMin: "立减 {face}",
+  voucherDays: "有效期 {days} 天",
+  voucherCode: "券码",
+  voucherShow: "请在收银台出示此券码，仅可使用一次。",
+  voucherValidUntil: "有效期至 {date}",
+  voucherUsed: "已于 {date} 用于订单 {order}",
+  redeemedVoucher: "兑换成功：{points} {program}，券码 {code}",
   "status.PENDING": "处理中",
   "status.CONFIRMED": "已确认",
   "status.CANCELLED": "已取消",
@@ -264,6 +288,19 @@ function translatePage(root = document) {
 /** A number as people of this language write it. */
 export function formatNumber(n) {
   return new Intl.NumberFormat(current === "zh" ? "zh-CN" : "en-US").format(n);
+}
+
+/** Money as the hub sends it ("50.00"), as people of this language write it. */
+export function formatMoney(decimal) {
+  return new Intl.NumberFormat(current === "zh" ? "zh-CN" : "en-US", {
+    maximumFractionDigits: 2,
+  }).format(Number(decimal));
+}
+
+/** What a voucher takes off a bill: "50 off a bill of 200 or more". */
+export function voucherOff(voucher) {
+  const params = { face: formatMoney(voucher.faceValue), min: formatMoney(voucher.minSpend) };
+  return t(Number(voucher.minSpend) > 0 ? "voucherOff" : "voucherOffNoMin", params);
 }
 
 /** A date and time in the browser's time zone. */
