@@ -388,7 +388,14 @@ async def test_on_a_phone_the_catalog_loads_the_next_page_when_scrolled_to(
     await expect(status).to_have_attribute("data-state", "more")
     await expect(mall.cards).to_have_count(PAGE_SIZE)
 
-    await page.get_by_test_id("catalog-sentinel").scroll_into_view_if_needed()
+    # Each scroll to the end of the list loads the next page, until there is none.
+    for _ in range(10):
+        shown = await mall.cards.count()
+        await page.get_by_test_id("catalog-sentinel").scroll_into_view_if_needed()
+        await expect(status).not_to_have_attribute("data-state", "loading")
+        if await status.get_attribute("data-state") == "end":
+            break
+        await expect(mall.cards).not_to_have_count(shown)
     await expect(status).to_have_attribute("data-state", "end")
     assert await mall.cards.count() > PAGE_SIZE
     ids = [await c.get_attribute("data-reward-id") for c in await mall.cards.all()]
