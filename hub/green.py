@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import promotions, tags, validate
 from hub.enums import AccountKind, EntryKind, ProgramKind
-from hub.errors import InvalidInput, InvalidState
+from hub.errors import InvalidInput, InvalidState, RetryTransaction
 from hub.ledger.core import Movement
 from hub.ledger.points import Points, expiry_of
 from hub.members import account_of
@@ -176,7 +177,10 @@ async def _green_account(
         external_ref=own.external_ref,
     )
     session.add(account)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # opened meanwhile (an enrollment): run again to find it
+        raise RetryTransaction() from exc
     return account
 
 
