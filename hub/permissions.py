@@ -46,6 +46,9 @@ class Action(StrEnum):
     READ_RECONCILIATION = "reconciliation"
     SET_TIERS = "setTiers"
     SET_MEMBER_CREDIT = "setMemberCredit"
+    REGISTER_PROGRAM = "registerProgram"
+    USE_VOUCHER = "useVoucher"
+    READ_VOUCHER = "voucher"
 
 
 # Who may call each operation; STOREFRONT entries need a member session token.
@@ -78,6 +81,9 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.READ_RECONCILIATION: frozenset({ADMIN, FINANCE, MERCHANT}),
     Action.SET_TIERS: frozenset({ADMIN, MERCHANT}),
     Action.SET_MEMBER_CREDIT: frozenset({ADMIN}),
+    Action.REGISTER_PROGRAM: frozenset({ADMIN}),
+    Action.USE_VOUCHER: frozenset({ADMIN, MERCHANT}),
+    Action.READ_VOUCHER: frozenset({ADMIN, MERCHANT}),
 }
 
 _NEEDS_MEMBER = {

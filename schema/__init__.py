@@ -22,6 +22,7 @@ from schema.mutations.mall import MallMutations, MallQueries
 from schema.mutations.members import MemberMutations
 from schema.mutations.settlement import SettlementMutations, SettlementQueries
 from schema.mutations.tiers import TierMutations
+from schema.mutations.vouchers import VoucherMutations, VoucherQueries
 from schema.mutations.webhooks import WebhookMutations, WebhookQueries
 from schema.queries import CoreQueries
 from schema.reconciliation import ReconciliationQueries
@@ -39,6 +40,7 @@ class Query(
     SettlementQueries,
     WebhookQueries,
     ReconciliationQueries,
+    VoucherQueries,
 ):
     pass
 
@@ -52,6 +54,7 @@ class Mutation(
     SettlementMutations,
     WebhookMutations,
     TierMutations,
+    VoucherMutations,
 ):
     pass
 
