@@ -1,15 +1,17 @@
-"""accruePoints: points earned for a real purchase, in the merchant's own program."""
+"""accruePoints: points earned for a real purchase, in the merchant's own program, and
+for its green-tagged lines in the merchant's GREEN program (hub.green), in one entry each."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import eligibility, idempotency, promotions, validate
+from hub import eligibility, green, idempotency, promotions, validate
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import utcnow
@@ -36,12 +38,15 @@ class Purchase:
     amount: Decimal
     occurred_at: dt.datetime | None
     idempotency_key: str
+    lines: Sequence[green.PurchaseLine] | None = None
 
 
 @dataclass(frozen=True)
 class Accrued:
     entry_id: int
     points: int
+    green_points: int | None = None
+    green_entry_id: int | None = None
 
 
 def points_for(amount: Decimal, rate: Decimal, multiplier: Decimal) -> int:
@@ -54,17 +59,20 @@ async def accrue(
 ) -> Accrued:
     """Credit a member for a purchase, once per idempotency key and once per order."""
     f = "input"
-    request = {
+    request: dict[str, object] = {
         "memberId": data.member_id,
         "program": data.program,
         "orderRef": data.order_ref,
         "amount": data.amount,  # normalised: 1000 and 1000.00 are one amount
         "occurredAt": data.occurred_at.isoformat() if data.occurred_at else None,
     }
+    if data.lines is not None:  # keys stored before lines existed still match their retries
+        request["lines"] = green.request_lines(data.lines)
 
     async def effect() -> idempotency.Result:
         program = await get_program(session, data.program, [f, "program"])
         require_merchant(principal, program.merchant_id, [f, "program"])
+        green.refuse_direct_accrual(program, [f, "program"])
         if program.connector != ConnectorKind.HOSTED.value:
             raise InvalidState(
                 f"{program.code} balances live in the partner's own system; accrue there.",
@@ -79,6 +87,7 @@ async def accrue(
             places=2,
             low_inclusive=False,
         )
+        lines = green.checked_lines(data.lines, amount, [f, "lines"], MAX_AMOUNT)
         now = utcnow()
         occurred = validate.moment(data.occurred_at or now, [f, "occurredAt"])
         if occurred < now - dt.timedelta(days=settings.accrual_backdate_days):
@@ -120,11 +129,19 @@ async def accrue(
         # member for counts from the next one.
         tier = profile.tiers.get(program.code) if profile else None
         day = occurred.astimezone(settings.tz).date()
-        active = [p for p in active if eligibility.applies(p, profile, day)]
-        multiplier = promotions.accrual_multiplier(
-            active, tier.accrual_multiplier if tier else Decimal(1)
+        active = [
+            p
+            for p in active
+            if eligibility.applies(p, profile, day)
+            and any(promotions.covers(p, line.tags) for line in lines)
+        ]
+        # Each line earns the promotions covering its tags, times the member's tier.
+        points = promotions.points_on(
+            lines,
+            program.accrual_rate,
+            active,
+            tier.accrual_multiplier if tier else Decimal(1),
         )
-        points = points_for(amount, program.accrual_rate, multiplier)
         if points < 1:
             raise InvalidInput(
                 f"{amount} at {program.accrual_rate} points per unit earns no whole point.",
@@ -165,19 +182,30 @@ async def accrue(
             occurred_at=occurred,
         )
         await standing.raise_after_accrual(session, tiers, program.merchant_id, data.member_id, now)
-        await outbox.emit(
-            session,
-            WebhookEvent.POINTS_ACCRUED,
-            [program.merchant_id],
-            {
-                "memberId": data.member_id,
-                "program": program.code,
-                "points": points,
-                "orderRef": order_ref,
-                "entryId": str(entry.id),
-            },
+        accrued: idempotency.Result = {"entry_id": entry.id, "points": points}
+        earned = [(program.code, points, entry)]
+        eco = await green.accrue_green(
+            session, program, data.member_id, lines, movement, occurred, [f, "lines"]
         )
-        return {"entry_id": entry.id, "points": points}
+        if eco is not None:
+            accrued["green_points"] = eco.points
+            if eco.entry is not None:
+                accrued["green_entry_id"] = eco.entry.id
+                earned.append((eco.program, eco.points, eco.entry))
+        for code, earned_points, earned_entry in earned:
+            await outbox.emit(
+                session,
+                WebhookEvent.POINTS_ACCRUED,
+                [program.merchant_id],
+                {
+                    "memberId": data.member_id,
+                    "program": code,
+                    "points": earned_points,
+                    "orderRef": order_ref,
+                    "entryId": str(earned_entry.id),
+                },
+            )
+        return accrued
 
     result = await idempotency.once(
         session,
@@ -187,4 +215,11 @@ async def accrue(
         request=request,
         effect=effect,
     )
-    return Accrued(entry_id=int(result["entry_id"]), points=int(result["points"]))
+    green_points = result.get("green_points")
+    green_entry = result.get("green_entry_id")
+    return Accrued(
+        entry_id=int(result["entry_id"]),
+        points=int(result["points"]),
+        green_points=None if green_points is None else int(green_points),
+        green_entry_id=None if green_entry is None else int(green_entry),
+    )

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.auth import Principal, hash_secret
 from hub.db import Database
-from hub.enums import MerchantCategory, Role
+from hub.enums import MerchantCategory, ProgramKind, Role
 from hub.models import ApiKey, CacheVersion, ExchangeRate, Merchant, Program
 
 log = structlog.get_logger(__name__)
@@ -219,10 +219,15 @@ class Caches:
                         )
                     )
                 ).all()
-            platform = [p.code for p, c in rows if c == MerchantCategory.PLATFORM.value]
+            primary = [p for p, _ in rows if p.kind == ProgramKind.STANDARD.value]
+            platform = [
+                p.code
+                for p, c in rows
+                if c == MerchantCategory.PLATFORM.value and p.kind == ProgramKind.STANDARD.value
+            ]
             loaded = Programs(
                 by_code={p.code: p for p, _ in rows},
-                by_merchant={p.merchant_id: p for p, _ in rows},
+                by_merchant={p.merchant_id: p for p in primary},  # each merchant's primary
                 platform=platform[0] if platform else None,
             )
             if generation == self._generation[PROGRAMS]:

@@ -1,11 +1,12 @@
 """The demo world of the contract README (assembly: it wires the sandbox partners in).
 
-`hub demo` seeds, on an empty database: the six merchants (skyair, lotus and
+`hub demo` seeds, on an empty database: the merchants (skyair, lotus and
 westlake through their vertical connectors against sandbox partners served by
 the same process on loopback), rates between every program and HUB both ways
 and a few direct pairs, rewards of every kind, promotions, members with
 balances in several programs, tiers and credit-linked promotions at HUB with
-members in each tier (hub/demo_loyalty.py), and the demo API keys.
+members in each tier (hub/demo_loyalty.py), green points and vouchers
+(hub/demo_green.py), and the demo API keys.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from connectors.sandbox.core import Sandbox
 from connectors.sandbox.hotel import HotelSandbox
 from connectors.sandbox.runner import Running, serve
 from connectors.sandbox.scenic import ScenicSandbox
-from hub import accrual, auth, consent, demo_loyalty, members, merchants, promotions
+from hub import accrual, auth, consent, demo_green, demo_loyalty, members, merchants, promotions
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -170,10 +171,43 @@ MERCHANTS = [
         24,
         "10",
     ),
+    # A Western restaurant and a 4S car dealership (sales, service, parts): their vouchers.
+    _merchant(
+        "bistro",
+        "Le Jardin Western Bistro",
+        MerchantCategory.RESTAURANT,
+        "BISTRO",
+        "Le Jardin Points",
+        "point",
+        "0.05",
+        "2",
+        12,
+        "10",
+    ),
+    _merchant(
+        "xingchen",
+        "Xingchen 4S Auto Center",
+        MerchantCategory.RETAIL,
+        "XCAUTO",
+        "Xingchen Auto Points",
+        "point",
+        "0.05",
+        "1",
+        24,
+        "10",
+    ),
 ]
 
 # Points per HUB point, both ways (HUB -> X at `rate`, X -> HUB at the inverse less a spread).
-HUB_RATES = {"SKYMILES": "1.2", "LOTUS": "2", "JADE": "0.8", "WESTLAKE": "1", "CLEAR": "2"}
+HUB_RATES = {
+    "SKYMILES": "1.2",
+    "LOTUS": "2",
+    "JADE": "0.8",
+    "WESTLAKE": "1",
+    "CLEAR": "2",
+    "BISTRO": "2",
+    "XCAUTO": "2",
+}
 DIRECT_RATES: list[tuple[str, str, str, dict[str, Any]]] = [
     ("SKYMILES", "LOTUS", "1.5", {"min_points": 1000, "step": 100}),
     ("LOTUS", "SKYMILES", "0.6", {"min_points": 1000, "step": 100}),
@@ -309,7 +343,7 @@ async def seed(settings: Settings, progress: Echo = print) -> bool:
             if not await _is_empty(session):
                 progress("demo data exists; reusing it (hub demo --reset starts over)")
                 return False
-        steps = 7
+        steps = 8
         partner_members: dict[str, dict[str, dict[str, Any]]] = {m: {} for m in PARTNERS}
 
         async def world(session: AsyncSession) -> None:
@@ -430,6 +464,7 @@ async def seed(settings: Settings, progress: Echo = print) -> bool:
             # further than a merchant's accrual may be.
             history = settings.model_copy(update={"accrual_backdate_days": 400})
             progress(f"[6/{steps}] " + await demo_loyalty.seed(session, history, now))
+            progress(f"[7/{steps}] " + await demo_green.seed(session, settings, now))
             for secret, role, owner in KEYS:
                 await auth.create_api_key(
                     session,
@@ -439,7 +474,7 @@ async def seed(settings: Settings, progress: Echo = print) -> bool:
                     secret=secret,
                     created_by="demo",
                 )
-            progress(f"[7/{steps}] {len(KEYS)} demo API keys")
+            progress(f"[8/{steps}] {len(KEYS)} demo API keys")
 
         await db.transaction(world)
         _write_partner_state(partner_members)

@@ -2,8 +2,9 @@
 
 Run once, when the demo world is new and its sandbox partners answer: the moves go
 through the hub's own GraphQL API (conversions between hosted programs and from a
-partner, redemptions, an award flight the airline cancels with compensation), each
-day's obligations are dated back to that day, and the day is settled. Finally a hotel
+partner, redemptions, an award flight the airline cancels with compensation, a
+Western restaurant's voucher redeemed and used at its till), each day's
+obligations are dated back to that day, and the day is settled. Finally a hotel
 disputes yesterday's statement and finance accepts it with an adjustment, which the
 next batch carries. Only the two history members take part, so the demo members'
 balances are the ones the README and the mall describe.
@@ -22,7 +23,7 @@ from starlette.types import ASGIApp
 from connectors.sandbox.core import Sandbox
 from hub.config import Settings
 from hub.db import Database, utcnow
-from hub.models import Conversion, Obligation, Redemption, SettlementBatch
+from hub.models import Conversion, Obligation, Redemption, SettlementBatch, Voucher
 
 DAYS = 7
 Echo = Callable[[str], object]
@@ -68,6 +69,10 @@ SLOTS = 'query($d: Date) { reward(id: "skyair:AW-PVG-PEK-Y") { slots(date: $d) {
 SETTLE = """mutation($d: Date!) {
   runSettlement(businessDate: $d) { batch { statements { id merchant { id } } }
                                     userErrors { message } } }"""
+VOUCHER = "query($id: ID!) { redemption(id: $id) { voucher { code } } }"
+USE_VOUCHER = """mutation($c: String!, $o: String!, $a: Decimal!) {
+  useVoucher(code: $c, orderRef: $o, orderAmount: $a) {
+    voucher { usedAt } userErrors { message } } }"""
 DISPUTE = """mutation($id: ID!, $r: String!) {
   disputeStatement(id: $id, reason: $r) { statement { id } userErrors { message } } }"""
 RESOLVE = """mutation($i: ResolveDisputeInput!) {
@@ -132,6 +137,8 @@ async def _play(
         )
         if ago == 3:
             await _cancelled_flight(hub, liu, today, tag)
+        if ago == 2:
+            await _voucher_at_the_till(hub, liu, tag)
         await _date_back(db, settings, since, day)
         for partner in partners:
             _date_back_partner(partner, seen[id(partner)], settings, day)
@@ -208,6 +215,27 @@ async def _cancelled_flight(hub: _Hub, member: str, today: dt.date, tag: str) ->
     )
 
 
+async def _voucher_at_the_till(hub: _Hub, member: str, tag: str) -> None:
+    """The bistro's "50 off 200" paid in HUB, then used at the bistro's till on a bill."""
+    redeemed = await hub.payload(
+        REDEEM,
+        {
+            "i": {
+                "memberId": member,
+                "rewardId": "bistro:FIFTY-OFF-200",
+                "payWith": "HUB",
+                "idempotencyKey": f"history-{tag}-voucher",
+            }
+        },
+        "demo-admin",
+    )
+    found = await hub.gql(VOUCHER, {"id": redeemed["redemption"]["id"]}, "demo-admin")
+    code = found["redemption"]["voucher"]["code"]
+    await hub.payload(
+        USE_VOUCHER, {"c": code, "o": f"BISTRO-{tag}-T12", "a": "236.00"}, "demo-bistro"
+    )
+
+
 async def _high_water(db: Database) -> int:
     async with db.read() as session:
         return int(await session.scalar(select(func.coalesce(func.max(Obligation.id), 0))) or 0)
@@ -238,6 +266,11 @@ async def _date_back(db: Database, settings: Settings, since: int, day: dt.date)
             .where(Redemption.cancelled_at > noon, Redemption.created_at == noon)
             .values(cancelled_at=noon)
         )
+        for voucher in await session.scalars(select(Voucher).where(Voucher.created_at > noon)):
+            shift = voucher.created_at - noon
+            voucher.created_at, voucher.valid_until = noon, voucher.valid_until - shift
+            if voucher.used_at is not None:
+                voucher.used_at = noon + dt.timedelta(hours=2)
 
     await db.transaction(work)
 

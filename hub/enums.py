@@ -36,6 +36,11 @@ class ConnectorKind(StrEnum):
     HTTP = "HTTP"
 
 
+class ProgramKind(StrEnum):
+    STANDARD = "STANDARD"  # a merchant's primary program
+    GREEN = "GREEN"  # earned on green-tagged purchase lines, spent on green-tagged rewards
+
+
 class RewardKind(StrEnum):
     GOODS = "GOODS"
     VOUCHER = "VOUCHER"

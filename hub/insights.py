@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, case, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.enums import AccountKind, EntryKind, RedemptionStatus
+from hub.enums import AccountKind, EntryKind, ProgramKind, RedemptionStatus
 from hub.errors import InvalidInput
 from hub.models import (
     Account,
@@ -76,9 +76,10 @@ class Period:
 
 @dataclass(frozen=True)
 class Scope:
-    """A merchant and its programs: `standard` earn and pay as usual, `green` are its
-    GREEN programs (points for green-tagged purchase lines); `ledger` names the programs'
-    system accounts the points figures read, by id: (program, account kind)."""
+    """A merchant and its programs: `standard` (its primary one) earns on the whole
+    purchase, `green` are its GREEN programs (points for green-tagged purchase lines);
+    `ledger` names the programs' system accounts the points figures read, by id:
+    (program, account kind)."""
 
     merchant_id: str
     standard: tuple[str, ...]
@@ -95,7 +96,7 @@ async def scope_of(session: AsyncSession, merchant_id: str) -> Scope | None:
     merchant: one query."""
     rows = (
         await session.execute(
-            select(Program.code, Account.id, Account.kind)
+            select(Program.code, Program.kind, Account.id, Account.kind)
             .outerjoin(
                 Account,
                 and_(
@@ -110,14 +111,12 @@ async def scope_of(session: AsyncSession, merchant_id: str) -> Scope | None:
     ).all()
     if not rows:
         return None
-    # A merchant runs one program until GREEN programs exist (hub.models.Program has no
-    # kind yet): its green points are those of programs other than its main one, none.
-    programs = sorted({code for code, _, _ in rows})
+    kinds = {code: kind for code, kind, _, _ in rows}
     return Scope(
         merchant_id=merchant_id,
-        standard=tuple(programs),
-        green=(),
-        ledger={account: (code, kind) for code, account, kind in rows if account is not None},
+        standard=tuple(c for c, k in kinds.items() if k != ProgramKind.GREEN.value),
+        green=tuple(c for c, k in kinds.items() if k == ProgramKind.GREEN.value),
+        ledger={account: (code, kind) for code, _, account, kind in rows if account is not None},
     )
 
 

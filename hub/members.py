@@ -160,24 +160,27 @@ async def accounts_by_member(
     return await rows_by(session, Account, Account.member_id, member_ids, Account.program_code)
 
 
-async def own_program_code(session: AsyncSession, principal: Principal) -> str | None:
+async def own_program_codes(session: AsyncSession, principal: Principal) -> list[str]:
+    """The codes of the programs the caller's merchant runs (its GREEN one too)."""
     if principal.merchant_id is None:
-        return None
-    return await session.scalar(
-        select(Program.code).where(Program.merchant_id == principal.merchant_id)
+        return []
+    return list(
+        await session.scalars(
+            select(Program.code).where(Program.merchant_id == principal.merchant_id)
+        )
     )
 
 
 def account_visible(
-    principal: Principal, account: Account | AccountView, own_program: str | None
+    principal: Principal, account: Account | AccountView, own_programs: Collection[str]
 ) -> bool:
-    """ADMIN and the member see every account; a merchant sees its own program's only."""
+    """ADMIN and the member see every account; a merchant sees its own programs' only."""
     if principal.role == Role.ADMIN:
         return True
     if principal.role == Role.STOREFRONT:
         return principal.member_id is not None and principal.member_id == account.member_id
     if principal.role == Role.MERCHANT:
-        return own_program is not None and account.program_code == own_program
+        return account.program_code in own_programs
     return False
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import partner_urls, validate
-from hub.enums import AccountKind, ConnectorKind, MerchantCategory
+from hub.enums import AccountKind, ConnectorKind, MerchantCategory, ProgramKind
 from hub.errors import AlreadyExists, InvalidInput, NotFound
 from hub.models import Account, Merchant, Program
 
@@ -52,17 +52,7 @@ def _checked(data: NewMerchant, allow_private_partners: bool) -> NewMerchant:
             "starting with a letter (e.g. 'SKYMILES').",
             field=[f, "programCode"],
         )
-    validate.decimal_in_range(
-        data.point_value,
-        [f, "pointValue"],
-        low=Decimal(0),
-        high=Decimal(1_000_000),
-        places=6,
-        low_inclusive=False,
-    )
-    validate.decimal_in_range(
-        data.accrual_rate, [f, "accrualRate"], low=Decimal(0), high=Decimal(100_000), places=6
-    )
+    _check_terms(data.point_value, data.accrual_rate, data.expiry_months)
     validate.decimal_in_range(
         data.compensation_percent,
         [f, "compensationPercent"],
@@ -70,11 +60,6 @@ def _checked(data: NewMerchant, allow_private_partners: bool) -> NewMerchant:
         high=Decimal(100),
         places=4,
     )
-    if data.expiry_months is not None and not 1 <= data.expiry_months <= 240:
-        raise InvalidInput(
-            "expiryMonths must be between 1 and 240, or null for points that never expire.",
-            field=[f, "expiryMonths"],
-        )
     return NewMerchant(
         id=data.id,
         name=validate.text(data.name, [f, "name"], max_length=200),
@@ -91,6 +76,27 @@ def _checked(data: NewMerchant, allow_private_partners: bool) -> NewMerchant:
         expiry_months=data.expiry_months,
         compensation_percent=data.compensation_percent,
     )
+
+
+def _check_terms(point_value: Decimal, accrual_rate: Decimal, expiry_months: int | None) -> None:
+    """A program's money and time terms: what a point is worth, earns, and how long it lasts."""
+    f = _FIELD
+    validate.decimal_in_range(
+        point_value,
+        [f, "pointValue"],
+        low=Decimal(0),
+        high=Decimal(1_000_000),
+        places=6,
+        low_inclusive=False,
+    )
+    validate.decimal_in_range(
+        accrual_rate, [f, "accrualRate"], low=Decimal(0), high=Decimal(100_000), places=6
+    )
+    if expiry_months is not None and not 1 <= expiry_months <= 240:
+        raise InvalidInput(
+            "expiryMonths must be between 1 and 240, or null for points that never expire.",
+            field=[f, "expiryMonths"],
+        )
 
 
 def _checked_config(kind: ConnectorKind, raw: str | None, allow_private: bool) -> str | None:
@@ -150,6 +156,7 @@ async def register_merchant(
     program = Program(
         code=data.program_code,
         merchant_id=data.id,
+        kind=ProgramKind.STANDARD.value,
         name=data.program_name,
         unit_name=data.unit_name,
         connector=data.connector.value,
@@ -168,6 +175,69 @@ async def register_merchant(
 
     await bump(session, PROGRAMS)
     return merchant
+
+
+@dataclass(frozen=True)
+class NewProgram:
+    merchant_id: str
+    code: str
+    name: str
+    unit_name: str
+    kind: ProgramKind
+    point_value: Decimal
+    accrual_rate: Decimal
+    expiry_months: int | None
+
+
+async def register_program(session: AsyncSession, data: NewProgram) -> Program:
+    """A merchant's second program (a GREEN one), hosted in the hub's ledger, with its
+    system accounts. A merchant runs one program of each kind."""
+    f = _FIELD
+    merchant = await session.get(Merchant, data.merchant_id)
+    if merchant is None:
+        raise NotFound(f"No merchant has id {data.merchant_id!r}.", field=[f, "merchantId"])
+    if not PROGRAM_CODE.fullmatch(data.code):
+        raise InvalidInput(
+            "code must be 2-20 characters, upper-case letters, digits and '_', starting "
+            "with a letter (e.g. 'HUB_GREEN').",
+            field=[f, "code"],
+        )
+    _check_terms(data.point_value, data.accrual_rate, data.expiry_months)
+    name = validate.text(data.name, [f, "name"], max_length=200)
+    unit = validate.text(data.unit_name, [f, "unitName"], max_length=40)
+    if await session.get(Program, data.code) is not None:
+        raise AlreadyExists(f"A program with code {data.code!r} exists.", field=[f, "code"])
+    same_kind = await session.scalar(
+        select(Program.code).where(
+            Program.merchant_id == merchant.id, Program.kind == data.kind.value
+        )
+    )
+    if same_kind is not None:
+        raise AlreadyExists(
+            f"{merchant.id} already runs the {data.kind} program {same_kind}; a merchant runs "
+            "one program of each kind.",
+            field=[f, "kind"],
+        )
+    program = Program(
+        code=data.code,
+        merchant_id=merchant.id,
+        kind=data.kind.value,
+        name=name,
+        unit_name=unit,
+        connector=ConnectorKind.HOSTED.value,
+        connector_config=None,
+        point_value=data.point_value,
+        accrual_rate=data.accrual_rate,
+        expiry_months=data.expiry_months,
+    )
+    session.add(program)
+    await session.flush()
+    session.add_all(Account(program_code=program.code, kind=kind.value) for kind in SYSTEM_ACCOUNTS)
+    await session.flush()
+    from hub.caches import PROGRAMS, bump  # every process reads the programs again
+
+    await bump(session, PROGRAMS)
+    return program
 
 
 async def list_merchants(session: AsyncSession) -> Sequence[Merchant]:
@@ -189,8 +259,41 @@ async def programs_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[
 
 
 async def programs_by_merchant(session: AsyncSession, ids: Sequence[str]) -> dict[str, Program]:
-    rows = await session.scalars(select(Program).where(Program.merchant_id.in_(ids)))
+    """Each merchant's primary (STANDARD) program."""
+    rows = await session.scalars(
+        select(Program).where(
+            Program.merchant_id.in_(ids), Program.kind == ProgramKind.STANDARD.value
+        )
+    )
     return {p.merchant_id: p for p in rows}
+
+
+async def all_programs_by_merchant(
+    session: AsyncSession, ids: Sequence[str]
+) -> dict[str, list[Program]]:
+    """Every program of each merchant, its primary one first."""
+    rows = await session.scalars(
+        select(Program).where(Program.merchant_id.in_(ids)).order_by(Program.code)
+    )
+    found: dict[str, list[Program]] = {}
+    for program in rows:
+        found.setdefault(program.merchant_id, []).append(program)
+    for programs in found.values():
+        programs.sort(key=lambda p: p.kind != ProgramKind.STANDARD.value)
+    return found
+
+
+async def primary_program(session: AsyncSession, merchant_id: str) -> Program | None:
+    """The merchant's STANDARD program: the one its rewards are priced in."""
+    return await program_of_kind(session, merchant_id, ProgramKind.STANDARD)
+
+
+async def program_of_kind(
+    session: AsyncSession, merchant_id: str, kind: ProgramKind
+) -> Program | None:
+    return await session.scalar(
+        select(Program).where(Program.merchant_id == merchant_id, Program.kind == kind.value)
+    )
 
 
 async def get_program(session: AsyncSession, code: str, field: list[str]) -> Program:
@@ -205,13 +308,16 @@ async def platform_program(session: AsyncSession) -> Program | None:
     return await session.scalar(
         select(Program)
         .join(Merchant, Merchant.id == Program.merchant_id)
-        .where(Merchant.category == MerchantCategory.PLATFORM.value)
+        .where(
+            Merchant.category == MerchantCategory.PLATFORM.value,
+            Program.kind == ProgramKind.STANDARD.value,
+        )
     )
 
 
 async def partner_secret_ref(session: AsyncSession, merchant_id: str) -> str | None:
     """The name under which a connected merchant's shared secret is configured."""
-    program = await session.scalar(select(Program).where(Program.merchant_id == merchant_id))
+    program = await primary_program(session, merchant_id)
     if program is None or program.connector == ConnectorKind.HOSTED.value:
         return None
     config = json.loads(program.connector_config or "{}")

@@ -47,6 +47,9 @@ class Action(StrEnum):
     SET_TIERS = "setTiers"
     SET_MEMBER_CREDIT = "setMemberCredit"
     READ_INSIGHTS = "merchantInsights"
+    REGISTER_PROGRAM = "registerProgram"
+    USE_VOUCHER = "useVoucher"
+    READ_VOUCHER = "voucher"
 
 
 # Who may call each operation; STOREFRONT entries need a member session token.
@@ -80,6 +83,9 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.SET_TIERS: frozenset({ADMIN, MERCHANT}),
     Action.SET_MEMBER_CREDIT: frozenset({ADMIN}),
     Action.READ_INSIGHTS: frozenset({ADMIN, MERCHANT}),
+    Action.REGISTER_PROGRAM: frozenset({ADMIN}),
+    Action.USE_VOUCHER: frozenset({ADMIN, MERCHANT}),
+    Action.READ_VOUCHER: frozenset({ADMIN, MERCHANT}),
 }
 
 _NEEDS_MEMBER = {

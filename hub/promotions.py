@@ -1,16 +1,20 @@
 """Promotions: accrual multipliers and redemption discounts, each with a period and,
-optionally, who qualifies (tiers, credit levels, a minimum age, the birthday month)."""
+optionally, who qualifies (tiers, credit levels, a minimum age, the birthday month); an
+accrual multiplier may apply only to purchase lines with some tags ("double points on
+lines tagged green")."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub import tags as tags_
 from hub import validate
 from hub.auth import Principal
 from hub.enums import CreditLevel
@@ -37,6 +41,7 @@ class NewPromotion:
     credit_levels: list[CreditLevel] = field(default_factory=list)
     min_age: int | None = None
     birthday_month: bool = False
+    tags: list[str] = field(default_factory=list)
 
     @property
     def is_targeted(self) -> bool:
@@ -53,6 +58,14 @@ def targeted(promotion: Promotion) -> bool:
         or promotion.min_age is not None
         or promotion.birthday_month
     )
+
+
+@dataclass(frozen=True)
+class Line:
+    """A purchase line as accrual sees it: its money and its tags."""
+
+    amount: Decimal
+    tags: tuple[str, ...] = ()
 
 
 async def set_promotion(
@@ -90,6 +103,13 @@ async def set_promotion(
     tiers = await _checked_tiers(session, program.code, data.tiers)
     if data.min_age is not None:
         validate.points_in_range(data.min_age, [f, "minAge"], low=1, high=MAX_AGE)
+    line_tags = tags_.checked(data.tags, [f, "tags"])
+    if line_tags and data.redemption_discount_percent != 0:
+        raise InvalidInput(
+            "A promotion for tagged purchase lines changes accrual only; give "
+            "redemptionDiscountPercent in a promotion of its own.",
+            field=[f, "tags"],
+        )
     if not data.is_targeted:
         await _check_stacking(session, program.code, data.accrual_multiplier, starts, ends)
     promotion = Promotion(
@@ -108,6 +128,7 @@ async def set_promotion(
         ),
         min_age=data.min_age,
         birthday_month=data.birthday_month,
+        tags=tags_.encode(line_tags),
     )
     session.add(promotion)
     await session.flush()
@@ -138,8 +159,9 @@ async def _check_stacking(
 ) -> None:
     """Refuse a multiplier for everyone that, stacked on the promotions for everyone
     overlapping its period, would pass MAX_ACCRUAL_MULTIPLIER at any moment (the product
-    only changes when one starts). Targeted promotions (a tier, a credit level, an age, a
-    birthday) stack with these at accrual, where the product is held to the cap."""
+    only changes when one starts). Promotions for tagged lines count too: one line may
+    carry every tag. Targeted promotions (a tier, a credit level, an age, a birthday) stack
+    with these at accrual, where the product is held to the cap."""
     if multiplier <= 1:
         return
     overlapping = list(
@@ -176,6 +198,26 @@ async def active(session: AsyncSession, program_code: str, at: dt.datetime) -> l
         )
     )
     return list(rows)
+
+
+def covers(promotion: Promotion, line_tags: Collection[str]) -> bool:
+    """Whether a promotion applies to a purchase line: one for every line, or one whose
+    tags the line carries (one shared tag is enough)."""
+    wanted = tags_.decode(promotion.tags)
+    return not wanted or not set(wanted).isdisjoint(line_tags)
+
+
+def points_on(
+    lines: Sequence[Line], rate: Decimal, promotions: list[Promotion], base: Decimal = Decimal(1)
+) -> int:
+    """floor(sum of line amount x multipliers of the promotions covering it (times `base`,
+    the member's tier), x rate): each line earns its own promotions, and a partial point is
+    never granted."""
+    total = Decimal(0)
+    for line in lines:
+        covering = [p for p in promotions if covers(p, line.tags)]
+        total += line.amount * accrual_multiplier(covering, base)
+    return int((total * rate).to_integral_value(rounding=ROUND_FLOOR))
 
 
 def accrual_multiplier(promotions: list[Promotion], base: Decimal = Decimal(1)) -> Decimal:

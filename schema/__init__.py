@@ -23,6 +23,7 @@ from schema.mutations.mall import MallMutations, MallQueries
 from schema.mutations.members import MemberMutations
 from schema.mutations.settlement import SettlementMutations, SettlementQueries
 from schema.mutations.tiers import TierMutations
+from schema.mutations.vouchers import VoucherMutations, VoucherQueries
 from schema.mutations.webhooks import WebhookMutations, WebhookQueries
 from schema.queries import CoreQueries
 from schema.reconciliation import ReconciliationQueries
@@ -41,6 +42,7 @@ class Query(
     WebhookQueries,
     ReconciliationQueries,
     InsightsQueries,
+    VoucherQueries,
 ):
     pass
 
@@ -54,6 +56,7 @@ class Mutation(
     SettlementMutations,
     WebhookMutations,
     TierMutations,
+    VoucherMutations,
 ):
     pass
 

@@ -14,7 +14,7 @@ from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from connectors.base import ConnectorFactory, MemberAccount
-from hub import eligibility, members, merchants
+from hub import eligibility, members, merchants, vouchers
 from hub.auth import Principal
 from hub.caches import Caches
 from hub.db import Database, utcnow
@@ -35,6 +35,7 @@ from hub.models import (
     Statement,
     StatementCounterparty,
     Tier,
+    Voucher,
 )
 from hub.tiers.ladder import ladders_by_program
 from hub.tiers.standing import Standing, standings
@@ -92,6 +93,19 @@ class CoreLoader(Generic[K, V]):
     async def load(self, key: K) -> V | None:
         result: V | None = await self._loader.load(key)
         return result
+
+
+class MerchantProgramsLoader:
+    """Every program of a merchant, its primary one first, from the process's cache."""
+
+    def __init__(self, caches: Caches) -> None:
+        self._caches = caches
+
+    async def load(self, merchant_id: str) -> list[Program]:
+        programs = await self._caches.programs()
+        found = [p for p in programs.by_code.values() if p.merchant_id == merchant_id]
+        primary = programs.by_merchant.get(merchant_id)
+        return sorted(found, key=lambda p: (p is not primary, p.code))
 
 
 class ProgramLoader:
@@ -210,6 +224,9 @@ class Loaders:
         self._book: asyncio.Task[PriceBook] | None = None
         self.reward: KeyedLoader[str, Reward] = KeyedLoader(db, catalog.rewards_by_id)
         self.slot: KeyedLoader[str, Slot] = KeyedLoader(db, catalog.slots_by_id)
+        self.voucher_of_redemption: KeyedLoader[str, Voucher] = KeyedLoader(
+            db, vouchers.by_redemption
+        )
         self.batch: KeyedLoader[str, SettlementBatch] = KeyedLoader(
             db, settlement_statements.batches_by_id
         )
@@ -241,6 +258,11 @@ class Loaders:
         else:
             self.program = KeyedLoader(db, merchants.programs_by_code)
             self.program_of_merchant = KeyedLoader(db, merchants.programs_by_merchant)
+        self.programs_of_merchant: KeyedLoader[str, list[Program]] | MerchantProgramsLoader = (
+            MerchantProgramsLoader(caches)
+            if caches is not None
+            else KeyedLoader(db, merchants.all_programs_by_merchant)
+        )
         self.member: KeyedLoader[str, Member] = KeyedLoader(db, members.members_by_id)
         self.visible_member: KeyedLoader[str, Member] = KeyedLoader(
             db, lambda session, ids: members.visible_members(session, principal, ids)

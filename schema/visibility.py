@@ -21,10 +21,10 @@ async def visible_member(info: Info, member_id: str) -> Member | None:
     principal = info.context.principal
     own: list[str] = []
     if principal.role == Role.MERCHANT and principal.merchant_id is not None:
-        program = await info.context.loaders.program_of_merchant.load(principal.merchant_id)
-        if program is None:
+        programs = await info.context.loaders.programs_of_merchant.load(principal.merchant_id)
+        own = [p.code for p in programs or []]
+        if not own:
             return None
-        own = [program.code]
     elif not members.sees_member(principal, member_id, (), ()):
         return None  # decided by the role alone: nothing to read
     view = await info.context.loaders.member_view.load(member_id)

@@ -24,9 +24,9 @@ from hub.config import Settings
 from hub.db import rows_by, utcnow
 from hub.enums import DisputeResolution, ObligationKind, StatementStatus
 from hub.errors import InvalidInput, InvalidState, NotFound
+from hub.merchants import primary_program
 from hub.models import (
     Obligation,
-    Program,
     SettlementBatch,
     Statement,
     StatementAdjustment,
@@ -155,9 +155,8 @@ async def _write_adjustments(
     statement: Statement,
     adjustments: Sequence[AdjustmentRequest],
 ) -> None:
-    program = await session.scalar(
-        select(Program.code).where(Program.merchant_id == statement.merchant_id).limit(1)
-    )
+    primary = await primary_program(session, statement.merchant_id)
+    program = primary.code if primary else None
     assert program is not None, "a statement's merchant runs a program"
     business_date = await adjustment_date(session, settings)
     now = utcnow()

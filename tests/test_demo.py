@@ -47,12 +47,14 @@ async def test_demo_serves_the_demo_world(tmp_path: Path) -> None:
             )
             merchants = {m["id"]: m["program"] for m in response.json()["data"]["merchants"]}
             assert merchants == {
+                "bistro": {"code": "BISTRO", "connector": "HOSTED"},
                 "clearview": {"code": "CLEAR", "connector": "HOSTED"},
                 "haowu": {"code": "HUB", "connector": "HOSTED"},
                 "jade": {"code": "JADE", "connector": "HOSTED"},
                 "lotus": {"code": "LOTUS", "connector": "HOTEL"},
                 "skyair": {"code": "SKYMILES", "connector": "AIRLINE"},
                 "westlake": {"code": "WESTLAKE", "connector": "SCENIC"},
+                "xingchen": {"code": "XCAUTO", "connector": "HOSTED"},
             }
             catalog = await client.post(
                 "/graphql",
@@ -127,6 +129,32 @@ async def test_demo_serves_the_demo_world(tmp_path: Path) -> None:
                     found = report.json()["data"]["reconciliation"]
                     assert found["status"] == "MATCHED", (merchant, batch["businessDate"], found)
                     assert found["matched"] > 0, (merchant, batch["businessDate"])
+            # Green points: Li Wei's green lines, the green zone, and the vouchers.
+            green = await client.post(
+                "/graphql",
+                json={
+                    "query": '{ li: memberByRef(program: "HUB", externalRef: "H-1002") '
+                    '{ account(program: "HUB_GREEN") { balance } } '
+                    'zone: rewards(filter: {payableWith: "HUB_GREEN"}, first: 50) '
+                    "{ edges { node { id tags } } } "
+                    'fifty: reward(id: "bistro:FIFTY-OFF-200") { price voucher { faceValue '
+                    "minSpend } } "
+                    'car: reward(id: "xingchen:INSURANCE-500") { voucher { faceValue } } }'
+                },
+                headers={"Authorization": "Bearer demo-admin"},
+            )
+            found = green.json()["data"]
+            assert found["li"]["account"]["balance"] == (480 + 300 + 150) * 2
+            assert {e["node"]["id"] for e in found["zone"]["edges"]} == {
+                "haowu:ECO-TOTE",
+                "haowu:LED-BULBS",
+                "clearview:ECO-FRAMES",
+            }
+            assert found["fifty"] == {
+                "price": 1000,
+                "voucher": {"faceValue": "50.00", "minSpend": "200.00"},
+            }
+            assert found["car"]["voucher"]["faceValue"] == "500.00"
             wang = next(p for p in people if "Wang Fang" in p["name"])
             token = (await client.post("/mall/demo/session", json={"memberId": wang["id"]})).json()[
                 "token"

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory
-from hub import consent, idempotency, validate
+from hub import consent, green, idempotency, validate
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -103,6 +103,7 @@ async def check_request(
     source = await get_program(session, from_code, [F, "from"])
     target = await get_program(session, to_code, [F, "to"])
     consent.require_debit(principal, source, [F, "from"])
+    green.refuse_conversion(source, target, [F])
     if source.code == target.code:
         raise InvalidInput("from and to must be different programs.", field=[F, "to"])
     validate.points_in_range(points, [F, "points"])

@@ -63,9 +63,11 @@ async def visible_conversion(
     if principal.role == Role.STOREFRONT:
         return conversion if principal.member_id == conversion.member_id else None
     if principal.merchant_id is not None:
-        own = await session.scalar(
-            select(Program.code).where(Program.merchant_id == principal.merchant_id)
+        own = set(
+            await session.scalars(
+                select(Program.code).where(Program.merchant_id == principal.merchant_id)
+            )
         )
         route = json.loads(conversion.route)
-        return conversion if own in route else None
+        return conversion if own.intersection(route) else None
     return None

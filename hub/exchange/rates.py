@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import validate
+from hub import green, validate
 from hub.auth import Principal
 from hub.db import utcnow
 from hub.errors import InvalidInput
@@ -40,6 +40,13 @@ async def set_rate(session: AsyncSession, principal: Principal, data: NewRate) -
     target = await get_program(session, data.to_code, [F, "to"])
     if source.code == target.code:
         raise InvalidInput("from and to must be different programs.", field=[F, "to"])
+    if green.is_green(target):
+        # Rates out of a GREEN program price green rewards; none leads into one.
+        raise InvalidInput(
+            f"{target.code} is a GREEN program: its points are earned on green purchases only, "
+            "so no rate leads into it.",
+            field=[F, "to"],
+        )
     validate.decimal_in_range(
         data.rate,
         [F, "rate"],

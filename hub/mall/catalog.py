@@ -13,7 +13,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import RewardOffer, SlotOffer
-from hub import validate
+from hub import tags, validate, vouchers
 from hub.auth import Principal
 from hub.db import utcnow
 from hub.eligibility import encode
@@ -21,6 +21,7 @@ from hub.enums import ConnectorKind, CreditLevel, RewardKind, Role
 from hub.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from hub.mall import settlement_prices
 from hub.mall.pricing import SLOTTED, PriceBook
+from hub.merchants import primary_program
 from hub.models import Merchant, Program, Reward, Slot, Tier
 from hub.permissions import require_merchant
 
@@ -55,6 +56,8 @@ class NewReward:
     priority_until: dt.datetime | None = None
     priority_tiers: list[str] = field(default_factory=list)
     priority_credit_levels: list[CreditLevel] = field(default_factory=list)
+    tags: list[str] | None = None
+    voucher: vouchers.Terms | None = None
 
 
 async def upsert_reward(session: AsyncSession, principal: Principal, data: NewReward) -> Reward:
@@ -67,7 +70,7 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
     if not merchant_id:
         raise InvalidInput("ADMIN must give merchantId.", field=[F, "merchantId"])
     require_merchant(principal, merchant_id, [F, "merchantId"])
-    program = await session.scalar(select(Program).where(Program.merchant_id == merchant_id))
+    program = await primary_program(session, merchant_id)
     if program is None:
         raise NotFound(f"No merchant has id {merchant_id!r}.", field=[F, "merchantId"])
     if program.connector != ConnectorKind.HOSTED.value:
@@ -82,6 +85,8 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
     if data.stock is not None:
         validate.points_in_range(data.stock, [F, "stock"], low=0, high=100_000_000)
     priority = await _priority(session, program.code, data)
+    labels = tags.checked(data.tags, [F, "tags"])
+    terms = vouchers.checked_terms(data.kind, data.voucher, [F, "voucher"])
     rid = reward_id(merchant_id, data.ref)
     reward = await session.get(Reward, rid)
     price, contracted = _settlement_price(principal, data, program, reward)
@@ -97,6 +102,8 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
     reward.active = data.active
     reward.has_slots = data.kind.value in SLOTTED or bool(data.slots)
     reward.priority_until, reward.priority_tiers, reward.priority_credit_levels = priority
+    reward.tags = tags.encode(labels)
+    vouchers.set_terms(reward, terms)
     reward.refreshed_at = utcnow()
     await session.flush()
     for index, slot in enumerate(data.slots or []):
@@ -178,7 +185,7 @@ async def store_partner_rewards(
     """Replace the cached catalog of a partner with what it listed just now. An offer
     whose prices the hub refuses is kept only as an inactive reward saying why."""
     now = utcnow()
-    program = await session.scalar(select(Program).where(Program.merchant_id == merchant_id))
+    program = await primary_program(session, merchant_id)
     assert program is not None
     known = {
         r.id: r

@@ -23,6 +23,7 @@ from hub.config import Settings
 from hub.db import Database
 from hub.enums import ConnectorKind
 from hub.mall import catalog
+from hub.merchants import primary_program
 from hub.models import Program, Reward, Slot
 
 log = structlog.get_logger(__name__)
@@ -158,9 +159,7 @@ class PartnerCatalog:
         self, reward: Reward, day: dt.date | None, key: tuple[str, str]
     ) -> None:
         async with self.db.read() as session:
-            program = await session.scalar(
-                select(Program).where(Program.merchant_id == reward.merchant_id)
-            )
+            program = await primary_program(session, reward.merchant_id)
         assert program is not None
         connector = self.factory.for_program(program, None, "catalog")
         offers = await connector.list_slots(reward.ref, day)

@@ -13,10 +13,10 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import obligations, promotions
+from hub import green, obligations, promotions
 from hub.db import utcnow
 from hub.eligibility import Profile, applies, opens_at
-from hub.enums import MerchantCategory, RewardKind
+from hub.enums import MerchantCategory, ProgramKind, RewardKind
 from hub.exchange.pricing import points_needed
 from hub.exchange.rates import rates_in_effect
 from hub.mall import settlement_prices
@@ -51,7 +51,10 @@ class PriceBook:
         platform = await session.scalar(
             select(Program.code)
             .join(Merchant, Merchant.id == Program.merchant_id)
-            .where(Merchant.category == MerchantCategory.PLATFORM.value)
+            .where(
+                Merchant.category == MerchantCategory.PLATFORM.value,
+                Program.kind == ProgramKind.STANDARD.value,
+            )
         )
         return await cls.from_parts(session, at, rates, programs, platform, shopper)
 
@@ -78,7 +81,9 @@ class PriceBook:
             rates={(r.from_code, r.to_code): r for r in rates},
             platform=platform,
             programs=programs,
-            by_merchant={p.merchant_id: p for p in programs.values()},
+            by_merchant={
+                p.merchant_id: p for p in programs.values() if p.kind == ProgramKind.STANDARD.value
+            },
             discounts=discounts,
             shopper=shopper,
             at=at,
@@ -117,6 +122,9 @@ class PriceBook:
         own = self.program_of(reward).code
         price = self.own_price(reward)
         if program != own:
+            payer = self.programs.get(program)
+            if payer is None or not green.may_pay(payer, reward):
+                return None
             route = self.route(program, own)
             converted = None if route is None else points_needed(route, price)
             if converted is None:
@@ -135,7 +143,8 @@ class PriceBook:
         return [
             code
             for code in sorted(self.programs)
-            if code == own or self.route(code, own) is not None
+            if code == own
+            or (green.may_pay(self.programs[code], reward) and self.route(code, own) is not None)
         ]
 
     def settlement_unit(self, reward: Reward) -> Decimal:

@@ -8,7 +8,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory
-from hub import consent, eligibility, idempotency, validate
+from hub import consent, eligibility, green, idempotency, validate, vouchers
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -127,6 +127,8 @@ async def start(
         if payer is None:
             raise NotFound(f"No program has code {request.pay_with!r}.", field=[F, "payWith"])
         consent.require_debit(principal, payer, [F, "payWith"])
+        green.require_payable(payer, reward, [F, "payWith"])
+        vouchers.check_quantity(reward, request.quantity, [F, "quantity"])
         if await account_of(session, request.member_id, payer.code) is None:
             raise NotFound(f"The member is not enrolled in {payer.code}.", field=[F, "payWith"])
         unit = book.price_in(reward, payer.code)
@@ -236,6 +238,7 @@ async def start_cancel(
                 "be cancelled.",
                 field=[F, "redemptionId"],
             )
+        await vouchers.require_cancellable(session, r, [F, "redemptionId"])
         if request.reason == CancellationReason.MEMBER_REQUEST and r.slot_id:
             slot = await session.get(Slot, r.slot_id)
             if slot is not None and slot.starts_at <= utcnow():

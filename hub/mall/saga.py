@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 import structlog
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import (
@@ -31,12 +31,13 @@ from connectors.base import (
     PointsCall,
     Purpose,
 )
-from hub import obligations, sagas
+from hub import obligations, sagas, vouchers
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ErrorCode, ObligationKind, RedemptionStatus, WebhookEvent
 from hub.errors import DomainError
 from hub.members import account_of
+from hub.merchants import primary_program
 from hub.models import Member, Program, Redemption, Reward, Slot
 from hub.sagas import Next, Result, record_failure, retry_later
 from hub.webhooks import announce
@@ -77,7 +78,7 @@ def taken_key(redemption: Redemption) -> str:
 async def _context(session: AsyncSession, r: Redemption) -> dict[str, Any]:
     reward = await session.get(Reward, r.reward_id)
     payer = await session.get(Program, r.paid_with)
-    owner = await session.scalar(select(Program).where(Program.merchant_id == r.merchant_id))
+    owner = await primary_program(session, r.merchant_id)
     member = await session.get(Member, r.member_id)
     pay_account = await account_of(session, r.member_id, r.paid_with)
     assert reward and payer and owner and member and pay_account and pay_account.external_ref
@@ -313,6 +314,7 @@ async def _confirm(
 ) -> None:
     r.status = RedemptionStatus.CONFIRMED.value
     r.failure = None
+    await vouchers.issue(session, r, utcnow())
     await announce.redemption(session, WebhookEvent.REDEMPTION_CONFIRMED, r)
     await _owes(
         session,

@@ -21,7 +21,7 @@ from hub.models.ledger import (
     Posting,
     Promotion,
 )
-from hub.models.mall import Redemption, Reward, Slot
+from hub.models.mall import Redemption, Reward, Slot, Voucher
 from hub.models.merchants import ApiKey, HubSetting, Merchant, Program
 from hub.models.reconciliation import ReconciliationReport
 from hub.models.settlement import (
@@ -76,6 +76,7 @@ __all__ = [
     "StatementEvent",
     "Tier",
     "TierReview",
+    "Voucher",
     "WebhookDelivery",
     "WebhookSubscription",
 ]

@@ -239,3 +239,5 @@ class Promotion(Base):
     credit_levels: Mapped[str | None] = mapped_column(Text)
     min_age: Mapped[int | None] = mapped_column(Integer)
     birthday_month: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Accrual on purchase lines with one of these tags only (a JSON list); None: all.
+    tags: Mapped[str | None] = mapped_column(Text)

@@ -48,6 +48,12 @@ class Reward(Base):
     priority_until: Mapped[dt.datetime | None] = mapped_column()
     priority_tiers: Mapped[str | None] = mapped_column(Text)
     priority_credit_levels: Mapped[str | None] = mapped_column(Text)
+    # Labels such as "green" (payable with GREEN programs), a JSON list; None: no tags.
+    tags: Mapped[str | None] = mapped_column(Text)
+    # A VOUCHER's terms (hub.vouchers): what its code is worth at the merchant's till.
+    voucher_face_value: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 4))
+    voucher_min_spend: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 4))
+    voucher_valid_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class Slot(Base):
@@ -99,3 +105,25 @@ class Redemption(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     cancelled_at: Mapped[dt.datetime | None] = mapped_column()
+
+
+class Voucher(Base):
+    """The code a confirmed VOUCHER redemption gives the member, used once at the reward
+    merchant's till. The code is the bearer's: shown to the member and ADMIN only."""
+
+    __tablename__ = "vouchers"
+    __table_args__ = (Index("ix_vouchers_merchant", "merchant_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    redemption_id: Mapped[str] = mapped_column(ForeignKey("redemptions.id"), unique=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    face_value: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+    min_spend: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+    valid_until: Mapped[dt.datetime] = mapped_column()
+    used_at: Mapped[dt.datetime | None] = mapped_column()
+    order_ref: Mapped[str | None] = mapped_column(String(120))
+    order_amount: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 4))
+    used_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import ExactDecimal, utcnow
@@ -24,10 +24,16 @@ class Merchant(Base):
 
 
 class Program(Base):
+    """A point currency. A merchant runs one STANDARD program (its primary one, registered
+    with it) and at most one of each other kind: a GREEN one earned on green-tagged
+    purchase lines and spent on green-tagged rewards only."""
+
     __tablename__ = "programs"
+    __table_args__ = (Index("uq_programs_merchant_kind", "merchant_id", "kind", unique=True),)
 
     code: Mapped[str] = mapped_column(String(20), primary_key=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), unique=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    kind: Mapped[str] = mapped_column(String(20), default="STANDARD", server_default="STANDARD")
     name: Mapped[str] = mapped_column(String(200))
     unit_name: Mapped[str] = mapped_column(String(40))
     connector: Mapped[str] = mapped_column(String(20))

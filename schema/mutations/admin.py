@@ -11,12 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub import auth, consent, merchants
 from hub.enums import ConnectorKind as DomainConnectorKind
 from hub.enums import MerchantCategory as DomainCategory
+from hub.enums import ProgramKind as DomainProgramKind
 from hub.enums import Role as DomainRole
 from hub.permissions import Action
 from schema.context import Info
-from schema.enums import ConnectorKind, MerchantCategory, Role
+from schema.enums import ConnectorKind, MerchantCategory, ProgramKind, Role
 from schema.errors import UserError, attempt
-from schema.types.merchants import ApiKey, Merchant
+from schema.types.merchants import ApiKey, Merchant, Program
 
 
 @strawberry.input
@@ -56,6 +57,36 @@ class RegisterMerchantInput:
 @strawberry.type
 class RegisterMerchantPayload:
     merchant: Merchant | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class RegisterProgramInput:
+    merchant_id: strawberry.ID
+    code: strawberry.ID
+    name: str
+    unit_name: str = "point"
+    kind: ProgramKind = DomainProgramKind.STANDARD  # type: ignore[valid-type]
+    point_value: Decimal
+    accrual_rate: Decimal = Decimal("1")
+    expiry_months: int | None = None
+
+    def to_domain(self) -> merchants.NewProgram:
+        return merchants.NewProgram(
+            merchant_id=str(self.merchant_id),
+            code=str(self.code),
+            name=self.name,
+            unit_name=self.unit_name,
+            kind=DomainProgramKind(self.kind),
+            point_value=self.point_value,
+            accrual_rate=self.accrual_rate,
+            expiry_months=self.expiry_months,
+        )
+
+
+@strawberry.type
+class RegisterProgramPayload:
+    program: Program | None
     user_errors: list[UserError]
 
 
@@ -105,6 +136,23 @@ class AdminMutations:
         info.context.runtime.caches.recheck()
         return RegisterMerchantPayload(
             merchant=Merchant.from_row(row) if row else None, user_errors=errors
+        )
+
+    @strawberry.mutation(
+        description="ADMIN: a merchant's second program, hosted in the hub's ledger (a GREEN "
+        "one, earned on green-tagged purchase lines); one program of each kind per merchant."
+    )
+    async def register_program(
+        self, info: Info, input: RegisterProgramInput
+    ) -> RegisterProgramPayload:
+        info.context.require(Action.REGISTER_PROGRAM)
+        data = input.to_domain()
+        row, errors = await attempt(
+            info.context.db.transaction(lambda s: merchants.register_program(s, data))
+        )
+        info.context.runtime.caches.recheck()
+        return RegisterProgramPayload(
+            program=Program.from_row(row) if row else None, user_errors=errors
         )
 
     @strawberry.mutation(description="ADMIN: a new API key; its secret is shown once.")

@@ -26,6 +26,7 @@ from schema.pagination import (
     page_size,
 )
 from schema.types.mall import Redemption, Reward, RewardConnection, RewardEdge
+from schema.types.vouchers import VoucherTermsInput
 
 
 @strawberry.input
@@ -62,6 +63,14 @@ class RewardInput:
     )
     priority_credit_levels: list[CreditLevel] | None = strawberry.field(  # type: ignore[valid-type]
         default_factory=list
+    )
+    tags: list[str] | None = strawberry.field(
+        default_factory=list,
+        description="Labels; green puts it in the green zone: payable with GREEN programs.",
+    )
+    voucher: VoucherTermsInput | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="For kind VOUCHER: the terms of the code each confirmed redemption gets.",
     )
 
 
@@ -162,6 +171,8 @@ class MallMutations:
             priority_credit_levels=[
                 DomainCreditLevel(c) for c in input.priority_credit_levels or []
             ],
+            tags=list(input.tags or []),
+            voucher=input.voucher.to_domain() if input.voucher else None,
         )
         row, errors = await attempt(
             info.context.db.transaction(lambda s: catalog.upsert_reward(s, principal, data))

@@ -8,7 +8,7 @@ from decimal import Decimal
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import accrual, members, promotions
+from hub import accrual, green, members, promotions
 from hub.enums import CreditLevel as DomainCreditLevel
 from hub.models import Entry, Posting
 from hub.permissions import Action
@@ -41,6 +41,16 @@ class EnrollMemberPayload:
     user_errors: list[UserError]
 
 
+@strawberry.input(description="A line of a purchase: lines tagged green earn GREEN points.")
+class PurchaseLineInput:
+    sku: str
+    amount: Decimal
+    tags: list[str] | None = strawberry.field(default_factory=list)
+
+    def to_domain(self) -> green.PurchaseLine:
+        return green.PurchaseLine(sku=self.sku, amount=self.amount, tags=list(self.tags or []))
+
+
 @strawberry.input
 class AccruePointsInput:
     member_id: strawberry.ID
@@ -49,12 +59,18 @@ class AccruePointsInput:
     amount: Decimal = strawberry.field(description="Money spent, > 0.")
     occurred_at: dt.datetime | None = strawberry.UNSET
     idempotency_key: str
+    lines: list[PurchaseLineInput] | None = strawberry.field(
+        default=strawberry.UNSET, description="Optional; their amounts sum to amount."
+    )
 
 
 @strawberry.type
 class AccruePointsPayload:
     entry: LedgerEntry | None
     points: int | None
+    green_points: int | None = strawberry.field(
+        description="Earned in the merchant's GREEN program on green-tagged lines."
+    )
     user_errors: list[UserError]
 
 
@@ -80,6 +96,10 @@ class PromotionInput:
     )
     birthday_month: bool | None = strawberry.field(
         default=False, description="Only in the member's birthday month."
+    )
+    tags: list[str] | None = strawberry.field(
+        default_factory=list,
+        description="Accrual on purchase lines with one of these tags only.",
     )
 
 
@@ -139,6 +159,11 @@ class MemberMutations:
             amount=input.amount,
             occurred_at=input.occurred_at or None,
             idempotency_key=input.idempotency_key,
+            lines=(
+                [line.to_domain() for line in input.lines]
+                if isinstance(input.lines, list)
+                else None
+            ),
         )
 
         async def work(session: AsyncSession) -> tuple[accrual.Accrued, LedgerEntry]:
@@ -148,9 +173,13 @@ class MemberMutations:
 
         done, errors = await attempt(info.context.db.transaction(work))
         if done is None:
-            return AccruePointsPayload(entry=None, points=None, user_errors=errors)
+            return AccruePointsPayload(
+                entry=None, points=None, green_points=None, user_errors=errors
+            )
         accrued, node = done
-        return AccruePointsPayload(entry=node, points=accrued.points, user_errors=[])
+        return AccruePointsPayload(
+            entry=node, points=accrued.points, green_points=accrued.green_points, user_errors=[]
+        )
 
     @strawberry.mutation(
         description="MERCHANT (own program) or ADMIN: an accrual multiplier or a redemption "
@@ -169,6 +198,7 @@ class MemberMutations:
             credit_levels=[DomainCreditLevel(c) for c in input.credit_levels or []],
             min_age=input.min_age if isinstance(input.min_age, int) else None,
             birthday_month=bool(input.birthday_month),
+            tags=list(input.tags or []),
         )
         row, errors = await attempt(
             info.context.db.transaction(lambda s: promotions.set_promotion(s, principal, data))

@@ -8,6 +8,7 @@ from decimal import Decimal
 import strawberry
 
 from hub import models
+from hub import tags as tags_
 from hub.enums import RewardKind as DomainRewardKind
 from hub.mall import catalog
 from hub.mall.saga import status_of
@@ -19,6 +20,7 @@ from schema.formatting import money
 from schema.pagination import PageInfo, checked_date
 from schema.types.members import Member
 from schema.types.merchants import Merchant, Program, load_merchant, load_program
+from schema.types.vouchers import Voucher, VoucherTerms
 
 
 @strawberry.type(description="An entry window, night or flight of a reward.")
@@ -128,6 +130,19 @@ class Reward:
     async def opens_at(self, info: Info) -> dt.datetime | None:
         return (await info.context.loaders.price_book()).opens_at(self.row)
 
+    @strawberry.field(
+        description="Labels; green marks an eco reward (payable with GREEN programs)."
+    )
+    def tags(self) -> list[str]:
+        return tags_.decode(self.row.tags)
+
+    @strawberry.field(
+        description="For kind VOUCHER: what the code is worth at the merchant; the code comes "
+        "with the confirmed redemption (Redemption.voucher)."
+    )
+    def voucher(self) -> VoucherTerms | None:
+        return VoucherTerms.of(self.row)
+
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Reward | None:
         row = await info.context.loaders.reward.load(str(id))
@@ -219,12 +234,23 @@ class Redemption:
             )
         return money(self.row.settlement_price)
 
+    @strawberry.field(
+        description="Issued on confirmation for VOUCHER rewards with terms; its code in full "
+        "for the member and ADMIN only."
+    )
+    async def voucher(self, info: Info) -> Voucher | None:
+        row = await info.context.loaders.voucher_of_redemption.load(self.row.id)
+        return Voucher.from_row(row, info.context.principal) if row else None
+
     @strawberry.field(description="Whether the viewer may cancel it now (MEMBER_REQUEST).")
     async def cancellable(self, info: Info) -> bool:
         from hub.db import utcnow
 
         if self.row.status != "CONFIRMED" or self.row.cancel_step:
             return False
+        voucher = await info.context.loaders.voucher_of_redemption.load(self.row.id)
+        if voucher is not None and voucher.used_at is not None:
+            return False  # spent at the till
         if not self.row.slot_id:
             return True
         slot = await info.context.loaders.slot.load(self.row.slot_id)

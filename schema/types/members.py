@@ -165,10 +165,10 @@ class Member:
 
     async def _visible_accounts(self, info: Info) -> list[AccountView]:
         principal = info.context.principal
-        own = None
+        own: list[str] = []
         if principal.merchant_id is not None:
-            program = await info.context.loaders.program_of_merchant.load(principal.merchant_id)
-            own = program.code if program else None
+            programs = await info.context.loaders.programs_of_merchant.load(principal.merchant_id)
+            own = [p.code for p in programs or []]
         if isinstance(self.row, MemberView):
             view: MemberView | None = self.row
         else:

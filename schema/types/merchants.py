@@ -12,9 +12,10 @@ from hub import models
 from hub.enums import ConnectorKind as DomainConnectorKind
 from hub.enums import MerchantCategory as DomainCategory
 from hub.enums import MerchantStatus as DomainStatus
+from hub.enums import ProgramKind as DomainProgramKind
 from hub.enums import Role as DomainRole
 from schema.context import Info
-from schema.enums import ConnectorKind, MerchantCategory, MerchantStatus, Role
+from schema.enums import ConnectorKind, MerchantCategory, MerchantStatus, ProgramKind, Role
 from schema.formatting import plain
 
 if TYPE_CHECKING:
@@ -48,6 +49,13 @@ class Merchant:
         assert row is not None, "every merchant has a program"
         return Program.from_row(row)
 
+    @strawberry.field(
+        description="Every program it runs, the primary one first (a GREEN one beside it, say)."
+    )
+    async def programs(self, info: Info) -> list[Program]:
+        rows = await info.context.loaders.programs_of_merchant.load(str(self.id))
+        return [Program.from_row(row) for row in rows or []]
+
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Merchant | None:
         row = await info.context.loaders.merchant.load(str(id))
@@ -63,6 +71,10 @@ class Program:
     point_value: Decimal = strawberry.field(description="Money one point is worth in settlement.")
     accrual_rate: Decimal = strawberry.field(description="Points per unit of money spent.")
     expiry_months: int | None = strawberry.field(description="null: points never expire.")
+    kind: ProgramKind = strawberry.field(  # type: ignore[valid-type]
+        description="GREEN: earned on green-tagged purchase lines, spent on green-tagged "
+        "rewards only."
+    )
     merchant_id: strawberry.Private[str]
 
     @classmethod
@@ -75,6 +87,7 @@ class Program:
             point_value=plain(row.point_value),
             accrual_rate=plain(row.accrual_rate),
             expiry_months=row.expiry_months,
+            kind=DomainProgramKind(row.kind),
             merchant_id=row.merchant_id,
         )
 

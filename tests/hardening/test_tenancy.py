@@ -168,6 +168,17 @@ MATRIX: dict[str, tuple[str, set[str]]] = {
         '{ merchantInsights(merchant: "jade", from: "$TODAY", to: "$TODAY") { pointsIssued } }',
         {"ADMIN", "MERCHANT"},
     ),
+    "registerProgram": (
+        'mutation { registerProgram(input: {merchantId: "jade", code: "JADE_GREEN", '
+        'name: "Jade green", kind: GREEN, pointValue: "0.01"}) { userErrors { code } } }',
+        {"ADMIN"},
+    ),
+    "useVoucher": (
+        'mutation { useVoucher(code: "AAAAA-AAAAA-AAAAA-AAAAA", orderRef: "o", '
+        'orderAmount: "10") { userErrors { code } } }',
+        {"ADMIN", "MERCHANT"},
+    ),
+    "voucher": ('{ voucher(code: "AAAAA-AAAAA-AAAAA-AAAAA") { code } }', {"ADMIN", "MERCHANT"}),
 }
 # Root fields with a rule of their own, tested where that rule lives.
 ELSEWHERE = {

@@ -8,7 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import column, insert, select, table
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.migrate import upgrade
@@ -40,7 +40,25 @@ async def test_accruals_before_0017_keep_their_amounts(backend: str, tmp_path: P
                 )
             )
             await conn.execute(
-                insert(Program.__table__).values(
+                # The table as it stood at 0008 (the model has grown columns since).
+                insert(
+                    table(
+                        "programs",
+                        *(
+                            column(name, Program.__table__.c[name].type)
+                            for name in (
+                                "code",
+                                "merchant_id",
+                                "name",
+                                "unit_name",
+                                "connector",
+                                "point_value",
+                                "accrual_rate",
+                                "created_at",
+                            )
+                        ),
+                    )
+                ).values(
                     code="HUB",
                     merchant_id="haowu",
                     name="Haowu Points",

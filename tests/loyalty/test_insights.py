@@ -298,3 +298,23 @@ async def test_each_figure_is_one_query_and_only_what_is_asked_is_read(
         )
     assert data["merchantInsights"] == {"pointsIssued": 7000, "pointsExpired": 400}
     assert len(reads(statements)) == 2, reads(statements)
+
+
+async def test_green_points_are_counted_apart_from_the_primary_programs(api: Api) -> None:
+    from tests.loyalty.green_world import accrue_lines, green_world, lines
+
+    world = await green_world(api)  # 5,000 HUB points earned by the member
+    done = await accrue_lines(
+        api,
+        world["member"],
+        "300",
+        lines(("LED-LAMP", "100", ["green"]), ("RICE", "200", [])),
+    )
+    assert (done["points"], done["greenPoints"]) == (300, 200), done  # 2 per yuan on green
+    today = _today()
+    found = await _insights(api, "haowu", today, today, key=world["keys"]["haowu"])
+    assert (found["pointsIssued"], found["greenPointsIssued"]) == (5300, 200)
+    assert found["daily"][-1]["greenPointsIssued"] == 200
+    # One member, counted once: the GREEN account is not a second membership.
+    assert found["membersByTier"] == [{"tier": None, "members": 1}]
+    assert found["activeMembers"] == 1

@@ -1,7 +1,7 @@
 """entries by program and business date (merchant insights)
 
 Revision ID: 0021
-Revises: 0020
+Revises: 0018
 Create Date: 2026-12-03 08:00:00.000000
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = '0021'
-down_revision: str | None = '0020'
+down_revision: str | None = '0018'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

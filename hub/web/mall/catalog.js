@@ -1,8 +1,17 @@
 // The merged catalog: filters, pages loaded as the member scrolls (Relay cursors),
-// each reward priced in the program the member picked, slots, and redeem.
+// each reward priced in the program the member picked, slots, and redeem. Priced in a
+// GREEN program, the catalog is the green zone: the green-tagged rewards it pays for.
 
 import { gql, idempotencyKey, SessionEnded } from "./api.js";
-import { CATEGORIES, formatDateTime, formatNumber, KINDS, language, t } from "./i18n.js";
+import {
+  CATEGORIES,
+  formatDateTime,
+  formatNumber,
+  KINDS,
+  language,
+  t,
+  voucherOff,
+} from "./i18n.js";
 import { loadRedemptions } from "./redemptions.js";
 import { emptyFilters, state } from "./state.js";
 import {
@@ -17,7 +26,7 @@ import {
   sayUserErrors,
   today,
 } from "./ui.js";
-import { refreshMember } from "./wallet.js";
+import { isGreen, refreshMember } from "./wallet.js";
 
 const PAGE_SIZE = 8;
 // Rewards booked for a time; they need a slot even when none is left to offer.
@@ -90,6 +99,8 @@ function catalogFilter() {
     kind: f.kind || null,
     availableOn: f.date || null,
     search: f.search.trim() || null,
+    // The green zone: exactly the rewards the GREEN program pays for.
+    payableWith: isGreen(f.priceIn) ? f.priceIn : null,
   };
   return Object.fromEntries(Object.entries(filter).filter(([, v]) => v !== null));
 }
@@ -183,6 +194,10 @@ function renderStatus() {
 }
 
 function renderBanner() {
+  const zone = isGreen(state.filters.priceIn);
+  const greenBanner = $("green-zone-banner");
+  say(greenBanner, zone ? t("greenZoneBanner", { program: state.filters.priceIn }) : "");
+  greenBanner.dataset.program = zone ? state.filters.priceIn : "";
   const names = state.unavailable.map((m) => m.name);
   const banner = $("unavailable-banner");
   say(banner, names.length ? t("unavailable", { names: names.join(", ") }) : "");
@@ -275,8 +290,12 @@ function rewardCard(node) {
         points: formatNumber(r.points),
         program: r.paidWith.code,
         ref: r.fulfillmentRef,
+        code: r.voucher?.code,
       };
-      say(done, r.fulfillmentRef ? t("redeemed", params) : t("redeemedNoRef", params));
+      let message = r.fulfillmentRef ? t("redeemed", params) : t("redeemedNoRef", params);
+      if (r.voucher) message = t("redeemedVoucher", params);
+      say(done, message);
+      done.dataset.voucherCode = r.voucher?.code ?? "";
       done.dataset.redemptionId = r.id;
       done.dataset.points = String(r.points);
       await Promise.all([refreshMember(), loadRedemptions(true)]);
@@ -297,6 +316,20 @@ function rewardCard(node) {
             : null,
         )
       : null;
+  const terms = node.voucher
+    ? h(
+        "p",
+        {
+          class: "voucher-terms",
+          testid: "reward-voucher-terms",
+          dataset: { faceValue: node.voucher.faceValue, minSpend: node.voucher.minSpend },
+        },
+        `${voucherOff(node.voucher)} · ${t("voucherDays", { days: node.voucher.validDays })}`,
+      )
+    : null;
+  const green = node.tags.includes("green")
+    ? h("span", { class: "badge green", testid: "reward-green" }, t("greenBadge"))
+    : null;
   let stock = null;
   if (!node.available) {
     stock = h("span", { class: "badge sold", testid: "out-of-stock" }, t("outOfStock"));
@@ -309,12 +342,18 @@ function rewardCard(node) {
     {
       class: node.available ? "reward card" : "reward card sold-out",
       testid: "reward-card",
-      dataset: { rewardId: node.id, kind: node.kind, available: node.available },
+      dataset: {
+        rewardId: node.id,
+        kind: node.kind,
+        available: node.available,
+        tags: node.tags.join(" "),
+      },
     },
     h(
       "div",
       { class: "reward-head" },
       h("span", { class: "badge" }, t(`kind.${node.kind}`)),
+      green,
       h("span", { class: "merchant-name", testid: "reward-merchant" }, node.merchant.name),
     ),
     h("h3", { testid: "reward-title" }, node.title),
@@ -333,6 +372,7 @@ function rewardCard(node) {
           t("earlyAccess", { time: formatDateTime(node.priorityUntil) }),
         )
       : null,
+    terms,
     h(
       "div",
       { class: "price-row" },
@@ -379,6 +419,12 @@ export function initCatalog() {
     typing = setTimeout(readFilters, 300);
   });
   filters.addEventListener("submit", (event) => event.preventDefault());
+  document.addEventListener("mall:green-zone", (event) => {
+    state.filters = { ...emptyFilters(), priceIn: event.detail };
+    renderFilters();
+    resetCatalog();
+    $("catalog").scrollIntoView({ behavior: "smooth", block: "start" });
+  });
   filters.addEventListener("reset", (event) => {
     event.preventDefault();
     state.filters = { ...emptyFilters(), priceIn: state.filters.priceIn };

@@ -1,6 +1,8 @@
 // The mall's own labels in English and Chinese. Merchant data (names, titles,
 // descriptions) and the hub's userError messages are shown as the hub sends them.
 
+import { formatMoney } from "/assets/money.js";
+
 const en = {
   brand: "Universal Mall",
   tagline: "Spend points from any program at any merchant",
@@ -86,6 +88,18 @@ const en = {
   cancelling: "Cancelling…",
   working: "Working…",
   networkError: "The hub did not answer ({message}). Try again.",
+  greenBadge: "Green",
+  greenNote: "Green points pay for the green zone's eco rewards.",
+  greenZoneButton: "Open the green zone",
+  greenZoneBanner: "Green zone: eco rewards your {program} points pay for.",
+  voucherOff: "{face} off a bill of {min} or more",
+  voucherOffNoMin: "{face} off any bill",
+  voucherDays: "valid {days} days",
+  voucherCode: "Voucher code",
+  voucherShow: "Show this code at the till; it is used once.",
+  voucherValidUntil: "Valid until {date}",
+  voucherUsed: "Used for order {order} on {date}",
+  redeemedVoucher: "Redeemed: {points} {program}. Your voucher code: {code}",
   "status.PENDING": "Pending",
   "status.CONFIRMED": "Confirmed",
   "status.CANCELLED": "Cancelled",
@@ -194,6 +208,18 @@ const zh = {
   cancelling: "取消中…",
   working: "处理中…",
   networkError: "中心无响应（{message}），请重试。",
+  greenBadge: "绿色",
+  greenNote: "绿色积分可兑换绿色专区的环保好礼。",
+  greenZoneButton: "进入绿色专区",
+  greenZoneBanner: "绿色专区：可用 {program} 兑换的环保好礼。",
+  voucherOff: "满 {min} 减 {face}",
+  voucherOffNoMin: "立减 {face}",
+  voucherDays: "有效期 {days} 天",
+  voucherCode: "券码",
+  voucherShow: "请在收银台出示此券码，仅可使用一次。",
+  voucherValidUntil: "有效期至 {date}",
+  voucherUsed: "已于 {date} 用于订单 {order}",
+  redeemedVoucher: "兑换成功：{points} {program}，券码 {code}",
   "status.PENDING": "处理中",
   "status.CONFIRMED": "已确认",
   "status.CANCELLED": "已取消",
@@ -290,6 +316,13 @@ export function formatNumber(n) {
   return new Intl.NumberFormat(current === "zh" ? "zh-CN" : "en-US").format(n);
 }
 
+/** What a voucher takes off a bill: "50 off a bill of 200 or more". */
+export function voucherOff(voucher) {
+  const whole = (v) => formatMoney(v).replace(/\.00$/, ""); // "50 off 200", not "50.00"
+  const params = { face: whole(voucher.faceValue), min: whole(voucher.minSpend) };
+  return t(Number(voucher.minSpend) > 0 ? "voucherOff" : "voucherOffNoMin", params);
+}
+
 /** A date and time in the browser's time zone. */
 export function formatDateTime(iso) {
   return new Intl.DateTimeFormat(current === "zh" ? "zh-CN" : "en-GB", {
@@ -300,7 +333,7 @@ export function formatDateTime(iso) {
 
 // Money as the hub sends it ("2700.00"), grouped with 2 places from its digits (never a
 // float); English and Chinese write it alike.
-export { formatMoney } from "/assets/money.js";
+export { formatMoney };
 
 /** A date only. */
 export function formatDate(iso) {

@@ -2,7 +2,7 @@
 // the refund and any compensation once cancelled.
 
 import { gql, idempotencyKey } from "./api.js";
-import { formatDateTime, formatNumber, t } from "./i18n.js";
+import { formatDate, formatDateTime, formatNumber, t, voucherOff } from "./i18n.js";
 import { state } from "./state.js";
 import { $, guarded, h, say, sayUserErrors } from "./ui.js";
 import { refreshMember } from "./wallet.js";
@@ -33,6 +33,34 @@ export function renderRedemptions() {
   $("redemption-list").replaceChildren(...r.nodes.map(redemptionItem));
   $("redemptions-empty").hidden = r.nodes.length > 0;
   $("redemptions-more").hidden = !r.hasNextPage;
+}
+
+/** A voucher's code, to show at the till, while its redemption stands. */
+function voucherBox(n) {
+  const v = n.voucher;
+  if (!v || n.status !== "CONFIRMED") return null;
+  return h(
+    "div",
+    {
+      class: v.usedAt ? "voucher used" : "voucher",
+      testid: "voucher",
+      dataset: { code: v.code, used: Boolean(v.usedAt) },
+    },
+    h("span", { class: "muted" }, t("voucherCode")),
+    h("code", { class: "voucher-code", testid: "voucher-code" }, v.code),
+    h("span", { class: "voucher-terms" }, voucherOff(v)),
+    v.usedAt
+      ? h(
+          "span",
+          { class: "muted", testid: "voucher-used" },
+          t("voucherUsed", { order: v.orderRef, date: formatDateTime(v.usedAt) }),
+        )
+      : h(
+          "span",
+          { class: "muted", testid: "voucher-valid-until" },
+          `${t("voucherValidUntil", { date: formatDate(v.validUntil) })} · ${t("voucherShow")}`,
+        ),
+  );
 }
 
 function redemptionItem(n) {
@@ -91,10 +119,12 @@ function redemptionItem(n) {
         { testid: "redemption-points", dataset: { points: n.points } },
         t("paid", { points: formatNumber(n.points), program }),
       ),
-      n.fulfillmentRef
+      // A voucher's code is what the member shows; the booking behind it is the hub's.
+      n.fulfillmentRef && !n.voucher
         ? h("span", { class: "muted" }, t("booking", { ref: n.fulfillmentRef }))
         : null,
     ),
+    voucherBox(n),
     n.refundedPoints > 0
       ? h(
           "div",

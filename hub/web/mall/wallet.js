@@ -43,15 +43,25 @@ export function renderBalances() {
   line.dataset.program = soonest?.program ?? "";
 }
 
+/** Whether a program is GREEN: its points pay only for the green zone. */
+export function isGreen(code) {
+  return state.directory?.programs.some((p) => p.code === code && p.kind === "GREEN") ?? false;
+}
+
 function balanceCard(account) {
   const { program } = account;
+  const green = program.kind === "GREEN";
   const lot = account.expiring[0];
   const soon = lot && Date.parse(lot.expiresAt) - Date.now() < SOON_MS;
   const asOf = account.balanceAsOf;
   const stale = asOf && Date.now() - Date.parse(asOf) > STALE_MS;
   return h(
     "article",
-    { class: "balance", testid: "balance", dataset: { program: program.code } },
+    {
+      class: green ? "balance green" : "balance",
+      testid: "balance",
+      dataset: { program: program.code, kind: program.kind },
+    },
     h(
       "div",
       { class: "balance-head" },
@@ -86,6 +96,23 @@ function balanceCard(account) {
         ? t("expiresSoonest", { points: formatNumber(lot.points), date: formatDate(lot.expiresAt) })
         : t("neverExpires"),
     ),
+    green
+      ? h("div", { class: "muted green-note", testid: "balance-green-note" }, t("greenNote"))
+      : null,
+    green
+      ? h(
+          "button",
+          {
+            type: "button",
+            class: "link",
+            testid: "green-zone-button",
+            // The catalog opens the green zone (catalog.js listens): priced in this program.
+            onclick: () =>
+              document.dispatchEvent(new CustomEvent("mall:green-zone", { detail: program.code })),
+          },
+          t("greenZoneButton"),
+        )
+      : null,
   );
 }
 
@@ -154,7 +181,8 @@ function tierBlock(status) {
 /** The conversion form's programs: the member's own, with balances. */
 export function renderConvertForm() {
   const form = $("quote-form");
-  const accounts = state.member.accounts;
+  // GREEN points are earned on green purchases and spent in the green zone, never converted.
+  const accounts = state.member.accounts.filter((a) => a.program.kind !== "GREEN");
   const codes = (list) => list.map((a) => a.program.code);
   const label = (a) => `${a.program.code} · ${formatNumber(a.balance)}`;
   const funded = accounts.find((a) => a.balance > 0) ?? accounts[0];
