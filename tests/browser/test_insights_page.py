@@ -174,6 +174,7 @@ async def test_a_merchant_sees_its_figures_with_charts_for_the_period(
         "GOLD",
     ]
     assert found["risingMembers"], "the demo has members whose spend rose"
+    assert found["greenPointsIssued"] > 0, "the demo's green-tagged purchases earn HUB_GREEN"
     assert all("*" in m["displayName"] for m in found["risingMembers"])
     assert [(r["reward"]["id"], r["redemptions"]) for r in found["topRewards"]][:2] == [
         ("haowu:CAR-WASH", 2),
