@@ -29,7 +29,7 @@ from tenacity import (
 
 from connectors import signing
 from connectors.base import Outcome
-from connectors.breaker import Breaker
+from connectors.breaker import CircuitBreaker
 from hub.enums import ErrorCode
 
 log = structlog.get_logger(__name__)
@@ -79,7 +79,11 @@ class PartnerClient:
     """Signed calls to one partner, through one breaker and a shared connection pool."""
 
     def __init__(
-        self, merchant_id: str, config: PartnerConfig, client: httpx.AsyncClient, breaker: Breaker
+        self,
+        merchant_id: str,
+        config: PartnerConfig,
+        client: httpx.AsyncClient,
+        breaker: CircuitBreaker,
     ) -> None:
         self.merchant_id = merchant_id
         self.config = config
@@ -123,7 +127,7 @@ class PartnerClient:
         idempotency_key: str | None,
         wait_seconds: float | None,
     ) -> Reply:
-        if not self.breaker.allow():
+        if not await self.breaker.allow():
             return Reply(
                 Outcome.REJECTED,
                 code=ErrorCode.PARTNER_UNAVAILABLE,
@@ -159,7 +163,7 @@ class PartnerClient:
                         maybe_applied = True
                         raise _Unanswered(response)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            self.breaker.failure()
+            await self.breaker.failure()
             return Reply(
                 Outcome.UNKNOWN if maybe_applied else Outcome.REJECTED,
                 code=ErrorCode.PARTNER_UNAVAILABLE,
@@ -167,7 +171,7 @@ class PartnerClient:
                 + (" after an answer that may have applied the call." if maybe_applied else "."),
             )
         except _Unanswered as exc:
-            self.breaker.failure()
+            await self.breaker.failure()
             return Reply(
                 Outcome.UNKNOWN,
                 status=exc.response.status_code,
@@ -175,28 +179,28 @@ class PartnerClient:
                 message=f"{self.merchant_id} answered {exc.response.status_code}.",
             )
         except httpx.HTTPError as exc:  # read timeout, dropped connection: maybe applied
-            self.breaker.failure()
+            await self.breaker.failure()
             return Reply(
                 Outcome.UNKNOWN,
                 code=ErrorCode.PARTNER_UNAVAILABLE,
                 message=f"No answer from {self.merchant_id} ({type(exc).__name__}).",
             )
-        return self._reply(response)
+        return await self._reply(response)
 
-    def _reply(self, response: httpx.Response) -> Reply:
+    async def _reply(self, response: httpx.Response) -> Reply:
         try:
             data: Any = response.json() if response.content else None
         except ValueError:
             data = None
         if response.status_code >= 500:
-            self.breaker.failure()
+            await self.breaker.failure()
             return Reply(
                 Outcome.UNKNOWN,
                 status=response.status_code,
                 code=ErrorCode.PARTNER_UNAVAILABLE,
                 message=f"{self.merchant_id} failed with HTTP {response.status_code}.",
             )
-        self.breaker.success()
+        await self.breaker.success()
         if response.status_code >= 400:
             error = data.get("error", {}) if isinstance(data, dict) else {}
             error = error if isinstance(error, dict) else {}

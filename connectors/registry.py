@@ -24,7 +24,7 @@ from connectors.base import (
     RewardOffer,
     SlotOffer,
 )
-from connectors.breaker import Breaker
+from connectors.breaker import Breaker, BreakerStore, CircuitBreaker, SharedBreaker
 from connectors.hosted import HostedConnector
 from connectors.hotel import HotelDialect
 from connectors.http import PartnerClient, PartnerConfig
@@ -97,13 +97,17 @@ class Unconfigured:
 
 class Registry:
     """Hosted connectors are made per transaction; partner connectors are kept per program,
-    sharing one pooled HTTP client, each with its merchant's circuit breaker."""
+    sharing one pooled HTTP client, each with its merchant's circuit breaker: in Redis,
+    shared by every worker and replica, when HUB_REDIS_URL is set; else in this process."""
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
         self._client = client
         self._partners: dict[str, Connector] = {}
-        self.breakers: dict[str, Breaker] = {}
+        self.breakers: dict[str, CircuitBreaker] = {}
+        self._store: BreakerStore | None = None
+        if settings.redis_url:
+            self._store = BreakerStore(settings.redis_url, settings.redis_prefix + "breaker:")
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -147,29 +151,38 @@ class Registry:
             )
             log.error("partner not configured", merchant=program.merchant_id, secret_ref=ref)
             return Unconfigured(ConnectorKind(program.connector), message)
-        breaker = self.breakers.setdefault(
-            program.merchant_id,
-            Breaker(
-                failures_to_open=int(config.get("breakerFailures", 5)),
-                cooldown_seconds=float(config.get("breakerCooldownSeconds", 10)),
+        partner = PartnerConfig(
+            base_url=str(config["baseUrl"]),
+            secret=secret,
+            timeout_seconds=float(
+                config.get("timeoutSeconds", self.settings.partner_timeout_seconds)
             ),
+            retries=int(config.get("retries", 2)),
         )
-        client = PartnerClient(
-            program.merchant_id,
-            PartnerConfig(
-                base_url=str(config["baseUrl"]),
-                secret=secret,
-                timeout_seconds=float(
-                    config.get("timeoutSeconds", self.settings.partner_timeout_seconds)
-                ),
-                retries=int(config.get("retries", 2)),
-            ),
-            self.client,
-            breaker,
-        )
+        breaker = self.breakers.get(program.merchant_id)
+        if breaker is None:
+            breaker = self.breakers[program.merchant_id] = self._breaker(
+                program.merchant_id, config, partner
+            )
+        client = PartnerClient(program.merchant_id, partner, self.client, breaker)
         return PartnerConnector(DIALECTS[program.connector](), client)
 
+    def _breaker(
+        self, merchant_id: str, config: dict[str, Any], partner: PartnerConfig
+    ) -> CircuitBreaker:
+        failures = int(config.get("breakerFailures", 5))
+        cooldown = float(config.get("breakerCooldownSeconds", 10))
+        if self._store is None:
+            return Breaker(failures_to_open=failures, cooldown_seconds=cooldown)
+        # The probe holds the half-open breaker at most as long as its call can take
+        # (every attempt timing out, with the backoff between them), then frees it.
+        probe = partner.timeout_seconds * (partner.retries + 1) + 0.5 * partner.retries + 1
+        return SharedBreaker(self._store, merchant_id, failures, cooldown, probe)
+
     async def close(self) -> None:
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -8,6 +8,13 @@ transactions with an idempotency key derived from the row's id, so that repeatin
 it after a lost answer, a crash or a restart applies it at most once; its outcome
 is then recorded under a lock on the row. `resume_due` (at boot and on a timer)
 picks up every saga left unfinished once its backoff has passed.
+
+With several workers or replicas every sweeper sees the same due sagas. Each takes a
+saga by a conditional UPDATE of its next attempt (a claim: the first to move it past
+now wins, the others leave the saga alone) and keeps it so between its steps, so that
+a saga is resumed by one process at a time and each partner call goes out once. The
+outcome of the step sets the next attempt; a sweeper that died holding a claim leaves
+the saga to another once the claim has run out.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import BookingResult, CallResult, Connector, ConnectorFactory
@@ -33,6 +40,9 @@ log = structlog.get_logger(__name__)
 
 MAX_BACKOFF_SECONDS = 600
 MAX_STEPS = 8  # per advance: every step of the longest saga, with room for a retried one
+# How long a sweeper keeps a saga it resumes before another may take it: past any one
+# partner call (each attempt's timeout, with the retries), so a live sweeper keeps it.
+CLAIM_SECONDS = 60
 
 Result = CallResult | BookingResult
 Action = Callable[[Connector], Awaitable[Result]]
@@ -124,9 +134,12 @@ async def _record(
     row_id: str,
     step: str,
     result: Result | None,
+    hold: dt.timedelta | None,
     session: AsyncSession,
 ) -> bool:
-    """Store a partner step's outcome and run the local steps after it; False to wait."""
+    """Store a partner step's outcome and run the local steps after it; False to wait.
+    With `hold`, a saga that goes on keeps its claim (next attempt moved past the next
+    step) until that step is recorded in turn."""
     fresh = await session.scalar(
         select(saga.model)
         .where(saga.model.id == row_id)
@@ -142,13 +155,23 @@ async def _record(
         if fresh.next_attempt_at is not None:
             return False
     await run_local(session, settings, factory, saga, fresh)
-    return fresh.next_attempt_at is None
+    if fresh.next_attempt_at is not None:
+        return False
+    if hold is not None and await saga.next_step(session, fresh) is not None:
+        fresh.next_attempt_at = utcnow() + hold
+    return True
 
 
 async def advance(
-    db: Database, settings: Settings, factory: ConnectorFactory, saga: Saga[Row], row_id: str
+    db: Database,
+    settings: Settings,
+    factory: ConnectorFactory,
+    saga: Saga[Row],
+    row_id: str,
+    hold: dt.timedelta | None = None,
 ) -> Row:
-    """Take a saga as far as its partners answer now; its row afterwards."""
+    """Take a saga as far as its partners answer now; its row afterwards. `hold`: the
+    caller claimed the saga, and keeps it claimed between steps for so long."""
     for _ in range(MAX_STEPS):
         async with db.read() as session:
             row = await session.get(saga.model, row_id)
@@ -160,7 +183,9 @@ async def advance(
         result: Result | None = None
         if not factory.is_local(found.program):  # a local step left over runs in _record
             result = await found.action(factory.for_program(found.program, None, actor))
-        record = functools.partial(_record, settings, factory, saga, row_id, found.step, result)
+        record = functools.partial(
+            _record, settings, factory, saga, row_id, found.step, result, hold
+        )
         if not await db.transaction(record):
             break
     async with db.read() as session:
@@ -172,25 +197,49 @@ async def advance(
 async def resume_due(
     db: Database, settings: Settings, factory: ConnectorFactory, saga: Saga[Row]
 ) -> int:
-    """Advance every unfinished saga of this kind whose next attempt is due; how many."""
+    """Advance every unfinished saga of this kind whose next attempt is due and that this
+    process claims first; how many it advanced."""
     now = utcnow()
     model: Any = saga.model
     async with db.read() as session:
         ids = list(
             await session.scalars(
-                select(model.id)
-                .where(
-                    saga.unfinished(),
-                    or_(model.next_attempt_at.is_(None), model.next_attempt_at <= now),
-                    model.updated_at <= now - dt.timedelta(seconds=1),
-                )
-                .order_by(model.created_at)
-                .limit(500)
+                select(model.id).where(*_due(saga, now)).order_by(model.created_at).limit(500)
             )
         )
+    hold = dt.timedelta(seconds=CLAIM_SECONDS)
+    advanced = 0
     for row_id in ids:
+        if not await db.transaction(functools.partial(_claim, saga, row_id, hold)):
+            continue  # another sweeper took it (or a request moved it on) meanwhile
+        advanced += 1
         try:
-            await advance(db, settings, factory, saga, row_id)
-        except Exception:
+            await advance(db, settings, factory, saga, row_id, hold)
+        except Exception:  # the claim runs out and the saga is tried again
             log.exception("saga step failed", saga=saga.name, id=row_id)
-    return len(ids)
+    return advanced
+
+
+def _due(saga: Saga[Row], now: dt.datetime) -> tuple[Any, ...]:
+    """Unfinished, its backoff (or another's claim) over, and not touched this second
+    (a request may be advancing it)."""
+    model: Any = saga.model
+    return (
+        saga.unfinished(),
+        or_(model.next_attempt_at.is_(None), model.next_attempt_at <= now),
+        model.updated_at <= now - dt.timedelta(seconds=1),
+    )
+
+
+async def _claim(saga: Saga[Row], row_id: str, hold: dt.timedelta, session: AsyncSession) -> bool:
+    """Take a due saga for this process: only the first of several sweepers moves its
+    next attempt past now (the condition is checked again on the locked row)."""
+    now = utcnow()
+    model: Any = saga.model
+    taken = await session.execute(
+        update(model)
+        .where(model.id == row_id, *_due(saga, now))
+        .values(next_attempt_at=now + hold)
+        .execution_options(synchronize_session=False)
+    )
+    return int(taken.rowcount or 0) == 1  # type: ignore[attr-defined]
