@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 
 from sqlalchemy import select
 
@@ -63,11 +62,10 @@ async def test_revocation_is_seen_by_every_worker_within_the_check_interval(
         assert (await second.post(VIEWER, key=secret)).status_code == 200  # now kept there
         assert (await second.post(VIEWER, key=secret)).status_code == 200
         await first.gql(REVOKE, {"id": key_id})
-        revoked = time.monotonic()
         assert (await first.post(VIEWER, key=secret)).status_code == 401
-        while (await second.post(VIEWER, key=secret)).status_code == 200:
-            assert time.monotonic() - revoked < interval, "still accepted after the interval"
-            await asyncio.sleep(0.02)
+        # The first request after the interval reads the counters again (no clock bound is
+        # asserted: on a loaded machine a request may itself take longer than the interval).
+        await asyncio.sleep(interval)
         refused = await second.post(VIEWER, key=secret)
         assert refused.status_code == 401
         assert refused.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
