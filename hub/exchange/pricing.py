@@ -135,6 +135,13 @@ def points_needed(rates: list[ExchangeRate], receive: int) -> int | None:
     return needed
 
 
+def price_to_receive(rates: list[ExchangeRate], receive: int) -> Priced | None:
+    """The legs of the fewest source points that yield `receive` or more: a redemption's
+    whole line priced as a conversion of its price would be; None if no amount can."""
+    points = points_needed(rates, receive)
+    return None if points is None else price(rates, points)
+
+
 async def daily_usage(
     session: AsyncSession, member_id: str, rate: ExchangeRate, business_date: dt.date
 ) -> int:

@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import obligations, promotions
-from hub.enums import MerchantCategory, RewardKind
-from hub.exchange.pricing import points_needed
+from hub.enums import MerchantCategory, RewardKind, SettlementBasis
+from hub.exchange.pricing import Leg, points_needed, price_to_receive
 from hub.exchange.rates import rates_in_effect
 from hub.mall import settlement_prices
 from hub.models import ExchangeRate, Merchant, Program, Promotion, Reward
@@ -23,6 +23,17 @@ SLOTTED = {
     RewardKind.AWARD_FLIGHT.value,
     RewardKind.ATTRACTION_TICKET.value,
 }
+
+
+@dataclass(frozen=True)
+class Line:
+    """A redemption line priced once, for its whole quantity."""
+
+    price_points: int  # the reward's price x quantity, in its merchant's points
+    points: int  # what the member pays, in the paying program
+    legs: list[Leg]  # the conversion the payment goes through; none in the reward's program
+    settlement: Decimal  # what the paying merchant owes the reward's merchant for the line
+    basis: SettlementBasis
 
 
 @dataclass
@@ -85,6 +96,27 @@ class PriceBook:
             return price
         route = self.route(program, own)
         return None if route is None else points_needed(route, price)
+
+    def line(self, reward: Reward, program: str, quantity: int) -> Line | None:
+        """`quantity` units paid in `program`, priced as one conversion of their whole price
+        (a unit price rounded up for the payer and multiplied would charge each unit's
+        rounding again); None if `program` cannot pay."""
+        own = self.program_of(reward)
+        price_points = self.price(reward) * quantity
+        settlement, basis = settlement_prices.for_line(
+            reward.settlement_price,
+            reward.settlement_contracted,
+            price_points,
+            own.point_value,
+            quantity,
+        )
+        if program == own.code:
+            return Line(price_points, price_points, [], settlement, basis)
+        route = self.route(program, own.code)
+        priced = None if route is None else price_to_receive(route, price_points)
+        if priced is None:
+            return None
+        return Line(price_points, priced.points, priced.legs, settlement, basis)
 
     def payable_with(self, reward: Reward) -> list[str]:
         own = self.program_of(reward).code

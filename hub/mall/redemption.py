@@ -19,7 +19,7 @@ from hub.mall import saga
 from hub.mall.pricing import PriceBook
 from hub.mall.saga import CancelStep, Step, compensation_points, run_local
 from hub.members import account_of
-from hub.models import Member, Merchant, Program, Redemption, Reward, Slot
+from hub.models import Member, Merchant, Program, Redemption, RedemptionLeg, Reward, Slot
 from hub.permissions import require_member
 
 F = "input"
@@ -123,8 +123,12 @@ async def start(
         if await account_of(session, request.member_id, payer.code) is None:
             raise NotFound(f"The member is not enrolled in {payer.code}.", field=[F, "payWith"])
         book = await PriceBook.load(session, utcnow())
-        unit = book.price_in(reward, payer.code)
-        if unit is None:
+        try:
+            line = book.line(reward, payer.code, request.quantity)
+        except DomainError as refused:  # a leg's own limit, as a conversion would meet it
+            refused.field = [F, "quantity"]
+            raise
+        if line is None:
             raise DomainError(
                 f"{payer.code} cannot pay for {reward.title}: no rate leads to "
                 f"{book.program_of(reward).code}.",
@@ -146,8 +150,10 @@ async def start(
             slot_id=slot.id if slot else None,
             quantity=request.quantity,
             paid_with=payer.code,
-            points=unit * request.quantity,
-            settlement_price=book.settlement_unit(reward) * request.quantity,
+            points=line.points,
+            price_points=line.price_points,
+            settlement_price=line.settlement,
+            settlement_basis=line.basis.value,
             status=RedemptionStatus.PENDING.value,
             step=(Step.DEBIT if both_local else Step.HOLD).value,
             actor=principal.actor,
@@ -156,6 +162,22 @@ async def start(
             updated_at=now,
         )
         session.add(redemption)
+        await session.flush()
+        business_date = settings.business_date(now)
+        session.add_all(
+            RedemptionLeg(
+                redemption_id=redemption.id,
+                seq=index,
+                member_id=request.member_id,
+                from_code=leg.rate.from_code,
+                to_code=leg.rate.to_code,
+                rate_id=leg.rate.id,
+                points_in=leg.points_in,
+                points_out=leg.points_out,
+                business_date=business_date,
+            )
+            for index, leg in enumerate(line.legs)
+        )
         await session.flush()
         await run_local(session, settings, factory, redemption, strict=True)
         # Last, so that the reward's row is locked only until this transaction commits

@@ -197,6 +197,7 @@ async def _owes(
     creditor: str,
     points: int,
     amount: Decimal,
+    program_code: str | None = None,
 ) -> None:
     await obligations.record(
         session,
@@ -204,12 +205,23 @@ async def _owes(
         kind=kind,
         debtor=debtor,
         creditor=creditor,
-        program_code=r.paid_with,
+        program_code=program_code or r.paid_with,
         points=points,
         amount=amount,
         reference=r.id,
         occurred_at=utcnow(),
     )
+
+
+async def _line_side(session: AsyncSession, r: Redemption) -> tuple[str, int]:
+    """The program and points the redemption's REDEMPTION and REFUND obligations name: the
+    line's price in the reward's own points, as a conversion leg names what arrives on its
+    payee's side. One priced before migration 0012 named what the member paid."""
+    if r.price_points is None:
+        return r.paid_with, r.points
+    owner = await session.scalar(select(Program.code).where(Program.merchant_id == r.merchant_id))
+    assert owner is not None
+    return owner, r.price_points
 
 
 def _retried(r: Redemption, step: str, result: Result) -> bool:
@@ -314,6 +326,7 @@ async def _confirm(
     r.status = RedemptionStatus.CONFIRMED.value
     r.failure = None
     await announce.redemption(session, WebhookEvent.REDEMPTION_CONFIRMED, r)
+    program_code, points = await _line_side(session, r)
     await _owes(
         session,
         settings,
@@ -321,8 +334,9 @@ async def _confirm(
         ObligationKind.REDEMPTION,
         payer.merchant_id,
         r.merchant_id,
-        r.points,
+        points,
         r.settlement_price,
+        program_code,
     )
 
 
@@ -335,6 +349,7 @@ async def _cancelled(
     r.failure = None
     await announce.redemption(session, WebhookEvent.REDEMPTION_CANCELLED, r)
     await _give_back_inventory(session, r)
+    program_code, points = await _line_side(session, r)
     await _owes(
         session,
         settings,
@@ -342,8 +357,9 @@ async def _cancelled(
         ObligationKind.REFUND,
         r.merchant_id,
         payer.merchant_id,
-        r.points,
+        points,
         r.settlement_price,
+        program_code,
     )
     if r.compensation_points:
         await _owes(

@@ -20,7 +20,7 @@ from hub.models.ledger import (
     Posting,
     Promotion,
 )
-from hub.models.mall import Redemption, Reward, Slot
+from hub.models.mall import Redemption, RedemptionLeg, Reward, Slot
 from hub.models.merchants import ApiKey, HubSetting, Merchant, Program
 from hub.models.reconciliation import ReconciliationReport
 from hub.models.settlement import (
@@ -61,6 +61,7 @@ __all__ = [
     "Quote",
     "ReconciliationReport",
     "Redemption",
+    "RedemptionLeg",
     "Reward",
     "SettlementBatch",
     "SettlementLease",
