@@ -14,6 +14,7 @@ from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import CancellationReason, ErrorCode, RedemptionStatus, Role
 from hub.errors import DomainError, Forbidden, InvalidInput, InvalidState, NotFound
+from hub.exchange.pricing import Priced, check_limits
 from hub.ids import new_id
 from hub.mall import saga
 from hub.mall.pricing import PriceBook
@@ -142,6 +143,16 @@ async def start(
         )
         both_local = factory.is_local(payer) and factory.is_local(book.program_of(reward))
         now = utcnow()
+        business_date = settings.business_date(now)
+        # Paying through a rate is converting through it: it counts against the rate's
+        # daily limit, under the member's lock as a conversion's check is.
+        await check_limits(
+            session,
+            request.member_id,
+            Priced(legs=line.legs),
+            business_date,
+            field=[F, "quantity"],
+        )
         redemption = Redemption(
             id=new_id("rdm"),
             member_id=request.member_id,
@@ -163,7 +174,6 @@ async def start(
         )
         session.add(redemption)
         await session.flush()
-        business_date = settings.business_date(now)
         session.add_all(
             RedemptionLeg(
                 redemption_id=redemption.id,
