@@ -6,8 +6,10 @@ scales with the database and never loads the obligations into Python:
 1. claim the unsettled obligations of the date and of any earlier date (a late
    obligation lands in the next batch, never in a closed one), in id ranges so
    that a long run can report progress;
-2. charge the platform fee per obligation (rounded half-up per line) to the
-   merchant receiving it, as FEE obligations owed to the platform;
+2. charge the platform fee to each merchant on what it received in the batch less the
+   refunds it paid back (a refund reverses its redemption's fee, in whichever batch it
+   lands), rounded half-up once per merchant, as one FEE obligation owed to the platform
+   (negative when the refunds outweigh); compensation and adjustments are no fee base;
 3. net positions per merchant: receivable, payable, fees, net;
 4. one statement per merchant that had activity, with counterparty totals;
 5. payment instructions: each merchant settles its net with the platform's
@@ -31,7 +33,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    literal_column,
     select,
     union_all,
     update,
@@ -56,8 +57,11 @@ from hub.models import (
 Progress = Callable[[str, int, int], object]
 CHUNK = 50_000
 FEE = ObligationKind.FEE.value
-# An adjustment corrects money already charged: no fee on a fee, nor on a correction.
-NOT_FEE_BASE = (FEE, ObligationKind.ADJUSTMENT.value)
+REFUND = ObligationKind.REFUND.value
+# What a merchant is charged a fee on: the business it received. A refund takes its
+# redemption back out of the refunding merchant's base; compensation is a cost of a
+# cancellation, an adjustment corrects money already charged, and a fee is no business.
+FEE_BASE = (ObligationKind.CONVERSION.value, ObligationKind.REDEMPTION.value)
 
 
 class InvariantBroken(AssertionError):
@@ -70,13 +74,42 @@ class RunResult:
     created: bool
 
 
-def _fee(session: AsyncSession, bps: int) -> ColumnElement[Decimal]:
-    """round_half_up(amount x bps / 10000, 2), in the database's own arithmetic."""
-    if session.get_bind().dialect.name == "sqlite":  # amounts are integers of 1/10000
-        scaled = cast(literal_column("obligations.amount"), BigInteger)
-        cents = (scaled * bps + 500_000) // 1_000_000  # integer division, half-up
-        return cents * 100  # type: ignore[return-value]
-    return func.round(Obligation.amount * Decimal(bps) / Decimal(10_000), 2)
+def half_away(x: Any, unit: int) -> Any:
+    """x / unit rounded half away from zero, for integer x (what PostgreSQL's round does
+    to numerics); SQLite's integer division truncates, so each sign is taken apart."""
+    half = unit // 2
+    return case((x >= 0, (x + half) // unit), else_=-((half - x) // unit))
+
+
+def fee_of(dialect: str, base: Any, bps: int) -> ColumnElement[Decimal]:
+    """round_half_up(base x bps / 10000, 2) of a sum of amounts, in the database's own
+    arithmetic (half away from zero for a negative base)."""
+    if dialect == "sqlite":  # amounts are integers of 1/10000
+        scaled = cast(base, BigInteger)
+        return half_away(scaled * bps, 1_000_000) * 100
+    return func.round(base * Decimal(bps) / Decimal(10_000), 2)
+
+
+def fee_base(of_batch: Any) -> Any:
+    """Per merchant of the batch: + what it received as CONVERSION or REDEMPTION, - the
+    REFUNDs it paid."""
+    return union_all(
+        select(
+            Obligation.creditor_id.label("merchant_id"),
+            Obligation.program_code.label("program_code"),
+            Obligation.amount.label("amount"),
+        ).where(of_batch, Obligation.kind.in_(FEE_BASE)),
+        select(
+            Obligation.debtor_id.label("merchant_id"),
+            Obligation.program_code.label("program_code"),
+            (-Obligation.amount).label("amount"),
+        ).where(of_batch, Obligation.kind == REFUND),
+    ).subquery()
+
+
+def signed_gross() -> Any:
+    """An obligation's part of a batch's gross: its amount, a refund's taken back."""
+    return case((Obligation.kind == REFUND, -Obligation.amount), else_=Obligation.amount)
 
 
 async def settle(
@@ -131,13 +164,15 @@ async def settle(
         select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM.value)
     )
     if settings.platform_fee_bps and platform is not None and claimed:
-        fee = func.sum(_fee(session, settings.platform_fee_bps))
+        base = fee_base(of_batch)
+        dialect = session.get_bind().dialect.name
+        fee = fee_of(dialect, func.sum(base.c.amount), settings.platform_fee_bps)
         fees = (
             select(
                 literal(FEE).label("kind"),
-                Obligation.creditor_id.label("debtor_id"),
+                base.c.merchant_id.label("debtor_id"),
                 literal(platform).label("creditor_id"),
-                func.min(Obligation.program_code).label("program_code"),
+                func.min(base.c.program_code).label("program_code"),
                 literal(0, BigInteger).label("points"),
                 fee.label("amount"),
                 literal(batch.id).label("reference"),
@@ -146,13 +181,9 @@ async def settle(
                 literal(batch.id).label("batch_id"),
                 literal(batch.created_at, Obligation.created_at.type).label("created_at"),
             )
-            .where(
-                of_batch,
-                Obligation.creditor_id != platform,
-                Obligation.kind.not_in(NOT_FEE_BASE),
-            )
-            .group_by(Obligation.creditor_id)
-            .having(fee > 0)
+            .where(base.c.merchant_id != platform)
+            .group_by(base.c.merchant_id)
+            .having(fee != 0)
         )
         await session.execute(
             insert(Obligation).from_select(
@@ -273,7 +304,7 @@ async def settle(
     # 6. Totals, invariants, close.
     count, gross = (
         await session.execute(
-            select(func.count(), func.coalesce(func.sum(Obligation.amount), zero)).where(
+            select(func.count(), func.coalesce(func.sum(signed_gross()), zero)).where(
                 of_batch, Obligation.kind != FEE
             )
         )
