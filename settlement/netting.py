@@ -10,7 +10,9 @@ scales with the database and never loads the obligations into Python:
    refunds it paid back (a refund reverses its redemption's fee, in whichever batch it
    lands), rounded half-up once per merchant, as one FEE obligation owed to the platform
    (negative when the refunds outweigh); compensation and adjustments are no fee base;
-3. net positions per merchant: receivable, payable, fees, net;
+3. net positions per merchant: receivable, payable, fees, net, each summed from the
+   pair totals (what one merchant owes another in the batch, rounded half-up to the
+   cent once: obligations keep 4 decimal places);
 4. one statement per merchant that had activity, with counterparty totals;
 5. payment instructions: each merchant settles its net with the platform's
    clearing account, the fewest transfers for netted positions (N-1 at most);
@@ -29,7 +31,6 @@ from sqlalchemy import (
     BigInteger,
     String,
     case,
-    cast,
     func,
     insert,
     literal,
@@ -38,7 +39,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 
 from hub.config import Settings
 from hub.db import utcnow
@@ -53,15 +53,11 @@ from hub.models import (
     Statement,
     StatementCounterparty,
 )
+from hub.obligation_rules import fee_base, fee_of, pair_totals, signed_gross
 
 Progress = Callable[[str, int, int], object]
 CHUNK = 50_000
 FEE = ObligationKind.FEE.value
-REFUND = ObligationKind.REFUND.value
-# What a merchant is charged a fee on: the business it received. A refund takes its
-# redemption back out of the refunding merchant's base; compensation is a cost of a
-# cancellation, an adjustment corrects money already charged, and a fee is no business.
-FEE_BASE = (ObligationKind.CONVERSION.value, ObligationKind.REDEMPTION.value)
 
 
 class InvariantBroken(AssertionError):
@@ -72,44 +68,6 @@ class InvariantBroken(AssertionError):
 class RunResult:
     batch: SettlementBatch
     created: bool
-
-
-def half_away(x: Any, unit: int) -> Any:
-    """x / unit rounded half away from zero, for integer x (what PostgreSQL's round does
-    to numerics); SQLite's integer division truncates, so each sign is taken apart."""
-    half = unit // 2
-    return case((x >= 0, (x + half) // unit), else_=-((half - x) // unit))
-
-
-def fee_of(dialect: str, base: Any, bps: int) -> ColumnElement[Decimal]:
-    """round_half_up(base x bps / 10000, 2) of a sum of amounts, in the database's own
-    arithmetic (half away from zero for a negative base)."""
-    if dialect == "sqlite":  # amounts are integers of 1/10000
-        scaled = cast(base, BigInteger)
-        return half_away(scaled * bps, 1_000_000) * 100
-    return func.round(base * Decimal(bps) / Decimal(10_000), 2)
-
-
-def fee_base(of_batch: Any) -> Any:
-    """Per merchant of the batch: + what it received as CONVERSION or REDEMPTION, - the
-    REFUNDs it paid."""
-    return union_all(
-        select(
-            Obligation.creditor_id.label("merchant_id"),
-            Obligation.program_code.label("program_code"),
-            Obligation.amount.label("amount"),
-        ).where(of_batch, Obligation.kind.in_(FEE_BASE)),
-        select(
-            Obligation.debtor_id.label("merchant_id"),
-            Obligation.program_code.label("program_code"),
-            (-Obligation.amount).label("amount"),
-        ).where(of_batch, Obligation.kind == REFUND),
-    ).subquery()
-
-
-def signed_gross() -> Any:
-    """An obligation's part of a batch's gross: its amount, a refund's taken back."""
-    return case((Obligation.kind == REFUND, -Obligation.amount), else_=Obligation.amount)
 
 
 async def settle(
@@ -205,22 +163,23 @@ async def settle(
         )
     report("platform fees", 1, 1)
 
-    # 3. Net positions: FEE obligations are fees for the payer, receivable for the platform.
+    # 3. Net positions, from each pair's total rounded once to the cent: FEE obligations are
+    # fees for the payer, receivable for the platform.
+    pairs = pair_totals(session.get_bind().dialect.name, of_batch)
     zero = literal(0, Obligation.amount.type)
-    is_fee = Obligation.kind == FEE
     sides = union_all(
         select(
-            Obligation.creditor_id.label("merchant_id"),
-            Obligation.amount.label("receivable"),
+            pairs.c.creditor_id.label("merchant_id"),
+            pairs.c.amount.label("receivable"),
             zero.label("payable"),
             zero.label("fees"),
-        ).where(of_batch),
+        ),
         select(
-            Obligation.debtor_id.label("merchant_id"),
+            pairs.c.debtor_id.label("merchant_id"),
             zero.label("receivable"),
-            case((is_fee, zero), else_=Obligation.amount).label("payable"),
-            case((is_fee, Obligation.amount), else_=zero).label("fees"),
-        ).where(of_batch),
+            case((pairs.c.is_fee == 1, zero), else_=pairs.c.amount).label("payable"),
+            case((pairs.c.is_fee == 1, pairs.c.amount), else_=zero).label("fees"),
+        ),
     ).subquery()
     receivable = func.sum(sides.c.receivable)
     payable = func.sum(sides.c.payable)
@@ -240,7 +199,7 @@ async def settle(
     )
     report("net positions", 1, 1)
 
-    # 4. Statements, and each one's totals per counterparty.
+    # 4. Statements, and each one's totals per counterparty (the same rounded pair totals).
     statement_id = literal(batch.id + ":", String) + NetPosition.merchant_id
     await session.execute(
         insert(Statement).from_select(
@@ -270,29 +229,29 @@ async def settle(
             ).where(NetPosition.batch_id == batch.id),
         )
     )
-    pairs = union_all(
+    per_counterparty = union_all(
         select(
-            Obligation.creditor_id.label("merchant_id"),
-            Obligation.debtor_id.label("counterparty_id"),
-            Obligation.amount.label("receivable"),
+            pairs.c.creditor_id.label("merchant_id"),
+            pairs.c.debtor_id.label("counterparty_id"),
+            pairs.c.amount.label("receivable"),
             zero.label("payable"),
-        ).where(of_batch),
+        ),
         select(
-            Obligation.debtor_id.label("merchant_id"),
-            Obligation.creditor_id.label("counterparty_id"),
+            pairs.c.debtor_id.label("merchant_id"),
+            pairs.c.creditor_id.label("counterparty_id"),
             zero.label("receivable"),
-            Obligation.amount.label("payable"),
-        ).where(of_batch),
+            pairs.c.amount.label("payable"),
+        ),
     ).subquery()
     await session.execute(
         insert(StatementCounterparty).from_select(
             ["statement_id", "counterparty_id", "receivable", "payable"],
             select(
-                literal(batch.id + ":", String) + pairs.c.merchant_id,
-                pairs.c.counterparty_id,
-                func.sum(pairs.c.receivable),
-                func.sum(pairs.c.payable),
-            ).group_by(pairs.c.merchant_id, pairs.c.counterparty_id),
+                literal(batch.id + ":", String) + per_counterparty.c.merchant_id,
+                per_counterparty.c.counterparty_id,
+                func.sum(per_counterparty.c.receivable),
+                func.sum(per_counterparty.c.payable),
+            ).group_by(per_counterparty.c.merchant_id, per_counterparty.c.counterparty_id),
         )
     )
     report("statements", 1, 1)

@@ -24,8 +24,8 @@ from hub.models import (
     StatementCounterparty,
     StatementEvent,
 )
+from hub.obligation_rules import signed_gross
 from hub.permissions import sees_money_of
-from settlement.netting import signed_gross
 
 DRAFT, APPROVED, DISPUTED, PAID = (
     StatementStatus.DRAFT,
