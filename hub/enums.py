@@ -116,6 +116,7 @@ class SettlementBasis(StrEnum):
     POINTS = "POINTS"  # the reward's price points x its program's point value
     ASKED = "ASKED"  # less, because the reward's merchant asked for less
     CONTRACTED = "CONTRACTED"  # an ADMIN's contracted price for the reward
+    LEGACY = "LEGACY"  # priced before migration 0012, which began to record how
 
 
 class DisputeResolution(StrEnum):

@@ -18,10 +18,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    # Earlier redemptions keep NULL: how they were priced was not recorded.
+    # How earlier redemptions were priced was not recorded: their price_points stay NULL
+    # and their basis says LEGACY, which `hub verify` holds to the rules of the time. A
+    # redemption written later without a basis was priced by code that ignores the rules.
     with op.batch_alter_table('redemptions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('price_points', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('settlement_basis', sa.String(length=20), nullable=True))
+    op.execute("UPDATE redemptions SET settlement_basis = 'LEGACY'")
     op.create_table(
         'redemption_legs',
         sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
