@@ -241,7 +241,8 @@ def _batch_checks(dialect: str) -> list[Check]:
             fee_of(dialect, func.sum(base.c.amount), SettlementBatch.fee_bps).label("fee"),
         )
         .join(SettlementBatch, SettlementBatch.id == base.c.batch_id)
-        .where(SettlementBatch.fee_bps > 0, base.c.merchant_id != func.coalesce(platform, ""))
+        # The run charges fees only where a platform receives them, never the platform.
+        .where(SettlementBatch.fee_bps > 0, platform.is_not(None), base.c.merchant_id != platform)
         .group_by(base.c.batch_id, base.c.merchant_id, SettlementBatch.fee_bps)
         .subquery()
     )
