@@ -115,6 +115,15 @@ class ObligationKind(StrEnum):
     ADJUSTMENT = "ADJUSTMENT"  # written by resolving a disputed statement
 
 
+class SettlementBasis(StrEnum):
+    """Where a redemption's settlement price came from."""
+
+    POINTS = "POINTS"  # the reward's price points x its program's point value
+    ASKED = "ASKED"  # less, because the reward's merchant asked for less
+    CONTRACTED = "CONTRACTED"  # an ADMIN's contracted price for the reward
+    LEGACY = "LEGACY"  # priced before migration 0012, which began to record how
+
+
 class DisputeResolution(StrEnum):
     ACCEPTED = "ACCEPTED"  # with adjustments that settle in the next batch
     REJECTED = "REJECTED"  # the amounts stand

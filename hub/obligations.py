@@ -11,12 +11,14 @@ from hub.config import Settings
 from hub.enums import ObligationKind
 from hub.models import Obligation
 
-CENT = Decimal("0.01")
+# Obligations keep 4 decimal places: 4 points at 0.001 are owed 0.0040, not 0.00. The
+# settlement run rounds to the cent once per counterparty total (settlement.netting).
+PLACES = Decimal("0.0001")
 
 
 def amount_for(points: int, point_value: Decimal) -> Decimal:
-    """points x pointValue, rounded half-up to the cent (each line on its own)."""
-    return (Decimal(points) * point_value).quantize(CENT, rounding=ROUND_HALF_UP)
+    """points x pointValue, rounded half-up to 4 decimal places, once for the whole line."""
+    return (Decimal(points) * point_value).quantize(PLACES, rounding=ROUND_HALF_UP)
 
 
 async def record(

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub import verify_amounts
 from hub.enums import (
     AccountKind,
     BatchStatus,
@@ -380,12 +381,13 @@ def _saga_checks() -> list[tuple[str, str, Any]]:
 EXTRA_CHECKS: list[tuple[str, str, Any]] = []  # for plug-ins
 
 
-def _all_checks() -> list[tuple[str, str, Any]]:
+def _all_checks(dialect: str) -> list[tuple[str, str, Any]]:
     return [
         *_checks(),
         *_obligation_checks(),
         *_saga_checks(),
         *_adjustment_checks(),
+        *verify_amounts.checks(dialect),
         *EXTRA_CHECKS,
     ]
 
@@ -393,12 +395,15 @@ def _all_checks() -> list[tuple[str, str, Any]]:
 async def verify(session: AsyncSession, limit: int = 100) -> list[Violation]:
     """Every violation found, at most `limit` per check."""
     found: list[Violation] = []
-    for name, template, query in _all_checks():
-        rows = (await session.execute(query.limit(limit))).all()
+    for name, template, query in _all_checks(session.get_bind().dialect.name):
+        if callable(query):  # a check that replays a rule in Python
+            rows = await query(session, limit)
+        else:
+            rows = (await session.execute(query.limit(limit))).all()
         found.extend(Violation(name, template.format(*row)) for row in rows)
     return found
 
 
 def checks() -> list[str]:
     """The names of the checks, in the order they run."""
-    return [name for name, _, _ in _all_checks()]
+    return [name for name, _, _ in _all_checks("postgresql")]

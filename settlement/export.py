@@ -36,16 +36,15 @@ def _row(values: Sequence[object]) -> str:
 
 
 async def statement_csv(db: Database, statement: Statement, page: int = 2000) -> AsyncIterator[str]:
-    """The statement's header, its lines page by page, and a total line."""
+    """The statement's header, its lines page by page, and a total line: the statement's
+    net, its counterparty totals each rounded once (a line shows its own total rounded)."""
     yield _row(HEADER)
     after: int | None = None
-    total = Decimal(0)
     while True:
         async with db.read() as session:
             found, more = await lines(session, statement, page, after)
         for line in found:
             o = line.obligation
-            total += line.amount
             yield _row(
                 [
                     o.id,
@@ -71,7 +70,7 @@ async def statement_csv(db: Database, statement: Statement, page: int = 2000) ->
             statement.id,
             "",
             "",
-            _money(total),
+            _money(statement.net),
             "",
         ]
     )

@@ -6,9 +6,13 @@ scales with the database and never loads the obligations into Python:
 1. claim the unsettled obligations of the date and of any earlier date (a late
    obligation lands in the next batch, never in a closed one), in id ranges so
    that a long run can report progress;
-2. charge the platform fee per obligation (rounded half-up per line) to the
-   merchant receiving it, as FEE obligations owed to the platform;
-3. net positions per merchant: receivable, payable, fees, net;
+2. charge the platform fee to each merchant on what it received in the batch less the
+   refunds it paid back (a refund reverses its redemption's fee, in whichever batch it
+   lands), rounded half-up once per merchant, as one FEE obligation owed to the platform
+   (negative when the refunds outweigh); compensation and adjustments are no fee base;
+3. net positions per merchant: receivable, payable, fees, net, each summed from the
+   pair totals (what one merchant owes another in the batch, rounded half-up to the
+   cent once: obligations keep 4 decimal places);
 4. one statement per merchant that had activity, with counterparty totals;
 5. payment instructions: each merchant settles its net with the platform's
    clearing account, the fewest transfers for netted positions (N-1 at most);
@@ -27,17 +31,14 @@ from sqlalchemy import (
     BigInteger,
     String,
     case,
-    cast,
     func,
     insert,
     literal,
-    literal_column,
     select,
     union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 
 from hub.config import Settings
 from hub.db import utcnow
@@ -52,12 +53,11 @@ from hub.models import (
     Statement,
     StatementCounterparty,
 )
+from hub.obligation_rules import fee_base, fee_of, pair_totals, signed_gross
 
 Progress = Callable[[str, int, int], object]
 CHUNK = 50_000
 FEE = ObligationKind.FEE.value
-# An adjustment corrects money already charged: no fee on a fee, nor on a correction.
-NOT_FEE_BASE = (FEE, ObligationKind.ADJUSTMENT.value)
 
 
 class InvariantBroken(AssertionError):
@@ -68,15 +68,6 @@ class InvariantBroken(AssertionError):
 class RunResult:
     batch: SettlementBatch
     created: bool
-
-
-def _fee(session: AsyncSession, bps: int) -> ColumnElement[Decimal]:
-    """round_half_up(amount x bps / 10000, 2), in the database's own arithmetic."""
-    if session.get_bind().dialect.name == "sqlite":  # amounts are integers of 1/10000
-        scaled = cast(literal_column("obligations.amount"), BigInteger)
-        cents = (scaled * bps + 500_000) // 1_000_000  # integer division, half-up
-        return cents * 100  # type: ignore[return-value]
-    return func.round(Obligation.amount * Decimal(bps) / Decimal(10_000), 2)
 
 
 async def settle(
@@ -131,13 +122,15 @@ async def settle(
         select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM.value)
     )
     if settings.platform_fee_bps and platform is not None and claimed:
-        fee = func.sum(_fee(session, settings.platform_fee_bps))
+        base = fee_base(of_batch)
+        dialect = session.get_bind().dialect.name
+        fee = fee_of(dialect, func.sum(base.c.amount), settings.platform_fee_bps)
         fees = (
             select(
                 literal(FEE).label("kind"),
-                Obligation.creditor_id.label("debtor_id"),
+                base.c.merchant_id.label("debtor_id"),
                 literal(platform).label("creditor_id"),
-                func.min(Obligation.program_code).label("program_code"),
+                func.min(base.c.program_code).label("program_code"),
                 literal(0, BigInteger).label("points"),
                 fee.label("amount"),
                 literal(batch.id).label("reference"),
@@ -146,13 +139,9 @@ async def settle(
                 literal(batch.id).label("batch_id"),
                 literal(batch.created_at, Obligation.created_at.type).label("created_at"),
             )
-            .where(
-                of_batch,
-                Obligation.creditor_id != platform,
-                Obligation.kind.not_in(NOT_FEE_BASE),
-            )
-            .group_by(Obligation.creditor_id)
-            .having(fee > 0)
+            .where(base.c.merchant_id != platform)
+            .group_by(base.c.merchant_id)
+            .having(fee != 0)
         )
         await session.execute(
             insert(Obligation).from_select(
@@ -174,22 +163,23 @@ async def settle(
         )
     report("platform fees", 1, 1)
 
-    # 3. Net positions: FEE obligations are fees for the payer, receivable for the platform.
+    # 3. Net positions, from each pair's total rounded once to the cent: FEE obligations are
+    # fees for the payer, receivable for the platform.
+    pairs = pair_totals(session.get_bind().dialect.name, of_batch)
     zero = literal(0, Obligation.amount.type)
-    is_fee = Obligation.kind == FEE
     sides = union_all(
         select(
-            Obligation.creditor_id.label("merchant_id"),
-            Obligation.amount.label("receivable"),
+            pairs.c.creditor_id.label("merchant_id"),
+            pairs.c.amount.label("receivable"),
             zero.label("payable"),
             zero.label("fees"),
-        ).where(of_batch),
+        ),
         select(
-            Obligation.debtor_id.label("merchant_id"),
+            pairs.c.debtor_id.label("merchant_id"),
             zero.label("receivable"),
-            case((is_fee, zero), else_=Obligation.amount).label("payable"),
-            case((is_fee, Obligation.amount), else_=zero).label("fees"),
-        ).where(of_batch),
+            case((pairs.c.is_fee == 1, zero), else_=pairs.c.amount).label("payable"),
+            case((pairs.c.is_fee == 1, pairs.c.amount), else_=zero).label("fees"),
+        ),
     ).subquery()
     receivable = func.sum(sides.c.receivable)
     payable = func.sum(sides.c.payable)
@@ -209,7 +199,7 @@ async def settle(
     )
     report("net positions", 1, 1)
 
-    # 4. Statements, and each one's totals per counterparty.
+    # 4. Statements, and each one's totals per counterparty (the same rounded pair totals).
     statement_id = literal(batch.id + ":", String) + NetPosition.merchant_id
     await session.execute(
         insert(Statement).from_select(
@@ -239,29 +229,29 @@ async def settle(
             ).where(NetPosition.batch_id == batch.id),
         )
     )
-    pairs = union_all(
+    per_counterparty = union_all(
         select(
-            Obligation.creditor_id.label("merchant_id"),
-            Obligation.debtor_id.label("counterparty_id"),
-            Obligation.amount.label("receivable"),
+            pairs.c.creditor_id.label("merchant_id"),
+            pairs.c.debtor_id.label("counterparty_id"),
+            pairs.c.amount.label("receivable"),
             zero.label("payable"),
-        ).where(of_batch),
+        ),
         select(
-            Obligation.debtor_id.label("merchant_id"),
-            Obligation.creditor_id.label("counterparty_id"),
+            pairs.c.debtor_id.label("merchant_id"),
+            pairs.c.creditor_id.label("counterparty_id"),
             zero.label("receivable"),
-            Obligation.amount.label("payable"),
-        ).where(of_batch),
+            pairs.c.amount.label("payable"),
+        ),
     ).subquery()
     await session.execute(
         insert(StatementCounterparty).from_select(
             ["statement_id", "counterparty_id", "receivable", "payable"],
             select(
-                literal(batch.id + ":", String) + pairs.c.merchant_id,
-                pairs.c.counterparty_id,
-                func.sum(pairs.c.receivable),
-                func.sum(pairs.c.payable),
-            ).group_by(pairs.c.merchant_id, pairs.c.counterparty_id),
+                literal(batch.id + ":", String) + per_counterparty.c.merchant_id,
+                per_counterparty.c.counterparty_id,
+                func.sum(per_counterparty.c.receivable),
+                func.sum(per_counterparty.c.payable),
+            ).group_by(per_counterparty.c.merchant_id, per_counterparty.c.counterparty_id),
         )
     )
     report("statements", 1, 1)
@@ -273,7 +263,7 @@ async def settle(
     # 6. Totals, invariants, close.
     count, gross = (
         await session.execute(
-            select(func.count(), func.coalesce(func.sum(Obligation.amount), zero)).where(
+            select(func.count(), func.coalesce(func.sum(signed_gross()), zero)).where(
                 of_batch, Obligation.kind != FEE
             )
         )

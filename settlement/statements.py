@@ -24,6 +24,7 @@ from hub.models import (
     StatementCounterparty,
     StatementEvent,
 )
+from hub.obligation_rules import signed_gross
 from hub.permissions import sees_money_of
 
 DRAFT, APPROVED, DISPUTED, PAID = (
@@ -78,19 +79,20 @@ async def merchant_totals(
     session: AsyncSession, keys: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[int, Decimal]]:
     """Per (batch, merchant): how many of the batch's obligations (fees aside) the merchant
-    is a party to, and their gross amount, as the batch's own totals count them."""
+    is a party to, and their gross amount (refunds taken back), as the batch's own totals
+    count them."""
     batch_ids = list({b for b, _ in keys})
     merchant_ids = list({m for _, m in keys})
     sides = union_all(
         select(
             Obligation.batch_id.label("batch_id"),
             Obligation.creditor_id.label("merchant_id"),
-            Obligation.amount.label("amount"),
+            signed_gross().label("amount"),
         ).where(Obligation.batch_id.in_(batch_ids), Obligation.kind != ObligationKind.FEE.value),
         select(
             Obligation.batch_id.label("batch_id"),
             Obligation.debtor_id.label("merchant_id"),
-            Obligation.amount.label("amount"),
+            signed_gross().label("amount"),
         ).where(Obligation.batch_id.in_(batch_ids), Obligation.kind != ObligationKind.FEE.value),
     ).subquery()
     rows = await session.execute(

@@ -9,11 +9,11 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.enums import ConversionStatus, ErrorCode
+from hub.enums import ConversionStatus, ErrorCode, RedemptionStatus
 from hub.errors import DomainError, InvalidInput
 from hub.exchange.rates import rate_for
 from hub.merchants import platform_program
-from hub.models import Conversion, ConversionLeg, ExchangeRate
+from hub.models import Conversion, ConversionLeg, ExchangeRate, Redemption, RedemptionLeg
 from hub.validate import MAX_POINTS_PER_MOVEMENT
 
 F = "input"
@@ -135,11 +135,20 @@ def points_needed(rates: list[ExchangeRate], receive: int) -> int | None:
     return needed
 
 
+def price_to_receive(rates: list[ExchangeRate], receive: int) -> Priced | None:
+    """The legs of the fewest source points that yield `receive` or more: a redemption's
+    whole line priced as a conversion of its price would be; None if no amount can."""
+    points = points_needed(rates, receive)
+    return None if points is None else price(rates, points)
+
+
 async def daily_usage(
     session: AsyncSession, member_id: str, rate: ExchangeRate, business_date: dt.date
 ) -> int:
-    """Source points of this pair the member converted on this business date."""
-    used = await session.scalar(
+    """Source points of this pair the member converted on this business date, by a
+    conversion or by paying in the mall through the rate; what was reversed, failed or
+    cancelled gave its points back and no longer counts."""
+    converted = (
         select(func.coalesce(func.sum(ConversionLeg.points_in), 0))
         .join(Conversion, Conversion.id == ConversionLeg.conversion_id)
         .where(
@@ -151,13 +160,34 @@ async def daily_usage(
                 [ConversionStatus.PENDING.value, ConversionStatus.COMPLETED.value]
             ),
         )
+        .scalar_subquery()
     )
+    paid = (
+        select(func.coalesce(func.sum(RedemptionLeg.points_in), 0))
+        .join(Redemption, Redemption.id == RedemptionLeg.redemption_id)
+        .where(
+            RedemptionLeg.member_id == member_id,
+            RedemptionLeg.from_code == rate.from_code,
+            RedemptionLeg.to_code == rate.to_code,
+            RedemptionLeg.business_date == business_date,
+            Redemption.status.in_(
+                [RedemptionStatus.PENDING.value, RedemptionStatus.CONFIRMED.value]
+            ),
+        )
+        .scalar_subquery()
+    )
+    used = await session.scalar(select(converted + paid))
     return int(used or 0)
 
 
 async def check_limits(
-    session: AsyncSession, member_id: str, priced: Priced, business_date: dt.date
+    session: AsyncSession,
+    member_id: str,
+    priced: Priced,
+    business_date: dt.date,
+    field: list[str] | None = None,
 ) -> None:
+    """LIMIT_EXCEEDED when a leg would take the member past its rate's daily limit."""
     for leg in priced.legs:
         limit = leg.rate.daily_limit_per_member
         if limit is None:
@@ -167,6 +197,6 @@ async def check_limits(
             raise DomainError(
                 f"The daily limit for {leg.rate.from_code} to {leg.rate.to_code} is "
                 f"{limit:,} points per member; {max(limit - used, 0):,} are left today.",
-                field=[F, "points"],
+                field=field or [F, "points"],
                 code=ErrorCode.LIMIT_EXCEEDED,
             )

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub import green, obligations, promotions
 from hub.db import utcnow
 from hub.eligibility import Profile, applies, opens_at
-from hub.enums import MerchantCategory, ProgramKind, RewardKind
-from hub.exchange.pricing import points_needed
+from hub.enums import MerchantCategory, ProgramKind, RewardKind, SettlementBasis
+from hub.exchange.pricing import Leg, points_needed, price_to_receive
 from hub.exchange.rates import rates_in_effect
 from hub.mall import settlement_prices
 from hub.models import ExchangeRate, Merchant, Program, Promotion, Reward
@@ -30,6 +30,20 @@ SLOTTED = {
     RewardKind.AWARD_FLIGHT.value,
     RewardKind.ATTRACTION_TICKET.value,
 }
+
+
+@dataclass(frozen=True)
+class Line:
+    """A redemption line priced once, for its whole quantity."""
+
+    price_points: int  # the reward's price x quantity, in its merchant's points
+    points: int  # what the member pays, in the paying program
+    legs: list[Leg]  # the conversion the payment goes through; none in the reward's program
+    settlement: Decimal  # what the paying merchant owes the reward's merchant for the line
+    basis: SettlementBasis
+    # What the member's tier in the paying program takes off `points` (that program gives
+    # it: the line's price and what is owed for it do not change).
+    discount: int = 0
 
 
 @dataclass
@@ -137,6 +151,34 @@ class PriceBook:
         """When the member may redeem it (None: now); see hub.eligibility.opens_at."""
         at = self.at or utcnow()
         return opens_at(reward, self.program_of(reward).code, self.shopper, at)
+
+    def line(self, reward: Reward, program: str, quantity: int) -> Line | None:
+        """`quantity` units paid in `program`, priced as one conversion of their whole price
+        (a unit price rounded up for the payer and multiplied would charge each unit's
+        rounding again), less the member's tier discount in `program`; None if `program`
+        cannot pay."""
+        own = self.program_of(reward)
+        price_points = self.own_price(reward) * quantity
+        settlement, basis = settlement_prices.for_line(
+            reward.settlement_price,
+            reward.settlement_contracted,
+            price_points,
+            own.point_value,
+            quantity,
+        )
+        percent = self.shopper.tier_discount(program) if self.shopper else Decimal(0)
+        if program == own.code:
+            pays = percent_off(price_points, percent)
+            return Line(price_points, pays, [], settlement, basis, price_points - pays)
+        payer = self.programs.get(program)
+        if payer is None or not green.may_pay(payer, reward):
+            return None
+        route = self.route(program, own.code)
+        priced = None if route is None else price_to_receive(route, price_points)
+        if priced is None:
+            return None
+        pays = percent_off(priced.points, percent)
+        return Line(price_points, pays, priced.legs, settlement, basis, priced.points - pays)
 
     def payable_with(self, reward: Reward) -> list[str]:
         own = self.program_of(reward).code

@@ -14,12 +14,13 @@ from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import CancellationReason, ErrorCode, RedemptionStatus, Role
 from hub.errors import DomainError, Forbidden, InvalidInput, InvalidState, NotFound
+from hub.exchange.pricing import Priced, check_limits
 from hub.ids import new_id
 from hub.mall import saga
 from hub.mall.pricing import PriceBook
 from hub.mall.saga import CancelStep, Step, compensation_points, run_local
 from hub.members import account_of
-from hub.models import Member, Merchant, Program, Redemption, Reward, Slot
+from hub.models import Member, Merchant, Program, Redemption, RedemptionLeg, Reward, Slot
 from hub.permissions import require_member
 
 F = "input"
@@ -131,8 +132,12 @@ async def start(
         vouchers.check_quantity(reward, request.quantity, [F, "quantity"])
         if await account_of(session, request.member_id, payer.code) is None:
             raise NotFound(f"The member is not enrolled in {payer.code}.", field=[F, "payWith"])
-        unit = book.price_in(reward, payer.code)
-        if unit is None:
+        try:
+            line = book.line(reward, payer.code, request.quantity)
+        except DomainError as refused:  # a leg's own limit, as a conversion would meet it
+            refused.field = [F, "quantity"]
+            raise
+        if line is None:
             raise DomainError(
                 f"{payer.code} cannot pay for {reward.title}: no rate leads to "
                 f"{book.program_of(reward).code}.",
@@ -145,6 +150,16 @@ async def start(
             select(Member.id).where(Member.id == request.member_id).with_for_update()
         )
         both_local = factory.is_local(payer) and factory.is_local(book.program_of(reward))
+        business_date = settings.business_date(now)
+        # Paying through a rate is converting through it: it counts against the rate's
+        # daily limit, under the member's lock as a conversion's check is.
+        await check_limits(
+            session,
+            request.member_id,
+            Priced(legs=line.legs),
+            business_date,
+            field=[F, "quantity"],
+        )
         redemption = Redemption(
             id=new_id("rdm"),
             member_id=request.member_id,
@@ -153,8 +168,11 @@ async def start(
             slot_id=slot.id if slot else None,
             quantity=request.quantity,
             paid_with=payer.code,
-            points=unit * request.quantity,
-            settlement_price=book.settlement_unit(reward) * request.quantity,
+            points=line.points,
+            discount_points=line.discount,
+            price_points=line.price_points,
+            settlement_price=line.settlement,
+            settlement_basis=line.basis.value,
             status=RedemptionStatus.PENDING.value,
             step=(Step.DEBIT if both_local else Step.HOLD).value,
             actor=principal.actor,
@@ -163,6 +181,21 @@ async def start(
             updated_at=now,
         )
         session.add(redemption)
+        await session.flush()
+        session.add_all(
+            RedemptionLeg(
+                redemption_id=redemption.id,
+                seq=index,
+                member_id=request.member_id,
+                from_code=leg.rate.from_code,
+                to_code=leg.rate.to_code,
+                rate_id=leg.rate.id,
+                points_in=leg.points_in,
+                points_out=leg.points_out,
+                business_date=business_date,
+            )
+            for index, leg in enumerate(line.legs)
+        )
         await session.flush()
         await run_local(session, settings, factory, redemption, strict=True)
         # Last, so that the reward's row is locked only until this transaction commits

@@ -198,6 +198,7 @@ async def _owes(
     creditor: str,
     points: int,
     amount: Decimal,
+    program_code: str | None = None,
 ) -> None:
     await obligations.record(
         session,
@@ -205,12 +206,23 @@ async def _owes(
         kind=kind,
         debtor=debtor,
         creditor=creditor,
-        program_code=r.paid_with,
+        program_code=program_code or r.paid_with,
         points=points,
         amount=amount,
         reference=r.id,
         occurred_at=utcnow(),
     )
+
+
+async def _line_side(session: AsyncSession, r: Redemption) -> tuple[str, int]:
+    """The program and points the redemption's REDEMPTION and REFUND obligations name: the
+    line's price in the reward's own points, as a conversion leg names what arrives on its
+    payee's side. One priced before migration 0012 named what the member paid."""
+    if r.price_points is None:
+        return r.paid_with, r.points
+    owner = await primary_program(session, r.merchant_id)
+    assert owner is not None
+    return owner.code, r.price_points
 
 
 def _retried(r: Redemption, step: str, result: Result) -> bool:
@@ -316,6 +328,7 @@ async def _confirm(
     r.failure = None
     await vouchers.issue(session, r, utcnow())
     await announce.redemption(session, WebhookEvent.REDEMPTION_CONFIRMED, r)
+    program_code, points = await _line_side(session, r)
     await _owes(
         session,
         settings,
@@ -323,8 +336,9 @@ async def _confirm(
         ObligationKind.REDEMPTION,
         payer.merchant_id,
         r.merchant_id,
-        r.points,
+        points,
         r.settlement_price,
+        program_code,
     )
 
 
@@ -337,6 +351,7 @@ async def _cancelled(
     r.failure = None
     await announce.redemption(session, WebhookEvent.REDEMPTION_CANCELLED, r)
     await _give_back_inventory(session, r)
+    program_code, points = await _line_side(session, r)
     await _owes(
         session,
         settings,
@@ -344,8 +359,9 @@ async def _cancelled(
         ObligationKind.REFUND,
         r.merchant_id,
         payer.merchant_id,
-        r.points,
+        points,
         r.settlement_price,
+        program_code,
     )
     if r.compensation_points:
         await _owes(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from hub import obligations, validate
+from hub.enums import SettlementBasis
 from hub.errors import InvalidInput
 
 MAX_PRICE = Decimal(100_000_000)  # per unit; far beyond any reward, stops absurd input
@@ -69,3 +70,22 @@ def per_unit(settlement_price: Decimal | None, contracted: bool, worth: Decimal)
     if contracted:
         return settlement_price
     return min(settlement_price, worth)
+
+
+def for_line(
+    settlement_price: Decimal | None,
+    contracted: bool,
+    price_points: int,
+    point_value: Decimal,
+    quantity: int,
+) -> tuple[Decimal, SettlementBasis]:
+    """What the paying merchant owes for a whole line, and why: the line's price points
+    valued once at the reward's point value, as a conversion leg is valued on its payee's
+    side; less if the merchant asked less per unit; an ADMIN's contracted price per unit."""
+    worth = obligations.amount_for(price_points, point_value)
+    if settlement_price is None:
+        return worth, SettlementBasis.POINTS
+    if contracted:
+        return settlement_price * quantity, SettlementBasis.CONTRACTED
+    asked = settlement_price * quantity
+    return (asked, SettlementBasis.ASKED) if asked < worth else (worth, SettlementBasis.POINTS)

@@ -21,7 +21,7 @@ from hub.models.ledger import (
     Posting,
     Promotion,
 )
-from hub.models.mall import Redemption, Reward, Slot, Voucher
+from hub.models.mall import Redemption, RedemptionLeg, Reward, Slot, Voucher
 from hub.models.merchants import ApiKey, HubSetting, Merchant, Program
 from hub.models.reconciliation import ReconciliationReport
 from hub.models.settlement import (
@@ -66,6 +66,7 @@ __all__ = [
     "Quote",
     "ReconciliationReport",
     "Redemption",
+    "RedemptionLeg",
     "Reward",
     "SettlementBatch",
     "SettlementLease",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import ExactDecimal, utcnow
-from hub.models.base import Base
+from hub.models.base import Base, BigId
 
 
 class Reward(Base):
@@ -71,6 +71,28 @@ class Slot(Base):
     refreshed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class RedemptionLeg(Base):
+    """One hop of the conversion a redemption paid through, at the rate version used: it
+    counts against that rate's daily limit as a conversion's leg does."""
+
+    __tablename__ = "redemption_legs"
+    __table_args__ = (
+        Index("ix_redemption_legs_usage", "member_id", "from_code", "to_code", "business_date"),
+        Index("ix_redemption_legs_redemption", "redemption_id", "seq", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    redemption_id: Mapped[str] = mapped_column(ForeignKey("redemptions.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    from_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
+    to_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
+    rate_id: Mapped[str] = mapped_column(ForeignKey("exchange_rates.id"))
+    points_in: Mapped[int] = mapped_column()
+    points_out: Mapped[int] = mapped_column()
+    business_date: Mapped[dt.date] = mapped_column(Date)
+
+
 class Redemption(Base):
     """A member's redemption of a reward, paid in any program; a saga like a conversion."""
 
@@ -88,8 +110,15 @@ class Redemption(Base):
     slot_id: Mapped[str | None] = mapped_column(String(300))
     quantity: Mapped[int] = mapped_column(Integer)
     paid_with: Mapped[str] = mapped_column(ForeignKey("programs.code"))
-    points: Mapped[int] = mapped_column()
+    points: Mapped[int] = mapped_column()  # in the paying program, for the whole line
+    # The reward's price for the whole line in its merchant's points (promotions applied),
+    # and what the payer owes for it: that worth, a lower price the merchant asked, or an
+    # ADMIN's contracted one (settlement_basis says which). None before migration 0012.
+    price_points: Mapped[int | None] = mapped_column()
+    # Points the member's tier in the paying program took off what the line costs there.
+    discount_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     settlement_price: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+    settlement_basis: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20))
     step: Mapped[str] = mapped_column(String(30))
     hold_ref: Mapped[str | None] = mapped_column(String(120))

@@ -179,8 +179,9 @@ def test_conversion_conserves_every_program_and_prices_obligations(db_url: str) 
                     select(Obligation).where(Obligation.reference == conversion.id)
                 )
                 assert obligation is not None
+                # Obligations keep 4 places (issue 15): settlement rounds per counterparty.
                 owed = (Decimal(credited) * target_value).quantize(
-                    Decimal("0.01"), rounding=ROUND_HALF_UP
+                    Decimal("0.0001"), rounding=ROUND_HALF_UP
                 )
                 assert obligation.amount == owed
                 assert obligation.points == credited

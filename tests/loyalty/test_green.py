@@ -350,8 +350,10 @@ async def test_green_points_pay_only_for_green_rewards(api: Api, db_url: str) ->
     assert (paid["redemption"]["status"], paid["redemption"]["points"]) == ("CONFIRMED", 500)
     assert (await state(api, member))["balances"][GREEN] == 1500
     owed = [o for o in await obligations(db_url) if o["reference"] == paid["redemption"]["id"]]
+    # The obligation names the line's price in the reward's own points (issue 15, defect 4:
+    # as a conversion leg names what arrives on its payee's side).
     assert [(o["debtor"], o["creditor"], o["program"], o["points"]) for o in owed] == [
-        ("haowu", "jade", GREEN, 500)
+        ("haowu", "jade", "JADE", 400)
     ]
     assert await verify_ledger(db_url) == []
 

@@ -272,10 +272,15 @@ async def test_merchant_cancellation_refunds_and_compensates(
     assert cancelled["redemption"]["compensationPoints"] == 50  # 10% of 500
     assert (await balances(api, member))["HUB"] == 5050
     owed = await obligations(db_url)
-    assert [(o["kind"], o["debtor"], o["creditor"], o["points"], o["amount"]) for o in owed] == [
-        ("REDEMPTION", "haowu", "jade", 500, Decimal("50.00")),
-        ("REFUND", "jade", "haowu", 500, Decimal("50.00")),
-        ("COMPENSATION", "jade", "haowu", 50, Decimal("5.00")),
+    # The redemption and its refund name the line's price in JADE (2 x 200), valued on
+    # jade's side as a conversion leg is; the compensation is in HUB, where it is credited.
+    assert [
+        (o["kind"], o["debtor"], o["creditor"], o["program"], o["points"], o["amount"])
+        for o in owed
+    ] == [
+        ("REDEMPTION", "haowu", "jade", "JADE", 400, Decimal("50.00")),
+        ("REFUND", "jade", "haowu", "JADE", 400, Decimal("50.00")),
+        ("COMPENSATION", "jade", "haowu", "HUB", 50, Decimal("5.00")),
     ]
     assert await verify_ledger(db_url) == []
 

@@ -148,7 +148,7 @@ async def test_a_late_obligation_lands_in_the_next_batch(db_url: str, settings: 
 
 
 @pytest.mark.parametrize("fee_bps", [250])
-async def test_platform_fee_is_charged_per_line_to_the_receiver(
+async def test_platform_fee_is_charged_per_batch_to_the_receiver(
     settings: Settings, fee_bps: int
 ) -> None:
     async with running_app(settings.model_copy(update={"platform_fee_bps": fee_bps})) as api:
