@@ -44,6 +44,8 @@ class Action(StrEnum):
     READ_STATEMENTS = "readStatements"
     READ_ACTIVITY = "readActivity"  # conversions and redemptions
     READ_RECONCILIATION = "reconciliation"
+    IMPORT_ACCRUALS = "importAccruals"
+    READ_IMPORTS = "importJob"
 
 
 # Who may call each operation; STOREFRONT entries need a member session token.
@@ -74,6 +76,8 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.READ_STATEMENTS: frozenset({ADMIN, FINANCE, MERCHANT}),
     Action.READ_ACTIVITY: frozenset({ADMIN, MERCHANT, STOREFRONT, FINANCE}),
     Action.READ_RECONCILIATION: frozenset({ADMIN, FINANCE, MERCHANT}),
+    Action.IMPORT_ACCRUALS: frozenset({ADMIN, MERCHANT}),
+    Action.READ_IMPORTS: frozenset({ADMIN, MERCHANT}),
 }
 
 _NEEDS_MEMBER = {

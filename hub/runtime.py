@@ -13,6 +13,7 @@ from hub import auth
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.events import Events
+from hub.imports.worker import ImportWorker
 from hub.mall.partners import PartnerCatalog
 from hub.ratelimit import RateLimiter
 from hub.webhooks.delivery import Dispatcher
@@ -29,6 +30,7 @@ class Runtime:
     rate_limiter: RateLimiter | None = None
     events: Events | None = None  # set by the assembly, which knows the handlers
     webhooks: Dispatcher | None = None  # outbound deliveries to merchants
+    imports: ImportWorker | None = None  # bulk accrual imports
     key_usage: auth.KeyUsage = field(default_factory=auth.KeyUsage)
     _tokens: auth.SessionTokens | None = None
 
@@ -44,6 +46,7 @@ class Runtime:
             catalog=PartnerCatalog(db, connectors, settings),
             rate_limiter=RateLimiter(settings.rate_limit) if settings.rate_limit else None,
             webhooks=Dispatcher(db, settings),
+            imports=ImportWorker(db, settings),
         )
         try:
             await runtime.prepare()
@@ -97,6 +100,8 @@ class Runtime:
         return self._tokens
 
     async def close(self) -> None:
+        if self.imports is not None:
+            await self.imports.close()
         if self.webhooks is not None:
             await self.webhooks.close()
         await self.catalog.close()

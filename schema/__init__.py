@@ -10,6 +10,7 @@ from graphql import GraphQLError
 from strawberry.federation import Schema
 
 from hub.config import Settings
+from schema.imports import ImportMutations, ImportQueries
 from schema.limits import extensions
 from schema.metrics import OperationMetrics
 from schema.mutations.admin import AdminMutations
@@ -33,6 +34,7 @@ class Query(
     SettlementQueries,
     WebhookQueries,
     ReconciliationQueries,
+    ImportQueries,
 ):
     pass
 
@@ -45,6 +47,7 @@ class Mutation(
     MallMutations,
     SettlementMutations,
     WebhookMutations,
+    ImportMutations,
 ):
     pass
 

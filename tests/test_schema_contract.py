@@ -30,20 +30,13 @@ SHARED_CONTRACT = ROOT.parent / "shared" / "contract" / "schema.graphql"
 
 # Names of the contract not built yet, as "Type" or "Type.field"; later issues empty it.
 PENDING: set[str] = {
-    "AccrualRowInput",
     "AccruePointsInput.lines",
     "AccruePointsPayload.greenPoints",
     "CreditLevel",
     "ErrorCode.NOT_ELIGIBLE",
-    "ImportAccrualsInput",
-    "ImportAccrualsPayload",
-    "ImportError",
-    "ImportJob",
-    "ImportStatus",
     "Member.creditLevel",
     "Merchant.programs",
     "MerchantInsights",
-    "Mutation.importAccruals",
     "Mutation.registerProgram",
     "Mutation.setMemberCredit",
     "Mutation.setTiers",
@@ -58,7 +51,6 @@ PENDING: set[str] = {
     "PromotionInput.tags",
     "PromotionInput.tiers",
     "PurchaseLineInput",
-    "Query.importJob",
     "Query.merchantInsights",
     "Query.voucher",
     "Redemption.voucher",

@@ -1,0 +1,271 @@
+"""Import jobs: opened for a program, rows staged as they arrive, then sealed for the worker.
+
+The process that receives a file holds the job's lease while it stages, renewing it with
+every batch; if it dies, the lease runs out and the worker marks the job FAILED (the body
+is gone, nothing was applied: send the file again). A sealed job is the worker's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.auth import Principal
+from hub.config import Settings
+from hub.db import Database, utcnow
+from hub.enums import ConnectorKind, ErrorCode, ImportStatus, Role
+from hub.errors import InvalidInput, InvalidState
+from hub.ids import new_id
+from hub.imports import bulk
+from hub.imports.rows import Checked, Reader, Rejected, Staged, check
+from hub.merchants import get_program
+from hub.models import ImportJob, ImportRejection, ImportRow, Program
+from hub.permissions import require_merchant
+
+MAX_GRAPHQL_ROWS = 10_000
+ROW_COLUMNS = ("job_id", "line", "member_id", "external_ref", "order_ref", "amount", "occurred_at")
+ERROR_COLUMNS = ("job_id", "line", "code", "message")
+
+
+class UploadInterrupted(Exception):
+    """The job's lease passed to another process while this one was still staging."""
+
+
+async def importable_program(
+    session: AsyncSession, principal: Principal, code: str, field: list[str]
+) -> Program:
+    """The caller's own hosted program (ADMIN: any hosted program), or a domain error."""
+    program = await get_program(session, code, field)
+    require_merchant(principal, program.merchant_id, field)
+    if program.connector != ConnectorKind.HOSTED.value:
+        raise InvalidState(
+            f"{program.code} balances live in the partner's own system; accrue there.",
+            field=field,
+        )
+    return program
+
+
+async def open_job(
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    program_code: str,
+    source: str,
+    holder: str,
+    field: list[str],
+) -> ImportJob:
+    """A new RUNNING job, leased to `holder` while it stages its rows."""
+    program = await importable_program(session, principal, program_code, field)
+    now = utcnow()
+    job = ImportJob(
+        id=new_id("imp"),
+        program_code=program.code,
+        merchant_id=program.merchant_id,
+        actor=principal.actor,
+        source=source,
+        status=ImportStatus.RUNNING.value,
+        staged=False,
+        total=0,
+        processed=0,
+        accepted=0,
+        rejected=0,
+        points=0,
+        failures=0,
+        lease_holder=holder,
+        lease_expires_at=now + dt.timedelta(seconds=settings.import_lease_seconds),
+        created_at=now,
+    )
+    session.add(job)
+    await session.flush()
+    return job
+
+
+async def stage(
+    session: AsyncSession,
+    settings: Settings,
+    job_id: str,
+    holder: str,
+    lines: Sequence[Checked],
+    *,
+    seal: bool = False,
+) -> None:
+    """Stage a batch of checked lines (rejected ones are decided now); renew the lease, or
+    with `seal`, hand the job to the worker."""
+    rows = [
+        (job_id, s.line, s.member_id, s.external_ref, s.order_ref, s.amount, s.occurred_at)
+        for s in lines
+        if isinstance(s, Staged)
+    ]
+    rejects = [(job_id, r.line, r.code.value, r.message) for r in lines if isinstance(r, Rejected)]
+    now = utcnow()
+    values: dict[str, object] = {
+        "total": ImportJob.total + len(lines),
+        "processed": ImportJob.processed + len(rejects),
+        "rejected": ImportJob.rejected + len(rejects),
+        "lease_expires_at": now + dt.timedelta(seconds=settings.import_lease_seconds),
+    }
+    if seal:
+        values.update(staged=True, lease_holder=None, lease_expires_at=None)
+    claimed = await session.execute(
+        update(ImportJob)
+        .where(
+            ImportJob.id == job_id,
+            ImportJob.lease_holder == holder,
+            ImportJob.staged.is_(False),
+            ImportJob.status == ImportStatus.RUNNING.value,
+        )
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise UploadInterrupted(job_id)
+    await bulk.insert_rows(session, ImportRow.__table__, ROW_COLUMNS, rows)  # type: ignore[arg-type]
+    await bulk.insert_rows(session, ImportRejection.__table__, ERROR_COLUMNS, rejects)  # type: ignore[arg-type]
+
+
+async def abandon(session: AsyncSession, job_id: str, reason: str) -> None:
+    """FAIL a job whose rows never all arrived; what was staged is dropped, nothing applied."""
+    await session.execute(delete(ImportRow).where(ImportRow.job_id == job_id))
+    await session.execute(
+        update(ImportJob)
+        .where(ImportJob.id == job_id, ImportJob.staged.is_(False))
+        .values(
+            status=ImportStatus.FAILED.value,
+            failure=reason,
+            finished_at=utcnow(),
+            lease_holder=None,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def from_rows(
+    db: Database,
+    settings: Settings,
+    principal: Principal,
+    program_code: str,
+    raws: Sequence[dict[str, object]],
+    holder: str,
+) -> ImportJob:
+    """importAccruals: up to 10,000 rows, staged and sealed in one transaction."""
+    if not raws:
+        raise InvalidInput("rows is empty: give at least one purchase.", field=["input", "rows"])
+    if len(raws) > MAX_GRAPHQL_ROWS:
+        raise InvalidInput(
+            f"{len(raws):,} rows; importAccruals takes at most {MAX_GRAPHQL_ROWS:,}. Send larger "
+            "files to POST /imports/accruals, which streams them.",
+            field=["input", "rows"],
+        )
+    now = utcnow()
+    lines = [check(i, raw, now) for i, raw in enumerate(raws, start=1)]
+
+    async def work(session: AsyncSession) -> ImportJob:
+        job = await open_job(
+            session, settings, principal, program_code, "graphql", holder, ["input", "program"]
+        )
+        await stage(session, settings, job.id, holder, lines, seal=True)
+        await session.refresh(job)
+        return job
+
+    return await db.transaction(work)
+
+
+@dataclass
+class Received:
+    job_id: str | None
+    total: int
+    rejected: int
+
+
+async def receive(
+    db: Database,
+    settings: Settings,
+    principal: Principal,
+    program_code: str,
+    reader: Reader,
+    body: AsyncIterable[bytes],
+    source: str,
+    holder: str,
+) -> Received:
+    """Stage a streamed file batch by batch (one transaction each) and seal it. The job is
+    opened with the first batch, after the header has been read; an empty file opens none.
+
+    A failure while receiving (the client went away) FAILs the job; nothing was applied."""
+    async with db.read() as session:
+        await importable_program(session, principal, program_code, ["program"])
+    batch: list[Checked] = []
+    job_id: str | None = None
+    total = rejected = 0
+
+    async def flush(seal: bool) -> None:
+        nonlocal job_id, batch, total, rejected
+        lines, batch = batch, []
+        total += len(lines)
+        rejected += sum(1 for x in lines if isinstance(x, Rejected))
+
+        async def work(session: AsyncSession) -> str:
+            found = job_id
+            if found is None:
+                job = await open_job(
+                    session, settings, principal, program_code, source, holder, ["program"]
+                )
+                found = job.id
+            await stage(session, settings, found, holder, lines, seal=seal)
+            return found
+
+        job_id = await db.transaction(work)
+
+    try:
+        async for data in body:
+            reader.now = utcnow()
+            batch.extend(reader.feed(data))
+            if len(batch) >= settings.import_chunk_rows:
+                await flush(seal=False)
+        batch.extend(reader.feed(b"", final=True))
+        if batch or job_id is not None:
+            await flush(seal=True)
+    except BaseException:
+        if job_id is not None:
+            stopped = job_id
+            await db.transaction(
+                lambda s: abandon(
+                    s,
+                    stopped,
+                    f"The upload stopped after {total:,} lines; nothing was imported. "
+                    "Send the file again.",
+                )
+            )
+        raise
+    return Received(job_id=job_id, total=total, rejected=rejected)
+
+
+async def visible_job(session: AsyncSession, principal: Principal, job_id: str) -> ImportJob | None:
+    """The job, for ADMIN or the merchant whose program it imports into; else None."""
+    job = await session.get(ImportJob, job_id)
+    if job is None:
+        return None
+    if principal.role == Role.ADMIN:
+        return job
+    if principal.role == Role.MERCHANT and principal.merchant_id == job.merchant_id:
+        return job
+    return None
+
+
+async def rejections(
+    session: AsyncSession, job_id: str, first: int, after_line: int | None = None
+) -> list[ImportRejection]:
+    """Rejected lines in line order, from after `after_line`."""
+    query = select(ImportRejection).where(ImportRejection.job_id == job_id)
+    if after_line is not None:
+        query = query.where(ImportRejection.line > after_line)
+    rows = await session.scalars(query.order_by(ImportRejection.line).limit(first))
+    return list(rows)
+
+
+def error_code(value: str) -> ErrorCode:
+    return ErrorCode(value)
