@@ -225,8 +225,6 @@ def import_accruals(
 ) -> None:
     """Import a file of purchases as accruals, with a progress bar; prints each rejected
     line, then the accepted and rejected counts."""
-    from rich.console import Console
-
     from hub.imports.command import import_accruals as run_import
 
     settings = _settings()
@@ -235,7 +233,7 @@ def import_accruals(
         raise typer.Exit(2)
     with file.open("rb") as handle:
         size = file.stat().st_size
-        status = _run(run_import(settings, file.name, handle, size, program, Console()))
+        status = _run(run_import(settings, file.name, handle, size, program, typer.echo))
     if status:
         raise typer.Exit(status)
 

@@ -3,7 +3,7 @@ line, with a progress bar; the same job as POST /imports/accruals, run in this p
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import BinaryIO
 
 from rich.console import Console
@@ -26,7 +26,12 @@ CLI = Principal(key_id="cli", role=Role.ADMIN)
 
 
 async def import_accruals(
-    settings: Settings, name: str, handle: BinaryIO, size: int, program: str, out: Console
+    settings: Settings,
+    name: str,
+    handle: BinaryIO,
+    size: int,
+    program: str,
+    echo: Callable[[str], object],
 ) -> int:
     """Stage the file, apply it here, print the outcome; the exit status (0: completed).
     A blocking read per 64 KiB is fine here: this process does nothing else."""
@@ -76,18 +81,16 @@ async def import_accruals(
         await worker.close()
         await db.dispose()
     for e in errors:
-        out.print(f"line {e.line}: {e.code} {e.message}", markup=False, highlight=False)
+        echo(f"line {e.line}: {e.code} {e.message}")
     if job.rejected > len(errors):
-        out.print(f"... and {job.rejected - len(errors):,} more: importJob(id: {job_id!r})")
-    out.print(
+        echo(f"... and {job.rejected - len(errors):,} more: importJob(id: {job_id!r})")
+    echo(
         f"import {job_id} {job.status}: {job.accepted:,} accepted, {job.rejected:,} rejected "
-        f"of {job.total:,} lines; {job.points:,} points",
-        markup=False,
-        highlight=False,
+        f"of {job.total:,} lines; {job.points:,} points"
     )
     if job.status == ImportStatus.RUNNING.value:  # another process holds it (or took it over)
-        out.print("still running in another process; follow it with importJob(id)")
+        echo("still running in another process; follow it with importJob(id)")
         return 1
     if job.failure:
-        out.print(job.failure, markup=False, highlight=False)
+        echo(job.failure)
     return 0 if job.status == ImportStatus.COMPLETED.value else 1
