@@ -82,6 +82,12 @@ def _text(value: object, name: str, max_length: int) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"{name} must be text.", field=[name])
+    if value.isascii() and value.isprintable():
+        # What validate.text does, for the common case: printable ASCII has no invisible
+        # character but the space, and no control character.
+        value = value.strip(" ")
+        if value and len(value) <= max_length:
+            return value
     if "\ufffd" in value:
         raise InvalidInput(f"{name} is not valid UTF-8.", field=[name])
     return validate.text(value, [name], max_length=max_length)
@@ -119,6 +125,28 @@ def _moment(value: object, now: dt.datetime) -> dt.datetime:
     if occurred > now + FUTURE_SLACK:
         raise InvalidInput("occurredAt is in the future.", field=[OCCURRED])
     return occurred
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def to_cents(amount: Decimal) -> int:
+    """An amount of at most 2 places as whole cents (exact)."""
+    return int(amount.scaleb(2))
+
+
+def from_cents(cents: int) -> Decimal:
+    return Decimal(cents).scaleb(-2)
+
+
+def to_micros(moment: dt.datetime) -> int:
+    """An aware moment as microseconds since the epoch (exact)."""
+    return (moment - EPOCH) // MICROSECOND
+
+
+def from_micros(micros: int) -> dt.datetime:
+    return EPOCH + dt.timedelta(microseconds=micros)
 
 
 class BadFile(InvalidInput):

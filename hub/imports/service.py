@@ -7,6 +7,8 @@ is gone, nothing was applied: send the file again). A sealed job is the worker's
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterable, Sequence
 from dataclasses import dataclass
@@ -21,13 +23,21 @@ from hub.enums import ConnectorKind, ErrorCode, ImportStatus, Role
 from hub.errors import InvalidInput, InvalidState
 from hub.ids import new_id
 from hub.imports import bulk
-from hub.imports.rows import Checked, Reader, Rejected, Staged, check
+from hub.imports.rows import Checked, Reader, Rejected, Staged, check, to_cents, to_micros
 from hub.merchants import get_program
 from hub.models import ImportJob, ImportRejection, ImportRow, Program
 from hub.permissions import require_merchant
 
 MAX_GRAPHQL_ROWS = 10_000
-ROW_COLUMNS = ("job_id", "line", "member_id", "external_ref", "order_ref", "amount", "occurred_at")
+ROW_COLUMNS = (
+    "job_id",
+    "line",
+    "member_id",
+    "external_ref",
+    "order_ref",
+    "amount_cents",
+    "occurred_us",
+)
 ERROR_COLUMNS = ("job_id", "line", "code", "message")
 
 
@@ -96,7 +106,15 @@ async def stage(
     """Stage a batch of checked lines (rejected ones are decided now); renew the lease, or
     with `seal`, hand the job to the worker."""
     rows = [
-        (job_id, s.line, s.member_id, s.external_ref, s.order_ref, s.amount, s.occurred_at)
+        (
+            job_id,
+            s.line,
+            s.member_id,
+            s.external_ref,
+            s.order_ref,
+            to_cents(s.amount),
+            to_micros(s.occurred_at),
+        )
         for s in lines
         if isinstance(s, Staged)
     ]
@@ -194,6 +212,8 @@ async def receive(
 ) -> Received:
     """Stage a streamed file batch by batch (one transaction each) and seal it. The job is
     opened with the first batch, after the header has been read; an empty file opens none.
+    A batch is written while the next one is read and checked (the database works in its
+    own thread or server meanwhile), so at most two batches are held in memory.
 
     A failure while receiving (the client went away) FAILs the job; nothing was applied."""
     async with db.read() as session:
@@ -201,13 +221,9 @@ async def receive(
     batch: list[Checked] = []
     job_id: str | None = None
     total = rejected = 0
+    writing: asyncio.Task[str] | None = None
 
-    async def flush(seal: bool) -> None:
-        nonlocal job_id, batch, total, rejected
-        lines, batch = batch, []
-        total += len(lines)
-        rejected += sum(1 for x in lines if isinstance(x, Rejected))
-
+    async def flush(lines: list[Checked], seal: bool) -> str:
         async def work(session: AsyncSession) -> str:
             found = job_id
             if found is None:
@@ -218,18 +234,35 @@ async def receive(
             await stage(session, settings, found, holder, lines, seal=seal)
             return found
 
-        job_id = await db.transaction(work)
+        return await db.transaction(work)
+
+    async def hand_over(seal: bool) -> None:
+        nonlocal batch, job_id, writing, total, rejected
+        if writing is not None:
+            job_id = await writing  # one batch written at a time, in order
+            writing = None
+        lines, batch = batch, []
+        total += len(lines)
+        rejected += sum(1 for x in lines if isinstance(x, Rejected))
+        if seal:
+            job_id = await flush(lines, seal=True)
+        else:
+            writing = asyncio.create_task(flush(lines, seal=False))
 
     try:
         async for data in body:
             reader.now = utcnow()
             batch.extend(reader.feed(data))
             if len(batch) >= settings.import_chunk_rows:
-                await flush(seal=False)
+                await hand_over(seal=False)
+            await asyncio.sleep(0)  # let the batch being written go on
         batch.extend(reader.feed(b"", final=True))
-        if batch or job_id is not None:
-            await flush(seal=True)
+        if batch or job_id is not None or writing is not None:
+            await hand_over(seal=True)
     except BaseException:
+        if writing is not None:
+            with contextlib.suppress(BaseException):
+                job_id = await writing
         if job_id is not None:
             stopped = job_id
             await db.transaction(

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import ExactDecimal, utcnow
+from hub.db import utcnow
 from hub.models.base import Base
 
 
@@ -48,7 +47,11 @@ class ImportJob(Base):
 
 
 class ImportRow(Base):
-    """A staged row, checked for form; deleted by the chunk that applies it."""
+    """A staged row, checked for form; deleted by the chunk that applies it.
+
+    Amount and moment are kept as plain integers (cents, microseconds since the epoch in
+    UTC): a million rows pass through here, and these need no conversion on the way in or
+    out (NUMERIC and timestamps cost a Python conversion per value on SQLite)."""
 
     __tablename__ = "import_rows"
 
@@ -57,8 +60,8 @@ class ImportRow(Base):
     member_id: Mapped[str | None] = mapped_column(String(40))
     external_ref: Mapped[str | None] = mapped_column(String(80))
     order_ref: Mapped[str] = mapped_column(String(120))
-    amount: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
-    occurred_at: Mapped[dt.datetime] = mapped_column()
+    amount_cents: Mapped[int] = mapped_column()
+    occurred_us: Mapped[int] = mapped_column()
 
 
 class ImportRejection(Base):

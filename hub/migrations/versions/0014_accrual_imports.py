@@ -50,8 +50,8 @@ def upgrade() -> None:
     sa.Column('member_id', sa.String(length=40), nullable=True),
     sa.Column('external_ref', sa.String(length=80), nullable=True),
     sa.Column('order_ref', sa.String(length=120), nullable=False),
-    sa.Column('amount', hub.db.ExactDecimal(precision=18, scale=4), nullable=False),
-    sa.Column('occurred_at', hub.db.UTCDateTime(), nullable=False),
+    sa.Column('amount_cents', sa.BigInteger(), nullable=False),
+    sa.Column('occurred_us', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['job_id'], ['import_jobs.id'], name=op.f('fk_import_rows_job_id_import_jobs')),
     sa.PrimaryKeyConstraint('job_id', 'line', name=op.f('pk_import_rows'))
     )
