@@ -214,6 +214,10 @@ async def make_world(db: Database, members: int, subscribed: bool) -> None:
             )
 
         await db.transaction(load)
+    if not db.is_sqlite:  # statistics of the world, as autovacuum would have them by now
+        async with db.engine.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.exec_driver_sql("VACUUM ANALYZE")
 
 
 async def account_ids(db: Database) -> tuple[dict[str, int], int]:
@@ -427,8 +431,8 @@ async def measure(
 
 def table(outcomes: list[Outcome]) -> str:
     header = (
-        f"{'db':<9} {'rows':>10} {'baseline s':>10} {'rows/s':>9} {'import s':>9} "
-        f"{'rows/s':>9} {'ratio':>6} {'cpu ratio':>9} {'stage s':>8} {'apply s':>8}"
+        f"{'db':<9} {'rows':>10} {'baseline s':>10} {'cpu s':>7} {'rows/s':>9} {'import s':>9} "
+        f"{'cpu s':>7} {'rows/s':>9} {'ratio':>6} {'cpu ratio':>9} {'stage s':>8} {'apply s':>8}"
     )
     lines = [
         "== imports: a till file imported vs. a bare multi-row INSERT of the same ledger rows",
@@ -437,8 +441,8 @@ def table(outcomes: list[Outcome]) -> str:
     ]
     for o in outcomes:
         lines.append(
-            f"{o.backend:<9} {o.rows:>10,} {o.baseline_seconds:>10.2f} "
-            f"{o.rows / o.baseline_seconds:>9,.0f} {o.import_seconds:>9.2f} "
+            f"{o.backend:<9} {o.rows:>10,} {o.baseline_seconds:>10.2f} {o.baseline_cpu:>7.2f} "
+            f"{o.rows / o.baseline_seconds:>9,.0f} {o.import_seconds:>9.2f} {o.import_cpu:>7.2f} "
             f"{o.rows / o.import_seconds:>9,.0f} {o.ratio:>6.2f} {o.cpu_ratio:>9.2f} "
             f"{o.stage_seconds:>8.2f} "
             f"{o.apply_seconds:>8.2f}"

@@ -15,28 +15,35 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import NamedTuple
 
 from hub import validate
 from hub.enums import ErrorCode
 from hub.errors import DomainError, InvalidInput
 
 MAX_AMOUNT = Decimal(100_000_000)  # as accruePoints
+MAX_CENTS = 100 * 100_000_000
 MAX_LINE_CHARS = 10_000
+_ABSENT = 1 << 30  # the position of a column the header does not name
 FUTURE_SLACK = dt.timedelta(minutes=5)
 MEMBER, REF, ORDER, AMOUNT, OCCURRED = "memberId", "externalRef", "orderRef", "amount", "occurredAt"
 COLUMNS = (MEMBER, REF, ORDER, AMOUNT, OCCURRED)
 
 
-@dataclass(frozen=True, slots=True)
-class Staged:
-    """A line with the form of an accrual, waiting to be applied."""
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MICROSECOND = dt.timedelta(microseconds=1)
+
+
+class Staged(NamedTuple):
+    """A line with the form of an accrual, waiting to be applied. The amount is in cents
+    and the moment in microseconds since the epoch (UTC): exact, and stored as they are."""
 
     line: int
     member_id: str | None
     external_ref: str | None
     order_ref: str
-    amount: Decimal
-    occurred_at: dt.datetime
+    cents: int
+    micros: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,31 +57,42 @@ Checked = Staged | Rejected
 
 
 def check(line: int, raw: Mapping[str, object], now: dt.datetime) -> Checked:
-    """One line's values, checked as accruePoints checks its input; never raises."""
+    """One line's values (text from a file, or typed from GraphQL), checked as
+    accruePoints checks its input; never raises."""
+    return check_values(
+        line,
+        raw.get(MEMBER),
+        raw.get(REF),
+        raw.get(ORDER),
+        raw.get(AMOUNT),
+        raw.get(OCCURRED),
+        now,
+    )
+
+
+def check_values(
+    line: int,
+    member: object,
+    ref: object,
+    order: object,
+    amount: object,
+    occurred: object,
+    now: dt.datetime,
+) -> Checked:
+    """check() for values given one by one (a CSV record's fields)."""
     try:
-        return _check(line, raw, now)
+        member_id = _text(member, MEMBER, 40)
+        external_ref = _text(ref, REF, 80)
+        if member_id is None and external_ref is None:
+            raise InvalidInput("Name the member: memberId or externalRef.", field=[MEMBER])
+        order_ref = _text(order, ORDER, 120)
+        if order_ref is None:
+            raise InvalidInput("orderRef is missing: points are earned only for a real purchase.")
+        return Staged(
+            line, member_id, external_ref, order_ref, _cents(amount), _micros(occurred, now)
+        )
     except DomainError as error:
         return Rejected(line, error.code, error.message)
-
-
-def _check(line: int, raw: Mapping[str, object], now: dt.datetime) -> Staged:
-    member_id = _text(raw.get(MEMBER), MEMBER, 40)
-    external_ref = _text(raw.get(REF), REF, 80)
-    if member_id is None and external_ref is None:
-        raise InvalidInput("Name the member: memberId or externalRef.", field=[MEMBER])
-    order_ref = _text(raw.get(ORDER), ORDER, 120)
-    if order_ref is None:
-        raise InvalidInput("orderRef is missing: points are earned only for a real purchase.")
-    amount = validate.decimal_in_range(
-        _decimal(raw.get(AMOUNT)),
-        [AMOUNT],
-        low=Decimal(0),
-        high=MAX_AMOUNT,
-        places=2,
-        low_inclusive=False,
-    )
-    occurred = _moment(raw.get(OCCURRED), now)
-    return Staged(line, member_id, external_ref, order_ref, amount, occurred)
 
 
 def _text(value: object, name: str, max_length: int) -> str | None:
@@ -93,6 +111,20 @@ def _text(value: object, name: str, max_length: int) -> str | None:
     return validate.text(value, [name], max_length=max_length)
 
 
+def _cents(value: object) -> int:
+    """accruePoints' amount rule (more than 0, at most MAX_AMOUNT, 2 places), in cents."""
+    amount = _decimal(value)
+    if amount.is_finite():
+        scaled = amount.scaleb(2)
+        cents = int(scaled)
+        if cents == scaled and 0 < cents <= MAX_CENTS:
+            return cents
+    validate.decimal_in_range(  # raises, with the sentence
+        amount, [AMOUNT], low=Decimal(0), high=MAX_AMOUNT, places=2, low_inclusive=False
+    )
+    raise AssertionError(f"amount {amount} passes the check but not the fast one")
+
+
 def _decimal(value: object) -> Decimal:
     if isinstance(value, Decimal):
         return value
@@ -108,9 +140,11 @@ def _decimal(value: object) -> Decimal:
     raise InvalidInput("amount must be a number, e.g. 128.50.", field=[AMOUNT])
 
 
-def _moment(value: object, now: dt.datetime) -> dt.datetime:
+def _micros(value: object, now: dt.datetime) -> int:
+    """accruePoints' occurredAt rule (an offset, 2000-2200, not in the future; absent:
+    now), as microseconds since the epoch."""
     if value is None or value == "":
-        return now
+        return to_micros(now)
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value.strip())
@@ -121,14 +155,11 @@ def _moment(value: object, now: dt.datetime) -> dt.datetime:
             ) from None
     if not isinstance(value, dt.datetime):
         raise InvalidInput("occurredAt must be an ISO 8601 moment.", field=[OCCURRED])
-    occurred = validate.moment(value, [OCCURRED])
-    if occurred > now + FUTURE_SLACK:
+    if value.utcoffset() is None or not validate.EARLIEST <= value < validate.LATEST:
+        value = validate.moment(value, [OCCURRED])  # the sentence
+    if value > now + FUTURE_SLACK:
         raise InvalidInput("occurredAt is in the future.", field=[OCCURRED])
-    return occurred
-
-
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-MICROSECOND = dt.timedelta(microseconds=1)
+    return to_micros(value)
 
 
 def to_cents(amount: Decimal) -> int:
@@ -251,6 +282,7 @@ class CsvReader(Reader):
     def __init__(self, now: dt.datetime) -> None:
         super().__init__(now)
         self.header: list[str] | None = None
+        self._at: list[int] = []  # where each of COLUMNS is in a record
         self._pending: list[str] = []
         self._pending_from = 0
 
@@ -281,6 +313,7 @@ class CsvReader(Reader):
         out: list[Checked] = []
         texts = [text for _, text in records if text is not None and text.strip()]
         parsed = iter(csv.reader(texts, strict=False))
+        now = self.now
         for number, text in records:
             if text is None:
                 out.append(_too_long(number))
@@ -290,19 +323,31 @@ class CsvReader(Reader):
             fields = next(parsed)
             if self.header is None:
                 self.header = self._read_header(fields)
+                self._at = [self.header.index(c) if c in self.header else _ABSENT for c in COLUMNS]
                 continue
-            header = self.header
-            if len(fields) > len(header):
+            n = len(fields)
+            if n > len(self.header):
                 out.append(
                     Rejected(
                         number,
                         ErrorCode.INVALID_INPUT,
-                        f"The line has {len(fields)} fields; the header names {len(header)}.",
+                        f"The line has {n} fields; the header names {len(self.header)}.",
                     )
                 )
                 continue
-            # Trailing empty fields may be left out (occurredAt, often).
-            out.append(check(number, dict(zip(header, fields, strict=False)), self.now))
+            # By position; trailing empty fields may be left out (occurredAt, often).
+            m, r, o, a, t = self._at
+            out.append(
+                check_values(
+                    number,
+                    fields[m] if m < n else None,
+                    fields[r] if r < n else None,
+                    fields[o] if o < n else None,
+                    fields[a] if a < n else None,
+                    fields[t] if t < n else None,
+                    now,
+                )
+            )
         return out
 
     @staticmethod

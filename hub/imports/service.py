@@ -23,7 +23,7 @@ from hub.enums import ConnectorKind, ErrorCode, ImportStatus, Role
 from hub.errors import InvalidInput, InvalidState
 from hub.ids import new_id
 from hub.imports import bulk
-from hub.imports.rows import Checked, Reader, Rejected, Staged, check, to_cents, to_micros
+from hub.imports.rows import Checked, Reader, Rejected, Staged, check
 from hub.merchants import get_program
 from hub.models import ImportJob, ImportRejection, ImportRow, Program
 from hub.permissions import require_merchant
@@ -105,19 +105,7 @@ async def stage(
 ) -> None:
     """Stage a batch of checked lines (rejected ones are decided now); renew the lease, or
     with `seal`, hand the job to the worker."""
-    rows = [
-        (
-            job_id,
-            s.line,
-            s.member_id,
-            s.external_ref,
-            s.order_ref,
-            to_cents(s.amount),
-            to_micros(s.occurred_at),
-        )
-        for s in lines
-        if isinstance(s, Staged)
-    ]
+    rows = [(job_id, *s) for s in lines if isinstance(s, Staged)]
     rejects = [(job_id, r.line, r.code.value, r.message) for r in lines if isinstance(r, Rejected)]
     now = utcnow()
     values: dict[str, object] = {

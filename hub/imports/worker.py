@@ -27,6 +27,7 @@ from hub.db import Database, utcnow
 from hub.enums import ImportStatus
 from hub.imports import service
 from hub.imports.apply import Chunk, LeaseLost, apply_chunk
+from hub.imports.decide import refresh_statistics
 from hub.models import ImportJob, ImportRow
 
 log = structlog.get_logger(__name__)
@@ -74,6 +75,7 @@ class ImportWorker:
         there would (the tests of resuming)."""
         if not await self._take(job_id):
             return False
+        await self.db.transaction(refresh_statistics)
         chunks = 0
         while max_chunks is None or chunks < max_chunks:
             if self._stopping:  # between chunks: the next process resumes from here

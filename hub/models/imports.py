@@ -51,9 +51,12 @@ class ImportRow(Base):
 
     Amount and moment are kept as plain integers (cents, microseconds since the epoch in
     UTC): a million rows pass through here, and these need no conversion on the way in or
-    out (NUMERIC and timestamps cost a Python conversion per value on SQLite)."""
+    out (NUMERIC and timestamps cost a Python conversion per value on SQLite). On SQLite
+    the table is its primary key (WITHOUT ROWID): one B-tree to write, scan and delete
+    instead of two."""
 
     __tablename__ = "import_rows"
+    __table_args__ = {"sqlite_with_rowid": False}  # noqa: RUF012
 
     job_id: Mapped[str] = mapped_column(ForeignKey("import_jobs.id"), primary_key=True)
     line: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)

@@ -53,7 +53,8 @@ def upgrade() -> None:
     sa.Column('amount_cents', sa.BigInteger(), nullable=False),
     sa.Column('occurred_us', sa.BigInteger(), nullable=False),
     sa.ForeignKeyConstraint(['job_id'], ['import_jobs.id'], name=op.f('fk_import_rows_job_id_import_jobs')),
-    sa.PrimaryKeyConstraint('job_id', 'line', name=op.f('pk_import_rows'))
+    sa.PrimaryKeyConstraint('job_id', 'line', name=op.f('pk_import_rows')),
+    sqlite_with_rowid=False,
     )
     op.create_table('import_errors',
     sa.Column('job_id', sa.String(length=40), nullable=False),
