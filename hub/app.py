@@ -140,6 +140,7 @@ def create_app(
                 request.stream(),
                 "http",
                 worker.holder,
+                arrived=worker.kick,  # apply what has arrived while the rest uploads
             )
         except DomainError as exc:
             status = {ErrorCode.NOT_FOUND: 404, ErrorCode.FORBIDDEN: 403}.get(exc.code, 400)

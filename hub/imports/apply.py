@@ -74,12 +74,14 @@ class Chunk:
     rejected: int = 0
     points: int = 0
     finished: bool = False
+    waiting: bool = False  # nothing staged yet, but more lines are on their way
 
 
 async def apply_chunk(
     session: AsyncSession, settings: Settings, job_id: str, holder: str, limit: int
 ) -> Chunk:
-    """Apply the job's next `limit` staged lines, or finish the job when none is left."""
+    """Apply the job's next `limit` staged lines, or finish the job when none is left and
+    its upload is complete (else say it waits for more)."""
     now = utcnow()
     claimed = (
         await session.execute(
@@ -90,17 +92,19 @@ async def apply_chunk(
                 ImportJob.status == ImportStatus.RUNNING.value,
             )
             .values(lease_expires_at=now + dt.timedelta(seconds=settings.import_lease_seconds))
-            .returning(ImportJob.program_code, ImportJob.actor)
+            .returning(ImportJob.program_code, ImportJob.actor, ImportJob.staged)
             .execution_options(synchronize_session=False)
         )
     ).one_or_none()
     if claimed is None:
         raise LeaseLost(job_id)
-    program_code, actor = claimed
+    program_code, actor, complete = claimed
     program = await session.get(Program, program_code)
     assert program is not None
     staged = await read_lines(session, job_id, program.code, limit)
     if not staged:
+        if not complete:
+            return Chunk(waiting=True)
         await _finish(session, job_id, now)
         return Chunk(finished=True)
     decided = await decide(session, Context(settings, job_id, program, actor, now), staged)

@@ -55,9 +55,23 @@ async def import_accruals(
                     yield data
 
             reader = reader_for_file(name, utcnow())
+            applying = bar.add_task("importing", total=None)
+
+            def advance(chunk: Chunk) -> None:
+                bar.advance(applying, chunk.lines)
+
+            worker.progress = advance  # lines are applied while the file is still read
             try:
                 received = await service.receive(
-                    db, settings, CLI, program, reader, body(), "cli", worker.holder
+                    db,
+                    settings,
+                    CLI,
+                    program,
+                    reader,
+                    body(),
+                    "cli",
+                    worker.holder,
+                    arrived=worker.kick,
                 )
             except DomainError as exc:
                 err.print(f"[red]{exc.code.value}: {exc.message}[/red]")
@@ -66,13 +80,10 @@ async def import_accruals(
                 err.print("[red]The file has no lines to import.[/red]")
                 return 2
             job_id = received.job_id
-            applying = bar.add_task("importing", total=received.total)
-            bar.update(applying, completed=received.rejected)
-
-            def advance(chunk: Chunk) -> None:
-                bar.advance(applying, chunk.lines)
-
-            await worker.run(job_id, progress=advance)
+            bar.update(applying, total=received.total)
+            bar.advance(applying, received.rejected)  # decided while reading
+            worker.kick(job_id)
+            await worker.drain()
         async with db.read() as session:
             job = await session.get(ImportJob, job_id)
             assert job is not None

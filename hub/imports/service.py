@@ -1,8 +1,10 @@
-"""Import jobs: opened for a program, rows staged as they arrive, then sealed for the worker.
+"""Import jobs: opened for a program, rows staged as they arrive, sealed when all are in.
 
-The process that receives a file holds the job's lease while it stages, renewing it with
-every batch; if it dies, the lease runs out and the worker marks the job FAILED (the body
-is gone, nothing was applied: send the file again). A sealed job is the worker's.
+The process that receives a file holds the job's lease (under its worker's name) while it
+stages, renewing it with every batch, and its worker applies the lines already staged
+meanwhile. If that process dies before the file is whole, the lease runs out and the job
+is FAILED: the body is gone. Lines applied by then stay applied; sending the file again is
+safe, as an order that has earned points is rejected as a repeat.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
@@ -103,8 +105,9 @@ async def stage(
     *,
     seal: bool = False,
 ) -> None:
-    """Stage a batch of checked lines (rejected ones are decided now); renew the lease, or
-    with `seal`, hand the job to the worker."""
+    """Stage a batch of checked lines (rejected ones are decided now) and renew the lease;
+    with `seal`, say that the file is whole (the worker then finishes the job once every
+    staged line is applied)."""
     rows = [(job_id, *s) for s in lines if isinstance(s, Staged)]
     rejects = [(job_id, r.line, r.code.value, r.message) for r in lines if isinstance(r, Rejected)]
     now = utcnow()
@@ -115,7 +118,7 @@ async def stage(
         "lease_expires_at": now + dt.timedelta(seconds=settings.import_lease_seconds),
     }
     if seal:
-        values.update(staged=True, lease_holder=None, lease_expires_at=None)
+        values["staged"] = True
     claimed = await session.execute(
         update(ImportJob)
         .where(
@@ -134,20 +137,21 @@ async def stage(
 
 
 async def abandon(session: AsyncSession, job_id: str, reason: str) -> None:
-    """FAIL a job whose rows never all arrived; what was staged is dropped, nothing applied."""
+    """FAIL a job whose lines never all arrived; what is staged and not applied is dropped.
+    The reason is followed by what was imported before the upload stopped."""
     await session.execute(delete(ImportRow).where(ImportRow.job_id == job_id))
-    await session.execute(
-        update(ImportJob)
-        .where(ImportJob.id == job_id, ImportJob.staged.is_(False))
-        .values(
-            status=ImportStatus.FAILED.value,
-            failure=reason,
-            finished_at=utcnow(),
-            lease_holder=None,
-            lease_expires_at=None,
-        )
-        .execution_options(synchronize_session=False)
+    job = await session.get(ImportJob, job_id, with_for_update=True)
+    if job is None or job.staged or job.status != ImportStatus.RUNNING.value:
+        return
+    job.status = ImportStatus.FAILED.value
+    job.failure = (
+        f"{reason} {job.total:,} lines had arrived; {job.accepted:,} were imported, "
+        f"{job.rejected:,} rejected, the rest dropped. Send the whole file again: orders "
+        "already imported are rejected as repeats, so nothing earns twice."
     )
+    job.finished_at = utcnow()
+    job.lease_holder = None
+    job.lease_expires_at = None
 
 
 async def from_rows(
@@ -197,9 +201,11 @@ async def receive(
     body: AsyncIterable[bytes],
     source: str,
     holder: str,
+    arrived: Callable[[str], object] | None = None,
 ) -> Received:
     """Stage a streamed file batch by batch (one transaction each) and seal it. The job is
     opened with the first batch, after the header has been read; an empty file opens none.
+    `arrived` is told the job's id after each batch, to apply the lines staged so far.
     A batch is written while the next one is read and checked (the database works in its
     own thread or server meanwhile), so at most two batches are held in memory.
 
@@ -222,7 +228,10 @@ async def receive(
             await stage(session, settings, found, holder, lines, seal=seal)
             return found
 
-        return await db.transaction(work)
+        found = await db.transaction(work)
+        if arrived is not None:
+            arrived(found)
+        return found
 
     async def hand_over(seal: bool) -> None:
         nonlocal batch, job_id, writing, total, rejected
@@ -254,12 +263,7 @@ async def receive(
         if job_id is not None:
             stopped = job_id
             await db.transaction(
-                lambda s: abandon(
-                    s,
-                    stopped,
-                    f"The upload stopped after {total:,} lines; nothing was imported. "
-                    "Send the file again.",
-                )
+                lambda s: abandon(s, stopped, "The upload stopped before the end of the file.")
             )
         raise
     return Received(job_id=job_id, total=total, rejected=rejected)

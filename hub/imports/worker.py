@@ -1,10 +1,10 @@
 """Running import jobs: one process at a time per job, under a lease renewed every chunk.
 
-A sealed job is started at once by the process that received it; `resume_due` (the
-scheduler, at start and then every few seconds) takes over any job whose lease ran out,
-so a job interrupted by a crash or a restart resumes where it stopped: its applied chunks
-are committed and gone from the staged rows, the rest is still there. An upload that
-stopped half way (its lease ran out before it was sealed) is FAILED: its body is gone.
+The process that receives a job applies it as its lines arrive; `resume_due` (the
+scheduler, at start and then every few seconds) takes over any sealed job whose lease ran
+out, so a job interrupted by a crash or a restart resumes where it stopped: its applied
+chunks are committed and gone from the staged rows, the rest is still there. An upload
+that stopped half way (its lease ran out before it was sealed) is FAILED: its body is gone.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import socket
 from collections.abc import Callable
 
 import structlog
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.config import Settings
@@ -34,10 +34,7 @@ log = structlog.get_logger(__name__)
 MAX_FAILURES = 5  # chunk attempts failing in a row before the job is FAILED
 RUNNING = ImportStatus.RUNNING.value
 
-STALLED = (
-    "The upload stopped before the whole file arrived (the process receiving it ended); "
-    "nothing was imported. Send the file again."
-)
+STALLED = "The upload stopped before the end of the file (the process receiving it ended)."
 
 Progress = Callable[[Chunk], None]
 
@@ -56,9 +53,13 @@ class ImportWorker:
         self.holder = new_holder()
         self._tasks: dict[str, asyncio.Task[bool]] = {}
         self._stopping = False
+        self._arrived = asyncio.Event()  # more lines were staged (by this process)
+        self.progress: Progress | None = None  # told of each chunk (the CLI's bar)
 
     def kick(self, job_id: str) -> None:
-        """Start applying a sealed job in the background (unless this worker already is)."""
+        """Start applying a job in the background (unless this worker already is): a sealed
+        one, or one this process is still receiving (it applies what has arrived)."""
+        self._arrived.set()
         if self._stopping:
             return
         running = self._tasks.get(job_id)
@@ -76,6 +77,7 @@ class ImportWorker:
         if not await self._take(job_id):
             return False
         await self.db.transaction(refresh_statistics)
+        progress = progress or self.progress
         chunks = 0
         while max_chunks is None or chunks < max_chunks:
             if self._stopping:  # between chunks: the next process resumes from here
@@ -96,6 +98,11 @@ class ImportWorker:
                 log.exception("import chunk failed", job=job_id)
                 await self._failed(job_id, exc)
                 return False
+            if chunk.waiting:  # the upload goes on: wait for its next batch
+                self._arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._arrived.wait(), timeout=1.0)
+                continue
             chunks += 1
             if progress is not None:
                 progress(chunk)
@@ -176,11 +183,15 @@ class ImportWorker:
                 .where(
                     ImportJob.id == job_id,
                     ImportJob.status == RUNNING,
-                    ImportJob.staged.is_(True),
                     or_(
-                        ImportJob.lease_holder.is_(None),
-                        ImportJob.lease_holder == self.holder,
-                        ImportJob.lease_expires_at < now,
+                        ImportJob.lease_holder == self.holder,  # as its receiver, or again
+                        and_(
+                            ImportJob.staged.is_(True),
+                            or_(
+                                ImportJob.lease_holder.is_(None),
+                                ImportJob.lease_expires_at < now,
+                            ),
+                        ),
                     ),
                 )
                 .values(

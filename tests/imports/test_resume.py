@@ -18,7 +18,7 @@ from hub.imports import service
 from hub.imports.rows import check
 from hub.imports.worker import ImportWorker
 from hub.models import Entry, ImportJob, ImportRow
-from tests.helpers import ADMIN_KEY, balances, running_app, verify_ledger
+from tests.helpers import ADMIN_KEY, balances, live_app, running_app, verify_ledger
 from tests.imports.conftest import World, csv_of, wait_for
 from tests.process import HubProcess
 
@@ -179,5 +179,72 @@ async def test_an_upload_cut_short_fails_and_imports_nothing(
     assert staged == 0
     failed = await _job(db_url, job_id)
     assert failed.status == "FAILED" and failed.staged is False
-    assert failed.failure is not None and "Send the file again" in failed.failure
+    assert failed.failure is not None and "Send the whole file again" in failed.failure
     assert (await balances(world.api, world.members[0]))["JADE"] == 0
+
+
+async def test_a_connection_cut_mid_upload_keeps_what_was_applied_and_a_resend_completes(
+    world: World, db_url: str, settings: Settings
+) -> None:
+    """Lines are applied while the file still uploads; when the client goes away the job
+    FAILs saying how far it got, and sending the whole file again imports the rest: the
+    lines already imported are rejected as repeats, none earns twice."""
+    small = settings.model_copy(update={"import_chunk_rows": 200})
+    rows = [[world.members[i % 4], f"U-{i}", "5"] for i in range(6000)]
+    data = csv_of(rows)
+    cut = len(data) // 2
+    async with live_app(small) as (url, hub):
+        host, port = url.removeprefix("http://").split(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            (
+                "POST /imports/accruals?program=JADE HTTP/1.1\r\n"
+                f"Host: {host}\r\nAuthorization: Bearer {world.jade_key}\r\n"
+                f"Content-Type: text/csv\r\nContent-Length: {len(data)}\r\n\r\n"
+            ).encode()
+            + data[:cut]
+        )
+        await writer.drain()
+        job_id = None
+        for _ in range(600):  # until some lines are applied while the rest is awaited
+            jobs = await _all_jobs(db_url)
+            if jobs and jobs[0].accepted > 0:
+                job_id = jobs[0].id
+                break
+            await asyncio.sleep(0.05)
+        assert job_id is not None, "lines were applied during the upload"
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+        failed = await wait_for(hub, job_id, world.jade_key)
+        assert failed["status"] == "FAILED"
+        assert "Send the whole file again" in failed["failure"]
+        first = failed["accepted"]
+        assert 0 < first < 6000
+        assert failed["accepted"] + failed["rejected"] == failed["processed"]
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            again = await client.post(
+                "/imports/accruals?program=JADE",
+                content=data,
+                headers={"Authorization": f"Bearer {world.jade_key}", "Content-Type": "text/csv"},
+            )
+        assert again.status_code == 202, again.text
+        done = await wait_for(hub, again.json()["id"], world.jade_key, seconds=120)
+    assert (done["status"], done["accepted"], done["rejected"]) == (
+        "COMPLETED",
+        6000 - first,
+        first,
+    )
+    assert {e["code"] for e in done["errors"]} == {"ALREADY_EXISTS"}
+    for member in world.members:
+        assert (await balances(world.api, member))["JADE"] == 1500 * 5
+    assert await verify_ledger(db_url) == []
+
+
+async def _all_jobs(db_url: str) -> list[ImportJob]:
+    db = Database(db_url)
+    try:
+        async with db.read() as session:
+            return list(await session.scalars(select(ImportJob)))
+    finally:
+        await db.dispose()
