@@ -62,7 +62,16 @@ from hub.imports.rows import CsvReader
 from hub.imports.worker import ImportWorker
 from hub.ledger.points import expiry_of
 from hub.merchants import NewMerchant, register_merchant
-from hub.models import Account, Entry, ImportJob, Lot, Member, Posting, WebhookSubscription
+from hub.models import (
+    Account,
+    Entry,
+    ImportJob,
+    Lot,
+    Member,
+    OutboxEvent,
+    Posting,
+    WebhookSubscription,
+)
 from hub.verify import verify
 
 NAME = "imports"
@@ -386,10 +395,13 @@ async def run_import(url: str, path: Path, chunk: int, outcome: Outcome) -> None
             ledger = await session.scalar(
                 select(func.sum(Posting.amount)).where(Posting.amount > 0)
             )
+            events = await session.scalar(select(func.count()).select_from(OutboxEvent))
         outcome.checks["every row accepted"] = job.accepted == outcome.rows
         outcome.checks["points as the baseline"] = job.points == outcome.baseline_points
         outcome.checks["ledger holds the points"] = int(ledger or 0) == job.points
         outcome.checks["hub verify clean"] = outcome.verify_violations == 0
+        wanted = job.accepted if outcome.subscribed else 0
+        outcome.checks[f"{wanted:,} POINTS_ACCRUED events"] = events == wanted
     finally:
         await worker.close()
         await db.dispose()

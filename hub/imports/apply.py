@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -61,6 +62,9 @@ EVENT_COLUMNS = (
 )
 
 
+RUNNING = ImportStatus.RUNNING.value
+
+
 class LeaseLost(Exception):
     """Another process holds the job now (this one was too slow, or the job ended)."""
 
@@ -81,19 +85,22 @@ async def apply_chunk(
     session: AsyncSession, settings: Settings, job_id: str, holder: str, limit: int
 ) -> Chunk:
     """Apply the job's next `limit` staged lines, or finish the job when none is left and
-    its upload is complete (else say it waits for more)."""
+    its upload is complete (else say it waits for more).
+
+    The job's row is read, not locked, at the start, and updated (counters, lease) at the
+    end on condition that this holder still has the lease: on PostgreSQL the upload that
+    stages the next batch meanwhile updates the same row, and must not wait for a whole
+    chunk. Two holders cannot both commit a chunk: the second's final update waits for the
+    first's commit, then finds the lease gone (and its entries would break the unique
+    order index anyway)."""
     now = utcnow()
     claimed = (
         await session.execute(
-            update(ImportJob)
-            .where(
+            select(ImportJob.program_code, ImportJob.actor, ImportJob.staged).where(
                 ImportJob.id == job_id,
                 ImportJob.lease_holder == holder,
-                ImportJob.status == ImportStatus.RUNNING.value,
+                ImportJob.status == RUNNING,
             )
-            .values(lease_expires_at=now + dt.timedelta(seconds=settings.import_lease_seconds))
-            .returning(ImportJob.program_code, ImportJob.actor, ImportJob.staged)
-            .execution_options(synchronize_session=False)
         )
     ).one_or_none()
     if claimed is None:
@@ -103,10 +110,11 @@ async def apply_chunk(
     assert program is not None
     staged = await read_lines(session, job_id, program.code, limit)
     if not staged:
-        if not complete:
-            return Chunk(waiting=True)
-        await _finish(session, job_id, now)
-        return Chunk(finished=True)
+        if complete:
+            await _close(session, job_id, holder, now, status=ImportStatus.COMPLETED.value)
+            return Chunk(finished=True)
+        await _close(session, job_id, holder, now, lease=settings.import_lease_seconds)
+        return Chunk(waiting=True)
     decided = await decide(session, Context(settings, job_id, program, actor, now), staged)
     try:
         await _write(session, decided)
@@ -118,33 +126,49 @@ async def apply_chunk(
         .execution_options(synchronize_session=False)
     )
     accepted, rejected = len(decided.entries), len(decided.rejects)
-    await session.execute(
-        update(ImportJob)
-        .where(ImportJob.id == job_id)
-        .values(
-            processed=ImportJob.processed + len(staged),
-            accepted=ImportJob.accepted + accepted,
-            rejected=ImportJob.rejected + rejected,
-            points=ImportJob.points + decided.points,
-            failures=0,
-        )
-        .execution_options(synchronize_session=False)
+    await _close(
+        session,
+        job_id,
+        holder,
+        now,
+        lease=settings.import_lease_seconds,
+        processed=ImportJob.processed + len(staged),
+        accepted=ImportJob.accepted + accepted,
+        rejected=ImportJob.rejected + rejected,
+        points=ImportJob.points + decided.points,
+        failures=0,
     )
     return Chunk(len(staged), accepted, rejected, decided.points)
 
 
-async def _finish(session: AsyncSession, job_id: str, now: dt.datetime) -> None:
-    await session.execute(
+async def _close(
+    session: AsyncSession,
+    job_id: str,
+    holder: str,
+    now: dt.datetime,
+    *,
+    lease: float | None = None,
+    status: str | None = None,
+    **values: Any,
+) -> None:
+    """The chunk's last statement: the job's counters and lease (renewed, or given up with
+    `status`), if this holder still has it; else LeaseLost, and the chunk rolls back."""
+    if status is not None:
+        values.update(status=status, finished_at=now, lease_holder=None, lease_expires_at=None)
+    if lease is not None:
+        values["lease_expires_at"] = now + dt.timedelta(seconds=lease)
+    done = await session.execute(
         update(ImportJob)
-        .where(ImportJob.id == job_id)
-        .values(
-            status=ImportStatus.COMPLETED.value,
-            finished_at=now,
-            lease_holder=None,
-            lease_expires_at=None,
+        .where(
+            ImportJob.id == job_id,
+            ImportJob.lease_holder == holder,
+            ImportJob.status == RUNNING,
         )
+        .values(values)
         .execution_options(synchronize_session=False)
     )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise LeaseLost(job_id)
 
 
 async def _write(session: AsyncSession, decided: Decided) -> None:

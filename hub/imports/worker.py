@@ -83,6 +83,7 @@ class ImportWorker:
             if self._stopping:  # between chunks: the next process resumes from here
                 await self.db.transaction(self._release)
                 return False
+            self._arrived.clear()  # before reading: a batch staged meanwhile sets it again
             try:
                 chunk = await self.db.transaction(
                     lambda s: apply_chunk(
@@ -99,7 +100,6 @@ class ImportWorker:
                 await self._failed(job_id, exc)
                 return False
             if chunk.waiting:  # the upload goes on: wait for its next batch
-                self._arrived.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._arrived.wait(), timeout=1.0)
                 continue
