@@ -143,7 +143,11 @@ def create_app(
                 arrived=worker.kick,  # apply what has arrived while the rest uploads
             )
         except DomainError as exc:
-            status = {ErrorCode.NOT_FOUND: 404, ErrorCode.FORBIDDEN: 403}.get(exc.code, 400)
+            status = {
+                ErrorCode.NOT_FOUND: 404,
+                ErrorCode.FORBIDDEN: 403,
+                ErrorCode.INVALID_STATE: 409,  # a connected program, or the job stopped
+            }.get(exc.code, 400)
             return _refusal(exc.code, exc.message, status)
         if received.job_id is None:
             return _refusal(ErrorCode.INVALID_INPUT, "The body has no lines to import.", 400)

@@ -43,8 +43,15 @@ ROW_COLUMNS = (
 ERROR_COLUMNS = ("job_id", "line", "code", "message")
 
 
-class UploadInterrupted(Exception):
-    """The job's lease passed to another process while this one was still staging."""
+class UploadInterrupted(InvalidState):
+    """The job stopped (FAILED, or its lease passed on) while its file was still arriving."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            f"Import {job_id} stopped while the file was arriving (importJob says why). Send "
+            "the whole file again: orders already imported are rejected as repeats."
+        )
+        self.job_id = job_id
 
 
 async def importable_program(

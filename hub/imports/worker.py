@@ -53,13 +53,13 @@ class ImportWorker:
         self.holder = new_holder()
         self._tasks: dict[str, asyncio.Task[bool]] = {}
         self._stopping = False
-        self._arrived = asyncio.Event()  # more lines were staged (by this process)
+        self._arrived: dict[str, asyncio.Event] = {}  # per job: more lines were staged
         self.progress: Progress | None = None  # told of each chunk (the CLI's bar)
 
     def kick(self, job_id: str) -> None:
         """Start applying a job in the background (unless this worker already is): a sealed
         one, or one this process is still receiving (it applies what has arrived)."""
-        self._arrived.set()
+        self._arrival(job_id).set()
         if self._stopping:
             return
         running = self._tasks.get(job_id)
@@ -67,6 +67,10 @@ class ImportWorker:
             return
         self._tasks[job_id] = asyncio.create_task(self.run(job_id), name=f"import {job_id}")
         self._tasks = {k: t for k, t in self._tasks.items() if not t.done() or k == job_id}
+        self._arrived = {k: e for k, e in self._arrived.items() if k in self._tasks}
+
+    def _arrival(self, job_id: str) -> asyncio.Event:
+        return self._arrived.setdefault(job_id, asyncio.Event())
 
     async def run(
         self, job_id: str, progress: Progress | None = None, max_chunks: int | None = None
@@ -78,12 +82,13 @@ class ImportWorker:
             return False
         await self.db.transaction(refresh_statistics)
         progress = progress or self.progress
+        arrived = self._arrival(job_id)
         chunks = 0
         while max_chunks is None or chunks < max_chunks:
             if self._stopping:  # between chunks: the next process resumes from here
                 await self.db.transaction(self._release)
                 return False
-            self._arrived.clear()  # before reading: a batch staged meanwhile sets it again
+            arrived.clear()  # before reading: a batch staged meanwhile sets it again
             try:
                 chunk = await self.db.transaction(
                     lambda s: apply_chunk(
@@ -101,7 +106,7 @@ class ImportWorker:
                 return False
             if chunk.waiting:  # the upload goes on: wait for its next batch
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._arrived.wait(), timeout=1.0)
+                    await asyncio.wait_for(arrived.wait(), timeout=1.0)
                 continue
             chunks += 1
             if progress is not None:
@@ -213,8 +218,9 @@ class ImportWorker:
             if job is None or job.status != RUNNING or job.lease_holder != self.holder:
                 return
             job.failures += 1
-            job.lease_holder = None
-            job.lease_expires_at = None
+            if job.staged:  # the next round (any process) tries again; while this process
+                job.lease_holder = None  # still receives the file, its next batch does
+                job.lease_expires_at = None
             if job.failures >= MAX_FAILURES:
                 await session.execute(delete(ImportRow).where(ImportRow.job_id == job_id))
                 job.status = ImportStatus.FAILED.value
@@ -222,7 +228,8 @@ class ImportWorker:
                 job.failure = (
                     f"Stopped after {job.processed:,} of {job.total:,} lines: the database "
                     f"refused a chunk {job.failures} times ({type(exc).__name__}). The lines "
-                    "applied stay applied; import the rest again."
+                    "applied stay applied. Send the whole file again: orders already "
+                    "imported are rejected as repeats."
                 )
 
         with contextlib.suppress(Exception):

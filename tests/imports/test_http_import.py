@@ -16,10 +16,11 @@ from tests.helpers import (
     balances,
     create_key,
     live_app,
+    register,
     running_app,
     verify_ledger,
 )
-from tests.imports.conftest import World, chunks, csv_of, wait_for
+from tests.imports.conftest import World, chunks, csv_of, import_rows, wait_for
 
 URL = "/imports/accruals"
 
@@ -206,3 +207,31 @@ async def test_a_large_file_streams_through_a_real_socket_in_bounded_batches(
     finally:
         await db.dispose()
     assert await verify_ledger(db_url) == []
+
+
+async def test_a_connected_program_imports_nothing(
+    world: World, db_url: str, settings: Settings
+) -> None:
+    """Balances of a connected program live at the partner: accrue there (INVALID_STATE)."""
+    config = {"baseUrl": "http://127.0.0.1:9/sky", "secretRef": "SKY"}
+    async with running_app(settings.model_copy(update={"allow_private_partners": True})) as hub:
+        await register(
+            hub,
+            "skyair",
+            "SKYMILES",
+            category="AIRLINE",
+            connector="AIRLINE",
+            connectorConfig=json.dumps(config),
+        )
+        rows = [{"externalRef": "SK-1", "orderRef": "S-1", "amount": "10"}]
+        refused = await import_rows(hub, "SKYMILES", rows, ADMIN_KEY)
+        assert refused["job"] is None
+        assert refused["userErrors"][0]["code"] == "INVALID_STATE"
+        response = await hub.client.post(
+            f"{URL}?program=SKYMILES",
+            content=b"externalRef,orderRef,amount\nSK-1,S-1,10\n",
+            headers=_auth(ADMIN_KEY),
+        )
+        assert response.status_code == 409
+        assert response.json()["code"] == "INVALID_STATE"
+    assert await _jobs(db_url) == []
