@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
-from hub.enums import ConnectorKind, ErrorCode, ImportStatus, Role
+from hub.enums import ConnectorKind, ImportStatus, Role
 from hub.errors import InvalidInput, InvalidState
 from hub.ids import new_id
 from hub.imports import bulk
@@ -143,13 +143,20 @@ async def stage(
     await bulk.insert_rows(session, ImportRejection.__table__, ERROR_COLUMNS, rejects)  # type: ignore[arg-type]
 
 
-async def abandon(session: AsyncSession, job_id: str, reason: str) -> None:
+async def abandon(
+    session: AsyncSession, job_id: str, reason: str, *, stalled: bool = False
+) -> None:
     """FAIL a job whose lines never all arrived; what is staged and not applied is dropped.
-    The reason is followed by what was imported before the upload stopped."""
-    await session.execute(delete(ImportRow).where(ImportRow.job_id == job_id))
+    The reason is followed by what was imported before the upload stopped. With `stalled`
+    (another process found the lease run out), only if the lease has still not been
+    renewed."""
     job = await session.get(ImportJob, job_id, with_for_update=True)
     if job is None or job.staged or job.status != ImportStatus.RUNNING.value:
-        return
+        return  # sealed meanwhile (the worker's now), or over
+    expires = job.lease_expires_at
+    if stalled and expires is not None and expires >= utcnow():
+        return  # the upload went on after all
+    await session.execute(delete(ImportRow).where(ImportRow.job_id == job_id))
     job.status = ImportStatus.FAILED.value
     job.failure = (
         f"{reason} {job.total:,} lines had arrived; {job.accepted:,} were imported, "
@@ -297,7 +304,3 @@ async def rejections(
         query = query.where(ImportRejection.line > after_line)
     rows = await session.scalars(query.order_by(ImportRejection.line).limit(first))
     return list(rows)
-
-
-def error_code(value: str) -> ErrorCode:
-    return ErrorCode(value)

@@ -143,7 +143,7 @@ class ImportWorker:
             )
         for job_id in stalled:
             await self.db.transaction(
-                functools.partial(service.abandon, job_id=job_id, reason=STALLED)
+                functools.partial(service.abandon, job_id=job_id, reason=STALLED, stalled=True)
             )
             log.warning("import upload abandoned", job=job_id)
         for job_id in due:
