@@ -24,7 +24,8 @@ from hub.db import utcnow
 from hub.enums import ImportStatus
 from hub.errors import RetryTransaction
 from hub.imports import bulk
-from hub.imports.decide import Context, Decided, decide, read_lines
+from hub.imports.decide import Context, Decided, decide
+from hub.imports.repository import read_lines
 from hub.models import (
     Account,
     Entry,

@@ -27,7 +27,7 @@ from hub.db import Database, utcnow
 from hub.enums import ImportStatus
 from hub.imports import service
 from hub.imports.apply import Chunk, LeaseLost, apply_chunk
-from hub.imports.decide import refresh_statistics
+from hub.imports.repository import refresh_statistics
 from hub.models import ImportJob, ImportRow
 
 log = structlog.get_logger(__name__)
