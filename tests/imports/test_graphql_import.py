@@ -222,3 +222,40 @@ async def test_posting_order_and_balances_hold_across_small_chunks(
     ]
     assert (await balances(api, world.members[0]))["JADE"] == 70
     assert await verify_ledger(db_url) == []
+
+
+async def test_the_caps_of_a_movement_and_of_a_balance_hold_line_by_line(
+    world: World, db_url: str
+) -> None:
+    """accruePoints' caps, in file order: one accrual earns at most 100,000,000 points, and
+    no balance passes 2^31-1 (the line that would is rejected, the next ones still import)."""
+    api, jade = world.api, world.jade_key
+    big = [
+        {"memberId": world.members[0], "orderRef": f"C-{i}", "amount": "100000000"}
+        for i in range(22)
+    ]
+    big.append({"memberId": world.members[0], "orderRef": "C-small", "amount": "5"})
+    job = await wait_for(api, (await import_rows(api, "JADE", big, jade))["job"]["id"], jade)
+    assert (job["accepted"], job["rejected"]) == (22, 1)
+    (error,) = job["errors"]
+    assert error["line"] == 22 and error["code"] == "INVALID_INPUT"
+    assert "the most a balance can hold" in error["message"]
+    assert (await balances(api, world.members[0]))["JADE"] == 2_100_000_005
+    await api.gql(
+        PROMOTE,
+        {
+            "input": {
+                "program": "JADE",
+                "accrualMultiplier": "20",
+                "startsAt": _iso(utcnow() - dt.timedelta(hours=2)),
+                "endsAt": _iso(utcnow() + dt.timedelta(hours=2)),
+                "label": "x20",
+            }
+        },
+        key=jade,
+    )
+    huge = [{"memberId": world.members[1], "orderRef": "H-1", "amount": "5000001"}]
+    job = await wait_for(api, (await import_rows(api, "JADE", huge, jade))["job"]["id"], jade)
+    assert job["errors"][0]["code"] == "INVALID_INPUT"
+    assert "one accrual earns at most 100,000,000" in job["errors"][0]["message"]
+    assert await verify_ledger(db_url) == []
