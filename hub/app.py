@@ -19,13 +19,17 @@ from starlette.staticfiles import StaticFiles
 
 from connectors import webhooks
 from connectors.registry import Registry
-from hub import idempotency, logs, merchants
+from hub import idempotency, logs, merchants, permissions
 from hub.accesslog import AccessLog
 from hub.config import Settings
-from hub.enums import CancellationReason, Role
+from hub.db import utcnow
+from hub.enums import CancellationReason, ErrorCode, ImportStatus, Role
+from hub.errors import DomainError
 from hub.events import Events, Handler
 from hub.exchange import saga
 from hub.headers import SecurityHeaders
+from hub.imports import rows as import_rows
+from hub.imports import service as imports
 from hub.ledger import jobs as ledger_jobs
 from hub.mall import saga as mall_saga
 from hub.mall.events import cancellation_handler
@@ -106,6 +110,59 @@ def create_app(
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
 
+    async def import_accruals(request: Request) -> Response:
+        """A CSV or NDJSON body of purchases, staged as it streams in; answers the job's id
+        (202) while the worker applies it. MERCHANT keys for their own program, or ADMIN."""
+        runtime: Runtime = request.app.state.runtime
+        found = await principal_of(runtime, request)
+        if isinstance(found, Response):
+            return found
+        if not permissions.allowed(found, permissions.Action.IMPORT_ACCRUALS):
+            return _refusal(ErrorCode.FORBIDDEN, "Imports are for MERCHANT keys and ADMIN.", 403)
+        program = request.query_params.get("program", "").strip()
+        if not program:
+            return _refusal(ErrorCode.INVALID_INPUT, "Name the program: ?program=CODE.", 400)
+        reader = import_rows.reader_for(request.headers.get("content-type", ""), utcnow())
+        if reader is None:
+            return _refusal(
+                ErrorCode.INVALID_INPUT,
+                "Send text/csv (a header line first) or application/x-ndjson.",
+                415,
+            )
+        worker = runtime.imports
+        assert worker is not None, "the runtime has an import worker"
+        try:
+            received = await imports.receive(
+                runtime.db,
+                settings,
+                found,
+                program,
+                reader,
+                request.stream(),
+                "http",
+                worker.holder,
+                arrived=worker.kick,  # apply what has arrived while the rest uploads
+            )
+        except DomainError as exc:
+            status = {
+                ErrorCode.NOT_FOUND: 404,
+                ErrorCode.FORBIDDEN: 403,
+                ErrorCode.INVALID_STATE: 409,  # a connected program, or the job stopped
+            }.get(exc.code, 400)
+            return _refusal(exc.code, exc.message, status)
+        if received.job_id is None:
+            return _refusal(ErrorCode.INVALID_INPUT, "The body has no lines to import.", 400)
+        worker.kick(received.job_id)
+        return JSONResponse(
+            {
+                "id": received.job_id,
+                "status": ImportStatus.RUNNING.value,
+                "total": received.total,
+                "rejected": received.rejected,
+            },
+            status_code=202,
+        )
+
     async def metrics(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -142,6 +199,7 @@ def create_app(
         Route("/metrics", metrics),
         Route("/webhooks/{merchantId}", webhook, methods=["POST"]),
         Route("/statements/{statementId}.csv", statement_csv),
+        Route("/imports/accruals", import_accruals, methods=["POST"]),
         *(extra_routes or []),
         Mount("/mall", StaticFiles(directory=WEB / "mall", html=True), name="mall"),
         Mount("/console", StaticFiles(directory=WEB / "console", html=True), name="console"),
@@ -199,6 +257,10 @@ def background_jobs(runtime: Runtime) -> Scheduler:
         )
 
     scheduler.add(Job("idempotency-purge", 3600, purge))
+    if runtime.imports is not None:  # at start too: a job a stopped process left resumes
+        scheduler.add(
+            Job("accrual-imports", settings.import_interval_seconds, runtime.imports.resume_due)
+        )
     scheduler.add(Job("points-expiring", 3600, lambda: announce_expiring(db, settings)))
     # Hourly, but each program is reviewed once per business date: the first hour of the day.
     scheduler.add(Job("tier-review", 3600, lambda: review_tiers(db, settings)))
@@ -207,6 +269,10 @@ def background_jobs(runtime: Runtime) -> Scheduler:
             Job("webhook-deliveries", settings.webhook_interval_seconds, runtime.webhooks.run_once)
         )
     return scheduler
+
+
+def _refusal(code: ErrorCode, message: str, status: int) -> Response:
+    return JSONResponse({"error": message, "code": code.value}, status_code=status)
 
 
 def event_handlers(runtime: Runtime) -> dict[str, Handler]:

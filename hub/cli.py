@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -24,6 +25,10 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="API keys", no_args_is_help=True, pretty_exceptions_show_locals=False)
 app.add_typer(keys_app, name="keys")
+import_app = typer.Typer(
+    help="Bulk imports", no_args_is_help=True, pretty_exceptions_show_locals=False
+)
+app.add_typer(import_app, name="import")
 
 
 def _settings() -> Settings:
@@ -209,6 +214,28 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id (key_..
         typer.secho(exc.message, fg="red", err=True)
         raise typer.Exit(1) from exc
     typer.echo(line)
+
+
+@import_app.command("accruals")
+def import_accruals(
+    file: Annotated[
+        Path, typer.Argument(help="CSV with a header line, or NDJSON (.ndjson, .jsonl)")
+    ],
+    program: Annotated[str, typer.Option("--program", help="the hosted program's code")],
+) -> None:
+    """Import a file of purchases as accruals, with a progress bar; prints each rejected
+    line, then the accepted and rejected counts."""
+    from hub.imports.command import import_accruals as run_import
+
+    settings = _settings()
+    if not file.is_file():
+        typer.secho(f"No file {str(file)!r}.", fg="red", err=True)
+        raise typer.Exit(2)
+    with file.open("rb") as handle:
+        size = file.stat().st_size
+        status = _run(run_import(settings, file.name, handle, size, program, typer.echo))
+    if status:
+        raise typer.Exit(status)
 
 
 @app.command()

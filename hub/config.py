@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     webhook_retry_hours: float = Field(default=24.0, gt=0)
     webhook_interval_seconds: float = Field(default=1.0, gt=0)
     webhook_backoff_seconds: float = Field(default=10.0, gt=0)  # doubles per attempt, max 1 h
+    # Bulk accrual imports: rows per chunk (one transaction each), how long a process holds a
+    # job before another may take it over (renewed every chunk), how often unfinished jobs
+    # are looked for.
+    import_chunk_rows: int = Field(default=5000, ge=1, le=10_000)
+    import_lease_seconds: float = Field(default=60.0, gt=0)
+    import_interval_seconds: float = Field(default=5.0, gt=0)
 
     # Partner secrets by reference: HUB_PARTNER_SECRETS as JSON ({"SKYAIR": "..."}), or one
     # variable per partner, HUB_PARTNER_SECRET_<REF>. Never stored in the database.

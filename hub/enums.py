@@ -192,3 +192,9 @@ class ReconciliationStatus(StrEnum):
     MATCHED = "MATCHED"
     BREAKS = "BREAKS"
     PARTNER_UNAVAILABLE = "PARTNER_UNAVAILABLE"
+
+
+class ImportStatus(StrEnum):
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"

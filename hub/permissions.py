@@ -50,6 +50,8 @@ class Action(StrEnum):
     REGISTER_PROGRAM = "registerProgram"
     USE_VOUCHER = "useVoucher"
     READ_VOUCHER = "voucher"
+    IMPORT_ACCRUALS = "importAccruals"
+    READ_IMPORTS = "importJob"
 
 
 # Who may call each operation; STOREFRONT entries need a member session token.
@@ -86,6 +88,8 @@ RULES: dict[Action, frozenset[Role]] = {
     Action.REGISTER_PROGRAM: frozenset({ADMIN}),
     Action.USE_VOUCHER: frozenset({ADMIN, MERCHANT}),
     Action.READ_VOUCHER: frozenset({ADMIN, MERCHANT}),
+    Action.IMPORT_ACCRUALS: frozenset({ADMIN, MERCHANT}),
+    Action.READ_IMPORTS: frozenset({ADMIN, MERCHANT}),
 }
 
 _NEEDS_MEMBER = {

@@ -14,6 +14,7 @@ from hub.caches import Caches
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.events import Events
+from hub.imports.worker import ImportWorker
 from hub.mall.partners import PartnerCatalog
 from hub.ratelimit import RateLimits, rate_limits
 from hub.webhooks.delivery import Dispatcher
@@ -30,6 +31,7 @@ class Runtime:
     rate_limits: RateLimits
     events: Events | None = None  # set by the assembly, which knows the handlers
     webhooks: Dispatcher | None = None  # outbound deliveries to merchants
+    imports: ImportWorker | None = None  # bulk accrual imports
     key_usage: auth.KeyUsage = field(default_factory=auth.KeyUsage)
     caches: Caches = field(init=False)
     _tokens: auth.SessionTokens | None = None
@@ -49,6 +51,7 @@ class Runtime:
             catalog=PartnerCatalog(db, connectors, settings),
             rate_limits=rate_limits(settings),
             webhooks=Dispatcher(db, settings),
+            imports=ImportWorker(db, settings),
         )
         try:
             await runtime.prepare()
@@ -102,6 +105,8 @@ class Runtime:
         return self._tokens
 
     async def close(self) -> None:
+        if self.imports is not None:
+            await self.imports.close()
         if self.webhooks is not None:
             await self.webhooks.close()
         await self.catalog.close()

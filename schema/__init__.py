@@ -14,6 +14,7 @@ from strawberry.types import Info
 
 from hub.config import Settings
 from schema.complexity import MAX_ENTITIES
+from schema.imports import ImportMutations, ImportQueries
 from schema.insights import InsightsQueries
 from schema.limits import extensions
 from schema.metrics import OperationMetrics
@@ -43,6 +44,7 @@ class Query(
     ReconciliationQueries,
     InsightsQueries,
     VoucherQueries,
+    ImportQueries,
 ):
     pass
 
@@ -57,6 +59,7 @@ class Mutation(
     WebhookMutations,
     TierMutations,
     VoucherMutations,
+    ImportMutations,
 ):
     pass
 

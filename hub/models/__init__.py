@@ -10,6 +10,7 @@ from hub.models.exchange import (
     PartnerEvent,
     Quote,
 )
+from hub.models.imports import ImportJob, ImportRejection, ImportRow
 from hub.models.ledger import (
     Account,
     Entry,
@@ -50,6 +51,9 @@ __all__ = [
     "Hold",
     "HubSetting",
     "IdempotencyRecord",
+    "ImportJob",
+    "ImportRejection",
+    "ImportRow",
     "Lot",
     "LotUse",
     "Member",

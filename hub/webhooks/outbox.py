@@ -7,11 +7,12 @@ least once. Payloads carry ids and amounts, never a member's name or phone.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +20,46 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.db import utcnow
 from hub.enums import WebhookEvent
 from hub.ids import new_id
-from hub.models import OutboxEvent
+from hub.models import OutboxEvent, WebhookSubscription
+
+
+def event_row(
+    event: WebhookEvent, merchant: str, data: Mapping[str, Any], now: dt.datetime
+) -> dict[str, Any]:
+    """The outbox row of one event for one merchant (its payload is what receivers get)."""
+    event_id = new_id("evt")
+    body = {
+        "id": event_id,
+        "type": event.value,
+        "merchantId": merchant,
+        "createdAt": now.isoformat().replace("+00:00", "Z"),
+        "data": dict(data),
+    }
+    return {
+        "event_id": event_id,
+        "merchant_id": merchant,
+        "type": event.value,
+        "payload": json.dumps(body, separators=(",", ":"), default=str),
+        "dedupe_key": None,
+        "fanned_out": False,
+        "created_at": now,
+    }
+
+
+async def listened(session: AsyncSession, event: WebhookEvent, merchant: str) -> bool:
+    """Whether an active subscription would receive `event` of `merchant` now. Delivery only
+    reaches subscriptions made before an event, so an event no one listens to is never
+    sent: a bulk writer may skip writing it."""
+    found = await session.scalars(
+        select(WebhookSubscription.events).where(
+            WebhookSubscription.active.is_(True),
+            or_(
+                WebhookSubscription.merchant_id.is_(None),
+                WebhookSubscription.merchant_id == merchant,
+            ),
+        )
+    )
+    return any(event.value in events.split() for events in found)
 
 
 async def emit(
@@ -37,25 +77,9 @@ async def emit(
     now = utcnow()
     rows = []
     for merchant in sorted(set(merchants)):
-        event_id = new_id("evt")
-        body = {
-            "id": event_id,
-            "type": event.value,
-            "merchantId": merchant,
-            "createdAt": now.isoformat().replace("+00:00", "Z"),
-            "data": dict(data),
-        }
-        rows.append(
-            {
-                "event_id": event_id,
-                "merchant_id": merchant,
-                "type": event.value,
-                "payload": json.dumps(body, separators=(",", ":"), default=str),
-                "dedupe_key": f"{dedupe_key}:{merchant}" if dedupe_key else None,
-                "fanned_out": False,
-                "created_at": now,
-            }
-        )
+        row = event_row(event, merchant, data, now)
+        row["dedupe_key"] = f"{dedupe_key}:{merchant}" if dedupe_key else None
+        rows.append(row)
     if not rows:
         return
     if dedupe_key is None:

@@ -179,6 +179,12 @@ MATRIX: dict[str, tuple[str, set[str]]] = {
         {"ADMIN", "MERCHANT"},
     ),
     "voucher": ('{ voucher(code: "AAAAA-AAAAA-AAAAA-AAAAA") { code } }', {"ADMIN", "MERCHANT"}),
+    "importAccruals": (
+        'mutation { importAccruals(input: {program: "JADE", rows: [{memberId: "$MEMBER", '
+        'orderRef: "imp-1", amount: "1"}]}) { userErrors { code } } }',
+        {"ADMIN", "MERCHANT"},
+    ),
+    "importJob": ('{ importJob(id: "imp_x") { id } }', {"ADMIN", "MERCHANT"}),
 }
 # Root fields with a rule of their own, tested where that rule lives.
 ELSEWHERE = {
@@ -421,3 +427,38 @@ async def test_batch_through_a_statement_shows_a_merchant_only_its_own_part(
         "jade",
         "lotus",
     }
+
+
+async def test_imports_through_http_and_graphql_for_their_merchant_and_admin_only(
+    api: Api, world: dict[str, Any]
+) -> None:
+    """POST /imports/accruals follows importAccruals' rule; a job is seen by the merchant
+    whose program it imports into and by ADMIN, never by another merchant."""
+    body = f"memberId,orderRef,amount\n{world['member']},imp-http,1\n".encode()
+    expected = {"ADMIN": 202, "MERCHANT": 202, "FINANCE": 403, "STOREFRONT": 403}
+    jobs = []
+    for role, status in expected.items():
+        headers = {"Authorization": f"Bearer {world['keys'][role]}", "Content-Type": "text/csv"}
+        if role == "STOREFRONT":
+            headers["X-Member-Token"] = world["token"]
+        response = await api.client.post(
+            "/imports/accruals?program=JADE", content=body, headers=headers
+        )
+        assert response.status_code == status, (role, response.text)
+        if status == 202:
+            jobs.append(response.json()["id"])
+    lotus = {"Authorization": f"Bearer {world['lotus_key']}", "Content-Type": "text/csv"}
+    refused = await api.client.post("/imports/accruals?program=JADE", content=body, headers=lotus)
+    assert refused.status_code == 403
+    query = "query($id: ID!) { importJob(id: $id) { id program { code } } }"
+    for job_id in jobs:
+        for key, sees in ((world["keys"]["MERCHANT"], True), (world["lotus_key"], False)):
+            seen = await api.gql(query, {"id": job_id}, key=key)
+            assert (seen["importJob"] is not None) == sees, (job_id, sees)
+    await runtime_drained(api)
+
+
+async def runtime_drained(api: Api) -> None:
+    """Let the jobs started above finish before the database is emptied."""
+    worker = api.app.state.runtime.imports
+    await worker.drain()
