@@ -149,5 +149,16 @@ def sees_money_of(principal: Principal, merchant_id: str) -> bool:
     return principal.role == MERCHANT and principal.merchant_id == merchant_id
 
 
+def sees_as_the_member(principal: Principal, member_id: str) -> bool:
+    """What only the member sees of itself (its credit level, from the external credit
+    system): ADMIN, or a session of that member minted by the platform or ADMIN. A session a
+    merchant minted on its own (no member need be present) does not: the merchant would
+    read it through it."""
+    if principal.role == ADMIN:
+        return True
+    grant = principal.session
+    return principal.member_id == member_id and grant is not None and grant.universal
+
+
 def can_see_all_members(principal: Principal) -> bool:
     return principal.role == ADMIN

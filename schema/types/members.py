@@ -15,6 +15,7 @@ from hub.enums import EntryKind as DomainEntryKind
 from hub.enums import Role
 from hub.ledger import queries
 from hub.member_view import AccountView, MemberView
+from hub.permissions import sees_as_the_member
 from hub.privacy import mask_name
 from schema.context import Info
 from schema.enums import CreditLevel, EntryKind
@@ -147,12 +148,12 @@ class Member:
         return member
 
     @strawberry.field(
-        description="From the external credit system; the member (their session) and ADMIN "
-        "only: null for everyone else, and null when none was given."
+        description="From the external credit system; the member (a session minted by the "
+        "platform or ADMIN) and ADMIN only: null for everyone else, a merchant's own session "
+        "included, and null when none was given."
     )
     def credit_level(self, info: Info) -> CreditLevel | None:  # type: ignore[valid-type]
-        principal = info.context.principal
-        if principal.role != Role.ADMIN and principal.member_id != self.row.id:
+        if not sees_as_the_member(info.context.principal, self.row.id):
             return None
         return DomainCreditLevel(self.row.credit_level) if self.row.credit_level else None
 

@@ -99,3 +99,27 @@ async def test_revoking_a_key_ends_the_sessions_it_minted(api: Api, world: dict[
     assert revoked["revokeApiKey"]["userErrors"] == []
     response = await api.post(WHO, key=storefront, member_token=token)
     assert response.status_code == 401, response.text
+
+
+async def test_a_session_a_merchant_minted_shows_what_that_merchant_sees(
+    api: Api, world: dict[str, Any]
+) -> None:
+    """Outside review 2: jade minted a session for its member on its own (no member need be
+    present) and read her credit level through viewer."""
+    credit = await api.gql(
+        "mutation C($id: ID!) { setMemberCredit(memberId: $id, level: EXCELLENT) "
+        "{ userErrors { code } } }",
+        {"id": world["member"]},
+    )
+    assert credit["setMemberCredit"]["userErrors"] == []
+    own = "{ viewer { member { creditLevel displayName } } }"
+    jade_token = await member_session(api, world["member"], key=world["jade"])
+    seen = (await api.gql(own, key=world["jade"], member_token=jade_token))["viewer"]["member"]
+    assert seen["creditLevel"] is None
+    storefront = await create_key(api, "STOREFRONT")
+    through = await api.gql(own, key=storefront, member_token=jade_token)
+    assert through["viewer"]["member"]["creditLevel"] is None
+    # The member in the platform's mall (a session the platform minted) sees both.
+    mall = await member_session(api, world["member"], key=world["haowu"])
+    mine = (await api.gql(own, key=storefront, member_token=mall))["viewer"]["member"]
+    assert mine == {"creditLevel": "EXCELLENT", "displayName": "Wang Fang"}
