@@ -128,15 +128,6 @@ async def authenticate(session: AsyncSession, secret: str) -> Principal | None:
     return Principal(key_id=key.id, role=Role(key.role), merchant_id=key.merchant_id)
 
 
-async def is_live(session: AsyncSession, key_id: str) -> bool:
-    """Whether this key exists and is not revoked: a member session ends with the key that
-    minted it."""
-    found = await session.scalar(
-        select(ApiKey.id).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
-    )
-    return found is not None
-
-
 async def list_api_keys(session: AsyncSession) -> Sequence[ApiKey]:
     """Every key, newest first (revoked ones too: the list is the audit trail)."""
     return (await session.scalars(select(ApiKey).order_by(ApiKey.created_at.desc()))).all()
