@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import BigInteger, DateTime, Numeric, event, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -117,6 +119,13 @@ async def rows_by(
     for row in rows:
         found[getattr(row, column.key)].append(row)
     return found
+
+
+def insert_or_skip(session: AsyncSession, model: type[Any]) -> Any:
+    """An INSERT into `model` that does nothing where a unique key already holds the row
+    (ON CONFLICT DO NOTHING, in the session's dialect); its rowcount says whether it wrote."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    return insert(model).on_conflict_do_nothing()
 
 
 def utcnow() -> dt.datetime:

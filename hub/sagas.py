@@ -30,11 +30,12 @@ import structlog
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors.base import BookingResult, CallResult, Connector, ConnectorFactory
+from connectors.base import BookingResult, CallResult, Connector, ConnectorFactory, Outcome
 from hub.config import Settings
-from hub.db import Database, utcnow
+from hub.db import Database, insert_or_skip, utcnow
 from hub.enums import ErrorCode
 from hub.errors import DomainError
+from hub.models.outcomes import PartnerOutcome
 
 log = structlog.get_logger(__name__)
 
@@ -127,12 +128,28 @@ async def run_local(
             return
 
 
+async def _confirmed(
+    session: AsyncSession, saga: Saga[Row], row_id: str, found: Next, result: Result
+) -> None:
+    """Keep a partner's answer that it applied a step: what `hub verify` holds every
+    partner-side movement of a finished saga to. Recorded once, whoever records it."""
+    row = {
+        "saga": saga.name,
+        "saga_id": row_id,
+        "step": str(found.step),
+        "program_code": found.program.code,
+        "partner_ref": getattr(result, "partner_ref", None) or getattr(result, "booking_ref", None),
+        "confirmed_at": utcnow(),
+    }
+    await session.execute(insert_or_skip(session, PartnerOutcome).values(**row))
+
+
 async def _record(
     settings: Settings,
     factory: ConnectorFactory,
     saga: Saga[Row],
     row_id: str,
-    step: str,
+    found_then: Next,
     result: Result | None,
     hold: dt.timedelta | None,
     session: AsyncSession,
@@ -140,6 +157,9 @@ async def _record(
     """Store a partner step's outcome and run the local steps after it; False to wait.
     With `hold`, a saga that goes on keeps its claim (next attempt moved past the next
     step) until that step is recorded in turn."""
+    step = found_then.step
+    if result is not None and result.outcome == Outcome.APPLIED:
+        await _confirmed(session, saga, row_id, found_then, result)
     fresh = await session.scalar(
         select(saga.model)
         .where(saga.model.id == row_id)
@@ -183,9 +203,7 @@ async def advance(
         result: Result | None = None
         if not factory.is_local(found.program):  # a local step left over runs in _record
             result = await found.action(factory.for_program(found.program, None, actor))
-        record = functools.partial(
-            _record, settings, factory, saga, row_id, found.step, result, hold
-        )
+        record = functools.partial(_record, settings, factory, saga, row_id, found, result, hold)
         if not await db.transaction(record):
             break
     async with db.read() as session:

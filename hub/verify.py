@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import verify_amounts
@@ -19,6 +19,8 @@ from hub.enums import (
     ObligationKind,
     RedemptionStatus,
 )
+from hub.exchange.saga import Step as ConversionStep
+from hub.mall.saga import Step as RedemptionStep
 from hub.models import (
     Account,
     Conversion,
@@ -29,6 +31,7 @@ from hub.models import (
     LotUse,
     NetPosition,
     Obligation,
+    PartnerOutcome,
     Posting,
     Program,
     Redemption,
@@ -378,6 +381,73 @@ def _saga_checks() -> list[tuple[str, str, Any]]:
     ]
 
 
+def _partner_checks() -> list[tuple[str, str, Any]]:
+    """Every partner-side movement a saga stands for has the partner's confirmation.
+
+    The hub believes a partner debited, credited, held, released, refunded or compensated
+    only when the partner answered that it applied the call (`partner_outcomes`, written by
+    the saga driver); a saga that moved past such a step on anything else (an unreachable
+    partner taken for a refusal, a lost answer taken for a success) shows here.
+    """
+    connected = select(Program.code).where(Program.connector != ConnectorKind.HOSTED.value)
+
+    def owed(saga: str, row: Any, status: Any, program: Any, steps: list[str], *when: Any) -> Any:
+        confirmed = (
+            select(PartnerOutcome.id)
+            .where(PartnerOutcome.saga_id == row.id, PartnerOutcome.step.in_(steps))
+            .exists()
+        )
+        return select(literal(saga), row.id, status, program, literal(" or ".join(steps))).where(
+            program.in_(connected), ~confirmed, *when
+        )
+
+    c, r = Conversion, Redemption
+    debited = or_(
+        c.status.in_([ConversionStatus.COMPLETED.value, ConversionStatus.REVERSED.value]),
+        c.step.in_([ConversionStep.CREDIT.value, ConversionStep.REVERSE.value]),
+    )
+    taken = or_(
+        r.status.in_([RedemptionStatus.CONFIRMED.value, RedemptionStatus.CANCELLED.value]),
+        r.step.in_([RedemptionStep.BOOK.value, RedemptionStep.CAPTURE.value]),
+        and_(r.status == RedemptionStatus.FAILED.value, r.hold_ref.is_not(None)),
+    )
+    cancelled = r.status == RedemptionStatus.CANCELLED.value
+    completed = c.status == ConversionStatus.COMPLETED.value
+    reversed_ = c.status == ConversionStatus.REVERSED.value
+    owed_steps = union_all(
+        owed("conversion", c, c.status, c.from_code, ["DEBIT"], debited),
+        owed("conversion", c, c.status, c.to_code, ["CREDIT"], completed),
+        owed("conversion", c, c.status, c.from_code, ["REVERSE"], reversed_),
+        owed("redemption", r, r.status, r.paid_with, ["DEBIT", "HOLD"], taken),
+        owed(
+            "redemption",
+            r,
+            r.status,
+            r.paid_with,
+            ["RELEASE"],
+            r.status == RedemptionStatus.FAILED.value,
+            r.hold_ref.is_not(None),
+        ),
+        owed("redemption", r, r.status, r.paid_with, ["REFUND"], cancelled),
+        owed(
+            "redemption",
+            r,
+            r.status,
+            r.paid_with,
+            ["COMPENSATE"],
+            cancelled,
+            r.compensation_points > 0,
+        ),
+    ).subquery()
+    return [
+        (
+            "partner movement confirmed",
+            "{0} {1} is {2}, but {3} never confirmed its {4}",
+            select(owed_steps),
+        )
+    ]
+
+
 EXTRA_CHECKS: list[tuple[str, str, Any]] = []  # for plug-ins
 
 
@@ -386,6 +456,7 @@ def _all_checks(dialect: str) -> list[tuple[str, str, Any]]:
         *_checks(),
         *_obligation_checks(),
         *_saga_checks(),
+        *_partner_checks(),
         *_adjustment_checks(),
         *verify_amounts.checks(dialect),
         *EXTRA_CHECKS,

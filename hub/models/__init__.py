@@ -24,6 +24,7 @@ from hub.models.ledger import (
 )
 from hub.models.mall import Redemption, RedemptionLeg, Reward, Slot, Voucher
 from hub.models.merchants import ApiKey, HubSetting, Merchant, Program
+from hub.models.outcomes import PartnerOutcome
 from hub.models.reconciliation import ReconciliationReport
 from hub.models.settlement import (
     NetPosition,
@@ -63,6 +64,7 @@ __all__ = [
     "Obligation",
     "OutboxEvent",
     "PartnerEvent",
+    "PartnerOutcome",
     "PaymentInstruction",
     "Posting",
     "Program",

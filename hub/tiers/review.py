@@ -13,12 +13,10 @@ import functools
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.config import Settings
-from hub.db import Database, utcnow
+from hub.db import Database, insert_or_skip, utcnow
 from hub.models import Account, MemberTier, Program, Tier, TierReview
 from hub.tiers.ladder import ladder
 from hub.tiers.standing import (
@@ -77,11 +75,8 @@ async def review_tiers(
 
 async def _claim(session: AsyncSession, code: str, today: dt.date, now: dt.datetime) -> bool:
     """Take today's review of the program; False when a replica already took it."""
-    dialect = session.get_bind().dialect.name
-    first = (
-        (pg_insert if dialect == "postgresql" else sqlite_insert)(TierReview)
-        .values(program_code=code, reviewed_on=today, reviewed_at=now)
-        .on_conflict_do_nothing()
+    first = insert_or_skip(session, TierReview).values(
+        program_code=code, reviewed_on=today, reviewed_at=now
     )
     if (await session.execute(first)).rowcount == 1:  # type: ignore[attr-defined]
         return True
@@ -157,12 +152,10 @@ async def _move(
     if not placed:
         if after is None:
             return False
-        dialect = session.get_bind().dialect.name
-        statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(MemberTier)
         result = await session.execute(
-            statement.values(
+            insert_or_skip(session, MemberTier).values(
                 program_code=code, member_id=member, tier_code=after, since=now
-            ).on_conflict_do_nothing()
+            )
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
     current = MemberTier.tier_code.is_(None) if before is None else MemberTier.tier_code == before

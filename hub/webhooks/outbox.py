@@ -13,11 +13,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import insert, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.db import utcnow
+from hub.db import insert_or_skip, utcnow
 from hub.enums import WebhookEvent
 from hub.ids import new_id
 from hub.models import OutboxEvent, WebhookSubscription
@@ -85,7 +83,6 @@ async def emit(
     if dedupe_key is None:
         await session.execute(insert(OutboxEvent), rows)
         return
-    dialect = session.get_bind().dialect.name
-    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(OutboxEvent)
+    statement = insert_or_skip(session, OutboxEvent)
     for row in rows:
-        await session.execute(statement.values(**row).on_conflict_do_nothing())
+        await session.execute(statement.values(**row))

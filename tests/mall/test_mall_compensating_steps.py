@@ -274,3 +274,29 @@ async def test_a_hold_whose_answer_was_lost_is_not_failed_by_a_call_that_was_nev
         assert (await _state(api, rid))["status"] == "CONFIRMED"
         assert live.balance("carwash", "W-1") == 700  # taken once, for this redemption
     assert await verify_ledger(db_url) == []
+
+
+async def test_hub_verify_catches_a_refund_the_partner_never_confirmed(
+    hub: Api, live: Partners, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defect 1 of issue 15 replayed: the old rule took an unreachable partner's silence for
+    an answer and cancelled with the points still at the car wash. `hub verify` must name
+    the refund no partner confirmed."""
+    member = await _world(hub, live)
+    done = await redeem(hub, member, "jade:MEAL", "WASH")
+    rid = done["redemption"]["id"]
+    assert await verify_ledger(db_url) == []  # the hold was confirmed by the car wash
+    await live.stop("carwash")
+
+    def old_rule(r: Redemption, step: str, result: object) -> bool:
+        return getattr(result, "outcome", None) == saga.Outcome.UNKNOWN
+
+    monkeypatch.setattr(saga, "_retried", old_rule)
+    cancelled = await cancel_redemption(hub, rid)
+    assert cancelled["redemption"]["status"] == "CANCELLED"  # what the defect reported
+    assert live.balance("carwash", "W-1") == 800  # and the points never came back
+    found = [str(v) for v in await verify_ledger(db_url)]
+    assert found == [
+        f"partner movement confirmed: redemption {rid} is CANCELLED,"
+        " but WASH never confirmed its REFUND"
+    ], found

@@ -1,0 +1,32 @@
+"""What partners confirmed: one row per partner step of a saga that a partner applied."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hub.db import utcnow
+from hub.models.base import Base, BigId
+
+
+class PartnerOutcome(Base):
+    """A partner answered that it applied a saga's step (a debit, credit, hold, reversal...).
+
+    The hub believes a partner-side movement happened only on such an answer; `hub verify`
+    checks that every movement a finished saga stands for has its row here. The call's
+    idempotency key is `<saga_id>:<step in lower case>`; `partner_ref` is the partner's own
+    reference for it when the partner gave one.
+    """
+
+    __tablename__ = "partner_outcomes"
+    __table_args__ = (UniqueConstraint("saga_id", "step", name="uq_partner_outcomes_step"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    saga: Mapped[str] = mapped_column(String(20))
+    saga_id: Mapped[str] = mapped_column(String(40))
+    step: Mapped[str] = mapped_column(String(30))
+    program_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
+    partner_ref: Mapped[str | None] = mapped_column(String(120))
+    confirmed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
