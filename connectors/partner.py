@@ -157,6 +157,11 @@ def _result(reply: Reply, ref: Callable[[Any], str | None] | None = None) -> Cal
     )
 
 
+# A day's movements is a batch read of thousands of rows, not a member's debit: it gets
+# the time such a listing takes, not the timeout tuned for calls a member waits on.
+MOVEMENTS_WAIT_SECONDS = 30.0
+
+
 class PartnerConnector:
     """The protocol over a partner's HTTP API, spoken in its dialect."""
 
@@ -294,7 +299,11 @@ class PartnerConnector:
     async def movements(self, day: dt.date) -> list[PartnerMovement]:
         route = self.dialect.movements
         reply = await self.client.call(
-            "movements", route.method, route.path, params=self.dialect.movements_params(day)
+            "movements",
+            route.method,
+            route.path,
+            params=self.dialect.movements_params(day),
+            wait_seconds=max(MOVEMENTS_WAIT_SECONDS, self.client.config.timeout_seconds),
         )
         if not reply.applied:
             raise PartnerUnavailable(reply.message or "The partner's movements are not available.")
