@@ -76,7 +76,9 @@ async def _backend(
     report: Report, options: Options, backend: str, url: str, live: dict[str, tuple[str, str]]
 ) -> None:
     secrets = {merchant.upper(): secret for merchant, (_, secret) in live.items()}
-    base = hub_settings(url).model_copy(update={"partner_secrets": secrets})
+    base = hub_settings(url).model_copy(
+        update={"partner_secrets": secrets, "allow_private_partners": True}
+    )
     cold_settings = base.model_copy(update={"catalog_cache_seconds": 0.001})
     warm_settings = base.model_copy(update={"catalog_cache_seconds": 3600})
     async with servers.hub(cold_settings, options.loop) as cold_hub:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import ssl
 from typing import Any
 
+import certifi
 import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -102,21 +104,32 @@ class Registry:
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
-        self._client = client
+        self._shared = client
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._tls: ssl.SSLContext | None = None
         self._partners: dict[str, Connector] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
         self._store: BreakerStore | None = None
         if settings.redis_url:
             self._store = BreakerStore(settings.redis_url, settings.redis_prefix + "breaker:")
 
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+    def _client(self, merchant_id: str) -> httpx.AsyncClient:
+        """Each partner its own connection pool: a slow partner holds only its own
+        connections (a bulkhead), and a pool stays small. httpcore scans every connection
+        of a pool on each request and each response; one pool shared by 20 partners cost
+        the mall's cold page more CPU than its SQL (bench/README.md, issue 16)."""
+        if self._shared is not None:
+            return self._shared
+        client = self._clients.get(merchant_id)
+        if client is None:
+            if self._tls is None:  # made once: loading the CA bundle costs ~20 ms a client
+                self._tls = ssl.create_default_context(cafile=certifi.where())  # as httpx
+            client = self._clients[merchant_id] = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
                 follow_redirects=False,
+                verify=self._tls,
             )
-        return self._client
+        return client
 
     def is_local(self, program: Program) -> bool:
         return program.connector == ConnectorKind.HOSTED.value
@@ -164,7 +177,9 @@ class Registry:
             breaker = self.breakers[program.merchant_id] = self._breaker(
                 program.merchant_id, config, partner
             )
-        client = PartnerClient(program.merchant_id, partner, self.client, breaker)
+        client = PartnerClient(
+            program.merchant_id, partner, self._client(program.merchant_id), breaker
+        )
         return PartnerConnector(DIALECTS[program.connector](), client)
 
     def _breaker(
@@ -183,6 +198,6 @@ class Registry:
         if self._store is not None:
             await self._store.close()
             self._store = None
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()

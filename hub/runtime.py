@@ -27,17 +27,18 @@ class Runtime:
     settings: Settings
     db: Database
     connectors: ConnectorFactory
-    catalog: PartnerCatalog
     rate_limits: RateLimits
     events: Events | None = None  # set by the assembly, which knows the handlers
     webhooks: Dispatcher | None = None  # outbound deliveries to merchants
     imports: ImportWorker | None = None  # bulk accrual imports
     key_usage: auth.KeyUsage = field(default_factory=auth.KeyUsage)
     caches: Caches = field(init=False)
+    catalog: PartnerCatalog = field(init=False)
     _tokens: auth.SessionTokens | None = None
 
     def __post_init__(self) -> None:
         self.caches = Caches(self.db, self.settings.cache_check_seconds)
+        self.catalog = PartnerCatalog(self.db, self.connectors, self.settings, self.caches)
 
     @classmethod
     async def start(cls, settings: Settings, connectors: ConnectorFactory) -> Runtime:
@@ -48,7 +49,6 @@ class Runtime:
             settings=settings,
             db=db,
             connectors=connectors,
-            catalog=PartnerCatalog(db, connectors, settings),
             rate_limits=rate_limits(settings),
             webhooks=Dispatcher(db, settings),
             imports=ImportWorker(db, settings),

@@ -15,10 +15,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory, RewardOffer
+from hub.caches import Caches
 from hub.config import Settings
 from hub.db import Database
 from hub.enums import ConnectorKind
@@ -30,22 +30,31 @@ log = structlog.get_logger(__name__)
 
 
 class PartnerCatalog:
-    def __init__(self, db: Database, factory: ConnectorFactory, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, factory: ConnectorFactory, settings: Settings, caches: Caches
+    ) -> None:
         self.db = db
         self.factory = factory
         self.settings = settings
+        self.caches = caches
         self.refreshed: dict[str, float] = {}
+        # What each partner listed when this process last stored its catalog: the same
+        # answer again only renews its freshness, it is not written again.
+        self.stored: dict[str, tuple[RewardOffer, ...]] = {}
         self.inflight: dict[str, asyncio.Task[list[RewardOffer]]] = {}
         self._background: set[asyncio.Future[None]] = set()
         self._slot_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._slots_refreshed: dict[tuple[str, str], float] = {}
 
     async def connected_programs(self, merchant: str | None = None) -> list[Program]:
-        async with self.db.read() as session:
-            query = select(Program).where(Program.connector != ConnectorKind.HOSTED.value)
-            if merchant:
-                query = query.where(Program.merchant_id == merchant)
-            return list(await session.scalars(query))
+        """The partners' programs (from the process's cache of programs)."""
+        programs = (await self.caches.programs()).by_code.values()
+        return [
+            p
+            for p in programs
+            if p.connector != ConnectorKind.HOSTED.value
+            and (merchant is None or p.merchant_id == merchant)
+        ]
 
     def _fresh(self, merchant_id: str) -> bool:
         at = self.refreshed.get(merchant_id)
@@ -56,13 +65,17 @@ class PartnerCatalog:
         return await connector.list_rewards()
 
     async def _store(self, answers: dict[str, list[RewardOffer]]) -> None:
-        """Store what the partners answered, in one transaction."""
+        """Store what the partners answered, in one transaction; a listing the same as the
+        one this process stored last is not written again."""
+        changed = {m: tuple(o) for m, o in answers.items() if self.stored.get(m) != tuple(o)}
 
         async def store(session: AsyncSession) -> None:
-            for merchant_id, offers in answers.items():
+            for merchant_id, offers in changed.items():
                 await catalog.store_partner_rewards(session, merchant_id, offers)
 
-        await self.db.transaction(store)
+        if changed:
+            await self.db.transaction(store)
+            self.stored.update(changed)
         now = time.monotonic()
         for merchant_id in answers:
             self.refreshed[merchant_id] = now

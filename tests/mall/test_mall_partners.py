@@ -259,3 +259,46 @@ async def test_twenty_partners_one_hangs_the_page_keeps_its_budget(
 
 async def _ids(data: dict[str, Any]) -> list[str]:
     return [e["node"]["id"] for e in data["rewards"]["edges"]]
+
+
+async def test_a_partner_listing_the_same_again_is_not_written_again(
+    settings: Settings, live: Partners
+) -> None:
+    """A cold page asks every partner (the cache has run out) but rewrites only the
+    listings that changed: the same answer renews its freshness and nothing else."""
+    from sqlalchemy import event
+
+    rewards = [{"ref": "TEA", "kind": "GOODS", "title": "Tea", "price": 100}]
+    await live.start("shop", "HTTP", rewards=rewards)
+    configured = settings.model_copy(
+        update={
+            "partner_secrets": live.secrets(),
+            "allow_private_partners": True,
+            "catalog_cache_seconds": 0.001,
+        }
+    )
+    async with live_app(configured) as (_, api):
+        await register(api, "haowu", "HUB", category="PLATFORM")
+        await register_connected(api, live, "shop", "SHOP", "HTTP")
+        assert len((await api.gql(PAGE))["rewards"]["edges"]) == 1  # stored once
+        shop = live.sandbox("shop")
+        asked = shop.stats["rewards"]
+        engine = api.app.state.runtime.db.engine.sync_engine
+        sent: list[str] = []
+
+        def count(*args: Any) -> None:
+            sent.append(str(args[2]).split()[0])
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            again = await api.gql(PAGE)
+            assert again == await api.gql(PAGE)
+            assert shop.stats["rewards"] >= asked + 2  # the partner was asked each time
+            assert {"INSERT", "UPDATE", "DELETE"}.isdisjoint(sent), sent
+            # A listing that changed is written.
+            shop.catalog[0]["price"] = 120
+            prices = [e["node"]["price"] for e in (await api.gql(PAGE))["rewards"]["edges"]]
+            assert prices == [120]
+            assert "UPDATE" in sent
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
