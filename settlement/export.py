@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 
 from hub.db import Database
-from hub.money import money
 from hub.models import Statement
+from hub.money import money
 from settlement.statements import lines
 
 HEADER = [

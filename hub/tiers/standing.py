@@ -73,11 +73,6 @@ def raised(tiers: Sequence[Tier], held: str | None, q: Qualification) -> Tier | 
     return target
 
 
-def counts(occurred: dt.datetime, at: dt.datetime) -> bool:
-    """Whether a purchase made at `occurred` qualifies as of `at` (qualifications' window)."""
-    return window_start(at) < occurred <= at
-
-
 def effective(tiers: Sequence[Tier], held: str | None, q: Qualification) -> Tier | None:
     """The tier a member has now: the one held (until the nightly review lowers it) or the
     one qualified for, whichever is higher. A held code no longer on the ladder counts
@@ -213,9 +208,11 @@ class Climb:
     ) -> None:
         self.tiers = tiers
         self.at = at
+        self.since = window_start(at)  # purchases after it qualify, as in qualifications()
         self.held = held  # absent: never placed
         self.found = found
         self.moved: set[str] = set()
+        self._current: dict[str, Tier | None] = {}
 
     @classmethod
     async def load(
@@ -237,8 +234,10 @@ class Climb:
 
     def tier(self, member_id: str) -> Tier | None:
         """The tier the member's next purchase earns at."""
-        q = self.found.get(member_id, Qualification())
-        return effective(self.tiers, self.held.get(member_id), q)
+        if member_id not in self._current:
+            q = self.found.get(member_id, Qualification())
+            self._current[member_id] = effective(self.tiers, self.held.get(member_id), q)
+        return self._current[member_id]
 
     def purchase(
         self, member_id: str, amount: Decimal, occurred: dt.datetime
@@ -246,13 +245,14 @@ class Climb:
         """Count a purchase; the move up it earns (tier codes before and after) with what
         qualified for it, or None."""
         q = self.found.get(member_id, Qualification())
-        if counts(occurred, self.at):
+        if self.since < occurred <= self.at:
             q = self.found[member_id] = Qualification(q.spend + amount, q.orders + 1)
         before = self.held.get(member_id)
         target = raised(self.tiers, before, q)
-        if target is None:
+        if target is None:  # the tier the member has stays what it was
             return None
         self.held[member_id] = target.code
+        self._current[member_id] = target
         self.moved.add(member_id)
         return (before, target.code), q
 
