@@ -57,7 +57,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import databases
 from bench.harness import RESULTS, machine, progress
-from hub.accrual import points_for
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -81,6 +80,7 @@ from hub.models import (
     Tier,
     WebhookSubscription,
 )
+from hub.promotions import Line, points_on
 from hub.verify import verify
 
 NAME = "imports"
@@ -327,7 +327,7 @@ async def baseline(
             for p in batch:  # built before the clock starts
                 entry_id += 1
                 account = accounts[member_id(p.member)]
-                points = points_for(p.amount, Decimal(1), Decimal(1))
+                points = points_on([Line(p.amount)], Decimal(1), [])
                 balance = balances[account] = balances.get(account, 0) + points
                 total += points
                 entries.append(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,11 +47,6 @@ class Accrued:
     points: int
     green_points: int | None = None
     green_entry_id: int | None = None
-
-
-def points_for(amount: Decimal, rate: Decimal, multiplier: Decimal) -> int:
-    """floor(amount x accrualRate x multiplier): a partial point is never granted."""
-    return int((amount * rate * multiplier).to_integral_value(rounding=ROUND_FLOOR))
 
 
 def applying(
