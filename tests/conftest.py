@@ -9,6 +9,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,20 @@ async def _drop_pg_database(url: str) -> None:
     async with engine.connect() as conn:
         await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     await engine.dispose()
+
+
+@asynccontextmanager
+async def empty_scratch_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a new database with nothing in it, not even tables (the migration tests
+    bring it to an old revision themselves), dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+        return
+    url = await _create_pg_database()
+    try:
+        yield url
+    finally:
+        await _drop_pg_database(url)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.migrate import upgrade
 from hub.models import AccrualAmount, Entry, Member, Merchant, Program
-from tests.conftest import BACKENDS, _create_pg_database, _drop_pg_database
+from tests.conftest import BACKENDS, empty_scratch_database
 
 AT = dt.datetime(2026, 11, 1, 4, 0, tzinfo=dt.UTC)
 
@@ -22,12 +22,7 @@ AT = dt.datetime(2026, 11, 1, 4, 0, tzinfo=dt.UTC)
 async def test_accruals_imported_before_0022_get_their_amounts(
     backend: str, tmp_path: Path
 ) -> None:
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-        if backend == "sqlite"
-        else await _create_pg_database()
-    )
-    try:
+    async with empty_scratch_database(backend, tmp_path) as url:
         await upgrade(url, "0025")
         engine = create_async_engine(url)
         async with engine.begin() as conn:
@@ -108,6 +103,3 @@ async def test_accruals_imported_before_0022_get_their_amounts(
             (2, "mbr_1", Decimal("80.0000"), AT),
             (3, "mbr_1", Decimal("0.0700"), AT),
         ]
-    finally:
-        if backend != "sqlite":
-            await _drop_pg_database(url)

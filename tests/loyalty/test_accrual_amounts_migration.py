@@ -13,19 +13,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.migrate import upgrade
 from hub.models import AccrualAmount, Entry, Member, Merchant, Program
-from tests.conftest import BACKENDS, _create_pg_database, _drop_pg_database
+from tests.conftest import BACKENDS, empty_scratch_database
 
 AT = dt.datetime(2026, 6, 1, 4, 0, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_accruals_before_0017_keep_their_amounts(backend: str, tmp_path: Path) -> None:
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-        if backend == "sqlite"
-        else await _create_pg_database()
-    )
-    try:
+    async with empty_scratch_database(backend, tmp_path) as url:
         await upgrade(url, "0008")
         engine = create_async_engine(url)
         async with engine.begin() as conn:
@@ -108,6 +103,3 @@ async def test_accruals_before_0017_keep_their_amounts(backend: str, tmp_path: P
             (1, "mbr_1", Decimal("125.5000")),
             (2, "mbr_1", Decimal("80.0000")),
         ]
-    finally:
-        if backend != "sqlite":
-            await _drop_pg_database(url)
