@@ -141,24 +141,12 @@ async def test_an_import_that_crosses_a_threshold_moves_the_member_up_at_that_li
     assert top["tier"]["code"] == "GOLD"
     assert (top["qualifyingSpend"], top["qualifyingOrders"]) == ("5200.00", 4)
     changed = [e["data"] for e in await events(db_url, "TIER_CHANGED")]
-    assert changed == [
-        {
-            "memberId": member,
-            "program": "HUB",
-            "from": None,
-            "to": "SILVER",
-            "direction": "UP",
-            "qualifyingSpend": "1100.00",
-            "qualifyingOrders": 2,
-        },
-        {
-            "memberId": member,
-            "program": "HUB",
-            "from": "SILVER",
-            "to": "GOLD",
-            "direction": "UP",
-            "qualifyingSpend": "5100.00",
-            "qualifyingOrders": 3,
-        },
+    # As accruePoints writes them: the merchant learns each move and what qualified for it.
+    assert {(c["memberId"], c["program"], c["direction"]) for c in changed} == {
+        (member, "HUB", "UP")
+    }
+    assert [(c["from"], c["to"], c["qualifyingSpend"], c["qualifyingOrders"]) for c in changed] == [
+        (None, "SILVER", "1100.00", 2),
+        ("SILVER", "GOLD", "5100.00", 3),
     ]
     assert await verify_ledger(db_url) == []
