@@ -8,6 +8,7 @@ import json
 import math
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -19,6 +20,21 @@ from typing import Any
 from bench.counters import Probe
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def peak_rss_mib() -> float:
+    """The peak resident set of this process so far (ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_mib() -> float:
+    """The resident set of this process now (Linux), or 0 where /proc is missing."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return pages * resource.getpagesize() / 2**20
+
 
 Op = Callable[[], Awaitable[None]]
 

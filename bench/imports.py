@@ -1,7 +1,8 @@
 """Bulk accrual import at scale: N purchases of a till file imported, against a bare
 multi-row INSERT of the same ledger rows, measured in the same run.
 
-`python -m bench.imports [--rows N] [--chunk N] [--subscribed] [--postgres URL | --sqlite]`
+`python -m bench.imports [--rows N] [--chunk N] [--subscribed] [--tiers]
+[--postgres URL | --sqlite]`
 
 N is 1,000,000 for the issue's figure (`--rows 1000000`); the default is
 `$HUB_BENCH_IMPORT_ROWS` or 100,000, for quick runs. For each database (SQLite in a
@@ -10,22 +11,27 @@ two fresh, migrated databases with the same world (a hosted program and N/10 enr
 members, loaded directly), writes one CSV file of N purchases (memberId or externalRef,
 orderRef, amount, occurredAt over yesterday), and measures:
 
-- the baseline: the entries, postings and lots the import will write (the same ids,
-  points, balances after and expiries, computed beforehand and not timed), inserted
-  chunk by chunk, one transaction each, with the very multi-row statements the import
-  uses (`hub.imports.bulk`), and nothing else; only the statements and commits are timed;
+- the baseline: the entries, postings, lots and purchase amounts (what tiers qualify on)
+  the import will write (the same ids, points, balances after and expiries, computed
+  beforehand and not timed), inserted chunk by chunk, one transaction each, with the very
+  multi-row statements the import uses (`hub.imports.bulk`), and nothing else; only the
+  statements and commits are timed;
 - the import: the file streamed through `hub.imports.service.receive` (read, parsed,
   checked, staged) and applied by the `ImportWorker` as its batches arrive, as for
   POST /imports/accruals (chunks of HUB_IMPORT_CHUNK_ROWS: accounts locked, orders checked,
-  promotions, balances, entries, postings, lots, rejections, staged rows consumed, the
-  job's progress), timed from the first byte to the job COMPLETED ("upload s": until the
-  last byte is staged; "rest s": the chunks still to apply then).
+  promotions and tiers, balances, entries, postings, lots, purchase amounts, rejections,
+  staged rows consumed, the job's progress), timed from the first byte to the job
+  COMPLETED ("upload s": until the last byte is staged; "rest s": the chunks still to
+  apply then).
 
 It prints both rates (rows per second), the ratio import/baseline (the issue asks >= 0.5),
 the import's two phases, then checks that every row was accepted, the points credited
 equal the baseline's, and `hub verify` finds nothing. With `--subscribed` a merchant
 webhook subscription listens to POINTS_ACCRUED, so the import also writes one outbox event
-per accrual. Results go to bench/results/imports-<time>.json.
+per accrual. With `--tiers` the program has a ladder (Silver from 1,000 spent and 3
+orders, Gold from 3,000 and 8, both x1 so the points stay the baseline's): each chunk also
+reads its members' standings and writes the moves up with their TIER_CHANGED events.
+Results go to bench/results/imports-<time>.json.
 """
 
 from __future__ import annotations
@@ -51,27 +57,30 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import databases
 from bench.harness import RESULTS, machine, progress
-from hub.accrual import points_for
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
-from hub.enums import AccountKind, ConnectorKind, MerchantCategory, Role
+from hub.enums import AccountKind, ConnectorKind, MerchantCategory, Role, WebhookEvent
 from hub.imports import bulk, service
-from hub.imports.apply import ENTRY_COLUMNS, LOT_COLUMNS, POSTING_COLUMNS
+from hub.imports.apply import AMOUNT_COLUMNS, ENTRY_COLUMNS, LOT_COLUMNS, POSTING_COLUMNS
 from hub.imports.rows import CsvReader
 from hub.imports.worker import ImportWorker
 from hub.ledger.points import expiry_of
 from hub.merchants import NewMerchant, register_merchant
 from hub.models import (
     Account,
+    AccrualAmount,
     Entry,
     ImportJob,
     Lot,
     Member,
+    MemberTier,
     OutboxEvent,
     Posting,
+    Tier,
     WebhookSubscription,
 )
+from hub.promotions import Line, points_on
 from hub.verify import verify
 
 NAME = "imports"
@@ -90,6 +99,8 @@ class Outcome:
     members: int
     chunk: int
     subscribed: bool
+    tiers: bool = False
+    moved_up: int = 0
     baseline_seconds: float = 0.0
     stage_seconds: float = 0.0
     apply_seconds: float = 0.0
@@ -166,8 +177,12 @@ def write_file(path: Path, rows: int, members: int, seed: int, day_start: dt.dat
     return path.stat().st_size
 
 
-async def make_world(db: Database, members: int, subscribed: bool) -> None:
-    """A hosted program and its members, loaded directly (not measured)."""
+LADDER = [("SILVER", Decimal(1000), 3), ("GOLD", Decimal(3000), 8)]  # x1: points unchanged
+
+
+async def make_world(db: Database, members: int, subscribed: bool, tiers: bool = False) -> None:
+    """A hosted program (with a ladder of tiers if asked) and its members, loaded directly
+    (not measured)."""
 
     async def register(session: AsyncSession) -> None:
         await register_merchant(
@@ -187,6 +202,20 @@ async def make_world(db: Database, members: int, subscribed: bool) -> None:
                 compensation_percent=Decimal(10),
             ),
         )
+        for rank, (code, spend, orders) in enumerate(LADDER if tiers else []):
+            session.add(
+                Tier(
+                    program_code=PROGRAM,
+                    code=code,
+                    rank=rank,
+                    name=code.title(),
+                    min_spend=spend,
+                    min_orders=orders,
+                    accrual_multiplier=Decimal(1),
+                    redemption_discount_percent=Decimal(0),
+                    benefits="[]",
+                )
+            )
         if subscribed:
             session.add(
                 WebhookSubscription(
@@ -294,10 +323,11 @@ async def baseline(
             entries: list[tuple[Any, ...]] = []
             postings: list[tuple[Any, ...]] = []
             lots: list[tuple[Any, ...]] = []
+            amounts: list[tuple[Any, ...]] = []
             for p in batch:  # built before the clock starts
                 entry_id += 1
                 account = accounts[member_id(p.member)]
-                points = points_for(p.amount, Decimal(1), Decimal(1))
+                points = points_on([Line(p.amount)], Decimal(1), [])
                 balance = balances[account] = balances.get(account, 0) + points
                 total += points
                 entries.append(
@@ -326,11 +356,13 @@ async def baseline(
                         p.occurred,
                     )
                 )
+                amounts.append((entry_id, PROGRAM, member_id(p.member), p.amount, p.occurred))
             began, began_cpu = time.perf_counter(), time.process_time()
             async with db.write() as session:
                 await bulk.insert_rows(session, Entry.__table__, ENTRY_COLUMNS, entries)  # type: ignore[arg-type]
                 await bulk.insert_rows(session, Posting.__table__, POSTING_COLUMNS, postings)  # type: ignore[arg-type]
                 await bulk.insert_rows(session, Lot.__table__, LOT_COLUMNS, lots)  # type: ignore[arg-type]
+                await bulk.insert_rows(session, AccrualAmount.__table__, AMOUNT_COLUMNS, amounts)  # type: ignore[arg-type]
             spent += time.perf_counter() - began
             cpu += time.process_time() - began_cpu
             if entry_id % (chunk * 40) == 0:
@@ -395,23 +427,42 @@ async def run_import(url: str, path: Path, chunk: int, outcome: Outcome) -> None
             ledger = await session.scalar(
                 select(func.sum(Posting.amount)).where(Posting.amount > 0)
             )
-            events = await session.scalar(select(func.count()).select_from(OutboxEvent))
+            events = await session.scalar(
+                select(func.count()).where(OutboxEvent.type == WebhookEvent.POINTS_ACCRUED.value)
+            )
+            outcome.moved_up = int(
+                await session.scalar(
+                    select(func.count()).where(OutboxEvent.type == WebhookEvent.TIER_CHANGED.value)
+                )
+                or 0
+            )
+            placed = await session.scalar(select(func.count()).select_from(MemberTier))
         outcome.checks["every row accepted"] = job.accepted == outcome.rows
         outcome.checks["points as the baseline"] = job.points == outcome.baseline_points
         outcome.checks["ledger holds the points"] = int(ledger or 0) == job.points
         outcome.checks["hub verify clean"] = outcome.verify_violations == 0
         wanted = job.accepted if outcome.subscribed else 0
         outcome.checks[f"{wanted:,} POINTS_ACCRUED events"] = events == wanted
+        if outcome.tiers:
+            outcome.checks["members moved up, each with TIER_CHANGED"] = (
+                0 < int(placed or 0) <= outcome.moved_up
+            )
     finally:
         await worker.close()
         await db.dispose()
 
 
 async def measure(
-    backend: str, postgres: str | None, rows: int, chunk: int, subscribed: bool, seed: int
+    backend: str,
+    postgres: str | None,
+    rows: int,
+    chunk: int,
+    subscribed: bool,
+    seed: int,
+    tiers: bool = False,
 ) -> Outcome:
     members = max(1_000, rows // 10)
-    outcome = Outcome(backend, rows, members, chunk, subscribed)
+    outcome = Outcome(backend, rows, members, chunk, subscribed, tiers)
     settings = Settings()
     local = utcnow().astimezone(settings.tz) - dt.timedelta(days=1)
     day_start = local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.UTC)
@@ -422,7 +473,7 @@ async def measure(
         async with databases.scratch(backend, postgres) as url:
             db = Database(url)
             try:
-                await make_world(db, members, subscribed)
+                await make_world(db, members, subscribed, tiers)
             finally:
                 await db.dispose()
             progress(f"[{backend}] baseline: the same rows, bare multi-row INSERTs")
@@ -434,7 +485,7 @@ async def measure(
         async with databases.scratch(backend, postgres) as url:
             db = Database(url)
             try:
-                await make_world(db, members, subscribed)
+                await make_world(db, members, subscribed, tiers)
             finally:
                 await db.dispose()
             progress(f"[{backend}] import")
@@ -468,7 +519,8 @@ def table(outcomes: list[Outcome]) -> str:
         lines.append(
             f"   [{o.backend}] {o.members:,} members, chunks of {o.chunk:,}, events "
             f"{'written (a subscription listens)' if o.subscribed else 'none (no subscriber)'}"
-            f"; {checks}"
+            + (f", 2 tiers ({o.moved_up:,} moves up)" if o.tiers else "")
+            + f"; {checks}"
         )
     lines.append(
         "   ratio: import rate / baseline rate (>= 0.5 asked). baseline s counts only the "
@@ -516,6 +568,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--subscribed", action="store_true", help="a webhook subscription listens: events too"
     )
     parser.add_argument(
+        "--tiers", action="store_true", help="the program has tiers: members move up as it goes"
+    )
+    parser.add_argument(
         "--postgres",
         metavar="URL",
         default=None,
@@ -542,7 +597,9 @@ async def main(argv: list[str]) -> int:
             progress(f"PostgreSQL does not answer at {where}: SQLite only")
             postgres = None
     outcomes = [
-        await measure(backend, postgres, args.rows, args.chunk, args.subscribed, args.seed)
+        await measure(
+            backend, postgres, args.rows, args.chunk, args.subscribed, args.seed, args.tiers
+        )
         for backend in databases.backends(postgres)
     ]
     print(table(outcomes))

@@ -31,7 +31,6 @@ import datetime as dt
 import json
 import multiprocessing
 import random
-import resource
 import statistics
 import sys
 import time
@@ -48,7 +47,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import databases
-from bench.harness import RESULTS, machine, progress
+from bench.harness import RESULTS, machine, peak_rss_mib, progress, rss_mib
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ConnectorKind, MerchantCategory, ObligationKind
@@ -114,20 +113,6 @@ class Outcome:
             "ratio": round(self.ratio, 3),
             "obligations_per_second": round(self.per_second),
         }
-
-
-def peak_rss_mib() -> float:
-    """The peak resident set of this process so far (ru_maxrss is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def rss_mib() -> float:
-    """The resident set of this process now (Linux), or 0 where /proc is missing."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0.0
-    return pages * resource.getpagesize() / 2**20
 
 
 # ---------------------------------------------------------------- the world

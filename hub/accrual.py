@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +21,7 @@ from hub.ledger.core import Movement
 from hub.ledger.points import Points, expiry_of
 from hub.members import account_of
 from hub.merchants import get_program
-from hub.models import Entry, Member
+from hub.models import Entry, Member, Promotion, Tier
 from hub.permissions import require_merchant
 from hub.tiers import standing
 from hub.tiers.ladder import ladder
@@ -49,9 +49,34 @@ class Accrued:
     green_entry_id: int | None = None
 
 
-def points_for(amount: Decimal, rate: Decimal, multiplier: Decimal) -> int:
-    """floor(amount x accrualRate x multiplier): a partial point is never granted."""
-    return int((amount * rate * multiplier).to_integral_value(rounding=ROUND_FLOOR))
+def applying(
+    active: Sequence[Promotion],
+    profile: eligibility.Profile | None,
+    day: dt.date,
+    lines: Sequence[promotions.Line],
+) -> list[Promotion]:
+    """The active promotions a purchase earns: those the member is eligible for on `day`
+    (their local date) that cover one of its lines' tags (accruePoints and imports alike)."""
+    return [
+        p
+        for p in active
+        if eligibility.applies(p, profile, day)
+        and any(promotions.covers(p, line.tags) for line in lines)
+    ]
+
+
+def multiplier_of(tier: Tier | None) -> Decimal:
+    """The member's tier multiplier, on which promotions stack (x1 below the first tier)."""
+    return tier.accrual_multiplier if tier is not None else Decimal(1)
+
+
+def memo_labels(tier: Tier | None, applied: Sequence[Promotion]) -> str:
+    """Why a purchase earned what it did, as its entry's memo says: the tier, then each
+    promotion."""
+    return ", ".join(
+        ([f"{tier.name} x{tier.accrual_multiplier.normalize():f}"] if tier else [])
+        + [p.label for p in applied]
+    )
 
 
 async def accrue(
@@ -129,19 +154,8 @@ async def accrue(
         # member for counts from the next one.
         tier = profile.tiers.get(program.code) if profile else None
         day = occurred.astimezone(settings.tz).date()
-        active = [
-            p
-            for p in active
-            if eligibility.applies(p, profile, day)
-            and any(promotions.covers(p, line.tags) for line in lines)
-        ]
-        # Each line earns the promotions covering its tags, times the member's tier.
-        points = promotions.points_on(
-            lines,
-            program.accrual_rate,
-            active,
-            tier.accrual_multiplier if tier else Decimal(1),
-        )
+        active = applying(active, profile, day, lines)
+        points = promotions.points_on(lines, program.accrual_rate, active, multiplier_of(tier))
         if points < 1:
             raise InvalidInput(
                 f"{amount} at {program.accrual_rate} points per unit earns no whole point.",
@@ -153,10 +167,7 @@ async def accrue(
                 f"{validate.MAX_POINTS_PER_MOVEMENT:,}.",
                 field=[f, "amount"],
             )
-        labels = ", ".join(
-            ([f"{tier.name} x{tier.accrual_multiplier.normalize():f}"] if tier else [])
-            + [p.label for p in active]
-        )
+        labels = memo_labels(tier, active)
         movement = Movement(
             actor=principal.actor,
             business_date=settings.business_date(occurred),

@@ -34,7 +34,17 @@ from connectors.sandbox.core import Sandbox
 from connectors.sandbox.hotel import HotelSandbox
 from connectors.sandbox.runner import Running, serve
 from connectors.sandbox.scenic import ScenicSandbox
-from hub import accrual, auth, consent, demo_green, demo_loyalty, members, merchants, promotions
+from hub import (
+    accrual,
+    auth,
+    consent,
+    demo_green,
+    demo_loyalty,
+    members,
+    merchants,
+    promotions,
+    vouchers,
+)
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -230,7 +240,9 @@ HOSTED_REWARDS: list[dict[str, Any]] = [
         "kind": RewardKind.VOUCHER,
         "price": 800,
         "title": "100-yuan dim sum voucher",
+        "description": "100 off a dim sum bill of 100 or more, within 90 days.",
         "stock": 50,
+        "voucher": vouchers.Terms(Decimal(100), Decimal(100), 90),
     },
     {
         "merchant": "clearview",
@@ -390,6 +402,7 @@ async def seed(settings: Settings, progress: Echo = print) -> bool:
                         stock=reward.get("stock"),
                         merchant_id=reward["merchant"],
                         slots=slots,
+                        voucher=reward.get("voucher"),
                     ),
                 )
             progress(f"[3/{steps}] {len(HOSTED_REWARDS)} hosted rewards (partners list theirs)")

@@ -190,12 +190,15 @@ async def _check_stacking(
 
 
 async def active(session: AsyncSession, program_code: str, at: dt.datetime) -> list[Promotion]:
+    """The program's promotions running at `at`, oldest first (as memos name them)."""
     rows = await session.scalars(
-        select(Promotion).where(
+        select(Promotion)
+        .where(
             Promotion.program_code == program_code,
             Promotion.starts_at <= at,
             Promotion.ends_at > at,
         )
+        .order_by(Promotion.id)
     )
     return list(rows)
 

@@ -16,6 +16,16 @@ MAX_BALANCE = 2**31 - 1
 MAX_POINTS_PER_MOVEMENT = 100_000_000
 
 
+def name_of(field: list[str]) -> str:
+    """How a message names a field: its own name, or for an item of a list (a path that
+    ends in an index) the list's name and the index, "benefits[1]"; a bare "1" says
+    nothing."""
+    last = field[-1]
+    if last.isdigit() and len(field) > 1:
+        return f"{field[-2]}[{last}]"
+    return last
+
+
 def decimal_in_range(
     value: Decimal,
     field: list[str],
@@ -27,20 +37,22 @@ def decimal_in_range(
 ) -> Decimal:
     """A finite decimal within [low, high] (or (low, high]) with at most `places` decimals."""
     if not value.is_finite():
-        raise InvalidInput(f"{field[-1]} must be a number.", field=field)
+        raise InvalidInput(f"{name_of(field)} must be a number.", field=field)
     too_low = value < low if low_inclusive else value <= low
     if too_low or value > high:
         bound = "at least" if low_inclusive else "more than"
-        raise InvalidInput(f"{field[-1]} must be {bound} {low} and at most {high}.", field=field)
+        raise InvalidInput(
+            f"{name_of(field)} must be {bound} {low} and at most {high}.", field=field
+        )
     exponent = value.normalize().as_tuple().exponent
     if isinstance(exponent, int) and -exponent > places:
-        raise InvalidInput(f"{field[-1]} has more than {places} decimal places.", field=field)
+        raise InvalidInput(f"{name_of(field)} has more than {places} decimal places.", field=field)
     return value
 
 
 def points_in_range(value: int, field: list[str], *, low: int = 1, high: int = MAX_POINTS) -> int:
     if value < low or value > high:
-        raise InvalidInput(f"{field[-1]} must be between {low} and {high:,}.", field=field)
+        raise InvalidInput(f"{name_of(field)} must be between {low} and {high:,}.", field=field)
     return value
 
 
@@ -61,7 +73,7 @@ def phone(value: str, field: list[str]) -> str:
     value = text(value, field, max_length=32)
     if not _PHONE.fullmatch(value) or sum(c.isdigit() for c in value) < 3:
         raise InvalidInput(
-            f'{field[-1]} must be a phone number: digits with spaces, "-" or "()", and a '
+            f'{name_of(field)} must be a phone number: digits with spaces, "-" or "()", and a '
             'leading "+" for an international one, e.g. "+86 138 0013 8000".',
             field=field,
         )
@@ -88,20 +100,20 @@ def text(value: str, field: list[str], *, max_length: int, required: bool = True
     value = value[start:end]
     if required and not value:
         raise InvalidInput(
-            f"{field[-1]} must have a visible character (it is empty or only spaces and "
+            f"{name_of(field)} must have a visible character (it is empty or only spaces and "
             "invisible characters).",
             field=field,
         )
     if any(unicodedata.category(c) == "Cc" and c not in _KEPT_CONTROLS for c in value):
-        raise InvalidInput(f"{field[-1]} contains a control character.", field=field)
+        raise InvalidInput(f"{name_of(field)} contains a control character.", field=field)
     if any(c in _BIDI_CONTROLS for c in value):  # "x\u202eevil" reads as "xlive" on screen
         raise InvalidInput(
-            f"{field[-1]} contains a bidirectional control character (U+202A-U+202E, "
+            f"{name_of(field)} contains a bidirectional control character (U+202A-U+202E, "
             "U+2066-U+2069), which makes text read otherwise than it is.",
             field=field,
         )
     if len(value) > max_length:
-        raise InvalidInput(f"{field[-1]} is longer than {max_length} characters.", field=field)
+        raise InvalidInput(f"{name_of(field)} is longer than {max_length} characters.", field=field)
     return value
 
 
@@ -112,17 +124,17 @@ LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 def moment(value: dt.datetime, field: list[str]) -> dt.datetime:
     """An aware datetime between 2000 and 2200 (anything else is a typo or an attack)."""
     if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidInput(f"{field[-1]} needs a UTC offset, e.g. +08:00.", field=field)
+        raise InvalidInput(f"{name_of(field)} needs a UTC offset, e.g. +08:00.", field=field)
     try:
         in_utc = value.astimezone(dt.UTC)
     except OverflowError:
         in_utc = None
     if in_utc is None or not EARLIEST <= in_utc < LATEST:
-        raise InvalidInput(f"{field[-1]} must be between 2000 and 2200.", field=field)
+        raise InvalidInput(f"{name_of(field)} must be between 2000 and 2200.", field=field)
     return in_utc
 
 
 def day(value: dt.date, field: list[str]) -> dt.date:
     if not EARLIEST.date() <= value < LATEST.date():
-        raise InvalidInput(f"{field[-1]} must be between 2000 and 2200.", field=field)
+        raise InvalidInput(f"{name_of(field)} must be between 2000 and 2200.", field=field)
     return value

@@ -37,6 +37,7 @@ from hub.errors import (
 )
 from hub.ids import new_id
 from hub.models import Merchant, Redemption, Reward, Voucher
+from hub.money import money
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 GROUPS, GROUP = 4, 5
@@ -55,9 +56,18 @@ class Terms:
 
 
 def checked_terms(kind: RewardKind, terms: Terms | None, field: list[str]) -> Terms | None:
-    """A VOUCHER's terms: money with 2 places, a minimum spend of at least the face value
-    unless 0 (a 50-off voucher on a 30 bill would pay out money), 1-3650 days."""
+    """A VOUCHER's terms, which it must have (they are what its code is worth; without
+    them a confirmed redemption would get no code): money with 2 places, a minimum spend of
+    at least the face value unless 0 (a 50-off voucher on a 30 bill would pay out money),
+    1-3650 days. Any other kind has none."""
     if terms is None:
+        if kind == RewardKind.VOUCHER:
+            raise InvalidInput(
+                "A VOUCHER reward needs its terms (voucher: faceValue, and minSpend and "
+                "validDays if not 0 and 90): each confirmed redemption gets a code worth "
+                "them at the till.",
+                field=field,
+            )
         return None
     if kind != RewardKind.VOUCHER:
         raise InvalidInput(
@@ -76,7 +86,8 @@ def checked_terms(kind: RewardKind, terms: Terms | None, field: list[str]) -> Te
     )
     if 0 < terms.min_spend < terms.face_value:
         raise InvalidInput(
-            f"minSpend ({terms.min_spend}) is below faceValue ({terms.face_value}): give 0 "
+            f"minSpend ({money(terms.min_spend)}) is below faceValue "
+            f"({money(terms.face_value)}): give 0 "
             "(no minimum) or at least the face value.",
             field=[*field, "minSpend"],
         )
@@ -209,8 +220,8 @@ async def use(
             )
         if voucher.order_amount != order_amount:
             raise IdempotencyConflict(
-                f"This voucher was used for order {order_ref!r} of {voucher.order_amount}, "
-                f"not {order_amount}.",
+                f"This voucher was used for order {order_ref!r} of "
+                f"{money(voucher.order_amount or Decimal(0))}, not {money(order_amount)}.",
                 field=["orderAmount"],
             )
         return voucher
@@ -227,8 +238,8 @@ async def use(
         )
     if order_amount < voucher.min_spend:
         raise DomainError(
-            f"This voucher needs an order of at least {voucher.min_spend}; this one is "
-            f"{order_amount}.",
+            f"This voucher needs an order of at least {money(voucher.min_spend)}; this one "
+            f"is {money(order_amount)}.",
             field=["orderAmount"],
             code=ErrorCode.BELOW_MINIMUM,
         )

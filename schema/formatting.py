@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
-CENT = Decimal("0.01")
+from hub.money import money
 
-
-def money(value: Decimal) -> Decimal:
-    """Money shown with 2 places, rounded half-up."""
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+__all__ = ["money", "plain"]
 
 
 def plain(value: Decimal) -> Decimal:

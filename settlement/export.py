@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from hub.db import Database
 from hub.models import Statement
+from hub.money import money
 from settlement.statements import lines
 
-CENT = Decimal("0.01")
 HEADER = [
     "line_id",
     "business_date",
@@ -26,7 +26,7 @@ HEADER = [
 
 
 def _money(value: Decimal) -> str:
-    return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+    return str(money(value))
 
 
 def _row(values: Sequence[object]) -> str:

@@ -3,21 +3,25 @@ emptied after every test, and the hub app reached through HTTP."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import shutil
 import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import column, insert, table, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from hub.config import Settings
 from hub.migrate import upgrade
+from hub.models import Member, Merchant, Program
 from tests.helpers import ADMIN_KEY, Api, empty_database, running_app
 
 _LOCAL_POSTGRES = "postgresql+asyncpg://root@127.0.0.1:5432/test"
@@ -96,6 +100,61 @@ async def _drop_pg_database(url: str) -> None:
     async with engine.connect() as conn:
         await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     await engine.dispose()
+
+
+@asynccontextmanager
+async def empty_scratch_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of a new database with nothing in it, not even tables (the migration tests
+    bring it to an old revision themselves), dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+        return
+    url = await _create_pg_database()
+    try:
+        yield url
+    finally:
+        await _drop_pg_database(url)
+
+
+async def seed_old_world(conn: AsyncConnection, at: dt.datetime) -> None:
+    """The merchant haowu with its program HUB and the member mbr_1, written with the
+    columns the tables had at revision 0008 (the models have grown some since), for the
+    migration tests."""
+    await conn.execute(
+        insert(Merchant.__table__).values(
+            id="haowu",
+            name="Haowu",
+            category="PLATFORM",
+            status="ACTIVE",
+            compensation_percent=Decimal(10),
+            created_at=at,
+        )
+    )
+    names = (
+        "code",
+        "merchant_id",
+        "name",
+        "unit_name",
+        "connector",
+        "point_value",
+        "accrual_rate",
+        "created_at",
+    )
+    await conn.execute(
+        insert(table("programs", *(column(n, Program.__table__.c[n].type) for n in names))).values(
+            code="HUB",
+            merchant_id="haowu",
+            name="Haowu Points",
+            unit_name="point",
+            connector="HOSTED",
+            point_value=Decimal("0.1"),
+            accrual_rate=Decimal(1),
+            created_at=at,
+        )
+    )
+    await conn.execute(
+        insert(Member.__table__).values(id="mbr_1", display_name="Li Wei", created_at=at)
+    )
 
 
 @pytest.fixture(scope="session")

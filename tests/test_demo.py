@@ -139,7 +139,8 @@ async def test_demo_serves_the_demo_world(tmp_path: Path) -> None:
                     "{ edges { node { id tags } } } "
                     'fifty: reward(id: "bistro:FIFTY-OFF-200") { price voucher { faceValue '
                     "minSpend } } "
-                    'car: reward(id: "xingchen:INSURANCE-500") { voucher { faceValue } } }'
+                    'car: reward(id: "xingchen:INSURANCE-500") { voucher { faceValue } } '
+                    'dimsum: reward(id: "jade:DIM-SUM-VOUCHER") { voucher { faceValue } } }'
                 },
                 headers={"Authorization": "Bearer demo-admin"},
             )
@@ -155,6 +156,8 @@ async def test_demo_serves_the_demo_world(tmp_path: Path) -> None:
                 "voucher": {"faceValue": "50.00", "minSpend": "200.00"},
             }
             assert found["car"]["voucher"]["faceValue"] == "500.00"
+            # Every VOUCHER reward carries terms: its redemptions get a code.
+            assert found["dimsum"]["voucher"] == {"faceValue": "100.00"}
             wang = next(p for p in people if "Wang Fang" in p["name"])
             token = (await client.post("/mall/demo/session", json={"memberId": wang["id"]})).json()[
                 "token"

@@ -3,8 +3,8 @@
 In one transaction: take the next staged lines of the job (in line order), decide each
 (hub.imports.decide: accruePoints' rules, with what they need read once for the chunk and
 the accounts locked in id order), then write every accepted line with a few multi-row
-statements (entries, postings, lots, balances, events), the rejected ones into the job's
-errors, and delete the chunk's staged lines. A crash before
+statements (entries, postings, lots, purchase amounts, balances, members' tiers, events),
+the rejected ones into the job's errors, and delete the chunk's staged lines. A crash before
 the commit leaves the chunk staged; after it, the chunk is gone from the queue: a resumed
 job applies each line exactly once.
 """
@@ -28,6 +28,7 @@ from hub.imports.decide import Context, Decided, decide
 from hub.imports.repository import read_lines
 from hub.models import (
     Account,
+    AccrualAmount,
     Entry,
     ImportJob,
     ImportRejection,
@@ -52,6 +53,7 @@ ENTRY_COLUMNS = (
 )
 POSTING_COLUMNS = ("entry_id", "account_id", "amount", "balance_after")
 LOT_COLUMNS = ("account_id", "entry_id", "points", "remaining", "expires_at", "created_at")
+AMOUNT_COLUMNS = ("entry_id", "program_code", "member_id", "amount", "occurred_at")
 EVENT_COLUMNS = (
     "event_id",
     "merchant_id",
@@ -177,12 +179,20 @@ async def _write(session: AsyncSession, decided: Decided) -> None:
         await bulk.insert_rows(session, Entry.__table__, ENTRY_COLUMNS, decided.entries)  # type: ignore[arg-type]
         await bulk.insert_rows(session, Posting.__table__, POSTING_COLUMNS, decided.postings)  # type: ignore[arg-type]
         await bulk.insert_rows(session, Lot.__table__, LOT_COLUMNS, decided.lots)  # type: ignore[arg-type]
+        await bulk.insert_rows(
+            session,
+            AccrualAmount.__table__,  # type: ignore[arg-type]
+            AMOUNT_COLUMNS,
+            decided.amounts,
+        )
         await bulk.set_column(
             session,
             Account.__table__,  # type: ignore[arg-type]
             "balance",
             decided.balances,
         )
+    if decided.climb is not None:
+        await decided.climb.write(session)
     if decided.events:
         rows = [tuple(e[c] for c in EVENT_COLUMNS) for e in decided.events]
         await bulk.insert_rows(session, OutboxEvent.__table__, EVENT_COLUMNS, rows)  # type: ignore[arg-type]

@@ -2,17 +2,20 @@
 
 The rules are accruePoints' (hub/accrual.py), line by line in line order: the member
 (by id or membership number) enrolled in the program, the order not accrued before (in
-the ledger or earlier in the file), the points floor(amount x accrualRate x the
-promotions' multiplier) between 1 and the cap of one movement, the balance within the
-cap of a balance; the same codes and sentences. What a line needs from the database is
-read once for the whole chunk.
+the ledger or earlier in the file), the points (the promotions active then that the member
+is eligible for, times the member's tier, within the cap: hub.accrual's own functions)
+between 1 and the cap of one movement, the balance within the cap of a balance; the same
+codes and sentences. Each accepted line counts for the member's tier as an accrual does:
+the member moves up at the line that qualifies, and their next line earns at the new
+tier (hub.tiers.standing.Climb). What a line needs from the database is read once for the
+whole chunk.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -20,15 +23,16 @@ from sqlalchemy import BigInteger, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import promotions
-from hub.accrual import points_for
+from hub import accrual, eligibility, promotions
 from hub.config import Settings
 from hub.enums import EntryKind, ErrorCode, WebhookEvent
 from hub.imports import repository
 from hub.imports.repository import Line
 from hub.imports.rows import from_cents, from_micros
 from hub.ledger.points import expiry_of
-from hub.models import Account, Member, Program, Promotion
+from hub.models import Account, Member, Program, Promotion, Tier
+from hub.tiers import standing
+from hub.tiers.ladder import ladder
 from hub.validate import MAX_BALANCE, MAX_POINTS_PER_MOVEMENT
 from hub.webhooks import outbox
 
@@ -38,6 +42,7 @@ NOT_FOUND, INVALID, REPEATED = (
     ErrorCode.INVALID_INPUT.value,
     ErrorCode.ALREADY_EXISTS.value,
 )
+UNTAGGED = [promotions.Line(Decimal(0))]  # what an imported line is to promotions' tags
 _QUARTER_HOUR_US = 900_000_000  # every time zone's offset and change falls on one
 _DAY_US = 86_400_000_000
 
@@ -50,9 +55,11 @@ class Decided:
     postings: list[tuple[Any, ...]] = field(default_factory=list)
     lots: list[tuple[Any, ...]] = field(default_factory=list)
     rejects: list[tuple[Any, ...]] = field(default_factory=list)  # (job, line, code, message)
+    amounts: list[tuple[Any, ...]] = field(default_factory=list)  # what tiers qualify on
     events: list[dict[str, Any]] = field(default_factory=list)
     balances: list[tuple[int, int]] = field(default_factory=list)  # (account id, new balance)
     points: int = 0
+    climb: standing.Climb | None = None  # the members' tiers, when the program has tiers
 
 
 @dataclass
@@ -70,9 +77,10 @@ async def decide(session: AsyncSession, ctx: Context, lines: Sequence[Line]) -> 
     """Each line in order, with accruePoints' rules and messages; the rows to write."""
     code = ctx.program.code
     accounts = await _Accounts.load(session, code, lines)
-    earning = await _Earning.load(session, ctx.program, lines)
-    out = Decided()
-    accepted: list[tuple[int, int, str, int, int, int, int, str]] = []
+    days = _Days(ctx.settings, ctx.program.expiry_months)
+    earning = await _Earning.load(session, ctx, lines, accounts, days)
+    out = Decided(climb=earning.climb)
+    accepted: list[Accepted] = []
     reject = out.rejects.append
     job_id = ctx.job_id
     seen: set[str] = set()  # orders accepted earlier in this chunk
@@ -95,7 +103,8 @@ async def decide(session: AsyncSession, ctx: Context, lines: Sequence[Line]) -> 
             message = f"Order {order_ref!r} has already earned points in {code}."
             reject((job_id, line, REPEATED, message))
             continue
-        points, labels = earning.points(cents, micros)
+        member = accounts.member_of[account]
+        points, labels = earning.points(member, cents, micros)
         if points < 1:
             reject(
                 (
@@ -134,30 +143,37 @@ async def decide(session: AsyncSession, ctx: Context, lines: Sequence[Line]) -> 
             continue
         accounts.balance[account] = balance
         seen.add(order_ref)
-        accepted.append((line, account, order_ref, cents, micros, points, balance, labels))
+        moved = earning.purchase(member, cents, micros)
+        accepted.append((line, account, order_ref, cents, micros, points, balance, labels, moved))
     if accepted:
-        await _rows(session, ctx, accounts, accepted, out)
+        await _rows(session, ctx, accounts, days, accepted, out)
     return out
+
+
+Moved = tuple[tuple[str | None, str], standing.Qualification] | None  # Climb.purchase's
+# (line, account, order, cents, micros, points, balance after, memo labels, tier move)
+Accepted = tuple[int, int, str, int, int, int, int, str, Moved]
 
 
 async def _rows(
     session: AsyncSession,
     ctx: Context,
     accounts: _Accounts,
-    accepted: list[tuple[int, int, str, int, int, int, int, str]],
+    days: _Days,
+    accepted: list[Accepted],
     out: Decided,
 ) -> None:
-    """Entries, postings, lots and events of the accepted lines, with their entry ids."""
+    """Entries, postings, lots, purchase amounts and events of the accepted lines, with
+    their entry ids."""
     code, job_id, actor = ctx.program.code, ctx.job_id, ctx.actor
-    months = ctx.program.expiry_months
+    merchant = ctx.program.merchant_id
     issued = await repository.issued_account(session, code)
     ids = await repository.entry_ids(session, len(accepted))
-    listened = await outbox.listened(session, WebhookEvent.POINTS_ACCRUED, ctx.program.merchant_id)
-    days = _Days(ctx.settings, months)
-    entries, postings, lots = out.entries, out.postings, out.lots
+    listened = await outbox.listened(session, WebhookEvent.POINTS_ACCRUED, merchant)
+    entries, postings, lots, amounts = out.entries, out.postings, out.lots, out.amounts
     member_of = accounts.member_of
     changed: dict[int, int] = {}
-    for entry_id, (line, account, order_ref, cents, micros, points, balance, labels) in zip(
+    for entry_id, (line, account, order_ref, cents, micros, points, balance, labels, moved) in zip(
         ids, accepted, strict=True
     ):
         occurred = from_micros(micros)
@@ -181,13 +197,18 @@ async def _rows(
         postings.append((entry_id, account, points, balance))
         postings.append((entry_id, issued, -points, None))
         lots.append((account, entry_id, points, points, expiry, occurred))
+        amounts.append((entry_id, code, member_id, from_cents(cents), occurred))
         changed[account] = balance
         out.points += points
+        if moved is not None:  # as accruePoints: the move up first, then the points
+            change, qualified = moved
+            data = standing.changed_data(code, member_id, change, "UP", qualified)
+            out.events.append(outbox.event_row(WebhookEvent.TIER_CHANGED, merchant, data, ctx.now))
         if listened:
             out.events.append(
                 outbox.event_row(
                     WebhookEvent.POINTS_ACCRUED,
-                    ctx.program.merchant_id,
+                    merchant,
                     {
                         "memberId": member_id,
                         "program": code,
@@ -250,51 +271,108 @@ class _Accounts:
 
 
 class _Earning:
-    """floor(amount x accrualRate x the multiplier of the promotions active then), as
-    hub.accrual.points_for computes it; in whole numbers when rate and multiplier are."""
+    """What a line earns, as accruePoints computes it (hub.accrual: the promotions active
+    then that the member is eligible for and that cover an untagged purchase, times the
+    member's tier, within the cap), and what it does to the member's tier. Read once per
+    chunk: the promotions, the ladder (and, when there is one, the members' standings), the
+    members' profiles when a promotion is for some members only. Each set of promotions
+    and tier is worked out once, in whole numbers when rate and multiplier are."""
 
-    def __init__(self, rate: Decimal, active: list[Promotion]) -> None:
+    def __init__(
+        self,
+        rate: Decimal,
+        offered: list[Promotion],
+        days: _Days,
+        climb: standing.Climb | None,
+        profiles: dict[str, eligibility.Profile] | None,
+    ) -> None:
         self.rate = rate
-        self.promotions = active
-        self._by_set: dict[frozenset[int], tuple[Decimal, str, int | None]] = {}
-        self._plain = self._factor(Decimal(1), "")
+        self.promotions = offered
+        self.days = days
+        self.climb = climb
+        self.profiles = profiles  # None: every promotion is for every member
+        self._by_set: dict[
+            tuple[frozenset[int], str | None], tuple[list[Promotion], Tier | None, str, int | None]
+        ] = {}
+        self._plain = self._factor([], None)
 
     @classmethod
-    async def load(cls, session: AsyncSession, program: Program, lines: Sequence[Line]) -> _Earning:
+    async def load(
+        cls,
+        session: AsyncSession,
+        ctx: Context,
+        lines: Sequence[Line],
+        accounts: _Accounts,
+        days: _Days,
+    ) -> _Earning:
+        program = ctx.program
         earliest = from_micros(min(line[5] for line in lines))
         latest = from_micros(max(line[5] for line in lines))
         rows = await session.scalars(
-            select(Promotion).where(
+            select(Promotion)
+            .where(
                 Promotion.program_code == program.code,
                 Promotion.starts_at <= latest,
                 Promotion.ends_at > earliest,
             )
+            .order_by(Promotion.id)
         )
-        return cls(program.accrual_rate, list(rows))
+        # An imported line is a purchase without lines: promotions for tagged lines only
+        # never cover it.
+        offered = [p for p in rows if promotions.covers(p, ())]
+        members = sorted(set(accounts.member_of.values()))
+        tiers = await ladder(session, program.code)
+        climb = await standing.Climb.load(session, tiers, members, ctx.now) if tiers else None
+        profiles = None
+        if any(promotions.targeted(p) for p in offered):
+            profiles = await eligibility.profiles_of(session, members, ctx.now, ctx.settings.tz)
+        return cls(program.accrual_rate, offered, days, climb, profiles)
 
-    def _factor(self, multiplier: Decimal, labels: str) -> tuple[Decimal, str, int | None]:
-        whole = self.rate * multiplier
+    def _factor(
+        self, applied: list[Promotion], tier: Tier | None
+    ) -> tuple[list[Promotion], Tier | None, str, int | None]:
+        multiplier = promotions.accrual_multiplier(applied, accrual.multiplier_of(tier))
         exact = (
-            int(whole) if self.rate == int(self.rate) and multiplier == int(multiplier) else None
+            int(self.rate * multiplier)
+            if self.rate == int(self.rate) and multiplier == int(multiplier)
+            else None
         )
-        return multiplier, labels, exact
+        return applied, tier, accrual.memo_labels(tier, applied), exact
 
-    def points(self, cents: int, micros: int) -> tuple[int, str]:
-        multiplier, labels, exact = self._plain if not self.promotions else self._at(micros)
-        if exact is not None:
+    def points(self, member_id: str, cents: int, micros: int) -> tuple[int, str]:
+        """The points of a line and the labels of its memo."""
+        tier = self.climb.tier(member_id) if self.climb is not None else None
+        if not self.promotions and tier is None:
+            applied, _, labels, exact = self._plain
+        else:
+            applied, tier, labels, exact = self._at(member_id, tier, micros)
+        if exact is not None:  # floor(amount x rate x multiplier), as whole numbers
             return cents * exact // 100, labels
-        return points_for(from_cents(cents), self.rate, multiplier), labels
+        line = promotions.Line(from_cents(cents))
+        base = accrual.multiplier_of(tier)
+        return promotions.points_on([line], self.rate, applied, base), labels
 
-    def _at(self, micros: int) -> tuple[Decimal, str, int | None]:
+    def purchase(self, member_id: str, cents: int, micros: int) -> Moved:
+        """Count an accepted line for the member's tier; the move up it earns, if any."""
+        if self.climb is None:
+            return None
+        return self.climb.purchase(member_id, from_cents(cents), from_micros(micros))
+
+    def _at(
+        self, member_id: str, tier: Tier | None, micros: int
+    ) -> tuple[list[Promotion], Tier | None, str, int | None]:
         moment = from_micros(micros)
         active = [p for p in self.promotions if p.starts_at <= moment < p.ends_at]
-        key = frozenset(p.id for p in active)
+        if active and self.profiles is not None:
+            profile = self.profiles.get(member_id)
+            if profile is not None and tier is not None:
+                profile = replace(profile, tiers={tier.program_code: tier})
+            day = self.days.date(micros, moment)
+            active = accrual.applying(active, profile, day, UNTAGGED)
+        key = (frozenset(p.id for p in active), tier.code if tier is not None else None)
         found = self._by_set.get(key)
         if found is None:
-            found = self._factor(
-                promotions.accrual_multiplier(active), ", ".join(p.label for p in active)
-            )
-            self._by_set[key] = found
+            found = self._by_set[key] = self._factor(active, tier)
         return found
 
 
@@ -309,11 +387,16 @@ class _Days:
         self._dates: dict[int, dt.date] = {}
         self._shifts: dict[int, dt.timedelta] = {}
 
-    def of(self, micros: int, moment: dt.datetime) -> tuple[dt.date, dt.datetime | None]:
+    def date(self, micros: int, moment: dt.datetime) -> dt.date:
+        """The local date of a moment (eligibility reads ages and birthdays on it)."""
         quarter = micros // _QUARTER_HOUR_US
         date = self._dates.get(quarter)
         if date is None:
             date = self._dates[quarter] = self.settings.business_date(moment)
+        return date
+
+    def of(self, micros: int, moment: dt.datetime) -> tuple[dt.date, dt.datetime | None]:
+        date = self.date(micros, moment)
         if self.months is None:
             return date, None
         day = micros // _DAY_US

@@ -31,9 +31,9 @@ def checked(
         most = cap(price, point_value)
         if value > most:
             raise InvalidInput(
-                f"{field[-1]} may be at most {most}: {price:,} point{'s' if price != 1 else ''}"
-                f" x {point_value.normalize():f}, what the points are worth. A higher price is"
-                " contracted by ADMIN.",
+                f"{validate.name_of(field)} may be at most {most}: {price:,} "
+                f"point{'s' if price != 1 else ''} x {point_value.normalize():f}, what the "
+                "points are worth. A higher price is contracted by ADMIN.",
                 field=field,
             )
     return value

@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.enums import WebhookEvent
 from hub.ledger.points import add_months
 from hub.models import AccrualAmount, MemberTier, Tier
+from hub.money import money
 from hub.tiers.ladder import ladders_by_program
 from hub.webhooks import outbox
 
@@ -59,6 +60,17 @@ def qualifying(tiers: Sequence[Tier], q: Qualification) -> Tier | None:
         if q.spend >= tier.min_spend and q.orders >= tier.min_orders:
             found = tier
     return found
+
+
+def raised(tiers: Sequence[Tier], held: str | None, q: Qualification) -> Tier | None:
+    """The tier an accrual moves the member up to: the highest the spend and orders now
+    qualify for, when it is above the one held (a held code no longer on the ladder counts
+    for nothing); else None."""
+    target = qualifying(tiers, q)
+    current = {t.code: t for t in tiers}.get(held or "")
+    if target is None or (current is not None and current.rank >= target.rank):
+        return None
+    return target
 
 
 def effective(tiers: Sequence[Tier], held: str | None, q: Qualification) -> Tier | None:
@@ -161,12 +173,11 @@ async def raise_after_accrual(
     q = (await qualifications(session, [program_code], [member_id], at)).get(
         (program_code, member_id), Qualification()
     )
-    target = qualifying(tiers, q)
     row = await session.get(MemberTier, (program_code, member_id))
-    held = {t.code: t for t in tiers}.get(row.tier_code or "") if row else None
-    if target is None or (held is not None and held.rank >= target.rank):
-        return None
     before = row.tier_code if row else None
+    target = raised(tiers, before, q)
+    if target is None:
+        return None
     if row is None:
         session.add(
             MemberTier(
@@ -180,6 +191,89 @@ async def raise_after_accrual(
         session, merchant_id, program_code, member_id, (before, target.code), "UP", q
     )
     return target
+
+
+class Climb:
+    """The members of a batch of accruals on one program's ladder (an import's chunk, one
+    transaction): read once, then moved in memory purchase by purchase with the rules of
+    one accrual (the purchase earns at the tier before it; raise_after_accrual's move up),
+    and written once. The caller holds the members' accounts locked, as an accrual does."""
+
+    def __init__(
+        self,
+        tiers: Sequence[Tier],
+        at: dt.datetime,
+        held: dict[str, str | None],
+        found: dict[str, Qualification],
+    ) -> None:
+        self.tiers = tiers
+        self.at = at
+        self.since = window_start(at)  # purchases after it qualify, as in qualifications()
+        self.held = held  # absent: never placed
+        self.found = found
+        self.moved: set[str] = set()
+        self._current: dict[str, Tier | None] = {}
+
+    @classmethod
+    async def load(
+        cls,
+        session: AsyncSession,
+        tiers: Sequence[Tier],
+        member_ids: Sequence[str],
+        at: dt.datetime,
+    ) -> Climb:
+        code = tiers[0].program_code
+        found = await qualifications(session, [code], member_ids, at)
+        held = await held_tiers(session, [code], member_ids)
+        return cls(
+            tiers,
+            at,
+            {member: tier for (_, member), tier in held.items()},
+            {member: q for (_, member), q in found.items()},
+        )
+
+    def tier(self, member_id: str) -> Tier | None:
+        """The tier the member's next purchase earns at."""
+        if member_id not in self._current:
+            q = self.found.get(member_id, Qualification())
+            self._current[member_id] = effective(self.tiers, self.held.get(member_id), q)
+        return self._current[member_id]
+
+    def purchase(
+        self, member_id: str, amount: Decimal, occurred: dt.datetime
+    ) -> tuple[tuple[str | None, str], Qualification] | None:
+        """Count a purchase; the move up it earns (tier codes before and after) with what
+        qualified for it, or None."""
+        q = self.found.get(member_id, Qualification())
+        if self.since < occurred <= self.at:
+            q = self.found[member_id] = Qualification(q.spend + amount, q.orders + 1)
+        before = self.held.get(member_id)
+        target = raised(self.tiers, before, q)
+        if target is None:  # the tier the member has stays what it was
+            return None
+        self.held[member_id] = target.code
+        self._current[member_id] = target
+        self.moved.add(member_id)
+        return (before, target.code), q
+
+    async def write(self, session: AsyncSession) -> None:
+        """The tiers of the members who moved up, since `at`."""
+        if not self.moved:
+            return
+        code = self.tiers[0].program_code
+        moved = sorted(self.moved)
+        await session.execute(
+            delete(MemberTier)
+            .where(MemberTier.program_code == code, MemberTier.member_id.in_(moved))
+            .execution_options(synchronize_session=False)
+        )
+        await session.execute(
+            insert(MemberTier),
+            [
+                {"program_code": code, "member_id": m, "tier_code": self.held[m], "since": self.at}
+                for m in moved
+            ],
+        )
 
 
 async def emit_changed(
@@ -197,16 +291,27 @@ async def emit_changed(
         session,
         WebhookEvent.TIER_CHANGED,
         [merchant_id],
-        {
-            "memberId": member_id,
-            "program": program_code,
-            "from": change[0],
-            "to": change[1],
-            "direction": direction,
-            "qualifyingSpend": str(q.spend.quantize(Decimal("0.01"))),
-            "qualifyingOrders": q.orders,
-        },
+        changed_data(program_code, member_id, change, direction, q),
     )
+
+
+def changed_data(
+    program_code: str,
+    member_id: str,
+    change: tuple[str | None, str | None],
+    direction: str,
+    q: Qualification,
+) -> dict[str, object]:
+    """A TIER_CHANGED event's data (an accrual's, the review's, an import's)."""
+    return {
+        "memberId": member_id,
+        "program": program_code,
+        "from": change[0],
+        "to": change[1],
+        "direction": direction,
+        "qualifyingSpend": str(money(q.spend)),
+        "qualifyingOrders": q.orders,
+    }
 
 
 async def standings(

@@ -70,7 +70,10 @@ class RewardInput:
     )
     voucher: VoucherTermsInput | None = strawberry.field(
         default=strawberry.UNSET,
-        description="For kind VOUCHER: the terms of the code each confirmed redemption gets.",
+        description=(
+            "Required for kind VOUCHER (INVALID_INPUT without), for no other kind: the terms "
+            "of the code each confirmed redemption gets."
+        ),
     )
 
 

@@ -38,7 +38,7 @@ async def world(api: Api) -> dict[str, Any]:
     await register(api, "jade", "JADE", category="RESTAURANT")
     jade = await create_key(api, "MERCHANT", "jade")
     haowu = await create_key(api, "MERCHANT", "haowu")
-    await upsert_reward(api, haowu, ref="WASH", kind="VOUCHER", title="Car wash", price=100)
+    await upsert_reward(api, haowu, ref="WASH", kind="SERVICE", title="Car wash", price=100)
     await upsert_reward(api, jade, ref="MEAL", kind="MEAL", title="Dim sum", price=100)
     member = await enroll(api, "HUB", "H-1", "Wang Fang")
     await enroll(api, "JADE", "J-1", "Wang Fang", member_id=member)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from hub.db import Database
 from hub.models import OutboxEvent
-from tests.helpers import ADMIN_KEY, Api
+from tests.helpers import ADMIN_KEY, ENROLL, Api
 
 SET_TIERS = """
 mutation T($program: ID!, $tiers: [TierInput!]!) {
@@ -31,6 +32,15 @@ query S($id: ID!, $program: ID!) {
     }
   }
 }"""
+
+SET_CREDIT = """
+mutation C($id: ID!, $level: CreditLevel!) {
+  setMemberCredit(memberId: $id, level: $level) {
+    member { id creditLevel } userErrors { field message code }
+  }
+}"""
+# Ages and birthday months are reckoned on the local date (HUB_SETTLEMENT_TZ).
+TODAY = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
 
 PROMOTION = """mutation P($input: PromotionInput!) {
   setPromotion(input: $input) { ok userErrors { code field message } } }"""
@@ -134,3 +144,33 @@ async def events(url: str, kind: str) -> list[dict[str, Any]]:
             return [json.loads(r.payload) for r in rows]
     finally:
         await db.dispose()
+
+
+async def person(api: Api, program: str, ref: str, born: dt.date | None = None) -> str:
+    """A member enrolled with a birth date (or none)."""
+    data = await api.gql(
+        ENROLL,
+        {
+            "input": {
+                "program": program,
+                "externalRef": ref,
+                "displayName": f"Member {ref}",
+                "birthDate": born.isoformat() if born else None,
+            }
+        },
+    )
+    assert data["enrollMember"]["userErrors"] == [], data
+    member: str = data["enrollMember"]["member"]["id"]
+    return member
+
+
+async def set_credit(api: Api, member: str, level: str, **kw: Any) -> dict[str, Any]:
+    data = await api.gql(SET_CREDIT, {"id": member, "level": level}, **kw)
+    payload: dict[str, Any] = data["setMemberCredit"]
+    return payload
+
+
+def born(years_ago: int, month: int | None = None) -> dt.date:
+    """A birth date `years_ago` years back, in `month` (default: six months from now's)."""
+    month = month or (TODAY.month + 5) % 12 + 1
+    return dt.date(TODAY.year - years_ago, month, 1)

@@ -8,70 +8,23 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import column, insert, select, table
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.migrate import upgrade
-from hub.models import AccrualAmount, Entry, Member, Merchant, Program
-from tests.conftest import BACKENDS, _create_pg_database, _drop_pg_database
+from hub.models import AccrualAmount, Entry
+from tests.conftest import BACKENDS, empty_scratch_database, seed_old_world
 
 AT = dt.datetime(2026, 6, 1, 4, 0, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 async def test_accruals_before_0017_keep_their_amounts(backend: str, tmp_path: Path) -> None:
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-        if backend == "sqlite"
-        else await _create_pg_database()
-    )
-    try:
+    async with empty_scratch_database(backend, tmp_path) as url:
         await upgrade(url, "0008")
         engine = create_async_engine(url)
         async with engine.begin() as conn:
-            await conn.execute(
-                insert(Merchant.__table__).values(
-                    id="haowu",
-                    name="Haowu",
-                    category="PLATFORM",
-                    status="ACTIVE",
-                    compensation_percent=Decimal(10),
-                    created_at=AT,
-                )
-            )
-            await conn.execute(
-                # The table as it stood at 0008 (the model has grown columns since).
-                insert(
-                    table(
-                        "programs",
-                        *(
-                            column(name, Program.__table__.c[name].type)
-                            for name in (
-                                "code",
-                                "merchant_id",
-                                "name",
-                                "unit_name",
-                                "connector",
-                                "point_value",
-                                "accrual_rate",
-                                "created_at",
-                            )
-                        ),
-                    )
-                ).values(
-                    code="HUB",
-                    merchant_id="haowu",
-                    name="Haowu Points",
-                    unit_name="point",
-                    connector="HOSTED",
-                    point_value=Decimal("0.1"),
-                    accrual_rate=Decimal(1),
-                    created_at=AT,
-                )
-            )
-            await conn.execute(
-                insert(Member.__table__).values(id="mbr_1", display_name="Li Wei", created_at=AT)
-            )
+            await seed_old_world(conn, AT)
             memos = [
                 ("ACCRUAL", "purchase of 125.50 (Anniversary)"),
                 ("ACCRUAL", "purchase of 80"),
@@ -108,6 +61,3 @@ async def test_accruals_before_0017_keep_their_amounts(backend: str, tmp_path: P
             (1, "mbr_1", Decimal("125.5000")),
             (2, "mbr_1", Decimal("80.0000")),
         ]
-    finally:
-        if backend != "sqlite":
-            await _drop_pg_database(url)

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from hub.promotions import MAX_ACCRUAL_MULTIPLIER
 from tests.helpers import (
-    ENROLL,
     Api,
     balances,
     create_key,
@@ -21,47 +19,21 @@ from tests.helpers import (
     upsert_reward,
     verify_ledger,
 )
-from tests.loyalty.ladders import GOLD, SILVER, accrue_at, promote, set_tiers
+from tests.loyalty.ladders import (
+    GOLD,
+    SET_CREDIT,
+    SILVER,
+    TODAY,
+    accrue_at,
+    born,
+    person,
+    promote,
+    set_credit,
+    set_tiers,
+)
 
-SET_CREDIT = """
-mutation C($id: ID!, $level: CreditLevel!) {
-  setMemberCredit(memberId: $id, level: $level) {
-    member { id creditLevel } userErrors { field message code }
-  }
-}"""
 CREDIT = "query M($id: ID!) { member(id: $id) { id creditLevel } }"
 NOW = dt.datetime.now(dt.UTC)
-# Ages and birthday months are reckoned on the local date (HUB_SETTLEMENT_TZ).
-TODAY = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
-
-
-async def _person(api: Api, program: str, ref: str, born: dt.date | None = None) -> str:
-    data = await api.gql(
-        ENROLL,
-        {
-            "input": {
-                "program": program,
-                "externalRef": ref,
-                "displayName": f"Member {ref}",
-                "birthDate": born.isoformat() if born else None,
-            }
-        },
-    )
-    assert data["enrollMember"]["userErrors"] == [], data
-    member: str = data["enrollMember"]["member"]["id"]
-    return member
-
-
-async def _set_credit(api: Api, member: str, level: str, **kw: Any) -> dict[str, Any]:
-    data = await api.gql(SET_CREDIT, {"id": member, "level": level}, **kw)
-    payload: dict[str, Any] = data["setMemberCredit"]
-    return payload
-
-
-def _born(years_ago: int, month: int | None = None) -> dt.date:
-    """A birth date `years_ago` years back, in `month` (default: six months from now's)."""
-    month = month or (TODAY.month + 5) % 12 + 1
-    return dt.date(TODAY.year - years_ago, month, 1)
 
 
 async def test_only_admin_sets_a_members_credit_level(api: Api) -> None:
@@ -75,10 +47,10 @@ async def test_only_admin_sets_a_members_credit_level(api: Api) -> None:
         )
         assert errors[0]["extensions"]["code"] == "FORBIDDEN"
     assert (await api.gql(CREDIT, {"id": member}))["member"]["creditLevel"] is None
-    done = await _set_credit(api, member, "EXCELLENT")
+    done = await set_credit(api, member, "EXCELLENT")
     assert done == {"member": {"id": member, "creditLevel": "EXCELLENT"}, "userErrors": []}
-    assert (await _set_credit(api, member, "FAIR"))["member"]["creditLevel"] == "FAIR"
-    unknown = await _set_credit(api, "mbr_nobody", "GOOD")
+    assert (await set_credit(api, member, "FAIR"))["member"]["creditLevel"] == "FAIR"
+    unknown = await set_credit(api, "mbr_nobody", "GOOD")
     assert unknown["member"] is None
     assert unknown["userErrors"][0]["code"] == "NOT_FOUND"
     assert unknown["userErrors"][0]["field"] == ["memberId"]
@@ -87,7 +59,7 @@ async def test_only_admin_sets_a_members_credit_level(api: Api) -> None:
 async def test_a_credit_level_is_seen_by_the_member_and_admin_only(api: Api) -> None:
     await register(api, "jade", "JADE")
     member = await enroll(api, "JADE", "J-1")
-    await _set_credit(api, member, "GOOD")
+    await set_credit(api, member, "GOOD")
     assert (await api.gql(CREDIT, {"id": member}))["member"]["creditLevel"] == "GOOD"
     storefront = await create_key(api, "STOREFRONT")
     own = await api.gql(
@@ -112,8 +84,8 @@ async def test_excellent_credit_earns_more_and_pays_fewer_points(api: Api, db_ur
     await register(api, "jade", "JADE", accrualRate="1")
     excellent = await enroll(api, "JADE", "J-1")
     good = await enroll(api, "JADE", "J-2")
-    await _set_credit(api, excellent, "EXCELLENT")
-    await _set_credit(api, good, "GOOD")
+    await set_credit(api, excellent, "EXCELLENT")
+    await set_credit(api, good, "GOOD")
     offer = await promote(
         api,
         "JADE",
@@ -152,12 +124,12 @@ async def test_excellent_credit_earns_more_and_pays_fewer_points(api: Api, db_ur
 async def test_seniors_earn_15x_and_the_birthday_month_doubles_within_the_cap(api: Api) -> None:
     await register(api, "rail", "RAIL", accrualRate="1")
     this_month = TODAY.month
-    senior = await _person(api, "RAIL", "R-1", _born(70))
-    young = await _person(api, "RAIL", "R-2", _born(30))
-    birthday = await _person(api, "RAIL", "R-3", _born(30, this_month))
-    senior_birthday = await _person(api, "RAIL", "R-4", _born(65, this_month))
-    unknown_age = await _person(api, "RAIL", "R-5")
-    under_sixty = await _person(api, "RAIL", "R-6", _born(59))
+    senior = await person(api, "RAIL", "R-1", born(70))
+    young = await person(api, "RAIL", "R-2", born(30))
+    birthday = await person(api, "RAIL", "R-3", born(30, this_month))
+    senior_birthday = await person(api, "RAIL", "R-4", born(65, this_month))
+    unknown_age = await person(api, "RAIL", "R-5")
+    under_sixty = await person(api, "RAIL", "R-6", born(59))
     seniors = await promote(api, "RAIL", "Seniors travel on 15x", accrualMultiplier="15", minAge=60)
     # A targeted promotion stacks with others at accrual, where the cap holds.
     birthdays = await promote(
@@ -236,8 +208,8 @@ async def test_a_reward_opens_early_to_priority_tiers_and_credit_levels(
     for amount in ("2000", "1000"):
         await accrue_at(api, silver, "HUB", amount)
         await accrue_at(api, excellent, "HUB", amount)
-    await _set_credit(api, excellent, "EXCELLENT")
-    await _set_credit(api, silver, "GOOD")
+    await set_credit(api, excellent, "EXCELLENT")
+    await set_credit(api, silver, "GOOD")
     opens = (NOW + dt.timedelta(days=2)).replace(microsecond=0)
     await upsert_reward(
         api,

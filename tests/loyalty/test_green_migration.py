@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.migrate import upgrade
-from tests.conftest import BACKENDS, _create_pg_database, _drop_pg_database
+from tests.conftest import BACKENDS, empty_scratch_database
 
 AT = "2026-06-01 04:00:00"
 PROGRAM = (
@@ -26,12 +26,7 @@ PROGRAM = (
 async def test_existing_programs_become_standard_and_a_green_one_fits_beside(
     backend: str, tmp_path: Path
 ) -> None:
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
-        if backend == "sqlite"
-        else await _create_pg_database()
-    )
-    try:
+    async with empty_scratch_database(backend, tmp_path) as url:
         await upgrade(url, "0008")
         engine = create_async_engine(url)
         async with engine.begin() as conn:
@@ -79,6 +74,3 @@ async def test_existing_programs_become_standard_and_a_green_one_fits_beside(
                     )
         finally:
             await engine.dispose()
-    finally:
-        if backend != "sqlite":
-            await _drop_pg_database(url)

@@ -127,6 +127,30 @@ BAD_LADDERS: dict[str, tuple[list[dict[str, Any]], list[str]]] = {
 }
 
 
+BAD_BENEFITS = {
+    "an empty benefit": (
+        ["Free parking", ""],
+        "benefits[1] must have a visible character (it is empty or only spaces and invisible "
+        "characters).",
+    ),
+    "a benefit too long": (["x" * 101], "benefits[0] is longer than 100 characters."),
+}
+
+
+@pytest.mark.parametrize("case", BAD_BENEFITS)
+async def test_a_bad_benefit_is_named_by_its_place_in_the_list(api: Api, case: str) -> None:
+    await register(api, "haowu", "HUB", category="PLATFORM")
+    benefits, message = BAD_BENEFITS[case]
+    refused = await set_tiers(api, "HUB", [{**SILVER, "benefits": benefits}])
+    assert refused["userErrors"] == [
+        {
+            "field": ["tiers", "0", "benefits", str(len(benefits) - 1)],
+            "message": message,
+            "code": "INVALID_INPUT",
+        }
+    ]
+
+
 @pytest.mark.parametrize("case", BAD_LADDERS)
 async def test_a_bad_ladder_is_refused_whole_with_nothing_changed(api: Api, case: str) -> None:
     member = await _shop(api)

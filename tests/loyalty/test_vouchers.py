@@ -11,8 +11,11 @@ import re
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from hub import vouchers
+from hub.db import Database
+from hub.models import Reward
 from tests.helpers import (
     ADMIN_KEY,
     UPSERT,
@@ -94,6 +97,10 @@ async def test_a_voucher_reward_carries_terms_and_bad_terms_are_refused(
         "reward"
     ]["voucher"] == {"minSpend": "0.00", "validDays": 90}
     bad = {
+        "a voucher without terms (no code could be issued)": (
+            {"voucher": None},
+            ["input", "voucher"],
+        ),
         "terms on a meal": ({"kind": "MEAL"}, ["input", "voucher"]),
         "a face value of nothing": (
             {"voucher": {"faceValue": "0"}},
@@ -180,6 +187,9 @@ async def test_the_till_uses_a_voucher_once_and_a_retry_for_the_order_answers_th
     assert await _use(api, jade, typed, "TABLE-7", "236.50") == used
     conflict = await _use(api, jade, code, "TABLE-7", "300")
     assert conflict["userErrors"][0]["code"] == "IDEMPOTENCY_CONFLICT"
+    assert conflict["userErrors"][0]["message"] == (
+        "This voucher was used for order 'TABLE-7' of 236.50, not 300.00."
+    )
     # Any other order: used once is used.
     twice = await _use(api, jade, code, "TABLE-9", "500")
     assert twice["voucher"] is None
@@ -213,6 +223,8 @@ async def test_a_voucher_is_refused_below_its_minimum_after_its_date_and_at_anot
         assert payload["userErrors"][0]["code"] == error, (why, payload)
         assert payload["userErrors"][0]["field"] == [field], why
     assert "Jade" in (await _use(api, haowu, code, "X", "500"))["userErrors"][0]["message"]
+    below = (await _use(api, jade, code, "ORDER-LOW", "199.99"))["userErrors"][0]["message"]
+    assert below == "This voucher needs an order of at least 200.00; this one is 199.99."
     unchanged = (await api.gql(REDEMPTION, {"id": redemption["id"]}))["redemption"]["voucher"]
     assert unchanged == redemption["voucher"]
 
@@ -277,4 +289,28 @@ async def test_concurrent_tills_and_a_cancellation_use_a_voucher_once(
     assert (use["userErrors"] == []) != (cancel["userErrors"] == [])
     refunded = cancel["userErrors"] == []
     assert (await state(api, member))["balances"]["HUB"] == before - (0 if refunded else 1250)
+    assert await verify_ledger(db_url) == []
+
+
+async def test_a_voucher_reward_stored_without_terms_redeems_without_a_code(
+    api: Api, world: dict[str, Any], db_url: str
+) -> None:
+    """upsertReward refuses a VOUCHER without terms; one stored before it did is still
+    listed, redeemed and cancelled as a reward without a code."""
+    db = Database(db_url)
+    try:
+        async with db.write() as session:
+            await session.execute(
+                update(Reward)
+                .where(Reward.id == world["reward"]["id"])
+                .values(voucher_face_value=None, voucher_min_spend=None, voucher_valid_days=None)
+            )
+    finally:
+        await db.dispose()
+    shown = await api.gql('{ reward(id: "jade:FIFTY-OFF") { kind voucher { faceValue } } }')
+    assert shown["reward"] == {"kind": "VOUCHER", "voucher": None}
+    redemption = await _voucher_of(api, world)
+    assert (redemption["status"], redemption["voucher"]) == ("CONFIRMED", None)
+    cancelled = await cancel_redemption(api, redemption["id"])
+    assert cancelled["userErrors"] == []
     assert await verify_ledger(db_url) == []

@@ -65,7 +65,8 @@ async def world(api: Api) -> dict[str, Any]:
 
 
 def _voucher(**extra: Any) -> dict[str, Any]:
-    return {"ref": "VOUCHER", "kind": "VOUCHER", "title": "1-point voucher", "price": 1, **extra}
+    # GOODS, not VOUCHER: a voucher's code is one per redemption, and these redeem 20 at once.
+    return {"ref": "VOUCHER", "kind": "GOODS", "title": "1-point voucher", "price": 1, **extra}
 
 
 async def _upsert(api: Api, key: str, data: dict[str, Any]) -> dict[str, Any]:
