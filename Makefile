@@ -26,8 +26,12 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# The suite waits on sockets, partners and browsers more than it computes: one pytest
+# worker per core, each test file on one worker (its session database and partners).
+PYTEST_WORKERS ?= -n auto --dist loadfile
+
 test: lint
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 schema: $(VENV)/.installed
 	$(BIN)/hub print-schema > schema/schema.graphql
