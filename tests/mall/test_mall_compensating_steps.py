@@ -300,3 +300,50 @@ async def test_hub_verify_catches_a_refund_the_partner_never_confirmed(
         f"partner movement confirmed: redemption {rid} is CANCELLED,"
         " but WASH never confirmed its REFUND"
     ], found
+
+
+async def test_sagas_finished_before_partner_outcomes_were_kept_verify_clean(
+    hub: Api, live: Partners, db_url: str
+) -> None:
+    """Migration 0025 records, for the sagas already past a partner step, the confirmations
+    they were moved on by: a database upgraded across it verifies clean."""
+    from alembic import command
+    from sqlalchemy import Connection, select
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from hub.migrate import alembic_config, upgrade
+    from hub.models import PartnerOutcome
+
+    member = await _world(hub, live)
+    kept = await redeem(hub, member, "jade:MEAL", "WASH")
+    undone = await redeem(hub, member, "jade:MEAL", "WASH")
+    assert (await cancel_redemption(hub, undone["redemption"]["id"]))["userErrors"] == []
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            before = (await conn.execute(select(PartnerOutcome.saga_id, PartnerOutcome.step))).all()
+        async with engine.begin() as conn:
+
+            def down(sync: Connection) -> None:
+                config = alembic_config(db_url)
+                config.attributes["connection"] = sync
+                command.downgrade(config, "0014")
+
+            await conn.run_sync(down)
+    finally:
+        await engine.dispose()
+        await upgrade(db_url)
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            after = (await conn.execute(select(PartnerOutcome.saga_id, PartnerOutcome.step))).all()
+    finally:
+        await engine.dispose()
+    # What the checks hold sagas to (the capture, not a movement of its own, is not carried).
+    assert {tuple(r) for r in after} <= {tuple(r) for r in before}
+    assert {tuple(r) for r in after} == {
+        (kept["redemption"]["id"], "HOLD"),
+        (undone["redemption"]["id"], "HOLD"),
+        (undone["redemption"]["id"], "REFUND"),
+    }
+    assert await verify_ledger(db_url) == []
