@@ -3,9 +3,14 @@
 Every step is one INSERT ... SELECT or UPDATE over the obligations, so the run
 scales with the database and never loads the obligations into Python:
 
-1. claim the unsettled obligations of the date and of any earlier date (a late
-   obligation lands in the next batch, never in a closed one), in id ranges so
-   that a long run can report progress;
+1. claim the obligations by an ordered range, never by writing into them: the batch
+   records [claim_low, claim_high) of the claim key (hub.obligation_rules.claim_key:
+   the writing transaction's id on PostgreSQL, the id on SQLite), from the end of the
+   last range up to the first key that may still appear, so a run costs about one
+   aggregation pass and an obligation committed after the run lands in exactly one later
+   range. Obligations of the range dated after the batch are carried (a late obligation
+   lands in the next batch, never in a closed one) and claimed one by one, with their
+   batch_id, by the first run of a date on or after theirs: the rare path;
 2. charge the platform fee to each merchant on what it received in the batch less the
    refunds it paid back (a refund reverses its redemption's fee, in whichever batch it
    lands), rounded half-up once per merchant, as one FEE obligation owed to the platform
@@ -31,10 +36,12 @@ from sqlalchemy import (
     BigInteger,
     String,
     case,
+    delete,
     func,
     insert,
     literal,
     select,
+    text,
     union_all,
     update,
 )
@@ -50,13 +57,21 @@ from hub.models import (
     Obligation,
     PaymentInstruction,
     SettlementBatch,
+    SettlementCarried,
     Statement,
     StatementCounterparty,
 )
-from hub.obligation_rules import fee_base, fee_of, pair_totals, signed_gross
+from hub.obligation_rules import (
+    claim_key,
+    fee_base,
+    fee_of,
+    frontier,
+    in_batch,
+    pair_totals,
+    signed_gross,
+)
 
 Progress = Callable[[str, int, int], object]
-CHUNK = 50_000
 FEE = ObligationKind.FEE.value
 
 
@@ -84,6 +99,8 @@ async def settle(
     )
     if existing is not None:
         return RunResult(batch=existing, created=False)
+    dialect = session.get_bind().dialect.name
+    low, high = await _claim_range(session, dialect)
     batch = SettlementBatch(
         id=new_id("stb"),
         business_date=business_date,
@@ -92,38 +109,25 @@ async def settle(
         fee_bps=settings.platform_fee_bps,
         run_by=actor,
         created_at=utcnow(),
+        claim_low=low if high > low else None,
+        claim_high=high if high > low else None,
     )
     session.add(batch)
     await session.flush()
 
-    # 1. Claim the obligations, in id ranges.
-    unsettled = (Obligation.batch_id.is_(None), Obligation.business_date <= business_date)
-    low, high = (
-        await session.execute(
-            select(func.min(Obligation.id), func.max(Obligation.id)).where(*unsettled)
-        )
-    ).one()
-    claimed = 0
-    if low is not None:
-        total = high - low + 1
-        for start in range(low, high + 1, CHUNK):
-            result = await session.execute(
-                update(Obligation)
-                .where(*unsettled, Obligation.id >= start, Obligation.id < start + CHUNK)
-                .values(batch_id=batch.id)
-                .execution_options(synchronize_session=False)
-            )
-            claimed += int(result.rowcount or 0)  # type: ignore[attr-defined]
-            report("claiming obligations", min(start + CHUNK - low, total), total)
-    of_batch = Obligation.batch_id == batch.id
+    # 1. Claim the obligations: the range, less what is dated later (carried), plus what
+    # earlier ranges carried up to this date.
+    await _carry_late(session, dialect, batch)
+    await _claim_carried(session, batch)
+    of_batch = in_batch(dialect, batch)
+    report("claiming obligations", 1, 1)
 
     # 2. The platform fee, charged to the receiving merchant, owed to the platform.
     platform = await session.scalar(
         select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM.value)
     )
-    if settings.platform_fee_bps and platform is not None and claimed:
+    if settings.platform_fee_bps and platform is not None:
         base = fee_base(of_batch)
-        dialect = session.get_bind().dialect.name
         fee = fee_of(dialect, func.sum(base.c.amount), settings.platform_fee_bps)
         fees = (
             select(
@@ -165,7 +169,7 @@ async def settle(
 
     # 3. Net positions, from each pair's total rounded once to the cent: FEE obligations are
     # fees for the payer, receivable for the platform.
-    pairs = pair_totals(session.get_bind().dialect.name, of_batch)
+    pairs = pair_totals(dialect, of_batch, func.coalesce(Obligation.batch_id, batch.id))
     zero = literal(0, Obligation.amount.type)
     sides = union_all(
         select(
@@ -276,6 +280,60 @@ async def settle(
     await check(session, batch.id)
     report("invariants checked", 1, 1)
     return RunResult(batch=batch, created=True)
+
+
+async def _claim_range(session: AsyncSession, dialect: str) -> tuple[int, int]:
+    """[low, high): from the end of the last batch's range to the first key that may
+    still appear (see hub.obligation_rules.claim_key: a range below it is closed)."""
+    low = int(await session.scalar(select(frontier())) or 0)
+    if dialect == "sqlite":
+        # This transaction began with BEGIN IMMEDIATE: no other writer until it ends.
+        top = await session.scalar(select(func.coalesce(func.max(Obligation.id), 0)))
+        high = int(top or 0) + 1
+    else:
+        xmin = text("(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint")
+        high = int(await session.scalar(select(xmin)) or 0)
+    return low, max(low, high)
+
+
+async def _carry_late(session: AsyncSession, dialect: str, batch: SettlementBatch) -> None:
+    """The few obligations of the range dated after the batch wait in the carried list (a
+    late obligation lands in a later batch, never in a closed one)."""
+    if batch.claim_low is None:
+        return
+    key = claim_key(dialect)
+    await session.execute(
+        insert(SettlementCarried).from_select(
+            ["obligation_id"],
+            select(Obligation.id).where(
+                Obligation.batch_id.is_(None),
+                Obligation.business_date > batch.business_date,
+                key >= batch.claim_low,
+                key < batch.claim_high,
+            ),
+        )
+    )
+
+
+async def _claim_carried(session: AsyncSession, batch: SettlementBatch) -> None:
+    """Carried obligations dated up to the batch's date join it one by one (rare)."""
+    due = (
+        select(SettlementCarried.obligation_id)
+        .join(Obligation, Obligation.id == SettlementCarried.obligation_id)
+        .where(Obligation.business_date <= batch.business_date)
+    )
+    ids = list(await session.scalars(due))
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        await session.execute(
+            update(Obligation)
+            .where(Obligation.id.in_(chunk))
+            .values(batch_id=batch.id)
+            .execution_options(synchronize_session=False)
+        )
+        await session.execute(
+            delete(SettlementCarried).where(SettlementCarried.obligation_id.in_(chunk))
+        )
 
 
 async def _payments(session: AsyncSession, batch_id: str, platform: str | None) -> None:

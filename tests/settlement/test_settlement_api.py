@@ -16,6 +16,7 @@ from sqlalchemy import func, insert, select
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.models import Obligation, SettlementBatch
+from hub.obligation_rules import unsettled
 from settlement import scheduler
 from tests.helpers import (
     Api,
@@ -139,7 +140,7 @@ async def test_a_late_obligation_lands_in_the_next_batch(db_url: str, settings: 
                 await session.scalar(
                     select(func.count())
                     .select_from(Obligation)
-                    .where(Obligation.batch_id.is_(None))
+                    .where(unsettled(session.get_bind().dialect.name))
                 )
                 == 0
             )
@@ -279,7 +280,7 @@ async def test_two_runs_racing_make_one_batch(db_url: str, settings: Settings) -
                 await session.scalar(
                     select(func.count())
                     .select_from(Obligation)
-                    .where(Obligation.batch_id.is_(None))
+                    .where(unsettled(session.get_bind().dialect.name))
                 )
                 == 0
             )
