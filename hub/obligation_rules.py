@@ -25,6 +25,7 @@ from hub.enums import ObligationKind
 from hub.models import Obligation, SettlementBatch, SettlementCarried
 
 FEE = ObligationKind.FEE.value
+OBLIGATIONS = Obligation.__table__
 REFUND = ObligationKind.REFUND.value
 # What a merchant is charged a fee on: the business it received. A refund takes its
 # redemption back out of the refunding merchant's base; compensation is a cost of a
@@ -123,44 +124,47 @@ def fee_of(dialect: str, base: Any, bps: Any) -> Any:
     return func.round(base * bps / Decimal(10_000), 2)
 
 
-def fee_base(where: Any, batch: Any = Obligation.batch_id) -> Any:
+def fee_base(where: Any, batch: Any = None, rows: Any = OBLIGATIONS) -> Any:
     """Per batch and merchant: + what it received as CONVERSION or REDEMPTION, - the
-    REFUNDs it paid back. Columns batch_id, merchant_id, program_code, amount."""
+    REFUNDs it paid back. Columns batch_id, merchant_id, program_code, amount. `rows` the
+    obligations or any table of their columns (the run's per-kind totals)."""
+    batch = rows.c.batch_id if batch is None else batch
     return union_all(
         select(
             batch.label("batch_id"),
-            Obligation.creditor_id.label("merchant_id"),
-            Obligation.program_code.label("program_code"),
-            Obligation.amount.label("amount"),
-        ).where(where, Obligation.kind.in_(FEE_BASE)),
+            rows.c.creditor_id.label("merchant_id"),
+            rows.c.program_code.label("program_code"),
+            rows.c.amount.label("amount"),
+        ).where(where, rows.c.kind.in_(FEE_BASE)),
         select(
             batch.label("batch_id"),
-            Obligation.debtor_id.label("merchant_id"),
-            Obligation.program_code.label("program_code"),
-            (-Obligation.amount).label("amount"),
-        ).where(where, Obligation.kind == REFUND),
+            rows.c.debtor_id.label("merchant_id"),
+            rows.c.program_code.label("program_code"),
+            (-rows.c.amount).label("amount"),
+        ).where(where, rows.c.kind == REFUND),
     ).subquery()
 
 
-def pair_totals(dialect: str, where: Any, batch: Any = Obligation.batch_id) -> Any:
+def pair_totals(dialect: str, where: Any, batch: Any = None, rows: Any = OBLIGATIONS) -> Any:
     """What each merchant owes each other per batch, fees apart, rounded once to the cent
     (rounding each obligation on its own lost or made cents). Columns batch_id, debtor_id,
     creditor_id, is_fee (1 or 0), amount."""
-    is_fee = case((Obligation.kind == FEE, 1), else_=0)
+    batch = rows.c.batch_id if batch is None else batch
+    is_fee = case((rows.c.kind == FEE, 1), else_=0)
     return (
         select(
             batch.label("batch_id"),
-            Obligation.debtor_id.label("debtor_id"),
-            Obligation.creditor_id.label("creditor_id"),
+            rows.c.debtor_id.label("debtor_id"),
+            rows.c.creditor_id.label("creditor_id"),
             is_fee.label("is_fee"),
-            cents(dialect, func.sum(Obligation.amount)).label("amount"),
+            cents(dialect, func.sum(rows.c.amount)).label("amount"),
         )
         .where(where)
-        .group_by(batch, Obligation.debtor_id, Obligation.creditor_id, is_fee)
+        .group_by(batch, rows.c.debtor_id, rows.c.creditor_id, is_fee)
         .subquery()
     )
 
 
-def signed_gross() -> Any:
+def signed_gross(rows: Any = OBLIGATIONS) -> Any:
     """An obligation's part of a batch's gross: its amount, a refund's taken back."""
-    return case((Obligation.kind == REFUND, -Obligation.amount), else_=Obligation.amount)
+    return case((rows.c.kind == REFUND, -rows.c.amount), else_=rows.c.amount)

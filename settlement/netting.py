@@ -26,7 +26,9 @@ scales with the database and never loads the obligations into Python:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,7 +36,11 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Column,
+    MetaData,
     String,
+    Table,
+    and_,
     case,
     delete,
     func,
@@ -42,10 +48,12 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    true,
     union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.schema import CreateTable, DropTable
 
 from hub.config import Settings
 from hub.db import utcnow
@@ -66,7 +74,7 @@ from hub.obligation_rules import (
     fee_base,
     fee_of,
     frontier,
-    in_batch,
+    in_range,
     pair_totals,
     signed_gross,
 )
@@ -119,7 +127,9 @@ async def settle(
     # earlier ranges carried up to this date.
     await _carry_late(session, dialect, batch)
     await _claim_carried(session, batch)
-    of_batch = in_batch(dialect, batch)
+    # The one pass over the obligations: their totals per pair and kind; every later step
+    # reads these few rows.
+    totals = await _totals(session, dialect, batch)
     report("claiming obligations", 1, 1)
 
     # 2. The platform fee, charged to the receiving merchant, owed to the platform.
@@ -127,7 +137,7 @@ async def settle(
         select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM.value)
     )
     if settings.platform_fee_bps and platform is not None:
-        base = fee_base(of_batch)
+        base = fee_base(true(), rows=totals)
         fee = fee_of(dialect, func.sum(base.c.amount), settings.platform_fee_bps)
         fees = (
             select(
@@ -165,11 +175,13 @@ async def settle(
                 fees,
             )
         )
+        fees_of_batch = and_(Obligation.batch_id == batch.id, Obligation.kind == FEE)
+        await _add_totals(session, totals, batch.id, fees_of_batch)
     report("platform fees", 1, 1)
 
     # 3. Net positions, from each pair's total rounded once to the cent: FEE obligations are
     # fees for the payer, receivable for the platform.
-    pairs = pair_totals(dialect, of_batch, func.coalesce(Obligation.batch_id, batch.id))
+    pairs = pair_totals(dialect, true(), rows=totals)
     zero = literal(0, Obligation.amount.type)
     sides = union_all(
         select(
@@ -267,11 +279,13 @@ async def settle(
     # 6. Totals, invariants, close.
     count, gross = (
         await session.execute(
-            select(func.count(), func.coalesce(func.sum(signed_gross()), zero)).where(
-                of_batch, Obligation.kind != FEE
-            )
+            select(
+                func.coalesce(func.sum(totals.c.n), 0),
+                func.coalesce(func.sum(signed_gross(totals)), zero),
+            ).where(totals.c.kind != FEE)
         )
     ).one()
+    await session.execute(DropTable(totals))
     batch.obligation_count = int(count)
     batch.gross_amount = Decimal(gross)
     batch.status = BatchStatus.CLOSED.value
@@ -282,6 +296,65 @@ async def settle(
     return RunResult(batch=batch, created=True)
 
 
+def _totals_table() -> Table:
+    """A temporary table of the batch's totals per pair and kind, in the obligations'
+    column names and types (hub.obligation_rules reads it as it reads obligations)."""
+    o = Obligation.__table__.c
+    return Table(
+        "settlement_run_totals",
+        MetaData(),
+        *(Column(c.name, c.type) for c in (o.batch_id, o.debtor_id, o.creditor_id, o.kind)),
+        Column("program_code", o.program_code.type),
+        Column("amount", o.amount.type),
+        Column("n", BigInteger),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+
+
+async def _totals(session: AsyncSession, dialect: str, batch: SettlementBatch) -> Table:
+    """The batch's obligations summed per pair and kind: its range, then the rows it
+    claimed one by one. Each part is one plain scan (an OR of both would not be)."""
+    totals = _totals_table()
+    await session.execute(DropTable(totals, if_exists=True))
+    await session.execute(CreateTable(totals))
+    if batch.claim_low is not None:
+        ranged = in_range(dialect, batch.claim_low, batch.claim_high, batch.business_date)
+        await _add_totals(session, totals, batch.id, ranged)
+    await _add_totals(session, totals, batch.id, Obligation.batch_id == batch.id)
+    return totals
+
+
+async def _add_totals(session: AsyncSession, totals: Table, batch_id: str, where: Any) -> None:
+    await session.execute(
+        insert(totals).from_select(
+            [c.name for c in totals.c],
+            select(
+                literal(batch_id, String),
+                Obligation.debtor_id,
+                Obligation.creditor_id,
+                Obligation.kind,
+                func.min(Obligation.program_code),
+                func.sum(Obligation.amount),
+                func.count(),
+            )
+            .where(where)
+            .group_by(Obligation.debtor_id, Obligation.creditor_id, Obligation.kind),
+        )
+    )
+
+
+# The first key no transaction still open may hold (PostgreSQL): the lowest transaction id
+# in progress, of any database, the run's own aside, else the next to be assigned.
+OPEN_FROM = text(
+    "SELECT least(pg_snapshot_xmax(s)::text::bigint, (SELECT min(x::text::bigint)"
+    " FROM pg_snapshot_xip(s) x WHERE x IS DISTINCT FROM pg_current_xact_id_if_assigned()))"
+    " FROM pg_current_snapshot() s"
+)
+NEXT_XID = text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+WAIT = 30.0  # seconds the run waits for transactions that began before it
+
+
 async def _claim_range(session: AsyncSession, dialect: str) -> tuple[int, int]:
     """[low, high): from the end of the last batch's range to the first key that may
     still appear (see hub.obligation_rules.claim_key: a range below it is closed)."""
@@ -289,10 +362,15 @@ async def _claim_range(session: AsyncSession, dialect: str) -> tuple[int, int]:
     if dialect == "sqlite":
         # This transaction began with BEGIN IMMEDIATE: no other writer until it ends.
         top = await session.scalar(select(func.coalesce(func.max(Obligation.id), 0)))
-        high = int(top or 0) + 1
-    else:
-        xmin = text("(pg_snapshot_xmin(pg_current_snapshot())::text)::bigint")
-        high = int(await session.scalar(select(xmin)) or 0)
+        return low, max(low, int(top or 0) + 1)
+    # xmin is of the whole server, so a transaction open anywhere (another database's)
+    # holds it back: wait a little for those that began before the run, so that what was
+    # committed before it is in its batch; past WAIT, what they hold goes to a later one.
+    began, deadline = int(await session.scalar(NEXT_XID) or 0), time.monotonic() + WAIT
+    high = int(await session.scalar(OPEN_FROM) or 0)
+    while high < began and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+        high = int(await session.scalar(OPEN_FROM) or 0)
     return low, max(low, high)
 
 

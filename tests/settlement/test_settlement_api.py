@@ -17,7 +17,7 @@ from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.models import Obligation, SettlementBatch
 from hub.obligation_rules import batch_of, unsettled
-from settlement import scheduler
+from settlement import netting, scheduler
 from tests.helpers import (
     Api,
     accrue,
@@ -151,10 +151,11 @@ def _owed(business_date: dt.date, amount: str) -> Any:
 
 
 async def test_a_writer_open_across_a_run_lands_in_exactly_one_later_batch(
-    db_url: str, settings: Settings
+    db_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if db_url.startswith("sqlite"):
         pytest.skip("SQLite serializes writers: a run waits for the open writer to finish")
+    monkeypatch.setattr(netting, "WAIT", 0.2)  # the run stops waiting for the writer
     async with running_app(settings) as api:
         await register(api, "aa", "AA")
         await register(api, "bb", "BB")
