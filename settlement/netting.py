@@ -1,7 +1,8 @@
 """The settlement run for one business date: set-based SQL inside the database.
 
-Every step is one INSERT ... SELECT or UPDATE over the obligations, so the run
-scales with the database and never loads the obligations into Python:
+The obligations are read once, summed per pair and kind into a temporary table that
+every later step reads with INSERT ... SELECT, so the run costs about one aggregation
+pass, scales with the database and never loads the obligations into Python:
 
 1. claim the obligations by an ordered range, never by writing into them: the batch
    records [claim_low, claim_high) of the claim key (hub.obligation_rules.claim_key:
