@@ -396,10 +396,9 @@ async def _carry_late(session: AsyncSession, dialect: str, batch: SettlementBatc
 
 async def _claim_carried(session: AsyncSession, batch: SettlementBatch) -> None:
     """Carried obligations dated up to the batch's date join it one by one (rare)."""
-    due = (
-        select(SettlementCarried.obligation_id)
-        .join(Obligation, Obligation.id == SettlementCarried.obligation_id)
-        .where(Obligation.business_date <= batch.business_date)
+    due = select(Obligation.id).where(
+        Obligation.id.in_(select(SettlementCarried.obligation_id)),
+        Obligation.business_date <= batch.business_date,
     )
     ids = list(await session.scalars(due))
     for start in range(0, len(ids), 1000):
