@@ -346,10 +346,15 @@ async def _add_totals(session: AsyncSession, totals: Table, batch_id: str, where
 
 
 # The first key no transaction still open may hold (PostgreSQL): the lowest transaction id
-# in progress, of any database, the run's own aside, else the next to be assigned.
+# in progress, the run's own aside and those known to be of another database (xid8 and the
+# 32-bit backend_xid have the same low bits; one not attributed, hidden by privileges or
+# begun since, counts), else the next id to be assigned.
 OPEN_FROM = text(
     "SELECT least(pg_snapshot_xmax(s)::text::bigint, (SELECT min(x::text::bigint)"
-    " FROM pg_snapshot_xip(s) x WHERE x IS DISTINCT FROM pg_current_xact_id_if_assigned()))"
+    " FROM pg_snapshot_xip(s) x WHERE x IS DISTINCT FROM pg_current_xact_id_if_assigned()"
+    " AND x::text::bigint % 4294967296 NOT IN (SELECT backend_xid::text::bigint"
+    " FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
+    " AND datname IS DISTINCT FROM current_database())))"
     " FROM pg_current_snapshot() s"
 )
 NEXT_XID = text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
@@ -364,8 +369,7 @@ async def _claim_range(session: AsyncSession, dialect: str) -> tuple[int, int]:
         # This transaction began with BEGIN IMMEDIATE: no other writer until it ends.
         top = await session.scalar(select(func.coalesce(func.max(Obligation.id), 0)))
         return low, max(low, int(top or 0) + 1)
-    # xmin is of the whole server, so a transaction open anywhere (another database's)
-    # holds it back: wait a little for those that began before the run, so that what was
+    # Wait a little for the transactions that began before the run, so that what was
     # committed before it is in its batch; past WAIT, what they hold goes to a later one.
     began, deadline = int(await session.scalar(NEXT_XID) or 0), time.monotonic() + WAIT
     high = int(await session.scalar(OPEN_FROM) or 0)
