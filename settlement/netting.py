@@ -327,22 +327,24 @@ async def _totals(session: AsyncSession, dialect: str, batch: SettlementBatch) -
 
 
 async def _add_totals(session: AsyncSession, totals: Table, batch_id: str, where: Any) -> None:
-    await session.execute(
-        insert(totals).from_select(
-            [c.name for c in totals.c],
-            select(
-                literal(batch_id, String),
-                Obligation.debtor_id,
-                Obligation.creditor_id,
-                Obligation.kind,
-                func.min(Obligation.program_code),
-                func.sum(Obligation.amount),
-                func.count(),
-            )
-            .where(where)
-            .group_by(Obligation.debtor_id, Obligation.creditor_id, Obligation.kind),
+    """A plain SELECT, its few rows (pairs x kinds) written back: PostgreSQL runs the
+    scan of an INSERT ... SELECT on one core, a SELECT's on parallel workers."""
+    found = await session.execute(
+        select(
+            Obligation.debtor_id,
+            Obligation.creditor_id,
+            Obligation.kind,
+            func.min(Obligation.program_code),
+            func.sum(Obligation.amount),
+            func.count(),
         )
+        .where(where)
+        .group_by(Obligation.debtor_id, Obligation.creditor_id, Obligation.kind)
     )
+    names = [c.name for c in totals.c]
+    rows = [dict(zip(names, (batch_id, *row), strict=True)) for row in found]
+    if rows:
+        await session.execute(insert(totals), rows)
 
 
 # The first key no transaction still open may hold (PostgreSQL): the lowest transaction id
