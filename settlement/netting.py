@@ -47,6 +47,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     select,
     text,
     true,
@@ -54,7 +55,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.schema import CreateTable, DropTable
+from sqlalchemy.schema import CreateTable
 
 from hub.config import Settings
 from hub.db import utcnow
@@ -128,6 +129,7 @@ async def settle(
     # earlier ranges carried up to this date.
     await _carry_late(session, dialect, batch)
     await _claim_carried(session, batch)
+    await _claim_own(session, dialect, batch, high)
     # The one pass over the obligations: their totals per pair and kind; every later step
     # reads these few rows.
     totals = await _totals(session, dialect, batch)
@@ -286,7 +288,7 @@ async def settle(
             ).where(totals.c.kind != FEE)
         )
     ).one()
-    await session.execute(DropTable(totals))
+    await session.execute(delete(totals))
     batch.obligation_count = int(count)
     batch.gross_amount = Decimal(gross)
     batch.status = BatchStatus.CLOSED.value
@@ -309,7 +311,7 @@ def _totals_table() -> Table:
         Column("amount", o.amount.type),
         Column("n", BigInteger),
         prefixes=["TEMPORARY"],
-        postgresql_on_commit="DROP",
+        postgresql_on_commit="DELETE ROWS",
     )
 
 
@@ -317,8 +319,10 @@ async def _totals(session: AsyncSession, dialect: str, batch: SettlementBatch) -
     """The batch's obligations summed per pair and kind: its range, then the rows it
     claimed one by one. Each part is one plain scan (an OR of both would not be)."""
     totals = _totals_table()
-    await session.execute(DropTable(totals, if_exists=True))
-    await session.execute(CreateTable(totals))
+    # Made once per connection and kept (a table made again would invalidate the
+    # statements asyncpg prepared on it), emptied by each run.
+    await session.execute(CreateTable(totals, if_not_exists=True))
+    await session.execute(delete(totals))
     if batch.claim_low is not None:
         ranged = in_range(dialect, batch.claim_low, batch.claim_high, batch.business_date)
         await _add_totals(session, totals, batch.id, ranged)
@@ -350,7 +354,8 @@ async def _add_totals(session: AsyncSession, totals: Table, batch_id: str, where
 # The first key no transaction still open may hold (PostgreSQL): the lowest transaction id
 # in progress, the run's own aside and those known to be of another database (xid8 and the
 # 32-bit backend_xid have the same low bits; one not attributed, hidden by privileges or
-# begun since, counts), else the next id to be assigned.
+# begun since, counts), else the snapshot's xmax (one past the latest finished: the run's
+# own id can be at or above it, see _claim_own).
 OPEN_FROM = text(
     "SELECT least(pg_snapshot_xmax(s)::text::bigint, (SELECT min(x::text::bigint)"
     " FROM pg_snapshot_xip(s) x WHERE x IS DISTINCT FROM pg_current_xact_id_if_assigned()"
@@ -418,6 +423,27 @@ async def _claim_carried(session: AsyncSession, batch: SettlementBatch) -> None:
         await session.execute(
             delete(SettlementCarried).where(SettlementCarried.obligation_id.in_(chunk))
         )
+
+
+async def _claim_own(
+    session: AsyncSession, dialect: str, batch: SettlementBatch, high: int
+) -> None:
+    """PostgreSQL: obligations this very transaction wrote at or past the range's end (a
+    snapshot's xmax can be the run's own id) join it one by one; the next range will hold
+    them, claimed already."""
+    if dialect == "sqlite":
+        return
+    await session.execute(
+        update(Obligation)
+        .where(
+            Obligation.txn == literal_column("pg_current_xact_id_if_assigned()::text::bigint"),
+            Obligation.txn >= high,
+            Obligation.batch_id.is_(None),
+            Obligation.business_date <= batch.business_date,
+        )
+        .values(batch_id=batch.id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _payments(session: AsyncSession, batch_id: str, platform: str | None) -> None:
