@@ -2,7 +2,7 @@
 writing its id into each one
 
 Revision ID: 0023
-Revises: 0025
+Revises: 0022
 Create Date: 2026-12-03 11:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0023"
-down_revision: str | None = "0025"
+down_revision: str | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
