@@ -53,6 +53,7 @@ from hub.db import Database, utcnow
 from hub.enums import ConnectorKind, MerchantCategory, ObligationKind
 from hub.merchants import NewMerchant, register_merchant
 from hub.models import NetPosition, Obligation, SettlementBatch, Statement
+from hub.obligation_rules import unsettled
 from settlement.netting import settle
 
 T = TypeVar("T")
@@ -324,7 +325,7 @@ async def inspect(db: Database, batch_id: str, day: dt.date, outcome: Outcome) -
             await session.scalar(
                 select(func.count())
                 .select_from(Obligation)
-                .where(Obligation.batch_id.is_(None), Obligation.business_date <= day)
+                .where(unsettled(session.get_bind().dialect.name), Obligation.business_date <= day)
             )
             or 0
         )

@@ -39,6 +39,7 @@ from hub.models import (
     Statement,
     StatementAdjustment,
 )
+from hub.obligation_rules import batch_of
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,7 @@ def _obligation_checks() -> list[tuple[str, str, Any]]:
     ]
 
 
-def _adjustment_checks() -> list[tuple[str, str, Any]]:
+def _adjustment_checks(dialect: str) -> list[tuple[str, str, Any]]:
     """Each accepted adjustment is one ADJUSTMENT obligation of its amount, settled in exactly
     one batch later than the disputed statement's (a closed batch is never edited)."""
     carried = SettlementBatch.business_date
@@ -302,7 +303,7 @@ def _adjustment_checks() -> list[tuple[str, str, Any]]:
             )
             .join(Statement, Statement.id == StatementAdjustment.statement_id)
             .outerjoin(Obligation, Obligation.id == StatementAdjustment.obligation_id)
-            .outerjoin(SettlementBatch, SettlementBatch.id == Obligation.batch_id)
+            .outerjoin(SettlementBatch, SettlementBatch.id == batch_of(dialect))
             .where(
                 Obligation.id.is_(None)
                 | (Obligation.kind != ObligationKind.ADJUSTMENT.value)
@@ -457,7 +458,7 @@ def _all_checks(dialect: str) -> list[tuple[str, str, Any]]:
         *_obligation_checks(),
         *_saga_checks(),
         *_partner_checks(),
-        *_adjustment_checks(),
+        *_adjustment_checks(dialect),
         *verify_amounts.checks(dialect),
         *EXTRA_CHECKS,
     ]

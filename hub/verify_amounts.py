@@ -46,7 +46,7 @@ from hub.models import (
     RedemptionLeg,
     SettlementBatch,
 )
-from hub.obligation_rules import FEE, fee_base, fee_of, half_away, pair_totals
+from hub.obligation_rules import FEE, batch_of, fee_base, fee_of, half_away, pair_totals
 
 MONEY = ExactDecimal(18, 4)
 Rows = Callable[[AsyncSession, int], Awaitable[list[tuple[Any, ...]]]]
@@ -233,13 +233,15 @@ def _obligation_checks(dialect: str) -> list[Check]:
 
 def _batch_checks(dialect: str) -> list[Check]:
     """A closed batch's fees and positions, recomputed from its obligations."""
-    settled = Obligation.batch_id.is_not(None)
+    # Membership by range (hub.obligation_rules.batch_of); a FEE names its batch.
+    batch = batch_of(dialect)
+    settled = batch.is_not(None)
     platform = (
         select(Merchant.id)
         .where(Merchant.category == MerchantCategory.PLATFORM.value)
         .scalar_subquery()
     )
-    base = fee_base(settled)
+    base = fee_base(settled, batch)
     expected = (
         select(
             base.c.batch_id,
@@ -260,11 +262,11 @@ def _batch_checks(dialect: str) -> list[Check]:
             Obligation.debtor_id,
             zero,
             cast(Obligation.amount, BigInteger) if dialect == "sqlite" else Obligation.amount,
-        ).where(settled, Obligation.kind == FEE),
+        ).where(Obligation.batch_id.is_not(None), Obligation.kind == FEE),
     ).subquery()
     due, charged = fees.c[2], fees.c[3]
 
-    pairs = pair_totals(dialect, settled)
+    pairs = pair_totals(dialect, settled, batch)
     is_fee = pairs.c.is_fee == 1
     stored = (
         (

@@ -33,6 +33,7 @@ from hub.models import (
     StatementCounterparty,
     StatementEvent,
 )
+from hub.obligation_rules import batch_of
 from settlement.statements import visible_statement
 
 MAX_ADJUSTMENT = Decimal("100000000")  # one adjustment; beyond it is a typo
@@ -205,7 +206,9 @@ async def adjustments_by_statement(
         batches = {
             oid: batch
             for oid, batch in await session.execute(
-                select(Obligation.id, Obligation.batch_id).where(Obligation.id.in_(obligation_ids))
+                select(Obligation.id, batch_of(session.get_bind().dialect.name)).where(
+                    Obligation.id.in_(obligation_ids)
+                )
             )
         }
     return {

@@ -1,11 +1,17 @@
 """The settlement run for one business date: set-based SQL inside the database.
 
-Every step is one INSERT ... SELECT or UPDATE over the obligations, so the run
-scales with the database and never loads the obligations into Python:
+The obligations are read once, summed per pair and kind into a temporary table that
+every later step reads with INSERT ... SELECT, so the run costs about one aggregation
+pass, scales with the database and never loads the obligations into Python:
 
-1. claim the unsettled obligations of the date and of any earlier date (a late
-   obligation lands in the next batch, never in a closed one), in id ranges so
-   that a long run can report progress;
+1. claim the obligations by an ordered range, never by writing into them: the batch
+   records [claim_low, claim_high) of the claim key (hub.obligation_rules.claim_key:
+   the writing transaction's id on PostgreSQL, the id on SQLite), from the end of the
+   last range up to the first key that may still appear, so a run costs about one
+   aggregation pass and an obligation committed after the run lands in exactly one later
+   range. Obligations of the range dated after the batch are carried (a late obligation
+   lands in the next batch, never in a closed one) and claimed one by one, with their
+   batch_id, by the first run of a date on or after theirs: the rare path;
 2. charge the platform fee to each merchant on what it received in the batch less the
    refunds it paid back (a refund reverses its redemption's fee, in whichever batch it
    lands), rounded half-up once per merchant, as one FEE obligation owed to the platform
@@ -21,7 +27,9 @@ scales with the database and never loads the obligations into Python:
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -29,16 +37,25 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Column,
+    MetaData,
     String,
+    Table,
+    and_,
     case,
+    delete,
     func,
     insert,
     literal,
+    literal_column,
     select,
+    text,
+    true,
     union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.schema import CreateTable
 
 from hub.config import Settings
 from hub.db import utcnow
@@ -50,13 +67,21 @@ from hub.models import (
     Obligation,
     PaymentInstruction,
     SettlementBatch,
+    SettlementCarried,
     Statement,
     StatementCounterparty,
 )
-from hub.obligation_rules import fee_base, fee_of, pair_totals, signed_gross
+from hub.obligation_rules import (
+    claim_key,
+    fee_base,
+    fee_of,
+    frontier,
+    in_range,
+    pair_totals,
+    signed_gross,
+)
 
 Progress = Callable[[str, int, int], object]
-CHUNK = 50_000
 FEE = ObligationKind.FEE.value
 
 
@@ -84,6 +109,8 @@ async def settle(
     )
     if existing is not None:
         return RunResult(batch=existing, created=False)
+    dialect = session.get_bind().dialect.name
+    low, high = await _claim_range(session, dialect)
     batch = SettlementBatch(
         id=new_id("stb"),
         business_date=business_date,
@@ -92,38 +119,28 @@ async def settle(
         fee_bps=settings.platform_fee_bps,
         run_by=actor,
         created_at=utcnow(),
+        claim_low=low if high > low else None,
+        claim_high=high if high > low else None,
     )
     session.add(batch)
     await session.flush()
 
-    # 1. Claim the obligations, in id ranges.
-    unsettled = (Obligation.batch_id.is_(None), Obligation.business_date <= business_date)
-    low, high = (
-        await session.execute(
-            select(func.min(Obligation.id), func.max(Obligation.id)).where(*unsettled)
-        )
-    ).one()
-    claimed = 0
-    if low is not None:
-        total = high - low + 1
-        for start in range(low, high + 1, CHUNK):
-            result = await session.execute(
-                update(Obligation)
-                .where(*unsettled, Obligation.id >= start, Obligation.id < start + CHUNK)
-                .values(batch_id=batch.id)
-                .execution_options(synchronize_session=False)
-            )
-            claimed += int(result.rowcount or 0)  # type: ignore[attr-defined]
-            report("claiming obligations", min(start + CHUNK - low, total), total)
-    of_batch = Obligation.batch_id == batch.id
+    # 1. Claim the obligations: the range, less what is dated later (carried), plus what
+    # earlier ranges carried up to this date.
+    await _carry_late(session, dialect, batch)
+    await _claim_carried(session, batch)
+    await _claim_own(session, dialect, batch, high)
+    # The one pass over the obligations: their totals per pair and kind; every later step
+    # reads these few rows.
+    totals = await _totals(session, dialect, batch)
+    report("claiming obligations", 1, 1)
 
     # 2. The platform fee, charged to the receiving merchant, owed to the platform.
     platform = await session.scalar(
         select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM.value)
     )
-    if settings.platform_fee_bps and platform is not None and claimed:
-        base = fee_base(of_batch)
-        dialect = session.get_bind().dialect.name
+    if settings.platform_fee_bps and platform is not None:
+        base = fee_base(true(), rows=totals)
         fee = fee_of(dialect, func.sum(base.c.amount), settings.platform_fee_bps)
         fees = (
             select(
@@ -161,11 +178,13 @@ async def settle(
                 fees,
             )
         )
+        fees_of_batch = and_(Obligation.batch_id == batch.id, Obligation.kind == FEE)
+        await _add_totals(session, totals, batch.id, fees_of_batch)
     report("platform fees", 1, 1)
 
     # 3. Net positions, from each pair's total rounded once to the cent: FEE obligations are
     # fees for the payer, receivable for the platform.
-    pairs = pair_totals(session.get_bind().dialect.name, of_batch)
+    pairs = pair_totals(dialect, true(), rows=totals)
     zero = literal(0, Obligation.amount.type)
     sides = union_all(
         select(
@@ -263,11 +282,13 @@ async def settle(
     # 6. Totals, invariants, close.
     count, gross = (
         await session.execute(
-            select(func.count(), func.coalesce(func.sum(signed_gross()), zero)).where(
-                of_batch, Obligation.kind != FEE
-            )
+            select(
+                func.coalesce(func.sum(totals.c.n), 0),
+                func.coalesce(func.sum(signed_gross(totals)), zero),
+            ).where(totals.c.kind != FEE)
         )
     ).one()
+    await session.execute(delete(totals))
     batch.obligation_count = int(count)
     batch.gross_amount = Decimal(gross)
     batch.status = BatchStatus.CLOSED.value
@@ -276,6 +297,153 @@ async def settle(
     await check(session, batch.id)
     report("invariants checked", 1, 1)
     return RunResult(batch=batch, created=True)
+
+
+def _totals_table() -> Table:
+    """A temporary table of the batch's totals per pair and kind, in the obligations'
+    column names and types (hub.obligation_rules reads it as it reads obligations)."""
+    o = Obligation.__table__.c
+    return Table(
+        "settlement_run_totals",
+        MetaData(),
+        *(Column(c.name, c.type) for c in (o.batch_id, o.debtor_id, o.creditor_id, o.kind)),
+        Column("program_code", o.program_code.type),
+        Column("amount", o.amount.type),
+        Column("n", BigInteger),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DELETE ROWS",
+    )
+
+
+async def _totals(session: AsyncSession, dialect: str, batch: SettlementBatch) -> Table:
+    """The batch's obligations summed per pair and kind: its range, then the rows it
+    claimed one by one. Each part is one plain scan (an OR of both would not be)."""
+    totals = _totals_table()
+    # Made once per connection and kept (a table made again would invalidate the
+    # statements asyncpg prepared on it), emptied by each run.
+    await session.execute(CreateTable(totals, if_not_exists=True))
+    await session.execute(delete(totals))
+    if batch.claim_low is not None:
+        ranged = in_range(dialect, batch.claim_low, batch.claim_high, batch.business_date)
+        await _add_totals(session, totals, batch.id, ranged)
+    await _add_totals(session, totals, batch.id, Obligation.batch_id == batch.id)
+    return totals
+
+
+async def _add_totals(session: AsyncSession, totals: Table, batch_id: str, where: Any) -> None:
+    """A plain SELECT, its few rows (pairs x kinds) written back: PostgreSQL runs the
+    scan of an INSERT ... SELECT on one core, a SELECT's on parallel workers."""
+    found = await session.execute(
+        select(
+            Obligation.debtor_id,
+            Obligation.creditor_id,
+            Obligation.kind,
+            func.min(Obligation.program_code),
+            func.sum(Obligation.amount),
+            func.count(),
+        )
+        .where(where)
+        .group_by(Obligation.debtor_id, Obligation.creditor_id, Obligation.kind)
+    )
+    names = [c.name for c in totals.c]
+    rows = [dict(zip(names, (batch_id, *row), strict=True)) for row in found]
+    if rows:
+        await session.execute(insert(totals), rows)
+
+
+# The first key no transaction still open may hold (PostgreSQL): the lowest transaction id
+# in progress, the run's own aside and those known to be of another database (xid8 and the
+# 32-bit backend_xid have the same low bits; one not attributed, hidden by privileges or
+# begun since, counts), else the snapshot's xmax (one past the latest finished: the run's
+# own id can be at or above it, see _claim_own).
+OPEN_FROM = text(
+    "SELECT least(pg_snapshot_xmax(s)::text::bigint, (SELECT min(x::text::bigint)"
+    " FROM pg_snapshot_xip(s) x WHERE x IS DISTINCT FROM pg_current_xact_id_if_assigned()"
+    " AND x::text::bigint % 4294967296 NOT IN (SELECT backend_xid::text::bigint"
+    " FROM pg_stat_activity WHERE backend_xid IS NOT NULL"
+    " AND datname IS DISTINCT FROM current_database())))"
+    " FROM pg_current_snapshot() s"
+)
+NEXT_XID = text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+WAIT = 30.0  # seconds the run waits for transactions that began before it
+
+
+async def _claim_range(session: AsyncSession, dialect: str) -> tuple[int, int]:
+    """[low, high): from the end of the last batch's range to the first key that may
+    still appear (see hub.obligation_rules.claim_key: a range below it is closed)."""
+    low = int(await session.scalar(select(frontier())) or 0)
+    if dialect == "sqlite":
+        # This transaction began with BEGIN IMMEDIATE: no other writer until it ends.
+        top = await session.scalar(select(func.coalesce(func.max(Obligation.id), 0)))
+        return low, max(low, int(top or 0) + 1)
+    # Wait a little for the transactions that began before the run, so that what was
+    # committed before it is in its batch; past WAIT, what they hold goes to a later one.
+    began, deadline = int(await session.scalar(NEXT_XID) or 0), time.monotonic() + WAIT
+    high = int(await session.scalar(OPEN_FROM) or 0)
+    while high < began and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+        high = int(await session.scalar(OPEN_FROM) or 0)
+    return low, max(low, high)
+
+
+async def _carry_late(session: AsyncSession, dialect: str, batch: SettlementBatch) -> None:
+    """The few obligations of the range dated after the batch wait in the carried list (a
+    late obligation lands in a later batch, never in a closed one)."""
+    if batch.claim_low is None:
+        return
+    key = claim_key(dialect)
+    await session.execute(
+        insert(SettlementCarried).from_select(
+            ["obligation_id"],
+            select(Obligation.id).where(
+                Obligation.batch_id.is_(None),
+                Obligation.business_date > batch.business_date,
+                key >= batch.claim_low,
+                key < batch.claim_high,
+            ),
+        )
+    )
+
+
+async def _claim_carried(session: AsyncSession, batch: SettlementBatch) -> None:
+    """Carried obligations dated up to the batch's date join it one by one (rare)."""
+    due = select(Obligation.id).where(
+        Obligation.id.in_(select(SettlementCarried.obligation_id)),
+        Obligation.business_date <= batch.business_date,
+    )
+    ids = list(await session.scalars(due))
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        await session.execute(
+            update(Obligation)
+            .where(Obligation.id.in_(chunk))
+            .values(batch_id=batch.id)
+            .execution_options(synchronize_session=False)
+        )
+        await session.execute(
+            delete(SettlementCarried).where(SettlementCarried.obligation_id.in_(chunk))
+        )
+
+
+async def _claim_own(
+    session: AsyncSession, dialect: str, batch: SettlementBatch, high: int
+) -> None:
+    """PostgreSQL: obligations this very transaction wrote at or past the range's end (a
+    snapshot's xmax can be the run's own id) join it one by one; the next range will hold
+    them, claimed already."""
+    if dialect == "sqlite":
+        return
+    await session.execute(
+        update(Obligation)
+        .where(
+            Obligation.txn == literal_column("pg_current_xact_id_if_assigned()::text::bigint"),
+            Obligation.txn >= high,
+            Obligation.batch_id.is_(None),
+            Obligation.business_date <= batch.business_date,
+        )
+        .values(batch_id=batch.id)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _payments(session: AsyncSession, batch_id: str, platform: str | None) -> None:

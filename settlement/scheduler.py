@@ -18,6 +18,7 @@ from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ReconciliationStatus, WebhookEvent
 from hub.models import Obligation, SettlementBatch, SettlementLease, Statement
+from hub.obligation_rules import unsettled
 from hub.webhooks import outbox
 from settlement.netting import Progress, RunResult, settle
 
@@ -138,7 +139,9 @@ async def due_dates(db: Database, settings: Settings, now: dt.datetime) -> list[
     async with db.read() as session:
         last = await session.scalar(select(func.max(SettlementBatch.business_date)))
         oldest = await session.scalar(
-            select(func.min(Obligation.business_date)).where(Obligation.batch_id.is_(None))
+            select(func.min(Obligation.business_date)).where(
+                unsettled(session.get_bind().dialect.name)
+            )
         )
         done = set(
             await session.scalars(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import func, or_, select, union_all, update
+from sqlalchemy import func, literal, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
@@ -24,7 +24,7 @@ from hub.models import (
     StatementCounterparty,
     StatementEvent,
 )
-from hub.obligation_rules import signed_gross
+from hub.obligation_rules import in_batch, signed_gross
 from hub.permissions import sees_money_of
 
 DRAFT, APPROVED, DISPUTED, PAID = (
@@ -81,20 +81,25 @@ async def merchant_totals(
     """Per (batch, merchant): how many of the batch's obligations (fees aside) the merchant
     is a party to, and their gross amount (refunds taken back), as the batch's own totals
     count them."""
-    batch_ids = list({b for b, _ in keys})
+    dialect = session.get_bind().dialect.name
+    batches = await rows_by(
+        session, SettlementBatch, SettlementBatch.id, list({b for b, _ in keys}), SettlementBatch.id
+    )
     merchant_ids = list({m for _, m in keys})
-    sides = union_all(
+    not_fee = Obligation.kind != ObligationKind.FEE.value
+    parts = [
         select(
-            Obligation.batch_id.label("batch_id"),
-            Obligation.creditor_id.label("merchant_id"),
+            literal(batch.id).label("batch_id"),
+            party.label("merchant_id"),
             signed_gross().label("amount"),
-        ).where(Obligation.batch_id.in_(batch_ids), Obligation.kind != ObligationKind.FEE.value),
-        select(
-            Obligation.batch_id.label("batch_id"),
-            Obligation.debtor_id.label("merchant_id"),
-            signed_gross().label("amount"),
-        ).where(Obligation.batch_id.in_(batch_ids), Obligation.kind != ObligationKind.FEE.value),
-    ).subquery()
+        ).where(in_batch(dialect, batch), not_fee)
+        for found in batches.values()
+        for batch in found
+        for party in (Obligation.creditor_id, Obligation.debtor_id)
+    ]
+    if not parts:
+        return {key: (0, Decimal(0)) for key in keys}
+    sides = union_all(*parts).subquery()
     rows = await session.execute(
         select(sides.c.batch_id, sides.c.merchant_id, func.count(), func.sum(sides.c.amount))
         .where(sides.c.merchant_id.in_(merchant_ids))
@@ -199,10 +204,12 @@ async def lines(
     session: AsyncSession, statement: Statement, first: int, after: int | None
 ) -> tuple[list[Line], bool]:
     """The statement's obligations in id order, signed: + receivable, - payable."""
+    batch = await session.get(SettlementBatch, statement.batch_id)
+    assert batch is not None
     query = (
         select(Obligation)
         .where(
-            Obligation.batch_id == statement.batch_id,
+            in_batch(session.get_bind().dialect.name, batch),
             or_(
                 Obligation.debtor_id == statement.merchant_id,
                 Obligation.creditor_id == statement.merchant_id,

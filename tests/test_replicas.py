@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from hub.db import Database
 from hub.migrate import upgrade
 from hub.models import Conversion, Obligation, SettlementBatch
+from hub.obligation_rules import unsettled
 from tests.helpers import (
     Api,
     accrue,
@@ -101,7 +102,9 @@ async def _unsettled(url: str) -> int:
     try:
         async with db.read() as session:
             count = await session.scalar(
-                select(func.count()).select_from(Obligation).where(Obligation.batch_id.is_(None))
+                select(func.count())
+                .select_from(Obligation)
+                .where(unsettled(session.get_bind().dialect.name))
             )
             return int(count or 0)
     finally:

@@ -5,7 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    FetchedValue,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import ExactDecimal, utcnow
@@ -110,6 +120,7 @@ class Obligation(Base):
         Index("ix_obligations_reference", "reference"),
         Index("ix_obligations_batch_debtor", "batch_id", "debtor_id", "id"),
         Index("ix_obligations_batch_creditor", "batch_id", "creditor_id", "id"),
+        Index("ix_obligations_txn", "txn"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -122,8 +133,13 @@ class Obligation(Base):
     reference: Mapped[str] = mapped_column(String(120))
     occurred_at: Mapped[dt.datetime] = mapped_column()
     business_date: Mapped[dt.date] = mapped_column(Date)
+    # Set only on the rows a batch claims one by one (its fee, a carried late obligation);
+    # the others belong to the batch whose range holds them (hub.obligation_rules.batch_of).
     batch_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # PostgreSQL: the id of the writing transaction (default pg_current_xact_id()), the key a
+    # batch's range is of; NULL on SQLite, where the range is one of ids.
+    txn: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
 
 
 class PartnerEvent(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import ExactDecimal, utcnow
@@ -25,6 +25,19 @@ class SettlementBatch(Base):
     run_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column()
+    # The obligations it claimed: claim key (hub.obligation_rules.claim_key) in
+    # [claim_low, claim_high) and dated on or before business_date; NULL for an empty range.
+    claim_low: Mapped[int | None] = mapped_column(BigInteger, index=True, unique=True)
+    claim_high: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class SettlementCarried(Base):
+    """An obligation inside a batch's range but dated after it: claimed one by one (its
+    batch_id set) by the first run of a date on or after its own."""
+
+    __tablename__ = "settlement_carried"
+
+    obligation_id: Mapped[int] = mapped_column(ForeignKey("obligations.id"), primary_key=True)
 
 
 class NetPosition(Base):

@@ -16,7 +16,8 @@ from sqlalchemy import func, insert, select
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.models import Obligation, SettlementBatch
-from settlement import scheduler
+from hub.obligation_rules import batch_of, unsettled
+from settlement import netting, scheduler
 from tests.helpers import (
     Api,
     accrue,
@@ -108,19 +109,7 @@ async def test_a_late_obligation_lands_in_the_next_batch(db_url: str, settings: 
 
     async def owe(business_date: dt.date, amount: str) -> None:
         async with db.write() as session:
-            await session.execute(
-                insert(Obligation).values(
-                    kind="CONVERSION",
-                    debtor_id="aa",
-                    creditor_id="bb",
-                    program_code="BB",
-                    points=1,
-                    amount=Decimal(amount),
-                    reference="x",
-                    occurred_at=utcnow(),
-                    business_date=business_date,
-                )
-            )
+            await session.execute(_owed(business_date, amount))
 
     try:
         await owe(day, "10.00")
@@ -139,10 +128,69 @@ async def test_a_late_obligation_lands_in_the_next_batch(db_url: str, settings: 
                 await session.scalar(
                     select(func.count())
                     .select_from(Obligation)
-                    .where(Obligation.batch_id.is_(None))
+                    .where(unsettled(session.get_bind().dialect.name))
                 )
                 == 0
             )
+    finally:
+        await db.dispose()
+
+
+def _owed(business_date: dt.date, amount: str) -> Any:
+    return insert(Obligation).values(
+        kind="CONVERSION",
+        debtor_id="aa",
+        creditor_id="bb",
+        program_code="BB",
+        points=1,
+        amount=Decimal(amount),
+        reference="x",
+        occurred_at=utcnow(),
+        business_date=business_date,
+    )
+
+
+async def test_a_writer_open_across_a_run_lands_in_exactly_one_later_batch(
+    db_url: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite serializes writers: a run waits for the open writer to finish")
+    monkeypatch.setattr(netting, "WAIT", 0.2)  # the run stops waiting for the writer
+    async with running_app(settings) as api:
+        await register(api, "aa", "AA")
+        await register(api, "bb", "BB")
+    db = Database(db_url)
+    day = dt.date(2026, 10, 1)
+    try:
+        async with db.write() as session:
+            await session.execute(_owed(day, "10.00"))
+        async with db.engine.connect() as writer:
+            await writer.begin()
+            await writer.execute(_owed(day, "2.50"))  # its transaction began first...
+            async with db.write() as session:  # ...this one commits before the run
+                await session.execute(_owed(day, "1.00"))
+            first = await scheduler.run_date(db, settings, day, "test")
+            await writer.commit()  # after the run's snapshot
+        assert first is not None
+        assert first.batch.obligation_count == 1
+        assert first.batch.gross_amount == Decimal("10.00")
+        following = await scheduler.run_date(db, settings, day + dt.timedelta(days=1), "test")
+        assert following is not None
+        assert following.batch.obligation_count == 2
+        assert following.batch.gross_amount == Decimal("3.50")
+        third = await scheduler.run_date(db, settings, day + dt.timedelta(days=2), "test")
+        assert third is not None and third.batch.obligation_count == 0
+        async with db.read() as session:
+            dialect = session.get_bind().dialect.name
+            assert await session.scalar(select(func.count()).where(unsettled(dialect))) == 0
+            found = await session.execute(
+                select(Obligation.amount, batch_of(dialect)).where(Obligation.kind != "FEE")
+            )
+            assert sorted(found) == [
+                (Decimal("1.00"), following.batch.id),
+                (Decimal("2.50"), following.batch.id),
+                (Decimal("10.00"), first.batch.id),
+            ]
     finally:
         await db.dispose()
 
@@ -279,7 +327,7 @@ async def test_two_runs_racing_make_one_batch(db_url: str, settings: Settings) -
                 await session.scalar(
                     select(func.count())
                     .select_from(Obligation)
-                    .where(Obligation.batch_id.is_(None))
+                    .where(unsettled(session.get_bind().dialect.name))
                 )
                 == 0
             )
