@@ -81,6 +81,7 @@ from hub.models import (
     WebhookSubscription,
 )
 from hub.promotions import Line, points_on
+from hub.validate import PurchaseWindow
 from hub.verify import verify
 
 NAME = "imports"
@@ -399,7 +400,7 @@ async def run_import(url: str, path: Path, chunk: int, outcome: Outcome) -> None
             settings,
             principal,
             PROGRAM,
-            CsvReader(utcnow()),
+            CsvReader(PurchaseWindow(utcnow(), settings.accrual_backdate_days)),
             body(),
             "bench",
             worker.holder,

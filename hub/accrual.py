@@ -114,15 +114,8 @@ async def accrue(
         )
         lines = green.checked_lines(data.lines, amount, [f, "lines"], MAX_AMOUNT)
         now = utcnow()
-        occurred = validate.moment(data.occurred_at or now, [f, "occurredAt"])
-        if occurred < now - dt.timedelta(days=settings.accrual_backdate_days):
-            raise InvalidInput(
-                f"occurredAt may be at most {settings.accrual_backdate_days} days back "
-                "(HUB_ACCRUAL_BACKDATE_DAYS); older purchases are settled outside the hub.",
-                field=[f, "occurredAt"],
-            )
-        if occurred > now + dt.timedelta(minutes=5):
-            raise InvalidInput("occurredAt is in the future.", field=[f, "occurredAt"])
+        window = validate.PurchaseWindow(now, settings.accrual_backdate_days)
+        occurred = window.check(data.occurred_at or now, [f, "occurredAt"])
         if await session.get(Member, data.member_id) is None:
             raise NotFound(f"No member has id {data.member_id!r}.", field=[f, "memberId"])
         account = await account_of(session, data.member_id, program.code)

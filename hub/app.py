@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from connectors import webhooks
 from connectors.registry import Registry
-from hub import idempotency, logs, merchants, permissions
+from hub import idempotency, logs, merchants, permissions, validate
 from hub.accesslog import AccessLog
 from hub.config import Settings
 from hub.db import utcnow
@@ -122,7 +122,10 @@ def create_app(
         program = request.query_params.get("program", "").strip()
         if not program:
             return _refusal(ErrorCode.INVALID_INPUT, "Name the program: ?program=CODE.", 400)
-        reader = import_rows.reader_for(request.headers.get("content-type", ""), utcnow())
+        reader = import_rows.reader_for(
+            request.headers.get("content-type", ""),
+            validate.PurchaseWindow(utcnow(), runtime.settings.accrual_backdate_days),
+        )
         if reader is None:
             return _refusal(
                 ErrorCode.INVALID_INPUT,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from hub.errors import InvalidInput
@@ -48,6 +49,19 @@ def decimal_in_range(
     if isinstance(exponent, int) and -exponent > places:
         raise InvalidInput(f"{name_of(field)} has more than {places} decimal places.", field=field)
     return value
+
+
+# How money and rates are written wherever they arrive (the GraphQL Decimal scalar, an
+# import file): ASCII digits, an optional "-" and ".". Python's Decimal() also reads "1e3",
+# "1_000", "١٢", " 12 ", "NaN" and "Infinity"; none of those is an amount a till sends.
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?")
+NOT_A_NUMBER = Decimal("NaN")
+
+
+def plain_decimal(text: str) -> Decimal:
+    """The Decimal a plain decimal string writes; NaN (which decimal_in_range refuses,
+    naming the field) for anything else."""
+    return Decimal(text) if _PLAIN_DECIMAL.fullmatch(text) else NOT_A_NUMBER
 
 
 def points_in_range(value: int, field: list[str], *, low: int = 1, high: int = MAX_POINTS) -> int:
@@ -132,6 +146,43 @@ def moment(value: dt.datetime, field: list[str]) -> dt.datetime:
     if in_utc is None or not EARLIEST <= in_utc < LATEST:
         raise InvalidInput(f"{name_of(field)} must be between 2000 and 2200.", field=field)
     return in_utc
+
+
+FUTURE_SLACK = dt.timedelta(minutes=5)  # a till's clock a little ahead of ours
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseWindow:
+    """When a purchase may have happened to earn points: at most `backdate_days` before
+    `now` (HUB_ACCRUAL_BACKDATE_DAYS; older purchases are settled outside the hub), and not
+    in the future. accruePoints and every import line check the same window."""
+
+    now: dt.datetime
+    backdate_days: int
+
+    @property
+    def earliest(self) -> dt.datetime:
+        return self.now - dt.timedelta(days=self.backdate_days)
+
+    @property
+    def latest(self) -> dt.datetime:
+        return self.now + FUTURE_SLACK
+
+    def at(self, now: dt.datetime) -> PurchaseWindow:
+        return replace(self, now=now)
+
+    def check(self, value: dt.datetime, field: list[str]) -> dt.datetime:
+        """The moment in UTC, or InvalidInput naming the field."""
+        occurred = moment(value, field)
+        if occurred < self.earliest:
+            raise InvalidInput(
+                f"{name_of(field)} may be at most {self.backdate_days} days back "
+                "(HUB_ACCRUAL_BACKDATE_DAYS); older purchases are settled outside the hub.",
+                field=field,
+            )
+        if occurred > self.latest:
+            raise InvalidInput(f"{name_of(field)} is in the future.", field=field)
+        return occurred
 
 
 def day(value: dt.date, field: list[str]) -> dt.date:

@@ -8,12 +8,11 @@ and a JSON float on the way. The contract says "a decimal number as a string".
 from __future__ import annotations
 
 import decimal
-import re
 
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.types.scalar import ScalarDefinition
 
-_PLAIN = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?")
+from hub.validate import plain_decimal
 
 
 def parse_decimal(value: object) -> decimal.Decimal:
@@ -27,7 +26,7 @@ def parse_decimal(value: object) -> decimal.Decimal:
             f"Value cannot represent a Decimal: {value!r}. Send it as a string of ASCII "
             'digits with an optional "-" and ".", such as "199.00".'
         )
-    return decimal.Decimal(value) if _PLAIN.fullmatch(value) else decimal.Decimal("NaN")
+    return plain_decimal(value)
 
 
 StrictDecimal = ScalarDefinition(

@@ -19,6 +19,7 @@ from hub.imports.apply import Chunk
 from hub.imports.rows import reader_for_file
 from hub.imports.worker import ImportWorker
 from hub.models import ImportJob
+from hub.validate import PurchaseWindow
 
 READ_BYTES = 1 << 16
 SHOWN_ERRORS = 1000
@@ -54,7 +55,7 @@ async def import_accruals(
                     bar.advance(reading, len(data))
                     yield data
 
-            reader = reader_for_file(name, utcnow())
+            reader = reader_for_file(name, PurchaseWindow(utcnow(), settings.accrual_backdate_days))
             applying = bar.add_task("importing", total=None)
 
             def advance(chunk: Chunk) -> None:

@@ -1,9 +1,10 @@
 """Lines of an import: read from CSV or NDJSON as they stream in, each checked for form.
 
 A line that cannot be an accrual (no member, no order, an amount that is not money, a
-moment in the future) is rejected here with the code and sentence accruePoints would give;
-what needs the database (the member, a repeated order, promotions) is checked when the
-line is applied. Lines are numbered as an editor shows them: a CSV's header is line 1.
+moment in the future or further back than accruePoints allows) is rejected here with the
+code and sentence accruePoints would give; what needs the database (the member, a
+repeated order, promotions) is checked when the line is applied. Lines are numbered as
+an editor shows them: a CSV's header is line 1.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import NamedTuple
 
 from hub import validate
@@ -25,7 +26,6 @@ MAX_AMOUNT = Decimal(100_000_000)  # as accruePoints
 MAX_CENTS = 100 * 100_000_000
 MAX_LINE_CHARS = 10_000
 _ABSENT = 1 << 30  # the position of a column the header does not name
-FUTURE_SLACK = dt.timedelta(minutes=5)
 MEMBER, REF, ORDER, AMOUNT, OCCURRED = "memberId", "externalRef", "orderRef", "amount", "occurredAt"
 COLUMNS = (MEMBER, REF, ORDER, AMOUNT, OCCURRED)
 
@@ -56,7 +56,7 @@ class Rejected:
 Checked = Staged | Rejected
 
 
-def check(line: int, raw: Mapping[str, object], now: dt.datetime) -> Checked:
+def check(line: int, raw: Mapping[str, object], window: validate.PurchaseWindow) -> Checked:
     """One line's values (text from a file, or typed from GraphQL), checked as
     accruePoints checks its input; never raises."""
     return check_values(
@@ -66,7 +66,7 @@ def check(line: int, raw: Mapping[str, object], now: dt.datetime) -> Checked:
         raw.get(ORDER),
         raw.get(AMOUNT),
         raw.get(OCCURRED),
-        now,
+        window,
     )
 
 
@@ -77,7 +77,7 @@ def check_values(
     order: object,
     amount: object,
     occurred: object,
-    now: dt.datetime,
+    window: validate.PurchaseWindow,
 ) -> Checked:
     """check() for values given one by one (a CSV record's fields)."""
     try:
@@ -89,7 +89,7 @@ def check_values(
         if order_ref is None:
             raise InvalidInput("orderRef is missing: points are earned only for a real purchase.")
         return Staged(
-            line, member_id, external_ref, order_ref, _cents(amount), _micros(occurred, now)
+            line, member_id, external_ref, order_ref, _cents(amount), _micros(occurred, window)
         )
     except DomainError as error:
         return Rejected(line, error.code, error.message)
@@ -126,25 +126,24 @@ def _cents(value: object) -> int:
 
 
 def _decimal(value: object) -> Decimal:
+    """A JSON number or a string, written as the GraphQL Decimal scalar takes it (plain
+    ASCII digits, "-" and "."; no exponent)."""
     if isinstance(value, Decimal):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return Decimal(value)
     if isinstance(value, str) and value.strip():
-        try:
-            return Decimal(value.strip())
-        except InvalidOperation:
-            pass
+        return validate.plain_decimal(value.strip())
     if value is None or value == "":
         raise InvalidInput("amount is missing.", field=[AMOUNT])
     raise InvalidInput("amount must be a number, e.g. 128.50.", field=[AMOUNT])
 
 
-def _micros(value: object, now: dt.datetime) -> int:
-    """accruePoints' occurredAt rule (an offset, 2000-2200, not in the future; absent:
-    now), as microseconds since the epoch."""
+def _micros(value: object, window: validate.PurchaseWindow) -> int:
+    """accruePoints' occurredAt rule (an offset, within the purchase window; absent: now),
+    as microseconds since the epoch."""
     if value is None or value == "":
-        return to_micros(now)
+        return to_micros(window.now)
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value.strip())
@@ -155,10 +154,8 @@ def _micros(value: object, now: dt.datetime) -> int:
             ) from None
     if not isinstance(value, dt.datetime):
         raise InvalidInput("occurredAt must be an ISO 8601 moment.", field=[OCCURRED])
-    if value.utcoffset() is None or not validate.EARLIEST <= value < validate.LATEST:
-        value = validate.moment(value, [OCCURRED])  # the sentence
-    if value > now + FUTURE_SLACK:
-        raise InvalidInput("occurredAt is in the future.", field=[OCCURRED])
+    if value.utcoffset() is None or not window.earliest <= value <= window.latest:
+        value = window.check(value, [OCCURRED])  # raises with the sentence, or normalises
     return to_micros(value)
 
 
@@ -239,8 +236,8 @@ def _too_long(line: int) -> Rejected:
 class Reader:
     """Feed it the body's bytes as they come; it returns each line, checked."""
 
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
+    def __init__(self, window: validate.PurchaseWindow) -> None:
+        self.window = window
         self._lines = _Lines()
 
     def feed(self, data: bytes, final: bool = False) -> list[Checked]:
@@ -262,7 +259,7 @@ class NdjsonReader(Reader):
             if not text.strip():
                 continue
             try:
-                value = json.loads(text, parse_float=Decimal)
+                value = json.loads(text, parse_float=validate.plain_decimal)
             except ValueError:
                 value = None
             if not isinstance(value, dict):
@@ -270,7 +267,7 @@ class NdjsonReader(Reader):
                     Rejected(number, ErrorCode.INVALID_INPUT, "The line is not a JSON object.")
                 )
                 continue
-            out.append(check(number, value, self.now))
+            out.append(check(number, value, self.window))
         return out
 
 
@@ -279,8 +276,8 @@ class CsvReader(Reader):
     occurredAt; others are ignored), then one purchase per record; a quoted field may
     span lines."""
 
-    def __init__(self, now: dt.datetime) -> None:
-        super().__init__(now)
+    def __init__(self, window: validate.PurchaseWindow) -> None:
+        super().__init__(window)
         self.header: list[str] | None = None
         self._at: list[int] = []  # where each of COLUMNS is in a record
         self._pending: list[str] = []
@@ -313,7 +310,7 @@ class CsvReader(Reader):
         out: list[Checked] = []
         texts = [text for _, text in records if text is not None and text.strip()]
         parsed = iter(csv.reader(texts, strict=False))
-        now = self.now
+        window = self.window
         for number, text in records:
             if text is None:
                 out.append(_too_long(number))
@@ -345,7 +342,7 @@ class CsvReader(Reader):
                     fields[o] if o < n else None,
                     fields[a] if a < n else None,
                     fields[t] if t < n else None,
-                    now,
+                    window,
                 )
             )
         return out
@@ -374,16 +371,16 @@ CONTENT_TYPES = {
 }
 
 
-def reader_for(content_type: str, now: dt.datetime) -> Reader | None:
+def reader_for(content_type: str, window: validate.PurchaseWindow) -> Reader | None:
     """The reader for a Content-Type (parameters such as charset ignored), or None."""
     kind = content_type.split(";", 1)[0].strip().lower()
     found = CONTENT_TYPES.get(kind)
-    return found(now) if found else None
+    return found(window) if found else None
 
 
-def reader_for_file(name: str, now: dt.datetime) -> Reader:
+def reader_for_file(name: str, window: validate.PurchaseWindow) -> Reader:
     """NDJSON for .ndjson/.jsonl files, CSV otherwise."""
     lowered = name.lower()
     if lowered.endswith((".ndjson", ".jsonl")):
-        return NdjsonReader(now)
-    return CsvReader(now)
+        return NdjsonReader(window)
+    return CsvReader(window)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import green
+from hub import green, validate
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -187,8 +187,8 @@ async def from_rows(
             "files to POST /imports/accruals, which streams them.",
             field=["input", "rows"],
         )
-    now = utcnow()
-    lines = [check(i, raw, now) for i, raw in enumerate(raws, start=1)]
+    window = validate.PurchaseWindow(utcnow(), settings.accrual_backdate_days)
+    lines = [check(i, raw, window) for i, raw in enumerate(raws, start=1)]
 
     async def work(session: AsyncSession) -> ImportJob:
         job = await open_job(
@@ -264,7 +264,7 @@ async def receive(
 
     try:
         async for data in body:
-            reader.now = utcnow()
+            reader.window = reader.window.at(utcnow())
             batch.extend(reader.feed(data))
             if len(batch) >= settings.import_chunk_rows:
                 await hand_over(seal=False)

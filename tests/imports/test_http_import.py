@@ -3,13 +3,14 @@ importAccruals, a MERCHANT key for its own program."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import httpx
 from sqlalchemy import func, select
 
 from hub.config import Settings
-from hub.db import Database
+from hub.db import Database, utcnow
 from hub.models import ImportJob, ImportRow, OutboxEvent
 from tests.helpers import (
     ADMIN_KEY,
@@ -41,9 +42,10 @@ async def _jobs(db_url: str) -> list[ImportJob]:
 async def test_a_csv_streams_in_and_each_line_is_an_accrual(world: World, db_url: str) -> None:
     api, jade = world.api, world.jade_key
     m = world.members
+    last_week = (utcnow() - dt.timedelta(days=7)).astimezone(dt.timezone(dt.timedelta(hours=8)))
     body = (
         "\ufeffmemberId,externalRef,orderRef,amount,occurredAt\r\n"
-        f"{m[0]},,C-1,100.00,2026-01-05T12:00:00+08:00\r\n"
+        f"{m[0]},,C-1,100.00,{last_week.isoformat(timespec='seconds')}\r\n"
         ",J-1,C-2,50,\r\n"
         f'{m[2]},,"C-3, with a comma",25\r\n'
         "\r\n"
@@ -96,6 +98,62 @@ async def test_ndjson_with_numbers_or_strings_for_amounts(world: World, db_url: 
     ]
     assert (await balances(api, world.members[0]))["JADE"] == 12
     assert (await balances(api, world.members[1]))["JADE"] == 30
+    assert await verify_ledger(db_url) == []
+
+
+async def test_a_line_older_than_accrue_points_allows_earns_nothing(
+    world: World, db_url: str
+) -> None:
+    """Attack: accruePoints refuses a purchase more than HUB_ACCRUAL_BACKDATE_DAYS back; a
+    file must not be the way around it (points under an old promotion, an old tier)."""
+    api, jade, m = world.api, world.jade_key, world.members
+    now = utcnow()
+    body = csv_of(
+        [
+            [m[0], "OLD-1", "10", (now - dt.timedelta(days=91)).isoformat()],
+            [m[0], "OLD-2", "10", (now - dt.timedelta(days=400)).isoformat()],
+            [m[0], "OK-1", "10", (now - dt.timedelta(days=89)).isoformat()],
+        ],
+        header="memberId,orderRef,amount,occurredAt",
+    )
+    response = await api.client.post(f"{URL}?program=JADE", content=body, headers=_auth(jade))
+    assert response.status_code == 202, response.text
+    job = await wait_for(api, response.json()["id"], jade)
+    assert [(e["line"], e["code"]) for e in job["errors"]] == [
+        (2, "INVALID_INPUT"),
+        (3, "INVALID_INPUT"),
+    ]
+    assert "at most 90 days back" in job["errors"][0]["message"]
+    assert (await balances(api, m[0]))["JADE"] == 10
+
+
+async def test_amounts_are_plain_decimals_as_in_graphql(world: World, db_url: str) -> None:
+    """Attack: "1e2", 1e3 and Arabic-Indic digits read as amounts by Python's Decimal; the
+    GraphQL Decimal scalar refuses them, and so does a file. A plain JSON number is exact."""
+    api, jade, m = world.api, world.jade_key, world.members
+    member = json.dumps(m[0])
+    amounts = ['"1e2"', "1e3", '"\u0661\u0662"', '"1_000"', "true", "10.50"]
+    body = "".join(
+        f'{{"memberId": {member}, "orderRef": "E-{n}", "amount": {amount}}}\n'
+        for n, amount in enumerate(amounts, start=1)
+    ).encode()
+    response = await api.client.post(
+        f"{URL}?program=JADE", content=body, headers=_auth(jade, "application/x-ndjson")
+    )
+    assert response.status_code == 202, response.text
+    job = await wait_for(api, response.json()["id"], jade)
+    assert [(e["line"], e["code"]) for e in job["errors"]] == [
+        (n, "INVALID_INPUT") for n in range(1, 6)
+    ]
+    assert (await balances(api, m[0]))["JADE"] == 10
+    csv_body = csv_of([[m[1], "E-7", "2E1"], [m[1], "E-8", "+5"], [m[1], "E-9", "7"]])
+    response = await api.client.post(f"{URL}?program=JADE", content=csv_body, headers=_auth(jade))
+    job = await wait_for(api, response.json()["id"], jade)
+    assert [(e["line"], e["code"]) for e in job["errors"]] == [
+        (2, "INVALID_INPUT"),
+        (3, "INVALID_INPUT"),
+    ]
+    assert (await balances(api, m[1]))["JADE"] == 7
     assert await verify_ledger(db_url) == []
 
 

@@ -18,6 +18,7 @@ from hub.imports import service
 from hub.imports.rows import check
 from hub.imports.worker import ImportWorker
 from hub.models import Entry, ImportJob, ImportRow
+from hub.validate import PurchaseWindow
 from tests.helpers import ADMIN_KEY, balances, live_app, running_app, verify_ledger
 from tests.imports.conftest import World, csv_of, wait_for
 from tests.process import HubProcess
@@ -157,9 +158,11 @@ async def test_an_upload_cut_short_fails_and_imports_nothing(
 
         async def half(session: Any) -> str:
             job = await service.open_job(session, quick, ADMIN, "JADE", "http", receiver.holder, [])
-            now = job.created_at
+            window = PurchaseWindow(job.created_at, quick.accrual_backdate_days)
             lines = [
-                check(i, {"memberId": world.members[0], "orderRef": f"H-{i}", "amount": "9"}, now)
+                check(
+                    i, {"memberId": world.members[0], "orderRef": f"H-{i}", "amount": "9"}, window
+                )
                 for i in range(2, 40)
             ]
             await service.stage(session, quick, job.id, receiver.holder, lines)
