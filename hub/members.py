@@ -140,13 +140,25 @@ async def account_of(session: AsyncSession, member_id: str, program_code: str) -
 
 
 async def member_by_ref(
-    session: AsyncSession, program_code: str, external_ref: str
+    session: AsyncSession,
+    program_code: str,
+    external_ref: str,
+    principal: Principal | None = None,
 ) -> Member | None:
-    return await session.scalar(
+    """The member holding membership number `external_ref` in the program. A MERCHANT
+    looks numbers up in its own programs only: a number at another merchant's program
+    would tell it where its members are enrolled and as whom (`sees_member` then decides
+    the rest)."""
+    query = (
         select(Member)
         .join(Account, Account.member_id == Member.id)
         .where(Account.program_code == program_code, Account.external_ref == external_ref)
     )
+    if principal is not None and principal.role == Role.MERCHANT:
+        query = query.join(Program, Program.code == Account.program_code).where(
+            Program.merchant_id == principal.merchant_id
+        )
+    return await session.scalar(query)
 
 
 async def members_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Member]:

@@ -67,7 +67,9 @@ class CoreQueries:
     ) -> Member | None:
         info.context.require(Action.READ_MEMBERS)
         async with info.context.db.read() as session:
-            row = await members.member_by_ref(session, str(program), external_ref)
+            row = await members.member_by_ref(
+                session, str(program), external_ref, info.context.principal
+            )
         return await visible_member(info, row.id) if row else None
 
     @strawberry.field(description="ADMIN: every API key, revoked ones too; never a secret.")

@@ -320,6 +320,20 @@ async def test_nothing_of_another_merchants_members_statements_or_redemptions(
     assert other == {"member": None, "redemption": None}
 
 
+async def test_member_by_ref_reads_only_the_merchants_own_programs(
+    api: Api, world: dict[str, Any]
+) -> None:
+    """Attack: jade's member also holds H-1 at the platform; asking memberByRef with another
+    merchant's program and a guessed number told jade whom its member is there."""
+    jade = world["keys"]["MERCHANT"]
+    query = "query($p: ID!, $r: String!) { memberByRef(program: $p, externalRef: $r) { id } }"
+    own = await api.gql(query, {"p": "JADE", "r": "J-1"}, key=jade)
+    assert own["memberByRef"] == {"id": world["member"]}
+    assert (await api.gql(query, {"p": "HUB", "r": "H-1"}, key=jade))["memberByRef"] is None
+    admin = await api.gql(query, {"p": "HUB", "r": "H-1"})
+    assert admin["memberByRef"] == {"id": world["member"]}
+
+
 ENTITIES = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Member { id } } }"
 
 
