@@ -120,9 +120,13 @@ def _check_order(rows: list[Tier]) -> None:
     seen: set[str] = set()
     for index, (low, high) in enumerate(zip([None, *rows], rows, strict=False)):
         f = ["tiers", str(index)]
-        if high.code in seen:
-            raise InvalidInput(f"Tier code {high.code!r} is given twice.", field=[*f, "code"])
-        seen.add(high.code)
+        # Codes are read by people and tills: SILVER and silver would be one tier to them.
+        if high.code.casefold() in seen:
+            raise InvalidInput(
+                f"Tier code {high.code!r} is given twice (codes differ by more than case).",
+                field=[*f, "code"],
+            )
+        seen.add(high.code.casefold())
         if low is None:
             continue
         if high.min_spend <= low.min_spend:

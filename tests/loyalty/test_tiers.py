@@ -120,6 +120,7 @@ BAD_LADDERS: dict[str, tuple[list[dict[str, Any]], list[str]]] = {
         ["tiers", "1", "redemptionDiscountPercent"],
     ),
     "same code twice": ([SILVER, {**GOLD, "code": "SILVER"}], ["tiers", "1", "code"]),
+    "same code in other case": ([SILVER, {**GOLD, "code": "silver"}], ["tiers", "1", "code"]),
     "negative spend": ([{**SILVER, "minSpend": "-1"}], ["tiers", "0", "minSpend"]),
     "spend past the cent": ([{**SILVER, "minSpend": "10.001"}], ["tiers", "0", "minSpend"]),
     "invisible name": ([{**SILVER, "name": "\u200b "}], ["tiers", "0", "name"]),
