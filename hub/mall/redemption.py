@@ -263,6 +263,8 @@ async def start_cancel(
         if r is None:
             raise NotFound(f"No redemption {request.redemption_id!r}.", field=[F, "redemptionId"])
         await _may_cancel(session, principal, r, request.reason)
+        if r.status == RedemptionStatus.CANCELLED.value:
+            raise InvalidState("The redemption is already cancelled.", field=[F, "redemptionId"])
         if r.status != RedemptionStatus.CONFIRMED.value or r.cancel_step is not None:
             raise InvalidState(
                 "The redemption is already being cancelled; its status shows when that ends."

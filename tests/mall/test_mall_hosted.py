@@ -245,6 +245,7 @@ async def test_member_cancels_and_gets_the_points_back(
     assert (await balances(api, member))["HUB"] == 5000
     again = await cancel_redemption(api, rid, key=storefront, member_token=token)
     assert again["userErrors"][0]["code"] == "INVALID_STATE"
+    assert again["userErrors"][0]["message"] == "The redemption is already cancelled."
     owed = await obligations(db_url)
     assert [(o["kind"], o["debtor"], o["creditor"]) for o in owed] == [
         ("REDEMPTION", "haowu", "clearview"),
