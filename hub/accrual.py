@@ -70,13 +70,26 @@ def multiplier_of(tier: Tier | None) -> Decimal:
     return tier.accrual_multiplier if tier is not None else Decimal(1)
 
 
-def memo_labels(tier: Tier | None, applied: Sequence[Promotion]) -> str:
+def memo_labels(
+    tier: Tier | None,
+    applied: Sequence[Promotion],
+    lines: Sequence[promotions.Line] = (promotions.Line(Decimal(0)),),
+) -> str:
     """Why a purchase earned what it did, as its entry's memo says: the tier, then each
-    promotion."""
-    return ", ".join(
+    promotion that multiplied it (one that only discounts redemptions earned nothing more),
+    and "held to x20" when a line's multipliers stacked past MAX_ACCRUAL_MULTIPLIER."""
+    earning = [p for p in applied if p.accrual_multiplier != 1]
+    labels = ", ".join(
         ([f"{tier.name} x{tier.accrual_multiplier.normalize():f}"] if tier else [])
-        + [p.label for p in applied]
+        + [p.label for p in earning]
     )
+    base = multiplier_of(tier)
+    capped = any(
+        promotions.stacked([p for p in earning if promotions.covers(p, line.tags)], base)
+        > promotions.MAX_ACCRUAL_MULTIPLIER
+        for line in lines
+    )
+    return f"{labels}; held to x{promotions.MAX_ACCRUAL_MULTIPLIER}" if capped else labels
 
 
 async def accrue(
@@ -160,7 +173,7 @@ async def accrue(
                 f"{validate.MAX_POINTS_PER_MOVEMENT:,}.",
                 field=[f, "amount"],
             )
-        labels = memo_labels(tier, active)
+        labels = memo_labels(tier, active, lines)
         movement = Movement(
             actor=principal.actor,
             business_date=settings.business_date(occurred),

@@ -227,10 +227,15 @@ def accrual_multiplier(promotions: list[Promotion], base: Decimal = Decimal(1)) 
     """Active multipliers compound: double points during a double-points week is x2, and
     two overlapping x2 promotions are x4, times `base` (the member's tier); never more than
     MAX_ACCRUAL_MULTIPLIER (promotions stored before the cap existed are held to it too)."""
+    return min(stacked(promotions, base), MAX_ACCRUAL_MULTIPLIER)
+
+
+def stacked(promotions: list[Promotion], base: Decimal = Decimal(1)) -> Decimal:
+    """The product of the multipliers before the cap holds it."""
     result = base
     for promotion in promotions:
         result *= promotion.accrual_multiplier
-    return min(result, MAX_ACCRUAL_MULTIPLIER)
+    return result
 
 
 def discounted_price(price: int, promotions: list[Promotion]) -> int:

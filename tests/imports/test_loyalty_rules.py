@@ -112,7 +112,7 @@ async def test_an_imported_line_earns_what_accrue_points_earns_for_the_same_memb
     senior = twins["senior birthday"][1]
     assert (await _earned(api, senior, senior))[3] == (
         3000,  # x20, not x54
-        "purchase of 100.00 (Gold x2, Week: x1.5, Seniors, Birthday, Gold week)",
+        "purchase of 100.00 (Gold x2, Week: x1.5, Seniors, Birthday, Gold week; held to x20)",
     )
     assert await verify_ledger(db_url) == []
 

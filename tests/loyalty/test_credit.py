@@ -96,6 +96,19 @@ async def test_excellent_credit_earns_more_and_pays_fewer_points(api: Api, db_ur
     )
     assert offer == {"ok": True, "userErrors": []}
     assert (await accrue_at(api, excellent, "JADE", "1000"))["points"] == 1500
+    # A promotion that only discounts earns nothing more: the memo does not claim it did.
+    discount = await promote(
+        api,
+        "JADE",
+        "Excellent credit: 5% off",
+        redemptionDiscountPercent="5",
+        creditLevels=["EXCELLENT"],
+    )
+    assert discount["ok"], discount
+    earned = await accrue_at(api, excellent, "JADE", "10")
+    assert earned["entry"]["memo"] == (
+        "purchase of 10 (Excellent credit: 1.5x points, 10% fewer points)"
+    )
     assert (await accrue_at(api, good, "JADE", "1000"))["points"] == 1000
     await upsert_reward(
         api, ref="DUCK", kind="MEAL", title="Roast duck", price=1000, merchantId="jade"
@@ -117,7 +130,7 @@ async def test_excellent_credit_earns_more_and_pays_fewer_points(api: Api, db_ur
     paid = await redeem(api, excellent, "jade:DUCK", "JADE", key=storefront, member_token=token)
     assert paid["userErrors"] == [] and paid["redemption"]["points"] == 900
     assert (await redeem(api, good, "jade:DUCK", "JADE"))["redemption"]["points"] == 1000
-    assert await balances(api, excellent) == {"JADE": 600}
+    assert await balances(api, excellent) == {"JADE": 615}
     assert await verify_ledger(db_url) == []
 
 
@@ -136,8 +149,8 @@ async def test_seniors_earn_15x_and_the_birthday_month_doubles_within_the_cap(ap
         api, "RAIL", "Birthday month: double points", accrualMultiplier="2", birthdayMonth=True
     )
     assert seniors["ok"] and birthdays["ok"], (seniors, birthdays)
-    earned = {
-        name: (await accrue_at(api, member, "RAIL", "10"))["points"]
+    accrued = {
+        name: await accrue_at(api, member, "RAIL", "10")
         for name, member in (
             ("senior", senior),
             ("young", young),
@@ -147,7 +160,14 @@ async def test_seniors_earn_15x_and_the_birthday_month_doubles_within_the_cap(ap
             ("under 60", under_sixty),
         )
     }
+    earned = {name: payload["points"] for name, payload in accrued.items()}
     assert MAX_ACCRUAL_MULTIPLIER == 20
+    # The memo names what counted and says when the cap held the product back.
+    assert accrued["senior birthday"]["entry"]["memo"] == (
+        "purchase of 10 (Seniors travel on 15x, Birthday month: double points; held to x20)"
+    )
+    assert accrued["senior"]["entry"]["memo"] == "purchase of 10 (Seniors travel on 15x)"
+    assert accrued["young"]["entry"]["memo"] == "purchase of 10"
     assert earned == {
         "senior": 150,
         "young": 10,
