@@ -123,3 +123,34 @@ async def test_a_session_a_merchant_minted_shows_what_that_merchant_sees(
     mall = await member_session(api, world["member"], key=world["haowu"])
     mine = (await api.gql(own, key=storefront, member_token=mall))["viewer"]["member"]
     assert mine == {"creditLevel": "EXCELLENT", "displayName": "Wang Fang"}
+
+
+async def test_a_merchant_session_reads_the_member_as_that_merchant_does(
+    api: Api, world: dict[str, Any]
+) -> None:
+    """Outside review 3: a session jade minted on its own (no member need be present) read
+    the member's full name and her accounts, balances and history at every other merchant.
+    It reads what jade reads of her; it may still convert into her other programs."""
+    read = (
+        "{ viewer { member { displayName accounts { program { code } balance } "
+        "history(first: 20) { edges { node { program { code } } } } "
+        'hub: account(program: "HUB") { balance } } } }'
+    )
+    by_id = "query($id: ID!) { member(id: $id) { displayName accounts { program { code } } } }"
+    await accrue(api, world["member"], "JADE", "50")
+    jade_view = (await api.gql(by_id, {"id": world["member"]}, key=world["jade"]))["member"]
+    token = await member_session(api, world["member"], key=world["jade"])
+    storefront = await create_key(api, "STOREFRONT")
+    for key in (world["jade"], storefront):
+        seen = (await api.gql(read, key=key, member_token=token))["viewer"]["member"]
+        assert seen["displayName"] == jade_view["displayName"] != "Wang Fang"
+        assert [a["program"]["code"] for a in seen["accounts"]] == ["JADE"]
+        assert {e["node"]["program"]["code"] for e in seen["history"]["edges"]} == {"JADE"}
+        assert seen["hub"] is None
+    # The platform's session is the member in the universal mall: everything is hers.
+    mall = await member_session(api, world["member"], key=world["haowu"])
+    mine = (await api.gql(read, key=storefront, member_token=mall))["viewer"]["member"]
+    assert mine["displayName"] == "Wang Fang"
+    assert sorted(a["program"]["code"] for a in mine["accounts"]) == ["HUB", "JADE"]
+    assert {e["node"]["program"]["code"] for e in mine["history"]["edges"]} == {"HUB", "JADE"}
+    assert mine["hub"] is not None
