@@ -20,7 +20,7 @@ from hub.ids import new_id
 from hub.member_view import AccountView
 from hub.merchants import get_program
 from hub.models import Account, Entry, Member, Posting, Program
-from hub.permissions import require_merchant
+from hub.permissions import reading_merchant, require_merchant
 
 
 @dataclass(frozen=True)
@@ -186,11 +186,15 @@ async def own_program_codes(session: AsyncSession, principal: Principal) -> list
 def account_visible(
     principal: Principal, account: Account | AccountView, own_programs: Collection[str]
 ) -> bool:
-    """ADMIN and the member see every account; a merchant sees its own programs' only."""
+    """ADMIN and the member see every account; a merchant sees its own programs' only, and
+    so does a session a merchant minted (`own_programs`: the programs of
+    `permissions.reading_merchant`)."""
     if principal.role == Role.ADMIN:
         return True
     if principal.role == Role.STOREFRONT:
-        return principal.member_id is not None and principal.member_id == account.member_id
+        if principal.member_id is None or principal.member_id != account.member_id:
+            return False
+        return reading_merchant(principal) is None or account.program_code in own_programs
     if principal.role == Role.MERCHANT:
         return account.program_code in own_programs
     return False

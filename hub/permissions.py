@@ -160,5 +160,18 @@ def sees_as_the_member(principal: Principal, member_id: str) -> bool:
     return principal.member_id == member_id and grant is not None and grant.universal
 
 
+def reading_merchant(principal: Principal) -> str | None:
+    """The merchant through whose eyes the caller reads a member: a MERCHANT key's own, or
+    the merchant that minted the member session (it may mint one on its own, no member
+    present, so the session reads no more than the merchant does); None for ADMIN and for a
+    session the platform or ADMIN minted (the member itself, in the universal mall)."""
+    if principal.role == MERCHANT:
+        return principal.merchant_id
+    grant = principal.session
+    if grant is not None and not grant.universal:
+        return grant.merchant_id
+    return None
+
+
 def can_see_all_members(principal: Principal) -> bool:
     return principal.role == ADMIN

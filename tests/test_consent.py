@@ -77,8 +77,8 @@ async def test_linking_an_existing_member_needs_the_members_session_or_admin(api
     # The member consents: its own session (opened by jade, where it is a member).
     mine = await member_session(api, member, key=jade)
     linked = await api.gql(ENROLL, _link("LOTUS", "L-1", member), key=lotus, member_token=mine)
-    assert linked["enrollMember"] == {
-        "member": {"id": member, "displayName": "Wang Fang"},
+    assert linked["enrollMember"] == {  # lotus reads its new member masked, as any merchant
+        "member": {"id": member, "displayName": "W********"},
         "userErrors": [],
     }
     # ADMIN links without a session.

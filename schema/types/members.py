@@ -12,10 +12,9 @@ from hub import models
 from hub.db import utcnow
 from hub.enums import CreditLevel as DomainCreditLevel
 from hub.enums import EntryKind as DomainEntryKind
-from hub.enums import Role
 from hub.ledger import queries
 from hub.member_view import AccountView, MemberView
-from hub.permissions import sees_as_the_member
+from hub.permissions import reading_merchant, sees_as_the_member
 from hub.privacy import mask_name
 from schema.context import Info
 from schema.enums import CreditLevel, EntryKind
@@ -157,18 +156,21 @@ class Member:
             return None
         return DomainCreditLevel(self.row.credit_level) if self.row.credit_level else None
 
-    @strawberry.field(description="Masked unless the viewer is the member or ADMIN.")
+    @strawberry.field(
+        description="Masked unless the viewer is the member (a session minted by the platform "
+        "or ADMIN) or ADMIN; a session a merchant minted reads it as that merchant does."
+    )
     def display_name(self, info: Info) -> str:
-        principal = info.context.principal
-        if principal.role == Role.ADMIN or principal.member_id == self.row.id:
+        if sees_as_the_member(info.context.principal, self.row.id):
             return self.row.display_name
         return mask_name(self.row.display_name)
 
     async def _visible_accounts(self, info: Info) -> list[AccountView]:
         principal = info.context.principal
         own: list[str] = []
-        if principal.merchant_id is not None:
-            programs = await info.context.loaders.programs_of_merchant.load(principal.merchant_id)
+        merchant = reading_merchant(principal)
+        if merchant is not None:
+            programs = await info.context.loaders.programs_of_merchant.load(merchant)
             own = [p.code for p in programs or []]
         if isinstance(self.row, MemberView):
             view: MemberView | None = self.row

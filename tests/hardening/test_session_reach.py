@@ -125,7 +125,6 @@ async def test_a_session_a_merchant_minted_shows_what_that_merchant_sees(
     assert mine == {"creditLevel": "EXCELLENT", "displayName": "Wang Fang"}
 
 
-@pytest.mark.xfail(strict=True, reason="fixed once schema/types/members.py's rules move to hub/")
 async def test_a_merchant_session_reads_the_member_as_that_merchant_does(
     api: Api, world: dict[str, Any]
 ) -> None:
