@@ -21,7 +21,7 @@ from hub.ledger.core import Movement
 from hub.ledger.points import Points, expiry_of
 from hub.members import account_of
 from hub.merchants import get_program
-from hub.models import Entry, Member, Promotion, Tier
+from hub.models import Entry, Member, Program, Promotion, Tier
 from hub.permissions import require_merchant
 from hub.tiers import standing
 from hub.tiers.ladder import ladder
@@ -47,6 +47,9 @@ class Accrued:
     points: int
     green_points: int | None = None
     green_entry_id: int | None = None
+    # When this call made the entry (not a replay): the entry and the member's balance
+    # after it, so that the answer needs no read back.
+    made: tuple[Entry, int] | None = None
 
 
 def applying(
@@ -93,10 +96,16 @@ def memo_labels(
 
 
 async def accrue(
-    session: AsyncSession, principal: Principal, settings: Settings, data: Purchase
+    session: AsyncSession,
+    principal: Principal,
+    settings: Settings,
+    data: Purchase,
+    program: Program | None = None,
 ) -> Accrued:
-    """Credit a member for a purchase, once per idempotency key and once per order."""
+    """Credit a member for a purchase, once per idempotency key and once per order.
+    `program`: the program as this process keeps it (hub.caches), read when not given."""
     f = "input"
+    made: list[tuple[Entry, int]] = []
     request: dict[str, object] = {
         "memberId": data.member_id,
         "program": data.program,
@@ -108,7 +117,9 @@ async def accrue(
         request["lines"] = green.request_lines(data.lines)
 
     async def effect() -> idempotency.Result:
-        program = await get_program(session, data.program, [f, "program"])
+        nonlocal program
+        if program is None or program.code != data.program:
+            program = await get_program(session, data.program, [f, "program"])
         require_merchant(principal, program.merchant_id, [f, "program"])
         green.refuse_direct_accrual(program, [f, "program"])
         if program.connector != ConnectorKind.HOSTED.value:
@@ -129,9 +140,10 @@ async def accrue(
         now = utcnow()
         window = validate.PurchaseWindow(now, settings.accrual_backdate_days)
         occurred = window.check(data.occurred_at or now, [f, "occurredAt"])
-        if await session.get(Member, data.member_id) is None:
-            raise NotFound(f"No member has id {data.member_id!r}.", field=[f, "memberId"])
         account = await account_of(session, data.member_id, program.code)
+        if account is None and await session.get(Member, data.member_id) is None:
+            # An account names its member: the member is read only when there is none.
+            raise NotFound(f"No member has id {data.member_id!r}.", field=[f, "memberId"])
         if account is None:
             raise NotFound(
                 f"Member {data.member_id} is not enrolled in {program.code}; enroll them first.",
@@ -200,6 +212,7 @@ async def accrue(
         )
         await standing.raise_after_accrual(session, tiers, program.merchant_id, data.member_id, now)
         accrued: idempotency.Result = {"entry_id": entry.id, "points": points}
+        made.append((entry, account.balance))
         earned = [(program.code, points, entry)]
         eco = await green.accrue_green(
             session, program, data.member_id, lines, movement, occurred, [f, "lines"]
@@ -238,5 +251,6 @@ async def accrue(
         entry_id=int(result["entry_id"]),
         points=int(result["points"]),
         green_points=None if green_points is None else int(green_points),
+        made=made[-1] if made else None,
         green_entry_id=None if green_entry is None else int(green_entry),
     )

@@ -1,9 +1,8 @@
 """Idempotency keys: the first call's result is kept with its effect; a repeat returns it.
 
-The key is claimed (inserted) before the effect, in the same transaction. A
-concurrent duplicate blocks on the unique index until the first commits, then
-fails, and its transaction is run again from the start: it then finds the
-stored result and moves nothing.
+The key is claimed (INSERT ... ON CONFLICT DO NOTHING RETURNING) before the effect, in
+the same transaction. A concurrent duplicate's claim waits on the unique index until the
+first commits, claims nothing, and then reads the stored result: it moves nothing.
 """
 
 from __future__ import annotations
@@ -17,11 +16,10 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
-from hub.db import utcnow
+from hub.db import insert_or_skip, utcnow
 from hub.errors import IdempotencyConflict, InvalidInput, RetryTransaction
 from hub.models import IdempotencyRecord
 
@@ -64,12 +62,28 @@ async def once(
             field=["input", "idempotencyKey"],
         )
     digest = request_hash(operation, request)
-    found = await session.scalar(
-        select(IdempotencyRecord).where(
-            IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+    # Claim the key in one statement. A concurrent duplicate's INSERT waits for the first
+    # transaction and then claims nothing (or, under SQLite's single writer, runs after it).
+    claimed = await session.scalar(
+        insert_or_skip(session, IdempotencyRecord)
+        .values(
+            scope=scope,
+            key=key,
+            operation=operation,
+            request_hash=digest,
+            result="{}",
+            created_at=utcnow(),
         )
+        .returning(IdempotencyRecord.id)
     )
-    if found is not None:
+    if claimed is None:
+        found = await session.scalar(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+            )
+        )
+        if found is None:  # claimed by a transaction that has since rolled back
+            raise RetryTransaction()
         if found.request_hash != digest:
             raise IdempotencyConflict(
                 f"idempotencyKey {key!r} was used for a different request; use a new key "
@@ -78,18 +92,10 @@ async def once(
             )
         stored: Result = json.loads(found.result)
         return stored
-    record = IdempotencyRecord(
-        scope=scope, key=key, operation=operation, request_hash=digest, result="{}"
-    )
-    session.add(record)
-    try:
-        await session.flush()
-    except IntegrityError as exc:  # a concurrent duplicate got there first
-        raise RetryTransaction() from exc
     result = await effect()
     await session.execute(
         update(IdempotencyRecord)
-        .where(IdempotencyRecord.id == record.id)
+        .where(IdempotencyRecord.id == claimed)
         .values(result=json.dumps(result, default=str))
         .execution_options(synchronize_session=False)
     )

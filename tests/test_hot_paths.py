@@ -107,6 +107,24 @@ async def test_a_member_not_visible_costs_no_statement(settings: Settings) -> No
         assert sent == []
 
 
+async def test_an_accrual_is_one_write_of_each_row_and_few_reads(settings: Settings) -> None:
+    """accruePoints: the key claimed in one INSERT, the program from memory, the member's
+    account (which names the member), the order's earlier accrual, promotions, tiers, the
+    issued account; then one write per row (entry, balance, both postings at once, lot,
+    purchase amount, event, the key's result); the answer needs no read back."""
+    async with running_app(_quiet(settings)) as api:
+        member = await _world(api)
+        merchant = await create_key(api, "MERCHANT", "teahouse")
+        assert (await accrue(api, member, "TEA", "5", key=merchant))["userErrors"] == []
+        with statements(api) as sent:
+            made = await accrue(api, member, "TEA", "12.50", key=merchant)
+        assert made["userErrors"] == [] and made["points"] == 12
+        writes = [s for s in sent if s in {"INSERT", "UPDATE"}]
+        assert writes == ["INSERT"] + ["INSERT", "UPDATE"] + ["INSERT"] * 4 + ["UPDATE"], sent
+        begin = 1 if settings.database_url.startswith("sqlite") else 0
+        assert len(sent) == begin + 13, sent
+
+
 async def test_the_cache_counters_are_read_once_per_interval(settings: Settings) -> None:
     async with running_app(_quiet(settings)) as api:
         member = await _world(api)

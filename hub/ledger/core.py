@@ -141,7 +141,9 @@ class Journal:
                     "balance_after": balance_after,
                 }
             )
-        await self.session.execute(insert(Posting), rows)
+        # One multi-row VALUES (a list of parameters is an ORM bulk insert, split by the
+        # columns each row sets).
+        await self.session.execute(insert(Posting).values(rows))
         return entry
 
     async def _move(self, account: Account, amount: int) -> int:

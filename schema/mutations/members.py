@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import accrual, green, members, promotions
 from hub.enums import CreditLevel as DomainCreditLevel
-from hub.models import Entry, Posting
+from hub.models import Entry
 from hub.permissions import Action
 from schema.context import Info
 from schema.enums import CreditLevel
@@ -113,14 +113,15 @@ def _opt(value: object) -> str | None:
     return str(value) if value else None
 
 
-def entry_node(entry: Entry, posting: Posting) -> LedgerEntry:
+def entry_node(entry: Entry, points: int, balance_after: int) -> LedgerEntry:
+    """An entry as the member's side of it shows: its points and the balance after."""
     from hub.enums import EntryKind
 
     return LedgerEntry(
         id=strawberry.ID(str(entry.id)),
         kind=EntryKind(entry.kind),
-        points=posting.amount,
-        balance_after=posting.balance_after or 0,
+        points=points,
+        balance_after=balance_after,
         occurred_at=entry.occurred_at,
         business_date=entry.business_date,
         reference=entry.reference,
@@ -166,10 +167,15 @@ class MemberMutations:
             ),
         )
 
+        program = await info.context.loaders.program.load(data.program)
+
         async def work(session: AsyncSession) -> tuple[accrual.Accrued, LedgerEntry]:
-            accrued = await accrual.accrue(session, principal, settings, data)
+            accrued = await accrual.accrue(session, principal, settings, data, program)
+            if accrued.made is not None:  # made now: nothing to read back
+                entry, balance_after = accrued.made
+                return accrued, entry_node(entry, accrued.points, balance_after)
             entry, posting = await members.member_posting(session, accrued.entry_id)
-            return accrued, entry_node(entry, posting)
+            return accrued, entry_node(entry, posting.amount, posting.balance_after or 0)
 
         done, errors = await attempt(info.context.db.transaction(work))
         if done is None:
