@@ -35,7 +35,7 @@ from hub.config import Settings
 from hub.db import Database, insert_or_skip, utcnow
 from hub.enums import ErrorCode
 from hub.errors import DomainError
-from hub.models.outcomes import PartnerOutcome
+from hub.models.partners import PartnerOutcome
 
 log = structlog.get_logger(__name__)
 

@@ -2,32 +2,19 @@
 
 from hub.models.base import Base
 from hub.models.caches import CacheVersion
-from hub.models.exchange import (
-    Conversion,
-    ConversionLeg,
-    ExchangeRate,
-    Obligation,
-    PartnerEvent,
-    Quote,
-)
+from hub.models.exchange import Conversion, ConversionLeg, ExchangeRate, Quote
+from hub.models.idempotency import IdempotencyRecord
 from hub.models.imports import ImportJob, ImportRejection, ImportRow
-from hub.models.ledger import (
-    Account,
-    Entry,
-    Hold,
-    IdempotencyRecord,
-    Lot,
-    LotUse,
-    Member,
-    Posting,
-    Promotion,
-)
+from hub.models.ledger import Account, Entry, Hold, Lot, LotUse, Posting
 from hub.models.mall import Redemption, RedemptionLeg, Reward, Slot, Voucher
+from hub.models.members import Member
 from hub.models.merchants import ApiKey, HubSetting, Merchant, Program
-from hub.models.outcomes import PartnerOutcome
+from hub.models.partners import PartnerEvent, PartnerOutcome
+from hub.models.promotions import Promotion
 from hub.models.reconciliation import ReconciliationReport
 from hub.models.settlement import (
     NetPosition,
+    Obligation,
     PaymentInstruction,
     SettlementBatch,
     SettlementCarried,

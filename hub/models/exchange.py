@@ -1,4 +1,4 @@
-"""Exchange rates, quotes, conversions and their legs, and settlement obligations."""
+"""Exchange rates, quotes, conversions and their legs."""
 
 from __future__ import annotations
 
@@ -6,15 +6,12 @@ import datetime as dt
 from decimal import Decimal
 
 from sqlalchemy import (
-    BigInteger,
     Date,
-    FetchedValue,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
-    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -109,52 +106,3 @@ class ConversionLeg(Base):
     points_in: Mapped[int] = mapped_column()
     points_out: Mapped[int] = mapped_column()
     business_date: Mapped[dt.date] = mapped_column(Date)
-
-
-class Obligation(Base):
-    """Money one merchant owes another for one cross-merchant move; settlement reads these."""
-
-    __tablename__ = "obligations"
-    __table_args__ = (
-        Index("ix_obligations_unsettled", "batch_id", "business_date"),
-        Index("ix_obligations_reference", "reference"),
-        Index("ix_obligations_batch_debtor", "batch_id", "debtor_id", "id"),
-        Index("ix_obligations_batch_creditor", "batch_id", "creditor_id", "id"),
-        Index("ix_obligations_txn", "txn"),
-    )
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(20))
-    debtor_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
-    creditor_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
-    program_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
-    points: Mapped[int] = mapped_column()
-    amount: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
-    reference: Mapped[str] = mapped_column(String(120))
-    occurred_at: Mapped[dt.datetime] = mapped_column()
-    business_date: Mapped[dt.date] = mapped_column(Date)
-    # Set only on the rows a batch claims one by one (its fee, a carried late obligation);
-    # the others belong to the batch whose range holds them (hub.obligation_rules.batch_of).
-    batch_id: Mapped[str | None] = mapped_column(String(40))
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    # PostgreSQL: the id of the writing transaction (default pg_current_xact_id()), the key a
-    # batch's range is of; NULL on SQLite, where the range is one of ids.
-    txn: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())
-
-
-class PartnerEvent(Base):
-    """A partner's signed webhook, kept once (replays are refused), with what came of it."""
-
-    __tablename__ = "partner_events"
-    __table_args__ = (
-        UniqueConstraint("merchant_id", "event_id", name="uq_partner_events_merchant_event"),
-    )
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
-    event_id: Mapped[str] = mapped_column(String(120))
-    type: Mapped[str] = mapped_column(String(60))
-    payload: Mapped[str] = mapped_column(Text)
-    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    processed_at: Mapped[dt.datetime | None] = mapped_column()
-    outcome: Mapped[str | None] = mapped_column(Text)

@@ -1,38 +1,21 @@
-"""The double-entry ledger: members, accounts, entries, postings, lots, holds, idempotency."""
+"""The double-entry ledger: accounts, entries, postings, lots and holds."""
 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 
 from sqlalchemy import (
-    Boolean,
     Date,
     ForeignKey,
     Index,
-    Integer,
     String,
     Text,
-    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import ExactDecimal, utcnow
+from hub.db import utcnow
 from hub.models.base import Base, BigId
-
-
-class Member(Base):
-    __tablename__ = "members"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    display_name: Mapped[str] = mapped_column(String(200))
-    phone: Mapped[str | None] = mapped_column(String(40))
-    birth_date: Mapped[dt.date | None] = mapped_column(Date)  # the member and ADMIN only
-    # From an external credit system through setMemberCredit; the member and ADMIN only.
-    credit_level: Mapped[str | None] = mapped_column(String(20))
-    credit_level_at: Mapped[dt.datetime | None] = mapped_column()
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Account(Base):
@@ -201,43 +184,3 @@ class Hold(Base):
     expires_at: Mapped[dt.datetime] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[dt.datetime | None] = mapped_column()
-
-
-class IdempotencyRecord(Base):
-    """A mutation's key, its input's hash and its result, kept with the effect."""
-
-    __tablename__ = "idempotency_keys"
-    __table_args__ = (
-        UniqueConstraint("scope", "key", name="uq_idempotency_keys_scope_key"),
-        Index("ix_idempotency_keys_created", "created_at"),
-    )
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    scope: Mapped[str] = mapped_column(String(120))
-    key: Mapped[str] = mapped_column(String(200))
-    operation: Mapped[str] = mapped_column(String(60))
-    request_hash: Mapped[str] = mapped_column(String(64))
-    result: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-
-
-class Promotion(Base):
-    __tablename__ = "promotions"
-    __table_args__ = (Index("ix_promotions_program", "program_code", "starts_at"),)
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    program_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
-    label: Mapped[str] = mapped_column(String(200))
-    accrual_multiplier: Mapped[Decimal] = mapped_column(ExactDecimal(9, 4))
-    redemption_discount_percent: Mapped[Decimal] = mapped_column(ExactDecimal(9, 4))
-    starts_at: Mapped[dt.datetime] = mapped_column()
-    ends_at: Mapped[dt.datetime] = mapped_column()
-    created_by: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    # Who qualifies (hub.eligibility); none given: every member. Lists are JSON.
-    tiers: Mapped[str | None] = mapped_column(Text)
-    credit_levels: Mapped[str | None] = mapped_column(Text)
-    min_age: Mapped[int | None] = mapped_column(Integer)
-    birthday_month: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Accrual on purchase lines with one of these tags only (a JSON list); None: all.
-    tags: Mapped[str | None] = mapped_column(Text)

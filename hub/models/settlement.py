@@ -1,11 +1,12 @@
-"""Settlement: nightly batches, net positions, payment instructions, statements."""
+"""Settlement: the obligations between merchants, nightly batches, net positions, payment
+instructions, statements."""
 
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Date, FetchedValue, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import ExactDecimal, utcnow
@@ -132,3 +133,34 @@ class SettlementLease(Base):
     business_date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     holder: Mapped[str] = mapped_column(String(120))
     expires_at: Mapped[dt.datetime] = mapped_column()
+
+
+class Obligation(Base):
+    """Money one merchant owes another for one cross-merchant move; settlement reads these."""
+
+    __tablename__ = "obligations"
+    __table_args__ = (
+        Index("ix_obligations_unsettled", "batch_id", "business_date"),
+        Index("ix_obligations_reference", "reference"),
+        Index("ix_obligations_batch_debtor", "batch_id", "debtor_id", "id"),
+        Index("ix_obligations_batch_creditor", "batch_id", "creditor_id", "id"),
+        Index("ix_obligations_txn", "txn"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    debtor_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    creditor_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    program_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
+    points: Mapped[int] = mapped_column()
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
+    reference: Mapped[str] = mapped_column(String(120))
+    occurred_at: Mapped[dt.datetime] = mapped_column()
+    business_date: Mapped[dt.date] = mapped_column(Date)
+    # Set only on the rows a batch claims one by one (its fee, a carried late obligation);
+    # the others belong to the batch whose range holds them (hub.obligation_rules.batch_of).
+    batch_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # PostgreSQL: the id of the writing transaction (default pg_current_xact_id()), the key a
+    # batch's range is of; NULL on SQLite, where the range is one of ids.
+    txn: Mapped[int | None] = mapped_column(BigInteger, server_default=FetchedValue())

@@ -1,10 +1,11 @@
-"""What partners confirmed: one row per partner step of a saga that a partner applied."""
+"""What partners tell the hub: the outcome of each partner step of a saga that a partner
+applied, and the events partners send (stored once each)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import utcnow
@@ -30,3 +31,21 @@ class PartnerOutcome(Base):
     program_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
     partner_ref: Mapped[str | None] = mapped_column(String(120))
     confirmed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PartnerEvent(Base):
+    """A partner's signed webhook, kept once (replays are refused), with what came of it."""
+
+    __tablename__ = "partner_events"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "event_id", name="uq_partner_events_merchant_event"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
+    event_id: Mapped[str] = mapped_column(String(120))
+    type: Mapped[str] = mapped_column(String(60))
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[dt.datetime | None] = mapped_column()
+    outcome: Mapped[str | None] = mapped_column(Text)
