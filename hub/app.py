@@ -25,22 +25,22 @@ from hub.config import Settings
 from hub.db import utcnow
 from hub.enums import CancellationReason, ErrorCode, ImportStatus, Role
 from hub.errors import DomainError
-from hub.events import Events, Handler
 from hub.exchange import saga
 from hub.headers import SecurityHeaders
 from hub.imports import rows as import_rows
 from hub.imports import service as imports
 from hub.ledger import jobs as ledger_jobs
 from hub.mall import saga as mall_saga
-from hub.mall.events import cancellation_handler
+from hub.mall.partner_cancellations import cancellation_handler
+from hub.partner_events import Events, Handler
+from hub.periodic import Job, Scheduler
 from hub.runtime import Runtime
-from hub.scheduler import Job, Scheduler
 from hub.tiers.review import review_tiers
 from hub.webhooks.expiring import announce_expiring
 from schema import build_schema
 from schema.view import HubGraphQL, principal_of
 from settlement import export, statements
-from settlement.scheduler import nightly
+from settlement.runs import nightly
 
 log = structlog.get_logger(__name__)
 WEB = Path(__file__).parent / "web"

@@ -319,7 +319,7 @@ def settle(
     import datetime as dt
 
     from hub.db import Database
-    from settlement.scheduler import run_date
+    from settlement.runs import run_date
     from settlement.statements import payments, positions
 
     settings = _settings()

@@ -13,9 +13,9 @@ from hub import auth
 from hub.caches import Caches
 from hub.config import Settings
 from hub.db import Database, utcnow
-from hub.events import Events
 from hub.imports.worker import ImportWorker
 from hub.mall.partners import PartnerCatalog
+from hub.partner_events import Events
 from hub.ratelimit import RateLimits, rate_limits
 from hub.webhooks.delivery import Dispatcher
 

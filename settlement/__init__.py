@@ -1,1 +1,2 @@
-"""Nightly settlement: netting in SQL, statements, their workflow, CSV export, the scheduler."""
+"""Nightly settlement: netting in SQL, statements, their workflow, CSV export, and the
+runs (by hand for a date, or nightly under a lease)."""

@@ -20,7 +20,10 @@ F = "input"
 
 
 @dataclass(frozen=True)
-class Leg:
+class RouteLeg:
+    """One hop of a priced route through one rate (stored as a ConversionLeg or a
+    RedemptionLeg)."""
+
     rate: ExchangeRate
     points_in: int
     points_out: int
@@ -28,7 +31,7 @@ class Leg:
 
 @dataclass(frozen=True)
 class Priced:
-    legs: list[Leg]
+    legs: list[RouteLeg]
 
     @property
     def points(self) -> int:
@@ -80,7 +83,7 @@ def price(rates: list[ExchangeRate], points: int) -> Priced:
     A routed leg checks its minimum on the points arriving from the first leg;
     its step is not applied, since the member does not choose that amount.
     """
-    legs: list[Leg] = []
+    legs: list[RouteLeg] = []
     amount = points
     for index, rate in enumerate(rates):
         if amount < rate.min_points:
@@ -100,7 +103,7 @@ def price(rates: list[ExchangeRate], points: int) -> Priced:
                 code=ErrorCode.NOT_A_MULTIPLE_OF_STEP,
             )
         out = leg_out(amount, rate)
-        legs.append(Leg(rate=rate, points_in=amount, points_out=out))
+        legs.append(RouteLeg(rate=rate, points_in=amount, points_out=out))
         amount = out
     if amount < 1:
         raise DomainError(

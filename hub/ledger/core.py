@@ -39,7 +39,9 @@ class Movement:
 
 
 @dataclass(frozen=True)
-class Leg:
+class Side:
+    """One side of an entry: an account and its signed amount (one posting)."""
+
     account: Account
     amount: int
 
@@ -90,7 +92,7 @@ class Journal:
         self,
         kind: EntryKind,
         program_code: str,
-        legs: Sequence[Leg],
+        sides: Sequence[Side],
         movement: Movement,
         member_id: str | None = None,
     ) -> Entry:
@@ -99,19 +101,19 @@ class Journal:
         Raises InsufficientPoints, and writes nothing, when a member balance would
         go below zero; BalanceLimit when it would pass MAX_BALANCE (2^31-1).
         """
-        if len(legs) < 2 or sum(leg.amount for leg in legs) != 0:
-            raise AssertionError(f"unbalanced entry {kind}: {[leg.amount for leg in legs]}")
-        if any(leg.account.program_code != program_code for leg in legs):
+        if len(sides) < 2 or sum(side.amount for side in sides) != 0:
+            raise AssertionError(f"unbalanced entry {kind}: {[side.amount for side in sides]}")
+        if any(side.account.program_code != program_code for side in sides):
             raise AssertionError("every posting of an entry is in the entry's program")
-        for leg in legs:  # refuse before writing anything; _move re-checks atomically
-            if leg.account.kind == AccountKind.MEMBER and leg.account.balance + leg.amount < 0:
+        for side in sides:  # refuse before writing anything; _move re-checks atomically
+            if side.account.kind == AccountKind.MEMBER and side.account.balance + side.amount < 0:
                 raise InsufficientPoints(
-                    f"The balance is {leg.account.balance:,} points; {-leg.amount:,} are needed."
+                    f"The balance is {side.account.balance:,} points; {-side.amount:,} are needed."
                 )
-            if leg.account.kind == AccountKind.MEMBER and leg.account.balance + leg.amount > (
+            if side.account.kind == AccountKind.MEMBER and side.account.balance + side.amount > (
                 MAX_BALANCE
             ):
-                raise _over_limit(leg.account.balance, leg.amount)
+                raise _over_limit(side.account.balance, side.amount)
         entry = Entry(
             kind=kind.value,
             program_code=program_code,
@@ -129,15 +131,15 @@ class Journal:
         except IntegrityError as exc:  # a concurrent twin (same order); run again to see it
             raise RetryTransaction() from exc
         rows = []
-        for leg in legs:
+        for side in sides:
             balance_after = None
-            if leg.account.kind == AccountKind.MEMBER:
-                balance_after = await self._move(leg.account, leg.amount)
+            if side.account.kind == AccountKind.MEMBER:
+                balance_after = await self._move(side.account, side.amount)
             rows.append(
                 {
                     "entry_id": entry.id,
-                    "account_id": leg.account.id,
-                    "amount": leg.amount,
+                    "account_id": side.account.id,
+                    "amount": side.amount,
                     "balance_after": balance_after,
                 }
             )

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.enums import AccountKind, EntryKind, HoldStatus
 from hub.errors import InvalidState
 from hub.ids import new_id
-from hub.ledger.core import Journal, Leg, Movement
+from hub.ledger.core import Journal, Movement, Side
 from hub.models import Account, Entry, Hold, Lot, LotUse
 
 
@@ -52,7 +52,7 @@ class Points:
         entry = await self.journal.post(
             kind,
             account.program_code,
-            [Leg(account, points), Leg(contra, -points)],
+            [Side(account, points), Side(contra, -points)],
             movement,
             member_id=account.member_id,
         )
@@ -87,7 +87,7 @@ class Points:
         entry = await self.journal.post(
             kind,
             account.program_code,
-            [Leg(account, -points), Leg(contra, points)],
+            [Side(account, -points), Side(contra, points)],
             movement,
             member_id=account.member_id,
         )
@@ -137,7 +137,7 @@ class Points:
         entry = await self.journal.post(
             kind,
             account.program_code,
-            [Leg(account, points), Leg(contra, -points)],
+            [Side(account, points), Side(contra, -points)],
             movement,
             member_id=account.member_id,
         )
@@ -226,7 +226,7 @@ class Points:
         entry = await self.journal.post(
             EntryKind.CAPTURE,
             account.program_code,
-            [Leg(held, -hold.points), Leg(to, hold.points)],
+            [Side(held, -hold.points), Side(to, hold.points)],
             movement,
             member_id=account.member_id,
         )
@@ -271,7 +271,7 @@ async def expire_overdue(points: Points, account: Account, movement: Movement) -
     entry = await points.journal.post(
         EntryKind.EXPIRY,
         account.program_code,
-        [Leg(account, -total), Leg(sink, total)],
+        [Side(account, -total), Side(sink, total)],
         Movement(
             actor="system:expiry",
             business_date=movement.business_date,

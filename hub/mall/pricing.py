@@ -17,7 +17,7 @@ from hub import green, obligations, promotions
 from hub.db import utcnow
 from hub.eligibility import Profile, applies, opens_at
 from hub.enums import MerchantCategory, ProgramKind, RewardKind, SettlementBasis
-from hub.exchange.pricing import Leg, points_needed, price_to_receive
+from hub.exchange.pricing import RouteLeg, points_needed, price_to_receive
 from hub.exchange.rates import rates_in_effect
 from hub.mall import settlement_prices
 from hub.models import ExchangeRate, Merchant, Program, Promotion, Reward
@@ -38,7 +38,7 @@ class Line:
 
     price_points: int  # the reward's price x quantity, in its merchant's points
     points: int  # what the member pays, in the paying program
-    legs: list[Leg]  # the conversion the payment goes through; none in the reward's program
+    legs: list[RouteLeg]  # the conversion the payment goes through; none in the reward's program
     settlement: Decimal  # what the paying merchant owes the reward's merchant for the line
     basis: SettlementBasis
     # What the member's tier in the paying program takes off `points` (that program gives

@@ -35,7 +35,7 @@ from schema.types.settlement import (
     StatementConnection,
     StatementEdge,
 )
-from settlement import disputes, scheduler
+from settlement import disputes, runs
 from settlement import statements as service
 
 
@@ -87,7 +87,7 @@ class SettlementMutations:
                     f"{business_date} has not begun in {runtime.settings.settlement_tz}.",
                     field=["businessDate"],
                 )
-            result = await scheduler.run_date(
+            result = await runs.run_date(
                 runtime.db, runtime.settings, business_date, actor=principal.actor
             )
             if result is None:

@@ -235,7 +235,7 @@ async def test_a_merchant_reads_only_its_own_reconciliation(
 async def test_the_nightly_run_reconciles_each_partner_before_settling(
     hub: Api, live_partners: Partners, partner_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from settlement import scheduler
+    from settlement import runs
 
     await _world(hub, live_partners)
     await live_partners.control(
@@ -246,9 +246,9 @@ async def test_the_nightly_run_reconciles_each_partner_before_settling(
     async def due(*_: Any) -> list[dt.date]:
         return [today]
 
-    monkeypatch.setattr(scheduler, "due_dates", due)
+    monkeypatch.setattr(runs, "due_dates", due)
     runtime = hub.app.state.runtime
-    settled = await scheduler.nightly(runtime.db, partner_settings, runtime.connectors)
+    settled = await runs.nightly(runtime.db, partner_settings, runtime.connectors)
     assert len(settled) == 1
     data = await hub.gql(
         "query($d: Date!) { reconciliations(businessDate: $d) { merchant { id } status "

@@ -12,7 +12,7 @@ from sqlalchemy import update
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.models import Obligation
-from settlement import scheduler
+from settlement import runs
 from tests.helpers import (
     Api,
     accrue,
@@ -118,7 +118,7 @@ async def test_an_accepted_dispute_settles_its_adjustment_in_the_next_batch(
     tomorrow = _today(settings) + dt.timedelta(days=1)
     db = Database(db_url)
     try:
-        assert await scheduler.run_date(db, settings, tomorrow, actor="test") is not None
+        assert await runs.run_date(db, settings, tomorrow, actor="test") is not None
     finally:
         await db.dispose()
     next_batch = (await api.gql(NEXT, {"d": tomorrow.isoformat()}, key=finance))["settlementBatch"]

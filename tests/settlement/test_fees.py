@@ -13,7 +13,7 @@ import pytest
 
 from hub.config import Settings
 from hub.db import Database, utcnow
-from settlement import scheduler
+from settlement import runs
 from tests.helpers import (
     Api,
     accrue,
@@ -137,7 +137,7 @@ async def test_a_refund_in_a_later_batch_gives_the_fee_back(
     db = Database(db_url)
     try:
         tomorrow = today + dt.timedelta(days=1)
-        await scheduler.run_date(
+        await runs.run_date(
             db, settings.model_copy(update={"platform_fee_bps": 100}), tomorrow, "test"
         )
     finally:

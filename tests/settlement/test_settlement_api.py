@@ -17,7 +17,7 @@ from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.models import Obligation, SettlementBatch
 from hub.obligation_rules import batch_of, unsettled
-from settlement import netting, scheduler
+from settlement import netting, runs
 from tests.helpers import (
     Api,
     accrue,
@@ -113,13 +113,13 @@ async def test_a_late_obligation_lands_in_the_next_batch(db_url: str, settings: 
 
     try:
         await owe(day, "10.00")
-        first = await scheduler.run_date(db, settings, day, "test")
+        first = await runs.run_date(db, settings, day, "test")
         await owe(day, "2.50")  # arrives after the day's batch closed
-        again = await scheduler.run_date(db, settings, day, "test")
+        again = await runs.run_date(db, settings, day, "test")
         assert first is not None and again is not None
         assert again.batch.id == first.batch.id and not again.created
         assert again.batch.obligation_count == 1
-        following = await scheduler.run_date(db, settings, day + dt.timedelta(days=1), "test")
+        following = await runs.run_date(db, settings, day + dt.timedelta(days=1), "test")
         assert following is not None
         assert following.batch.obligation_count == 1
         assert following.batch.gross_amount == Decimal("2.50")
@@ -169,16 +169,16 @@ async def test_a_writer_open_across_a_run_lands_in_exactly_one_later_batch(
             await writer.execute(_owed(day, "2.50"))  # its transaction began first...
             async with db.write() as session:  # ...this one commits before the run
                 await session.execute(_owed(day, "1.00"))
-            first = await scheduler.run_date(db, settings, day, "test")
+            first = await runs.run_date(db, settings, day, "test")
             await writer.commit()  # after the run's snapshot
         assert first is not None
         assert first.batch.obligation_count == 1
         assert first.batch.gross_amount == Decimal("10.00")
-        following = await scheduler.run_date(db, settings, day + dt.timedelta(days=1), "test")
+        following = await runs.run_date(db, settings, day + dt.timedelta(days=1), "test")
         assert following is not None
         assert following.batch.obligation_count == 2
         assert following.batch.gross_amount == Decimal("3.50")
-        third = await scheduler.run_date(db, settings, day + dt.timedelta(days=2), "test")
+        third = await runs.run_date(db, settings, day + dt.timedelta(days=2), "test")
         assert third is not None and third.batch.obligation_count == 0
         async with db.read() as session:
             dialect = session.get_bind().dialect.name
@@ -316,8 +316,8 @@ async def test_two_runs_racing_make_one_batch(db_url: str, settings: Settings) -
     day = _today(settings)
     try:
         results = await asyncio.gather(
-            scheduler.run_date(db_a, settings, day, "a", holder="replica-a"),
-            scheduler.run_date(db_b, settings, day, "b", holder="replica-b"),
+            runs.run_date(db_a, settings, day, "a", holder="replica-a"),
+            runs.run_date(db_b, settings, day, "b", holder="replica-b"),
         )
         created = [r for r in results if r is not None and r.created]
         assert len(created) == 1
@@ -360,13 +360,13 @@ async def test_scheduler_catches_up_missed_dates(db_url: str, settings: Settings
                         business_date=day,
                     )
                 )
-        due = await scheduler.due_dates(db, config, now.astimezone(dt.UTC))
+        due = await runs.due_dates(db, config, now.astimezone(dt.UTC))
         assert due == [dt.date(2026, 11, d) for d in (16, 17, 18, 19)]
         before_run = dt.datetime(2026, 11, 20, 1, 0, tzinfo=shanghai)
-        assert (await scheduler.due_dates(db, config, before_run))[-1] == dt.date(2026, 11, 18)
+        assert (await runs.due_dates(db, config, before_run))[-1] == dt.date(2026, 11, 18)
         for day in due:
-            await scheduler.run_date(db, config, day, "scheduler")
-        assert await scheduler.due_dates(db, config, now) == []
+            await runs.run_date(db, config, day, "scheduler")
+        assert await runs.due_dates(db, config, now) == []
         async with db.read() as session:
             counts = dict(
                 (

@@ -9,8 +9,8 @@ from hub.config import Settings
 from hub.db import Database
 from hub.enums import CancellationReason, Role
 from hub.errors import DomainError
-from hub.events import Handler
 from hub.mall import redemption, saga
+from hub.partner_events import Handler
 
 
 def cancellation_handler(
