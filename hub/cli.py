@@ -96,7 +96,7 @@ def demo(
     """Seed the demo world if the database is empty, then serve it."""
     import uvicorn
 
-    from hub import demo as demo_world
+    from demo import world as demo_world
 
     settings = _settings()
     if reset:
@@ -107,7 +107,7 @@ def demo(
     os.environ.setdefault("HUB_CORS_ORIGINS", f"http://127.0.0.1:{port},http://localhost:{port}")
     os.environ["HUB_DEMO_PORT"] = str(port)
     uvicorn.run(
-        "hub.demo:create_demo_app",
+        "demo.world:create_demo_app",
         factory=True,
         host="127.0.0.1",
         port=port,

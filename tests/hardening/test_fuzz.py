@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as examples
 from hypothesis import strategies as st
 
-from hub import demo
+from demo import world as demo
 from hub.config import Settings
 from schema import build_schema
 from tests.helpers import running_app

@@ -5,8 +5,8 @@ westlake through their vertical connectors against sandbox partners served by
 the same process on loopback), rates between every program and HUB both ways
 and a few direct pairs, rewards of every kind, promotions, members with
 balances in several programs, tiers and credit-linked promotions at HUB with
-members in each tier (hub/demo_loyalty.py), green points and vouchers
-(hub/demo_green.py), and the demo API keys.
+members in each tier (demo/loyalty.py), green points and vouchers
+(demo/green.py), and the demo API keys.
 """
 
 from __future__ import annotations
@@ -34,17 +34,9 @@ from connectors.sandbox.core import Sandbox
 from connectors.sandbox.hotel import HotelSandbox
 from connectors.sandbox.runner import Running, serve
 from connectors.sandbox.scenic import ScenicSandbox
-from hub import (
-    accrual,
-    auth,
-    consent,
-    demo_green,
-    demo_loyalty,
-    members,
-    merchants,
-    promotions,
-    vouchers,
-)
+from demo import green as demo_green
+from demo import loyalty as demo_loyalty
+from hub import accrual, auth, consent, members, merchants, promotions, vouchers
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -303,7 +295,7 @@ MEMBERS: list[dict[str, Any]] = [
         "lotus": ("L-4003", 0),
     },
     {"name": "张敏 Zhang Min", "hub": ("H-1004", 300), "jade": ("J-2004", 120)},
-    # The week of history in the console is theirs (hub/demo_history.py).
+    # The week of history in the console is theirs (demo/history.py).
     {
         "name": "刘洋 Liu Yang",
         "hub": ("H-1005", 20000),
@@ -499,7 +491,7 @@ async def seed(settings: Settings, progress: Echo = print) -> bool:
 
 async def _history(settings: Settings, progress: Echo) -> None:
     """A week of moves, settled day by day, against the real sandboxes (see demo_history)."""
-    from hub import demo_history
+    from demo import history as demo_history
     from hub.app import create_app
 
     running = [

@@ -1,4 +1,4 @@
-"""The demo's green points and vouchers (assembly, beside hub/demo.py): the platform's
+"""The demo's green points and vouchers (beside demo/world.py): the platform's
 GREEN program `HUB_GREEN` earned on green-tagged purchase lines, a green week doubling
 HUB points on those lines, the mall's green zone (green-tagged rewards payable with
 HUB_GREEN), a member with green purchases, and the vouchers: the Western restaurant's

@@ -1,4 +1,4 @@
-"""The demo's loyalty world (assembly, beside hub/demo.py): tiers at the platform's
+"""The demo's loyalty world (beside demo/world.py): tiers at the platform's
 supermarket-style program `HUB` (Silver: free parking; Gold: double points and a
 personal shopper), a member in each tier and one on the way, one with EXCELLENT credit,
 a senior, the promotions that read them (seniors 15x, birthday month double, EXCELLENT
