@@ -102,7 +102,9 @@ async def settle(
     actor: str,
     progress: Progress | None = None,
 ) -> RunResult:
-    """Settle a business date in this transaction; an existing batch is returned unchanged."""
+    """Settle a business date in this transaction; an existing batch is returned unchanged.
+    Each step reads the totals per pair and kind that the one pass over the obligations
+    made, never the obligations again."""
     report = progress or (lambda *_: None)
     existing = await session.scalar(
         select(SettlementBatch).where(SettlementBatch.business_date == business_date)
@@ -110,6 +112,36 @@ async def settle(
     if existing is not None:
         return RunResult(batch=existing, created=False)
     dialect = session.get_bind().dialect.name
+    batch, high = await _open_batch(session, settings, dialect, business_date, actor)
+    totals = await _claim(session, dialect, batch, high)
+    report("claiming obligations", 1, 1)
+    platform = await session.scalar(
+        select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM.value)
+    )
+    if settings.platform_fee_bps and platform is not None:
+        await _charge_fees(session, dialect, batch, totals, platform, settings.platform_fee_bps)
+    report("platform fees", 1, 1)
+    pairs = pair_totals(dialect, true(), rows=totals)
+    await _net_positions(session, batch, pairs)
+    report("net positions", 1, 1)
+    await _statements(session, batch, pairs)
+    report("statements", 1, 1)
+    await _payments(session, batch.id, platform)  # through the platform's clearing account
+    report("payment instructions", 1, 1)
+    await _close(session, batch, totals)
+    report("invariants checked", 1, 1)
+    return RunResult(batch=batch, created=True)
+
+
+async def _open_batch(
+    session: AsyncSession,
+    settings: Settings,
+    dialect: str,
+    business_date: dt.date,
+    actor: str,
+) -> tuple[SettlementBatch, int]:
+    """The date's batch, OPEN, with the range of obligation keys it takes, and the range's
+    end (the batch records none when the range is empty)."""
     low, high = await _claim_range(session, dialect)
     batch = SettlementBatch(
         id=new_id("stb"),
@@ -124,67 +156,74 @@ async def settle(
     )
     session.add(batch)
     await session.flush()
+    return batch, high
 
-    # 1. Claim the obligations: the range, less what is dated later (carried), plus what
-    # earlier ranges carried up to this date.
+
+async def _claim(session: AsyncSession, dialect: str, batch: SettlementBatch, high: int) -> Table:
+    """Claim the obligations: the range, less what is dated later (carried), plus what
+    earlier ranges carried up to this date; then the one pass over them, their totals per
+    pair and kind."""
     await _carry_late(session, dialect, batch)
     await _claim_carried(session, batch)
     await _claim_own(session, dialect, batch, high)
-    # The one pass over the obligations: their totals per pair and kind; every later step
-    # reads these few rows.
-    totals = await _totals(session, dialect, batch)
-    report("claiming obligations", 1, 1)
+    return await _totals(session, dialect, batch)
 
-    # 2. The platform fee, charged to the receiving merchant, owed to the platform.
-    platform = await session.scalar(
-        select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM.value)
+
+async def _charge_fees(
+    session: AsyncSession,
+    dialect: str,
+    batch: SettlementBatch,
+    totals: Table,
+    platform: str,
+    fee_bps: int,
+) -> None:
+    """The platform fee, charged to the receiving merchant, owed to the platform: FEE
+    obligations of this batch, added to its totals."""
+    base = fee_base(true(), rows=totals)
+    fee = fee_of(dialect, func.sum(base.c.amount), fee_bps)
+    fees = (
+        select(
+            literal(FEE).label("kind"),
+            base.c.merchant_id.label("debtor_id"),
+            literal(platform).label("creditor_id"),
+            func.min(base.c.program_code).label("program_code"),
+            literal(0, BigInteger).label("points"),
+            fee.label("amount"),
+            literal(batch.id).label("reference"),
+            literal(batch.created_at, Obligation.occurred_at.type).label("occurred_at"),
+            literal(batch.business_date).label("business_date"),
+            literal(batch.id).label("batch_id"),
+            literal(batch.created_at, Obligation.created_at.type).label("created_at"),
+        )
+        .where(base.c.merchant_id != platform)
+        .group_by(base.c.merchant_id)
+        .having(fee != 0)
     )
-    if settings.platform_fee_bps and platform is not None:
-        base = fee_base(true(), rows=totals)
-        fee = fee_of(dialect, func.sum(base.c.amount), settings.platform_fee_bps)
-        fees = (
-            select(
-                literal(FEE).label("kind"),
-                base.c.merchant_id.label("debtor_id"),
-                literal(platform).label("creditor_id"),
-                func.min(base.c.program_code).label("program_code"),
-                literal(0, BigInteger).label("points"),
-                fee.label("amount"),
-                literal(batch.id).label("reference"),
-                literal(batch.created_at, Obligation.occurred_at.type).label("occurred_at"),
-                literal(business_date).label("business_date"),
-                literal(batch.id).label("batch_id"),
-                literal(batch.created_at, Obligation.created_at.type).label("created_at"),
-            )
-            .where(base.c.merchant_id != platform)
-            .group_by(base.c.merchant_id)
-            .having(fee != 0)
+    await session.execute(
+        insert(Obligation).from_select(
+            [
+                "kind",
+                "debtor_id",
+                "creditor_id",
+                "program_code",
+                "points",
+                "amount",
+                "reference",
+                "occurred_at",
+                "business_date",
+                "batch_id",
+                "created_at",
+            ],
+            fees,
         )
-        await session.execute(
-            insert(Obligation).from_select(
-                [
-                    "kind",
-                    "debtor_id",
-                    "creditor_id",
-                    "program_code",
-                    "points",
-                    "amount",
-                    "reference",
-                    "occurred_at",
-                    "business_date",
-                    "batch_id",
-                    "created_at",
-                ],
-                fees,
-            )
-        )
-        fees_of_batch = and_(Obligation.batch_id == batch.id, Obligation.kind == FEE)
-        await _add_totals(session, totals, batch.id, fees_of_batch)
-    report("platform fees", 1, 1)
+    )
+    fees_of_batch = and_(Obligation.batch_id == batch.id, Obligation.kind == FEE)
+    await _add_totals(session, totals, batch.id, fees_of_batch)
 
-    # 3. Net positions, from each pair's total rounded once to the cent: FEE obligations are
-    # fees for the payer, receivable for the platform.
-    pairs = pair_totals(dialect, true(), rows=totals)
+
+async def _net_positions(session: AsyncSession, batch: SettlementBatch, pairs: Any) -> None:
+    """Net positions, from each pair's total rounded once to the cent: FEE obligations are
+    fees for the payer, receivable for the platform."""
     zero = literal(0, Obligation.amount.type)
     sides = union_all(
         select(
@@ -216,9 +255,12 @@ async def settle(
             ).group_by(sides.c.merchant_id),
         )
     )
-    report("net positions", 1, 1)
 
-    # 4. Statements, and each one's totals per counterparty (the same rounded pair totals).
+
+async def _statements(session: AsyncSession, batch: SettlementBatch, pairs: Any) -> None:
+    """A DRAFT statement per merchant of the batch, and each one's totals per counterparty
+    (the same rounded pair totals)."""
+    zero = literal(0, Obligation.amount.type)
     statement_id = literal(batch.id + ":", String) + NetPosition.merchant_id
     await session.execute(
         insert(Statement).from_select(
@@ -238,7 +280,7 @@ async def settle(
                 statement_id,
                 NetPosition.batch_id,
                 NetPosition.merchant_id,
-                literal(business_date),
+                literal(batch.business_date),
                 literal(StatementStatus.DRAFT.value),
                 NetPosition.receivable,
                 NetPosition.payable,
@@ -273,13 +315,11 @@ async def settle(
             ).group_by(per_counterparty.c.merchant_id, per_counterparty.c.counterparty_id),
         )
     )
-    report("statements", 1, 1)
 
-    # 5. Payment instructions through the platform's clearing account.
-    await _payments(session, batch.id, platform)
-    report("payment instructions", 1, 1)
 
-    # 6. Totals, invariants, close.
+async def _close(session: AsyncSession, batch: SettlementBatch, totals: Table) -> None:
+    """The batch's count and gross from its totals, CLOSED, then every invariant checked."""
+    zero = literal(0, Obligation.amount.type)
     count, gross = (
         await session.execute(
             select(
@@ -295,8 +335,6 @@ async def settle(
     batch.closed_at = utcnow()
     await session.flush()
     await check(session, batch.id)
-    report("invariants checked", 1, 1)
-    return RunResult(batch=batch, created=True)
 
 
 def _totals_table() -> Table:
