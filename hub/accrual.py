@@ -15,12 +15,12 @@ from hub import eligibility, green, idempotency, promotions, validate
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import utcnow
-from hub.enums import AccountKind, ConnectorKind, EntryKind, WebhookEvent
+from hub.enums import AccountKind, EntryKind, WebhookEvent
 from hub.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
 from hub.ledger.core import Movement
 from hub.ledger.points import Points, expiry_of
 from hub.members import account_of
-from hub.merchants import get_program
+from hub.merchants import get_program, is_connected
 from hub.models import Entry, Member, Program, Promotion, Tier
 from hub.permissions import require_merchant
 from hub.tiers import standing
@@ -122,7 +122,7 @@ async def accrue(
             program = await get_program(session, data.program, [f, "program"])
         require_merchant(principal, program.merchant_id, [f, "program"])
         green.refuse_direct_accrual(program, [f, "program"])
-        if program.connector != ConnectorKind.HOSTED.value:
+        if is_connected(program):
             raise InvalidState(
                 f"{program.code} balances live in the partner's own system; accrue there.",
                 field=[f, "program"],

@@ -296,6 +296,11 @@ async def program_of_kind(
     )
 
 
+def is_connected(program: Program) -> bool:
+    """Whether the program's balances live in a partner's system (not the hub's ledger)."""
+    return program.connector != ConnectorKind.HOSTED.value
+
+
 async def get_program(session: AsyncSession, code: str, field: list[str]) -> Program:
     program = await session.get(Program, code)
     if program is None:
@@ -318,7 +323,7 @@ async def platform_program(session: AsyncSession) -> Program | None:
 async def partner_secret_ref(session: AsyncSession, merchant_id: str) -> str | None:
     """The name under which a connected merchant's shared secret is configured."""
     program = await primary_program(session, merchant_id)
-    if program is None or program.connector == ConnectorKind.HOSTED.value:
+    if program is None or not is_connected(program):
         return None
     config = json.loads(program.connector_config or "{}")
     return str(config.get("secretRef") or merchant_id).upper()

@@ -22,12 +22,12 @@ from hub import green, validate
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
-from hub.enums import ConnectorKind, ImportStatus, Role
+from hub.enums import ImportStatus, Role
 from hub.errors import InvalidInput, InvalidState
 from hub.ids import new_id
 from hub.imports import bulk
 from hub.imports.rows import Checked, Reader, Rejected, Staged, check
-from hub.merchants import get_program
+from hub.merchants import get_program, is_connected
 from hub.models import ImportJob, ImportRejection, ImportRow, Program
 from hub.permissions import require_merchant
 
@@ -61,7 +61,7 @@ async def importable_program(
     """The caller's own hosted program (ADMIN: any hosted program), or a domain error."""
     program = await get_program(session, code, field)
     require_merchant(principal, program.merchant_id, field)
-    if program.connector != ConnectorKind.HOSTED.value:
+    if is_connected(program):
         raise InvalidState(
             f"{program.code} balances live in the partner's own system; accrue there.",
             field=field,

@@ -17,11 +17,11 @@ from hub import tags, validate, vouchers
 from hub.auth import Principal
 from hub.db import utcnow
 from hub.eligibility import encode
-from hub.enums import ConnectorKind, CreditLevel, RewardKind, Role
+from hub.enums import CreditLevel, RewardKind, Role
 from hub.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from hub.mall import settlement_prices
 from hub.mall.pricing import SLOTTED, PriceBook
-from hub.merchants import primary_program
+from hub.merchants import is_connected, primary_program
 from hub.models import Merchant, Program, Reward, Slot, Tier
 from hub.permissions import require_merchant
 
@@ -73,7 +73,7 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
     program = await primary_program(session, merchant_id)
     if program is None:
         raise NotFound(f"No merchant has id {merchant_id!r}.", field=[F, "merchantId"])
-    if program.connector != ConnectorKind.HOSTED.value:
+    if is_connected(program):
         raise InvalidState(
             f"{merchant_id}'s rewards come from its own system through its connector.",
             field=[F, "ref"],

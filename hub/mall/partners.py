@@ -21,9 +21,8 @@ from connectors.base import ConnectorFactory, RewardOffer
 from hub.caches import Caches
 from hub.config import Settings
 from hub.db import Database
-from hub.enums import ConnectorKind
 from hub.mall import catalog
-from hub.merchants import primary_program
+from hub.merchants import is_connected, primary_program
 from hub.models import Program, Reward, Slot
 
 log = structlog.get_logger(__name__)
@@ -52,8 +51,7 @@ class PartnerCatalog:
         return [
             p
             for p in programs
-            if p.connector != ConnectorKind.HOSTED.value
-            and (merchant is None or p.merchant_id == merchant)
+            if is_connected(p) and (merchant is None or p.merchant_id == merchant)
         ]
 
     def _fresh(self, merchant_id: str) -> bool:

@@ -14,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub import validate
 from hub.auth import Principal
 from hub.db import rows_by
-from hub.enums import ConnectorKind
 from hub.errors import InvalidInput, InvalidState
-from hub.merchants import get_program
+from hub.merchants import get_program, is_connected
 from hub.models import Program, Tier
 from hub.permissions import require_merchant
 from hub.promotions import MAX_ACCRUAL_MULTIPLIER
@@ -54,7 +53,7 @@ async def set_tiers(
     tier below it. Anything else is refused whole, with nothing changed."""
     program = await get_program(session, program_code, ["program"])
     require_merchant(principal, program.merchant_id, ["program"])
-    if program.connector != ConnectorKind.HOSTED.value:
+    if is_connected(program):
         raise InvalidState(
             f"{program.code} records purchases in the partner's own system; tiers qualify on "
             "accruals through the hub, so only hosted programs have them.",

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from hub import members as member_service
-from hub import models
+from hub import merchants, models
 from hub.db import utcnow
 from hub.enums import CreditLevel as DomainCreditLevel
 from hub.enums import EntryKind as DomainEntryKind
 from hub.ledger import queries
 from hub.member_view import AccountView, MemberView
 from hub.permissions import reading_merchant, sees_as_the_member
-from hub.privacy import mask_name
+from hub.privacy import shown_name
 from schema.context import Info
 from schema.enums import CreditLevel, EntryKind
 from schema.errors import forbidden
@@ -50,7 +50,7 @@ class ProgramAccount:
 
     async def _connected(self, info: Info) -> bool:
         program = await info.context.loaders.program.load(self.account.program_code)
-        return program is not None and program.connector != "HOSTED"
+        return program is not None and merchants.is_connected(program)
 
     @strawberry.field(description="Spendable points now (from the partner for connected programs).")
     async def balance(self, info: Info) -> int:
@@ -161,9 +161,7 @@ class Member:
         "or ADMIN) or ADMIN; a session a merchant minted reads it as that merchant does."
     )
     def display_name(self, info: Info) -> str:
-        if sees_as_the_member(info.context.principal, self.row.id):
-            return self.row.display_name
-        return mask_name(self.row.display_name)
+        return shown_name(info.context.principal, self.row.id, self.row.display_name)
 
     async def _visible_accounts(self, info: Info) -> list[AccountView]:
         principal = info.context.principal
