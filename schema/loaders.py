@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -13,12 +12,12 @@ from aiodataloader import DataLoader
 from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from connectors.base import ConnectorFactory, MemberAccount
-from hub import eligibility, members, merchants, vouchers
+from connectors.base import ConnectorFactory
+from hub import eligibility, members, merchants, partner_balances, vouchers
 from hub.auth import Principal
 from hub.caches import Caches
 from hub.db import Database, utcnow
-from hub.errors import DomainError, PartnerUnavailable
+from hub.errors import DomainError
 from hub.mall import catalog
 from hub.mall.pricing import PriceBook
 from hub.member_view import AccountView, MemberView, member_views
@@ -37,6 +36,7 @@ from hub.models import (
     Tier,
     Voucher,
 )
+from hub.partner_balances import PartnerBalance
 from hub.tiers.ladder import ladders_by_program
 from hub.tiers.standing import Standing, standings
 from settlement import disputes
@@ -124,82 +124,24 @@ class ProgramLoader:
         return [await self.load(key) for key in keys]
 
 
-@dataclass(frozen=True)
-class PartnerBalance:
-    points: int
-    as_of: dt.datetime
-
-
-KEEP_FOR = dt.timedelta(minutes=5)
-
-
-def _worth_keeping(account: AccountView, answer: PartnerBalance) -> bool:
-    """Store a partner's answer when it changed or the stored one is over 5 minutes old:
-    reading balances must not write on every request."""
-    stored_at = account.partner_balance_at
-    return (
-        account.partner_balance != answer.points
-        or stored_at is None
-        or answer.as_of - stored_at > KEEP_FOR
-    )
-
-
 class PartnerBalances:
-    """Balances of connected programs, asked of the partners concurrently. A partner that
-    does not answer gets its last known balance (kept on the account row), or a field
-    error coded PARTNER_UNAVAILABLE when the hub never learned one."""
+    """Balances of connected programs, all of a request's asked at once
+    (hub.partner_balances decides what is asked, kept and shown); an error becomes a field
+    error with its code."""
 
     def __init__(self, db: Database, factory: ConnectorFactory) -> None:
         self._db = db
         self._factory = factory
         self._loader = DataLoader(self._batch)
 
-    async def _ask(
-        self, account: AccountView, program: Program
-    ) -> PartnerBalance | GraphQLError | None:
-        """The partner's answer; None when it did not answer; an error when it refused
-        (a refusal is the partner's answer, never reported as "not answering")."""
-        assert account.member_id and account.external_ref
-        connector = self._factory.for_program(program, None, "balance")
-        try:
-            points = await connector.balance(
-                MemberAccount(account.member_id, program.code, account.external_ref)
-            )
-        except PartnerUnavailable:
-            return None
-        except DomainError as refused:
-            return GraphQLError(refused.message, extensions={"code": refused.code.value})
-        return PartnerBalance(points=points, as_of=utcnow())
-
     async def _batch(self, accounts: Sequence[AccountView]) -> list[Any]:
-        async with self._db.read() as session:
-            programs = await merchants.programs_by_code(
-                session, list({a.program_code for a in accounts})
-            )
-        answers = await asyncio.gather(*(self._ask(a, programs[a.program_code]) for a in accounts))
-        fresh = {
-            a.id: b
-            for a, b in zip(accounts, answers, strict=True)
-            if isinstance(b, PartnerBalance) and _worth_keeping(a, b)
-        }
-        if fresh:
-            await self._db.transaction(lambda s: members.remember_partner_balances(s, fresh))
-        results: list[Any] = []
-        for account, answer in zip(accounts, answers, strict=True):
-            if answer is not None:
-                results.append(answer)
-            elif account.partner_balance is not None and account.partner_balance_at is not None:
-                results.append(PartnerBalance(account.partner_balance, account.partner_balance_at))
-            else:
-                # aiodataloader raises an Exception found in the results from that load().
-                results.append(
-                    GraphQLError(
-                        f"{account.program_code} is not answering and its balance is not known yet;"
-                        " try again shortly.",
-                        extensions={"code": "PARTNER_UNAVAILABLE"},
-                    )
-                )
-        return results
+        # aiodataloader raises an Exception found in the results from that load().
+        return [
+            GraphQLError(found.message, extensions={"code": found.code.value})
+            if isinstance(found, DomainError)
+            else found
+            for found in await partner_balances.read(self._db, self._factory, accounts)
+        ]
 
     async def load(self, account: AccountView) -> PartnerBalance:
         result: PartnerBalance = await self._loader.load(account)
