@@ -156,10 +156,7 @@ class Member:
             return None
         return DomainCreditLevel(self.row.credit_level) if self.row.credit_level else None
 
-    @strawberry.field(
-        description="Masked unless the viewer is the member (a session minted by the platform "
-        "or ADMIN) or ADMIN; a session a merchant minted reads it as that merchant does."
-    )
+    @strawberry.field(description="Masked unless the viewer is the member or ADMIN.")
     def display_name(self, info: Info) -> str:
         return shown_name(info.context.principal, self.row.id, self.row.display_name)
 
