@@ -13,10 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory
-from hub import reconciliation
+from hub import reconciliation, validate
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ReconciliationStatus, WebhookEvent
+from hub.errors import InvalidInput, InvalidState
 from hub.models import Obligation, SettlementBatch, SettlementLease, Statement
 from hub.obligation_rules import unsettled
 from hub.webhooks import outbox
@@ -67,6 +68,26 @@ async def release_lease(db: Database, business_date: dt.date, holder: str) -> No
             await session.delete(lease)
 
     await db.transaction(work)
+
+
+async def run_asked(
+    db: Database, settings: Settings, business_date: dt.date, actor: str
+) -> SettlementBatch:
+    """runSettlement: a date that has begun where settlement keeps time, settled once (an
+    existing batch is returned); InvalidState while another replica holds its lease."""
+    validate.day(business_date, ["businessDate"])
+    if business_date > utcnow().astimezone(settings.tz).date():
+        raise InvalidInput(
+            f"{business_date} has not begun in {settings.settlement_tz}.",
+            field=["businessDate"],
+        )
+    result = await run_date(db, settings, business_date, actor=actor)
+    if result is None:
+        raise InvalidState(
+            f"Settlement of {business_date} is running elsewhere; retry in a minute.",
+            field=["businessDate"],
+        )
+    return result.batch
 
 
 async def run_date(

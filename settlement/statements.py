@@ -3,6 +3,7 @@ DISPUTED -> PAID, with who did what and when."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -252,14 +253,18 @@ async def payments(session: AsyncSession, batch_id: str) -> list[PaymentInstruct
     )
 
 
+async def batch_of(session: AsyncSession, business_date: dt.date) -> SettlementBatch | None:
+    return await session.scalar(
+        select(SettlementBatch).where(SettlementBatch.business_date == business_date)
+    )
+
+
 async def batches(
     session: AsyncSession, first: int, before: str | None
 ) -> tuple[list[SettlementBatch], bool]:
     """Newest business date first."""
     query = select(SettlementBatch).order_by(SettlementBatch.business_date.desc()).limit(first + 1)
     if before:
-        import datetime as dt
-
         query = query.where(SettlementBatch.business_date < dt.date.fromisoformat(before))
     rows = list(await session.scalars(query))
     return rows[:first], len(rows) > first
@@ -267,17 +272,22 @@ async def batches(
 
 async def statements_page(
     session: AsyncSession,
+    principal: Principal,
     merchant_id: str | None,
-    status: str | None,
+    status: StatementStatus | None,
     first: int,
     before: str | None,
 ) -> tuple[list[Statement], bool]:
+    """Statements, newest first, of one merchant or all; a MERCHANT gets its own whatever
+    merchant it names."""
+    if principal.role == Role.MERCHANT:
+        merchant_id = principal.merchant_id
     # Statement ids begin with their batch's id, which sorts by time: newest first.
     query = select(Statement).order_by(Statement.id.desc())
     if merchant_id:
         query = query.where(Statement.merchant_id == merchant_id)
     if status:
-        query = query.where(Statement.status == status)
+        query = query.where(Statement.status == status.value)
     if before:
         query = query.where(Statement.id < before)
     rows = list(await session.scalars(query.limit(first + 1)))

@@ -6,15 +6,9 @@ import datetime as dt
 from decimal import Decimal
 
 import strawberry
-from sqlalchemy import select
 
-from hub import validate
-from hub.db import utcnow
 from hub.enums import DisputeResolution as DomainDisputeResolution
-from hub.enums import Role
 from hub.enums import StatementStatus as DomainStatementStatus
-from hub.errors import InvalidInput, InvalidState
-from hub.models import SettlementBatch as BatchRow
 from hub.models import Statement as StatementRow
 from hub.permissions import Action
 from schema.context import Info
@@ -78,26 +72,9 @@ class SettlementMutations:
     async def run_settlement(self, info: Info, business_date: dt.date) -> RunSettlementPayload:
         principal = info.context.require(Action.RUN_SETTLEMENT)
         runtime = info.context.runtime
-        today = utcnow().astimezone(runtime.settings.tz).date()
-
-        async def run() -> BatchRow:
-            validate.day(business_date, ["businessDate"])
-            if business_date > today:
-                raise InvalidInput(
-                    f"{business_date} has not begun in {runtime.settings.settlement_tz}.",
-                    field=["businessDate"],
-                )
-            result = await runs.run_date(
-                runtime.db, runtime.settings, business_date, actor=principal.actor
-            )
-            if result is None:
-                raise InvalidState(
-                    f"Settlement of {business_date} is running elsewhere; retry in a minute.",
-                    field=["businessDate"],
-                )
-            return result.batch
-
-        row, errors = await attempt(run())
+        row, errors = await attempt(
+            runs.run_asked(runtime.db, runtime.settings, business_date, principal.actor)
+        )
         return RunSettlementPayload(
             batch=SettlementBatch.from_row(row) if row else None, user_errors=errors
         )
@@ -169,9 +146,7 @@ class SettlementQueries:
         info.context.require(Action.READ_SETTLEMENT)
         checked_date(business_date, "businessDate")
         async with info.context.db.read() as session:
-            row = await session.scalar(
-                select(BatchRow).where(BatchRow.business_date == business_date)
-            )
+            row = await service.batch_of(session, business_date)
         return SettlementBatch.from_row(row) if row else None
 
     @strawberry.field(description="ADMIN or FINANCE: batches, newest business date first.")
@@ -215,11 +190,11 @@ class SettlementQueries:
         size = page_size(first)
         before = decode_cursor("statement", after or None)
         merchant_id = str(merchant) if merchant else None
-        if principal.role == Role.MERCHANT:
-            merchant_id = principal.merchant_id
-        state = DomainStatementStatus(status).value if status else None
+        state = DomainStatementStatus(status) if status else None
         async with info.context.db.read() as session:
-            rows, more = await service.statements_page(session, merchant_id, state, size, before)
+            rows, more = await service.statements_page(
+                session, principal, merchant_id, state, size, before
+            )
         edges = [
             StatementEdge(node=Statement.from_row(r), cursor=encode_cursor("statement", r.id))
             for r in rows
