@@ -18,10 +18,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory
-from hub.auth import Principal, SessionGrant
+from hub.auth import MemberSession, Principal, SessionGrant, SessionTokens
 from hub.enums import MerchantCategory, Role
 from hub.errors import ConsentRequired, DomainError, Forbidden, NotFound
 from hub.models import Account, Member, Merchant, Program
+
+
+async def open_session(
+    session: AsyncSession, tokens: SessionTokens, principal: Principal, member_id: str
+) -> MemberSession:
+    """createMemberSession: a signed token for the member, carrying what the caller may
+    let it do (grant_session)."""
+    return tokens.mint(await grant_session(session, principal, member_id, ["memberId"]))
 
 
 async def grant_session(

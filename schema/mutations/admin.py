@@ -6,7 +6,6 @@ import datetime as dt
 from decimal import Decimal
 
 import strawberry
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import auth, consent, merchants
 from hub.enums import ConnectorKind as DomainConnectorKind
@@ -199,11 +198,11 @@ class AdminMutations:
         principal = info.context.require(Action.CREATE_MEMBER_SESSION)
         runtime = info.context.runtime
 
-        async def mint(session: AsyncSession) -> auth.MemberSession:
-            grant = await consent.grant_session(session, principal, str(member_id), ["memberId"])
-            return runtime.tokens.mint(grant)
-
-        minted, errors = await attempt(runtime.db.transaction(mint))
+        minted, errors = await attempt(
+            runtime.db.transaction(
+                lambda s: consent.open_session(s, runtime.tokens, principal, str(member_id))
+            )
+        )
         if minted is None:
             return MemberSessionPayload(token=None, expires_at=None, user_errors=errors)
         return MemberSessionPayload(
