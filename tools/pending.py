@@ -1,4 +1,4 @@
-"""Rewrite PENDING in tests/test_schema_contract.py to what the code does not build yet."""
+"""Rewrite PENDING in tests/schema/test_schema_contract.py to what the code does not build yet."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import tests.test_schema_contract as contract
+import tests.schema.test_schema_contract as contract
 
 contract.PENDING.clear()
 names = sorted({p.split(":")[0].split("(")[0] for p in contract._missing(contract._schema())})

@@ -23,7 +23,7 @@ from graphql import (
 from hub.config import Settings
 from schema import build_schema, print_sdl
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PRINTED = ROOT / "schema" / "schema.graphql"
 CONTRACT = ROOT / "contract" / "schema.graphql"
 SHARED_CONTRACT = ROOT.parent / "shared" / "contract" / "schema.graphql"
