@@ -234,6 +234,11 @@ class Caches:
                 self._programs = loaded
             return loaded
 
+    def program_now(self, code: str) -> Program | None:
+        """The program if it is kept now; None when not (the caller reads it)."""
+        current = self._programs
+        return current.by_code.get(code) if current is not None else None
+
     async def program(self, code: str) -> Program | None:
         return (await self.programs([code])).by_code.get(code)
 

@@ -183,6 +183,9 @@ class Database:
         # SQLite has one writer at a time and its busy handler polls, serving waiters in no
         # order: queue this process's writers here instead (p99 about 5x lower, measured).
         self._sqlite_writes = asyncio.Lock() if self.is_sqlite else None
+        # What the process keeps in memory for every session to read (hub.caches puts the
+        # programs here): set on each session's info as it opens.
+        self.kept: dict[str, Any] = {}
 
     @property
     def dialect(self) -> str:
@@ -192,6 +195,7 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reading; rolled back at the end."""
         async with self._read_sessions() as session:
+            session.info.update(self.kept)
             yield session
 
     @asynccontextmanager
@@ -209,6 +213,7 @@ class Database:
             self._write_sessions() as session,
             session.begin(),
         ):
+            session.info.update(self.kept)
             yield session
 
     async def transaction(

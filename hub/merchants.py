@@ -301,8 +301,19 @@ def is_connected(program: Program) -> bool:
     return program.connector != ConnectorKind.HOSTED.value
 
 
+KEPT_PROGRAMS = "kept_programs"  # on a session's info: an object with program_now(code)
+
+
+async def program_of(session: AsyncSession, code: str) -> Program | None:
+    """A program by code: from the process's memory when it keeps the programs (they never
+    change once registered; hub.caches), else read."""
+    kept = session.info.get(KEPT_PROGRAMS)
+    found = kept.program_now(code) if kept is not None else None
+    return found if found is not None else await session.get(Program, code)
+
+
 async def get_program(session: AsyncSession, code: str, field: list[str]) -> Program:
-    program = await session.get(Program, code)
+    program = await program_of(session, code)
     if program is None:
         raise NotFound(f"No program has code {code!r}.", field=field)
     return program

@@ -18,6 +18,7 @@ from tests.helpers import (
     BALANCES,
     Api,
     accrue,
+    convert,
     create_key,
     enroll,
     member_session,
@@ -123,6 +124,28 @@ async def test_an_accrual_is_one_write_of_each_row_and_few_reads(settings: Setti
         assert writes == ["INSERT"] + ["INSERT", "UPDATE"] + ["INSERT"] * 4 + ["UPDATE"], sent
         begin = 1 if settings.database_url.startswith("sqlite") else 0
         assert len(sent) == begin + 13, sent
+
+
+async def test_a_conversion_reads_programs_from_memory(settings: Settings) -> None:
+    """Programs never change once registered: a conversion's steps (and a redemption's)
+    take them from the process's cache instead of reading them in each step."""
+    async with running_app(_quiet(settings)) as api:
+        member = await _world(api)
+        await set_rate(api, "TEA", "HUB", "1")
+        assert (await convert(api, member, "TEA", "HUB", 10))["userErrors"] == []
+        engine = api.app.state.runtime.db.engine.sync_engine
+        sent: list[str] = []
+
+        def keep(*args: Any) -> None:
+            sent.append(" ".join(str(args[2]).split()))
+
+        event.listen(engine, "before_cursor_execute", keep)
+        try:
+            done = await convert(api, member, "TEA", "HUB", 10)
+        finally:
+            event.remove(engine, "before_cursor_execute", keep)
+        assert done["userErrors"] == [] and done["conversion"]["status"] == "COMPLETED"
+        assert not [s for s in sent if s.startswith("SELECT programs.code")], sent
 
 
 async def test_the_cache_counters_are_read_once_per_interval(settings: Settings) -> None:

@@ -27,7 +27,8 @@ from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ConversionStatus, ErrorCode, ObligationKind, WebhookEvent
 from hub.members import account_of
-from hub.models import Conversion, ConversionLeg, Program
+from hub.merchants import program_of
+from hub.models import Conversion, ConversionLeg
 from hub.sagas import Next, Result, record_failure, retry_later
 from hub.webhooks import announce
 
@@ -56,7 +57,7 @@ async def next_step(session: AsyncSession, conversion: Conversion) -> Next | Non
         code, points = conversion.to_code, conversion.points_credited
     else:
         code, points = conversion.from_code, conversion.points_debited
-    program = await session.get(Program, code)
+    program = await program_of(session, code)
     account = await account_of(session, conversion.member_id, code)
     assert program is not None and account is not None and account.external_ref is not None
     memo = {
@@ -105,8 +106,8 @@ async def _complete(session: AsyncSession, settings: Settings, conversion: Conve
         .order_by(ConversionLeg.seq)
     )
     for leg in legs:
-        payer = await session.get(Program, leg.from_code)
-        payee = await session.get(Program, leg.to_code)
+        payer = await program_of(session, leg.from_code)
+        payee = await program_of(session, leg.to_code)
         assert payer is not None and payee is not None
         await obligations.record(
             session,

@@ -20,6 +20,7 @@ from hub.mall import saga
 from hub.mall.pricing import PriceBook
 from hub.mall.saga import CancelStep, Step, compensation_points, run_local
 from hub.members import account_of
+from hub.merchants import program_of
 from hub.models import Member, Merchant, Program, Redemption, RedemptionLeg, Reward, Slot
 from hub.permissions import require_member
 
@@ -124,7 +125,7 @@ async def start(
         eligibility.require_open(
             reward, book.program_of(reward).code, profile, now, settings.tz, [F, "rewardId"]
         )
-        payer = await session.get(Program, request.pay_with)
+        payer = await program_of(session, request.pay_with)
         if payer is None:
             raise NotFound(f"No program has code {request.pay_with!r}.", field=[F, "payWith"])
         consent.require_debit(principal, payer, [F, "payWith"])
@@ -367,7 +368,7 @@ async def visible_redemption(
     if principal.merchant_id is not None:
         if principal.merchant_id == r.merchant_id:
             return r
-        payer = await session.get(Program, r.paid_with)
+        payer = await program_of(session, r.paid_with)
         return r if payer is not None and payer.merchant_id == principal.merchant_id else None
     return None
 

@@ -37,7 +37,7 @@ from hub.db import Database, utcnow
 from hub.enums import ErrorCode, ObligationKind, RedemptionStatus, WebhookEvent
 from hub.errors import DomainError
 from hub.members import account_of
-from hub.merchants import primary_program
+from hub.merchants import primary_program, program_of
 from hub.models import Member, Program, Redemption, Reward, Slot
 from hub.sagas import Next, Result, record_failure, retry_later
 from hub.webhooks import announce
@@ -77,7 +77,7 @@ def taken_key(redemption: Redemption) -> str:
 
 async def _context(session: AsyncSession, r: Redemption) -> dict[str, Any]:
     reward = await session.get(Reward, r.reward_id)
-    payer = await session.get(Program, r.paid_with)
+    payer = await program_of(session, r.paid_with)
     owner = await primary_program(session, r.merchant_id)
     member = await session.get(Member, r.member_id)
     pay_account = await account_of(session, r.member_id, r.paid_with)
@@ -261,7 +261,7 @@ async def apply(
         return
     ok = result.outcome == Outcome.APPLIED
     r.attempts, r.next_attempt_at = 0, None
-    payer = await session.get(Program, r.paid_with)
+    payer = await program_of(session, r.paid_with)
     assert payer is not None
     if step in (Step.DEBIT, Step.HOLD):
         if ok:
