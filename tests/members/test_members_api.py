@@ -167,6 +167,33 @@ async def test_same_idempotency_key_moves_points_once(
     assert await verify_ledger(db_url) == []
 
 
+async def test_a_replay_answers_what_the_first_call_answered(
+    api: Api, two_merchants: dict[str, str]
+) -> None:
+    """The first call answers from the entry it made, a replay from the database: every
+    field of the answer is the same, moments included."""
+    member = await enroll(api, "JADE", "J-001")
+    query = """mutation A($input: AccruePointsInput!) { accruePoints(input: $input) {
+      points greenPoints entry { id kind points balanceAfter occurredAt businessDate
+      reference memo program { code } } userErrors { code } } }"""
+    variables = {
+        "input": {
+            "memberId": member,
+            "program": "JADE",
+            "orderRef": "o-9",
+            "amount": "10.50",
+            "occurredAt": (dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
+            .astimezone(dt.timezone(dt.timedelta(hours=8)))
+            .isoformat(),  # microseconds and an offset: the replay must give them back alike
+            "idempotencyKey": "replay-1",
+        }
+    }
+    first = await api.gql(query, variables)
+    again = await api.gql(query, variables)
+    assert first["accruePoints"]["userErrors"] == []
+    assert again == first
+
+
 async def test_concurrent_duplicates_move_points_once(
     api: Api, two_merchants: dict[str, str], db_url: str
 ) -> None:
