@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import eligibility, green, idempotency, promotions, validate
 from hub.auth import Principal
+from hub.caches import Loyalty
 from hub.config import Settings
 from hub.db import utcnow
 from hub.enums import AccountKind, EntryKind, WebhookEvent
@@ -101,9 +102,11 @@ async def accrue(
     settings: Settings,
     data: Purchase,
     program: Program | None = None,
+    loyalty: Loyalty | None = None,
 ) -> Accrued:
     """Credit a member for a purchase, once per idempotency key and once per order.
-    `program`: the program as this process keeps it (hub.caches), read when not given."""
+    `program`, `loyalty`: the program, its promotions and tiers as this process keeps them
+    (hub.caches), read when not given."""
     f = "input"
     made: list[tuple[Entry, int]] = []
     request: dict[str, object] = {
@@ -161,8 +164,11 @@ async def accrue(
                 f"Order {order_ref!r} has already earned points in {program.code}.",
                 field=[f, "orderRef"],
             )
-        active = await promotions.active(session, program.code, occurred)
-        tiers = await ladder(session, program.code)
+        if loyalty is not None:
+            active, tiers = loyalty.active(program.code, occurred), loyalty.ladder(program.code)
+        else:
+            active = await promotions.active(session, program.code, occurred)
+            tiers = await ladder(session, program.code)
         profile = None
         if tiers or any(promotions.targeted(p) for p in active):
             profile = await eligibility.profile_of(

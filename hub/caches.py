@@ -1,5 +1,6 @@
 """What every request needs and almost never changes, kept in each process's memory:
-API keys by the hash of their secret, programs, and exchange rate versions.
+API keys by the hash of their secret, programs, exchange rate versions, and promotions and
+tier ladders (what accruePoints reads).
 
 Invalidation: each kind has a counter in `cache_versions`, raised (`bump`) in the same
 transaction as the change (a key revoked, a merchant registered, a rate version added).
@@ -33,14 +34,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.auth import Principal, hash_secret
 from hub.db import Database
 from hub.enums import MerchantCategory, ProgramKind, Role
-from hub.models import ApiKey, CacheVersion, ExchangeRate, Merchant, Program
+from hub.models import ApiKey, CacheVersion, ExchangeRate, Merchant, Program, Promotion, Tier
 
 log = structlog.get_logger(__name__)
 
 KEYS = "api_keys"
 PROGRAMS = "programs"
 RATES = "rates"
-KINDS = (KEYS, PROGRAMS, RATES)
+LOYALTY = "loyalty"  # promotions and tier ladders
+KINDS = (KEYS, PROGRAMS, RATES, LOYALTY)
 _LIVE_KEY = select(ApiKey.id, ApiKey.role, ApiKey.merchant_id).where(
     ApiKey.secret_hash == bindparam("digest"), ApiKey.revoked_at.is_(None)
 )
@@ -97,6 +99,23 @@ class Rates:
         return found
 
 
+@dataclass(frozen=True)
+class Loyalty:
+    """Every program's promotions (oldest first, as memos name them) and tier ladder
+    (lowest first)."""
+
+    promotions: dict[str, list[Promotion]] = field(default_factory=dict)
+    ladders: dict[str, list[Tier]] = field(default_factory=dict)
+
+    def active(self, program_code: str, at: dt.datetime) -> list[Promotion]:
+        """The program's promotions running at `at` (`hub.promotions.active`)."""
+        return [p for p in self.promotions.get(program_code, ()) if p.starts_at <= at < p.ends_at]
+
+    def ladder(self, program_code: str) -> list[Tier]:
+        """The program's tiers (`hub.tiers.ladder.ladder`)."""
+        return list(self.ladders.get(program_code, ()))
+
+
 class Caches:
     """One per process (on the Runtime)."""
 
@@ -107,11 +126,12 @@ class Caches:
         self._known: dict[str, int] | None = None
         self._generation = dict.fromkeys(KINDS, 0)
         self._check = asyncio.Lock()
-        self._loading = {kind: asyncio.Lock() for kind in (PROGRAMS, RATES)}
+        self._loading = {kind: asyncio.Lock() for kind in (PROGRAMS, RATES, LOYALTY)}
         self._keys: dict[str, Principal] = {}
         self._live_ids: dict[str, bool] = {}  # key id -> live, for member sessions' minters
         self._programs: Programs | None = None
         self._rates: Rates | None = None
+        self._loyalty: Loyalty | None = None
         self.checks = 0  # counter reads so far (tests and metrics)
 
     # ------------------------------------------------------------ invalidation
@@ -156,6 +176,8 @@ class Caches:
                 self._programs = None
             elif kind == RATES:
                 self._rates = None
+            elif kind == LOYALTY:
+                self._loyalty = None
 
     # ------------------------------------------------------------ API keys
 
@@ -280,4 +302,29 @@ class Caches:
             loaded = Rates(versions)
             if generation == self._generation[RATES]:
                 self._rates = loaded
+            return loaded
+
+    # ------------------------------------------------------------ promotions and tiers
+
+    async def loyalty(self) -> Loyalty:
+        """Every promotion and tier ladder (a promotion's period is checked when asked)."""
+        current = self._loyalty
+        if current is not None:
+            return current
+        async with self._loading[LOYALTY]:
+            if self._loyalty is not None:
+                return self._loyalty
+            generation = self._generation[LOYALTY]
+            promotions: dict[str, list[Promotion]] = {}
+            ladders: dict[str, list[Tier]] = {}
+            async with self._db.read() as session:
+                for promotion in await session.scalars(select(Promotion).order_by(Promotion.id)):
+                    promotions.setdefault(promotion.program_code, []).append(promotion)
+                for tier in await session.scalars(
+                    select(Tier).order_by(Tier.program_code, Tier.rank)
+                ):
+                    ladders.setdefault(tier.program_code, []).append(tier)
+            loaded = Loyalty(promotions, ladders)
+            if generation == self._generation[LOYALTY]:
+                self._loyalty = loaded
             return loaded

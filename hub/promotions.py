@@ -132,6 +132,9 @@ async def set_promotion(
     )
     session.add(promotion)
     await session.flush()
+    from hub.caches import LOYALTY, bump  # every process reads the promotions again
+
+    await bump(session, LOYALTY)
     return promotion
 
 

@@ -68,6 +68,9 @@ async def set_tiers(
         row.program_code = program.code
         session.add(row)
     await session.flush()
+    from hub.caches import LOYALTY, bump  # every process reads the ladders again
+
+    await bump(session, LOYALTY)
     return program
 
 

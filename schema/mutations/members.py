@@ -168,9 +168,10 @@ class MemberMutations:
         )
 
         program = await info.context.loaders.program.load(data.program)
+        loyalty = await info.context.runtime.caches.loyalty()
 
         async def work(session: AsyncSession) -> tuple[accrual.Accrued, LedgerEntry]:
-            accrued = await accrual.accrue(session, principal, settings, data, program)
+            accrued = await accrual.accrue(session, principal, settings, data, program, loyalty)
             if accrued.made is not None:  # made now: nothing to read back
                 entry, balance_after = accrued.made
                 return accrued, entry_node(entry, accrued.points, balance_after)
@@ -209,4 +210,6 @@ class MemberMutations:
         row, errors = await attempt(
             info.context.db.transaction(lambda s: promotions.set_promotion(s, principal, data))
         )
+        if row is not None:
+            info.context.runtime.caches.recheck()  # in effect here from the next request on
         return SetPromotionPayload(ok=row is not None, user_errors=errors)

@@ -78,6 +78,8 @@ class TierMutations:
                 lambda s: ladder.set_tiers(s, principal, str(program), specs)
             )
         )
+        if row is not None:
+            info.context.runtime.caches.recheck()  # in effect here from the next request on
         return SetTiersPayload(program=Program.from_row(row) if row else None, user_errors=errors)
 
     @strawberry.mutation(
