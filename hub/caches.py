@@ -34,7 +34,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.auth import Principal, hash_secret
 from hub.db import Database
 from hub.enums import MerchantCategory, ProgramKind, Role
-from hub.models import ApiKey, CacheVersion, ExchangeRate, Merchant, Program, Promotion, Tier
+from hub.models import (
+    Account,
+    ApiKey,
+    CacheVersion,
+    ExchangeRate,
+    Merchant,
+    Program,
+    Promotion,
+    Tier,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +78,8 @@ class Programs:
     by_code: dict[str, Program]
     by_merchant: dict[str, Program]
     platform: str | None
+    # Each program's system accounts (ISSUED, REDEEMED, ...), made with the program.
+    system: dict[tuple[str, str], Account] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -241,6 +252,12 @@ class Caches:
                         )
                     )
                 ).all()
+                system = {
+                    (a.program_code, a.kind): a
+                    for a in await session.scalars(
+                        select(Account).where(Account.member_id.is_(None))
+                    )
+                }
             primary = [p for p, _ in rows if p.kind == ProgramKind.STANDARD.value]
             platform = [
                 p.code
@@ -251,10 +268,16 @@ class Caches:
                 by_code={p.code: p for p, _ in rows},
                 by_merchant={p.merchant_id: p for p in primary},  # each merchant's primary
                 platform=platform[0] if platform else None,
+                system=system,
             )
             if generation == self._generation[PROGRAMS]:
                 self._programs = loaded
             return loaded
+
+    def system_account_now(self, program_code: str, kind: str) -> Account | None:
+        """A program's system account if the programs are kept now; None when not."""
+        current = self._programs
+        return current.system.get((program_code, kind)) if current is not None else None
 
     def program_now(self, code: str) -> Program | None:
         """The program if it is kept now; None when not (the caller reads it)."""

@@ -121,6 +121,9 @@ async def rows_by(
     return found
 
 
+KEPT = "kept"  # on a session's info: the process's hub.caches.Caches, when it has one
+
+
 def insert_or_skip(session: AsyncSession, model: type[Any]) -> Any:
     """An INSERT into `model` that does nothing where a unique key already holds the row
     (ON CONFLICT DO NOTHING, in the session's dialect); its rowcount says whether it wrote."""
@@ -183,8 +186,8 @@ class Database:
         # SQLite has one writer at a time and its busy handler polls, serving waiters in no
         # order: queue this process's writers here instead (p99 about 5x lower, measured).
         self._sqlite_writes = asyncio.Lock() if self.is_sqlite else None
-        # What the process keeps in memory for every session to read (hub.caches puts the
-        # programs here): set on each session's info as it opens.
+        # What the process keeps in memory for every session to read (the Runtime puts its
+        # hub.caches.Caches under KEPT): set on each session's info as it opens.
         self.kept: dict[str, Any] = {}
 
     @property

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import partner_urls, validate
+from hub.db import KEPT
 from hub.enums import AccountKind, ConnectorKind, MerchantCategory, ProgramKind
 from hub.errors import AlreadyExists, InvalidInput, NotFound
 from hub.models import Account, Merchant, Program
@@ -301,13 +302,10 @@ def is_connected(program: Program) -> bool:
     return program.connector != ConnectorKind.HOSTED.value
 
 
-KEPT_PROGRAMS = "kept_programs"  # on a session's info: an object with program_now(code)
-
-
 async def program_of(session: AsyncSession, code: str) -> Program | None:
     """A program by code: from the process's memory when it keeps the programs (they never
     change once registered; hub.caches), else read."""
-    kept = session.info.get(KEPT_PROGRAMS)
+    kept = session.info.get(KEPT)
     found = kept.program_now(code) if kept is not None else None
     return found if found is not None else await session.get(Program, code)
 

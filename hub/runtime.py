@@ -12,10 +12,9 @@ from connectors.base import ConnectorFactory
 from hub import auth
 from hub.caches import Caches
 from hub.config import Settings
-from hub.db import Database, utcnow
+from hub.db import KEPT, Database, utcnow
 from hub.imports.worker import ImportWorker
 from hub.mall.partners import PartnerCatalog
-from hub.merchants import KEPT_PROGRAMS
 from hub.partner_events import Events
 from hub.ratelimit import RateLimits, rate_limits
 from hub.webhooks.delivery import Dispatcher
@@ -39,7 +38,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.caches = Caches(self.db, self.settings.cache_check_seconds)
-        self.db.kept[KEPT_PROGRAMS] = self.caches  # every session reads programs from it
+        self.db.kept[KEPT] = self.caches  # every session reads programs from it
         self.catalog = PartnerCatalog(self.db, self.connectors, self.settings, self.caches)
 
     @classmethod

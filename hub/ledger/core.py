@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hub.db import utcnow
+from hub.db import KEPT, utcnow
 from hub.enums import AccountKind, EntryKind
 from hub.errors import BalanceLimit, InsufficientPoints, NotFound, RetryTransaction
 from hub.models import Account, Entry, Posting
@@ -60,6 +60,10 @@ class Journal:
         cached = self._system.get((program_code, kind))
         if cached is not None:
             return cached
+        kept = self.session.info.get(KEPT)  # the process's memory: made with the program
+        if kept is not None and (found := kept.system_account_now(program_code, kind.value)):
+            self._system[(program_code, kind)] = found
+            return found
         account = await self.session.scalar(
             select(Account).where(
                 Account.program_code == program_code,
