@@ -70,6 +70,34 @@ class NotEligible(DomainError):
     code = ErrorCode.NOT_ELIGIBLE
 
 
+class RateNotConfigured(DomainError):
+    code = ErrorCode.RATE_NOT_CONFIGURED
+
+
+class BelowMinimum(DomainError):
+    code = ErrorCode.BELOW_MINIMUM
+
+
+class NotAMultipleOfStep(DomainError):
+    code = ErrorCode.NOT_A_MULTIPLE_OF_STEP
+
+
+class LimitExceeded(DomainError):
+    code = ErrorCode.LIMIT_EXCEEDED
+
+
+class QuoteExpired(DomainError):
+    code = ErrorCode.QUOTE_EXPIRED
+
+
+class OutOfStock(DomainError):
+    code = ErrorCode.OUT_OF_STOCK
+
+
+class SlotUnavailable(DomainError):
+    code = ErrorCode.SLOT_UNAVAILABLE
+
+
 class NotAllowed(Exception):
     """The caller's role may not do this at all: a top-level FORBIDDEN, not a userError."""
 

@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub import validate
 from hub.auth import Principal
 from hub.db import utcnow
-from hub.enums import ErrorCode, RedemptionStatus, RewardKind, Role
+from hub.enums import RedemptionStatus, RewardKind, Role
 from hub.errors import (
-    DomainError,
+    BelowMinimum,
     Forbidden,
     IdempotencyConflict,
     InvalidInput,
@@ -237,11 +237,10 @@ async def use(
             field=["code"],
         )
     if order_amount < voucher.min_spend:
-        raise DomainError(
+        raise BelowMinimum(
             f"This voucher needs an order of at least {money(voucher.min_spend)}; this one "
             f"is {money(order_amount)}.",
             field=["orderAmount"],
-            code=ErrorCode.BELOW_MINIMUM,
         )
     voucher.used_at = now
     voucher.order_ref = order_ref

@@ -21,8 +21,8 @@ from hub import consent, green, idempotency, validate
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
-from hub.enums import ConversionStatus, ErrorCode
-from hub.errors import DomainError, InvalidInput, NotFound
+from hub.enums import ConversionStatus
+from hub.errors import InvalidInput, NotFound, QuoteExpired
 from hub.exchange import pricing, saga
 from hub.exchange.rates import rates_by_id
 from hub.exchange.saga import Step, run_local_steps
@@ -63,10 +63,9 @@ async def _priced(
                 field=[F, "quoteId"],
             )
         if quote.expires_at <= now:
-            raise DomainError(
+            raise QuoteExpired(
                 "The quote has expired; ask for a new quote.",
                 field=[F, "quoteId"],
-                code=ErrorCode.QUOTE_EXPIRED,
             )
         used = await session.scalar(
             select(Conversion.id).where(
@@ -75,10 +74,9 @@ async def _priced(
             )
         )
         if used is not None:  # a quote holds its rate for one conversion (review F6)
-            raise DomainError(
+            raise QuoteExpired(
                 f"The quote was used by conversion {used}; ask for a new quote.",
                 field=[F, "quoteId"],
-                code=ErrorCode.QUOTE_EXPIRED,
             )
         ids = json.loads(quote.rate_ids)
         found = await rates_by_id(session, ids)

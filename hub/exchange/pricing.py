@@ -9,8 +9,14 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.enums import ConversionStatus, ErrorCode, RedemptionStatus
-from hub.errors import DomainError, InvalidInput
+from hub.enums import ConversionStatus, RedemptionStatus
+from hub.errors import (
+    BelowMinimum,
+    InvalidInput,
+    LimitExceeded,
+    NotAMultipleOfStep,
+    RateNotConfigured,
+)
 from hub.exchange.rates import rate_for
 from hub.merchants import platform_program
 from hub.models import Conversion, ConversionLeg, ExchangeRate, Redemption, RedemptionLeg
@@ -69,11 +75,10 @@ async def find_route(
         second = await rate_for(session, platform.code, to_code, at)
         if first is not None and second is not None:
             return [first, second]
-    raise DomainError(
+    raise RateNotConfigured(
         f"No exchange rate from {from_code} to {to_code}, directly or through the platform "
         "program.",
         field=[F, "to"],
-        code=ErrorCode.RATE_NOT_CONFIGURED,
     )
 
 
@@ -88,28 +93,25 @@ def price(rates: list[ExchangeRate], points: int) -> Priced:
     for index, rate in enumerate(rates):
         if amount < rate.min_points:
             where = "" if index == 0 else f" (through {rate.from_code}: {amount} arrive)"
-            raise DomainError(
+            raise BelowMinimum(
                 f"The minimum for {rate.from_code} to {rate.to_code} is {rate.min_points:,} "
                 f"points{where}.",
                 field=[F, "points"],
-                code=ErrorCode.BELOW_MINIMUM,
             )
         if index == 0 and amount % rate.step:
-            raise DomainError(
+            raise NotAMultipleOfStep(
                 f"points must be a multiple of {rate.step:,} for {rate.from_code} to "
                 f"{rate.to_code}; {amount - amount % rate.step:,} or "
                 f"{amount - amount % rate.step + rate.step:,} would do.",
                 field=[F, "points"],
-                code=ErrorCode.NOT_A_MULTIPLE_OF_STEP,
             )
         out = leg_out(amount, rate)
         legs.append(RouteLeg(rate=rate, points_in=amount, points_out=out))
         amount = out
     if amount < 1:
-        raise DomainError(
+        raise BelowMinimum(
             "That many points convert to nothing; convert more.",
             field=[F, "points"],
-            code=ErrorCode.BELOW_MINIMUM,
         )
     if any(leg.points_out > MAX_POINTS_PER_MOVEMENT for leg in legs):
         raise InvalidInput(
@@ -197,9 +199,8 @@ async def check_limits(
             continue
         used = await daily_usage(session, member_id, leg.rate, business_date)
         if used + leg.points_in > limit:
-            raise DomainError(
+            raise LimitExceeded(
                 f"The daily limit for {leg.rate.from_code} to {leg.rate.to_code} is "
                 f"{limit:,} points per member; {max(limit - used, 0):,} are left today.",
                 field=field or [F, "points"],
-                code=ErrorCode.LIMIT_EXCEEDED,
             )

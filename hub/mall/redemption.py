@@ -12,8 +12,17 @@ from hub import consent, eligibility, green, idempotency, validate, vouchers
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
-from hub.enums import CancellationReason, ErrorCode, RedemptionStatus, Role
-from hub.errors import DomainError, Forbidden, InvalidInput, InvalidState, NotFound
+from hub.enums import CancellationReason, RedemptionStatus, Role
+from hub.errors import (
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+    OutOfStock,
+    RateNotConfigured,
+    SlotUnavailable,
+)
 from hub.exchange.pricing import Priced, check_limits
 from hub.ids import new_id
 from hub.mall import saga
@@ -50,16 +59,14 @@ async def _take_inventory(
                 .values(stock=Reward.stock - qty)
             )
             if taken.rowcount != 1:  # type: ignore[attr-defined]
-                raise DomainError(
+                raise OutOfStock(
                     f"{reward.title} is out of stock.",
                     field=[F, "rewardId"],
-                    code=ErrorCode.OUT_OF_STOCK,
                 )
         elif reward.stock < qty:
-            raise DomainError(
+            raise OutOfStock(
                 f"{reward.title} is out of stock.",
                 field=[F, "rewardId"],
-                code=ErrorCode.OUT_OF_STOCK,
             )
     if slot is not None and slot.remaining is not None:
         taken = await session.execute(
@@ -68,10 +75,9 @@ async def _take_inventory(
             .values(remaining=Slot.remaining - qty)
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
-            raise DomainError(
+            raise SlotUnavailable(
                 "That slot is full; pick another.",
                 field=[F, "slotId"],
-                code=ErrorCode.SLOT_UNAVAILABLE,
             )
 
 
@@ -88,10 +94,9 @@ async def _slot(session: AsyncSession, reward: Reward, slot_id: str | None) -> S
     if slot is None or slot.reward_id != reward.id:
         raise NotFound(f"No slot {slot_id!r} for this reward.", field=[F, "slotId"])
     if slot.starts_at <= utcnow():
-        raise DomainError(
+        raise SlotUnavailable(
             "That slot has already started; pick a later one.",
             field=[F, "slotId"],
-            code=ErrorCode.SLOT_UNAVAILABLE,
         )
     return slot
 
@@ -139,11 +144,10 @@ async def start(
             refused.field = [F, "quantity"]
             raise
         if line is None:
-            raise DomainError(
+            raise RateNotConfigured(
                 f"{payer.code} cannot pay for {reward.title}: no rate leads to "
                 f"{book.program_of(reward).code}.",
                 field=[F, "payWith"],
-                code=ErrorCode.RATE_NOT_CONFIGURED,
             )
         slot = await _slot(session, reward, request.slot_id)
         # One redemption at a time per member.
