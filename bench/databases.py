@@ -37,6 +37,31 @@ async def postgres_answers(url: str) -> bool:
         await engine.dispose()
 
 
+class NoPostgres(Exception):
+    """The PostgreSQL server asked for does not answer."""
+
+
+async def chosen_postgres(given: str | None, sqlite_only: bool) -> str | None:
+    """The server of a run's PostgreSQL side: the one given (NoPostgres when it does not
+    answer), else the local one if it answers (else SQLite only, said so); None with
+    --sqlite."""
+    if sqlite_only:
+        return None
+    url = given or LOCAL_POSTGRES
+    if await postgres_answers(url):
+        return url
+    where = make_url(url).render_as_string(hide_password=True)
+    if given:
+        raise NoPostgres(f"PostgreSQL does not answer at {where}.")
+    print(f"PostgreSQL does not answer at {where}: SQLite only.", flush=True)
+    return None
+
+
+def shown(url: str | None) -> str | None:
+    """A server's URL as results record it (no password)."""
+    return make_url(url).render_as_string(hide_password=True) if url else None
+
+
 @asynccontextmanager
 async def scratch(backend: str, postgres: str | None, migrate: bool = True) -> AsyncIterator[str]:
     """The URL of a new, migrated database, removed afterwards."""

@@ -388,3 +388,19 @@ async def profile_phase(
     await throughput(Phase(f"{what} (profiled)", backend, ops), replace(options, warmup=0))
     print(served.profile_stop(path), flush=True)
     report.notes.append(f"profile of {what} [{backend}]: {path}")
+
+
+def save_results(name: str, runs: Sequence[dict[str, Any]], options: dict[str, Any]) -> Path:
+    """A run's figures as bench/results/<name>-<stamp>.json, with the machine and options."""
+    RESULTS.mkdir(exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = RESULTS / f"{name}-{stamp}.json"
+    document = {
+        "benchmark": name,
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "options": options,
+        "runs": list(runs),
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path

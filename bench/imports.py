@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import random
 import sys
@@ -52,11 +51,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import databases
-from bench.harness import RESULTS, machine, progress
+from bench.harness import progress, save_results
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -535,18 +533,7 @@ def table(outcomes: list[Outcome]) -> str:
 
 
 def save(outcomes: list[Outcome], options: dict[str, Any]) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = RESULTS / f"{NAME}-{stamp}.json"
-    document = {
-        "benchmark": NAME,
-        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "options": options,
-        "runs": [o.summary() for o in outcomes],
-    }
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    return path
+    return save_results(NAME, [o.summary() for o in outcomes], options)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -587,16 +574,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def main(argv: list[str]) -> int:
     args = parse(argv)
-    postgres: str | None = None
-    if not args.sqlite:
-        postgres = args.postgres or databases.LOCAL_POSTGRES
-        if not await databases.postgres_answers(postgres):
-            where = make_url(postgres).render_as_string(hide_password=True)
-            if args.postgres:
-                print(f"PostgreSQL does not answer at {where}", file=sys.stderr)
-                return 2
-            progress(f"PostgreSQL does not answer at {where}: SQLite only")
-            postgres = None
+    try:
+        postgres = await databases.chosen_postgres(args.postgres, args.sqlite)
+    except databases.NoPostgres as error:
+        print(error, file=sys.stderr)
+        return 2
     outcomes = [
         await measure(
             backend, postgres, args.rows, args.chunk, args.subscribed, args.seed, args.tiers

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import multiprocessing
 import random
 import statistics
@@ -43,11 +42,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Integer, Numeric, String, case, cast, func, insert, literal, select, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import databases
-from bench.harness import RESULTS, machine, peak_rss_mib, progress, rss_mib
+from bench.harness import peak_rss_mib, progress, rss_mib, save_results
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ConnectorKind, MerchantCategory, ObligationKind
@@ -459,18 +457,7 @@ def table(outcomes: Sequence[Outcome]) -> str:
 
 
 def save(outcomes: Sequence[Outcome], options: dict[str, Any]) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = RESULTS / f"{NAME}-{stamp}.json"
-    document = {
-        "benchmark": NAME,
-        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "options": options,
-        "runs": [o.summary() for o in outcomes],
-    }
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    return path
+    return save_results(NAME, [o.summary() for o in outcomes], options)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -498,16 +485,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def main(argv: list[str]) -> int:
     args = parse(argv)
-    postgres: str | None = None
-    if not args.sqlite:
-        postgres = args.postgres or databases.LOCAL_POSTGRES
-        if not await databases.postgres_answers(postgres):
-            where = make_url(postgres).render_as_string(hide_password=True)
-            if args.postgres:
-                print(f"PostgreSQL does not answer at {where}.", file=sys.stderr)
-                return 2
-            print(f"PostgreSQL does not answer at {where}: SQLite only.", flush=True)
-            postgres = None
+    try:
+        postgres = await databases.chosen_postgres(args.postgres, args.sqlite)
+    except databases.NoPostgres as error:
+        print(error, file=sys.stderr)
+        return 2
     backends = databases.backends(postgres)
     print(
         f"bench.settlement: {args.obligations:,} obligations among {MERCHANTS} merchants, "
@@ -525,7 +507,7 @@ async def main(argv: list[str]) -> int:
         "merchants": MERCHANTS,
         "fee_bps": FEE_BPS,
         "seed": args.seed,
-        "postgres": make_url(postgres).render_as_string(hide_password=True) if postgres else None,
+        "postgres": databases.shown(postgres),
     }
     print(f"   results in {save(outcomes, options)}", flush=True)
     return 0 if all(all(o.checks.values()) for o in outcomes) else 1
