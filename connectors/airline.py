@@ -7,7 +7,7 @@ from typing import Any
 
 from connectors.base import BookingRequest, PartnerMovement, RewardOffer, SlotOffer
 from connectors.partner import Dialect, Route, _decimal, _when
-from hub.enums import ConnectorKind
+from hub.enums import ConnectorKind, RewardKind
 
 
 class AirlineDialect(Dialect):
@@ -37,7 +37,7 @@ class AirlineDialect(Dialect):
             offers.append(
                 RewardOffer(
                     ref=award["awardId"],
-                    kind="LOUNGE_ACCESS" if lounge else "AWARD_FLIGHT",
+                    kind=RewardKind.LOUNGE_ACCESS if lounge else RewardKind.AWARD_FLIGHT,
                     title=title,
                     description=award.get("description"),
                     price=int(award["miles"]),

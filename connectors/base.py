@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
-from hub.enums import ConnectorKind, ErrorCode
+from hub.enums import ConnectorKind, ErrorCode, RewardKind
 
 
 class Purpose(StrEnum):
@@ -81,7 +81,7 @@ class SlotOffer:
 @dataclass(frozen=True)
 class RewardOffer:
     ref: str
-    kind: str
+    kind: RewardKind
     title: str
     price: int
     description: str | None = None
@@ -137,21 +137,12 @@ class PartnerEvent:
     bookings: list[EventBooking] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> str:
-        import json
-
-        return json.dumps(
-            {
-                "bookings": [[b.booking_ref, b.reference] for b in self.bookings],
-                "raw": self.raw,
-            }
-        )
+    def stored(self) -> dict[str, Any]:
+        """What the hub keeps of the event to act on it later (hub.partner_events)."""
+        return {"bookings": [[b.booking_ref, b.reference] for b in self.bookings], "raw": self.raw}
 
     @classmethod
-    def from_json(cls, event_id: str, type_: str, text: str) -> PartnerEvent:
-        import json
-
-        data = json.loads(text)
+    def from_stored(cls, event_id: str, type_: str, data: dict[str, Any]) -> PartnerEvent:
         return cls(
             event_id=event_id,
             type=type_,

@@ -207,7 +207,7 @@ class HostedConnector:
             )
         except InvalidState as exc:
             settled = await self._hold(call)
-            if settled.status == HoldStatus.RELEASED.value:  # the sweeper got there first
+            if settled.status == HoldStatus.RELEASED:  # the sweeper got there first
                 return CallResult(Outcome.APPLIED, partner_ref=str(settled.resolve_entry_id))
             return CallResult(Outcome.REJECTED, message=exc.message, code=ErrorCode.INVALID_STATE)
         return CallResult(Outcome.APPLIED, partner_ref=str(entry.id))

@@ -7,9 +7,13 @@ from typing import Any
 
 from connectors.base import BookingRequest, PartnerMovement, RewardOffer, SlotOffer
 from connectors.partner import Dialect, Route, _when
-from hub.enums import ConnectorKind
+from hub.enums import ConnectorKind, RewardKind
 
-KINDS = {"ROOM": "HOTEL_NIGHT", "UPGRADE": "ROOM_UPGRADE", "SERVICE": "HOTEL_SERVICE"}
+KINDS = {
+    "ROOM": RewardKind.HOTEL_NIGHT,
+    "UPGRADE": RewardKind.ROOM_UPGRADE,
+    "SERVICE": RewardKind.HOTEL_SERVICE,
+}
 
 
 class HotelDialect(Dialect):

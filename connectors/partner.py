@@ -28,7 +28,7 @@ from connectors.base import (
     SlotOffer,
 )
 from connectors.http import PartnerClient, Reply
-from hub.enums import ConnectorKind, ErrorCode
+from hub.enums import ConnectorKind, ErrorCode, RewardKind
 from hub.errors import DomainError, NotFound, PartnerRejected, PartnerUnavailable
 
 
@@ -79,7 +79,7 @@ class Dialect:
         return [
             RewardOffer(
                 ref=str(r["ref"]),
-                kind=str(r["kind"]),
+                kind=RewardKind(str(r["kind"])),  # ValueError: a malformed reply
                 title=str(r["title"]),
                 description=r.get("description"),
                 price=int(r["price"]),

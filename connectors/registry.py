@@ -42,11 +42,11 @@ from hub.models import Program
 log = structlog.get_logger(__name__)
 
 DIALECTS: dict[str, type[Dialect]] = {
-    ConnectorKind.HTTP.value: Dialect,
-    ConnectorKind.AIRLINE.value: AirlineDialect,
-    ConnectorKind.HOTEL.value: HotelDialect,
-    ConnectorKind.RESTAURANT.value: RestaurantDialect,
-    ConnectorKind.SCENIC.value: ScenicDialect,
+    ConnectorKind.HTTP: Dialect,
+    ConnectorKind.AIRLINE: AirlineDialect,
+    ConnectorKind.HOTEL: HotelDialect,
+    ConnectorKind.RESTAURANT: RestaurantDialect,
+    ConnectorKind.SCENIC: ScenicDialect,
 }
 
 
@@ -132,7 +132,7 @@ class Registry:
         return client
 
     def is_local(self, program: Program) -> bool:
-        return program.connector == ConnectorKind.HOSTED.value
+        return program.connector == ConnectorKind.HOSTED
 
     def for_program(self, program: Program, session: Any, actor: str) -> Connector:
         if self.is_local(program):

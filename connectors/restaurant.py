@@ -6,7 +6,7 @@ from typing import Any
 
 from connectors.base import BookingRequest, PartnerMovement, RewardOffer
 from connectors.partner import Dialect, Route, _when
-from hub.enums import ConnectorKind
+from hub.enums import ConnectorKind, RewardKind
 
 
 class RestaurantDialect(Dialect):
@@ -29,7 +29,7 @@ class RestaurantDialect(Dialect):
         return [
             RewardOffer(
                 ref=item["sku"],
-                kind="VOUCHER" if item["category"] == "VOUCHER" else "MEAL",
+                kind=RewardKind.VOUCHER if item["category"] == "VOUCHER" else RewardKind.MEAL,
                 title=item["name"],
                 description=item.get("desc"),
                 price=int(item["points"]),

@@ -12,7 +12,7 @@ from typing import Any
 
 from connectors.base import BookingRequest, PartnerMovement, RewardOffer, SlotOffer
 from connectors.partner import Dialect, Route, _when
-from hub.enums import ConnectorKind
+from hub.enums import ConnectorKind, RewardKind
 
 
 class ScenicDialect(Dialect):
@@ -35,7 +35,7 @@ class ScenicDialect(Dialect):
         return [
             RewardOffer(
                 ref=ticket["id"],
-                kind="ATTRACTION_TICKET",
+                kind=RewardKind.ATTRACTION_TICKET,
                 title=ticket["name"],
                 description=ticket.get("desc"),
                 price=int(ticket["points"]),

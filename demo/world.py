@@ -596,7 +596,7 @@ def demo_routes() -> list[Route]:
         member_id = str((await request.json()).get("memberId", ""))
         async with runtime.db.read() as session:
             platform = await session.scalar(
-                select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM.value)
+                select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM)
             )
             # The platform's own key mints it: a session ends with the key that minted it.
             key_id = await session.scalar(
@@ -609,7 +609,7 @@ def demo_routes() -> list[Route]:
                 return JSONResponse({"error": "the platform has no live key"}, status_code=503)
             backend = Principal(key_id=key_id, role=Role.MERCHANT, merchant_id=platform)
             try:
-                grant = await consent.grant_session(session, backend, member_id, ["memberId"])
+                grant = await consent.grant_session(session, backend, member_id, ("member_id",))
             except DomainError as exc:
                 return JSONResponse({"error": exc.message}, status_code=404)
         minted = runtime.tokens.mint(grant)

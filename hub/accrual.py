@@ -107,7 +107,6 @@ async def accrue(
     """Credit a member for a purchase, once per idempotency key and once per order.
     `program`, `loyalty`: the program, its promotions and tiers as this process keeps them
     (hub.caches), read when not given."""
-    f = "input"
     made: list[tuple[Entry, int]] = []
     request: dict[str, object] = {
         "memberId": data.member_id,
@@ -122,47 +121,47 @@ async def accrue(
     async def effect() -> idempotency.Result:
         nonlocal program
         if program is None or program.code != data.program:
-            program = await get_program(session, data.program, [f, "program"])
-        require_merchant(principal, program.merchant_id, [f, "program"])
-        green.refuse_direct_accrual(program, [f, "program"])
+            program = await get_program(session, data.program, ("program",))
+        require_merchant(principal, program.merchant_id, ("program",))
+        green.refuse_direct_accrual(program, ("program",))
         if is_connected(program):
             raise InvalidState(
                 f"{program.code} balances live in the partner's own system; accrue there.",
-                field=[f, "program"],
+                field=("program",),
             )
-        order_ref = validate.text(data.order_ref, [f, "orderRef"], max_length=120)
+        order_ref = validate.text(data.order_ref, ("order_ref",), max_length=120)
         amount = validate.decimal_in_range(
             data.amount,
-            [f, "amount"],
+            ("amount",),
             low=Decimal(0),
             high=MAX_AMOUNT,
             places=2,
             low_inclusive=False,
         )
-        lines = green.checked_lines(data.lines, amount, [f, "lines"], MAX_AMOUNT)
+        lines = green.checked_lines(data.lines, amount, ("lines",), MAX_AMOUNT)
         now = utcnow()
         window = validate.PurchaseWindow(now, settings.accrual_backdate_days)
-        occurred = window.check(data.occurred_at or now, [f, "occurredAt"])
+        occurred = window.check(data.occurred_at or now, ("occurred_at",))
         account = await account_of(session, data.member_id, program.code)
         if account is None and await session.get(Member, data.member_id) is None:
             # An account names its member: the member is read only when there is none.
-            raise NotFound(f"No member has id {data.member_id!r}.", field=[f, "memberId"])
+            raise NotFound(f"No member has id {data.member_id!r}.", field=("member_id",))
         if account is None:
             raise NotFound(
                 f"Member {data.member_id} is not enrolled in {program.code}; enroll them first.",
-                field=[f, "memberId"],
+                field=("member_id",),
             )
         already = await session.scalar(
             select(Entry.id).where(
                 Entry.program_code == program.code,
-                Entry.kind == EntryKind.ACCRUAL.value,
+                Entry.kind == EntryKind.ACCRUAL,
                 Entry.reference == order_ref,
             )
         )
         if already is not None:
             raise AlreadyExists(
                 f"Order {order_ref!r} has already earned points in {program.code}.",
-                field=[f, "orderRef"],
+                field=("order_ref",),
             )
         if loyalty is not None:
             active, tiers = loyalty.active(program.code, occurred), loyalty.ladder(program.code)
@@ -183,13 +182,13 @@ async def accrue(
         if points < 1:
             raise InvalidInput(
                 f"{amount} at {program.accrual_rate} points per unit earns no whole point.",
-                field=[f, "amount"],
+                field=("amount",),
             )
         if points > validate.MAX_POINTS_PER_MOVEMENT:
             raise InvalidInput(
                 f"This purchase would earn {points:,} points; one accrual earns at most "
                 f"{validate.MAX_POINTS_PER_MOVEMENT:,}.",
-                field=[f, "amount"],
+                field=("amount",),
             )
         labels = memo_labels(tier, active, lines)
         movement = Movement(
@@ -221,7 +220,7 @@ async def accrue(
         made.append((entry, account.balance))
         earned = [(program.code, points, entry)]
         eco = await green.accrue_green(
-            session, program, data.member_id, lines, movement, occurred, [f, "lines"]
+            session, program, data.member_id, lines, movement, occurred, ("lines",)
         )
         if eco is not None:
             accrued["green_points"] = eco.points

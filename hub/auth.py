@@ -87,23 +87,23 @@ async def create_api_key(
     secret: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Store a new key and return it with its secret, which is never stored in clear."""
-    label = validate.text(label, ["input", "label"], max_length=200)
+    label = validate.text(label, ("label",), max_length=200)
     if role == Role.MERCHANT:
         if not merchant_id:
             raise InvalidInput(
-                "A MERCHANT key needs the merchantId it acts for.", field=["input", "merchantId"]
+                "A MERCHANT key needs the merchantId it acts for.", field=("merchant_id",)
             )
         if await session.get(Merchant, merchant_id) is None:
-            raise NotFound(f"No merchant has id {merchant_id!r}.", field=["input", "merchantId"])
+            raise NotFound(f"No merchant has id {merchant_id!r}.", field=("merchant_id",))
     elif merchant_id:
         raise InvalidInput(
             f"Only MERCHANT keys are bound to a merchant; leave merchantId empty for {role}.",
-            field=["input", "merchantId"],
+            field=("merchant_id",),
         )
     secret = secret or new_secret()
     key = ApiKey(
         id=new_id("key"),
-        role=role.value,
+        role=role,
         merchant_id=merchant_id,
         label=label,
         secret_hash=hash_secret(secret),
@@ -141,7 +141,7 @@ async def revoke_api_key(session: AsyncSession, key_id: str) -> ApiKey:
     """
     key = await session.get(ApiKey, key_id, with_for_update=True)
     if key is None:
-        raise NotFound(f"No API key has id {key_id!r}.", field=["id"])
+        raise NotFound(f"No API key has id {key_id!r}.", field=("id",))
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.flush()
@@ -204,7 +204,7 @@ async def ensure_admin_key(session: AsyncSession, secret: str, label: str) -> bo
 
 async def has_admin_key(session: AsyncSession) -> bool:
     found = await session.scalar(
-        select(ApiKey.id).where(ApiKey.role == Role.ADMIN.value, ApiKey.revoked_at.is_(None))
+        select(ApiKey.id).where(ApiKey.role == Role.ADMIN, ApiKey.revoked_at.is_(None))
     )
     return found is not None
 

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.auth import Principal, hash_secret
 from hub.db import Database
-from hub.enums import MerchantCategory, ProgramKind, Role
+from hub.enums import AccountKind, MerchantCategory, ProgramKind, Role
 from hub.models import (
     Account,
     ApiKey,
@@ -79,7 +79,7 @@ class Programs:
     by_merchant: dict[str, Program]
     platform: str | None
     # Each program's system accounts (ISSUED, REDEEMED, ...), made with the program.
-    system: dict[tuple[str, str], Account] = field(default_factory=dict)
+    system: dict[tuple[str, AccountKind], Account] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -258,11 +258,11 @@ class Caches:
                         select(Account).where(Account.member_id.is_(None))
                     )
                 }
-            primary = [p for p, _ in rows if p.kind == ProgramKind.STANDARD.value]
+            primary = [p for p, _ in rows if p.kind == ProgramKind.STANDARD]
             platform = [
                 p.code
                 for p, c in rows
-                if c == MerchantCategory.PLATFORM.value and p.kind == ProgramKind.STANDARD.value
+                if c == MerchantCategory.PLATFORM and p.kind == ProgramKind.STANDARD
             ]
             loaded = Programs(
                 by_code={p.code: p for p, _ in rows},
@@ -274,7 +274,7 @@ class Caches:
                 self._programs = loaded
             return loaded
 
-    def system_account_now(self, program_code: str, kind: str) -> Account | None:
+    def system_account_now(self, program_code: str, kind: AccountKind) -> Account | None:
         """A program's system account if the programs are kept now; None when not."""
         current = self._programs
         return current.system.get((program_code, kind)) if current is not None else None

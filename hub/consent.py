@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import ConnectorFactory
 from hub.auth import MemberSession, Principal, SessionGrant, SessionTokens
 from hub.enums import MerchantCategory, Role
-from hub.errors import ConsentRequired, DomainError, Forbidden, NotFound
+from hub.errors import ConsentRequired, DomainError, FieldPath, Forbidden, NotFound
 from hub.models import Account, Member, Merchant, Program
 
 
@@ -29,11 +29,11 @@ async def open_session(
 ) -> MemberSession:
     """createMemberSession: a signed token for the member, carrying what the caller may
     let it do (grant_session)."""
-    return tokens.mint(await grant_session(session, principal, member_id, ["memberId"]))
+    return tokens.mint(await grant_session(session, principal, member_id, ("member_id",)))
 
 
 async def grant_session(
-    session: AsyncSession, principal: Principal, member_id: str, field: list[str]
+    session: AsyncSession, principal: Principal, member_id: str, field: FieldPath
 ) -> SessionGrant:
     """What a session this caller opens for the member may do; Forbidden when the member is
     not in one of the caller's programs (a merchant opens sessions for its own members)."""
@@ -65,11 +65,11 @@ async def grant_session(
         principal.key_id,
         Role.MERCHANT,
         merchant.id,
-        universal=merchant.category == MerchantCategory.PLATFORM.value,
+        universal=merchant.category == MerchantCategory.PLATFORM,
     )
 
 
-def require_debit(principal: Principal, program: Program, field: list[str]) -> None:
+def require_debit(principal: Principal, program: Program, field: FieldPath) -> None:
     """A member session takes points only out of programs its minter may debit."""
     if principal.member_id is None:
         return  # ADMIN acting without a session (a storefront without one is refused earlier)
@@ -85,7 +85,7 @@ def require_debit(principal: Principal, program: Program, field: list[str]) -> N
     )
 
 
-def require_link_consent(principal: Principal, member_id: str, field: list[str]) -> None:
+def require_link_consent(principal: Principal, member_id: str, field: FieldPath) -> None:
     """Linking an existing member needs that member's own session, or ADMIN."""
     if principal.role == Role.ADMIN:
         return
@@ -112,7 +112,7 @@ def same_person(given: str, partner: str) -> bool:
 
 
 async def confirm_membership(
-    factory: ConnectorFactory, program: Program, external_ref: str, name: str, field: list[str]
+    factory: ConnectorFactory, program: Program, external_ref: str, name: str, field: FieldPath
 ) -> None:
     """A connected program's partner confirms the membership number, and the name when it
     tells one; NotFound (naming the partner) when it does not know them."""
@@ -124,13 +124,13 @@ async def confirm_membership(
         if exc.code == NotFound.code:
             raise NotFound(
                 f"{exc.message} Check the membership number with the member.",
-                field=[*field, "externalRef"],
+                field=(*field, "external_ref"),
             ) from None
-        raise type(exc)(exc.message, field=[*field, "externalRef"], code=exc.code) from None
+        raise type(exc)(exc.message, field=(*field, "external_ref"), code=exc.code) from None
     if record.name is not None and not same_person(name, record.name):
         raise NotFound(
             f"{partner} has no member named {name!r} with membership number {external_ref!r} "
             f"in {program.code}: {partner} holds that number under another name. Check the "
             "number and the name with the member.",
-            field=[*field, "displayName"],
+            field=(*field, "display_name"),
         )

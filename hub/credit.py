@@ -18,7 +18,7 @@ async def set_member_credit(session: AsyncSession, member_id: str, level: Credit
     the same level changes nothing but the time it was last confirmed)."""
     member = await session.get(Member, member_id, with_for_update=True)
     if member is None:
-        raise NotFound(f"No member has id {member_id!r}.", field=["memberId"])
+        raise NotFound(f"No member has id {member_id!r}.", field=("member_id",))
     member.credit_level = level.value
     member.credit_level_at = utcnow()
     await session.flush()

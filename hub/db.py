@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import BigInteger, DateTime, Numeric, event, select, text
+from sqlalchemy import BigInteger, DateTime, Numeric, Text, event, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
@@ -41,6 +42,24 @@ log = structlog.get_logger(__name__)
 
 # SQLSTATEs after which PostgreSQL asks the client to run the transaction again.
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
+
+
+class JSONText(TypeDecorator[Any]):
+    """A JSON value (a list of program codes, a failure's code and message) that Python
+    reads and writes as the value, kept in a TEXT column: the columns were TEXT from their
+    first migration, and a native JSON type would rewrite each table on SQLite (and has no
+    equality on PostgreSQL) for no gain, since the hub never queries inside them."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -100,9 +119,10 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
+        moment: dt.datetime = value
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=dt.UTC)
+        return moment.astimezone(dt.UTC)
 
 
 async def rows_by(

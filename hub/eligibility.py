@@ -13,7 +13,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.errors import NotEligible
+from hub.errors import FieldPath, NotEligible
 from hub.models import Account, Member, Promotion, Reward, Tier
 from hub.promotions import targeted
 from hub.tiers import standing
@@ -162,7 +162,7 @@ def require_open(
     profile: Profile | None,
     at: dt.datetime,
     tz: dt.tzinfo,
-    field: list[str],
+    field: FieldPath,
 ) -> None:
     """NotEligible, saying when it opens, for a member who may not redeem it yet."""
     until = opens_at(reward, program_code, profile, at)

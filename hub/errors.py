@@ -3,8 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypedDict
 
 from hub.enums import ErrorCode
+
+FieldPath = tuple[str, ...]
+"""Where in a request an error lies, in the domain's own names (`("quote_id",)`,
+`("adjustments", "2", "amount")`); `schema.errors` turns it into the GraphQL path."""
+
+
+def spelled(part: str) -> str:
+    """A domain name as the contract spells it for every caller (GraphQL, the import
+    files, messages): `quote_id` -> `quoteId`; an index stays as it is."""
+    head, *rest = part.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+class Failure(TypedDict):
+    """Why a saga failed, kept on its row and reported to whoever asks again."""
+
+    code: str
+    message: str
+    field: str
 
 
 class DomainError(Exception):
@@ -17,7 +37,7 @@ class DomainError(Exception):
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.field = list(field) if field is not None else None
+        self.field: FieldPath | None = tuple(field) if field is not None else None
         if code is not None:
             self.code = code
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import promotions, tags, validate
 from hub.enums import AccountKind, EntryKind, ProgramKind
-from hub.errors import InvalidInput, InvalidState, RetryTransaction
+from hub.errors import FieldPath, InvalidInput, InvalidState, RetryTransaction
 from hub.ledger.core import Movement
 from hub.ledger.points import Points, expiry_of
 from hub.members import account_of
@@ -37,11 +37,11 @@ class PurchaseLine:
 
 
 def is_green(program: Program) -> bool:
-    return program.kind == ProgramKind.GREEN.value
+    return program.kind == ProgramKind.GREEN
 
 
 def checked_lines(
-    lines: Sequence[PurchaseLine] | None, amount: Decimal, field: list[str], max_amount: Decimal
+    lines: Sequence[PurchaseLine] | None, amount: Decimal, field: FieldPath, max_amount: Decimal
 ) -> list[promotions.Line]:
     """The purchase as lines for accrual: the lines given (each checked, summing to the
     amount exactly), or the whole amount as one untagged line."""
@@ -55,17 +55,17 @@ def checked_lines(
         raise InvalidInput(f"At most {MAX_LINES} lines per purchase.", field=field)
     found = []
     for index, line in enumerate(lines):
-        at = [*field, str(index)]
-        validate.text(line.sku, [*at, "sku"], max_length=120)
+        at = (*field, str(index))
+        validate.text(line.sku, (*at, "sku"), max_length=120)
         validate.decimal_in_range(
             line.amount,
-            [*at, "amount"],
+            (*at, "amount"),
             low=Decimal(0),
             high=max_amount,
             places=2,
             low_inclusive=False,
         )
-        found.append(promotions.Line(line.amount, tuple(tags.checked(line.tags, [*at, "tags"]))))
+        found.append(promotions.Line(line.amount, tuple(tags.checked(line.tags, (*at, "tags")))))
     total = sum((line.amount for line in found), Decimal(0))
     if total != amount:
         raise InvalidInput(
@@ -83,7 +83,7 @@ def request_lines(lines: Sequence[PurchaseLine] | None) -> list[dict[str, object
     ]
 
 
-def refuse_direct_accrual(program: Program, field: list[str]) -> None:
+def refuse_direct_accrual(program: Program, field: FieldPath) -> None:
     """GREEN points come only from green-tagged lines of a purchase in the primary program."""
     if is_green(program):
         raise InvalidInput(
@@ -107,7 +107,7 @@ async def accrue_green(
     lines: Sequence[promotions.Line],
     movement: Movement,
     occurred: dt.datetime,
-    field: list[str],
+    field: FieldPath,
 ) -> GreenAccrual | None:
     """Credit the merchant's GREEN program for the green-tagged lines, at its own rate,
     promotions and expiry; None when no line is green or the merchant runs no GREEN
@@ -152,7 +152,7 @@ async def accrue_green(
 
 
 async def _green_account(
-    session: AsyncSession, green: Program, primary: Program, member_id: str, field: list[str]
+    session: AsyncSession, green: Program, primary: Program, member_id: str, field: FieldPath
 ) -> Account:
     account = await account_of(session, member_id, green.code)
     if account is not None:
@@ -172,7 +172,7 @@ async def _green_account(
         )
     account = Account(
         program_code=green.code,
-        kind=AccountKind.MEMBER.value,
+        kind=AccountKind.MEMBER,
         member_id=member_id,
         external_ref=own.external_ref,
     )
@@ -189,7 +189,7 @@ def may_pay(program: Program, reward: Reward) -> bool:
     return not is_green(program) or tags.is_green(reward.tags)
 
 
-def require_payable(program: Program, reward: Reward, field: list[str]) -> None:
+def require_payable(program: Program, reward: Reward, field: FieldPath) -> None:
     if not may_pay(program, reward):
         raise InvalidInput(
             f"{program.code} is a GREEN program: its points pay only for rewards tagged "
@@ -198,7 +198,7 @@ def require_payable(program: Program, reward: Reward, field: list[str]) -> None:
         )
 
 
-def refuse_conversion(source: Program, target: Program, field: list[str]) -> None:
+def refuse_conversion(source: Program, target: Program, field: FieldPath) -> None:
     """GREEN points are neither bought nor sold: converting them into another program
     would spend them beyond green rewards, converting into them would earn them without
     a green purchase."""
@@ -207,5 +207,5 @@ def refuse_conversion(source: Program, target: Program, field: list[str]) -> Non
             raise InvalidInput(
                 f"{program.code} is a GREEN program: its points are earned on green purchases "
                 "and spent on green rewards only, never converted.",
-                field=[*field, side],
+                field=(*field, side),
             )

@@ -54,12 +54,12 @@ async def once(
     effect: Callable[[], Awaitable[Result]],
 ) -> Result:
     """Run `effect` once per (scope, key); later calls with the same input get its result."""
-    key = validate.text(key, ["input", "idempotencyKey"], max_length=200)
+    key = validate.text(key, ("idempotency_key",), max_length=200)
     if HUB_CALL_KEY.match(key):
         raise InvalidInput(
             f"idempotencyKey {key!r} has the form of the hub's own call keys "
             "('<hub id>:<step>'); choose another.",
-            field=["input", "idempotencyKey"],
+            field=("idempotency_key",),
         )
     digest = request_hash(operation, request)
     # Claim the key in one statement. A concurrent duplicate's INSERT waits for the first
@@ -88,7 +88,7 @@ async def once(
             raise IdempotencyConflict(
                 f"idempotencyKey {key!r} was used for a different request; use a new key "
                 "for a new request.",
-                field=["input", "idempotencyKey"],
+                field=("idempotency_key",),
             )
         stored: Result = json.loads(found.result)
         return stored

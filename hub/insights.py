@@ -34,7 +34,7 @@ MAX_DAYS = 731  # two years: bounds the work of one request and the days it retu
 TOP_REWARDS = 10
 RISING_MEMBERS = 20
 RISING_WINDOW_DAYS = 90
-_LEDGER_KINDS = (AccountKind.ISSUED.value, AccountKind.REDEEMED.value, AccountKind.EXPIRED.value)
+_LEDGER_KINDS = (AccountKind.ISSUED, AccountKind.REDEEMED, AccountKind.EXPIRED)
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,12 @@ class Period:
     @classmethod
     def checked(cls, first: dt.date, last: dt.date, tz: dt.tzinfo) -> Period:
         if first > last:
-            raise InvalidInput(f"from ({first}) is after to ({last}).", field=["from"])
+            raise InvalidInput(f"from ({first}) is after to ({last}).", field=("from",))
         if (last - first).days + 1 > MAX_DAYS:
             raise InvalidInput(
                 f"A period spans at most {MAX_DAYS} days; {first} to {last} spans "
                 f"{(last - first).days + 1}.",
-                field=["to"],
+                field=("to",),
             )
         return cls(first, last, tz)
 
@@ -114,8 +114,8 @@ async def scope_of(session: AsyncSession, merchant_id: str) -> Scope | None:
     kinds = {code: kind for code, kind, _, _ in rows}
     return Scope(
         merchant_id=merchant_id,
-        standard=tuple(c for c, k in kinds.items() if k != ProgramKind.GREEN.value),
-        green=tuple(c for c, k in kinds.items() if k == ProgramKind.GREEN.value),
+        standard=tuple(c for c, k in kinds.items() if k != ProgramKind.GREEN),
+        green=tuple(c for c, k in kinds.items() if k == ProgramKind.GREEN),
         ledger={account: (code, kind) for code, _, account, kind in rows if account is not None},
     )
 
@@ -186,12 +186,12 @@ async def ledger_figures(session: AsyncSession, scope: Scope, period: Period) ->
         program, kind = scope.ledger[account]
         figures = found.setdefault(day, {})
         if program in scope.green:
-            name = "green_issued" if kind == AccountKind.ISSUED.value else None
+            name = "green_issued" if kind == AccountKind.ISSUED else None
         else:
             name = kind.lower()
         if name is not None:
             # The issued account gives points away: its postings are negative.
-            points = -int(total) if kind == AccountKind.ISSUED.value else int(total)
+            points = -int(total) if kind == AccountKind.ISSUED else int(total)
             figures[name] = figures.get(name, 0) + points
     return LedgerFigures(
         days=[
@@ -219,7 +219,7 @@ async def active_members(session: AsyncSession, scope: Scope, period: Period) ->
             Entry.business_date >= period.first,
             Entry.business_date <= period.last,
             Entry.member_id.is_not(None),
-            Entry.kind != EntryKind.EXPIRY.value,
+            Entry.kind != EntryKind.EXPIRY,
         )
         .group_by(Entry.member_id)
     )
@@ -295,7 +295,7 @@ async def top_rewards(
         .join(Redemption, Redemption.reward_id == Reward.id)
         .where(
             Redemption.merchant_id == scope.merchant_id,
-            Redemption.status == RedemptionStatus.CONFIRMED.value,
+            Redemption.status == RedemptionStatus.CONFIRMED,
             Redemption.created_at >= period.starts_at,
             Redemption.created_at < period.ends_at,
         )

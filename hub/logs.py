@@ -87,7 +87,7 @@ class Redacting(logging.Filter):
         return True
 
 
-class _Stderr(logging.StreamHandler):
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]  # generic only in typeshed
     """Writes to whatever sys.stderr is at the time (pytest's capsys replaces it)."""
 
     def __init__(self) -> None:

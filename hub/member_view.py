@@ -65,7 +65,7 @@ class MemberView:
 
 _HELD = (
     select(func.coalesce(func.sum(Hold.points), 0))
-    .where(Hold.account_id == Account.id, Hold.status == HoldStatus.PENDING.value)
+    .where(Hold.account_id == Account.id, Hold.status == HoldStatus.PENDING)
     .correlate(Account)
     .scalar_subquery()
 )

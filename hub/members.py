@@ -15,7 +15,7 @@ from hub import consent, validate
 from hub.auth import Principal
 from hub.db import Database, rows_by, utcnow
 from hub.enums import AccountKind, Role
-from hub.errors import AlreadyExists, InvalidInput, NotFound
+from hub.errors import AlreadyExists, FieldPath, InvalidInput, NotFound
 from hub.ids import new_id
 from hub.member_view import AccountView
 from hub.merchants import get_program
@@ -47,36 +47,34 @@ EARLIEST_BIRTH = dt.date(1900, 1, 1)
 
 async def _check(session: AsyncSession, principal: Principal, data: Enrollment) -> _Checked:
     """Every check of an enrollment that needs no partner, consent first for a link."""
-    program = await get_program(session, data.program, ["input", "program"])
-    require_merchant(principal, program.merchant_id, ["input", "program"])
+    program = await get_program(session, data.program, ("program",))
+    require_merchant(principal, program.merchant_id, ("program",))
     if data.member_id:
-        consent.require_link_consent(principal, data.member_id, ["input", "memberId"])
-    ref = validate.text(data.external_ref, ["input", "externalRef"], max_length=80)
-    name = validate.text(data.display_name, ["input", "displayName"], max_length=200)
+        consent.require_link_consent(principal, data.member_id, ("member_id",))
+    ref = validate.text(data.external_ref, ("external_ref",), max_length=80)
+    name = validate.text(data.display_name, ("display_name",), max_length=200)
     phone = None
     if data.phone is not None and data.phone.strip():
-        phone = validate.phone(data.phone, ["input", "phone"])
+        phone = validate.phone(data.phone, ("phone",))
     if data.birth_date is not None and not EARLIEST_BIRTH <= data.birth_date <= utcnow().date():
-        raise InvalidInput(
-            "birthDate must be a past date after 1900.", field=["input", "birthDate"]
-        )
+        raise InvalidInput("birthDate must be a past date after 1900.", field=("birth_date",))
     taken = await session.scalar(
         select(Account.id).where(Account.program_code == program.code, Account.external_ref == ref)
     )
     if taken is not None:
         raise AlreadyExists(
             f"Membership number {ref!r} is already enrolled in {program.code}.",
-            field=["input", "externalRef"],
+            field=("external_ref",),
         )
     member = None
     if data.member_id:
         member = await session.get(Member, data.member_id)
         if member is None:
-            raise NotFound(f"No member has id {data.member_id!r}.", field=["input", "memberId"])
+            raise NotFound(f"No member has id {data.member_id!r}.", field=("member_id",))
         if await account_of(session, member.id, program.code) is not None:
             raise AlreadyExists(
                 f"Member {member.id} is already enrolled in {program.code}.",
-                field=["input", "memberId"],
+                field=("member_id",),
             )
     return _Checked(program, ref, name, phone, member)
 
@@ -101,7 +99,7 @@ async def enroll(session: AsyncSession, principal: Principal, data: Enrollment) 
     session.add(
         Account(
             program_code=checked.program.code,
-            kind=AccountKind.MEMBER.value,
+            kind=AccountKind.MEMBER,
             member_id=member.id,
             external_ref=checked.ref,
         )
@@ -118,9 +116,7 @@ async def enroll_confirmed(
     async with db.read() as session:
         checked = await _check(session, principal, data)
     if not factory.is_local(checked.program):
-        await consent.confirm_membership(
-            factory, checked.program, checked.ref, checked.name, ["input"]
-        )
+        await consent.confirm_membership(factory, checked.program, checked.ref, checked.name, ())
     return await db.transaction(lambda s: enroll(s, principal, data))
 
 
@@ -247,7 +243,7 @@ async def visible_member(
 
 
 async def require_visible(
-    session: AsyncSession, principal: Principal, member_id: str, field: list[str]
+    session: AsyncSession, principal: Principal, member_id: str, field: FieldPath
 ) -> Member:
     """The member, or NotFound when it does not exist or is not this caller's to see."""
     member = await visible_member(session, principal, member_id)
@@ -263,7 +259,7 @@ async def member_posting(session: AsyncSession, entry_id: int) -> tuple[Entry, P
             select(Entry, Posting)
             .join(Posting, Posting.entry_id == Entry.id)
             .join(Account, Account.id == Posting.account_id)
-            .where(Entry.id == entry_id, Account.kind == AccountKind.MEMBER.value)
+            .where(Entry.id == entry_id, Account.kind == AccountKind.MEMBER)
         )
     ).first()
     if row is None:

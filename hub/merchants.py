@@ -14,13 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub import partner_urls, validate
 from hub.db import KEPT
 from hub.enums import AccountKind, ConnectorKind, MerchantCategory, ProgramKind
-from hub.errors import AlreadyExists, InvalidInput, NotFound
+from hub.errors import AlreadyExists, FieldPath, InvalidInput, NotFound
 from hub.models import Account, Merchant, Program
 
 SLUG = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
 PROGRAM_CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,19}$")
 SYSTEM_ACCOUNTS = [k for k in AccountKind if k != AccountKind.MEMBER]
-_FIELD = "input"
 
 
 @dataclass(frozen=True)
@@ -40,34 +39,33 @@ class NewMerchant:
 
 
 def _checked(data: NewMerchant, allow_private_partners: bool) -> NewMerchant:
-    f = _FIELD
     if not SLUG.fullmatch(data.id):
         raise InvalidInput(
             "id must be a slug: 2-40 characters, lower-case letters, digits and '-', "
             "starting with a letter (e.g. 'skyair').",
-            field=[f, "id"],
+            field=("id",),
         )
     if not PROGRAM_CODE.fullmatch(data.program_code):
         raise InvalidInput(
             "programCode must be 2-20 characters, upper-case letters, digits and '_', "
             "starting with a letter (e.g. 'SKYMILES').",
-            field=[f, "programCode"],
+            field=("program_code",),
         )
     _check_terms(data.point_value, data.accrual_rate, data.expiry_months)
     validate.decimal_in_range(
         data.compensation_percent,
-        [f, "compensationPercent"],
+        ("compensation_percent",),
         low=Decimal(0),
         high=Decimal(100),
         places=4,
     )
     return NewMerchant(
         id=data.id,
-        name=validate.text(data.name, [f, "name"], max_length=200),
+        name=validate.text(data.name, ("name",), max_length=200),
         category=data.category,
         program_code=data.program_code,
-        program_name=validate.text(data.program_name, [f, "programName"], max_length=200),
-        unit_name=validate.text(data.unit_name, [f, "unitName"], max_length=40),
+        program_name=validate.text(data.program_name, ("program_name",), max_length=200),
+        unit_name=validate.text(data.unit_name, ("unit_name",), max_length=40),
         connector=data.connector,
         connector_config=_checked_config(
             data.connector, data.connector_config, allow_private_partners
@@ -81,27 +79,26 @@ def _checked(data: NewMerchant, allow_private_partners: bool) -> NewMerchant:
 
 def _check_terms(point_value: Decimal, accrual_rate: Decimal, expiry_months: int | None) -> None:
     """A program's money and time terms: what a point is worth, earns, and how long it lasts."""
-    f = _FIELD
     validate.decimal_in_range(
         point_value,
-        [f, "pointValue"],
+        ("point_value",),
         low=Decimal(0),
         high=Decimal(1_000_000),
         places=6,
         low_inclusive=False,
     )
     validate.decimal_in_range(
-        accrual_rate, [f, "accrualRate"], low=Decimal(0), high=Decimal(100_000), places=6
+        accrual_rate, ("accrual_rate",), low=Decimal(0), high=Decimal(100_000), places=6
     )
     if expiry_months is not None and not 1 <= expiry_months <= 240:
         raise InvalidInput(
             "expiryMonths must be between 1 and 240, or null for points that never expire.",
-            field=[f, "expiryMonths"],
+            field=("expiry_months",),
         )
 
 
 def _checked_config(kind: ConnectorKind, raw: str | None, allow_private: bool) -> str | None:
-    field = [_FIELD, "connectorConfig"]
+    field = ("connector_config",)
     if raw is None or not raw.strip():
         if kind != ConnectorKind.HOSTED:
             raise InvalidInput(
@@ -137,30 +134,30 @@ async def register_merchant(
     """Create a merchant, its program and the program's system accounts."""
     data = _checked(data, allow_private_partners)
     if await session.get(Merchant, data.id) is not None:
-        raise AlreadyExists(f"A merchant with id {data.id!r} exists.", field=[_FIELD, "id"])
+        raise AlreadyExists(f"A merchant with id {data.id!r} exists.", field=("id",))
     if await session.get(Program, data.program_code) is not None:
         raise AlreadyExists(
-            f"A program with code {data.program_code!r} exists.", field=[_FIELD, "programCode"]
+            f"A program with code {data.program_code!r} exists.", field=("program_code",)
         )
     if data.category == MerchantCategory.PLATFORM and await platform_program(session) is not None:
         raise AlreadyExists(
             "The platform merchant is already registered; there is one platform program.",
-            field=[_FIELD, "category"],
+            field=("category",),
         )
     merchant = Merchant(
         id=data.id,
         name=data.name,
-        category=data.category.value,
+        category=data.category,
         status="ACTIVE",
         compensation_percent=data.compensation_percent,
     )
     program = Program(
         code=data.program_code,
         merchant_id=data.id,
-        kind=ProgramKind.STANDARD.value,
+        kind=ProgramKind.STANDARD,
         name=data.program_name,
         unit_name=data.unit_name,
-        connector=data.connector.value,
+        connector=data.connector,
         connector_config=data.connector_config,
         point_value=data.point_value,
         accrual_rate=data.accrual_rate,
@@ -170,7 +167,7 @@ async def register_merchant(
     await session.flush()
     session.add(program)
     await session.flush()
-    session.add_all(Account(program_code=program.code, kind=kind.value) for kind in SYSTEM_ACCOUNTS)
+    session.add_all(Account(program_code=program.code, kind=kind) for kind in SYSTEM_ACCOUNTS)
     await session.flush()
     from hub.caches import PROGRAMS, bump  # every process reads the programs again
 
@@ -193,39 +190,36 @@ class NewProgram:
 async def register_program(session: AsyncSession, data: NewProgram) -> Program:
     """A merchant's second program (a GREEN one), hosted in the hub's ledger, with its
     system accounts. A merchant runs one program of each kind."""
-    f = _FIELD
     merchant = await session.get(Merchant, data.merchant_id)
     if merchant is None:
-        raise NotFound(f"No merchant has id {data.merchant_id!r}.", field=[f, "merchantId"])
+        raise NotFound(f"No merchant has id {data.merchant_id!r}.", field=("merchant_id",))
     if not PROGRAM_CODE.fullmatch(data.code):
         raise InvalidInput(
             "code must be 2-20 characters, upper-case letters, digits and '_', starting "
             "with a letter (e.g. 'HUB_GREEN').",
-            field=[f, "code"],
+            field=("code",),
         )
     _check_terms(data.point_value, data.accrual_rate, data.expiry_months)
-    name = validate.text(data.name, [f, "name"], max_length=200)
-    unit = validate.text(data.unit_name, [f, "unitName"], max_length=40)
+    name = validate.text(data.name, ("name",), max_length=200)
+    unit = validate.text(data.unit_name, ("unit_name",), max_length=40)
     if await session.get(Program, data.code) is not None:
-        raise AlreadyExists(f"A program with code {data.code!r} exists.", field=[f, "code"])
+        raise AlreadyExists(f"A program with code {data.code!r} exists.", field=("code",))
     same_kind = await session.scalar(
-        select(Program.code).where(
-            Program.merchant_id == merchant.id, Program.kind == data.kind.value
-        )
+        select(Program.code).where(Program.merchant_id == merchant.id, Program.kind == data.kind)
     )
     if same_kind is not None:
         raise AlreadyExists(
             f"{merchant.id} already runs the {data.kind} program {same_kind}; a merchant runs "
             "one program of each kind.",
-            field=[f, "kind"],
+            field=("kind",),
         )
     program = Program(
         code=data.code,
         merchant_id=merchant.id,
-        kind=data.kind.value,
+        kind=data.kind,
         name=name,
         unit_name=unit,
-        connector=ConnectorKind.HOSTED.value,
+        connector=ConnectorKind.HOSTED,
         connector_config=None,
         point_value=data.point_value,
         accrual_rate=data.accrual_rate,
@@ -233,7 +227,7 @@ async def register_program(session: AsyncSession, data: NewProgram) -> Program:
     )
     session.add(program)
     await session.flush()
-    session.add_all(Account(program_code=program.code, kind=kind.value) for kind in SYSTEM_ACCOUNTS)
+    session.add_all(Account(program_code=program.code, kind=kind) for kind in SYSTEM_ACCOUNTS)
     await session.flush()
     from hub.caches import PROGRAMS, bump  # every process reads the programs again
 
@@ -262,9 +256,7 @@ async def programs_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[
 async def programs_by_merchant(session: AsyncSession, ids: Sequence[str]) -> dict[str, Program]:
     """Each merchant's primary (STANDARD) program."""
     rows = await session.scalars(
-        select(Program).where(
-            Program.merchant_id.in_(ids), Program.kind == ProgramKind.STANDARD.value
-        )
+        select(Program).where(Program.merchant_id.in_(ids), Program.kind == ProgramKind.STANDARD)
     )
     return {p.merchant_id: p for p in rows}
 
@@ -280,7 +272,7 @@ async def all_programs_by_merchant(
     for program in rows:
         found.setdefault(program.merchant_id, []).append(program)
     for programs in found.values():
-        programs.sort(key=lambda p: p.kind != ProgramKind.STANDARD.value)
+        programs.sort(key=lambda p: p.kind != ProgramKind.STANDARD)
     return found
 
 
@@ -293,13 +285,13 @@ async def program_of_kind(
     session: AsyncSession, merchant_id: str, kind: ProgramKind
 ) -> Program | None:
     return await session.scalar(
-        select(Program).where(Program.merchant_id == merchant_id, Program.kind == kind.value)
+        select(Program).where(Program.merchant_id == merchant_id, Program.kind == kind)
     )
 
 
 def is_connected(program: Program) -> bool:
     """Whether the program's balances live in a partner's system (not the hub's ledger)."""
-    return program.connector != ConnectorKind.HOSTED.value
+    return program.connector != ConnectorKind.HOSTED
 
 
 async def program_of(session: AsyncSession, code: str) -> Program | None:
@@ -310,7 +302,7 @@ async def program_of(session: AsyncSession, code: str) -> Program | None:
     return found if found is not None else await session.get(Program, code)
 
 
-async def get_program(session: AsyncSession, code: str, field: list[str]) -> Program:
+async def get_program(session: AsyncSession, code: str, field: FieldPath) -> Program:
     program = await program_of(session, code)
     if program is None:
         raise NotFound(f"No program has code {code!r}.", field=field)
@@ -323,8 +315,8 @@ async def platform_program(session: AsyncSession) -> Program | None:
         select(Program)
         .join(Merchant, Merchant.id == Program.merchant_id)
         .where(
-            Merchant.category == MerchantCategory.PLATFORM.value,
-            Program.kind == ProgramKind.STANDARD.value,
+            Merchant.category == MerchantCategory.PLATFORM,
+            Program.kind == ProgramKind.STANDARD,
         )
     )
 

@@ -24,13 +24,13 @@ from sqlalchemy.orm import aliased
 from hub.enums import ObligationKind
 from hub.models import Obligation, SettlementBatch, SettlementCarried
 
-FEE = ObligationKind.FEE.value
+FEE = ObligationKind.FEE
 OBLIGATIONS = Obligation.__table__
-REFUND = ObligationKind.REFUND.value
+REFUND = ObligationKind.REFUND
 # What a merchant is charged a fee on: the business it received. A refund takes its
 # redemption back out of the refunding merchant's base; compensation is a cost of a
 # cancellation, an adjustment corrects money already charged, and a fee is no business.
-FEE_BASE = (ObligationKind.CONVERSION.value, ObligationKind.REDEMPTION.value)
+FEE_BASE = (ObligationKind.CONVERSION, ObligationKind.REDEMPTION)
 
 
 def claim_key(dialect: str) -> Any:

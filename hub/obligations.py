@@ -38,7 +38,7 @@ async def record(
     if debtor == creditor:
         return None
     obligation = Obligation(
-        kind=kind.value,
+        kind=kind,
         debtor_id=debtor,
         creditor_id=creditor,
         program_code=program_code,

@@ -34,7 +34,7 @@ class Events:
                 merchant_id=merchant_id,
                 event_id=event.event_id,
                 type=event.type,
-                payload=event.to_json(),
+                payload=event.stored(),
             )
             session.add(row)
             try:
@@ -85,7 +85,7 @@ class Events:
                 )
             )
         for row in rows:
-            event = Event.from_json(row.event_id, row.type, row.payload)
+            event = Event.from_stored(row.event_id, row.type, row.payload)
             if row.type in self.handlers:
                 await self.handle(row.id, row.merchant_id, event)
         return len(rows)

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from hub.auth import Principal
 from hub.enums import Role
-from hub.errors import Forbidden, NotAllowed
+from hub.errors import FieldPath, Forbidden, NotAllowed
 
 ADMIN, MERCHANT, FINANCE, STOREFRONT = Role.ADMIN, Role.MERCHANT, Role.FINANCE, Role.STOREFRONT
 
@@ -123,7 +123,7 @@ def require(principal: Principal, action: Action) -> None:
     raise NotAllowed(f"{action} is for {roles}; this key's role is {principal.role}.")
 
 
-def require_merchant(principal: Principal, merchant_id: str, field: list[str]) -> None:
+def require_merchant(principal: Principal, merchant_id: str, field: FieldPath) -> None:
     """A MERCHANT key acts only for its own merchant; ADMIN for any."""
     if principal.role == ADMIN:
         return
@@ -132,7 +132,7 @@ def require_merchant(principal: Principal, merchant_id: str, field: list[str]) -
     raise Forbidden(f"This key cannot act for merchant {merchant_id!r}.", field=field)
 
 
-def require_member(principal: Principal, member_id: str, field: list[str]) -> None:
+def require_member(principal: Principal, member_id: str, field: FieldPath) -> None:
     """A storefront acts only for the member of its session token; ADMIN for any."""
     if principal.role == ADMIN:
         return

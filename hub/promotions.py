@@ -72,12 +72,11 @@ async def set_promotion(
     session: AsyncSession, principal: Principal, data: NewPromotion
 ) -> Promotion:
     """Add a promotion to the caller's own program (ADMIN: any program)."""
-    f = "input"
-    program = await get_program(session, data.program, [f, "program"])
-    require_merchant(principal, program.merchant_id, [f, "program"])
+    program = await get_program(session, data.program, ("program",))
+    require_merchant(principal, program.merchant_id, ("program",))
     validate.decimal_in_range(
         data.accrual_multiplier,
-        [f, "accrualMultiplier"],
+        ("accrual_multiplier",),
         low=Decimal(0),
         high=MAX_ACCRUAL_MULTIPLIER,
         places=4,
@@ -85,36 +84,36 @@ async def set_promotion(
     )
     validate.decimal_in_range(
         data.redemption_discount_percent,
-        [f, "redemptionDiscountPercent"],
+        ("redemption_discount_percent",),
         low=Decimal(0),
         high=Decimal(99),
         places=4,
     )
-    starts = validate.moment(data.starts_at, [f, "startsAt"])
-    ends = validate.moment(data.ends_at, [f, "endsAt"])
+    starts = validate.moment(data.starts_at, ("starts_at",))
+    ends = validate.moment(data.ends_at, ("ends_at",))
     if ends <= starts:
-        raise InvalidInput("endsAt must be after startsAt.", field=[f, "endsAt"])
+        raise InvalidInput("endsAt must be after startsAt.", field=("ends_at",))
     if data.accrual_multiplier == 1 and data.redemption_discount_percent == 0:
         raise InvalidInput(
             "The promotion changes nothing: give an accrualMultiplier other than 1 or a "
             "redemptionDiscountPercent above 0.",
-            field=[f, "accrualMultiplier"],
+            field=("accrual_multiplier",),
         )
     tiers = await _checked_tiers(session, program.code, data.tiers)
     if data.min_age is not None:
-        validate.points_in_range(data.min_age, [f, "minAge"], low=1, high=MAX_AGE)
-    line_tags = tags_.checked(data.tags, [f, "tags"])
+        validate.points_in_range(data.min_age, ("min_age",), low=1, high=MAX_AGE)
+    line_tags = tags_.checked(data.tags, ("tags",))
     if line_tags and data.redemption_discount_percent != 0:
         raise InvalidInput(
             "A promotion for tagged purchase lines changes accrual only; give "
             "redemptionDiscountPercent in a promotion of its own.",
-            field=[f, "tags"],
+            field=("tags",),
         )
     if not data.is_targeted:
         await _check_stacking(session, program.code, data.accrual_multiplier, starts, ends)
     promotion = Promotion(
         program_code=program.code,
-        label=validate.text(data.label, [f, "label"], max_length=200),
+        label=validate.text(data.label, ("label",), max_length=200),
         accrual_multiplier=data.accrual_multiplier,
         redemption_discount_percent=data.redemption_discount_percent,
         starts_at=starts,
@@ -148,7 +147,7 @@ async def _checked_tiers(session: AsyncSession, program_code: str, given: list[s
         raise InvalidInput(
             f"{program_code} has no tier {', '.join(unknown)}"
             + (f" (its tiers: {', '.join(sorted(known))})." if known else "; set its tiers first."),
-            field=["input", "tiers"],
+            field=("tiers",),
         )
     return sorted(set(given))
 
@@ -188,7 +187,7 @@ async def _check_stacking(
                 "With the promotions already running then, accrual would be "
                 f"x{stacked.normalize():f}; stacked multipliers may reach "
                 f"x{MAX_ACCRUAL_MULTIPLIER} at most.",
-                field=["input", "accrualMultiplier"],
+                field=("accrual_multiplier",),
             )
 
 

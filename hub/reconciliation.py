@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -73,19 +73,19 @@ def _conversion(
     c: Conversion, codes: set[str], ref: dict[tuple[str, str], str]
 ) -> Iterator[Belief]:
     # The keys are the conversion saga's (hub.exchange.saga): "<id>:<step>".
-    pending = c.status == ConversionStatus.PENDING.value
+    pending = c.status == ConversionStatus.PENDING
     if c.from_code in codes:
         account = ref.get((c.member_id, c.from_code), "")
-        debited = c.status in (ConversionStatus.COMPLETED.value, ConversionStatus.REVERSED.value)
+        debited = c.status in (ConversionStatus.COMPLETED, ConversionStatus.REVERSED)
         debited = debited or (pending and c.step in ("CREDIT", "REVERSE"))
         if debited or (pending and c.step == "DEBIT"):
             yield Belief(f"{c.id}:debit", account, -c.points_debited, c.business_date, debited)
-        reversed_ = c.status == ConversionStatus.REVERSED.value
+        reversed_ = c.status == ConversionStatus.REVERSED
         if reversed_ or (pending and c.step == "REVERSE"):
             yield Belief(f"{c.id}:reverse", account, c.points_debited, c.business_date, reversed_)
     if c.to_code in codes:
         account = ref.get((c.member_id, c.to_code), "")
-        credited = c.status == ConversionStatus.COMPLETED.value
+        credited = c.status == ConversionStatus.COMPLETED
         if credited or (pending and c.step == "CREDIT"):
             yield Belief(f"{c.id}:credit", account, c.points_credited, c.business_date, credited)
 
@@ -96,19 +96,19 @@ def _redemption(
     # The keys are the redemption saga's (hub.mall.saga.key). A partner has no holds:
     # the hold is a debit there, a release or a refund reverses it.
     account = ref.get((r.member_id, r.paid_with), "")
-    pending = r.status == RedemptionStatus.PENDING.value
+    pending = r.status == RedemptionStatus.PENDING
     created = settings.business_date(r.created_at)
     last = settings.business_date(r.updated_at)
     held = r.hold_ref is not None
     if held or (pending and r.step == "HOLD"):
         yield Belief(f"{r.id}:hold", account, -r.points, created, held)
-    released = held and r.status == RedemptionStatus.FAILED.value
+    released = held and r.status == RedemptionStatus.FAILED
     if released or (held and pending and r.step == "RELEASE"):
         yield Belief(f"{r.id}:release", account, r.points, last, released)
     cancelled = settings.business_date(r.cancelled_at) if r.cancelled_at else last
     if r.refunded_points or r.cancel_step == "REFUND":
         yield Belief(f"{r.id}:refund", account, r.points, cancelled, bool(r.refunded_points))
-    done = r.status == RedemptionStatus.CANCELLED.value
+    done = r.status == RedemptionStatus.CANCELLED
     if r.compensation_points and (done or r.cancel_step == "COMPENSATE"):
         yield Belief(f"{r.id}:compensate", account, r.compensation_points, cancelled, done)
 
@@ -232,10 +232,8 @@ async def reconcile(
 # ---------------------------------------------------------------- stored reports
 
 
-def _breaks_json(breaks: list[Break]) -> str:
-    return json.dumps(
-        [[b.reference, b.external_ref, b.hub_points, b.partner_points] for b in breaks]
-    )
+def _breaks_json(breaks: list[Break]) -> list[list[Any]]:
+    return [[b.reference, b.external_ref, b.hub_points, b.partner_points] for b in breaks]
 
 
 def _report(row: ReportRow) -> Report:
@@ -244,7 +242,7 @@ def _report(row: ReportRow) -> Report:
         business_date=row.business_date,
         status=ReconciliationStatus(row.status),
         matched=row.matched,
-        breaks=[Break(*item) for item in json.loads(row.breaks)],
+        breaks=[Break(*item) for item in row.breaks],
         generated_at=row.generated_at,
     )
 
@@ -259,7 +257,7 @@ async def store(db: Database, report: Report) -> None:
         if row is None:
             row = ReportRow(merchant_id=report.merchant_id, business_date=report.business_date)
             session.add(row)
-        row.status = report.status.value
+        row.status = report.status
         row.matched = report.matched
         row.breaks = _breaks_json(report.breaks)
         row.generated_at = report.generated_at

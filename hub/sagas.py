@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -34,7 +33,7 @@ from connectors.base import BookingResult, CallResult, Connector, ConnectorFacto
 from hub.config import Settings
 from hub.db import Database, insert_or_skip, utcnow
 from hub.enums import ErrorCode
-from hub.errors import DomainError
+from hub.errors import DomainError, Failure
 from hub.models.partners import PartnerOutcome
 
 log = structlog.get_logger(__name__)
@@ -89,17 +88,17 @@ def retry_later(row: SagaRow, now: dt.datetime) -> None:
 
 
 def record_failure(row: SagaRow, code: ErrorCode, message: str, field: str) -> None:
-    row.failure = json.dumps({"code": code.value, "message": message, "field": field})
+    """Keep why a saga failed, with the field of its request it concerns (a domain name;
+    older rows hold the contract's spelling, `memberId`, which reads the same)."""
+    row.failure = Failure(code=code.value, message=message, field=field)
 
 
 def failure_of(row: SagaRow) -> DomainError | None:
     """The error a failed (or reversed) saga reports to its caller, as a userError."""
     if row.failure is None:
         return None
-    data = json.loads(row.failure)
-    return DomainError(
-        data["message"], code=ErrorCode(data["code"]), field=["input", data["field"]]
-    )
+    data = row.failure
+    return DomainError(data["message"], code=ErrorCode(data["code"]), field=(data["field"],))
 
 
 async def run_local(

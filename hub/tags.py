@@ -7,14 +7,14 @@ import json
 import re
 from collections.abc import Iterable
 
-from hub.errors import InvalidInput
+from hub.errors import FieldPath, InvalidInput
 
 GREEN = "green"
 TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 MAX_TAGS = 10
 
 
-def checked(values: Iterable[str] | None, field: list[str]) -> list[str]:
+def checked(values: Iterable[str] | None, field: FieldPath) -> list[str]:
     """The tags given, trimmed, in lower case, each once, sorted; refused when malformed."""
     found: set[str] = set()
     for value in values or []:

@@ -8,7 +8,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from hub.errors import InvalidInput
+from hub.errors import FieldPath, InvalidInput, spelled
 
 MAX_POINTS = 10**12  # far beyond any real balance; stops absurd input before arithmetic
 # GraphQL's Int is 32 bits: no balance may pass it, or it can no longer be read.
@@ -17,19 +17,19 @@ MAX_BALANCE = 2**31 - 1
 MAX_POINTS_PER_MOVEMENT = 100_000_000
 
 
-def name_of(field: list[str]) -> str:
+def name_of(field: FieldPath) -> str:
     """How a message names a field: its own name, or for an item of a list (a path that
     ends in an index) the list's name and the index, "benefits[1]"; a bare "1" says
     nothing."""
-    last = field[-1]
+    last = spelled(field[-1])
     if last.isdigit() and len(field) > 1:
-        return f"{field[-2]}[{last}]"
+        return f"{spelled(field[-2])}[{last}]"
     return last
 
 
 def decimal_in_range(
     value: Decimal,
-    field: list[str],
+    field: FieldPath,
     *,
     low: Decimal,
     high: Decimal,
@@ -64,7 +64,7 @@ def plain_decimal(text: str) -> Decimal:
     return Decimal(text) if _PLAIN_DECIMAL.fullmatch(text) else NOT_A_NUMBER
 
 
-def points_in_range(value: int, field: list[str], *, low: int = 1, high: int = MAX_POINTS) -> int:
+def points_in_range(value: int, field: FieldPath, *, low: int = 1, high: int = MAX_POINTS) -> int:
     if value < low or value > high:
         raise InvalidInput(f"{name_of(field)} must be between {low} and {high:,}.", field=field)
     return value
@@ -82,7 +82,7 @@ _BIDI_CONTROLS = frozenset(
 _PHONE = re.compile(r"\+?[0-9][0-9 ()-]{2,30}")
 
 
-def phone(value: str, field: list[str]) -> str:
+def phone(value: str, field: FieldPath) -> str:
     """A phone number as people write one: digits, spaces, "-", "(", ")", a leading "+"."""
     value = text(value, field, max_length=32)
     if not _PHONE.fullmatch(value) or sum(c.isdigit() for c in value) < 3:
@@ -98,7 +98,7 @@ def invisible(char: str) -> bool:
     return unicodedata.category(char) in INVISIBLE
 
 
-def text(value: str, field: list[str], *, max_length: int, required: bool = True) -> str:
+def text(value: str, field: FieldPath, *, max_length: int, required: bool = True) -> str:
     """Text a person reads (a reference, key, label, name, code, reason), without the
     invisible characters around it; it must show at least one character.
 
@@ -135,7 +135,7 @@ EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
-def moment(value: dt.datetime, field: list[str]) -> dt.datetime:
+def moment(value: dt.datetime, field: FieldPath) -> dt.datetime:
     """An aware datetime between 2000 and 2200 (anything else is a typo or an attack)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(f"{name_of(field)} needs a UTC offset, e.g. +08:00.", field=field)
@@ -171,7 +171,7 @@ class PurchaseWindow:
     def at(self, now: dt.datetime) -> PurchaseWindow:
         return replace(self, now=now)
 
-    def check(self, value: dt.datetime, field: list[str]) -> dt.datetime:
+    def check(self, value: dt.datetime, field: FieldPath) -> dt.datetime:
         """The moment in UTC, or InvalidInput naming the field."""
         occurred = moment(value, field)
         if occurred < self.earliest:
@@ -185,7 +185,7 @@ class PurchaseWindow:
         return occurred
 
 
-def day(value: dt.date, field: list[str]) -> dt.date:
+def day(value: dt.date, field: FieldPath) -> dt.date:
     if not EARLIEST.date() <= value < LATEST.date():
         raise InvalidInput(f"{name_of(field)} must be between 2000 and 2200.", field=field)
     return value

@@ -75,18 +75,18 @@ def _checks() -> list[tuple[str, str, Any]]:
     held_postings = (
         select(Account.program_code, func.sum(Posting.amount).label("total"))
         .join(Posting, Posting.account_id == Account.id)
-        .where(Account.kind == AccountKind.HELD.value)
+        .where(Account.kind == AccountKind.HELD)
         .group_by(Account.program_code)
         .subquery()
     )
     pending = (
         select(Account.program_code, func.sum(Hold.points).label("total"))
         .join(Account, Account.id == Hold.account_id)
-        .where(Hold.status == HoldStatus.PENDING.value)
+        .where(Hold.status == HoldStatus.PENDING)
         .group_by(Account.program_code)
         .subquery()
     )
-    member = Account.kind == AccountKind.MEMBER.value
+    member = Account.kind == AccountKind.MEMBER
     return [
         (
             "entry balanced",
@@ -145,7 +145,7 @@ def _checks() -> list[tuple[str, str, Any]]:
             .outerjoin(lots, lots.c.account_id == Account.id)
             .where(
                 member,
-                Program.connector == ConnectorKind.HOSTED.value,
+                Program.connector == ConnectorKind.HOSTED,
                 Account.balance != func.coalesce(lots.c.total, 0),
             ),
         ),
@@ -198,35 +198,30 @@ def _obligation_checks() -> list[tuple[str, str, Any]]:
     )
     conversion_owed = func.coalesce(
         select(func.sum(owed.c.n))
-        .where(owed.c.reference == Conversion.id, owed.c.kind == ObligationKind.CONVERSION.value)
+        .where(owed.c.reference == Conversion.id, owed.c.kind == ObligationKind.CONVERSION)
         .scalar_subquery(),
         0,
     )
-    completed = Conversion.status == ConversionStatus.COMPLETED.value
+    completed = Conversion.status == ConversionStatus.COMPLETED
     payer = select(Program.merchant_id).where(Program.code == Redemption.paid_with)
     cross = Redemption.merchant_id != payer.scalar_subquery()
 
     def count_of(kind: ObligationKind) -> Any:
         return func.coalesce(
             select(func.sum(owed.c.n))
-            .where(owed.c.reference == Redemption.id, owed.c.kind == kind.value)
+            .where(owed.c.reference == Redemption.id, owed.c.kind == kind)
             .scalar_subquery(),
             0,
         )
 
     expected_redemption = case(
         (
-            cross
-            & Redemption.status.in_(
-                [RedemptionStatus.CONFIRMED.value, RedemptionStatus.CANCELLED.value]
-            ),
+            cross & Redemption.status.in_([RedemptionStatus.CONFIRMED, RedemptionStatus.CANCELLED]),
             1,
         ),
         else_=0,
     )
-    expected_refund = case(
-        (cross & (Redemption.status == RedemptionStatus.CANCELLED.value), 1), else_=0
-    )
+    expected_refund = case((cross & (Redemption.status == RedemptionStatus.CANCELLED), 1), else_=0)
     batch_net = (
         select(NetPosition.batch_id, func.sum(NetPosition.net).label("total"))
         .group_by(NetPosition.batch_id)
@@ -262,7 +257,7 @@ def _obligation_checks() -> list[tuple[str, str, Any]]:
             .outerjoin(SettlementBatch, SettlementBatch.id == Obligation.batch_id)
             .where(
                 Obligation.batch_id.is_not(None),
-                func.coalesce(SettlementBatch.status, "missing") != BatchStatus.CLOSED.value,
+                func.coalesce(SettlementBatch.status, "missing") != BatchStatus.CLOSED,
             ),
         ),
         (
@@ -306,7 +301,7 @@ def _adjustment_checks(dialect: str) -> list[tuple[str, str, Any]]:
             .outerjoin(SettlementBatch, SettlementBatch.id == batch_of(dialect))
             .where(
                 Obligation.id.is_(None)
-                | (Obligation.kind != ObligationKind.ADJUSTMENT.value)
+                | (Obligation.kind != ObligationKind.ADJUSTMENT)
                 | (signed != StatementAdjustment.amount)
                 | ~parties_ok
                 | (Obligation.business_date <= Statement.business_date)
@@ -319,7 +314,7 @@ def _adjustment_checks(dialect: str) -> list[tuple[str, str, Any]]:
             select(Obligation.id, Obligation.amount)
             .outerjoin(StatementAdjustment, StatementAdjustment.obligation_id == Obligation.id)
             .where(
-                Obligation.kind == ObligationKind.ADJUSTMENT.value,
+                Obligation.kind == ObligationKind.ADJUSTMENT,
                 StatementAdjustment.id.is_(None),
             ),
         ),
@@ -333,7 +328,7 @@ def _saga_checks() -> list[tuple[str, str, Any]]:
         select(Program.code)
         .where(
             Program.code == Redemption.paid_with,
-            Program.connector == ConnectorKind.HOSTED.value,
+            Program.connector == ConnectorKind.HOSTED,
         )
         .exists()
     )
@@ -344,15 +339,15 @@ def _saga_checks() -> list[tuple[str, str, Any]]:
             .where(
                 Entry.program_code == Redemption.paid_with,
                 Entry.idempotency_key == Redemption.id + f":{step}",
-                Entry.kind == kind.value,
+                Entry.kind == kind,
             )
             .exists()
         )
 
-    cancelled = Redemption.status == RedemptionStatus.CANCELLED.value
+    cancelled = Redemption.status == RedemptionStatus.CANCELLED
     settled_as = case(
-        (Redemption.status == RedemptionStatus.FAILED.value, HoldStatus.RELEASED.value),
-        else_=HoldStatus.CAPTURED.value,
+        (Redemption.status == RedemptionStatus.FAILED, HoldStatus.RELEASED),
+        else_=HoldStatus.CAPTURED,
     )
     return [
         (
@@ -377,7 +372,7 @@ def _saga_checks() -> list[tuple[str, str, Any]]:
             "redemption {0} is {1}; its hold {2} is {3}, not {4}",
             select(Redemption.id, Redemption.status, Hold.id, Hold.status, settled_as)
             .join(Hold, Hold.id == Redemption.hold_ref)
-            .where(Redemption.status != RedemptionStatus.PENDING.value, Hold.status != settled_as),
+            .where(Redemption.status != RedemptionStatus.PENDING, Hold.status != settled_as),
         ),
     ]
 
@@ -390,7 +385,7 @@ def _partner_checks() -> list[tuple[str, str, Any]]:
     the saga driver); a saga that moved past such a step on anything else (an unreachable
     partner taken for a refusal, a lost answer taken for a success) shows here.
     """
-    connected = select(Program.code).where(Program.connector != ConnectorKind.HOSTED.value)
+    connected = select(Program.code).where(Program.connector != ConnectorKind.HOSTED)
 
     def owed(saga: str, row: Any, status: Any, program: Any, steps: list[str], *when: Any) -> Any:
         confirmed = (
@@ -404,17 +399,17 @@ def _partner_checks() -> list[tuple[str, str, Any]]:
 
     c, r = Conversion, Redemption
     debited = or_(
-        c.status.in_([ConversionStatus.COMPLETED.value, ConversionStatus.REVERSED.value]),
+        c.status.in_([ConversionStatus.COMPLETED, ConversionStatus.REVERSED]),
         c.step.in_([ConversionStep.CREDIT.value, ConversionStep.REVERSE.value]),
     )
     taken = or_(
-        r.status.in_([RedemptionStatus.CONFIRMED.value, RedemptionStatus.CANCELLED.value]),
+        r.status.in_([RedemptionStatus.CONFIRMED, RedemptionStatus.CANCELLED]),
         r.step.in_([RedemptionStep.BOOK.value, RedemptionStep.CAPTURE.value]),
-        and_(r.status == RedemptionStatus.FAILED.value, r.hold_ref.is_not(None)),
+        and_(r.status == RedemptionStatus.FAILED, r.hold_ref.is_not(None)),
     )
-    cancelled = r.status == RedemptionStatus.CANCELLED.value
-    completed = c.status == ConversionStatus.COMPLETED.value
-    reversed_ = c.status == ConversionStatus.REVERSED.value
+    cancelled = r.status == RedemptionStatus.CANCELLED
+    completed = c.status == ConversionStatus.COMPLETED
+    reversed_ = c.status == ConversionStatus.REVERSED
     owed_steps = union_all(
         owed("conversion", c, c.status, c.from_code, ["DEBIT"], debited),
         owed("conversion", c, c.status, c.to_code, ["CREDIT"], completed),
@@ -426,7 +421,7 @@ def _partner_checks() -> list[tuple[str, str, Any]]:
             r.status,
             r.paid_with,
             ["RELEASE"],
-            r.status == RedemptionStatus.FAILED.value,
+            r.status == RedemptionStatus.FAILED,
             r.hold_ref.is_not(None),
         ),
         owed("redemption", r, r.status, r.paid_with, ["REFUND"], cancelled),

@@ -53,14 +53,14 @@ Rows = Callable[[AsyncSession, int], Awaitable[list[tuple[Any, ...]]]]
 Check = tuple[str, str, Any]  # a name, a template for each row, a query or a Rows function
 
 CONVERSION, REDEMPTION, REFUND, COMPENSATION = (
-    ObligationKind.CONVERSION.value,
-    ObligationKind.REDEMPTION.value,
-    ObligationKind.REFUND.value,
-    ObligationKind.COMPENSATION.value,
+    ObligationKind.CONVERSION,
+    ObligationKind.REDEMPTION,
+    ObligationKind.REFUND,
+    ObligationKind.COMPENSATION,
 )
 
 # A merchant's rewards are priced in its primary program (a GREEN one beside it prices none).
-STANDARD = ProgramKind.STANDARD.value
+STANDARD = ProgramKind.STANDARD
 
 
 def worth(dialect: str, points: Any, point_value: Any) -> Any:
@@ -219,7 +219,7 @@ def _obligation_checks(dialect: str) -> list[Check]:
                 Obligation.kind == COMPENSATION,
                 or_(
                     Redemption.id.is_(None),
-                    Redemption.status != RedemptionStatus.CANCELLED.value,
+                    Redemption.status != RedemptionStatus.CANCELLED,
                     Redemption.cancel_reason == CancellationReason.MEMBER_REQUEST.value,
                     Obligation.points != Redemption.compensation_points,
                     Obligation.program_code != Redemption.paid_with,
@@ -237,9 +237,7 @@ def _batch_checks(dialect: str) -> list[Check]:
     batch = batch_of(dialect)
     settled = batch.is_not(None)
     platform = (
-        select(Merchant.id)
-        .where(Merchant.category == MerchantCategory.PLATFORM.value)
-        .scalar_subquery()
+        select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM).scalar_subquery()
     )
     base = fee_base(settled, batch)
     expected = (
@@ -345,10 +343,10 @@ def _batch_checks(dialect: str) -> list[Check]:
 # issued are owed (never positive), points redeemed, expired or held are there (never
 # negative). The exchange account swings both ways.
 SIGNS = {
-    AccountKind.ISSUED.value: -1,
-    AccountKind.REDEEMED.value: 1,
-    AccountKind.EXPIRED.value: 1,
-    AccountKind.HELD.value: 1,
+    AccountKind.ISSUED: -1,
+    AccountKind.REDEEMED: 1,
+    AccountKind.EXPIRED: 1,
+    AccountKind.HELD: 1,
 }
 
 
@@ -382,11 +380,7 @@ def _limit_checks() -> list[Check]:
             ConversionLeg.points_in,
         )
         .join(Conversion, Conversion.id == ConversionLeg.conversion_id)
-        .where(
-            Conversion.status.in_(
-                [ConversionStatus.PENDING.value, ConversionStatus.COMPLETED.value]
-            )
-        ),
+        .where(Conversion.status.in_([ConversionStatus.PENDING, ConversionStatus.COMPLETED])),
         select(
             RedemptionLeg.member_id,
             RedemptionLeg.from_code,
@@ -396,11 +390,7 @@ def _limit_checks() -> list[Check]:
             RedemptionLeg.points_in,
         )
         .join(Redemption, Redemption.id == RedemptionLeg.redemption_id)
-        .where(
-            Redemption.status.in_(
-                [RedemptionStatus.PENDING.value, RedemptionStatus.CONFIRMED.value]
-            )
-        ),
+        .where(Redemption.status.in_([RedemptionStatus.PENDING, RedemptionStatus.CONFIRMED])),
     ).subquery()
     limit = ExchangeRate.daily_limit_per_member
     used = func.sum(legs.c.points_in)

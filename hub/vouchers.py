@@ -29,6 +29,7 @@ from hub.db import utcnow
 from hub.enums import RedemptionStatus, RewardKind, Role
 from hub.errors import (
     BelowMinimum,
+    FieldPath,
     Forbidden,
     IdempotencyConflict,
     InvalidInput,
@@ -55,7 +56,7 @@ class Terms:
     valid_days: int
 
 
-def checked_terms(kind: RewardKind, terms: Terms | None, field: list[str]) -> Terms | None:
+def checked_terms(kind: RewardKind, terms: Terms | None, field: FieldPath) -> Terms | None:
     """A VOUCHER's terms, which it must have (they are what its code is worth; without
     them a confirmed redemption would get no code): money with 2 places, a minimum spend of
     at least the face value unless 0 (a 50-off voucher on a 30 bill would pay out money),
@@ -75,23 +76,23 @@ def checked_terms(kind: RewardKind, terms: Terms | None, field: list[str]) -> Te
         )
     validate.decimal_in_range(
         terms.face_value,
-        [*field, "faceValue"],
+        (*field, "face_value"),
         low=Decimal(0),
         high=MAX_MONEY,
         places=2,
         low_inclusive=False,
     )
     validate.decimal_in_range(
-        terms.min_spend, [*field, "minSpend"], low=Decimal(0), high=MAX_MONEY, places=2
+        terms.min_spend, (*field, "min_spend"), low=Decimal(0), high=MAX_MONEY, places=2
     )
     if 0 < terms.min_spend < terms.face_value:
         raise InvalidInput(
             f"minSpend ({money(terms.min_spend)}) is below faceValue "
             f"({money(terms.face_value)}): give 0 "
             "(no minimum) or at least the face value.",
-            field=[*field, "minSpend"],
+            field=(*field, "min_spend"),
         )
-    validate.points_in_range(terms.valid_days, [*field, "validDays"], low=1, high=MAX_VALID_DAYS)
+    validate.points_in_range(terms.valid_days, (*field, "valid_days"), low=1, high=MAX_VALID_DAYS)
     return terms
 
 
@@ -111,7 +112,7 @@ def set_terms(reward: Reward, terms: Terms | None) -> None:
     reward.voucher_valid_days = terms.valid_days if terms else None
 
 
-def check_quantity(reward: Reward, quantity: int, field: list[str]) -> None:
+def check_quantity(reward: Reward, quantity: int, field: FieldPath) -> None:
     """One voucher per redemption: each code is one voucher."""
     if reward.voucher_face_value is not None and quantity != 1:
         raise InvalidInput(
@@ -165,7 +166,7 @@ async def issue(session: AsyncSession, r: Redemption, at: dt.datetime) -> Vouche
 
 
 def _not_found(code: str) -> NotFound:
-    return NotFound(f"No voucher has the code {code!r}; check it with the member.", field=["code"])
+    return NotFound(f"No voucher has the code {code!r}; check it with the member.", field=("code",))
 
 
 async def use(
@@ -177,11 +178,11 @@ async def use(
 ) -> Voucher:
     """Use a voucher at its merchant's till for one order, once; a retry for the same order
     returns the first use, any other order is refused."""
-    stored = canonical(validate.text(code, ["code"], max_length=60))
-    order_ref = validate.text(order_ref, ["orderRef"], max_length=120)
+    stored = canonical(validate.text(code, ("code",), max_length=60))
+    order_ref = validate.text(order_ref, ("order_ref",), max_length=120)
     validate.decimal_in_range(
         order_amount,
-        ["orderAmount"],
+        ("order_amount",),
         low=Decimal(0),
         high=MAX_MONEY,
         places=2,
@@ -194,7 +195,7 @@ async def use(
         merchant = await session.get(Merchant, found.merchant_id)
         name = merchant.name if merchant else found.merchant_id
         raise Forbidden(
-            f"This voucher is {name}'s: it is used at {name}'s tills only.", field=["code"]
+            f"This voucher is {name}'s: it is used at {name}'s tills only.", field=("code",)
         )
     # The redemption first, as cancelRedemption locks it: a use and a cancellation wait
     # for each other and the second sees what the first did.
@@ -216,31 +217,31 @@ async def use(
             raise InvalidState(
                 f"This voucher was used on {voucher.used_at.isoformat(timespec='minutes')} "
                 f"for order {voucher.order_ref!r}; a voucher is used once.",
-                field=["code"],
+                field=("code",),
             )
         if voucher.order_amount != order_amount:
             raise IdempotencyConflict(
                 f"This voucher was used for order {order_ref!r} of "
                 f"{money(voucher.order_amount or Decimal(0))}, not {money(order_amount)}.",
-                field=["orderAmount"],
+                field=("order_amount",),
             )
         return voucher
-    if redemption.status != RedemptionStatus.CONFIRMED.value or redemption.cancel_step:
+    if redemption.status != RedemptionStatus.CONFIRMED or redemption.cancel_step:
         raise InvalidState(
             "This voucher's redemption is cancelled or being cancelled: it can no longer be used.",
-            field=["code"],
+            field=("code",),
         )
     now = utcnow()
     if now >= voucher.valid_until:
         raise InvalidState(
             f"This voucher expired at {voucher.valid_until.isoformat(timespec='minutes')}.",
-            field=["code"],
+            field=("code",),
         )
     if order_amount < voucher.min_spend:
         raise BelowMinimum(
             f"This voucher needs an order of at least {money(voucher.min_spend)}; this one "
             f"is {money(order_amount)}.",
-            field=["orderAmount"],
+            field=("order_amount",),
         )
     voucher.used_at = now
     voucher.order_ref = order_ref
@@ -263,7 +264,7 @@ async def visible(session: AsyncSession, principal: Principal, code: str) -> Vou
     return None
 
 
-async def require_cancellable(session: AsyncSession, r: Redemption, field: list[str]) -> None:
+async def require_cancellable(session: AsyncSession, r: Redemption, field: FieldPath) -> None:
     """A used voucher's redemption is final: its value was spent at the till."""
     voucher = await session.scalar(select(Voucher).where(Voucher.redemption_id == r.id))
     if voucher is not None and voucher.used_at is not None:

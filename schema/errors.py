@@ -8,7 +8,7 @@ from typing import TypeVar
 import strawberry
 from graphql import GraphQLError
 
-from hub.errors import DomainError
+from hub.errors import DomainError, FieldPath, spelled
 from schema.enums import ErrorCode
 
 T = TypeVar("T")
@@ -34,16 +34,35 @@ class UserError:
     code: ErrorCode  # type: ignore[valid-type]
 
 
-def user_errors(error: DomainError) -> list[UserError]:
-    return [UserError(field=error.field, message=error.message, code=error.code)]
+INPUT: FieldPath = ("input",)
+"""Where a mutation taking one `input` argument has its fields."""
+ARGUMENTS: FieldPath = ()
+"""Where a mutation taking its fields as arguments (`setTiers(program:, tiers:)`) has them."""
 
 
-async def attempt(work: Awaitable[T]) -> tuple[T | None, list[UserError]]:
-    """Await a domain call; a DomainError becomes userErrors, anything else propagates."""
+def graphql_path(field: FieldPath | None, under: FieldPath = INPUT) -> list[str] | None:
+    """The domain's path (`("adjustments", "2", "counter_party")`) as the client sent it
+    (`["input", "adjustments", "2", "counterParty"]`): the one place the two meet."""
+    if field is None:
+        return None
+    return [*under, *(spelled(part) for part in field)] or None
+
+
+def user_errors(error: DomainError, under: FieldPath = INPUT) -> list[UserError]:
+    return [
+        UserError(field=graphql_path(error.field, under), message=error.message, code=error.code)
+    ]
+
+
+async def attempt(
+    work: Awaitable[T], *, under: FieldPath = INPUT
+) -> tuple[T | None, list[UserError]]:
+    """Await a domain call; a DomainError becomes userErrors (its path put `under` the
+    mutation's input or arguments), anything else propagates."""
     try:
         return await work, []
     except DomainError as error:
-        return None, user_errors(error)
+        return None, user_errors(error, under)
 
 
 def forbidden(message: str) -> GraphQLError:

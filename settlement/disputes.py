@@ -50,7 +50,7 @@ class AdjustmentRequest:
 async def adjustment_date(session: AsyncSession, settings: Settings) -> dt.date:
     """The first business date from today on that no batch has settled yet."""
     today = settings.business_date(utcnow())
-    latest = await session.scalar(select(func.max(SettlementBatch.business_date)))
+    latest: dt.date | None = await session.scalar(select(func.max(SettlementBatch.business_date)))
     if latest is not None and latest >= today:
         return latest + dt.timedelta(days=1)
     return today
@@ -64,27 +64,27 @@ def _checked(
     if resolution == DisputeResolution.REJECTED and adjustments:
         raise InvalidInput(
             "A rejected dispute keeps the amounts: send adjustments only with ACCEPTED.",
-            field=["input", "adjustments"],
+            field=("adjustments",),
         )
     if len(adjustments) > MAX_ADJUSTMENTS:
         raise InvalidInput(
-            f"At most {MAX_ADJUSTMENTS} adjustments per dispute.", field=["input", "adjustments"]
+            f"At most {MAX_ADJUSTMENTS} adjustments per dispute.", field=("adjustments",)
         )
     checked = []
     for index, item in enumerate(adjustments):
-        at = ["input", "adjustments", str(index)]
+        at = ("adjustments", str(index))
         if item.counterparty_id not in counterparties:
             raise InvalidInput(
                 f"{item.counterparty_id!r} is not a counterparty of this statement; "
                 "adjust only amounts the statement shows.",
-                field=[*at, "counterparty"],
+                field=(*at, "counterparty"),
             )
         amount = validate.decimal_in_range(
-            item.amount, [*at, "amount"], low=-MAX_ADJUSTMENT, high=MAX_ADJUSTMENT, places=2
+            item.amount, (*at, "amount"), low=-MAX_ADJUSTMENT, high=MAX_ADJUSTMENT, places=2
         )
         if amount == 0:
-            raise InvalidInput("An adjustment of 0.00 changes nothing.", field=[*at, "amount"])
-        reason = validate.text(item.reason, [*at, "reason"], max_length=2000)
+            raise InvalidInput("An adjustment of 0.00 changes nothing.", field=(*at, "amount"))
+        reason = validate.text(item.reason, (*at, "reason"), max_length=2000)
         checked.append(AdjustmentRequest(item.counterparty_id, amount, reason))
     return checked
 
@@ -99,17 +99,17 @@ async def resolve(
     adjustments: Sequence[AdjustmentRequest],
 ) -> Statement:
     """FINANCE answers a dispute; the statement returns to APPROVED with the resolution."""
-    note = validate.text(note, ["input", "note"], max_length=2000)
+    note = validate.text(note, ("note",), max_length=2000)
     statement = await visible_statement(session, principal, statement_id)
     if statement is None:
         raise NotFound(
             f"No statement {statement_id!r} is visible to this key.",
-            field=["input", "statementId"],
+            field=("statement_id",),
         )
     if statement.status != StatementStatus.DISPUTED:
         raise InvalidState(
             f"The statement is {statement.status}; only a DISPUTED statement can be resolved.",
-            field=["input", "statementId"],
+            field=("statement_id",),
         )
     counterparties = set(
         await session.scalars(
@@ -122,9 +122,9 @@ async def resolve(
     # Claim the transition first: of two finance staff resolving at once, one wins.
     changed = await session.execute(
         update(Statement)
-        .where(Statement.id == statement.id, Statement.status == StatementStatus.DISPUTED.value)
+        .where(Statement.id == statement.id, Statement.status == StatementStatus.DISPUTED)
         .values(
-            status=StatementStatus.APPROVED.value,
+            status=StatementStatus.APPROVED,
             approved_at=utcnow(),
             resolution=f"{resolution.value}: {note}",
         )
@@ -133,7 +133,7 @@ async def resolve(
     if changed.rowcount != 1:  # type: ignore[attr-defined]
         raise InvalidState(
             "The statement was resolved by someone else a moment ago.",
-            field=["input", "statementId"],
+            field=("statement_id",),
         )
     if checked:
         await _write_adjustments(session, settings, statement, checked)
@@ -164,7 +164,7 @@ async def _write_adjustments(
     for item in adjustments:
         receives = item.amount > 0
         obligation = Obligation(
-            kind=ObligationKind.ADJUSTMENT.value,
+            kind=ObligationKind.ADJUSTMENT,
             debtor_id=item.counterparty_id if receives else statement.merchant_id,
             creditor_id=statement.merchant_id if receives else item.counterparty_id,
             program_code=program,

@@ -82,7 +82,7 @@ from hub.obligation_rules import (
 )
 
 Progress = Callable[[str, int, int], object]
-FEE = ObligationKind.FEE.value
+FEE = ObligationKind.FEE
 
 
 class InvariantBroken(AssertionError):
@@ -116,7 +116,7 @@ async def settle(
     totals = await _claim(session, dialect, batch, high)
     report("claiming obligations", 1, 1)
     platform = await session.scalar(
-        select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM.value)
+        select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM)
     )
     if settings.platform_fee_bps and platform is not None:
         await _charge_fees(session, dialect, batch, totals, platform, settings.platform_fee_bps)
@@ -146,7 +146,7 @@ async def _open_batch(
     batch = SettlementBatch(
         id=new_id("stb"),
         business_date=business_date,
-        status=BatchStatus.OPEN.value,
+        status=BatchStatus.OPEN,
         currency=settings.settlement_currency,
         fee_bps=settings.platform_fee_bps,
         run_by=actor,
@@ -281,7 +281,7 @@ async def _statements(session: AsyncSession, batch: SettlementBatch, pairs: Any)
                 NetPosition.batch_id,
                 NetPosition.merchant_id,
                 literal(batch.business_date),
-                literal(StatementStatus.DRAFT.value),
+                literal(StatementStatus.DRAFT),
                 NetPosition.receivable,
                 NetPosition.payable,
                 NetPosition.fees,
@@ -331,7 +331,7 @@ async def _close(session: AsyncSession, batch: SettlementBatch, totals: Table) -
     await session.execute(delete(totals))
     batch.obligation_count = int(count)
     batch.gross_amount = Decimal(gross)
-    batch.status = BatchStatus.CLOSED.value
+    batch.status = BatchStatus.CLOSED
     batch.closed_at = utcnow()
     await session.flush()
     await check(session, batch.id)
@@ -571,7 +571,7 @@ async def check(session: AsyncSession, batch_id: str) -> None:
         select(NetPosition.merchant_id, NetPosition.net).where(NetPosition.batch_id == batch_id)
     )
     platform = await session.scalar(
-        select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM.value)
+        select(Merchant.id).where(Merchant.category == MerchantCategory.PLATFORM)
     )
     for merchant, net in nets:
         if merchant == platform:

@@ -75,17 +75,17 @@ async def run_asked(
 ) -> SettlementBatch:
     """runSettlement: a date that has begun where settlement keeps time, settled once (an
     existing batch is returned); InvalidState while another replica holds its lease."""
-    validate.day(business_date, ["businessDate"])
+    validate.day(business_date, ("business_date",))
     if business_date > utcnow().astimezone(settings.tz).date():
         raise InvalidInput(
             f"{business_date} has not begun in {settings.settlement_tz}.",
-            field=["businessDate"],
+            field=("business_date",),
         )
     result = await run_date(db, settings, business_date, actor=actor)
     if result is None:
         raise InvalidState(
             f"Settlement of {business_date} is running elsewhere; retry in a minute.",
-            field=["businessDate"],
+            field=("business_date",),
         )
     return result.batch
 
@@ -195,7 +195,7 @@ async def reconcile_partners(
                 "reconciliation not clean",
                 date=str(day),
                 merchant=report.merchant_id,
-                status=report.status.value,
+                status=report.status,
                 breaks=len(report.breaks),
             )
 

@@ -87,7 +87,7 @@ async def merchant_totals(
         session, SettlementBatch, SettlementBatch.id, list({b for b, _ in keys}), SettlementBatch.id
     )
     merchant_ids = list({m for _, m in keys})
-    not_fee = Obligation.kind != ObligationKind.FEE.value
+    not_fee = Obligation.kind != ObligationKind.FEE
     parts = [
         select(
             literal(batch.id).label("batch_id"),
@@ -128,19 +128,19 @@ async def _transition(
 ) -> Statement:
     statement = await visible_statement(session, principal, statement_id)
     if statement is None:
-        raise NotFound(f"No statement {statement_id!r} is visible to this key.", field=["id"])
+        raise NotFound(f"No statement {statement_id!r} is visible to this key.", field=("id",))
     allowed = ALLOWED[action]
     changed = await session.execute(
         update(Statement)
-        .where(Statement.id == statement_id, Statement.status.in_([s.value for s in allowed]))
-        .values(status=target.value, **values)
+        .where(Statement.id == statement_id, Statement.status.in_(allowed))
+        .values(status=target, **values)
         .execution_options(synchronize_session=False)
     )
     if changed.rowcount != 1:  # type: ignore[attr-defined]
         froms = " or ".join(sorted(s.value for s in allowed))
         raise InvalidState(
             f"The statement is {statement.status}; {action.lower()} needs it {froms}.",
-            field=["id"],
+            field=("id",),
         )
     session.add(
         StatementEvent(statement_id=statement_id, action=action, actor=principal.actor, note=note)
@@ -169,10 +169,10 @@ async def dispute(
     session: AsyncSession, principal: Principal, statement_id: str, reason: str
 ) -> Statement:
     """FINANCE or the statement's merchant disputes it, with a reason, before it is paid."""
-    reason = validate.text(reason, ["reason"], max_length=2000)
+    reason = validate.text(reason, ("reason",), max_length=2000)
     statement = await visible_statement(session, principal, statement_id)
     if statement is not None and principal.role == Role.ADMIN:
-        raise Forbidden("Disputes come from FINANCE or the statement's merchant.", field=["id"])
+        raise Forbidden("Disputes come from FINANCE or the statement's merchant.", field=("id",))
     return await _transition(
         session, principal, statement_id, "DISPUTE", DISPUTED, {"dispute_reason": reason}, reason
     )
@@ -182,7 +182,7 @@ async def mark_paid(
     session: AsyncSession, principal: Principal, statement_id: str, reference: str
 ) -> Statement:
     """FINANCE records the payment of an approved statement."""
-    reference = validate.text(reference, ["paymentReference"], max_length=120)
+    reference = validate.text(reference, ("payment_reference",), max_length=120)
     return await _transition(
         session,
         principal,
@@ -287,7 +287,7 @@ async def statements_page(
     if merchant_id:
         query = query.where(Statement.merchant_id == merchant_id)
     if status:
-        query = query.where(Statement.status == status.value)
+        query = query.where(Statement.status == status)
     if before:
         query = query.where(Statement.id < before)
     rows = list(await session.scalars(query.limit(first + 1)))

@@ -23,6 +23,7 @@ from hub.config import Settings
 from hub.migrate import upgrade
 from hub.models import Member, Merchant, Program
 from tests.helpers import ADMIN_KEY, Api, empty_database, running_app
+from tests.world import World
 
 _LOCAL_POSTGRES = "postgresql+asyncpg://root@127.0.0.1:5432/test"
 
@@ -201,3 +202,10 @@ async def api(settings: Settings) -> AsyncIterator[Api]:
     """The hub app over HTTP (httpx through its ASGI transport), lifespan run."""
     async with running_app(settings) as client:
         yield client
+
+
+@pytest.fixture
+def world(api: Api) -> World:
+    """An empty world over `api`: a test (or a fixture of the same name) registers the
+    programs, members, rates and keys it needs through it (tests/world.py)."""
+    return World(api)

@@ -16,23 +16,18 @@ from tests.helpers import (
     enroll,
     member_session,
     redeem,
-    register,
-    set_rate,
     upsert_reward,
 )
+from tests.world import World
 
 
 @pytest.fixture
-async def world(api: Api) -> dict[str, Any]:
-    await register(api, "haowu", "HUB", category="PLATFORM", accrualRate="1")
-    await register(api, "jade", "JADE", category="RESTAURANT", accrualRate="1")
-    await register(api, "clearview", "CLEAR", category="RETAIL", accrualRate="1")
-    await set_rate(api, "HUB", "JADE", "1")
-    jade = await create_key(api, "MERCHANT", "jade")
-    await upsert_reward(api, jade, ref="MEAL", kind="MEAL", title="Set meal", price=100)
-    member = await enroll(api, "HUB", "H-1", "Guo Mei")
-    await enroll(api, "JADE", "J-1", member_id=member)
-    await accrue(api, member, "HUB", "1000")
+async def world(world: World) -> dict[str, Any]:
+    await world.programs("HUB", "JADE", "CLEAR", accrualRate="1")
+    await world.rates(("HUB", "JADE", "1"))
+    jade = await world.key("MERCHANT", "jade")
+    await upsert_reward(world.api, jade, ref="MEAL", kind="MEAL", title="Set meal", price=100)
+    member = await world.member("Guo Mei", {"HUB": "H-1", "JADE": "J-1"}, points={"HUB": "1000"})
     return {"member": member, "jade": jade}
 
 

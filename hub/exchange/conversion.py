@@ -10,7 +10,6 @@ recorded after (see saga.py).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -32,8 +31,6 @@ from hub.merchants import get_program
 from hub.models import Conversion, ConversionLeg, ExchangeRate, Member, Quote
 from hub.permissions import require_member
 
-F = "input"
-
 
 @dataclass(frozen=True)
 class ConvertRequest:
@@ -52,7 +49,7 @@ async def _priced(
     if request.quote_id:
         quote = await session.get(Quote, request.quote_id)
         if quote is None or quote.member_id != request.member_id:
-            raise NotFound(f"No quote {request.quote_id!r} for this member.", field=[F, "quoteId"])
+            raise NotFound(f"No quote {request.quote_id!r} for this member.", field=("quote_id",))
         if (quote.from_code, quote.to_code, quote.points) != (
             request.from_code,
             request.to_code,
@@ -60,25 +57,25 @@ async def _priced(
         ):
             raise InvalidInput(
                 "The quote was for other programs or another amount; quote again.",
-                field=[F, "quoteId"],
+                field=("quote_id",),
             )
         if quote.expires_at <= now:
             raise QuoteExpired(
                 "The quote has expired; ask for a new quote.",
-                field=[F, "quoteId"],
+                field=("quote_id",),
             )
         used = await session.scalar(
             select(Conversion.id).where(
                 Conversion.quote_id == quote.id,
-                Conversion.status != ConversionStatus.FAILED.value,
+                Conversion.status != ConversionStatus.FAILED,
             )
         )
         if used is not None:  # a quote holds its rate for one conversion (review F6)
             raise QuoteExpired(
                 f"The quote was used by conversion {used}; ask for a new quote.",
-                field=[F, "quoteId"],
+                field=("quote_id",),
             )
-        ids = json.loads(quote.rate_ids)
+        ids = quote.rate_ids
         found = await rates_by_id(session, ids)
         rates: list[ExchangeRate] = [found[i] for i in ids]
     else:
@@ -95,21 +92,21 @@ async def check_request(
     points: int,
 ) -> None:
     """The checks a quote and a conversion share: who, which programs, how many points."""
-    require_member(principal, member_id, [F, "memberId"])
+    require_member(principal, member_id, ("member_id",))
     if await session.get(Member, member_id) is None:
-        raise NotFound(f"No member has id {member_id!r}.", field=[F, "memberId"])
-    source = await get_program(session, from_code, [F, "from"])
-    target = await get_program(session, to_code, [F, "to"])
-    consent.require_debit(principal, source, [F, "from"])
-    green.refuse_conversion(source, target, [F])
+        raise NotFound(f"No member has id {member_id!r}.", field=("member_id",))
+    source = await get_program(session, from_code, ("from",))
+    target = await get_program(session, to_code, ("to",))
+    consent.require_debit(principal, source, ("from",))
+    green.refuse_conversion(source, target, ())
     if source.code == target.code:
-        raise InvalidInput("from and to must be different programs.", field=[F, "to"])
-    validate.points_in_range(points, [F, "points"])
+        raise InvalidInput("from and to must be different programs.", field=("to",))
+    validate.points_in_range(points, ("points",))
     for program, field in ((source, "from"), (target, "to")):
         if await account_of(session, member_id, program.code) is None:
             raise NotFound(
                 f"The member is not enrolled in {program.code}; enroll them there first.",
-                field=[F, field],
+                field=(field,),
             )
 
 
@@ -147,8 +144,8 @@ async def start(
             to_code=request.to_code,
             points_debited=priced.points,
             points_credited=priced.receive,
-            route=json.dumps(priced.route),
-            status=ConversionStatus.PENDING.value,
+            route=priced.route,
+            status=ConversionStatus.PENDING,
             step=Step.DEBIT.value,
             quote_id=request.quote_id,
             actor=principal.actor,
@@ -214,6 +211,6 @@ async def convert(
         return await start(session, principal, settings, factory, request)
 
     conversion = await db.transaction(work)
-    if conversion.status != ConversionStatus.PENDING.value:
+    if conversion.status != ConversionStatus.PENDING:
         return conversion
     return await saga.advance(db, settings, factory, conversion.id)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.enums import ConversionStatus, RedemptionStatus
 from hub.errors import (
     BelowMinimum,
+    FieldPath,
     InvalidInput,
     LimitExceeded,
     NotAMultipleOfStep,
@@ -21,8 +22,6 @@ from hub.exchange.rates import rate_for
 from hub.merchants import platform_program
 from hub.models import Conversion, ConversionLeg, ExchangeRate, Redemption, RedemptionLeg
 from hub.validate import MAX_POINTS_PER_MOVEMENT
-
-F = "input"
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ async def find_route(
     raise RateNotConfigured(
         f"No exchange rate from {from_code} to {to_code}, directly or through the platform "
         "program.",
-        field=[F, "to"],
+        field=("to",),
     )
 
 
@@ -96,14 +95,14 @@ def price(rates: list[ExchangeRate], points: int) -> Priced:
             raise BelowMinimum(
                 f"The minimum for {rate.from_code} to {rate.to_code} is {rate.min_points:,} "
                 f"points{where}.",
-                field=[F, "points"],
+                field=("points",),
             )
         if index == 0 and amount % rate.step:
             raise NotAMultipleOfStep(
                 f"points must be a multiple of {rate.step:,} for {rate.from_code} to "
                 f"{rate.to_code}; {amount - amount % rate.step:,} or "
                 f"{amount - amount % rate.step + rate.step:,} would do.",
-                field=[F, "points"],
+                field=("points",),
             )
         out = leg_out(amount, rate)
         legs.append(RouteLeg(rate=rate, points_in=amount, points_out=out))
@@ -111,13 +110,13 @@ def price(rates: list[ExchangeRate], points: int) -> Priced:
     if amount < 1:
         raise BelowMinimum(
             "That many points convert to nothing; convert more.",
-            field=[F, "points"],
+            field=("points",),
         )
     if any(leg.points_out > MAX_POINTS_PER_MOVEMENT for leg in legs):
         raise InvalidInput(
             f"That many points would credit more than {MAX_POINTS_PER_MOVEMENT:,} in one "
             "conversion; convert less at a time.",
-            field=[F, "points"],
+            field=("points",),
         )
     return Priced(legs=legs)
 
@@ -161,9 +160,7 @@ async def daily_usage(
             ConversionLeg.from_code == rate.from_code,
             ConversionLeg.to_code == rate.to_code,
             ConversionLeg.business_date == business_date,
-            Conversion.status.in_(
-                [ConversionStatus.PENDING.value, ConversionStatus.COMPLETED.value]
-            ),
+            Conversion.status.in_([ConversionStatus.PENDING, ConversionStatus.COMPLETED]),
         )
         .scalar_subquery()
     )
@@ -175,9 +172,7 @@ async def daily_usage(
             RedemptionLeg.from_code == rate.from_code,
             RedemptionLeg.to_code == rate.to_code,
             RedemptionLeg.business_date == business_date,
-            Redemption.status.in_(
-                [RedemptionStatus.PENDING.value, RedemptionStatus.CONFIRMED.value]
-            ),
+            Redemption.status.in_([RedemptionStatus.PENDING, RedemptionStatus.CONFIRMED]),
         )
         .scalar_subquery()
     )
@@ -190,7 +185,7 @@ async def check_limits(
     member_id: str,
     priced: Priced,
     business_date: dt.date,
-    field: list[str] | None = None,
+    field: FieldPath | None = None,
 ) -> None:
     """LIMIT_EXCEEDED when a leg would take the member past its rate's daily limit."""
     for leg in priced.legs:
@@ -202,5 +197,5 @@ async def check_limits(
             raise LimitExceeded(
                 f"The daily limit for {leg.rate.from_code} to {leg.rate.to_code} is "
                 f"{limit:,} points per member; {max(limit - used, 0):,} are left today.",
-                field=field or [F, "points"],
+                field=field or ("points",),
             )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,8 +39,8 @@ async def create_quote(
         to_code=to_code,
         points=priced.points,
         receive=priced.receive,
-        rate_ids=json.dumps([leg.rate.id for leg in priced.legs]),
-        route=json.dumps(priced.route),
+        rate_ids=[leg.rate.id for leg in priced.legs],
+        route=priced.route,
         expires_at=(now + dt.timedelta(seconds=settings.quote_ttl_seconds)).replace(microsecond=0),
         actor=principal.actor,
         created_at=now,
@@ -68,6 +67,6 @@ async def visible_conversion(
                 select(Program.code).where(Program.merchant_id == principal.merchant_id)
             )
         )
-        route = json.loads(conversion.route)
+        route = conversion.route
         return conversion if own.intersection(route) else None
     return None

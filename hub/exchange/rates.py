@@ -18,8 +18,6 @@ from hub.ids import new_id
 from hub.merchants import get_program
 from hub.models import ExchangeRate
 
-F = "input"
-
 
 @dataclass(frozen=True)
 class NewRate:
@@ -36,44 +34,44 @@ class NewRate:
 
 async def set_rate(session: AsyncSession, principal: Principal, data: NewRate) -> ExchangeRate:
     """Add a version of a pair's rate (ADMIN)."""
-    source = await get_program(session, data.from_code, [F, "from"])
-    target = await get_program(session, data.to_code, [F, "to"])
+    source = await get_program(session, data.from_code, ("from",))
+    target = await get_program(session, data.to_code, ("to",))
     if source.code == target.code:
-        raise InvalidInput("from and to must be different programs.", field=[F, "to"])
+        raise InvalidInput("from and to must be different programs.", field=("to",))
     if green.is_green(target):
         # Rates out of a GREEN program price green rewards; none leads into one.
         raise InvalidInput(
             f"{target.code} is a GREEN program: its points are earned on green purchases only, "
             "so no rate leads into it.",
-            field=[F, "to"],
+            field=("to",),
         )
     validate.decimal_in_range(
         data.rate,
-        [F, "rate"],
+        ("rate",),
         low=Decimal(0),
         high=Decimal(1_000_000),
         places=6,
         low_inclusive=False,
     )
-    validate.points_in_range(data.step, [F, "step"], low=1, high=1_000_000)
-    validate.points_in_range(data.min_points, [F, "minPoints"], low=1, high=validate.MAX_POINTS)
+    validate.points_in_range(data.step, ("step",), low=1, high=1_000_000)
+    validate.points_in_range(data.min_points, ("min_points",), low=1, high=validate.MAX_POINTS)
     if data.min_points < data.step:
         raise InvalidInput(
             f"minPoints ({data.min_points}) must be at least step ({data.step}).",
-            field=[F, "minPoints"],
+            field=("min_points",),
         )
     validate.decimal_in_range(
-        data.bonus_percent, [F, "bonusPercent"], low=Decimal(0), high=Decimal(1000), places=4
+        data.bonus_percent, ("bonus_percent",), low=Decimal(0), high=Decimal(1000), places=4
     )
     if data.daily_limit_per_member is not None:
         validate.points_in_range(
-            data.daily_limit_per_member, [F, "dailyLimitPerMember"], low=data.min_points
+            data.daily_limit_per_member, ("daily_limit_per_member",), low=data.min_points
         )
     now = utcnow()
-    start = validate.moment(data.effective_from or now, [F, "effectiveFrom"])
-    end = validate.moment(data.effective_to, [F, "effectiveTo"]) if data.effective_to else None
+    start = validate.moment(data.effective_from or now, ("effective_from",))
+    end = validate.moment(data.effective_to, ("effective_to",)) if data.effective_to else None
     if end is not None and end <= start:
-        raise InvalidInput("effectiveTo must be after effectiveFrom.", field=[F, "effectiveTo"])
+        raise InvalidInput("effectiveTo must be after effectiveFrom.", field=("effective_to",))
     await _refuse_points_from_nothing(session, source.code, target.code, data, start)
     rate = ExchangeRate(
         id=new_id("rate"),
@@ -128,7 +126,7 @@ async def _refuse_points_from_nothing(
                 f"This rate would create points from nothing: {cycle} returns "
                 f"{gain * back:.4f} points per point. Give a rate of at most {highest} "
                 "(bonus included), or lower a rate on the way back first.",
-                field=[F, "rate"],
+                field=("rate",),
             )
 
 

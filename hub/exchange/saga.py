@@ -50,7 +50,7 @@ def _key(conversion: Conversion, step: Step) -> str:
 
 async def next_step(session: AsyncSession, conversion: Conversion) -> Next | None:
     """The program the next step acts on and its call; None when the conversion is done."""
-    if conversion.status != ConversionStatus.PENDING.value:
+    if conversion.status != ConversionStatus.PENDING:
         return None
     step = Step(conversion.step)
     if step == Step.CREDIT:
@@ -82,7 +82,7 @@ async def next_step(session: AsyncSession, conversion: Conversion) -> Next | Non
 
 
 def _fail(conversion: Conversion, status: ConversionStatus, result: Result, field: str) -> None:
-    conversion.status = status.value
+    conversion.status = status
     conversion.step = Step.DONE.value
     conversion.next_attempt_at = None
     record_failure(
@@ -96,7 +96,7 @@ def _fail(conversion: Conversion, status: ConversionStatus, result: Result, fiel
 async def _complete(session: AsyncSession, settings: Settings, conversion: Conversion) -> None:
     """Credited: the conversion is done; each leg becomes an obligation."""
     now = utcnow()
-    conversion.status = ConversionStatus.COMPLETED.value
+    conversion.status = ConversionStatus.COMPLETED
     conversion.step = Step.DONE.value
     conversion.next_attempt_at = None
     await announce.conversion(session, WebhookEvent.CONVERSION_COMPLETED, conversion)
@@ -167,7 +167,7 @@ async def apply_outcome(
         else:
             retry_later(conversion, now)
     elif result.outcome == Outcome.APPLIED:  # REVERSE
-        conversion.status = ConversionStatus.REVERSED.value
+        conversion.status = ConversionStatus.REVERSED
         conversion.step = Step.DONE.value
         conversion.next_attempt_at = None
         await announce.conversion(session, WebhookEvent.CONVERSION_FAILED, conversion)
@@ -180,7 +180,7 @@ def _ref(result: Result) -> str | None:
 
 
 def _unfinished() -> object:
-    return Conversion.status == ConversionStatus.PENDING.value
+    return Conversion.status == ConversionStatus.PENDING
 
 
 SAGA = sagas.Saga[Conversion](

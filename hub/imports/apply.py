@@ -65,7 +65,7 @@ EVENT_COLUMNS = (
 )
 
 
-RUNNING = ImportStatus.RUNNING.value
+RUNNING = ImportStatus.RUNNING
 
 
 class LeaseLost(Exception):
@@ -114,7 +114,7 @@ async def apply_chunk(
     staged = await read_lines(session, job_id, program.code, limit)
     if not staged:
         if complete:
-            await _close(session, job_id, holder, now, status=ImportStatus.COMPLETED.value)
+            await _close(session, job_id, holder, now, status=ImportStatus.COMPLETED)
             return Chunk(finished=True)
         await _close(session, job_id, holder, now, lease=settings.import_lease_seconds)
         return Chunk(waiting=True)

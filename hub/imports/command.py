@@ -100,9 +100,9 @@ async def import_accruals(
         f"import {job_id} {job.status}: {job.accepted:,} accepted, {job.rejected:,} rejected "
         f"of {job.total:,} lines; {job.points:,} points"
     )
-    if job.status == ImportStatus.RUNNING.value:  # another process holds it (or took it over)
+    if job.status == ImportStatus.RUNNING:  # another process holds it (or took it over)
         echo("still running in another process; follow it with importJob(id)")
         return 1
     if job.failure:
         echo(job.failure)
-    return 0 if job.status == ImportStatus.COMPLETED.value else 1
+    return 0 if job.status == ImportStatus.COMPLETED else 1

@@ -36,7 +36,7 @@ from hub.tiers.ladder import ladder
 from hub.validate import MAX_BALANCE, MAX_POINTS_PER_MOVEMENT
 from hub.webhooks import outbox
 
-ACCRUAL = EntryKind.ACCRUAL.value
+ACCRUAL = EntryKind.ACCRUAL
 NOT_FOUND, INVALID, REPEATED = (
     ErrorCode.NOT_FOUND.value,
     ErrorCode.INVALID_INPUT.value,

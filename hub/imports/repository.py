@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.enums import AccountKind, EntryKind
 from hub.models import Account, Entry, ImportRow
 
-ACCRUAL = EntryKind.ACCRUAL.value
+ACCRUAL = EntryKind.ACCRUAL
 
 Line = tuple[Any, ...]  # a staged line with what the database knows of it (see read_lines)
 
@@ -89,7 +89,7 @@ async def issued_account(session: AsyncSession, code: str) -> int:
     found = await session.scalar(
         select(Account.id).where(
             Account.program_code == code,
-            Account.kind == AccountKind.ISSUED.value,
+            Account.kind == AccountKind.ISSUED,
             Account.member_id.is_(None),
         )
     )

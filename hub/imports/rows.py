@@ -84,7 +84,7 @@ def check_values(
         member_id = _text(member, MEMBER, 40)
         external_ref = _text(ref, REF, 80)
         if member_id is None and external_ref is None:
-            raise InvalidInput("Name the member: memberId or externalRef.", field=[MEMBER])
+            raise InvalidInput("Name the member: memberId or externalRef.", field=(MEMBER,))
         order_ref = _text(order, ORDER, 120)
         if order_ref is None:
             raise InvalidInput("orderRef is missing: points are earned only for a real purchase.")
@@ -99,7 +99,7 @@ def _text(value: object, name: str, max_length: int) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise InvalidInput(f"{name} must be text.", field=[name])
+        raise InvalidInput(f"{name} must be text.", field=(name,))
     if value.isascii() and value.isprintable():
         # What validate.text does, for the common case: printable ASCII has no invisible
         # character but the space, and no control character.
@@ -107,8 +107,8 @@ def _text(value: object, name: str, max_length: int) -> str | None:
         if value and len(value) <= max_length:
             return value
     if "\ufffd" in value:
-        raise InvalidInput(f"{name} is not valid UTF-8.", field=[name])
-    return validate.text(value, [name], max_length=max_length)
+        raise InvalidInput(f"{name} is not valid UTF-8.", field=(name,))
+    return validate.text(value, (name,), max_length=max_length)
 
 
 def _cents(value: object) -> int:
@@ -120,7 +120,7 @@ def _cents(value: object) -> int:
         if cents == scaled and 0 < cents <= MAX_CENTS:
             return cents
     validate.decimal_in_range(  # raises, with the sentence
-        amount, [AMOUNT], low=Decimal(0), high=MAX_AMOUNT, places=2, low_inclusive=False
+        amount, (AMOUNT,), low=Decimal(0), high=MAX_AMOUNT, places=2, low_inclusive=False
     )
     raise AssertionError(f"amount {amount} passes the check but not the fast one")
 
@@ -135,8 +135,8 @@ def _decimal(value: object) -> Decimal:
     if isinstance(value, str) and value.strip():
         return validate.plain_decimal(value.strip())
     if value is None or value == "":
-        raise InvalidInput("amount is missing.", field=[AMOUNT])
-    raise InvalidInput("amount must be a number, e.g. 128.50.", field=[AMOUNT])
+        raise InvalidInput("amount is missing.", field=(AMOUNT,))
+    raise InvalidInput("amount must be a number, e.g. 128.50.", field=(AMOUNT,))
 
 
 def _micros(value: object, window: validate.PurchaseWindow) -> int:
@@ -150,12 +150,12 @@ def _micros(value: object, window: validate.PurchaseWindow) -> int:
         except ValueError:
             raise InvalidInput(
                 "occurredAt must be an ISO 8601 moment, e.g. 2026-12-02T19:30:00+08:00.",
-                field=[OCCURRED],
+                field=(OCCURRED,),
             ) from None
     if not isinstance(value, dt.datetime):
-        raise InvalidInput("occurredAt must be an ISO 8601 moment.", field=[OCCURRED])
+        raise InvalidInput("occurredAt must be an ISO 8601 moment.", field=(OCCURRED,))
     if value.utcoffset() is None or not window.earliest <= value <= window.latest:
-        value = window.check(value, [OCCURRED])  # raises with the sentence, or normalises
+        value = window.check(value, (OCCURRED,))  # raises with the sentence, or normalises
     return to_micros(value)
 
 

@@ -23,7 +23,7 @@ from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ImportStatus, Role
-from hub.errors import InvalidInput, InvalidState
+from hub.errors import FieldPath, InvalidInput, InvalidState
 from hub.ids import new_id
 from hub.imports import bulk
 from hub.imports.rows import Checked, Reader, Rejected, Staged, check
@@ -56,7 +56,7 @@ class UploadInterrupted(InvalidState):
 
 
 async def importable_program(
-    session: AsyncSession, principal: Principal, code: str, field: list[str]
+    session: AsyncSession, principal: Principal, code: str, field: FieldPath
 ) -> Program:
     """The caller's own hosted program (ADMIN: any hosted program), or a domain error."""
     program = await get_program(session, code, field)
@@ -77,7 +77,7 @@ async def open_job(
     program_code: str,
     source: str,
     holder: str,
-    field: list[str],
+    field: FieldPath,
 ) -> ImportJob:
     """A new RUNNING job, leased to `holder` while it stages its rows."""
     program = await importable_program(session, principal, program_code, field)
@@ -88,7 +88,7 @@ async def open_job(
         merchant_id=program.merchant_id,
         actor=principal.actor,
         source=source,
-        status=ImportStatus.RUNNING.value,
+        status=ImportStatus.RUNNING,
         staged=False,
         total=0,
         processed=0,
@@ -134,7 +134,7 @@ async def stage(
             ImportJob.id == job_id,
             ImportJob.lease_holder == holder,
             ImportJob.staged.is_(False),
-            ImportJob.status == ImportStatus.RUNNING.value,
+            ImportJob.status == ImportStatus.RUNNING,
         )
         .values(values)
         .execution_options(synchronize_session=False)
@@ -153,13 +153,13 @@ async def abandon(
     (another process found the lease run out), only if the lease has still not been
     renewed."""
     job = await session.get(ImportJob, job_id, with_for_update=True)
-    if job is None or job.staged or job.status != ImportStatus.RUNNING.value:
+    if job is None or job.staged or job.status != ImportStatus.RUNNING:
         return  # sealed meanwhile (the worker's now), or over
     expires = job.lease_expires_at
     if stalled and expires is not None and expires >= utcnow():
         return  # the upload went on after all
     await session.execute(delete(ImportRow).where(ImportRow.job_id == job_id))
-    job.status = ImportStatus.FAILED.value
+    job.status = ImportStatus.FAILED
     job.failure = (
         f"{reason} {job.total:,} lines had arrived; {job.accepted:,} were imported, "
         f"{job.rejected:,} rejected, the rest dropped. Send the whole file again: orders "
@@ -180,19 +180,19 @@ async def from_rows(
 ) -> ImportJob:
     """importAccruals: up to 10,000 rows, staged and sealed in one transaction."""
     if not raws:
-        raise InvalidInput("rows is empty: give at least one purchase.", field=["input", "rows"])
+        raise InvalidInput("rows is empty: give at least one purchase.", field=("rows",))
     if len(raws) > MAX_GRAPHQL_ROWS:
         raise InvalidInput(
             f"{len(raws):,} rows; importAccruals takes at most {MAX_GRAPHQL_ROWS:,}. Send larger "
             "files to POST /imports/accruals, which streams them.",
-            field=["input", "rows"],
+            field=("rows",),
         )
     window = validate.PurchaseWindow(utcnow(), settings.accrual_backdate_days)
     lines = [check(i, raw, window) for i, raw in enumerate(raws, start=1)]
 
     async def work(session: AsyncSession) -> ImportJob:
         job = await open_job(
-            session, settings, principal, program_code, "graphql", holder, ["input", "program"]
+            session, settings, principal, program_code, "graphql", holder, ("program",)
         )
         await stage(session, settings, job.id, holder, lines, seal=True)
         await session.refresh(job)
@@ -227,7 +227,7 @@ async def receive(
 
     A failure while receiving (the client went away) FAILs the job; nothing was applied."""
     async with db.read() as session:
-        await importable_program(session, principal, program_code, ["program"])
+        await importable_program(session, principal, program_code, ("program",))
     batch: list[Checked] = []
     job_id: str | None = None
     total = rejected = 0
@@ -238,7 +238,7 @@ async def receive(
             found = job_id
             if found is None:
                 job = await open_job(
-                    session, settings, principal, program_code, source, holder, ["program"]
+                    session, settings, principal, program_code, source, holder, ("program",)
                 )
                 found = job.id
             await stage(session, settings, found, holder, lines, seal=seal)

@@ -32,7 +32,7 @@ from hub.models import ImportJob, ImportRow
 
 log = structlog.get_logger(__name__)
 MAX_FAILURES = 5  # chunk attempts failing in a row before the job is FAILED
-RUNNING = ImportStatus.RUNNING.value
+RUNNING = ImportStatus.RUNNING
 
 STALLED = "The upload stopped before the end of the file (the process receiving it ended)."
 
@@ -223,7 +223,7 @@ class ImportWorker:
                 job.lease_expires_at = None
             if job.failures >= MAX_FAILURES:
                 await session.execute(delete(ImportRow).where(ImportRow.job_id == job_id))
-                job.status = ImportStatus.FAILED.value
+                job.status = ImportStatus.FAILED
                 job.finished_at = utcnow()
                 job.failure = (
                     f"Stopped after {job.processed:,} of {job.total:,} lines: the database "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +25,9 @@ from hub.enums import AccountKind, EntryKind
 from hub.errors import BalanceLimit, InsufficientPoints, NotFound, RetryTransaction
 from hub.models import Account, Entry, Posting
 from hub.validate import MAX_BALANCE
+
+if TYPE_CHECKING:
+    from hub.caches import Caches
 
 
 @dataclass(frozen=True)
@@ -60,14 +64,16 @@ class Journal:
         cached = self._system.get((program_code, kind))
         if cached is not None:
             return cached
-        kept = self.session.info.get(KEPT)  # the process's memory: made with the program
-        if kept is not None and (found := kept.system_account_now(program_code, kind.value)):
+        kept: Caches | None = self.session.info.get(
+            KEPT
+        )  # the process's memory: made with the program
+        if kept is not None and (found := kept.system_account_now(program_code, kind)):
             self._system[(program_code, kind)] = found
             return found
         account = await self.session.scalar(
             select(Account).where(
                 Account.program_code == program_code,
-                Account.kind == kind.value,
+                Account.kind == kind,
                 Account.member_id.is_(None),
             )
         )
@@ -119,7 +125,7 @@ class Journal:
             ):
                 raise _over_limit(side.account.balance, side.amount)
         entry = Entry(
-            kind=kind.value,
+            kind=kind,
             program_code=program_code,
             member_id=member_id,
             actor=movement.actor,

@@ -71,9 +71,7 @@ async def sweep_holds(db: Database, settings: Settings, now: dt.datetime | None 
     async with db.read() as session:
         ids = list(
             await session.scalars(
-                select(Hold.id).where(
-                    Hold.status == HoldStatus.PENDING.value, Hold.expires_at <= now
-                )
+                select(Hold.id).where(Hold.status == HoldStatus.PENDING, Hold.expires_at <= now)
             )
         )
     released = 0
@@ -81,7 +79,7 @@ async def sweep_holds(db: Database, settings: Settings, now: dt.datetime | None 
 
         async def work(session: AsyncSession, hold_id: str = hold_id) -> int:
             hold = await session.get(Hold, hold_id)
-            if hold is None or hold.status != HoldStatus.PENDING.value:
+            if hold is None or hold.status != HoldStatus.PENDING:
                 return 0  # resolved meanwhile
             account = await session.get(Account, hold.account_id)
             assert account is not None

@@ -183,7 +183,7 @@ class Points:
             id=new_id("hld"),
             account_id=account.id,
             points=points,
-            status=HoldStatus.PENDING.value,
+            status=HoldStatus.PENDING,
             reference=movement.reference,
             hold_entry_id=entry.id,
             expires_at=movement.occurred_at + lasting,
@@ -201,8 +201,8 @@ class Points:
         """
         result = await self.session.execute(
             update(Hold)
-            .where(Hold.id == hold.id, Hold.status == HoldStatus.PENDING.value)
-            .values(status=status.value, resolved_at=at)
+            .where(Hold.id == hold.id, Hold.status == HoldStatus.PENDING)
+            .values(status=status, resolved_at=at)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]

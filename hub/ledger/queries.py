@@ -72,7 +72,7 @@ async def open_lots_by_account(
 async def held_by_account(session: AsyncSession, account_ids: Sequence[int]) -> dict[int, int]:
     rows = await session.execute(
         select(Hold.account_id, func.sum(Hold.points))
-        .where(Hold.account_id.in_(account_ids), Hold.status == HoldStatus.PENDING.value)
+        .where(Hold.account_id.in_(account_ids), Hold.status == HoldStatus.PENDING)
         .group_by(Hold.account_id)
     )
     found = dict.fromkeys(account_ids, 0)

@@ -25,7 +25,6 @@ from hub.merchants import is_connected, primary_program
 from hub.models import Merchant, Program, Reward, Slot, Tier
 from hub.permissions import require_merchant
 
-F = "input"
 REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 
 
@@ -68,25 +67,25 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
         principal.merchant_id if principal.role == Role.MERCHANT else None
     )
     if not merchant_id:
-        raise InvalidInput("ADMIN must give merchantId.", field=[F, "merchantId"])
-    require_merchant(principal, merchant_id, [F, "merchantId"])
+        raise InvalidInput("ADMIN must give merchantId.", field=("merchant_id",))
+    require_merchant(principal, merchant_id, ("merchant_id",))
     program = await primary_program(session, merchant_id)
     if program is None:
-        raise NotFound(f"No merchant has id {merchant_id!r}.", field=[F, "merchantId"])
+        raise NotFound(f"No merchant has id {merchant_id!r}.", field=("merchant_id",))
     if is_connected(program):
         raise InvalidState(
             f"{merchant_id}'s rewards come from its own system through its connector.",
-            field=[F, "ref"],
+            field=("ref",),
         )
     if not REF.fullmatch(data.ref):
-        raise InvalidInput("ref must be 1-120 letters, digits, '.', '_' or '-'.", field=[F, "ref"])
-    title = validate.text(data.title, [F, "title"], max_length=200)
-    validate.points_in_range(data.price, [F, "price"], low=1, high=100_000_000)
+        raise InvalidInput("ref must be 1-120 letters, digits, '.', '_' or '-'.", field=("ref",))
+    title = validate.text(data.title, ("title",), max_length=200)
+    validate.points_in_range(data.price, ("price",), low=1, high=100_000_000)
     if data.stock is not None:
-        validate.points_in_range(data.stock, [F, "stock"], low=0, high=100_000_000)
+        validate.points_in_range(data.stock, ("stock",), low=0, high=100_000_000)
     priority = await _priority(session, program.code, data)
-    labels = tags.checked(data.tags, [F, "tags"])
-    terms = vouchers.checked_terms(data.kind, data.voucher, [F, "voucher"])
+    labels = tags.checked(data.tags, ("tags",))
+    terms = vouchers.checked_terms(data.kind, data.voucher, ("voucher",))
     rid = reward_id(merchant_id, data.ref)
     reward = await session.get(Reward, rid)
     price, contracted = _settlement_price(principal, data, program, reward)
@@ -94,7 +93,7 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
         reward = Reward(id=rid, merchant_id=merchant_id, ref=data.ref, source="HOSTED")
         session.add(reward)
     reward.settlement_price, reward.settlement_contracted = price, contracted
-    reward.kind = data.kind.value
+    reward.kind = data.kind
     reward.title = title
     reward.description = (data.description or "").strip() or None
     reward.price = data.price
@@ -107,9 +106,9 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
     reward.refreshed_at = utcnow()
     await session.flush()
     for index, slot in enumerate(data.slots or []):
-        field_ = [F, "slots", str(index)]
-        starts = validate.moment(slot.starts_at, [*field_, "startsAt"])
-        ends = validate.moment(slot.ends_at, [*field_, "endsAt"])
+        field_ = ("slots", str(index))
+        starts = validate.moment(slot.starts_at, (*field_, "starts_at"))
+        ends = validate.moment(slot.ends_at, (*field_, "ends_at"))
         if ends <= starts:
             raise InvalidInput("A slot must end after it starts.", field=field_)
         if not REF.fullmatch(slot.ref):
@@ -137,10 +136,10 @@ async def _priority(
             raise InvalidInput(
                 "priorityTiers and priorityCreditLevels need priorityUntil: until when they "
                 "have the reward to themselves.",
-                field=[F, "priorityUntil"],
+                field=("priority_until",),
             )
         return None, None, None
-    until = validate.moment(data.priority_until, [F, "priorityUntil"])
+    until = validate.moment(data.priority_until, ("priority_until",))
     if tiers:
         known = set(
             await session.scalars(select(Tier.code).where(Tier.program_code == program_code))
@@ -148,7 +147,7 @@ async def _priority(
         unknown = [t for t in tiers if t not in known]
         if unknown:
             raise InvalidInput(
-                f"{program_code} has no tier {', '.join(unknown)}.", field=[F, "priorityTiers"]
+                f"{program_code} has no tier {', '.join(unknown)}.", field=("priority_tiers",)
             )
     return until, encode(tiers), encode(levels)
 
@@ -159,7 +158,7 @@ def _settlement_price(
     """The price to store and whether it is contracted. An ADMIN contracts any price (or,
     giving none, ends the contract); a merchant names at most what its points are worth,
     and never changes a contracted price."""
-    field = [F, "settlementPrice"]
+    field = ("settlement_price",)
     given = data.settlement_price
     if given is not None:  # money first, whoever gives it: non-negative, 2 decimals
         settlement_prices.checked(given, field, price=data.price, point_value=None)

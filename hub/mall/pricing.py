@@ -24,11 +24,11 @@ from hub.models import ExchangeRate, Merchant, Program, Promotion, Reward
 from hub.promotions import percent_off
 
 SLOTTED = {
-    RewardKind.HOTEL_NIGHT.value,
-    RewardKind.ROOM_UPGRADE.value,
-    RewardKind.HOTEL_SERVICE.value,
-    RewardKind.AWARD_FLIGHT.value,
-    RewardKind.ATTRACTION_TICKET.value,
+    RewardKind.HOTEL_NIGHT,
+    RewardKind.ROOM_UPGRADE,
+    RewardKind.HOTEL_SERVICE,
+    RewardKind.AWARD_FLIGHT,
+    RewardKind.ATTRACTION_TICKET,
 }
 
 
@@ -66,8 +66,8 @@ class PriceBook:
             select(Program.code)
             .join(Merchant, Merchant.id == Program.merchant_id)
             .where(
-                Merchant.category == MerchantCategory.PLATFORM.value,
-                Program.kind == ProgramKind.STANDARD.value,
+                Merchant.category == MerchantCategory.PLATFORM,
+                Program.kind == ProgramKind.STANDARD,
             )
         )
         return await cls.from_parts(session, at, rates, programs, platform, shopper)
@@ -96,7 +96,7 @@ class PriceBook:
             platform=platform,
             programs=programs,
             by_merchant={
-                p.merchant_id: p for p in programs.values() if p.kind == ProgramKind.STANDARD.value
+                p.merchant_id: p for p in programs.values() if p.kind == ProgramKind.STANDARD
             },
             discounts=discounts,
             shopper=shopper,

@@ -33,7 +33,6 @@ from hub.merchants import program_of
 from hub.models import Member, Merchant, Program, Redemption, RedemptionLeg, Reward, Slot
 from hub.permissions import require_member
 
-F = "input"
 MAX_QUANTITY = 20
 
 
@@ -61,12 +60,12 @@ async def _take_inventory(
             if taken.rowcount != 1:  # type: ignore[attr-defined]
                 raise OutOfStock(
                     f"{reward.title} is out of stock.",
-                    field=[F, "rewardId"],
+                    field=("reward_id",),
                 )
         elif reward.stock < qty:
             raise OutOfStock(
                 f"{reward.title} is out of stock.",
-                field=[F, "rewardId"],
+                field=("reward_id",),
             )
     if slot is not None and slot.remaining is not None:
         taken = await session.execute(
@@ -77,26 +76,26 @@ async def _take_inventory(
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             raise SlotUnavailable(
                 "That slot is full; pick another.",
-                field=[F, "slotId"],
+                field=("slot_id",),
             )
 
 
 async def _slot(session: AsyncSession, reward: Reward, slot_id: str | None) -> Slot | None:
     if not reward.has_slots:
         if slot_id:
-            raise InvalidInput(f"{reward.title} has no time slots.", field=[F, "slotId"])
+            raise InvalidInput(f"{reward.title} has no time slots.", field=("slot_id",))
         return None
     if not slot_id:
         raise InvalidInput(
-            f"{reward.title} needs a slot: pick one from Reward.slots.", field=[F, "slotId"]
+            f"{reward.title} needs a slot: pick one from Reward.slots.", field=("slot_id",)
         )
     slot = await session.get(Slot, slot_id)
     if slot is None or slot.reward_id != reward.id:
-        raise NotFound(f"No slot {slot_id!r} for this reward.", field=[F, "slotId"])
+        raise NotFound(f"No slot {slot_id!r} for this reward.", field=("slot_id",))
     if slot.starts_at <= utcnow():
         raise SlotUnavailable(
             "That slot has already started; pick a later one.",
-            field=[F, "slotId"],
+            field=("slot_id",),
         )
     return slot
 
@@ -111,43 +110,43 @@ async def start(
     """Create the redemption and run its local steps, once per idempotency key; its id."""
 
     async def effect() -> idempotency.Result:
-        require_member(principal, request.member_id, [F, "memberId"])
+        require_member(principal, request.member_id, ("member_id",))
         if await session.get(Member, request.member_id) is None:
-            raise NotFound(f"No member has id {request.member_id!r}.", field=[F, "memberId"])
-        validate.points_in_range(request.quantity, [F, "quantity"], low=1, high=MAX_QUANTITY)
+            raise NotFound(f"No member has id {request.member_id!r}.", field=("member_id",))
+        validate.points_in_range(request.quantity, ("quantity",), low=1, high=MAX_QUANTITY)
         reward = await session.get(Reward, request.reward_id)
         if reward is None:
-            raise NotFound(f"No reward {request.reward_id!r}.", field=[F, "rewardId"])
+            raise NotFound(f"No reward {request.reward_id!r}.", field=("reward_id",))
         if reward.offer_refusal:
-            raise InvalidState(reward.offer_refusal, field=[F, "rewardId"])
+            raise InvalidState(reward.offer_refusal, field=("reward_id",))
         merchant = await session.get(Merchant, reward.merchant_id)
         if not reward.active or merchant is None or merchant.status != "ACTIVE":
-            raise InvalidState(f"{reward.title} is no longer offered.", field=[F, "rewardId"])
+            raise InvalidState(f"{reward.title} is no longer offered.", field=("reward_id",))
         # Prices and early access are the member's own: their tiers, credit level, age.
         now = utcnow()
         profile = await eligibility.profile_of(session, request.member_id, now, settings.tz)
         book = await PriceBook.load(session, now, profile)
         eligibility.require_open(
-            reward, book.program_of(reward).code, profile, now, settings.tz, [F, "rewardId"]
+            reward, book.program_of(reward).code, profile, now, settings.tz, ("reward_id",)
         )
         payer = await program_of(session, request.pay_with)
         if payer is None:
-            raise NotFound(f"No program has code {request.pay_with!r}.", field=[F, "payWith"])
-        consent.require_debit(principal, payer, [F, "payWith"])
-        green.require_payable(payer, reward, [F, "payWith"])
-        vouchers.check_quantity(reward, request.quantity, [F, "quantity"])
+            raise NotFound(f"No program has code {request.pay_with!r}.", field=("pay_with",))
+        consent.require_debit(principal, payer, ("pay_with",))
+        green.require_payable(payer, reward, ("pay_with",))
+        vouchers.check_quantity(reward, request.quantity, ("quantity",))
         if await account_of(session, request.member_id, payer.code) is None:
-            raise NotFound(f"The member is not enrolled in {payer.code}.", field=[F, "payWith"])
+            raise NotFound(f"The member is not enrolled in {payer.code}.", field=("pay_with",))
         try:
             line = book.line(reward, payer.code, request.quantity)
         except DomainError as refused:  # a leg's own limit, as a conversion would meet it
-            refused.field = [F, "quantity"]
+            refused.field = ("quantity",)
             raise
         if line is None:
             raise RateNotConfigured(
                 f"{payer.code} cannot pay for {reward.title}: no rate leads to "
                 f"{book.program_of(reward).code}.",
-                field=[F, "payWith"],
+                field=("pay_with",),
             )
         slot = await _slot(session, reward, request.slot_id)
         # One redemption at a time per member.
@@ -163,7 +162,7 @@ async def start(
             request.member_id,
             Priced(legs=line.legs),
             business_date,
-            field=[F, "quantity"],
+            field=("quantity",),
         )
         redemption = Redemption(
             id=new_id("rdm"),
@@ -178,7 +177,7 @@ async def start(
             price_points=line.price_points,
             settlement_price=line.settlement,
             settlement_basis=line.basis.value,
-            status=RedemptionStatus.PENDING.value,
+            status=RedemptionStatus.PENDING,
             step=(Step.DEBIT if both_local else Step.HOLD).value,
             actor=principal.actor,
             attempts=0,
@@ -235,12 +234,12 @@ class CancelRequest:
 async def _may_cancel(
     session: AsyncSession, principal: Principal, r: Redemption, reason: CancellationReason
 ) -> None:
-    field = [F, "redemptionId"]
+    field = ("redemption_id",)
     if principal.role == Role.ADMIN:
         return
     if principal.role == Role.STOREFRONT and principal.member_id == r.member_id:
         if reason != CancellationReason.MEMBER_REQUEST:
-            raise Forbidden("A member cancels with reason MEMBER_REQUEST.", field=[F, "reason"])
+            raise Forbidden("A member cancels with reason MEMBER_REQUEST.", field=("reason",))
         return
     if principal.role == Role.MERCHANT and principal.merchant_id == r.merchant_id:
         return
@@ -266,25 +265,25 @@ async def start_cancel(
             .execution_options(populate_existing=True)
         )
         if r is None:
-            raise NotFound(f"No redemption {request.redemption_id!r}.", field=[F, "redemptionId"])
+            raise NotFound(f"No redemption {request.redemption_id!r}.", field=("redemption_id",))
         await _may_cancel(session, principal, r, request.reason)
-        if r.status == RedemptionStatus.CANCELLED.value:
-            raise InvalidState("The redemption is already cancelled.", field=[F, "redemptionId"])
-        if r.status != RedemptionStatus.CONFIRMED.value or r.cancel_step is not None:
+        if r.status == RedemptionStatus.CANCELLED:
+            raise InvalidState("The redemption is already cancelled.", field=("redemption_id",))
+        if r.status != RedemptionStatus.CONFIRMED or r.cancel_step is not None:
             raise InvalidState(
                 "The redemption is already being cancelled; its status shows when that ends."
                 if r.cancel_step
                 else f"The redemption is {r.status.lower()}; only a confirmed redemption can "
                 "be cancelled.",
-                field=[F, "redemptionId"],
+                field=("redemption_id",),
             )
-        await vouchers.require_cancellable(session, r, [F, "redemptionId"])
+        await vouchers.require_cancellable(session, r, ("redemption_id",))
         if request.reason == CancellationReason.MEMBER_REQUEST and r.slot_id:
             slot = await session.get(Slot, r.slot_id)
             if slot is not None and slot.starts_at <= utcnow():
                 raise InvalidState(
                     "The slot has started: the cancellation policy no longer allows it.",
-                    field=[F, "redemptionId"],
+                    field=("redemption_id",),
                 )
         # Compensation belongs to this cancellation alone: none for a member's request.
         r.compensation_points = 0
@@ -399,9 +398,7 @@ async def of_member(
         return [], False
     query = (
         select(Redemption)
-        .where(
-            Redemption.member_id == member_id, Redemption.status != RedemptionStatus.FAILED.value
-        )
+        .where(Redemption.member_id == member_id, Redemption.status != RedemptionStatus.FAILED)
         .order_by(Redemption.id.desc())
         .limit(first + 1)
     )

@@ -124,7 +124,7 @@ def compensation_points(points: int, percent: Decimal) -> int:
 async def next_step(session: AsyncSession, r: Redemption) -> Next | None:
     """The program whose connector acts next, the step's name, and the call; None when done."""
     c = await _context(session, r)
-    if r.status == RedemptionStatus.PENDING.value:
+    if r.status == RedemptionStatus.PENDING:
         step = Step(r.step)
         if step == Step.DEBIT:
             call = _points(c, r, "debit", r.points, Purpose.REDEMPTION)
@@ -155,7 +155,7 @@ async def next_step(session: AsyncSession, r: Redemption) -> Next | None:
                 c["owner"], step, lambda conn: conn.cancel(ref, "HOLD_LOST", key(r, "unbook"))
             )
         return None
-    if r.status == RedemptionStatus.CONFIRMED.value and r.cancel_step:
+    if r.status == RedemptionStatus.CONFIRMED and r.cancel_step:
         cancel = CancelStep(r.cancel_step)
         if cancel == CancelStep.CANCEL_BOOKING:
             ref = r.fulfillment_ref or ""
@@ -269,8 +269,8 @@ async def apply(
                 r.hold_ref = getattr(result, "partner_ref", None)
             r.step = Step.BOOK.value
         else:
-            _failure(r, result, "memberId", "The points could not be taken.")
-            r.status, r.step = RedemptionStatus.FAILED.value, Step.DONE.value
+            _failure(r, result, "member_id", "The points could not be taken.")
+            r.status, r.step = RedemptionStatus.FAILED, Step.DONE.value
             await _give_back_inventory(session, r)
     elif step == Step.BOOK:
         if ok:
@@ -281,7 +281,7 @@ async def apply(
         else:
             # Only a partner's booking can fail, and points for a partner's reward are
             # always held first: release the hold.
-            _failure(r, result, "rewardId", "The merchant could not book it.")
+            _failure(r, result, "reward_id", "The merchant could not book it.")
             r.step = Step.RELEASE.value
             await _give_back_inventory(session, r)
     elif step == Step.CAPTURE:
@@ -292,8 +292,8 @@ async def apply(
             r.step = Step.UNBOOK.value
     elif step in (Step.RELEASE, Step.UNBOOK):
         if step == Step.UNBOOK:
-            _failure(r, result, "memberId", "The held points were released before the booking.")
-        r.status, r.step = RedemptionStatus.FAILED.value, Step.DONE.value
+            _failure(r, result, "member_id", "The held points were released before the booking.")
+        r.status, r.step = RedemptionStatus.FAILED, Step.DONE.value
     elif step == CancelStep.CANCEL_BOOKING:
         if ok:
             r.cancel_step = CancelStep.REFUND.value
@@ -301,7 +301,7 @@ async def apply(
             # The merchant refused: the redemption stays confirmed, and nothing of this
             # cancellation (its reason, its compensation) stays behind for a later one.
             r.cancel_step, r.cancel_reason, r.compensation_points = None, None, 0
-            _failure(r, result, "redemptionId", "The merchant refused the cancellation.")
+            _failure(r, result, "redemption_id", "The merchant refused the cancellation.")
     elif step == CancelStep.REFUND:
         r.refunded_points = r.points
         r.cancel_step = (
@@ -324,7 +324,7 @@ def status_of(r: Redemption) -> RedemptionStatus:
 async def _confirm(
     session: AsyncSession, settings: Settings, r: Redemption, payer: Program
 ) -> None:
-    r.status = RedemptionStatus.CONFIRMED.value
+    r.status = RedemptionStatus.CONFIRMED
     r.failure = None
     await vouchers.issue(session, r, utcnow())
     await announce.redemption(session, WebhookEvent.REDEMPTION_CONFIRMED, r)
@@ -346,7 +346,7 @@ async def _cancelled(
     session: AsyncSession, settings: Settings, r: Redemption, payer: Program
 ) -> None:
     """Refunded (and compensated): the reward's merchant pays back, and pays the extra."""
-    r.status = RedemptionStatus.CANCELLED.value
+    r.status = RedemptionStatus.CANCELLED
     r.cancelled_at = utcnow()
     r.failure = None
     await announce.redemption(session, WebhookEvent.REDEMPTION_CANCELLED, r)
@@ -381,14 +381,14 @@ def _refuse_untaken(step: str, result: Result) -> None:
     if step in (Step.DEBIT, Step.HOLD) and result.outcome == Outcome.REJECTED:
         raise DomainError(
             result.message or "The points could not be taken.",
-            field=["input", "payWith"],
+            field=("pay_with",),
             code=result.code or ErrorCode.PARTNER_REJECTED,
         )
 
 
 def _unfinished() -> object:
     return or_(
-        Redemption.status == RedemptionStatus.PENDING.value,
+        Redemption.status == RedemptionStatus.PENDING,
         Redemption.cancel_step.in_([s.value for s in CancelStep if s != CancelStep.DONE]),
     )
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from hub import obligations, validate
 from hub.enums import SettlementBasis
-from hub.errors import InvalidInput
+from hub.errors import FieldPath, InvalidInput
 
 MAX_PRICE = Decimal(100_000_000)  # per unit; far beyond any reward, stops absurd input
 
@@ -22,7 +22,7 @@ def cap(price: int, point_value: Decimal) -> Decimal:
 
 
 def checked(
-    value: Decimal, field: list[str], *, price: int, point_value: Decimal | None
+    value: Decimal, field: FieldPath, *, price: int, point_value: Decimal | None
 ) -> Decimal:
     """Money (non-negative, at most 2 decimals) within the cap; `point_value` None means
     an ADMIN's contracted price, which has no cap."""
@@ -52,7 +52,7 @@ def offer_refusal(
     if offered is None:
         return None
     try:
-        checked(offered, ["settlementPrice"], price=price, point_value=point_value)
+        checked(offered, ("settlement_price",), price=price, point_value=point_value)
     except InvalidInput as refused:
         return (
             f"{merchant_id} offered {offered} as the settlement price of {title}; the hub "

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from enum import StrEnum
 
-from sqlalchemy import BigInteger, Integer, MetaData
+from sqlalchemy import BigInteger, Enum, Integer, MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from hub.db import ExactDecimal, UTCDateTime
@@ -29,3 +30,17 @@ class Base(DeclarativeBase):
         dt.datetime: UTCDateTime(),
         int: BigInteger(),
     }
+
+
+def stored(enum: type[StrEnum], length: int) -> Enum:
+    """A StrEnum column: VARCHAR(length) holding the member's value (no native ENUM type
+    and no CHECK, so a new member needs no migration), read back as the member, and a
+    value outside the enum refused before it is written."""
+    return Enum(
+        enum,
+        native_enum=False,
+        create_constraint=False,
+        length=length,
+        validate_strings=True,
+        values_callable=lambda members: [m.value for m in members],
+    )

@@ -11,12 +11,13 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import ExactDecimal, utcnow
-from hub.models.base import Base, BigId
+from hub.db import ExactDecimal, JSONText, utcnow
+from hub.enums import ConversionStatus
+from hub.errors import Failure
+from hub.models.base import Base, BigId, stored
 
 
 class ExchangeRate(Base):
@@ -50,8 +51,8 @@ class Quote(Base):
     to_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
     points: Mapped[int] = mapped_column()
     receive: Mapped[int] = mapped_column()
-    rate_ids: Mapped[str] = mapped_column(Text)  # JSON list, one per leg
-    route: Mapped[str] = mapped_column(Text)  # JSON list of program codes
+    rate_ids: Mapped[list[str]] = mapped_column(JSONText)  # one per leg
+    route: Mapped[list[str]] = mapped_column(JSONText)  # program codes, from first
     expires_at: Mapped[dt.datetime] = mapped_column()
     actor: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -72,14 +73,14 @@ class Conversion(Base):
     to_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
     points_debited: Mapped[int] = mapped_column()
     points_credited: Mapped[int] = mapped_column()
-    route: Mapped[str] = mapped_column(Text)  # JSON list of program codes
-    status: Mapped[str] = mapped_column(String(20))
+    route: Mapped[list[str]] = mapped_column(JSONText)  # program codes, from first
+    status: Mapped[ConversionStatus] = mapped_column(stored(ConversionStatus, 20))
     # Saga state: where the conversion stands (see hub.exchange.saga).
     step: Mapped[str] = mapped_column(String(30))
     quote_id: Mapped[str | None] = mapped_column(String(40))
     actor: Mapped[str] = mapped_column(String(100))
     business_date: Mapped[dt.date] = mapped_column(Date)
-    failure: Mapped[str | None] = mapped_column(Text)
+    failure: Mapped[Failure | None] = mapped_column(JSONText)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column()
     debit_ref: Mapped[str | None] = mapped_column(String(120))

@@ -8,7 +8,8 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import utcnow
-from hub.models.base import Base
+from hub.enums import ImportStatus
+from hub.models.base import Base, stored
 
 
 class ImportJob(Base):
@@ -31,7 +32,7 @@ class ImportJob(Base):
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))  # the program's
     actor: Mapped[str] = mapped_column(String(100))  # recorded on every entry it posts
     source: Mapped[str] = mapped_column(String(20))  # graphql, http, cli
-    status: Mapped[str] = mapped_column(String(20))  # ImportStatus
+    status: Mapped[ImportStatus] = mapped_column(stored(ImportStatus, 20))
     staged: Mapped[bool] = mapped_column(Boolean, default=False)
     total: Mapped[int] = mapped_column(Integer, default=0)
     processed: Mapped[int] = mapped_column(Integer, default=0)

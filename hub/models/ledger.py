@@ -15,7 +15,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import utcnow
-from hub.models.base import Base, BigId
+from hub.enums import AccountKind, EntryKind, HoldStatus
+from hub.models.base import Base, BigId, stored
 
 
 class Account(Base):
@@ -52,7 +53,7 @@ class Account(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     program_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[AccountKind] = mapped_column(stored(AccountKind, 20))
     member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
     external_ref: Mapped[str | None] = mapped_column(String(80))
     balance: Mapped[int] = mapped_column(default=0)
@@ -107,7 +108,7 @@ class Entry(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[EntryKind] = mapped_column(stored(EntryKind, 20))
     program_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
     member_id: Mapped[str | None] = mapped_column(ForeignKey("members.id"))
     actor: Mapped[str] = mapped_column(String(100))  # an API key id, or "system:<job>"
@@ -177,7 +178,7 @@ class Hold(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     points: Mapped[int] = mapped_column()
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[HoldStatus] = mapped_column(stored(HoldStatus, 20))
     reference: Mapped[str | None] = mapped_column(String(120))
     hold_entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id"))
     resolve_entry_id: Mapped[int | None] = mapped_column(ForeignKey("entries.id"))

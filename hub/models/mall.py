@@ -8,8 +8,10 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import ExactDecimal, utcnow
-from hub.models.base import Base, BigId
+from hub.db import ExactDecimal, JSONText, utcnow
+from hub.enums import RedemptionStatus, RewardKind
+from hub.errors import Failure
+from hub.models.base import Base, BigId, stored
 
 
 class Reward(Base):
@@ -30,7 +32,7 @@ class Reward(Base):
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
     ref: Mapped[str] = mapped_column(String(120))
-    kind: Mapped[str] = mapped_column(String(30))
+    kind: Mapped[RewardKind] = mapped_column(stored(RewardKind, 30))
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     price: Mapped[int] = mapped_column()
@@ -119,7 +121,7 @@ class Redemption(Base):
     discount_points: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     settlement_price: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
     settlement_basis: Mapped[str | None] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[RedemptionStatus] = mapped_column(stored(RedemptionStatus, 20))
     step: Mapped[str] = mapped_column(String(30))
     hold_ref: Mapped[str | None] = mapped_column(String(120))
     fulfillment_ref: Mapped[str | None] = mapped_column(String(120))
@@ -128,7 +130,7 @@ class Redemption(Base):
     cancel_reason: Mapped[str | None] = mapped_column(String(30))
     cancel_step: Mapped[str | None] = mapped_column(String(30))
     actor: Mapped[str] = mapped_column(String(100))
-    failure: Mapped[str | None] = mapped_column(Text)
+    failure: Mapped[Failure | None] = mapped_column(JSONText)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -9,7 +9,8 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import ExactDecimal, utcnow
-from hub.models.base import Base
+from hub.enums import ConnectorKind, MerchantCategory, MerchantStatus, ProgramKind, Role
+from hub.models.base import Base, stored
 
 
 class Merchant(Base):
@@ -17,8 +18,10 @@ class Merchant(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    category: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20), default="ACTIVE")
+    category: Mapped[MerchantCategory] = mapped_column(stored(MerchantCategory, 20))
+    status: Mapped[MerchantStatus] = mapped_column(
+        stored(MerchantStatus, 20), default=MerchantStatus.ACTIVE
+    )
     compensation_percent: Mapped[Decimal] = mapped_column(ExactDecimal(9, 4))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -33,10 +36,12 @@ class Program(Base):
 
     code: Mapped[str] = mapped_column(String(20), primary_key=True)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
-    kind: Mapped[str] = mapped_column(String(20), default="STANDARD", server_default="STANDARD")
+    kind: Mapped[ProgramKind] = mapped_column(
+        stored(ProgramKind, 20), default=ProgramKind.STANDARD, server_default="STANDARD"
+    )
     name: Mapped[str] = mapped_column(String(200))
     unit_name: Mapped[str] = mapped_column(String(40))
-    connector: Mapped[str] = mapped_column(String(20))
+    connector: Mapped[ConnectorKind] = mapped_column(stored(ConnectorKind, 20))
     # JSON: base URL, secretRef (the name of the environment variable that holds
     # the secret, never the secret itself), timeouts.
     connector_config: Mapped[str | None] = mapped_column(Text)
@@ -50,7 +55,7 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    role: Mapped[str] = mapped_column(String(20))
+    role: Mapped[Role] = mapped_column(stored(Role, 20))
     merchant_id: Mapped[str | None] = mapped_column(ForeignKey("merchants.id"))
     label: Mapped[str] = mapped_column(String(200))
     # SHA-256 of the secret: secrets are 32 random bytes, so a fast hash is enough.

@@ -4,11 +4,12 @@ applied, and the events partners send (stored once each)."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import utcnow
+from hub.db import JSONText, utcnow
 from hub.models.base import Base, BigId
 
 
@@ -45,7 +46,7 @@ class PartnerEvent(Base):
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
     event_id: Mapped[str] = mapped_column(String(120))
     type: Mapped[str] = mapped_column(String(60))
-    payload: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONText)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[dt.datetime | None] = mapped_column()
     outcome: Mapped[str | None] = mapped_column(Text)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import Date, ForeignKey, Integer, String, Text
+from sqlalchemy import Date, ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import utcnow
-from hub.models.base import Base
+from hub.db import JSONText, utcnow
+from hub.enums import ReconciliationStatus
+from hub.models.base import Base, stored
 
 
 class ReconciliationReport(Base):
@@ -19,7 +21,7 @@ class ReconciliationReport(Base):
 
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
     business_date: Mapped[dt.date] = mapped_column(Date, primary_key=True)
-    status: Mapped[str] = mapped_column(String(30))
+    status: Mapped[ReconciliationStatus] = mapped_column(stored(ReconciliationStatus, 30))
     matched: Mapped[int] = mapped_column(Integer)
-    breaks: Mapped[str] = mapped_column(Text)
+    breaks: Mapped[list[list[Any]]] = mapped_column(JSONText)  # [reference, ref, hub, partner]
     generated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -10,7 +10,8 @@ from sqlalchemy import BigInteger, Date, FetchedValue, ForeignKey, Index, Intege
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import ExactDecimal, utcnow
-from hub.models.base import Base, BigId
+from hub.enums import BatchStatus, ObligationKind, StatementStatus
+from hub.models.base import Base, BigId, stored
 
 
 class SettlementBatch(Base):
@@ -18,7 +19,7 @@ class SettlementBatch(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     business_date: Mapped[dt.date] = mapped_column(Date, unique=True)
-    status: Mapped[str] = mapped_column(String(10))
+    status: Mapped[BatchStatus] = mapped_column(stored(BatchStatus, 10))
     currency: Mapped[str] = mapped_column(String(3))
     fee_bps: Mapped[int] = mapped_column(Integer)
     obligation_count: Mapped[int] = mapped_column(default=0)
@@ -73,7 +74,7 @@ class Statement(Base):
     batch_id: Mapped[str] = mapped_column(ForeignKey("settlement_batches.id"))
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
     business_date: Mapped[dt.date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(10))
+    status: Mapped[StatementStatus] = mapped_column(stored(StatementStatus, 10))
     receivable: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
     payable: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
     fees: Mapped[Decimal] = mapped_column(ExactDecimal(18, 4))
@@ -148,7 +149,7 @@ class Obligation(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[ObligationKind] = mapped_column(stored(ObligationKind, 20))
     debtor_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
     creditor_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"))
     program_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.db import ExactDecimal, utcnow
+from hub.db import ExactDecimal, JSONText, utcnow
 from hub.models.base import Base, BigId
 
 
@@ -27,7 +27,7 @@ class Tier(Base):
     min_orders: Mapped[int] = mapped_column(Integer)
     accrual_multiplier: Mapped[Decimal] = mapped_column(ExactDecimal(9, 4))
     redemption_discount_percent: Mapped[Decimal] = mapped_column(ExactDecimal(9, 4))
-    benefits: Mapped[str] = mapped_column(Text)  # a JSON list of strings
+    benefits: Mapped[list[str]] = mapped_column(JSONText)
 
 
 class MemberTier(Base):

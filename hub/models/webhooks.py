@@ -8,7 +8,8 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, Unique
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import utcnow
-from hub.models.base import Base, BigId
+from hub.enums import DeliveryStatus
+from hub.models.base import Base, BigId, stored
 
 
 class WebhookSubscription(Base):
@@ -61,7 +62,7 @@ class WebhookDelivery(Base):
     subscription_id: Mapped[str] = mapped_column(ForeignKey("webhook_subscriptions.id"))
     event_id: Mapped[int] = mapped_column(ForeignKey("outbox_events.id"))
     event_type: Mapped[str] = mapped_column(String(40))
-    status: Mapped[str] = mapped_column(String(10))
+    status: Mapped[DeliveryStatus] = mapped_column(stored(DeliveryStatus, 10))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_status_code: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,8 +38,7 @@ class TierSpec:
 
 
 def benefits_of(tier: Tier) -> list[str]:
-    found: list[str] = json.loads(tier.benefits)
-    return found
+    return tier.benefits
 
 
 async def set_tiers(
@@ -51,16 +49,16 @@ async def set_tiers(
     Tiers come lowest first, each asking more spend than the one below and no fewer
     orders, and giving no less: a member who qualifies for a tier qualifies for every
     tier below it. Anything else is refused whole, with nothing changed."""
-    program = await get_program(session, program_code, ["program"])
-    require_merchant(principal, program.merchant_id, ["program"])
+    program = await get_program(session, program_code, ("program",))
+    require_merchant(principal, program.merchant_id, ("program",))
     if is_connected(program):
         raise InvalidState(
             f"{program.code} records purchases in the partner's own system; tiers qualify on "
             "accruals through the hub, so only hosted programs have them.",
-            field=["program"],
+            field=("program",),
         )
     if len(specs) > MAX_TIERS:
-        raise InvalidInput(f"A program has at most {MAX_TIERS} tiers.", field=["tiers"])
+        raise InvalidInput(f"A program has at most {MAX_TIERS} tiers.", field=("tiers",))
     rows = [_checked(spec, index) for index, spec in enumerate(specs)]
     _check_order(rows)
     await session.execute(delete(Tier).where(Tier.program_code == program.code))
@@ -75,34 +73,34 @@ async def set_tiers(
 
 
 def _checked(spec: TierSpec, index: int) -> Tier:
-    f = ["tiers", str(index)]
+    f = ("tiers", str(index))
     if not CODE.fullmatch(spec.code):
         raise InvalidInput(
-            "A tier's code is 1-40 letters, digits, '.', '_' or '-'.", field=[*f, "code"]
+            "A tier's code is 1-40 letters, digits, '.', '_' or '-'.", field=(*f, "code")
         )
-    name = validate.text(spec.name, [*f, "name"], max_length=100)
+    name = validate.text(spec.name, (*f, "name"), max_length=100)
     validate.decimal_in_range(
-        spec.min_spend, [*f, "minSpend"], low=Decimal(0), high=MAX_SPEND, places=2
+        spec.min_spend, (*f, "min_spend"), low=Decimal(0), high=MAX_SPEND, places=2
     )
-    validate.points_in_range(spec.min_orders, [*f, "minOrders"], low=0, high=MAX_ORDERS)
+    validate.points_in_range(spec.min_orders, (*f, "min_orders"), low=0, high=MAX_ORDERS)
     validate.decimal_in_range(
         spec.accrual_multiplier,
-        [*f, "accrualMultiplier"],
+        (*f, "accrual_multiplier"),
         low=Decimal(1),
         high=MAX_ACCRUAL_MULTIPLIER,
         places=4,
     )
     validate.decimal_in_range(
         spec.redemption_discount_percent,
-        [*f, "redemptionDiscountPercent"],
+        (*f, "redemption_discount_percent"),
         low=Decimal(0),
         high=Decimal(99),
         places=4,
     )
     if len(spec.benefits) > MAX_BENEFITS:
-        raise InvalidInput(f"A tier lists at most {MAX_BENEFITS} benefits.", field=[*f, "benefits"])
+        raise InvalidInput(f"A tier lists at most {MAX_BENEFITS} benefits.", field=(*f, "benefits"))
     benefits = [
-        validate.text(b, [*f, "benefits", str(i)], max_length=100)
+        validate.text(b, (*f, "benefits", str(i)), max_length=100)
         for i, b in enumerate(spec.benefits)
     ]
     return Tier(
@@ -113,7 +111,7 @@ def _checked(spec: TierSpec, index: int) -> Tier:
         min_orders=spec.min_orders,
         accrual_multiplier=spec.accrual_multiplier,
         redemption_discount_percent=spec.redemption_discount_percent,
-        benefits=json.dumps(benefits, ensure_ascii=False),
+        benefits=benefits,
     )
 
 
@@ -121,12 +119,12 @@ def _check_order(rows: list[Tier]) -> None:
     """Lowest first, nested: more spend, no fewer orders, no smaller benefit than below."""
     seen: set[str] = set()
     for index, (low, high) in enumerate(zip([None, *rows], rows, strict=False)):
-        f = ["tiers", str(index)]
+        f = ("tiers", str(index))
         # Codes are read by people and tills: SILVER and silver would be one tier to them.
         if high.code.casefold() in seen:
             raise InvalidInput(
                 f"Tier code {high.code!r} is given twice (codes differ by more than case).",
-                field=[*f, "code"],
+                field=(*f, "code"),
             )
         seen.add(high.code.casefold())
         if low is None:
@@ -135,24 +133,24 @@ def _check_order(rows: list[Tier]) -> None:
             raise InvalidInput(
                 f"Tiers go lowest first and do not overlap: {high.code} must ask more spend "
                 f"than {low.code} ({high.min_spend} is not above {low.min_spend}).",
-                field=[*f, "minSpend"],
+                field=(*f, "min_spend"),
             )
         if high.min_orders < low.min_orders:
             raise InvalidInput(
                 f"Tiers go lowest first and do not overlap: {high.code} asks fewer orders "
                 f"({high.min_orders}) than {low.code} ({low.min_orders}).",
-                field=[*f, "minOrders"],
+                field=(*f, "min_orders"),
             )
         if high.accrual_multiplier < low.accrual_multiplier:
             raise InvalidInput(
                 f"{high.code} is above {low.code} but earns less (x{high.accrual_multiplier} "
                 f"against x{low.accrual_multiplier}).",
-                field=[*f, "accrualMultiplier"],
+                field=(*f, "accrual_multiplier"),
             )
         if high.redemption_discount_percent < low.redemption_discount_percent:
             raise InvalidInput(
                 f"{high.code} is above {low.code} but its redemption discount is smaller.",
-                field=[*f, "redemptionDiscountPercent"],
+                field=(*f, "redemption_discount_percent"),
             )
 
 

@@ -135,7 +135,7 @@ async def import_accruals(request: Request) -> Response:
     return JSONResponse(
         {
             "id": received.job_id,
-            "status": ImportStatus.RUNNING.value,
+            "status": ImportStatus.RUNNING,
             "total": received.total,
             "rejected": received.rejected,
         },

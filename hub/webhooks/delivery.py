@@ -29,7 +29,7 @@ log = structlog.get_logger(__name__)
 FAN_OUT_BATCH = 500
 MAX_IN_FLIGHT = 100
 MAX_BACKOFF = dt.timedelta(hours=1)
-PENDING, DELIVERED, FAILED = (s.value for s in DeliveryStatus)
+PENDING, DELIVERED, FAILED = DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.FAILED
 
 
 def backoff(settings: Settings, attempts: int) -> dt.timedelta:

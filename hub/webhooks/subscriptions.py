@@ -12,14 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub import partner_urls
 from hub.auth import Principal
 from hub.enums import Role, WebhookEvent
-from hub.errors import InvalidInput, NotFound
+from hub.errors import FieldPath, InvalidInput, NotFound
 from hub.ids import new_id
 from hub.models import WebhookDelivery, WebhookSubscription
 
 MAX_SUBSCRIPTIONS = 20  # per merchant
 
 
-def check_url(url: str, field: list[str], *, allow_private: bool) -> str:
+def check_url(url: str, field: FieldPath, *, allow_private: bool) -> str:
     """An http(s) URL the hub may call (hub.partner_urls: never a metadata service or a
     link-local address; loopback or private only when allowed)."""
     url = url.strip()
@@ -44,9 +44,9 @@ async def subscribe(
     allow_private: bool,
 ) -> tuple[WebhookSubscription, str]:
     """A new subscription of the caller's merchant (ADMIN: every merchant's events)."""
-    url = check_url(url, ["input", "url"], allow_private=allow_private)
+    url = check_url(url, ("url",), allow_private=allow_private)
     if not events:
-        raise InvalidInput("Name at least one event to receive.", field=["input", "events"])
+        raise InvalidInput("Name at least one event to receive.", field=("events",))
     merchant = principal.merchant_id if principal.role == Role.MERCHANT else None
     existing = await session.scalars(
         select(WebhookSubscription.id).where(
@@ -59,7 +59,7 @@ async def subscribe(
     if len(list(existing)) >= MAX_SUBSCRIPTIONS:
         raise InvalidInput(
             f"At most {MAX_SUBSCRIPTIONS} active subscriptions; unsubscribe one first.",
-            field=["input"],
+            field=(),
         )
     secret = "whsec_" + secrets.token_urlsafe(32)
     row = WebhookSubscription(
@@ -91,7 +91,7 @@ async def unsubscribe(session: AsyncSession, principal: Principal, subscription_
         .execution_options(synchronize_session=False)
     )
     if changed.rowcount != 1:  # type: ignore[attr-defined]
-        raise NotFound(f"No subscription {subscription_id!r} is yours.", field=["id"])
+        raise NotFound(f"No subscription {subscription_id!r} is yours.", field=("id",))
 
 
 async def visible(session: AsyncSession, principal: Principal) -> list[WebhookSubscription]:

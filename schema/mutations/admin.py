@@ -15,7 +15,7 @@ from hub.enums import Role as DomainRole
 from hub.permissions import Action
 from schema.context import Info
 from schema.enums import ConnectorKind, MerchantCategory, ProgramKind, Role
-from schema.errors import UserError, attempt
+from schema.errors import ARGUMENTS, UserError, attempt
 from schema.types.merchants import ApiKey, Merchant, Program
 
 
@@ -180,7 +180,7 @@ class AdminMutations:
     async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeyPayload:
         info.context.require(Action.REVOKE_API_KEY)
         row, errors = await attempt(
-            info.context.db.transaction(lambda s: auth.revoke_api_key(s, str(id)))
+            info.context.db.transaction(lambda s: auth.revoke_api_key(s, str(id))), under=ARGUMENTS
         )
         info.context.runtime.caches.recheck()  # refused here from the next request on
         return RevokeApiKeyPayload(
@@ -201,7 +201,8 @@ class AdminMutations:
         minted, errors = await attempt(
             runtime.db.transaction(
                 lambda s: consent.open_session(s, runtime.tokens, principal, str(member_id))
-            )
+            ),
+            under=ARGUMENTS,
         )
         if minted is None:
             return MemberSessionPayload(token=None, expires_at=None, user_errors=errors)

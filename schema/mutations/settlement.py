@@ -13,7 +13,7 @@ from hub.models import Statement as StatementRow
 from hub.permissions import Action
 from schema.context import Info
 from schema.enums import DisputeResolution, StatementStatus
-from schema.errors import UserError, attempt
+from schema.errors import ARGUMENTS, UserError, attempt
 from schema.pagination import (
     PageInfo,
     checked_date,
@@ -73,7 +73,8 @@ class SettlementMutations:
         principal = info.context.require(Action.RUN_SETTLEMENT)
         runtime = info.context.runtime
         row, errors = await attempt(
-            runs.run_asked(runtime.db, runtime.settings, business_date, principal.actor)
+            runs.run_asked(runtime.db, runtime.settings, business_date, principal.actor),
+            under=ARGUMENTS,
         )
         return RunSettlementPayload(
             batch=SettlementBatch.from_row(row) if row else None, user_errors=errors
@@ -87,7 +88,8 @@ class SettlementMutations:
         row, errors = await attempt(
             info.context.db.transaction(
                 lambda s: service.approve(s, principal, str(id), note or None)
-            )
+            ),
+            under=ARGUMENTS,
         )
         return _statement(row, errors)
 
@@ -97,7 +99,8 @@ class SettlementMutations:
     ) -> StatementPayload:
         principal = info.context.require(Action.DISPUTE_STATEMENT)
         row, errors = await attempt(
-            info.context.db.transaction(lambda s: service.dispute(s, principal, str(id), reason))
+            info.context.db.transaction(lambda s: service.dispute(s, principal, str(id), reason)),
+            under=ARGUMENTS,
         )
         return _statement(row, errors)
 
@@ -134,7 +137,8 @@ class SettlementMutations:
         row, errors = await attempt(
             info.context.db.transaction(
                 lambda s: service.mark_paid(s, principal, str(id), payment_reference)
-            )
+            ),
+            under=ARGUMENTS,
         )
         return _statement(row, errors)
 

@@ -9,7 +9,7 @@ import strawberry
 from hub import vouchers
 from hub.permissions import Action
 from schema.context import Info
-from schema.errors import UserError, attempt
+from schema.errors import ARGUMENTS, UserError, attempt
 from schema.types.vouchers import Voucher
 
 
@@ -33,7 +33,8 @@ class VoucherMutations:
         row, errors = await attempt(
             info.context.db.transaction(
                 lambda s: vouchers.use(s, principal, code, order_ref, order_amount)
-            )
+            ),
+            under=ARGUMENTS,
         )
         return UseVoucherPayload(
             voucher=Voucher.from_row(row, principal, knows_code=True) if row else None,

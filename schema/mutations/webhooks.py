@@ -14,7 +14,7 @@ from hub.permissions import Action
 from hub.webhooks import subscriptions as service
 from schema.context import Info
 from schema.enums import DeliveryStatus, WebhookEvent
-from schema.errors import UserError, attempt
+from schema.errors import ARGUMENTS, UserError, attempt
 from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_size
 
 
@@ -139,7 +139,8 @@ class WebhookMutations:
     async def unsubscribe_webhook(self, info: Info, id: strawberry.ID) -> UnsubscribeWebhookPayload:
         principal = info.context.require(Action.MANAGE_WEBHOOKS)
         _, errors = await attempt(
-            info.context.db.transaction(lambda s: service.unsubscribe(s, principal, str(id)))
+            info.context.db.transaction(lambda s: service.unsubscribe(s, principal, str(id))),
+            under=ARGUMENTS,
         )
         return UnsubscribeWebhookPayload(ok=not errors, user_errors=errors)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from decimal import Decimal
 
 import strawberry
@@ -86,7 +85,7 @@ class Quote:
 
     @strawberry.field(description="[from, to] or [from, platform, to].")
     async def route(self, info: Info) -> list[Program]:
-        return await _programs(info, json.loads(self.row.route))
+        return await _programs(info, self.row.route)
 
 
 @strawberry.type(description="A member's move of points from one program to another.")
@@ -130,4 +129,4 @@ class Conversion:
 
     @strawberry.field
     async def route(self, info: Info) -> list[Program]:
-        return await _programs(info, json.loads(self.row.route))
+        return await _programs(info, self.row.route)

@@ -12,30 +12,33 @@ from tests.helpers import (
     QUOTE,
     SET_RATE,
     Api,
-    accrue,
     balances,
     convert,
     create_key,
     enroll,
     member_session,
     obligations,
-    register,
     set_rate,
     verify_ledger,
 )
+from tests.world import World
 
 
 @pytest.fixture
-async def world(api: Api) -> dict[str, str]:
+async def world(world: World) -> dict[str, str]:
     """Platform HUB, airline SKYMILES, hotel LOTUS, restaurant JADE; a member in all four."""
-    await register(api, "haowu", "HUB", category="PLATFORM", pointValue="0.10")
-    await register(api, "skyair", "SKYMILES", category="AIRLINE", pointValue="0.08")
-    await register(api, "lotus", "LOTUS", category="HOTEL", pointValue="0.05", accrualRate="10")
-    await register(api, "jade", "JADE", category="RESTAURANT", pointValue="0.125")
-    member = await enroll(api, "SKYMILES", "SK-1", "Zhang Wei")
-    for code, ref in (("HUB", "H-1"), ("LOTUS", "L-1"), ("JADE", "J-1")):
-        await enroll(api, code, ref, member_id=member)
-    await accrue(api, member, "SKYMILES", "10000")  # 10,000 miles
+    await world.programs(
+        "HUB",
+        "SKYMILES",
+        "LOTUS",
+        "JADE",
+        HUB={"pointValue": "0.10"},
+        SKYMILES={"pointValue": "0.08"},
+        LOTUS={"pointValue": "0.05", "accrualRate": "10"},
+        JADE={"pointValue": "0.125"},
+    )
+    accounts = {"SKYMILES": "SK-1", "HUB": "H-1", "LOTUS": "L-1", "JADE": "J-1"}
+    member = await world.member("Zhang Wei", accounts, points={"SKYMILES": "10000"})  # miles
     return {"member": member}
 
 

@@ -14,13 +14,11 @@ from tests.helpers import (
     Api,
     accrue,
     create_key,
-    enroll,
     member_session,
     redeem,
-    register,
-    set_rate,
     upsert_reward,
 )
+from tests.world import World
 
 MINE = """
 { viewer { member { redemptions(first: 10) { edges { node { id fulfillmentRef
@@ -34,15 +32,14 @@ WHO = "{ viewer { member { id } } }"
 async def world(api: Api) -> dict[str, Any]:
     """haowu (PLATFORM, HUB) and jade (JADE); a member of both redeemed a haowu car wash and
     a jade meal, paying with HUB points."""
-    await register(api, "haowu", "HUB", category="PLATFORM")
-    await register(api, "jade", "JADE", category="RESTAURANT")
-    jade = await create_key(api, "MERCHANT", "jade")
-    haowu = await create_key(api, "MERCHANT", "haowu")
+    world = World(api)
+    await world.programs("HUB", "JADE")
+    jade = await world.key("MERCHANT", "jade")
+    haowu = await world.key("MERCHANT", "haowu")
     await upsert_reward(api, haowu, ref="WASH", kind="SERVICE", title="Car wash", price=100)
     await upsert_reward(api, jade, ref="MEAL", kind="MEAL", title="Dim sum", price=100)
-    member = await enroll(api, "HUB", "H-1", "Wang Fang")
-    await enroll(api, "JADE", "J-1", "Wang Fang", member_id=member)
-    await set_rate(api, "HUB", "JADE", "1")
+    member = await world.member("Wang Fang", {"HUB": "H-1", "JADE": "J-1"})
+    await world.rates(("HUB", "JADE", "1"))
     await accrue(api, member, "HUB", "1000")
     for reward in ("haowu:WASH", "jade:MEAL"):
         made = await redeem(api, member, reward, "HUB")

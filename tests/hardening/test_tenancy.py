@@ -18,10 +18,10 @@ from tests.helpers import (
     enroll,
     member_session,
     redeem,
-    register,
     set_rate,
     upsert_reward,
 )
+from tests.world import World
 
 ROLES = ["ADMIN", "MERCHANT", "FINANCE", "STOREFRONT"]
 ALL = set(ROLES)
@@ -204,16 +204,15 @@ def test_the_matrix_names_every_root_field() -> None:
 
 @pytest.fixture
 async def world(api: Api) -> dict[str, Any]:
-    await register(api, "haowu", "HUB", category="PLATFORM")
-    await register(api, "jade", "JADE", category="RESTAURANT")
-    await register(api, "lotus", "LOTUS", category="HOTEL")
+    world = World(api)
+    await world.programs("HUB", "JADE", "LOTUS")
     keys = {
         "ADMIN": "test-admin-secret",
-        "MERCHANT": await create_key(api, "MERCHANT", "jade"),
-        "FINANCE": await create_key(api, "FINANCE"),
-        "STOREFRONT": await create_key(api, "STOREFRONT"),
+        "MERCHANT": await world.key("MERCHANT", "jade"),
+        "FINANCE": await world.key("FINANCE"),
+        "STOREFRONT": await world.key("STOREFRONT"),
     }
-    lotus_key = await create_key(api, "MERCHANT", "lotus")
+    lotus_key = await world.key("MERCHANT", "lotus")
     await upsert_reward(api, keys["MERCHANT"], ref="MEAL", kind="MEAL", title="Meal", price=50)
     await upsert_reward(api, lotus_key, ref="NIGHT", kind="GOODS", title="Gift", price=50)
     member = await enroll(api, "JADE", "J-1", "Member One")

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import Api, create_key, enroll, register
+from tests import world as worlds
+from tests.helpers import Api
 
 JOB = """
 query J($id: ID!, $first: Int, $after: Int) {
@@ -39,18 +40,16 @@ class World:
 
 
 @pytest.fixture
-async def world(api: Api) -> World:
-    await register(api, "jade", "JADE", category="RESTAURANT")
-    await register(api, "lotus", "LOTUS", category="HOTEL")
-    members = [await enroll(api, "JADE", f"J-{i}", f"Diner {i}") for i in range(4)]
-    await enroll(api, "LOTUS", "L-0", member_id=members[0])
-    outsider = await enroll(api, "LOTUS", "L-9", "Guest")
+async def world(world: worlds.World) -> World:
+    await world.programs("JADE", "LOTUS")
+    members = [await world.member("Diner 0", {"JADE": "J-0", "LOTUS": "L-0"})]
+    members += [await world.member(f"Diner {i}", {"JADE": f"J-{i}"}) for i in range(1, 4)]
     return World(
-        api=api,
-        jade_key=await create_key(api, "MERCHANT", "jade"),
-        lotus_key=await create_key(api, "MERCHANT", "lotus"),
+        api=world.api,
+        jade_key=await world.key("MERCHANT", "jade"),
+        lotus_key=await world.key("MERCHANT", "lotus"),
         members=members,
-        outsider=outsider,
+        outsider=await world.member("Guest", {"LOTUS": "L-9"}),
     )
 
 

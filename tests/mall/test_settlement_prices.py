@@ -21,7 +21,6 @@ from tests.helpers import (
     Api,
     accrue,
     balances,
-    create_key,
     enroll,
     live_app,
     member_session,
@@ -32,6 +31,7 @@ from tests.helpers import (
     upsert_reward,
 )
 from tests.partners import Partners, partners, register_connected
+from tests.world import World
 
 PAYMENTS = """
 mutation Run($d: Date!) {
@@ -47,20 +47,16 @@ def _today() -> str:
 
 
 @pytest.fixture
-async def world(api: Api) -> dict[str, Any]:
+async def world(world: World) -> dict[str, Any]:
     """The issue's demo: 1 JADE costs 2 HUB; JADE and HUB points are worth 0.10 each."""
-    await register(api, "haowu", "HUB", category="PLATFORM", pointValue="0.10")
-    await register(api, "jade", "JADE", category="RESTAURANT", pointValue="0.10")
-    await register(api, "lotus", "LOTUS", category="HOTEL", pointValue="0.05")
-    await set_rate(api, "HUB", "JADE", "0.5")
-    member = await enroll(api, "HUB", "H-1", "Liu Yang")
-    await accrue(api, member, "HUB", "1000")
+    await world.programs("HUB", "JADE", "LOTUS", pointValue="0.10", LOTUS={"pointValue": "0.05"})
+    await world.rates(("HUB", "JADE", "0.5"))
     return {
-        "member": member,
-        "jade": await create_key(api, "MERCHANT", "jade"),
-        "lotus": await create_key(api, "MERCHANT", "lotus"),
-        "finance": await create_key(api, "FINANCE"),
-        "storefront": await create_key(api, "STOREFRONT"),
+        "member": await world.member("Liu Yang", {"HUB": "H-1"}, points={"HUB": "1000"}),
+        "jade": await world.key("MERCHANT", "jade"),
+        "lotus": await world.key("MERCHANT", "lotus"),
+        "finance": await world.key("FINANCE"),
+        "storefront": await world.key("STOREFRONT"),
     }
 
 

@@ -28,6 +28,7 @@ from tests.helpers import (
     upsert_reward,
 )
 from tests.partners import Partners, partners, register_connected
+from tests.world import World
 
 MINT = """
 mutation($m: ID!) { createMemberSession(memberId: $m) {
@@ -52,9 +53,7 @@ async def _accounts(api: Api, member: str) -> dict[str, str]:
 
 
 async def test_linking_an_existing_member_needs_the_members_session_or_admin(api: Api) -> None:
-    await register(api, "haowu", "HUB", category="PLATFORM")
-    await register(api, "jade", "JADE", category="RESTAURANT")
-    await register(api, "lotus", "LOTUS", category="HOTEL")
+    await World(api).programs("HUB", "JADE", "LOTUS")
     jade = await create_key(api, "MERCHANT", "jade")
     lotus = await create_key(api, "MERCHANT", "lotus")
     member = await enroll(api, "JADE", "J-1", "Wang Fang", key=jade)
@@ -133,9 +132,7 @@ async def test_birth_date_is_stored_and_checked(api: Api, db_url: str) -> None:
 
 
 async def test_a_session_is_opened_only_for_a_member_of_the_minters_programs(api: Api) -> None:
-    await register(api, "haowu", "HUB", category="PLATFORM")
-    await register(api, "jade", "JADE", category="RESTAURANT")
-    await register(api, "lotus", "LOTUS", category="HOTEL")
+    await World(api).programs("HUB", "JADE", "LOTUS")
     lotus = await create_key(api, "MERCHANT", "lotus")
     haowu = await create_key(api, "MERCHANT", "haowu")
     jade_only = await enroll(api, "JADE", "J-1")

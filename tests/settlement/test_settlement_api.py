@@ -20,14 +20,12 @@ from hub.obligation_rules import batch_of, unsettled
 from settlement import netting, runs
 from tests.helpers import (
     Api,
-    accrue,
     convert,
     create_key,
-    enroll,
     register,
     running_app,
-    set_rate,
 )
+from tests.world import World
 
 BATCH = """
 fragment B on SettlementBatch {
@@ -50,15 +48,18 @@ def _today(settings: Settings) -> dt.date:
 
 
 async def _activity(api: Api) -> str:
-    await register(api, "haowu", "HUB", category="PLATFORM", pointValue="0.10")
-    await register(api, "skyair", "SKYMILES", category="AIRLINE", pointValue="0.08")
-    await register(api, "lotus", "LOTUS", category="HOTEL", pointValue="0.05")
-    member = await enroll(api, "SKYMILES", "S-1")
-    await enroll(api, "LOTUS", "L-1", member_id=member)
-    await enroll(api, "HUB", "H-1", member_id=member)
-    await accrue(api, member, "SKYMILES", "10000")
-    await set_rate(api, "SKYMILES", "LOTUS", "1.5")
-    await set_rate(api, "SKYMILES", "HUB", "0.8")
+    world = World(api)
+    await world.programs(
+        "HUB",
+        "SKYMILES",
+        "LOTUS",
+        HUB={"pointValue": "0.10"},
+        SKYMILES={"pointValue": "0.08"},
+        LOTUS={"pointValue": "0.05"},
+    )
+    accounts = {"SKYMILES": "S-1", "LOTUS": "L-1", "HUB": "H-1"}
+    member = await world.member("Li Wei", accounts, points={"SKYMILES": "10000"})
+    await world.rates(("SKYMILES", "LOTUS", "1.5"), ("SKYMILES", "HUB", "0.8"))
     await convert(api, member, "SKYMILES", "LOTUS", 1000)  # skyair owes lotus 1500 x 0.05 = 75
     await convert(api, member, "SKYMILES", "HUB", 500)  # skyair owes haowu 400 x 0.10 = 40
     return member
