@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import secrets
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,6 +57,28 @@ async def chosen_postgres(given: str | None, sqlite_only: bool) -> str | None:
         raise NoPostgres(f"PostgreSQL does not answer at {where}.")
     print(f"PostgreSQL does not answer at {where}: SQLite only.", flush=True)
     return None
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """--postgres URL and --sqlite, as every scale bench takes them."""
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        default=None,
+        help=f"admin URL for scratch databases (default {LOCAL_POSTGRES}, if it answers)",
+    )
+    parser.add_argument("--sqlite", action="store_true", help="SQLite only")
+
+
+async def chosen(args: argparse.Namespace) -> tuple[str | None, list[str]] | None:
+    """The PostgreSQL server and the backends of a run from its options; None (said on
+    stderr) when the server asked for does not answer."""
+    try:
+        postgres = await chosen_postgres(args.postgres, args.sqlite)
+    except NoPostgres as error:
+        print(error, file=sys.stderr)
+        return None
+    return postgres, backends(postgres)
 
 
 def shown(url: str | None) -> str | None:

@@ -558,13 +558,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--tiers", action="store_true", help="the program has tiers: members move up as it goes"
     )
-    parser.add_argument(
-        "--postgres",
-        metavar="URL",
-        default=None,
-        help=f"admin URL for scratch databases (default {databases.LOCAL_POSTGRES}, if it answers)",
-    )
-    parser.add_argument("--sqlite", action="store_true", help="SQLite only")
+    databases.add_options(parser)
     parser.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
     args = parser.parse_args(argv)
     if args.rows < 1:
@@ -574,16 +568,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def main(argv: list[str]) -> int:
     args = parse(argv)
-    try:
-        postgres = await databases.chosen_postgres(args.postgres, args.sqlite)
-    except databases.NoPostgres as error:
-        print(error, file=sys.stderr)
+    if (chosen := await databases.chosen(args)) is None:
         return 2
+    postgres, backends = chosen
     outcomes = [
         await measure(
             backend, postgres, args.rows, args.chunk, args.subscribed, args.seed, args.tiers
         )
-        for backend in databases.backends(postgres)
+        for backend in backends
     ]
     print(table(outcomes))
     path = save(outcomes, {k: v for k, v in vars(args).items() if k != "postgres"})

@@ -634,14 +634,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--entries", type=int, default=1_000_000, metavar="N", help="(1,000,000)")
     parser.add_argument("--members", type=int, default=20_000, metavar="M", help="(20,000)")
-    parser.add_argument(
-        "--postgres",
-        metavar="URL",
-        default=None,
-        help=f"admin URL for a scratch database (default {databases.LOCAL_POSTGRES}, "
-        "if it answers)",
-    )
-    parser.add_argument("--sqlite", action="store_true", help="SQLite only")
+    databases.add_options(parser)
     args = parser.parse_args(argv)
     if args.entries < 1 or args.members < 4:
         parser.error("--entries must be at least 1 and --members at least 4")
@@ -650,12 +643,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def main(argv: list[str]) -> int:
     args = parse(argv)
-    try:
-        postgres = await databases.chosen_postgres(args.postgres, args.sqlite)
-    except databases.NoPostgres as error:
-        print(error, file=sys.stderr)
+    if (chosen := await databases.chosen(args)) is None:
         return 2
-    backends = databases.backends(postgres)
+    postgres, backends = chosen
     print(
         f"bench.insights: {args.entries:,} entries, {args.members:,} members; "
         f"{' and '.join(backends)}",

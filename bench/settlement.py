@@ -468,14 +468,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--obligations", type=int, default=1_000_000, metavar="N", help="(1,000,000)"
     )
-    parser.add_argument(
-        "--postgres",
-        metavar="URL",
-        default=None,
-        help=f"admin URL for a scratch database (default {databases.LOCAL_POSTGRES}, "
-        "if it answers)",
-    )
-    parser.add_argument("--sqlite", action="store_true", help="SQLite only")
+    databases.add_options(parser)
     parser.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
     args = parser.parse_args(argv)
     if args.obligations < 1:
@@ -485,12 +478,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def main(argv: list[str]) -> int:
     args = parse(argv)
-    try:
-        postgres = await databases.chosen_postgres(args.postgres, args.sqlite)
-    except databases.NoPostgres as error:
-        print(error, file=sys.stderr)
+    if (chosen := await databases.chosen(args)) is None:
         return 2
-    backends = databases.backends(postgres)
+    postgres, backends = chosen
     print(
         f"bench.settlement: {args.obligations:,} obligations among {MERCHANTS} merchants, "
         f"fee {FEE_BPS} bps, seed {args.seed}; {' and '.join(backends)}",

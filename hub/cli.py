@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from hub.config import Settings
 from hub.enums import Role
+
+if TYPE_CHECKING:
+    from hub.db import Database
 
 T = TypeVar("T")
 
@@ -41,6 +45,18 @@ def _settings() -> Settings:
         raise typer.Exit(2) from exc
     logs.configure(settings)
     return settings
+
+
+@asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[Database]:
+    """The configured database for one command, its connections closed after."""
+    from hub.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        yield db
+    finally:
+        await db.dispose()
 
 
 def _run(coro: Awaitable[T]) -> T:
@@ -125,21 +141,17 @@ def keys_create(
 ) -> None:
     """Print a new API key once; only its hash is stored."""
     from hub.auth import create_api_key
-    from hub.db import Database
     from hub.errors import DomainError
 
     settings = _settings()
 
     async def work() -> str:
-        db = Database(settings.database_url)
-        try:
+        async with _database(settings) as db:
             key, secret = await db.transaction(
                 lambda s: create_api_key(
                     s, role=role, label=label, merchant_id=merchant, created_by="cli"
                 )
             )
-        finally:
-            await db.dispose()
         return f"{key.id}\t{secret}"
 
     try:
@@ -156,17 +168,12 @@ def keys_list() -> None:
     import datetime as dt
 
     from hub.auth import list_api_keys
-    from hub.db import Database
 
     settings = _settings()
 
     async def work() -> list[str]:
-        db = Database(settings.database_url)
-        try:
-            async with db.read() as session:
-                rows = await list_api_keys(session)
-        finally:
-            await db.dispose()
+        async with _database(settings) as db, db.read() as session:
+            rows = await list_api_keys(session)
 
         def when(moment: dt.datetime | None) -> str:
             return moment.isoformat(timespec="seconds") if moment else "-"
@@ -194,17 +201,13 @@ def keys_list() -> None:
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id (key_...)")]) -> None:
     """Revoke a key: every worker refuses it from its next request on."""
     from hub.auth import revoke_api_key
-    from hub.db import Database
     from hub.errors import DomainError
 
     settings = _settings()
 
     async def work() -> str:
-        db = Database(settings.database_url)
-        try:
+        async with _database(settings) as db:
             key = await db.transaction(lambda s: revoke_api_key(s, key_id))
-        finally:
-            await db.dispose()
         assert key.revoked_at is not None
         return f"{key.id} revoked at {key.revoked_at.isoformat(timespec='seconds')}"
 
@@ -241,19 +244,14 @@ def import_accruals(
 @app.command()
 def verify() -> None:
     """Check the ledger as a bank would; print each violation, exit non-zero if any."""
-    from hub.db import Database
     from hub.verify import checks
     from hub.verify import verify as run_checks
 
     settings = _settings()
 
     async def work() -> list[str]:
-        db = Database(settings.database_url)
-        try:
-            async with db.read() as session:
-                return [str(v) for v in await run_checks(session)]
-        finally:
-            await db.dispose()
+        async with _database(settings) as db, db.read() as session:
+            return [str(v) for v in await run_checks(session)]
 
     violations = _run(work())
     for line in violations:
@@ -267,14 +265,12 @@ def verify() -> None:
 @app.command()
 def expire() -> None:
     """Move what is left of expired lots to each program's expired account."""
-    from hub.db import Database
     from hub.ledger.jobs import run_expiry
 
     settings = _settings()
 
     async def work() -> tuple[int, int]:
-        db = Database(settings.database_url)
-        try:
+        async with _database(settings) as db:
             with typer.progressbar(length=1, label="expiring lots") as bar:
 
                 def progress(done: int, total: int) -> None:
@@ -282,8 +278,6 @@ def expire() -> None:
                     bar.update(done - bar.pos)
 
                 result = await run_expiry(db, settings, progress=progress)
-        finally:
-            await db.dispose()
         return result.accounts, result.points
 
     accounts, points = _run(work())
@@ -294,17 +288,13 @@ def expire() -> None:
 def review_tiers() -> None:
     """Run today's tier review now (also nightly in `hub serve`): members who no longer
     qualify move down, with a TIER_CHANGED event; a program reviewed today is skipped."""
-    from hub.db import Database
     from hub.tiers.review import review_tiers as review
 
     settings = _settings()
 
     async def work() -> tuple[int, int, int, int]:
-        db = Database(settings.database_url)
-        try:
+        async with _database(settings) as db:
             done = await review(db, settings)
-        finally:
-            await db.dispose()
         return done.programs, done.members, done.moved_down, done.moved_up
 
     programs, members, down, up = _run(work())
@@ -318,7 +308,6 @@ def settle(
     """Run settlement for one business date and print the batch summary."""
     import datetime as dt
 
-    from hub.db import Database
     from settlement.runs import run_date
     from settlement.statements import payments, positions
 
@@ -330,8 +319,7 @@ def settle(
         raise typer.Exit(2) from exc
 
     async def work() -> None:
-        db = Database(settings.database_url)
-        try:
+        async with _database(settings) as db:
             with typer.progressbar(length=100, label=f"settling {day}") as bar:
 
                 def progress(step: str, done: int, total: int) -> None:
@@ -362,8 +350,6 @@ def settle(
                     )
                 for t in await payments(session, batch.id):
                     typer.echo(f"  pay {t.from_merchant} -> {t.to_merchant}: {t.amount:,.2f}")
-        finally:
-            await db.dispose()
 
     _run(work())
 
@@ -379,7 +365,6 @@ def reconcile(
 
     from connectors.registry import Registry
     from hub import reconciliation
-    from hub.db import Database
     from hub.enums import ReconciliationStatus
     from hub.models import Merchant
 
@@ -391,16 +376,15 @@ def reconcile(
         raise typer.Exit(2) from exc
 
     async def work() -> reconciliation.Report | str | None:
-        db = Database(settings.database_url)
         registry = Registry(settings)
         try:
-            async with db.read() as session:
-                if await session.get(Merchant, merchant) is None:
-                    return f"No merchant {merchant!r}."
-            return await reconciliation.reconcile(db, settings, registry, merchant, day)
+            async with _database(settings) as db:
+                async with db.read() as session:
+                    if await session.get(Merchant, merchant) is None:
+                        return f"No merchant {merchant!r}."
+                return await reconciliation.reconcile(db, settings, registry, merchant, day)
         finally:
             await registry.close()
-            await db.dispose()
 
     report = _run(work())
     if isinstance(report, str):

@@ -157,18 +157,13 @@ async def start(
         session.add(conversion)
         await session.flush()
         session.add_all(
-            ConversionLeg(
+            pricing.stored_legs(
+                ConversionLeg,
+                priced.legs,
+                request.member_id,
+                business_date,
                 conversion_id=conversion.id,
-                seq=index,
-                member_id=request.member_id,
-                from_code=leg.rate.from_code,
-                to_code=leg.rate.to_code,
-                rate_id=leg.rate.id,
-                points_in=leg.points_in,
-                points_out=leg.points_out,
-                business_date=business_date,
             )
-            for index, leg in enumerate(priced.legs)
         )
         await session.flush()
         await run_local_steps(session, settings, factory, conversion)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +34,34 @@ class RouteLeg:
     rate: ExchangeRate
     points_in: int
     points_out: int
+
+
+StoredLeg = TypeVar("StoredLeg", ConversionLeg, RedemptionLeg)
+
+
+def stored_legs(
+    model: type[StoredLeg],
+    legs: Sequence[RouteLeg],
+    member_id: str,
+    business_date: dt.date,
+    **owner: str,
+) -> list[StoredLeg]:
+    """The rows that keep a route's hops, in order, for the conversion or redemption named
+    by `owner` (`conversion_id=...`): what the daily limits count."""
+    return [
+        model(
+            seq=index,
+            member_id=member_id,
+            from_code=leg.rate.from_code,
+            to_code=leg.rate.to_code,
+            rate_id=leg.rate.id,
+            points_in=leg.points_in,
+            points_out=leg.points_out,
+            business_date=business_date,
+            **owner,
+        )
+        for index, leg in enumerate(legs)
+    ]
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from hub.errors import (
     RateNotConfigured,
     SlotUnavailable,
 )
-from hub.exchange.pricing import Priced, check_limits
+from hub.exchange.pricing import Priced, check_limits, stored_legs
 from hub.ids import new_id
 from hub.mall import saga
 from hub.mall.pricing import PriceBook
@@ -187,18 +187,13 @@ async def start(
         session.add(redemption)
         await session.flush()
         session.add_all(
-            RedemptionLeg(
+            stored_legs(
+                RedemptionLeg,
+                line.legs,
+                request.member_id,
+                business_date,
                 redemption_id=redemption.id,
-                seq=index,
-                member_id=request.member_id,
-                from_code=leg.rate.from_code,
-                to_code=leg.rate.to_code,
-                rate_id=leg.rate.id,
-                points_in=leg.points_in,
-                points_out=leg.points_out,
-                business_date=business_date,
             )
-            for index, leg in enumerate(line.legs)
         )
         await session.flush()
         await run_local(session, settings, factory, redemption, strict=True)

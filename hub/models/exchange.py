@@ -89,7 +89,21 @@ class Conversion(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class ConversionLeg(Base):
+class RouteLegColumns:
+    """One hop of a route at the rate version used: a conversion's, or the conversion a
+    redemption paid through. Each counts against that rate's daily limit."""
+
+    seq: Mapped[int] = mapped_column(Integer)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    from_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
+    to_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
+    rate_id: Mapped[str] = mapped_column(ForeignKey("exchange_rates.id"))
+    points_in: Mapped[int] = mapped_column()
+    points_out: Mapped[int] = mapped_column()
+    business_date: Mapped[dt.date] = mapped_column(Date)
+
+
+class ConversionLeg(RouteLegColumns, Base):
     """One hop of a conversion's route, at the rate version used."""
 
     __tablename__ = "conversion_legs"
@@ -99,11 +113,3 @@ class ConversionLeg(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     conversion_id: Mapped[str] = mapped_column(ForeignKey("conversions.id"))
-    seq: Mapped[int] = mapped_column(Integer)
-    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
-    from_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
-    to_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
-    rate_id: Mapped[str] = mapped_column(ForeignKey("exchange_rates.id"))
-    points_in: Mapped[int] = mapped_column()
-    points_out: Mapped[int] = mapped_column()
-    business_date: Mapped[dt.date] = mapped_column(Date)

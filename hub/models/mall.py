@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import ExactDecimal, JSONText, utcnow
 from hub.enums import RedemptionStatus, RewardKind
 from hub.errors import Failure
 from hub.models.base import Base, BigId, stored
+from hub.models.exchange import RouteLegColumns
 
 
 class Reward(Base):
@@ -73,7 +74,7 @@ class Slot(Base):
     refreshed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class RedemptionLeg(Base):
+class RedemptionLeg(RouteLegColumns, Base):
     """One hop of the conversion a redemption paid through, at the rate version used: it
     counts against that rate's daily limit as a conversion's leg does."""
 
@@ -85,14 +86,6 @@ class RedemptionLeg(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     redemption_id: Mapped[str] = mapped_column(ForeignKey("redemptions.id"))
-    seq: Mapped[int] = mapped_column(Integer)
-    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
-    from_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
-    to_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
-    rate_id: Mapped[str] = mapped_column(ForeignKey("exchange_rates.id"))
-    points_in: Mapped[int] = mapped_column()
-    points_out: Mapped[int] = mapped_column()
-    business_date: Mapped[dt.date] = mapped_column(Date)
 
 
 class Redemption(Base):
