@@ -3,8 +3,9 @@
 // members, its members by tier, its most redeemed rewards and its rising members, with
 // charts. Plain browser JS against the hub's public GraphQL API; no build step.
 
-import { $, busy, h, say } from "/assets/dom.js";
+import { $, h, say } from "/assets/dom.js";
 import { graphqlEndpoint, HubError, postGraphQL } from "/assets/graphql.js";
+import { aRole, keySignIn } from "/assets/signin.js";
 import { barChart, dailyChart } from "./charts.js";
 
 const ENDPOINT = graphqlEndpoint();
@@ -17,8 +18,8 @@ const DEFAULT_DAYS = 30;
 const MESSAGES = {
   badKey: "This key is not valid; ask the hub's administrator for your MERCHANT key.",
   wrongRole: (role) =>
-    `This is ${/^[AEIOU]/.test(role) ? "an" : "a"} ${role} key; merchant insights need a ` +
-    "MERCHANT key, which shows one merchant's own figures.",
+    `This is ${aRole(role)} key; merchant insights need a MERCHANT key, which shows one ` +
+    "merchant's own figures.",
   network: "The hub did not answer. Check your connection, then try again.",
   signedOut: "You signed out. Sign in again with your MERCHANT key to continue.",
   badPeriod: "Choose a start date on or before the end date.",
@@ -79,64 +80,29 @@ function businessDate(daysBefore = 0) {
 
 // ---------------------------------------------------------------- sign-in
 
-function showSignIn(message = "") {
-  state.key = null;
-  state.merchant = null;
-  state.view += 1;
-  sessionStorage.removeItem(KEY_STORAGE);
-  $("dashboard").hidden = true;
-  $("who").hidden = true;
-  $("signin").hidden = false;
-  say($("signin-message"), "");
-  say($("signin-error"), message);
-  $("signin-form").reset();
-  $("signin-key").focus();
-}
-
-async function signIn(key) {
-  state.key = key;
-  let data;
-  try {
-    data = await gql(VIEWER);
-  } catch (error) {
-    state.key = null;
-    throw error;
-  }
-  const { role, merchant } = data.viewer;
-  if (role !== "MERCHANT" || !merchant) {
-    state.key = null;
-    throw new HubError(MESSAGES.wrongRole(role), "WRONG_ROLE");
-  }
-  state.merchant = merchant;
-  sessionStorage.setItem(KEY_STORAGE, key);
-  $("signin").hidden = true;
-  $("who").hidden = false;
-  $("who-merchant").textContent = merchant.name;
-  $("who-key").textContent = `key …${key.slice(-4)}`;
-  $("merchant-name").textContent = merchant.name;
-  $("dashboard").hidden = false;
-  setPeriod(DEFAULT_DAYS);
-  await show();
-}
-
-async function onSignIn(event) {
-  event.preventDefault();
-  const key = event.currentTarget.key.value.trim();
-  say($("signin-message"), "");
-  await busy($("signin-submit"), async () => {
-    try {
-      await signIn(key);
-    } catch (error) {
-      if (!(error instanceof HubError)) console.error(error);
-      say($("signin-error"), error.message, error.code);
-    }
-  });
-}
-
-function signOut() {
-  showSignIn();
-  say($("signin-message"), MESSAGES.signedOut);
-}
+const signIn = keySignIn({
+  storage: KEY_STORAGE,
+  state,
+  gql,
+  viewer: VIEWER,
+  refusal: ({ role, merchant }) =>
+    role === "MERCHANT" && merchant ? "" : MESSAGES.wrongRole(role),
+  async open({ merchant }) {
+    state.merchant = merchant;
+    $("who-merchant").textContent = merchant.name;
+    $("merchant-name").textContent = merchant.name;
+    $("dashboard").hidden = false;
+    setPeriod(DEFAULT_DAYS);
+    await show();
+  },
+  close() {
+    state.merchant = null;
+    state.view += 1;
+    $("dashboard").hidden = true;
+  },
+  signedOut: MESSAGES.signedOut,
+});
+const showSignIn = signIn.show;
 
 // ---------------------------------------------------------------- the figures
 
@@ -241,8 +207,8 @@ function render(found) {
 // ---------------------------------------------------------------- start
 
 function wire() {
-  $("signin-form").addEventListener("submit", onSignIn);
-  $("sign-out").addEventListener("click", signOut);
+  $("signin-form").addEventListener("submit", signIn.onSubmit);
+  $("sign-out").addEventListener("click", signIn.signOut);
   $("period-form").addEventListener("submit", (event) => {
     event.preventDefault();
     show();
@@ -258,16 +224,7 @@ function wire() {
 
 async function start() {
   wire();
-  const key = sessionStorage.getItem(KEY_STORAGE);
-  if (!key) {
-    showSignIn();
-    return;
-  }
-  try {
-    await signIn(key);
-  } catch (error) {
-    showSignIn(error.message);
-  }
+  await signIn.resume();
 }
 
 start().finally(() => {
