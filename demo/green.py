@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from demo.rewards import new_reward
 from hub import accrual, green, members, merchants, promotions, vouchers
 from hub.auth import Principal
 from hub.config import Settings
@@ -105,16 +106,8 @@ async def seed(session: AsyncSession, settings: Settings, now: dt.datetime) -> s
         await catalog.upsert_reward(
             session,
             ADMIN,
-            catalog.NewReward(
-                ref=reward["ref"],
-                kind=reward["kind"],
-                title=reward["title"],
-                price=reward["price"],
-                description=reward.get("description"),
-                stock=reward.get("stock"),
-                merchant_id=reward["merchant_id"],
-                tags=["green"] if reward in GREEN_REWARDS else [],
-                voucher=reward.get("voucher"),
+            new_reward(
+                reward, reward["merchant_id"], tags=["green"] if reward in GREEN_REWARDS else []
             ),
         )
     await promotions.set_promotion(

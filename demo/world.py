@@ -36,6 +36,7 @@ from connectors.sandbox.runner import Running, serve
 from connectors.sandbox.scenic import ScenicSandbox
 from demo import green as demo_green
 from demo import loyalty as demo_loyalty
+from demo.rewards import new_reward
 from hub import accrual, auth, consent, members, merchants, promotions, vouchers
 from hub.auth import Principal
 from hub.config import Settings
@@ -385,17 +386,7 @@ async def seed(settings: Settings, progress: Echo = print) -> bool:
                 await catalog.upsert_reward(
                     session,
                     ADMIN,
-                    catalog.NewReward(
-                        ref=reward["ref"],
-                        kind=reward["kind"],
-                        title=reward["title"],
-                        price=reward["price"],
-                        description=reward.get("description"),
-                        stock=reward.get("stock"),
-                        merchant_id=reward["merchant"],
-                        slots=slots,
-                        voucher=reward.get("voucher"),
-                    ),
+                    new_reward(reward, reward["merchant"], slots=slots),
                 )
             progress(f"[3/{steps}] {len(HOSTED_REWARDS)} hosted rewards (partners list theirs)")
             week = dt.timedelta(days=7)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import partner_urls, validate
 from hub.db import KEPT
-from hub.enums import AccountKind, ConnectorKind, MerchantCategory, ProgramKind
+from hub.enums import AccountKind, ConnectorKind, MerchantCategory, MerchantStatus, ProgramKind
 from hub.errors import AlreadyExists, FieldPath, InvalidInput, NotFound
 from hub.models import Account, Merchant, Program
 
@@ -148,7 +148,7 @@ async def register_merchant(
         id=data.id,
         name=data.name,
         category=data.category,
-        status="ACTIVE",
+        status=MerchantStatus.ACTIVE,
         compensation_percent=data.compensation_percent,
     )
     program = Program(
@@ -165,13 +165,7 @@ async def register_merchant(
     )
     session.add(merchant)
     await session.flush()
-    session.add(program)
-    await session.flush()
-    session.add_all(Account(program_code=program.code, kind=kind) for kind in SYSTEM_ACCOUNTS)
-    await session.flush()
-    from hub.caches import PROGRAMS, bump  # every process reads the programs again
-
-    await bump(session, PROGRAMS)
+    await _open(session, program)
     return merchant
 
 
@@ -225,14 +219,20 @@ async def register_program(session: AsyncSession, data: NewProgram) -> Program:
         accrual_rate=data.accrual_rate,
         expiry_months=data.expiry_months,
     )
+    await _open(session, program)
+    return program
+
+
+async def _open(session: AsyncSession, program: Program) -> None:
+    """Store a new program with its system accounts (ISSUED, REDEEMED, ...); every process
+    reads the programs again."""
     session.add(program)
     await session.flush()
     session.add_all(Account(program_code=program.code, kind=kind) for kind in SYSTEM_ACCOUNTS)
     await session.flush()
-    from hub.caches import PROGRAMS, bump  # every process reads the programs again
+    from hub.caches import PROGRAMS, bump
 
     await bump(session, PROGRAMS)
-    return program
 
 
 async def list_merchants(session: AsyncSession) -> Sequence[Merchant]:

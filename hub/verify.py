@@ -39,6 +39,7 @@ from hub.models import (
     Statement,
     StatementAdjustment,
 )
+from hub.models.base import as_text
 from hub.obligation_rules import batch_of
 
 
@@ -252,12 +253,14 @@ def _obligation_checks() -> list[tuple[str, str, Any]]:
             "settled obligation in a closed batch",
             "obligation {0} names batch {1}, which is {2}",
             select(
-                Obligation.id, Obligation.batch_id, func.coalesce(SettlementBatch.status, "missing")
+                Obligation.id,
+                Obligation.batch_id,
+                func.coalesce(as_text(SettlementBatch.status), "missing"),
             )
             .outerjoin(SettlementBatch, SettlementBatch.id == Obligation.batch_id)
             .where(
                 Obligation.batch_id.is_not(None),
-                func.coalesce(SettlementBatch.status, "missing") != BatchStatus.CLOSED,
+                func.coalesce(as_text(SettlementBatch.status), "missing") != BatchStatus.CLOSED,
             ),
         ),
         (
@@ -291,7 +294,7 @@ def _adjustment_checks(dialect: str) -> list[tuple[str, str, Any]]:
                 StatementAdjustment.id,
                 StatementAdjustment.statement_id,
                 StatementAdjustment.obligation_id,
-                func.coalesce(Obligation.kind, "missing"),
+                func.coalesce(as_text(Obligation.kind), "missing"),
                 Obligation.amount,
                 Obligation.business_date,
                 carried,
@@ -393,7 +396,8 @@ def _partner_checks() -> list[tuple[str, str, Any]]:
             .where(PartnerOutcome.saga_id == row.id, PartnerOutcome.step.in_(steps))
             .exists()
         )
-        return select(literal(saga), row.id, status, program, literal(" or ".join(steps))).where(
+        shown = as_text(status)  # a conversion's or a redemption's, in one column
+        return select(literal(saga), row.id, shown, program, literal(" or ".join(steps))).where(
             program.in_(connected), ~confirmed, *when
         )
 

@@ -46,6 +46,7 @@ from hub.models import (
     RedemptionLeg,
     SettlementBatch,
 )
+from hub.models.base import as_text
 from hub.obligation_rules import FEE, batch_of, fee_base, fee_of, half_away, pair_totals
 
 MONEY = ExactDecimal(18, 4)
@@ -209,7 +210,7 @@ def _obligation_checks(dialect: str) -> list[Check]:
                 Obligation.points,
                 Obligation.program_code,
                 Obligation.reference,
-                func.coalesce(Redemption.status, "missing"),
+                func.coalesce(as_text(Redemption.status), "missing"),
                 func.coalesce(Redemption.cancel_reason, "no one"),
                 Redemption.compensation_points,
             )

@@ -48,14 +48,7 @@ class Points:
         expires_at: dt.datetime | None,
     ) -> Entry:
         """Points into a member account from a system account, as a new lot."""
-        contra = await self.journal.system_account(account.program_code, source)
-        entry = await self.journal.post(
-            kind,
-            account.program_code,
-            [Side(account, points), Side(contra, -points)],
-            movement,
-            member_id=account.member_id,
-        )
+        entry = await self._post(kind, account, points, source, movement)
         self.session.add(
             Lot(
                 account_id=account.id,
@@ -83,16 +76,23 @@ class Points:
         """
         account = (await self.journal.lock([account.id]))[account.id]
         await expire_overdue(self, account, movement)
-        contra = await self.journal.system_account(account.program_code, sink)
-        entry = await self.journal.post(
+        entry = await self._post(kind, account, -points, sink, movement)
+        await self._consume(account, points, entry.id)
+        return entry
+
+    async def _post(
+        self, kind: EntryKind, account: Account, points: int, other: AccountKind, movement: Movement
+    ) -> Entry:
+        """An entry moving `points` into the member's account (out of it when negative),
+        from (to) the program's system account `other`."""
+        contra = await self.journal.system_account(account.program_code, other)
+        return await self.journal.post(
             kind,
             account.program_code,
-            [Side(account, -points), Side(contra, points)],
+            [Side(account, points), Side(contra, -points)],
             movement,
             member_id=account.member_id,
         )
-        await self._consume(account, points, entry.id)
-        return entry
 
     async def _consume(self, account: Account, points: int, entry_id: int) -> None:
         lots = await self.session.scalars(
@@ -133,14 +133,7 @@ class Points:
         back as a new lot under the program's usual expiry.
         """
         account = (await self.journal.lock([account.id]))[account.id]
-        contra = await self.journal.system_account(account.program_code, source)
-        entry = await self.journal.post(
-            kind,
-            account.program_code,
-            [Side(account, points), Side(contra, -points)],
-            movement,
-            member_id=account.member_id,
-        )
+        entry = await self._post(kind, account, points, source, movement)
         taken = await self.session.execute(
             select(LotUse.lot_id, func.sum(LotUse.points))
             .where(LotUse.entry_id == taken_by)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, Enum, Integer, MetaData
+from sqlalchemy import BigInteger, Enum, Integer, MetaData, String, type_coerce
 from sqlalchemy.orm import DeclarativeBase
 
 from hub.db import ExactDecimal, UTCDateTime
@@ -44,3 +45,9 @@ def stored(enum: type[StrEnum], length: int) -> Enum:
         validate_strings=True,
         values_callable=lambda members: [m.value for m in members],
     )
+
+
+def as_text(column: Any) -> Any:
+    """A stored enum column read as its text, for SQL that mixes it with strings that are
+    no member of the enum (`coalesce(status, 'missing')`)."""
+    return type_coerce(column, String)
