@@ -122,17 +122,22 @@ async def enroll_confirmed(
 
 async def account_of(session: AsyncSession, member_id: str, program_code: str) -> Account | None:
     """A member's account in a program, read once per transaction (a conversion asks often)."""
+    return (await accounts_of(session, member_id, [program_code])).get(program_code)
+
+
+async def accounts_of(
+    session: AsyncSession, member_id: str, program_codes: Sequence[str]
+) -> dict[str, Account]:
+    """A member's accounts in these programs (those it has), by program; the ones this
+    transaction has not read yet in one statement."""
     cache: dict[tuple[str, str], Account] = session.info.setdefault("account_of", {})
-    found = cache.get((member_id, program_code))
-    if found is None:
-        found = await session.scalar(
-            select(Account).where(
-                Account.member_id == member_id, Account.program_code == program_code
-            )
-        )
-        if found is not None:
-            cache[(member_id, program_code)] = found
-    return found
+    missing = [code for code in program_codes if (member_id, code) not in cache]
+    if missing:
+        for account in await session.scalars(
+            select(Account).where(Account.member_id == member_id, Account.program_code.in_(missing))
+        ):
+            cache[(member_id, account.program_code)] = account
+    return {code: cache[(member_id, code)] for code in program_codes if (member_id, code) in cache}
 
 
 async def member_by_ref(

@@ -26,7 +26,7 @@ from hub.exchange import pricing, saga
 from hub.exchange.rates import rates_by_id
 from hub.exchange.saga import Step, run_local_steps
 from hub.ids import new_id
-from hub.members import account_of
+from hub.members import accounts_of
 from hub.merchants import get_program
 from hub.models import Conversion, ConversionLeg, ExchangeRate, Member, Quote
 from hub.permissions import require_member
@@ -90,10 +90,13 @@ async def check_request(
     from_code: str,
     to_code: str,
     points: int,
+    *,
+    lock: bool = False,
 ) -> None:
-    """The checks a quote and a conversion share: who, which programs, how many points."""
+    """The checks a quote and a conversion share: who, which programs, how many points.
+    `lock`: hold the member's row to the end of the transaction (FOR UPDATE)."""
     require_member(principal, member_id, ("member_id",))
-    if await session.get(Member, member_id) is None:
+    if await session.get(Member, member_id, with_for_update=lock or None) is None:
         raise NotFound(f"No member has id {member_id!r}.", field=("member_id",))
     source = await get_program(session, from_code, ("from",))
     target = await get_program(session, to_code, ("to",))
@@ -102,8 +105,9 @@ async def check_request(
     if source.code == target.code:
         raise InvalidInput("from and to must be different programs.", field=("to",))
     validate.points_in_range(points, ("points",))
+    held = await accounts_of(session, member_id, [source.code, target.code])
     for program, field in ((source, "from"), (target, "to")):
-        if await account_of(session, member_id, program.code) is None:
+        if program.code not in held:
             raise NotFound(
                 f"The member is not enrolled in {program.code}; enroll them there first.",
                 field=(field,),
@@ -120,6 +124,8 @@ async def start(
     """Create the conversion and run its local steps, once per idempotency key; the row as
     it stands at commit (a replay returns the first call's conversion)."""
 
+    made: list[Conversion] = []  # held: the session keeps rows by weak reference only
+
     async def effect() -> idempotency.Result:
         await check_request(
             session,
@@ -128,10 +134,7 @@ async def start(
             request.from_code,
             request.to_code,
             request.points,
-        )
-        # One conversion at a time per member: the daily limit is counted under this lock.
-        await session.execute(
-            select(Member.id).where(Member.id == request.member_id).with_for_update()
+            lock=True,  # one conversion at a time per member: the daily limit counts under it
         )
         priced = await _priced(session, request, settings)
         now = utcnow()
@@ -167,6 +170,7 @@ async def start(
         )
         await session.flush()
         await run_local_steps(session, settings, factory, conversion)
+        made.append(conversion)
         return {"conversion_id": conversion.id}
 
     result = await idempotency.once(
@@ -183,7 +187,9 @@ async def start(
         },
         effect=effect,
     )
-    conversion = await session.get(Conversion, result["conversion_id"])
+    if made:
+        return made[0]
+    conversion = await session.get(Conversion, result["conversion_id"])  # a replay
     assert conversion is not None
     return conversion
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -75,9 +76,11 @@ class Points:
         Lots already past their expiry are expired first, so they are never spent.
         """
         account = (await self.journal.lock([account.id]))[account.id]
-        await expire_overdue(self, account, movement)
+        lots = await _open_lots(self.session, account)
+        at = movement.occurred_at
+        await expire_lots(self, account, [lot for lot in lots if _overdue(lot, at)], movement)
         entry = await self._post(kind, account, -points, sink, movement)
-        await self._consume(account, points, entry.id)
+        await self._consume(account, lots, points, entry.id)
         return entry
 
     async def _post(
@@ -94,16 +97,16 @@ class Points:
             member_id=account.member_id,
         )
 
-    async def _consume(self, account: Account, points: int, entry_id: int) -> None:
-        lots = await self.session.scalars(
-            select(Lot)
-            .where(Lot.account_id == account.id, Lot.remaining > 0)
-            .order_by(Lot.expires_at.asc().nulls_last(), Lot.id)
-            .execution_options(populate_existing=True)
-        )
+    async def _consume(
+        self, account: Account, lots: Sequence[Lot], points: int, entry_id: int
+    ) -> None:
+        """Take `points` from the account's open lots, soonest-expiring first (the expired
+        ones are empty by now)."""
         uses = []
         left = points
         for lot in lots:
+            if lot.remaining == 0:
+                continue
             take = min(left, lot.remaining)
             lot.remaining -= take
             uses.append({"entry_id": entry_id, "lot_id": lot.id, "points": take})
@@ -244,6 +247,22 @@ class Points:
         return entry
 
 
+async def _open_lots(session: AsyncSession, account: Account) -> list[Lot]:
+    """The account's lots with points left, soonest-expiring first (never-expiring last)."""
+    return list(
+        await session.scalars(
+            select(Lot)
+            .where(Lot.account_id == account.id, Lot.remaining > 0)
+            .order_by(Lot.expires_at.asc().nulls_last(), Lot.id)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def _overdue(lot: Lot, at: dt.datetime) -> bool:
+    return lot.expires_at is not None and lot.expires_at <= at
+
+
 async def expire_overdue(points: Points, account: Account, movement: Movement) -> int:
     """Move what is left of this account's expired lots to `expired`; the points moved."""
     lots = list(
@@ -257,6 +276,14 @@ async def expire_overdue(points: Points, account: Account, movement: Movement) -
             .execution_options(populate_existing=True)
         )
     )
+    return await expire_lots(points, account, lots, movement)
+
+
+async def expire_lots(
+    points: Points, account: Account, lots: Sequence[Lot], movement: Movement
+) -> int:
+    """Move what is left of these (overdue) lots to `expired`, in one EXPIRY entry; the
+    points moved."""
     total = sum(lot.remaining for lot in lots)
     if total == 0:
         return 0

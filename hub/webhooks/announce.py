@@ -3,16 +3,19 @@ transaction through the outbox."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.enums import WebhookEvent
-from hub.models import Conversion, Program, Redemption
+from hub.merchants import program_of
+from hub.models import Conversion, Redemption
 from hub.webhooks import outbox
 
 
 async def _merchants_of(session: AsyncSession, *codes: str) -> list[str]:
-    return list(await session.scalars(select(Program.merchant_id).where(Program.code.in_(codes))))
+    """The merchants running these programs (from the process's memory when it keeps the
+    programs: they never change owner)."""
+    found = [await program_of(session, code) for code in codes]
+    return [program.merchant_id for program in found if program is not None]
 
 
 async def conversion(session: AsyncSession, event: WebhookEvent, c: Conversion) -> None:
