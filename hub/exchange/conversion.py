@@ -125,6 +125,7 @@ async def start(
     it stands at commit (a replay returns the first call's conversion)."""
 
     made: list[Conversion] = []  # held: the session keeps rows by weak reference only
+    conversion_id = new_id("cnv")
 
     async def effect() -> idempotency.Result:
         await check_request(
@@ -141,7 +142,7 @@ async def start(
         business_date = settings.business_date(now)
         await pricing.check_limits(session, request.member_id, priced, business_date)
         conversion = Conversion(
-            id=new_id("cnv"),
+            id=conversion_id,
             member_id=request.member_id,
             from_code=request.from_code,
             to_code=request.to_code,
@@ -186,6 +187,7 @@ async def start(
             "quoteId": request.quote_id,
         },
         effect=effect,
+        known={"conversion_id": conversion_id},
     )
     if made:
         return made[0]

@@ -17,7 +17,7 @@ from hub import tags, validate, vouchers
 from hub.auth import Principal
 from hub.db import utcnow
 from hub.eligibility import encode
-from hub.enums import CreditLevel, RewardKind, Role
+from hub.enums import CreditLevel, MerchantStatus, RewardKind, Role
 from hub.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from hub.mall import settlement_prices
 from hub.mall.pricing import SLOTTED, PriceBook
@@ -267,7 +267,7 @@ async def page(
     query = (
         select(Reward)
         .join(Merchant, Merchant.id == Reward.merchant_id)
-        .where(Reward.active.is_(True), Merchant.status == "ACTIVE")
+        .where(Reward.active.is_(True), Merchant.status == MerchantStatus.ACTIVE)
         .order_by(Reward.id)
     )
     if after is not None:

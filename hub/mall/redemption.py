@@ -12,7 +12,7 @@ from hub import consent, eligibility, green, idempotency, validate, vouchers
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
-from hub.enums import CancellationReason, RedemptionStatus, Role
+from hub.enums import CancellationReason, MerchantStatus, RedemptionStatus, Role
 from hub.errors import (
     DomainError,
     Forbidden,
@@ -108,10 +108,12 @@ async def start(
     request: RedeemRequest,
 ) -> str:
     """Create the redemption and run its local steps, once per idempotency key; its id."""
+    redemption_id = new_id("rdm")
 
     async def effect() -> idempotency.Result:
         require_member(principal, request.member_id, ("member_id",))
-        if await session.get(Member, request.member_id) is None:
+        # One redemption at a time per member: the member's row is held to the end.
+        if await session.get(Member, request.member_id, with_for_update=True) is None:
             raise NotFound(f"No member has id {request.member_id!r}.", field=("member_id",))
         validate.points_in_range(request.quantity, ("quantity",), low=1, high=MAX_QUANTITY)
         reward = await session.get(Reward, request.reward_id)
@@ -120,7 +122,7 @@ async def start(
         if reward.offer_refusal:
             raise InvalidState(reward.offer_refusal, field=("reward_id",))
         merchant = await session.get(Merchant, reward.merchant_id)
-        if not reward.active or merchant is None or merchant.status != "ACTIVE":
+        if not reward.active or merchant is None or merchant.status != MerchantStatus.ACTIVE:
             raise InvalidState(f"{reward.title} is no longer offered.", field=("reward_id",))
         # Prices and early access are the member's own: their tiers, credit level, age.
         now = utcnow()
@@ -149,10 +151,6 @@ async def start(
                 field=("pay_with",),
             )
         slot = await _slot(session, reward, request.slot_id)
-        # One redemption at a time per member.
-        await session.execute(
-            select(Member.id).where(Member.id == request.member_id).with_for_update()
-        )
         both_local = factory.is_local(payer) and factory.is_local(book.program_of(reward))
         business_date = settings.business_date(now)
         # Paying through a rate is converting through it: it counts against the rate's
@@ -165,7 +163,7 @@ async def start(
             field=("quantity",),
         )
         redemption = Redemption(
-            id=new_id("rdm"),
+            id=redemption_id,
             member_id=request.member_id,
             reward_id=reward.id,
             merchant_id=reward.merchant_id,
@@ -215,6 +213,7 @@ async def start(
             "quantity": request.quantity,
         },
         effect=effect,
+        known={"redemption_id": redemption_id},
     )
     return str(result["redemption_id"])
 
