@@ -38,13 +38,7 @@ def parse(argv: list[str]) -> tuple[list[str], Options, bool]:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (8)")
     parser.add_argument("--iterations", type=int, default=50, help="rounds per latency phase (50)")
     default_pg = os.environ.get("HUB_TEST_POSTGRES_URL") or databases.LOCAL_POSTGRES
-    parser.add_argument(
-        "--postgres",
-        metavar="URL",
-        default=None,
-        help=f"PostgreSQL server for scratch databases (default {default_pg}, if it answers)",
-    )
-    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    databases.add_options(parser, "--no-postgres", default_pg)
     parser.add_argument(
         "--loop", choices=["uvloop", "asyncio"], default="uvloop", help="servers' loop (uvloop)"
     )

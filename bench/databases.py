@@ -59,15 +59,17 @@ async def chosen_postgres(given: str | None, sqlite_only: bool) -> str | None:
     return None
 
 
-def add_options(parser: argparse.ArgumentParser) -> None:
-    """--postgres URL and --sqlite, as every scale bench takes them."""
+def add_options(
+    parser: argparse.ArgumentParser, sqlite_only: str = "--sqlite", default: str = LOCAL_POSTGRES
+) -> None:
+    """--postgres URL and the flag for SQLite only, as every bench takes them."""
     parser.add_argument(
         "--postgres",
         metavar="URL",
         default=None,
-        help=f"admin URL for scratch databases (default {LOCAL_POSTGRES}, if it answers)",
+        help=f"admin URL for scratch databases (default {default}, if it answers)",
     )
-    parser.add_argument("--sqlite", action="store_true", help="SQLite only")
+    parser.add_argument(sqlite_only, action="store_true", help="SQLite only")
 
 
 async def chosen(args: argparse.Namespace) -> tuple[str | None, list[str]] | None:
