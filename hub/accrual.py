@@ -20,9 +20,9 @@ from hub.enums import AccountKind, EntryKind, WebhookEvent
 from hub.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
 from hub.ledger.core import Movement
 from hub.ledger.points import Points, expiry_of
-from hub.members import account_of
+from hub.members import remember_account
 from hub.merchants import get_program, is_connected
-from hub.models import Entry, Member, Program, Promotion, Tier
+from hub.models import Account, Entry, Member, Program, Promotion, Tier
 from hub.permissions import require_merchant
 from hub.tiers import standing
 from hub.tiers.ladder import ladder
@@ -96,6 +96,35 @@ def memo_labels(
     return f"{labels}; held to x{promotions.MAX_ACCRUAL_MULTIPLIER}" if capped else labels
 
 
+async def _account_and_earlier(
+    session: AsyncSession, member_id: str, program: Program, order_ref: str
+) -> tuple[Account | None, int | None]:
+    """The member's account in the program and the entry by which this order already
+    earned there (if it did), in one statement."""
+    earlier = (
+        select(Entry.id)
+        .where(
+            Entry.program_code == program.code,
+            Entry.kind == EntryKind.ACCRUAL,
+            Entry.reference == order_ref,
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    found = (
+        await session.execute(
+            select(Account, earlier).where(
+                Account.member_id == member_id, Account.program_code == program.code
+            )
+        )
+    ).first()
+    if found is None:
+        return None, None
+    account, entry_id = found
+    remember_account(session, account)
+    return account, entry_id
+
+
 async def accrue(
     session: AsyncSession,
     principal: Principal,
@@ -142,7 +171,7 @@ async def accrue(
         now = utcnow()
         window = validate.PurchaseWindow(now, settings.accrual_backdate_days)
         occurred = window.check(data.occurred_at or now, ("occurred_at",))
-        account = await account_of(session, data.member_id, program.code)
+        account, already = await _account_and_earlier(session, data.member_id, program, order_ref)
         if account is None and await session.get(Member, data.member_id) is None:
             # An account names its member: the member is read only when there is none.
             raise NotFound(f"No member has id {data.member_id!r}.", field=("member_id",))
@@ -151,13 +180,6 @@ async def accrue(
                 f"Member {data.member_id} is not enrolled in {program.code}; enroll them first.",
                 field=("member_id",),
             )
-        already = await session.scalar(
-            select(Entry.id).where(
-                Entry.program_code == program.code,
-                Entry.kind == EntryKind.ACCRUAL,
-                Entry.reference == order_ref,
-            )
-        )
         if already is not None:
             raise AlreadyExists(
                 f"Order {order_ref!r} has already earned points in {program.code}.",

@@ -125,6 +125,13 @@ async def account_of(session: AsyncSession, member_id: str, program_code: str) -
     return (await accounts_of(session, member_id, [program_code])).get(program_code)
 
 
+def remember_account(session: AsyncSession, account: Account) -> None:
+    """Keep an account read some other way for account_of in this transaction."""
+    cache: dict[tuple[str, str], Account] = session.info.setdefault("account_of", {})
+    if account.member_id is not None:
+        cache[(account.member_id, account.program_code)] = account
+
+
 async def accounts_of(
     session: AsyncSession, member_id: str, program_codes: Sequence[str]
 ) -> dict[str, Account]:
