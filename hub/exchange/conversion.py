@@ -160,15 +160,15 @@ async def start(
         )
         session.add(conversion)
         await session.flush()
-        session.add_all(
-            pricing.stored_legs(
-                ConversionLeg,
-                priced.legs,
-                request.member_id,
-                business_date,
-                conversion_id=conversion.id,
-            )
+        legs = pricing.stored_legs(
+            ConversionLeg,
+            priced.legs,
+            request.member_id,
+            business_date,
+            conversion_id=conversion.id,
         )
+        session.add_all(legs)
+        await pricing.conversion_legs(session, conversion.id, made=legs)
         await session.flush()
         await run_local_steps(session, settings, factory, conversion)
         made.append(conversion)

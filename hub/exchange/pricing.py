@@ -64,6 +64,28 @@ def stored_legs(
     ]
 
 
+_MADE_LEGS = "conversion_legs"  # on a session's info: the legs this transaction stored
+
+
+async def conversion_legs(
+    session: AsyncSession, conversion_id: str, made: list[ConversionLeg] | None = None
+) -> list[ConversionLeg]:
+    """A conversion's legs in order: `made`, when given, are the ones just stored (kept for
+    the rest of the transaction); else those this transaction stored, else read."""
+    kept: dict[str, list[ConversionLeg]] = session.info.setdefault(_MADE_LEGS, {})
+    if made is not None:
+        kept[conversion_id] = made
+    if conversion_id in kept:
+        return kept[conversion_id]
+    return list(
+        await session.scalars(
+            select(ConversionLeg)
+            .where(ConversionLeg.conversion_id == conversion_id)
+            .order_by(ConversionLeg.seq)
+        )
+    )
+
+
 @dataclass(frozen=True)
 class Priced:
     legs: list[RouteLeg]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import (
@@ -26,9 +25,10 @@ from hub import obligations, sagas
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ConversionStatus, ErrorCode, ObligationKind, WebhookEvent
+from hub.exchange import pricing
 from hub.members import account_of
 from hub.merchants import program_of
-from hub.models import Conversion, ConversionLeg
+from hub.models import Conversion
 from hub.sagas import Next, Result, record_failure, retry_later
 from hub.webhooks import announce
 
@@ -100,12 +100,7 @@ async def _complete(session: AsyncSession, settings: Settings, conversion: Conve
     conversion.step = Step.DONE.value
     conversion.next_attempt_at = None
     await announce.conversion(session, WebhookEvent.CONVERSION_COMPLETED, conversion)
-    legs = await session.scalars(
-        select(ConversionLeg)
-        .where(ConversionLeg.conversion_id == conversion.id)
-        .order_by(ConversionLeg.seq)
-    )
-    for leg in legs:
+    for leg in await pricing.conversion_legs(session, conversion.id):
         payer = await program_of(session, leg.from_code)
         payee = await program_of(session, leg.to_code)
         assert payer is not None and payee is not None
@@ -195,8 +190,11 @@ SAGA = sagas.Saga[Conversion](
 async def run_local_steps(
     session: AsyncSession, settings: Settings, factory: ConnectorFactory, conversion: Conversion
 ) -> None:
-    """Run every next step whose connector is local, in this transaction."""
-    await sagas.run_local(session, settings, factory, SAGA, conversion)
+    """Run every next step whose connector is local, in this transaction. The steps write
+    the ledger with statements of their own; the conversion's row, changed by each step, is
+    written once when the transaction flushes (one UPDATE, not one per step)."""
+    with session.no_autoflush:
+        await sagas.run_local(session, settings, factory, SAGA, conversion)
 
 
 async def advance(

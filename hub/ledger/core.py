@@ -124,22 +124,25 @@ class Journal:
                 MAX_BALANCE
             ):
                 raise _over_limit(side.account.balance, side.amount)
-        entry = Entry(
-            kind=kind,
-            program_code=program_code,
-            member_id=member_id,
-            actor=movement.actor,
-            idempotency_key=movement.idempotency_key,
-            occurred_at=movement.occurred_at,
-            business_date=movement.business_date,
-            reference=movement.reference,
-            memo=movement.memo,
-        )
-        self.session.add(entry)
-        try:
-            await self.session.flush()
+        try:  # the entry alone: other pending changes are flushed when they are due
+            entry: Entry | None = await self.session.scalar(
+                insert(Entry)
+                .values(
+                    kind=kind,
+                    program_code=program_code,
+                    member_id=member_id,
+                    actor=movement.actor,
+                    idempotency_key=movement.idempotency_key,
+                    occurred_at=movement.occurred_at,
+                    business_date=movement.business_date,
+                    reference=movement.reference,
+                    memo=movement.memo,
+                )
+                .returning(Entry)
+            )
         except IntegrityError as exc:  # a concurrent twin (same order); run again to see it
             raise RetryTransaction() from exc
+        assert entry is not None
         rows = []
         for side in sides:
             balance_after = None

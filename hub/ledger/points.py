@@ -50,8 +50,8 @@ class Points:
     ) -> Entry:
         """Points into a member account from a system account, as a new lot."""
         entry = await self._post(kind, account, points, source, movement)
-        self.session.add(
-            Lot(
+        await self.session.execute(  # a statement of its own: nothing else need be flushed
+            insert(Lot).values(
                 account_id=account.id,
                 entry_id=entry.id,
                 points=points,
@@ -60,7 +60,6 @@ class Points:
                 created_at=movement.occurred_at,
             )
         )
-        await self.session.flush()
         return entry
 
     async def debit(
