@@ -125,7 +125,27 @@ def _checked_config(kind: ConnectorKind, raw: str | None, allow_private: bool) -
         why = partner_urls.problem(str(config["baseUrl"]), allow_private=allow_private)
         if why:
             raise InvalidInput(f"connectorConfig: {why}", field=field)
+    for name, (low, high, whole) in TUNING.items():
+        value = config.get(name)
+        if value is None:
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or (whole and not isinstance(value, int)) or not low <= value <= high:
+            wanted = "a whole number" if whole else "a number of seconds"
+            raise InvalidInput(
+                f"connectorConfig: {name} must be {wanted} from {low} to {high}, not {value!r}.",
+                field=field,
+            )
     return json.dumps(config, sort_keys=True)
+
+
+# What connectorConfig may tune about calling a partner: (lowest, highest, whole number).
+TUNING: dict[str, tuple[float, float, bool]] = {
+    "timeoutSeconds": (0.1, 120, False),
+    "retries": (0, 10, True),
+    "breakerFailures": (1, 1000, True),
+    "breakerCooldownSeconds": (0.1, 3600, False),
+}
 
 
 async def register_merchant(

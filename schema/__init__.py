@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -28,7 +29,7 @@ from schema.mutations.vouchers import VoucherMutations, VoucherQueries
 from schema.mutations.webhooks import WebhookMutations, WebhookQueries
 from schema.queries import CoreQueries
 from schema.reconciliation import ReconciliationQueries
-from schema.scalars import StrictDecimal
+from schema.scalars import StrictDate, StrictDecimal
 from schema.types.mall import Reward
 from schema.types.members import Member
 from schema.types.merchants import Merchant, Program
@@ -115,7 +116,7 @@ def build_schema(settings: Settings) -> Schema:
         mutation=Mutation,
         types=[Merchant, Program, Member, Reward],
         extensions=extensions(settings, OperationMetrics),
-        scalar_overrides={Decimal: StrictDecimal},
+        scalar_overrides={Decimal: StrictDecimal, dt.date: StrictDate},
     )
 
 

@@ -1,4 +1,5 @@
-"""The Decimal scalar, strict: money and rates arrive as plain ASCII decimal strings.
+"""The Decimal and Date scalars, strict: money and rates arrive as plain ASCII decimal
+strings, dates as ISO 8601 calendar dates.
 
 Python's Decimal() also reads "١٢٣" (Arabic-Indic digits), "1_000", " 12 ", "1e3",
 "NaN" and "Infinity"; strawberry's default scalar passed every one of them through,
@@ -7,7 +8,9 @@ and a JSON float on the way. The contract says "a decimal number as a string".
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
+import re
 
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.types.scalar import ScalarDefinition
@@ -37,4 +40,33 @@ StrictDecimal = ScalarDefinition(
     parse_value=parse_decimal,
     parse_literal=None,
     origin=decimal.Decimal,
+)
+
+
+CALENDAR_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_date(value: object) -> dt.date:
+    """A date from "2026-12-01" only. Python's fromisoformat also reads week dates
+    ("2026-W49-1"), ordinal dates and the basic form ("20261201"): a client that sent one
+    of those meant something the contract does not say."""
+    if isinstance(value, str) and CALENDAR_DATE.fullmatch(value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise StrawberryInputCoercionError(
+        f"Value cannot represent a Date: {value!r}. Send a calendar date as YYYY-MM-DD, "
+        'such as "2026-12-01".'
+    )
+
+
+StrictDate = ScalarDefinition(
+    name="Date",
+    description="Date (isoformat)",
+    specified_by_url=None,
+    serialize=dt.date.isoformat,
+    parse_value=parse_date,
+    parse_literal=None,
+    origin=dt.date,
 )

@@ -154,6 +154,8 @@ async def approve(
     session: AsyncSession, principal: Principal, statement_id: str, note: str | None
 ) -> Statement:
     """FINANCE approves a draft (a disputed statement is answered with resolveDispute)."""
+    if note is not None:
+        note = validate.text(note, ("note",), max_length=2000, required=False) or None
     return await _transition(
         session,
         principal,

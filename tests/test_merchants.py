@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.helpers import REGISTER, Api, create_key, merchant_input, register
@@ -65,6 +67,10 @@ async def test_duplicate_merchant_or_program_is_already_exists_and_writes_nothin
     }
 
 
+def _config(**more: object) -> str:
+    return json.dumps({"baseUrl": "https://partner.example/hub", "secretRef": "SKY", **more})
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
@@ -81,6 +87,16 @@ async def test_duplicate_merchant_or_program_is_already_exists_and_writes_nothin
         ({"connector": "AIRLINE"}, "connectorConfig"),
         ({"connectorConfig": "{not json"}, "connectorConfig"),
         ({"connectorConfig": '{"baseUrl": "http://x", "secret": "s3cr3t"}'}, "connectorConfig"),
+        # A partner's timeout and retries are numbers in range (outside review, 2026-12-04).
+        (
+            {"connector": "HTTP", "connectorConfig": _config(timeoutSeconds=-1)},
+            "connectorConfig",
+        ),
+        (
+            {"connector": "HTTP", "connectorConfig": _config(timeoutSeconds="soon")},
+            "connectorConfig",
+        ),
+        ({"connector": "HTTP", "connectorConfig": _config(retries=99)}, "connectorConfig"),
     ],
 )
 async def test_invalid_merchant_is_invalid_input_and_writes_nothing(

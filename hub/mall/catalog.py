@@ -80,6 +80,12 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
     if not REF.fullmatch(data.ref):
         raise InvalidInput("ref must be 1-120 letters, digits, '.', '_' or '-'.", field=("ref",))
     title = validate.text(data.title, ("title",), max_length=200)
+    description = (
+        validate.text(data.description, ("description",), max_length=4000, required=False)
+        or None
+        if data.description is not None
+        else None
+    )
     validate.points_in_range(data.price, ("price",), low=1, high=100_000_000)
     if data.stock is not None:
         validate.points_in_range(data.stock, ("stock",), low=0, high=100_000_000)
@@ -95,7 +101,7 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
     reward.settlement_price, reward.settlement_contracted = price, contracted
     reward.kind = data.kind
     reward.title = title
-    reward.description = (data.description or "").strip() or None
+    reward.description = description
     reward.price = data.price
     reward.stock = data.stock
     reward.active = data.active
