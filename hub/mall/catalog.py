@@ -81,8 +81,7 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
         raise InvalidInput("ref must be 1-120 letters, digits, '.', '_' or '-'.", field=("ref",))
     title = validate.text(data.title, ("title",), max_length=200)
     description = (
-        validate.text(data.description, ("description",), max_length=4000, required=False)
-        or None
+        validate.text(data.description, ("description",), max_length=4000, required=False) or None
         if data.description is not None
         else None
     )
