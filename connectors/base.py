@@ -12,9 +12,14 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hub.enums import ConnectorKind, ErrorCode, RewardKind
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from hub.models import Program
 
 
 class Purpose(StrEnum):
@@ -196,8 +201,11 @@ class Connector(Protocol):
 class ConnectorFactory(Protocol):
     """Finds the connector of a program; hosted ones work in the given session."""
 
-    def for_program(self, program: Any, session: Any, actor: str) -> Connector: ...
+    def for_program(self, program: Program, session: AsyncSession | None, actor: str) -> Connector:
+        """The program's connector; a hosted one works in `session` (so needs one), a
+        partner's ignores it. `actor` is who its calls are made for."""
+        ...
 
-    def is_local(self, program: Any) -> bool:
+    def is_local(self, program: Program) -> bool:
         """Whether the program's connector works inside the hub's transaction."""
         ...

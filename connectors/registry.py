@@ -134,9 +134,9 @@ class Registry:
     def is_local(self, program: Program) -> bool:
         return program.connector == ConnectorKind.HOSTED
 
-    def for_program(self, program: Program, session: Any, actor: str) -> Connector:
+    def for_program(self, program: Program, session: AsyncSession | None, actor: str) -> Connector:
         if self.is_local(program):
-            assert isinstance(session, AsyncSession), "a hosted connector needs the session"
+            assert session is not None, "a hosted connector needs the session"
             return HostedConnector(session, program, self.settings, actor)
         connector = self._partners.get(program.code)
         if connector is None:

@@ -15,9 +15,9 @@ the redemption shows PENDING meanwhile. An unreachable partner
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
-from typing import Any
 
 import structlog
 from sqlalchemy import or_, update
@@ -75,7 +75,21 @@ def taken_key(redemption: Redemption) -> str:
     return key(redemption, "debit" if redemption.hold_ref is None else "hold")
 
 
-async def _context(session: AsyncSession, r: Redemption) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Parties:
+    """What a redemption's next step needs to know: the reward (and its slot), the member,
+    the program that pays and the reward's owner's, and the member's accounts there."""
+
+    reward: Reward
+    payer: Program
+    owner: Program
+    member: Member
+    pay: MemberAccount
+    at_owner: MemberAccount | None
+    slot: Slot | None
+
+
+async def _context(session: AsyncSession, r: Redemption) -> _Parties:
     reward = await session.get(Reward, r.reward_id)
     payer = await program_of(session, r.paid_with)
     owner = await primary_program(session, r.merchant_id)
@@ -83,22 +97,21 @@ async def _context(session: AsyncSession, r: Redemption) -> dict[str, Any]:
     pay_account = await account_of(session, r.member_id, r.paid_with)
     assert reward and payer and owner and member and pay_account and pay_account.external_ref
     owner_account = await account_of(session, r.member_id, owner.code)
-    slot = await session.get(Slot, r.slot_id) if r.slot_id else None
-    return {
-        "reward": reward,
-        "payer": payer,
-        "owner": owner,
-        "member": member,
-        "pay": MemberAccount(r.member_id, payer.code, pay_account.external_ref),
-        "at_owner": MemberAccount(r.member_id, owner.code, owner_account.external_ref)
+    return _Parties(
+        reward=reward,
+        payer=payer,
+        owner=owner,
+        member=member,
+        pay=MemberAccount(r.member_id, payer.code, pay_account.external_ref),
+        at_owner=MemberAccount(r.member_id, owner.code, owner_account.external_ref)
         if owner_account and owner_account.external_ref
         else None,
-        "slot": slot,
-    }
+        slot=await session.get(Slot, r.slot_id) if r.slot_id else None,
+    )
 
 
 def _points(
-    c: dict[str, Any],
+    c: _Parties,
     r: Redemption,
     name: str,
     points: int,
@@ -106,12 +119,12 @@ def _points(
     undoes: str | None = None,
 ) -> PointsCall:
     return PointsCall(
-        account=c["pay"],
+        account=c.pay,
         points=points,
         idempotency_key=key(r, name),
         purpose=purpose,
         reference=r.id,
-        memo=c["reward"].title,
+        memo=c.reward.title,
         undoes=undoes,
     )
 
@@ -128,45 +141,43 @@ async def next_step(session: AsyncSession, r: Redemption) -> Next | None:
         step = Step(r.step)
         if step == Step.DEBIT:
             call = _points(c, r, "debit", r.points, Purpose.REDEMPTION)
-            return Next(c["payer"], step, lambda conn: conn.debit(call))
+            return Next(c.payer, step, lambda conn: conn.debit(call))
         if step == Step.HOLD:
             call = _points(c, r, "hold", r.points, Purpose.REDEMPTION)
-            return Next(c["payer"], step, lambda conn: conn.hold(call))
+            return Next(c.payer, step, lambda conn: conn.hold(call))
         if step == Step.BOOK:
             request = BookingRequest(
-                reward_ref=c["reward"].ref,
-                slot_ref=c["slot"].ref if c["slot"] else None,
+                reward_ref=c.reward.ref,
+                slot_ref=c.slot.ref if c.slot else None,
                 quantity=r.quantity,
-                account=c["at_owner"],
-                member_name=c["member"].display_name,
+                account=c.at_owner,
+                member_name=c.member.display_name,
                 idempotency_key=key(r, "book"),
                 reference=r.id,
             )
-            return Next(c["owner"], step, lambda conn: conn.book(request))
+            return Next(c.owner, step, lambda conn: conn.book(request))
         if step == Step.CAPTURE:
             call = _points(c, r, "capture", r.points, Purpose.REDEMPTION, undoes=r.hold_ref)
-            return Next(c["payer"], step, lambda conn: conn.capture(call))
+            return Next(c.payer, step, lambda conn: conn.capture(call))
         if step == Step.RELEASE:
             call = _points(c, r, "release", r.points, Purpose.REDEMPTION, undoes=r.hold_ref)
-            return Next(c["payer"], step, lambda conn: conn.release(call))
+            return Next(c.payer, step, lambda conn: conn.release(call))
         if step == Step.UNBOOK:
             ref = r.fulfillment_ref or ""
-            return Next(
-                c["owner"], step, lambda conn: conn.cancel(ref, "HOLD_LOST", key(r, "unbook"))
-            )
+            return Next(c.owner, step, lambda conn: conn.cancel(ref, "HOLD_LOST", key(r, "unbook")))
         return None
     if r.status == RedemptionStatus.CONFIRMED and r.cancel_step:
         cancel = CancelStep(r.cancel_step)
         if cancel == CancelStep.CANCEL_BOOKING:
             ref = r.fulfillment_ref or ""
             reason = r.cancel_reason or "MEMBER_REQUEST"
-            return Next(c["owner"], cancel, lambda conn: conn.cancel(ref, reason, key(r, "cancel")))
+            return Next(c.owner, cancel, lambda conn: conn.cancel(ref, reason, key(r, "cancel")))
         if cancel == CancelStep.REFUND:
             call = _points(c, r, "refund", r.points, Purpose.REFUND, undoes=taken_key(r))
-            return Next(c["payer"], cancel, lambda conn: conn.reverse(call))
+            return Next(c.payer, cancel, lambda conn: conn.reverse(call))
         if cancel == CancelStep.COMPENSATE:
             call = _points(c, r, "compensate", r.compensation_points, Purpose.COMPENSATION)
-            return Next(c["payer"], cancel, lambda conn: conn.credit(call))
+            return Next(c.payer, cancel, lambda conn: conn.credit(call))
     return None
 
 
