@@ -9,7 +9,6 @@ from typing import Annotated
 import strawberry
 
 from hub.enums import ErrorCode as DomainErrorCode
-from hub.enums import ImportStatus as DomainImportStatus
 from hub.imports import service
 from hub.models import ImportJob as JobRow
 from hub.permissions import Action
@@ -50,7 +49,7 @@ class ImportJob:
     def from_row(cls, row: JobRow) -> ImportJob:
         return cls(
             id=strawberry.ID(row.id),
-            status=DomainImportStatus(row.status),
+            status=row.status,
             total=row.total,
             processed=row.processed,
             accepted=row.accepted,

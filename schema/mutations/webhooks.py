@@ -6,7 +6,6 @@ import datetime as dt
 
 import strawberry
 
-from hub.enums import DeliveryStatus as DomainDeliveryStatus
 from hub.enums import WebhookEvent as DomainWebhookEvent
 from hub.models import WebhookDelivery as DeliveryRow
 from hub.models import WebhookSubscription as SubscriptionRow
@@ -33,7 +32,7 @@ class WebhookDelivery:
         return cls(
             id=strawberry.ID(str(row.id)),
             event=DomainWebhookEvent(row.event_type),
-            status=DomainDeliveryStatus(row.status),
+            status=row.status,
             attempts=row.attempts,
             last_status_code=row.last_status_code,
             next_attempt_at=row.next_attempt_at,

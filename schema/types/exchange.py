@@ -105,12 +105,12 @@ class Conversion:
     def from_row(cls, row: models.Conversion) -> Conversion:
         # A FAILED conversion moved nothing: a receipt or a reconciliation that reads these
         # must not see the requested amounts as moved (outside review F5).
-        moved = row.status != DomainConversionStatus.FAILED.value
+        moved = row.status != DomainConversionStatus.FAILED
         return cls(
             id=strawberry.ID(row.id),
             points_debited=row.points_debited if moved else 0,
             points_credited=row.points_credited if moved else 0,
-            status=DomainConversionStatus(row.status),
+            status=row.status,
             created_at=row.created_at,
             row=row,
         )

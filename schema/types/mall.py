@@ -9,7 +9,6 @@ import strawberry
 
 from hub import models
 from hub import tags as tags_
-from hub.enums import RewardKind as DomainRewardKind
 from hub.mall import catalog
 from hub.mall.saga import status_of
 from hub.permissions import sees_money_of
@@ -53,7 +52,7 @@ class Reward:
     def from_row(cls, row: models.Reward) -> Reward:
         return cls(
             id=strawberry.ID(row.id),
-            kind=DomainRewardKind(row.kind),
+            kind=row.kind,
             title=row.title,
             description=row.description,
             stock=row.stock,

@@ -9,10 +9,6 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from hub import models
-from hub.enums import ConnectorKind as DomainConnectorKind
-from hub.enums import MerchantCategory as DomainCategory
-from hub.enums import MerchantStatus as DomainStatus
-from hub.enums import ProgramKind as DomainProgramKind
 from hub.enums import Role as DomainRole
 from schema.context import Info
 from schema.enums import ConnectorKind, MerchantCategory, MerchantStatus, ProgramKind, Role
@@ -38,8 +34,8 @@ class Merchant:
         return cls(
             id=strawberry.ID(row.id),
             name=row.name,
-            category=DomainCategory(row.category),
-            status=DomainStatus(row.status),
+            category=row.category,
+            status=row.status,
             compensation_percent=plain(row.compensation_percent),
         )
 
@@ -83,11 +79,11 @@ class Program:
             code=strawberry.ID(row.code),
             name=row.name,
             unit_name=row.unit_name,
-            connector=DomainConnectorKind(row.connector),
+            connector=row.connector,
             point_value=plain(row.point_value),
             accrual_rate=plain(row.accrual_rate),
             expiry_months=row.expiry_months,
-            kind=DomainProgramKind(row.kind),
+            kind=row.kind,
             merchant_id=row.merchant_id,
         )
 
@@ -163,7 +159,7 @@ class ApiKey:
     def from_row(cls, row: models.ApiKey) -> ApiKey:
         return cls(
             id=strawberry.ID(row.id),
-            role=DomainRole(row.role),
+            role=row.role,
             label=row.label,
             created_at=row.created_at,
             last_used_at=row.last_used_at,

@@ -8,9 +8,7 @@ from decimal import Decimal
 import strawberry
 
 from hub import models
-from hub.enums import BatchStatus as DomainBatchStatus
 from hub.enums import ObligationKind as DomainObligationKind
-from hub.enums import StatementStatus as DomainStatementStatus
 from schema.context import Info
 from schema.enums import BatchStatus, ObligationKind, StatementStatus
 from schema.formatting import money
@@ -151,7 +149,7 @@ class Statement:
         return cls(
             id=strawberry.ID(row.id),
             business_date=row.business_date,
-            status=DomainStatementStatus(row.status),
+            status=row.status,
             receivable=money(row.receivable),
             payable=money(row.payable),
             fees=money(row.fees),
@@ -244,7 +242,7 @@ class SettlementBatch:
         return cls(
             id=strawberry.ID(row.id),
             business_date=row.business_date,
-            status=DomainBatchStatus(row.status),
+            status=row.status,
             currency=row.currency,
             created_at=row.created_at,
             row=row,

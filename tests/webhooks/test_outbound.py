@@ -210,7 +210,8 @@ async def test_a_delivery_gives_up_after_the_retry_window(
 ) -> None:
     await register(api, "jade", "JADE")
     jade = await create_key(api, "MERCHANT", "jade")
-    short = settings.model_copy(update={"webhook_retry_hours": 0.2 / 3600})  # 0.2 s
+    # 1 s: room for a second attempt (0.05 s backoff) even when the machine is busy
+    short = settings.model_copy(update={"webhook_retry_hours": 1.0 / 3600})
     async with serve(Receiver(script=["fail"] * 100)) as receiver:
         made = await api.gql(
             SUBSCRIBE, {"input": {"url": receiver.url, "events": ["POINTS_ACCRUED"]}}, key=jade
