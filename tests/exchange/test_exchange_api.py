@@ -329,3 +329,27 @@ async def test_no_cycle_of_rates_returns_more_points_than_it_took(
     assert back["conversion"]["status"] == "COMPLETED", back
     assert (await balances(api, member))["SKYMILES"] < before
     assert await verify_ledger(db_url) == []
+
+
+async def test_one_conversion_retried_twenty_times_at_once_converts_once(
+    api: Api, world: dict[str, str], db_url: str
+) -> None:
+    """The key's claim now carries the conversion's id (chosen before the conversion is
+    made): twenty concurrent retries all get that one conversion, and the miles move once;
+    the same key with another amount is a conflict."""
+    member = world["member"]
+    await set_rate(api, "SKYMILES", "LOTUS", "1.5")
+    results = await asyncio.gather(
+        *[
+            convert(api, member, "SKYMILES", "LOTUS", 150, idempotency_key="till-7")
+            for _ in range(20)
+        ]
+    )
+    assert all(r["userErrors"] == [] for r in results), results
+    assert len({r["conversion"]["id"] for r in results}) == 1
+    assert {r["conversion"]["status"] for r in results} == {"COMPLETED"}
+    other = await convert(api, member, "SKYMILES", "LOTUS", 300, idempotency_key="till-7")
+    assert [e["code"] for e in other["userErrors"]] == ["IDEMPOTENCY_CONFLICT"]
+    assert await balances(api, member) == {"HUB": 0, "JADE": 0, "LOTUS": 225, "SKYMILES": 9850}
+    assert len(await obligations(db_url)) == 1
+    assert await verify_ledger(db_url) == []

@@ -225,6 +225,26 @@ async def test_last_unit_under_50_concurrent_redemptions(
     assert await verify_ledger(db_url) == []
 
 
+async def test_one_redemption_retried_twenty_times_at_once_redeems_once(
+    api: Api, mall: dict[str, Any], db_url: str
+) -> None:
+    """The key's claim carries the redemption's id (chosen before it is made): twenty
+    concurrent retries get that one redemption, one unit of stock and one payment."""
+    member = mall["member"]
+    before = (await balances(api, member))["HUB"]
+    results = await asyncio.gather(
+        *[redeem(api, member, "clearview:LENS", "HUB", idempotency_key="till-9") for _ in range(20)]
+    )
+    assert all(r["userErrors"] == [] for r in results), results
+    assert len({r["redemption"]["id"] for r in results}) == 1
+    paid = results[0]["redemption"]["points"]
+    assert paid > 0 and {r["redemption"]["points"] for r in results} == {paid}
+    assert (await balances(api, member))["HUB"] == before - paid
+    assert (await api.gql('{ reward(id: "clearview:LENS") { stock } }'))["reward"]["stock"] == 9
+    assert len(await obligations(db_url)) == 1
+    assert await verify_ledger(db_url) == []
+
+
 async def test_member_cancels_and_gets_the_points_back(
     api: Api, mall: dict[str, Any], db_url: str
 ) -> None:
