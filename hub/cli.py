@@ -16,6 +16,8 @@ from hub.config import Settings
 from hub.enums import Role
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from hub.db import Database
 
 T = TypeVar("T")
@@ -61,6 +63,24 @@ async def _database(settings: Settings) -> AsyncIterator[Database]:
 
 def _run(coro: Awaitable[T]) -> T:
     return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+def _transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """`work` in one transaction of the configured database; a refusal is printed in red
+    and the command exits 1."""
+    from hub.errors import DomainError
+
+    settings = _settings()
+
+    async def run() -> T:
+        async with _database(settings) as db:
+            return await db.transaction(work)
+
+    try:
+        return _run(run())
+    except DomainError as exc:
+        typer.secho(exc.message, fg="red", err=True)
+        raise typer.Exit(1) from exc
 
 
 def _migrate(settings: Settings) -> None:
@@ -141,25 +161,11 @@ def keys_create(
 ) -> None:
     """Print a new API key once; only its hash is stored."""
     from hub.auth import create_api_key
-    from hub.errors import DomainError
 
-    settings = _settings()
-
-    async def work() -> str:
-        async with _database(settings) as db:
-            key, secret = await db.transaction(
-                lambda s: create_api_key(
-                    s, role=role, label=label, merchant_id=merchant, created_by="cli"
-                )
-            )
-        return f"{key.id}\t{secret}"
-
-    try:
-        line = _run(work())
-    except DomainError as exc:
-        typer.secho(exc.message, fg="red", err=True)
-        raise typer.Exit(1) from exc
-    typer.echo(line)
+    key, secret = _transaction(
+        lambda s: create_api_key(s, role=role, label=label, merchant_id=merchant, created_by="cli")
+    )
+    typer.echo(f"{key.id}\t{secret}")
 
 
 @keys_app.command("list")
@@ -201,22 +207,10 @@ def keys_list() -> None:
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id (key_...)")]) -> None:
     """Revoke a key: every worker refuses it from its next request on."""
     from hub.auth import revoke_api_key
-    from hub.errors import DomainError
 
-    settings = _settings()
-
-    async def work() -> str:
-        async with _database(settings) as db:
-            key = await db.transaction(lambda s: revoke_api_key(s, key_id))
-        assert key.revoked_at is not None
-        return f"{key.id} revoked at {key.revoked_at.isoformat(timespec='seconds')}"
-
-    try:
-        line = _run(work())
-    except DomainError as exc:
-        typer.secho(exc.message, fg="red", err=True)
-        raise typer.Exit(1) from exc
-    typer.echo(line)
+    key = _transaction(lambda s: revoke_api_key(s, key_id))
+    assert key.revoked_at is not None
+    typer.echo(f"{key.id} revoked at {key.revoked_at.isoformat(timespec='seconds')}")
 
 
 @import_app.command("accruals")

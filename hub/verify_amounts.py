@@ -73,6 +73,27 @@ def worth(dialect: str, points: Any, point_value: Any) -> Any:
     return func.round(points * point_value, 4)
 
 
+# An obligation as the checks name it: who owes whom for which points of what (`_BETWEEN`),
+# and with the money owed (`_OWED`). Each check's message counts on these columns' order.
+_BETWEEN = (
+    Obligation.id,
+    Obligation.debtor_id,
+    Obligation.creditor_id,
+    Obligation.points,
+    Obligation.program_code,
+    Obligation.reference,
+)
+_OWED = (
+    Obligation.id,
+    Obligation.reference,
+    Obligation.debtor_id,
+    Obligation.creditor_id,
+    Obligation.amount,
+    Obligation.points,
+    Obligation.program_code,
+)
+
+
 def _obligation_checks(dialect: str) -> list[Check]:
     owner = aliased(Program)
     payer = aliased(Program)
@@ -153,12 +174,7 @@ def _obligation_checks(dialect: str) -> list[Check]:
             "conversion obligation is its leg",
             "obligation {0}: {1} owes {2} for {3} {4} of conversion {5}, which no leg moved",
             select(
-                Obligation.id,
-                Obligation.debtor_id,
-                Obligation.creditor_id,
-                Obligation.points,
-                Obligation.program_code,
-                Obligation.reference,
+                *_BETWEEN,
             ).where(Obligation.kind == CONVERSION, ~its_leg),
         ),
         (
@@ -166,13 +182,7 @@ def _obligation_checks(dialect: str) -> list[Check]:
             "obligation {0} of {1}: {2} owes {3} {4} for {5} {6}; the line was priced {7} "
             "for {8} {9} ({10})",
             select(
-                Obligation.id,
-                Obligation.reference,
-                Obligation.debtor_id,
-                Obligation.creditor_id,
-                Obligation.amount,
-                Obligation.points,
-                Obligation.program_code,
+                *_OWED,
                 Redemption.settlement_price,
                 Redemption.price_points,
                 owner.code,
@@ -190,13 +200,7 @@ def _obligation_checks(dialect: str) -> list[Check]:
             "obligation {0}: REFUND of {1}, {2} owes {3} {4} for {5} {6}, is no redemption "
             "obligation reversed",
             select(
-                Obligation.id,
-                Obligation.reference,
-                Obligation.debtor_id,
-                Obligation.creditor_id,
-                Obligation.amount,
-                Obligation.points,
-                Obligation.program_code,
+                *_OWED,
             ).where(Obligation.kind == REFUND, ~mirrored),
         ),
         (
@@ -204,12 +208,7 @@ def _obligation_checks(dialect: str) -> list[Check]:
             "obligation {0}: {1} owes {2} compensation of {3} {4} for {5}, {6} by {7} with "
             "{8} compensation points",
             select(
-                Obligation.id,
-                Obligation.debtor_id,
-                Obligation.creditor_id,
-                Obligation.points,
-                Obligation.program_code,
-                Obligation.reference,
+                *_BETWEEN,
                 func.coalesce(as_text(Redemption.status), "missing"),
                 func.coalesce(Redemption.cancel_reason, "no one"),
                 Redemption.compensation_points,

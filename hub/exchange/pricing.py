@@ -10,6 +10,8 @@ from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from hub.enums import ConversionStatus, RedemptionStatus
 from hub.errors import (
@@ -204,29 +206,38 @@ async def daily_usage(
     """Source points of this pair the member converted on this business date, by a
     conversion or by paying in the mall through the rate; what was reversed, failed or
     cancelled gave its points back and no longer counts."""
-    converted = (
-        select(func.coalesce(func.sum(ConversionLeg.points_in), 0))
-        .join(Conversion, Conversion.id == ConversionLeg.conversion_id)
-        .where(
-            ConversionLeg.member_id == member_id,
-            ConversionLeg.from_code == rate.from_code,
-            ConversionLeg.to_code == rate.to_code,
-            ConversionLeg.business_date == business_date,
-            Conversion.status.in_([ConversionStatus.PENDING, ConversionStatus.COMPLETED]),
+
+    def taken(
+        legs: type[ConversionLeg | RedemptionLeg],
+        of: InstrumentedAttribute[str],
+        by: type[Conversion | Redemption],
+        live: tuple[str, ...],
+    ) -> ScalarSelect[int]:
+        """Source points the member's live `by`s took through this rate that day."""
+        return (
+            select(func.coalesce(func.sum(legs.points_in), 0))
+            .join(by, by.id == of)
+            .where(
+                legs.member_id == member_id,
+                legs.from_code == rate.from_code,
+                legs.to_code == rate.to_code,
+                legs.business_date == business_date,
+                by.status.in_(live),
+            )
+            .scalar_subquery()
         )
-        .scalar_subquery()
+
+    converted = taken(
+        ConversionLeg,
+        ConversionLeg.conversion_id,
+        Conversion,
+        (ConversionStatus.PENDING, ConversionStatus.COMPLETED),
     )
-    paid = (
-        select(func.coalesce(func.sum(RedemptionLeg.points_in), 0))
-        .join(Redemption, Redemption.id == RedemptionLeg.redemption_id)
-        .where(
-            RedemptionLeg.member_id == member_id,
-            RedemptionLeg.from_code == rate.from_code,
-            RedemptionLeg.to_code == rate.to_code,
-            RedemptionLeg.business_date == business_date,
-            Redemption.status.in_([RedemptionStatus.PENDING, RedemptionStatus.CONFIRMED]),
-        )
-        .scalar_subquery()
+    paid = taken(
+        RedemptionLeg,
+        RedemptionLeg.redemption_id,
+        Redemption,
+        (RedemptionStatus.PENDING, RedemptionStatus.CONFIRMED),
     )
     used = await session.scalar(select(converted + paid))
     return int(used or 0)
