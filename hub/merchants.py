@@ -38,6 +38,15 @@ class NewMerchant:
     compensation_percent: Decimal
 
 
+def _check_code(code: str, field: FieldPath, *, example: str) -> None:
+    if not PROGRAM_CODE.fullmatch(code):
+        raise InvalidInput(
+            f"{validate.name_of(field)} must be 2-20 characters, upper-case letters, digits "
+            f"and '_', starting with a letter (e.g. {example!r}).",
+            field=field,
+        )
+
+
 def _checked(data: NewMerchant, allow_private_partners: bool) -> NewMerchant:
     if not SLUG.fullmatch(data.id):
         raise InvalidInput(
@@ -45,12 +54,7 @@ def _checked(data: NewMerchant, allow_private_partners: bool) -> NewMerchant:
             "starting with a letter (e.g. 'skyair').",
             field=("id",),
         )
-    if not PROGRAM_CODE.fullmatch(data.program_code):
-        raise InvalidInput(
-            "programCode must be 2-20 characters, upper-case letters, digits and '_', "
-            "starting with a letter (e.g. 'SKYMILES').",
-            field=("program_code",),
-        )
+    _check_code(data.program_code, ("program_code",), example="SKYMILES")
     _check_terms(data.point_value, data.accrual_rate, data.expiry_months)
     validate.decimal_in_range(
         data.compensation_percent,
@@ -207,12 +211,7 @@ async def register_program(session: AsyncSession, data: NewProgram) -> Program:
     merchant = await session.get(Merchant, data.merchant_id)
     if merchant is None:
         raise NotFound(f"No merchant has id {data.merchant_id!r}.", field=("merchant_id",))
-    if not PROGRAM_CODE.fullmatch(data.code):
-        raise InvalidInput(
-            "code must be 2-20 characters, upper-case letters, digits and '_', starting "
-            "with a letter (e.g. 'HUB_GREEN').",
-            field=("code",),
-        )
+    _check_code(data.code, ("code",), example="HUB_GREEN")
     _check_terms(data.point_value, data.accrual_rate, data.expiry_months)
     name = validate.text(data.name, ("name",), max_length=200)
     unit = validate.text(data.unit_name, ("unit_name",), max_length=40)

@@ -89,10 +89,7 @@ async def set_promotion(
         high=Decimal(99),
         places=4,
     )
-    starts = validate.moment(data.starts_at, ("starts_at",))
-    ends = validate.moment(data.ends_at, ("ends_at",))
-    if ends <= starts:
-        raise InvalidInput("endsAt must be after startsAt.", field=("ends_at",))
+    starts, ends = validate.period(data.starts_at, data.ends_at, (("starts_at",), ("ends_at",)))
     if data.accrual_multiplier == 1 and data.redemption_discount_percent == 0:
         raise InvalidInput(
             "The promotion changes nothing: give an accrualMultiplier other than 1 or a "

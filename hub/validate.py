@@ -7,6 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import overload
 
 from hub.errors import FieldPath, InvalidInput, spelled
 
@@ -146,6 +147,27 @@ def moment(value: dt.datetime, field: FieldPath) -> dt.datetime:
     if in_utc is None or not EARLIEST <= in_utc < LATEST:
         raise InvalidInput(f"{name_of(field)} must be between 2000 and 2200.", field=field)
     return in_utc
+
+
+@overload
+def period(
+    start: dt.datetime, end: dt.datetime, fields: tuple[FieldPath, FieldPath]
+) -> tuple[dt.datetime, dt.datetime]: ...
+@overload
+def period(
+    start: dt.datetime, end: dt.datetime | None, fields: tuple[FieldPath, FieldPath]
+) -> tuple[dt.datetime, dt.datetime | None]: ...
+def period(
+    start: dt.datetime, end: dt.datetime | None, fields: tuple[FieldPath, FieldPath]
+) -> tuple[dt.datetime, dt.datetime | None]:
+    """A start and an end (None: open-ended), each a `moment`, the end after the start."""
+    first = moment(start, fields[0])
+    last = moment(end, fields[1]) if end is not None else None
+    if last is not None and last <= first:
+        raise InvalidInput(
+            f"{name_of(fields[1])} must be after {name_of(fields[0])}.", field=fields[1]
+        )
+    return first, last
 
 
 FUTURE_SLACK = dt.timedelta(minutes=5)  # a till's clock a little ahead of ours

@@ -68,10 +68,9 @@ async def set_rate(session: AsyncSession, principal: Principal, data: NewRate) -
             data.daily_limit_per_member, ("daily_limit_per_member",), low=data.min_points
         )
     now = utcnow()
-    start = validate.moment(data.effective_from or now, ("effective_from",))
-    end = validate.moment(data.effective_to, ("effective_to",)) if data.effective_to else None
-    if end is not None and end <= start:
-        raise InvalidInput("effectiveTo must be after effectiveFrom.", field=("effective_to",))
+    start, end = validate.period(
+        data.effective_from or now, data.effective_to, (("effective_from",), ("effective_to",))
+    )
     await _refuse_points_from_nothing(session, source.code, target.code, data, start)
     rate = ExchangeRate(
         id=new_id("rate"),
