@@ -159,14 +159,7 @@ async def accrue(
                 field=("program",),
             )
         order_ref = validate.text(data.order_ref, ("order_ref",), max_length=120)
-        amount = validate.decimal_in_range(
-            data.amount,
-            ("amount",),
-            low=Decimal(0),
-            high=MAX_AMOUNT,
-            places=2,
-            low_inclusive=False,
-        )
+        amount = validate.money(data.amount, ("amount",), high=MAX_AMOUNT, positive=True)
         lines = green.checked_lines(data.lines, amount, ("lines",), MAX_AMOUNT)
         now = utcnow()
         window = validate.PurchaseWindow(now, settings.accrual_backdate_days)

@@ -57,14 +57,7 @@ def checked_lines(
     for index, line in enumerate(lines):
         at = (*field, str(index))
         validate.text(line.sku, (*at, "sku"), max_length=120)
-        validate.decimal_in_range(
-            line.amount,
-            (*at, "amount"),
-            low=Decimal(0),
-            high=max_amount,
-            places=2,
-            low_inclusive=False,
-        )
+        validate.money(line.amount, (*at, "amount"), high=max_amount, positive=True)
         found.append(promotions.Line(line.amount, tuple(tags.checked(line.tags, (*at, "tags")))))
     total = sum((line.amount for line in found), Decimal(0))
     if total != amount:

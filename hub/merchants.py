@@ -56,13 +56,7 @@ def _checked(data: NewMerchant, allow_private_partners: bool) -> NewMerchant:
         )
     _check_code(data.program_code, ("program_code",), example="SKYMILES")
     _check_terms(data.point_value, data.accrual_rate, data.expiry_months)
-    validate.decimal_in_range(
-        data.compensation_percent,
-        ("compensation_percent",),
-        low=Decimal(0),
-        high=Decimal(100),
-        places=4,
-    )
+    validate.percent(data.compensation_percent, ("compensation_percent",), high=Decimal(100))
     return NewMerchant(
         id=data.id,
         name=validate.text(data.name, ("name",), max_length=200),

@@ -82,12 +82,8 @@ async def set_promotion(
         places=4,
         low_inclusive=False,
     )
-    validate.decimal_in_range(
-        data.redemption_discount_percent,
-        ("redemption_discount_percent",),
-        low=Decimal(0),
-        high=Decimal(99),
-        places=4,
+    validate.percent(
+        data.redemption_discount_percent, ("redemption_discount_percent",), high=Decimal(99)
     )
     starts, ends = validate.period(data.starts_at, data.ends_at, (("starts_at",), ("ends_at",)))
     if data.accrual_multiplier == 1 and data.redemption_discount_percent == 0:

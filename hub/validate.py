@@ -52,6 +52,19 @@ def decimal_in_range(
     return value
 
 
+def money(value: Decimal, field: FieldPath, *, high: Decimal, positive: bool = False) -> Decimal:
+    """An amount of money: at most 2 decimal places, from 0 (above 0 when `positive`) to
+    `high`."""
+    return decimal_in_range(
+        value, field, low=Decimal(0), high=high, places=2, low_inclusive=not positive
+    )
+
+
+def percent(value: Decimal, field: FieldPath, *, high: Decimal) -> Decimal:
+    """A percentage from 0 to `high`, to 4 decimal places."""
+    return decimal_in_range(value, field, low=Decimal(0), high=high, places=4)
+
+
 # How money and rates are written wherever they arrive (the GraphQL Decimal scalar, an
 # import file): ASCII digits, an optional "-" and ".". Python's Decimal() also reads "1e3",
 # "1_000", "١٢", " 12 ", "NaN" and "Infinity"; none of those is an amount a till sends.

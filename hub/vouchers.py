@@ -74,17 +74,8 @@ def checked_terms(kind: RewardKind, terms: Terms | None, field: FieldPath) -> Te
         raise InvalidInput(
             f"Only a VOUCHER reward carries voucher terms, not a {kind}.", field=field
         )
-    validate.decimal_in_range(
-        terms.face_value,
-        (*field, "face_value"),
-        low=Decimal(0),
-        high=MAX_MONEY,
-        places=2,
-        low_inclusive=False,
-    )
-    validate.decimal_in_range(
-        terms.min_spend, (*field, "min_spend"), low=Decimal(0), high=MAX_MONEY, places=2
-    )
+    validate.money(terms.face_value, (*field, "face_value"), high=MAX_MONEY, positive=True)
+    validate.money(terms.min_spend, (*field, "min_spend"), high=MAX_MONEY)
     if 0 < terms.min_spend < terms.face_value:
         raise InvalidInput(
             f"minSpend ({money(terms.min_spend)}) is below faceValue "
@@ -180,14 +171,7 @@ async def use(
     returns the first use, any other order is refused."""
     stored = canonical(validate.text(code, ("code",), max_length=60))
     order_ref = validate.text(order_ref, ("order_ref",), max_length=120)
-    validate.decimal_in_range(
-        order_amount,
-        ("order_amount",),
-        low=Decimal(0),
-        high=MAX_MONEY,
-        places=2,
-        low_inclusive=False,
-    )
+    validate.money(order_amount, ("order_amount",), high=MAX_MONEY, positive=True)
     found = await session.scalar(select(Voucher).where(Voucher.code == stored)) if stored else None
     if found is None:
         raise _not_found(code)

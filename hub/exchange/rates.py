@@ -60,9 +60,7 @@ async def set_rate(session: AsyncSession, principal: Principal, data: NewRate) -
             f"minPoints ({data.min_points}) must be at least step ({data.step}).",
             field=("min_points",),
         )
-    validate.decimal_in_range(
-        data.bonus_percent, ("bonus_percent",), low=Decimal(0), high=Decimal(1000), places=4
-    )
+    validate.percent(data.bonus_percent, ("bonus_percent",), high=Decimal(1000))
     if data.daily_limit_per_member is not None:
         validate.points_in_range(
             data.daily_limit_per_member, ("daily_limit_per_member",), low=data.min_points

@@ -119,9 +119,7 @@ def _cents(value: object) -> int:
         cents = int(scaled)
         if cents == scaled and 0 < cents <= MAX_CENTS:
             return cents
-    validate.decimal_in_range(  # raises, with the sentence
-        amount, (AMOUNT,), low=Decimal(0), high=MAX_AMOUNT, places=2, low_inclusive=False
-    )
+    validate.money(amount, (AMOUNT,), high=MAX_AMOUNT, positive=True)  # raises, with the sentence
     raise AssertionError(f"amount {amount} passes the check but not the fast one")
 
 

@@ -26,7 +26,7 @@ def checked(
 ) -> Decimal:
     """Money (non-negative, at most 2 decimals) within the cap; `point_value` None means
     an ADMIN's contracted price, which has no cap."""
-    validate.decimal_in_range(value, field, low=Decimal(0), high=MAX_PRICE, places=2)
+    validate.money(value, field, high=MAX_PRICE)
     if point_value is not None:
         most = cap(price, point_value)
         if value > most:

@@ -79,9 +79,7 @@ def _checked(spec: TierSpec, index: int) -> Tier:
             "A tier's code is 1-40 letters, digits, '.', '_' or '-'.", field=(*f, "code")
         )
     name = validate.text(spec.name, (*f, "name"), max_length=100)
-    validate.decimal_in_range(
-        spec.min_spend, (*f, "min_spend"), low=Decimal(0), high=MAX_SPEND, places=2
-    )
+    validate.money(spec.min_spend, (*f, "min_spend"), high=MAX_SPEND)
     validate.points_in_range(spec.min_orders, (*f, "min_orders"), low=0, high=MAX_ORDERS)
     validate.decimal_in_range(
         spec.accrual_multiplier,
@@ -90,12 +88,8 @@ def _checked(spec: TierSpec, index: int) -> Tier:
         high=MAX_ACCRUAL_MULTIPLIER,
         places=4,
     )
-    validate.decimal_in_range(
-        spec.redemption_discount_percent,
-        (*f, "redemption_discount_percent"),
-        low=Decimal(0),
-        high=Decimal(99),
-        places=4,
+    validate.percent(
+        spec.redemption_discount_percent, (*f, "redemption_discount_percent"), high=Decimal(99)
     )
     if len(spec.benefits) > MAX_BENEFITS:
         raise InvalidInput(f"A tier lists at most {MAX_BENEFITS} benefits.", field=(*f, "benefits"))
