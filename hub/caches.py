@@ -22,8 +22,9 @@ import asyncio
 import datetime as dt
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import bindparam, select
@@ -45,6 +46,7 @@ from hub.models import (
     Tier,
 )
 
+T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 KEYS = "api_keys"
@@ -140,9 +142,7 @@ class Caches:
         self._loading = {kind: asyncio.Lock() for kind in (PROGRAMS, RATES, LOYALTY)}
         self._keys: dict[str, Principal] = {}
         self._live_ids: dict[str, bool] = {}  # key id -> live, for member sessions' minters
-        self._programs: Programs | None = None
-        self._rates: Rates | None = None
-        self._loyalty: Loyalty | None = None
+        self._kept: dict[str, Any] = {}  # PROGRAMS: Programs, RATES: Rates, LOYALTY: Loyalty
         self.checks = 0  # counter reads so far (tests and metrics)
 
     # ------------------------------------------------------------ invalidation
@@ -183,12 +183,8 @@ class Caches:
             if kind == KEYS:
                 self._keys = {}
                 self._live_ids = {}
-            elif kind == PROGRAMS:
-                self._programs = None
-            elif kind == RATES:
-                self._rates = None
-            elif kind == LOYALTY:
-                self._loyalty = None
+            else:
+                self._kept.pop(kind, None)
 
     # ------------------------------------------------------------ API keys
 
@@ -236,52 +232,18 @@ class Caches:
     async def programs(self, missing: Iterable[str] = ()) -> Programs:
         """Every program; read again when one of `missing` is not among them (a program
         registered since, by another process, before this one read the counters)."""
-        current = self._programs
-        if current is not None and all(code in current.by_code for code in missing):
-            return current
-        async with self._loading[PROGRAMS]:
-            current = self._programs
-            if current is not None and all(code in current.by_code for code in missing):
-                return current
-            generation = self._generation[PROGRAMS]
-            async with self._db.read() as session:
-                rows = (
-                    await session.execute(
-                        select(Program, Merchant.category).join(
-                            Merchant, Merchant.id == Program.merchant_id
-                        )
-                    )
-                ).all()
-                system = {
-                    (a.program_code, a.kind): a
-                    for a in await session.scalars(
-                        select(Account).where(Account.member_id.is_(None))
-                    )
-                }
-            primary = [p for p, _ in rows if p.kind == ProgramKind.STANDARD]
-            platform = [
-                p.code
-                for p, c in rows
-                if c == MerchantCategory.PLATFORM and p.kind == ProgramKind.STANDARD
-            ]
-            loaded = Programs(
-                by_code={p.code: p for p, _ in rows},
-                by_merchant={p.merchant_id: p for p in primary},  # each merchant's primary
-                platform=platform[0] if platform else None,
-                system=system,
-            )
-            if generation == self._generation[PROGRAMS]:
-                self._programs = loaded
-            return loaded
+        return await self._kept_or_load(
+            PROGRAMS, _load_programs, lambda kept: all(code in kept.by_code for code in missing)
+        )
 
     def system_account_now(self, program_code: str, kind: AccountKind) -> Account | None:
         """A program's system account if the programs are kept now; None when not."""
-        current = self._programs
+        current: Programs | None = self._kept.get(PROGRAMS)
         return current.system.get((program_code, kind)) if current is not None else None
 
     def program_now(self, code: str) -> Program | None:
         """The program if it is kept now; None when not (the caller reads it)."""
-        current = self._programs
+        current: Programs | None = self._kept.get(PROGRAMS)
         return current.by_code.get(code) if current is not None else None
 
     async def program(self, code: str) -> Program | None:
@@ -303,51 +265,84 @@ class Caches:
     # ------------------------------------------------------------ rates
 
     async def rates(self) -> Rates:
-        current = self._rates
-        if current is not None:
-            return current
-        async with self._loading[RATES]:
-            if self._rates is not None:
-                return self._rates
-            generation = self._generation[RATES]
-            async with self._db.read() as session:
-                rows = await session.scalars(
-                    select(ExchangeRate).order_by(
-                        ExchangeRate.from_code,
-                        ExchangeRate.to_code,
-                        ExchangeRate.effective_from.desc(),
-                        ExchangeRate.created_at.desc(),
-                    )
-                )
-                versions: dict[tuple[str, str], list[ExchangeRate]] = {}
-                for rate in rows:
-                    versions.setdefault((rate.from_code, rate.to_code), []).append(rate)
-            loaded = Rates(versions)
-            if generation == self._generation[RATES]:
-                self._rates = loaded
-            return loaded
+        return await self._kept_or_load(RATES, _load_rates)
 
     # ------------------------------------------------------------ promotions and tiers
 
     async def loyalty(self) -> Loyalty:
         """Every promotion and tier ladder (a promotion's period is checked when asked)."""
-        current = self._loyalty
-        if current is not None:
+        return await self._kept_or_load(LOYALTY, _load_loyalty)
+
+    # ------------------------------------------------------------ loading
+
+    async def _kept_or_load(
+        self,
+        kind: str,
+        load: Callable[[AsyncSession], Awaitable[T]],
+        usable: Callable[[T], bool] = lambda _: True,
+    ) -> T:
+        """What is kept of `kind` if `usable`, else loaded once for every request that waits
+        on it; kept only if nothing dropped it while it loaded."""
+
+        def kept() -> T | None:
+            found: T | None = self._kept.get(kind)
+            return found if found is not None and usable(found) else None
+
+        if (current := kept()) is not None:
             return current
-        async with self._loading[LOYALTY]:
-            if self._loyalty is not None:
-                return self._loyalty
-            generation = self._generation[LOYALTY]
-            promotions: dict[str, list[Promotion]] = {}
-            ladders: dict[str, list[Tier]] = {}
+        async with self._loading[kind]:
+            if (current := kept()) is not None:
+                return current  # another request loaded it while this one waited
+            generation = self._generation[kind]
             async with self._db.read() as session:
-                for promotion in await session.scalars(select(Promotion).order_by(Promotion.id)):
-                    promotions.setdefault(promotion.program_code, []).append(promotion)
-                for tier in await session.scalars(
-                    select(Tier).order_by(Tier.program_code, Tier.rank)
-                ):
-                    ladders.setdefault(tier.program_code, []).append(tier)
-            loaded = Loyalty(promotions, ladders)
-            if generation == self._generation[LOYALTY]:
-                self._loyalty = loaded
+                loaded = await load(session)
+            if generation == self._generation[kind]:
+                self._kept[kind] = loaded
             return loaded
+
+
+async def _load_programs(session: AsyncSession) -> Programs:
+    rows = (
+        await session.execute(
+            select(Program, Merchant.category).join(Merchant, Merchant.id == Program.merchant_id)
+        )
+    ).all()
+    system = {
+        (a.program_code, a.kind): a
+        for a in await session.scalars(select(Account).where(Account.member_id.is_(None)))
+    }
+    primary = [p for p, _ in rows if p.kind == ProgramKind.STANDARD]
+    platform = [
+        p.code for p, c in rows if c == MerchantCategory.PLATFORM and p.kind == ProgramKind.STANDARD
+    ]
+    return Programs(
+        by_code={p.code: p for p, _ in rows},
+        by_merchant={p.merchant_id: p for p in primary},  # each merchant's primary
+        platform=platform[0] if platform else None,
+        system=system,
+    )
+
+
+async def _load_rates(session: AsyncSession) -> Rates:
+    rows = await session.scalars(
+        select(ExchangeRate).order_by(
+            ExchangeRate.from_code,
+            ExchangeRate.to_code,
+            ExchangeRate.effective_from.desc(),
+            ExchangeRate.created_at.desc(),
+        )
+    )
+    versions: dict[tuple[str, str], list[ExchangeRate]] = {}
+    for rate in rows:
+        versions.setdefault((rate.from_code, rate.to_code), []).append(rate)
+    return Rates(versions)
+
+
+async def _load_loyalty(session: AsyncSession) -> Loyalty:
+    promotions: dict[str, list[Promotion]] = {}
+    ladders: dict[str, list[Tier]] = {}
+    for promotion in await session.scalars(select(Promotion).order_by(Promotion.id)):
+        promotions.setdefault(promotion.program_code, []).append(promotion)
+    for tier in await session.scalars(select(Tier).order_by(Tier.program_code, Tier.rank)):
+        ladders.setdefault(tier.program_code, []).append(tier)
+    return Loyalty(promotions, ladders)

@@ -141,6 +141,15 @@ async def rows_by(
     return found
 
 
+async def row_by(
+    session: AsyncSession, model: type[M], column: Any, keys: Sequence[K]
+) -> dict[K, M]:
+    """The row of `model` whose unique `column` is each of `keys` (absent keys are left out):
+    the one query behind each DataLoader that loads a row per key."""
+    rows = await session.scalars(select(model).where(column.in_(keys)))
+    return {getattr(row, column.key): row for row in rows}
+
+
 KEPT = "kept"  # on a session's info: the process's hub.caches.Caches, when it has one
 
 

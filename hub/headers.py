@@ -4,7 +4,9 @@ styles and cannot be framed (clickjacking); nothing is sniffed into another type
 from __future__ import annotations
 
 from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from hub.middleware import HttpMiddleware
 
 # What /mall, /console and /insights load: their own module scripts, stylesheets and GraphQL at
 # /graphql; the favicon is a data: URL. No inline script or style (tests/web check it).
@@ -26,14 +28,8 @@ PAGE_POLICY = "; ".join(
 GRAPHIQL_POLICY = "frame-ancestors 'none'"
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+class SecurityHeaders(HttpMiddleware):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
 
         async def sending(message: Message) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import ConnectorFactory
 from hub import consent, validate
 from hub.auth import Principal
-from hub.db import Database, rows_by, utcnow
+from hub.db import Database, row_by, rows_by, utcnow
 from hub.enums import AccountKind, Role
 from hub.errors import AlreadyExists, FieldPath, InvalidInput, NotFound
 from hub.ids import new_id
@@ -170,8 +170,7 @@ async def member_by_ref(
 
 
 async def members_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Member]:
-    rows = await session.scalars(select(Member).where(Member.id.in_(ids)))
-    return {m.id: m for m in rows}
+    return await row_by(session, Member, Member.id, ids)
 
 
 async def accounts_by_member(

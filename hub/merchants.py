@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import partner_urls, validate
-from hub.db import KEPT
+from hub.db import KEPT, row_by
 from hub.enums import AccountKind, ConnectorKind, MerchantCategory, MerchantStatus, ProgramKind
 from hub.errors import AlreadyExists, FieldPath, InvalidInput, NotFound
 from hub.models import Account, Merchant, Program
@@ -257,13 +257,11 @@ async def list_programs(session: AsyncSession) -> Sequence[Program]:
 
 
 async def merchants_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Merchant]:
-    rows = await session.scalars(select(Merchant).where(Merchant.id.in_(ids)))
-    return {m.id: m for m in rows}
+    return await row_by(session, Merchant, Merchant.id, ids)
 
 
 async def programs_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[str, Program]:
-    rows = await session.scalars(select(Program).where(Program.code.in_(codes)))
-    return {p.code: p for p in rows}
+    return await row_by(session, Program, Program.code, codes)
 
 
 async def programs_by_merchant(session: AsyncSession, ids: Sequence[str]) -> dict[str, Program]:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
 from hub.auth import Principal
-from hub.db import rows_by, utcnow
+from hub.db import row_by, rows_by, utcnow
 from hub.enums import ObligationKind, Role, StatementStatus
 from hub.errors import Forbidden, InvalidState, NotFound
 from hub.models import (
@@ -297,8 +297,7 @@ async def statements_page(
 
 
 async def batches_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, SettlementBatch]:
-    rows = await session.scalars(select(SettlementBatch).where(SettlementBatch.id.in_(ids)))
-    return {b.id: b for b in rows}
+    return await row_by(session, SettlementBatch, SettlementBatch.id, ids)
 
 
 async def counterparties_by_statement(

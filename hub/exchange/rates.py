@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import green, validate
 from hub.auth import Principal
-from hub.db import utcnow
+from hub.db import row_by, utcnow
 from hub.errors import InvalidInput
 from hub.ids import new_id
 from hub.merchants import get_program
@@ -197,5 +197,4 @@ async def rates_in_effect(
 
 
 async def rates_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, ExchangeRate]:
-    rows = await session.scalars(select(ExchangeRate).where(ExchangeRate.id.in_(ids)))
-    return {r.id: r for r in rows}
+    return await row_by(session, ExchangeRate, ExchangeRate.id, ids)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import RewardOffer, SlotOffer
 from hub import tags, validate, vouchers
 from hub.auth import Principal
-from hub.db import utcnow
+from hub.db import row_by, utcnow
 from hub.eligibility import encode
 from hub.enums import CreditLevel, MerchantStatus, RewardKind, Role
 from hub.errors import Forbidden, InvalidInput, InvalidState, NotFound
@@ -340,13 +340,11 @@ def _passes(book: PriceBook, reward: Reward, filters: Filter) -> bool:
 
 
 async def rewards_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Reward]:
-    rows = await session.scalars(select(Reward).where(Reward.id.in_(ids)))
-    return {r.id: r for r in rows}
+    return await row_by(session, Reward, Reward.id, ids)
 
 
 async def slots_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Slot]:
-    rows = await session.scalars(select(Slot).where(Slot.id.in_(ids)))
-    return {s.id: s for s in rows}
+    return await row_by(session, Slot, Slot.id, ids)
 
 
 async def slots_of(

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql import ColumnElement
 
 from connectors.base import ConnectorFactory
 from hub import consent, eligibility, green, idempotency, validate, vouchers
@@ -51,33 +53,32 @@ async def _take_inventory(
 ) -> None:
     """Take stock and a place in the slot atomically: never oversold, under any concurrency."""
     if reward.stock is not None:
+        # A partner's reward: the stock its connector last listed, checked, not taken here.
         if reward.source == "HOSTED":
-            taken = await session.execute(
-                update(Reward)
-                .where(Reward.id == reward.id, Reward.stock >= qty)
-                .values(stock=Reward.stock - qty)
-            )
-            if taken.rowcount != 1:  # type: ignore[attr-defined]
-                raise OutOfStock(
-                    f"{reward.title} is out of stock.",
-                    field=("reward_id",),
-                )
-        elif reward.stock < qty:
-            raise OutOfStock(
-                f"{reward.title} is out of stock.",
-                field=("reward_id",),
-            )
-    if slot is not None and slot.remaining is not None:
-        taken = await session.execute(
-            update(Slot)
-            .where(Slot.id == slot.id, Slot.remaining >= qty)
-            .values(remaining=Slot.remaining - qty)
-        )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
-            raise SlotUnavailable(
-                "That slot is full; pick another.",
-                field=("slot_id",),
-            )
+            enough = await _take(session, Reward.stock, Reward.id == reward.id, qty)
+        else:
+            enough = reward.stock >= qty
+        if not enough:
+            raise OutOfStock(f"{reward.title} is out of stock.", field=("reward_id",))
+    if (
+        slot is not None
+        and slot.remaining is not None
+        and not await _take(session, Slot.remaining, Slot.id == slot.id, qty)
+    ):
+        raise SlotUnavailable("That slot is full; pick another.", field=("slot_id",))
+
+
+async def _take(
+    session: AsyncSession,
+    count: InstrumentedAttribute[int | None],
+    row: ColumnElement[bool],
+    qty: int,
+) -> bool:
+    """Take `qty` off the row's `count` in one UPDATE when it has that many; whether it had."""
+    taken = await session.execute(
+        update(count.class_).where(row, count >= qty).values({count: count - qty})
+    )
+    return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def _slot(session: AsyncSession, reward: Reward, slot_id: str | None) -> Slot | None:
