@@ -149,6 +149,17 @@ def sees_money_of(principal: Principal, merchant_id: str) -> bool:
     return principal.role == MERCHANT and principal.merchant_id == merchant_id
 
 
+def sees_by_role(principal: Principal, member_id: str) -> bool | None:
+    """Whether the caller sees one of a member's conversions or redemptions by its role
+    alone: ADMIN and FINANCE any, a member session its member's, None for a merchant (it
+    sees those that touch its programs: the caller knows which do), False for the rest."""
+    if principal.role in (ADMIN, FINANCE):
+        return True
+    if principal.role == STOREFRONT:
+        return principal.member_id == member_id
+    return None if principal.merchant_id is not None else False
+
+
 def sees_as_the_member(principal: Principal, member_id: str) -> bool:
     """What only the member sees of itself (its credit level, from the external credit
     system): ADMIN, or a session of that member minted by the platform or ADMIN. A session a

@@ -53,22 +53,15 @@ class Violation:
         return f"{self.check}: {self.detail}"
 
 
+def _total(key: Any, amount: Any) -> Any:
+    """`amount` summed per `key`, as a subquery with columns (key, total)."""
+    return select(key, func.sum(amount).label("total")).group_by(key).subquery()
+
+
 def _checks() -> list[tuple[str, str, Any]]:
-    posted = (
-        select(Posting.account_id, func.sum(Posting.amount).label("total"))
-        .group_by(Posting.account_id)
-        .subquery()
-    )
-    lots = (
-        select(Lot.account_id, func.sum(Lot.remaining).label("total"))
-        .group_by(Lot.account_id)
-        .subquery()
-    )
-    used = (
-        select(LotUse.lot_id, func.sum(LotUse.points).label("total"))
-        .group_by(LotUse.lot_id)
-        .subquery()
-    )
+    posted = _total(Posting.account_id, Posting.amount)
+    lots = _total(Lot.account_id, Lot.remaining)
+    used = _total(LotUse.lot_id, LotUse.points)
     last = (
         select(Posting.account_id, func.max(Posting.id).label("last_id"))
         .group_by(Posting.account_id)

@@ -7,10 +7,10 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub import permissions
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import utcnow
-from hub.enums import Role
 from hub.exchange import pricing
 from hub.exchange.conversion import check_request
 from hub.ids import new_id
@@ -57,16 +57,10 @@ async def visible_conversion(
     conversion = await session.get(Conversion, conversion_id)
     if conversion is None:
         return None
-    if principal.role in (Role.ADMIN, Role.FINANCE):
-        return conversion
-    if principal.role == Role.STOREFRONT:
-        return conversion if principal.member_id == conversion.member_id else None
-    if principal.merchant_id is not None:
-        own = set(
-            await session.scalars(
-                select(Program.code).where(Program.merchant_id == principal.merchant_id)
-            )
+    seen = permissions.sees_by_role(principal, conversion.member_id)
+    if seen is None:  # a merchant: those whose route passes through its programs
+        own = await session.scalars(
+            select(Program.code).where(Program.merchant_id == principal.merchant_id)
         )
-        route = conversion.route
-        return conversion if own.intersection(route) else None
-    return None
+        seen = not set(own).isdisjoint(conversion.route)
+    return conversion if seen else None

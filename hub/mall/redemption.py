@@ -10,7 +10,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql import ColumnElement
 
 from connectors.base import ConnectorFactory
-from hub import consent, eligibility, green, idempotency, validate, vouchers
+from hub import consent, eligibility, green, idempotency, permissions, validate, vouchers
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -359,16 +359,11 @@ async def visible_redemption(
     r = await session.get(Redemption, redemption_id)
     if r is None:
         return None
-    if principal.role in (Role.ADMIN, Role.FINANCE):
-        return r
-    if principal.role == Role.STOREFRONT:
-        return r if principal.member_id == r.member_id else None
-    if principal.merchant_id is not None:
-        if principal.merchant_id == r.merchant_id:
-            return r
+    seen = permissions.sees_by_role(principal, r.member_id)
+    if seen is None:  # a merchant: the reward's own, or the one whose points paid for it
         payer = await program_of(session, r.paid_with)
-        return r if payer is not None and payer.merchant_id == principal.merchant_id else None
-    return None
+        seen = principal.merchant_id in (r.merchant_id, payer.merchant_id if payer else None)
+    return r if seen else None
 
 
 async def by_fulfillment(session: AsyncSession, merchant_id: str, ref: str) -> Redemption | None:
