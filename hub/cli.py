@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -81,6 +82,15 @@ def _transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     except DomainError as exc:
         typer.secho(exc.message, fg="red", err=True)
         raise typer.Exit(1) from exc
+
+
+def _day(text: str) -> dt.date:
+    """--date as a date; anything else is a usage error (exit 2)."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        typer.secho(f"--date must be YYYY-MM-DD, not {text!r}.", fg="red", err=True)
+        raise typer.Exit(2) from exc
 
 
 def _migrate(settings: Settings) -> None:
@@ -171,7 +181,6 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List every key: id, role, merchant, label, created, last used, revoked. Never a secret."""
-    import datetime as dt
 
     from hub.auth import list_api_keys
 
@@ -300,17 +309,12 @@ def settle(
     date: Annotated[str, typer.Option("--date", help="business date, YYYY-MM-DD")],
 ) -> None:
     """Run settlement for one business date and print the batch summary."""
-    import datetime as dt
 
     from settlement.runs import run_date
     from settlement.statements import payments, positions
 
     settings = _settings()
-    try:
-        day = dt.date.fromisoformat(date)
-    except ValueError as exc:
-        typer.secho(f"--date must be YYYY-MM-DD, not {date!r}.", fg="red", err=True)
-        raise typer.Exit(2) from exc
+    day = _day(date)
 
     async def work() -> None:
         async with _database(settings) as db:
@@ -355,7 +359,6 @@ def reconcile(
 ) -> None:
     """Compare the hub's movements at a connected partner with the partner's own; print
     each break, exit 1 if there is any (2 if the partner could not be asked)."""
-    import datetime as dt
 
     from connectors.registry import Registry
     from hub import reconciliation
@@ -363,11 +366,7 @@ def reconcile(
     from hub.models import Merchant
 
     settings = _settings()
-    try:
-        day = dt.date.fromisoformat(date)
-    except ValueError as exc:
-        typer.secho(f"--date must be YYYY-MM-DD, not {date!r}.", fg="red", err=True)
-        raise typer.Exit(2) from exc
+    day = _day(date)
 
     async def work() -> reconciliation.Report | str | None:
         registry = Registry(settings)
