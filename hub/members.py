@@ -125,9 +125,15 @@ async def account_of(session: AsyncSession, member_id: str, program_code: str) -
     return (await accounts_of(session, member_id, [program_code])).get(program_code)
 
 
+def _kept_accounts(session: AsyncSession) -> dict[tuple[str, str], Account]:
+    """The member accounts this transaction has read, by (member, program)."""
+    kept: dict[tuple[str, str], Account] = session.info.setdefault("account_of", {})
+    return kept
+
+
 def remember_account(session: AsyncSession, account: Account) -> None:
     """Keep an account read some other way for account_of in this transaction."""
-    cache: dict[tuple[str, str], Account] = session.info.setdefault("account_of", {})
+    cache = _kept_accounts(session)
     if account.member_id is not None:
         cache[(account.member_id, account.program_code)] = account
 
@@ -137,7 +143,7 @@ async def accounts_of(
 ) -> dict[str, Account]:
     """A member's accounts in these programs (those it has), by program; the ones this
     transaction has not read yet in one statement."""
-    cache: dict[tuple[str, str], Account] = session.info.setdefault("account_of", {})
+    cache = _kept_accounts(session)
     missing = [code for code in program_codes if (member_id, code) not in cache]
     if missing:
         for account in await session.scalars(
