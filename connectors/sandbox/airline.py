@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.sandbox import endpoints
 from connectors.sandbox.core import Sandbox
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -78,21 +79,10 @@ class AirlineSandbox(Sandbox):
         }
 
     def routes(self) -> list[Route]:
-        async def miles(request: Request) -> Response:
-            return await self.balance(request.path_params["ffp"], "miles")
-
-        async def redeem(request: Request) -> Response:
-            return await self.points(
-                request, "debit", request.path_params["ffp"], "miles", -1, "reference"
-            )
-
-        async def accrue(request: Request) -> Response:
-            return await self.points(
-                request, "credit", request.path_params["ffp"], "miles", 1, "reference"
-            )
-
-        async def void(request: Request) -> Response:
-            return await self.void(request, "originalKey")
+        miles = endpoints.balance(self, "miles")
+        redeem = endpoints.points(self, "debit", "miles", "reference")
+        accrue = endpoints.points(self, "credit", "miles", "reference")
+        void = endpoints.reversal(self, "originalKey")
 
         async def awards(_: Request) -> Response:
             return JSONResponse({"awards": AWARDS})
@@ -127,8 +117,7 @@ class AirlineSandbox(Sandbox):
                 ref_field="pnr",
             )
 
-        async def cancel(request: Request) -> Response:
-            return await self.cancel(request, request.path_params["pnr"])
+        cancel = endpoints.cancel(self)
 
         async def transactions(request: Request) -> Response:
             kinds = {"debit": "REDEEM", "credit": "ACCRUE", "void": "VOID", "manual": "MANUAL"}
@@ -148,8 +137,7 @@ class AirlineSandbox(Sandbox):
                 },
             )
 
-        async def health(_: Request) -> Response:
-            return JSONResponse({"status": "ok"})
+        health = endpoints.constant({"status": "ok"})
 
         async def cancel_flight(request: Request) -> Response:
             """Sandbox control: the airline cancels a flight and tells the hub."""
@@ -174,14 +162,14 @@ class AirlineSandbox(Sandbox):
             return JSONResponse({"cancelled": hit, "hubStatus": status})
 
         return [
-            Route("/v1/members/{ffp}/miles", miles),
-            Route("/v1/members/{ffp}/miles/redeem", redeem, methods=["POST"]),
-            Route("/v1/members/{ffp}/miles/accrue", accrue, methods=["POST"]),
+            Route("/v1/members/{ref}/miles", miles),
+            Route("/v1/members/{ref}/miles/redeem", redeem, methods=["POST"]),
+            Route("/v1/members/{ref}/miles/accrue", accrue, methods=["POST"]),
             Route("/v1/miles/void", void, methods=["POST"]),
             Route("/v1/awards", awards),
             Route("/v1/awards/{award}/seats", seats),
             Route("/v1/bookings", book, methods=["POST"]),
-            Route("/v1/bookings/{pnr}/cancel", cancel, methods=["POST"]),
+            Route("/v1/bookings/{ref}/cancel", cancel, methods=["POST"]),
             Route("/v1/miles/transactions", transactions),
             Route("/v1/health", health),
             Route("/sandbox/flights/{flight}/cancel", cancel_flight, methods=["POST"]),
