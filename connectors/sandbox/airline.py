@@ -84,8 +84,7 @@ class AirlineSandbox(Sandbox):
         accrue = endpoints.points(self, "credit", "miles", "reference")
         void = endpoints.reversal(self, "originalKey")
 
-        async def awards(_: Request) -> Response:
-            return JSONResponse({"awards": AWARDS})
+        awards = endpoints.constant({"awards": AWARDS})
 
         async def seats(request: Request) -> Response:
             award = next((a for a in AWARDS if a["awardId"] == request.path_params["award"]), None)
@@ -119,23 +118,18 @@ class AirlineSandbox(Sandbox):
 
         cancel = endpoints.cancel(self)
 
-        async def transactions(request: Request) -> Response:
-            kinds = {"debit": "REDEEM", "credit": "ACCRUE", "void": "VOID", "manual": "MANUAL"}
-            return await self.movements(
-                request,
-                lambda moves: {
-                    "transactions": [
-                        {
-                            "idempotencyKey": m["key"],
-                            "ffp": m["ref"],
-                            "miles": m["points"],
-                            "type": kinds.get(m["operation"], "OTHER"),
-                            "postedAt": m["at"],
-                        }
-                        for m in moves
-                    ]
-                },
-            )
+        kinds = {"debit": "REDEEM", "credit": "ACCRUE", "void": "VOID", "manual": "MANUAL"}
+        transactions = endpoints.movements(
+            self,
+            "transactions",
+            lambda m: {
+                "idempotencyKey": m["key"],
+                "ffp": m["ref"],
+                "miles": m["points"],
+                "type": kinds.get(m["operation"], "OTHER"),
+                "postedAt": m["at"],
+            },
+        )
 
         health = endpoints.constant({"status": "ok"})
 

@@ -86,6 +86,26 @@ def cancel(sandbox: Sandbox) -> Endpoint:
     return endpoint
 
 
+def movements(
+    sandbox: Sandbox,
+    listing: str,
+    row: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    name: str = "date",
+    fmt: str = "%Y-%m-%d",
+) -> Endpoint:
+    """A business date's movements (the query's `name`, as `fmt`) under `listing`, each
+    written by `row`."""
+
+    def render(moves: list[dict[str, Any]]) -> dict[str, Any]:
+        return {listing: [row(m) for m in moves]}
+
+    async def endpoint(request: Request) -> Response:
+        return await sandbox.movements(request, render, name=name, fmt=fmt)
+
+    return endpoint
+
+
 def constant(body: dict[str, Any]) -> Endpoint:
     """The same answer every time: a partner's health check."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from connectors.sandbox import endpoints
@@ -36,8 +36,7 @@ class GenericSandbox(Sandbox):
 
             return await self.faulted("rewards", listing)
 
-        async def slots(_: Request) -> Response:
-            return JSONResponse({"slots": []})
+        slots = endpoints.constant({"slots": []})
 
         book = endpoints.booking(
             self,
@@ -50,16 +49,11 @@ class GenericSandbox(Sandbox):
         )
         cancel = endpoints.cancel(self)
 
-        async def movements(request: Request) -> Response:
-            return await self.movements(
-                request,
-                lambda moves: {
-                    "movements": [
-                        {k: m[k] for k in ("key", "ref", "points", "at", "reference", "status")}
-                        for m in moves
-                    ]
-                },
-            )
+        movements = endpoints.movements(
+            self,
+            "movements",
+            lambda m: {k: m[k] for k in ("key", "ref", "points", "at", "reference", "status")},
+        )
 
         health = endpoints.constant({"status": "ok"})
 

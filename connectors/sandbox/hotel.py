@@ -102,23 +102,18 @@ class HotelSandbox(Sandbox):
         )
         cancel = endpoints.cancel(self)
 
-        async def ledger(request: Request) -> Response:
-            return await self.movements(
-                request,
-                lambda moves: {
-                    "entries": [
-                        {
-                            "requestKey": m["key"],
-                            "guestId": m["ref"],
-                            "amount": abs(m["points"]),
-                            "direction": "DEDUCT" if m["points"] < 0 else "ADD",
-                            "time": m["at"],
-                        }
-                        for m in moves
-                    ]
-                },
-                name="day",
-            )
+        ledger = endpoints.movements(
+            self,
+            "entries",
+            lambda m: {
+                "requestKey": m["key"],
+                "guestId": m["ref"],
+                "amount": abs(m["points"]),
+                "direction": "DEDUCT" if m["points"] < 0 else "ADD",
+                "time": m["at"],
+            },
+            name="day",
+        )
 
         ping = endpoints.constant({"pong": True})
 

@@ -48,21 +48,11 @@ class RestaurantSandbox(Sandbox):
         )
         cancel = endpoints.cancel(self)
 
-        async def history(request: Request) -> Response:
-            return await self.movements(
-                request,
-                lambda moves: {
-                    "history": [
-                        {
-                            "key": m["key"],
-                            "member": m["ref"],
-                            "change": m["points"],
-                            "when": m["at"],
-                        }
-                        for m in moves
-                    ]
-                },
-            )
+        history = endpoints.movements(
+            self,
+            "history",
+            lambda m: {"key": m["key"], "member": m["ref"], "change": m["points"], "when": m["at"]},
+        )
 
         status = endpoints.constant({"ok": True})
 

@@ -66,8 +66,7 @@ class ScenicSandbox(Sandbox):
         add = endpoints.points(self, "credit", "points", "orderNo")
         revert = endpoints.reversal(self, "key")
 
-        async def tickets(_: Request) -> Response:
-            return JSONResponse({"tickets": TICKETS})
+        tickets = endpoints.constant({"tickets": TICKETS})
 
         async def timeslots(request: Request) -> Response:
             ticket = request.path_params["ticket"]
