@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from connectors.base import BookingRequest, PartnerMovement, RewardOffer, SlotOffer
-from connectors.partner import Dialect, Route, _decimal, _when
+from connectors.base import RewardOffer
+from connectors.fields import BookingFields, MovementFields, SlotFields
+from connectors.partner import Dialect, Route, _decimal
 from hub.enums import ConnectorKind, RewardKind
 
 
@@ -24,6 +24,26 @@ class AirlineDialect(Dialect):
     cancel = Route("POST", "/v1/bookings/{booking}/cancel")
     health = Route("GET", "/v1/health")
     movements = Route("GET", "/v1/miles/transactions")
+    slot_fields = SlotFields(
+        "seats",
+        ref="seatId",
+        starts_at="departure",
+        ends_at="arrival",
+        remaining="available",
+        remaining_required=True,
+    )
+    booking_fields = BookingFields(
+        reward="awardId",
+        slot="seatId",
+        quantity="passengers",
+        member="ffp",
+        member_name="passengerName",
+        reference="reference",
+        booking_ref="pnr",
+    )
+    movement_fields = MovementFields(
+        "transactions", key="idempotencyKey", ref="ffp", points="miles", at="postedAt"
+    )
 
     def parse_rewards(self, body: Any) -> list[RewardOffer]:
         offers = []
@@ -47,41 +67,3 @@ class AirlineDialect(Dialect):
                 )
             )
         return offers
-
-    def parse_slots(self, body: Any) -> list[SlotOffer]:
-        return [
-            SlotOffer(
-                ref=seat["seatId"],
-                starts_at=_when(seat["departure"]),
-                ends_at=_when(seat["arrival"]),
-                remaining=int(seat["available"]),
-            )
-            for seat in body["seats"]
-        ]
-
-    def slots_params(self, date: dt.date | None) -> dict[str, str]:
-        return {"date": date.isoformat()} if date else {}
-
-    def booking_body(self, request: BookingRequest) -> dict[str, Any]:
-        return {
-            "awardId": request.reward_ref,
-            "seatId": request.slot_ref,
-            "passengers": request.quantity,
-            "ffp": request.account.external_ref if request.account else None,
-            "passengerName": request.member_name,
-            "reference": request.reference,
-        }
-
-    def parse_booking(self, body: Any) -> str:
-        return str(body["pnr"])
-
-    def parse_movements(self, body: Any) -> list[PartnerMovement]:
-        return [
-            PartnerMovement(
-                key=str(t["idempotencyKey"]),
-                external_ref=str(t["ffp"]),
-                points=int(t["miles"]),
-                at=_when(t["postedAt"]),
-            )
-            for t in body["transactions"]
-        ]

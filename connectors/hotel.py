@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from connectors.base import BookingRequest, PartnerMovement, RewardOffer, SlotOffer
-from connectors.partner import Dialect, Route, _when
+from connectors.base import RewardOffer
+from connectors.fields import BookingFields, MovementFields, SlotFields
+from connectors.partner import Dialect, Route
 from hub.enums import ConnectorKind, RewardKind
 
 KINDS = {
@@ -31,6 +32,21 @@ class HotelDialect(Dialect):
     cancel = Route("POST", "/api/reservations/{booking}/cancel")
     health = Route("GET", "/api/ping")
     movements = Route("GET", "/api/points/ledger")
+    slot_fields = SlotFields(
+        "dates", ref="id", starts_at="checkIn", ends_at="checkOut", remaining="left"
+    )
+    booking_fields = BookingFields(
+        reward="offer",
+        slot="availabilityId",
+        quantity="rooms",
+        member="guestId",
+        member_name="guestName",
+        reference="reference",
+        booking_ref="confirmation",
+    )
+    movement_fields = MovementFields(
+        "entries", key="requestKey", ref="guestId", points="amount", at="time"
+    )
 
     def parse_rewards(self, body: Any) -> list[RewardOffer]:
         return [
@@ -45,40 +61,9 @@ class HotelDialect(Dialect):
             for offer in body["offers"]
         ]
 
-    def parse_slots(self, body: Any) -> list[SlotOffer]:
-        return [
-            SlotOffer(
-                ref=night["id"],
-                starts_at=_when(night["checkIn"]),
-                ends_at=_when(night["checkOut"]),
-                remaining=night.get("left"),
-            )
-            for night in body["dates"]
-        ]
-
-    def booking_body(self, request: BookingRequest) -> dict[str, Any]:
-        return {
-            "offer": request.reward_ref,
-            "availabilityId": request.slot_ref,
-            "rooms": request.quantity,
-            "guestId": request.account.external_ref if request.account else None,
-            "guestName": request.member_name,
-            "reference": request.reference,
-        }
-
-    def parse_booking(self, body: Any) -> str:
-        return str(body["confirmation"])
-
     def movements_params(self, day: dt.date) -> dict[str, str]:
         return {"day": day.isoformat()}
 
-    def parse_movements(self, body: Any) -> list[PartnerMovement]:
-        return [
-            PartnerMovement(
-                key=str(e["requestKey"]),
-                external_ref=str(e["guestId"]),
-                points=int(e["amount"]) * (-1 if e["direction"] == "DEDUCT" else 1),
-                at=_when(e["time"]),
-            )
-            for e in body["entries"]
-        ]
+    def movement_points(self, row: Any) -> int:
+        """The ledger sends an amount and its direction apart."""
+        return super().movement_points(row) * (-1 if row["direction"] == "DEDUCT" else 1)

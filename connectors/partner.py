@@ -27,6 +27,7 @@ from connectors.base import (
     RewardOffer,
     SlotOffer,
 )
+from connectors.fields import BookingFields, MovementFields, SlotFields
 from connectors.http import PartnerClient, Reply
 from hub.enums import ConnectorKind, ErrorCode, RewardKind
 from hub.errors import DomainError, NotFound, PartnerRejected, PartnerUnavailable
@@ -67,6 +68,21 @@ class Dialect:
     cancel = Route("POST", "/bookings/{booking}/cancel")
     health = Route("GET", "/health")
     movements = Route("GET", "/movements")
+    slot_fields = SlotFields(
+        "slots", ref="ref", starts_at="startsAt", ends_at="endsAt", remaining="remaining"
+    )
+    booking_fields = BookingFields(
+        reward="rewardRef",
+        slot="slotRef",
+        quantity="quantity",
+        member="memberRef",
+        member_name="memberName",
+        reference="reference",
+        booking_ref="bookingRef",
+    )
+    movement_fields = MovementFields(
+        "movements", key="key", ref="ref", points="points", at="at", at_required=False
+    )
 
     def points_body(self, call: PointsCall) -> dict[str, Any]:
         return {
@@ -94,42 +110,58 @@ class Dialect:
         return {"date": date.isoformat()} if date else {}
 
     def parse_slots(self, body: Any) -> list[SlotOffer]:
+        f = self.slot_fields
         return [
             SlotOffer(
-                ref=str(s["ref"]),
-                starts_at=_when(s["startsAt"]),
-                ends_at=_when(s["endsAt"]),
-                remaining=s.get("remaining"),
+                ref=str(s[f.ref]),
+                starts_at=_when(s[f.starts_at]),
+                ends_at=_when(s[f.ends_at]),
+                remaining=int(s[f.remaining]) if f.remaining_required else s.get(f.remaining),
             )
-            for s in body["slots"]
+            for s in body[f.listing]
         ]
 
     def booking_body(self, request: BookingRequest) -> dict[str, Any]:
-        return {
-            "rewardRef": request.reward_ref,
-            "slotRef": request.slot_ref,
-            "quantity": request.quantity,
-            "memberRef": request.account.external_ref if request.account else None,
-            "memberName": request.member_name,
-            "reference": request.reference,
-        }
+        f = self.booking_fields
+        body: dict[str, Any] = {f.reward: request.reward_ref}
+        if f.slot is not None:
+            body[f.slot] = request.slot_ref
+        body[f.quantity] = request.quantity
+        body[f.member] = request.account.external_ref if request.account else None
+        body[f.member_name] = request.member_name
+        body[f.reference] = request.reference
+        return body
 
     def parse_booking(self, body: Any) -> str:
-        return str(body["bookingRef"])
+        return str(body[self.booking_fields.booking_ref])
 
     def movements_params(self, day: dt.date) -> dict[str, str]:
         return {"date": day.isoformat()}
 
     def parse_movements(self, body: Any) -> list[PartnerMovement]:
+        f = self.movement_fields
         return [
             PartnerMovement(
-                key=str(m["key"]),
-                external_ref=str(m["ref"]),
-                points=int(m["points"]),
-                at=_when(m["at"]) if m.get("at") else None,
+                key=str(m[f.key]),
+                external_ref=str(m[f.ref]),
+                points=self.movement_points(m),
+                at=self.movement_at(m),
             )
-            for m in body["movements"]
+            for m in self.movement_rows(body)
         ]
+
+    def movement_rows(self, body: Any) -> Any:
+        """The movements of a listing's answer; a partner that wraps them says where."""
+        return body[self.movement_fields.listing]
+
+    def movement_points(self, row: Any) -> int:
+        """A movement's signed points; a partner that sends a sign apart says how."""
+        return int(row[self.movement_fields.points])
+
+    def movement_at(self, row: Any) -> dt.datetime | None:
+        """When a movement was made; a partner that sends no ISO time says how to read it."""
+        f = self.movement_fields
+        return _when(row[f.at]) if f.at_required or row.get(f.at) else None
 
 
 def _decimal(value: Any) -> Decimal | None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.base import BookingRequest, PartnerMovement, RewardOffer
-from connectors.partner import Dialect, Route, _when
+from connectors.base import RewardOffer
+from connectors.fields import BookingFields, MovementFields
+from connectors.partner import Dialect, Route
 from hub.enums import ConnectorKind, RewardKind
 
 
@@ -24,6 +25,16 @@ class RestaurantDialect(Dialect):
     cancel = Route("POST", "/orders/{booking}/cancel")
     health = Route("GET", "/status")
     movements = Route("GET", "/points/history")
+    booking_fields = BookingFields(
+        reward="sku",
+        slot=None,
+        quantity="qty",
+        member="member",
+        member_name="memberName",
+        reference="note",
+        booking_ref="voucherCode",
+    )
+    movement_fields = MovementFields("history", key="key", ref="member", points="change", at="when")
 
     def parse_rewards(self, body: Any) -> list[RewardOffer]:
         return [
@@ -36,27 +47,4 @@ class RestaurantDialect(Dialect):
                 stock=item.get("left"),
             )
             for item in body["items"]
-        ]
-
-    def booking_body(self, request: BookingRequest) -> dict[str, Any]:
-        return {
-            "sku": request.reward_ref,
-            "qty": request.quantity,
-            "member": request.account.external_ref if request.account else None,
-            "memberName": request.member_name,
-            "note": request.reference,
-        }
-
-    def parse_booking(self, body: Any) -> str:
-        return str(body["voucherCode"])
-
-    def parse_movements(self, body: Any) -> list[PartnerMovement]:
-        return [
-            PartnerMovement(
-                key=str(h["key"]),
-                external_ref=str(h["member"]),
-                points=int(h["change"]),
-                at=_when(h["when"]),
-            )
-            for h in body["history"]
         ]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from connectors.base import BookingRequest, PartnerMovement, RewardOffer, SlotOffer
-from connectors.partner import Dialect, Route, _when
+from connectors.base import RewardOffer
+from connectors.fields import BookingFields, MovementFields, SlotFields
+from connectors.partner import Dialect, Route
 from hub.enums import ConnectorKind, RewardKind
 
 
@@ -30,6 +31,25 @@ class ScenicDialect(Dialect):
     cancel = Route("POST", "/orders/{booking}/refund")
     health = Route("GET", "/healthz")
     movements = Route("GET", "/transactions")
+    slot_fields = SlotFields(
+        "timeslots",
+        ref="id",
+        starts_at="enter_from",
+        ends_at="enter_until",
+        remaining="capacity_left",
+    )
+    booking_fields = BookingFields(
+        reward="ticketId",
+        slot="timeslotId",
+        quantity="quantity",
+        member="visitor",
+        member_name="visitorName",
+        reference="ref",
+        booking_ref="orderNo",
+    )
+    movement_fields = MovementFields(
+        "list", key="key", ref="account", points="pointsDelta", at="createTime"
+    )
 
     def parse_rewards(self, body: Any) -> list[RewardOffer]:
         return [
@@ -49,40 +69,13 @@ class ScenicDialect(Dialect):
             params["date"] = date.isoformat()
         return params
 
-    def parse_slots(self, body: Any) -> list[SlotOffer]:
-        return [
-            SlotOffer(
-                ref=slot["id"],
-                starts_at=_when(slot["enter_from"]),
-                ends_at=_when(slot["enter_until"]),
-                remaining=slot.get("capacity_left"),
-            )
-            for slot in body["timeslots"]
-        ]
-
-    def booking_body(self, request: BookingRequest) -> dict[str, Any]:
-        return {
-            "ticketId": request.reward_ref,
-            "timeslotId": request.slot_ref,
-            "quantity": request.quantity,
-            "visitor": request.account.external_ref if request.account else None,
-            "visitorName": request.member_name,
-            "ref": request.reference,
-        }
-
-    def parse_booking(self, body: Any) -> str:
-        return str(body["orderNo"])
-
     def movements_params(self, day: dt.date) -> dict[str, str]:
         return {"bizDate": day.strftime("%Y%m%d")}
 
-    def parse_movements(self, body: Any) -> list[PartnerMovement]:
-        return [
-            PartnerMovement(
-                key=str(row["key"]),
-                external_ref=str(row["account"]),
-                points=int(row["pointsDelta"]),
-                at=dt.datetime.fromtimestamp(int(row["createTime"]) / 1000, tz=dt.UTC),
-            )
-            for row in body["data"]["list"]
-        ]
+    def movement_rows(self, body: Any) -> Any:
+        """Every answer of West Lake's comes in an envelope: {"code": 0, "data": ...}."""
+        return body["data"][self.movement_fields.listing]
+
+    def movement_at(self, row: Any) -> dt.datetime:
+        """A movement's time is milliseconds since the epoch."""
+        return dt.datetime.fromtimestamp(int(row[self.movement_fields.at]) / 1000, tz=dt.UTC)

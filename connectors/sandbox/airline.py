@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.sandbox import endpoints
 from connectors.sandbox.core import Sandbox
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -78,24 +79,12 @@ class AirlineSandbox(Sandbox):
         }
 
     def routes(self) -> list[Route]:
-        async def miles(request: Request) -> Response:
-            return await self.balance(request.path_params["ffp"], "miles")
+        miles = endpoints.balance(self, "miles")
+        redeem = endpoints.points(self, "debit", "miles", "reference")
+        accrue = endpoints.points(self, "credit", "miles", "reference")
+        void = endpoints.reversal(self, "originalKey")
 
-        async def redeem(request: Request) -> Response:
-            return await self.points(
-                request, "debit", request.path_params["ffp"], "miles", -1, "reference"
-            )
-
-        async def accrue(request: Request) -> Response:
-            return await self.points(
-                request, "credit", request.path_params["ffp"], "miles", 1, "reference"
-            )
-
-        async def void(request: Request) -> Response:
-            return await self.void(request, "originalKey")
-
-        async def awards(_: Request) -> Response:
-            return JSONResponse({"awards": AWARDS})
+        awards = endpoints.constant({"awards": AWARDS})
 
         async def seats(request: Request) -> Response:
             award = next((a for a in AWARDS if a["awardId"] == request.path_params["award"]), None)
@@ -127,29 +116,22 @@ class AirlineSandbox(Sandbox):
                 ref_field="pnr",
             )
 
-        async def cancel(request: Request) -> Response:
-            return await self.cancel(request, request.path_params["pnr"])
+        cancel = endpoints.cancel(self)
 
-        async def transactions(request: Request) -> Response:
-            kinds = {"debit": "REDEEM", "credit": "ACCRUE", "void": "VOID", "manual": "MANUAL"}
-            return await self.movements(
-                request,
-                lambda moves: {
-                    "transactions": [
-                        {
-                            "idempotencyKey": m["key"],
-                            "ffp": m["ref"],
-                            "miles": m["points"],
-                            "type": kinds.get(m["operation"], "OTHER"),
-                            "postedAt": m["at"],
-                        }
-                        for m in moves
-                    ]
-                },
-            )
+        kinds = {"debit": "REDEEM", "credit": "ACCRUE", "void": "VOID", "manual": "MANUAL"}
+        transactions = endpoints.movements(
+            self,
+            "transactions",
+            lambda m: {
+                "idempotencyKey": m["key"],
+                "ffp": m["ref"],
+                "miles": m["points"],
+                "type": kinds.get(m["operation"], "OTHER"),
+                "postedAt": m["at"],
+            },
+        )
 
-        async def health(_: Request) -> Response:
-            return JSONResponse({"status": "ok"})
+        health = endpoints.constant({"status": "ok"})
 
         async def cancel_flight(request: Request) -> Response:
             """Sandbox control: the airline cancels a flight and tells the hub."""
@@ -174,14 +156,14 @@ class AirlineSandbox(Sandbox):
             return JSONResponse({"cancelled": hit, "hubStatus": status})
 
         return [
-            Route("/v1/members/{ffp}/miles", miles),
-            Route("/v1/members/{ffp}/miles/redeem", redeem, methods=["POST"]),
-            Route("/v1/members/{ffp}/miles/accrue", accrue, methods=["POST"]),
+            Route("/v1/members/{ref}/miles", miles),
+            Route("/v1/members/{ref}/miles/redeem", redeem, methods=["POST"]),
+            Route("/v1/members/{ref}/miles/accrue", accrue, methods=["POST"]),
             Route("/v1/miles/void", void, methods=["POST"]),
             Route("/v1/awards", awards),
             Route("/v1/awards/{award}/seats", seats),
             Route("/v1/bookings", book, methods=["POST"]),
-            Route("/v1/bookings/{pnr}/cancel", cancel, methods=["POST"]),
+            Route("/v1/bookings/{ref}/cancel", cancel, methods=["POST"]),
             Route("/v1/miles/transactions", transactions),
             Route("/v1/health", health),
             Route("/sandbox/flights/{flight}/cancel", cancel_flight, methods=["POST"]),

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors.sandbox import endpoints
 from connectors.sandbox.core import Sandbox
 
 
@@ -24,21 +25,10 @@ class GenericSandbox(Sandbox):
         self.catalog_latency_ms = 0
 
     def routes(self) -> list[Route]:
-        async def balance(request: Request) -> Response:
-            return await self.balance(request.path_params["ref"], "balance")
-
-        async def debit(request: Request) -> Response:
-            return await self.points(
-                request, "debit", request.path_params["ref"], "points", -1, "reference"
-            )
-
-        async def credit(request: Request) -> Response:
-            return await self.points(
-                request, "credit", request.path_params["ref"], "points", 1, "reference"
-            )
-
-        async def reversal(request: Request) -> Response:
-            return await self.void(request, "originalKey")
+        balance = endpoints.balance(self, "balance")
+        debit = endpoints.points(self, "debit", "points", "reference")
+        credit = endpoints.points(self, "credit", "points", "reference")
+        reversal = endpoints.reversal(self, "originalKey")
 
         async def rewards(_: Request) -> Response:
             async def listing() -> dict[str, Any]:
@@ -46,37 +36,26 @@ class GenericSandbox(Sandbox):
 
             return await self.faulted("rewards", listing)
 
-        async def slots(_: Request) -> Response:
-            return JSONResponse({"slots": []})
+        slots = endpoints.constant({"slots": []})
 
-        async def book(request: Request) -> Response:
-            data = await self.body(request)
-            return await self.book(
-                request,
-                reward=data.get("rewardRef"),
-                slot=data.get("slotRef"),
-                quantity=int(data.get("quantity", 1)),
-                details={"member": data.get("memberRef"), "reference": data.get("reference")},
-                ref_prefix="B",
-                ref_field="bookingRef",
-            )
+        book = endpoints.booking(
+            self,
+            reward="rewardRef",
+            slot="slotRef",
+            quantity="quantity",
+            details={"member": "memberRef", "reference": "reference"},
+            ref_prefix="B",
+            ref_field="bookingRef",
+        )
+        cancel = endpoints.cancel(self)
 
-        async def cancel(request: Request) -> Response:
-            return await self.cancel(request, request.path_params["ref"])
+        movements = endpoints.movements(
+            self,
+            "movements",
+            lambda m: {k: m[k] for k in ("key", "ref", "points", "at", "reference", "status")},
+        )
 
-        async def movements(request: Request) -> Response:
-            return await self.movements(
-                request,
-                lambda moves: {
-                    "movements": [
-                        {k: m[k] for k in ("key", "ref", "points", "at", "reference", "status")}
-                        for m in moves
-                    ]
-                },
-            )
-
-        async def health(_: Request) -> Response:
-            return JSONResponse({"status": "ok"})
+        health = endpoints.constant({"status": "ok"})
 
         return [
             Route("/points/{ref}", balance),

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.sandbox import endpoints
 from connectors.sandbox.core import Sandbox
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -55,21 +56,10 @@ class HotelSandbox(Sandbox):
         return 5
 
     def routes(self) -> list[Route]:
-        async def points(request: Request) -> Response:
-            return await self.balance(request.path_params["guest"], "points")
-
-        async def deduct(request: Request) -> Response:
-            return await self.points(
-                request, "debit", request.path_params["guest"], "amount", -1, "reference"
-            )
-
-        async def add(request: Request) -> Response:
-            return await self.points(
-                request, "credit", request.path_params["guest"], "amount", 1, "reference"
-            )
-
-        async def reversal(request: Request) -> Response:
-            return await self.void(request, "key")
+        points = endpoints.balance(self, "points")
+        deduct = endpoints.points(self, "debit", "amount", "reference")
+        add = endpoints.points(self, "credit", "amount", "reference")
+        reversal = endpoints.reversal(self, "key")
 
         async def offers(_: Request) -> Response:
             return JSONResponse(
@@ -101,51 +91,41 @@ class HotelSandbox(Sandbox):
                 )
             return JSONResponse({"dates": dates})
 
-        async def reserve(request: Request) -> Response:
-            data = await self.body(request)
-            return await self.book(
-                request,
-                reward=data.get("offer"),
-                slot=data.get("availabilityId"),
-                quantity=int(data.get("rooms", 1)),
-                details={"guest": data.get("guestId"), "reference": data.get("reference")},
-                ref_prefix="LTS-",
-                ref_field="confirmation",
-            )
+        reserve = endpoints.booking(
+            self,
+            reward="offer",
+            slot="availabilityId",
+            quantity="rooms",
+            details={"guest": "guestId", "reference": "reference"},
+            ref_prefix="LTS-",
+            ref_field="confirmation",
+        )
+        cancel = endpoints.cancel(self)
 
-        async def cancel(request: Request) -> Response:
-            return await self.cancel(request, request.path_params["confirmation"])
+        ledger = endpoints.movements(
+            self,
+            "entries",
+            lambda m: {
+                "requestKey": m["key"],
+                "guestId": m["ref"],
+                "amount": abs(m["points"]),
+                "direction": "DEDUCT" if m["points"] < 0 else "ADD",
+                "time": m["at"],
+            },
+            name="day",
+        )
 
-        async def ledger(request: Request) -> Response:
-            return await self.movements(
-                request,
-                lambda moves: {
-                    "entries": [
-                        {
-                            "requestKey": m["key"],
-                            "guestId": m["ref"],
-                            "amount": abs(m["points"]),
-                            "direction": "DEDUCT" if m["points"] < 0 else "ADD",
-                            "time": m["at"],
-                        }
-                        for m in moves
-                    ]
-                },
-                name="day",
-            )
-
-        async def ping(_: Request) -> Response:
-            return JSONResponse({"pong": True})
+        ping = endpoints.constant({"pong": True})
 
         return [
-            Route("/api/guests/{guest}/points", points),
-            Route("/api/guests/{guest}/points/deduct", deduct, methods=["POST"]),
-            Route("/api/guests/{guest}/points/add", add, methods=["POST"]),
+            Route("/api/guests/{ref}/points", points),
+            Route("/api/guests/{ref}/points/deduct", deduct, methods=["POST"]),
+            Route("/api/guests/{ref}/points/add", add, methods=["POST"]),
             Route("/api/points/reversals", reversal, methods=["POST"]),
             Route("/api/offers", offers),
             Route("/api/offers/{offer}/availability", availability),
             Route("/api/reservations", reserve, methods=["POST"]),
-            Route("/api/reservations/{confirmation}/cancel", cancel, methods=["POST"]),
+            Route("/api/reservations/{ref}/cancel", cancel, methods=["POST"]),
             Route("/api/points/ledger", ledger),
             Route("/api/ping", ping),
         ]

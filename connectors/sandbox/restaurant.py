@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.sandbox import endpoints
 from connectors.sandbox.core import Sandbox
 
 MENU: list[dict[str, Any]] = [
@@ -27,59 +28,33 @@ class RestaurantSandbox(Sandbox):
     name = "restaurant"
 
     def routes(self) -> list[Route]:
-        async def balance(request: Request) -> Response:
-            return await self.balance(request.path_params["ref"], "balance")
-
-        async def spend(request: Request) -> Response:
-            return await self.points(
-                request, "debit", request.path_params["ref"], "points", -1, "note"
-            )
-
-        async def earn(request: Request) -> Response:
-            return await self.points(
-                request, "credit", request.path_params["ref"], "points", 1, "note"
-            )
-
-        async def refund(request: Request) -> Response:
-            return await self.void(request, "key")
+        balance = endpoints.balance(self, "balance")
+        spend = endpoints.points(self, "debit", "points", "note")
+        earn = endpoints.points(self, "credit", "points", "note")
+        refund = endpoints.reversal(self, "key")
 
         async def menu(_: Request) -> Response:
             items = [{**item, "left": self.stock.get(item["sku"])} for item in MENU]
             return JSONResponse({"items": items})
 
-        async def order(request: Request) -> Response:
-            data = await self.body(request)
-            return await self.book(
-                request,
-                reward=data.get("sku"),
-                slot=None,
-                quantity=int(data.get("qty", 1)),
-                details={"member": data.get("member"), "note": data.get("note")},
-                ref_prefix="JV-",
-                ref_field="voucherCode",
-            )
+        order = endpoints.booking(
+            self,
+            reward="sku",
+            slot=None,
+            quantity="qty",
+            details={"member": "member", "note": "note"},
+            ref_prefix="JV-",
+            ref_field="voucherCode",
+        )
+        cancel = endpoints.cancel(self)
 
-        async def cancel(request: Request) -> Response:
-            return await self.cancel(request, request.path_params["code"])
+        history = endpoints.movements(
+            self,
+            "history",
+            lambda m: {"key": m["key"], "member": m["ref"], "change": m["points"], "when": m["at"]},
+        )
 
-        async def history(request: Request) -> Response:
-            return await self.movements(
-                request,
-                lambda moves: {
-                    "history": [
-                        {
-                            "key": m["key"],
-                            "member": m["ref"],
-                            "change": m["points"],
-                            "when": m["at"],
-                        }
-                        for m in moves
-                    ]
-                },
-            )
-
-        async def status(_: Request) -> Response:
-            return JSONResponse({"ok": True})
+        status = endpoints.constant({"ok": True})
 
         return [
             Route("/members/{ref}", balance),
@@ -88,7 +63,7 @@ class RestaurantSandbox(Sandbox):
             Route("/refunds", refund, methods=["POST"]),
             Route("/menu", menu),
             Route("/orders", order, methods=["POST"]),
-            Route("/orders/{code}/cancel", cancel, methods=["POST"]),
+            Route("/orders/{ref}/cancel", cancel, methods=["POST"]),
             Route("/points/history", history),
             Route("/status", status),
         ]

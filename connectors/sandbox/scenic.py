@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.sandbox import endpoints
 from connectors.sandbox.core import Sandbox
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -60,24 +61,12 @@ class ScenicSandbox(Sandbox):
         return slots
 
     def routes(self) -> list[Route]:
-        async def account(request: Request) -> Response:
-            return await self.balance(request.path_params["ref"], "points")
+        account = endpoints.balance(self, "points")
+        deduct = endpoints.points(self, "debit", "points", "orderNo")
+        add = endpoints.points(self, "credit", "points", "orderNo")
+        revert = endpoints.reversal(self, "key")
 
-        async def deduct(request: Request) -> Response:
-            return await self.points(
-                request, "debit", request.path_params["ref"], "points", -1, "orderNo"
-            )
-
-        async def add(request: Request) -> Response:
-            return await self.points(
-                request, "credit", request.path_params["ref"], "points", 1, "orderNo"
-            )
-
-        async def revert(request: Request) -> Response:
-            return await self.void(request, "key")
-
-        async def tickets(_: Request) -> Response:
-            return JSONResponse({"tickets": TICKETS})
+        tickets = endpoints.constant({"tickets": TICKETS})
 
         async def timeslots(request: Request) -> Response:
             ticket = request.path_params["ticket"]
@@ -92,20 +81,16 @@ class ScenicSandbox(Sandbox):
             # Both channels read the same windows: the channel changes nothing here.
             return JSONResponse({"timeslots": [s for d in days for s in self.windows(ticket, d)]})
 
-        async def order(request: Request) -> Response:
-            data = await self.body(request)
-            return await self.book(
-                request,
-                reward=data.get("ticketId"),
-                slot=data.get("timeslotId"),
-                quantity=int(data.get("quantity", 1)),
-                details={"visitor": data.get("visitor"), "ref": data.get("ref")},
-                ref_prefix="WL",
-                ref_field="orderNo",
-            )
-
-        async def refund(request: Request) -> Response:
-            return await self.cancel(request, request.path_params["order"])
+        order = endpoints.booking(
+            self,
+            reward="ticketId",
+            slot="timeslotId",
+            quantity="quantity",
+            details={"visitor": "visitor", "ref": "ref"},
+            ref_prefix="WL",
+            ref_field="orderNo",
+        )
+        refund = endpoints.cancel(self)
 
         async def transactions(request: Request) -> Response:
             def render(moves: list[dict[str, Any]]) -> dict[str, Any]:
@@ -122,8 +107,7 @@ class ScenicSandbox(Sandbox):
 
             return await self.movements(request, render, name="bizDate", fmt="%Y%m%d")
 
-        async def healthz(_: Request) -> Response:
-            return JSONResponse({"status": "up"})
+        healthz = endpoints.constant({"status": "up"})
 
         return [
             Route("/accounts/{ref}", account),
@@ -133,7 +117,7 @@ class ScenicSandbox(Sandbox):
             Route("/tickets", tickets),
             Route("/tickets/{ticket}/timeslots", timeslots),
             Route("/orders", order, methods=["POST"]),
-            Route("/orders/{order}/refund", refund, methods=["POST"]),
+            Route("/orders/{ref}/refund", refund, methods=["POST"]),
             Route("/transactions", transactions),
             Route("/healthz", healthz),
         ]
