@@ -140,6 +140,16 @@ def _cell(value: float | None, width: int, places: int = 2) -> str:
     return f"{text:>{width}}"
 
 
+def heading(title: str, header: str) -> list[str]:
+    """A report table's first lines: its title, the column header and a rule under it."""
+    return [f"== {title}", header, "-" * len(header)]
+
+
+def verdicts(checks: dict[str, bool]) -> str:
+    """A run's checks on one line: each named, ok or FAILED."""
+    return "; ".join(f"{name}: {'ok' if ok else 'FAILED'}" for name, ok in checks.items())
+
+
 def progress(message: str) -> None:
     """A line on stdout now: long runs say what they are doing."""
     print(f"  .. {message}", flush=True)

@@ -54,7 +54,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import databases
-from bench.harness import progress, save_results
+from bench.harness import heading, progress, save_results, verdicts
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -500,11 +500,9 @@ def table(outcomes: list[Outcome]) -> str:
         f"{'db':<9} {'rows':>10} {'baseline s':>10} {'cpu s':>7} {'rows/s':>9} {'import s':>9} "
         f"{'cpu s':>7} {'rows/s':>9} {'ratio':>6} {'cpu ratio':>9} {'upload s':>8} {'rest s':>8}"
     )
-    lines = [
-        "== imports: a till file imported vs. a bare multi-row INSERT of the same ledger rows",
-        header,
-        "-" * len(header),
-    ]
+    lines = heading(
+        "imports: a till file imported vs. a bare multi-row INSERT of the same ledger rows", header
+    )
     for o in outcomes:
         lines.append(
             f"{o.backend:<9} {o.rows:>10,} {o.baseline_seconds:>10.2f} {o.baseline_cpu:>7.2f} "
@@ -514,7 +512,7 @@ def table(outcomes: list[Outcome]) -> str:
             f"{o.apply_seconds:>8.2f}"
         )
     for o in outcomes:
-        checks = "; ".join(f"{k}: {'ok' if v else 'FAILED'}" for k, v in o.checks.items())
+        checks = verdicts(o.checks)
         lines.append(
             f"   [{o.backend}] {o.members:,} members, chunks of {o.chunk:,}, events "
             f"{'written (a subscription listens)' if o.subscribed else 'none (no subscriber)'}"

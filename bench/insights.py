@@ -61,7 +61,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
 from bench import databases
-from bench.harness import peak_rss_mib, progress, save_results
+from bench.harness import heading, peak_rss_mib, progress, save_results, verdicts
 from hub import insights
 from hub.config import Settings
 from hub.db import Database, ExactDecimal, UTCDateTime, utcnow
@@ -593,11 +593,10 @@ def table(outcomes: Sequence[Outcome]) -> str:
         f"{'db':<9} {'entries':>10} {'load s':>7} {'GROUP BY s':>10} {'year s':>8} "
         f"{'ratio':>6} {'30 days s':>9} {'ratio':>6}"
     )
-    lines = [
-        "== insights: every figure of merchantInsights vs. a bare GROUP BY over the same entries",
+    lines = heading(
+        "insights: every figure of merchantInsights vs. a bare GROUP BY over the same entries",
         header,
-        "-" * len(header),
-    ]
+    )
     for o in outcomes:
         lines.append(
             f"{o.backend:<9} {o.entries:>10,} {o.load_seconds:>7.1f} {o.baseline_seconds:>10.3f} "
@@ -609,7 +608,7 @@ def table(outcomes: Sequence[Outcome]) -> str:
             parts = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in times.items())
             lines.append(f"   {label} [{o.backend}]: {parts}")
     for o in outcomes:
-        checks = "; ".join(f"{k}: {'ok' if ok else 'FAILED'}" for k, ok in o.checks.items())
+        checks = verdicts(o.checks)
         lines.append(f"   checks [{o.backend}]: {checks}")
         lines.append(
             f"   peak RSS [{o.backend}]: {o.peak_rss_load_mib:.0f} MiB after the load, "

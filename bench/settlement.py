@@ -45,7 +45,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench import databases
-from bench.harness import peak_rss_mib, progress, rss_mib, save_results
+from bench.harness import heading, peak_rss_mib, progress, rss_mib, save_results, verdicts
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ConnectorKind, MerchantCategory, ObligationKind
@@ -421,11 +421,9 @@ def table(outcomes: Sequence[Outcome]) -> str:
         f"{'db':<9} {'obligations':>11} {'load s':>7} {'GROUP BY s':>10} {'settle s':>9} "
         f"{'ratio':>6} {'settled/s':>10} {'peak MiB before':>15} {'after':>6} {'growth':>6}"
     )
-    lines = [
-        "== settlement: one business date, full run vs. a bare GROUP BY over the same table",
-        header,
-        "-" * len(header),
-    ]
+    lines = heading(
+        "settlement: one business date, full run vs. a bare GROUP BY over the same table", header
+    )
     for o in outcomes:
         growth = o.peak_rss_after_mib - o.peak_rss_before_mib
         lines.append(
@@ -441,7 +439,7 @@ def table(outcomes: Sequence[Outcome]) -> str:
         )
         lines.append(f"   steps [{o.backend}]: {shares}")
     for o in outcomes:
-        checks = "; ".join(f"{name}: {'ok' if ok else 'FAILED'}" for name, ok in o.checks.items())
+        checks = verdicts(o.checks)
         lines.append(
             f"   checks [{o.backend}]: {checks} (net sum {o.net_sum}, batch count "
             f"{o.batch_obligations:,}, gross {Decimal(o.gross):,.2f}, "
