@@ -4,7 +4,7 @@
 // (`viewer`) and kept in this tab only (sessionStorage). The finance console and merchant
 // insights each say what they accept and what opening and closing them means.
 
-import { $, busy, say } from "/assets/dom.js";
+import { $, busy, h, say } from "/assets/dom.js";
 import { HubError } from "/assets/graphql.js";
 
 /** What an article a role takes: "an ADMIN key", "a FINANCE key". */
@@ -13,7 +13,45 @@ export function aRole(role) {
 }
 
 /**
+ * Fill the page's sign-in card (`<section data-testid="signin">`, empty in its HTML) with
+ * the form for a key of `role`; `lead` says whose key that is.
+ */
+function fillCard(role, lead) {
+  const card = $("signin");
+  card.replaceChildren(
+    h("h1", { id: "signin-title" }, "Sign in"),
+    h(
+      "p",
+      { class: "muted" },
+      `${lead} It stays in this browser tab only and is forgotten when you sign out or ` +
+        "close the tab.",
+    ),
+    h("p", { class: "notice", testid: "signin-message", role: "status", hidden: true }),
+    h(
+      "form",
+      { testid: "signin-form", autocomplete: "off" },
+      h(
+        "label",
+        {},
+        h("span", {}, `${role} key`),
+        h("input", {
+          name: "key",
+          type: "password",
+          testid: "signin-key",
+          autocomplete: "off",
+          spellcheck: "false",
+          required: true,
+        }),
+      ),
+      h("button", { type: "submit", class: "primary", testid: "signin-submit" }, "Sign in"),
+    ),
+    h("p", { class: "error", testid: "signin-error", role: "alert", hidden: true }),
+  );
+}
+
+/**
  * The sign-in of one page.
+ * - `role`, `lead`: the role of the key it asks for, and whose key that is (the form's text);
  * - `storage`: the sessionStorage name of its key;
  * - `state`: the page's state, whose `key` the page's requests send;
  * - `gql(query)`: the page's request, resolving to `data`;
@@ -23,7 +61,20 @@ export function aRole(role) {
  * - `close()`: forget what the page loaded and hide it (before the form shows);
  * - `signedOut`: what the form says after signing out.
  */
-export function keySignIn({ storage, state, gql, viewer, refusal, open, close, signedOut }) {
+export function keySignIn({
+  role,
+  lead,
+  storage,
+  state,
+  gql,
+  viewer,
+  refusal,
+  open,
+  close,
+  signedOut,
+}) {
+  fillCard(role, lead);
+
   function show(message = "") {
     state.key = null;
     sessionStorage.removeItem(storage);

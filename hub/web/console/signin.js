@@ -10,6 +10,8 @@ import { resetRunForm } from "./run.js";
 import { state } from "./state.js";
 
 const signIn = keySignIn({
+  role: "FINANCE",
+  lead: "Use your FINANCE API key.",
   storage: "console.financeKey",
   state,
   gql,

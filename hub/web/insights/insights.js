@@ -81,6 +81,8 @@ function businessDate(daysBefore = 0) {
 // ---------------------------------------------------------------- sign-in
 
 const signIn = keySignIn({
+  role: "MERCHANT",
+  lead: "Use your merchant's API key (role MERCHANT).",
   storage: KEY_STORAGE,
   state,
   gql,
