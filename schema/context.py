@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,10 +15,12 @@ from hub import permissions
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database
-from hub.errors import NotAllowed
+from hub.errors import FieldPath, NotAllowed
 from hub.runtime import Runtime
-from schema.errors import forbidden
+from schema.errors import INPUT, UserError, attempt, forbidden
 from schema.loaders import Loaders
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -45,6 +49,13 @@ class Context:
 
     def allows(self, action: permissions.Action) -> bool:
         return permissions.allowed(self.principal, action)
+
+    async def write(
+        self, work: Callable[[AsyncSession], Awaitable[T]], *, under: FieldPath = INPUT
+    ) -> tuple[T | None, list[UserError]]:
+        """A mutation's `work` in one transaction; a refusal rolls it back and becomes
+        userErrors under the mutation's input (or `under` its arguments)."""
+        return await attempt(self.db.transaction(work), under=under)
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

@@ -127,10 +127,8 @@ class AdminMutations:
         info.context.require(Action.REGISTER_MERCHANT)
         data = input.to_domain()
         private = info.context.settings.allow_private_partners
-        row, errors = await attempt(
-            info.context.db.transaction(
-                lambda s: merchants.register_merchant(s, data, allow_private_partners=private)
-            )
+        row, errors = await info.context.write(
+            lambda s: merchants.register_merchant(s, data, allow_private_partners=private)
         )
         info.context.runtime.caches.recheck()
         return RegisterMerchantPayload(
@@ -146,9 +144,7 @@ class AdminMutations:
     ) -> RegisterProgramPayload:
         info.context.require(Action.REGISTER_PROGRAM)
         data = input.to_domain()
-        row, errors = await attempt(
-            info.context.db.transaction(lambda s: merchants.register_program(s, data))
-        )
+        row, errors = await info.context.write(lambda s: merchants.register_program(s, data))
         info.context.runtime.caches.recheck()
         return RegisterProgramPayload(
             program=Program.from_row(row) if row else None, user_errors=errors
@@ -157,15 +153,13 @@ class AdminMutations:
     @strawberry.mutation(description="ADMIN: a new API key; its secret is shown once.")
     async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
         principal = info.context.require(Action.CREATE_API_KEY)
-        created, errors = await attempt(
-            info.context.db.transaction(
-                lambda s: auth.create_api_key(
-                    s,
-                    role=DomainRole(input.role),
-                    label=input.label,
-                    merchant_id=str(input.merchant_id) if input.merchant_id else None,
-                    created_by=principal.key_id,
-                )
+        created, errors = await info.context.write(
+            lambda s: auth.create_api_key(
+                s,
+                role=DomainRole(input.role),
+                label=input.label,
+                merchant_id=str(input.merchant_id) if input.merchant_id else None,
+                created_by=principal.key_id,
             )
         )
         if created is None:
@@ -179,8 +173,8 @@ class AdminMutations:
     )
     async def revoke_api_key(self, info: Info, id: strawberry.ID) -> RevokeApiKeyPayload:
         info.context.require(Action.REVOKE_API_KEY)
-        row, errors = await attempt(
-            info.context.db.transaction(lambda s: auth.revoke_api_key(s, str(id))), under=ARGUMENTS
+        row, errors = await info.context.write(
+            lambda s: auth.revoke_api_key(s, str(id)), under=ARGUMENTS
         )
         info.context.runtime.caches.recheck()  # refused here from the next request on
         return RevokeApiKeyPayload(

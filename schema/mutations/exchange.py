@@ -94,9 +94,7 @@ class ExchangeMutations:
             effective_from=input.effective_from or None,
             effective_to=input.effective_to or None,
         )
-        row, errors = await attempt(
-            info.context.db.transaction(lambda s: rates.set_rate(s, principal, data))
-        )
+        row, errors = await info.context.write(lambda s: rates.set_rate(s, principal, data))
         info.context.runtime.caches.recheck()
         return SetExchangeRatePayload(
             rate=ExchangeRate.from_row(row) if row else None, user_errors=errors
@@ -106,17 +104,15 @@ class ExchangeMutations:
     async def quote_conversion(self, info: Info, input: QuoteInput) -> QuotePayload:
         principal = info.context.require(Action.QUOTE_CONVERSION)
         settings = info.context.settings
-        row, errors = await attempt(
-            info.context.db.transaction(
-                lambda s: quotes.create_quote(
-                    s,
-                    principal,
-                    settings,
-                    str(input.member_id),
-                    str(input.from_),
-                    str(input.to),
-                    input.points,
-                )
+        row, errors = await info.context.write(
+            lambda s: quotes.create_quote(
+                s,
+                principal,
+                settings,
+                str(input.member_id),
+                str(input.from_),
+                str(input.to),
+                input.points,
             )
         )
         return QuotePayload(quote=Quote.from_row(row) if row else None, user_errors=errors)

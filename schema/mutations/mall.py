@@ -177,9 +177,7 @@ class MallMutations:
             tags=list(input.tags or []),
             voucher=input.voucher.to_domain() if input.voucher else None,
         )
-        row, errors = await attempt(
-            info.context.db.transaction(lambda s: catalog.upsert_reward(s, principal, data))
-        )
+        row, errors = await info.context.write(lambda s: catalog.upsert_reward(s, principal, data))
         return UpsertRewardPayload(reward=Reward.from_row(row) if row else None, user_errors=errors)
 
     @strawberry.mutation(description="The member (or ADMIN): redeem a reward with any program.")

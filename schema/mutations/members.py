@@ -178,7 +178,7 @@ class MemberMutations:
             entry, posting = await members.member_posting(session, accrued.entry_id)
             return accrued, entry_node(entry, posting.amount, posting.balance_after or 0)
 
-        done, errors = await attempt(info.context.db.transaction(work))
+        done, errors = await info.context.write(work)
         if done is None:
             return AccruePointsPayload(
                 entry=None, points=None, green_points=None, user_errors=errors
@@ -207,8 +207,8 @@ class MemberMutations:
             birthday_month=bool(input.birthday_month),
             tags=list(input.tags or []),
         )
-        row, errors = await attempt(
-            info.context.db.transaction(lambda s: promotions.set_promotion(s, principal, data))
+        row, errors = await info.context.write(
+            lambda s: promotions.set_promotion(s, principal, data)
         )
         if row is not None:
             info.context.runtime.caches.recheck()  # in effect here from the next request on

@@ -85,11 +85,8 @@ class SettlementMutations:
         self, info: Info, id: strawberry.ID, note: str | None = strawberry.UNSET
     ) -> StatementPayload:
         principal = info.context.require(Action.APPROVE_STATEMENT)
-        row, errors = await attempt(
-            info.context.db.transaction(
-                lambda s: service.approve(s, principal, str(id), note or None)
-            ),
-            under=ARGUMENTS,
+        row, errors = await info.context.write(
+            lambda s: service.approve(s, principal, str(id), note or None), under=ARGUMENTS
         )
         return _statement(row, errors)
 
@@ -98,9 +95,8 @@ class SettlementMutations:
         self, info: Info, id: strawberry.ID, reason: str
     ) -> StatementPayload:
         principal = info.context.require(Action.DISPUTE_STATEMENT)
-        row, errors = await attempt(
-            info.context.db.transaction(lambda s: service.dispute(s, principal, str(id), reason)),
-            under=ARGUMENTS,
+        row, errors = await info.context.write(
+            lambda s: service.dispute(s, principal, str(id), reason), under=ARGUMENTS
         )
         return _statement(row, errors)
 
@@ -114,17 +110,15 @@ class SettlementMutations:
             disputes.AdjustmentRequest(str(a.counterparty), a.amount, a.reason)
             for a in input.adjustments or []
         ]
-        row, errors = await attempt(
-            info.context.db.transaction(
-                lambda s: disputes.resolve(
-                    s,
-                    runtime.settings,
-                    principal,
-                    str(input.statement_id),
-                    DomainDisputeResolution(input.resolution),
-                    input.note,
-                    requests,
-                )
+        row, errors = await info.context.write(
+            lambda s: disputes.resolve(
+                s,
+                runtime.settings,
+                principal,
+                str(input.statement_id),
+                DomainDisputeResolution(input.resolution),
+                input.note,
+                requests,
             )
         )
         return _statement(row, errors)
@@ -134,11 +128,8 @@ class SettlementMutations:
         self, info: Info, id: strawberry.ID, payment_reference: str
     ) -> StatementPayload:
         principal = info.context.require(Action.MARK_STATEMENT_PAID)
-        row, errors = await attempt(
-            info.context.db.transaction(
-                lambda s: service.mark_paid(s, principal, str(id), payment_reference)
-            ),
-            under=ARGUMENTS,
+        row, errors = await info.context.write(
+            lambda s: service.mark_paid(s, principal, str(id), payment_reference), under=ARGUMENTS
         )
         return _statement(row, errors)
 

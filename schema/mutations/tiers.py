@@ -12,7 +12,7 @@ from hub.permissions import Action
 from hub.tiers import ladder
 from schema.context import Info
 from schema.enums import CreditLevel
-from schema.errors import ARGUMENTS, UserError, attempt
+from schema.errors import ARGUMENTS, UserError
 from schema.types.members import Member
 from schema.types.merchants import Program
 
@@ -73,11 +73,8 @@ class TierMutations:
     ) -> SetTiersPayload:
         principal = info.context.require(Action.SET_TIERS)
         specs = [t.to_domain() for t in tiers]
-        row, errors = await attempt(
-            info.context.db.transaction(
-                lambda s: ladder.set_tiers(s, principal, str(program), specs)
-            ),
-            under=ARGUMENTS,
+        row, errors = await info.context.write(
+            lambda s: ladder.set_tiers(s, principal, str(program), specs), under=ARGUMENTS
         )
         if row is not None:
             info.context.runtime.caches.recheck()  # in effect here from the next request on
@@ -95,11 +92,8 @@ class TierMutations:
     ) -> SetMemberCreditPayload:
         info.context.require(Action.SET_MEMBER_CREDIT)
         value = DomainCreditLevel(level)
-        row, errors = await attempt(
-            info.context.db.transaction(
-                lambda s: credit.set_member_credit(s, str(member_id), value)
-            ),
-            under=ARGUMENTS,
+        row, errors = await info.context.write(
+            lambda s: credit.set_member_credit(s, str(member_id), value), under=ARGUMENTS
         )
         return SetMemberCreditPayload(
             member=Member.from_row(row) if row else None, user_errors=errors

@@ -9,7 +9,7 @@ import strawberry
 from hub import vouchers
 from hub.permissions import Action
 from schema.context import Info
-from schema.errors import ARGUMENTS, UserError, attempt
+from schema.errors import ARGUMENTS, UserError
 from schema.types.vouchers import Voucher
 
 
@@ -30,11 +30,8 @@ class VoucherMutations:
         self, info: Info, code: str, order_ref: str, order_amount: Decimal
     ) -> UseVoucherPayload:
         principal = info.context.require(Action.USE_VOUCHER)
-        row, errors = await attempt(
-            info.context.db.transaction(
-                lambda s: vouchers.use(s, principal, code, order_ref, order_amount)
-            ),
-            under=ARGUMENTS,
+        row, errors = await info.context.write(
+            lambda s: vouchers.use(s, principal, code, order_ref, order_amount), under=ARGUMENTS
         )
         return UseVoucherPayload(
             voucher=Voucher.from_row(row, principal, knows_code=True) if row else None,

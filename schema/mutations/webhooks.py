@@ -13,7 +13,7 @@ from hub.permissions import Action
 from hub.webhooks import subscriptions as service
 from schema.context import Info
 from schema.enums import DeliveryStatus, WebhookEvent
-from schema.errors import ARGUMENTS, UserError, attempt
+from schema.errors import ARGUMENTS, UserError
 from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_size
 
 
@@ -116,15 +116,13 @@ class WebhookMutations:
         principal = info.context.require(Action.MANAGE_WEBHOOKS)
         settings = info.context.runtime.settings
         events = [DomainWebhookEvent(e) for e in input.events]
-        made, errors = await attempt(
-            info.context.db.transaction(
-                lambda s: service.subscribe(
-                    s,
-                    principal,
-                    input.url,
-                    events,
-                    allow_private=settings.allow_private_partners,
-                )
+        made, errors = await info.context.write(
+            lambda s: service.subscribe(
+                s,
+                principal,
+                input.url,
+                events,
+                allow_private=settings.allow_private_partners,
             )
         )
         if made is None:
@@ -137,9 +135,8 @@ class WebhookMutations:
     @strawberry.mutation(description="Stop a subscription; what is pending is not sent.")
     async def unsubscribe_webhook(self, info: Info, id: strawberry.ID) -> UnsubscribeWebhookPayload:
         principal = info.context.require(Action.MANAGE_WEBHOOKS)
-        _, errors = await attempt(
-            info.context.db.transaction(lambda s: service.unsubscribe(s, principal, str(id))),
-            under=ARGUMENTS,
+        _, errors = await info.context.write(
+            lambda s: service.unsubscribe(s, principal, str(id)), under=ARGUMENTS
         )
         return UnsubscribeWebhookPayload(ok=not errors, user_errors=errors)
 
