@@ -152,9 +152,16 @@ async def test_a_hundred_entities_resolve_in_a_few_statements(api: Api) -> None:
         assert [e["id"] for e in data["_entities"]] == members[:100]
         assert data["_entities"][7]["displayName"] == name
         # One statement reads the 100 members and applies the caller's visibility rule.
-        reads = [s for s in statements if s.startswith("SELECT") and "api_keys" not in s]
+        # (The key's lookup and the cache counters' read, due every 2 s on a slow machine,
+        # are not the members'.)
+        reads = [
+            s
+            for s in statements
+            if s.startswith("SELECT") and "api_keys" not in s and "cache_versions" not in s
+        ]
         assert len(reads) == 1 and "FROM members" in reads[0], reads
-        assert len(statements) <= 6, statements  # with the key's lookup, its use, BEGINs
+        sent = [s for s in statements if "cache_versions" not in s]
+        assert len(sent) <= 6, statements  # with the key's lookup, its use, BEGINs
     # An unknown member, and one another merchant may not see, is null.
     await register(api, "sky", "SKY")
     sky = await create_key(api, "MERCHANT", "sky")
