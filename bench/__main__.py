@@ -8,7 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import fields, replace
 
 from sqlalchemy.engine import make_url
 
@@ -56,16 +56,9 @@ def parse(argv: list[str]) -> tuple[list[str], Options, bool]:
         known = ", ".join(BENCHMARKS)
         parser.error(f"no benchmark named {', '.join(unknown)}; choose from {known}")
     names = list(dict.fromkeys(args.names)) or list(BENCHMARKS)
-    options = Options(
-        duration=args.duration,
-        warmup=args.warmup,
-        slices=args.slices,
-        clients=args.clients,
-        iterations=args.iterations,
-        postgres=postgres,
-        loop=args.loop,
-        profile=args.profile,
-    )
+    # Every field of Options is the option of the same name, but for the server chosen.
+    given = {field.name: getattr(args, field.name) for field in fields(Options)}
+    options = Options(**{**given, "postgres": postgres})
     return names, options, args.postgres is not None
 
 

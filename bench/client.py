@@ -32,6 +32,14 @@ class Client:
         data: dict[str, Any] = body["data"]
         return data
 
+    async def payload(self, mutation: str, field: str, input: dict[str, Any]) -> dict[str, Any]:
+        """The payload of `mutation(input: $input)` at `field`, or WrongAnswer when it
+        carries userErrors: a benchmarked write that was refused did not happen."""
+        payload: dict[str, Any] = (await self.data(mutation, {"input": input}))[field]
+        if payload["userErrors"]:
+            raise WrongAnswer(str(payload))
+        return payload
+
 
 @asynccontextmanager
 async def clients(url: str, count: int, key: str | None = ADMIN_KEY) -> AsyncIterator[list[Client]]:

@@ -102,21 +102,19 @@ async def _backend(report: Report, options: Options, backend: str, url: str) -> 
 def _convert(client: Client, member: str, counter: itertools.count[int]) -> Op:
     async def op() -> None:
         n = next(counter)
-        data = await client.data(
+        payload = await client.payload(
             CONVERT,
+            "convertPoints",
             {
-                "input": {
-                    "memberId": member,
-                    "from": "HUB",
-                    "to": "TEA",
-                    "points": POINTS,
-                    "idempotencyKey": f"bench-convert-{n}",
-                }
+                "memberId": member,
+                "from": "HUB",
+                "to": "TEA",
+                "points": POINTS,
+                "idempotencyKey": f"bench-convert-{n}",
             },
         )
-        payload = data["convertPoints"]
         conversion = payload["conversion"] or {}
-        if payload["userErrors"] or conversion.get("status") != "COMPLETED":
+        if conversion.get("status") != "COMPLETED":
             raise WrongAnswer(str(payload))
 
     return op

@@ -45,6 +45,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -53,8 +54,9 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bench import databases
-from bench.harness import heading, progress, save_results, verdicts
+from bench import databases, standalone
+from bench.harness import progress, verdicts
+from bench.standalone import TableColumn, finish, opened
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -307,8 +309,7 @@ async def baseline(
     """Seconds (and CPU seconds) spent in the multi-row INSERTs and commits of the same
     ledger rows."""
     settings = Settings(database_url=url)
-    db = Database(url)
-    try:
+    async with opened(url) as db:
         accounts, issued = await account_ids(db)
         balances: dict[int, int] = {}
         spent = cpu = 0.0
@@ -367,8 +368,6 @@ async def baseline(
             if entry_id % (chunk * 40) == 0:
                 progress(f"baseline {entry_id:,} rows, {spent:.1f} s")
         return spent, cpu + await backend_cpu(db), total
-    finally:
-        await db.dispose()
 
 
 async def run_import(url: str, path: Path, chunk: int, outcome: Outcome) -> None:
@@ -451,6 +450,18 @@ async def run_import(url: str, path: Path, chunk: int, outcome: Outcome) -> None
         await db.dispose()
 
 
+@asynccontextmanager
+async def world(
+    backend: str, postgres: str | None, members: int, subscribed: bool, tiers: bool
+) -> AsyncIterator[str]:
+    """A scratch database with the world made in it, its URL: the baseline and the import
+    each get one, the same, so that neither finds the other's rows."""
+    async with databases.scratch(backend, postgres) as url:
+        async with opened(url) as db:
+            await make_world(db, members, subscribed, tiers)
+        yield url
+
+
 async def measure(
     backend: str,
     postgres: str | None,
@@ -469,24 +480,14 @@ async def measure(
         path = Path(tmp) / "till.csv"
         size = write_file(path, rows, members, seed, day_start)
         progress(f"[{backend}] file of {rows:,} lines, {size / 2**20:.1f} MiB")
-        async with databases.scratch(backend, postgres) as url:
-            db = Database(url)
-            try:
-                await make_world(db, members, subscribed, tiers)
-            finally:
-                await db.dispose()
+        async with world(backend, postgres, members, subscribed, tiers) as url:
             progress(f"[{backend}] baseline: the same rows, bare multi-row INSERTs")
             (
                 outcome.baseline_seconds,
                 outcome.baseline_cpu,
                 outcome.baseline_points,
             ) = await baseline(url, rows, members, seed, day_start, chunk)
-        async with databases.scratch(backend, postgres) as url:
-            db = Database(url)
-            try:
-                await make_world(db, members, subscribed, tiers)
-            finally:
-                await db.dispose()
+        async with world(backend, postgres, members, subscribed, tiers) as url:
             progress(f"[{backend}] import")
             await run_import(url, path, chunk, outcome)
     return outcome
@@ -495,29 +496,34 @@ async def measure(
 # ---------------------------------------------------------------- report
 
 
+COLUMNS: list[TableColumn[Outcome]] = [
+    TableColumn("db", "<9", lambda o: o.backend),
+    TableColumn("rows", ">10,", lambda o: o.rows),
+    TableColumn("baseline s", ">10.2f", lambda o: o.baseline_seconds),
+    TableColumn("cpu s", ">7.2f", lambda o: o.baseline_cpu),
+    TableColumn("rows/s", ">9,.0f", lambda o: o.rows / o.baseline_seconds),
+    TableColumn("import s", ">9.2f", lambda o: o.import_seconds),
+    TableColumn("cpu s", ">7.2f", lambda o: o.import_cpu),
+    TableColumn("rows/s", ">9,.0f", lambda o: o.rows / o.import_seconds),
+    TableColumn("ratio", ">6.2f", lambda o: o.ratio),
+    TableColumn("cpu ratio", ">9.2f", lambda o: o.cpu_ratio),
+    TableColumn("upload s", ">8.2f", lambda o: o.stage_seconds),
+    TableColumn("rest s", ">8.2f", lambda o: o.apply_seconds),
+]
+
+
 def table(outcomes: list[Outcome]) -> str:
-    header = (
-        f"{'db':<9} {'rows':>10} {'baseline s':>10} {'cpu s':>7} {'rows/s':>9} {'import s':>9} "
-        f"{'cpu s':>7} {'rows/s':>9} {'ratio':>6} {'cpu ratio':>9} {'upload s':>8} {'rest s':>8}"
-    )
-    lines = heading(
-        "imports: a till file imported vs. a bare multi-row INSERT of the same ledger rows", header
+    lines = standalone.table(
+        "imports: a till file imported vs. a bare multi-row INSERT of the same ledger rows",
+        COLUMNS,
+        outcomes,
     )
     for o in outcomes:
-        lines.append(
-            f"{o.backend:<9} {o.rows:>10,} {o.baseline_seconds:>10.2f} {o.baseline_cpu:>7.2f} "
-            f"{o.rows / o.baseline_seconds:>9,.0f} {o.import_seconds:>9.2f} {o.import_cpu:>7.2f} "
-            f"{o.rows / o.import_seconds:>9,.0f} {o.ratio:>6.2f} {o.cpu_ratio:>9.2f} "
-            f"{o.stage_seconds:>8.2f} "
-            f"{o.apply_seconds:>8.2f}"
-        )
-    for o in outcomes:
-        checks = verdicts(o.checks)
         lines.append(
             f"   [{o.backend}] {o.members:,} members, chunks of {o.chunk:,}, events "
             f"{'written (a subscription listens)' if o.subscribed else 'none (no subscriber)'}"
             + (f", 2 tiers ({o.moved_up:,} moves up)" if o.tiers else "")
-            + f"; {checks}"
+            + f"; {verdicts(o.checks)}"
         )
     lines.append(
         "   ratio: import rate / baseline rate (>= 0.5 asked). baseline s counts only the "
@@ -528,10 +534,6 @@ def table(outcomes: list[Outcome]) -> str:
         "PostgreSQL backends of the run): steadier than wall time on a shared machine."
     )
     return "\n".join(lines)
-
-
-def save(outcomes: list[Outcome], options: dict[str, Any]) -> Path:
-    return save_results(NAME, [o.summary() for o in outcomes], options)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -556,9 +558,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--tiers", action="store_true", help="the program has tiers: members move up as it goes"
     )
-    databases.add_options(parser)
-    parser.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
-    args = parser.parse_args(argv)
+    args = standalone.parsed(parser, argv)
     if args.rows < 1:
         parser.error("--rows must be at least 1")
     return args
@@ -566,19 +566,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def main(argv: list[str]) -> int:
     args = parse(argv)
-    if (chosen := await databases.chosen(args)) is None:
-        return 2
-    postgres, backends = chosen
+    postgres, backends = await standalone.servers(args)
     outcomes = [
         await measure(
             backend, postgres, args.rows, args.chunk, args.subscribed, args.seed, args.tiers
         )
         for backend in backends
     ]
-    print(table(outcomes))
-    path = save(outcomes, {k: v for k, v in vars(args).items() if k != "postgres"})
-    print(f"   saved {path}")
-    return 0 if all(all(o.checks.values()) for o in outcomes) else 1
+    options = {k: v for k, v in vars(args).items() if k != "postgres"}
+    return finish(NAME, table(outcomes), outcomes, options)
 
 
 if __name__ == "__main__":

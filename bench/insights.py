@@ -38,7 +38,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -60,8 +59,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Select
 
-from bench import databases
-from bench.harness import heading, peak_rss_mib, progress, save_results, verdicts
+from bench import databases, standalone
+from bench.harness import peak_rss_mib, progress, verdicts
+from bench.standalone import TableColumn, finish, opened
 from hub import insights
 from hub.config import Settings
 from hub.db import Database, ExactDecimal, UTCDateTime, utcnow
@@ -505,9 +505,8 @@ async def measure(
     backend: str, url: str, n_entries: int, n_members: int, today: dt.date
 ) -> Outcome:
     outcome = Outcome(backend=backend, entries=n_entries, members=n_members)
-    db = Database(url)
     tz = Settings().tz
-    try:
+    async with opened(url) as db:
         outcome.baseline_cold_seconds, counted = await group_by(db)
         for _ in range(RUNS):
             outcome.baseline_runs.append(round((await group_by(db))[0], 4))
@@ -561,20 +560,15 @@ async def measure(
             "top rewards most redeemed first": [r.redemptions for r in top]
             == sorted((r.redemptions for r in top), reverse=True),
         }
-    finally:
-        await db.dispose()
     return outcome
 
 
 async def run(backend: str, postgres: str | None, n_entries: int, n_members: int) -> Outcome:
     today = utcnow().astimezone(Settings().tz).date()
     async with databases.scratch(backend, postgres) as url:
-        db = Database(url)
         began = time.perf_counter()
-        try:
+        async with opened(url) as db:
             await load(db, n_entries, n_members, today)
-        finally:
-            await db.dispose()
         loaded = time.perf_counter() - began
         peak_load = peak_rss_mib()
         progress(f"[{backend}] loaded in {loaded:.1f} s (peak RSS {peak_load:.0f} MiB)")
@@ -588,28 +582,30 @@ async def run(backend: str, postgres: str | None, n_entries: int, n_members: int
 # ---------------------------------------------------------------- report
 
 
+COLUMNS: list[TableColumn[Outcome]] = [
+    TableColumn("db", "<9", lambda o: o.backend),
+    TableColumn("entries", ">10,", lambda o: o.entries),
+    TableColumn("load s", ">7.1f", lambda o: o.load_seconds),
+    TableColumn("GROUP BY s", ">10.3f", lambda o: o.baseline_seconds),
+    TableColumn("year s", ">8.3f", lambda o: sum(o.year.values())),
+    TableColumn("ratio", ">6.2f", lambda o: o.ratio(o.year)),
+    TableColumn("30 days s", ">9.3f", lambda o: sum(o.month.values())),
+    TableColumn("ratio", ">6.2f", lambda o: o.ratio(o.month)),
+]
+
+
 def table(outcomes: Sequence[Outcome]) -> str:
-    header = (
-        f"{'db':<9} {'entries':>10} {'load s':>7} {'GROUP BY s':>10} {'year s':>8} "
-        f"{'ratio':>6} {'30 days s':>9} {'ratio':>6}"
-    )
-    lines = heading(
+    lines = standalone.table(
         "insights: every figure of merchantInsights vs. a bare GROUP BY over the same entries",
-        header,
+        COLUMNS,
+        outcomes,
     )
-    for o in outcomes:
-        lines.append(
-            f"{o.backend:<9} {o.entries:>10,} {o.load_seconds:>7.1f} {o.baseline_seconds:>10.3f} "
-            f"{sum(o.year.values()):>8.3f} {o.ratio(o.year):>6.2f} "
-            f"{sum(o.month.values()):>9.3f} {o.ratio(o.month):>6.2f}"
-        )
     for o in outcomes:
         for label, times in (("year", o.year), ("30 days", o.month)):
             parts = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in times.items())
             lines.append(f"   {label} [{o.backend}]: {parts}")
     for o in outcomes:
-        checks = verdicts(o.checks)
-        lines.append(f"   checks [{o.backend}]: {checks}")
+        lines.append(f"   checks [{o.backend}]: {verdicts(o.checks)}")
         lines.append(
             f"   peak RSS [{o.backend}]: {o.peak_rss_load_mib:.0f} MiB after the load, "
             f"{o.peak_rss_mib:.0f} MiB after the figures"
@@ -622,10 +618,6 @@ def table(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def save(outcomes: Sequence[Outcome], options: dict[str, Any]) -> Path:
-    return save_results(NAME, [o.summary() for o in outcomes], options)
-
-
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.insights",
@@ -633,8 +625,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--entries", type=int, default=1_000_000, metavar="N", help="(1,000,000)")
     parser.add_argument("--members", type=int, default=20_000, metavar="M", help="(20,000)")
-    databases.add_options(parser)
-    args = parser.parse_args(argv)
+    args = standalone.parsed(parser, argv, seed=False)
     if args.entries < 1 or args.members < 4:
         parser.error("--entries must be at least 1 and --members at least 4")
     return args
@@ -642,9 +633,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def main(argv: list[str]) -> int:
     args = parse(argv)
-    if (chosen := await databases.chosen(args)) is None:
-        return 2
-    postgres, backends = chosen
+    postgres, backends = await standalone.servers(args)
     print(
         f"bench.insights: {args.entries:,} entries, {args.members:,} members; "
         f"{' and '.join(backends)}",
@@ -653,14 +642,12 @@ async def main(argv: list[str]) -> int:
     outcomes = []
     for backend in backends:
         outcomes.append(await run(backend, postgres, args.entries, args.members))
-    print(f"\n{table(outcomes)}", flush=True)
     options = {
         "entries": args.entries,
         "members": args.members,
         "postgres": databases.shown(postgres),
     }
-    print(f"   results in {save(outcomes, options)}", flush=True)
-    return 0 if all(all(o.checks.values()) for o in outcomes) else 1
+    return finish(NAME, table(outcomes), outcomes, options)
 
 
 if __name__ == "__main__":

@@ -125,20 +125,18 @@ def _member(client: Client, member: str) -> Op:
 def _accrue(client: Client, member: str, counter: itertools.count[int]) -> Op:
     async def op() -> None:
         n = next(counter)
-        data = await client.data(
+        payload = await client.payload(
             ACCRUE,
+            "accruePoints",
             {
-                "input": {
-                    "memberId": member,
-                    "program": "HUB",
-                    "orderRef": f"bench-{n}",
-                    "amount": f"{POINTS}.00",
-                    "idempotencyKey": f"bench-accrue-{n}",
-                }
+                "memberId": member,
+                "program": "HUB",
+                "orderRef": f"bench-{n}",
+                "amount": f"{POINTS}.00",
+                "idempotencyKey": f"bench-accrue-{n}",
             },
         )
-        payload = data["accruePoints"]
-        if payload["userErrors"] or payload["points"] != POINTS:
+        if payload["points"] != POINTS:
             raise WrongAnswer(str(payload))
 
     return op

@@ -37,15 +37,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Integer, Numeric, String, case, cast, func, insert, literal, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bench import databases
-from bench.harness import heading, peak_rss_mib, progress, rss_mib, save_results, verdicts
+from bench import databases, standalone
+from bench.harness import peak_rss_mib, progress, rss_mib, verdicts
+from bench.standalone import TableColumn, finish, opened
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ConnectorKind, MerchantCategory, ObligationKind
@@ -341,8 +341,7 @@ async def inspect(db: Database, batch_id: str, day: dt.date, outcome: Outcome) -
 
 async def load(backend: str, url: str, n: int, seed: int, day: dt.date) -> float:
     """Register the merchants and load N obligations for `day`; the seconds it took."""
-    db = Database(url)
-    try:
+    async with opened(url) as db:
         merchants = await register(db)
         progress(f"[{backend}] {len(merchants)} merchants; loading {n:,} obligations for {day}")
         began = time.perf_counter()
@@ -351,15 +350,12 @@ async def load(backend: str, url: str, n: int, seed: int, day: dt.date) -> float
         else:
             await load_sqlite(db, merchants, day, n, seed)
         return time.perf_counter() - began
-    finally:
-        await db.dispose()
 
 
 async def measure(backend: str, url: str, n: int, day: dt.date) -> Outcome:
     """The baseline, then the settlement run, then the checks, on a loaded database."""
     outcome = Outcome(backend=backend, obligations=n)
-    db = Database(url)
-    try:
+    async with opened(url) as db:
         outcome.baseline_cold_seconds, outcome.pairs, total = await group_by(db)
         for _ in range(BASELINE_RUNS):
             seconds, _, _ = await group_by(db)
@@ -381,8 +377,6 @@ async def measure(backend: str, url: str, n: int, day: dt.date) -> Outcome:
         outcome.steps = steps.durations(seconds)
         progress(f"[{backend}] settled in {seconds:.2f} s: batch {batch_id}")
         await inspect(db, batch_id, day, outcome)
-    finally:
-        await db.dispose()
     return outcome
 
 
@@ -416,22 +410,26 @@ async def run(backend: str, postgres: str | None, n: int, seed: int) -> Outcome:
 # ---------------------------------------------------------------- report
 
 
+COLUMNS: list[TableColumn[Outcome]] = [
+    TableColumn("db", "<9", lambda o: o.backend),
+    TableColumn("obligations", ">11,", lambda o: o.obligations),
+    TableColumn("load s", ">7.1f", lambda o: o.load_seconds),
+    TableColumn("GROUP BY s", ">10.3f", lambda o: o.baseline_seconds),
+    TableColumn("settle s", ">9.2f", lambda o: o.settle_seconds),
+    TableColumn("ratio", ">6.2f", lambda o: o.ratio),
+    TableColumn("settled/s", ">10,.0f", lambda o: o.per_second),
+    TableColumn("peak MiB before", ">15.1f", lambda o: o.peak_rss_before_mib),
+    TableColumn("after", ">6.1f", lambda o: o.peak_rss_after_mib),
+    TableColumn("growth", ">+6.1f", lambda o: o.peak_rss_after_mib - o.peak_rss_before_mib),
+]
+
+
 def table(outcomes: Sequence[Outcome]) -> str:
-    header = (
-        f"{'db':<9} {'obligations':>11} {'load s':>7} {'GROUP BY s':>10} {'settle s':>9} "
-        f"{'ratio':>6} {'settled/s':>10} {'peak MiB before':>15} {'after':>6} {'growth':>6}"
+    lines = standalone.table(
+        "settlement: one business date, full run vs. a bare GROUP BY over the same table",
+        COLUMNS,
+        outcomes,
     )
-    lines = heading(
-        "settlement: one business date, full run vs. a bare GROUP BY over the same table", header
-    )
-    for o in outcomes:
-        growth = o.peak_rss_after_mib - o.peak_rss_before_mib
-        lines.append(
-            f"{o.backend:<9} {o.obligations:>11,} {o.load_seconds:>7.1f} "
-            f"{o.baseline_seconds:>10.3f} {o.settle_seconds:>9.2f} {o.ratio:>6.2f} "
-            f"{o.per_second:>10,.0f} {o.peak_rss_before_mib:>15.1f} "
-            f"{o.peak_rss_after_mib:>6.1f} {growth:>+6.1f}"
-        )
     for o in outcomes:
         shares = ", ".join(
             f"{step} {seconds:.2f} s ({100 * seconds / o.settle_seconds:.0f}%)"
@@ -439,9 +437,8 @@ def table(outcomes: Sequence[Outcome]) -> str:
         )
         lines.append(f"   steps [{o.backend}]: {shares}")
     for o in outcomes:
-        checks = verdicts(o.checks)
         lines.append(
-            f"   checks [{o.backend}]: {checks} (net sum {o.net_sum}, batch count "
+            f"   checks [{o.backend}]: {verdicts(o.checks)} (net sum {o.net_sum}, batch count "
             f"{o.batch_obligations:,}, gross {Decimal(o.gross):,.2f}, "
             f"{o.statements} statements)"
         )
@@ -454,10 +451,6 @@ def table(outcomes: Sequence[Outcome]) -> str:
     return "\n".join(lines)
 
 
-def save(outcomes: Sequence[Outcome], options: dict[str, Any]) -> Path:
-    return save_results(NAME, [o.summary() for o in outcomes], options)
-
-
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.settlement",
@@ -466,9 +459,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--obligations", type=int, default=1_000_000, metavar="N", help="(1,000,000)"
     )
-    databases.add_options(parser)
-    parser.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
-    args = parser.parse_args(argv)
+    args = standalone.parsed(parser, argv)
     if args.obligations < 1:
         parser.error("--obligations must be at least 1")
     return args
@@ -476,9 +467,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def main(argv: list[str]) -> int:
     args = parse(argv)
-    if (chosen := await databases.chosen(args)) is None:
-        return 2
-    postgres, backends = chosen
+    postgres, backends = await standalone.servers(args)
     print(
         f"bench.settlement: {args.obligations:,} obligations among {MERCHANTS} merchants, "
         f"fee {FEE_BPS} bps, seed {args.seed}; {' and '.join(backends)}",
@@ -489,7 +478,6 @@ async def main(argv: list[str]) -> int:
         began = time.perf_counter()
         outcomes.append(await run(backend, postgres, args.obligations, args.seed))
         progress(f"[{backend}] done in {time.perf_counter() - began:.0f} s")
-    print(f"\n{table(outcomes)}", flush=True)
     options = {
         "obligations": args.obligations,
         "merchants": MERCHANTS,
@@ -497,8 +485,7 @@ async def main(argv: list[str]) -> int:
         "seed": args.seed,
         "postgres": databases.shown(postgres),
     }
-    print(f"   results in {save(outcomes, options)}", flush=True)
-    return 0 if all(all(o.checks.values()) for o in outcomes) else 1
+    return finish(NAME, table(outcomes), outcomes, options)
 
 
 if __name__ == "__main__":

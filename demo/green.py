@@ -13,14 +13,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from demo.rewards import new_reward
-from hub import accrual, green, members, merchants, promotions, vouchers
-from hub.auth import Principal
+from demo.seeding import ADMIN, offer, promote, purchase
+from hub import green, members, merchants, vouchers
 from hub.config import Settings
-from hub.enums import ProgramKind, RewardKind, Role
+from hub.enums import ProgramKind, RewardKind
 from hub.exchange import rates
 from hub.mall import catalog
 
-ADMIN = Principal(key_id="demo", role=Role.ADMIN)
 GREEN = "HUB_GREEN"
 
 GREEN_PROGRAM = merchants.NewProgram(
@@ -110,37 +109,20 @@ async def seed(session: AsyncSession, settings: Settings, now: dt.datetime) -> s
                 reward, reward["merchant_id"], tags=["green"] if reward in GREEN_REWARDS else []
             ),
         )
-    await promotions.set_promotion(
-        session,
-        ADMIN,
-        promotions.NewPromotion(
-            program="HUB",
-            accrual_multiplier=Decimal(2),
-            redemption_discount_percent=Decimal(0),
-            starts_at=now - dt.timedelta(days=1),
-            ends_at=now + dt.timedelta(days=30),
-            label="Green month: double points on green purchases",
-            tags=["green"],
-        ),
+    month = offer(
+        "HUB",
+        "Green month: double points on green purchases",
+        (now - dt.timedelta(days=1), now + dt.timedelta(days=30)),
+        multiplier=2,
+        tags=["green"],
     )
+    await promote(session, [month])
     li_wei = await members.member_by_ref(session, "HUB", "H-1002")
     assert li_wei is not None, "the demo members are enrolled first"
     for order, lines in GREEN_PURCHASES:
-        purchase = [green.PurchaseLine(sku, Decimal(amount), tags) for sku, amount, tags in lines]
-        await accrual.accrue(
-            session,
-            ADMIN,
-            settings,
-            accrual.Purchase(
-                member_id=li_wei.id,
-                program="HUB",
-                order_ref=order,
-                amount=sum((line.amount for line in purchase), Decimal(0)),
-                occurred_at=None,
-                idempotency_key=order,
-                lines=purchase,
-            ),
-        )
+        basket = [green.PurchaseLine(sku, Decimal(amount), tags) for sku, amount, tags in lines]
+        total = sum((line.amount for line in basket), Decimal(0))
+        await purchase(session, settings, li_wei.id, "HUB", order, total, lines=basket)
     return (
         f"{GREEN} at haowu, a green zone of {len(GREEN_REWARDS)} rewards, green month, "
         f"{len(VOUCHERS)} vouchers, Li Wei's green purchases"

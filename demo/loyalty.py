@@ -12,14 +12,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import accrual, credit, members, promotions
-from hub.auth import Principal
+from demo.seeding import ADMIN, offer, promote, purchase
+from hub import credit, members, promotions
 from hub.config import Settings
-from hub.enums import CreditLevel, RewardKind, Role
+from hub.enums import CreditLevel, RewardKind
 from hub.mall import catalog
 from hub.tiers.ladder import TierSpec, set_tiers
 
-ADMIN = Principal(key_id="demo", role=Role.ADMIN)
 PROGRAM = "HUB"
 
 TIERS = [
@@ -78,29 +77,29 @@ PEOPLE: list[dict[str, Any]] = [
 
 
 def _promotions(now: dt.datetime) -> list[promotions.NewPromotion]:
-    starts, ends = now - dt.timedelta(days=90), now + dt.timedelta(days=365)
-    common: dict[str, Any] = {"program": PROGRAM, "starts_at": starts, "ends_at": ends}
+    year = (now - dt.timedelta(days=90), now + dt.timedelta(days=365))
     return [
-        promotions.NewPromotion(
-            accrual_multiplier=Decimal(15),
-            redemption_discount_percent=Decimal(0),
-            label="Seniors' rule: 15x points at 60 and over",
+        offer(
+            PROGRAM,
+            "Seniors' rule: 15x points at 60 and over",
+            year,
+            multiplier=15,
             min_age=60,
-            **common,
         ),
-        promotions.NewPromotion(
-            accrual_multiplier=Decimal(2),
-            redemption_discount_percent=Decimal(0),
-            label="Birthday month: double points",
+        offer(
+            PROGRAM,
+            "Birthday month: double points",
+            year,
+            multiplier=2,
             birthday_month=True,
-            **common,
         ),
-        promotions.NewPromotion(
-            accrual_multiplier=Decimal("1.5"),
-            redemption_discount_percent=Decimal(10),
-            label="Excellent credit: 1.5x points and 10% fewer points",
+        offer(
+            PROGRAM,
+            "Excellent credit: 1.5x points and 10% fewer points",
+            year,
+            multiplier=Decimal("1.5"),
+            discount_percent=10,
             credit_levels=[CreditLevel.EXCELLENT],
-            **common,
         ),
     ]
 
@@ -108,8 +107,7 @@ def _promotions(now: dt.datetime) -> list[promotions.NewPromotion]:
 async def seed(session: AsyncSession, settings: Settings, now: dt.datetime) -> str:
     """Tiers, promotions, the priority reward and the loyalty members; a summary."""
     await set_tiers(session, ADMIN, PROGRAM, TIERS)
-    for promotion in _promotions(now):
-        await promotions.set_promotion(session, ADMIN, promotion)
+    await promote(session, _promotions(now))
     await catalog.upsert_reward(
         session,
         ADMIN,
@@ -145,19 +143,8 @@ async def seed(session: AsyncSession, settings: Settings, now: dt.datetime) -> s
             await credit.set_member_credit(session, member.id, person["credit"])
         for index, (days_ago, amount) in enumerate(person["purchases"]):
             order = f"seed-{person['ref']}-{index + 1}"
-            await accrual.accrue(
-                session,
-                ADMIN,
-                settings,
-                accrual.Purchase(
-                    member_id=member.id,
-                    program=PROGRAM,
-                    order_ref=order,
-                    amount=Decimal(amount),
-                    occurred_at=now - dt.timedelta(days=days_ago, hours=2),
-                    idempotency_key=order,
-                ),
-            )
+            occurred = now - dt.timedelta(days=days_ago, hours=2)
+            await purchase(session, settings, member.id, PROGRAM, order, Decimal(amount), occurred)
     return (
         "tiers Silver and Gold at HUB, seniors' 15x, birthday and EXCELLENT-credit "
         f"promotions, a priority reward, {len(PEOPLE)} loyalty members"

@@ -37,7 +37,8 @@ from connectors.sandbox.scenic import ScenicSandbox
 from demo import green as demo_green
 from demo import loyalty as demo_loyalty
 from demo.rewards import new_reward
-from hub import accrual, auth, consent, members, merchants, promotions, vouchers
+from demo.seeding import ADMIN, offer, promote, purchase
+from hub import auth, consent, members, merchants, vouchers
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
@@ -56,7 +57,6 @@ PARTNERS: dict[str, tuple[type[Sandbox], ConnectorKind]] = {
     "lotus": (HotelSandbox, ConnectorKind.HOTEL),
     "westlake": (ScenicSandbox, ConnectorKind.SCENIC),
 }
-ADMIN = Principal(key_id="demo", role=Role.ADMIN)
 
 
 def partner_secret(merchant_id: str) -> str:
@@ -389,30 +389,15 @@ async def seed(settings: Settings, progress: Echo = print) -> bool:
                     new_reward(reward, reward["merchant"], slots=slots),
                 )
             progress(f"[3/{steps}] {len(HOSTED_REWARDS)} hosted rewards (partners list theirs)")
-            week = dt.timedelta(days=7)
-            await promotions.set_promotion(
+            week = (now, now + dt.timedelta(days=7))
+            await promote(
                 session,
-                ADMIN,
-                promotions.NewPromotion(
-                    program="JADE",
-                    accrual_multiplier=Decimal(2),
-                    redemption_discount_percent=Decimal(0),
-                    starts_at=now,
-                    ends_at=now + week,
-                    label="Jade Garden anniversary: double points",
-                ),
-            )
-            await promotions.set_promotion(
-                session,
-                ADMIN,
-                promotions.NewPromotion(
-                    program="CLEAR",
-                    accrual_multiplier=Decimal(1),
-                    redemption_discount_percent=Decimal(25),
-                    starts_at=now,
-                    ends_at=now + week,
-                    label="Eye-care day: lenses for 1,500 points",
-                ),
+                [
+                    offer("JADE", "Jade Garden anniversary: double points", week, multiplier=2),
+                    offer(
+                        "CLEAR", "Eye-care day: lenses for 1,500 points", week, discount_percent=25
+                    ),
+                ],
             )
             progress(f"[4/{steps}] promotions: double points at Jade, eye-care day at Clearview")
             for index, person in enumerate(MEMBERS):
@@ -442,18 +427,13 @@ async def seed(settings: Settings, progress: Echo = print) -> bool:
                         amount = Decimal(balance) / ACCRUAL_RATE[code]
                         if code == "JADE":
                             amount /= 2  # the anniversary doubles it
-                        await accrual.accrue(
+                        await purchase(
                             session,
-                            ADMIN,
                             settings,
-                            accrual.Purchase(
-                                member_id=member.id,
-                                program=code,
-                                order_ref=f"seed-{ref}",
-                                amount=amount.quantize(Decimal("0.01")),
-                                occurred_at=None,
-                                idempotency_key=f"seed-{ref}",
-                            ),
+                            member.id,
+                            code,
+                            f"seed-{ref}",
+                            amount.quantize(Decimal("0.01")),
                         )
                 progress(f"[5/{steps}] member {index + 1}/{len(MEMBERS)}: {person['name']}")
             # The tier members' year of purchases is history the demo writes, dated back

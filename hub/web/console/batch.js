@@ -7,6 +7,7 @@ import { gql } from "./api.js";
 import { state } from "./state.js";
 import {
   badge,
+  byName,
   figure,
   formatDateTime,
   merchantCell,
@@ -55,7 +56,7 @@ export async function showBatch(date, view) {
 function renderReconciliations(reports) {
   const points = (value) => (value === null ? "—" : numberFormat.format(value));
   const rows = [];
-  for (const r of [...reports].sort((a, b) => a.merchant.name.localeCompare(b.merchant.name))) {
+  for (const r of byName(reports)) {
     const summary =
       r.status === "PARTNER_UNAVAILABLE"
         ? "the partner did not list its movements"
@@ -108,9 +109,7 @@ function renderBatch(batch) {
     figure("Transfers", String(batch.payments.length), "batch-transfer-count"),
   );
 
-  const positions = [...batch.positions].sort((a, b) =>
-    a.merchant.name.localeCompare(b.merchant.name),
-  );
+  const positions = byName(batch.positions);
   const table = $("positions");
   table.tBodies[0].replaceChildren(
     ...positions.map((p) =>
@@ -164,9 +163,7 @@ function renderBatch(batch) {
   $("payments").hidden = batch.payments.length === 0;
   $("payments-empty").hidden = batch.payments.length > 0;
 
-  const statements = [...batch.statements].sort((a, b) =>
-    a.merchant.name.localeCompare(b.merchant.name),
-  );
+  const statements = byName(batch.statements);
   $("batch-statements").tBodies[0].replaceChildren(
     ...statements.map((s) => {
       const href = `#/statements/${encodeURIComponent(s.id)}`;

@@ -7,6 +7,7 @@ import { gql } from "./api.js";
 import { LINES_PAGE, state } from "./state.js";
 import {
   badge,
+  byName,
   formatDateTime,
   kindLabel,
   merchantCell,
@@ -102,9 +103,7 @@ export function renderStatement() {
   renderActions();
   renderAdjustments();
 
-  const rows = [...s.counterparties].sort((a, b) =>
-    a.counterparty.name.localeCompare(b.counterparty.name),
-  );
+  const rows = byName(s.counterparties, (c) => c.counterparty);
   const table = $("counterparties");
   table.tBodies[0].replaceChildren(
     ...rows.map((c) =>

@@ -55,6 +55,11 @@ export function badge(status, testid = null) {
   return h("span", { class: `badge status-${status.toLowerCase()}`, testid }, status);
 }
 
+/** The rows in the order of their merchant's name; `party(row)`: which merchant that is. */
+export function byName(rows, party = (row) => row.merchant) {
+  return [...rows].sort((a, b) => party(a).name.localeCompare(party(b).name));
+}
+
 /** A merchant's name and id; with `href`, the name links there. */
 export function merchantCell(merchant, href = null) {
   return h(

@@ -1,0 +1,92 @@
+"""What the benchmarks that run on their own (`python -m bench.settlement`, `.insights`,
+`.imports`) share: a database opened for one step and disposed after it, the printed table
+(a title, then one row per database from a list of columns), and the end of `main` (print,
+save, exit code). Each says only what it measures; every report reads and is stored alike."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+from bench import databases
+from bench.harness import heading, save_results
+from hub.db import Database
+
+
+class Outcome(Protocol):
+    """One database's run: its named checks, and its figures as stored in JSON."""
+
+    checks: dict[str, bool]
+
+    def summary(self) -> dict[str, Any]: ...
+
+
+def parsed(
+    parser: argparse.ArgumentParser, argv: list[str], seed: bool = True
+) -> argparse.Namespace:
+    """`argv` parsed after the options every such benchmark takes are added last: where
+    its databases are (`--postgres URL`, `--sqlite`) and, for the random ones, `--seed`."""
+    databases.add_options(parser)
+    if seed:
+        parser.add_argument("--seed", type=int, default=2026, help="random seed (2026)")
+    return parser.parse_args(argv)
+
+
+async def servers(args: argparse.Namespace) -> tuple[str | None, list[str]]:
+    """The PostgreSQL admin URL (None: SQLite only) and the backends to run on; exit 2 (the
+    reason said on stderr) when the PostgreSQL asked for does not answer."""
+    if (chosen := await databases.chosen(args)) is None:
+        raise SystemExit(2)
+    return chosen
+
+
+@asynccontextmanager
+async def opened(url: str) -> AsyncIterator[Database]:
+    """The hub's `Database` on `url` for one step, its pool disposed however the step ends
+    (a scratch database cannot be dropped while a pool holds connections to it)."""
+    db = Database(url)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TableColumn(Generic[T]):
+    """One column of a printed table: its title, the format of its cells (alignment and
+    width first, as `>10.2f`), and the figure it shows of one run. The title takes the
+    cells' alignment and width, so that a header and its rows cannot drift apart."""
+
+    title: str
+    spec: str
+    value: Callable[[T], Any]
+
+    @property
+    def width(self) -> str:
+        """The alignment and width of `spec` (a sign option dropped): `>+6.1f` -> `>6`."""
+        found = re.match(r"([<>^])[-+ ]?(\d+)", self.spec)
+        assert found is not None, f"{self.title}: no alignment and width in {self.spec!r}"
+        return found[1] + found[2]
+
+
+def table(title: str, columns: Sequence[TableColumn[T]], runs: Sequence[T]) -> list[str]:
+    """The table's lines: its title, the column titles, a rule as wide, a row per run."""
+    header = " ".join(f"{c.title:{c.width}}" for c in columns)
+    rows = [" ".join(f"{c.value(run):{c.spec}}" for c in columns) for run in runs]
+    return [*heading(title, header), *rows]
+
+
+def finish(name: str, table: str, outcomes: Sequence[Outcome], options: dict[str, Any]) -> int:
+    """Print the table, store the runs as bench/results/<name>-<time>.json, and answer the
+    exit code: 0 when every check of every database held, else 1."""
+    print(f"\n{table}", flush=True)
+    path = save_results(name, [o.summary() for o in outcomes], options)
+    print(f"   results in {path}", flush=True)
+    return 0 if all(all(o.checks.values()) for o in outcomes) else 1
