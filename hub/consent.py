@@ -86,10 +86,18 @@ def require_debit(principal: Principal, program: Program, field: FieldPath) -> N
 
 
 def require_link_consent(principal: Principal, member_id: str, field: FieldPath) -> None:
-    """Linking an existing member needs that member's own session, or ADMIN."""
+    """Linking an existing member needs that member's own session, or ADMIN. A session a
+    merchant minted is its own word, not the member's (it needs no member present): it links
+    her only into that merchant's own programs; into another merchant's, only the member in
+    the universal mall (a session the platform or ADMIN minted) consents."""
     if principal.role == Role.ADMIN:
         return
-    if principal.session is not None and principal.member_id == member_id:
+    grant = principal.session
+    if (
+        grant is not None
+        and principal.member_id == member_id
+        and (grant.universal or grant.merchant_id == principal.merchant_id)
+    ):
         return
     raise ConsentRequired(
         "Linking an existing member into another program needs that member's consent: send "

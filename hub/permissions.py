@@ -151,13 +151,14 @@ def sees_money_of(principal: Principal, merchant_id: str) -> bool:
 
 def sees_by_role(principal: Principal, member_id: str) -> bool | None:
     """Whether the caller sees one of a member's conversions or redemptions by its role
-    alone: ADMIN and FINANCE any, a member session its member's, None for a merchant (it
-    sees those that touch its programs: the caller knows which do), False for the rest."""
+    alone: ADMIN and FINANCE any, the member in the universal mall its own; None for a
+    merchant, or a session a merchant minted (it sees those that touch the merchant's
+    programs, `reading_merchant`: the caller knows which do); False for the rest."""
     if principal.role in (ADMIN, FINANCE):
         return True
-    if principal.role == STOREFRONT:
-        return principal.member_id == member_id
-    return None if principal.merchant_id is not None else False
+    if principal.role == STOREFRONT and principal.member_id != member_id:
+        return False
+    return None if reading_merchant(principal) is not None else principal.role == STOREFRONT
 
 
 def sees_as_the_member(principal: Principal, member_id: str) -> bool:

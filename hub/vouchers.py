@@ -23,7 +23,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub import validate
+from hub import permissions, validate
 from hub.auth import Principal
 from hub.db import utcnow
 from hub.enums import RedemptionStatus, RewardKind, Role
@@ -266,5 +266,10 @@ async def by_redemption(session: AsyncSession, ids: Sequence[str]) -> dict[str, 
 
 def shows_code(principal: Principal, voucher: Voucher) -> bool:
     """The code in full: the member (their session) and ADMIN. A merchant learns it at
-    its till, from the member; anyone else who sees the redemption sees it masked."""
-    return principal.role == Role.ADMIN or principal.member_id == voucher.member_id
+    its till, from the member; anyone else who sees the redemption sees it masked, and so
+    does a session another merchant minted (no member need be present: it reads as that
+    merchant does)."""
+    if principal.role == Role.ADMIN:
+        return True
+    minter = permissions.reading_merchant(principal)
+    return principal.member_id == voucher.member_id and minter in (None, voucher.merchant_id)

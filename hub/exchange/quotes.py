@@ -60,7 +60,9 @@ async def visible_conversion(
     seen = permissions.sees_by_role(principal, conversion.member_id)
     if seen is None:  # a merchant: those whose route passes through its programs
         own = await session.scalars(
-            select(Program.code).where(Program.merchant_id == principal.merchant_id)
+            select(Program.code).where(
+                Program.merchant_id == permissions.reading_merchant(principal)
+            )
         )
         seen = not set(own).isdisjoint(conversion.route)
     return conversion if seen else None

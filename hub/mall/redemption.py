@@ -226,6 +226,15 @@ class CancelRequest:
     idempotency_key: str
 
 
+async def _touches(session: AsyncSession, r: Redemption, merchant_id: str | None) -> bool:
+    """Whether the redemption is of this merchant's reward or paid with its points."""
+    payer = await program_of(session, r.paid_with)
+    return merchant_id is not None and merchant_id in (
+        r.merchant_id,
+        payer.merchant_id if payer else None,
+    )
+
+
 async def _may_cancel(
     session: AsyncSession, principal: Principal, r: Redemption, reason: CancellationReason
 ) -> None:
@@ -233,6 +242,11 @@ async def _may_cancel(
     if principal.role == Role.ADMIN:
         return
     if principal.role == Role.STOREFRONT and principal.member_id == r.member_id:
+        minter = permissions.reading_merchant(principal)
+        if minter is not None and not await _touches(session, r, minter):
+            # A session a merchant minted (no member need be present) cancels only what
+            # that merchant sees of hers.
+            raise NotFound(f"No redemption {r.id!r} is visible to this key.", field=field)
         if reason != CancellationReason.MEMBER_REQUEST:
             raise Forbidden("A member cancels with reason MEMBER_REQUEST.", field=("reason",))
         return
@@ -361,8 +375,7 @@ async def visible_redemption(
         return None
     seen = permissions.sees_by_role(principal, r.member_id)
     if seen is None:  # a merchant: the reward's own, or the one whose points paid for it
-        payer = await program_of(session, r.paid_with)
-        seen = principal.merchant_id in (r.merchant_id, payer.merchant_id if payer else None)
+        seen = await _touches(session, r, permissions.reading_merchant(principal))
     return r if seen else None
 
 
@@ -382,8 +395,8 @@ async def of_member(
     before: str | None,
 ) -> tuple[list[Redemption], bool]:
     """A member's redemptions, newest first, as `visible_redemption` lets the caller see them:
-    ADMIN any member's; the member (a storefront session) all of its own; a merchant acting
-    for its member only those of its rewards or paid with its programs."""
+    ADMIN any member's; the member in the universal mall all of its own; a merchant, or a
+    session it minted, only those of its rewards or paid with its programs."""
     if principal.role != Role.ADMIN and principal.member_id != member_id:
         return [], False
     query = (
@@ -392,11 +405,10 @@ async def of_member(
         .order_by(Redemption.id.desc())
         .limit(first + 1)
     )
-    if principal.role == Role.MERCHANT:
-        own = select(Program.code).where(Program.merchant_id == principal.merchant_id)
-        query = query.where(
-            or_(Redemption.merchant_id == principal.merchant_id, Redemption.paid_with.in_(own))
-        )
+    merchant = permissions.reading_merchant(principal)  # a merchant, or a session it minted
+    if merchant is not None:
+        own = select(Program.code).where(Program.merchant_id == merchant)
+        query = query.where(or_(Redemption.merchant_id == merchant, Redemption.paid_with.in_(own)))
     if before:
         query = query.where(Redemption.id < before)
     rows = list(await session.scalars(query))

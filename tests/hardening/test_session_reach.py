@@ -13,6 +13,7 @@ import pytest
 from tests.helpers import (
     Api,
     accrue,
+    cancel_redemption,
     create_key,
     member_session,
     redeem,
@@ -151,3 +152,43 @@ async def test_a_merchant_session_reads_the_member_as_that_merchant_does(
     assert sorted(a["program"]["code"] for a in mine["accounts"]) == ["HUB", "JADE"]
     assert {e["node"]["program"]["code"] for e in mine["history"]["edges"]} == {"HUB", "JADE"}
     assert mine["hub"] is not None
+
+
+ONE = "query($id: ID!) { redemption(id: $id) { id status fulfillmentRef } }"
+ALL = "{ viewer { member { redemptions(first: 10) { edges { node { reward { id } } } } } } }"
+
+
+async def test_a_merchant_session_through_a_storefront_neither_reads_nor_cancels_others(
+    api: Api, world: dict[str, Any]
+) -> None:
+    """Outside attack 4 (H1, H2): a session jade minted on its own, sent with a STOREFRONT
+    key, read the member's redemptions at other merchants (booking references, voucher
+    codes) and cancelled one of them (the booking destroyed, the points refunded)."""
+    storefront = await create_key(api, "STOREFRONT")
+    mall = await member_session(api, world["member"], key=world["haowu"])
+    listed = await api.gql(MINE, key=storefront, member_token=mall)
+    ids = {
+        e["node"]["reward"]["id"]: e["node"]["id"]
+        for e in listed["viewer"]["member"]["redemptions"]["edges"]
+    }
+    jade_token = await member_session(api, world["member"], key=world["jade"])
+    seen = await api.gql(ALL, key=storefront, member_token=jade_token)
+    assert _rewards(seen) == ["jade:MEAL"]
+    wash = await api.gql(ONE, {"id": ids["haowu:WASH"]}, key=storefront, member_token=jade_token)
+    assert wash["redemption"] is None
+    before = await api.gql(ONE, {"id": ids["haowu:WASH"]})
+    refused = await cancel_redemption(
+        api, ids["haowu:WASH"], key=storefront, member_token=jade_token
+    )
+    assert [e["code"] for e in refused["userErrors"]] == ["NOT_FOUND"], refused
+    assert await api.gql(ONE, {"id": ids["haowu:WASH"]}) == before
+    # Its own merchant's redemption it reads and may cancel for the member.
+    meal = await api.gql(ONE, {"id": ids["jade:MEAL"]}, key=storefront, member_token=jade_token)
+    assert meal["redemption"]["id"] == ids["jade:MEAL"]
+    done = await cancel_redemption(api, ids["jade:MEAL"], key=storefront, member_token=jade_token)
+    assert done["userErrors"] == [], done
+    # The member in the platform's mall reads and cancels every one of hers.
+    mine = await api.gql(ONE, {"id": ids["haowu:WASH"]}, key=storefront, member_token=mall)
+    assert mine["redemption"]["id"] == ids["haowu:WASH"]
+    done = await cancel_redemption(api, ids["haowu:WASH"], key=storefront, member_token=mall)
+    assert done["userErrors"] == [], done

@@ -73,13 +73,23 @@ async def test_linking_an_existing_member_needs_the_members_session_or_admin(api
     free = await api.gql('{ memberByRef(program: "LOTUS", externalRef: "L-1") { id } }')
     assert free["memberByRef"] is None
 
-    # The member consents: its own session (opened by jade, where it is a member).
-    mine = await member_session(api, member, key=jade)
+    # A session jade minted is jade's word, not hers (jade needs no member present to mint
+    # one): lotus may not link her with it (outside attack 4, M1).
+    jades = await member_session(api, member, key=jade)
+    refused = await api.gql(ENROLL, _link("LOTUS", "L-1", member), key=lotus, member_token=jades)
+    assert refused["enrollMember"]["userErrors"][0]["code"] == "CONSENT_REQUIRED"
+    assert await _accounts(api, member) == {"JADE": "J-1"}
+    # The member consents in the universal mall: a session the platform or ADMIN minted.
+    mine = await member_session(api, member)
     linked = await api.gql(ENROLL, _link("LOTUS", "L-1", member), key=lotus, member_token=mine)
-    assert linked["enrollMember"] == {  # lotus reads its new member masked, as any merchant
-        "member": {"id": member, "displayName": "W********"},
-        "userErrors": [],
-    }
+    assert linked["enrollMember"]["userErrors"] == []
+    # The answer is read with her own session, as she reads herself; lotus's key alone reads
+    # its new member masked, as any merchant.
+    assert linked["enrollMember"]["member"] == {"id": member, "displayName": "Wang Fang"}
+    by_lotus = await api.gql(
+        "query($id: ID!) { member(id: $id) { displayName } }", {"id": member}, key=lotus
+    )
+    assert by_lotus["member"] == {"displayName": "W********"}
     # ADMIN links without a session.
     await enroll(api, "HUB", "H-1", member_id=member)
     assert await _accounts(api, member) == {"JADE": "J-1", "LOTUS": "L-1", "HUB": "H-1"}

@@ -36,8 +36,9 @@ async def test_enroll_new_member_then_link_to_another_program(
     api: Api, two_merchants: dict[str, str]
 ) -> None:
     member = await enroll(api, "JADE", "J-001", "李小龙", key=two_merchants["jade"])
-    # The member consents in jade's app: jade opens the member's session, lotus links with it.
-    consent = await member_session(api, member, key=two_merchants["jade"])
+    # The member consents in the universal mall (a session ADMIN or the platform minted);
+    # lotus links with it. A session jade minted would be jade's word, not hers.
+    consent = await member_session(api, member)
     same = await enroll(
         api,
         "LOTUS",
