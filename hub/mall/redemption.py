@@ -228,11 +228,10 @@ class CancelRequest:
 
 async def _touches(session: AsyncSession, r: Redemption, merchant_id: str | None) -> bool:
     """Whether the redemption is of this merchant's reward or paid with its points."""
-    payer = await program_of(session, r.paid_with)
-    return merchant_id is not None and merchant_id in (
-        r.merchant_id,
-        payer.merchant_id if payer else None,
-    )
+    if merchant_id is None or merchant_id == r.merchant_id:
+        return merchant_id is not None
+    payer = await program_of(session, r.paid_with)  # only when the reward is another's
+    return payer is not None and payer.merchant_id == merchant_id
 
 
 async def _may_cancel(
