@@ -93,6 +93,16 @@ def record_failure(row: SagaRow, code: ErrorCode, message: str, field: str) -> N
     row.failure = Failure(code=code.value, message=message, field=field)
 
 
+def refusal(result: Result) -> ErrorCode:
+    """The code a step's refusal is reported with. The hub took the request; a partner that
+    does not know the account it was asked to move (it answered 404) refused the move, which
+    is PARTNER_REJECTED, not a NOT_FOUND of anything the caller sent. Its own words stay in
+    the message."""
+    if result.code is None or result.code == ErrorCode.NOT_FOUND:
+        return ErrorCode.PARTNER_REJECTED
+    return result.code
+
+
 def failure_of(row: SagaRow) -> DomainError | None:
     """The error a failed (or reversed) saga reports to its caller, as a userError."""
     if row.failure is None:

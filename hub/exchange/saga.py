@@ -25,16 +25,21 @@ from hub import obligations, sagas
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ConversionStatus, ErrorCode, ObligationKind, WebhookEvent
+from hub.errors import Failure
 from hub.exchange import pricing
 from hub.members import account_of
 from hub.merchants import program_of
 from hub.models import Conversion
-from hub.sagas import Next, Result, record_failure, retry_later
+from hub.sagas import Next, Result, record_failure, refusal, retry_later
 from hub.webhooks import announce
 
 # A credit the partner cannot take yet is retried this many times before the
 # debit is reversed and the member gets the source points back.
 MAX_CREDIT_ATTEMPTS = 8
+# What a refused credit's failure says of the debited points, while they are on their way
+# back and once the reversal has landed.
+BEING_RETURNED = "The points are being returned."
+RETURNED = "The points were returned."
 
 
 class Step(StrEnum):
@@ -85,12 +90,7 @@ def _fail(conversion: Conversion, status: ConversionStatus, result: Result, fiel
     conversion.status = status
     conversion.step = Step.DONE.value
     conversion.next_attempt_at = None
-    record_failure(
-        conversion,
-        result.code or ErrorCode.PARTNER_REJECTED,
-        result.message or "The partner refused.",
-        field,
-    )
+    record_failure(conversion, refusal(result), result.message or "The partner refused.", field)
 
 
 async def _complete(session: AsyncSession, settings: Settings, conversion: Conversion) -> None:
@@ -150,24 +150,30 @@ async def apply_outcome(
             not_sent and conversion.attempts < MAX_CREDIT_ATTEMPTS
         ):
             conversion.step = Step.REVERSE.value
-            record_failure(
-                conversion,
-                result.code or ErrorCode.PARTNER_REJECTED,
-                (result.message or "The destination refused the points.")
-                + " The points were returned.",
-                "to",
-            )
+            reason = result.message or "The destination refused the points."
+            record_failure(conversion, refusal(result), f"{reason} {BEING_RETURNED}", "to")
             conversion.attempts = 0
             conversion.next_attempt_at = None
         else:
             retry_later(conversion, now)
     elif result.outcome == Outcome.APPLIED:  # REVERSE
+        _say_returned(conversion)
         conversion.status = ConversionStatus.REVERSED
         conversion.step = Step.DONE.value
         conversion.next_attempt_at = None
         await announce.conversion(session, WebhookEvent.CONVERSION_FAILED, conversion)
     else:
         retry_later(conversion, now)  # a reversal is retried until the partner takes it
+
+
+def _say_returned(conversion: Conversion) -> None:
+    """The reversal landed: the failure now says the points are back, no longer on their way."""
+    failure = conversion.failure
+    if failure is not None:
+        said = failure["message"].removesuffix(BEING_RETURNED).rstrip()
+        conversion.failure = Failure(
+            code=failure["code"], message=f"{said} {RETURNED}", field=failure["field"]
+        )
 
 
 def _ref(result: Result) -> str | None:

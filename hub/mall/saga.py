@@ -39,7 +39,7 @@ from hub.errors import DomainError
 from hub.members import account_of
 from hub.merchants import primary_program, program_of
 from hub.models import Member, Program, Redemption, Reward, Slot
-from hub.sagas import Next, Result, record_failure, retry_later
+from hub.sagas import Next, Result, record_failure, refusal, retry_later
 from hub.webhooks import announce
 
 log = structlog.get_logger(__name__)
@@ -182,7 +182,7 @@ async def next_step(session: AsyncSession, r: Redemption) -> Next | None:
 
 
 def _failure(r: Redemption, result: Result, field: str, default: str) -> None:
-    record_failure(r, result.code or ErrorCode.PARTNER_REJECTED, result.message or default, field)
+    record_failure(r, refusal(result), result.message or default, field)
 
 
 async def _give_back_inventory(session: AsyncSession, r: Redemption) -> None:
@@ -393,7 +393,7 @@ def _refuse_untaken(step: str, result: Result) -> None:
         raise DomainError(
             result.message or "The points could not be taken.",
             field=("pay_with",),
-            code=result.code or ErrorCode.PARTNER_REJECTED,
+            code=refusal(result),
         )
 
 

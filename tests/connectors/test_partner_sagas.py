@@ -173,10 +173,40 @@ async def test_a_refused_credit_reverses_the_debit(
     del live_partners.sandbox("lotus").ledger.members["L-1"]
     payload = await convert(hub, member, "SKYMILES", "LOTUS", 1000)
     assert payload["conversion"]["status"] == "REVERSED"
-    assert payload["userErrors"][0]["code"] == "NOT_FOUND"
-    assert "returned" in payload["userErrors"][0]["message"]
+    [error] = payload["userErrors"]
+    # The hub took the request; the partner refused the move: not a NOT_FOUND of the input.
+    assert (error["code"], error["field"]) == ("PARTNER_REJECTED", ["input", "to"])
+    assert "lotus" in error["message"] and "were returned" in error["message"]
     assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"]
     assert await obligations(db_url) == []
+
+
+async def test_a_reversal_still_under_way_is_not_said_to_be_done(
+    hub: Api, live_partners: Partners, db_url: str
+) -> None:
+    member = await _world(hub, live_partners)
+    del live_partners.sandbox("lotus").ledger.members["L-1"]
+    # The airline takes the debit, then fails every reversal: the points must wait.
+    await live_partners.faults("skyair", error_rate=1.0, operations=["reverse"])
+    payload = await convert(hub, member, "SKYMILES", "LOTUS", 1000, idempotency_key="c-1")
+    assert payload["conversion"]["status"] == "PENDING"
+    [error] = payload["userErrors"]
+    assert error["code"] == "PARTNER_REJECTED"
+    assert "were returned" not in error["message"]
+    assert "being returned" in error["message"]
+    assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"] - 1000
+    again = await convert(hub, member, "SKYMILES", "LOTUS", 1000, idempotency_key="c-1")
+    assert "were returned" not in again["userErrors"][0]["message"]
+    # The airline recovers: the reversal lands, and only now are the points said returned.
+    await live_partners.faults("skyair")
+    await _drive(hub)
+    assert await _status(hub, payload["conversion"]["id"]) == "REVERSED"
+    done = await convert(hub, member, "SKYMILES", "LOTUS", 1000, idempotency_key="c-1")
+    assert done["conversion"]["status"] == "REVERSED"
+    assert "were returned" in done["userErrors"][0]["message"]
+    assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"]
+    assert await obligations(db_url) == []
+    assert await verify_ledger(db_url) == []
 
 
 async def test_breaker_opens_then_answers_partner_unavailable_without_calling(

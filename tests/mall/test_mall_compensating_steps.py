@@ -199,7 +199,9 @@ async def test_compensation_belongs_to_the_cancellation_that_succeeds(
     ref = done["redemption"]["fulfillmentRef"]
     booking = shop.bookings.pop(ref)
     refused = await cancel_redemption(hub, rid, "MERCHANT_CANCELLED")
-    assert refused["userErrors"][0]["code"] == "NOT_FOUND"
+    # The redemption is the hub's and was found; the shop refused (its 404 is its refusal).
+    assert refused["userErrors"][0]["code"] == "PARTNER_REJECTED"
+    assert "shop" in refused["userErrors"][0]["message"]
     assert refused["redemption"]["status"] == "CONFIRMED"
     assert refused["redemption"]["compensationPoints"] == 0
     # ... then finds it again, and the member cancels: a refund, and no compensation.
