@@ -49,6 +49,17 @@ class Step(StrEnum):
     DONE = "DONE"
 
 
+def points_moved(conversion: Conversion) -> tuple[int, int]:
+    """The points a conversion takes and gives, as a receipt or a reconciliation reads them:
+    a FAILED or REVERSED one moved nothing in the end, and one whose debit is on its way back
+    will credit nothing."""
+    if conversion.status in (ConversionStatus.FAILED, ConversionStatus.REVERSED):
+        return 0, 0
+    if conversion.step == Step.REVERSE:
+        return conversion.points_debited, 0
+    return conversion.points_debited, conversion.points_credited
+
+
 def _key(conversion: Conversion, step: Step) -> str:
     return f"{conversion.id}:{step.value.lower()}"
 

@@ -30,7 +30,8 @@ async def conversion(session: AsyncSession, event: WebhookEvent, c: Conversion) 
             "memberId": c.member_id,
             "from": c.from_code,
             "to": c.to_code,
-            "pointsDebited": c.points_debited,
+            # A failed or reversed conversion moved nothing in the end, as the API says.
+            "pointsDebited": c.points_debited if completed else 0,
             "pointsCredited": c.points_credited if completed else 0,
             "status": c.status,
         },

@@ -8,7 +8,7 @@ from decimal import Decimal
 import strawberry
 
 from hub import models
-from hub.enums import ConversionStatus as DomainConversionStatus
+from hub.exchange.saga import points_moved
 from schema.context import Info
 from schema.enums import ConversionStatus
 from schema.formatting import plain
@@ -92,10 +92,12 @@ class Quote:
 class Conversion:
     id: strawberry.ID
     points_debited: int = strawberry.field(
-        description="Points taken from the member; 0 when it FAILED (nothing moved)."
+        description="Points taken from the member; 0 when it FAILED or was REVERSED (nothing "
+        "moved in the end)."
     )
     points_credited: int = strawberry.field(
-        description="Points given in the destination program; 0 when it FAILED."
+        description="Points given in the destination program; 0 when it FAILED, was REVERSED, "
+        "or its debit is being returned."
     )
     status: ConversionStatus  # type: ignore[valid-type]
     created_at: dt.datetime
@@ -103,13 +105,11 @@ class Conversion:
 
     @classmethod
     def from_row(cls, row: models.Conversion) -> Conversion:
-        # A FAILED conversion moved nothing: a receipt or a reconciliation that reads these
-        # must not see the requested amounts as moved (outside review F5).
-        moved = row.status != DomainConversionStatus.FAILED
+        debited, credited = points_moved(row)
         return cls(
             id=strawberry.ID(row.id),
-            points_debited=row.points_debited if moved else 0,
-            points_credited=row.points_credited if moved else 0,
+            points_debited=debited,
+            points_credited=credited,
             status=row.status,
             created_at=row.created_at,
             row=row,

@@ -7,12 +7,12 @@ import json
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from connectors import signing
-from hub.db import utcnow
+from hub.db import Database, utcnow
 from hub.exchange import saga
-from hub.models import Conversion
+from hub.models import Conversion, OutboxEvent
 from hub.runtime import Runtime
 from tests.helpers import (
     Api,
@@ -194,6 +194,11 @@ async def test_a_reversal_still_under_way_is_not_said_to_be_done(
     assert error["code"] == "PARTNER_REJECTED"
     assert "were returned" not in error["message"]
     assert "being returned" in error["message"]
+    # On their way back: taken from the member, and nothing will be credited.
+    assert (payload["conversion"]["pointsDebited"], payload["conversion"]["pointsCredited"]) == (
+        1000,
+        0,
+    )
     assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"] - 1000
     again = await convert(hub, member, "SKYMILES", "LOTUS", 1000, idempotency_key="c-1")
     assert "were returned" not in again["userErrors"][0]["message"]
@@ -204,6 +209,19 @@ async def test_a_reversal_still_under_way_is_not_said_to_be_done(
     done = await convert(hub, member, "SKYMILES", "LOTUS", 1000, idempotency_key="c-1")
     assert done["conversion"]["status"] == "REVERSED"
     assert "were returned" in done["userErrors"][0]["message"]
+    # Reversed: nothing moved in the end, as a receipt or a reconciliation must read it.
+    assert (done["conversion"]["pointsDebited"], done["conversion"]["pointsCredited"]) == (0, 0)
+    # ... and so do the merchants' webhooks, once, when the reversal has landed.
+    db = Database(db_url)
+    try:
+        async with db.read() as session:
+            rows = list(await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)))
+    finally:
+        await db.dispose()
+    told = [json.loads(r.payload)["data"] for r in rows if r.type == "CONVERSION_FAILED"]
+    assert [(d["status"], d["pointsDebited"], d["pointsCredited"]) for d in told] == [
+        ("REVERSED", 0, 0)
+    ] * 2
     assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"]
     assert await obligations(db_url) == []
     assert await verify_ledger(db_url) == []
