@@ -26,9 +26,10 @@ from hub.models import IdempotencyRecord
 Result = dict[str, Any]
 
 # The keys the hub derives for its own calls to programs: a hub id (see hub.ids), a
-# colon, a step (`rdm_…:hold`, `cnv_…:debit`). No client key may take this form, so a
+# colon, a step (`rdm_…:hold`, `cnv_…:debit`). No client key may take this form, in any
+# case (a store or a partner that compares keys without case would match them), so a
 # look-up by one never finds a client's entry.
-HUB_CALL_KEY = re.compile(r"[a-z]+_[0-9a-z]{26}:")
+HUB_CALL_KEY = re.compile(r"[a-z]+_[0-9a-z]{26}:", re.IGNORECASE)
 
 
 def _canonical(value: object) -> object:
