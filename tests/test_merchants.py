@@ -47,6 +47,24 @@ async def test_register_merchant_creates_merchant_and_program(api: Api) -> None:
     assert data["merchants"] == [{"id": "skyair"}]
 
 
+async def test_the_payload_of_a_registration_lists_the_new_program(api: Api) -> None:
+    """Outside attack L3: the payload's merchant listed `programs: []`, read from the
+    process's copy of the programs taken before the registration."""
+    await api.gql("{ programs { code } }")  # the programs are kept in this process now
+    data = await api.gql(
+        "mutation($input: RegisterMerchantInput!) { registerMerchant(input: $input) "
+        "{ merchant { id programs { code } program { code } } userErrors { code } } }",
+        {"input": merchant_input("jade", "JADE")},
+    )
+    payload = data["registerMerchant"]
+    assert payload["userErrors"] == []
+    assert payload["merchant"] == {
+        "id": "jade",
+        "programs": [{"code": "JADE"}],
+        "program": {"code": "JADE"},
+    }
+
+
 async def test_duplicate_merchant_or_program_is_already_exists_and_writes_nothing(
     api: Api,
 ) -> None:
