@@ -17,6 +17,7 @@ from hub.db import Database, row_by, rows_by, utcnow
 from hub.enums import AccountKind, Role
 from hub.errors import AlreadyExists, FieldPath, InvalidInput, NotFound
 from hub.ids import new_id
+from hub.ledger.core import lock_accounts, locked_accounts
 from hub.member_view import AccountView
 from hub.merchants import get_program
 from hub.models import Account, Entry, Member, Posting, Program
@@ -139,17 +140,26 @@ def remember_account(session: AsyncSession, account: Account) -> None:
 
 
 async def accounts_of(
-    session: AsyncSession, member_id: str, program_codes: Sequence[str]
+    session: AsyncSession, member_id: str, program_codes: Sequence[str], *, lock: bool = False
 ) -> dict[str, Account]:
     """A member's accounts in these programs (those it has), by program; the ones this
-    transaction has not read yet in one statement."""
+    transaction has not read yet in one statement. `lock`: read them locked (FOR UPDATE, in
+    id order), as the ledger's Journal.lock would, which then need not read them again."""
     cache = _kept_accounts(session)
-    missing = [code for code in program_codes if (member_id, code) not in cache]
+    held = locked_accounts(session)
+    missing = [
+        code
+        for code in program_codes
+        if (member_id, code) not in cache or (lock and cache[(member_id, code)].id not in held)
+    ]
     if missing:
-        for account in await session.scalars(
-            select(Account).where(Account.member_id == member_id, Account.program_code.in_(missing))
-        ):
+        query = select(Account).where(
+            Account.member_id == member_id, Account.program_code.in_(missing)
+        )
+        for account in await session.scalars(lock_accounts(query) if lock else query):
             cache[(member_id, account.program_code)] = account
+            if lock:
+                held[account.id] = account
     return {code: cache[(member_id, code)] for code in program_codes if (member_id, code) in cache}
 
 

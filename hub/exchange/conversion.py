@@ -105,7 +105,7 @@ async def check_request(
     if source.code == target.code:
         raise InvalidInput("from and to must be different programs.", field=("to",))
     validate.points_in_range(points, ("points",))
-    held = await accounts_of(session, member_id, [source.code, target.code])
+    held = await accounts_of(session, member_id, [source.code, target.code], lock=lock)
     for program, field in ((source, "from"), (target, "to")):
         if program.code not in held:
             raise NotFound(
@@ -158,8 +158,9 @@ async def start(
             created_at=now,
             updated_at=now,
         )
+        # The row and its legs are written when the transaction flushes, after the local
+        # steps: as they then stand, one INSERT each (nothing refers to them before).
         session.add(conversion)
-        await session.flush()
         legs = pricing.stored_legs(
             ConversionLeg,
             priced.legs,
@@ -169,7 +170,6 @@ async def start(
         )
         session.add_all(legs)
         await pricing.conversion_legs(session, conversion.id, made=legs)
-        await session.flush()
         await run_local_steps(session, settings, factory, conversion)
         made.append(conversion)
         return {"conversion_id": conversion.id}

@@ -11,13 +11,26 @@ a program's traffic on it. Their balance is the sum of their postings, which
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, insert, literal, select, union_all, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    cast,
+    insert,
+    literal,
+    null,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.db import KEPT, utcnow
@@ -42,12 +55,29 @@ class Movement:
     idempotency_key: str | None = None
 
 
+# The statements an entry brings with it, made from its id: a column on PostgreSQL (they
+# select from the entry's CTE, and write nothing when it wrote nothing), a literal elsewhere.
+Riders = Callable[[ColumnElement[int]], Sequence[Any]]
+
+
 @dataclass(frozen=True)
 class Side:
     """One side of an entry: an account and its signed amount (one posting)."""
 
     account: Account
     amount: int
+
+
+def locked_accounts(session: AsyncSession) -> dict[int, Account]:
+    """The member accounts this transaction has locked (FOR UPDATE), by id."""
+    held: dict[int, Account] = session.info.setdefault("locked_accounts", {})
+    return held
+
+
+def lock_accounts(query: Select[Account]) -> Select[Account]:
+    """A read of accounts that locks them in id order (no deadlocks) and reads them fresh;
+    the caller notes them in locked_accounts."""
+    return query.order_by(Account.id).with_for_update().execution_options(populate_existing=True)
 
 
 class Journal:
@@ -83,19 +113,19 @@ class Journal:
         return account
 
     async def lock(self, account_ids: Sequence[int]) -> dict[int, Account]:
-        """Lock member accounts in id order (no deadlocks) and return them fresh."""
+        """Lock member accounts in id order (no deadlocks) and return them fresh. Accounts
+        this transaction has locked already are not read again: their rows are its own, and
+        their balances are kept as they move."""
         ids = sorted(set(account_ids))
-        rows = await self.session.scalars(
-            select(Account)
-            .where(Account.id.in_(ids))
-            .order_by(Account.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
+        held = locked_accounts(self.session)
+        if all(i in held for i in ids):
+            return {i: held[i] for i in ids}
+        rows = await self.session.scalars(lock_accounts(select(Account).where(Account.id.in_(ids))))
         found = {a.id: a for a in rows}
         missing = set(ids) - found.keys()
         if missing:
             raise NotFound(f"No account with id {sorted(missing)}.")
+        held.update(found)
         return found
 
     async def post(
@@ -105,8 +135,13 @@ class Journal:
         sides: Sequence[Side],
         movement: Movement,
         member_id: str | None = None,
+        riders: Riders | None = None,
     ) -> Entry:
         """One entry with its postings. Member accounts must be locked by the caller.
+
+        `riders`: the statements the entry brings with it (a credit's lot, a debit's lot
+        uses), made from the entry's id; on PostgreSQL they are part of the entry's one
+        statement.
 
         Raises InsufficientPoints, and writes nothing, when a member balance would
         go below zero; BalanceLimit when it would pass MAX_BALANCE (2^31-1).
@@ -136,7 +171,7 @@ class Journal:
             "memo": movement.memo,
         }
         if self.session.get_bind().dialect.name == "postgresql":
-            return await self._post_at_once(values, sides)
+            return await self._post_at_once(values, sides, riders)
         try:  # the entry alone: other pending changes are flushed when they are due
             entry: Entry | None = await self.session.scalar(
                 insert(Entry).values(values).returning(Entry)
@@ -160,44 +195,79 @@ class Journal:
         # One multi-row VALUES (a list of parameters is an ORM bulk insert, split by the
         # columns each row sets).
         await self.session.execute(insert(Posting).values(rows))
+        for statement in riders(literal(entry.id, BigInteger())) if riders else ():
+            await self.session.execute(statement)
         return entry
 
-    async def _post_at_once(self, values: dict[str, Any], sides: Sequence[Side]) -> Entry:
-        """PostgreSQL: the member balances moved first, then the entry and its postings in
-        one statement (a data-modifying CTE), one round trip fewer per entry."""
-        after = [
-            await self._move(side.account, side.amount)
-            if side.account.kind == AccountKind.MEMBER
-            else None
-            for side in sides
+    async def _post_at_once(
+        self, values: dict[str, Any], sides: Sequence[Side], riders: Riders | None
+    ) -> Entry:
+        """PostgreSQL: one statement (data-modifying CTEs) moves the member balances within
+        [0, MAX_BALANCE], and, only when every one moved, writes the entry, its postings
+        and its riders. Nothing but the balances is written when one could not move, and
+        the caller's transaction is then abandoned (the error raised says why)."""
+        members = [side for side in sides if side.account.kind == AccountKind.MEMBER]
+        moved = [
+            update(Account)
+            .where(
+                Account.id == side.account.id,
+                Account.balance + side.amount >= 0,
+                Account.balance + side.amount <= MAX_BALANCE,
+            )
+            .values(balance=Account.balance + side.amount)
+            .returning(Account.balance)
+            .cte(f"moved_{n}")
+            for n, side in enumerate(members)
         ]
-        entry = insert(Entry).values(values).returning(*Entry.__table__.c).cte("entry")
-        postings = (
-            insert(Posting)
+        after = {
+            side.account.id: select(cte.c.balance).scalar_subquery()
+            for side, cte in zip(members, moved, strict=True)
+        }
+        columns = Entry.__table__.c
+        entry = (
+            insert(Entry)
             .from_select(
-                ["entry_id", "account_id", "amount", "balance_after"],
-                union_all(
-                    *(
-                        select(
-                            entry.c.id,
-                            literal(side.account.id, BigInteger()),
-                            literal(side.amount, BigInteger()),
-                            literal(balance, BigInteger()),
-                        )
-                        for side, balance in zip(sides, after, strict=True)
-                    )
+                list(values),
+                select(*(literal(v, columns[k].type) for k, v in values.items())).where(
+                    *(select(cte).exists() for cte in moved)
                 ),
             )
-            .returning(Posting.id)
-            .cte("postings")
+            .returning(*columns)
+            .cte("entry")
         )
+        postings = insert(Posting).from_select(
+            ["entry_id", "account_id", "amount", "balance_after"],
+            union_all(
+                *(
+                    select(
+                        entry.c.id,
+                        literal(side.account.id, BigInteger()),
+                        literal(side.amount, BigInteger()),
+                        after.get(side.account.id, cast(null(), BigInteger())),
+                    )
+                    for side in sides
+                )
+            ),
+        )
+        # One row whatever happened: the new balances (NULL where one did not move) and the
+        # entry (NULL when it was not written).
+        one = select(literal(1).label("one")).subquery()
+        statement = select(
+            *(after[side.account.id].label(f"b{n}") for n, side in enumerate(members)), *entry.c
+        ).select_from(one.outerjoin(entry, true()))
+        for n, cte in enumerate([*moved, postings, *(riders(entry.c.id) if riders else ())]):
+            statement = statement.add_cte(cte if n < len(moved) else cte.cte(f"rider_{n}"))
         try:
-            written: Entry | None = await self.session.scalar(
-                select(Entry).from_statement(select(entry).add_cte(postings))
-            )
+            row = (await self.session.execute(statement)).one()._mapping
         except IntegrityError as exc:  # a concurrent twin (same order); run again to see it
             raise RetryTransaction() from exc
-        assert written is not None
+        for n, side in enumerate(members):
+            if row[f"b{n}"] is None:
+                raise _refused(side.account, side.amount)
+            set_committed_value(side.account, "balance", int(row[f"b{n}"]))
+        written = Entry(**{c.name: row[c.name] for c in columns})
+        make_transient_to_detached(written)
+        self.session.add(written)
         return written
 
     async def _move(self, account: Account, amount: int) -> int:
@@ -213,16 +283,19 @@ class Journal:
             .returning(Account.balance)
             .execution_options(synchronize_session=False)
         )
-        if new_balance is None and amount > 0:
-            # The balance grew since it was read (post() checked it): run the transaction
-            # again, so that the check refuses it before anything is written.
-            raise RetryTransaction()
         if new_balance is None:
-            raise InsufficientPoints(
-                f"The balance is {account.balance:,} points; {-amount:,} are needed."
-            )
+            raise _refused(account, amount)
         set_committed_value(account, "balance", new_balance)
         return int(new_balance)
+
+
+def _refused(account: Account, amount: int) -> RetryTransaction | InsufficientPoints:
+    """Why a member balance did not move though post() let it: a credit met a balance that
+    grew since it was read (run the transaction again, so that the check refuses it before
+    anything is written); a debit met too few points."""
+    if amount > 0:
+        return RetryTransaction()
+    return InsufficientPoints(f"The balance is {account.balance:,} points; {-amount:,} are needed.")
 
 
 def _over_limit(balance: int, amount: int) -> BalanceLimit:

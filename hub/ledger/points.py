@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, case, func, insert, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.enums import AccountKind, EntryKind, HoldStatus
 from hub.errors import InvalidState
 from hub.ids import new_id
-from hub.ledger.core import Journal, Movement, Side
+from hub.ledger.core import Journal, Movement, Riders, Side
 from hub.models import Account, Entry, Hold, Lot, LotUse
 
 
@@ -49,18 +51,21 @@ class Points:
         expires_at: dt.datetime | None,
     ) -> Entry:
         """Points into a member account from a system account, as a new lot."""
-        entry = await self._post(kind, account, points, source, movement)
-        await self.session.execute(  # a statement of its own: nothing else need be flushed
-            insert(Lot).values(
-                account_id=account.id,
-                entry_id=entry.id,
-                points=points,
-                remaining=points,
-                expires_at=expires_at,
-                created_at=movement.occurred_at,
-            )
+        lot = {
+            "account_id": account.id,
+            "points": points,
+            "remaining": points,
+            "expires_at": expires_at,
+            "created_at": movement.occurred_at,
+        }
+        return await self._post(
+            kind,
+            account,
+            points,
+            source,
+            movement,
+            lambda entry_id: [_insert(Lot, [lot], entry_id)],
         )
-        return entry
 
     async def debit(
         self,
@@ -78,12 +83,26 @@ class Points:
         lots = await _open_lots(self.session, account)
         at = movement.occurred_at
         await expire_lots(self, account, [lot for lot in lots if _overdue(lot, at)], movement)
-        entry = await self._post(kind, account, -points, sink, movement)
-        await self._consume(account, lots, points, entry.id)
+        taken = _taken(lots, points)
+        entry = await self._post(
+            kind, account, -points, sink, movement, lambda entry_id: _take(taken, entry_id)
+        )
+        if sum(taken.values()) != points:  # the balance had them: the lots must too
+            raise AssertionError(
+                f"account {account.id}: lots hold {sum(taken.values())} of {points}"
+            )
+        for lot, take in taken.items():
+            set_committed_value(lot, "remaining", lot.remaining - take)
         return entry
 
     async def _post(
-        self, kind: EntryKind, account: Account, points: int, other: AccountKind, movement: Movement
+        self,
+        kind: EntryKind,
+        account: Account,
+        points: int,
+        other: AccountKind,
+        movement: Movement,
+        riders: Riders | None = None,
     ) -> Entry:
         """An entry moving `points` into the member's account (out of it when negative),
         from (to) the program's system account `other`."""
@@ -94,28 +113,8 @@ class Points:
             [Side(account, points), Side(contra, -points)],
             movement,
             member_id=account.member_id,
+            riders=riders,
         )
-
-    async def _consume(
-        self, account: Account, lots: Sequence[Lot], points: int, entry_id: int
-    ) -> None:
-        """Take `points` from the account's open lots, soonest-expiring first (the expired
-        ones are empty by now)."""
-        uses = []
-        left = points
-        for lot in lots:
-            if lot.remaining == 0:
-                continue
-            take = min(left, lot.remaining)
-            lot.remaining -= take
-            uses.append({"entry_id": entry_id, "lot_id": lot.id, "points": take})
-            left -= take
-            if left == 0:
-                break
-        if left:
-            raise AssertionError(f"account {account.id}: lots hold {points - left} of {points}")
-        await self.session.execute(insert(LotUse), uses)
-        await self.session.flush()
 
     async def restore(
         self,
@@ -255,6 +254,48 @@ async def _open_lots(session: AsyncSession, account: Account) -> list[Lot]:
             .order_by(Lot.expires_at.asc().nulls_last(), Lot.id)
             .execution_options(populate_existing=True)
         )
+    )
+
+
+def _taken(lots: Sequence[Lot], points: int) -> dict[Lot, int]:
+    """What `points` take from the account's open lots, soonest-expiring first (the expired
+    ones are empty by now); less than `points` when they hold fewer."""
+    taken: dict[Lot, int] = {}
+    left = points
+    for lot in lots:
+        if left == 0:
+            break
+        if lot.remaining:
+            taken[lot] = min(left, lot.remaining)
+            left -= taken[lot]
+    return taken
+
+
+def _take(taken: dict[Lot, int], entry_id: ColumnElement[int]) -> list[Any]:
+    """A debit's riders: its lot uses, and the lots' remaining points less what it took."""
+    if not taken:
+        return []
+    uses = [{"lot_id": lot.id, "points": take} for lot, take in taken.items()]
+    less = case({lot.id: take for lot, take in taken.items()}, value=Lot.id)
+    return [
+        _insert(LotUse, uses, entry_id),
+        update(Lot)
+        .where(Lot.id.in_([lot.id for lot in taken]), select(entry_id).exists())
+        .values(remaining=Lot.remaining - less)
+        .execution_options(synchronize_session=False),
+    ]
+
+
+def _insert(
+    model: type[Lot] | type[LotUse], rows: list[dict[str, Any]], entry_id: ColumnElement[int]
+) -> Any:
+    """INSERT of `rows`, each with the entry's id, as one statement (nothing when the entry
+    was not written)."""
+    names = list(rows[0])
+    table = model.__table__.c
+    selects = [select(*(literal(row[n], table[n].type) for n in names), entry_id) for row in rows]
+    return insert(model).from_select(
+        [*names, "entry_id"], selects[0] if len(selects) == 1 else union_all(*selects)
     )
 
 
