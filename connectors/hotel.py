@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from connectors.base import RewardOffer
@@ -45,7 +44,7 @@ class HotelDialect(Dialect):
         booking_ref="confirmation",
     )
     movement_fields = MovementFields(
-        "entries", key="requestKey", ref="guestId", points="amount", at="time"
+        "entries", key="requestKey", ref="guestId", points="amount", at="time", date="day"
     )
 
     def parse_rewards(self, body: Any) -> list[RewardOffer]:
@@ -60,9 +59,6 @@ class HotelDialect(Dialect):
             )
             for offer in body["offers"]
         ]
-
-    def movements_params(self, day: dt.date) -> dict[str, str]:
-        return {"day": day.isoformat()}
 
     def movement_points(self, row: Any) -> int:
         """The ledger sends an amount and its direction apart."""

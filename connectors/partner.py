@@ -136,7 +136,8 @@ class Dialect:
         return str(body[self.booking_fields.booking_ref])
 
     def movements_params(self, day: dt.date) -> dict[str, str]:
-        return {"date": day.isoformat()}
+        f = self.movement_fields
+        return {f.date: day.strftime(f.date_format)}
 
     def parse_movements(self, body: Any) -> list[PartnerMovement]:
         f = self.movement_fields

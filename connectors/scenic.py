@@ -48,7 +48,13 @@ class ScenicDialect(Dialect):
         booking_ref="orderNo",
     )
     movement_fields = MovementFields(
-        "list", key="key", ref="account", points="pointsDelta", at="createTime"
+        "list",
+        key="key",
+        ref="account",
+        points="pointsDelta",
+        at="createTime",
+        date="bizDate",
+        date_format="%Y%m%d",
     )
 
     def parse_rewards(self, body: Any) -> list[RewardOffer]:
@@ -68,9 +74,6 @@ class ScenicDialect(Dialect):
         if date:
             params["date"] = date.isoformat()
         return params
-
-    def movements_params(self, day: dt.date) -> dict[str, str]:
-        return {"bizDate": day.strftime("%Y%m%d")}
 
     def movement_rows(self, body: Any) -> Any:
         """Every answer of West Lake's comes in an envelope: {"code": 0, "data": ...}."""

@@ -8,8 +8,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors.partner import Dialect
 from connectors.sandbox import endpoints
 from connectors.sandbox.core import Sandbox
+
+DIALECT = Dialect()
 
 
 class GenericSandbox(Sandbox):
@@ -25,47 +28,18 @@ class GenericSandbox(Sandbox):
         self.catalog_latency_ms = 0
 
     def routes(self) -> list[Route]:
-        balance = endpoints.balance(self, "balance")
-        debit = endpoints.points(self, "debit", "points", "reference")
-        credit = endpoints.points(self, "credit", "points", "reference")
-        reversal = endpoints.reversal(self, "originalKey")
-
         async def rewards(_: Request) -> Response:
             async def listing() -> dict[str, Any]:
                 return {"rewards": self.catalog}
 
             return await self.faulted("rewards", listing)
 
-        slots = endpoints.constant({"slots": []})
-
-        book = endpoints.booking(
+        return endpoints.api(
             self,
-            reward="rewardRef",
-            slot="slotRef",
-            quantity="quantity",
-            details={"member": "memberRef", "reference": "reference"},
-            ref_prefix="B",
-            ref_field="bookingRef",
+            DIALECT,
+            rewards=rewards,
+            slots=endpoints.constant({"slots": []}),
+            movements=endpoints.listed(DIALECT.movement_fields, "reference", "status"),
+            health={"status": "ok"},
+            booking_prefix="B",
         )
-        cancel = endpoints.cancel(self)
-
-        movements = endpoints.movements(
-            self,
-            "movements",
-            lambda m: {k: m[k] for k in ("key", "ref", "points", "at", "reference", "status")},
-        )
-
-        health = endpoints.constant({"status": "ok"})
-
-        return [
-            Route("/points/{ref}", balance),
-            Route("/points/{ref}/debit", debit, methods=["POST"]),
-            Route("/points/{ref}/credit", credit, methods=["POST"]),
-            Route("/points/reversals", reversal, methods=["POST"]),
-            Route("/rewards", rewards),
-            Route("/rewards/{ref}/slots", slots),
-            Route("/bookings", book, methods=["POST"]),
-            Route("/bookings/{ref}/cancel", cancel, methods=["POST"]),
-            Route("/movements", movements),
-            Route("/health", health),
-        ]

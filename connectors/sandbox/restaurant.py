@@ -8,9 +8,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.restaurant import RestaurantDialect
 from connectors.sandbox import endpoints
 from connectors.sandbox.core import Sandbox
 
+DIALECT = RestaurantDialect()
 MENU: list[dict[str, Any]] = [
     {
         "sku": "SET-LUNCH",
@@ -28,42 +30,14 @@ class RestaurantSandbox(Sandbox):
     name = "restaurant"
 
     def routes(self) -> list[Route]:
-        balance = endpoints.balance(self, "balance")
-        spend = endpoints.points(self, "debit", "points", "note")
-        earn = endpoints.points(self, "credit", "points", "note")
-        refund = endpoints.reversal(self, "key")
-
         async def menu(_: Request) -> Response:
             items = [{**item, "left": self.stock.get(item["sku"])} for item in MENU]
             return JSONResponse({"items": items})
 
-        order = endpoints.booking(
+        return endpoints.api(
             self,
-            reward="sku",
-            slot=None,
-            quantity="qty",
-            details={"member": "member", "note": "note"},
-            ref_prefix="JV-",
-            ref_field="voucherCode",
+            DIALECT,
+            rewards=menu,
+            health={"ok": True},
+            booking_prefix="JV-",
         )
-        cancel = endpoints.cancel(self)
-
-        history = endpoints.movements(
-            self,
-            "history",
-            lambda m: {"key": m["key"], "member": m["ref"], "change": m["points"], "when": m["at"]},
-        )
-
-        status = endpoints.constant({"ok": True})
-
-        return [
-            Route("/members/{ref}", balance),
-            Route("/members/{ref}/spend", spend, methods=["POST"]),
-            Route("/members/{ref}/earn", earn, methods=["POST"]),
-            Route("/refunds", refund, methods=["POST"]),
-            Route("/menu", menu),
-            Route("/orders", order, methods=["POST"]),
-            Route("/orders/{ref}/cancel", cancel, methods=["POST"]),
-            Route("/points/history", history),
-            Route("/status", status),
-        ]
