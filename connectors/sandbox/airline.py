@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.airline import AirlineDialect
+from connectors.dialects import AirlineDialect
 from connectors.sandbox import endpoints
 from connectors.sandbox.core import LOCAL, Sandbox
 

@@ -2,7 +2,7 @@
 
 A member's balance, a debit, a credit, a reversal, a booking and its cancellation do
 the same at every partner (Sandbox does the work); partners differ only in their
-paths and field names, which the partner's Dialect (connectors/partner.py) names once
+paths and field names, which the partner's Dialect (connectors/dialects.py) names once
 for the connector and its sandbox. A vertical gives `api` what it does its own way
 (its catalog, its slots, the shape of its movements, its health answer) and writes an
 endpoint of its own only where it does something else.
@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors import partner
+from connectors.dialects import Dialect
 from connectors.fields import BookingFields, MovementFields
 from connectors.sandbox.core import LOCAL, Sandbox
 
@@ -31,7 +31,7 @@ SIGNS = {"debit": -1, "credit": 1}
 
 def api(
     sandbox: Sandbox,
-    dialect: partner.Dialect,
+    dialect: Dialect,
     *,
     rewards: Endpoint,
     slots: Endpoint | None = None,

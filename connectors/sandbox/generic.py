@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.partner import Dialect
+from connectors.dialects import Dialect
 from connectors.sandbox import endpoints
 from connectors.sandbox.core import Sandbox
 

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.hotel import HotelDialect
+from connectors.dialects import HotelDialect
 from connectors.sandbox import endpoints
 from connectors.sandbox.core import LOCAL, Sandbox
 

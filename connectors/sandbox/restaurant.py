@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.restaurant import RestaurantDialect
+from connectors.dialects import RestaurantDialect
 from connectors.sandbox import endpoints
 from connectors.sandbox.core import Sandbox
 

@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors.dialects import ScenicDialect
 from connectors.sandbox import endpoints
 from connectors.sandbox.core import LOCAL, Sandbox
-from connectors.scenic import ScenicDialect
 
 TICKETS: list[dict[str, Any]] = [
     {
