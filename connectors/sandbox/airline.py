@@ -10,8 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.dialects import AirlineDialect
-from connectors.sandbox import endpoints
+from connectors.sandbox import apis, endpoints
 from connectors.sandbox.core import LOCAL, Sandbox
 
 AWARDS: list[dict[str, Any]] = [
@@ -148,11 +147,10 @@ class AirlineSandbox(Sandbox):
         return [
             *endpoints.api(
                 self,
-                AirlineDialect(),
+                apis.AIRLINE,
                 rewards=endpoints.constant({"awards": AWARDS}),
                 slots=seats,
                 movements=transactions,
-                health={"status": "ok"},
                 book=book,
             ),
             Route("/sandbox/flights/{flight}/cancel", cancel_flight, methods=["POST"]),

@@ -359,7 +359,7 @@ class Sandbox:
 
         return await self.faulted("movements", listing)
 
-    async def balance(self, ref: str, field: str, name_field: str) -> Response:
+    async def balance(self, ref: str, field: str) -> Response:
         """The member's balance, and the name the number is held under when known (the hub
         checks it before it links the number to a member)."""
         try:
@@ -368,7 +368,7 @@ class Sandbox:
             return exc.response()
         answer: dict[str, Any] = {field: member["balance"]}
         if member.get("name"):
-            answer[name_field] = member["name"]
+            answer["name"] = member["name"]
         return JSONResponse(answer)
 
     # ------------------------------------------------------------ webhooks to the hub

@@ -1,10 +1,9 @@
-"""The partner API every sandbox plays, made from the hub's Dialect of that partner.
+"""The partner API every sandbox plays, made from the partner's own statement of it.
 
 A member's balance, a debit, a credit, a reversal, a booking and its cancellation do
 the same at every partner (Sandbox does the work); partners differ only in their
-paths and field names, which the partner's Dialect (connectors/dialects.py) names once
-for the connector and its sandbox. A vertical gives `api` what it does its own way
-(its catalog, its slots, the shape of its movements, its health answer) and writes an
+paths and field names, which each states in apis.py. A vertical gives `api` what it
+does its own way (its catalog, its slots, the shape of its movements) and writes an
 endpoint of its own only where it does something else.
 """
 
@@ -18,8 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.dialects import Dialect
-from connectors.fields import BookingFields, MovementFields
+from connectors.sandbox.apis import Api, Booking
 from connectors.sandbox.core import LOCAL, Sandbox
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -31,44 +29,44 @@ SIGNS = {"debit": -1, "credit": 1}
 
 def api(
     sandbox: Sandbox,
-    dialect: Dialect,
+    stated: Api,
     *,
     rewards: Endpoint,
     slots: Endpoint | None = None,
-    movements: Listing | None = None,
-    health: dict[str, Any],
-    booking_prefix: str = "",
+    movements: Listing,
     book: Endpoint | None = None,
 ) -> list[Route]:
-    """The routes of the partner's API, at the dialect's paths: the common calls made
-    here from its field names, the rest as the vertical gives them: `slots` where the
-    dialect has slots, `movements` where they are not simply `listed`, `book` where the
-    vertical books its own way."""
-    d = dialect
+    """The routes of the partner's API at its paths: the common calls made here from its
+    field names, the rest as the vertical gives them (`slots` where the partner has
+    slots, `book` where it books its own way)."""
+    a = stated
     made = [
-        (d.balance, balance(sandbox, d.balance_field, d.name_field)),
-        (d.debit, points(sandbox, "debit", d.amount_field, d.reference_field)),
-        (d.credit, points(sandbox, "credit", d.amount_field, d.reference_field)),
-        (d.reverse, reversal(sandbox, d.reverse_field)),
-        (d.rewards, rewards),
+        ("GET", a.balance, balance(sandbox, a.balance_field)),
+        ("POST", a.debit, points(sandbox, "debit", a.amount_field, a.reference_field)),
+        ("POST", a.credit, points(sandbox, "credit", a.amount_field, a.reference_field)),
+        ("POST", a.reverse, reversal(sandbox, a.reverse_field)),
+        ("GET", a.rewards, rewards),
     ]
-    if d.slots is not None:
-        assert slots is not None, f"{d.kind} books by slot: its sandbox lists them"
-        made.append((d.slots, slots))
+    if a.slots is not None:
+        assert slots is not None, f"{a.slots}: the sandbox lists its slots"
+        made.append(("GET", a.slots, slots))
+    if book is None:
+        assert a.booking is not None, f"{a.book}: the sandbox books its own way"
+        book = booking(sandbox, a.booking)
     made += [
-        (d.book, book or booking(sandbox, d.booking_fields, booking_prefix)),
-        (d.cancel, cancel(sandbox)),
-        (d.movements, listing(sandbox, d.movement_fields, movements or listed(d.movement_fields))),
-        (d.health, constant(health)),
+        ("POST", a.book, book),
+        ("POST", a.cancel, cancel(sandbox)),
+        ("GET", a.movements, listing(sandbox, a, movements)),
+        ("GET", a.health, constant(a.health_answer)),
     ]
-    return [Route(call.path, endpoint, methods=[call.method]) for call, endpoint in made]
+    return [Route(path, endpoint, methods=[method]) for method, path, endpoint in made]
 
 
-def balance(sandbox: Sandbox, field: str, name_field: str) -> Endpoint:
-    """The member's balance, under `field` (and the name, under `name_field`, if known)."""
+def balance(sandbox: Sandbox, field: str) -> Endpoint:
+    """The member's balance, under `field`."""
 
     async def endpoint(request: Request) -> Response:
-        return await sandbox.balance(request.path_params["ref"], field, name_field)
+        return await sandbox.balance(request.path_params["ref"], field)
 
     return endpoint
 
@@ -93,9 +91,8 @@ def reversal(sandbox: Sandbox, field: str) -> Endpoint:
     return endpoint
 
 
-def booking(sandbox: Sandbox, fields: BookingFields, ref_prefix: str) -> Endpoint:
-    """A booking, under the partner's names for its parts; it keeps the member and the
-    reference under those names too, and answers a reference made with `ref_prefix`."""
+def booking(sandbox: Sandbox, fields: Booking) -> Endpoint:
+    """A booking, under the partner's names for its parts."""
 
     async def endpoint(request: Request) -> Response:
         data = await sandbox.body(request)
@@ -104,9 +101,9 @@ def booking(sandbox: Sandbox, fields: BookingFields, ref_prefix: str) -> Endpoin
             reward=data.get(fields.reward),
             slot=None if fields.slot is None else data.get(fields.slot),
             quantity=int(data.get(fields.quantity, 1)),
-            details={name: data.get(name) for name in (fields.member, fields.reference)},
-            ref_prefix=ref_prefix,
-            ref_field=fields.booking_ref,
+            details={name: data.get(source) for name, source in fields.keeps.items()},
+            ref_prefix=fields.ref_prefix,
+            ref_field=fields.ref_field,
         )
 
     return endpoint
@@ -121,35 +118,14 @@ def cancel(sandbox: Sandbox) -> Endpoint:
     return endpoint
 
 
-def listing(sandbox: Sandbox, fields: MovementFields, render: Listing) -> Endpoint:
-    """The movements of the business date the query names (as the dialect asks for it),
-    each written by `render`."""
+def listing(sandbox: Sandbox, stated: Api, render: Listing) -> Endpoint:
+    """The movements of the business date the query names, each written by `render`."""
 
     async def endpoint(request: Request) -> Response:
-        return await sandbox.movements(request, render, name=fields.date, fmt=fields.date_format)
+        name, fmt = stated.movements_date, stated.movements_date_format
+        return await sandbox.movements(request, render, name=name, fmt=fmt)
 
     return endpoint
-
-
-def listed(fields: MovementFields, *extra: str) -> Listing:
-    """Movements listed under the dialect's names: each one's key, member, points and
-    time, and the parts named in `extra` as the ledger names them."""
-
-    def render(moves: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            fields.listing: [
-                {
-                    fields.key: m["key"],
-                    fields.ref: m["ref"],
-                    fields.points: m["points"],
-                    fields.at: m["at"],
-                    **{name: m[name] for name in extra},
-                }
-                for m in moves
-            ]
-        }
-
-    return render
 
 
 def slot_days(request: Request, ahead: int) -> list[dt.date]:

@@ -8,11 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.dialects import Dialect
-from connectors.sandbox import endpoints
+from connectors.sandbox import apis, endpoints
 from connectors.sandbox.core import Sandbox
-
-DIALECT = Dialect()
 
 
 class GenericSandbox(Sandbox):
@@ -34,12 +31,14 @@ class GenericSandbox(Sandbox):
 
             return await self.faulted("rewards", listing)
 
+        def movements(moves: list[dict[str, Any]]) -> dict[str, Any]:
+            parts = ("key", "ref", "points", "at", "reference", "status")
+            return {"movements": [{k: m[k] for k in parts} for m in moves]}
+
         return endpoints.api(
             self,
-            DIALECT,
+            apis.GENERIC,
             rewards=rewards,
             slots=endpoints.constant({"slots": []}),
-            movements=endpoints.listed(DIALECT.movement_fields, "reference", "status"),
-            health={"status": "ok"},
-            booking_prefix="B",
+            movements=movements,
         )

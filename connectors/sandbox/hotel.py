@@ -9,8 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.dialects import HotelDialect
-from connectors.sandbox import endpoints
+from connectors.sandbox import apis, endpoints
 from connectors.sandbox.core import LOCAL, Sandbox
 
 OFFERS: list[dict[str, Any]] = [
@@ -99,10 +98,8 @@ class HotelSandbox(Sandbox):
 
         return endpoints.api(
             self,
-            HotelDialect(),
+            apis.HOTEL,
             rewards=offers,
             slots=availability,
             movements=ledger,
-            health={"pong": True},
-            booking_prefix="LTS-",
         )

@@ -8,11 +8,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.dialects import RestaurantDialect
-from connectors.sandbox import endpoints
+from connectors.sandbox import apis, endpoints
 from connectors.sandbox.core import Sandbox
 
-DIALECT = RestaurantDialect()
 MENU: list[dict[str, Any]] = [
     {
         "sku": "SET-LUNCH",
@@ -34,10 +32,11 @@ class RestaurantSandbox(Sandbox):
             items = [{**item, "left": self.stock.get(item["sku"])} for item in MENU]
             return JSONResponse({"items": items})
 
-        return endpoints.api(
-            self,
-            DIALECT,
-            rewards=menu,
-            health={"ok": True},
-            booking_prefix="JV-",
-        )
+        def history(moves: list[dict[str, Any]]) -> dict[str, Any]:
+            rows = [
+                {"key": m["key"], "member": m["ref"], "change": m["points"], "when": m["at"]}
+                for m in moves
+            ]
+            return {"history": rows}
+
+        return endpoints.api(self, apis.RESTAURANT, rewards=menu, movements=history)

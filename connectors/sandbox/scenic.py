@@ -13,8 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.dialects import ScenicDialect
-from connectors.sandbox import endpoints
+from connectors.sandbox import apis, endpoints
 from connectors.sandbox.core import LOCAL, Sandbox
 
 TICKETS: list[dict[str, Any]] = [
@@ -87,10 +86,8 @@ class ScenicSandbox(Sandbox):
 
         return endpoints.api(
             self,
-            ScenicDialect(),
+            apis.SCENIC,
             rewards=endpoints.constant({"tickets": TICKETS}),
             slots=timeslots,
             movements=transactions,
-            health={"status": "up"},
-            booking_prefix="WL",
         )
