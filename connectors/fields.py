@@ -40,7 +40,8 @@ class BookingFields:
 
 @dataclass(frozen=True)
 class MovementFields:
-    """Where a movements listing keeps its movements, and each movement its parts."""
+    """Where a movements listing keeps its movements, and each movement its parts; and
+    how the listing's query names the business date it asks for."""
 
     listing: str
     key: str
@@ -50,3 +51,5 @@ class MovementFields:
     # Whether every movement must say when it was made; where it may not, a movement
     # without it has no time.
     at_required: bool = True
+    date: str = "date"
+    date_format: str = "%Y-%m-%d"

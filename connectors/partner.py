@@ -1,19 +1,16 @@
 """A partner's connector: the protocol mapped onto one partner API over PartnerClient.
 
 Each vertical (airline, hotel, restaurant, scenic) and the generic HTTP partner
-is a Dialect: which path does what, and how the partner's answers read. Partners
-here have no holds, so a hold is a debit, a capture changes nothing, and a
-release reverses the debit.
+is a Dialect (connectors/dialects.py): which path does what, and how the partner's
+answers read. Partners here have no holds, so a hold is a debit, a capture changes
+nothing, and a release reverses the debit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import quote
 
 from connectors.base import (
     BookingRequest,
@@ -27,157 +24,10 @@ from connectors.base import (
     RewardOffer,
     SlotOffer,
 )
-from connectors.fields import BookingFields, MovementFields, SlotFields
+from connectors.dialects import Dialect, Route
 from connectors.http import PartnerClient, Reply
-from hub.enums import ConnectorKind, ErrorCode, RewardKind
+from hub.enums import ErrorCode
 from hub.errors import DomainError, NotFound, PartnerRejected, PartnerUnavailable
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str
-
-    def to(self, **values: str) -> str:
-        """The path with each value as exactly one segment: '/', '?', '#' and '%' are
-        quoted, and '.' or '..' cannot climb out of it."""
-        return self.path.format(**{name: segment(value) for name, value in values.items()})
-
-
-def segment(value: str) -> str:
-    quoted = quote(value, safe="")
-    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
-
-
-class Dialect:
-    """The generic hub partner API (connectors/README.md); verticals override what differs."""
-
-    kind = ConnectorKind.HTTP
-    balance = Route("GET", "/points/{ref}")
-    balance_field = "balance"
-    name_field = "name"  # optional in the balance answer: the name the number is held under
-    debit = Route("POST", "/points/{ref}/debit")
-    credit = Route("POST", "/points/{ref}/credit")
-    amount_field = "points"
-    reference_field = "reference"
-    reverse = Route("POST", "/points/reversals")
-    reverse_field = "originalKey"
-    rewards = Route("GET", "/rewards")
-    slots: Route | None = Route("GET", "/rewards/{reward}/slots")
-    book = Route("POST", "/bookings")
-    cancel = Route("POST", "/bookings/{booking}/cancel")
-    health = Route("GET", "/health")
-    movements = Route("GET", "/movements")
-    slot_fields = SlotFields(
-        "slots", ref="ref", starts_at="startsAt", ends_at="endsAt", remaining="remaining"
-    )
-    booking_fields = BookingFields(
-        reward="rewardRef",
-        slot="slotRef",
-        quantity="quantity",
-        member="memberRef",
-        member_name="memberName",
-        reference="reference",
-        booking_ref="bookingRef",
-    )
-    movement_fields = MovementFields(
-        "movements", key="key", ref="ref", points="points", at="at", at_required=False
-    )
-
-    def points_body(self, call: PointsCall) -> dict[str, Any]:
-        return {
-            self.amount_field: call.points,
-            self.reference_field: call.reference,
-            "memo": call.memo,
-        }
-
-    def parse_rewards(self, body: Any) -> list[RewardOffer]:
-        return [
-            RewardOffer(
-                ref=str(r["ref"]),
-                kind=RewardKind(str(r["kind"])),  # ValueError: a malformed reply
-                title=str(r["title"]),
-                description=r.get("description"),
-                price=int(r["price"]),
-                settlement_price=_decimal(r.get("settlementPrice")),
-                stock=r.get("stock"),
-                active=bool(r.get("active", True)),
-            )
-            for r in body["rewards"]
-        ]
-
-    def slots_params(self, date: dt.date | None) -> dict[str, str]:
-        return {"date": date.isoformat()} if date else {}
-
-    def parse_slots(self, body: Any) -> list[SlotOffer]:
-        f = self.slot_fields
-        return [
-            SlotOffer(
-                ref=str(s[f.ref]),
-                starts_at=_when(s[f.starts_at]),
-                ends_at=_when(s[f.ends_at]),
-                remaining=int(s[f.remaining]) if f.remaining_required else s.get(f.remaining),
-            )
-            for s in body[f.listing]
-        ]
-
-    def booking_body(self, request: BookingRequest) -> dict[str, Any]:
-        f = self.booking_fields
-        body: dict[str, Any] = {f.reward: request.reward_ref}
-        if f.slot is not None:
-            body[f.slot] = request.slot_ref
-        body[f.quantity] = request.quantity
-        body[f.member] = request.account.external_ref if request.account else None
-        body[f.member_name] = request.member_name
-        body[f.reference] = request.reference
-        return body
-
-    def parse_booking(self, body: Any) -> str:
-        return str(body[self.booking_fields.booking_ref])
-
-    def movements_params(self, day: dt.date) -> dict[str, str]:
-        return {"date": day.isoformat()}
-
-    def parse_movements(self, body: Any) -> list[PartnerMovement]:
-        f = self.movement_fields
-        return [
-            PartnerMovement(
-                key=str(m[f.key]),
-                external_ref=str(m[f.ref]),
-                points=self.movement_points(m),
-                at=self.movement_at(m),
-            )
-            for m in self.movement_rows(body)
-        ]
-
-    def movement_rows(self, body: Any) -> Any:
-        """The movements of a listing's answer; a partner that wraps them says where."""
-        return body[self.movement_fields.listing]
-
-    def movement_points(self, row: Any) -> int:
-        """A movement's signed points; a partner that sends a sign apart says how."""
-        return int(row[self.movement_fields.points])
-
-    def movement_at(self, row: Any) -> dt.datetime | None:
-        """When a movement was made; a partner that sends no ISO time says how to read it."""
-        f = self.movement_fields
-        return _when(row[f.at]) if f.at_required or row.get(f.at) else None
-
-
-def _decimal(value: Any) -> Decimal | None:
-    """A partner's money as it sent it; what is not a number reads as NaN, which the hub's
-    checks refuse for that one reward instead of failing the whole catalog."""
-    if value is None:
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return Decimal("NaN")
-
-
-def _when(value: str) -> dt.datetime:
-    moment = dt.datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def _result(reply: Reply, ref: Callable[[Any], str | None] | None = None) -> CallResult:

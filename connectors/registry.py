@@ -12,7 +12,6 @@ import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors.airline import AirlineDialect
 from connectors.base import (
     BookingRequest,
     BookingResult,
@@ -27,12 +26,10 @@ from connectors.base import (
     SlotOffer,
 )
 from connectors.breaker import Breaker, BreakerStore, CircuitBreaker, SharedBreaker
+from connectors.dialects import DIALECTS
 from connectors.hosted import HostedConnector
-from connectors.hotel import HotelDialect
 from connectors.http import PartnerClient, PartnerConfig
-from connectors.partner import Dialect, PartnerConnector
-from connectors.restaurant import RestaurantDialect
-from connectors.scenic import ScenicDialect
+from connectors.partner import PartnerConnector
 from hub import partner_urls
 from hub.config import Settings
 from hub.enums import ConnectorKind, ErrorCode
@@ -40,14 +37,6 @@ from hub.errors import PartnerUnavailable
 from hub.models import Program
 
 log = structlog.get_logger(__name__)
-
-DIALECTS: dict[str, type[Dialect]] = {
-    ConnectorKind.HTTP: Dialect,
-    ConnectorKind.AIRLINE: AirlineDialect,
-    ConnectorKind.HOTEL: HotelDialect,
-    ConnectorKind.RESTAURANT: RestaurantDialect,
-    ConnectorKind.SCENIC: ScenicDialect,
-}
 
 
 class Unconfigured:

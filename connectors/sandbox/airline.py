@@ -10,10 +10,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.sandbox import endpoints
-from connectors.sandbox.core import Sandbox
+from connectors.sandbox import apis, endpoints
+from connectors.sandbox.core import LOCAL, Sandbox
 
-CST = dt.timezone(dt.timedelta(hours=8))
 AWARDS: list[dict[str, Any]] = [
     {
         "awardId": "AW-PVG-PEK-Y",
@@ -68,7 +67,7 @@ class AirlineSandbox(Sandbox):
 
     def _seat(self, award: dict[str, Any], date: dt.date) -> dict[str, Any]:
         hour, minute = (int(x) for x in award["depart"].split(":"))
-        departure = dt.datetime.combine(date, dt.time(hour, minute), CST)
+        departure = dt.datetime.combine(date, dt.time(hour, minute), LOCAL)
         seat_id = f"{award['flight']}-{date.isoformat()}"
         return {
             "seatId": seat_id,
@@ -79,23 +78,15 @@ class AirlineSandbox(Sandbox):
         }
 
     def routes(self) -> list[Route]:
-        miles = endpoints.balance(self, "miles")
-        redeem = endpoints.points(self, "debit", "miles", "reference")
-        accrue = endpoints.points(self, "credit", "miles", "reference")
-        void = endpoints.reversal(self, "originalKey")
-
-        awards = endpoints.constant({"awards": AWARDS})
-
         async def seats(request: Request) -> Response:
-            award = next((a for a in AWARDS if a["awardId"] == request.path_params["award"]), None)
+            award = next((a for a in AWARDS if a["awardId"] == request.path_params["reward"]), None)
             if award is None or award.get("type") == "LOUNGE":
                 return JSONResponse({"seats": []})
-            raw = request.query_params.get("date")
-            start = dt.date.fromisoformat(raw) if raw else dt.datetime.now(CST).date()
-            days = [start] if raw else [start + dt.timedelta(days=n) for n in range(1, 8)]
+            days = endpoints.slot_days(request, 7)
             return JSONResponse({"seats": [self._seat(award, day) for day in days]})
 
         async def book(request: Request) -> Response:
+            """A lounge visit books no seat; a flight's booking keeps its flight and date."""
             data = await self.body(request)
             seat = data.get("seatId")
             award = data.get("awardId")
@@ -116,22 +107,20 @@ class AirlineSandbox(Sandbox):
                 ref_field="pnr",
             )
 
-        cancel = endpoints.cancel(self)
-
         kinds = {"debit": "REDEEM", "credit": "ACCRUE", "void": "VOID", "manual": "MANUAL"}
-        transactions = endpoints.movements(
-            self,
-            "transactions",
-            lambda m: {
-                "idempotencyKey": m["key"],
-                "ffp": m["ref"],
-                "miles": m["points"],
-                "type": kinds.get(m["operation"], "OTHER"),
-                "postedAt": m["at"],
-            },
-        )
 
-        health = endpoints.constant({"status": "ok"})
+        def transactions(moves: list[dict[str, Any]]) -> dict[str, Any]:
+            rows = [
+                {
+                    "idempotencyKey": m["key"],
+                    "ffp": m["ref"],
+                    "miles": m["points"],
+                    "type": kinds.get(m["operation"], "OTHER"),
+                    "postedAt": m["at"],
+                }
+                for m in moves
+            ]
+            return {"transactions": rows}
 
         async def cancel_flight(request: Request) -> Response:
             """Sandbox control: the airline cancels a flight and tells the hub."""
@@ -156,15 +145,13 @@ class AirlineSandbox(Sandbox):
             return JSONResponse({"cancelled": hit, "hubStatus": status})
 
         return [
-            Route("/v1/members/{ref}/miles", miles),
-            Route("/v1/members/{ref}/miles/redeem", redeem, methods=["POST"]),
-            Route("/v1/members/{ref}/miles/accrue", accrue, methods=["POST"]),
-            Route("/v1/miles/void", void, methods=["POST"]),
-            Route("/v1/awards", awards),
-            Route("/v1/awards/{award}/seats", seats),
-            Route("/v1/bookings", book, methods=["POST"]),
-            Route("/v1/bookings/{ref}/cancel", cancel, methods=["POST"]),
-            Route("/v1/miles/transactions", transactions),
-            Route("/v1/health", health),
+            *endpoints.api(
+                self,
+                apis.AIRLINE,
+                rewards=endpoints.constant({"awards": AWARDS}),
+                slots=seats,
+                movements=transactions,
+                book=book,
+            ),
             Route("/sandbox/flights/{flight}/cancel", cancel_flight, methods=["POST"]),
         ]

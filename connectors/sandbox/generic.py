@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.sandbox import endpoints
+from connectors.sandbox import apis, endpoints
 from connectors.sandbox.core import Sandbox
 
 
@@ -25,47 +25,20 @@ class GenericSandbox(Sandbox):
         self.catalog_latency_ms = 0
 
     def routes(self) -> list[Route]:
-        balance = endpoints.balance(self, "balance")
-        debit = endpoints.points(self, "debit", "points", "reference")
-        credit = endpoints.points(self, "credit", "points", "reference")
-        reversal = endpoints.reversal(self, "originalKey")
-
         async def rewards(_: Request) -> Response:
             async def listing() -> dict[str, Any]:
                 return {"rewards": self.catalog}
 
             return await self.faulted("rewards", listing)
 
-        slots = endpoints.constant({"slots": []})
+        def movements(moves: list[dict[str, Any]]) -> dict[str, Any]:
+            parts = ("key", "ref", "points", "at", "reference", "status")
+            return {"movements": [{k: m[k] for k in parts} for m in moves]}
 
-        book = endpoints.booking(
+        return endpoints.api(
             self,
-            reward="rewardRef",
-            slot="slotRef",
-            quantity="quantity",
-            details={"member": "memberRef", "reference": "reference"},
-            ref_prefix="B",
-            ref_field="bookingRef",
+            apis.GENERIC,
+            rewards=rewards,
+            slots=endpoints.constant({"slots": []}),
+            movements=movements,
         )
-        cancel = endpoints.cancel(self)
-
-        movements = endpoints.movements(
-            self,
-            "movements",
-            lambda m: {k: m[k] for k in ("key", "ref", "points", "at", "reference", "status")},
-        )
-
-        health = endpoints.constant({"status": "ok"})
-
-        return [
-            Route("/points/{ref}", balance),
-            Route("/points/{ref}/debit", debit, methods=["POST"]),
-            Route("/points/{ref}/credit", credit, methods=["POST"]),
-            Route("/points/reversals", reversal, methods=["POST"]),
-            Route("/rewards", rewards),
-            Route("/rewards/{ref}/slots", slots),
-            Route("/bookings", book, methods=["POST"]),
-            Route("/bookings/{ref}/cancel", cancel, methods=["POST"]),
-            Route("/movements", movements),
-            Route("/health", health),
-        ]

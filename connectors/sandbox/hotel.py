@@ -9,10 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.sandbox import endpoints
-from connectors.sandbox.core import Sandbox
+from connectors.sandbox import apis, endpoints
+from connectors.sandbox.core import LOCAL, Sandbox
 
-CST = dt.timezone(dt.timedelta(hours=8))
 OFFERS: list[dict[str, Any]] = [
     {
         "code": "DLX-NIGHT",
@@ -56,30 +55,22 @@ class HotelSandbox(Sandbox):
         return 5
 
     def routes(self) -> list[Route]:
-        points = endpoints.balance(self, "points")
-        deduct = endpoints.points(self, "debit", "amount", "reference")
-        add = endpoints.points(self, "credit", "amount", "reference")
-        reversal = endpoints.reversal(self, "key")
-
         async def offers(_: Request) -> Response:
             return JSONResponse(
                 {"offers": [{k: v for k, v in o.items() if k != "window"} for o in OFFERS]}
             )
 
         async def availability(request: Request) -> Response:
-            offer = next((o for o in OFFERS if o["code"] == request.path_params["offer"]), None)
+            offer = next((o for o in OFFERS if o["code"] == request.path_params["reward"]), None)
             if offer is None:
                 return JSONResponse({"dates": []})
-            raw = request.query_params.get("date")
-            start = dt.date.fromisoformat(raw) if raw else dt.datetime.now(CST).date()
-            days = [start] if raw else [start + dt.timedelta(days=n) for n in range(1, 8)]
             begin, end, nights = offer["window"]
             dates = []
-            for day in days:
+            for day in endpoints.slot_days(request, 7):
                 slot = f"{offer['code']}@{day.isoformat()}"
-                check_in = dt.datetime.combine(day, dt.time.fromisoformat(begin), CST)
+                check_in = dt.datetime.combine(day, dt.time.fromisoformat(begin), LOCAL)
                 check_out = dt.datetime.combine(
-                    day + dt.timedelta(days=nights), dt.time.fromisoformat(end), CST
+                    day + dt.timedelta(days=nights), dt.time.fromisoformat(end), LOCAL
                 )
                 dates.append(
                     {
@@ -91,41 +82,24 @@ class HotelSandbox(Sandbox):
                 )
             return JSONResponse({"dates": dates})
 
-        reserve = endpoints.booking(
+        def ledger(moves: list[dict[str, Any]]) -> dict[str, Any]:
+            """The ledger sends an amount and its direction apart."""
+            rows = [
+                {
+                    "requestKey": m["key"],
+                    "guestId": m["ref"],
+                    "amount": abs(m["points"]),
+                    "direction": "DEDUCT" if m["points"] < 0 else "ADD",
+                    "time": m["at"],
+                }
+                for m in moves
+            ]
+            return {"entries": rows}
+
+        return endpoints.api(
             self,
-            reward="offer",
-            slot="availabilityId",
-            quantity="rooms",
-            details={"guest": "guestId", "reference": "reference"},
-            ref_prefix="LTS-",
-            ref_field="confirmation",
+            apis.HOTEL,
+            rewards=offers,
+            slots=availability,
+            movements=ledger,
         )
-        cancel = endpoints.cancel(self)
-
-        ledger = endpoints.movements(
-            self,
-            "entries",
-            lambda m: {
-                "requestKey": m["key"],
-                "guestId": m["ref"],
-                "amount": abs(m["points"]),
-                "direction": "DEDUCT" if m["points"] < 0 else "ADD",
-                "time": m["at"],
-            },
-            name="day",
-        )
-
-        ping = endpoints.constant({"pong": True})
-
-        return [
-            Route("/api/guests/{ref}/points", points),
-            Route("/api/guests/{ref}/points/deduct", deduct, methods=["POST"]),
-            Route("/api/guests/{ref}/points/add", add, methods=["POST"]),
-            Route("/api/points/reversals", reversal, methods=["POST"]),
-            Route("/api/offers", offers),
-            Route("/api/offers/{offer}/availability", availability),
-            Route("/api/reservations", reserve, methods=["POST"]),
-            Route("/api/reservations/{ref}/cancel", cancel, methods=["POST"]),
-            Route("/api/points/ledger", ledger),
-            Route("/api/ping", ping),
-        ]

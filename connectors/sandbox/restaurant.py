@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.sandbox import endpoints
+from connectors.sandbox import apis, endpoints
 from connectors.sandbox.core import Sandbox
 
 MENU: list[dict[str, Any]] = [
@@ -28,42 +28,15 @@ class RestaurantSandbox(Sandbox):
     name = "restaurant"
 
     def routes(self) -> list[Route]:
-        balance = endpoints.balance(self, "balance")
-        spend = endpoints.points(self, "debit", "points", "note")
-        earn = endpoints.points(self, "credit", "points", "note")
-        refund = endpoints.reversal(self, "key")
-
         async def menu(_: Request) -> Response:
             items = [{**item, "left": self.stock.get(item["sku"])} for item in MENU]
             return JSONResponse({"items": items})
 
-        order = endpoints.booking(
-            self,
-            reward="sku",
-            slot=None,
-            quantity="qty",
-            details={"member": "member", "note": "note"},
-            ref_prefix="JV-",
-            ref_field="voucherCode",
-        )
-        cancel = endpoints.cancel(self)
+        def history(moves: list[dict[str, Any]]) -> dict[str, Any]:
+            rows = [
+                {"key": m["key"], "member": m["ref"], "change": m["points"], "when": m["at"]}
+                for m in moves
+            ]
+            return {"history": rows}
 
-        history = endpoints.movements(
-            self,
-            "history",
-            lambda m: {"key": m["key"], "member": m["ref"], "change": m["points"], "when": m["at"]},
-        )
-
-        status = endpoints.constant({"ok": True})
-
-        return [
-            Route("/members/{ref}", balance),
-            Route("/members/{ref}/spend", spend, methods=["POST"]),
-            Route("/members/{ref}/earn", earn, methods=["POST"]),
-            Route("/refunds", refund, methods=["POST"]),
-            Route("/menu", menu),
-            Route("/orders", order, methods=["POST"]),
-            Route("/orders/{ref}/cancel", cancel, methods=["POST"]),
-            Route("/points/history", history),
-            Route("/status", status),
-        ]
+        return endpoints.api(self, apis.RESTAURANT, rewards=menu, movements=history)

@@ -13,10 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.sandbox import endpoints
-from connectors.sandbox.core import Sandbox
+from connectors.sandbox import apis, endpoints
+from connectors.sandbox.core import LOCAL, Sandbox
 
-CST = dt.timezone(dt.timedelta(hours=8))
 TICKETS: list[dict[str, Any]] = [
     {
         "id": "WL-BOAT",
@@ -50,10 +49,10 @@ class ScenicSandbox(Sandbox):
                 {
                     "id": slot,
                     "enter_from": dt.datetime.combine(
-                        day, dt.time.fromisoformat(start), CST
+                        day, dt.time.fromisoformat(start), LOCAL
                     ).isoformat(),
                     "enter_until": dt.datetime.combine(
-                        day, dt.time.fromisoformat(end), CST
+                        day, dt.time.fromisoformat(end), LOCAL
                     ).isoformat(),
                     "capacity_left": self.left_in(slot),
                 }
@@ -61,63 +60,34 @@ class ScenicSandbox(Sandbox):
         return slots
 
     def routes(self) -> list[Route]:
-        account = endpoints.balance(self, "points")
-        deduct = endpoints.points(self, "debit", "points", "orderNo")
-        add = endpoints.points(self, "credit", "points", "orderNo")
-        revert = endpoints.reversal(self, "key")
-
-        tickets = endpoints.constant({"tickets": TICKETS})
-
         async def timeslots(request: Request) -> Response:
-            ticket = request.path_params["ticket"]
+            ticket = request.path_params["reward"]
             if not any(t["id"] == ticket for t in TICKETS):
                 return JSONResponse({"timeslots": []})
             channel = request.query_params.get("channel", "cash")
             if channel not in ("cash", "points"):
                 return JSONResponse({"error": {"code": "INVALID_INPUT", "message": channel}}, 422)
-            raw = request.query_params.get("date")
-            start = dt.date.fromisoformat(raw) if raw else dt.datetime.now(CST).date()
-            days = [start] if raw else [start + dt.timedelta(days=n) for n in range(1, 4)]
+            days = endpoints.slot_days(request, 3)
             # Both channels read the same windows: the channel changes nothing here.
             return JSONResponse({"timeslots": [s for d in days for s in self.windows(ticket, d)]})
 
-        order = endpoints.booking(
+        def transactions(moves: list[dict[str, Any]]) -> dict[str, Any]:
+            """Every answer comes in an envelope; a movement's time is in milliseconds."""
+            rows = [
+                {
+                    "key": m["key"],
+                    "account": m["ref"],
+                    "pointsDelta": m["points"],
+                    "createTime": int(dt.datetime.fromisoformat(m["at"]).timestamp() * 1000),
+                }
+                for m in moves
+            ]
+            return {"code": 0, "data": {"total": len(rows), "list": rows}}
+
+        return endpoints.api(
             self,
-            reward="ticketId",
-            slot="timeslotId",
-            quantity="quantity",
-            details={"visitor": "visitor", "ref": "ref"},
-            ref_prefix="WL",
-            ref_field="orderNo",
+            apis.SCENIC,
+            rewards=endpoints.constant({"tickets": TICKETS}),
+            slots=timeslots,
+            movements=transactions,
         )
-        refund = endpoints.cancel(self)
-
-        async def transactions(request: Request) -> Response:
-            def render(moves: list[dict[str, Any]]) -> dict[str, Any]:
-                rows = [
-                    {
-                        "key": m["key"],
-                        "account": m["ref"],
-                        "pointsDelta": m["points"],
-                        "createTime": int(dt.datetime.fromisoformat(m["at"]).timestamp() * 1000),
-                    }
-                    for m in moves
-                ]
-                return {"code": 0, "data": {"total": len(rows), "list": rows}}
-
-            return await self.movements(request, render, name="bizDate", fmt="%Y%m%d")
-
-        healthz = endpoints.constant({"status": "up"})
-
-        return [
-            Route("/accounts/{ref}", account),
-            Route("/accounts/{ref}/deduct", deduct, methods=["POST"]),
-            Route("/accounts/{ref}/add", add, methods=["POST"]),
-            Route("/transactions/revert", revert, methods=["POST"]),
-            Route("/tickets", tickets),
-            Route("/tickets/{ticket}/timeslots", timeslots),
-            Route("/orders", order, methods=["POST"]),
-            Route("/orders/{ref}/refund", refund, methods=["POST"]),
-            Route("/transactions", transactions),
-            Route("/healthz", healthz),
-        ]

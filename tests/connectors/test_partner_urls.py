@@ -9,11 +9,11 @@ import json
 import httpx
 import pytest
 
-from connectors.airline import AirlineDialect
 from connectors.base import MemberAccount, PointsCall, Purpose
 from connectors.breaker import Breaker
+from connectors.dialects import AirlineDialect, Dialect
 from connectors.http import PartnerClient, PartnerConfig
-from connectors.partner import Dialect, PartnerConnector
+from connectors.partner import PartnerConnector
 from hub.config import Settings
 from tests.helpers import REGISTER, Api, merchant_input, running_app
 
