@@ -101,8 +101,8 @@ class Reward:
             return []
         if self.row.source == "PARTNER":
             await info.context.runtime.catalog.slots(self.row, day)
-        async with info.context.db.read() as session:
-            rows = await catalog.slots_of(session, self.row.id, day, info.context.settings.tz)
+        tz = info.context.settings.tz
+        rows = await info.context.read(lambda s: catalog.slots_of(s, self.row.id, day, tz))
         return [Slot.from_row(r) for r in rows]
 
     @strawberry.field(description="Cost in another program; null if it cannot pay.")

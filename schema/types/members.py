@@ -24,6 +24,7 @@ from schema.pagination import (
     decode_cursor,
     decode_int_cursor,
     encode_cursor,
+    page_info,
     page_size,
 )
 from schema.types.merchants import Program, load_program
@@ -200,8 +201,9 @@ class Member:
         before = decode_int_cursor("posting", after or None)
         visible = [a.program_code for a in await self._visible_accounts(info)]
         programs = [p for p in visible if not program or p == str(program)]
-        async with info.context.db.read() as session:
-            lines, more = await queries.history(session, self.row.id, programs, size, before)
+        lines, more = await info.context.read(
+            lambda s: queries.history(s, self.row.id, programs, size, before)
+        )
         edges = [
             LedgerEntryEdge(
                 node=LedgerEntry(
@@ -221,7 +223,7 @@ class Member:
         ]
         return LedgerEntryConnection(
             edges=edges,
-            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+            page_info=page_info(edges, more),
         )
 
     @strawberry.field(
@@ -236,15 +238,17 @@ class Member:
 
         size = page_size(first)
         before = decode_cursor("redemption", after or None)
-        async with info.context.db.read() as session:
-            rows, more = await of_member(session, info.context.principal, self.row.id, size, before)
+        principal = info.context.principal
+        rows, more = await info.context.read(
+            lambda s: of_member(s, principal, self.row.id, size, before)
+        )
         edges = [
             RedemptionEdge(node=Redemption.from_row(r), cursor=encode_cursor("redemption", r.id))
             for r in rows
         ]
         return RedemptionConnection(
             edges=edges,
-            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+            page_info=page_info(edges, more),
         )
 
     @classmethod
