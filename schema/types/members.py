@@ -45,6 +45,10 @@ class ProgramAccount:
     external_ref: str = strawberry.field(description="The membership number at the merchant.")
     account: strawberry.Private[AccountView]
 
+    @classmethod
+    def of(cls, account: AccountView) -> ProgramAccount:
+        return cls(external_ref=account.external_ref or "", account=account)
+
     @strawberry.field
     async def program(self, info: Info) -> Program:
         return await load_program(info, self.account.program_code)
@@ -101,6 +105,21 @@ class LedgerEntry:
     reference: str | None
     memo: str | None
     program_code: strawberry.Private[str]
+
+    @classmethod
+    def of(cls, entry: models.Entry, points: int, balance_after: int) -> LedgerEntry:
+        """An entry as the member's side of it shows: its points and the balance after."""
+        return cls(
+            id=strawberry.ID(str(entry.id)),
+            kind=DomainEntryKind(entry.kind),
+            points=points,
+            balance_after=balance_after,
+            occurred_at=entry.occurred_at,
+            business_date=entry.business_date,
+            reference=entry.reference,
+            memo=entry.memo,
+            program_code=entry.program_code,
+        )
 
     @strawberry.field
     async def program(self, info: Info) -> Program:
@@ -177,16 +196,13 @@ class Member:
 
     @strawberry.field(description="The accounts the viewer may see.")
     async def accounts(self, info: Info) -> list[ProgramAccount]:
-        return [
-            ProgramAccount(external_ref=a.external_ref or "", account=a)
-            for a in await self._visible_accounts(info)
-        ]
+        return [ProgramAccount.of(a) for a in await self._visible_accounts(info)]
 
     @strawberry.field
     async def account(self, info: Info, program: strawberry.ID) -> ProgramAccount | None:
         for a in await self._visible_accounts(info):
             if a.program_code == str(program):
-                return ProgramAccount(external_ref=a.external_ref or "", account=a)
+                return ProgramAccount.of(a)
         return None
 
     @strawberry.field(description="The member's ledger entries, newest first.")
@@ -206,17 +222,7 @@ class Member:
         )
         edges = [
             LedgerEntryEdge(
-                node=LedgerEntry(
-                    id=strawberry.ID(str(line.entry.id)),
-                    kind=DomainEntryKind(line.entry.kind),
-                    points=line.points,
-                    balance_after=line.balance_after,
-                    occurred_at=line.entry.occurred_at,
-                    business_date=line.entry.business_date,
-                    reference=line.entry.reference,
-                    memo=line.entry.memo,
-                    program_code=line.entry.program_code,
-                ),
+                node=LedgerEntry.of(line.entry, line.points, line.balance_after),
                 cursor=encode_cursor("posting", line.posting_id),
             )
             for line in lines
