@@ -41,8 +41,7 @@ class CoreQueries:
 
     @strawberry.field
     async def merchant(self, info: Info, id: strawberry.ID) -> Merchant | None:
-        row = await info.context.loaders.merchant.load(str(id))
-        return Merchant.from_row(row) if row else None
+        return await Merchant.resolve_reference(info, id)  # the lookup _entities makes
 
     @strawberry.field
     async def programs(self, info: Info) -> list[Program]:
@@ -51,8 +50,7 @@ class CoreQueries:
 
     @strawberry.field
     async def program(self, info: Info, code: strawberry.ID) -> Program | None:
-        row = await info.context.loaders.program.load(str(code))
-        return Program.from_row(row) if row else None
+        return await Program.resolve_reference(info, code)  # the lookup _entities makes
 
     @strawberry.field(description="null when no such member is visible to the caller.")
     async def member(self, info: Info, id: strawberry.ID) -> Member | None:

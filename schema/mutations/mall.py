@@ -254,8 +254,7 @@ class MallQueries:
 
     @strawberry.field
     async def reward(self, info: Info, id: strawberry.ID) -> Reward | None:
-        row = await info.context.loaders.reward.load(str(id))
-        return Reward.from_row(row) if row else None
+        return await Reward.resolve_reference(info, id)  # the lookup _entities makes
 
     @strawberry.field(description="null when no such redemption is visible to the caller.")
     async def redemption(self, info: Info, id: strawberry.ID) -> Redemption | None:
