@@ -50,6 +50,11 @@ class Context:
     def allows(self, action: permissions.Action) -> bool:
         return permissions.allowed(self.principal, action)
 
+    async def read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """A query's `work` in a read-only session of its own, rolled back at the end."""
+        async with self.db.read() as session:
+            return await work(session)
+
     async def write(
         self, work: Callable[[AsyncSession], Awaitable[T]], *, under: FieldPath = INPUT
     ) -> tuple[T | None, list[UserError]]:

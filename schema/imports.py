@@ -78,8 +78,7 @@ class ImportJob:
         after = after_line or None
         if after is not None and after < 0:
             raise bad_argument("afterLine must be 0 or more.")
-        async with info.context.db.read() as session:
-            rows = await service.rejections(session, str(self.id), size, after)
+        rows = await info.context.read(lambda s: service.rejections(s, str(self.id), size, after))
         return [
             ImportError(line=r.line, code=DomainErrorCode(r.code), message=r.message) for r in rows
         ]
@@ -148,6 +147,5 @@ class ImportQueries:
     @strawberry.field(description="ADMIN, or the MERCHANT whose program the job imports into.")
     async def import_job(self, info: Info, id: strawberry.ID) -> ImportJob | None:
         principal = info.context.require(Action.READ_IMPORTS)
-        async with info.context.db.read() as session:
-            row = await service.visible_job(session, principal, str(id))
+        row = await info.context.read(lambda s: service.visible_job(s, principal, str(id)))
         return ImportJob.from_row(row) if row else None

@@ -73,12 +73,7 @@ class MerchantInsights:
 
     async def _read(self, info: Info, name: str, read: Callable[[AsyncSession], Awaitable[T]]) -> T:
         if name not in self.memo.tasks:
-
-            async def run() -> object:
-                async with info.context.db.read() as session:
-                    return await read(session)
-
-            self.memo.tasks[name] = asyncio.ensure_future(run())
+            self.memo.tasks[name] = asyncio.ensure_future(info.context.read(read))
         result: T = await self.memo.tasks[name]  # type: ignore[assignment]
         return result
 
@@ -193,8 +188,7 @@ class InsightsQueries:
             period = insights.Period.checked(from_, to, info.context.settings.tz)
         except InvalidInput as exc:
             raise bad_argument(exc.message) from None
-        async with info.context.db.read() as session:
-            scope = await insights.scope_of(session, str(merchant))
+        scope = await info.context.read(lambda s: insights.scope_of(s, str(merchant)))
         if scope is None:
             return None
         return MerchantInsights(from_=from_, to=to, scope=scope, period=period, memo=_Memo())

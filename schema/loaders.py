@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -50,21 +51,18 @@ Fetch = Callable[[AsyncSession, Sequence[K]], Awaitable[dict[K, V]]]
 CoreFetch = Callable[[AsyncConnection, Sequence[K]], Awaitable[dict[K, V]]]
 
 
-class KeyedLoader(Generic[K, V]):
-    """Loads by key in one query per batch; missing keys load as None.
+class _BatchLoader(ABC, Generic[K, V]):
+    """Loads by key, the distinct keys of a batch in one read; missing keys load as None."""
 
-    Each batch reads through its own short session: strawberry resolves sibling
-    fields concurrently, and one AsyncSession must not be used concurrently.
-    """
-
-    def __init__(self, db: Database, fetch: Fetch[K, V]) -> None:
-        self._db = db
-        self._fetch = fetch
+    def __init__(self) -> None:
         self._loader = DataLoader(self._batch)
 
+    @abstractmethod
+    async def _found(self, keys: list[K]) -> dict[K, V]:
+        """The values of distinct keys, read at once."""
+
     async def _batch(self, keys: Sequence[K]) -> list[V | None]:
-        async with self._db.read() as session:
-            found = await self._fetch(session, list(dict.fromkeys(keys)))
+        found = await self._found(list(dict.fromkeys(keys)))
         return [found.get(key) for key in keys]
 
     async def load(self, key: K) -> V | None:
@@ -76,23 +74,35 @@ class KeyedLoader(Generic[K, V]):
         return result
 
 
-class CoreLoader(Generic[K, V]):
+class KeyedLoader(_BatchLoader[K, V]):
+    """Loads by key in one query per batch.
+
+    Each batch reads through its own short session: strawberry resolves sibling
+    fields concurrently, and one AsyncSession must not be used concurrently.
+    """
+
+    def __init__(self, db: Database, fetch: Fetch[K, V]) -> None:
+        super().__init__()
+        self._db = db
+        self._fetch = fetch
+
+    async def _found(self, keys: list[K]) -> dict[K, V]:
+        async with self._db.read() as session:
+            return await self._fetch(session, keys)
+
+
+class CoreLoader(_BatchLoader[K, V]):
     """A KeyedLoader for the hot paths: one SQLAlchemy Core statement per batch, outside
     any transaction (Database.single_read), no ORM instances."""
 
     def __init__(self, db: Database, fetch: CoreFetch[K, V]) -> None:
+        super().__init__()
         self._db = db
         self._fetch = fetch
-        self._loader = DataLoader(self._batch)
 
-    async def _batch(self, keys: Sequence[K]) -> list[V | None]:
+    async def _found(self, keys: list[K]) -> dict[K, V]:
         async with self._db.single_read() as conn:
-            found = await self._fetch(conn, list(dict.fromkeys(keys)))
-        return [found.get(key) for key in keys]
-
-    async def load(self, key: K) -> V | None:
-        result: V | None = await self._loader.load(key)
-        return result
+            return await self._fetch(conn, keys)
 
 
 class MerchantProgramsLoader:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+from collections.abc import Sequence
+from typing import Protocol
 
 import strawberry
 
@@ -17,6 +19,16 @@ MAX_PAGE_SIZE = 100
 class PageInfo:
     has_next_page: bool
     end_cursor: str | None
+
+
+class Edge(Protocol):
+    @property
+    def cursor(self) -> str: ...
+
+
+def page_info(edges: Sequence[Edge], has_next_page: bool) -> PageInfo:
+    """A page's PageInfo: whether more follow, and the cursor of its last edge."""
+    return PageInfo(has_next_page=has_next_page, end_cursor=edges[-1].cursor if edges else None)
 
 
 def encode_cursor(kind: str, value: str | int) -> str:

@@ -36,25 +36,21 @@ class CoreQueries:
 
     @strawberry.field
     async def merchants(self, info: Info) -> list[Merchant]:
-        async with info.context.db.read() as session:
-            rows = await merchants.list_merchants(session)
+        rows = await info.context.read(merchants.list_merchants)
         return [Merchant.from_row(r) for r in rows]
 
     @strawberry.field
     async def merchant(self, info: Info, id: strawberry.ID) -> Merchant | None:
-        row = await info.context.loaders.merchant.load(str(id))
-        return Merchant.from_row(row) if row else None
+        return await Merchant.resolve_reference(info, id)  # the lookup _entities makes
 
     @strawberry.field
     async def programs(self, info: Info) -> list[Program]:
-        async with info.context.db.read() as session:
-            rows = await merchants.list_programs(session)
+        rows = await info.context.read(merchants.list_programs)
         return [Program.from_row(r) for r in rows]
 
     @strawberry.field
     async def program(self, info: Info, code: strawberry.ID) -> Program | None:
-        row = await info.context.loaders.program.load(str(code))
-        return Program.from_row(row) if row else None
+        return await Program.resolve_reference(info, code)  # the lookup _entities makes
 
     @strawberry.field(description="null when no such member is visible to the caller.")
     async def member(self, info: Info, id: strawberry.ID) -> Member | None:
@@ -65,16 +61,14 @@ class CoreQueries:
     async def member_by_ref(
         self, info: Info, program: strawberry.ID, external_ref: str
     ) -> Member | None:
-        info.context.require(Action.READ_MEMBERS)
-        async with info.context.db.read() as session:
-            row = await members.member_by_ref(
-                session, str(program), external_ref, info.context.principal
-            )
+        principal = info.context.require(Action.READ_MEMBERS)
+        row = await info.context.read(
+            lambda s: members.member_by_ref(s, str(program), external_ref, principal)
+        )
         return await visible_member(info, row.id) if row else None
 
     @strawberry.field(description="ADMIN: every API key, revoked ones too; never a secret.")
     async def api_keys(self, info: Info) -> list[ApiKey]:
         info.context.require(Action.READ_API_KEYS)
-        async with info.context.db.read() as session:
-            rows = await auth.list_api_keys(session)
+        rows = await info.context.read(auth.list_api_keys)
         return [ApiKey.from_row(r) for r in rows]

@@ -90,6 +90,5 @@ class ReconciliationQueries:
         principal = info.context.require(Action.READ_RECONCILIATION)
         checked_date(business_date, "businessDate")
         only = principal.merchant_id if principal.role == Role.MERCHANT else None
-        async with info.context.db.read() as session:
-            reports = await service.stored(session, business_date, only)
+        reports = await info.context.read(lambda s: service.stored(s, business_date, only))
         return [ReconciliationReport.of(r) for r in reports]

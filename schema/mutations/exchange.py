@@ -159,7 +159,6 @@ class ExchangeQueries:
 
     @strawberry.field(description="null when no such conversion is visible to the caller.")
     async def conversion(self, info: Info, id: strawberry.ID) -> Conversion | None:
-        info.context.require(Action.READ_ACTIVITY)
-        async with info.context.db.read() as session:
-            row = await quotes.visible_conversion(session, info.context.principal, str(id))
+        principal = info.context.require(Action.READ_ACTIVITY)
+        row = await info.context.read(lambda s: quotes.visible_conversion(s, principal, str(id)))
         return Conversion.from_row(row) if row else None

@@ -18,13 +18,7 @@ from hub.sagas import failure_of
 from schema.context import Info
 from schema.enums import CancellationReason, CreditLevel, MerchantCategory, RewardKind
 from schema.errors import UserError, attempt, user_errors
-from schema.pagination import (
-    PageInfo,
-    checked_date,
-    decode_cursor,
-    encode_cursor,
-    page_size,
-)
+from schema.pagination import checked_date, decode_cursor, encode_cursor, page_info, page_size
 from schema.types.mall import Redemption, Reward, RewardConnection, RewardEdge
 from schema.types.vouchers import VoucherTermsInput
 
@@ -245,27 +239,27 @@ class MallQueries:
             await partners.connected_programs(filters.merchant)
         )
         book = await info.context.loaders.price_book()
-        async with info.context.db.read() as session:
-            rows, more = await catalog.page(
-                session, book, filters, size, start, info.context.settings.tz
-            )
+        tz = info.context.settings.tz
+        rows, more = await info.context.read(
+            lambda s: catalog.page(s, book, filters, size, start, tz)
+        )
         edges = [
             RewardEdge(node=Reward.from_row(r), cursor=encode_cursor("reward", r.id)) for r in rows
         ]
         return RewardConnection(
             edges=edges,
-            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+            page_info=page_info(edges, more),
             unavailable_merchant_ids=unavailable,
         )
 
     @strawberry.field
     async def reward(self, info: Info, id: strawberry.ID) -> Reward | None:
-        row = await info.context.loaders.reward.load(str(id))
-        return Reward.from_row(row) if row else None
+        return await Reward.resolve_reference(info, id)  # the lookup _entities makes
 
     @strawberry.field(description="null when no such redemption is visible to the caller.")
     async def redemption(self, info: Info, id: strawberry.ID) -> Redemption | None:
-        info.context.require(Action.READ_ACTIVITY)
-        async with info.context.db.read() as session:
-            row = await redemption.visible_redemption(session, info.context.principal, str(id))
+        principal = info.context.require(Action.READ_ACTIVITY)
+        row = await info.context.read(
+            lambda s: redemption.visible_redemption(s, principal, str(id))
+        )
         return Redemption.from_row(row) if row else None

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import accrual, green, members, promotions
 from hub.enums import CreditLevel as DomainCreditLevel
-from hub.models import Entry
 from hub.permissions import Action
 from schema.context import Info
 from schema.enums import CreditLevel
@@ -113,23 +112,6 @@ def _opt(value: object) -> str | None:
     return str(value) if value else None
 
 
-def entry_node(entry: Entry, points: int, balance_after: int) -> LedgerEntry:
-    """An entry as the member's side of it shows: its points and the balance after."""
-    from hub.enums import EntryKind
-
-    return LedgerEntry(
-        id=strawberry.ID(str(entry.id)),
-        kind=EntryKind(entry.kind),
-        points=points,
-        balance_after=balance_after,
-        occurred_at=entry.occurred_at,
-        business_date=entry.business_date,
-        reference=entry.reference,
-        memo=entry.memo,
-        program_code=entry.program_code,
-    )
-
-
 @strawberry.type
 class MemberMutations:
     @strawberry.mutation(description="MERCHANT (own program) or ADMIN: a member's account.")
@@ -174,9 +156,9 @@ class MemberMutations:
             accrued = await accrual.accrue(session, principal, settings, data, program, loyalty)
             if accrued.made is not None:  # made now: nothing to read back
                 entry, balance_after = accrued.made
-                return accrued, entry_node(entry, accrued.points, balance_after)
+                return accrued, LedgerEntry.of(entry, accrued.points, balance_after)
             entry, posting = await members.member_posting(session, accrued.entry_id)
-            return accrued, entry_node(entry, posting.amount, posting.balance_after or 0)
+            return accrued, LedgerEntry.of(entry, posting.amount, posting.balance_after or 0)
 
         done, errors = await info.context.write(work)
         if done is None:

@@ -14,13 +14,7 @@ from hub.permissions import Action
 from schema.context import Info
 from schema.enums import DisputeResolution, StatementStatus
 from schema.errors import ARGUMENTS, UserError, attempt
-from schema.pagination import (
-    PageInfo,
-    checked_date,
-    decode_cursor,
-    encode_cursor,
-    page_size,
-)
+from schema.pagination import checked_date, decode_cursor, encode_cursor, page_info, page_size
 from schema.types.settlement import (
     SettlementBatch,
     SettlementBatchConnection,
@@ -140,8 +134,7 @@ class SettlementQueries:
     async def settlement_batch(self, info: Info, business_date: dt.date) -> SettlementBatch | None:
         info.context.require(Action.READ_SETTLEMENT)
         checked_date(business_date, "businessDate")
-        async with info.context.db.read() as session:
-            row = await service.batch_of(session, business_date)
+        row = await info.context.read(lambda s: service.batch_of(s, business_date))
         return SettlementBatch.from_row(row) if row else None
 
     @strawberry.field(description="ADMIN or FINANCE: batches, newest business date first.")
@@ -151,8 +144,7 @@ class SettlementQueries:
         info.context.require(Action.READ_SETTLEMENT)
         size = page_size(first)
         before = decode_cursor("batch", after or None)
-        async with info.context.db.read() as session:
-            rows, more = await service.batches(session, size, before)
+        rows, more = await info.context.read(lambda s: service.batches(s, size, before))
         edges = [
             SettlementBatchEdge(
                 node=SettlementBatch.from_row(r),
@@ -162,14 +154,13 @@ class SettlementQueries:
         ]
         return SettlementBatchConnection(
             edges=edges,
-            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+            page_info=page_info(edges, more),
         )
 
     @strawberry.field(description="A statement: FINANCE and ADMIN any, a merchant its own.")
     async def statement(self, info: Info, id: strawberry.ID) -> Statement | None:
-        info.context.require(Action.READ_STATEMENTS)
-        async with info.context.db.read() as session:
-            row = await service.visible_statement(session, info.context.principal, str(id))
+        principal = info.context.require(Action.READ_STATEMENTS)
+        row = await info.context.read(lambda s: service.visible_statement(s, principal, str(id)))
         return Statement.from_row(row) if row else None
 
     @strawberry.field(description="Statements, newest first; a merchant sees only its own.")
@@ -186,15 +177,14 @@ class SettlementQueries:
         before = decode_cursor("statement", after or None)
         merchant_id = str(merchant) if merchant else None
         state = DomainStatementStatus(status) if status else None
-        async with info.context.db.read() as session:
-            rows, more = await service.statements_page(
-                session, principal, merchant_id, state, size, before
-            )
+        rows, more = await info.context.read(
+            lambda s: service.statements_page(s, principal, merchant_id, state, size, before)
+        )
         edges = [
             StatementEdge(node=Statement.from_row(r), cursor=encode_cursor("statement", r.id))
             for r in rows
         ]
         return StatementConnection(
             edges=edges,
-            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+            page_info=page_info(edges, more),
         )

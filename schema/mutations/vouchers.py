@@ -44,6 +44,5 @@ class VoucherQueries:
     @strawberry.field(description="The voucher's merchant, or ADMIN; null for anyone else.")
     async def voucher(self, info: Info, code: str) -> Voucher | None:
         principal = info.context.require(Action.READ_VOUCHER)
-        async with info.context.db.read() as session:
-            row = await vouchers.visible(session, principal, code)
+        row = await info.context.read(lambda s: vouchers.visible(s, principal, code))
         return Voucher.from_row(row, principal, knows_code=True) if row else None

@@ -14,7 +14,7 @@ from hub.webhooks import subscriptions as service
 from schema.context import Info
 from schema.enums import DeliveryStatus, WebhookEvent
 from schema.errors import ARGUMENTS, UserError
-from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_size
+from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_info, page_size
 
 
 @strawberry.type
@@ -76,8 +76,9 @@ class WebhookSubscription:
     ) -> WebhookDeliveryConnection:
         size = page_size(first)
         start = decode_int_cursor("delivery", after or None)
-        async with info.context.db.read() as session:
-            rows, more = await service.deliveries(session, str(self.id), size, start)
+        rows, more = await info.context.read(
+            lambda s: service.deliveries(s, str(self.id), size, start)
+        )
         edges = [
             WebhookDeliveryEdge(
                 node=WebhookDelivery.from_row(r), cursor=encode_cursor("delivery", r.id)
@@ -86,7 +87,7 @@ class WebhookSubscription:
         ]
         return WebhookDeliveryConnection(
             edges=edges,
-            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+            page_info=page_info(edges, more),
         )
 
 
@@ -146,6 +147,5 @@ class WebhookQueries:
     @strawberry.field(description="A MERCHANT's own subscriptions; ADMIN sees all.")
     async def webhook_subscriptions(self, info: Info) -> list[WebhookSubscription]:
         principal = info.context.require(Action.MANAGE_WEBHOOKS)
-        async with info.context.db.read() as session:
-            rows = await service.visible(session, principal)
+        rows = await info.context.read(lambda s: service.visible(s, principal))
         return [WebhookSubscription.from_row(r) for r in rows]

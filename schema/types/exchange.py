@@ -13,11 +13,26 @@ from schema.context import Info
 from schema.enums import ConversionStatus
 from schema.formatting import plain
 from schema.types.members import Member
-from schema.types.merchants import Program, load_program
+from schema.types.merchants import Program, load_program, load_programs
+
+# A rate, a quote and a conversion each move points from one program to another: their
+# from, to and route are these fields, declared on each type with these resolvers.
 
 
-async def _programs(info: Info, codes: list[str]) -> list[Program]:
-    return [await load_program(info, code) for code in codes]
+async def _from(root: strawberry.Parent[ExchangeRate | Quote | Conversion], info: Info) -> Program:
+    return await load_program(info, root.row.from_code)
+
+
+async def _to(root: strawberry.Parent[ExchangeRate | Quote | Conversion], info: Info) -> Program:
+    return await load_program(info, root.row.to_code)
+
+
+async def _route(root: strawberry.Parent[Quote | Conversion], info: Info) -> list[Program]:
+    return await load_programs(info, root.row.route)
+
+
+async def _member(root: strawberry.Parent[Conversion], info: Info) -> Member:
+    return await Member.of(info, root.row.member_id)
 
 
 @strawberry.type(description="One version of the rate of an ordered pair of programs.")
@@ -31,6 +46,8 @@ class ExchangeRate:
     effective_from: dt.datetime
     effective_to: dt.datetime | None
     row: strawberry.Private[models.ExchangeRate]
+    from_: Program = strawberry.field(name="from", resolver=_from)
+    to: Program = strawberry.field(resolver=_to)
 
     @classmethod
     def from_row(cls, row: models.ExchangeRate) -> ExchangeRate:
@@ -46,14 +63,6 @@ class ExchangeRate:
             row=row,
         )
 
-    @strawberry.field(name="from")
-    async def from_(self, info: Info) -> Program:
-        return await load_program(info, self.row.from_code)
-
-    @strawberry.field
-    async def to(self, info: Info) -> Program:
-        return await load_program(info, self.row.to_code)
-
 
 @strawberry.type(description="A conversion priced now; its rate holds until expiresAt.")
 class Quote:
@@ -64,6 +73,11 @@ class Quote:
     )
     expires_at: dt.datetime
     row: strawberry.Private[models.Quote]
+    from_: Program = strawberry.field(name="from", resolver=_from)
+    to: Program = strawberry.field(resolver=_to)
+    route: list[Program] = strawberry.field(
+        description="[from, to] or [from, platform, to].", resolver=_route
+    )
 
     @classmethod
     def from_row(cls, row: models.Quote) -> Quote:
@@ -74,18 +88,6 @@ class Quote:
             expires_at=row.expires_at,
             row=row,
         )
-
-    @strawberry.field(name="from")
-    async def from_(self, info: Info) -> Program:
-        return await load_program(info, self.row.from_code)
-
-    @strawberry.field
-    async def to(self, info: Info) -> Program:
-        return await load_program(info, self.row.to_code)
-
-    @strawberry.field(description="[from, to] or [from, platform, to].")
-    async def route(self, info: Info) -> list[Program]:
-        return await _programs(info, self.row.route)
 
 
 @strawberry.type(description="A member's move of points from one program to another.")
@@ -102,6 +104,10 @@ class Conversion:
     status: ConversionStatus  # type: ignore[valid-type]
     created_at: dt.datetime
     row: strawberry.Private[models.Conversion]
+    member: Member = strawberry.field(resolver=_member)  # declared here: before from, as printed
+    from_: Program = strawberry.field(name="from", resolver=_from)
+    to: Program = strawberry.field(resolver=_to)
+    route: list[Program] = strawberry.field(resolver=_route)
 
     @classmethod
     def from_row(cls, row: models.Conversion) -> Conversion:
@@ -114,19 +120,3 @@ class Conversion:
             created_at=row.created_at,
             row=row,
         )
-
-    @strawberry.field
-    async def member(self, info: Info) -> Member:
-        return await Member.of(info, self.row.member_id)
-
-    @strawberry.field(name="from")
-    async def from_(self, info: Info) -> Program:
-        return await load_program(info, self.row.from_code)
-
-    @strawberry.field
-    async def to(self, info: Info) -> Program:
-        return await load_program(info, self.row.to_code)
-
-    @strawberry.field
-    async def route(self, info: Info) -> list[Program]:
-        return await _programs(info, self.row.route)

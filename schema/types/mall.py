@@ -18,7 +18,13 @@ from schema.errors import forbidden
 from schema.formatting import money
 from schema.pagination import PageInfo, checked_date
 from schema.types.members import Member
-from schema.types.merchants import Merchant, Program, load_merchant, load_program
+from schema.types.merchants import (
+    Merchant,
+    Program,
+    load_merchant,
+    load_program,
+    load_programs,
+)
 from schema.types.vouchers import Voucher, VoucherTerms
 
 
@@ -101,8 +107,8 @@ class Reward:
             return []
         if self.row.source == "PARTNER":
             await info.context.runtime.catalog.slots(self.row, day)
-        async with info.context.db.read() as session:
-            rows = await catalog.slots_of(session, self.row.id, day, info.context.settings.tz)
+        tz = info.context.settings.tz
+        rows = await info.context.read(lambda s: catalog.slots_of(s, self.row.id, day, tz))
         return [Slot.from_row(r) for r in rows]
 
     @strawberry.field(description="Cost in another program; null if it cannot pay.")
@@ -112,7 +118,7 @@ class Reward:
     @strawberry.field
     async def payable_with(self, info: Info) -> list[Program]:
         codes = (await info.context.loaders.price_book()).payable_with(self.row)
-        return [await load_program(info, code) for code in codes]
+        return await load_programs(info, codes)
 
     @strawberry.field(
         description="Before it, only the priority tiers and credit levels may redeem; null: "

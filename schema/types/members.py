@@ -24,6 +24,7 @@ from schema.pagination import (
     decode_cursor,
     decode_int_cursor,
     encode_cursor,
+    page_info,
     page_size,
 )
 from schema.types.merchants import Program, load_program
@@ -43,6 +44,10 @@ class ExpiringLot:
 class ProgramAccount:
     external_ref: str = strawberry.field(description="The membership number at the merchant.")
     account: strawberry.Private[AccountView]
+
+    @classmethod
+    def of(cls, account: AccountView) -> ProgramAccount:
+        return cls(external_ref=account.external_ref or "", account=account)
 
     @strawberry.field
     async def program(self, info: Info) -> Program:
@@ -100,6 +105,21 @@ class LedgerEntry:
     reference: str | None
     memo: str | None
     program_code: strawberry.Private[str]
+
+    @classmethod
+    def of(cls, entry: models.Entry, points: int, balance_after: int) -> LedgerEntry:
+        """An entry as the member's side of it shows: its points and the balance after."""
+        return cls(
+            id=strawberry.ID(str(entry.id)),
+            kind=DomainEntryKind(entry.kind),
+            points=points,
+            balance_after=balance_after,
+            occurred_at=entry.occurred_at,
+            business_date=entry.business_date,
+            reference=entry.reference,
+            memo=entry.memo,
+            program_code=entry.program_code,
+        )
 
     @strawberry.field
     async def program(self, info: Info) -> Program:
@@ -176,16 +196,13 @@ class Member:
 
     @strawberry.field(description="The accounts the viewer may see.")
     async def accounts(self, info: Info) -> list[ProgramAccount]:
-        return [
-            ProgramAccount(external_ref=a.external_ref or "", account=a)
-            for a in await self._visible_accounts(info)
-        ]
+        return [ProgramAccount.of(a) for a in await self._visible_accounts(info)]
 
     @strawberry.field
     async def account(self, info: Info, program: strawberry.ID) -> ProgramAccount | None:
         for a in await self._visible_accounts(info):
             if a.program_code == str(program):
-                return ProgramAccount(external_ref=a.external_ref or "", account=a)
+                return ProgramAccount.of(a)
         return None
 
     @strawberry.field(description="The member's ledger entries, newest first.")
@@ -200,28 +217,19 @@ class Member:
         before = decode_int_cursor("posting", after or None)
         visible = [a.program_code for a in await self._visible_accounts(info)]
         programs = [p for p in visible if not program or p == str(program)]
-        async with info.context.db.read() as session:
-            lines, more = await queries.history(session, self.row.id, programs, size, before)
+        lines, more = await info.context.read(
+            lambda s: queries.history(s, self.row.id, programs, size, before)
+        )
         edges = [
             LedgerEntryEdge(
-                node=LedgerEntry(
-                    id=strawberry.ID(str(line.entry.id)),
-                    kind=DomainEntryKind(line.entry.kind),
-                    points=line.points,
-                    balance_after=line.balance_after,
-                    occurred_at=line.entry.occurred_at,
-                    business_date=line.entry.business_date,
-                    reference=line.entry.reference,
-                    memo=line.entry.memo,
-                    program_code=line.entry.program_code,
-                ),
+                node=LedgerEntry.of(line.entry, line.points, line.balance_after),
                 cursor=encode_cursor("posting", line.posting_id),
             )
             for line in lines
         ]
         return LedgerEntryConnection(
             edges=edges,
-            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+            page_info=page_info(edges, more),
         )
 
     @strawberry.field(
@@ -236,15 +244,17 @@ class Member:
 
         size = page_size(first)
         before = decode_cursor("redemption", after or None)
-        async with info.context.db.read() as session:
-            rows, more = await of_member(session, info.context.principal, self.row.id, size, before)
+        principal = info.context.principal
+        rows, more = await info.context.read(
+            lambda s: of_member(s, principal, self.row.id, size, before)
+        )
         edges = [
             RedemptionEdge(node=Redemption.from_row(r), cursor=encode_cursor("redemption", r.id))
             for r in rows
         ]
         return RedemptionConnection(
             edges=edges,
-            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+            page_info=page_info(edges, more),
         )
 
     @classmethod

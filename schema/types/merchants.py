@@ -89,9 +89,7 @@ class Program:
 
     @strawberry.field
     async def merchant(self, info: Info) -> Merchant:
-        row = await info.context.loaders.merchant.load(self.merchant_id)
-        assert row is not None, "every program has a merchant"
-        return Merchant.from_row(row)
+        return await load_merchant(info, self.merchant_id)
 
     @strawberry.field(description="Lowest first; empty: the program has no tiers.")
     async def tiers(
@@ -112,6 +110,10 @@ async def load_program(info: Info, code: str) -> Program:
     row = await info.context.loaders.program.load(code)
     assert row is not None, f"program {code} exists"
     return Program.from_row(row)
+
+
+async def load_programs(info: Info, codes: list[str]) -> list[Program]:
+    return [await load_program(info, code) for code in codes]
 
 
 async def load_merchant(info: Info, merchant_id: str) -> Merchant:

@@ -12,7 +12,7 @@ from hub.enums import ObligationKind as DomainObligationKind
 from schema.context import Info
 from schema.enums import BatchStatus, ObligationKind, StatementStatus
 from schema.formatting import money
-from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_size
+from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_info, page_size
 from schema.types.merchants import Merchant, Program, load_merchant, load_program
 from settlement import statements as service
 from settlement.disputes import CarriedAdjustment
@@ -196,8 +196,7 @@ class Statement:
     ) -> StatementLineConnection:
         size = page_size(first)
         start = decode_int_cursor("line", after or None)
-        async with info.context.db.read() as session:
-            found, more = await service.lines(session, self.row, size, start)
+        found, more = await info.context.read(lambda s: service.lines(s, self.row, size, start))
         edges = [
             StatementLineEdge(
                 node=StatementLine(
@@ -216,7 +215,7 @@ class Statement:
         ]
         return StatementLineConnection(
             edges=edges,
-            page_info=PageInfo(has_next_page=more, end_cursor=edges[-1].cursor if edges else None),
+            page_info=page_info(edges, more),
         )
 
     @strawberry.field(description="GET with the same credentials; text/csv.")
