@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 
@@ -13,9 +15,29 @@ from connectors.sandbox.core import Sandbox
 
 
 def free_port() -> int:
+    """A loopback port free now, for a server to bind a moment later. It is drawn below the
+    kernel's ephemeral range, which outgoing connections take ports from: a port from that
+    range (what binding port 0 gives) can be taken by any client in the meantime, as a demo
+    that seeds for seconds before it listens found under a loaded test run."""
+    low = _ephemeral_low()
+    for _ in range(50):
+        port = random.randrange(max(1024, low - 20_000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def consecutive_free_ports(count: int) -> int:

@@ -209,7 +209,8 @@ async def run_local_steps(
 ) -> None:
     """Run every next step whose connector is local, in this transaction. The steps write
     the ledger with statements of their own; the conversion's row, changed by each step, is
-    written once when the transaction flushes (one UPDATE, not one per step)."""
+    written once when the transaction flushes (a new one's INSERT carries its state after
+    the steps; one UPDATE, not one per step, for one resumed)."""
     with session.no_autoflush:
         await sagas.run_local(session, settings, factory, SAGA, conversion)
 
