@@ -1,7 +1,8 @@
 """What the benchmarks that run on their own (`python -m bench.settlement`, `.insights`,
-`.imports`) share: a database opened for one step and disposed after it, the printed table
-(a title, then one row per database from a list of columns), and the end of `main` (print,
-save, exit code). Each says only what it measures; every report reads and is stored alike."""
+`.imports`) share: their runs on each database, a database opened for one step and disposed
+after it, the printed table (a title, then one row per database from a list of columns), and
+the end of `main` (print, save, exit code). Each says only what it measures; every report
+reads and is stored alike."""
 
 from __future__ import annotations
 
