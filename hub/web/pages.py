@@ -7,6 +7,7 @@ storefronts copy it (docs/storefront.md)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -39,8 +40,15 @@ def assembled(page: str) -> str:
 
 
 def _serving(html: str) -> Callable[[Request], Awaitable[Response]]:
-    async def page(_: Request) -> Response:
-        return HTMLResponse(html)
+    """The page, with an ETag so that a browser's revisit is answered 304, as the files
+    of the mounts are."""
+    etag = f'"{hashlib.md5(html.encode(), usedforsecurity=False).hexdigest()}"'
+
+    async def page(request: Request) -> Response:
+        asked = request.headers.get("if-none-match", "")
+        if etag in (tag.strip(" W/") for tag in asked.split(",")):
+            return Response(status_code=304, headers={"etag": etag})
+        return HTMLResponse(html, headers={"etag": etag})
 
     return page
 
