@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bench import databases, servers
 from bench.client import Client, WrongAnswer, admin, clients
-from bench.counters import Probe, SqlCounter, probe
+from bench.counters import Probe
 from bench.harness import (
     THROUGHPUT_NOTES,
     Measurement,
@@ -42,8 +42,8 @@ from bench.harness import (
     profile_phase,
     progress,
 )
-from bench.world import Accounts, accounts, hosted_world, hub_settings
-from hub.db import Database, utcnow
+from bench.world import Accounts, accounts, hosted_world, hub_settings, raw_engine
+from hub.db import utcnow
 from hub.enums import AccountKind, EntryKind, ObligationKind
 from hub.errors import InsufficientPoints
 from hub.models import Account, Entry, Obligation, Posting
@@ -129,35 +129,27 @@ async def raw_transfers(
     group commit; and their probe."""
     source = await accounts(url, "HUB", members)
     target = await accounts(url, "TEA", members)
-    db = Database(url)  # the hub's engine settings: pool, WAL, BEGIN IMMEDIATE on SQLite
-    engine = db.engine.execution_options(hub_write=True)
     counter = itertools.count()
+    async with raw_engine(url) as (engine, raw_probe):
 
-    def transfer(member: str) -> Op:
-        async def op() -> None:
-            ref = f"raw-{next(counter)}"
-            async with engine.begin() as conn:
-                await transfer_writes(conn, member, source, target, ref)
+        def transfer(member: str) -> Op:
+            async def op() -> None:
+                ref = f"raw-{next(counter)}"
+                async with engine.begin() as conn:
+                    await transfer_writes(conn, member, source, target, ref)
 
-        return op
+            return op
 
-    group = GroupCommit(engine.begin)
+        group = GroupCommit(engine.begin)
 
-    def grouped(member: str) -> Op:
-        async def op() -> None:
-            ref = f"raw-{next(counter)}"
-            await group.run(lambda conn: transfer_writes(conn, member, source, target, ref))
+        def grouped(member: str) -> Op:
+            async def op() -> None:
+                ref = f"raw-{next(counter)}"
+                await group.run(lambda conn: transfer_writes(conn, member, source, target, ref))
 
-        return op
+            return op
 
-    try:
-        yield (
-            [transfer(m) for m in members],
-            [grouped(m) for m in members],
-            probe(SqlCounter(db.engine.sync_engine)),
-        )
-    finally:
-        await db.dispose()
+        yield [transfer(m) for m in members], [grouped(m) for m in members], raw_probe
 
 
 class GroupCommit:

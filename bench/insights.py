@@ -633,15 +633,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def main(argv: list[str]) -> int:
     args = parse(argv)
-    postgres, backends = await standalone.servers(args)
-    print(
-        f"bench.insights: {args.entries:,} entries, {args.members:,} members; "
-        f"{' and '.join(backends)}",
-        flush=True,
+    postgres, outcomes = await standalone.on_each_database(
+        args,
+        f"bench.insights: {args.entries:,} entries, {args.members:,} members",
+        lambda backend, postgres: run(backend, postgres, args.entries, args.members),
     )
-    outcomes = []
-    for backend in backends:
-        outcomes.append(await run(backend, postgres, args.entries, args.members))
     options = {
         "entries": args.entries,
         "members": args.members,

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bench import databases, servers
 from bench.client import Client, WrongAnswer, admin, clients
-from bench.counters import Probe, SqlCounter, probe
+from bench.counters import Probe
 from bench.harness import (
     THROUGHPUT_NOTES,
     Op,
@@ -35,8 +35,8 @@ from bench.harness import (
     profile_phase,
     progress,
 )
-from bench.world import accounts, hosted_world, hub_settings
-from hub.db import Database, utcnow
+from bench.world import accounts, hosted_world, hub_settings, raw_engine
+from hub.db import utcnow
 from hub.enums import AccountKind, EntryKind
 from hub.ledger.points import expiry_of
 from hub.models import Account, Entry, IdempotencyRecord, Lot, Posting
@@ -148,24 +148,20 @@ async def raw_accruals(url: str, members: list[str]) -> AsyncIterator[tuple[list
     transaction each, through an engine configured as the hub's; and its probe."""
     found = await accounts(url, "HUB", members)
     issued = found.system[AccountKind.ISSUED]
-    db = Database(url)  # the hub's engine settings: pool, WAL, BEGIN IMMEDIATE on SQLite
-    engine = db.engine.execution_options(hub_write=True)
     counter = itertools.count()
+    async with raw_engine(url) as (engine, raw_probe):
 
-    def writer(member: str) -> Op:
-        account = found.member[member]
+        def writer(member: str) -> Op:
+            account = found.member[member]
 
-        async def op() -> None:
-            n = next(counter)
-            async with engine.begin() as conn:
-                await accrual_writes(conn, member, account, issued, f"raw-{n}")
+            async def op() -> None:
+                n = next(counter)
+                async with engine.begin() as conn:
+                    await accrual_writes(conn, member, account, issued, f"raw-{n}")
 
-        return op
+            return op
 
-    try:
-        yield [writer(m) for m in members], probe(SqlCounter(db.engine.sync_engine))
-    finally:
-        await db.dispose()
+        yield [writer(m) for m in members], raw_probe
 
 
 async def accrual_writes(

@@ -175,35 +175,19 @@ async def load_postgres(
                 cast(func.floor(func.random() * 99_999) + 1, Integer).label("cents"),
             ).subquery()
             creditor = (picks.c.d + 1 + picks.c.k) % MERCHANTS + 1  # never the debtor
-            rows = select(
-                case((func.random() < 0.7, KINDS[0]), else_=KINDS[1]),
-                ids[picks.c.d + 1],
-                ids[creditor],
-                codes[creditor],
-                picks.c.cents,  # points: ten per yuan at 0.1
-                cast(picks.c.cents, Numeric(18, 4)) / 100,
-                literal("bench-") + cast(picks.c.n, String),
-                literal(at, Obligation.occurred_at.type),
-                literal(day),
-                literal(utcnow(), Obligation.created_at.type),
-            )
-            await session.execute(
-                insert(Obligation).from_select(
-                    [
-                        "kind",
-                        "debtor_id",
-                        "creditor_id",
-                        "program_code",
-                        "points",
-                        "amount",
-                        "reference",
-                        "occurred_at",
-                        "business_date",
-                        "created_at",
-                    ],
-                    rows,
-                )
-            )
+            row = {  # each column and its value, as load_sqlite's rows
+                "kind": case((func.random() < 0.7, KINDS[0]), else_=KINDS[1]),
+                "debtor_id": ids[picks.c.d + 1],
+                "creditor_id": ids[creditor],
+                "program_code": codes[creditor],
+                "points": picks.c.cents,  # ten per yuan at 0.1
+                "amount": cast(picks.c.cents, Numeric(18, 4)) / 100,
+                "reference": literal("bench-") + cast(picks.c.n, String),
+                "occurred_at": literal(at, Obligation.occurred_at.type),
+                "business_date": literal(day),
+                "created_at": literal(utcnow(), Obligation.created_at.type),
+            }
+            await session.execute(insert(Obligation).from_select(list(row), select(*row.values())))
             _loaded(end, n, began)
     # What autovacuum does to a freshly loaded table before a nightly run would see it:
     # statistics for the planner, hint bits and the visibility map set once.
@@ -398,12 +382,14 @@ async def in_child(fn: Callable[..., T], *args: Any) -> T:
 
 async def run(backend: str, postgres: str | None, n: int, seed: int) -> Outcome:
     """One database, made for this run and dropped after it."""
+    began = time.perf_counter()
     day = (utcnow().astimezone(Settings().tz) - dt.timedelta(days=1)).date()
     async with databases.scratch(backend, postgres) as url:
         loaded = await in_child(_load_in_child, backend, url, n, seed, day)
         progress(f"[{backend}] loaded in {loaded:.1f} s")
         outcome = await in_child(_measure_in_child, backend, url, n, day)
     outcome.load_seconds = loaded
+    progress(f"[{backend}] done in {time.perf_counter() - began:.0f} s")
     return outcome
 
 
@@ -467,17 +453,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 async def main(argv: list[str]) -> int:
     args = parse(argv)
-    postgres, backends = await standalone.servers(args)
-    print(
+    postgres, outcomes = await standalone.on_each_database(
+        args,
         f"bench.settlement: {args.obligations:,} obligations among {MERCHANTS} merchants, "
-        f"fee {FEE_BPS} bps, seed {args.seed}; {' and '.join(backends)}",
-        flush=True,
+        f"fee {FEE_BPS} bps, seed {args.seed}",
+        lambda backend, postgres: run(backend, postgres, args.obligations, args.seed),
     )
-    outcomes = []
-    for backend in backends:
-        began = time.perf_counter()
-        outcomes.append(await run(backend, postgres, args.obligations, args.seed))
-        progress(f"[{backend}] done in {time.perf_counter() - began:.0f} s")
     options = {
         "obligations": args.obligations,
         "merchants": MERCHANTS,

@@ -1,13 +1,14 @@
 """What the benchmarks that run on their own (`python -m bench.settlement`, `.insights`,
-`.imports`) share: a database opened for one step and disposed after it, the printed table
-(a title, then one row per database from a list of columns), and the end of `main` (print,
-save, exit code). Each says only what it measures; every report reads and is stored alike."""
+`.imports`) share: their runs on each database, a database opened for one step and disposed
+after it, the printed table (a title, then one row per database from a list of columns), and
+the end of `main` (print, save, exit code). Each says only what it measures; every report
+reads and is stored alike."""
 
 from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -42,6 +43,19 @@ async def servers(args: argparse.Namespace) -> tuple[str | None, list[str]]:
     if (chosen := await databases.chosen(args)) is None:
         raise SystemExit(2)
     return chosen
+
+
+OutcomeT = TypeVar("OutcomeT", bound=Outcome)
+
+
+async def on_each_database(
+    args: argparse.Namespace, says: str, run: Callable[[str, str | None], Awaitable[OutcomeT]]
+) -> tuple[str | None, list[OutcomeT]]:
+    """`run(backend, postgres)` on each database asked for, one after the other, once a line
+    has said what runs (`says`) and where; the PostgreSQL admin URL and the outcomes."""
+    postgres, backends = await servers(args)
+    print(f"{says}; {' and '.join(backends)}", flush=True)
+    return postgres, [await run(backend, postgres) for backend in backends]
 
 
 @asynccontextmanager

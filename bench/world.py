@@ -1,11 +1,16 @@
-"""The data a benchmark starts from, made through the API as a partner would make it."""
+"""The data a benchmark starts from, made through the API as a partner would make it, and
+what a raw-SQL baseline writes to and with."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.counters import Probe, SqlCounter, probe
 from hub.config import Settings
 from hub.db import Database
 from hub.enums import AccountKind
@@ -73,3 +78,14 @@ async def accounts(url: str, program: str, members: list[str]) -> Accounts:
         member={a.member_id: a.id for a in rows if a.member_id in members},
         system={AccountKind(a.kind): a.id for a in rows if a.member_id is None},
     )
+
+
+@asynccontextmanager
+async def raw_engine(url: str) -> AsyncIterator[tuple[AsyncEngine, Probe]]:
+    """An engine for a raw-SQL baseline's writes, configured as the hub's (its pool, WAL and
+    BEGIN IMMEDIATE on SQLite), and the probe that counts what it sends; disposed after."""
+    db = Database(url)
+    try:
+        yield db.engine.execution_options(hub_write=True), probe(SqlCounter(db.engine.sync_engine))
+    finally:
+        await db.dispose()

@@ -1,7 +1,7 @@
 """The hub's HTTP routes beside /graphql (health, metrics, partner webhooks, statement CSV,
-bulk imports): module-level handlers that read the running hub from `request.app.state`.
-Part of the assembly, like hub/app.py: they authenticate as /graphql does
-(`schema.view.principal_of`) and call the domain."""
+bulk imports, the pages of hub/web/pages.py): module-level handlers that read the running
+hub from `request.app.state`. Part of the assembly, like hub/app.py: they authenticate as
+/graphql does (`schema.view.principal_of`) and call the domain."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from hub.errors import DomainError
 from hub.imports import rows as import_rows
 from hub.imports import service as imports
 from hub.runtime import Runtime
+from hub.web import pages
 from schema.view import principal_of
 from settlement import export, statements
 
@@ -158,4 +159,5 @@ HTTP = [
     Route("/webhooks/{merchantId}", webhook, methods=["POST"]),
     Route("/statements/{statementId}.csv", statement_csv),
     Route("/imports/accruals", import_accruals, methods=["POST"]),
+    *pages.ROUTES,
 ]

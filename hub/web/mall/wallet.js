@@ -197,6 +197,11 @@ export function renderConvertForm() {
   );
 }
 
+/** The input of quoting or converting the member's `points` of `from` into `to`. */
+function conversion(from, to, points, more = {}) {
+  return { memberId: state.member.id, from, to, points, ...more };
+}
+
 async function requestQuote(event) {
   event.preventDefault();
   const form = event.currentTarget;
@@ -205,13 +210,9 @@ async function requestQuote(event) {
   const button = $("quote-button");
   button.disabled = true;
   await guarded(async () => {
+    const points = Number.parseInt(form.points.value, 10);
     const data = await gql("QuoteConversion", {
-      input: {
-        memberId: state.member.id,
-        from: form.from.value,
-        to: form.to.value,
-        points: Number.parseInt(form.points.value, 10),
-      },
+      input: conversion(form.from.value, form.to.value, points),
     });
     const payload = data.quoteConversion;
     if (payload.userErrors.length > 0) {
@@ -293,14 +294,10 @@ async function convert() {
   let done = false;
   await guarded(async () => {
     const data = await gql("ConvertPoints", {
-      input: {
-        memberId: state.member.id,
-        from: q.from.code,
-        to: q.to.code,
-        points: q.points,
+      input: conversion(q.from.code, q.to.code, q.points, {
         quoteId: q.id,
         idempotencyKey: state.quoteKey,
-      },
+      }),
     });
     const payload = data.convertPoints;
     // The hub answered: a further attempt is a new request with a new key.
