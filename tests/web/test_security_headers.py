@@ -93,7 +93,13 @@ class _Inline(HTMLParser):
             self._in_script = False
 
 
-@pytest.mark.parametrize("page", sorted(WEB.glob("*/index.html")), ids=lambda p: p.parent.name)
+# Every page's file, and the shell the console and insights pages are put together in.
+PAGES = [*sorted(WEB.glob("*/index.html")), WEB / "key_page.html"]
+
+
+@pytest.mark.parametrize(
+    "page", PAGES, ids=lambda p: p.parent.name if p.stem == "index" else p.stem
+)
 def test_the_pages_need_nothing_the_policy_blocks(page: Path) -> None:
     parser = _Inline()
     parser.feed(page.read_text())
