@@ -335,6 +335,24 @@ async def obligations(url: str) -> list[dict[str, Any]]:
         await db.dispose()
 
 
+async def outbox(url: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every event the hub has announced, oldest first: (type, merchant, data)."""
+    import json
+
+    from sqlalchemy import select
+
+    from hub.db import Database
+    from hub.models import OutboxEvent
+
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            rows = await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id))
+            return [(r.type, r.merchant_id, json.loads(r.payload)["data"]) for r in rows]
+    finally:
+        await db.dispose()
+
+
 @asynccontextmanager
 async def live_app(settings: Settings) -> AsyncIterator[tuple[str, Api]]:
     """The hub app served by uvicorn on a loopback port (partners can call it back)."""

@@ -7,12 +7,12 @@ import json
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from connectors import signing
-from hub.db import Database, utcnow
+from hub.db import utcnow
 from hub.exchange import saga
-from hub.models import Conversion, OutboxEvent
+from hub.models import Conversion
 from hub.runtime import Runtime
 from tests.helpers import (
     Api,
@@ -20,6 +20,7 @@ from tests.helpers import (
     convert,
     enroll,
     obligations,
+    outbox,
     register,
     set_rate,
     verify_ledger,
@@ -212,13 +213,7 @@ async def test_a_reversal_still_under_way_is_not_said_to_be_done(
     # Reversed: nothing moved in the end, as a receipt or a reconciliation must read it.
     assert (done["conversion"]["pointsDebited"], done["conversion"]["pointsCredited"]) == (0, 0)
     # ... and so do the merchants' webhooks, once, when the reversal has landed.
-    db = Database(db_url)
-    try:
-        async with db.read() as session:
-            rows = list(await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)))
-    finally:
-        await db.dispose()
-    told = [json.loads(r.payload)["data"] for r in rows if r.type == "CONVERSION_FAILED"]
+    told = [data for kind, _, data in await outbox(db_url) if kind == "CONVERSION_FAILED"]
     assert [(d["status"], d["pointsDebited"], d["pointsCredited"]) for d in told] == [
         ("REVERSED", 0, 0)
     ] * 2

@@ -377,6 +377,7 @@ async def test_conversions_and_redemptions_announce_their_outcome_to_both_mercha
         cancel_redemption,
         convert,
         enroll,
+        outbox,
         redeem,
         set_rate,
         upsert_reward,
@@ -395,13 +396,8 @@ async def test_conversions_and_redemptions_announce_their_outcome_to_both_mercha
     assert redeemed["userErrors"] == [], redeemed
     cancelled = await cancel_redemption(api, redeemed["redemption"]["id"])
     assert cancelled["userErrors"] == [], cancelled
-    db = Database(db_url)
-    try:
-        async with db.read() as session:
-            rows = list(await session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)))
-    finally:
-        await db.dispose()
-    announced = [(r.type, r.merchant_id) for r in rows if r.type != "POINTS_ACCRUED"]
+    announced = [(kind, merchant) for kind, merchant, _ in await outbox(db_url)]
+    announced = [(kind, merchant) for kind, merchant in announced if kind != "POINTS_ACCRUED"]
     assert announced == [
         ("CONVERSION_COMPLETED", "haowu"),
         ("CONVERSION_COMPLETED", "jade"),
