@@ -58,6 +58,18 @@ def _total(key: Any, amount: Any) -> Any:
     return select(key, func.sum(amount).label("total")).group_by(key).subquery()
 
 
+def _per_program(amount: Any, on: Any, where: Any) -> Any:
+    """`amount` of the rows `where` holds, summed per program of the account they join
+    `on`, as a subquery with columns (program_code, total)."""
+    return (
+        select(Account.program_code, func.sum(amount).label("total"))
+        .join_from(Account, amount.class_, on)
+        .where(where)
+        .group_by(Account.program_code)
+        .subquery()
+    )
+
+
 def _checks() -> list[tuple[str, str, Any]]:
     posted = _total(Posting.account_id, Posting.amount)
     lots = _total(Lot.account_id, Lot.remaining)
@@ -67,19 +79,11 @@ def _checks() -> list[tuple[str, str, Any]]:
         .group_by(Posting.account_id)
         .subquery()
     )
-    held_postings = (
-        select(Account.program_code, func.sum(Posting.amount).label("total"))
-        .join(Posting, Posting.account_id == Account.id)
-        .where(Account.kind == AccountKind.HELD)
-        .group_by(Account.program_code)
-        .subquery()
+    held_postings = _per_program(
+        Posting.amount, Posting.account_id == Account.id, Account.kind == AccountKind.HELD
     )
-    pending = (
-        select(Account.program_code, func.sum(Hold.points).label("total"))
-        .join(Account, Account.id == Hold.account_id)
-        .where(Hold.status == HoldStatus.PENDING)
-        .group_by(Account.program_code)
-        .subquery()
+    pending = _per_program(
+        Hold.points, Hold.account_id == Account.id, Hold.status == HoldStatus.PENDING
     )
     member = Account.kind == AccountKind.MEMBER
     return [

@@ -24,7 +24,7 @@ from hub.enums import ConversionStatus
 from hub.errors import InvalidInput, NotFound, QuoteExpired
 from hub.exchange import pricing, saga
 from hub.exchange.rates import rates_by_id
-from hub.exchange.saga import Step, run_local_steps
+from hub.exchange.saga import Step, run_local
 from hub.ids import new_id
 from hub.members import accounts_of
 from hub.merchants import get_program
@@ -170,7 +170,7 @@ async def start(
         )
         session.add_all(legs)
         await pricing.conversion_legs(session, conversion.id, made=legs)
-        await run_local_steps(session, settings, factory, conversion)
+        await run_local(session, settings, factory, conversion)
         made.append(conversion)
         return {"conversion_id": conversion.id}
 

@@ -204,7 +204,7 @@ SAGA = sagas.Saga[Conversion](
 )
 
 
-async def run_local_steps(
+async def run_local(
     session: AsyncSession, settings: Settings, factory: ConnectorFactory, conversion: Conversion
 ) -> None:
     """Run every next step whose connector is local, in this transaction. The steps write

@@ -225,15 +225,25 @@ async def _owes(
     )
 
 
-async def _line_side(session: AsyncSession, r: Redemption) -> tuple[str, int]:
-    """The program and points the redemption's REDEMPTION and REFUND obligations name: the
-    line's price in the reward's own points, as a conversion leg names what arrives on its
-    payee's side. One priced before migration 0012 named what the member paid."""
-    if r.price_points is None:
-        return r.paid_with, r.points
-    owner = await primary_program(session, r.merchant_id)
-    assert owner is not None
-    return owner.code, r.price_points
+async def _owes_the_line(
+    session: AsyncSession,
+    settings: Settings,
+    r: Redemption,
+    kind: ObligationKind,
+    debtor: str,
+    creditor: str,
+) -> None:
+    """The redemption's REDEMPTION or REFUND obligation, at its settlement price. It names
+    the line's price in the reward's own points, as a conversion leg names what arrives on
+    its payee's side. One priced before migration 0012 named what the member paid."""
+    program_code, points = r.paid_with, r.points
+    if r.price_points is not None:
+        owner = await primary_program(session, r.merchant_id)
+        assert owner is not None
+        program_code, points = owner.code, r.price_points
+    await _owes(
+        session, settings, r, kind, debtor, creditor, points, r.settlement_price, program_code
+    )
 
 
 def _retried(r: Redemption, step: str, result: Result) -> bool:
@@ -339,17 +349,8 @@ async def _confirm(
     r.failure = None
     await vouchers.issue(session, r, utcnow())
     await announce.redemption(session, WebhookEvent.REDEMPTION_CONFIRMED, r)
-    program_code, points = await _line_side(session, r)
-    await _owes(
-        session,
-        settings,
-        r,
-        ObligationKind.REDEMPTION,
-        payer.merchant_id,
-        r.merchant_id,
-        points,
-        r.settlement_price,
-        program_code,
+    await _owes_the_line(
+        session, settings, r, ObligationKind.REDEMPTION, payer.merchant_id, r.merchant_id
     )
 
 
@@ -362,17 +363,8 @@ async def _cancelled(
     r.failure = None
     await announce.redemption(session, WebhookEvent.REDEMPTION_CANCELLED, r)
     await _give_back_inventory(session, r)
-    program_code, points = await _line_side(session, r)
-    await _owes(
-        session,
-        settings,
-        r,
-        ObligationKind.REFUND,
-        r.merchant_id,
-        payer.merchant_id,
-        points,
-        r.settlement_price,
-        program_code,
+    await _owes_the_line(
+        session, settings, r, ObligationKind.REFUND, r.merchant_id, payer.merchant_id
     )
     if r.compensation_points:
         await _owes(

@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Enum, Integer, MetaData, String, type_coerce
+from sqlalchemy import BigInteger, Enum, Index, Integer, MetaData, String, text, type_coerce
 from sqlalchemy.orm import DeclarativeBase
 
 from hub.db import ExactDecimal, UTCDateTime
@@ -44,6 +44,17 @@ def stored(enum: type[StrEnum], length: int) -> Enum:
         length=length,
         validate_strings=True,
         values_callable=lambda members: [m.value for m in members],
+    )
+
+
+def partial_index(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    """An index of the rows for which `where` (SQL) holds, the same on SQLite and PostgreSQL."""
+    return Index(
+        name,
+        *columns,
+        unique=unique,
+        sqlite_where=text(where),
+        postgresql_where=text(where),
     )
 
 

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (
-    Date,
-    ForeignKey,
-    Index,
-    String,
-    Text,
-    text,
-)
+from sqlalchemy import Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import utcnow
 from hub.enums import AccountKind, EntryKind, HoldStatus
-from hub.models.base import Base, BigId, stored
+from hub.models.base import Base, BigId, partial_index, stored
 
 
 class Account(Base):
@@ -24,29 +17,26 @@ class Account(Base):
 
     __tablename__ = "accounts"
     __table_args__ = (
-        Index(
+        partial_index(
             "uq_accounts_program_member",
             "program_code",
             "member_id",
+            where="member_id IS NOT NULL",
             unique=True,
-            sqlite_where=text("member_id IS NOT NULL"),
-            postgresql_where=text("member_id IS NOT NULL"),
         ),
-        Index(
+        partial_index(
             "uq_accounts_program_ref",
             "program_code",
             "external_ref",
+            where="external_ref IS NOT NULL",
             unique=True,
-            sqlite_where=text("external_ref IS NOT NULL"),
-            postgresql_where=text("external_ref IS NOT NULL"),
         ),
-        Index(
+        partial_index(
             "uq_accounts_program_system",
             "program_code",
             "kind",
+            where="member_id IS NULL",
             unique=True,
-            sqlite_where=text("member_id IS NULL"),
-            postgresql_where=text("member_id IS NULL"),
         ),
         Index("ix_accounts_member", "member_id"),
     )
@@ -88,22 +78,20 @@ class Entry(Base):
         Index("ix_entries_reference", "reference"),
         # A program's entries of a period (merchant insights).
         Index("ix_entries_program_date", "program_code", "business_date"),
-        Index(
+        partial_index(
             "uq_entries_hub_call",
             "program_code",
             "idempotency_key",
+            where=_HUB_CALL,
             unique=True,
-            sqlite_where=text(_HUB_CALL),
-            postgresql_where=text(_HUB_CALL),
         ),
         # An order earns points once per program, whatever the idempotency key.
-        Index(
+        partial_index(
             "uq_entries_accrual_order",
             "program_code",
             "reference",
+            where="kind = 'ACCRUAL'",
             unique=True,
-            sqlite_where=text("kind = 'ACCRUAL'"),
-            postgresql_where=text("kind = 'ACCRUAL'"),
         ),
     )
 
@@ -167,11 +155,10 @@ class Hold(Base):
     __table_args__ = (
         Index("ix_holds_pending", "status", "expires_at"),
         # A member's points on hold, read with its balances (hub.member_view): pending only.
-        Index(
+        partial_index(
             "ix_holds_account_pending",
             "account_id",
-            sqlite_where=text("status = 'PENDING'"),
-            postgresql_where=text("status = 'PENDING'"),
+            where="status = 'PENDING'",
         ),
     )
 
