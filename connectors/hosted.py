@@ -127,13 +127,19 @@ class HostedConnector:
         kind, source = CREDITS[call.purpose]
         account = await self._account(call.account)
         movement = self._movement(call)
-        if call.purpose == Purpose.REFUND and call.undoes:
-            taken = await self._entry_for_key(call.undoes)
-            entry = await self.points.restore(
-                account, call.points, kind, source, movement, taken.id, self.program.expiry_months
-            )
-        else:
-            try:
+        try:
+            if call.purpose == Purpose.REFUND and call.undoes:
+                taken = await self._entry_for_key(call.undoes)
+                entry = await self.points.restore(
+                    account,
+                    call.points,
+                    kind,
+                    source,
+                    movement,
+                    taken.id,
+                    self.program.expiry_months,
+                )
+            else:
                 entry = await self.points.credit(
                     account,
                     call.points,
@@ -142,13 +148,8 @@ class HostedConnector:
                     movement,
                     expires_at=_expiry(movement.occurred_at, self.program.expiry_months),
                 )
-            except BalanceLimit as exc:
-                if call.purpose != Purpose.CONVERSION:
-                    raise  # a refund or compensation is retried later, never refused
-                # Refused before anything was written: the conversion reverses its debit.
-                return CallResult(
-                    Outcome.REJECTED, message=exc.message, code=ErrorCode.INVALID_INPUT
-                )
+        except BalanceLimit as exc:
+            return _no_room(exc)
         return CallResult(Outcome.APPLIED, partner_ref=str(entry.id))
 
     async def reverse(self, call: PointsCall) -> CallResult:
@@ -158,15 +159,18 @@ class HostedConnector:
         sink = (
             AccountKind.EXCHANGE if taken.kind == EntryKind.CONVERSION_OUT else AccountKind.REDEEMED
         )
-        entry = await self.points.restore(
-            account,
-            call.points,
-            EntryKind.REFUND,
-            sink,
-            self._movement(call),
-            taken.id,
-            self.program.expiry_months,
-        )
+        try:
+            entry = await self.points.restore(
+                account,
+                call.points,
+                EntryKind.REFUND,
+                sink,
+                self._movement(call),
+                taken.id,
+                self.program.expiry_months,
+            )
+        except BalanceLimit as exc:
+            return _no_room(exc)
         return CallResult(Outcome.APPLIED, partner_ref=str(entry.id))
 
     async def hold(self, call: PointsCall) -> CallResult:
@@ -231,6 +235,13 @@ class HostedConnector:
     async def movements(self, day: dt.date) -> list[PartnerMovement]:
         """The hub's own ledger has no other side to reconcile against."""
         return []
+
+
+def _no_room(exc: BalanceLimit) -> CallResult:
+    """A credit the member's balance has no room for, refused before anything was written.
+    A conversion's credit is then reversed; a refund, a compensation or a reversal ends only
+    when applied, so its saga tries it again later: it waits for room, never lost."""
+    return CallResult(Outcome.REJECTED, message=exc.message, code=ErrorCode.INVALID_INPUT)
 
 
 def _expiry(at: dt.datetime, months: int | None) -> dt.datetime | None:

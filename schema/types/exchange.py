@@ -98,8 +98,9 @@ class Conversion:
         "moved in the end)."
     )
     points_credited: int = strawberry.field(
-        description="Points given in the destination program; 0 when it FAILED, was REVERSED, "
-        "or its debit is being returned."
+        description="Points given in the destination program once COMPLETED (while PENDING, "
+        "the points it is to credit: not the member's until COMPLETED); 0 when it FAILED, "
+        "was REVERSED, or its debit is being returned."
     )
     status: ConversionStatus  # type: ignore[valid-type]
     created_at: dt.datetime

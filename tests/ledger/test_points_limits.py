@@ -1,12 +1,17 @@
 """No balance outgrows what GraphQL's Int can show: promotion multipliers are capped, one
 accrual is capped, and a credit past 2^31-1 is refused cleanly (accrual, conversion,
-refund), with nothing moved. All through HTTP."""
+refund), with nothing moved; a refund that would pass it waits for room. All through HTTP."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import update
+
+from hub.db import utcnow
+from hub.mall import saga
+from hub.models import Redemption
 from hub.promotions import MAX_ACCRUAL_MULTIPLIER
 from hub.validate import MAX_BALANCE, MAX_POINTS_PER_MOVEMENT
 from tests.helpers import (
@@ -173,6 +178,29 @@ async def test_a_refund_into_a_full_balance_is_refused_cleanly(api: Api, db_url:
     body = response.json()
     assert "errors" not in body, body
     payload = body["data"]["cancelRedemption"]
-    assert payload["userErrors"][0]["code"] == "INVALID_INPUT", payload
+    # Outside attack (2026-12-04): the cancellation was refused outright, though a refund
+    # that would pass the cap is to wait for room, never be lost (a partner's own
+    # cancellation of the booking cannot be refused). It is under way; nothing moved yet.
+    assert payload["userErrors"] == [], payload
+    assert payload["redemption"]["status"] == "PENDING", payload
     assert await balances(api, member) == {"JADE": full}
+    assert await verify_ledger(db_url) == []
+    # Room is made: the refund lands when the saga is next resumed, once.
+    spent = await redeem(api, member, reward["id"], "JADE")
+    assert spent["userErrors"] == [], spent
+    runtime = api.app.state.runtime
+    async with runtime.db.write() as session:
+        await session.execute(  # its backoff passed, as if time had
+            update(Redemption).values(
+                next_attempt_at=None, updated_at=utcnow() - dt.timedelta(seconds=5)
+            )
+        )
+    await saga.resume_due(runtime.db, runtime.settings, runtime.connectors)
+    await saga.resume_due(runtime.db, runtime.settings, runtime.connectors)
+    data = await api.gql(
+        "query($id: ID!) { redemption(id: $id) { status refundedPoints } }",
+        {"id": bought["redemption"]["id"]},
+    )
+    assert data["redemption"] == {"status": "CANCELLED", "refundedPoints": MAX_POINTS_PER_MOVEMENT}
+    assert await balances(api, member) == {"JADE": full}  # spent 1e8, refunded 1e8
     assert await verify_ledger(db_url) == []
