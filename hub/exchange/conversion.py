@@ -26,10 +26,12 @@ from hub.exchange import pricing, saga
 from hub.exchange.rates import rates_by_id
 from hub.exchange.saga import Step, run_local
 from hub.ids import new_id
+from hub.ledger.core import over_limit
 from hub.members import accounts_of
 from hub.merchants import get_program
 from hub.models import Conversion, ConversionLeg, ExchangeRate, Member, Quote
 from hub.permissions import require_member
+from hub.validate import MAX_BALANCE
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,20 @@ async def check_request(
             )
 
 
+async def _check_room(
+    session: AsyncSession, factory: ConnectorFactory, request: ConvertRequest, receive: int
+) -> None:
+    """A hosted destination has room for what the conversion credits, or the conversion is
+    refused now, before any point moves. (A partner's destination answers for itself: a
+    credit it refuses is reversed.)"""
+    target = await get_program(session, request.to_code, ("to",))
+    if not factory.is_local(target):
+        return
+    account = (await accounts_of(session, request.member_id, [target.code]))[target.code]
+    if account.balance + receive > MAX_BALANCE:
+        raise over_limit(account.balance, receive, field=("points",))
+
+
 async def start(
     session: AsyncSession,
     principal: Principal,
@@ -141,6 +157,7 @@ async def start(
         now = utcnow()
         business_date = settings.business_date(now)
         await pricing.check_limits(session, request.member_id, priced, business_date)
+        await _check_room(session, factory, request, priced.receive)
         conversion = Conversion(
             id=conversion_id,
             member_id=request.member_id,

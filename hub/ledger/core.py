@@ -35,7 +35,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.db import KEPT, utcnow
 from hub.enums import AccountKind, EntryKind
-from hub.errors import BalanceLimit, InsufficientPoints, NotFound, RetryTransaction
+from hub.errors import BalanceLimit, FieldPath, InsufficientPoints, NotFound, RetryTransaction
 from hub.models import Account, Entry, Posting
 from hub.validate import MAX_BALANCE
 
@@ -158,7 +158,7 @@ class Journal:
             if side.account.kind == AccountKind.MEMBER and side.account.balance + side.amount > (
                 MAX_BALANCE
             ):
-                raise _over_limit(side.account.balance, side.amount)
+                raise over_limit(side.account.balance, side.amount)
         values: dict[str, Any] = {
             "kind": kind,
             "program_code": program_code,
@@ -298,8 +298,10 @@ def _refused(account: Account, amount: int) -> RetryTransaction | InsufficientPo
     return InsufficientPoints(f"The balance is {account.balance:,} points; {-amount:,} are needed.")
 
 
-def _over_limit(balance: int, amount: int) -> BalanceLimit:
+def over_limit(balance: int, amount: int, field: FieldPath | None = None) -> BalanceLimit:
+    """Why a credit of `amount` is refused into a balance of `balance`."""
     return BalanceLimit(
         f"Crediting {amount:,} points would take the balance of {balance:,} past "
-        f"{MAX_BALANCE:,}, the most a balance can hold; spend or convert points first."
+        f"{MAX_BALANCE:,}, the most a balance can hold; spend or convert points first.",
+        field=field,
     )

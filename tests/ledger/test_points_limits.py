@@ -129,9 +129,11 @@ async def test_a_conversion_into_a_full_balance_is_refused_cleanly(api: Api, db_
     body = response.json()
     assert "errors" not in body, body
     payload = body["data"]["convertPoints"]
-    refused = payload["userErrors"] and payload["userErrors"][0]["code"] == "INVALID_INPUT"
-    failed = payload["conversion"] and payload["conversion"]["status"] in ("FAILED", "REVERSED")
-    assert refused or failed, payload
+    # Refused up front, before any point moved (outside attack 2026-12-04: it debited the
+    # source, then reversed the debit).
+    assert payload["conversion"] is None, payload
+    assert payload["userErrors"][0]["code"] == "INVALID_INPUT", payload
+    assert "2,147,483,647" in payload["userErrors"][0]["message"]
     assert await balances(api, member) == {"JADE": full, "LOTUS": MAX_POINTS_PER_MOVEMENT}
     assert await verify_ledger(db_url) == []
 
