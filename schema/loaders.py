@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -44,6 +44,7 @@ from settlement import disputes
 from settlement import statements as settlement_statements
 from settlement.disputes import CarriedAdjustment
 
+H = TypeVar("H")  # what a batch reads through: a session, or a Core connection
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -51,18 +52,23 @@ Fetch = Callable[[AsyncSession, Sequence[K]], Awaitable[dict[K, V]]]
 CoreFetch = Callable[[AsyncConnection, Sequence[K]], Awaitable[dict[K, V]]]
 
 
-class _BatchLoader(ABC, Generic[K, V]):
-    """Loads by key, the distinct keys of a batch in one read; missing keys load as None."""
+class _BatchLoader(Generic[H, K, V]):
+    """Loads by key, the distinct keys of a batch in one read through a handle of its own
+    (strawberry resolves sibling fields concurrently, and one session must not be used
+    concurrently); missing keys load as None."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        open_read: Callable[[], AbstractAsyncContextManager[H]],
+        fetch: Callable[[H, Sequence[K]], Awaitable[dict[K, V]]],
+    ) -> None:
+        self._open_read = open_read
+        self._fetch = fetch
         self._loader = DataLoader(self._batch)
 
-    @abstractmethod
-    async def _found(self, keys: list[K]) -> dict[K, V]:
-        """The values of distinct keys, read at once."""
-
     async def _batch(self, keys: Sequence[K]) -> list[V | None]:
-        found = await self._found(list(dict.fromkeys(keys)))
+        async with self._open_read() as handle:
+            found = await self._fetch(handle, list(dict.fromkeys(keys)))
         return [found.get(key) for key in keys]
 
     async def load(self, key: K) -> V | None:
@@ -74,35 +80,19 @@ class _BatchLoader(ABC, Generic[K, V]):
         return result
 
 
-class KeyedLoader(_BatchLoader[K, V]):
-    """Loads by key in one query per batch.
-
-    Each batch reads through its own short session: strawberry resolves sibling
-    fields concurrently, and one AsyncSession must not be used concurrently.
-    """
+class KeyedLoader(_BatchLoader[AsyncSession, K, V]):
+    """Loads by key in one query per batch, through a short session of its own."""
 
     def __init__(self, db: Database, fetch: Fetch[K, V]) -> None:
-        super().__init__()
-        self._db = db
-        self._fetch = fetch
-
-    async def _found(self, keys: list[K]) -> dict[K, V]:
-        async with self._db.read() as session:
-            return await self._fetch(session, keys)
+        super().__init__(db.read, fetch)
 
 
-class CoreLoader(_BatchLoader[K, V]):
+class CoreLoader(_BatchLoader[AsyncConnection, K, V]):
     """A KeyedLoader for the hot paths: one SQLAlchemy Core statement per batch, outside
     any transaction (Database.single_read), no ORM instances."""
 
     def __init__(self, db: Database, fetch: CoreFetch[K, V]) -> None:
-        super().__init__()
-        self._db = db
-        self._fetch = fetch
-
-    async def _found(self, keys: list[K]) -> dict[K, V]:
-        async with self._db.single_read() as conn:
-            return await self._fetch(conn, keys)
+        super().__init__(db.single_read, fetch)
 
 
 class MerchantProgramsLoader:
