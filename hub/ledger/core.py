@@ -255,8 +255,9 @@ class Journal:
         statement = select(
             *(after[side.account.id].label(f"b{n}") for n, side in enumerate(members)), *entry.c
         ).select_from(one.outerjoin(entry, true()))
-        for n, cte in enumerate([*moved, postings, *(riders(entry.c.id) if riders else ())]):
-            statement = statement.add_cte(cte if n < len(moved) else cte.cte(f"rider_{n}"))
+        statement = statement.add_cte(*moved, postings.cte("postings"))
+        for n, rider in enumerate(riders(entry.c.id) if riders else ()):
+            statement = statement.add_cte(rider.cte(f"rider_{n}"))
         try:
             row = (await self.session.execute(statement)).one()._mapping
         except IntegrityError as exc:  # a concurrent twin (same order); run again to see it
