@@ -25,7 +25,6 @@ from hub import obligations, sagas
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ConversionStatus, ErrorCode, ObligationKind, WebhookEvent
-from hub.errors import Failure
 from hub.exchange import pricing
 from hub.members import account_of
 from hub.merchants import program_of
@@ -182,8 +181,8 @@ def _say_returned(conversion: Conversion) -> None:
     failure = conversion.failure
     if failure is not None:
         said = failure["message"].removesuffix(BEING_RETURNED).rstrip()
-        conversion.failure = Failure(
-            code=failure["code"], message=f"{said} {RETURNED}", field=failure["field"]
+        record_failure(
+            conversion, ErrorCode(failure["code"]), f"{said} {RETURNED}", failure["field"]
         )
 
 
