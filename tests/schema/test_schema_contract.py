@@ -25,7 +25,7 @@ from schema import build_schema, print_sdl
 
 ROOT = Path(__file__).resolve().parents[2]
 PRINTED = ROOT / "schema" / "schema.graphql"
-CONTRACT = ROOT / "contract" / "schema.graphql"
+CONTRACT = ROOT / "vendor" / "contract" / "schema.graphql"
 SHARED_CONTRACT = ROOT.parent / "shared" / "contract" / "schema.graphql"
 
 # Names of the contract not built yet, as "Type" or "Type.field"; later issues empty it.
