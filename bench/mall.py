@@ -104,7 +104,8 @@ async def _backend(
             }
             measured = await interleaved(backend, rounds, options.iterations, probes)
             if options.profile:
-                await _profile(report, cold_hub, _page(cold), backend, options.iterations)
+                await _profile(report, cold_hub, _page(cold), backend, "cold", options.iterations)
+                await _profile(report, warm_hub, _page(warm), backend, "warm", options.iterations)
     baseline = measured["slowest of 20 partners, direct"]
     report.add(Row(measured["one partner, direct"]))
     report.add(Row(baseline))
@@ -131,17 +132,17 @@ async def _register(api: Api, live: dict[str, tuple[str, str]]) -> None:
 
 
 async def _profile(
-    report: Report, hub: servers.Served, page: Op, backend: str, iterations: int
+    report: Report, hub: servers.Served, page: Op, backend: str, cache: str, iterations: int
 ) -> None:
-    """With --profile: more cold pages with the hub under cProfile (not reported)."""
+    """With --profile: more pages (cold or warm) with the hub under cProfile (not reported)."""
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{report.name}-cold-{backend}.prof"
-    progress(f"cold pages under the profiler [{backend}]: {iterations} requests")
+    path = RESULTS / f"{report.name}-{cache}-{backend}.prof"
+    progress(f"{cache} pages under the profiler [{backend}]: {iterations} requests")
     hub.profile_start()
     for _ in range(iterations):
         await page()
     print(hub.profile_stop(path), flush=True)
-    report.notes.append(f"profile of cold pages [{backend}]: {path}")
+    report.notes.append(f"profile of {cache} pages [{backend}]: {path}")
 
 
 def _page(client: Client) -> Op:

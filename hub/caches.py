@@ -75,11 +75,13 @@ async def bump(session: AsyncSession, *names: str) -> None:
 
 @dataclass(frozen=True)
 class Programs:
-    """Every program, by code and by merchant, and the platform's program code."""
+    """Every program, by code and by merchant, the merchants (a merchant is registered with
+    its first program and not changed after), and the platform's program code."""
 
     by_code: dict[str, Program]
     by_merchant: dict[str, Program]
     platform: str | None
+    merchants: dict[str, Merchant] = field(default_factory=dict)
     # Each program's system accounts (ISSUED, REDEEMED, ...), made with the program.
     system: dict[tuple[str, AccountKind], Account] = field(default_factory=dict)
 
@@ -123,6 +125,12 @@ class Loyalty:
     def active(self, program_code: str, at: dt.datetime) -> list[Promotion]:
         """The program's promotions running at `at` (`hub.promotions.active`)."""
         return [p for p in self.promotions.get(program_code, ()) if p.starts_at <= at < p.ends_at]
+
+    def running(self, at: dt.datetime) -> list[Promotion]:
+        """Every program's promotions running at `at` (what a price book applies)."""
+        return [
+            p for kept in self.promotions.values() for p in kept if p.starts_at <= at < p.ends_at
+        ]
 
     def ladder(self, program_code: str) -> list[Tier]:
         """The program's tiers (`hub.tiers.ladder.ladder`)."""
@@ -304,7 +312,7 @@ class Caches:
 async def _load_programs(session: AsyncSession) -> Programs:
     rows = (
         await session.execute(
-            select(Program, Merchant.category).join(Merchant, Merchant.id == Program.merchant_id)
+            select(Program, Merchant).join(Merchant, Merchant.id == Program.merchant_id)
         )
     ).all()
     system = {
@@ -313,13 +321,16 @@ async def _load_programs(session: AsyncSession) -> Programs:
     }
     primary = [p for p, _ in rows if p.kind == ProgramKind.STANDARD]
     platform = [
-        p.code for p, c in rows if c == MerchantCategory.PLATFORM and p.kind == ProgramKind.STANDARD
+        p.code
+        for p, m in rows
+        if m.category == MerchantCategory.PLATFORM and p.kind == ProgramKind.STANDARD
     ]
     return Programs(
         by_code={p.code: p for p, _ in rows},
         by_merchant={p.merchant_id: p for p in primary},  # each merchant's primary
         platform=platform[0] if platform else None,
         system=system,
+        merchants={m.id: m for _, m in rows},
     )
 
 

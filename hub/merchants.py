@@ -264,29 +264,6 @@ async def programs_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[
     return await row_by(session, Program, Program.code, codes)
 
 
-async def programs_by_merchant(session: AsyncSession, ids: Sequence[str]) -> dict[str, Program]:
-    """Each merchant's primary (STANDARD) program."""
-    rows = await session.scalars(
-        select(Program).where(Program.merchant_id.in_(ids), Program.kind == ProgramKind.STANDARD)
-    )
-    return {p.merchant_id: p for p in rows}
-
-
-async def all_programs_by_merchant(
-    session: AsyncSession, ids: Sequence[str]
-) -> dict[str, list[Program]]:
-    """Every program of each merchant, its primary one first."""
-    rows = await session.scalars(
-        select(Program).where(Program.merchant_id.in_(ids)).order_by(Program.code)
-    )
-    found: dict[str, list[Program]] = {}
-    for program in rows:
-        found.setdefault(program.merchant_id, []).append(program)
-    for programs in found.values():
-        programs.sort(key=lambda p: p.kind != ProgramKind.STANDARD)
-    return found
-
-
 async def primary_program(session: AsyncSession, merchant_id: str) -> Program | None:
     """The merchant's STANDARD program: the one its rewards are priced in."""
     return await program_of_kind(session, merchant_id, ProgramKind.STANDARD)

@@ -149,7 +149,7 @@ class MerchantInsights:
         )
         return [
             RewardCount(
-                reward=Reward.from_row(r.reward), redemptions=r.redemptions, points=r.points
+                reward=await Reward.of(info, r.reward), redemptions=r.redemptions, points=r.points
             )
             for r in found
         ]

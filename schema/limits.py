@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import anyio.to_thread
@@ -97,27 +96,41 @@ def limits_rule(limits: Limits) -> type[ASTValidationRule]:
     return QueryLimitsRule
 
 
-_validate = lru_cache(maxsize=512)(validate_document)
+VALIDATED_DOCUMENTS = 512  # documents whose errors are kept; beyond, the map starts again
 
 
 class Validation(SchemaExtension):
     """Validation that no document can stall: the limits first, measured in one pass,
     so that graphql-core's rules only ever see a document of bounded expanded size; then
-    every rule (cached by document), in a worker thread so the event loop (and /healthz)
-    goes on meanwhile."""
+    every rule, in a worker thread so the event loop (and /healthz) goes on meanwhile.
 
-    def __init__(self, limits: Limits) -> None:
+    The outcome is kept by the document's text (the schema and the rules are fixed for the
+    process): a document seen before is neither hashed, measured nor validated again."""
+
+    def __init__(self, limits: Limits, validated: dict[str, list[GraphQLError]]) -> None:
         self.limits = limits
+        self.validated = validated
 
     async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
-        document = context.graphql_document
-        assert document is not None, "validation follows parsing"
-        errors = limit_errors(document, self.limits)
-        if not errors:
-            errors = await anyio.to_thread.run_sync(
-                _validate, context.schema._schema, document, context.validation_rules
-            )
+        errors = self.validated.get(context.query or "")
+        if errors is None:
+            document = context.graphql_document
+            assert document is not None, "validation follows parsing"
+            errors = limit_errors(document, self.limits)
+            if not errors:
+                errors = list(
+                    await anyio.to_thread.run_sync(
+                        validate_document,
+                        context.schema._schema,
+                        document,
+                        context.validation_rules,
+                    )
+                )
+            if context.query:
+                if len(self.validated) >= VALIDATED_DOCUMENTS:
+                    self.validated.clear()
+                self.validated[context.query] = errors
         context.pre_execution_errors = list(errors)
         yield
 
@@ -162,6 +175,7 @@ def extensions(settings: Settings, metrics: type[SchemaExtension]) -> list[Any]:
     keyed by the rules, hits across requests.
     """
     limits = limits_of(settings)
+    validated: dict[str, list[GraphQLError]] = {}  # by document text, for the process
     rules: list[type[ASTValidationRule]] = [limits_rule(limits)]
     if settings.is_production:
         rules.append(NoSchemaIntrospectionCustomRule)
@@ -171,7 +185,7 @@ def extensions(settings: Settings, metrics: type[SchemaExtension]) -> list[Any]:
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         lambda: ParserCache(maxsize=512),
         lambda: AddValidationRules(rules),
-        lambda: Validation(limits),
+        lambda: Validation(limits, validated),
         RefuseNul,
     ]
     if settings.is_production:

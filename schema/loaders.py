@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
@@ -64,7 +65,11 @@ class _BatchLoader(Generic[H, K, V]):
     ) -> None:
         self._open_read = open_read
         self._fetch = fetch
-        self._loader = DataLoader(self._batch)
+
+    @cached_property
+    def _loader(self) -> DataLoader:
+        # Made on first use: a request builds every loader and uses few of them.
+        return DataLoader(self._batch)
 
     async def _batch(self, keys: Sequence[K]) -> list[V | None]:
         async with self._open_read() as handle:
@@ -124,6 +129,19 @@ class ProgramLoader:
         return [await self.load(key) for key in keys]
 
 
+class MerchantLoader:
+    """Merchants from the process's cache (kept with the programs); one the cache does not
+    know yet (registered by another process since) is read, in a batch."""
+
+    def __init__(self, caches: Caches, read: KeyedLoader[str, Merchant]) -> None:
+        self._caches = caches
+        self._read = read
+
+    async def load(self, merchant_id: str) -> Merchant | None:
+        kept = (await self._caches.programs()).merchants.get(merchant_id)
+        return kept if kept is not None else await self._read.load(merchant_id)
+
+
 class PartnerBalances:
     """Balances of connected programs, all of a request's asked at once
     (hub.partner_balances decides what is asked, kept and shown); an error becomes a field
@@ -154,8 +172,8 @@ class Loaders:
         db: Database,
         factory: ConnectorFactory,
         principal: Principal,
+        caches: Caches,
         *,
-        caches: Caches | None = None,
         tz: dt.tzinfo = dt.UTC,
     ) -> None:
         self.db = db
@@ -191,20 +209,11 @@ class Loaders:
             db, settlement_statements.merchant_totals
         )
         self.partner_balance = PartnerBalances(db, factory)
-        self.merchant: KeyedLoader[str, Merchant] = KeyedLoader(db, merchants.merchants_by_id)
-        self.program: KeyedLoader[str, Program] | ProgramLoader
-        self.program_of_merchant: KeyedLoader[str, Program] | ProgramLoader
-        if caches is not None:
-            self.program = ProgramLoader(caches, by_merchant=False)
-            self.program_of_merchant = ProgramLoader(caches, by_merchant=True)
-        else:
-            self.program = KeyedLoader(db, merchants.programs_by_code)
-            self.program_of_merchant = KeyedLoader(db, merchants.programs_by_merchant)
-        self.programs_of_merchant: KeyedLoader[str, list[Program]] | MerchantProgramsLoader = (
-            MerchantProgramsLoader(caches)
-            if caches is not None
-            else KeyedLoader(db, merchants.all_programs_by_merchant)
-        )
+        # Merchants and programs from the process's cache (hub.caches).
+        self.merchant = MerchantLoader(caches, KeyedLoader(db, merchants.merchants_by_id))
+        self.program = ProgramLoader(caches, by_merchant=False)
+        self.program_of_merchant = ProgramLoader(caches, by_merchant=True)
+        self.programs_of_merchant = MerchantProgramsLoader(caches)
         self.member: KeyedLoader[str, Member] = KeyedLoader(db, members.members_by_id)
         self.visible_member: KeyedLoader[str, Member] = KeyedLoader(
             db, lambda session, ids: members.visible_members(session, principal, ids)
@@ -226,15 +235,19 @@ class Loaders:
         return await self._book
 
     async def _load_book(self) -> PriceBook:
+        # Rates, programs and promotions from the process's cache; only a shopper is read.
         now = utcnow()
-        async with self.db.read() as session:
-            shopper = None
-            if self.member_id is not None:
+        shopper = None
+        if self.member_id is not None:
+            async with self.db.read() as session:
                 shopper = await eligibility.profile_of(session, self.member_id, now, self.tz)
-            if self.caches is None:
-                return await PriceBook.load(session, now, shopper)
-            # Rates and programs from the process's cache; promotions read here.
-            rates, programs = await self.caches.rates(), await self.caches.programs()
-            return await PriceBook.from_parts(
-                session, now, rates.in_effect(now), programs.by_code, programs.platform, shopper
-            )
+        rates, programs = await self.caches.rates(), await self.caches.programs()
+        loyalty = await self.caches.loyalty()
+        return PriceBook.of(
+            now,
+            rates.in_effect(now),
+            programs.by_code,
+            programs.platform,
+            loyalty.running(now),
+            shopper,
+        )

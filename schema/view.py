@@ -235,10 +235,6 @@ class HubGraphQL(GraphQL[Context, None]):
             runtime=runtime,
             principal=principal,
             loaders=Loaders(
-                runtime.db,
-                runtime.connectors,
-                principal,
-                caches=runtime.caches,
-                tz=runtime.settings.tz,
+                runtime.db, runtime.connectors, principal, runtime.caches, tz=runtime.settings.tz
             ),
         )

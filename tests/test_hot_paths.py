@@ -25,6 +25,7 @@ from tests.helpers import (
     register,
     running_app,
     set_rate,
+    upsert_reward,
 )
 
 RATES = "query R($from: ID, $to: ID) { exchangeRates(from: $from, to: $to) { rate } }"
@@ -276,3 +277,90 @@ async def test_a_program_registered_through_another_process_is_known_at_once(
             "TEA",
             "WASH",
         ]
+
+
+REWARDS = """{ rewards(first: 100) {
+  edges { node { id title price priceIn(program: "HUB") merchant { id name } } }
+} }"""
+
+PROMOTION = "mutation P($input: PromotionInput!) { setPromotion(input: $input) { ok } }"
+
+
+async def _shops(api: Api) -> None:
+    """The platform and three hosted shops, a reward each, payable with HUB at 1:2."""
+    await register(api, "haowu", "HUB", category="PLATFORM")
+    for shop in ("tea", "book", "lens"):
+        await register(api, shop, shop.upper())
+        await set_rate(api, "HUB", shop.upper(), "2")
+        key = await create_key(api, "MERCHANT", shop)
+        await upsert_reward(api, key, ref="GIFT", kind="GOODS", title=f"{shop} gift", price=100)
+
+
+async def test_a_warm_rewards_page_is_one_read(settings: Settings) -> None:
+    """Rates, programs, promotions and merchants come from memory: the page reads the
+    rewards and nothing else."""
+    async with running_app(_quiet(settings)) as api:
+        await _shops(api)
+        await api.gql(REWARDS)  # keys, programs, rates and promotions now kept
+        with statements(api) as sent:
+            data = await api.gql(REWARDS)
+        assert [s for s in sent if s != "BEGIN"] == ["SELECT"]
+        assert [
+            (r["node"]["merchant"]["id"], r["node"]["price"], r["node"]["priceIn"])
+            for r in data["rewards"]["edges"]
+        ] == [("book", 100, 50), ("lens", 100, 50), ("tea", 100, 50)]
+
+
+async def test_a_promotion_set_through_another_process_prices_the_mall_within_the_interval(
+    settings: Settings,
+) -> None:
+    """Mall prices take promotions from the same memory as accruals: the process that set a
+    discount prices with it from its next request, another within the interval."""
+    interval = 0.3
+    quick = settings.model_copy(update={"cache_check_seconds": interval})
+    async with running_app(quick) as first, running_app(quick) as second:
+        await _shops(first)
+        page = await second.gql(REWARDS)
+        assert {r["node"]["price"] for r in page["rewards"]["edges"]} == {100}
+        now = dt.datetime.now(dt.UTC)
+        promotion = {
+            "program": "TEA",
+            "redemptionDiscountPercent": "20",
+            "startsAt": (now - dt.timedelta(minutes=1)).isoformat(),
+            "endsAt": (now + dt.timedelta(hours=1)).isoformat(),
+            "label": "tea week",
+        }
+        assert (await first.gql(PROMOTION, {"input": promotion}))["setPromotion"]["ok"]
+
+        def tea(data: dict[str, Any]) -> tuple[int, int]:
+            (node,) = [e["node"] for e in data["rewards"]["edges"] if e["node"]["id"] == "tea:GIFT"]
+            return node["price"], node["priceIn"]
+
+        assert tea(await first.gql(REWARDS)) == (80, 40)
+        await asyncio.sleep(interval)
+        assert tea(await second.gql(REWARDS)) == (80, 40)
+
+
+async def test_a_document_is_validated_once_per_process(
+    settings: Settings, monkeypatch: Any
+) -> None:
+    """Validation (the limits and graphql-core's rules) runs once per document text; its
+    outcome, errors included, is kept for the next request with the same text."""
+    import schema.limits
+
+    validated: list[int] = []
+    real = schema.limits.validate_document
+
+    def counted(*args: Any) -> Any:
+        validated.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(schema.limits, "validate_document", counted)
+    async with running_app(_quiet(settings)) as api:
+        for _ in range(3):
+            assert (await api.gql("{ viewer { role } }"))["viewer"]["role"] == "ADMIN"
+        assert len(validated) == 1
+        for _ in range(2):
+            errors = await api.errors("{ viewer { nosuchfield } }")
+            assert ["nosuchfield" in e["message"] for e in errors] == [True]
+        assert len(validated) == 2

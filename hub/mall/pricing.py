@@ -7,6 +7,7 @@ discount in the paying program. Without a member only promotions for everyone ap
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -60,6 +61,7 @@ class PriceBook:
     async def load(
         cls, session: AsyncSession, at: dt.datetime, shopper: Profile | None = None
     ) -> PriceBook:
+        """The book read in the caller's transaction (a redemption prices what it locks)."""
         rates = await rates_in_effect(session, at, None, None)
         programs = {p.code: p for p in await session.scalars(select(Program))}
         platform = await session.scalar(
@@ -70,23 +72,24 @@ class PriceBook:
                 Program.kind == ProgramKind.STANDARD,
             )
         )
-        return await cls.from_parts(session, at, rates, programs, platform, shopper)
-
-    @classmethod
-    async def from_parts(
-        cls,
-        session: AsyncSession,
-        at: dt.datetime,
-        rates: list[ExchangeRate],
-        programs: dict[str, Program],
-        platform: str | None,
-        shopper: Profile | None = None,
-    ) -> PriceBook:
-        """The book from rates in effect and programs already at hand (hub.caches keeps
-        them in memory); the active promotions are read here, those for the shopper kept."""
         active = await session.scalars(
             select(Promotion).where(Promotion.starts_at <= at, Promotion.ends_at > at)
         )
+        return cls.of(at, rates, programs, platform, active, shopper)
+
+    @classmethod
+    def of(
+        cls,
+        at: dt.datetime,
+        rates: Iterable[ExchangeRate],
+        programs: dict[str, Program],
+        platform: str | None,
+        active: Iterable[Promotion],
+        shopper: Profile | None = None,
+    ) -> PriceBook:
+        """The book from parts already at hand: the rates and promotions in effect at `at`
+        (hub.caches keeps them in memory, with the programs); the promotions the shopper
+        qualifies for are kept."""
         discounts: dict[str, list[Promotion]] = {}
         for promotion in active:
             if applies(promotion, shopper):

@@ -172,7 +172,8 @@ class MallMutations:
             voucher=input.voucher.to_domain() if input.voucher else None,
         )
         row, errors = await info.context.write(lambda s: catalog.upsert_reward(s, principal, data))
-        return UpsertRewardPayload(reward=Reward.from_row(row) if row else None, user_errors=errors)
+        reward = await Reward.of(info, row) if row else None
+        return UpsertRewardPayload(reward=reward, user_errors=errors)
 
     @strawberry.mutation(description="The member (or ADMIN): redeem a reward with any program.")
     async def redeem_reward(self, info: Info, input: RedeemRewardInput) -> RedeemRewardPayload:
@@ -244,7 +245,8 @@ class MallQueries:
             lambda s: catalog.page(s, book, filters, size, start, tz)
         )
         edges = [
-            RewardEdge(node=Reward.from_row(r), cursor=encode_cursor("reward", r.id)) for r in rows
+            RewardEdge(node=await Reward.of(info, r), cursor=encode_cursor("reward", r.id))
+            for r in rows
         ]
         return RewardConnection(
             edges=edges,

@@ -10,6 +10,7 @@ import strawberry
 from hub import models
 from hub import tags as tags_
 from hub.mall import catalog
+from hub.mall.pricing import PriceBook
 from hub.mall.saga import status_of
 from hub.permissions import sees_money_of
 from schema.context import Info
@@ -53,9 +54,17 @@ class Reward:
     description: str | None
     stock: int | None = strawberry.field(description="null: unlimited.")
     row: strawberry.Private[models.Reward]
+    # What the reward's fields resolve from at once, with no await per reward: the
+    # request's prices (rates, promotions, the member's profile) and the reward's merchant.
+    book: strawberry.Private[PriceBook]
+    merchant_row: strawberry.Private[models.Merchant]
 
     @classmethod
-    def from_row(cls, row: models.Reward) -> Reward:
+    async def of(cls, info: Info, row: models.Reward) -> Reward:
+        """The reward as this request shows it: priced by the request's book."""
+        loaders = info.context.loaders
+        merchant = await loaders.merchant.load(row.merchant_id)
+        assert merchant is not None, f"merchant {row.merchant_id} exists"
         return cls(
             id=strawberry.ID(row.id),
             kind=row.kind,
@@ -63,15 +72,17 @@ class Reward:
             description=row.description,
             stock=row.stock,
             row=row,
+            book=await loaders.price_book(),
+            merchant_row=merchant,
         )
 
     @strawberry.field
-    async def merchant(self, info: Info) -> Merchant:
-        return await load_merchant(info, self.row.merchant_id)
+    def merchant(self) -> Merchant:
+        return Merchant.from_row(self.merchant_row)
 
     @strawberry.field(description="In the merchant's own program, promotions applied.")
-    async def price(self, info: Info) -> int:
-        return (await info.context.loaders.price_book()).price(self.row)
+    def price(self) -> int:
+        return self.book.price(self.row)
 
     @strawberry.field(description="Before promotions.")
     def list_price(self) -> int:
@@ -81,14 +92,14 @@ class Reward:
         description="What the paying merchant owes the reward's merchant per unit; "
         "null unless the viewer is ADMIN, FINANCE or the reward's own merchant."
     )
-    async def settlement_price(self, info: Info) -> Decimal:
+    def settlement_price(self, info: Info) -> Decimal:
         # The contract keeps it non-null: a caller that may not see it gets FORBIDDEN on
         # this field (as with a member it may not see), never the money.
         if not sees_money_of(info.context.principal, self.row.merchant_id):
             raise forbidden(
                 "A reward's settlement price is for ADMIN, FINANCE and its own merchant."
             )
-        return money((await info.context.loaders.price_book()).settlement_unit(self.row))
+        return money(self.book.settlement_unit(self.row))
 
     @strawberry.field(description="Whether redeeming it needs a slotId from slots.")
     def requires_slot(self) -> bool:
@@ -112,12 +123,12 @@ class Reward:
         return [Slot.from_row(r) for r in rows]
 
     @strawberry.field(description="Cost in another program; null if it cannot pay.")
-    async def price_in(self, info: Info, program: strawberry.ID) -> int | None:
-        return (await info.context.loaders.price_book()).price_in(self.row, str(program))
+    def price_in(self, program: strawberry.ID) -> int | None:
+        return self.book.price_in(self.row, str(program))
 
     @strawberry.field
     async def payable_with(self, info: Info) -> list[Program]:
-        codes = (await info.context.loaders.price_book()).payable_with(self.row)
+        codes = self.book.payable_with(self.row)
         return await load_programs(info, codes)
 
     @strawberry.field(
@@ -132,8 +143,8 @@ class Reward:
         "or credit level opens it early; null when they may now (without a member session: "
         "when it opens to every member)."
     )
-    async def opens_at(self, info: Info) -> dt.datetime | None:
-        return (await info.context.loaders.price_book()).opens_at(self.row)
+    def opens_at(self) -> dt.datetime | None:
+        return self.book.opens_at(self.row)
 
     @strawberry.field(
         description="Labels; green marks an eco reward (payable with GREEN programs)."
@@ -151,7 +162,7 @@ class Reward:
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Reward | None:
         row = await info.context.loaders.reward.load(str(id))
-        return cls.from_row(row) if row else None
+        return await cls.of(info, row) if row else None
 
 
 @strawberry.type
@@ -209,7 +220,7 @@ class Redemption:
     async def reward(self, info: Info) -> Reward:
         row = await info.context.loaders.reward.load(self.row.reward_id)
         assert row is not None
-        return Reward.from_row(row)
+        return await Reward.of(info, row)
 
     @strawberry.field
     async def slot(self, info: Info) -> Slot | None:
