@@ -1,6 +1,6 @@
 """What every request needs and almost never changes, kept in each process's memory:
-API keys by the hash of their secret, programs, exchange rate versions, and promotions and
-tier ladders (what accruePoints reads).
+API keys by the hash of their secret, merchants and their programs, exchange rate versions,
+and promotions and tier ladders (what accruePoints reads, and the mall's price book).
 
 Invalidation: each kind has a counter in `cache_versions`, raised (`bump`) in the same
 transaction as the change (a key revoked, a merchant registered, a rate version added).
