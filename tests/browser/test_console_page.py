@@ -21,23 +21,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, expect
 
 from connectors.sandbox.runner import free_port
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("HUB_TEST_CHROMIUM") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output"
 BAD_KEY = "This key is not valid; ask an administrator for a FINANCE key."
 MONEY = re.compile(r"^-?\d+\.\d{2}$")
@@ -47,9 +36,6 @@ HAOWU_LINES = 27  # haowu pays for 26 conversions and a meal: two pages of lines
 BATCH = """query($d: Date!) { settlementBatch(businessDate: $d) {
   positions { merchant { id name } net } payments { from { id } to { id } amount }
   statements { id merchant { id } status } } }"""
-
-if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-    pytest.skip(f"no Chromium at {CHROMIUM} (set HUB_TEST_CHROMIUM)", allow_module_level=True)
 
 
 @dataclass
@@ -188,16 +174,6 @@ async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Demo]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @pytest.fixture

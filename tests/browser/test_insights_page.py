@@ -16,18 +16,9 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser.test_mall_page import (  # noqa: F401
-    CHROMIUM,
-    SCREENSHOTS,
-    SHANGHAI,
-    browser,
-    demo,
-)
+from tests.browser.test_mall_page import SCREENSHOTS, SHANGHAI, demo  # noqa: F401
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium (set HUB_TEST_CHROMIUM)"),
-]
+pytestmark = pytest.mark.browser
 KEY = "demo-haowu"
 FIGURES = {
     "points-issued": "pointsIssued",

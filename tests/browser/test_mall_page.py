@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -25,7 +24,6 @@ from playwright.async_api import (
     Page,
     Request,
     Route,
-    async_playwright,
     expect,
 )
 
@@ -37,31 +35,9 @@ OPERATIONS = {
     for p in (ROOT / "hub" / "web" / "mall" / "operations").glob("*.graphql")
 }
 SCREENSHOTS = ROOT / "test-output"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PAGE_SIZE = 8  # app.js PAGE_SIZE
 SHANGHAI = ZoneInfo("Asia/Shanghai")  # the demo's settlement time zone, and the browser's
-
-
-def find_chromium() -> str | None:
-    candidate = os.environ.get("HUB_TEST_CHROMIUM") or "/usr/bin/chromium"
-    found = shutil.which(candidate)
-    return found if found and os.access(found, os.X_OK) else None
-
-
-CHROMIUM = find_chromium()
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium (set HUB_TEST_CHROMIUM)"),
-]
+pytestmark = pytest.mark.browser
 
 
 def spawn_demo(workdir: Path) -> tuple[subprocess.Popen[bytes], str] | None:
@@ -114,16 +90,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=15)
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @dataclass

@@ -3,12 +3,12 @@
 
 import { $, h, say } from "/assets/dom.js";
 import { fromCents, sum } from "/assets/money.js";
+import { figure, fillRows, fillTable } from "/assets/report.js";
 import { gql } from "./api.js";
 import { state } from "./state.js";
 import {
   badge,
   byName,
-  figure,
   formatDateTime,
   merchantCell,
   moneyCell,
@@ -52,6 +52,15 @@ export async function showBatch(date, view) {
   document.title = `Batch ${batch.businessDate} · Finance console`;
 }
 
+// Each merchant's row (its status, then a summary across) is followed by its breaks' rows.
+const RECONCILIATION = [
+  { heading: "Merchant / movement" },
+  { heading: "Status / member" },
+  { heading: "Hub points", num: true },
+  { heading: "Partner points", num: true },
+  { heading: "Break" },
+];
+
 // The nightly run reconciles each connected partner before settling; its breaks, per merchant.
 function renderReconciliations(reports) {
   const points = (value) => (value === null ? "—" : numberFormat.format(value));
@@ -92,10 +101,47 @@ function renderReconciliations(reports) {
       );
     }
   }
-  $("reconciliations").tBodies[0].replaceChildren(...rows);
-  $("reconciliations").hidden = reports.length === 0;
-  $("reconciliations-empty").hidden = reports.length > 0;
+  fillRows("reconciliations", RECONCILIATION, rows, "reconciliations-empty");
 }
+
+const POSITIONS = [
+  { heading: "Merchant", cell: (p) => merchantCell(p.merchant) },
+  { heading: "Receivable", num: true, cell: (p) => moneyCell(p.receivable, "position-receivable") },
+  { heading: "Payable", num: true, cell: (p) => moneyCell(p.payable, "position-payable") },
+  { heading: "Fees", num: true, cell: (p) => moneyCell(p.fees, "position-fees") },
+  { heading: "Net", num: true, cell: (p) => moneyCell(p.net, "position-net", " strong") },
+];
+
+const PAYMENTS = [
+  { heading: "Pays", cell: (p) => merchantCell(p.from) },
+  {
+    th: { "aria-label": "to" },
+    cell: () => h("td", { class: "arrow", "aria-hidden": "true" }, "→"),
+  },
+  { heading: "Receives", cell: (p) => merchantCell(p.to) },
+  { heading: "Amount", num: true, cell: (p) => moneyCell(p.amount, "payment-amount", " strong") },
+];
+
+const statementHref = (s) => `#/statements/${encodeURIComponent(s.id)}`;
+
+const STATEMENTS = [
+  { heading: "Merchant", cell: (s) => merchantCell(s.merchant, statementHref(s)) },
+  { heading: "Status", cell: (s) => h("td", {}, badge(s.status, "statement-row-status")) },
+  { heading: "Receivable", num: true, cell: (s) => moneyCell(s.receivable) },
+  { heading: "Payable", num: true, cell: (s) => moneyCell(s.payable) },
+  { heading: "Fees", num: true, cell: (s) => moneyCell(s.fees) },
+  { heading: "Net", num: true, cell: (s) => moneyCell(s.net, null, " strong") },
+  {
+    heading: "Open",
+    unseen: true,
+    cell: (s) =>
+      h(
+        "td",
+        { class: "open" },
+        h("a", { href: statementHref(s), class: "button-link", testid: "open-statement" }, "Open"),
+      ),
+  },
+];
 
 function renderBatch(batch) {
   $("batch-date").textContent = batch.businessDate;
@@ -110,24 +156,12 @@ function renderBatch(batch) {
   );
 
   const positions = byName(batch.positions);
-  const table = $("positions");
-  table.tBodies[0].replaceChildren(
-    ...positions.map((p) =>
-      h(
-        "tr",
-        { testid: "position-row", dataset: { merchant: p.merchant.id } },
-        merchantCell(p.merchant),
-        moneyCell(p.receivable, "position-receivable"),
-        moneyCell(p.payable, "position-payable"),
-        moneyCell(p.fees, "position-fees"),
-        moneyCell(p.net, "position-net", " strong"),
-      ),
-    ),
-  );
-  table.hidden = positions.length === 0;
-  $("positions-empty").hidden = positions.length > 0;
+  const table = fillTable("positions", POSITIONS, positions, {
+    row: (p) => ({ testid: "position-row", dataset: { merchant: p.merchant.id } }),
+    empty: "positions-empty",
+  });
   const netTotal = sum(positions.map((p) => p.net));
-  table.tFoot.replaceChildren(
+  table.createTFoot().replaceChildren(
     h(
       "tr",
       { testid: "positions-total" },
@@ -148,45 +182,16 @@ function renderBatch(batch) {
     ),
   );
 
-  $("payments").tBodies[0].replaceChildren(
-    ...batch.payments.map((p) =>
-      h(
-        "tr",
-        { testid: "payment-row", dataset: { from: p.from.id, to: p.to.id } },
-        merchantCell(p.from),
-        h("td", { class: "arrow", "aria-hidden": "true" }, "→"),
-        merchantCell(p.to),
-        moneyCell(p.amount, "payment-amount", " strong"),
-      ),
-    ),
-  );
-  $("payments").hidden = batch.payments.length === 0;
-  $("payments-empty").hidden = batch.payments.length > 0;
+  fillTable("payments", PAYMENTS, batch.payments, {
+    row: (p) => ({ testid: "payment-row", dataset: { from: p.from.id, to: p.to.id } }),
+    empty: "payments-empty",
+  });
 
-  const statements = byName(batch.statements);
-  $("batch-statements").tBodies[0].replaceChildren(
-    ...statements.map((s) => {
-      const href = `#/statements/${encodeURIComponent(s.id)}`;
-      return h(
-        "tr",
-        {
-          testid: "statement-row",
-          dataset: { merchant: s.merchant.id, status: s.status, id: s.id },
-        },
-        merchantCell(s.merchant, href),
-        h("td", {}, badge(s.status, "statement-row-status")),
-        moneyCell(s.receivable),
-        moneyCell(s.payable),
-        moneyCell(s.fees),
-        moneyCell(s.net, null, " strong"),
-        h(
-          "td",
-          { class: "open" },
-          h("a", { href, class: "button-link", testid: "open-statement" }, "Open"),
-        ),
-      );
+  fillTable("batch-statements", STATEMENTS, byName(batch.statements), {
+    row: (s) => ({
+      testid: "statement-row",
+      dataset: { merchant: s.merchant.id, status: s.status, id: s.id },
     }),
-  );
-  $("batch-statements").hidden = statements.length === 0;
-  $("statements-empty").hidden = statements.length > 0;
+    empty: "statements-empty",
+  });
 }

@@ -3,6 +3,7 @@
 
 import { $, h, say } from "/assets/dom.js";
 import { cents, fromCents, sum } from "/assets/money.js";
+import { fillTable } from "/assets/report.js";
 import { gql } from "./api.js";
 import { LINES_PAGE, state } from "./state.js";
 import {
@@ -73,6 +74,32 @@ export async function showStatement(id, view) {
   document.title = `${statement.merchant.name} ${statement.businessDate} · Finance console`;
 }
 
+const COUNTERPARTIES = [
+  { heading: "Counterparty", cell: (c) => merchantCell(c.counterparty) },
+  {
+    heading: "Receivable",
+    num: true,
+    cell: (c) => moneyCell(c.receivable, "counterparty-receivable"),
+  },
+  { heading: "Payable", num: true, cell: (c) => moneyCell(c.payable, "counterparty-payable") },
+  {
+    heading: "Bilateral net",
+    num: true,
+    cell: (c) =>
+      moneyCell(fromCents(cents(c.receivable) - cents(c.payable)), "counterparty-net", " strong"),
+  },
+];
+
+const LINES = [
+  { heading: "Occurred", cell: (l) => h("td", { class: "nowrap" }, formatDateTime(l.occurredAt)) },
+  { heading: "Kind", cell: (l) => h("td", {}, kindLabel(l.kind)) },
+  { heading: "Counterparty", cell: (l) => merchantCell(l.counterparty) },
+  { heading: "Reference", cell: (l) => h("td", { class: "ref", title: l.reference }, l.reference) },
+  { heading: "Program", cell: (l) => h("td", {}, l.program.code) },
+  { heading: "Points", num: true, cell: (l) => h("td", {}, numberFormat.format(l.points)) },
+  { heading: "Amount", num: true, cell: (l) => moneyCell(l.amount, "line-amount") },
+];
+
 export function renderStatement() {
   const s = state.statement;
   const back = $("back-to-batch");
@@ -104,22 +131,12 @@ export function renderStatement() {
   renderAdjustments();
 
   const rows = byName(s.counterparties, (c) => c.counterparty);
-  const table = $("counterparties");
-  table.tBodies[0].replaceChildren(
-    ...rows.map((c) =>
-      h(
-        "tr",
-        { testid: "counterparty-row", dataset: { counterparty: c.counterparty.id } },
-        merchantCell(c.counterparty),
-        moneyCell(c.receivable, "counterparty-receivable"),
-        moneyCell(c.payable, "counterparty-payable"),
-        moneyCell(fromCents(cents(c.receivable) - cents(c.payable)), "counterparty-net", " strong"),
-      ),
-    ),
-  );
+  const table = fillTable("counterparties", COUNTERPARTIES, rows, {
+    row: (c) => ({ testid: "counterparty-row", dataset: { counterparty: c.counterparty.id } }),
+  });
   const receivable = sum(rows.map((c) => c.receivable));
   const payable = sum(rows.map((c) => c.payable));
-  table.tFoot.replaceChildren(
+  table.createTFoot().replaceChildren(
     h(
       "tr",
       {},
@@ -137,21 +154,10 @@ function renderLines(connection) {
   lines.hasNextPage = connection.pageInfo.hasNextPage;
   lines.endCursor = connection.pageInfo.endCursor;
   lines.count = edges.length;
-  $("lines").tBodies[0].replaceChildren(
-    ...edges.map(({ node }) =>
-      h(
-        "tr",
-        { testid: "line-row", dataset: { id: node.id, kind: node.kind } },
-        h("td", { class: "nowrap" }, formatDateTime(node.occurredAt)),
-        h("td", {}, kindLabel(node.kind)),
-        merchantCell(node.counterparty),
-        h("td", { class: "ref", title: node.reference }, node.reference),
-        h("td", {}, node.program.code),
-        h("td", { class: "num" }, numberFormat.format(node.points)),
-        moneyCell(node.amount, "line-amount"),
-      ),
-    ),
-  );
+  const nodes = edges.map((edge) => edge.node);
+  fillTable("lines", LINES, nodes, {
+    row: (l) => ({ testid: "line-row", dataset: { id: l.id, kind: l.kind } }),
+  });
   const start = lines.page * LINES_PAGE;
   $("lines-range").textContent =
     edges.length === 0

@@ -1,8 +1,9 @@
 // How the console shows things: numbers, money and times, status badges, merchant cells,
-// figures, and which of its views is on screen.
+// money figures, and which of its views is on screen.
 
 import { $, h } from "/assets/dom.js";
 import { cents, formatMoney, fromCents } from "/assets/money.js";
+import { figure } from "/assets/report.js";
 import { TZ } from "./state.js";
 
 export function moneyCell(value, testid = null, extra = "") {
@@ -72,19 +73,10 @@ export function merchantCell(merchant, href = null) {
   );
 }
 
-export function figure(label, value, testid, tone = "") {
-  return h(
-    "div",
-    { class: `figure ${tone}`.trim() },
-    h("dt", {}, label),
-    h("dd", { testid }, value),
-  );
-}
-
 export function moneyFigure(label, amount, testid, tone = "") {
-  const el = figure(label, formatMoney(amount), testid, `money-figure ${tone}`);
-  el.querySelector("dd").dataset.amount = fromCents(cents(amount));
-  return el;
+  return figure(label, formatMoney(amount), testid, `money-figure ${tone}`, {
+    amount: fromCents(cents(amount)),
+  });
 }
 
 /** Show one of the console's views (or none), hide the others. */

@@ -2,6 +2,7 @@
 // adjustments a resolved dispute carried into a batch.
 
 import { $, h } from "/assets/dom.js";
+import { fillTable } from "/assets/report.js";
 import { state } from "./state.js";
 import { merchantCell, moneyCell } from "./ui.js";
 
@@ -38,28 +39,34 @@ export function renderActions() {
   }
 }
 
+const ADJUSTMENTS = [
+  { heading: "Counterparty", cell: (a) => merchantCell(a.counterparty) },
+  { heading: "Reason", cell: (a) => h("td", {}, a.reason) },
+  {
+    heading: "Settled in",
+    cell: (a) =>
+      h(
+        "td",
+        { testid: "adjustment-carried" },
+        a.carriedTo
+          ? h("a", { href: `#/batches/${a.carriedTo.businessDate}` }, a.carriedTo.businessDate)
+          : "the next batch",
+      ),
+  },
+  {
+    heading: "Amount",
+    num: true,
+    cell: (a) => moneyCell(a.amount, "adjustment-amount", " strong"),
+  },
+];
+
 export function renderAdjustments() {
   const s = state.statement;
   $("resolve-form").hidden = s.status !== "DISPUTED";
   const card = $("adjustments-card");
   card.hidden = !s.resolution && s.adjustments.length === 0;
   $("statement-resolution").textContent = s.resolution ? `Resolution: ${s.resolution}` : "";
-  $("adjustments").tBodies[0].replaceChildren(
-    ...s.adjustments.map((a) =>
-      h(
-        "tr",
-        { testid: "adjustment-row" },
-        merchantCell(a.counterparty),
-        h("td", {}, a.reason),
-        h(
-          "td",
-          { testid: "adjustment-carried" },
-          a.carriedTo
-            ? h("a", { href: `#/batches/${a.carriedTo.businessDate}` }, a.carriedTo.businessDate)
-            : "the next batch",
-        ),
-        moneyCell(a.amount, "adjustment-amount", " strong"),
-      ),
-    ),
-  );
+  fillTable("adjustments", ADJUSTMENTS, s.adjustments, {
+    row: () => ({ testid: "adjustment-row" }),
+  });
 }

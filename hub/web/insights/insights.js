@@ -5,6 +5,7 @@
 
 import { $, h, say } from "/assets/dom.js";
 import { graphqlEndpoint, HubError, postGraphQL } from "/assets/graphql.js";
+import { figure, fillTable } from "/assets/report.js";
 import { aRole, keySignIn } from "/assets/signin.js";
 import { barChart, dailyChart } from "./charts.js";
 
@@ -142,39 +143,67 @@ async function show() {
   }
 }
 
-function setFigure(testid, value) {
-  const el = $(testid);
-  el.textContent = numberFormat.format(value);
-  el.dataset.value = String(value);
+// The period's figures: each a field of merchantInsights.
+const FIGURES = [
+  { label: "Points issued", field: "pointsIssued", testid: "points-issued" },
+  { label: "Points redeemed", field: "pointsRedeemed", testid: "points-redeemed" },
+  { label: "Points expired", field: "pointsExpired", testid: "points-expired" },
+  {
+    label: "Green points issued",
+    field: "greenPointsIssued",
+    testid: "green-points-issued",
+    tone: "green",
+  },
+  { label: "Active members", field: "activeMembers", testid: "active-members" },
+];
+
+/** The figure tiles: the period's (`found`), or a dash each before there is one. */
+function renderFigures(found = null) {
+  $("figures").replaceChildren(
+    ...FIGURES.map(({ label, field, testid, tone }) =>
+      found
+        ? figure(label, numberFormat.format(found[field]), testid, tone, { value: found[field] })
+        : figure(label, "–", testid, tone),
+    ),
+  );
 }
+
+const tierName = (t) => (t.tier ? t.tier.name : "Below the first tier");
+
+const TIERS = [
+  { heading: "Tier", cell: (t) => h("td", {}, tierName(t)) },
+  {
+    heading: "Members",
+    num: true,
+    cell: (t) => h("td", { testid: "tier-members" }, numberFormat.format(t.members)),
+  },
+];
+
+const REWARDS = [
+  { heading: "Reward", cell: (r) => h("td", {}, r.reward.title) },
+  {
+    heading: "Redemptions",
+    num: true,
+    cell: (r) => h("td", { testid: "reward-redemptions" }, numberFormat.format(r.redemptions)),
+  },
+  { heading: "Points", num: true, cell: (r) => h("td", {}, numberFormat.format(r.points)) },
+];
 
 function render(found) {
   $("period-label").textContent = `${found.from} to ${found.to}`;
-  setFigure("points-issued", found.pointsIssued);
-  setFigure("points-redeemed", found.pointsRedeemed);
-  setFigure("points-expired", found.pointsExpired);
-  setFigure("green-points-issued", found.greenPointsIssued);
-  setFigure("active-members", found.activeMembers);
+  renderFigures(found);
 
   dailyChart($("chart-daily"), found.daily);
 
-  const tierName = (t) => (t.tier ? t.tier.name : "Below the first tier");
   barChart(
     $("chart-tiers"),
     "Members",
     found.membersByTier.map(tierName),
     found.membersByTier.map((t) => t.members),
   );
-  $("tiers").tBodies[0].replaceChildren(
-    ...found.membersByTier.map((t) =>
-      h(
-        "tr",
-        { testid: "tier-row", dataset: { tier: t.tier ? t.tier.code : "" } },
-        h("td", {}, tierName(t)),
-        h("td", { class: "num", testid: "tier-members" }, numberFormat.format(t.members)),
-      ),
-    ),
-  );
+  fillTable("tiers", TIERS, found.membersByTier, {
+    row: (t) => ({ testid: "tier-row", dataset: { tier: t.tier ? t.tier.code : "" } }),
+  });
 
   const rewards = found.topRewards;
   barChart(
@@ -183,19 +212,10 @@ function render(found) {
     rewards.map((r) => r.reward.title),
     rewards.map((r) => r.redemptions),
   );
-  $("rewards").tBodies[0].replaceChildren(
-    ...rewards.map((r) =>
-      h(
-        "tr",
-        { testid: "reward-row", dataset: { reward: r.reward.id } },
-        h("td", {}, r.reward.title),
-        h("td", { class: "num", testid: "reward-redemptions" }, numberFormat.format(r.redemptions)),
-        h("td", { class: "num" }, numberFormat.format(r.points)),
-      ),
-    ),
-  );
-  $("rewards").hidden = rewards.length === 0;
-  $("rewards-empty").hidden = rewards.length !== 0;
+  fillTable("rewards", REWARDS, rewards, {
+    row: (r) => ({ testid: "reward-row", dataset: { reward: r.reward.id } }),
+    empty: "rewards-empty",
+  });
 
   $("rising-to").textContent = found.to;
   $("rising").replaceChildren(
@@ -222,6 +242,7 @@ function wire() {
     });
   }
   $("tz").textContent = TZ;
+  renderFigures();
 }
 
 async function start() {
