@@ -60,13 +60,13 @@ from bench.standalone import TableColumn, finish, opened
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database, utcnow
-from hub.enums import AccountKind, ConnectorKind, MerchantCategory, Role, WebhookEvent
+from hub.enums import AccountKind, MerchantCategory, Role, WebhookEvent
 from hub.imports import bulk, service
 from hub.imports.apply import AMOUNT_COLUMNS, ENTRY_COLUMNS, LOT_COLUMNS, POSTING_COLUMNS
 from hub.imports.rows import CsvReader
 from hub.imports.worker import ImportWorker
 from hub.ledger.points import expiry_of
-from hub.merchants import NewMerchant, register_merchant
+from hub.merchants import register_merchant
 from hub.models import (
     Account,
     AccrualAmount,
@@ -85,6 +85,7 @@ from hub.validate import PurchaseWindow
 from hub.verify import verify
 
 NAME = "imports"
+TITLE = "imports: a till file imported vs. a bare multi-row INSERT of the same ledger rows"
 PROGRAM = "TILL"
 MERCHANT = "till"
 EXPIRY_MONTHS = 24
@@ -188,19 +189,13 @@ async def make_world(db: Database, members: int, subscribed: bool, tiers: bool =
     async def register(session: AsyncSession) -> None:
         await register_merchant(
             session,
-            NewMerchant(
+            standalone.hosted_merchant(
                 id=MERCHANT,
                 name="Till",
                 category=MerchantCategory.RETAIL,
                 program_code=PROGRAM,
-                program_name="Till points",
-                unit_name="point",
-                connector=ConnectorKind.HOSTED,
-                connector_config=None,
                 point_value=Decimal("0.01"),
-                accrual_rate=Decimal(1),
                 expiry_months=EXPIRY_MONTHS,
-                compensation_percent=Decimal(10),
             ),
         )
         for rank, (code, spend, orders) in enumerate(LADDER if tiers else []):
@@ -497,7 +492,6 @@ async def measure(
 
 
 COLUMNS: list[TableColumn[Outcome]] = [
-    TableColumn("db", "<9", lambda o: o.backend),
     TableColumn("rows", ">10,", lambda o: o.rows),
     TableColumn("baseline s", ">10.2f", lambda o: o.baseline_seconds),
     TableColumn("cpu s", ">7.2f", lambda o: o.baseline_cpu),
@@ -513,11 +507,7 @@ COLUMNS: list[TableColumn[Outcome]] = [
 
 
 def table(outcomes: list[Outcome]) -> str:
-    lines = standalone.table(
-        "imports: a till file imported vs. a bare multi-row INSERT of the same ledger rows",
-        COLUMNS,
-        outcomes,
-    )
+    lines = standalone.table(TITLE, COLUMNS, outcomes)
     for o in outcomes:
         lines.append(
             f"   [{o.backend}] {o.members:,} members, chunks of {o.chunk:,}, events "
@@ -537,14 +527,13 @@ def table(outcomes: list[Outcome]) -> str:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.imports",
-        description="Import N purchases; compare with a bare multi-row INSERT of the same rows.",
+    parser = standalone.parser(
+        NAME, "Import N purchases; compare with a bare multi-row INSERT of the same rows."
     )
     parser.add_argument(
         "--rows",
-        type=int,
-        default=DEFAULT_ROWS,
+        type=standalone.at_least(1),
+        default=str(DEFAULT_ROWS),  # a string, which argparse checks as one given
         metavar="N",
         help=f"lines in the file ($HUB_BENCH_IMPORT_ROWS or {DEFAULT_ROWS:,}; "
         "1000000 for the issue's figure)",
@@ -558,10 +547,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--tiers", action="store_true", help="the program has tiers: members move up as it goes"
     )
-    args = standalone.parsed(parser, argv)
-    if args.rows < 1:
-        parser.error("--rows must be at least 1")
-    return args
+    return standalone.parsed(parser, argv)
 
 
 async def main(argv: list[str]) -> int:

@@ -65,8 +65,8 @@ from bench.standalone import TableColumn, finish, opened
 from hub import insights
 from hub.config import Settings
 from hub.db import Database, ExactDecimal, UTCDateTime, utcnow
-from hub.enums import AccountKind, ConnectorKind, EntryKind, MerchantCategory
-from hub.merchants import NewMerchant, register_merchant
+from hub.enums import AccountKind, EntryKind, MerchantCategory
+from hub.merchants import register_merchant
 from hub.models import (
     Account,
     AccrualAmount,
@@ -80,6 +80,7 @@ from hub.models import (
 )
 
 NAME = "insights"
+TITLE = "insights: every figure of merchantInsights vs. a bare GROUP BY over the same entries"
 CHUNK = 100_000  # numbers per INSERT ... SELECT
 DAYS = 365
 AMOUNTS = 500  # purchase amounts 1..500, points the same (one point per unit)
@@ -160,19 +161,13 @@ async def _merchants(session: AsyncSession) -> None:
     for i in range(2):
         await register_merchant(
             session,
-            NewMerchant(
+            standalone.hosted_merchant(
                 id=f"m{i}",
                 name=f"Merchant {i}",
                 category=MerchantCategory.PLATFORM if i == 0 else MerchantCategory.OTHER,
                 program_code=f"P{i}",
-                program_name=f"P{i} points",
-                unit_name="point",
-                connector=ConnectorKind.HOSTED,
-                connector_config=None,
                 point_value=Decimal("0.1"),
-                accrual_rate=Decimal(1),
                 expiry_months=12,
-                compensation_percent=Decimal(10),
             ),
         )
     for code, rank, _ in TIERS:
@@ -583,7 +578,6 @@ async def run(backend: str, postgres: str | None, n_entries: int, n_members: int
 
 
 COLUMNS: list[TableColumn[Outcome]] = [
-    TableColumn("db", "<9", lambda o: o.backend),
     TableColumn("entries", ">10,", lambda o: o.entries),
     TableColumn("load s", ">7.1f", lambda o: o.load_seconds),
     TableColumn("GROUP BY s", ">10.3f", lambda o: o.baseline_seconds),
@@ -595,11 +589,7 @@ COLUMNS: list[TableColumn[Outcome]] = [
 
 
 def table(outcomes: Sequence[Outcome]) -> str:
-    lines = standalone.table(
-        "insights: every figure of merchantInsights vs. a bare GROUP BY over the same entries",
-        COLUMNS,
-        outcomes,
-    )
+    lines = standalone.table(TITLE, COLUMNS, outcomes)
     for o in outcomes:
         for label, times in (("year", o.year), ("30 days", o.month)):
             parts = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in times.items())
@@ -619,16 +609,12 @@ def table(outcomes: Sequence[Outcome]) -> str:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.insights",
-        description="merchantInsights over N ledger entries; compare with a bare GROUP BY.",
+    parser = standalone.parser(
+        NAME, "merchantInsights over N ledger entries; compare with a bare GROUP BY."
     )
-    parser.add_argument("--entries", type=int, default=1_000_000, metavar="N", help="(1,000,000)")
-    parser.add_argument("--members", type=int, default=20_000, metavar="M", help="(20,000)")
-    args = standalone.parsed(parser, argv, seed=False)
-    if args.entries < 1 or args.members < 4:
-        parser.error("--entries must be at least 1 and --members at least 4")
-    return args
+    standalone.count(parser, "--entries", 1_000_000)
+    standalone.count(parser, "--members", 20_000, metavar="M", low=4)
+    return standalone.parsed(parser, argv, seed=False)
 
 
 async def main(argv: list[str]) -> int:

@@ -48,8 +48,8 @@ from bench.harness import peak_rss_mib, progress, rss_mib, verdicts
 from bench.standalone import TableColumn, finish, opened
 from hub.config import Settings
 from hub.db import Database, utcnow
-from hub.enums import ConnectorKind, MerchantCategory, ObligationKind
-from hub.merchants import NewMerchant, register_merchant
+from hub.enums import MerchantCategory, ObligationKind
+from hub.merchants import register_merchant
 from hub.models import NetPosition, Obligation, SettlementBatch, Statement
 from hub.obligation_rules import unsettled
 from settlement.netting import settle
@@ -57,6 +57,7 @@ from settlement.netting import settle
 T = TypeVar("T")
 
 NAME = "settlement"
+TITLE = "settlement: one business date, full run vs. a bare GROUP BY over the same table"
 MERCHANTS = 20
 CHUNK = 50_000  # rows per INSERT (PostgreSQL) or per executemany (SQLite)
 FEE_BPS = 25
@@ -125,19 +126,13 @@ async def register(db: Database) -> list[tuple[str, str]]:
         for i, (merchant, code) in enumerate(found):
             await register_merchant(
                 session,
-                NewMerchant(
+                standalone.hosted_merchant(
                     id=merchant,
                     name=f"Merchant {i}",
                     category=MerchantCategory.PLATFORM if i == 0 else MerchantCategory.OTHER,
                     program_code=code,
-                    program_name=f"{code} points",
-                    unit_name="point",
-                    connector=ConnectorKind.HOSTED,
-                    connector_config=None,
                     point_value=Decimal("0.1"),
-                    accrual_rate=Decimal(1),
                     expiry_months=None,
-                    compensation_percent=Decimal(10),
                 ),
             )
 
@@ -397,7 +392,6 @@ async def run(backend: str, postgres: str | None, n: int, seed: int) -> Outcome:
 
 
 COLUMNS: list[TableColumn[Outcome]] = [
-    TableColumn("db", "<9", lambda o: o.backend),
     TableColumn("obligations", ">11,", lambda o: o.obligations),
     TableColumn("load s", ">7.1f", lambda o: o.load_seconds),
     TableColumn("GROUP BY s", ">10.3f", lambda o: o.baseline_seconds),
@@ -411,11 +405,7 @@ COLUMNS: list[TableColumn[Outcome]] = [
 
 
 def table(outcomes: Sequence[Outcome]) -> str:
-    lines = standalone.table(
-        "settlement: one business date, full run vs. a bare GROUP BY over the same table",
-        COLUMNS,
-        outcomes,
-    )
+    lines = standalone.table(TITLE, COLUMNS, outcomes)
     for o in outcomes:
         shares = ", ".join(
             f"{step} {seconds:.2f} s ({100 * seconds / o.settle_seconds:.0f}%)"
@@ -438,17 +428,11 @@ def table(outcomes: Sequence[Outcome]) -> str:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.settlement",
-        description="Settle one business date of N obligations; compare with a bare GROUP BY.",
+    parser = standalone.parser(
+        NAME, "Settle one business date of N obligations; compare with a bare GROUP BY."
     )
-    parser.add_argument(
-        "--obligations", type=int, default=1_000_000, metavar="N", help="(1,000,000)"
-    )
-    args = standalone.parsed(parser, argv)
-    if args.obligations < 1:
-        parser.error("--obligations must be at least 1")
-    return args
+    standalone.count(parser, "--obligations", 1_000_000)
+    return standalone.parsed(parser, argv)
 
 
 async def main(argv: list[str]) -> int:

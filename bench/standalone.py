@@ -1,8 +1,8 @@
 """What the benchmarks that run on their own (`python -m bench.settlement`, `.insights`,
-`.imports`) share: their runs on each database, a database opened for one step and disposed
-after it, the printed table (a title, then one row per database from a list of columns), and
-the end of `main` (print, save, exit code). Each says only what it measures; every report
-reads and is stored alike."""
+`.imports`) share: their command line, the hosted merchants they load, their runs on each
+database, a database opened for one step and disposed after it, the printed table (a title,
+then one row per database: its name, then a list of columns), and the end of `main` (print,
+save, exit code). Each says only what it measures; every report reads and is stored alike."""
 
 from __future__ import annotations
 
@@ -11,19 +11,51 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
 from bench import databases
 from bench.harness import heading, save_results
 from hub.db import Database
+from hub.enums import ConnectorKind, MerchantCategory
+from hub.merchants import NewMerchant
 
 
 class Outcome(Protocol):
-    """One database's run: its named checks, and its figures as stored in JSON."""
+    """One database's run: the database it ran on, its named checks, and its figures as
+    stored in JSON."""
 
+    backend: str
     checks: dict[str, bool]
 
     def summary(self) -> dict[str, Any]: ...
+
+
+def parser(name: str, description: str) -> argparse.ArgumentParser:
+    """The command line of `python -m bench.<name>`, before its own options."""
+    return argparse.ArgumentParser(prog=f"python -m bench.{name}", description=description)
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An option's type: a whole number not below `low` (argparse says so, exit 2)."""
+
+    def number(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low:,}")
+        return value
+
+    return number
+
+
+def count(
+    parser: argparse.ArgumentParser, flag: str, default: int, metavar: str = "N", low: int = 1
+) -> None:
+    """An option saying how many of something the run loads: a whole number of at least
+    `low`, its default shown as its help."""
+    parser.add_argument(
+        flag, type=at_least(low), default=default, metavar=metavar, help=f"({default:,})"
+    )
 
 
 def parsed(
@@ -58,6 +90,34 @@ async def on_each_database(
     return postgres, [await run(backend, postgres) for backend in backends]
 
 
+def hosted_merchant(
+    *,
+    id: str,
+    name: str,
+    category: MerchantCategory,
+    program_code: str,
+    point_value: Decimal,
+    expiry_months: int | None,
+) -> NewMerchant:
+    """A merchant whose points live in the hub's own ledger, as these benchmarks load it
+    straight into the database: its program named after its code, one point per unit
+    spent, 10% compensation."""
+    return NewMerchant(
+        id=id,
+        name=name,
+        category=category,
+        program_code=program_code,
+        program_name=f"{program_code} points",
+        unit_name="point",
+        connector=ConnectorKind.HOSTED,
+        connector_config=None,
+        point_value=point_value,
+        accrual_rate=Decimal(1),
+        expiry_months=expiry_months,
+        compensation_percent=Decimal(10),
+    )
+
+
 @asynccontextmanager
 async def opened(url: str) -> AsyncIterator[Database]:
     """The hub's `Database` on `url` for one step, its pool disposed however the step ends
@@ -90,10 +150,14 @@ class TableColumn(Generic[T]):
         return found[1] + found[2]
 
 
-def table(title: str, columns: Sequence[TableColumn[T]], runs: Sequence[T]) -> list[str]:
-    """The table's lines: its title, the column titles, a rule as wide, a row per run."""
-    header = " ".join(f"{c.title:{c.width}}" for c in columns)
-    rows = [" ".join(f"{c.value(run):{c.spec}}" for c in columns) for run in runs]
+def table(
+    title: str, columns: Sequence[TableColumn[OutcomeT]], runs: Sequence[OutcomeT]
+) -> list[str]:
+    """The table's lines: its title, the column titles, a rule as wide, a row per run, each
+    row first naming the database the run was on."""
+    shown = [TableColumn[OutcomeT]("db", "<9", lambda o: o.backend), *columns]
+    header = " ".join(f"{c.title:{c.width}}" for c in shown)
+    rows = [" ".join(f"{c.value(run):{c.spec}}" for c in shown) for run in runs]
     return [*heading(title, header), *rows]
 
 

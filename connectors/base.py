@@ -84,7 +84,10 @@ class SlotOffer:
 
 
 @dataclass(frozen=True)
-class RewardOffer:
+class RewardTerms:
+    """What whoever offers a reward says of it: a partner in its catalog (RewardOffer), a
+    hosted merchant when it keeps its own (hub.mall.catalog.NewReward)."""
+
     ref: str
     kind: RewardKind
     title: str
@@ -93,6 +96,10 @@ class RewardOffer:
     settlement_price: Decimal | None = None
     stock: int | None = None
     active: bool = True
+
+
+@dataclass(frozen=True)
+class RewardOffer(RewardTerms):
     slots: list[SlotOffer] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 

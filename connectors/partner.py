@@ -3,7 +3,8 @@
 Each vertical (airline, hotel, restaurant, scenic) and the generic HTTP partner
 is a Dialect (connectors/dialects.py): which path does what, and how the partner's
 answers read. Partners here have no holds, so a hold is a debit, a capture changes
-nothing, and a release reverses the debit.
+nothing, and a release reverses the debit. A partner the hub may not call (no secret, or
+a URL it refuses) gets an Unconfigured connector, which refuses every call.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from connectors.base import (
 )
 from connectors.dialects import Dialect, Route
 from connectors.http import PartnerClient, Reply
-from hub.enums import ErrorCode
+from hub.enums import ConnectorKind, ErrorCode
 from hub.errors import DomainError, NotFound, PartnerRejected, PartnerUnavailable
 
 
@@ -54,13 +55,19 @@ class PartnerConnector:
         self.client = client
         self.kind = dialect.kind
 
+    async def _write(
+        self, operation: str, route: Route, body: dict[str, Any], key: str, **segments: str
+    ) -> Reply:
+        """A call that changes something at the partner: `body` sent to the route (its path
+        made from `segments`) under the idempotency key that makes sending it again safe."""
+        return await self.client.call(
+            operation, route.method, route.to(**segments), body=body, idempotency_key=key
+        )
+
     async def _points(self, route: Route, call: PointsCall, operation: str) -> CallResult:
-        reply = await self.client.call(
-            operation,
-            route.method,
-            route.to(ref=call.account.external_ref),
-            body=self.dialect.points_body(call),
-            idempotency_key=call.idempotency_key,
+        body = self.dialect.points_body(call)
+        reply = await self._write(
+            operation, route, body, call.idempotency_key, ref=call.account.external_ref
         )
         return _result(reply, lambda b: b.get("transactionId"))
 
@@ -109,14 +116,8 @@ class PartnerConnector:
         return await self._points(self.dialect.credit, call, "credit")
 
     async def reverse(self, call: PointsCall) -> CallResult:
-        route = self.dialect.reverse
-        reply = await self.client.call(
-            "reverse",
-            route.method,
-            route.path,
-            body={self.dialect.reverse_field: call.undoes, "reference": call.reference},
-            idempotency_key=call.idempotency_key,
-        )
+        body = {self.dialect.reverse_field: call.undoes, "reference": call.reference}
+        reply = await self._write("reverse", self.dialect.reverse, body, call.idempotency_key)
         return _result(reply, lambda b: b.get("transactionId"))
 
     async def hold(self, call: PointsCall) -> CallResult:
@@ -153,14 +154,8 @@ class PartnerConnector:
         return self.dialect.parse_slots(reply.body)
 
     async def book(self, request: BookingRequest) -> BookingResult:
-        route = self.dialect.book
-        reply = await self.client.call(
-            "book",
-            route.method,
-            route.path,
-            body=self.dialect.booking_body(request),
-            idempotency_key=request.idempotency_key,
-        )
+        body = self.dialect.booking_body(request)
+        reply = await self._write("book", self.dialect.book, body, request.idempotency_key)
         if reply.applied:
             return BookingResult(
                 Outcome.APPLIED, booking_ref=self.dialect.parse_booking(reply.body)
@@ -168,13 +163,8 @@ class PartnerConnector:
         return BookingResult(reply.outcome, message=reply.message or None, code=reply.code)
 
     async def cancel(self, booking_ref: str, reason: str, idempotency_key: str) -> CallResult:
-        route = self.dialect.cancel
-        reply = await self.client.call(
-            "cancel",
-            route.method,
-            route.to(booking=booking_ref),
-            body={"reason": reason},
-            idempotency_key=idempotency_key,
+        reply = await self._write(
+            "cancel", self.dialect.cancel, {"reason": reason}, idempotency_key, booking=booking_ref
         )
         return _result(reply, lambda _: booking_ref)
 
@@ -200,3 +190,50 @@ class PartnerConnector:
         route = self.dialect.health
         reply = await self.client.call("health", route.method, route.path, wait_seconds=2.0)
         return reply.applied
+
+
+class Unconfigured:
+    """A partner the hub has no secret for: every call is refused, as not sent, with a
+    message that says what to set. (Refused, never guessed: nothing moves.)"""
+
+    local = False
+
+    def __init__(self, kind: ConnectorKind, message: str) -> None:
+        self.kind = kind
+        self.message = message
+
+    def _refused(self) -> CallResult:
+        return CallResult(
+            Outcome.REJECTED, message=self.message, code=ErrorCode.PARTNER_UNAVAILABLE
+        )
+
+    async def balance(self, account: MemberAccount) -> int:
+        raise PartnerUnavailable(self.message)
+
+    async def lookup(self, external_ref: str) -> MemberRecord:
+        raise PartnerUnavailable(self.message)
+
+    async def debit(self, call: PointsCall) -> CallResult:
+        return self._refused()
+
+    credit = reverse = hold = capture = release = debit
+
+    async def list_rewards(self) -> list[RewardOffer]:
+        raise PartnerUnavailable(self.message)
+
+    async def list_slots(self, reward_ref: str, date: dt.date | None) -> list[SlotOffer]:
+        raise PartnerUnavailable(self.message)
+
+    async def book(self, request: BookingRequest) -> BookingResult:
+        return BookingResult(
+            Outcome.REJECTED, message=self.message, code=ErrorCode.PARTNER_UNAVAILABLE
+        )
+
+    async def cancel(self, booking_ref: str, reason: str, idempotency_key: str) -> CallResult:
+        return self._refused()
+
+    async def health(self) -> bool:
+        return False
+
+    async def movements(self, day: dt.date) -> list[PartnerMovement]:
+        raise PartnerUnavailable(self.message)

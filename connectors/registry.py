@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import ssl
 from typing import Any
@@ -12,78 +11,18 @@ import httpx
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors.base import (
-    BookingRequest,
-    BookingResult,
-    CallResult,
-    Connector,
-    MemberAccount,
-    MemberRecord,
-    Outcome,
-    PartnerMovement,
-    PointsCall,
-    RewardOffer,
-    SlotOffer,
-)
+from connectors.base import Connector
 from connectors.breaker import Breaker, BreakerStore, CircuitBreaker, SharedBreaker
 from connectors.dialects import DIALECTS
 from connectors.hosted import HostedConnector
 from connectors.http import PartnerClient, PartnerConfig
-from connectors.partner import PartnerConnector
+from connectors.partner import PartnerConnector, Unconfigured
 from hub import partner_urls
 from hub.config import Settings
-from hub.enums import ConnectorKind, ErrorCode
-from hub.errors import PartnerUnavailable
+from hub.enums import ConnectorKind
 from hub.models import Program
 
 log = structlog.get_logger(__name__)
-
-
-class Unconfigured:
-    """A partner the hub has no secret for: every call is refused, as not sent, with a
-    message that says what to set. (Refused, never guessed: nothing moves.)"""
-
-    local = False
-
-    def __init__(self, kind: ConnectorKind, message: str) -> None:
-        self.kind = kind
-        self.message = message
-
-    def _refused(self) -> CallResult:
-        return CallResult(
-            Outcome.REJECTED, message=self.message, code=ErrorCode.PARTNER_UNAVAILABLE
-        )
-
-    async def balance(self, account: MemberAccount) -> int:
-        raise PartnerUnavailable(self.message)
-
-    async def lookup(self, external_ref: str) -> MemberRecord:
-        raise PartnerUnavailable(self.message)
-
-    async def debit(self, call: PointsCall) -> CallResult:
-        return self._refused()
-
-    credit = reverse = hold = capture = release = debit
-
-    async def list_rewards(self) -> list[RewardOffer]:
-        raise PartnerUnavailable(self.message)
-
-    async def list_slots(self, reward_ref: str, date: dt.date | None) -> list[SlotOffer]:
-        raise PartnerUnavailable(self.message)
-
-    async def book(self, request: BookingRequest) -> BookingResult:
-        return BookingResult(
-            Outcome.REJECTED, message=self.message, code=ErrorCode.PARTNER_UNAVAILABLE
-        )
-
-    async def cancel(self, booking_ref: str, reason: str, idempotency_key: str) -> CallResult:
-        return self._refused()
-
-    async def health(self) -> bool:
-        return False
-
-    async def movements(self, day: dt.date) -> list[PartnerMovement]:
-        raise PartnerUnavailable(self.message)
 
 
 class Registry:

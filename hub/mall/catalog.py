@@ -12,12 +12,12 @@ from decimal import Decimal
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors.base import RewardOffer, SlotOffer
+from connectors.base import RewardOffer, RewardTerms, SlotOffer
 from hub import tags, validate, vouchers
 from hub.auth import Principal
 from hub.db import row_by, utcnow
 from hub.eligibility import encode
-from hub.enums import CreditLevel, MerchantStatus, RewardKind, Role
+from hub.enums import CreditLevel, MerchantStatus, Role
 from hub.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from hub.mall import settlement_prices
 from hub.mall.pricing import SLOTTED, PriceBook
@@ -41,15 +41,7 @@ class NewSlot:
 
 
 @dataclass(frozen=True)
-class NewReward:
-    ref: str
-    kind: RewardKind
-    title: str
-    price: int
-    description: str | None = None
-    settlement_price: Decimal | None = None
-    stock: int | None = None
-    active: bool = True
+class NewReward(RewardTerms):
     merchant_id: str | None = None
     slots: list[NewSlot] | None = None
     priority_until: dt.datetime | None = None
