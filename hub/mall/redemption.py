@@ -201,20 +201,8 @@ async def start(
         await _take_inventory(session, reward, slot, request.quantity)
         return {"redemption_id": redemption.id}
 
-    result = await idempotency.once(
-        session,
-        scope=principal.idempotency_scope,
-        key=request.idempotency_key,
-        operation="redeemReward",
-        request={
-            "memberId": request.member_id,
-            "rewardId": request.reward_id,
-            "payWith": request.pay_with,
-            "slotId": request.slot_id,
-            "quantity": request.quantity,
-        },
-        effect=effect,
-        known={"redemption_id": redemption_id},
+    result = await idempotency.once_for(
+        session, principal, "redeemReward", request, effect, known={"redemption_id": redemption_id}
     )
     return str(result["redemption_id"])
 
@@ -308,14 +296,7 @@ async def start_cancel(
         await run_local(session, settings, factory, r)
         return {"redemption_id": r.id}
 
-    result = await idempotency.once(
-        session,
-        scope=principal.idempotency_scope,
-        key=request.idempotency_key,
-        operation="cancelRedemption",
-        request={"redemptionId": request.redemption_id, "reason": request.reason.value},
-        effect=effect,
-    )
+    result = await idempotency.once_for(session, principal, "cancelRedemption", request, effect)
     return str(result["redemption_id"])
 
 
