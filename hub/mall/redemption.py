@@ -214,10 +214,10 @@ class CancelRequest:
     idempotency_key: str
 
 
-async def _touches(session: AsyncSession, r: Redemption, merchant_id: str | None) -> bool:
+async def _touches(session: AsyncSession, r: Redemption, merchant_id: str) -> bool:
     """Whether the redemption is of this merchant's reward or paid with its points."""
-    if merchant_id is None or merchant_id == r.merchant_id:
-        return merchant_id is not None
+    if merchant_id == r.merchant_id:
+        return True
     payer = await program_of(session, r.paid_with)  # only when the reward is another's
     return payer is not None and payer.merchant_id == merchant_id
 
@@ -350,13 +350,9 @@ async def visible_redemption(
     session: AsyncSession, principal: Principal, redemption_id: str
 ) -> Redemption | None:
     """ADMIN and FINANCE see any; the member its own; the reward's and the payer's merchants."""
-    r = await session.get(Redemption, redemption_id)
-    if r is None:
-        return None
-    seen = permissions.sees_by_role(principal, r.member_id)
-    if seen is None:  # a merchant: the reward's own, or the one whose points paid for it
-        seen = await _touches(session, r, permissions.reading_merchant(principal))
-    return r if seen else None
+    return await permissions.visible_activity(
+        session, principal, Redemption, redemption_id, _touches
+    )
 
 
 async def by_fulfillment(session: AsyncSession, merchant_id: str, ref: str) -> Redemption | None:
