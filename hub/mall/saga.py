@@ -200,49 +200,47 @@ async def _give_back_inventory(session: AsyncSession, r: Redemption) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Owed:
+    """What one obligation of a redemption is: its kind, the points it names (of which
+    program) and what it owes for them."""
+
+    kind: ObligationKind
+    program_code: str
+    points: int
+    amount: Decimal
+
+
+async def _the_line(session: AsyncSession, r: Redemption, kind: ObligationKind) -> _Owed:
+    """The redemption's REDEMPTION or REFUND obligation, at its settlement price. It names
+    the line's price in the reward's own points, as a conversion leg names what arrives on
+    its payee's side. One priced before migration 0012 named what the member paid."""
+    if r.price_points is None:
+        return _Owed(kind, r.paid_with, r.points, r.settlement_price)
+    owner = await primary_program(session, r.merchant_id)
+    assert owner is not None
+    return _Owed(kind, owner.code, r.price_points, r.settlement_price)
+
+
 async def _owes(
     session: AsyncSession,
     settings: Settings,
     r: Redemption,
-    kind: ObligationKind,
     debtor: str,
     creditor: str,
-    points: int,
-    amount: Decimal,
-    program_code: str | None = None,
+    owed: _Owed,
 ) -> None:
     await obligations.record(
         session,
         settings,
-        kind=kind,
+        kind=owed.kind,
         debtor=debtor,
         creditor=creditor,
-        program_code=program_code or r.paid_with,
-        points=points,
-        amount=amount,
+        program_code=owed.program_code,
+        points=owed.points,
+        amount=owed.amount,
         reference=r.id,
         occurred_at=utcnow(),
-    )
-
-
-async def _owes_the_line(
-    session: AsyncSession,
-    settings: Settings,
-    r: Redemption,
-    kind: ObligationKind,
-    debtor: str,
-    creditor: str,
-) -> None:
-    """The redemption's REDEMPTION or REFUND obligation, at its settlement price. It names
-    the line's price in the reward's own points, as a conversion leg names what arrives on
-    its payee's side. One priced before migration 0012 named what the member paid."""
-    program_code, points = r.paid_with, r.points
-    if r.price_points is not None:
-        owner = await primary_program(session, r.merchant_id)
-        assert owner is not None
-        program_code, points = owner.code, r.price_points
-    await _owes(
-        session, settings, r, kind, debtor, creditor, points, r.settlement_price, program_code
     )
 
 
@@ -349,9 +347,8 @@ async def _confirm(
     r.failure = None
     await vouchers.issue(session, r, utcnow())
     await announce.redemption(session, WebhookEvent.REDEMPTION_CONFIRMED, r)
-    await _owes_the_line(
-        session, settings, r, ObligationKind.REDEMPTION, payer.merchant_id, r.merchant_id
-    )
+    line = await _the_line(session, r, ObligationKind.REDEMPTION)
+    await _owes(session, settings, r, payer.merchant_id, r.merchant_id, line)
 
 
 async def _cancelled(
@@ -363,20 +360,13 @@ async def _cancelled(
     r.failure = None
     await announce.redemption(session, WebhookEvent.REDEMPTION_CANCELLED, r)
     await _give_back_inventory(session, r)
-    await _owes_the_line(
-        session, settings, r, ObligationKind.REFUND, r.merchant_id, payer.merchant_id
-    )
+    refund = await _the_line(session, r, ObligationKind.REFUND)
+    await _owes(session, settings, r, r.merchant_id, payer.merchant_id, refund)
     if r.compensation_points:
-        await _owes(
-            session,
-            settings,
-            r,
-            ObligationKind.COMPENSATION,
-            r.merchant_id,
-            payer.merchant_id,
-            r.compensation_points,
-            obligations.amount_for(r.compensation_points, payer.point_value),
-        )
+        points = r.compensation_points
+        worth = obligations.amount_for(points, payer.point_value)
+        compensation = _Owed(ObligationKind.COMPENSATION, r.paid_with, points, worth)
+        await _owes(session, settings, r, r.merchant_id, payer.merchant_id, compensation)
 
 
 def _refuse_untaken(step: str, result: Result) -> None:
