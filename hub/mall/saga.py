@@ -200,45 +200,34 @@ async def _give_back_inventory(session: AsyncSession, r: Redemption) -> None:
         )
 
 
-@dataclass(frozen=True)
-class _Owed:
-    """What one obligation of a redemption is: its kind, the points it names (of which
-    program) and what it owes for them."""
-
-    kind: ObligationKind
-    program_code: str
-    points: int
-    amount: Decimal
-
-
-async def _the_line(session: AsyncSession, r: Redemption, kind: ObligationKind) -> _Owed:
-    """The redemption's REDEMPTION or REFUND obligation, at its settlement price. It names
-    the line's price in the reward's own points, as a conversion leg names what arrives on
-    its payee's side. One priced before migration 0012 named what the member paid."""
-    if r.price_points is None:
-        return _Owed(kind, r.paid_with, r.points, r.settlement_price)
-    owner = await primary_program(session, r.merchant_id)
-    assert owner is not None
-    return _Owed(kind, owner.code, r.price_points, r.settlement_price)
-
-
 async def _owes(
-    session: AsyncSession,
-    settings: Settings,
-    r: Redemption,
-    debtor: str,
-    creditor: str,
-    owed: _Owed,
+    session: AsyncSession, settings: Settings, r: Redemption, payer: Program, kind: ObligationKind
 ) -> None:
+    """Record the redemption's obligation of `kind`: for REDEMPTION the paying program's
+    merchant owes the reward's merchant the line at its settlement price; a REFUND owes it
+    back; COMPENSATION owes the payer's merchant the compensation points at their worth.
+    The line is named in the reward's own points, as a conversion leg names what arrives on
+    its payee's side; one priced before migration 0012 named what the member paid."""
+    program_code, points, amount = r.paid_with, r.points, r.settlement_price
+    if kind == ObligationKind.COMPENSATION:
+        points = r.compensation_points
+        amount = obligations.amount_for(points, payer.point_value)
+    elif r.price_points is not None:
+        owner = await primary_program(session, r.merchant_id)
+        assert owner is not None
+        program_code, points = owner.code, r.price_points
+    debtor, creditor = payer.merchant_id, r.merchant_id
+    if kind != ObligationKind.REDEMPTION:  # a refund or a compensation flows the other way
+        debtor, creditor = creditor, debtor
     await obligations.record(
         session,
         settings,
-        kind=owed.kind,
+        kind=kind,
         debtor=debtor,
         creditor=creditor,
-        program_code=owed.program_code,
-        points=owed.points,
-        amount=owed.amount,
+        program_code=program_code,
+        points=points,
+        amount=amount,
         reference=r.id,
         occurred_at=utcnow(),
     )
@@ -347,8 +336,7 @@ async def _confirm(
     r.failure = None
     await vouchers.issue(session, r, utcnow())
     await announce.redemption(session, WebhookEvent.REDEMPTION_CONFIRMED, r)
-    line = await _the_line(session, r, ObligationKind.REDEMPTION)
-    await _owes(session, settings, r, payer.merchant_id, r.merchant_id, line)
+    await _owes(session, settings, r, payer, ObligationKind.REDEMPTION)
 
 
 async def _cancelled(
@@ -360,13 +348,9 @@ async def _cancelled(
     r.failure = None
     await announce.redemption(session, WebhookEvent.REDEMPTION_CANCELLED, r)
     await _give_back_inventory(session, r)
-    refund = await _the_line(session, r, ObligationKind.REFUND)
-    await _owes(session, settings, r, r.merchant_id, payer.merchant_id, refund)
+    await _owes(session, settings, r, payer, ObligationKind.REFUND)
     if r.compensation_points:
-        points = r.compensation_points
-        worth = obligations.amount_for(points, payer.point_value)
-        compensation = _Owed(ObligationKind.COMPENSATION, r.paid_with, points, worth)
-        await _owes(session, settings, r, r.merchant_id, payer.merchant_id, compensation)
+        await _owes(session, settings, r, payer, ObligationKind.COMPENSATION)
 
 
 def _refuse_untaken(step: str, result: Result) -> None:
