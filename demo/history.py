@@ -246,26 +246,21 @@ async def _date_back(db: Database, settings: Settings, since: int, day: dt.date)
     noon = dt.datetime.combine(day, dt.time(12), settings.tz).astimezone(dt.UTC)
 
     async def work(session: Any) -> None:
-        await session.execute(
+        for moves in (
             update(Obligation)
             .where(Obligation.id > since)
-            .values(occurred_at=noon, business_date=day)
-        )
-        await session.execute(
+            .values(occurred_at=noon, business_date=day),
             update(Conversion)
             .where(Conversion.business_date > day, Conversion.created_at > noon)
-            .values(created_at=noon, updated_at=noon, business_date=day)
-        )
-        await session.execute(
+            .values(created_at=noon, updated_at=noon, business_date=day),
             update(Redemption)
             .where(Redemption.created_at > noon)
-            .values(created_at=noon, updated_at=noon)
-        )
-        await session.execute(
+            .values(created_at=noon, updated_at=noon),
             update(Redemption)
             .where(Redemption.cancelled_at > noon, Redemption.created_at == noon)
-            .values(cancelled_at=noon)
-        )
+            .values(cancelled_at=noon),
+        ):
+            await session.execute(moves)
         for voucher in await session.scalars(select(Voucher).where(Voucher.created_at > noon)):
             shift = voucher.created_at - noon
             voucher.created_at, voucher.valid_until = noon, voucher.valid_until - shift

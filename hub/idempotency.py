@@ -7,20 +7,22 @@ first commits, claims nothing, and then reads the stored result: it moves nothin
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
+from hub.auth import Principal
 from hub.db import insert_or_skip, utcnow
-from hub.errors import IdempotencyConflict, InvalidInput, RetryTransaction
+from hub.errors import IdempotencyConflict, InvalidInput, RetryTransaction, spelled
 from hub.models import IdempotencyRecord
 
 Result = dict[str, Any]
@@ -109,6 +111,49 @@ async def once(
         .execution_options(synchronize_session=False)
     )
     return result
+
+
+class KeyedRequest(Protocol):
+    """A caller's request as a frozen dataclass that carries its idempotency key."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+    @property
+    def idempotency_key(self) -> str: ...
+
+
+def asked(request: KeyedRequest, named: Mapping[str, str]) -> dict[str, Any]:
+    """What a request asks, the input its key stands for: every field but the key, under
+    the contract's name (`member_id` as `memberId`; `named` gives those `spelled` does not,
+    `from_code` as `from`)."""
+    return {
+        named.get(f.name) or spelled(f.name): getattr(request, f.name)
+        for f in dataclasses.fields(request)
+        if f.name != "idempotency_key"
+    }
+
+
+async def once_for(
+    session: AsyncSession,
+    principal: Principal,
+    operation: str,
+    request: KeyedRequest,
+    effect: Callable[[], Awaitable[Result]],
+    *,
+    known: Result | None = None,
+    named: Mapping[str, str] | None = None,
+) -> Result:
+    """`once` for a caller's request: in the caller's scope, under the request's key,
+    standing for everything else the request asks (`asked`)."""
+    return await once(
+        session,
+        scope=principal.idempotency_scope,
+        key=request.idempotency_key,
+        operation=operation,
+        request=asked(request, named or {}),
+        effect=effect,
+        known=known,
+    )
 
 
 async def purge(session: AsyncSession, older_than_days: int) -> int:

@@ -8,11 +8,16 @@ FORBIDDEN, raised as `Forbidden`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.auth import Principal
 from hub.enums import Role
 from hub.errors import FieldPath, Forbidden, NotAllowed
+from hub.models import Conversion, Redemption
 
 ADMIN, MERCHANT, FINANCE, STOREFRONT = Role.ADMIN, Role.MERCHANT, Role.FINANCE, Role.STOREFRONT
 
@@ -159,6 +164,29 @@ def sees_by_role(principal: Principal, member_id: str) -> bool | None:
     if principal.role == STOREFRONT and principal.member_id != member_id:
         return False
     return None if reading_merchant(principal) is not None else principal.role == STOREFRONT
+
+
+Activity = TypeVar("Activity", Conversion, Redemption)
+
+
+async def visible_activity(
+    session: AsyncSession,
+    principal: Principal,
+    model: type[Activity],
+    row_id: str,
+    touches: Callable[[AsyncSession, Activity, str], Awaitable[bool]],
+) -> Activity | None:
+    """One of a member's conversions or redemptions, if the caller sees it (`sees_by_role`;
+    a merchant, or a session it minted, when it `touches` the merchant's programs)."""
+    row = await session.get(model, row_id)
+    if row is None:
+        return None
+    seen = sees_by_role(principal, row.member_id)
+    if seen is None:
+        merchant = reading_merchant(principal)
+        assert merchant is not None
+        seen = await touches(session, row, merchant)
+    return row if seen else None
 
 
 def sees_as_the_member(principal: Principal, member_id: str) -> bool:

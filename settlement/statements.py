@@ -7,9 +7,11 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from sqlalchemy import func, literal, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from hub import validate
 from hub.auth import Principal
@@ -235,24 +237,24 @@ async def lines(
     return found, len(rows) > first
 
 
-async def positions(session: AsyncSession, batch_id: str) -> list[NetPosition]:
+Written = TypeVar("Written", NetPosition, PaymentInstruction)
+
+
+async def _written(
+    session: AsyncSession, model: type[Written], batch_id: str, order: InstrumentedAttribute[Any]
+) -> list[Written]:
+    """What a batch's run wrote to `model`, in `order`."""
     return list(
-        await session.scalars(
-            select(NetPosition)
-            .where(NetPosition.batch_id == batch_id)
-            .order_by(NetPosition.merchant_id)
-        )
+        await session.scalars(select(model).where(model.batch_id == batch_id).order_by(order))
     )
+
+
+async def positions(session: AsyncSession, batch_id: str) -> list[NetPosition]:
+    return await _written(session, NetPosition, batch_id, NetPosition.merchant_id)
 
 
 async def payments(session: AsyncSession, batch_id: str) -> list[PaymentInstruction]:
-    return list(
-        await session.scalars(
-            select(PaymentInstruction)
-            .where(PaymentInstruction.batch_id == batch_id)
-            .order_by(PaymentInstruction.id)
-        )
-    )
+    return await _written(session, PaymentInstruction, batch_id, PaymentInstruction.id)
 
 
 async def batch_of(session: AsyncSession, business_date: dt.date) -> SettlementBatch | None:

@@ -44,6 +44,10 @@ class ConvertRequest:
     idempotency_key: str
 
 
+# The contract's names of the fields `spelled` does not give (see idempotency.asked).
+_CONTRACT_NAMES = {"from_code": "from", "to_code": "to"}
+
+
 async def _priced(
     session: AsyncSession, request: ConvertRequest, settings: Settings
 ) -> pricing.Priced:
@@ -191,20 +195,14 @@ async def start(
         made.append(conversion)
         return {"conversion_id": conversion.id}
 
-    result = await idempotency.once(
+    result = await idempotency.once_for(
         session,
-        scope=principal.idempotency_scope,
-        key=request.idempotency_key,
-        operation="convertPoints",
-        request={
-            "memberId": request.member_id,
-            "from": request.from_code,
-            "to": request.to_code,
-            "points": request.points,
-            "quoteId": request.quote_id,
-        },
-        effect=effect,
+        principal,
+        "convertPoints",
+        request,
+        effect,
         known={"conversion_id": conversion_id},
+        named=_CONTRACT_NAMES,
     )
     if made:
         return made[0]

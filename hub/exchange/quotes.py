@@ -50,19 +50,16 @@ async def create_quote(
     return quote
 
 
+async def _touches(session: AsyncSession, conversion: Conversion, merchant_id: str) -> bool:
+    """Whether the conversion's route passes through one of the merchant's programs."""
+    own = await session.scalars(select(Program.code).where(Program.merchant_id == merchant_id))
+    return not set(own).isdisjoint(conversion.route)
+
+
 async def visible_conversion(
     session: AsyncSession, principal: Principal, conversion_id: str
 ) -> Conversion | None:
     """ADMIN and FINANCE see any; the member its own; a merchant those touching its program."""
-    conversion = await session.get(Conversion, conversion_id)
-    if conversion is None:
-        return None
-    seen = permissions.sees_by_role(principal, conversion.member_id)
-    if seen is None:  # a merchant: those whose route passes through its programs
-        own = await session.scalars(
-            select(Program.code).where(
-                Program.merchant_id == permissions.reading_merchant(principal)
-            )
-        )
-        seen = not set(own).isdisjoint(conversion.route)
-    return conversion if seen else None
+    return await permissions.visible_activity(
+        session, principal, Conversion, conversion_id, _touches
+    )

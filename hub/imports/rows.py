@@ -13,7 +13,7 @@ import codecs
 import csv
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
@@ -231,6 +231,18 @@ def _too_long(line: int) -> Rejected:
     )
 
 
+def _with_text(
+    lines: Iterable[tuple[int, str | None]], out: list[Checked]
+) -> Iterator[tuple[int, str]]:
+    """The lines (or records) that hold something: one too long is rejected into `out` as it
+    comes, a blank one is passed over."""
+    for number, text in lines:
+        if text is None:
+            out.append(_too_long(number))
+        elif text.strip():
+            yield number, text
+
+
 class Reader:
     """Feed it the body's bytes as they come; it returns each line, checked."""
 
@@ -250,12 +262,7 @@ class NdjsonReader(Reader):
 
     def _records(self, lines: list[tuple[int, str | None]], final: bool) -> list[Checked]:
         out: list[Checked] = []
-        for number, text in lines:
-            if text is None:
-                out.append(_too_long(number))
-                continue
-            if not text.strip():
-                continue
+        for number, text in _with_text(lines, out):
             try:
                 value = json.loads(text, parse_float=validate.plain_decimal)
             except ValueError:
@@ -309,12 +316,7 @@ class CsvReader(Reader):
         texts = [text for _, text in records if text is not None and text.strip()]
         parsed = iter(csv.reader(texts, strict=False))
         window = self.window
-        for number, text in records:
-            if text is None:
-                out.append(_too_long(number))
-                continue
-            if not text.strip():
-                continue
+        for number, _ in _with_text(records, out):
             fields = next(parsed)
             if self.header is None:
                 self.header = self._read_header(fields)

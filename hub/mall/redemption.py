@@ -201,20 +201,8 @@ async def start(
         await _take_inventory(session, reward, slot, request.quantity)
         return {"redemption_id": redemption.id}
 
-    result = await idempotency.once(
-        session,
-        scope=principal.idempotency_scope,
-        key=request.idempotency_key,
-        operation="redeemReward",
-        request={
-            "memberId": request.member_id,
-            "rewardId": request.reward_id,
-            "payWith": request.pay_with,
-            "slotId": request.slot_id,
-            "quantity": request.quantity,
-        },
-        effect=effect,
-        known={"redemption_id": redemption_id},
+    result = await idempotency.once_for(
+        session, principal, "redeemReward", request, effect, known={"redemption_id": redemption_id}
     )
     return str(result["redemption_id"])
 
@@ -226,10 +214,10 @@ class CancelRequest:
     idempotency_key: str
 
 
-async def _touches(session: AsyncSession, r: Redemption, merchant_id: str | None) -> bool:
+async def _touches(session: AsyncSession, r: Redemption, merchant_id: str) -> bool:
     """Whether the redemption is of this merchant's reward or paid with its points."""
-    if merchant_id is None or merchant_id == r.merchant_id:
-        return merchant_id is not None
+    if merchant_id == r.merchant_id:
+        return True
     payer = await program_of(session, r.paid_with)  # only when the reward is another's
     return payer is not None and payer.merchant_id == merchant_id
 
@@ -308,14 +296,7 @@ async def start_cancel(
         await run_local(session, settings, factory, r)
         return {"redemption_id": r.id}
 
-    result = await idempotency.once(
-        session,
-        scope=principal.idempotency_scope,
-        key=request.idempotency_key,
-        operation="cancelRedemption",
-        request={"redemptionId": request.redemption_id, "reason": request.reason.value},
-        effect=effect,
-    )
+    result = await idempotency.once_for(session, principal, "cancelRedemption", request, effect)
     return str(result["redemption_id"])
 
 
@@ -369,13 +350,9 @@ async def visible_redemption(
     session: AsyncSession, principal: Principal, redemption_id: str
 ) -> Redemption | None:
     """ADMIN and FINANCE see any; the member its own; the reward's and the payer's merchants."""
-    r = await session.get(Redemption, redemption_id)
-    if r is None:
-        return None
-    seen = permissions.sees_by_role(principal, r.member_id)
-    if seen is None:  # a merchant: the reward's own, or the one whose points paid for it
-        seen = await _touches(session, r, permissions.reading_merchant(principal))
-    return r if seen else None
+    return await permissions.visible_activity(
+        session, principal, Redemption, redemption_id, _touches
+    )
 
 
 async def by_fulfillment(session: AsyncSession, merchant_id: str, ref: str) -> Redemption | None:

@@ -201,48 +201,35 @@ async def _give_back_inventory(session: AsyncSession, r: Redemption) -> None:
 
 
 async def _owes(
-    session: AsyncSession,
-    settings: Settings,
-    r: Redemption,
-    kind: ObligationKind,
-    debtor: str,
-    creditor: str,
-    points: int,
-    amount: Decimal,
-    program_code: str | None = None,
+    session: AsyncSession, settings: Settings, r: Redemption, payer: Program, kind: ObligationKind
 ) -> None:
+    """Record the redemption's obligation of `kind`: for REDEMPTION the paying program's
+    merchant owes the reward's merchant the line at its settlement price; a REFUND owes it
+    back; COMPENSATION owes the payer's merchant the compensation points at their worth.
+    The line is named in the reward's own points, as a conversion leg names what arrives on
+    its payee's side; one priced before migration 0012 named what the member paid."""
+    program_code, points, amount = r.paid_with, r.points, r.settlement_price
+    if kind == ObligationKind.COMPENSATION:
+        points = r.compensation_points
+        amount = obligations.amount_for(points, payer.point_value)
+    elif r.price_points is not None:
+        owner = await primary_program(session, r.merchant_id)
+        assert owner is not None
+        program_code, points = owner.code, r.price_points
+    debtor, creditor = payer.merchant_id, r.merchant_id
+    if kind != ObligationKind.REDEMPTION:  # a refund or a compensation flows the other way
+        debtor, creditor = creditor, debtor
     await obligations.record(
         session,
         settings,
         kind=kind,
         debtor=debtor,
         creditor=creditor,
-        program_code=program_code or r.paid_with,
+        program_code=program_code,
         points=points,
         amount=amount,
         reference=r.id,
         occurred_at=utcnow(),
-    )
-
-
-async def _owes_the_line(
-    session: AsyncSession,
-    settings: Settings,
-    r: Redemption,
-    kind: ObligationKind,
-    debtor: str,
-    creditor: str,
-) -> None:
-    """The redemption's REDEMPTION or REFUND obligation, at its settlement price. It names
-    the line's price in the reward's own points, as a conversion leg names what arrives on
-    its payee's side. One priced before migration 0012 named what the member paid."""
-    program_code, points = r.paid_with, r.points
-    if r.price_points is not None:
-        owner = await primary_program(session, r.merchant_id)
-        assert owner is not None
-        program_code, points = owner.code, r.price_points
-    await _owes(
-        session, settings, r, kind, debtor, creditor, points, r.settlement_price, program_code
     )
 
 
@@ -349,9 +336,7 @@ async def _confirm(
     r.failure = None
     await vouchers.issue(session, r, utcnow())
     await announce.redemption(session, WebhookEvent.REDEMPTION_CONFIRMED, r)
-    await _owes_the_line(
-        session, settings, r, ObligationKind.REDEMPTION, payer.merchant_id, r.merchant_id
-    )
+    await _owes(session, settings, r, payer, ObligationKind.REDEMPTION)
 
 
 async def _cancelled(
@@ -363,20 +348,9 @@ async def _cancelled(
     r.failure = None
     await announce.redemption(session, WebhookEvent.REDEMPTION_CANCELLED, r)
     await _give_back_inventory(session, r)
-    await _owes_the_line(
-        session, settings, r, ObligationKind.REFUND, r.merchant_id, payer.merchant_id
-    )
+    await _owes(session, settings, r, payer, ObligationKind.REFUND)
     if r.compensation_points:
-        await _owes(
-            session,
-            settings,
-            r,
-            ObligationKind.COMPENSATION,
-            r.merchant_id,
-            payer.merchant_id,
-            r.compensation_points,
-            obligations.amount_for(r.compensation_points, payer.point_value),
-        )
+        await _owes(session, settings, r, payer, ObligationKind.COMPENSATION)
 
 
 def _refuse_untaken(step: str, result: Result) -> None:

@@ -109,6 +109,26 @@ def _checked(spec: TierSpec, index: int) -> Tier:
     )
 
 
+# What a tier asks or gives that is never less than the tier below's, and the sentence that
+# refuses a ladder where it is (`high` the tier, `low` the one below).
+_NO_LESS_THAN_BELOW = (
+    (
+        "min_orders",
+        "Tiers go lowest first and do not overlap: {high.code} asks fewer orders "
+        "({high.min_orders}) than {low.code} ({low.min_orders}).",
+    ),
+    (
+        "accrual_multiplier",
+        "{high.code} is above {low.code} but earns less (x{high.accrual_multiplier} "
+        "against x{low.accrual_multiplier}).",
+    ),
+    (
+        "redemption_discount_percent",
+        "{high.code} is above {low.code} but its redemption discount is smaller.",
+    ),
+)
+
+
 def _check_order(rows: list[Tier]) -> None:
     """Lowest first, nested: more spend, no fewer orders, no smaller benefit than below."""
     seen: set[str] = set()
@@ -129,23 +149,9 @@ def _check_order(rows: list[Tier]) -> None:
                 f"than {low.code} ({high.min_spend} is not above {low.min_spend}).",
                 field=(*f, "min_spend"),
             )
-        if high.min_orders < low.min_orders:
-            raise InvalidInput(
-                f"Tiers go lowest first and do not overlap: {high.code} asks fewer orders "
-                f"({high.min_orders}) than {low.code} ({low.min_orders}).",
-                field=(*f, "min_orders"),
-            )
-        if high.accrual_multiplier < low.accrual_multiplier:
-            raise InvalidInput(
-                f"{high.code} is above {low.code} but earns less (x{high.accrual_multiplier} "
-                f"against x{low.accrual_multiplier}).",
-                field=(*f, "accrual_multiplier"),
-            )
-        if high.redemption_discount_percent < low.redemption_discount_percent:
-            raise InvalidInput(
-                f"{high.code} is above {low.code} but its redemption discount is smaller.",
-                field=(*f, "redemption_discount_percent"),
-            )
+        for name, sentence in _NO_LESS_THAN_BELOW:
+            if getattr(high, name) < getattr(low, name):
+                raise InvalidInput(sentence.format(high=high, low=low), field=(*f, name))
 
 
 async def ladder(session: AsyncSession, program_code: str) -> list[Tier]:
