@@ -12,6 +12,7 @@ from hub.enums import ErrorCode as DomainErrorCode
 from hub.imports import service
 from hub.models import ImportJob as JobRow
 from hub.permissions import Action
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import ErrorCode, ImportStatus
 from schema.errors import UserError, attempt, bad_argument
@@ -47,19 +48,7 @@ class ImportJob:
 
     @classmethod
     def from_row(cls, row: JobRow) -> ImportJob:
-        return cls(
-            id=strawberry.ID(row.id),
-            status=row.status,
-            total=row.total,
-            processed=row.processed,
-            accepted=row.accepted,
-            rejected=row.rejected,
-            points=row.points,
-            failure=row.failure,
-            created_at=row.created_at,
-            finished_at=row.finished_at,
-            program_code=row.program_code,
-        )
+        return from_attributes(cls, row, id=strawberry.ID(row.id))
 
     @strawberry.field
     async def program(self, info: Info) -> Program:

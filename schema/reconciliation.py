@@ -9,6 +9,7 @@ import strawberry
 from hub import reconciliation as service
 from hub.enums import Role
 from hub.permissions import Action
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import ReconciliationStatus
 from schema.errors import forbidden
@@ -39,22 +40,8 @@ class ReconciliationReport:
 
     @classmethod
     def of(cls, report: service.Report) -> ReconciliationReport:
-        return cls(
-            business_date=report.business_date,
-            status=report.status,
-            matched=report.matched,
-            breaks=[
-                ReconciliationItem(
-                    reference=b.reference,
-                    external_ref=b.external_ref,
-                    hub_points=b.hub_points,
-                    partner_points=b.partner_points,
-                )
-                for b in report.breaks
-            ],
-            generated_at=report.generated_at,
-            merchant_id=report.merchant_id,
-        )
+        breaks = [from_attributes(ReconciliationItem, b) for b in report.breaks]
+        return from_attributes(cls, report, breaks=breaks)
 
     @strawberry.field
     async def merchant(self, info: Info) -> Merchant:

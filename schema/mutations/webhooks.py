@@ -11,6 +11,7 @@ from hub.models import WebhookDelivery as DeliveryRow
 from hub.models import WebhookSubscription as SubscriptionRow
 from hub.permissions import Action
 from hub.webhooks import subscriptions as service
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import DeliveryStatus, WebhookEvent
 from schema.errors import ARGUMENTS, UserError
@@ -29,14 +30,8 @@ class WebhookDelivery:
 
     @classmethod
     def from_row(cls, row: DeliveryRow) -> WebhookDelivery:
-        return cls(
-            id=strawberry.ID(str(row.id)),
-            event=DomainWebhookEvent(row.event_type),
-            status=row.status,
-            attempts=row.attempts,
-            last_status_code=row.last_status_code,
-            next_attempt_at=row.next_attempt_at,
-            created_at=row.created_at,
+        return from_attributes(
+            cls, row, id=strawberry.ID(str(row.id)), event=DomainWebhookEvent(row.event_type)
         )
 
 
@@ -62,13 +57,7 @@ class WebhookSubscription:
 
     @classmethod
     def from_row(cls, row: SubscriptionRow) -> WebhookSubscription:
-        return cls(
-            id=strawberry.ID(row.id),
-            url=row.url,
-            events=service.events_of(row),
-            active=row.active,
-            created_at=row.created_at,
-        )
+        return from_attributes(cls, row, id=strawberry.ID(row.id), events=service.events_of(row))
 
     @strawberry.field(description="Newest first.")
     async def deliveries(

@@ -12,6 +12,7 @@ from hub import tags as tags_
 from hub.mall import catalog
 from hub.mall.saga import status_of
 from hub.permissions import sees_money_of
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import RedemptionStatus, RewardKind
 from schema.errors import forbidden
@@ -37,12 +38,7 @@ class Slot:
 
     @classmethod
     def from_row(cls, row: models.Slot) -> Slot:
-        return cls(
-            id=strawberry.ID(row.id),
-            starts_at=row.starts_at,
-            ends_at=row.ends_at,
-            remaining=row.remaining,
-        )
+        return from_attributes(cls, row, id=strawberry.ID(row.id))
 
 
 @strawberry.federation.type(keys=["id"], description="A merchant's reward in the universal mall.")
@@ -56,14 +52,7 @@ class Reward:
 
     @classmethod
     def from_row(cls, row: models.Reward) -> Reward:
-        return cls(
-            id=strawberry.ID(row.id),
-            kind=row.kind,
-            title=row.title,
-            description=row.description,
-            stock=row.stock,
-            row=row,
-        )
+        return from_attributes(cls, row, id=strawberry.ID(row.id), row=row)
 
     @strawberry.field
     async def merchant(self, info: Info) -> Merchant:
@@ -188,18 +177,7 @@ class Redemption:
 
     @classmethod
     def from_row(cls, row: models.Redemption) -> Redemption:
-        return cls(
-            id=strawberry.ID(row.id),
-            quantity=row.quantity,
-            points=row.points,
-            status=status_of(row),
-            fulfillment_ref=row.fulfillment_ref,
-            refunded_points=row.refunded_points,
-            compensation_points=row.compensation_points,
-            created_at=row.created_at,
-            cancelled_at=row.cancelled_at,
-            row=row,
-        )
+        return from_attributes(cls, row, id=strawberry.ID(row.id), status=status_of(row), row=row)
 
     @strawberry.field
     async def member(self, info: Info) -> Member:

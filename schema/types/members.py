@@ -16,6 +16,7 @@ from hub.ledger import queries
 from hub.member_view import AccountView, MemberView
 from hub.permissions import reading_merchant, sees_as_the_member
 from hub.privacy import shown_name
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import CreditLevel, EntryKind
 from schema.errors import forbidden
@@ -109,16 +110,13 @@ class LedgerEntry:
     @classmethod
     def of(cls, entry: models.Entry, points: int, balance_after: int) -> LedgerEntry:
         """An entry as the member's side of it shows: its points and the balance after."""
-        return cls(
+        return from_attributes(
+            cls,
+            entry,
             id=strawberry.ID(str(entry.id)),
             kind=DomainEntryKind(entry.kind),
             points=points,
             balance_after=balance_after,
-            occurred_at=entry.occurred_at,
-            business_date=entry.business_date,
-            reference=entry.reference,
-            memo=entry.memo,
-            program_code=entry.program_code,
         )
 
     @strawberry.field

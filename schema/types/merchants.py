@@ -10,6 +10,7 @@ import strawberry
 
 from hub import models
 from hub.enums import Role as DomainRole
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import ConnectorKind, MerchantCategory, MerchantStatus, ProgramKind, Role
 from schema.formatting import plain
@@ -31,11 +32,10 @@ class Merchant:
 
     @classmethod
     def from_row(cls, row: models.Merchant) -> Merchant:
-        return cls(
+        return from_attributes(
+            cls,
+            row,
             id=strawberry.ID(row.id),
-            name=row.name,
-            category=row.category,
-            status=row.status,
             compensation_percent=plain(row.compensation_percent),
         )
 
@@ -75,16 +75,12 @@ class Program:
 
     @classmethod
     def from_row(cls, row: models.Program) -> Program:
-        return cls(
+        return from_attributes(
+            cls,
+            row,
             code=strawberry.ID(row.code),
-            name=row.name,
-            unit_name=row.unit_name,
-            connector=row.connector,
             point_value=plain(row.point_value),
             accrual_rate=plain(row.accrual_rate),
-            expiry_months=row.expiry_months,
-            kind=row.kind,
-            merchant_id=row.merchant_id,
         )
 
     @strawberry.field
@@ -159,15 +155,7 @@ class ApiKey:
 
     @classmethod
     def from_row(cls, row: models.ApiKey) -> ApiKey:
-        return cls(
-            id=strawberry.ID(row.id),
-            role=row.role,
-            label=row.label,
-            created_at=row.created_at,
-            last_used_at=row.last_used_at,
-            revoked_at=row.revoked_at,
-            merchant_id=row.merchant_id,
-        )
+        return from_attributes(cls, row, id=strawberry.ID(row.id))
 
     @strawberry.field
     async def merchant(self, info: Info) -> Merchant | None:

@@ -9,6 +9,7 @@ import strawberry
 
 from hub import models
 from hub.enums import ObligationKind as DomainObligationKind
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import BatchStatus, ObligationKind, StatementStatus
 from schema.formatting import money
@@ -97,11 +98,11 @@ class Adjustment:
     @classmethod
     def from_row(cls, carried: CarriedAdjustment) -> Adjustment:
         row = carried.adjustment
-        return cls(
+        return from_attributes(
+            cls,
+            row,
             id=strawberry.ID(str(row.id)),
             amount=money(row.amount),
-            reason=row.reason,
-            counterparty_id=row.counterparty_id,
             batch_id=carried.batch_id,
         )
 
@@ -146,18 +147,14 @@ class Statement:
 
     @classmethod
     def from_row(cls, row: models.Statement) -> Statement:
-        return cls(
+        return from_attributes(
+            cls,
+            row,
             id=strawberry.ID(row.id),
-            business_date=row.business_date,
-            status=row.status,
             receivable=money(row.receivable),
             payable=money(row.payable),
             fees=money(row.fees),
             net=money(row.net),
-            dispute_reason=row.dispute_reason,
-            approved_at=row.approved_at,
-            paid_reference=row.paid_reference,
-            resolution=row.resolution,
             row=row,
         )
 
@@ -238,14 +235,7 @@ class SettlementBatch:
 
     @classmethod
     def from_row(cls, row: models.SettlementBatch) -> SettlementBatch:
-        return cls(
-            id=strawberry.ID(row.id),
-            business_date=row.business_date,
-            status=row.status,
-            currency=row.currency,
-            created_at=row.created_at,
-            row=row,
-        )
+        return from_attributes(cls, row, id=strawberry.ID(row.id), row=row)
 
     async def _totals(self, info: Info) -> tuple[int, Decimal]:
         principal = info.context.principal
