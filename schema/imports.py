@@ -17,7 +17,7 @@ from schema.context import Info
 from schema.enums import ErrorCode, ImportStatus
 from schema.errors import UserError, attempt, bad_argument
 from schema.pagination import page_size
-from schema.types.merchants import Program, load_program
+from schema.types.merchants import Program, program_field
 
 MAX_ERRORS_PAGE = 1000
 
@@ -45,14 +45,11 @@ class ImportJob:
     created_at: dt.datetime
     finished_at: dt.datetime | None
     program_code: strawberry.Private[str]
+    program: Program = strawberry.field(resolver=program_field)
 
     @classmethod
     def from_row(cls, row: JobRow) -> ImportJob:
         return from_attributes(cls, row, id=strawberry.ID(row.id))
-
-    @strawberry.field
-    async def program(self, info: Info) -> Program:
-        return await load_program(info, self.program_code)
 
     @strawberry.field(description="Rejected lines in line order (at most 1000 at a time).")
     async def errors(

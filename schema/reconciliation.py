@@ -14,7 +14,7 @@ from schema.context import Info
 from schema.enums import ReconciliationStatus
 from schema.errors import forbidden
 from schema.pagination import checked_date
-from schema.types.merchants import Merchant, load_merchant
+from schema.types.merchants import Merchant, merchant_field
 
 
 @strawberry.type
@@ -37,15 +37,12 @@ class ReconciliationReport:
     breaks: list[ReconciliationItem]
     generated_at: dt.datetime
     merchant_id: strawberry.Private[str]
+    merchant: Merchant = strawberry.field(resolver=merchant_field)
 
     @classmethod
     def of(cls, report: service.Report) -> ReconciliationReport:
         breaks = [from_attributes(ReconciliationItem, b) for b in report.breaks]
         return from_attributes(cls, report, breaks=breaks)
-
-    @strawberry.field
-    async def merchant(self, info: Info) -> Merchant:
-        return await load_merchant(info, self.merchant_id)
 
 
 @strawberry.type

@@ -28,7 +28,7 @@ from schema.pagination import (
     page_info,
     page_size,
 )
-from schema.types.merchants import Program, load_program
+from schema.types.merchants import Program, load_program, program_field
 from schema.types.tiers import TierStatus
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ class LedgerEntry:
     reference: str | None
     memo: str | None
     program_code: strawberry.Private[str]
+    program: Program = strawberry.field(resolver=program_field)
 
     @classmethod
     def of(cls, entry: models.Entry, points: int, balance_after: int) -> LedgerEntry:
@@ -118,10 +119,6 @@ class LedgerEntry:
             points=points,
             balance_after=balance_after,
         )
-
-    @strawberry.field
-    async def program(self, info: Info) -> Program:
-        return await load_program(info, self.program_code)
 
 
 @strawberry.type

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import strawberry
 
@@ -58,6 +58,24 @@ class Merchant:
         return cls.from_row(row) if row else None
 
 
+class _KeepsMerchant(Protocol):
+    merchant_id: str
+
+
+class _KeepsProgram(Protocol):
+    program_code: str
+
+
+async def merchant_field(root: strawberry.Parent[_KeepsMerchant], info: Info) -> Merchant:
+    """The `merchant` of a type that keeps its merchant's id (merchant_id)."""
+    return await load_merchant(info, root.merchant_id)
+
+
+async def program_field(root: strawberry.Parent[_KeepsProgram], info: Info) -> Program:
+    """The `program` of a type that keeps its program's code (program_code)."""
+    return await load_program(info, root.program_code)
+
+
 @strawberry.federation.type(keys=["code"], description="A merchant's loyalty program.")
 class Program:
     code: strawberry.ID
@@ -72,6 +90,7 @@ class Program:
         "rewards only."
     )
     merchant_id: strawberry.Private[str]
+    merchant: Merchant = strawberry.field(resolver=merchant_field)
 
     @classmethod
     def from_row(cls, row: models.Program) -> Program:
@@ -82,10 +101,6 @@ class Program:
             point_value=plain(row.point_value),
             accrual_rate=plain(row.accrual_rate),
         )
-
-    @strawberry.field
-    async def merchant(self, info: Info) -> Merchant:
-        return await load_merchant(info, self.merchant_id)
 
     @strawberry.field(description="Lowest first; empty: the program has no tiers.")
     async def tiers(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Protocol
 
 import strawberry
 
@@ -14,9 +15,24 @@ from schema.context import Info
 from schema.enums import BatchStatus, ObligationKind, StatementStatus
 from schema.formatting import money
 from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_info, page_size
-from schema.types.merchants import Merchant, Program, load_merchant, load_program
+from schema.types.merchants import (
+    Merchant,
+    Program,
+    load_merchant,
+    merchant_field,
+    program_field,
+)
 from settlement import statements as service
 from settlement.disputes import CarriedAdjustment
+
+
+class _KeepsCounterparty(Protocol):
+    counterparty_id: str
+
+
+async def _counterparty(root: strawberry.Parent[_KeepsCounterparty], info: Info) -> Merchant:
+    """The `counterparty` of a line, a total or an adjustment, kept by id."""
+    return await load_merchant(info, root.counterparty_id)
 
 
 @strawberry.type
@@ -26,6 +42,7 @@ class NetPosition:
     fees: Decimal
     net: Decimal = strawberry.field(description="receivable - payable - fees")
     merchant_id: strawberry.Private[str]
+    merchant: Merchant = strawberry.field(resolver=merchant_field)
 
     @classmethod
     def from_row(cls, row: models.NetPosition) -> NetPosition:
@@ -36,10 +53,6 @@ class NetPosition:
             net=money(row.net),
             merchant_id=row.merchant_id,
         )
-
-    @strawberry.field
-    async def merchant(self, info: Info) -> Merchant:
-        return await load_merchant(info, self.merchant_id)
 
 
 @strawberry.type
@@ -61,10 +74,7 @@ class CounterpartyTotal:
     receivable: Decimal
     payable: Decimal
     counterparty_id: strawberry.Private[str]
-
-    @strawberry.field
-    async def counterparty(self, info: Info) -> Merchant:
-        return await load_merchant(info, self.counterparty_id)
+    counterparty: Merchant = strawberry.field(resolver=_counterparty)
 
 
 @strawberry.type
@@ -77,14 +87,8 @@ class StatementLine:
     occurred_at: dt.datetime
     counterparty_id: strawberry.Private[str]
     program_code: strawberry.Private[str]
-
-    @strawberry.field
-    async def counterparty(self, info: Info) -> Merchant:
-        return await load_merchant(info, self.counterparty_id)
-
-    @strawberry.field
-    async def program(self, info: Info) -> Program:
-        return await load_program(info, self.program_code)
+    counterparty: Merchant = strawberry.field(resolver=_counterparty)
+    program: Program = strawberry.field(resolver=program_field)
 
 
 @strawberry.type(description="An amount finance accepted on a disputed statement.")
@@ -94,6 +98,7 @@ class Adjustment:
     reason: str
     counterparty_id: strawberry.Private[str]
     batch_id: strawberry.Private[str | None]
+    counterparty: Merchant = strawberry.field(resolver=_counterparty)
 
     @classmethod
     def from_row(cls, carried: CarriedAdjustment) -> Adjustment:
@@ -105,10 +110,6 @@ class Adjustment:
             amount=money(row.amount),
             batch_id=carried.batch_id,
         )
-
-    @strawberry.field
-    async def counterparty(self, info: Info) -> Merchant:
-        return await load_merchant(info, self.counterparty_id)
 
     @strawberry.field(description="The batch that settles it; null until that batch runs.")
     async def carried_to(self, info: Info) -> SettlementBatch | None:
