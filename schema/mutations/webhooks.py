@@ -15,7 +15,7 @@ from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import DeliveryStatus, WebhookEvent
 from schema.errors import ARGUMENTS, UserError
-from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_info, page_size
+from schema.pagination import Connection, decode_int_cursor, page_size
 
 
 @strawberry.type
@@ -35,18 +35,6 @@ class WebhookDelivery:
         )
 
 
-@strawberry.type
-class WebhookDeliveryEdge:
-    node: WebhookDelivery
-    cursor: str
-
-
-@strawberry.type
-class WebhookDeliveryConnection:
-    edges: list[WebhookDeliveryEdge]
-    page_info: PageInfo
-
-
 @strawberry.type(description="A URL that receives signed events; the secret is shown once.")
 class WebhookSubscription:
     id: strawberry.ID
@@ -62,22 +50,13 @@ class WebhookSubscription:
     @strawberry.field(description="Newest first.")
     async def deliveries(
         self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET
-    ) -> WebhookDeliveryConnection:
+    ) -> Connection[WebhookDelivery]:
         size = page_size(first)
         start = decode_int_cursor("delivery", after or None)
         rows, more = await info.context.read(
             lambda s: service.deliveries(s, str(self.id), size, start)
         )
-        edges = [
-            WebhookDeliveryEdge(
-                node=WebhookDelivery.from_row(r), cursor=encode_cursor("delivery", r.id)
-            )
-            for r in rows
-        ]
-        return WebhookDeliveryConnection(
-            edges=edges,
-            page_info=page_info(edges, more),
-        )
+        return Connection.of("delivery", [(WebhookDelivery.from_row(r), r.id) for r in rows], more)
 
 
 @strawberry.input

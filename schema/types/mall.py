@@ -17,7 +17,7 @@ from schema.context import Info
 from schema.enums import RedemptionStatus, RewardKind
 from schema.errors import forbidden
 from schema.formatting import money
-from schema.pagination import PageInfo, checked_date
+from schema.pagination import Connection, checked_date
 from schema.types.members import Member
 from schema.types.merchants import (
     Merchant,
@@ -144,15 +144,7 @@ class Reward:
 
 
 @strawberry.type
-class RewardEdge:
-    node: Reward
-    cursor: str
-
-
-@strawberry.type
-class RewardConnection:
-    edges: list[RewardEdge]
-    page_info: PageInfo
+class RewardConnection(Connection[Reward]):
     unavailable_merchant_ids: strawberry.Private[list[str]]
 
     @strawberry.field(description="Partners that did not answer in time.")
@@ -238,15 +230,3 @@ class Redemption:
             return True
         slot = await info.context.loaders.slot.load(self.row.slot_id)
         return slot is None or slot.starts_at > utcnow()
-
-
-@strawberry.type
-class RedemptionEdge:
-    node: Redemption
-    cursor: str
-
-
-@strawberry.type
-class RedemptionConnection:
-    edges: list[RedemptionEdge]
-    page_info: PageInfo

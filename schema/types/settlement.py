@@ -14,7 +14,7 @@ from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import BatchStatus, ObligationKind, StatementStatus
 from schema.formatting import money
-from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_info, page_size
+from schema.pagination import Connection, decode_int_cursor, page_size
 from schema.types.merchants import (
     Merchant,
     Program,
@@ -90,6 +90,18 @@ class StatementLine:
     counterparty: Merchant = strawberry.field(resolver=_counterparty)
     program: Program = strawberry.field(resolver=program_field)
 
+    @classmethod
+    def of(cls, line: service.Line) -> StatementLine:
+        """A line as its statement shows it: the obligation, signed for the statement's merchant."""
+        return from_attributes(
+            cls,
+            line.obligation,
+            id=strawberry.ID(str(line.obligation.id)),
+            kind=DomainObligationKind(line.obligation.kind),
+            amount=money(line.amount),
+            counterparty_id=line.counterparty,
+        )
+
 
 @strawberry.type(description="An amount finance accepted on a disputed statement.")
 class Adjustment:
@@ -117,18 +129,6 @@ class Adjustment:
             return None
         row = await info.context.loaders.batch.load(self.batch_id)
         return SettlementBatch.from_row(row) if row else None
-
-
-@strawberry.type
-class StatementLineEdge:
-    node: StatementLine
-    cursor: str
-
-
-@strawberry.type
-class StatementLineConnection:
-    edges: list[StatementLineEdge]
-    page_info: PageInfo
 
 
 @strawberry.type(description="One merchant's statement of one nightly batch.")
@@ -191,29 +191,12 @@ class Statement:
     @strawberry.field
     async def lines(
         self, info: Info, first: int | None = 50, after: str | None = strawberry.UNSET
-    ) -> StatementLineConnection:
+    ) -> Connection[StatementLine]:
         size = page_size(first)
         start = decode_int_cursor("line", after or None)
         found, more = await info.context.read(lambda s: service.lines(s, self.row, size, start))
-        edges = [
-            StatementLineEdge(
-                node=StatementLine(
-                    id=strawberry.ID(str(line.obligation.id)),
-                    kind=DomainObligationKind(line.obligation.kind),
-                    reference=line.obligation.reference,
-                    points=line.obligation.points,
-                    amount=money(line.amount),
-                    occurred_at=line.obligation.occurred_at,
-                    counterparty_id=line.counterparty,
-                    program_code=line.obligation.program_code,
-                ),
-                cursor=encode_cursor("line", line.obligation.id),
-            )
-            for line in found
-        ]
-        return StatementLineConnection(
-            edges=edges,
-            page_info=page_info(edges, more),
+        return Connection.of(
+            "line", [(StatementLine.of(line), line.obligation.id) for line in found], more
         )
 
     @strawberry.field(description="GET with the same credentials; text/csv.")
@@ -271,27 +254,3 @@ class SettlementBatch:
         rows = await info.context.loaders.statements.load(self.row.id) or []
         visible = service.visible_statements(info.context.principal, rows)
         return [Statement.from_row(r) for r in visible]
-
-
-@strawberry.type
-class SettlementBatchEdge:
-    node: SettlementBatch
-    cursor: str
-
-
-@strawberry.type
-class SettlementBatchConnection:
-    edges: list[SettlementBatchEdge]
-    page_info: PageInfo
-
-
-@strawberry.type
-class StatementEdge:
-    node: Statement
-    cursor: str
-
-
-@strawberry.type
-class StatementConnection:
-    edges: list[StatementEdge]
-    page_info: PageInfo
