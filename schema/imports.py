@@ -12,11 +12,12 @@ from hub.enums import ErrorCode as DomainErrorCode
 from hub.imports import service
 from hub.models import ImportJob as JobRow
 from hub.permissions import Action
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import ErrorCode, ImportStatus
 from schema.errors import UserError, attempt, bad_argument
 from schema.pagination import page_size
-from schema.types.merchants import Program, load_program
+from schema.types.merchants import Program, program_field
 
 MAX_ERRORS_PAGE = 1000
 
@@ -44,26 +45,11 @@ class ImportJob:
     created_at: dt.datetime
     finished_at: dt.datetime | None
     program_code: strawberry.Private[str]
+    program: Program = strawberry.field(resolver=program_field)
 
     @classmethod
     def from_row(cls, row: JobRow) -> ImportJob:
-        return cls(
-            id=strawberry.ID(row.id),
-            status=row.status,
-            total=row.total,
-            processed=row.processed,
-            accepted=row.accepted,
-            rejected=row.rejected,
-            points=row.points,
-            failure=row.failure,
-            created_at=row.created_at,
-            finished_at=row.finished_at,
-            program_code=row.program_code,
-        )
-
-    @strawberry.field
-    async def program(self, info: Info) -> Program:
-        return await load_program(info, self.program_code)
+        return from_attributes(cls, row, id=strawberry.ID(row.id))
 
     @strawberry.field(description="Rejected lines in line order (at most 1000 at a time).")
     async def errors(

@@ -1,18 +1,20 @@
-"""Relay cursors and page sizes."""
+"""Relay connections, cursors and page sizes."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import datetime as dt
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Iterable
+from typing import Generic, TypeVar
 
 import strawberry
 
 from schema.errors import bad_argument
 
 MAX_PAGE_SIZE = 100
+
+N = TypeVar("N")
 
 
 @strawberry.type
@@ -21,14 +23,32 @@ class PageInfo:
     end_cursor: str | None
 
 
-class Edge(Protocol):
-    @property
-    def cursor(self) -> str: ...
+# Strawberry names Edge[Reward] RewardEdge and Connection[Reward] RewardConnection: the
+# names the contract gives each list's types.
 
 
-def page_info(edges: Sequence[Edge], has_next_page: bool) -> PageInfo:
-    """A page's PageInfo: whether more follow, and the cursor of its last edge."""
-    return PageInfo(has_next_page=has_next_page, end_cursor=edges[-1].cursor if edges else None)
+@strawberry.type
+class Edge(Generic[N]):
+    node: N
+    cursor: str
+
+
+@strawberry.type
+class Connection(Generic[N]):
+    edges: list[Edge[N]]
+    page_info: PageInfo
+
+    @classmethod
+    def of(
+        cls, kind: str, nodes: Iterable[tuple[N, str | int]], has_next_page: bool
+    ) -> Connection[N]:
+        """A page of `nodes`, each given with the position its cursor (of `kind`) names;
+        `has_next_page`: more follow."""
+        edges = [Edge(node=node, cursor=encode_cursor(kind, at)) for node, at in nodes]
+        end = edges[-1].cursor if edges else None
+        return Connection(
+            edges=edges, page_info=PageInfo(has_next_page=has_next_page, end_cursor=end)
+        )
 
 
 def encode_cursor(kind: str, value: str | int) -> str:

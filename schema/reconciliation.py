@@ -9,11 +9,12 @@ import strawberry
 from hub import reconciliation as service
 from hub.enums import Role
 from hub.permissions import Action
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import ReconciliationStatus
 from schema.errors import forbidden
 from schema.pagination import checked_date
-from schema.types.merchants import Merchant, load_merchant
+from schema.types.merchants import Merchant, merchant_field
 
 
 @strawberry.type
@@ -36,29 +37,12 @@ class ReconciliationReport:
     breaks: list[ReconciliationItem]
     generated_at: dt.datetime
     merchant_id: strawberry.Private[str]
+    merchant: Merchant = strawberry.field(resolver=merchant_field)
 
     @classmethod
     def of(cls, report: service.Report) -> ReconciliationReport:
-        return cls(
-            business_date=report.business_date,
-            status=report.status,
-            matched=report.matched,
-            breaks=[
-                ReconciliationItem(
-                    reference=b.reference,
-                    external_ref=b.external_ref,
-                    hub_points=b.hub_points,
-                    partner_points=b.partner_points,
-                )
-                for b in report.breaks
-            ],
-            generated_at=report.generated_at,
-            merchant_id=report.merchant_id,
-        )
-
-    @strawberry.field
-    async def merchant(self, info: Info) -> Merchant:
-        return await load_merchant(info, self.merchant_id)
+        breaks = [from_attributes(ReconciliationItem, b) for b in report.breaks]
+        return from_attributes(cls, report, breaks=breaks)
 
 
 @strawberry.type

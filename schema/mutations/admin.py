@@ -13,6 +13,7 @@ from hub.enums import MerchantCategory as DomainCategory
 from hub.enums import ProgramKind as DomainProgramKind
 from hub.enums import Role as DomainRole
 from hub.permissions import Action
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import ConnectorKind, MerchantCategory, ProgramKind, Role
 from schema.errors import ARGUMENTS, UserError, attempt
@@ -37,19 +38,13 @@ class RegisterMerchantInput:
     compensation_percent: Decimal = Decimal("10")
 
     def to_domain(self) -> merchants.NewMerchant:
-        return merchants.NewMerchant(
+        return from_attributes(
+            merchants.NewMerchant,
+            self,
             id=str(self.id),
-            name=self.name,
             category=DomainCategory(self.category),
             program_code=str(self.program_code),
-            program_name=self.program_name,
-            unit_name=self.unit_name,
             connector=DomainConnectorKind(self.connector),
-            connector_config=self.connector_config,
-            point_value=self.point_value,
-            accrual_rate=self.accrual_rate,
-            expiry_months=self.expiry_months,
-            compensation_percent=self.compensation_percent,
         )
 
 
@@ -71,15 +66,12 @@ class RegisterProgramInput:
     expiry_months: int | None = None
 
     def to_domain(self) -> merchants.NewProgram:
-        return merchants.NewProgram(
+        return from_attributes(
+            merchants.NewProgram,
+            self,
             merchant_id=str(self.merchant_id),
             code=str(self.code),
-            name=self.name,
-            unit_name=self.unit_name,
             kind=DomainProgramKind(self.kind),
-            point_value=self.point_value,
-            accrual_rate=self.accrual_rate,
-            expiry_months=self.expiry_months,
         )
 
 

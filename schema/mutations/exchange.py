@@ -14,6 +14,7 @@ from hub.exchange import conversion as conversions
 from hub.exchange import quotes, rates
 from hub.permissions import Action
 from hub.sagas import failure_of
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.errors import UserError, attempt, user_errors
 from schema.types.exchange import Conversion, ExchangeRate, Quote
@@ -83,13 +84,11 @@ class ExchangeMutations:
         self, info: Info, input: ExchangeRateInput
     ) -> SetExchangeRatePayload:
         principal = info.context.require(Action.SET_EXCHANGE_RATE)
-        data = rates.NewRate(
+        data = from_attributes(
+            rates.NewRate,
+            input,
             from_code=str(input.from_),
             to_code=str(input.to),
-            rate=input.rate,
-            min_points=input.min_points,
-            step=input.step,
-            bonus_percent=input.bonus_percent,
             daily_limit_per_member=input.daily_limit_per_member or None,
             effective_from=input.effective_from or None,
             effective_to=input.effective_to or None,

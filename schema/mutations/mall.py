@@ -18,8 +18,8 @@ from hub.sagas import failure_of
 from schema.context import Info
 from schema.enums import CancellationReason, CreditLevel, MerchantCategory, RewardKind
 from schema.errors import UserError, attempt, user_errors
-from schema.pagination import checked_date, decode_cursor, encode_cursor, page_info, page_size
-from schema.types.mall import Redemption, Reward, RewardConnection, RewardEdge
+from schema.pagination import Connection, checked_date, decode_cursor, page_size
+from schema.types.mall import Redemption, Reward, RewardConnection
 from schema.types.vouchers import VoucherTermsInput
 
 
@@ -244,14 +244,10 @@ class MallQueries:
         rows, more = await info.context.read(
             lambda s: catalog.page(s, book, filters, size, start, tz)
         )
-        edges = [
-            RewardEdge(node=await Reward.of(info, r), cursor=encode_cursor("reward", r.id))
-            for r in rows
-        ]
+        rewards = [(await Reward.of(info, r), r.id) for r in rows]
+        page = Connection.of("reward", rewards, more)
         return RewardConnection(
-            edges=edges,
-            page_info=page_info(edges, more),
-            unavailable_merchant_ids=unavailable,
+            edges=page.edges, page_info=page.page_info, unavailable_merchant_ids=unavailable
         )
 
     @strawberry.field

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub import accrual, green, members, promotions
 from hub.enums import CreditLevel as DomainCreditLevel
 from hub.permissions import Action
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import CreditLevel
 from schema.errors import UserError, attempt
@@ -176,13 +177,10 @@ class MemberMutations:
     )
     async def set_promotion(self, info: Info, input: PromotionInput) -> SetPromotionPayload:
         principal = info.context.require(Action.SET_PROMOTION)
-        data = promotions.NewPromotion(
+        data = from_attributes(
+            promotions.NewPromotion,
+            input,
             program=str(input.program),
-            accrual_multiplier=input.accrual_multiplier,
-            redemption_discount_percent=input.redemption_discount_percent,
-            starts_at=input.starts_at,
-            ends_at=input.ends_at,
-            label=input.label,
             tiers=[str(t) for t in input.tiers or []],
             credit_levels=[DomainCreditLevel(c) for c in input.credit_levels or []],
             min_age=input.min_age if isinstance(input.min_age, int) else None,

@@ -14,15 +14,8 @@ from hub.permissions import Action
 from schema.context import Info
 from schema.enums import DisputeResolution, StatementStatus
 from schema.errors import ARGUMENTS, UserError, attempt
-from schema.pagination import checked_date, decode_cursor, encode_cursor, page_info, page_size
-from schema.types.settlement import (
-    SettlementBatch,
-    SettlementBatchConnection,
-    SettlementBatchEdge,
-    Statement,
-    StatementConnection,
-    StatementEdge,
-)
+from schema.pagination import Connection, checked_date, decode_cursor, page_size
+from schema.types.settlement import SettlementBatch, Statement
 from settlement import disputes, runs
 from settlement import statements as service
 
@@ -140,21 +133,15 @@ class SettlementQueries:
     @strawberry.field(description="ADMIN or FINANCE: batches, newest business date first.")
     async def settlement_batches(
         self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET
-    ) -> SettlementBatchConnection:
+    ) -> Connection[SettlementBatch]:
         info.context.require(Action.READ_SETTLEMENT)
         size = page_size(first)
         before = decode_cursor("batch", after or None)
         rows, more = await info.context.read(lambda s: service.batches(s, size, before))
-        edges = [
-            SettlementBatchEdge(
-                node=SettlementBatch.from_row(r),
-                cursor=encode_cursor("batch", r.business_date.isoformat()),
-            )
-            for r in rows
-        ]
-        return SettlementBatchConnection(
-            edges=edges,
-            page_info=page_info(edges, more),
+        return Connection.of(
+            "batch",
+            [(SettlementBatch.from_row(r), r.business_date.isoformat()) for r in rows],
+            more,
         )
 
     @strawberry.field(description="A statement: FINANCE and ADMIN any, a merchant its own.")
@@ -171,7 +158,7 @@ class SettlementQueries:
         status: StatementStatus | None = strawberry.UNSET,  # type: ignore[valid-type]
         first: int | None = 20,
         after: str | None = strawberry.UNSET,
-    ) -> StatementConnection:
+    ) -> Connection[Statement]:
         principal = info.context.require(Action.READ_STATEMENTS)
         size = page_size(first)
         before = decode_cursor("statement", after or None)
@@ -180,11 +167,4 @@ class SettlementQueries:
         rows, more = await info.context.read(
             lambda s: service.statements_page(s, principal, merchant_id, state, size, before)
         )
-        edges = [
-            StatementEdge(node=Statement.from_row(r), cursor=encode_cursor("statement", r.id))
-            for r in rows
-        ]
-        return StatementConnection(
-            edges=edges,
-            page_info=page_info(edges, more),
-        )
+        return Connection.of("statement", [(Statement.from_row(r), r.id) for r in rows], more)

@@ -10,6 +10,7 @@ from hub import credit
 from hub.enums import CreditLevel as DomainCreditLevel
 from hub.permissions import Action
 from hub.tiers import ladder
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import CreditLevel
 from schema.errors import ARGUMENTS, UserError
@@ -38,14 +39,8 @@ class TierInput:
     )
 
     def to_domain(self) -> ladder.TierSpec:
-        return ladder.TierSpec(
-            code=str(self.code),
-            name=self.name,
-            min_spend=self.min_spend,
-            min_orders=self.min_orders,
-            accrual_multiplier=self.accrual_multiplier,
-            redemption_discount_percent=self.redemption_discount_percent,
-            benefits=list(self.benefits),
+        return from_attributes(
+            ladder.TierSpec, self, code=str(self.code), benefits=list(self.benefits)
         )
 
 

@@ -11,10 +11,11 @@ from hub.models import WebhookDelivery as DeliveryRow
 from hub.models import WebhookSubscription as SubscriptionRow
 from hub.permissions import Action
 from hub.webhooks import subscriptions as service
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import DeliveryStatus, WebhookEvent
 from schema.errors import ARGUMENTS, UserError
-from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_info, page_size
+from schema.pagination import Connection, decode_int_cursor, page_size
 
 
 @strawberry.type
@@ -29,27 +30,9 @@ class WebhookDelivery:
 
     @classmethod
     def from_row(cls, row: DeliveryRow) -> WebhookDelivery:
-        return cls(
-            id=strawberry.ID(str(row.id)),
-            event=DomainWebhookEvent(row.event_type),
-            status=row.status,
-            attempts=row.attempts,
-            last_status_code=row.last_status_code,
-            next_attempt_at=row.next_attempt_at,
-            created_at=row.created_at,
+        return from_attributes(
+            cls, row, id=strawberry.ID(str(row.id)), event=DomainWebhookEvent(row.event_type)
         )
-
-
-@strawberry.type
-class WebhookDeliveryEdge:
-    node: WebhookDelivery
-    cursor: str
-
-
-@strawberry.type
-class WebhookDeliveryConnection:
-    edges: list[WebhookDeliveryEdge]
-    page_info: PageInfo
 
 
 @strawberry.type(description="A URL that receives signed events; the secret is shown once.")
@@ -62,33 +45,18 @@ class WebhookSubscription:
 
     @classmethod
     def from_row(cls, row: SubscriptionRow) -> WebhookSubscription:
-        return cls(
-            id=strawberry.ID(row.id),
-            url=row.url,
-            events=service.events_of(row),
-            active=row.active,
-            created_at=row.created_at,
-        )
+        return from_attributes(cls, row, id=strawberry.ID(row.id), events=service.events_of(row))
 
     @strawberry.field(description="Newest first.")
     async def deliveries(
         self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET
-    ) -> WebhookDeliveryConnection:
+    ) -> Connection[WebhookDelivery]:
         size = page_size(first)
         start = decode_int_cursor("delivery", after or None)
         rows, more = await info.context.read(
             lambda s: service.deliveries(s, str(self.id), size, start)
         )
-        edges = [
-            WebhookDeliveryEdge(
-                node=WebhookDelivery.from_row(r), cursor=encode_cursor("delivery", r.id)
-            )
-            for r in rows
-        ]
-        return WebhookDeliveryConnection(
-            edges=edges,
-            page_info=page_info(edges, more),
-        )
+        return Connection.of("delivery", [(WebhookDelivery.from_row(r), r.id) for r in rows], more)
 
 
 @strawberry.input

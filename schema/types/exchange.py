@@ -9,6 +9,7 @@ import strawberry
 
 from hub import models
 from hub.exchange.saga import points_moved
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import ConversionStatus
 from schema.formatting import plain
@@ -51,15 +52,12 @@ class ExchangeRate:
 
     @classmethod
     def from_row(cls, row: models.ExchangeRate) -> ExchangeRate:
-        return cls(
+        return from_attributes(
+            cls,
+            row,
             id=strawberry.ID(row.id),
             rate=plain(row.rate),
-            min_points=row.min_points,
-            step=row.step,
             bonus_percent=plain(row.bonus_percent),
-            daily_limit_per_member=row.daily_limit_per_member,
-            effective_from=row.effective_from,
-            effective_to=row.effective_to,
             row=row,
         )
 
@@ -81,13 +79,7 @@ class Quote:
 
     @classmethod
     def from_row(cls, row: models.Quote) -> Quote:
-        return cls(
-            id=strawberry.ID(row.id),
-            points=row.points,
-            receive=row.receive,
-            expires_at=row.expires_at,
-            row=row,
-        )
+        return from_attributes(cls, row, id=strawberry.ID(row.id), row=row)
 
 
 @strawberry.type(description="A member's move of points from one program to another.")
@@ -113,11 +105,11 @@ class Conversion:
     @classmethod
     def from_row(cls, row: models.Conversion) -> Conversion:
         debited, credited = points_moved(row)
-        return cls(
+        return from_attributes(
+            cls,
+            row,
             id=strawberry.ID(row.id),
             points_debited=debited,
             points_credited=credited,
-            status=row.status,
-            created_at=row.created_at,
             row=row,
         )

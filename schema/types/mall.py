@@ -13,11 +13,12 @@ from hub.mall import catalog
 from hub.mall.pricing import PriceBook
 from hub.mall.saga import status_of
 from hub.permissions import sees_money_of
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import RedemptionStatus, RewardKind
 from schema.errors import forbidden
 from schema.formatting import money
-from schema.pagination import PageInfo, checked_date
+from schema.pagination import Connection, checked_date
 from schema.types.members import Member
 from schema.types.merchants import (
     Merchant,
@@ -38,12 +39,7 @@ class Slot:
 
     @classmethod
     def from_row(cls, row: models.Slot) -> Slot:
-        return cls(
-            id=strawberry.ID(row.id),
-            starts_at=row.starts_at,
-            ends_at=row.ends_at,
-            remaining=row.remaining,
-        )
+        return from_attributes(cls, row, id=strawberry.ID(row.id))
 
 
 @strawberry.federation.type(keys=["id"], description="A merchant's reward in the universal mall.")
@@ -65,15 +61,9 @@ class Reward:
         loaders = info.context.loaders
         merchant = await loaders.merchant.load(row.merchant_id)
         assert merchant is not None, f"merchant {row.merchant_id} exists"
-        return cls(
-            id=strawberry.ID(row.id),
-            kind=row.kind,
-            title=row.title,
-            description=row.description,
-            stock=row.stock,
-            row=row,
-            book=await loaders.price_book(),
-            merchant_row=merchant,
+        book = await loaders.price_book()
+        return from_attributes(
+            cls, row, id=strawberry.ID(row.id), row=row, book=book, merchant_row=merchant
         )
 
     @strawberry.field
@@ -166,15 +156,7 @@ class Reward:
 
 
 @strawberry.type
-class RewardEdge:
-    node: Reward
-    cursor: str
-
-
-@strawberry.type
-class RewardConnection:
-    edges: list[RewardEdge]
-    page_info: PageInfo
+class RewardConnection(Connection[Reward]):
     unavailable_merchant_ids: strawberry.Private[list[str]]
 
     @strawberry.field(description="Partners that did not answer in time.")
@@ -199,18 +181,7 @@ class Redemption:
 
     @classmethod
     def from_row(cls, row: models.Redemption) -> Redemption:
-        return cls(
-            id=strawberry.ID(row.id),
-            quantity=row.quantity,
-            points=row.points,
-            status=status_of(row),
-            fulfillment_ref=row.fulfillment_ref,
-            refunded_points=row.refunded_points,
-            compensation_points=row.compensation_points,
-            created_at=row.created_at,
-            cancelled_at=row.cancelled_at,
-            row=row,
-        )
+        return from_attributes(cls, row, id=strawberry.ID(row.id), status=status_of(row), row=row)
 
     @strawberry.field
     async def member(self, info: Info) -> Member:
@@ -271,15 +242,3 @@ class Redemption:
             return True
         slot = await info.context.loaders.slot.load(self.row.slot_id)
         return slot is None or slot.starts_at > utcnow()
-
-
-@strawberry.type
-class RedemptionEdge:
-    node: Redemption
-    cursor: str
-
-
-@strawberry.type
-class RedemptionConnection:
-    edges: list[RedemptionEdge]
-    page_info: PageInfo

@@ -16,22 +16,16 @@ from hub.ledger import queries
 from hub.member_view import AccountView, MemberView
 from hub.permissions import reading_merchant, sees_as_the_member
 from hub.privacy import shown_name
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import CreditLevel, EntryKind
 from schema.errors import forbidden
-from schema.pagination import (
-    PageInfo,
-    decode_cursor,
-    decode_int_cursor,
-    encode_cursor,
-    page_info,
-    page_size,
-)
-from schema.types.merchants import Program, load_program
+from schema.pagination import Connection, decode_cursor, decode_int_cursor, page_size
+from schema.types.merchants import Program, load_program, program_field
 from schema.types.tiers import TierStatus
 
 if TYPE_CHECKING:
-    from schema.types.mall import RedemptionConnection
+    from schema.types.mall import Redemption
 
 
 @strawberry.type
@@ -105,37 +99,19 @@ class LedgerEntry:
     reference: str | None
     memo: str | None
     program_code: strawberry.Private[str]
+    program: Program = strawberry.field(resolver=program_field)
 
     @classmethod
     def of(cls, entry: models.Entry, points: int, balance_after: int) -> LedgerEntry:
         """An entry as the member's side of it shows: its points and the balance after."""
-        return cls(
+        return from_attributes(
+            cls,
+            entry,
             id=strawberry.ID(str(entry.id)),
             kind=DomainEntryKind(entry.kind),
             points=points,
             balance_after=balance_after,
-            occurred_at=entry.occurred_at,
-            business_date=entry.business_date,
-            reference=entry.reference,
-            memo=entry.memo,
-            program_code=entry.program_code,
         )
-
-    @strawberry.field
-    async def program(self, info: Info) -> Program:
-        return await load_program(info, self.program_code)
-
-
-@strawberry.type
-class LedgerEntryEdge:
-    node: LedgerEntry
-    cursor: str
-
-
-@strawberry.type
-class LedgerEntryConnection:
-    edges: list[LedgerEntryEdge]
-    page_info: PageInfo
 
 
 @strawberry.federation.type(keys=["id"], description="A person enrolled in one or more programs.")
@@ -212,7 +188,7 @@ class Member:
         program: strawberry.ID | None = strawberry.UNSET,
         first: int | None = 20,
         after: str | None = strawberry.UNSET,
-    ) -> LedgerEntryConnection:
+    ) -> Connection[LedgerEntry]:
         size = page_size(first)
         before = decode_int_cursor("posting", after or None)
         visible = [a.program_code for a in await self._visible_accounts(info)]
@@ -220,16 +196,13 @@ class Member:
         lines, more = await info.context.read(
             lambda s: queries.history(s, self.row.id, programs, size, before)
         )
-        edges = [
-            LedgerEntryEdge(
-                node=LedgerEntry.of(line.entry, line.points, line.balance_after),
-                cursor=encode_cursor("posting", line.posting_id),
-            )
-            for line in lines
-        ]
-        return LedgerEntryConnection(
-            edges=edges,
-            page_info=page_info(edges, more),
+        return Connection.of(
+            "posting",
+            [
+                (LedgerEntry.of(line.entry, line.points, line.balance_after), line.posting_id)
+                for line in lines
+            ],
+            more,
         )
 
     @strawberry.field(
@@ -238,9 +211,9 @@ class Member:
     )
     async def redemptions(
         self, info: Info, first: int | None = 20, after: str | None = strawberry.UNSET
-    ) -> Annotated[RedemptionConnection, strawberry.lazy("schema.types.mall")]:
+    ) -> Connection[Annotated[Redemption, strawberry.lazy("schema.types.mall")]]:
         from hub.mall.redemption import of_member
-        from schema.types.mall import Redemption, RedemptionConnection, RedemptionEdge
+        from schema.types.mall import Redemption
 
         size = page_size(first)
         before = decode_cursor("redemption", after or None)
@@ -248,14 +221,7 @@ class Member:
         rows, more = await info.context.read(
             lambda s: of_member(s, principal, self.row.id, size, before)
         )
-        edges = [
-            RedemptionEdge(node=Redemption.from_row(r), cursor=encode_cursor("redemption", r.id))
-            for r in rows
-        ]
-        return RedemptionConnection(
-            edges=edges,
-            page_info=page_info(edges, more),
-        )
+        return Connection.of("redemption", [(Redemption.from_row(r), r.id) for r in rows], more)
 
     @classmethod
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Member | None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import strawberry
 
 from hub import models
 from hub.enums import Role as DomainRole
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import ConnectorKind, MerchantCategory, MerchantStatus, ProgramKind, Role
 from schema.formatting import plain
@@ -31,11 +32,10 @@ class Merchant:
 
     @classmethod
     def from_row(cls, row: models.Merchant) -> Merchant:
-        return cls(
+        return from_attributes(
+            cls,
+            row,
             id=strawberry.ID(row.id),
-            name=row.name,
-            category=row.category,
-            status=row.status,
             compensation_percent=plain(row.compensation_percent),
         )
 
@@ -58,6 +58,24 @@ class Merchant:
         return cls.from_row(row) if row else None
 
 
+class _KeepsMerchant(Protocol):
+    merchant_id: str
+
+
+class _KeepsProgram(Protocol):
+    program_code: str
+
+
+async def merchant_field(root: strawberry.Parent[_KeepsMerchant], info: Info) -> Merchant:
+    """The `merchant` of a type that keeps its merchant's id (merchant_id)."""
+    return await load_merchant(info, root.merchant_id)
+
+
+async def program_field(root: strawberry.Parent[_KeepsProgram], info: Info) -> Program:
+    """The `program` of a type that keeps its program's code (program_code)."""
+    return await load_program(info, root.program_code)
+
+
 @strawberry.federation.type(keys=["code"], description="A merchant's loyalty program.")
 class Program:
     code: strawberry.ID
@@ -72,24 +90,17 @@ class Program:
         "rewards only."
     )
     merchant_id: strawberry.Private[str]
+    merchant: Merchant = strawberry.field(resolver=merchant_field)
 
     @classmethod
     def from_row(cls, row: models.Program) -> Program:
-        return cls(
+        return from_attributes(
+            cls,
+            row,
             code=strawberry.ID(row.code),
-            name=row.name,
-            unit_name=row.unit_name,
-            connector=row.connector,
             point_value=plain(row.point_value),
             accrual_rate=plain(row.accrual_rate),
-            expiry_months=row.expiry_months,
-            kind=row.kind,
-            merchant_id=row.merchant_id,
         )
-
-    @strawberry.field
-    async def merchant(self, info: Info) -> Merchant:
-        return await load_merchant(info, self.merchant_id)
 
     @strawberry.field(description="Lowest first; empty: the program has no tiers.")
     async def tiers(
@@ -159,15 +170,7 @@ class ApiKey:
 
     @classmethod
     def from_row(cls, row: models.ApiKey) -> ApiKey:
-        return cls(
-            id=strawberry.ID(row.id),
-            role=row.role,
-            label=row.label,
-            created_at=row.created_at,
-            last_used_at=row.last_used_at,
-            revoked_at=row.revoked_at,
-            merchant_id=row.merchant_id,
-        )
+        return from_attributes(cls, row, id=strawberry.ID(row.id))
 
     @strawberry.field
     async def merchant(self, info: Info) -> Merchant | None:

@@ -4,18 +4,35 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Protocol
 
 import strawberry
 
 from hub import models
 from hub.enums import ObligationKind as DomainObligationKind
+from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import BatchStatus, ObligationKind, StatementStatus
 from schema.formatting import money
-from schema.pagination import PageInfo, decode_int_cursor, encode_cursor, page_info, page_size
-from schema.types.merchants import Merchant, Program, load_merchant, load_program
+from schema.pagination import Connection, decode_int_cursor, page_size
+from schema.types.merchants import (
+    Merchant,
+    Program,
+    load_merchant,
+    merchant_field,
+    program_field,
+)
 from settlement import statements as service
 from settlement.disputes import CarriedAdjustment
+
+
+class _KeepsCounterparty(Protocol):
+    counterparty_id: str
+
+
+async def _counterparty(root: strawberry.Parent[_KeepsCounterparty], info: Info) -> Merchant:
+    """The `counterparty` of a line, a total or an adjustment, kept by id."""
+    return await load_merchant(info, root.counterparty_id)
 
 
 @strawberry.type
@@ -25,6 +42,7 @@ class NetPosition:
     fees: Decimal
     net: Decimal = strawberry.field(description="receivable - payable - fees")
     merchant_id: strawberry.Private[str]
+    merchant: Merchant = strawberry.field(resolver=merchant_field)
 
     @classmethod
     def from_row(cls, row: models.NetPosition) -> NetPosition:
@@ -35,10 +53,6 @@ class NetPosition:
             net=money(row.net),
             merchant_id=row.merchant_id,
         )
-
-    @strawberry.field
-    async def merchant(self, info: Info) -> Merchant:
-        return await load_merchant(info, self.merchant_id)
 
 
 @strawberry.type
@@ -60,10 +74,7 @@ class CounterpartyTotal:
     receivable: Decimal
     payable: Decimal
     counterparty_id: strawberry.Private[str]
-
-    @strawberry.field
-    async def counterparty(self, info: Info) -> Merchant:
-        return await load_merchant(info, self.counterparty_id)
+    counterparty: Merchant = strawberry.field(resolver=_counterparty)
 
 
 @strawberry.type
@@ -76,14 +87,20 @@ class StatementLine:
     occurred_at: dt.datetime
     counterparty_id: strawberry.Private[str]
     program_code: strawberry.Private[str]
+    counterparty: Merchant = strawberry.field(resolver=_counterparty)
+    program: Program = strawberry.field(resolver=program_field)
 
-    @strawberry.field
-    async def counterparty(self, info: Info) -> Merchant:
-        return await load_merchant(info, self.counterparty_id)
-
-    @strawberry.field
-    async def program(self, info: Info) -> Program:
-        return await load_program(info, self.program_code)
+    @classmethod
+    def of(cls, line: service.Line) -> StatementLine:
+        """A line as its statement shows it: the obligation, signed for the statement's merchant."""
+        return from_attributes(
+            cls,
+            line.obligation,
+            id=strawberry.ID(str(line.obligation.id)),
+            kind=DomainObligationKind(line.obligation.kind),
+            amount=money(line.amount),
+            counterparty_id=line.counterparty,
+        )
 
 
 @strawberry.type(description="An amount finance accepted on a disputed statement.")
@@ -93,21 +110,18 @@ class Adjustment:
     reason: str
     counterparty_id: strawberry.Private[str]
     batch_id: strawberry.Private[str | None]
+    counterparty: Merchant = strawberry.field(resolver=_counterparty)
 
     @classmethod
     def from_row(cls, carried: CarriedAdjustment) -> Adjustment:
         row = carried.adjustment
-        return cls(
+        return from_attributes(
+            cls,
+            row,
             id=strawberry.ID(str(row.id)),
             amount=money(row.amount),
-            reason=row.reason,
-            counterparty_id=row.counterparty_id,
             batch_id=carried.batch_id,
         )
-
-    @strawberry.field
-    async def counterparty(self, info: Info) -> Merchant:
-        return await load_merchant(info, self.counterparty_id)
 
     @strawberry.field(description="The batch that settles it; null until that batch runs.")
     async def carried_to(self, info: Info) -> SettlementBatch | None:
@@ -115,18 +129,6 @@ class Adjustment:
             return None
         row = await info.context.loaders.batch.load(self.batch_id)
         return SettlementBatch.from_row(row) if row else None
-
-
-@strawberry.type
-class StatementLineEdge:
-    node: StatementLine
-    cursor: str
-
-
-@strawberry.type
-class StatementLineConnection:
-    edges: list[StatementLineEdge]
-    page_info: PageInfo
 
 
 @strawberry.type(description="One merchant's statement of one nightly batch.")
@@ -146,18 +148,14 @@ class Statement:
 
     @classmethod
     def from_row(cls, row: models.Statement) -> Statement:
-        return cls(
+        return from_attributes(
+            cls,
+            row,
             id=strawberry.ID(row.id),
-            business_date=row.business_date,
-            status=row.status,
             receivable=money(row.receivable),
             payable=money(row.payable),
             fees=money(row.fees),
             net=money(row.net),
-            dispute_reason=row.dispute_reason,
-            approved_at=row.approved_at,
-            paid_reference=row.paid_reference,
-            resolution=row.resolution,
             row=row,
         )
 
@@ -193,29 +191,12 @@ class Statement:
     @strawberry.field
     async def lines(
         self, info: Info, first: int | None = 50, after: str | None = strawberry.UNSET
-    ) -> StatementLineConnection:
+    ) -> Connection[StatementLine]:
         size = page_size(first)
         start = decode_int_cursor("line", after or None)
         found, more = await info.context.read(lambda s: service.lines(s, self.row, size, start))
-        edges = [
-            StatementLineEdge(
-                node=StatementLine(
-                    id=strawberry.ID(str(line.obligation.id)),
-                    kind=DomainObligationKind(line.obligation.kind),
-                    reference=line.obligation.reference,
-                    points=line.obligation.points,
-                    amount=money(line.amount),
-                    occurred_at=line.obligation.occurred_at,
-                    counterparty_id=line.counterparty,
-                    program_code=line.obligation.program_code,
-                ),
-                cursor=encode_cursor("line", line.obligation.id),
-            )
-            for line in found
-        ]
-        return StatementLineConnection(
-            edges=edges,
-            page_info=page_info(edges, more),
+        return Connection.of(
+            "line", [(StatementLine.of(line), line.obligation.id) for line in found], more
         )
 
     @strawberry.field(description="GET with the same credentials; text/csv.")
@@ -238,14 +219,7 @@ class SettlementBatch:
 
     @classmethod
     def from_row(cls, row: models.SettlementBatch) -> SettlementBatch:
-        return cls(
-            id=strawberry.ID(row.id),
-            business_date=row.business_date,
-            status=row.status,
-            currency=row.currency,
-            created_at=row.created_at,
-            row=row,
-        )
+        return from_attributes(cls, row, id=strawberry.ID(row.id), row=row)
 
     async def _totals(self, info: Info) -> tuple[int, Decimal]:
         principal = info.context.principal
@@ -280,27 +254,3 @@ class SettlementBatch:
         rows = await info.context.loaders.statements.load(self.row.id) or []
         visible = service.visible_statements(info.context.principal, rows)
         return [Statement.from_row(r) for r in visible]
-
-
-@strawberry.type
-class SettlementBatchEdge:
-    node: SettlementBatch
-    cursor: str
-
-
-@strawberry.type
-class SettlementBatchConnection:
-    edges: list[SettlementBatchEdge]
-    page_info: PageInfo
-
-
-@strawberry.type
-class StatementEdge:
-    node: Statement
-    cursor: str
-
-
-@strawberry.type
-class StatementConnection:
-    edges: list[StatementEdge]
-    page_info: PageInfo

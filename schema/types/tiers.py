@@ -9,6 +9,7 @@ import strawberry
 from hub import models
 from hub.tiers.ladder import benefits_of
 from hub.tiers.standing import Standing
+from schema.attributes import from_attributes
 from schema.formatting import money, plain
 
 
@@ -30,11 +31,11 @@ class Tier:
 
     @classmethod
     def from_row(cls, row: models.Tier) -> Tier:
-        return cls(
+        return from_attributes(
+            cls,
+            row,
             code=strawberry.ID(row.code),
-            name=row.name,
             min_spend=money(row.min_spend),
-            min_orders=row.min_orders,
             accrual_multiplier=plain(row.accrual_multiplier),
             redemption_discount_percent=plain(row.redemption_discount_percent),
             benefits=benefits_of(row),
