@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -59,6 +59,15 @@ async def _world(api: Api) -> str:
     for code, amount in (("HUB", "120"), ("HUB", "30"), ("TEA", "55"), ("BOOK", "7")):
         assert (await accrue(api, member, code, amount))["userErrors"] == []
     return member
+
+
+@asynccontextmanager
+async def two_processes(settings: Settings, interval: float) -> AsyncIterator[tuple[Api, Api]]:
+    """Two hub processes over one database, each reading the cache counters at most once
+    per `interval`."""
+    quick = settings.model_copy(update={"cache_check_seconds": interval})
+    async with running_app(quick) as first, running_app(quick) as second:
+        yield first, second
 
 
 def _quiet(settings: Settings) -> Settings:
@@ -205,8 +214,7 @@ async def test_a_changed_rate_is_seen_by_another_process_within_the_interval(
     settings: Settings,
 ) -> None:
     interval = 0.3
-    quick = settings.model_copy(update={"cache_check_seconds": interval})
-    async with running_app(quick) as first, running_app(quick) as second:
+    async with two_processes(settings, interval) as (first, second):
         await _world(first)
         await set_rate(first, "HUB", "TEA", "2")
         assert (await second.gql(RATES, {"from": "HUB"}))["exchangeRates"] == [{"rate": "2"}]
@@ -223,8 +231,7 @@ async def test_a_promotion_set_through_another_process_earns_within_the_interval
     """Promotions and tier ladders are kept in memory for accruePoints: the process that
     set one uses it from its next request, another within the interval."""
     interval = 0.3
-    quick = settings.model_copy(update={"cache_check_seconds": interval})
-    async with running_app(quick) as first, running_app(quick) as second:
+    async with two_processes(settings, interval) as (first, second):
         member = await _world(first)
         assert (await accrue(second, member, "TEA", "10"))["points"] == 10  # loyalty now kept
         now = dt.datetime.now(dt.UTC)
@@ -317,8 +324,7 @@ async def test_a_promotion_set_through_another_process_prices_the_mall_within_th
     """Mall prices take promotions from the same memory as accruals: the process that set a
     discount prices with it from its next request, another within the interval."""
     interval = 0.3
-    quick = settings.model_copy(update={"cache_check_seconds": interval})
-    async with running_app(quick) as first, running_app(quick) as second:
+    async with two_processes(settings, interval) as (first, second):
         await _shops(first)
         page = await second.gql(REWARDS)
         assert {r["node"]["price"] for r in page["rewards"]["edges"]} == {100}
