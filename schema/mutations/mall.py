@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 import strawberry
+from strawberry.types.nodes import SelectedField, Selection
 
+from hub.auth import Principal
 from hub.enums import CancellationReason as DomainReason
 from hub.enums import CreditLevel as DomainCreditLevel
 from hub.enums import MerchantCategory as DomainCategory
 from hub.enums import RewardKind as DomainRewardKind
+from hub.enums import Role
 from hub.mall import catalog, redemption
 from hub.models import Redemption as RedemptionRow
-from hub.permissions import Action
+from hub.permissions import Action, sees_money_of
 from hub.sagas import failure_of
 from schema.context import Info
-from schema.enums import CancellationReason, CreditLevel, MerchantCategory, RewardKind
+from schema.enums import CancellationReason, CreditLevel, ErrorCode, MerchantCategory, RewardKind
 from schema.errors import UserError, attempt, user_errors
 from schema.pagination import Connection, checked_date, decode_cursor, page_size
 from schema.types.mall import Redemption, Reward, RewardConnection
@@ -130,6 +135,67 @@ def _str(value: object) -> str | None:
     return str(value) if value else None
 
 
+PRICE = "settlementPrice"
+
+
+def _asks(selections: Sequence[Selection], path: tuple[str, ...]) -> bool:
+    """Whether the selection reads the field at `path` (names as GraphQL spells them;
+    fragments are looked through)."""
+    for selection in selections:
+        if not isinstance(selection, SelectedField):
+            if _asks(selection.selections, path):
+                return True
+        elif selection.name == path[0] and (
+            len(path) == 1 or _asks(selection.selections, path[1:])
+        ):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class _Prices:
+    """The settlement prices a redemption's payload asks for: the redemption's (ADMIN,
+    FINANCE and its two merchants may see it) and its reward's (ADMIN, FINANCE and the
+    reward's merchant)."""
+
+    line: bool
+    listed: bool
+
+    @classmethod
+    def asked(cls, info: Info) -> _Prices:
+        (payload,) = info.selected_fields
+        return cls(
+            line=_asks(payload.selections, ("redemption", PRICE)),
+            listed=_asks(payload.selections, ("redemption", "reward", PRICE)),
+        )
+
+    def need_checking(self, principal: Principal) -> bool:
+        return (self.line or self.listed) and principal.role not in (Role.ADMIN, Role.FINANCE)
+
+    async def hidden(
+        self, info: Info, principal: Principal, reward_merchant: str, paid_with: str
+    ) -> list[UserError]:
+        """FORBIDDEN, before anything moves, when the caller may not see a price asked for:
+        answered after the redemption moved points, that field's error would null the
+        redemption and hide that it happened."""
+        sees_reward = sees_money_of(principal, reward_merchant)
+        payer = await info.context.loaders.program.load(paid_with)
+        sees_line = sees_reward or (
+            payer is not None and sees_money_of(principal, payer.merchant_id)
+        )
+        if not ((self.line and not sees_line) or (self.listed and not sees_reward)):
+            return []
+        return [
+            UserError(
+                field=None,
+                code=ErrorCode.FORBIDDEN,
+                message="This key may not see the settlement price it asks for (ADMIN, FINANCE "
+                "and the merchants it is owed between only); nothing was done. Ask again "
+                "without settlementPrice.",
+            )
+        ]
+
+
 def _reported(row: RedemptionRow | None) -> tuple[Redemption | None, list[UserError]]:
     """A redemption and the error it failed with, if it did."""
     if row is None:
@@ -187,6 +253,13 @@ class MallMutations:
             quantity=input.quantity,
             idempotency_key=input.idempotency_key,
         )
+        prices = _Prices.asked(info)
+        if prices.need_checking(principal):
+            reward = await info.context.loaders.reward.load(request.reward_id)
+            if reward is not None and (
+                hidden := await prices.hidden(info, principal, reward.merchant_id, request.pay_with)
+            ):
+                return RedeemRewardPayload(redemption=None, user_errors=hidden)
         row, errors = await attempt(
             redemption.redeem(runtime.db, principal, runtime.settings, runtime.connectors, request)
         )
@@ -206,6 +279,15 @@ class MallMutations:
             reason=DomainReason(input.reason),
             idempotency_key=input.idempotency_key,
         )
+        prices = _Prices.asked(info)
+        if prices.need_checking(principal):
+            seen = await info.context.read(
+                lambda s: redemption.visible_redemption(s, principal, request.redemption_id)
+            )
+            if seen is not None and (
+                hidden := await prices.hidden(info, principal, seen.merchant_id, seen.paid_with)
+            ):
+                return CancelRedemptionPayload(redemption=None, user_errors=hidden)
         row, errors = await attempt(
             redemption.cancel(runtime.db, principal, runtime.settings, runtime.connectors, request)
         )

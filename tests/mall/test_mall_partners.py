@@ -226,7 +226,10 @@ async def test_flight_cancellation_webhook_refunds_and_compensates(
 async def test_twenty_partners_one_hangs_the_page_keeps_its_budget(
     settings: Settings, live: Partners
 ) -> None:
-    budget = 0.4
+    # The budget leaves a loaded CI machine time to hear 19 partners asked for the first
+    # time (0.4 s did not, with every test file's servers on 2 cores); the hang is far
+    # beyond it.
+    budget = 1.5
     configured_partners = []
     for i in range(20):
         running = await live.start(
@@ -235,7 +238,7 @@ async def test_twenty_partners_one_hangs_the_page_keeps_its_budget(
             rewards=[{"ref": f"ITEM-{i}", "kind": "GOODS", "title": f"Item {i}", "price": 100 + i}],
         )
         configured_partners.append(running)
-    hang = 5.0
+    hang = 8.0
     await live.faults("shop07", latency_ms=int(hang * 1000), operations=["rewards"])
     configured = settings.model_copy(
         update={

@@ -300,3 +300,73 @@ async def test_a_partners_offered_price_is_checked_like_a_merchants(
     good = await redeem(api, member, "carwash:GOOD", "HUB")
     assert good["userErrors"] == [] and good["redemption"]["settlementPrice"] == "25.00"
     assert [o["amount"] for o in await obligations(db_url)] == [Decimal("25.00")]
+
+
+# ------------------------------------------------- a FORBIDDEN answer means nothing moved
+
+REDEEM_SEEING_PRICES = """
+mutation R($input: RedeemRewardInput!) {
+  redeemReward(input: $input) {
+    redemption { id points settlementPrice reward { id settlementPrice } }
+    userErrors { field code message }
+  }
+}"""
+
+CANCEL_SEEING_PRICES = """
+mutation C($input: CancelRedemptionInput!) {
+  cancelRedemption(input: $input) {
+    redemption { id status settlementPrice }
+    userErrors { field code message }
+  }
+}"""
+
+
+async def test_a_redemption_asking_for_prices_its_caller_may_not_see_moves_nothing(
+    api: Api, world: dict[str, Any], db_url: str
+) -> None:
+    """An outside tester's find: a member's session asking redeemReward for the settlement
+    price got FORBIDDEN on that field while the redemption went through (the points taken,
+    no redemption id in the answer): a storefront that believes the call failed and
+    retries under a new key redeems twice. The payload's prices are checked before
+    anything moves: FORBIDDEN means nothing was redeemed, or cancelled."""
+    await upsert_reward(
+        api, world["jade"], ref="MUG", kind="GOODS", title="Mug", price=300, settlementPrice="25.00"
+    )
+    token = await member_session(api, world["member"])
+    shopper = {"key": world["storefront"], "member_token": token}
+    before = await balances(api, world["member"])
+    ask = {
+        "memberId": world["member"],
+        "rewardId": "jade:MUG",
+        "payWith": "HUB",
+        "idempotencyKey": "seeing-1",
+    }
+    body = (await api.post(REDEEM_SEEING_PRICES, {"input": ask}, **shopper)).json()
+    assert "errors" not in body, body
+    payload = body["data"]["redeemReward"]
+    assert payload["redemption"] is None
+    assert [(e["code"], e["field"]) for e in payload["userErrors"]] == [("FORBIDDEN", None)]
+    assert "settlementPrice" in payload["userErrors"][0]["message"]
+    assert await balances(api, world["member"]) == before
+    assert await obligations(db_url) == []
+    # Without the prices, the same session redeems; asking to cancel with them moves nothing.
+    done = await redeem(api, world["member"], "jade:MUG", "HUB", **shopper)
+    assert done["userErrors"] == [], done
+    after = await balances(api, world["member"])
+    assert after["HUB"] == before["HUB"] - 600
+    cancel = {
+        "redemptionId": done["redemption"]["id"],
+        "reason": "MEMBER_REQUEST",
+        "idempotencyKey": "cancel-1",
+    }
+    body = (await api.post(CANCEL_SEEING_PRICES, {"input": cancel}, **shopper)).json()
+    assert "errors" not in body, body
+    payload = body["data"]["cancelRedemption"]
+    assert payload["redemption"] is None
+    assert [e["code"] for e in payload["userErrors"]] == ["FORBIDDEN"]
+    assert await balances(api, world["member"]) == after
+    # Those who may see the prices are answered with them.
+    await accrue(api, world["member"], "HUB", "1000")
+    admin = await api.gql(REDEEM_SEEING_PRICES, {"input": {**ask, "idempotencyKey": "seeing-2"}})
+    assert admin["redeemReward"]["redemption"]["settlementPrice"] == "25.00"
+    assert admin["redeemReward"]["redemption"]["reward"]["settlementPrice"] == "25.00"
