@@ -7,10 +7,11 @@ from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http.async_base_view import HTTPException  # whichever class strawberry raises
 
 from hub.auth import Principal
 from hub.enums import Role
@@ -218,7 +219,17 @@ class HubGraphQL(GraphQL[Context, None]):
                 await bad_request(problem)(scope, receive, send)
                 return
             scope.setdefault("state", {})["principal"] = found
-            receive = _replay(body, receive)
+            replayed = Request(scope, _replay(body, receive))
+            try:
+                answer = await self.run(replayed)
+            except HTTPException as refused:  # strawberry's own refusals, as JSON like ours
+                answer = (
+                    bad_request(refused.reason)
+                    if refused.status_code == 400
+                    else PlainTextResponse(refused.reason, status_code=refused.status_code)
+                )
+            await answer(scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
     async def get_context(

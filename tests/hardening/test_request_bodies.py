@@ -31,3 +31,25 @@ async def test_a_query_object_still_runs(api: Api) -> None:
     )
     assert response.status_code == 200
     assert response.json() == {"data": {"viewer": {"role": "ADMIN"}}}
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ({"query": "query A { __typename } query B { __typename }", "operationName": "C"}, "C"),
+        ({"query": "query A { __typename }", "operationName": "B"}, "B"),
+    ],
+)
+async def test_a_request_strawberry_refuses_is_a_json_400_too(
+    api: Api, body: dict[str, str], said: str
+) -> None:
+    """An outside tester's find: an unknown operationName was a text/plain 400. Every 400
+    is the same JSON BAD_REQUEST error."""
+    response = await api.client.post(
+        "/graphql", json=body, headers={"Authorization": f"Bearer {ADMIN_KEY}"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    (error,) = response.json()["errors"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert said in error["message"]
