@@ -163,10 +163,11 @@ class _Prices:
 
     @classmethod
     def asked(cls, info: Info) -> _Prices:
-        (payload,) = info.selected_fields
+        # Below the mutation's field, which a document may repeat under one response key.
+        payload = [selection for field in info.selected_fields for selection in field.selections]
         return cls(
-            line=_asks(payload.selections, ("redemption", PRICE)),
-            listed=_asks(payload.selections, ("redemption", "reward", PRICE)),
+            line=_asks(payload, ("redemption", PRICE)),
+            listed=_asks(payload, ("redemption", "reward", PRICE)),
         )
 
     def need_checking(self, principal: Principal) -> bool:

@@ -348,6 +348,15 @@ async def test_a_redemption_asking_for_prices_its_caller_may_not_see_moves_nothi
     assert [(e["code"], e["field"]) for e in payload["userErrors"]] == [("FORBIDDEN", None)]
     assert "settlementPrice" in payload["userErrors"][0]["message"]
     assert await balances(api, world["member"]) == before
+    # The same field twice under one response key: the second asks the price.
+    merged = REDEEM_SEEING_PRICES.replace(
+        "redeemReward(input: $input) {",
+        "redeemReward(input: $input) { redemption { id } }\n  redeemReward(input: $input) {",
+    )
+    body = (await api.post(merged, {"input": ask}, **shopper)).json()
+    assert "errors" not in body, body
+    assert [e["code"] for e in body["data"]["redeemReward"]["userErrors"]] == ["FORBIDDEN"]
+    assert await balances(api, world["member"]) == before
     assert await obligations(db_url) == []
     # Without the prices, the same session redeems; asking to cancel with them moves nothing.
     done = await redeem(api, world["member"], "jade:MUG", "HUB", **shopper)
