@@ -128,9 +128,7 @@ class Loyalty:
 
     def running(self, at: dt.datetime) -> list[Promotion]:
         """Every program's promotions running at `at` (what a price book applies)."""
-        return [
-            p for kept in self.promotions.values() for p in kept if p.starts_at <= at < p.ends_at
-        ]
+        return [p for program in self.promotions for p in self.active(program, at)]
 
     def ladder(self, program_code: str) -> list[Tier]:
         """The program's tiers (`hub.tiers.ladder.ladder`)."""

@@ -154,6 +154,12 @@ def sees_money_of(principal: Principal, merchant_id: str) -> bool:
     return principal.role == MERCHANT and principal.merchant_id == merchant_id
 
 
+def sees_redemption_money(principal: Principal, reward_merchant: str, payer_merchant: str) -> bool:
+    """A redemption's settlement price (what the payer owes the reward's merchant): ADMIN,
+    FINANCE and those two merchants."""
+    return sees_money_of(principal, reward_merchant) or sees_money_of(principal, payer_merchant)
+
+
 def sees_by_role(principal: Principal, member_id: str) -> bool | None:
     """Whether the caller sees one of a member's conversions or redemptions by its role
     alone: ADMIN and FINANCE any, the member in the universal mall its own; None for a

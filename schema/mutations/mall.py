@@ -18,7 +18,7 @@ from hub.enums import RewardKind as DomainRewardKind
 from hub.enums import Role
 from hub.mall import catalog, redemption
 from hub.models import Redemption as RedemptionRow
-from hub.permissions import Action, sees_money_of
+from hub.permissions import Action, sees_money_of, sees_redemption_money
 from hub.sagas import failure_of
 from schema.context import Info
 from schema.enums import CancellationReason, CreditLevel, ErrorCode, MerchantCategory, RewardKind
@@ -181,8 +181,10 @@ class _Prices:
         redemption and hide that it happened."""
         sees_reward = sees_money_of(principal, reward_merchant)
         payer = await info.context.loaders.program.load(paid_with)
-        sees_line = sees_reward or (
-            payer is not None and sees_money_of(principal, payer.merchant_id)
+        sees_line = (
+            sees_redemption_money(principal, reward_merchant, payer.merchant_id)
+            if payer is not None
+            else sees_reward
         )
         if not ((self.line and not sees_line) or (self.listed and not sees_reward)):
             return []

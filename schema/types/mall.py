@@ -12,7 +12,7 @@ from hub import tags as tags_
 from hub.mall import catalog
 from hub.mall.pricing import PriceBook
 from hub.mall.saga import status_of
-from hub.permissions import sees_money_of
+from hub.permissions import sees_money_of, sees_redemption_money
 from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import RedemptionStatus, RewardKind
@@ -211,10 +211,7 @@ class Redemption:
     async def settlement_price(self, info: Info) -> Decimal:
         principal = info.context.principal
         payer = await load_program(info, self.row.paid_with)
-        if not (
-            sees_money_of(principal, self.row.merchant_id)
-            or sees_money_of(principal, payer.merchant_id)
-        ):
+        if not sees_redemption_money(principal, self.row.merchant_id, payer.merchant_id):
             raise forbidden(
                 "A redemption's settlement price is for ADMIN, FINANCE, the reward's merchant "
                 "and the paying merchant."
