@@ -153,10 +153,12 @@ async def row_by(
 KEPT = "kept"  # on a session's info: the process's hub.caches.Caches, when it has one
 
 
-def insert_or_skip(session: AsyncSession, model: type[Any]) -> Any:
+def insert_or_skip(session: AsyncSession | str, model: type[Any]) -> Any:
     """An INSERT into `model` that does nothing where a unique key already holds the row
-    (ON CONFLICT DO NOTHING, in the session's dialect); its rowcount says whether it wrote."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    (ON CONFLICT DO NOTHING, in the session's dialect or the dialect named); its rowcount
+    says whether it wrote."""
+    dialect = session if isinstance(session, str) else session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     return insert(model).on_conflict_do_nothing()
 
 

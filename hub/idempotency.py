@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -16,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
@@ -47,6 +48,20 @@ def request_hash(operation: str, request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@functools.cache
+def _claim(dialect: str) -> Any:
+    """The claim of a key in this dialect, built once: an INSERT of its record that does
+    nothing where the key is held, returning the new record's id."""
+    return (
+        insert_or_skip(dialect, IdempotencyRecord)
+        .values({c: bindparam(c) for c in _CLAIMED})
+        .returning(IdempotencyRecord.id)
+    )
+
+
+_CLAIMED = ("scope", "key", "operation", "request_hash", "result", "created_at")
+
+
 async def once(
     session: AsyncSession,
     *,
@@ -73,16 +88,15 @@ async def once(
     # Claim the key in one statement. A concurrent duplicate's INSERT waits for the first
     # transaction and then claims nothing (or, under SQLite's single writer, runs after it).
     claimed = await session.scalar(
-        insert_or_skip(session, IdempotencyRecord)
-        .values(
-            scope=scope,
-            key=key,
-            operation=operation,
-            request_hash=digest,
-            result=json.dumps(known or {}, default=str),
-            created_at=utcnow(),
-        )
-        .returning(IdempotencyRecord.id)
+        _claim(session.get_bind().dialect.name),
+        {
+            "scope": scope,
+            "key": key,
+            "operation": operation,
+            "request_hash": digest,
+            "result": json.dumps(known or {}, default=str),
+            "created_at": utcnow(),
+        },
     )
     if claimed is None:
         found = await session.scalar(

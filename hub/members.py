@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory
@@ -139,6 +139,13 @@ def remember_account(session: AsyncSession, account: Account) -> None:
         cache[(account.member_id, account.program_code)] = account
 
 
+_ACCOUNTS = select(Account).where(
+    Account.member_id == bindparam("member"),
+    Account.program_code.in_(bindparam("programs", expanding=True)),
+)
+_ACCOUNTS_LOCKED = lock_accounts(_ACCOUNTS)
+
+
 async def accounts_of(
     session: AsyncSession, member_id: str, program_codes: Sequence[str], *, lock: bool = False
 ) -> dict[str, Account]:
@@ -153,10 +160,9 @@ async def accounts_of(
         if (member_id, code) not in cache or (lock and cache[(member_id, code)].id not in held)
     ]
     if missing:
-        query = select(Account).where(
-            Account.member_id == member_id, Account.program_code.in_(missing)
-        )
-        for account in await session.scalars(lock_accounts(query) if lock else query):
+        query = _ACCOUNTS_LOCKED if lock else _ACCOUNTS
+        found = await session.scalars(query, {"member": member_id, "programs": missing})
+        for account in found:
             cache[(member_id, account.program_code)] = account
             if lock:
                 held[account.id] = account

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import green, validate
@@ -152,27 +152,30 @@ def _best_path(
     return best[goal]
 
 
-def _in_effect(at: dt.datetime) -> object:
+def _in_effect(at: dt.datetime | ColumnElement[dt.datetime]) -> object:
     return and_(
         ExchangeRate.effective_from <= at,
         or_(ExchangeRate.effective_to.is_(None), ExchangeRate.effective_to > at),
     )
 
 
+_RATE_FOR = (
+    select(ExchangeRate)
+    .where(
+        ExchangeRate.from_code == bindparam("from_code"),
+        ExchangeRate.to_code == bindparam("to_code"),
+        _in_effect(bindparam("at", type_=ExchangeRate.effective_from.type)),  # type: ignore[arg-type]
+    )
+    .order_by(ExchangeRate.effective_from.desc(), ExchangeRate.created_at.desc())
+    .limit(1)
+)
+
+
 async def rate_for(
     session: AsyncSession, from_code: str, to_code: str, at: dt.datetime
 ) -> ExchangeRate | None:
     """The version in effect: the latest to start, among those whose period covers `at`."""
-    return await session.scalar(
-        select(ExchangeRate)
-        .where(
-            ExchangeRate.from_code == from_code,
-            ExchangeRate.to_code == to_code,
-            _in_effect(at),  # type: ignore[arg-type]
-        )
-        .order_by(ExchangeRate.effective_from.desc(), ExchangeRate.created_at.desc())
-        .limit(1)
-    )
+    return await session.scalar(_RATE_FOR, {"from_code": from_code, "to_code": to_code, "at": at})
 
 
 async def rates_in_effect(

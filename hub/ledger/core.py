@@ -11,15 +11,21 @@ a program's traffic on it. Their balance is the sum of their postings, which
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
+    ARRAY,
+    CTE,
     BigInteger,
     ColumnElement,
     Select,
+    Table,
+    bindparam,
     cast,
+    func,
     insert,
     literal,
     null,
@@ -36,7 +42,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from hub.db import KEPT, utcnow
 from hub.enums import AccountKind, EntryKind
 from hub.errors import BalanceLimit, FieldPath, InsufficientPoints, NotFound, RetryTransaction
-from hub.models import Account, Entry, Posting
+from hub.models import Account, Entry, Lot, LotUse, Posting
 from hub.validate import MAX_BALANCE
 
 if TYPE_CHECKING:
@@ -55,9 +61,26 @@ class Movement:
     idempotency_key: str | None = None
 
 
-# The statements an entry brings with it, made from its id: a column on PostgreSQL (they
-# select from the entry's CTE, and write nothing when it wrote nothing), a literal elsewhere.
-Riders = Callable[[ColumnElement[int]], Sequence[Any]]
+@dataclass(frozen=True)
+class NewLot:
+    """A credit's rider: the lot its points make in the member's account."""
+
+    account_id: int
+    points: int
+    expires_at: dt.datetime | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class TakenLots:
+    """A debit's rider: the points it takes from each lot, as (lot id, points)."""
+
+    taken: tuple[tuple[int, int], ...]
+
+
+# What an entry writes with it, in the same statement on PostgreSQL (nothing when the entry
+# is not written), in the statements after it elsewhere.
+Rider = NewLot | TakenLots
 
 
 @dataclass(frozen=True)
@@ -135,13 +158,12 @@ class Journal:
         sides: Sequence[Side],
         movement: Movement,
         member_id: str | None = None,
-        riders: Riders | None = None,
+        rider: Rider | None = None,
     ) -> Entry:
         """One entry with its postings. Member accounts must be locked by the caller.
 
-        `riders`: the statements the entry brings with it (a credit's lot, a debit's lot
-        uses), made from the entry's id; on PostgreSQL they are part of the entry's one
-        statement.
+        `rider`: what the entry brings with it (a credit's lot, a debit's lot uses); on
+        PostgreSQL it is part of the entry's one statement.
 
         Raises InsufficientPoints, and writes nothing, when a member balance would
         go below zero; BalanceLimit when it would pass MAX_BALANCE (2^31-1).
@@ -171,11 +193,16 @@ class Journal:
             "memo": movement.memo,
         }
         if self.session.get_bind().dialect.name == "postgresql":
-            return await self._post_at_once(values, sides, riders)
+            return await self._post_at_once(values, sides, rider)
+        return await self._post_in_turn(values, sides, rider)
+
+    async def _post_in_turn(
+        self, values: dict[str, Any], sides: Sequence[Side], rider: Rider | None
+    ) -> Entry:
+        """SQLite (no data-modifying CTEs): the entry, each member balance, the postings and
+        the rider, a statement each, every one built once for the process."""
         try:  # the entry alone: other pending changes are flushed when they are due
-            entry: Entry | None = await self.session.scalar(
-                insert(Entry).values(values).returning(Entry)
-            )
+            entry: Entry | None = await self.session.scalar(_INSERT_ENTRY, values)
         except IntegrityError as exc:  # a concurrent twin (same order); run again to see it
             raise RetryTransaction() from exc
         assert entry is not None
@@ -192,102 +219,212 @@ class Journal:
                     "balance_after": balance_after,
                 }
             )
-        # One multi-row VALUES (a list of parameters is an ORM bulk insert, split by the
-        # columns each row sets).
-        await self.session.execute(insert(Posting).values(rows))
-        for statement in riders(literal(entry.id, BigInteger())) if riders else ():
-            await self.session.execute(statement)
+        await self.session.execute(_INSERT_POSTINGS, rows)  # one executemany
+        if isinstance(rider, NewLot):
+            await self.session.execute(_INSERT_LOT, {**_lot_values(rider), "entry_id": entry.id})
+        elif isinstance(rider, TakenLots):
+            await self.session.execute(
+                _INSERT_LOT_USES,
+                [{"entry_id": entry.id, "lot_id": i, "points": p} for i, p in rider.taken],
+            )
+            await self.session.execute(
+                _TAKE_FROM_LOT, [{"lot": i, "take": p} for i, p in rider.taken]
+            )
         return entry
 
     async def _post_at_once(
-        self, values: dict[str, Any], sides: Sequence[Side], riders: Riders | None
+        self, values: dict[str, Any], sides: Sequence[Side], rider: Rider | None
     ) -> Entry:
         """PostgreSQL: one statement (data-modifying CTEs) moves the member balances within
         [0, MAX_BALANCE], and, only when every one moved, writes the entry, its postings
-        and its riders. Nothing but the balances is written when one could not move, and
-        the caller's transaction is then abandoned (the error raised says why)."""
-        members = [side for side in sides if side.account.kind == AccountKind.MEMBER]
-        moved = [
-            update(Account)
-            .where(
-                Account.id == side.account.id,
-                Account.balance + side.amount >= 0,
-                Account.balance + side.amount <= MAX_BALANCE,
-            )
-            .values(balance=Account.balance + side.amount)
-            .returning(Account.balance)
-            .cte(f"moved_{n}")
-            for n, side in enumerate(members)
-        ]
-        after = {
-            side.account.id: select(cte.c.balance).scalar_subquery()
-            for side, cte in zip(members, moved, strict=True)
-        }
-        columns = Entry.__table__.c
-        entry = (
-            insert(Entry)
-            .from_select(
-                list(values),
-                select(*(literal(v, columns[k].type) for k, v in values.items())).where(
-                    *(select(cte).exists() for cte in moved)
-                ),
-            )
-            .returning(*columns)
-            .cte("entry")
-        )
-        postings = insert(Posting).from_select(
-            ["entry_id", "account_id", "amount", "balance_after"],
-            union_all(
-                *(
-                    select(
-                        entry.c.id,
-                        literal(side.account.id, BigInteger()),
-                        literal(side.amount, BigInteger()),
-                        after.get(side.account.id, cast(null(), BigInteger())),
-                    )
-                    for side in sides
-                )
-            ),
-        )
-        # One row whatever happened: the new balances (NULL where one did not move) and the
-        # entry (NULL when it was not written).
-        one = select(literal(1).label("one")).subquery()
-        statement = select(
-            *(after[side.account.id].label(f"b{n}") for n, side in enumerate(members)), *entry.c
-        ).select_from(one.outerjoin(entry, true()))
-        statement = statement.add_cte(*moved, postings.cte("postings"))
-        for n, rider in enumerate(riders(entry.c.id) if riders else ()):
-            statement = statement.add_cte(rider.cte(f"rider_{n}"))
+        and its rider. Nothing but the balances is written when one could not move, and
+        the caller's transaction is then abandoned (the error raised says why).
+
+        The statement is built once per shape (which sides are members, which rider) and
+        takes this entry's values as parameters."""
+        shape = tuple(side.account.kind == AccountKind.MEMBER for side in sides)
+        statement = _entry_at_once(shape, type(rider).__name__ if rider else None)
+        # Every name prefixed: an UPDATE would also set a column its parameters name.
+        params = {f"entry_{k}": v for k, v in values.items()}
+        for n, side in enumerate(sides):
+            params[f"account_{n}"] = side.account.id
+            params[f"amount_{n}"] = side.amount
+        if isinstance(rider, NewLot):
+            params.update({f"lot_{k}": v for k, v in _lot_values(rider).items()})
+        elif isinstance(rider, TakenLots):
+            params["taken_lots"] = [i for i, _ in rider.taken]
+            params["taken_points"] = [p for _, p in rider.taken]
         try:
-            row = (await self.session.execute(statement)).one()._mapping
+            # Core, on the session's connection: no ORM entity is in the statement.
+            connection = await self.session.connection()
+            row = (await connection.execute(statement, params)).one()._mapping
         except IntegrityError as exc:  # a concurrent twin (same order); run again to see it
             raise RetryTransaction() from exc
-        for n, side in enumerate(members):
-            if row[f"b{n}"] is None:
-                raise _refused(side.account, side.amount)
-            set_committed_value(side.account, "balance", int(row[f"b{n}"]))
-        written = Entry(**{c.name: row[c.name] for c in columns})
+        for n, (side, member) in enumerate(zip(sides, shape, strict=True)):
+            if member:
+                if row[f"b{n}"] is None:
+                    raise _refused(side.account, side.amount)
+                set_committed_value(side.account, "balance", int(row[f"b{n}"]))
+        written = Entry(**{c.name: row[c.name] for c in _ENTRIES.c})
         make_transient_to_detached(written)
         self.session.add(written)
         return written
 
     async def _move(self, account: Account, amount: int) -> int:
         """Change a member balance atomically, within [0, MAX_BALANCE]; the new balance."""
-        new_balance = await self.session.scalar(
-            update(Account)
-            .where(
-                Account.id == account.id,
-                Account.balance + amount >= 0,
-                Account.balance + amount <= MAX_BALANCE,
-            )
-            .values(balance=Account.balance + amount)
-            .returning(Account.balance)
-            .execution_options(synchronize_session=False)
-        )
+        new_balance = await self.session.scalar(_MOVE, {"account": account.id, "amount": amount})
         if new_balance is None:
             raise _refused(account, amount)
         set_committed_value(account, "balance", new_balance)
         return int(new_balance)
+
+
+def _table(model: Any) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+_ENTRIES = _table(Entry)
+_ACCOUNTS = _table(Account)
+_POSTINGS = _table(Posting)
+_LOTS = _table(Lot)
+_LOT_USES = _table(LotUse)
+# What an entry's values name (Journal.post), in its INSERT's order.
+_ENTRY_VALUES = (
+    "kind",
+    "program_code",
+    "member_id",
+    "actor",
+    "idempotency_key",
+    "occurred_at",
+    "business_date",
+    "reference",
+    "memo",
+)
+_LOT_VALUES = ("account_id", "points", "remaining", "expires_at", "created_at")
+
+
+def _lot_values(lot: NewLot) -> dict[str, Any]:
+    return {
+        "account_id": lot.account_id,
+        "points": lot.points,
+        "remaining": lot.points,
+        "expires_at": lot.expires_at,
+        "created_at": lot.created_at,
+    }
+
+
+def _moved(account: ColumnElement[int], amount: ColumnElement[int]) -> Any:
+    """An UPDATE moving a member balance by `amount` when it stays within [0, MAX_BALANCE],
+    returning the new balance (no row when it would leave them)."""
+    balance = _ACCOUNTS.c.balance
+    return (
+        update(_ACCOUNTS)
+        .where(_ACCOUNTS.c.id == account, balance + amount >= 0, balance + amount <= MAX_BALANCE)
+        .values(balance=balance + amount)
+        .returning(balance)
+    )
+
+
+# SQLite's statements, built once (their parameters given at each call).
+_INSERT_ENTRY = insert(Entry).returning(Entry)
+_INSERT_POSTINGS = insert(_POSTINGS)
+_INSERT_LOT = insert(_LOTS)
+_INSERT_LOT_USES = insert(_LOT_USES)
+_TAKE_FROM_LOT = (
+    update(_LOTS)
+    .where(_LOTS.c.id == bindparam("lot", type_=BigInteger()))
+    .values(remaining=_LOTS.c.remaining - bindparam("take", type_=BigInteger()))
+)
+_MOVE = _moved(bindparam("account", type_=BigInteger()), bindparam("amount", type_=BigInteger()))
+
+
+@functools.cache
+def _entry_at_once(shape: tuple[bool, ...], rider: str | None) -> Select[Any]:
+    """PostgreSQL's one statement for an entry whose sides are members where `shape` says,
+    with this kind of rider (its class's name). Its parameters: the entry's values
+    (entry_*), account_n and amount_n for each side, and the rider's (lot_*, or taken_lots and
+    taken_points)."""
+    accounts = [bindparam(f"account_{n}", type_=BigInteger()) for n in range(len(shape))]
+    amounts = [bindparam(f"amount_{n}", type_=BigInteger()) for n in range(len(shape))]
+    moved = {
+        n: _moved(accounts[n], amounts[n]).cte(f"moved_{n}")
+        for n, member in enumerate(shape)
+        if member
+    }
+    after = {n: select(cte.c.balance).scalar_subquery() for n, cte in moved.items()}
+    entry = (
+        insert(_ENTRIES)
+        .from_select(
+            list(_ENTRY_VALUES),
+            select(
+                *(bindparam(f"entry_{k}", type_=_ENTRIES.c[k].type) for k in _ENTRY_VALUES)
+            ).where(*(select(cte).exists() for cte in moved.values())),
+        )
+        .returning(*_ENTRIES.c)
+        .cte("entry")
+    )
+    postings = insert(_POSTINGS).from_select(
+        ["entry_id", "account_id", "amount", "balance_after"],
+        union_all(
+            *(
+                select(
+                    entry.c.id,
+                    accounts[n],
+                    amounts[n],
+                    after.get(n, cast(null(), BigInteger())),
+                )
+                for n in range(len(shape))
+            )
+        ),
+    )
+    # One row whatever happened: the new balances (NULL where one did not move) and the
+    # entry (NULL when it was not written).
+    one = select(literal(1).label("one")).subquery()
+    statement = select(
+        *(balance.label(f"b{n}") for n, balance in after.items()), *entry.c
+    ).select_from(one.outerjoin(entry, true()))
+    statement = statement.add_cte(*moved.values(), postings.cte("postings"))
+    for n, ride in enumerate(_riders_at_once(rider, entry)):
+        statement = statement.add_cte(ride.cte(f"rider_{n}"))
+    return statement
+
+
+def _riders_at_once(rider: str | None, entry: CTE) -> list[Any]:
+    """The rider's statements for the entry's one statement: each selects from the entry, so
+    it writes nothing when the entry was not written."""
+    entry_id = entry.c.id
+    if rider == NewLot.__name__:
+        return [
+            insert(_LOTS).from_select(
+                [*_LOT_VALUES, "entry_id"],
+                select(
+                    *(bindparam(f"lot_{k}", type_=_LOTS.c[k].type) for k in _LOT_VALUES), entry_id
+                ),
+            )
+        ]
+    if rider == TakenLots.__name__:
+        taken = (
+            func.unnest(
+                bindparam("taken_lots", type_=ARRAY(BigInteger())),
+                bindparam("taken_points", type_=ARRAY(BigInteger())),
+            )
+            .table_valued("lot_id", "points")
+            .render_derived(name="taken")
+        )
+        return [
+            insert(_LOT_USES).from_select(
+                ["lot_id", "points", "entry_id"],
+                select(taken.c.lot_id, taken.c.points, entry_id).select_from(
+                    taken.join(entry, true())
+                ),
+            ),
+            update(_LOTS)
+            .where(_LOTS.c.id == taken.c.lot_id, select(entry_id).exists())
+            .values(remaining=_LOTS.c.remaining - taken.c.points),
+        ]
+    return []
 
 
 def _refused(account: Account, amount: int) -> RetryTransaction | InsufficientPoints:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, insert, literal, select, union_all, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from hub.enums import AccountKind, EntryKind, HoldStatus
 from hub.errors import InvalidState
 from hub.ids import new_id
-from hub.ledger.core import Journal, Movement, Riders, Side
+from hub.ledger.core import Journal, Movement, NewLot, Rider, Side, TakenLots
 from hub.models import Account, Entry, Hold, Lot, LotUse
 
 
@@ -51,21 +50,8 @@ class Points:
         expires_at: dt.datetime | None,
     ) -> Entry:
         """Points into a member account from a system account, as a new lot."""
-        lot = {
-            "account_id": account.id,
-            "points": points,
-            "remaining": points,
-            "expires_at": expires_at,
-            "created_at": movement.occurred_at,
-        }
-        return await self._post(
-            kind,
-            account,
-            points,
-            source,
-            movement,
-            lambda entry_id: [_insert(Lot, [lot], entry_id)],
-        )
+        lot = NewLot(account.id, points, expires_at, movement.occurred_at)
+        return await self._post(kind, account, points, source, movement, lot)
 
     async def debit(
         self,
@@ -84,9 +70,8 @@ class Points:
         at = movement.occurred_at
         await expire_lots(self, account, [lot for lot in lots if _overdue(lot, at)], movement)
         taken = _taken(lots, points)
-        entry = await self._post(
-            kind, account, -points, sink, movement, lambda entry_id: _take(taken, entry_id)
-        )
+        uses = TakenLots(tuple((lot.id, take) for lot, take in taken.items()))
+        entry = await self._post(kind, account, -points, sink, movement, uses if taken else None)
         if sum(taken.values()) != points:  # the balance had them: the lots must too
             raise AssertionError(
                 f"account {account.id}: lots hold {sum(taken.values())} of {points}"
@@ -102,7 +87,7 @@ class Points:
         points: int,
         other: AccountKind,
         movement: Movement,
-        riders: Riders | None = None,
+        rider: Rider | None = None,
     ) -> Entry:
         """An entry moving `points` into the member's account (out of it when negative),
         from (to) the program's system account `other`."""
@@ -113,7 +98,7 @@ class Points:
             [Side(account, points), Side(contra, -points)],
             movement,
             member_id=account.member_id,
-            riders=riders,
+            rider=rider,
         )
 
     async def restore(
@@ -245,16 +230,17 @@ class Points:
         return entry
 
 
+_OPEN_LOTS = (
+    select(Lot)
+    .where(Lot.account_id == bindparam("account"), Lot.remaining > 0)
+    .order_by(Lot.expires_at.asc().nulls_last(), Lot.id)
+    .execution_options(populate_existing=True)
+)
+
+
 async def _open_lots(session: AsyncSession, account: Account) -> list[Lot]:
     """The account's lots with points left, soonest-expiring first (never-expiring last)."""
-    return list(
-        await session.scalars(
-            select(Lot)
-            .where(Lot.account_id == account.id, Lot.remaining > 0)
-            .order_by(Lot.expires_at.asc().nulls_last(), Lot.id)
-            .execution_options(populate_existing=True)
-        )
-    )
+    return list(await session.scalars(_OPEN_LOTS, {"account": account.id}))
 
 
 def _taken(lots: Sequence[Lot], points: int) -> dict[Lot, int]:
@@ -269,34 +255,6 @@ def _taken(lots: Sequence[Lot], points: int) -> dict[Lot, int]:
             taken[lot] = min(left, lot.remaining)
             left -= taken[lot]
     return taken
-
-
-def _take(taken: dict[Lot, int], entry_id: ColumnElement[int]) -> list[Any]:
-    """A debit's riders: its lot uses, and the lots' remaining points less what it took."""
-    if not taken:
-        return []
-    uses = [{"lot_id": lot.id, "points": take} for lot, take in taken.items()]
-    less = case({lot.id: take for lot, take in taken.items()}, value=Lot.id)
-    return [
-        _insert(LotUse, uses, entry_id),
-        update(Lot)
-        .where(Lot.id.in_([lot.id for lot in taken]), select(entry_id).exists())
-        .values(remaining=Lot.remaining - less)
-        .execution_options(synchronize_session=False),
-    ]
-
-
-def _insert(
-    model: type[Lot] | type[LotUse], rows: list[dict[str, Any]], entry_id: ColumnElement[int]
-) -> Any:
-    """INSERT of `rows`, each with the entry's id, as one statement (nothing when the entry
-    was not written)."""
-    names = list(rows[0])
-    table = model.__table__.c
-    selects = [select(*(literal(row[n], table[n].type) for n in names), entry_id) for row in rows]
-    return insert(model).from_select(
-        [*names, "entry_id"], selects[0] if len(selects) == 1 else union_all(*selects)
-    )
 
 
 def _overdue(lot: Lot, at: dt.datetime) -> bool:
