@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -55,6 +56,10 @@ def create_app(
         if settings.background_jobs:
             scheduler.start()
         log.info("hub started", env=settings.env, database=runtime.db.dialect)
+        # What is made by now (modules, the schema, the caches) lives as long as the
+        # process: moved out of the collector's reach, a full collection no longer walks it.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.config import Settings
+from hub.db import utcnow
 from hub.enums import ObligationKind
 from hub.models import Obligation
+from hub.models.base import table_of
 
 # Obligations keep 4 decimal places: 4 points at 0.001 are owed 0.0040, not 0.00. The
 # settlement run rounds to the cent once per counterparty total (settlement.netting).
@@ -33,21 +36,26 @@ async def record(
     amount: Decimal,
     reference: str,
     occurred_at: dt.datetime,
-) -> Obligation | None:
-    """Write one obligation; None when a merchant would owe itself."""
+) -> None:
+    """Write one obligation (nothing when a merchant would owe itself): one INSERT, built
+    once, that nothing in the session waits on."""
     if debtor == creditor:
-        return None
-    obligation = Obligation(
-        kind=kind,
-        debtor_id=debtor,
-        creditor_id=creditor,
-        program_code=program_code,
-        points=points,
-        amount=amount,
-        reference=reference,
-        occurred_at=occurred_at,
-        business_date=settings.business_date(occurred_at),
+        return
+    await session.execute(
+        _INSERT,
+        {
+            "kind": kind,
+            "debtor_id": debtor,
+            "creditor_id": creditor,
+            "program_code": program_code,
+            "points": points,
+            "amount": amount,
+            "reference": reference,
+            "occurred_at": occurred_at,
+            "business_date": settings.business_date(occurred_at),
+            "created_at": utcnow(),
+        },
     )
-    session.add(obligation)
-    await session.flush()
-    return obligation
+
+
+_INSERT = insert(table_of(Obligation))

@@ -22,7 +22,6 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
-    Table,
     bindparam,
     cast,
     func,
@@ -43,6 +42,7 @@ from hub.db import KEPT, utcnow
 from hub.enums import AccountKind, EntryKind
 from hub.errors import BalanceLimit, FieldPath, InsufficientPoints, NotFound, RetryTransaction
 from hub.models import Account, Entry, Lot, LotUse, Posting
+from hub.models.base import table_of
 from hub.validate import MAX_BALANCE
 
 if TYPE_CHECKING:
@@ -279,17 +279,11 @@ class Journal:
         return int(new_balance)
 
 
-def _table(model: Any) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-_ENTRIES = _table(Entry)
-_ACCOUNTS = _table(Account)
-_POSTINGS = _table(Posting)
-_LOTS = _table(Lot)
-_LOT_USES = _table(LotUse)
+_ENTRIES = table_of(Entry)
+_ACCOUNTS = table_of(Account)
+_POSTINGS = table_of(Posting)
+_LOTS = table_of(Lot)
+_LOT_USES = table_of(LotUse)
 # What an entry's values name (Journal.post), in its INSERT's order.
 _ENTRY_VALUES = (
     "kind",

@@ -7,7 +7,17 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Enum, Index, Integer, MetaData, String, text, type_coerce
+from sqlalchemy import (
+    BigInteger,
+    Enum,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    text,
+    type_coerce,
+)
 from sqlalchemy.orm import DeclarativeBase
 
 from hub.db import ExactDecimal, UTCDateTime
@@ -62,3 +72,10 @@ def as_text(column: Any) -> Any:
     """A stored enum column read as its text, for SQL that mixes it with strings that are
     no member of the enum (`coalesce(status, 'missing')`)."""
     return type_coerce(column, String)
+
+
+def table_of(model: type[Base]) -> Table:
+    """A model's table, typed as one (for the hot paths' Core statements)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
