@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import eligibility, green, idempotency, promotions, validate
@@ -96,26 +96,28 @@ def memo_labels(
     return f"{labels}; held to x{promotions.MAX_ACCRUAL_MULTIPLIER}" if capped else labels
 
 
+_ACCOUNT_AND_EARLIER = select(
+    Account,
+    select(Entry.id)
+    .where(
+        Entry.program_code == bindparam("program"),
+        Entry.kind == EntryKind.ACCRUAL,
+        Entry.reference == bindparam("order_ref"),
+    )
+    .limit(1)
+    .scalar_subquery(),
+).where(Account.member_id == bindparam("member"), Account.program_code == bindparam("program"))
+
+
 async def _account_and_earlier(
     session: AsyncSession, member_id: str, program: Program, order_ref: str
 ) -> tuple[Account | None, int | None]:
     """The member's account in the program and the entry by which this order already
     earned there (if it did), in one statement."""
-    earlier = (
-        select(Entry.id)
-        .where(
-            Entry.program_code == program.code,
-            Entry.kind == EntryKind.ACCRUAL,
-            Entry.reference == order_ref,
-        )
-        .limit(1)
-        .scalar_subquery()
-    )
     found = (
         await session.execute(
-            select(Account, earlier).where(
-                Account.member_id == member_id, Account.program_code == program.code
-            )
+            _ACCOUNT_AND_EARLIER,
+            {"member": member_id, "program": program.code, "order_ref": order_ref},
         )
     ).first()
     if found is None:

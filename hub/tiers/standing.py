@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.enums import WebhookEvent
 from hub.ledger.points import add_months
 from hub.models import AccrualAmount, MemberTier, Tier
+from hub.models.base import table_of
 from hub.money import money
 from hub.tiers.ladder import ladders_by_program
 from hub.webhooks import outbox
@@ -143,16 +144,19 @@ async def record_purchase(
     occurred_at: dt.datetime,
 ) -> None:
     """Keep what an accrual's purchase was for; tiers qualify on it."""
-    session.add(
-        AccrualAmount(
-            entry_id=entry_id,
-            program_code=program_code,
-            member_id=member_id,
-            amount=amount,
-            occurred_at=occurred_at,
-        )
+    await session.execute(
+        _RECORD_PURCHASE,
+        {
+            "entry_id": entry_id,
+            "program_code": program_code,
+            "member_id": member_id,
+            "amount": amount,
+            "occurred_at": occurred_at,
+        },
     )
-    await session.flush()
+
+
+_RECORD_PURCHASE = insert(table_of(AccrualAmount))
 
 
 async def raise_after_accrual(

@@ -19,6 +19,9 @@ from hub.db import insert_or_skip, utcnow
 from hub.enums import WebhookEvent
 from hub.ids import new_id
 from hub.models import OutboxEvent, WebhookSubscription
+from hub.models.base import table_of
+
+_INSERT = insert(table_of(OutboxEvent))
 
 
 def event_row(
@@ -80,8 +83,8 @@ async def emit(
         rows.append(row)
     if not rows:
         return
-    if dedupe_key is None:
-        await session.execute(insert(OutboxEvent), rows)
+    if dedupe_key is None:  # one row (the usual case) is not sent as an executemany
+        await session.execute(_INSERT, rows[0] if len(rows) == 1 else rows)
         return
     statement = insert_or_skip(session, OutboxEvent)
     for row in rows:
