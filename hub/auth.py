@@ -61,11 +61,16 @@ class Principal:
     def idempotency_scope(self) -> str:
         """Whose idempotency keys these are: a merchant's keys share them (a retry through
         another key of the same merchant is the same request); a member session's are its
-        member's; ADMIN and FINANCE keep one scope per key."""
+        member's; the platform's keys share them by role (a retry through another ADMIN
+        key, one rotated meanwhile, is the same request)."""
         if self.member_id is not None:
             owner = f"merchant:{self.merchant_id}" if self.merchant_id else self.role.value.lower()
             return f"{owner}/member:{self.member_id}"
-        return f"merchant:{self.merchant_id}" if self.merchant_id else self.key_id
+        if self.merchant_id:
+            return f"merchant:{self.merchant_id}"
+        if self.role in (Role.ADMIN, Role.FINANCE):
+            return f"platform:{self.role.value.lower()}"
+        return self.key_id
 
 
 def hash_secret(secret: str) -> str:

@@ -101,3 +101,18 @@ async def test_an_accrual_retried_through_another_key_of_the_merchant_returns_th
         api, member, "CLEAR", "50", order="o-1", key=clearview, idempotency_key="accrue-o-1"
     )
     assert three["userErrors"] == [] and three["entry"]["program"]["code"] == "CLEAR"
+
+
+async def test_a_conversion_retried_through_another_admin_key_converts_once(
+    api: Api, world: dict[str, Any]
+) -> None:
+    """The platform's ADMIN keys are one caller (an outside tester's find: a retry made while
+    an admin tool rotated its key converted twice)."""
+    member = world["member"]
+    first_key = await create_key(api, "ADMIN")
+    second_key = await create_key(api, "ADMIN")
+    one = await convert(api, member, "HUB", "JADE", 100, key=first_key, idempotency_key="a-1")
+    two = await convert(api, member, "HUB", "JADE", 100, key=second_key, idempotency_key="a-1")
+    assert one["userErrors"] == [] and two["userErrors"] == []
+    assert two["conversion"]["id"] == one["conversion"]["id"]
+    assert (await balances(api, member))["HUB"] == 900
