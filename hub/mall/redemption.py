@@ -314,11 +314,10 @@ async def redeem(
     answered yet is PENDING and the saga finishes it later.
     """
 
-    async def work(session: AsyncSession) -> str:
-        return await start(session, principal, settings, factory, request)
+    async def work(session: AsyncSession) -> Redemption:
+        return await _row(session, await start(session, principal, settings, factory, request))
 
-    rid = await db.transaction(work)
-    return await saga.advance(db, settings, factory, rid)
+    return await _onwards(db, settings, factory, await db.transaction(work))
 
 
 async def cancel(
@@ -332,8 +331,8 @@ async def cancel(
 ) -> Redemption:
     """Cancel a confirmed redemption as far as the partners answer now (see `redeem`)."""
 
-    async def work(session: AsyncSession) -> str:
-        return await start_cancel(
+    async def work(session: AsyncSession) -> Redemption:
+        rid = await start_cancel(
             session,
             principal,
             settings,
@@ -341,9 +340,27 @@ async def cancel(
             request,
             booking_already_cancelled=booking_already_cancelled,
         )
+        return await _row(session, rid)
 
-    rid = await db.transaction(work)
-    return await saga.advance(db, settings, factory, rid)
+    return await _onwards(db, settings, factory, await db.transaction(work))
+
+
+async def _row(session: AsyncSession, rid: str) -> Redemption:
+    """The redemption as its transaction leaves it (the one it made or changed is in the
+    session already; a replay's is read)."""
+    r = await session.get(Redemption, rid)
+    assert r is not None
+    return r
+
+
+async def _onwards(
+    db: Database, settings: Settings, factory: ConnectorFactory, r: Redemption
+) -> Redemption:
+    """A redemption its transaction finished (all its steps were local) as it is; one with
+    a partner's step to come, as far as the partners answer now."""
+    if saga.at_rest(r):
+        return r
+    return await saga.advance(db, settings, factory, r.id)
 
 
 async def visible_redemption(

@@ -134,8 +134,16 @@ def compensation_points(points: int, percent: Decimal) -> int:
     return int((Decimal(points) * percent / 100).to_integral_value(rounding=ROUND_FLOOR))
 
 
+def at_rest(r: Redemption) -> bool:
+    """Whether the redemption has no step left to take: neither being made nor cancelled."""
+    making = r.status == RedemptionStatus.PENDING
+    return not (making or (r.status == RedemptionStatus.CONFIRMED and r.cancel_step))
+
+
 async def next_step(session: AsyncSession, r: Redemption) -> Next | None:
     """The program whose connector acts next, the step's name, and the call; None when done."""
+    if at_rest(r):
+        return None
     c = await _context(session, r)
     if r.status == RedemptionStatus.PENDING:
         step = Step(r.step)
