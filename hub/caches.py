@@ -252,6 +252,12 @@ class Caches:
         current: Programs | None = self._kept.get(PROGRAMS)
         return current.by_code.get(code) if current is not None else None
 
+    def primary_now(self, merchant_id: str) -> Program | None:
+        """The merchant's STANDARD program if the programs are kept now and know it; None
+        when not (the caller reads it)."""
+        current: Programs | None = self._kept.get(PROGRAMS)
+        return current.by_merchant.get(merchant_id) if current is not None else None
+
     async def program(self, code: str) -> Program | None:
         return (await self.programs([code])).by_code.get(code)
 

@@ -265,7 +265,12 @@ async def programs_by_code(session: AsyncSession, codes: Sequence[str]) -> dict[
 
 
 async def primary_program(session: AsyncSession, merchant_id: str) -> Program | None:
-    """The merchant's STANDARD program: the one its rewards are priced in."""
+    """The merchant's STANDARD program: the one its rewards are priced in (from the process's
+    memory when it keeps the programs, else read)."""
+    kept = session.info.get(KEPT)
+    found: Program | None = kept.primary_now(merchant_id) if kept is not None else None
+    if found is not None:
+        return found
     return await program_of_kind(session, merchant_id, ProgramKind.STANDARD)
 
 
