@@ -26,6 +26,7 @@ from hub.errors import RetryTransaction
 from hub.imports import bulk
 from hub.imports.decide import Context, Decided, decide
 from hub.imports.repository import read_lines
+from hub.ledger.core import ENTRY_VALUES
 from hub.models import (
     Account,
     AccrualAmount,
@@ -39,18 +40,7 @@ from hub.models import (
     Program,
 )
 
-ENTRY_COLUMNS = (
-    "id",
-    "kind",
-    "program_code",
-    "member_id",
-    "actor",
-    "idempotency_key",
-    "occurred_at",
-    "business_date",
-    "reference",
-    "memo",
-)
+ENTRY_COLUMNS = ("id", *ENTRY_VALUES)
 POSTING_COLUMNS = ("entry_id", "account_id", "amount", "balance_after")
 LOT_COLUMNS = ("account_id", "entry_id", "points", "remaining", "expires_at", "created_at")
 AMOUNT_COLUMNS = ("entry_id", "program_code", "member_id", "amount", "occurred_at")

@@ -284,8 +284,8 @@ _ACCOUNTS = table_of(Account)
 _POSTINGS = table_of(Posting)
 _LOTS = table_of(Lot)
 _LOT_USES = table_of(LotUse)
-# What an entry's values name (Journal.post), in its INSERT's order.
-_ENTRY_VALUES = (
+# What an entry's values name (Journal.post), in its INSERT's order: every column but its id.
+ENTRY_VALUES = (
     "kind",
     "program_code",
     "member_id",
@@ -351,9 +351,9 @@ def _entry_at_once(shape: tuple[bool, ...], rider: str | None) -> Select[Any]:
     entry = (
         insert(_ENTRIES)
         .from_select(
-            list(_ENTRY_VALUES),
+            list(ENTRY_VALUES),
             select(
-                *(bindparam(f"entry_{k}", type_=_ENTRIES.c[k].type) for k in _ENTRY_VALUES)
+                *(bindparam(f"entry_{k}", type_=_ENTRIES.c[k].type) for k in ENTRY_VALUES)
             ).where(*(select(cte).exists() for cte in moved.values())),
         )
         .returning(*_ENTRIES.c)
