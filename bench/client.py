@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -39,6 +39,24 @@ class Client:
         if payload["userErrors"]:
             raise WrongAnswer(str(payload))
         return payload
+
+    def writes(
+        self,
+        mutation: str,
+        field: str,
+        input_for: Callable[[int], dict[str, Any]],
+        done: Callable[[dict[str, Any]], bool],
+        counter: Iterator[int],
+    ) -> Callable[[], Awaitable[None]]:
+        """An operation that sends `mutation` with the input for the counter's next number
+        (a new idempotency key each time), WrongAnswer when its payload is not `done`."""
+
+        async def op() -> None:
+            payload = await self.payload(mutation, field, input_for(next(counter)))
+            if not done(payload):
+                raise WrongAnswer(str(payload))
+
+        return op
 
 
 @asynccontextmanager

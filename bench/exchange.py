@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bench import databases, servers
-from bench.client import Client, WrongAnswer, admin, clients
+from bench.client import Client, admin, clients
 from bench.counters import Probe
 from bench.harness import (
     THROUGHPUT_NOTES,
@@ -100,24 +100,16 @@ async def _backend(report: Report, options: Options, backend: str, url: str) -> 
 
 
 def _convert(client: Client, member: str, counter: itertools.count[int]) -> Op:
-    async def op() -> None:
-        n = next(counter)
-        payload = await client.payload(
-            CONVERT,
-            "convertPoints",
-            {
-                "memberId": member,
-                "from": "HUB",
-                "to": "TEA",
-                "points": POINTS,
-                "idempotencyKey": f"bench-convert-{n}",
-            },
-        )
-        conversion = payload["conversion"] or {}
-        if conversion.get("status") != "COMPLETED":
-            raise WrongAnswer(str(payload))
-
-    return op
+    return client.writes(
+        CONVERT,
+        "convertPoints",
+        lambda n: (
+            {"memberId": member, "from": "HUB", "to": "TEA", "points": POINTS}
+            | {"idempotencyKey": f"bench-convert-{n}"}
+        ),
+        lambda payload: (payload["conversion"] or {}).get("status") == "COMPLETED",
+        counter,
+    )
 
 
 @asynccontextmanager

@@ -123,23 +123,16 @@ def _member(client: Client, member: str) -> Op:
 
 
 def _accrue(client: Client, member: str, counter: itertools.count[int]) -> Op:
-    async def op() -> None:
-        n = next(counter)
-        payload = await client.payload(
-            ACCRUE,
-            "accruePoints",
-            {
-                "memberId": member,
-                "program": "HUB",
-                "orderRef": f"bench-{n}",
-                "amount": f"{POINTS}.00",
-                "idempotencyKey": f"bench-accrue-{n}",
-            },
-        )
-        if payload["points"] != POINTS:
-            raise WrongAnswer(str(payload))
-
-    return op
+    return client.writes(
+        ACCRUE,
+        "accruePoints",
+        lambda n: (
+            {"memberId": member, "program": "HUB", "amount": f"{POINTS}.00"}
+            | {"orderRef": f"bench-{n}", "idempotencyKey": f"bench-accrue-{n}"}
+        ),
+        lambda payload: bool(payload["points"] == POINTS),
+        counter,
+    )
 
 
 @asynccontextmanager

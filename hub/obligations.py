@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from sqlalchemy import insert
@@ -11,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.config import Settings
 from hub.db import utcnow
 from hub.enums import ObligationKind
-from hub.models import Obligation
+from hub.models import Obligation, Program
 from hub.models.base import table_of
 
 # Obligations keep 4 decimal places: 4 points at 0.001 are owed 0.0040, not 0.00. The
@@ -24,21 +25,33 @@ def amount_for(points: int, point_value: Decimal) -> Decimal:
     return (Decimal(points) * point_value).quantize(PLACES, rounding=ROUND_HALF_UP)
 
 
+@dataclass(frozen=True)
+class Line:
+    """What an obligation is for: points of one program, and what they are worth."""
+
+    program_code: str
+    points: int
+    amount: Decimal
+
+    @classmethod
+    def worth(cls, program: Program, points: int) -> Line:
+        """`points` of `program` at its point value."""
+        return cls(program.code, points, amount_for(points, program.point_value))
+
+
 async def record(
     session: AsyncSession,
     settings: Settings,
-    *,
     kind: ObligationKind,
+    line: Line,
+    *,
     debtor: str,
     creditor: str,
-    program_code: str,
-    points: int,
-    amount: Decimal,
     reference: str,
     occurred_at: dt.datetime,
 ) -> None:
-    """Write one obligation (nothing when a merchant would owe itself): one INSERT, built
-    once, that nothing in the session waits on."""
+    """Write one obligation: `debtor` owes `creditor` for `line` (nothing when a merchant
+    would owe itself). One INSERT, built once, that nothing in the session waits on."""
     if debtor == creditor:
         return
     await session.execute(
@@ -47,9 +60,9 @@ async def record(
             "kind": kind,
             "debtor_id": debtor,
             "creditor_id": creditor,
-            "program_code": program_code,
-            "points": points,
-            "amount": amount,
+            "program_code": line.program_code,
+            "points": line.points,
+            "amount": line.amount,
             "reference": reference,
             "occurred_at": occurred_at,
             "business_date": settings.business_date(occurred_at),

@@ -117,12 +117,10 @@ async def _complete(session: AsyncSession, settings: Settings, conversion: Conve
         await obligations.record(
             session,
             settings,
-            kind=ObligationKind.CONVERSION,
+            ObligationKind.CONVERSION,
+            obligations.Line.worth(payee, leg.points_out),
             debtor=payer.merchant_id,
             creditor=payee.merchant_id,
-            program_code=payee.code,
-            points=leg.points_out,
-            amount=obligations.amount_for(leg.points_out, payee.point_value),
             reference=conversion.id,
             occurred_at=now,
         )

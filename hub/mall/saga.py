@@ -216,26 +216,23 @@ async def _owes(
     back; COMPENSATION owes the payer's merchant the compensation points at their worth.
     The line is named in the reward's own points, as a conversion leg names what arrives on
     its payee's side; one priced before migration 0012 named what the member paid."""
-    program_code, points, amount = r.paid_with, r.points, r.settlement_price
-    if kind == ObligationKind.COMPENSATION:
-        points = r.compensation_points
-        amount = obligations.amount_for(points, payer.point_value)
+    line = obligations.Line(r.paid_with, r.points, r.settlement_price)
+    if kind == ObligationKind.COMPENSATION:  # `payer` is the program of `paid_with`
+        line = obligations.Line.worth(payer, r.compensation_points)
     elif r.price_points is not None:
         owner = await primary_program(session, r.merchant_id)
         assert owner is not None
-        program_code, points = owner.code, r.price_points
+        line = obligations.Line(owner.code, r.price_points, r.settlement_price)
     debtor, creditor = payer.merchant_id, r.merchant_id
     if kind != ObligationKind.REDEMPTION:  # a refund or a compensation flows the other way
         debtor, creditor = creditor, debtor
     await obligations.record(
         session,
         settings,
-        kind=kind,
+        kind,
+        line,
         debtor=debtor,
         creditor=creditor,
-        program_code=program_code,
-        points=points,
-        amount=amount,
         reference=r.id,
         occurred_at=utcnow(),
     )
