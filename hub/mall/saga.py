@@ -135,9 +135,9 @@ def compensation_points(points: int, percent: Decimal) -> int:
 
 
 def at_rest(r: Redemption) -> bool:
-    """Whether the redemption has no step left to take: neither being made nor cancelled."""
-    making = r.status == RedemptionStatus.PENDING
-    return not (making or (r.status == RedemptionStatus.CONFIRMED and r.cancel_step))
+    """Whether the redemption has no step left to take: neither being made nor cancelled
+    (the status callers see is not PENDING)."""
+    return status_of(r) != RedemptionStatus.PENDING
 
 
 async def next_step(session: AsyncSession, r: Redemption) -> Next | None:
