@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
@@ -50,16 +50,10 @@ def request_hash(operation: str, request: dict[str, Any]) -> str:
 
 @functools.cache
 def _claim(dialect: str) -> Any:
-    """The claim of a key in this dialect, built once: an INSERT of its record that does
-    nothing where the key is held, returning the new record's id."""
-    return (
-        insert_or_skip(dialect, IdempotencyRecord)
-        .values({c: bindparam(c) for c in _CLAIMED})
-        .returning(IdempotencyRecord.id)
-    )
-
-
-_CLAIMED = ("scope", "key", "operation", "request_hash", "result", "created_at")
+    """The claim of a key in this dialect, built once: an INSERT of its record (the columns
+    its parameters name) that does nothing where the key is held, returning the new
+    record's id."""
+    return insert_or_skip(dialect, IdempotencyRecord).returning(IdempotencyRecord.id)
 
 
 async def once(
