@@ -5,15 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
 
 import structlog
-from sqlalchemy import BigInteger, DateTime, Numeric, Text, event, select, text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Insert,
+    Numeric,
+    Table,
+    Text,
+    bindparam,
+    event,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
@@ -162,6 +175,75 @@ def insert_or_skip(session: AsyncSession | str, model: type[Any]) -> Any:
     return insert(model).on_conflict_do_nothing()
 
 
+APPENDED = "appended"  # on a write session's info: rows to insert as it commits (append)
+
+# More tables than this are not sent as one statement (its shape would be one of too many).
+_AT_ONCE_TABLES = 6
+
+Shape = tuple[tuple[Table, tuple[str, ...]], ...]
+
+
+async def append(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert `rows` into `table` as the write transaction commits (Database.write), after
+    the ORM's rows: on PostgreSQL the tables given one row are one statement (an INSERT per
+    table, as CTEs), then each table given several rows is one INSERT (an executemany, its
+    rows in the order appended); on SQLite one INSERT per table. So an appended row may
+    refer to the ORM's rows and to an appended row of a table given one row. For rows
+    nothing in the transaction reads back (an obligation, an outbox event, a conversion's
+    row once its local steps ran); in a session that is not Database.write's they are
+    inserted at once. The rows of a table name the same columns."""
+    if not rows:
+        return
+    pending: list[tuple[Table, Sequence[Mapping[str, Any]]]] | None = session.info.get(APPENDED)
+    if pending is None:
+        await session.execute(_insert_into(table), list(rows) if len(rows) > 1 else rows[0])
+    else:
+        pending.append((table, rows))
+
+
+async def _insert_appended(session: AsyncSession) -> None:
+    appended: list[tuple[Table, Sequence[Mapping[str, Any]]]] = session.info.pop(APPENDED, [])
+    if not appended:
+        return
+    await session.flush()  # the ORM's rows first: an appended row may refer to one
+    grouped: dict[Table, list[Mapping[str, Any]]] = {}
+    for table, rows in appended:
+        grouped.setdefault(table, []).extend(rows)
+    singles = {table: rows[0] for table, rows in grouped.items() if len(rows) == 1}
+    if session.get_bind().dialect.name == "postgresql" and 1 < len(singles) <= _AT_ONCE_TABLES:
+        # (SQLAlchemy never caches a multi-row VALUES; an INSERT of one row it does.)
+        shape: Shape = tuple((table, tuple(row)) for table, row in singles.items())
+        params = {
+            f"a{i}_{column}": row[column]
+            for i, row in enumerate(singles.values())
+            for column in shape[i][1]
+        }
+        await (await session.connection()).execute(_appended_at_once(shape), params)
+    else:
+        for table, row in singles.items():
+            await session.execute(_insert_into(table), row)
+    for table, rows in grouped.items():
+        if len(rows) > 1:
+            await session.execute(_insert_into(table), rows)
+
+
+@functools.cache
+def _insert_into(table: Table) -> Insert:
+    return insert(table)
+
+
+@functools.lru_cache(maxsize=128)
+def _appended_at_once(shape: Shape) -> Insert:
+    """One INSERT per table, the last one the statement and the others its CTEs (PostgreSQL
+    runs an unreferenced data-modifying CTE all the same), built once per shape."""
+    inserts = [
+        insert(table).values({c: bindparam(f"a{i}_{c}", type_=table.c[c].type) for c in columns})
+        for i, (table, columns) in enumerate(shape)
+    ]
+    *before, last = inserts
+    return last.add_cte(*(part.cte(f"appended_{i}") for i, part in enumerate(before)))
+
+
 def utcnow() -> dt.datetime:
     """Now, aware, in UTC."""
     return dt.datetime.now(dt.UTC)
@@ -248,7 +330,9 @@ class Database:
             session.begin(),
         ):
             session.info.update(self.kept)
+            session.info[APPENDED] = []
             yield session
+            await _insert_appended(session)
 
     async def transaction(
         self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 8

@@ -6,11 +6,10 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.config import Settings
-from hub.db import utcnow
+from hub.db import append, utcnow
 from hub.enums import ObligationKind
 from hub.models import Obligation, Program
 from hub.models.base import table_of
@@ -51,24 +50,28 @@ async def record(
     occurred_at: dt.datetime,
 ) -> None:
     """Write one obligation: `debtor` owes `creditor` for `line` (nothing when a merchant
-    would owe itself). One INSERT, built once, that nothing in the session waits on."""
+    would owe itself). Appended to the transaction (hub.db.append): nothing in it reads
+    an obligation back."""
     if debtor == creditor:
         return
-    await session.execute(
-        _INSERT,
-        {
-            "kind": kind,
-            "debtor_id": debtor,
-            "creditor_id": creditor,
-            "program_code": line.program_code,
-            "points": line.points,
-            "amount": line.amount,
-            "reference": reference,
-            "occurred_at": occurred_at,
-            "business_date": settings.business_date(occurred_at),
-            "created_at": utcnow(),
-        },
+    await append(
+        session,
+        _OBLIGATIONS,
+        [
+            {
+                "kind": kind,
+                "debtor_id": debtor,
+                "creditor_id": creditor,
+                "program_code": line.program_code,
+                "points": line.points,
+                "amount": line.amount,
+                "reference": reference,
+                "occurred_at": occurred_at,
+                "business_date": settings.business_date(occurred_at),
+                "created_at": utcnow(),
+            }
+        ],
     )
 
 
-_INSERT = insert(table_of(Obligation))
+_OBLIGATIONS = table_of(Obligation)

@@ -84,6 +84,11 @@ class _BatchLoader(Generic[H, K, V]):
         result: list[V | None] = await self._loader.load_many(keys)
         return result
 
+    def prime(self, key: K, value: V) -> None:
+        """`value` is what a load of `key` gives in this request, without a read: a row the
+        request's own transaction read, and that the loader's rule would give this caller."""
+        self._loader.prime(key, value)
+
 
 class KeyedLoader(_BatchLoader[AsyncSession, K, V]):
     """Loads by key in one query per batch, through a short session of its own."""

@@ -122,9 +122,9 @@ async def test_an_accrual_is_one_write_of_each_row_and_few_reads(settings: Setti
     """accruePoints: the key claimed in one INSERT, the program, promotions and tiers from
     memory, the member's account (which names the member) and the order's earlier accrual in
     one read (the issued account is kept too); then one write per row (entry, balance, both
-    postings at once, lot, purchase amount, event, the key's result; on PostgreSQL the
-    balance, the entry, its postings and its lot are one statement); the answer needs no
-    read back."""
+    postings at once, lot, purchase amount, the key's result, and the event appended as the
+    transaction commits; on PostgreSQL the balance, the entry, its postings and its lot are
+    one statement); the answer needs no read back."""
     async with running_app(_quiet(settings)) as api:
         member = await _world(api)
         merchant = await create_key(api, "MERCHANT", "teahouse")
@@ -134,14 +134,14 @@ async def test_an_accrual_is_one_write_of_each_row_and_few_reads(settings: Setti
         assert made["userErrors"] == [] and made["points"] == 12
         writes = [s for s in sent if s in {"INSERT", "UPDATE", "WITH"}]
         if settings.database_url.startswith("sqlite"):
-            # BEGIN, the read, the key; the entry, the balance, the postings; the rest.
-            assert writes == ["INSERT"] + ["INSERT", "UPDATE", "INSERT"] + ["INSERT"] * 3 + [
-                "UPDATE"
-            ], sent
+            # BEGIN, the read, the key; the entry, the balance, the postings; the lot, the
+            # purchase amount, the key's result; the event.
+            key, entry, tail = ["INSERT"], ["INSERT", "UPDATE", "INSERT"], ["INSERT"] * 2
+            assert writes == [*key, *entry, *tail, "UPDATE", "INSERT"], sent
             assert len(sent) == 1 + 9, sent
         else:
             # The balance, the entry, its postings and its lot in one statement (CTEs).
-            assert writes == ["INSERT"] + ["WITH"] + ["INSERT"] * 2 + ["UPDATE"], sent
+            assert writes == ["INSERT", "WITH", "INSERT", "UPDATE", "INSERT"], sent
             assert len(sent) == 6, sent
 
 
@@ -168,8 +168,8 @@ async def test_a_conversion_reads_programs_from_memory(settings: Settings) -> No
         # The member is read once, and locked by that read; both accounts in one read; the
         # key's claim carries the result (the conversion's id is chosen first); the
         # conversion made is not read back; a debit reads the account's lots once.
-        domain = [s for s in sent if s.startswith("SELECT members.") and " IN (" not in s]
-        assert len(domain) == 1, sent  # (the answer's member is read by its loader, IN (...))
+        # The answer's member is that row (the caller acted for the member, so may see it).
+        assert len([s for s in sent if s.startswith("SELECT members.")]) == 1, sent
         assert len([s for s in sent if s.startswith("SELECT lots.")]) == 1, sent
         assert not [s for s in sent if s.startswith("UPDATE idempotency_keys")], sent
         assert not [s for s in sent if s.startswith("SELECT conversions.")], sent
@@ -178,12 +178,21 @@ async def test_a_conversion_reads_programs_from_memory(settings: Settings) -> No
         # conversion and its legs are written once, as they stand after the local steps.
         assert len([s for s in sent if s.startswith("SELECT accounts.")]) == 1, sent
         assert not [s for s in sent if s.startswith("UPDATE conversions")], sent
+        # The obligation, the conversion and its legs (one row each) are appended at
+        # commit, then the event (a row for each of the two merchants).
+        appended = ["obligations", "conversions", "conversion_legs", "outbox_events"]
         if settings.database_url.startswith("sqlite"):
-            assert len(sent) == 21, sent  # BEGIN twice (the answer's member is read apart)
+            assert [s.split()[2] for s in sent[-4:]] == appended, sent
+            assert len(sent) == 19, sent  # BEGIN IMMEDIATE included
         else:
-            # Each entry is one statement with its balance, postings and lot (uses).
+            # Each entry is one statement with its balance, postings and lot (uses); the
+            # appended rows two more: one row of each table as CTEs, then the events.
             assert len([s for s in sent if s.startswith("WITH moved_0 AS")]) == 2, sent
-            assert len(sent) == 12, sent
+            at_once, events = sent[-2:]
+            assert at_once.startswith("WITH appended_0 AS"), sent
+            assert all(f"INSERT INTO {table} " in at_once for table in appended[:3]), sent
+            assert events.startswith("INSERT INTO outbox_events "), sent
+            assert len(sent) == 9, sent
 
 
 async def test_the_cache_counters_are_read_once_per_interval(settings: Settings) -> None:

@@ -19,7 +19,7 @@ from connectors.base import ConnectorFactory
 from hub import consent, green, idempotency, validate
 from hub.auth import Principal
 from hub.config import Settings
-from hub.db import Database, utcnow
+from hub.db import Database, append, utcnow
 from hub.enums import ConversionStatus
 from hub.errors import InvalidInput, NotFound, QuoteExpired
 from hub.exchange import pricing, saga
@@ -30,6 +30,7 @@ from hub.ledger.core import over_limit
 from hub.members import accounts_of
 from hub.merchants import get_program
 from hub.models import Conversion, ConversionLeg, ExchangeRate, Member, Quote
+from hub.models.base import new_row_values, table_of
 from hub.permissions import require_member
 from hub.validate import MAX_BALANCE
 
@@ -98,11 +99,12 @@ async def check_request(
     points: int,
     *,
     lock: bool = False,
-) -> None:
-    """The checks a quote and a conversion share: who, which programs, how many points.
-    `lock`: hold the member's row to the end of the transaction (FOR UPDATE)."""
+) -> Member:
+    """The checks a quote and a conversion share: who, which programs, how many points; the
+    member. `lock`: hold the member's row to the end of the transaction (FOR UPDATE)."""
     require_member(principal, member_id, ("member_id",))
-    if await session.get(Member, member_id, with_for_update=lock or None) is None:
+    member = await session.get(Member, member_id, with_for_update=lock or None)
+    if member is None:
         raise NotFound(f"No member has id {member_id!r}.", field=("member_id",))
     source = await get_program(session, from_code, ("from",))
     target = await get_program(session, to_code, ("to",))
@@ -118,6 +120,7 @@ async def check_request(
                 f"The member is not enrolled in {program.code}; enroll them there first.",
                 field=(field,),
             )
+    return member
 
 
 async def _check_room(
@@ -134,21 +137,32 @@ async def _check_room(
         raise over_limit(account.balance, receive, field=("points",))
 
 
+@dataclass(frozen=True)
+class Converted:
+    """A conversion as its transaction left it, and the member's row as that transaction
+    read it (None for a replay, which reads no member): the answer's `member` needs no
+    read of its own, since the caller acted for this member (require_member) and so may
+    see it."""
+
+    conversion: Conversion
+    member: Member | None
+
+
 async def start(
     session: AsyncSession,
     principal: Principal,
     settings: Settings,
     factory: ConnectorFactory,
     request: ConvertRequest,
-) -> Conversion:
+) -> Converted:
     """Create the conversion and run its local steps, once per idempotency key; the row as
     it stands at commit (a replay returns the first call's conversion)."""
 
-    made: list[Conversion] = []  # held: the session keeps rows by weak reference only
+    made: list[Converted] = []
     conversion_id = new_id("cnv")
 
     async def effect() -> idempotency.Result:
-        await check_request(
+        member = await check_request(
             session,
             principal,
             request.member_id,
@@ -179,9 +193,6 @@ async def start(
             created_at=now,
             updated_at=now,
         )
-        # The row and its legs are written when the transaction flushes, after the local
-        # steps: as they then stand, one INSERT each (nothing refers to them before).
-        session.add(conversion)
         legs = pricing.stored_legs(
             ConversionLeg,
             priced.legs,
@@ -189,10 +200,13 @@ async def start(
             business_date,
             conversion_id=conversion.id,
         )
-        session.add_all(legs)
         await pricing.conversion_legs(session, conversion.id, made=legs)
         await run_local(session, settings, factory, conversion)
-        made.append(conversion)
+        # The row and its legs are appended after the local steps, as they then stand:
+        # nothing in the transaction reads them back (the steps change the row in memory).
+        await append(session, table_of(Conversion), [new_row_values(conversion)])
+        await append(session, table_of(ConversionLeg), [new_row_values(leg) for leg in legs])
+        made.append(Converted(conversion, member))
         return {"conversion_id": conversion.id}
 
     result = await idempotency.once_for(
@@ -208,7 +222,7 @@ async def start(
         return made[0]
     conversion = await session.get(Conversion, result["conversion_id"])  # a replay
     assert conversion is not None
-    return conversion
+    return Converted(conversion, None)
 
 
 async def convert(
@@ -217,7 +231,7 @@ async def convert(
     settings: Settings,
     factory: ConnectorFactory,
     request: ConvertRequest,
-) -> Conversion:
+) -> Converted:
     """Convert points: start the conversion, then take it as far as its partners answer now.
 
     Raises a DomainError when it is refused up front (nothing then happened); a
@@ -225,10 +239,11 @@ async def convert(
     partner has not answered yet is PENDING and the saga finishes it later.
     """
 
-    async def work(session: AsyncSession) -> Conversion:
+    async def work(session: AsyncSession) -> Converted:
         return await start(session, principal, settings, factory, request)
 
-    conversion = await db.transaction(work)
-    if conversion.status != ConversionStatus.PENDING:
-        return conversion
-    return await saga.advance(db, settings, factory, conversion.id)
+    started = await db.transaction(work)
+    if started.conversion.status != ConversionStatus.PENDING:
+        return started
+    advanced = await saga.advance(db, settings, factory, started.conversion.id)
+    return Converted(advanced, started.member)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     text,
     type_coerce,
 )
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import DeclarativeBase
 
 from hub.db import ExactDecimal, UTCDateTime
@@ -79,3 +80,17 @@ def table_of(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+def new_row_values(row: Base) -> dict[str, Any]:
+    """A new (transient) row's columns as a Core INSERT takes them, by column key: what the
+    unit of work would write for it, without the unit of work. An autoincrement key not
+    set is left to the database; every other column is written as the row holds it."""
+    values: dict[str, Any] = {}
+    for prop in sa_inspect(type(row)).column_attrs:
+        column = prop.columns[0]
+        value = getattr(row, prop.key)
+        if value is None and column.primary_key and column.autoincrement in (True, "auto"):
+            continue
+        values[column.key] = value
+    return values

@@ -12,16 +12,16 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.db import insert_or_skip, utcnow
+from hub.db import append, insert_or_skip, utcnow
 from hub.enums import WebhookEvent
 from hub.ids import new_id
 from hub.models import OutboxEvent, WebhookSubscription
 from hub.models.base import table_of
 
-_INSERT = insert(table_of(OutboxEvent))
+_OUTBOX = table_of(OutboxEvent)
 
 
 def event_row(
@@ -83,8 +83,8 @@ async def emit(
         rows.append(row)
     if not rows:
         return
-    if dedupe_key is None:  # one row (the usual case) is not sent as an executemany
-        await session.execute(_INSERT, rows[0] if len(rows) == 1 else rows)
+    if dedupe_key is None:  # appended: written as the transaction commits (hub.db.append)
+        await append(session, _OUTBOX, rows)
         return
     statement = insert_or_skip(session, OutboxEvent)
     for row in rows:

@@ -129,13 +129,16 @@ class ExchangeMutations:
             idempotency_key=input.idempotency_key,
         )
 
-        row, errors = await attempt(
+        converted, errors = await attempt(
             conversions.convert(
                 runtime.db, principal, runtime.settings, runtime.connectors, request
             )
         )
-        if row is None:
+        if converted is None:
             return ConvertPointsPayload(conversion=None, user_errors=errors)
+        if converted.member is not None:
+            info.context.loaders.visible_member.prime(converted.member.id, converted.member)
+        row = converted.conversion
         failure: DomainError | None = failure_of(row)
         return ConvertPointsPayload(
             conversion=Conversion.from_row(row),

@@ -162,7 +162,7 @@ def test_conversion_conserves_every_program_and_prices_obligations(db_url: str) 
             request = ConvertRequest(member, source, target, points, None, f"k{next(_n)}")
             started = await db.transaction(lambda s: start(s, ADMIN, config, factory, request))
             async with db.read() as session:
-                conversion = await session.get(Conversion, started.id)
+                conversion = await session.get(Conversion, started.conversion.id)
                 assert conversion is not None and conversion.status == "COMPLETED"
                 credited = exact(points, rate, bonus)
                 assert conversion.points_credited == credited
