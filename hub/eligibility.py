@@ -13,6 +13,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hub.db import KEPT
 from hub.errors import FieldPath, NotEligible
 from hub.models import Account, Member, Promotion, Reward, Tier
 from hub.promotions import targeted
@@ -70,12 +71,7 @@ async def profile_of(
     if member is None:
         return None
     if ladders is None:
-        held_programs = list(
-            await session.scalars(
-                select(Account.program_code).where(Account.member_id == member_id)
-            )
-        )
-        ladders = await ladders_by_program(session, held_programs)
+        ladders = await _ladders_held(session, member_id)
     ladders = {code: tiers for code, tiers in ladders.items() if tiers}
     found = await standing.qualifications(session, list(ladders), [member_id], at)
     held = await standing.held_tiers(session, list(ladders), [member_id])
@@ -92,6 +88,21 @@ async def profile_of(
         birth_date=member.birth_date,
         tiers=tiers,
     )
+
+
+async def _ladders_held(session: AsyncSession, member_id: str) -> Mapping[str, Sequence[Tier]]:
+    """The tier ladders of the programs the member holds: as the process keeps them
+    (hub.caches; no read of the member's programs when no program has tiers), else read."""
+    kept = session.info.get(KEPT)
+    loyalty = await kept.loyalty() if kept is not None else None
+    if loyalty is not None and not any(loyalty.ladders.values()):
+        return {}
+    held = list(
+        await session.scalars(select(Account.program_code).where(Account.member_id == member_id))
+    )
+    if loyalty is not None:
+        return {code: loyalty.ladder(code) for code in held}
+    return await ladders_by_program(session, held)
 
 
 async def profiles_of(

@@ -22,6 +22,7 @@ from tests.helpers import (
     create_key,
     enroll,
     member_session,
+    redeem,
     register,
     running_app,
     set_rate,
@@ -310,6 +311,55 @@ async def _shops(api: Api) -> None:
         await set_rate(api, "HUB", shop.upper(), "2")
         key = await create_key(api, "MERCHANT", shop)
         await upsert_reward(api, key, ref="GIFT", kind="GOODS", title=f"{shop} gift", price=100)
+
+
+async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: Settings) -> None:
+    """redeemReward prices with the kept programs, promotions and tier ladders (the rates
+    are read in its transaction, as a conversion's are); the member is read once, locked,
+    the paying account once, locked, for the debit; the redemption's row is written once
+    and updated once, however many local steps ran; its legs, the obligation and the
+    event are appended at commit."""
+    async with running_app(_quiet(settings)) as api:
+        await _shops(api)
+        member = await enroll(api, "HUB", "H-1")
+        assert (await accrue(api, member, "HUB", "1000"))["userErrors"] == []
+        page = await api.gql("{ rewards(first: 10) { edges { node { id } } } }")
+        reward = page["rewards"]["edges"][0]["node"]["id"]
+        assert (await redeem(api, member, reward, "HUB"))["redemption"]["status"] == "CONFIRMED"
+        engine = api.app.state.runtime.db.engine.sync_engine
+        sent: list[str] = []
+
+        def keep(*args: Any) -> None:
+            sent.append(" ".join(str(args[2]).split()))
+
+        event.listen(engine, "before_cursor_execute", keep)
+        try:
+            made = await redeem(api, member, reward, "HUB")
+        finally:
+            event.remove(engine, "before_cursor_execute", keep)
+        assert made["redemption"]["status"] == "CONFIRMED", made
+
+        def count(prefix: str) -> int:
+            return len([s for s in sent if s.startswith(prefix)])
+
+        for kept in ("programs", "promotions", "tiers"):
+            assert count(f"SELECT {kept}.") == 0, sent
+        assert count("SELECT accounts.program_code") == 0, sent  # no ladders: no need
+        assert count("SELECT members.") == 1, sent
+        # The paying account; the member's account at the shop (it has none). (SQLite has
+        # no FOR UPDATE: its writer holds the whole database.)
+        accounts = [s for s in sent if s.startswith("SELECT accounts.")]
+        assert len(accounts) == 2, sent
+        if not settings.database_url.startswith("sqlite"):
+            assert "FOR UPDATE" in next(s for s in sent if s.startswith("SELECT members."))
+            assert "FOR UPDATE" in accounts[0], sent
+        assert count("INSERT INTO redemptions ") == 1 and count("UPDATE redemptions ") == 1
+        if settings.database_url.startswith("sqlite"):
+            appended = ["redemption_legs", "obligations", "outbox_events"]
+            assert [s.split()[2] for s in sent if s.startswith("INSERT INTO")][-3:] == appended
+        else:
+            assert count("WITH appended_0 AS") == 1, sent
+            assert len(sent) == 14, sent
 
 
 async def test_a_warm_rewards_page_is_one_read(settings: Settings) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import green, obligations, promotions
-from hub.db import utcnow
+from hub.db import KEPT, utcnow
 from hub.eligibility import Profile, applies, opens_at
 from hub.enums import MerchantCategory, ProgramKind, RewardKind, SettlementBasis
 from hub.exchange.pricing import RouteLeg, points_needed, price_to_receive
@@ -61,8 +61,17 @@ class PriceBook:
     async def load(
         cls, session: AsyncSession, at: dt.datetime, shopper: Profile | None = None
     ) -> PriceBook:
-        """The book read in the caller's transaction (a redemption prices what it locks)."""
+        """The book a redemption prices with: the rates read in the caller's transaction (a
+        rate changed a moment ago is not used, as for a conversion); programs and promotions
+        as the process keeps them (hub.caches: what the rewards page priced with), else
+        read there too."""
         rates = await rates_in_effect(session, at, None, None)
+        kept = session.info.get(KEPT)
+        if kept is not None:
+            programs, loyalty = await kept.programs(), await kept.loyalty()
+            return cls.of(
+                at, rates, programs.by_code, programs.platform, loyalty.running(at), shopper
+            )
         programs = {p.code: p for p in await session.scalars(select(Program))}
         platform = await session.scalar(
             select(Program.code)

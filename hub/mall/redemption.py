@@ -13,7 +13,7 @@ from connectors.base import ConnectorFactory
 from hub import consent, eligibility, green, idempotency, permissions, validate, vouchers
 from hub.auth import Principal
 from hub.config import Settings
-from hub.db import Database, utcnow
+from hub.db import Database, append, utcnow
 from hub.enums import CancellationReason, MerchantStatus, RedemptionStatus, Role
 from hub.errors import (
     DomainError,
@@ -30,9 +30,10 @@ from hub.ids import new_id
 from hub.mall import saga
 from hub.mall.pricing import PriceBook
 from hub.mall.saga import CancelStep, Step, compensation_points, run_local
-from hub.members import account_of
+from hub.members import accounts_of
 from hub.merchants import program_of
 from hub.models import Member, Merchant, Program, Redemption, RedemptionLeg, Reward, Slot
+from hub.models.base import new_row_values, table_of
 from hub.permissions import require_member
 
 MAX_QUANTITY = 20
@@ -113,8 +114,10 @@ async def start(
 
     async def effect() -> idempotency.Result:
         require_member(principal, request.member_id, ("member_id",))
-        # One redemption at a time per member: the member's row is held to the end.
-        if await session.get(Member, request.member_id, with_for_update=True) is None:
+        # One redemption at a time per member: the member's row is held to the end (and
+        # referred to here to the end, so the steps find it in the session, not read it).
+        member = await session.get(Member, request.member_id, with_for_update=True)
+        if member is None:
             raise NotFound(f"No member has id {request.member_id!r}.", field=("member_id",))
         validate.points_in_range(request.quantity, ("quantity",), low=1, high=MAX_QUANTITY)
         reward = await session.get(Reward, request.reward_id)
@@ -138,7 +141,12 @@ async def start(
         consent.require_debit(principal, payer, ("pay_with",))
         green.require_payable(payer, reward, ("pay_with",))
         vouchers.check_quantity(reward, request.quantity, ("quantity",))
-        if await account_of(session, request.member_id, payer.code) is None:
+        # The paying account, locked when the hub debits it here (the debit then need not
+        # lock it again).
+        held = await accounts_of(
+            session, request.member_id, [payer.code], lock=factory.is_local(payer)
+        )
+        if payer.code not in held:
             raise NotFound(f"The member is not enrolled in {payer.code}.", field=("pay_with",))
         try:
             line = book.line(reward, payer.code, request.quantity)
@@ -184,17 +192,16 @@ async def start(
             updated_at=now,
         )
         session.add(redemption)
-        await session.flush()
-        session.add_all(
-            stored_legs(
-                RedemptionLeg,
-                line.legs,
-                request.member_id,
-                business_date,
-                redemption_id=redemption.id,
-            )
+        await session.flush()  # a voucher or a hold the steps make refers to it
+        legs = stored_legs(
+            RedemptionLeg,
+            line.legs,
+            request.member_id,
+            business_date,
+            redemption_id=redemption.id,
         )
-        await session.flush()
+        # Its legs are appended: what the daily limits count, read by no step.
+        await append(session, table_of(RedemptionLeg), [new_row_values(leg) for leg in legs])
         await run_local(session, settings, factory, redemption, strict=True)
         # Last, so that the reward's row is locked only until this transaction commits
         # (a refusal here rolls back the points taken above with everything else).

@@ -85,7 +85,6 @@ class _Parties:
     owner: Program
     member: Member
     pay: MemberAccount
-    at_owner: MemberAccount | None
     slot: Slot | None
 
 
@@ -96,18 +95,22 @@ async def _context(session: AsyncSession, r: Redemption) -> _Parties:
     member = await session.get(Member, r.member_id)
     pay_account = await account_of(session, r.member_id, r.paid_with)
     assert reward and payer and owner and member and pay_account and pay_account.external_ref
-    owner_account = await account_of(session, r.member_id, owner.code)
     return _Parties(
         reward=reward,
         payer=payer,
         owner=owner,
         member=member,
         pay=MemberAccount(r.member_id, payer.code, pay_account.external_ref),
-        at_owner=MemberAccount(r.member_id, owner.code, owner_account.external_ref)
-        if owner_account and owner_account.external_ref
-        else None,
         slot=await session.get(Slot, r.slot_id) if r.slot_id else None,
     )
+
+
+async def _at_owner(session: AsyncSession, r: Redemption, owner: Program) -> MemberAccount | None:
+    """The member's account at the reward's owner, if it has one (what a booking names)."""
+    account = await account_of(session, r.member_id, owner.code)
+    if account is None or account.external_ref is None:
+        return None
+    return MemberAccount(r.member_id, owner.code, account.external_ref)
 
 
 def _points(
@@ -158,7 +161,7 @@ async def next_step(session: AsyncSession, r: Redemption) -> Next | None:
                 reward_ref=c.reward.ref,
                 slot_ref=c.slot.ref if c.slot else None,
                 quantity=r.quantity,
-                account=c.at_owner,
+                account=await _at_owner(session, r, c.owner),
                 member_name=c.member.display_name,
                 idempotency_key=key(r, "book"),
                 reference=r.id,
@@ -398,7 +401,10 @@ async def run_local(
     so that a redemption the member cannot pay for leaves nothing behind.
     """
     check = _refuse_untaken if strict else None
-    await sagas.run_local(session, settings, factory, SAGA, r, check=check)
+    # The row, changed by each step, is written once when the transaction flushes (one
+    # UPDATE, not one before each step's reads), as a conversion's is.
+    with session.no_autoflush:
+        await sagas.run_local(session, settings, factory, SAGA, r, check=check)
 
 
 async def advance(
