@@ -296,6 +296,24 @@ async def test_a_program_registered_through_another_process_is_known_at_once(
         ]
 
 
+async def test_a_shop_registered_through_another_process_sells_at_once(
+    settings: Settings,
+) -> None:
+    """A redemption prices with the kept programs: one the process does not know yet (a
+    shop registered a moment ago through another) is read, not refused."""
+    async with running_app(_quiet(settings)) as first, running_app(_quiet(settings)) as second:
+        await _shops(first)
+        member = await enroll(second, "HUB", "H-1")
+        assert (await accrue(second, member, "HUB", "1000"))["userErrors"] == []
+        await second.gql(REWARDS)  # the second keeps the programs it knows now
+        await register(first, "carwash", "WASH")
+        await set_rate(first, "HUB", "WASH", "2")
+        key = await create_key(first, "MERCHANT", "carwash")
+        wash = await upsert_reward(first, key, ref="WASH", kind="GOODS", title="wash", price=10)
+        made = await redeem(second, member, wash["id"], "HUB")
+        assert made["userErrors"] == [] and made["redemption"]["points"] == 5, made
+
+
 REWARDS = """{ rewards(first: 100) {
   edges { node { id title price priceIn(program: "HUB") merchant { id name } } }
 } }"""

@@ -7,7 +7,7 @@ discount in the paying program. Without a member only promotions for everyone ap
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -59,16 +59,27 @@ class PriceBook:
 
     @classmethod
     async def load(
-        cls, session: AsyncSession, at: dt.datetime, shopper: Profile | None = None
+        cls,
+        session: AsyncSession,
+        at: dt.datetime,
+        shopper: Profile | None = None,
+        *,
+        codes: Sequence[str] = (),
+        merchant_id: str | None = None,
     ) -> PriceBook:
         """The book a redemption prices with: the rates read in the caller's transaction (a
         rate changed a moment ago is not used, as for a conversion); programs and promotions
         as the process keeps them (hub.caches: what the rewards page priced with), else
-        read there too."""
+        read there too. `codes`, `merchant_id`: programs the caller needs (by code, and the
+        merchant's own)."""
         rates = await rates_in_effect(session, at, None, None)
         kept = session.info.get(KEPT)
         if kept is not None:
-            programs, loyalty = await kept.programs(), await kept.loyalty()
+            # Programs `codes` and `merchant_id`'s are known (read again if registered since,
+            # by another process).
+            if merchant_id is not None:
+                await kept.program_of_merchant(merchant_id)
+            programs, loyalty = await kept.programs(codes), await kept.loyalty()
             return cls.of(
                 at, rates, programs.by_code, programs.platform, loyalty.running(at), shopper
             )

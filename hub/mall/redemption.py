@@ -131,7 +131,9 @@ async def start(
         # Prices and early access are the member's own: their tiers, credit level, age.
         now = utcnow()
         profile = await eligibility.profile_of(session, request.member_id, now, settings.tz)
-        book = await PriceBook.load(session, now, profile)
+        book = await PriceBook.load(
+            session, now, profile, codes=[request.pay_with], merchant_id=reward.merchant_id
+        )
         eligibility.require_open(
             reward, book.program_of(reward).code, profile, now, settings.tz, ("reward_id",)
         )
