@@ -25,6 +25,28 @@ from hub.models import Member, Merchant, Program
 from tests.helpers import ADMIN_KEY, Api, empty_database, running_app
 from tests.world import World
 
+
+def _free_three_ports() -> int:
+    """A base port with the two after it free too, searched from one this process's id
+    picks, for the demo world's three sandbox partners."""
+    base = 20000 + (os.getpid() % 3000) * 3
+    while True:
+        try:
+            for port in range(base, base + 3):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            base += 3
+            continue
+        return base
+
+
+# demo.world reads the base when first imported (after this): each process running tests
+# (each xdist worker, which would inherit a value set here by the controller) takes its
+# own, or two tests serving the demo world at once (the fuzz test on SQLite and on
+# PostgreSQL) would both take 8101.
+os.environ["HUB_DEMO_PARTNER_PORT_BASE"] = str(_free_three_ports())
+
 _LOCAL_POSTGRES = "postgresql+asyncpg://root@127.0.0.1:5432/test"
 
 

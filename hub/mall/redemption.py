@@ -305,7 +305,14 @@ async def start_cancel(
         await run_local(session, settings, factory, r)
         return {"redemption_id": r.id}
 
-    result = await idempotency.once_for(session, principal, "cancelRedemption", request, effect)
+    result = await idempotency.once_for(
+        session,
+        principal,
+        "cancelRedemption",
+        request,
+        effect,
+        known={"redemption_id": request.redemption_id},  # what it cancels is what it names
+    )
     return str(result["redemption_id"])
 
 
