@@ -310,11 +310,17 @@ def settle(
 ) -> None:
     """Run settlement for one business date and print the batch summary."""
 
-    from settlement.runs import run_date
+    from hub.errors import DomainError
+    from settlement.runs import require_begun, run_date
     from settlement.statements import payments, positions
 
     settings = _settings()
     day = _day(date)
+    try:
+        require_begun(settings, day)
+    except DomainError as refused:
+        typer.secho(refused.message, fg="red", err=True)
+        raise typer.Exit(2) from None
 
     async def work() -> None:
         async with _database(settings) as db:

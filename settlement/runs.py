@@ -70,17 +70,25 @@ async def release_lease(db: Database, business_date: dt.date, holder: str) -> No
     await db.transaction(work)
 
 
+def require_begun(settings: Settings, business_date: dt.date) -> None:
+    """What an operator may settle (runSettlement, `hub settle`): a valid date that has
+    begun where settlement keeps time; a later one's obligations are still to come."""
+    validate.day(business_date, ("business_date",))
+    today = utcnow().astimezone(settings.tz).date()
+    if business_date > today:
+        raise InvalidInput(
+            f"{business_date} has not begun in {settings.settlement_tz}; settle today "
+            f"({today}) or an earlier date.",
+            field=("business_date",),
+        )
+
+
 async def run_asked(
     db: Database, settings: Settings, business_date: dt.date, actor: str
 ) -> SettlementBatch:
     """runSettlement: a date that has begun where settlement keeps time, settled once (an
     existing batch is returned); InvalidState while another replica holds its lease."""
-    validate.day(business_date, ("business_date",))
-    if business_date > utcnow().astimezone(settings.tz).date():
-        raise InvalidInput(
-            f"{business_date} has not begun in {settings.settlement_tz}.",
-            field=("business_date",),
-        )
+    require_begun(settings, business_date)
     result = await run_date(db, settings, business_date, actor=actor)
     if result is None:
         raise InvalidState(

@@ -86,3 +86,19 @@ async def test_verify_reports_a_missing_obligation(api: Api, db_url: str) -> Non
     verified = _run(db_url, "verify")
     assert verified.returncode == 1
     assert "obligation per conversion leg" in verified.stdout
+
+
+async def test_settle_refuses_a_date_that_has_not_begun(api: Api, db_url: str) -> None:
+    """`hub settle` follows runSettlement's rule: a business date that has not begun where
+    settlement keeps time is refused, and no batch is made (its obligations are still to
+    come)."""
+    import datetime as dt
+
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).date().isoformat()
+    refused = _run(db_url, "settle", "--date", tomorrow)
+    assert refused.returncode != 0, refused.stdout
+    assert "has not begun" in refused.stderr, refused.stderr
+    found = await api.gql(
+        "query($d: Date!) { settlementBatch(businessDate: $d) { id } }", {"d": tomorrow}
+    )
+    assert found["settlementBatch"] is None, found
