@@ -61,11 +61,17 @@ class Principal:
     def idempotency_scope(self) -> str:
         """Whose idempotency keys these are: a merchant's keys share them (a retry through
         another key of the same merchant is the same request); a member session's are its
-        member's; the platform's keys share them by role (a retry through another ADMIN
-        key, one rotated meanwhile, is the same request)."""
+        member's, as far as the session reaches: every universal session of the member
+        shares them, a session a merchant minted (that spends and sees that merchant's
+        points only) has its own, so that replaying a wider session's key through it is a
+        request of its own, checked as one, not the wider one's answer; the platform's keys
+        share them by role (a retry through another ADMIN key, one rotated meanwhile, is
+        the same request)."""
         if self.member_id is not None:
             owner = f"merchant:{self.merchant_id}" if self.merchant_id else self.role.value.lower()
-            return f"{owner}/member:{self.member_id}"
+            grant = self.session
+            reach = "" if grant is None or grant.universal else f"/minted:{grant.merchant_id}"
+            return f"{owner}/member:{self.member_id}{reach}"
         if self.merchant_id:
             return f"merchant:{self.merchant_id}"
         if self.role in (Role.ADMIN, Role.FINANCE):

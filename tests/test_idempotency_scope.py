@@ -116,3 +116,25 @@ async def test_a_conversion_retried_through_another_admin_key_converts_once(
     assert one["userErrors"] == [] and two["userErrors"] == []
     assert two["conversion"]["id"] == one["conversion"]["id"]
     assert (await balances(api, member))["HUB"] == 900
+
+
+async def test_a_key_replayed_through_a_narrower_session_is_not_its_answer(
+    api: Api, world: dict[str, Any]
+) -> None:
+    """A session a merchant minted may spend only that merchant's points and sees only what
+    touches them: replaying a universal session's key through it (same member, same input)
+    is its own request, refused as such, not the first one's answer (outside attack)."""
+    member = world["member"]
+    storefront = await create_key(api, "STOREFRONT")
+    universal = await member_session(api, member)
+    narrow = await member_session(api, member, key=world["jade"])
+    one = await convert(
+        api, member, "HUB", "JADE", 100, key=storefront, member_token=universal, idempotency_key="u"
+    )
+    assert one["userErrors"] == [] and one["conversion"]["status"] == "COMPLETED"
+    two = await convert(
+        api, member, "HUB", "JADE", 100, key=storefront, member_token=narrow, idempotency_key="u"
+    )
+    assert two["conversion"] is None, two
+    assert [e["code"] for e in two["userErrors"]] == ["FORBIDDEN"], two
+    assert (await balances(api, member))["HUB"] == 900
