@@ -56,6 +56,17 @@ def _claim(dialect: str) -> Any:
     return insert_or_skip(dialect, IdempotencyRecord).returning(IdempotencyRecord.id)
 
 
+REPLAYED = "idempotency_replayed"  # on a session's info: a request was answered from its key
+
+
+def replayed(session: AsyncSession) -> bool:
+    """Whether this transaction answered a retried request from its key's stored result
+    (the effect did not run): its saga is not advanced by the retry, which answers it as
+    it stands; the first request, and then the sweeper, advance it, so that a client's
+    retries do not each call the partner nor count as attempts."""
+    return bool(session.info.get(REPLAYED))
+
+
 async def once(
     session: AsyncSession,
     *,
@@ -107,6 +118,7 @@ async def once(
                 field=("idempotency_key",),
             )
         stored: Result = json.loads(found.result)
+        session.info[REPLAYED] = True
         return stored
     result = await effect()
     if known is not None:

@@ -236,14 +236,16 @@ async def convert(
 
     Raises a DomainError when it is refused up front (nothing then happened); a
     conversion a partner refused ends FAILED or REVERSED with its failure, one a
-    partner has not answered yet is PENDING and the saga finishes it later.
+    partner has not answered yet is PENDING and the saga finishes it later. A retried
+    request gets the conversion as it stands (idempotency.replayed).
     """
 
-    async def work(session: AsyncSession) -> Converted:
-        return await start(session, principal, settings, factory, request)
+    async def work(session: AsyncSession) -> tuple[Converted, bool]:
+        started = await start(session, principal, settings, factory, request)
+        return started, idempotency.replayed(session)
 
-    started = await db.transaction(work)
-    if started.conversion.status != ConversionStatus.PENDING:
+    started, replay = await db.transaction(work)
+    if replay or started.conversion.status != ConversionStatus.PENDING:
         return started
     advanced = await saga.advance(db, settings, factory, started.conversion.id)
     return Converted(advanced, started.member)

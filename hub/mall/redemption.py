@@ -330,10 +330,11 @@ async def redeem(
     answered yet is PENDING and the saga finishes it later.
     """
 
-    async def work(session: AsyncSession) -> Redemption:
-        return await _row(session, await start(session, principal, settings, factory, request))
+    async def work(session: AsyncSession) -> tuple[Redemption, bool]:
+        rid = await start(session, principal, settings, factory, request)
+        return await _row(session, rid), idempotency.replayed(session)
 
-    return await _onwards(db, settings, factory, await db.transaction(work))
+    return await _onwards(db, settings, factory, *await db.transaction(work))
 
 
 async def cancel(
@@ -347,7 +348,7 @@ async def cancel(
 ) -> Redemption:
     """Cancel a confirmed redemption as far as the partners answer now (see `redeem`)."""
 
-    async def work(session: AsyncSession) -> Redemption:
+    async def work(session: AsyncSession) -> tuple[Redemption, bool]:
         rid = await start_cancel(
             session,
             principal,
@@ -356,9 +357,9 @@ async def cancel(
             request,
             booking_already_cancelled=booking_already_cancelled,
         )
-        return await _row(session, rid)
+        return await _row(session, rid), idempotency.replayed(session)
 
-    return await _onwards(db, settings, factory, await db.transaction(work))
+    return await _onwards(db, settings, factory, *await db.transaction(work))
 
 
 async def _row(session: AsyncSession, rid: str) -> Redemption:
@@ -370,11 +371,12 @@ async def _row(session: AsyncSession, rid: str) -> Redemption:
 
 
 async def _onwards(
-    db: Database, settings: Settings, factory: ConnectorFactory, r: Redemption
+    db: Database, settings: Settings, factory: ConnectorFactory, r: Redemption, replay: bool
 ) -> Redemption:
-    """A redemption its transaction finished (all its steps were local) as it is; one with
-    a partner's step to come, as far as the partners answer now."""
-    if saga.at_rest(r):
+    """A redemption its transaction finished (all its steps were local) as it is, and so is
+    one a retried request is answered with (idempotency.replayed); one with a partner's
+    step to come, as far as the partners answer now."""
+    if replay or saga.at_rest(r):
         return r
     return await saga.advance(db, settings, factory, r.id)
 

@@ -312,3 +312,32 @@ async def test_a_partner_that_does_not_answer_shows_its_last_known_balance(
     assert cached["SKYMILES"]["balance"] == 50_000
     assert cached["SKYMILES"]["balanceAsOf"] == accounts["SKYMILES"]["balanceAsOf"]
     assert cached["JADE"]["balance"] == 10_000
+
+
+async def test_concurrent_retries_call_the_partner_once_and_keep_its_backoff(
+    hub: Api, live_partners: Partners, db_url: str
+) -> None:
+    """Ten identical requests at once (a storefront retrying in a loop) are one conversion,
+    and its partner step is called by one of them: the others answer the conversion as it
+    stands instead of calling the partner too, and the saga's attempts (its backoff) count
+    calls, not requests (outside attack: ten credits went out, and the next attempt was
+    put off by minutes)."""
+    import asyncio
+
+    member = await _world(hub, live_partners)
+    lotus = live_partners.sandbox("lotus")
+    await live_partners.faults("lotus", timeout_before_apply=True, hang_seconds=1.0)
+    lotus.stats.clear()
+    answers = await asyncio.gather(
+        *(convert(hub, member, "JADE", "LOTUS", 1000, idempotency_key="storm") for _ in range(10))
+    )
+    assert len({a["conversion"]["id"] for a in answers}) == 1, answers
+    assert lotus.stats["credit"] == 1, dict(lotus.stats)
+    async with _runtime(hub).db.read() as session:
+        row = await session.get(Conversion, answers[0]["conversion"]["id"])
+        assert row is not None and row.status == "PENDING" and row.attempts == 1, row
+    await live_partners.faults("lotus")
+    await _drive(hub)
+    assert await _status(hub, answers[0]["conversion"]["id"]) == "COMPLETED"
+    assert live_partners.balance("lotus", "L-1") == START["LOTUS"] + 2000
+    assert await verify_ledger(db_url) == []
