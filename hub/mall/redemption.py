@@ -243,6 +243,14 @@ async def _may_cancel(
             # A session a merchant minted (no member need be present) cancels only what
             # that merchant sees of hers.
             raise NotFound(f"No redemption {r.id!r} is visible to this key.", field=field)
+        if minter is not None and minter != r.merchant_id:
+            # It is that merchant's word, not hers: it cancels the merchant's own rewards'
+            # redemptions (as the merchant's key could), not another's sale it paid for.
+            raise Forbidden(
+                "A session a merchant minted cancels only that merchant's rewards; the member "
+                "cancels this one through a session the platform minted (the universal mall).",
+                field=field,
+            )
         if reason != CancellationReason.MEMBER_REQUEST:
             raise Forbidden("A member cancels with reason MEMBER_REQUEST.", field=("reason",))
         return

@@ -192,3 +192,27 @@ async def test_a_merchant_session_through_a_storefront_neither_reads_nor_cancels
     assert mine["redemption"]["id"] == ids["haowu:WASH"]
     done = await cancel_redemption(api, ids["haowu:WASH"], key=storefront, member_token=mall)
     assert done["userErrors"] == [], done
+
+
+async def test_a_paying_merchants_session_cannot_cancel_another_merchants_sale(
+    api: Api, world: dict[str, Any]
+) -> None:
+    """A session jade minted (no member need be present) is jade's word, not the member's:
+    it cancels jade's own rewards' redemptions (jade could with its key), not another
+    merchant's sale paid with JADE points "at the member's request" (outside attack)."""
+    from tests.helpers import balances, set_rate
+
+    member = world["member"]
+    await set_rate(api, "JADE", "HUB", "1")
+    await accrue(api, member, "JADE", "500")
+    paid = await redeem(api, member, "haowu:WASH", "JADE")
+    assert paid["userErrors"] == [] and paid["redemption"]["status"] == "CONFIRMED", paid
+    before = await balances(api, member)
+    token = await member_session(api, member, key=world["jade"])
+    storefront = await create_key(api, "STOREFRONT")
+    refused = await cancel_redemption(
+        api, paid["redemption"]["id"], key=storefront, member_token=token
+    )
+    assert refused["redemption"] is None, refused
+    assert [e["code"] for e in refused["userErrors"]] == ["FORBIDDEN"], refused
+    assert await balances(api, member) == before
