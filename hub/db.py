@@ -197,9 +197,16 @@ async def append(session: AsyncSession, table: Table, rows: Sequence[Mapping[str
         return
     pending: list[tuple[Table, Sequence[Mapping[str, Any]]]] | None = session.info.get(APPENDED)
     if pending is None:
-        await session.execute(_insert_into(table), list(rows) if len(rows) > 1 else rows[0])
+        await _insert_now(session, table, rows)
     else:
         pending.append((table, rows))
+
+
+async def _insert_now(
+    session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """One INSERT of `rows`: an executemany for several, a single row as itself."""
+    await session.execute(_insert_into(table), list(rows) if len(rows) > 1 else rows[0])
 
 
 async def _insert_appended(session: AsyncSession) -> None:
@@ -222,10 +229,10 @@ async def _insert_appended(session: AsyncSession) -> None:
         await (await session.connection()).execute(_appended_at_once(shape), params)
     else:
         for table, row in singles.items():
-            await session.execute(_insert_into(table), row)
+            await _insert_now(session, table, [row])
     for table, rows in grouped.items():
         if len(rows) > 1:
-            await session.execute(_insert_into(table), rows)
+            await _insert_now(session, table, rows)
 
 
 @functools.cache

@@ -114,10 +114,8 @@ async def start(
 
     async def effect() -> idempotency.Result:
         require_member(principal, request.member_id, ("member_id",))
-        # One redemption at a time per member: the member's row is held to the end (and
-        # referred to here to the end, so the steps find it in the session, not read it).
-        member = await session.get(Member, request.member_id, with_for_update=True)
-        if member is None:
+        # One redemption at a time per member: the member's row is held to the end.
+        if await session.get(Member, request.member_id, with_for_update=True) is None:
             raise NotFound(f"No member has id {request.member_id!r}.", field=("member_id",))
         validate.points_in_range(request.quantity, ("quantity",), low=1, high=MAX_QUANTITY)
         reward = await session.get(Reward, request.reward_id)
