@@ -33,14 +33,16 @@ RATES = "query R($from: ID, $to: ID) { exchangeRates(from: $from, to: $to) { rat
 
 
 @contextmanager
-def statements(api: Api) -> Iterator[list[str]]:
-    """Every statement the app's engine sends meanwhile (SQLite's BEGIN included)."""
+def statements(api: Api, *, whole: bool = False) -> Iterator[list[str]]:
+    """Every statement the app's engine sends meanwhile (SQLite's BEGIN included): its
+    first word, or with `whole` its text on one line."""
     runtime: Runtime = api.app.state.runtime
     engine = runtime.db.engine.sync_engine
     sent: list[str] = []
 
     def count(*args: Any) -> None:
-        sent.append(str(args[2]).split()[0])
+        words = str(args[2]).split()
+        sent.append(" ".join(words) if whole else words[0])
 
     event.listen(engine, "before_cursor_execute", count)
     try:
@@ -153,17 +155,8 @@ async def test_a_conversion_reads_programs_from_memory(settings: Settings) -> No
         member = await _world(api)
         await set_rate(api, "TEA", "HUB", "1")
         assert (await convert(api, member, "TEA", "HUB", 10))["userErrors"] == []
-        engine = api.app.state.runtime.db.engine.sync_engine
-        sent: list[str] = []
-
-        def keep(*args: Any) -> None:
-            sent.append(" ".join(str(args[2]).split()))
-
-        event.listen(engine, "before_cursor_execute", keep)
-        try:
+        with statements(api, whole=True) as sent:
             done = await convert(api, member, "TEA", "HUB", 10)
-        finally:
-            event.remove(engine, "before_cursor_execute", keep)
         assert done["userErrors"] == [] and done["conversion"]["status"] == "COMPLETED"
         assert not [s for s in sent if s.startswith("SELECT programs.")], sent
         # The member is read once, and locked by that read; both accounts in one read; the
@@ -344,17 +337,8 @@ async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: S
         page = await api.gql("{ rewards(first: 10) { edges { node { id } } } }")
         reward = page["rewards"]["edges"][0]["node"]["id"]
         assert (await redeem(api, member, reward, "HUB"))["redemption"]["status"] == "CONFIRMED"
-        engine = api.app.state.runtime.db.engine.sync_engine
-        sent: list[str] = []
-
-        def keep(*args: Any) -> None:
-            sent.append(" ".join(str(args[2]).split()))
-
-        event.listen(engine, "before_cursor_execute", keep)
-        try:
+        with statements(api, whole=True) as sent:
             made = await redeem(api, member, reward, "HUB")
-        finally:
-            event.remove(engine, "before_cursor_execute", keep)
         assert made["redemption"]["status"] == "CONFIRMED", made
 
         def count(prefix: str) -> int:
