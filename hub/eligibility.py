@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.db import KEPT
 from hub.errors import FieldPath, NotEligible
 from hub.models import Account, Member, Promotion, Reward, Tier
+from hub.models.mall import RewardLike
 from hub.promotions import targeted
 from hub.tiers import standing
 from hub.tiers.ladder import ladders_by_program
@@ -151,7 +152,7 @@ def applies(promotion: Promotion, profile: Profile | None, on: dt.date | None = 
 
 
 def opens_at(
-    reward: Reward, program_code: str, profile: Profile | None, at: dt.datetime
+    reward: RewardLike, program_code: str, profile: Profile | None, at: dt.datetime
 ) -> dt.datetime | None:
     """When this member may redeem the reward: None now, else its priorityUntil. Before
     then only members in one of its priority tiers (of the reward merchant's program,

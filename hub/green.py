@@ -25,6 +25,7 @@ from hub.ledger.points import Points, expiry_of
 from hub.members import account_of
 from hub.merchants import program_of_kind
 from hub.models import Account, Entry, Program, Reward
+from hub.models.mall import RewardLike
 
 MAX_LINES = 200
 
@@ -177,7 +178,7 @@ async def _green_account(
     return account
 
 
-def may_pay(program: Program, reward: Reward) -> bool:
+def may_pay(program: Program, reward: RewardLike) -> bool:
     """GREEN points pay for green-tagged rewards only; other programs for any."""
     return not is_green(program) or tags.is_green(reward.tags)
 

@@ -38,6 +38,7 @@ from hub.errors import (
 )
 from hub.ids import new_id
 from hub.models import Merchant, Redemption, Reward, Voucher
+from hub.models.mall import RewardLike
 from hub.money import money
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
@@ -87,7 +88,7 @@ def checked_terms(kind: RewardKind, terms: Terms | None, field: FieldPath) -> Te
     return terms
 
 
-def terms_of(reward: Reward) -> Terms | None:
+def terms_of(reward: RewardLike) -> Terms | None:
     if reward.voucher_face_value is None:
         return None
     return Terms(

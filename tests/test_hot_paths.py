@@ -8,11 +8,14 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import event
 
 from hub.config import Settings
+from hub.models import Reward
+from hub.models.mall import LISTED_COLUMNS, ListedReward
 from hub.runtime import Runtime
 from tests.helpers import (
     BALANCES,
@@ -366,13 +369,14 @@ async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: S
 
 async def test_a_warm_rewards_page_is_one_read(settings: Settings) -> None:
     """Rates, programs, promotions and merchants come from memory: the page reads the
-    rewards and nothing else."""
+    rewards and nothing else, one statement outside any transaction (no BEGIN on SQLite,
+    none on PostgreSQL)."""
     async with running_app(_quiet(settings)) as api:
         await _shops(api)
         await api.gql(REWARDS)  # keys, programs, rates and promotions now kept
         with statements(api) as sent:
             data = await api.gql(REWARDS)
-        assert [s for s in sent if s != "BEGIN"] == ["SELECT"]
+        assert sent == ["SELECT"]
         assert [
             (r["node"]["merchant"]["id"], r["node"]["price"], r["node"]["priceIn"])
             for r in data["rewards"]["edges"]
@@ -431,3 +435,10 @@ async def test_a_document_is_validated_once_per_process(
             errors = await api.errors("{ viewer { nosuchfield } }")
             assert ["nosuchfield" in e["message"] for e in errors] == [True]
         assert len(validated) == 2
+
+
+def test_a_listed_reward_is_the_rewards_table() -> None:
+    """The catalog page's rows (ListedReward) carry every column of the rewards table, each
+    read from its own column: a column added to Reward is listed too."""
+    assert [f.name for f in fields(ListedReward)] == [c.key for c in Reward.__table__.c]
+    assert [c.key for c in LISTED_COLUMNS] == [f.name for f in fields(ListedReward)]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from connectors.base import RewardOffer, RewardTerms, SlotOffer
 from hub import tags, validate, vouchers
@@ -23,6 +23,7 @@ from hub.mall import settlement_prices
 from hub.mall.pricing import SLOTTED, PriceBook
 from hub.merchants import is_connected, primary_program
 from hub.models import Merchant, Program, Reward, Slot, Tier
+from hub.models.mall import LISTED_COLUMNS, ListedReward
 from hub.permissions import require_merchant
 
 REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
@@ -253,16 +254,19 @@ def _day_bounds(day: dt.date, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
 
 
 async def page(
-    session: AsyncSession,
+    conn: AsyncConnection,
     book: PriceBook,
     filters: Filter,
     first: int,
     after: str | None,
     tz: dt.tzinfo,
-) -> tuple[list[Reward], bool]:
-    """Active rewards in id order after the cursor, filtered; and whether more follow."""
+) -> tuple[list[ListedReward], bool]:
+    """Active rewards in id order after the cursor, filtered; and whether more follow.
+
+    Read on a Core connection outside any transaction (Database.single_read): one
+    statement in the usual case, and ListedReward rows rather than ORM instances."""
     query = (
-        select(Reward)
+        select(*LISTED_COLUMNS)
         .join(Merchant, Merchant.id == Reward.merchant_id)
         .where(Reward.active.is_(True), Merchant.status == MerchantStatus.ACTIVE)
         .order_by(Reward.id)
@@ -298,15 +302,16 @@ async def page(
         )
         query = query.where(or_(Reward.has_slots.is_(False), open_slot))
         query = query.where(or_(Reward.stock.is_(None), Reward.stock > 0))
-    found: list[Reward] = []
+    found: list[ListedReward] = []
     batch = max(first * 2, 50)
     cursor = after
     while len(found) <= first:
-        rows = list(
-            await session.scalars(
+        rows = [
+            ListedReward.of(row)
+            for row in await conn.execute(
                 query.where(Reward.id > cursor).limit(batch) if cursor else query.limit(batch)
             )
-        )
+        ]
         for reward in rows:
             if _passes(book, reward, filters):
                 found.append(reward)
@@ -318,7 +323,7 @@ async def page(
     return found[:first], len(found) > first
 
 
-def _passes(book: PriceBook, reward: Reward, filters: Filter) -> bool:
+def _passes(book: PriceBook, reward: ListedReward, filters: Filter) -> bool:
     """The filters that need prices: payableWith and maxPrice."""
     if reward.merchant_id not in book.by_merchant:
         return False

@@ -24,6 +24,7 @@ from hub.db import Database
 from hub.mall import catalog
 from hub.merchants import is_connected, primary_program
 from hub.models import Program, Reward, Slot
+from hub.models.mall import RewardLike
 
 log = structlog.get_logger(__name__)
 
@@ -152,7 +153,9 @@ class PartnerCatalog:
         """The background refresh: every partner whose cache is past its TTL."""
         return await self.ensure_fresh(await self.connected_programs(), budget=30)
 
-    async def slots(self, reward: Reward, day: dt.date | None, budget: float | None = None) -> bool:
+    async def slots(
+        self, reward: RewardLike, day: dt.date | None, budget: float | None = None
+    ) -> bool:
         """Refresh a partner reward's slots (for a day, or the coming days); False if the
         partner did not answer in time and the cached slots are served."""
         key = (reward.id, day.isoformat() if day else "")
@@ -167,7 +170,7 @@ class PartnerCatalog:
         return bool(done) and task.exception() is None
 
     async def _refresh_slots(
-        self, reward: Reward, day: dt.date | None, key: tuple[str, str]
+        self, reward: RewardLike, day: dt.date | None, key: tuple[str, str]
     ) -> None:
         async with self.db.read() as session:
             program = await primary_program(session, reward.merchant_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -22,6 +22,7 @@ from hub.exchange.pricing import RouteLeg, points_needed, price_to_receive
 from hub.exchange.rates import rates_in_effect
 from hub.mall import settlement_prices
 from hub.models import ExchangeRate, Merchant, Program, Promotion, Reward
+from hub.models.mall import RewardLike
 from hub.promotions import percent_off
 
 SLOTTED = {
@@ -56,6 +57,11 @@ class PriceBook:
     discounts: dict[str, list[Promotion]]
     shopper: Profile | None = None
     at: dt.datetime | None = None
+    # Points of a program that buy a price in another, by (paying, selling, price): a page's
+    # rewards share a few prices, and each is converted once.
+    _needed: dict[tuple[str, str, int], int | None] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @classmethod
     async def load(
@@ -126,7 +132,7 @@ class PriceBook:
             at=at,
         )
 
-    def program_of(self, reward: Reward) -> Program:
+    def program_of(self, reward: RewardLike) -> Program:
         return self.by_merchant[reward.merchant_id]
 
     def route(self, source: str, target: str) -> list[ExchangeRate] | None:
@@ -140,19 +146,19 @@ class PriceBook:
                 return [first, second]
         return None
 
-    def own_price(self, reward: Reward) -> int:
+    def own_price(self, reward: RewardLike) -> int:
         """The reward's price in its merchant's points, the best discount the member has
         there applied: what the reward's merchant is paid for (settlement prices it)."""
         code = self.program_of(reward).code
         return promotions.discounted_price(reward.price, self.discounts.get(code, []))
 
-    def price(self, reward: Reward) -> int:
+    def price(self, reward: RewardLike) -> int:
         """What one unit costs the member in the merchant's own points."""
         price = self.price_in(reward, self.program_of(reward).code)
         assert price is not None
         return price
 
-    def price_in(self, reward: Reward, program: str) -> int | None:
+    def price_in(self, reward: RewardLike, program: str) -> int | None:
         """What one unit costs in `program`, rounded up for the payer; None if it cannot pay.
         The member's tier in the paying program takes its redemption discount off: the
         paying program gives it, so what it owes the reward's merchant stays the same."""
@@ -162,15 +168,23 @@ class PriceBook:
             payer = self.programs.get(program)
             if payer is None or not green.may_pay(payer, reward):
                 return None
-            route = self.route(program, own)
-            converted = None if route is None else points_needed(route, price)
+            converted = self.converted(program, own, price)
             if converted is None:
                 return None
             price = converted
         discount = self.shopper.tier_discount(program) if self.shopper else Decimal(0)
         return percent_off(price, discount)
 
-    def opens_at(self, reward: Reward) -> dt.datetime | None:
+    def converted(self, source: str, target: str, points: int) -> int | None:
+        """The fewest `source` points that buy `points` of `target` (points_needed on the
+        route between them); None if none can."""
+        key = (source, target, points)
+        if key not in self._needed:
+            route = self.route(source, target)
+            self._needed[key] = None if route is None else points_needed(route, points)
+        return self._needed[key]
+
+    def opens_at(self, reward: RewardLike) -> dt.datetime | None:
         """When the member may redeem it (None: now); see hub.eligibility.opens_at."""
         at = self.at or utcnow()
         return opens_at(reward, self.program_of(reward).code, self.shopper, at)
@@ -203,7 +217,7 @@ class PriceBook:
         pays = percent_off(priced.points, percent)
         return Line(price_points, pays, priced.legs, settlement, basis, priced.points - pays)
 
-    def payable_with(self, reward: Reward) -> list[str]:
+    def payable_with(self, reward: RewardLike) -> list[str]:
         own = self.program_of(reward).code
         return [
             code
@@ -212,7 +226,7 @@ class PriceBook:
             or (green.may_pay(self.programs[code], reward) and self.route(code, own) is not None)
         ]
 
-    def settlement_unit(self, reward: Reward) -> Decimal:
+    def settlement_unit(self, reward: RewardLike) -> Decimal:
         """What the paying merchant owes the reward's merchant per unit: the points' worth,
         or less if the merchant asked less, or an ADMIN's contracted price."""
         worth = obligations.amount_for(self.own_price(reward), self.program_of(reward).point_value)

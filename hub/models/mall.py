@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from decimal import Decimal
+from typing import Any, TypeAlias
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -57,6 +60,50 @@ class Reward(Base):
     voucher_face_value: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 4))
     voucher_min_spend: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 4))
     voucher_valid_days: Mapped[int | None] = mapped_column(Integer)
+
+
+@dataclass(frozen=True, slots=True)
+class ListedReward:
+    """A reward as the catalog page reads it: the rewards table's columns from a Core row,
+    without the ORM. A page reads up to a hundred on every storefront request, and making
+    ORM instances of them was most of a warm page's cost. Read-only; its fields are the
+    table's columns (a test holds them to the table)."""
+
+    id: str
+    merchant_id: str
+    ref: str
+    kind: RewardKind
+    title: str
+    description: str | None
+    price: int
+    settlement_price: Decimal | None
+    settlement_contracted: bool
+    offer_refusal: str | None
+    stock: int | None
+    active: bool
+    source: str
+    has_slots: bool
+    refreshed_at: dt.datetime
+    created_at: dt.datetime
+    priority_until: dt.datetime | None
+    priority_tiers: str | None
+    priority_credit_levels: str | None
+    tags: str | None
+    voucher_face_value: Decimal | None
+    voucher_min_spend: Decimal | None
+    voucher_valid_days: int | None
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> ListedReward:
+        """From a row of LISTED_COLUMNS (in this order)."""
+        return cls(*row)
+
+
+# What a ListedReward is read from, in its fields' order.
+LISTED_COLUMNS = tuple(Reward.__table__.c[f.name] for f in fields(ListedReward))
+
+# A reward to read: a row of the session's, or one the catalog page listed.
+RewardLike: TypeAlias = Reward | ListedReward
 
 
 class Slot(Base):

@@ -326,10 +326,14 @@ class MallQueries:
         )
         book = await info.context.loaders.price_book()
         tz = info.context.settings.tz
-        rows, more = await info.context.read(
-            lambda s: catalog.page(s, book, filters, size, start, tz)
-        )
-        rewards = [(await Reward.of(info, r), r.id) for r in rows]
+        async with info.context.db.single_read() as conn:
+            rows, more = await catalog.page(conn, book, filters, size, start, tz)
+        merchants = info.context.loaders.merchant
+        rewards = []
+        for row in rows:
+            merchant = await merchants.load(row.merchant_id)
+            assert merchant is not None, f"merchant {row.merchant_id} exists"
+            rewards.append((Reward.priced(row, book, merchant), row.id))
         page = Connection.of("reward", rewards, more)
         return RewardConnection(
             edges=page.edges, page_info=page.page_info, unavailable_merchant_ids=unavailable

@@ -12,6 +12,7 @@ from hub import tags as tags_
 from hub.mall import catalog
 from hub.mall.pricing import PriceBook
 from hub.mall.saga import status_of
+from hub.models.mall import RewardLike
 from hub.permissions import sees_money_of, sees_redemption_money
 from schema.attributes import from_attributes
 from schema.context import Info
@@ -49,30 +50,34 @@ class Reward:
     title: str
     description: str | None
     stock: int | None = strawberry.field(description="null: unlimited.")
-    row: strawberry.Private[models.Reward]
-    # What the reward's fields resolve from at once, with no await per reward: the
-    # request's prices (rates, promotions, the member's profile) and the reward's merchant.
+    # Made with the reward, not resolved on demand: nearly every page asks them, and a
+    # resolver costs strawberry more per reward than the price itself.
+    price: int = strawberry.field(description="In the merchant's own program, promotions applied.")
+    merchant: Merchant
+    row: strawberry.Private[RewardLike]
+    # What the other fields resolve from at once, with no await per reward: the request's
+    # prices (rates, promotions, the member's profile).
     book: strawberry.Private[PriceBook]
-    merchant_row: strawberry.Private[models.Merchant]
 
     @classmethod
-    async def of(cls, info: Info, row: models.Reward) -> Reward:
-        """The reward as this request shows it: priced by the request's book."""
-        loaders = info.context.loaders
-        merchant = await loaders.merchant.load(row.merchant_id)
-        assert merchant is not None, f"merchant {row.merchant_id} exists"
-        book = await loaders.price_book()
+    def priced(cls, row: RewardLike, book: PriceBook, merchant: models.Merchant) -> Reward:
+        """The reward as a request's book prices it."""
         return from_attributes(
-            cls, row, id=strawberry.ID(row.id), row=row, book=book, merchant_row=merchant
+            cls,
+            row,
+            id=strawberry.ID(row.id),
+            price=book.price(row),
+            merchant=Merchant.from_row(merchant),
+            row=row,
+            book=book,
         )
 
-    @strawberry.field
-    def merchant(self) -> Merchant:
-        return Merchant.from_row(self.merchant_row)
-
-    @strawberry.field(description="In the merchant's own program, promotions applied.")
-    def price(self) -> int:
-        return self.book.price(self.row)
+    @classmethod
+    async def of(cls, info: Info, row: RewardLike) -> Reward:
+        """The reward as this request shows it: priced by the request's book."""
+        merchant = await info.context.loaders.merchant.load(row.merchant_id)
+        assert merchant is not None, f"merchant {row.merchant_id} exists"
+        return cls.priced(row, await info.context.loaders.price_book(), merchant)
 
     @strawberry.field(description="Before promotions.")
     def list_price(self) -> int:

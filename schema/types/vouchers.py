@@ -9,6 +9,7 @@ import strawberry
 
 from hub import models, vouchers
 from hub.auth import Principal
+from hub.models.mall import RewardLike
 from schema.formatting import money
 
 
@@ -19,7 +20,7 @@ class VoucherTerms:
     valid_days: int
 
     @classmethod
-    def of(cls, reward: models.Reward) -> VoucherTerms | None:
+    def of(cls, reward: RewardLike) -> VoucherTerms | None:
         terms = vouchers.terms_of(reward)
         if terms is None:
             return None
