@@ -8,8 +8,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import BindParameter, Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from connectors.base import RewardOffer, RewardTerms, SlotOffer
@@ -265,62 +267,79 @@ async def page(
 
     Read on a Core connection outside any transaction (Database.single_read): one
     statement in the usual case, and ListedReward rows rather than ORM instances."""
+    values: dict[str, Any] = {"batch": max(first * 2, 50)}
+    if filters.merchant:
+        values["merchant"] = filters.merchant
+    if filters.exclude_merchants:
+        values["exclude"] = sorted(filters.exclude_merchants)
+    if filters.category:
+        values["category"] = filters.category
+    if filters.kind:
+        values["kind"] = filters.kind
+    if filters.search:
+        values["term"] = f"%{filters.search.strip().lower()}%"
+    if filters.available_on:
+        values["day_start"], values["day_end"] = _day_bounds(filters.available_on, tz)
+    given = frozenset(values)
+    found: list[ListedReward] = []
+    cursor = after
+    while len(found) <= first:
+        statement = _listing(given, after=cursor is not None)
+        if cursor is not None:
+            values["after"] = cursor
+        rows = [ListedReward.of(row) for row in await conn.execute(statement, values)]
+        for reward in rows:
+            if _passes(book, reward, filters):
+                found.append(reward)
+                if len(found) > first:
+                    break
+        if len(rows) < values["batch"]:
+            break
+        cursor = rows[-1].id
+    return found[:first], len(found) > first
+
+
+@lru_cache(maxsize=256)
+def _listing(given: frozenset[str], *, after: bool) -> Select[Any]:
+    """The page's statement for the filters `given` (by their parameters' names) and with
+    or without a cursor, the values bound as it runs: built once per shape (a statement
+    built per request cost a warm page more than the database did)."""
     query = (
         select(*LISTED_COLUMNS)
         .join(Merchant, Merchant.id == Reward.merchant_id)
         .where(Reward.active.is_(True), Merchant.status == MerchantStatus.ACTIVE)
         .order_by(Reward.id)
+        .limit(bindparam("batch"))
     )
-    if after is not None:
-        query = query.where(Reward.id > after)
-    if filters.merchant:
-        query = query.where(Reward.merchant_id == filters.merchant)
-    if filters.exclude_merchants:
-        query = query.where(Reward.merchant_id.not_in(filters.exclude_merchants))
-    if filters.category:
-        query = query.where(Merchant.category == filters.category)
-    if filters.kind:
-        query = query.where(Reward.kind == filters.kind)
-    if filters.search:
-        term = f"%{filters.search.strip().lower()}%"
-        from sqlalchemy import func
-
+    if after:
+        query = query.where(Reward.id > bindparam("after"))
+    if "merchant" in given:
+        query = query.where(Reward.merchant_id == bindparam("merchant"))
+    if "exclude" in given:
+        query = query.where(Reward.merchant_id.not_in(bindparam("exclude", expanding=True)))
+    if "category" in given:
+        query = query.where(Merchant.category == bindparam("category"))
+    if "kind" in given:
+        query = query.where(Reward.kind == bindparam("kind"))
+    if "term" in given:
+        term: BindParameter[str] = bindparam("term")
         query = query.where(
             or_(func.lower(Reward.title).like(term), func.lower(Reward.description).like(term))
         )
-    if filters.available_on:
-        start, end = _day_bounds(filters.available_on, tz)
+    if "day_start" in given:
         open_slot = (
             select(Slot.id)
             .where(
                 Slot.reward_id == Reward.id,
-                Slot.starts_at >= start,
-                Slot.starts_at < end,
+                Slot.starts_at >= bindparam("day_start"),
+                Slot.starts_at < bindparam("day_end"),
                 or_(Slot.remaining.is_(None), Slot.remaining > 0),
             )
             .exists()
         )
         query = query.where(or_(Reward.has_slots.is_(False), open_slot))
         query = query.where(or_(Reward.stock.is_(None), Reward.stock > 0))
-    found: list[ListedReward] = []
-    batch = max(first * 2, 50)
-    cursor = after
-    while len(found) <= first:
-        rows = [
-            ListedReward.of(row)
-            for row in await conn.execute(
-                query.where(Reward.id > cursor).limit(batch) if cursor else query.limit(batch)
-            )
-        ]
-        for reward in rows:
-            if _passes(book, reward, filters):
-                found.append(reward)
-                if len(found) > first:
-                    break
-        if len(rows) < batch:
-            break
-        cursor = rows[-1].id
-    return found[:first], len(found) > first
+    return query
 
 
 def _passes(book: PriceBook, reward: ListedReward, filters: Filter) -> bool:

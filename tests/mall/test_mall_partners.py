@@ -309,3 +309,29 @@ async def test_a_partner_listing_the_same_again_is_not_written_again(
             assert "UPDATE" in sent
         finally:
             event.remove(engine, "before_cursor_execute", count)
+
+
+async def test_available_on_lists_rewards_with_an_open_slot_that_day(
+    hub: tuple[str, Api], live: Partners
+) -> None:
+    """availableOn keeps the rewards without slots and the slotted ones with an open slot
+    that day (in the settlement time zone), as their slots were last listed."""
+    _, api = hub
+    await _world(api, live)
+    everything = (await api.gql(PAGE))["rewards"]["edges"]
+    slotted = {"HOTEL_NIGHT", "ROOM_UPGRADE", "HOTEL_SERVICE", "AWARD_FLIGHT", "ATTRACTION_TICKET"}
+    unslotted = sorted(e["node"]["id"] for e in everything if e["node"]["kind"] not in slotted)
+    assert unslotted and len(unslotted) < len(everything)
+    day = (dt.datetime.now(CST) + dt.timedelta(days=1)).date()
+
+    async def available(on: dt.date) -> list[str]:
+        data = await api.gql(PAGE, {"filter": {"availableOn": on.isoformat()}})
+        return sorted(e["node"]["id"] for e in data["rewards"]["edges"])
+
+    assert await available(day) == unslotted  # no slot listed yet
+    await api.gql(
+        'query($d: Date) { reward(id: "westlake:WL-BOAT") { slots(date: $d) { id } } }',
+        {"d": day.isoformat()},
+    )
+    assert await available(day) == sorted([*unslotted, "westlake:WL-BOAT"])
+    assert await available(day + dt.timedelta(days=3)) == unslotted
