@@ -233,11 +233,19 @@ class Loaders:
         # A member with its accounts, balances, holds and expiring lots: one Core statement.
         self.member_view: CoreLoader[str, MemberView] = CoreLoader(db, member_views)
 
-    async def price_book(self) -> PriceBook:
-        """Rates in effect and promotions, read once per request."""
+    async def price_book(self, merchant_id: str | None = None) -> PriceBook:
+        """Rates in effect and promotions, read once per request. `merchant_id`: a merchant
+        whose rewards it must price; one the kept programs do not know yet (registered a
+        moment ago through another process) has the programs read again, and the book
+        made again."""
         if self._book is None:
             self._book = asyncio.ensure_future(self._load_book())
-        return await self._book
+        book = await self._book
+        unknown = merchant_id is not None and merchant_id not in book.by_merchant
+        if unknown and await self.caches.program_of_merchant(str(merchant_id)) is not None:
+            self._book = asyncio.ensure_future(self._load_book())
+            book = await self._book
+        return book
 
     async def _load_book(self) -> PriceBook:
         # Rates, programs and promotions from the process's cache; only a shopper is read.

@@ -310,6 +310,27 @@ async def test_a_shop_registered_through_another_process_sells_at_once(
         assert made["userErrors"] == [] and made["redemption"]["points"] == 5, made
 
 
+async def test_a_reward_of_a_shop_registered_through_another_process_shows_at_once(
+    settings: Settings,
+) -> None:
+    """A reward is priced by the kept programs: one of a shop the process does not know yet
+    (registered a moment ago through another) is priced after the programs are read again,
+    not an internal error."""
+    async with running_app(_quiet(settings)) as first, running_app(_quiet(settings)) as second:
+        await _shops(first)
+        await second.gql(REWARDS)  # the second keeps the programs it knows now
+        await register(first, "carwash", "WASH")
+        await set_rate(first, "HUB", "WASH", "2")
+        key = await create_key(first, "MERCHANT", "carwash")
+        wash = await upsert_reward(first, key, ref="WASH", kind="GOODS", title="wash", price=10)
+        found = await second.gql(
+            "query($id: ID!) { reward(id: $id) { title price merchant { id } } }",
+            {"id": wash["id"]},
+        )
+        # (Its price in HUB shows once the second reads the rates again, within the interval.)
+        assert found["reward"] == {"title": "wash", "price": 10, "merchant": {"id": "carwash"}}
+
+
 REWARDS = """{ rewards(first: 100) {
   edges { node { id title price priceIn(program: "HUB") merchant { id name } } }
 } }"""

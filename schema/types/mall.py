@@ -77,7 +77,7 @@ class Reward:
         """The reward as this request shows it: priced by the request's book."""
         merchant = await info.context.loaders.merchant.load(row.merchant_id)
         assert merchant is not None, f"merchant {row.merchant_id} exists"
-        return cls.priced(row, await info.context.loaders.price_book(), merchant)
+        return cls.priced(row, await info.context.loaders.price_book(row.merchant_id), merchant)
 
     @strawberry.field(description="Before promotions.")
     def list_price(self) -> int:
