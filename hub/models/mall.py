@@ -66,8 +66,8 @@ class Reward(Base):
 class ListedReward:
     """A reward as the catalog page reads it: the rewards table's columns from a Core row,
     without the ORM. A page reads up to a hundred on every storefront request, and making
-    ORM instances of them was most of a warm page's cost. Read-only; its fields are the
-    table's columns (a test holds them to the table)."""
+    ORM instances of them was about a sixth of a warm page's cost (1.3 ms of twenty).
+    Read-only; its fields are the table's columns (a test holds them to the table)."""
 
     id: str
     merchant_id: str
