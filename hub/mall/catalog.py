@@ -277,7 +277,7 @@ async def page(
     if filters.kind:
         values["kind"] = filters.kind
     if filters.search:
-        values["term"] = f"%{filters.search.strip().lower()}%"
+        values["term"] = f"%{_literal(filters.search.strip().lower())}%"
     if filters.available_on:
         values["day_start"], values["day_end"] = _day_bounds(filters.available_on, tz)
     given = frozenset(values)
@@ -297,6 +297,11 @@ async def page(
             break
         cursor = rows[-1].id
     return found[:first], len(found) > first
+
+
+def _literal(text: str) -> str:
+    """`text` as a LIKE pattern that matches it literally: its %, _ and \\ escaped."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 @lru_cache(maxsize=256)
@@ -324,7 +329,10 @@ def _listing(given: frozenset[str], *, after: bool) -> Select[Any]:
     if "term" in given:
         term: BindParameter[str] = bindparam("term")
         query = query.where(
-            or_(func.lower(Reward.title).like(term), func.lower(Reward.description).like(term))
+            or_(
+                func.lower(Reward.title).like(term, escape="\\"),
+                func.lower(Reward.description).like(term, escape="\\"),
+            )
         )
     if "day_start" in given:
         open_slot = (

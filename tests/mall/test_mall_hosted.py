@@ -133,6 +133,9 @@ async def test_catalog_prices_in_any_program_and_filters(api: Api, mall: dict[st
     assert await ids({"category": "RETAIL"}) == ["clearview:EYE-EXAM", "clearview:LENS"]
     assert await ids({"kind": "SERVICE"}) == ["clearview:EYE-EXAM"]
     assert await ids({"search": "lens"}) == ["clearview:LENS"]
+    # A search is for its text: % and _ are characters, not wildcards (no title has them).
+    for text in ("%", "_", "l_ns", "%lens", "\\"):
+        assert await ids({"search": text}) == [], text
     assert await ids({"payableWith": "HUB", "maxPrice": 500}) == [
         "clearview:EYE-EXAM",
         "jade:SET-MEAL",
