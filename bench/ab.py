@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import itertools
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -30,12 +29,11 @@ from pathlib import Path
 
 import httpx
 
-from bench import databases
+from bench import databases, load
 from bench.client import Client, clients
 from bench.exchange import _convert
 from bench.world import hosted_world
-from connectors.sandbox.runner import free_port
-from tests.helpers import ADMIN_KEY, Api, register, set_rate, upsert_reward
+from tests.helpers import Api, register, set_rate, upsert_reward
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOPS = 20
@@ -45,19 +43,18 @@ PAGE = """query Page {
   }
 }"""
 OPERATIONS = ("page", "trivial", "convert")
-START_SECONDS = 60.0
 
 
 @dataclass
 class Served:
     label: str
-    process: subprocess.Popen[bytes]
+    pid: int
     url: str
 
     def cpu_seconds(self) -> float:
         """CPU time of the server and its children (uvicorn's workers), from /proc."""
-        pids = [self.process.pid]
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        pids = [self.pid]
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
         pids += [int(p) for p in children.read_text().split()]
         ticks = 0
         for pid in pids:
@@ -80,47 +77,6 @@ def source_tree(given: str) -> Iterator[Path]:
             yield tree
         finally:
             subprocess.run([*git, "remove", "--force", str(tree)], check=False)
-
-
-@contextmanager
-def served(label: str, tree: Path, url: str) -> Iterator[Served]:
-    """`hub serve` from `tree` on a free port, until the block ends (_ready: answering)."""
-    port = free_port()
-    env = os.environ | {
-        "PYTHONPATH": str(tree),
-        "HUB_DATABASE_URL": url,
-        "HUB_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
-        "HUB_LOG_LEVEL": "WARNING",
-        "HUB_BACKGROUND_JOBS": "false",
-    }
-    command = [sys.executable, "-m", "hub", "serve", "--port", str(port)]
-    process = subprocess.Popen(
-        command, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        yield Served(label, process, f"http://127.0.0.1:{port}")
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-async def _ready(server: Served) -> None:
-    began = time.monotonic()
-    async with httpx.AsyncClient(base_url=server.url) as client:
-        while time.monotonic() - began < START_SECONDS:
-            if server.process.poll() is not None:
-                code = server.process.returncode
-                raise RuntimeError(f"{server.label}: hub serve exited with {code}")
-            try:
-                if (await client.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{server.label}: hub serve did not answer in {START_SECONDS:g} s")
 
 
 async def _world(url: str) -> list[str]:
@@ -163,8 +119,11 @@ async def compare(trees: list[str], operations: list[str], slices: int, backend:
             url = await stack.enter_async_context(
                 databases.scratch(backend, databases.LOCAL_POSTGRES, migrate=False)
             )
-            server = stack.enter_context(served(f"{index}:{given}", tree, url))
-            await _ready(server)
+            quiet = stack.enter_context(open(os.devnull, "wb"))  # noqa: ASYNC230, SIM115
+            base, pid = await stack.enter_async_context(
+                load.served(url, quiet, workers=1, tree=tree)
+            )
+            server = Served(f"{index}:{given}", pid, base)
             (member,) = await _world(server.url)
             (client,) = await stack.enter_async_context(clients(server.url, 1))
             servers.append(server)

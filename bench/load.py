@@ -178,8 +178,11 @@ class Tally:
 
 
 @asynccontextmanager
-async def served(url: str, log: IO[bytes]) -> AsyncIterator[tuple[str, int]]:
-    """`hub serve --workers 2` on `url` in a subprocess: its base URL and pid while it runs."""
+async def served(
+    url: str, log: IO[bytes], *, workers: int = 2, tree: Path | None = None
+) -> AsyncIterator[tuple[str, int]]:
+    """`hub serve --workers N` on `url` in a subprocess: its base URL and pid while it runs.
+    `tree`: the hub's source served (bench.ab's versions), else this one."""
     port = free_port()
     env = {
         **os.environ,
@@ -189,8 +192,12 @@ async def served(url: str, log: IO[bytes]) -> AsyncIterator[tuple[str, int]]:
         "HUB_SETTLEMENT_AT": "off",
         "HUB_RATE_LIMIT_PER_MINUTE": "0",
     }
-    command = [sys.executable, "-m", "hub", "serve", "--workers", "2", "--port", str(port)]
-    process = await asyncio.create_subprocess_exec(*command, env=env, stdout=log, stderr=log)
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    command = [sys.executable, "-m", "hub", "serve", "--workers", str(workers), "--port", str(port)]
+    process = await asyncio.create_subprocess_exec(
+        *command, env=env, cwd=tree, stdout=log, stderr=log
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         await _ready(base, process)
