@@ -15,7 +15,7 @@ from sqlalchemy import event
 
 from hub.config import Settings
 from hub.models import Reward
-from hub.models.mall import LISTED_COLUMNS, ListedReward
+from hub.models.mall import LISTED_COLUMNS, UNLISTED, ListedReward
 from hub.runtime import Runtime
 from tests.helpers import (
     BALANCES,
@@ -459,7 +459,10 @@ async def test_a_document_is_validated_once_per_process(
 
 
 def test_a_listed_reward_is_the_rewards_table() -> None:
-    """The catalog page's rows (ListedReward) carry every column of the rewards table, each
-    read from its own column: a column added to Reward is listed too."""
-    assert [f.name for f in fields(ListedReward)] == [c.key for c in Reward.__table__.c]
+    """The catalog page's rows (ListedReward) carry every column of the rewards table but
+    those only a listing's WHERE uses, each read from its own column: a column added to
+    Reward is listed too."""
+    assert {"search_text"} == UNLISTED
+    listed = [c.key for c in Reward.__table__.c if c.key not in UNLISTED]
+    assert [f.name for f in fields(ListedReward)] == listed
     assert [c.key for c in LISTED_COLUMNS] == [f.name for f in fields(ListedReward)]

@@ -11,7 +11,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, and_, bindparam, func, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from connectors.base import RewardOffer, RewardTerms, SlotOffer
@@ -21,6 +21,7 @@ from hub.db import row_by, utcnow
 from hub.eligibility import encode
 from hub.enums import CreditLevel, MerchantStatus, Role
 from hub.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from hub.folding import fold
 from hub.mall import settlement_prices
 from hub.mall.pricing import SLOTTED, PriceBook
 from hub.merchants import is_connected, primary_program
@@ -238,6 +239,19 @@ async def store_partner_slots(
     return rows
 
 
+SEARCH_LENGTH = 200  # a title's
+
+
+def search_term(text: str | None) -> str | None:
+    """What a search looks for, folded as rewards' texts are (hub.folding); None for no
+    search. A term longer than a title, or with a control character, is INVALID_INPUT:
+    nothing that long can match, and SQLite refuses a LIKE pattern of 50,000 characters."""
+    if text is None:
+        return None
+    term = validate.text(text, ("search",), max_length=SEARCH_LENGTH, required=False)
+    return fold(term.strip()) or None
+
+
 @dataclass
 class Filter:
     merchant: str | None = None
@@ -245,7 +259,7 @@ class Filter:
     kind: str | None = None
     payable_with: str | None = None
     max_price: int | None = None
-    search: str | None = None
+    search: str | None = None  # folded (search_term)
     available_on: dt.date | None = None
     exclude_merchants: set[str] = field(default_factory=set)
 
@@ -277,9 +291,10 @@ async def page(
     if filters.kind:
         values["kind"] = filters.kind
     if filters.search:
-        values["term"] = f"%{_literal(filters.search.strip().lower())}%"
+        values["term"] = f"%{_literal(filters.search)}%"
     if filters.available_on:
         values["day_start"], values["day_end"] = _day_bounds(filters.available_on, tz)
+        values["now"] = utcnow()
     given = frozenset(values)
     found: list[ListedReward] = []
     cursor = after
@@ -327,13 +342,7 @@ def _listing(given: frozenset[str], *, after: bool) -> Select[Any]:
     if "kind" in given:
         query = query.where(Reward.kind == bindparam("kind"))
     if "term" in given:
-        term: BindParameter[str] = bindparam("term")
-        query = query.where(
-            or_(
-                func.lower(Reward.title).like(term, escape="\\"),
-                func.lower(Reward.description).like(term, escape="\\"),
-            )
-        )
+        query = query.where(Reward.search_text.like(bindparam("term"), escape="\\"))
     if "day_start" in given:
         open_slot = (
             select(Slot.id)
@@ -341,6 +350,7 @@ def _listing(given: frozenset[str], *, after: bool) -> Select[Any]:
                 Slot.reward_id == Reward.id,
                 Slot.starts_at >= bindparam("day_start"),
                 Slot.starts_at < bindparam("day_end"),
+                Slot.starts_at > bindparam("now"),  # one that has started cannot be booked
                 or_(Slot.remaining.is_(None), Slot.remaining > 0),
             )
             .exists()
@@ -374,10 +384,13 @@ async def slots_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Sl
 async def slots_of(
     session: AsyncSession, reward_id_: str, day: dt.date | None, tz: dt.tzinfo
 ) -> list[Slot]:
-    query = select(Slot).where(Slot.reward_id == reward_id_).order_by(Slot.starts_at, Slot.id)
+    """The reward's slots not yet started (those a member can book), on `day` or all."""
+    query = (
+        select(Slot)
+        .where(Slot.reward_id == reward_id_, Slot.starts_at > utcnow())
+        .order_by(Slot.starts_at, Slot.id)
+    )
     if day is not None:
         start, end = _day_bounds(day, tz)
         query = query.where(and_(Slot.starts_at >= start, Slot.starts_at < end))
-    else:
-        query = query.where(Slot.starts_at >= utcnow())
     return list(await session.scalars(query))

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory, RewardOffer
@@ -152,6 +153,30 @@ class PartnerCatalog:
     async def refresh_all(self) -> list[str]:
         """The background refresh: every partner whose cache is past its TTL."""
         return await self.ensure_fresh(await self.connected_programs(), budget=30)
+
+    async def slots_on(self, day: dt.date, merchant: str | None = None) -> list[str]:
+        """Ask the partners (all, or `merchant`) for `day`'s slots of each of their slotted
+        rewards, at once and within the catalog's budget, so that a listing of the rewards
+        available that day knows them; the merchants that did not answer in time. A day
+        already past is not asked: none of its slots can be booked."""
+        if day < dt.datetime.now(self.settings.tz).date():
+            return []
+        merchants = [p.merchant_id for p in await self.connected_programs(merchant)]
+        if not merchants:
+            return []
+        async with self.db.read() as session:
+            rewards = list(
+                await session.scalars(
+                    select(Reward).where(
+                        Reward.merchant_id.in_(merchants),
+                        Reward.source == "PARTNER",
+                        Reward.has_slots.is_(True),
+                        Reward.active.is_(True),
+                    )
+                )
+            )
+        answered = await asyncio.gather(*(self.slots(r, day) for r in rewards))
+        return sorted({r.merchant_id for r, ok in zip(rewards, answered, strict=True) if not ok})
 
     async def slots(
         self, reward: RewardLike, day: dt.date | None, budget: float | None = None

@@ -8,12 +8,13 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, TypeAlias
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import ExactDecimal, JSONText, utcnow
 from hub.enums import RedemptionStatus, RewardKind
 from hub.errors import Failure
+from hub.folding import searchable
 from hub.models.base import Base, BigId, stored
 from hub.models.exchange import RouteLegColumns
 
@@ -60,6 +61,15 @@ class Reward(Base):
     voucher_face_value: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 4))
     voucher_min_spend: Mapped[Decimal | None] = mapped_column(ExactDecimal(18, 4))
     voucher_valid_days: Mapped[int | None] = mapped_column(Integer)
+    # The title and description folded for a search (hub.folding), kept by the mapper
+    # events below; the listing matches on it and never reads it (not in ListedReward).
+    search_text: Mapped[str] = mapped_column(Text, default="", server_default="")
+
+
+@event.listens_for(Reward, "before_insert")
+@event.listens_for(Reward, "before_update")
+def _fold_for_search(_mapper: Any, _connection: Any, reward: Reward) -> None:
+    reward.search_text = searchable(reward.title, reward.description)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +109,8 @@ class ListedReward:
         return cls(*row)
 
 
+# The rewards columns that only a listing's WHERE uses.
+UNLISTED = frozenset({"search_text"})
 # What a ListedReward is read from, in its fields' order.
 LISTED_COLUMNS = tuple(Reward.__table__.c[f.name] for f in fields(ListedReward))
 

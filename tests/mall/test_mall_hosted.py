@@ -144,6 +144,45 @@ async def test_catalog_prices_in_any_program_and_filters(api: Api, mall: dict[st
     assert await ids({"payableWith": "CLEAR"}) == ["clearview:EYE-EXAM", "clearview:LENS"]
 
 
+async def test_search_folds_case_in_every_script_and_refuses_overlong_text(
+    api: Api, mall: dict[str, Any]
+) -> None:
+    """A search matches whatever the case, in any script, the same on SQLite and PostgreSQL
+    (both fold as Python's casefold after NFKC); a search too long for a title or a
+    description is INVALID_INPUT, with nothing of the database in the message."""
+    jade = mall["keys"]["jade"]
+    for ref, title, description in [
+        ("ECLAIR", "ÉCLAIR AU CHOCOLAT", None),
+        ("ODOS", "ΟΔΟΣ ΠΡΟΣ ΤΗ ΘΑΛΑΣΣΑ", "Κρασί"),  # the Greek capital sigma ends a word
+        ("STRASSE", "Straßenfest plate", "ﬁsh of the day"),  # ß and the ligature fi
+    ]:
+        await upsert_reward(
+            api, jade, ref=ref, kind="MEAL", title=title, price=100, description=description
+        )
+
+    async def ids(search: str) -> list[str]:
+        data = await api.gql(CATALOG, {"in": "HUB", "filter": {"search": search}})
+        return [e["node"]["id"] for e in data["rewards"]["edges"]]
+
+    for term in ("éclair", "ÉCLAIR", "Éclair au", "e\u0301clair"):  # the last: é decomposed
+        assert await ids(term) == ["jade:ECLAIR"], term
+    for term in ("οδος", "ΟΔΟΣ", "οδοσ", "θαλ", "κρασί"):
+        assert await ids(term) == ["jade:ODOS"], term
+    for term in ("STRASSEN", "straßen", "FISH", "ﬁsh"):
+        assert await ids(term) == ["jade:STRASSE"], term
+    assert await ids("  LENS ") == ["clearview:LENS"]
+    # The title and the description are two texts: a term does not run from one into the
+    # other.
+    assert await ids("meal a 25") == []
+    assert len(await ids("   ")) == 6  # only spaces: no search
+    for term, why in [("x" * 201, "longer than 200"), ("x" * 50_000, "longer than 200")]:
+        errors = await api.errors(CATALOG, {"in": "HUB", "filter": {"search": term}})
+        assert errors[0]["extensions"]["code"] == "INVALID_INPUT", errors
+        assert why in errors[0]["message"] and "SELECT" not in str(errors)
+    errors = await api.errors(CATALOG, {"in": "HUB", "filter": {"search": "a\x00b"}})
+    assert errors[0]["extensions"]["code"] == "INVALID_INPUT"
+
+
 async def test_pagination_never_repeats_or_skips(api: Api, mall: dict[str, Any]) -> None:
     for i in range(23):
         await upsert_reward(

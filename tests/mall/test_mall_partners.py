@@ -315,23 +315,41 @@ async def test_available_on_lists_rewards_with_an_open_slot_that_day(
     hub: tuple[str, Api], live: Partners
 ) -> None:
     """availableOn keeps the rewards without slots and the slotted ones with an open slot
-    that day (in the settlement time zone), as their slots were last listed."""
+    that day (in the settlement time zone): the partners are asked for that day's slots
+    (within the catalog's budget), not only those a slots query happened to list before.
+    A slot that has started is never listed, nor makes its reward available: it cannot be
+    booked. A partner that does not answer is named in unavailableMerchants."""
     _, api = hub
     await _world(api, live)
     everything = (await api.gql(PAGE))["rewards"]["edges"]
     slotted = {"HOTEL_NIGHT", "ROOM_UPGRADE", "HOTEL_SERVICE", "AWARD_FLIGHT", "ATTRACTION_TICKET"}
     unslotted = sorted(e["node"]["id"] for e in everything if e["node"]["kind"] not in slotted)
-    assert unslotted and len(unslotted) < len(everything)
-    day = (dt.datetime.now(CST) + dt.timedelta(days=1)).date()
+    with_slots = sorted(e["node"]["id"] for e in everything if e["node"]["kind"] in slotted)
+    assert unslotted and "westlake:WL-BOAT" in with_slots
+    today = dt.datetime.now(CST).date()
+    day = today + dt.timedelta(days=1)
 
-    async def available(on: dt.date) -> list[str]:
-        data = await api.gql(PAGE, {"filter": {"availableOn": on.isoformat()}})
-        return sorted(e["node"]["id"] for e in data["rewards"]["edges"])
+    async def available(on: dt.date) -> tuple[list[str], list[str]]:
+        data = (await api.gql(PAGE, {"filter": {"availableOn": on.isoformat()}}))["rewards"]
+        ids = sorted(e["node"]["id"] for e in data["edges"])
+        return ids, [m["id"] for m in data["unavailableMerchants"]]
 
-    assert await available(day) == unslotted  # no slot listed yet
-    await api.gql(
-        'query($d: Date) { reward(id: "westlake:WL-BOAT") { slots(date: $d) { id } } }',
-        {"d": day.isoformat()},
-    )
-    assert await available(day) == sorted([*unslotted, "westlake:WL-BOAT"])
-    assert await available(day + dt.timedelta(days=3)) == unslotted
+    async def slots(reward: str, on: dt.date) -> list[str]:
+        query = "query($r: ID!, $d: Date) { reward(id: $r) { slots(date: $d) { id } } }"
+        data = await api.gql(query, {"r": reward, "d": on.isoformat()})
+        return [s["id"] for s in data["reward"]["slots"]]
+
+    listed, unavailable = await available(day)  # no slots query before it
+    assert unavailable == []
+    open_that_day = sorted([r for r in with_slots if await slots(r, day)])
+    assert "westlake:WL-BOAT" in open_that_day
+    assert listed == sorted([*unslotted, *open_that_day])
+    # The day before: the partners list that day's slots, but every one has started.
+    yesterday = today - dt.timedelta(days=1)
+    assert await available(yesterday) == (unslotted, [])
+    assert await slots("westlake:WL-BOAT", yesterday) == []
+    # A partner down: its slots of a day not yet asked are unknown, and it is named.
+    await live.stop("westlake")
+    later = day + dt.timedelta(days=2)
+    listed, unavailable = await available(later)
+    assert unavailable == ["westlake"] and "westlake:WL-BOAT" not in listed
