@@ -74,7 +74,10 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
             field=("ref",),
         )
     if not REF.fullmatch(data.ref):
-        raise InvalidInput("ref must be 1-120 letters, digits, '.', '_' or '-'.", field=("ref",))
+        raise InvalidInput(
+            "ref must be 1-120 letters, digits, '.', '_' or '-', beginning with a letter or digit.",
+            field=("ref",),
+        )
     title = validate.text(data.title, ("title",), max_length=200)
     description = (
         validate.text(data.description, ("description",), max_length=4000, required=False) or None
@@ -114,7 +117,9 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
             raise InvalidInput("A slot must end after it starts.", field=field_)
         if not REF.fullmatch(slot.ref):
             raise InvalidInput(
-                "A slot's ref must be letters, digits, '.', '_' or '-'.", field=field_
+                "A slot's ref must be 1-120 letters, digits, '.', '_' or '-', beginning "
+                "with a letter or digit.",
+                field=field_,
             )
         sid = f"{rid}@{slot.ref}"
         row = await session.get(Slot, sid)

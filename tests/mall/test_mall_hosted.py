@@ -97,6 +97,13 @@ async def test_upsert_reward_validates_and_belongs_to_its_merchant(
             key=mall["keys"]["jade"],
         )
         assert data["upsertReward"]["userErrors"][0]["field"] == ["input", field], change
+    underscore = await api.gql(
+        UPSERT,
+        {"input": {"ref": "_X", "kind": "GOODS", "title": "x", "price": 5}},
+        key=mall["keys"]["jade"],
+    )
+    [error] = underscore["upsertReward"]["userErrors"]
+    assert "beginning with a letter or digit" in error["message"]
     # Updating changes the one reward, under the same id.
     again = await upsert_reward(
         api,
