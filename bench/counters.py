@@ -12,13 +12,15 @@ Probe = Callable[[], dict[str, float]]
 
 
 class SqlCounter:
-    """Counts the statements an engine sends and the connections it hands out."""
+    """Counts the statements engines send and the connections they hand out (a Database's
+    sync_engines: on a SQLite file, its reads of one statement have an engine of their own)."""
 
-    def __init__(self, sync_engine: Any) -> None:
+    def __init__(self, *sync_engines: Any) -> None:
         self.statements = 0
         self.checkouts = 0
-        event.listen(sync_engine, "before_cursor_execute", self._statement)
-        event.listen(sync_engine.pool, "checkout", self._checkout)
+        for engine in sync_engines:
+            event.listen(engine, "before_cursor_execute", self._statement)
+            event.listen(engine.pool, "checkout", self._checkout)
 
     def _statement(self, *_: Any) -> None:
         self.statements += 1

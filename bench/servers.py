@@ -131,7 +131,7 @@ async def _serve(kind: str, payload: dict[str, Any], conn: Connection) -> None:
         from tests.helpers import live_app
 
         async with live_app(Settings(**payload)) as (url, api):
-            sql = SqlCounter(api.app.state.runtime.db.engine.sync_engine)
+            sql = SqlCounter(*api.app.state.runtime.db.sync_engines)
             await _obey(conn, url, probe=probe(sql))
     elif kind == "partners":
         await _partners(payload, conn)

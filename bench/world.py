@@ -86,6 +86,6 @@ async def raw_engine(url: str) -> AsyncIterator[tuple[AsyncEngine, Probe]]:
     BEGIN IMMEDIATE on SQLite), and the probe that counts what it sends; disposed after."""
     db = Database(url)
     try:
-        yield db.engine.execution_options(hub_write=True), probe(SqlCounter(db.engine.sync_engine))
+        yield db.engine.execution_options(hub_write=True), probe(SqlCounter(*db.sync_engines))
     finally:
         await db.dispose()

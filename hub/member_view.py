@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hub.db import Reads
 from hub.enums import HoldStatus
 from hub.models import Account, Hold, Lot, Member
 
@@ -102,7 +102,7 @@ def _query() -> Select[Any]:
 _QUERY = _query()
 
 
-async def member_views(conn: AsyncConnection, member_ids: Sequence[str]) -> dict[str, MemberView]:
+async def member_views(conn: Reads, member_ids: Sequence[str]) -> dict[str, MemberView]:
     """The members found among `member_ids`, each with every account it holds."""
     if not member_ids:
         return {}

@@ -12,13 +12,13 @@ from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
 from graphql import GraphQLError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory
 from hub import eligibility, members, merchants, partner_balances, vouchers
 from hub.auth import Principal
 from hub.caches import Caches
-from hub.db import Database, utcnow
+from hub.db import Database, Reads, utcnow
 from hub.errors import DomainError
 from hub.mall import catalog
 from hub.mall.pricing import PriceBook
@@ -50,7 +50,7 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 Fetch = Callable[[AsyncSession, Sequence[K]], Awaitable[dict[K, V]]]
-CoreFetch = Callable[[AsyncConnection, Sequence[K]], Awaitable[dict[K, V]]]
+CoreFetch = Callable[[Reads, Sequence[K]], Awaitable[dict[K, V]]]
 
 
 class _BatchLoader(Generic[H, K, V]):
@@ -97,7 +97,7 @@ class KeyedLoader(_BatchLoader[AsyncSession, K, V]):
         super().__init__(db.read, fetch)
 
 
-class CoreLoader(_BatchLoader[AsyncConnection, K, V]):
+class CoreLoader(_BatchLoader[Reads, K, V]):
     """A KeyedLoader for the hot paths: one SQLAlchemy Core statement per batch, outside
     any transaction (Database.single_read), no ORM instances."""
 

@@ -40,18 +40,19 @@ def statements(api: Api, *, whole: bool = False) -> Iterator[list[str]]:
     """Every statement the app's engine sends meanwhile (SQLite's BEGIN included): its
     first word, or with `whole` its text on one line."""
     runtime: Runtime = api.app.state.runtime
-    engine = runtime.db.engine.sync_engine
     sent: list[str] = []
 
     def count(*args: Any) -> None:
         words = str(args[2]).split()
         sent.append(" ".join(words) if whole else words[0])
 
-    event.listen(engine, "before_cursor_execute", count)
+    for engine in runtime.db.sync_engines:
+        event.listen(engine, "before_cursor_execute", count)
     try:
         yield sent
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        for engine in runtime.db.sync_engines:
+            event.remove(engine, "before_cursor_execute", count)
 
 
 async def _world(api: Api) -> str:

@@ -12,12 +12,12 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import RewardOffer, RewardTerms, SlotOffer
 from hub import tags, validate, vouchers
 from hub.auth import Principal
-from hub.db import row_by, utcnow
+from hub.db import Reads, row_by, utcnow
 from hub.eligibility import encode
 from hub.enums import CreditLevel, MerchantStatus, Role
 from hub.errors import Forbidden, InvalidInput, InvalidState, NotFound
@@ -275,7 +275,7 @@ def _day_bounds(day: dt.date, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
 
 
 async def page(
-    conn: AsyncConnection,
+    conn: Reads,
     book: PriceBook,
     filters: Filter,
     first: int,
@@ -369,6 +369,8 @@ def _passes(book: PriceBook, reward: ListedReward, filters: Filter) -> bool:
     """The filters that need prices: payableWith and maxPrice."""
     if reward.merchant_id not in book.by_merchant:
         return False
+    if filters.max_price is None and not filters.payable_with:
+        return True
     if filters.payable_with:
         price = book.price_in(reward, filters.payable_with)
         if price is None:

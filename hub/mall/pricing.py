@@ -62,6 +62,12 @@ class PriceBook:
     _needed: dict[tuple[str, str, int], int | None] = field(
         default_factory=dict, init=False, repr=False
     )
+    # What price_in answered, by what it depends on besides the book: the reward's
+    # merchant, price and tags, and the paying program. A page asks each reward's price
+    # more than once (to filter, for `price`, for `priceIn`).
+    _prices: dict[tuple[str, int, str | None, str], int | None] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @classmethod
     async def load(
@@ -162,6 +168,12 @@ class PriceBook:
         """What one unit costs in `program`, rounded up for the payer; None if it cannot pay.
         The member's tier in the paying program takes its redemption discount off: the
         paying program gives it, so what it owes the reward's merchant stays the same."""
+        key = (reward.merchant_id, reward.price, reward.tags, program)
+        if key not in self._prices:
+            self._prices[key] = self._price_in(reward, program)
+        return self._prices[key]
+
+    def _price_in(self, reward: RewardLike, program: str) -> int | None:
         own = self.program_of(reward).code
         price = self.own_price(reward)
         if program != own:

@@ -26,6 +26,7 @@ from schema.enums import CancellationReason, CreditLevel, ErrorCode, MerchantCat
 from schema.errors import UserError, attempt, bad_argument, user_errors
 from schema.pagination import Connection, checked_date, decode_cursor, page_size
 from schema.types.mall import Redemption, Reward, RewardConnection
+from schema.types.merchants import Merchant, load_merchant
 from schema.types.vouchers import VoucherTermsInput
 
 
@@ -339,11 +340,12 @@ class MallQueries:
         tz = info.context.settings.tz
         async with info.context.db.single_read() as conn:
             rows, more = await catalog.page(conn, book, filters, size, start, tz)
-        merchants = info.context.loaders.merchant
         rewards = []
+        merchants: dict[str, Merchant] = {}  # one object a merchant, however many rewards
         for row in rows:
-            merchant = await merchants.load(row.merchant_id)
-            assert merchant is not None, f"merchant {row.merchant_id} exists"
+            merchant = merchants.get(row.merchant_id)
+            if merchant is None:
+                merchant = merchants[row.merchant_id] = await load_merchant(info, row.merchant_id)
             rewards.append((Reward.priced(row, book, merchant), row.id))
         page = Connection.of("reward", rewards, more)
         return RewardConnection(

@@ -60,14 +60,14 @@ class Reward:
     book: strawberry.Private[PriceBook]
 
     @classmethod
-    def priced(cls, row: RewardLike, book: PriceBook, merchant: models.Merchant) -> Reward:
+    def priced(cls, row: RewardLike, book: PriceBook, merchant: Merchant) -> Reward:
         """The reward as a request's book prices it."""
         return from_attributes(
             cls,
             row,
             id=strawberry.ID(row.id),
             price=book.price(row),
-            merchant=Merchant.from_row(merchant),
+            merchant=merchant,
             row=row,
             book=book,
         )
@@ -75,8 +75,7 @@ class Reward:
     @classmethod
     async def of(cls, info: Info, row: RewardLike) -> Reward:
         """The reward as this request shows it: priced by the request's book."""
-        merchant = await info.context.loaders.merchant.load(row.merchant_id)
-        assert merchant is not None, f"merchant {row.merchant_id} exists"
+        merchant = await load_merchant(info, row.merchant_id)
         return cls.priced(row, await info.context.loaders.price_book(row.merchant_id), merchant)
 
     @strawberry.field(description="Before promotions.")

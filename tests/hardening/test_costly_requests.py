@@ -104,17 +104,19 @@ async def enroll_many(api: Api, program: str, count: int) -> list[str]:
 @contextmanager
 def counted_statements(api: Api) -> Iterator[list[str]]:
     """The SQL statements the app sends while the block runs."""
-    engine = api.app.state.runtime.db.engine.sync_engine
+    engines = api.app.state.runtime.db.sync_engines
     statements: list[str] = []
 
     def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(statement)
 
-    event.listen(engine, "before_cursor_execute", note)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", note)
     try:
         yield statements
     finally:
-        event.remove(engine, "before_cursor_execute", note)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", note)
 
 
 async def test_entities_with_thousands_of_representations_are_refused(api: Api) -> None:
