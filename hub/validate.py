@@ -112,13 +112,20 @@ def invisible(char: str) -> bool:
     return unicodedata.category(char) in INVISIBLE
 
 
-def text(value: str, field: FieldPath, *, max_length: int, required: bool = True) -> str:
+def text(
+    value: str,
+    field: FieldPath,
+    *,
+    max_length: int,
+    required: bool = True,
+    one_line: bool = False,
+) -> str:
     """Text a person reads (a reference, key, label, name, code, reason), without the
     invisible characters around it; it must show at least one character.
 
     "A-1" and "A-1" wrapped in zero-width spaces are one value; a value of only
     zero-width or space characters is empty; a control character inside (NUL, ESC) is
-    refused, tabs and line breaks aside.
+    refused, tabs and line breaks aside (and those too in `one_line` text: a title).
     """
     start, end = 0, len(value)
     while start < end and invisible(value[start]):
@@ -131,6 +138,10 @@ def text(value: str, field: FieldPath, *, max_length: int, required: bool = True
             f"{name_of(field)} must have a visible character (it is empty or only spaces and "
             "invisible characters).",
             field=field,
+        )
+    if one_line and any(c in _KEPT_CONTROLS for c in value):
+        raise InvalidInput(
+            f"{name_of(field)} must be one line, without line breaks or tabs.", field=field
         )
     if any(unicodedata.category(c) == "Cc" and c not in _KEPT_CONTROLS for c in value):
         raise InvalidInput(f"{name_of(field)} contains a control character.", field=field)
@@ -150,7 +161,7 @@ LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
 
 
 def moment(value: dt.datetime, field: FieldPath) -> dt.datetime:
-    """An aware datetime between 2000 and 2200 (anything else is a typo or an attack)."""
+    """An aware datetime from 2000 to the end of 2199 (anything else is a typo or an attack)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(f"{name_of(field)} needs a UTC offset, e.g. +08:00.", field=field)
     try:
@@ -158,7 +169,7 @@ def moment(value: dt.datetime, field: FieldPath) -> dt.datetime:
     except OverflowError:
         in_utc = None
     if in_utc is None or not EARLIEST <= in_utc < LATEST:
-        raise InvalidInput(f"{name_of(field)} must be between 2000 and 2200.", field=field)
+        raise InvalidInput(f"{name_of(field)} must be from 2000-01-01 to 2199-12-31.", field=field)
     return in_utc
 
 
@@ -222,5 +233,5 @@ class PurchaseWindow:
 
 def day(value: dt.date, field: FieldPath) -> dt.date:
     if not EARLIEST.date() <= value < LATEST.date():
-        raise InvalidInput(f"{name_of(field)} must be between 2000 and 2200.", field=field)
+        raise InvalidInput(f"{name_of(field)} must be from 2000-01-01 to 2199-12-31.", field=field)
     return value

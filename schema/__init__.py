@@ -78,6 +78,7 @@ class HubSchema(Schema):
 
     def process_errors(self, errors: list[GraphQLError], execution_context: Any = None) -> None:
         for error in errors:
+            _give_code(error)
             path = [str(p) for p in error.path or ()]
             original = error.original_error
             if original is not None and not isinstance(original, GraphQLError):
@@ -88,7 +89,7 @@ class HubSchema(Schema):
                     exc_info=(type(original), original, original.__traceback__),
                 )
             else:
-                code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION")
+                code = (error.extensions or {}).get("code")
                 log.info("graphql request refused", path=path, code=code)
 
     def entities_resolver(
@@ -106,7 +107,53 @@ class HubSchema(Schema):
                     "max": MAX_ENTITIES,
                 },
             )
-        return super().entities_resolver(info, representations)
+        resolved: list[FederationAny] = []
+        for index, representation in enumerate(representations):
+            why = self._malformed(representation)
+            if why is not None:
+                message = f"representations[{index}]: {why}"
+                resolved.append(GraphQLError(message, extensions={"code": "INVALID_INPUT"}))
+            else:
+                resolved += super().entities_resolver(info, [dict(representation)])
+        return resolved
+
+    def _malformed(self, representation: object) -> str | None:
+        """Why a representation is not one of the hub's entities by its key, or None."""
+        if not isinstance(representation, dict):
+            return "a representation is an object with __typename and the type's key."
+        name = representation.get("__typename")
+        keys = _ENTITY_KEYS.get(name) if isinstance(name, str) else None
+        if keys is None:
+            known = ", ".join(sorted(_ENTITY_KEYS))
+            return f"__typename must name an entity of the hub ({known}), not {name!r}."
+        given = set(representation) - {"__typename"}
+        if given != {keys}:
+            return f"a {name} is represented by its {keys} alone (it has {sorted(given)})."
+        if not isinstance(representation[keys], str):
+            return f"a {name}'s {keys} is a string."
+        return None
+
+
+# Each entity type and the one field of its @key.
+_ENTITY_KEYS = {"Merchant": "id", "Program": "code", "Member": "id", "Reward": "id"}
+
+
+def _give_code(error: GraphQLError) -> None:
+    """Code an error graphql-core or strawberry made without one, so that every error a
+    client gets says what kind it is: a document that does not parse or validate, a
+    variable the schema cannot read (INVALID_INPUT), or a failure of the hub's (INTERNAL)."""
+    if (error.extensions or {}).get("code"):
+        return
+    original = error.original_error
+    if error.path is not None or (original is not None and not isinstance(original, GraphQLError)):
+        code = "INTERNAL"
+    elif error.message.startswith("Syntax Error"):
+        code = "GRAPHQL_PARSE_FAILED"
+    elif error.message.startswith("Variable '$"):
+        code = "INVALID_INPUT"
+    else:
+        code = "GRAPHQL_VALIDATION_FAILED"
+    error.extensions = {**(error.extensions or {}), "code": code}
 
 
 def build_schema(settings: Settings) -> Schema:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -160,6 +161,15 @@ class RootFieldRateLimit(SchemaExtension):
         yield
 
 
+class MaskInternal(MaskErrors):
+    """strawberry's MaskErrors, the masked error keeping its code: INTERNAL."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": "INTERNAL"}
+        return masked
+
+
 def _should_mask(error: GraphQLError) -> bool:
     """Mask what the hub did not mean to say: unexpected exceptions, not validation."""
     code = (error.extensions or {}).get("code")
@@ -186,38 +196,59 @@ def extensions(settings: Settings, metrics: type[SchemaExtension]) -> list[Any]:
         lambda: ParserCache(maxsize=512),
         lambda: AddValidationRules(rules),
         lambda: Validation(limits, validated),
-        RefuseNul,
+        RefuseBadText,
     ]
     if settings.is_production:
         result.append(
-            lambda: MaskErrors(
+            lambda: MaskInternal(
                 should_mask_error=_should_mask, error_message="Internal error; it is logged."
             )
         )
     return result
 
 
-def _has_nul(value: Any) -> bool:
+def _bad_text(value: Any) -> str | None:
+    """What makes a text in `value` (a string, or strings nested in lists and objects, keys
+    included) unusable, or None: a NUL can be stored nowhere (PostgreSQL refuses it), and a
+    lone UTF-16 surrogate ("\\ud800" is valid JSON) is no character at all: no encoder
+    writes it, no database stores it."""
     if isinstance(value, str):
-        return "\x00" in value
+        if "\x00" in value:
+            return "Text may not contain NUL (\\u0000) characters."
+        if _SURROGATE.search(value):
+            return (
+                "Text may not contain a lone UTF-16 surrogate (\\ud800-\\udfff): send each "
+                "character outside the Basic Multilingual Plane as its surrogate pair, or as "
+                "UTF-8."
+            )
+        return None
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+        items: list[Any] = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    for item in items:
+        if (why := _bad_text(item)) is not None:
+            return why
+    return None
 
 
-class RefuseNul(SchemaExtension):
-    """Text with NUL characters can be stored nowhere (PostgreSQL refuses it): such a
-    request is malformed, and is refused before it runs, with INVALID_INPUT."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class RefuseBadText(SchemaExtension):
+    """A request whose text cannot be stored or even encoded (NUL, a lone surrogate) is
+    malformed: it is refused before it runs, with INVALID_INPUT, wherever the text is (the
+    document's literals or the variables)."""
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         query = context.query or ""
-        if "\x00" in query or "\\u0000" in query or _has_nul(context.variables):
-            error = GraphQLError(
-                "Text may not contain NUL (\\u0000) characters.",
-                extensions={"code": "INVALID_INPUT"},
-            )
+        why = _bad_text(query) or _bad_text(context.variables)
+        if why is None and "\\u0000" in query:  # a NUL escaped in a literal
+            why = _bad_text("\x00")
+        if why is not None:
+            error = GraphQLError(why, extensions={"code": "INVALID_INPUT"})
             context.pre_execution_errors = [*(context.pre_execution_errors or []), error]
         yield

@@ -91,5 +91,5 @@ def page_size(first: int | None, limit: int = MAX_PAGE_SIZE) -> int:
 def checked_date(value: dt.date | None, name: str) -> dt.date | None:
     """A date argument within 2000-2200; else a top-level INVALID_INPUT error."""
     if value is not None and not dt.date(2000, 1, 1) <= value < dt.date(2200, 1, 1):
-        raise bad_argument(f"{name} must be between 2000 and 2200.")
+        raise bad_argument(f"{name} must be from 2000-01-01 to 2199-12-31.")
     return value

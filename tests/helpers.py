@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,14 +34,15 @@ class Api:
         key: str | None = ADMIN_KEY,
         member_token: str | None = None,
     ) -> httpx.Response:
-        headers = {}
+        headers = {"Content-Type": "application/json"}
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
         if member_token is not None:
             headers["X-Member-Token"] = member_token
-        return await self.client.post(
-            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
-        )
+        # As JSON with ASCII escapes, as many clients send it: a lone surrogate ("\ud800")
+        # is valid JSON that no UTF-8 encoder writes.
+        body = json.dumps({"query": query, "variables": variables or {}})
+        return await self.client.post("/graphql", content=body.encode(), headers=headers)
 
     async def gql(
         self,

@@ -78,7 +78,7 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
             "ref must be 1-120 letters, digits, '.', '_' or '-', beginning with a letter or digit.",
             field=("ref",),
         )
-    title = validate.text(data.title, ("title",), max_length=200)
+    title = validate.text(data.title, ("title",), max_length=200, one_line=True)
     description = (
         validate.text(data.description, ("description",), max_length=4000, required=False) or None
         if data.description is not None
@@ -253,6 +253,8 @@ def search_term(text: str | None) -> str | None:
     nothing that long can match, and SQLite refuses a LIKE pattern of 50,000 characters."""
     if text is None:
         return None
+    if len(text) > SEARCH_LENGTH:  # as sent: invisible characters count too
+        raise InvalidInput(f"search is longer than {SEARCH_LENGTH} characters.", field=("search",))
     term = validate.text(text, ("search",), max_length=SEARCH_LENGTH, required=False)
     return fold(term.strip()) or None
 

@@ -29,10 +29,12 @@ async def test_internal_errors_are_masked(
         monkeypatch.setattr("hub.merchants.list_merchants", broken)
         errors = await api.errors("{ merchants { id } }")
         assert errors[0]["message"] == "Internal error; it is logged."
+        assert errors[0]["extensions"] == {"code": "INTERNAL"}
         assert "hunter2" not in json.dumps(errors)
         # Expected failures keep their message and code.
         bad = await api.errors("{ noSuchField }")
         assert "noSuchField" in bad[0]["message"]
+        assert bad[0]["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}
 
 
 async def test_no_introspection_and_no_graphiql_but_federation_sdl(production: Settings) -> None:

@@ -97,6 +97,13 @@ async def test_upsert_reward_validates_and_belongs_to_its_merchant(
             key=mall["keys"]["jade"],
         )
         assert data["upsertReward"]["userErrors"][0]["field"] == ["input", field], change
+    broken = await api.gql(
+        UPSERT,
+        {"input": {"ref": "T7", "kind": "MEAL", "title": "line\nbreak", "price": 5}},
+        key=mall["keys"]["jade"],
+    )
+    [error] = broken["upsertReward"]["userErrors"]
+    assert error["field"] == ["input", "title"] and "one line" in error["message"]
     underscore = await api.gql(
         UPSERT,
         {"input": {"ref": "_X", "kind": "GOODS", "title": "x", "price": 5}},
@@ -182,7 +189,13 @@ async def test_search_folds_case_in_every_script_and_refuses_overlong_text(
     # other.
     assert await ids("meal a 25") == []
     assert len(await ids("   ")) == 6  # only spaces: no search
-    for term, why in [("x" * 201, "longer than 200"), ("x" * 50_000, "longer than 200")]:
+    zero_width = "\u200b"
+    for term, why in [
+        ("x" * 201, "longer than 200"),
+        ("x" * 50_000, "longer than 200"),
+        ("x" * 199 + zero_width * 5, "longer than 200"),  # as sent, invisible ones too
+        (zero_width * 300, "longer than 200"),
+    ]:
         errors = await api.errors(CATALOG, {"in": "HUB", "filter": {"search": term}})
         assert errors[0]["extensions"]["code"] == "INVALID_INPUT", errors
         assert why in errors[0]["message"] and "SELECT" not in str(errors)

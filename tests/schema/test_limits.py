@@ -48,3 +48,80 @@ async def test_nul_characters_are_refused_before_anything_runs(api: Api) -> None
     assert literal[0]["extensions"]["code"] == "INVALID_INPUT"
     variable = await api.errors("query($id: ID!) { merchant(id: $id) { id } }", {"id": "a\x00b"})
     assert variable[0]["extensions"]["code"] == "INVALID_INPUT"
+
+
+async def test_lone_surrogates_are_refused_before_anything_runs(api: Api) -> None:
+    """A lone UTF-16 surrogate is valid JSON ("\\ud800") but no text: it cannot be encoded,
+    stored or compared. It is refused as NUL is, in any variable; in the document itself
+    graphql-core's parser refuses it."""
+    for query, variables in [
+        (
+            "query($s: String) { rewards(filter: {search: $s}) { edges { cursor } } }",
+            {"s": "a\ud800"},
+        ),
+        ("query($id: ID!) { reward(id: $id) { id } }", {"id": "jade:\udfff"}),
+        (
+            "query($r: [_Any!]!) { _entities(representations: $r) { __typename } }",
+            {"r": [{"__typename": "Reward", "id": "x\ud800"}]},
+        ),
+    ]:
+        errors = await api.errors(query, variables)
+        assert errors[0]["extensions"]["code"] == "INVALID_INPUT", errors
+        assert "surrogate" in errors[0]["message"], errors
+    errors = await api.errors('{ merchant(id: "a\ud800") { id } }')
+    assert errors[0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
+    assert "U+D800" in errors[0]["message"]
+
+
+async def test_every_error_carries_a_code(api: Api) -> None:
+    """Errors graphql-core makes before anything runs carry a code too: a document that does
+    not parse, one that does not validate, and a variable the schema cannot read."""
+    cases = [
+        (
+            '{ rewards(filter: {search: "\\udfff"}) { edges { cursor } } }',
+            None,
+            "GRAPHQL_PARSE_FAILED",
+        ),
+        ("{ merchants { nosuchfield } }", None, "GRAPHQL_VALIDATION_FAILED"),
+        (
+            '{ rewards(filter: {availableOn: "20261205"}) { edges { cursor } } }',
+            None,
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            "query($d: Date) { rewards(filter: {availableOn: $d}) { edges { cursor } } }",
+            {"d": "2026-02-30"},
+            "INVALID_INPUT",
+        ),
+    ]
+    for query, variables, code in cases:
+        errors = await api.errors(query, variables)
+        assert [e["extensions"]["code"] for e in errors] == [code], (query, errors)
+
+
+async def test_malformed_entity_representations_are_invalid_input(api: Api) -> None:
+    """_entities answers INVALID_INPUT, naming what is wrong, for a representation that is
+    not one of the hub's entities by its key; the others in the call still resolve."""
+    query = "query($r: [_Any!]!) { _entities(representations: $r) { __typename } }"
+    for representation, why in [
+        ({"__typename": "Reward"}, "id"),
+        ({"__typename": "Program"}, "code"),
+        ({"__typename": "Merchant", "id": "jade", "extra": 1}, "extra"),
+        ("string", "object"),
+        (5, "object"),
+        ({"id": "jade:X"}, "__typename"),
+        ({"__typename": None}, "__typename"),
+        ({"__typename": "Nope", "id": "x"}, "Nope"),
+        ({"__typename": "Query"}, "Query"),
+        ({"__typename": "__Schema"}, "__Schema"),
+        ({"__typename": "Merchant", "id": 5}, "id"),
+    ]:
+        response = await api.post(
+            query, {"r": [{"__typename": "Merchant", "id": "x"}, representation]}
+        )
+        body = response.json()
+        assert body["data"] == {"_entities": [None, None]}, body
+        [error] = body["errors"]
+        assert error["extensions"]["code"] == "INVALID_INPUT", (representation, error)
+        assert error["path"] == ["_entities", 1] and why in error["message"], error
+        assert "positional" not in error["message"] and "attribute" not in error["message"]
