@@ -184,35 +184,40 @@ async def interleaved(
 ) -> dict[str, Measurement]:
     """Each op once per round, one at a time, after one unmeasured warm-up round.
 
-    `probes` read the counters of the server that alone serves an op, before and after.
+    `probes` read the counters of the server that alone serves an op, just before and just
+    after each of its ops: the server's CPU while the other ops run (an idle hub uses about
+    2 ms of CPU a second, its timers) is not charged to its op.
     """
     progress(f"{', '.join(ops)} [{backend}]: {iterations} rounds, interleaved")
     for op in ops.values():
         await op()
-    before = {label: await asyncio.to_thread(probe) for label, probe in probes.items()}
     times: dict[str, list[float]] = {label: [] for label in ops}
+    spent: dict[str, dict[str, float]] = {}
     began = time.perf_counter()
     for round_no in range(1, iterations + 1):
         for label, op in ops.items():
+            probe = probes.get(label)
+            before = await asyncio.to_thread(probe) if probe else {}
             started = time.perf_counter()
             await op()
             times[label].append(time.perf_counter() - started)
+            if probe:
+                after = await asyncio.to_thread(probe)
+                total = spent.setdefault(label, dict.fromkeys(after, 0.0))
+                for name in after:
+                    total[name] += after[name] - before[name]
         if round_no % 25 == 0 or round_no == iterations:
             progress(f"   round {round_no}/{iterations}")
     seconds = time.perf_counter() - began
-    after = {label: await asyncio.to_thread(probe) for label, probe in probes.items()}
     found = {}
     for label, latencies in times.items():
-        counters = {}
-        if label in after:
-            counters = {name: after[label][name] - before[label][name] for name in after[label]}
         found[label] = Measurement(
             label=label,
             backend=backend,
             ops=len(latencies),
             seconds=sum(latencies),
             latencies=latencies,
-            counters=counters,
+            counters=spent.get(label, {}),
             extra={"rounds_seconds": round(seconds, 3)},
         )
         p50, p99 = found[label].p50_ms, found[label].p99_ms

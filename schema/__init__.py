@@ -112,9 +112,10 @@ class HubSchema(Schema):
             why = self._malformed(representation)
             if why is not None:
                 message = f"representations[{index}]: {why}"
-                resolved.append(GraphQLError(message, extensions={"code": "INVALID_INPUT"}))
+                refused: Any = GraphQLError(message, extensions={"code": "INVALID_INPUT"})
+                resolved.append(refused)  # strawberry answers an entity's error in its place
             else:
-                resolved += super().entities_resolver(info, [dict(representation)])
+                resolved += super().entities_resolver(info, [dict(representation)])  # type: ignore[call-overload]
         return resolved
 
     def _malformed(self, representation: object) -> str | None:
