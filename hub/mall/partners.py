@@ -43,9 +43,14 @@ class PartnerCatalog:
         # answer again only renews its freshness, it is not written again.
         self.stored: dict[str, tuple[RewardOffer, ...]] = {}
         self.inflight: dict[str, asyncio.Task[list[RewardOffer]]] = {}
+        # When each in-flight listing was asked (monotonic): one older than the budget has
+        # had its chance, and later pages do not wait for it again.
+        self.asked_at: dict[str, float] = {}
         self._background: set[asyncio.Future[None]] = set()
+        self._stored_later: set[asyncio.Task[list[RewardOffer]]] = set()
         self._slot_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._slots_refreshed: dict[tuple[str, str], float] = {}
+        self._slots_asked_at: dict[tuple[str, str], float] = {}
 
     async def connected_programs(self, merchant: str | None = None) -> list[Program]:
         """The partners' programs (from the process's cache of programs)."""
@@ -86,6 +91,7 @@ class PartnerCatalog:
         if task is None or task.done():
             task = asyncio.create_task(self._fetch(program), name=f"catalog:{merchant_id}")
             self.inflight[merchant_id] = task
+            self.asked_at[merchant_id] = time.monotonic()
             task.add_done_callback(self._forget(merchant_id))
         return task
 
@@ -103,9 +109,14 @@ class PartnerCatalog:
         return done
 
     def _store_later(self, merchant_id: str, task: asyncio.Task[list[RewardOffer]]) -> None:
-        """A partner that answers after the budget still refreshes the cache."""
+        """A partner that answers after the budget still refreshes the cache (once, however
+        many pages found it late)."""
+        if task in self._stored_later:
+            return
+        self._stored_later.add(task)
 
         def done(finished: asyncio.Task[list[RewardOffer]]) -> None:
+            self._stored_later.discard(finished)
             if finished.cancelled() or finished.exception() is not None:
                 return
             background = asyncio.ensure_future(self._store({merchant_id: finished.result()}))
@@ -117,14 +128,20 @@ class PartnerCatalog:
     async def ensure_fresh(
         self, programs: Sequence[Program], budget: float | None = None
     ) -> list[str]:
-        """Ask every stale partner at once; the merchants that did not answer in time."""
+        """Ask every stale partner at once; the merchants that did not answer in time.
+
+        A partner asked by an earlier page and still silent after a whole budget is not
+        waited for again (a partner that hangs would cost every page its budget): its
+        answer, when it comes, refreshes the cache, and until then it is unavailable."""
         stale = [p for p in programs if not self._fresh(p.merchant_id)]
         if not stale:
             return []
+        budget = budget or self.settings.catalog_budget_seconds
         tasks = {p.merchant_id: self._start(p) for p in stale}
-        await asyncio.wait(
-            list(tasks.values()), timeout=budget or self.settings.catalog_budget_seconds
-        )
+        now = time.monotonic()
+        waited = [t for m, t in tasks.items() if now - self.asked_at.get(m, now) < budget]
+        if waited:
+            await asyncio.wait(waited, timeout=budget)
         answered = {
             m: t.result()
             for m, t in tasks.items()
@@ -187,11 +204,15 @@ class PartnerCatalog:
         at = self._slots_refreshed.get(key)
         if at is not None and time.monotonic() - at < self.settings.catalog_cache_seconds:
             return True
+        budget = budget or self.settings.catalog_budget_seconds
         task = self._slot_tasks.get(key)
         if task is None or task.done():
             task = asyncio.create_task(self._refresh_slots(reward, day, key))
             self._slot_tasks[key] = task
-        done, _ = await asyncio.wait([task], timeout=budget or self.settings.catalog_budget_seconds)
+            self._slots_asked_at[key] = time.monotonic()
+        elif time.monotonic() - self._slots_asked_at[key] >= budget:
+            return False  # asked by an earlier page and silent for a whole budget
+        done, _ = await asyncio.wait([task], timeout=budget)
         return bool(done) and task.exception() is None
 
     async def _refresh_slots(

@@ -250,7 +250,9 @@ async def test_twenty_partners_one_hangs_the_page_keeps_its_budget(
     async with live_app(configured) as (_, api):
         await register(api, "haowu", "HUB", category="PLATFORM")
         for i in range(20):
-            await register_connected(api, live, f"shop{i:02d}", f"SHOP{i:02d}", "HTTP")
+            # shop07's calls may take longer than the page's budget (as the demo's may).
+            patience = {"timeoutSeconds": hang + 2} if i == 7 else {}
+            await register_connected(api, live, f"shop{i:02d}", f"SHOP{i:02d}", "HTTP", **patience)
         started = time.perf_counter()
         data = await api.gql(PAGE)
         elapsed = time.perf_counter() - started
@@ -260,6 +262,13 @@ async def test_twenty_partners_one_hangs_the_page_keeps_its_budget(
         # close to the budget it answers is bench/'s to measure (`python -m bench mall`),
         # not a timed assertion here: a loaded CI machine took 2.2 s for a 0.4 s budget.
         assert elapsed < hang
+        # A partner already past the budget is not waited for again while that answer is
+        # still awaited: the next page names it at once (it waited the whole budget again,
+        # page after page, for as long as the partner hung).
+        started = time.perf_counter()
+        again = await api.gql(PAGE)
+        assert [m["id"] for m in again["rewards"]["unavailableMerchants"]] == ["shop07"]
+        assert time.perf_counter() - started < budget * 2 / 3
         # The answer arrives later and refreshes the cache in the background.
         await live.faults("shop07")
 
@@ -353,3 +362,31 @@ async def test_available_on_lists_rewards_with_an_open_slot_that_day(
     later = day + dt.timedelta(days=2)
     listed, unavailable = await available(later)
     assert unavailable == ["westlake"] and "westlake:WL-BOAT" not in listed
+
+
+async def test_available_on_waits_for_a_silent_partner_once(
+    hub: tuple[str, Api], live: Partners
+) -> None:
+    """availableOn asks the partners for the day's slots within the catalog's budget; a
+    partner still silent after a whole budget is named at once by the pages that follow,
+    not waited for again by each."""
+    _, api = hub
+    await register(api, "haowu", "HUB", category="PLATFORM")
+    # Its calls may take longer than the budget (1.5 s), as the demo's may.
+    await register_connected(api, live, "westlake", "WESTLAKE", "SCENIC", timeoutSeconds=10)
+    await set_rate(api, "HUB", "WESTLAKE", "1")
+    assert (await api.gql(PAGE))["rewards"]["unavailableMerchants"] == []
+    await live.faults("westlake", latency_ms=8000, operations=["slots"])
+    day = (dt.datetime.now(CST) + dt.timedelta(days=1)).date().isoformat()
+    try:
+        pages = []
+        for _ in range(3):
+            started = time.perf_counter()
+            data = await api.gql(PAGE, {"filter": {"availableOn": day}})
+            pages.append(time.perf_counter() - started)
+            assert [m["id"] for m in data["rewards"]["unavailableMerchants"]] == ["westlake"]
+        budget = 1.5
+        assert pages[0] >= budget  # the first page gave it the budget ...
+        assert max(pages[1:]) < budget * 2 / 3, pages  # ... the next ones did not wait
+    finally:
+        await live.faults("westlake")
