@@ -331,6 +331,7 @@ class Database:
         # SQLite files: single reads run on the loop's thread, through an engine of their
         # own that never begins a transaction (so none is rolled back either).
         self._loop_engine: Engine | None = None
+        self._loop_read_open = False
         if self.is_sqlite:
             self.engine: AsyncEngine = create_async_engine(
                 self.url,
@@ -345,8 +346,8 @@ class Database:
                     self.url.set(drivername="sqlite+pysqlite"),
                     # Used on the loop's thread only; a pool may hand it to another loop's.
                     connect_args={"check_same_thread": False},
-                    pool_size=pool_size,
-                    max_overflow=20,
+                    pool_size=1,  # one read at a time (single_read)
+                    max_overflow=0,
                     hide_parameters=True,
                     skip_autocommit_rollback=True,
                 )
@@ -402,9 +403,16 @@ class Database:
         """Reads of one statement each, outside any transaction (each statement sees its
         own snapshot): the hot paths' reads, one round trip; on a SQLite file, on the
         loop's own thread (_LoopReads)."""
-        if self._loop_engine is not None:
-            with self._loop_engine.connect() as sync_conn:
-                yield _LoopReads(sync_conn)
+        if self._loop_engine is not None and not self._loop_read_open:
+            # One at a time: a second while the first's holder awaits something goes
+            # through aiosqlite. (A checkout from an empty pool would block the loop's
+            # thread, and with it the holders that could give a connection back.)
+            self._loop_read_open = True
+            try:
+                with self._loop_engine.connect() as sync_conn:
+                    yield _LoopReads(sync_conn)
+            finally:
+                self._loop_read_open = False
             return
         async with self._single_engine.connect() as conn:
             yield _AsyncReads(conn)

@@ -508,3 +508,20 @@ def test_a_listed_reward_is_the_rewards_table() -> None:
     listed = [c.key for c in Reward.__table__.c if c.key not in UNLISTED]
     assert [f.name for f in fields(ListedReward)] == listed
     assert [c.key for c in LISTED_COLUMNS] == [f.name for f in fields(ListedReward)]
+
+
+async def test_single_reads_that_wait_inside_do_not_block_the_loop(settings: Settings) -> None:
+    """A SQLite file's single reads run on the loop's thread, from a pool whose checkout
+    would block that thread once it is empty, with no way for the holders to give theirs
+    back. So while one such read is open (its holder awaiting something), the others go
+    through aiosqlite: forty reads holding their connection across an await all finish."""
+    async with running_app(_quiet(settings)) as api:
+        db = api.app.state.runtime.db
+
+        async def read_and_wait() -> int:
+            async with db.single_read() as conn:
+                await asyncio.sleep(0.05)
+                return len((await conn.execute(text("SELECT 1"))).all())
+
+        found = await asyncio.wait_for(asyncio.gather(*(read_and_wait() for _ in range(40))), 20)
+        assert found == [1] * 40
