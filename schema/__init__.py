@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -135,6 +136,12 @@ class HubSchema(Schema):
         return None
 
 
+# graphql-core's errors about a variable's value (coercion), not its declaration ("is
+# never used", "is not defined" are the document's: validation).
+_VARIABLE_VALUE = re.compile(
+    r"Variable '\$\w+' (has invalid value|got invalid value|of required type|of non-null)"
+)
+
 # Each entity type and the one field of its @key.
 _ENTITY_KEYS = {"Merchant": "id", "Program": "code", "Member": "id", "Reward": "id"}
 
@@ -150,7 +157,7 @@ def _give_code(error: GraphQLError) -> None:
         code = "INTERNAL"
     elif error.message.startswith("Syntax Error"):
         code = "GRAPHQL_PARSE_FAILED"
-    elif error.message.startswith("Variable '$"):
+    elif _VARIABLE_VALUE.match(error.message):
         code = "INVALID_INPUT"
     else:
         code = "GRAPHQL_VALIDATION_FAILED"

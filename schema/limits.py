@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
-from graphql import DocumentNode, ExecutionResult, GraphQLError, get_operation_ast
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    OperationDefinitionNode,
+    get_operation_ast,
+)
 from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -132,8 +138,23 @@ class Validation(SchemaExtension):
                 if len(self.validated) >= VALIDATED_DOCUMENTS:
                     self.validated.clear()
                 self.validated[context.query] = errors
-        context.pre_execution_errors = list(errors)
+        context.pre_execution_errors = list(errors) or _unnamed_operation(context)
         yield
+
+
+def _unnamed_operation(context: Any) -> list[GraphQLError]:
+    """The GraphQL spec's request error for a document of several operations sent without
+    operationName (strawberry would run the first one, a mutation as well as a query)."""
+    document = context.graphql_document
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    # operation_name falls back to the first operation's; what the request named is kept.
+    if context._provided_operation_name is not None or len(operations) < 2:
+        return []
+    message = (
+        "This document has several operations: name the one to run in operationName "
+        f"(it has {', '.join(o.name.value if o.name else '(unnamed)' for o in operations)})."
+    )
+    return [GraphQLError(message, extensions={"code": "BAD_REQUEST"})]
 
 
 class RootFieldRateLimit(SchemaExtension):

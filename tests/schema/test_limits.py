@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hub.config import Settings
-from tests.helpers import Api, running_app
+from tests.helpers import ADMIN_KEY, Api, running_app
 
 
 async def test_too_deep_query_is_refused(api: Api) -> None:
@@ -125,3 +125,33 @@ async def test_malformed_entity_representations_are_invalid_input(api: Api) -> N
         assert error["extensions"]["code"] == "INVALID_INPUT", (representation, error)
         assert error["path"] == ["_entities", 1] and why in error["message"], error
         assert "positional" not in error["message"] and "attribute" not in error["message"]
+
+
+async def test_several_operations_need_an_operation_name(api: Api) -> None:
+    """With several operations and no operationName nothing runs (the GraphQL spec's
+    request error): the first operation, a mutation here, ran before."""
+    document = 'mutation B { createApiKey(input: {role: FINANCE, label: "x"}) { secret } } ' + (
+        "query A { viewer { role } }"
+    )
+    errors = await api.errors(document)
+    assert [e["extensions"]["code"] for e in errors] == ["BAD_REQUEST"], errors
+    assert "operationName" in errors[0]["message"]
+    keys = await api.gql("{ apiKeys { label } }")
+    assert "x" not in [k["label"] for k in keys["apiKeys"]]
+    named = await api.client.post(
+        "/graphql",
+        json={"query": document, "operationName": "A"},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    )
+    assert named.json() == {"data": {"viewer": {"role": "ADMIN"}}}
+
+
+async def test_validation_errors_about_variables_are_validation_errors(api: Api) -> None:
+    for query in [
+        "query($x: Int) { viewer { role } }",  # never used
+        "{ merchant(id: $x) { id } }",  # not defined
+    ]:
+        errors = await api.errors(query)
+        assert [e["extensions"]["code"] for e in errors] == ["GRAPHQL_VALIDATION_FAILED"], errors
+    missing = await api.errors("query($id: ID!) { merchant(id: $id) { id } }")
+    assert [e["extensions"]["code"] for e in missing] == ["INVALID_INPUT"], missing
