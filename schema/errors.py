@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import strawberry
 from graphql import GraphQLError
 
-from hub.errors import DomainError, FieldPath, spelled
+from hub.errors import DomainError, FieldPath, InvalidInput, spelled
 from schema.enums import ErrorCode
 
 T = TypeVar("T")
@@ -71,3 +71,12 @@ def forbidden(message: str) -> GraphQLError:
 
 def bad_argument(message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": "INVALID_INPUT"})
+
+
+def checked_argument(check: Callable[[], T]) -> T:
+    """A query's argument checked by the domain: its InvalidInput becomes a top-level
+    INVALID_INPUT error (a query has no userErrors to put it in)."""
+    try:
+        return check()
+    except InvalidInput as error:
+        raise bad_argument(error.message) from None

@@ -14,10 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import insights
 from hub.enums import Role
-from hub.errors import InvalidInput
 from hub.permissions import Action
 from schema.context import Info
-from schema.errors import bad_argument, forbidden
+from schema.errors import checked_argument, forbidden
 from schema.pagination import checked_date
 from schema.types.mall import Reward
 from schema.types.members import Member
@@ -184,10 +183,9 @@ class InsightsQueries:
             raise forbidden("A merchant reads only its own insights.")
         checked_date(from_, "from")
         checked_date(to, "to")
-        try:
-            period = insights.Period.checked(from_, to, info.context.settings.tz)
-        except InvalidInput as exc:
-            raise bad_argument(exc.message) from None
+        period = checked_argument(
+            lambda: insights.Period.checked(from_, to, info.context.settings.tz)
+        )
         scope = await info.context.read(lambda s: insights.scope_of(s, str(merchant)))
         if scope is None:
             return None

@@ -25,7 +25,7 @@ from hub.db import Database
 from hub.mall import catalog
 from hub.merchants import is_connected, primary_program
 from hub.models import Program, Reward, Slot
-from hub.models.mall import RewardLike
+from hub.models.mall import LISTED_COLUMNS, ListedReward, RewardLike
 
 log = structlog.get_logger(__name__)
 
@@ -181,17 +181,14 @@ class PartnerCatalog:
         merchants = [p.merchant_id for p in await self.connected_programs(merchant)]
         if not merchants:
             return []
-        async with self.db.read() as session:
-            rewards = list(
-                await session.scalars(
-                    select(Reward).where(
-                        Reward.merchant_id.in_(merchants),
-                        Reward.source == "PARTNER",
-                        Reward.has_slots.is_(True),
-                        Reward.active.is_(True),
-                    )
-                )
-            )
+        slotted = select(*LISTED_COLUMNS).where(
+            Reward.merchant_id.in_(merchants),
+            Reward.source == "PARTNER",
+            Reward.has_slots.is_(True),
+            Reward.active.is_(True),
+        )
+        async with self.db.single_read() as conn:
+            rewards = [ListedReward.of(row) for row in await conn.execute(slotted)]
         answered = await asyncio.gather(*(self.slots(r, day) for r in rewards))
         return sorted({r.merchant_id for r, ok in zip(rewards, answered, strict=True) if not ok})
 

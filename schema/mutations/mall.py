@@ -16,14 +16,13 @@ from hub.enums import CreditLevel as DomainCreditLevel
 from hub.enums import MerchantCategory as DomainCategory
 from hub.enums import RewardKind as DomainRewardKind
 from hub.enums import Role
-from hub.errors import InvalidInput
 from hub.mall import catalog, redemption
 from hub.models import Redemption as RedemptionRow
 from hub.permissions import Action, sees_money_of, sees_redemption_money
 from hub.sagas import failure_of
 from schema.context import Info
 from schema.enums import CancellationReason, CreditLevel, ErrorCode, MerchantCategory, RewardKind
-from schema.errors import UserError, attempt, bad_argument, user_errors
+from schema.errors import UserError, attempt, checked_argument, user_errors
 from schema.pagination import Connection, checked_date, decode_cursor, page_size
 from schema.types.mall import Redemption, Reward, RewardConnection
 from schema.types.merchants import Merchant, load_merchant
@@ -300,13 +299,6 @@ class MallMutations:
         return CancelRedemptionPayload(redemption=found, user_errors=errors or failed)
 
 
-def _search(text: str | None) -> str | None:
-    try:
-        return catalog.search_term(text)
-    except InvalidInput as error:
-        raise bad_argument(error.message) from None
-
-
 @strawberry.type
 class MallQueries:
     @strawberry.field(description="Every merchant's rewards, merged; partners asked concurrently.")
@@ -326,7 +318,7 @@ class MallQueries:
             kind=DomainRewardKind(f.kind).value if f.kind else None,
             payable_with=_str(f.payable_with),
             max_price=f.max_price if isinstance(f.max_price, int) else None,
-            search=_search(f.search or None),
+            search=checked_argument(lambda: catalog.search_term(f.search or None)),
             available_on=checked_date(f.available_on or None, "availableOn"),
         )
         partners = info.context.runtime.catalog
