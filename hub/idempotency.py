@@ -25,6 +25,7 @@ from hub.auth import Principal
 from hub.db import insert_or_skip, utcnow
 from hub.errors import IdempotencyConflict, InvalidInput, RetryTransaction, spelled
 from hub.models import IdempotencyRecord
+from hub.models.base import table_of
 
 Result = dict[str, Any]
 
@@ -53,7 +54,7 @@ def _claim(dialect: str) -> Any:
     """The claim of a key in this dialect, built once: an INSERT of its record (the columns
     its parameters name) that does nothing where the key is held, returning the new
     record's id."""
-    return insert_or_skip(dialect, IdempotencyRecord).returning(IdempotencyRecord.id)
+    return insert_or_skip(dialect, IdempotencyRecord).returning(table_of(IdempotencyRecord).c.id)
 
 
 REPLAYED = "idempotency_replayed"  # on a session's info: a request was answered from its key
