@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 from typing import Any
@@ -15,7 +16,7 @@ from connectors.base import Connector
 from connectors.breaker import Breaker, BreakerStore, CircuitBreaker, SharedBreaker
 from connectors.dialects import DIALECTS
 from connectors.hosted import HostedConnector
-from connectors.http import PartnerClient, PartnerConfig
+from connectors.http import POOL_CONNECTIONS, PartnerClient, PartnerConfig
 from connectors.partner import PartnerConnector, Unconfigured
 from hub import partner_urls
 from hub.config import Settings
@@ -34,6 +35,7 @@ class Registry:
         self.settings = settings
         self._shared = client
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._gates: dict[str, asyncio.Semaphore] = {}  # each pool's (PartnerClient)
         self._tls: ssl.SSLContext | None = None
         self._partners: dict[str, Connector] = {}
         self.breakers: dict[str, CircuitBreaker] = {}
@@ -53,7 +55,7 @@ class Registry:
             if self._tls is None:  # made once: loading the CA bundle costs ~20 ms a client
                 self._tls = ssl.create_default_context(cafile=certifi.where())  # as httpx
             client = self._clients[merchant_id] = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+                limits=httpx.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=10),
                 follow_redirects=False,
                 verify=self._tls,
             )
@@ -105,8 +107,11 @@ class Registry:
             breaker = self.breakers[program.merchant_id] = self._breaker(
                 program.merchant_id, config, partner
             )
+        # A gate per pool (one for every partner when they share the client).
+        pool = "" if self._shared is not None else program.merchant_id
+        gate = self._gates.setdefault(pool, asyncio.Semaphore(POOL_CONNECTIONS))
         client = PartnerClient(
-            program.merchant_id, partner, self._client(program.merchant_id), breaker
+            program.merchant_id, partner, self._client(program.merchant_id), breaker, gate
         )
         return PartnerConnector(DIALECTS[program.connector](), client)
 

@@ -181,6 +181,20 @@ def insert_or_skip(session: AsyncSession | str, model: type[Any]) -> Any:
     return insert(table).on_conflict_do_nothing()
 
 
+def insert_or_update(session: AsyncSession, model: type[Any], updated: Sequence[str]) -> Any:
+    """An INSERT into `model`'s table that, where the row's primary key is already held,
+    sets the `updated` columns of that row from the one given instead (ON CONFLICT DO
+    UPDATE): one statement, however many rows, and none read first."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    table = sa_inspect(model).local_table
+    assert isinstance(table, Table)
+    statement = insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(table.primary_key.columns),
+        set_={column: statement.excluded[column] for column in updated},
+    )
+
+
 APPENDED = "appended"  # on a write session's info: rows to insert as it commits (append)
 
 # More tables than this are not sent as one statement (its shape would be one of too many).

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import RewardOffer, RewardTerms, SlotOffer
 from hub import tags, validate, vouchers
 from hub.auth import Principal
-from hub.db import Reads, row_by, utcnow
+from hub.db import Reads, insert_or_update, row_by, utcnow
 from hub.eligibility import encode
 from hub.enums import CreditLevel, MerchantStatus, Role
 from hub.errors import Forbidden, InvalidInput, InvalidState, NotFound
@@ -227,21 +227,28 @@ async def store_partner_rewards(
 
 
 async def store_partner_slots(
-    session: AsyncSession, reward: Reward, slots: Sequence[SlotOffer]
-) -> list[Slot]:
+    session: AsyncSession, answers: Sequence[tuple[str, Sequence[SlotOffer]]]
+) -> None:
+    """Partner rewards' slots as the partners list them now, each answer a reward's id and
+    its slots (a slot a partner no longer lists is left as it was): one statement for them
+    all, nothing read first."""
     now = utcnow()
-    rows = []
-    for offer in slots:
-        sid = f"{reward.id}@{offer.ref}"
-        row = await session.get(Slot, sid)
-        if row is None:
-            row = Slot(id=sid, reward_id=reward.id, ref=offer.ref)
-            session.add(row)
-        row.starts_at, row.ends_at, row.remaining = offer.starts_at, offer.ends_at, offer.remaining
-        row.refreshed_at = now
-        rows.append(row)
-    await session.flush()
-    return rows
+    rows = {
+        f"{reward_id}@{offer.ref}": {
+            "id": f"{reward_id}@{offer.ref}",
+            "reward_id": reward_id,
+            "ref": offer.ref,
+            "starts_at": offer.starts_at,
+            "ends_at": offer.ends_at,
+            "remaining": offer.remaining,
+            "refreshed_at": now,
+        }
+        for reward_id, offers in answers
+        for offer in offers
+    }  # a slot answered twice (for a day and for the coming days) once, as answered last
+    if rows:
+        updated = ("starts_at", "ends_at", "remaining", "refreshed_at")
+        await session.execute(insert_or_update(session, Slot, updated), list(rows.values()))
 
 
 SEARCH_LENGTH = 200  # a title's

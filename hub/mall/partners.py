@@ -18,13 +18,13 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from connectors.base import ConnectorFactory, RewardOffer
+from connectors.base import ConnectorFactory, RewardOffer, SlotOffer
 from hub.caches import Caches
 from hub.config import Settings
 from hub.db import Database
 from hub.mall import catalog
-from hub.merchants import is_connected, primary_program
-from hub.models import Program, Reward, Slot
+from hub.merchants import is_connected
+from hub.models import Program, Reward
 from hub.models.mall import LISTED_COLUMNS, ListedReward, RewardLike
 
 log = structlog.get_logger(__name__)
@@ -51,6 +51,9 @@ class PartnerCatalog:
         self._slot_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._slots_refreshed: dict[tuple[str, str], float] = {}
         self._slots_asked_at: dict[tuple[str, str], float] = {}
+        # Partners' slot answers waiting to be stored together (_store_slots).
+        self._slots_to_store: _SlotAnswers = []
+        self._slot_writer: asyncio.Task[None] | None = None
 
     async def connected_programs(self, merchant: str | None = None) -> list[Program]:
         """The partners' programs (from the process's cache of programs)."""
@@ -159,6 +162,7 @@ class PartnerCatalog:
         tasks: list[asyncio.Future[Any]] = [
             *self.inflight.values(),
             *self._slot_tasks.values(),
+            *([self._slot_writer] if self._slot_writer else []),
             *self._background,
         ]
         for task in tasks:
@@ -215,16 +219,41 @@ class PartnerCatalog:
     async def _refresh_slots(
         self, reward: RewardLike, day: dt.date | None, key: tuple[str, str]
     ) -> None:
-        async with self.db.read() as session:
-            program = await primary_program(session, reward.merchant_id)
+        program = await self.caches.program_of_merchant(reward.merchant_id)
         assert program is not None
         connector = self.factory.for_program(program, None, "catalog")
         offers = await connector.list_slots(reward.ref, day)
-
-        async def store(session: AsyncSession) -> list[Slot]:
-            fresh = await session.get(Reward, reward.id)
-            assert fresh is not None
-            return await catalog.store_partner_slots(session, fresh, offers)
-
-        await self.db.transaction(store)
+        await self._store_slots(reward.id, offers)
         self._slots_refreshed[key] = time.monotonic()
+
+    async def _store_slots(self, reward_id: str, offers: Sequence[SlotOffer]) -> None:
+        """Store a reward's slots as its partner answered, in one transaction with the
+        answers that arrive meanwhile (each slotted reward of each day a page asks is an
+        answer of its own; SQLite takes write transactions in turn). Returns once stored."""
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._slots_to_store.append((reward_id, offers, stored))
+        if self._slot_writer is None or self._slot_writer.done():
+            self._slot_writer = asyncio.create_task(self._write_slots())
+        await stored
+
+    async def _write_slots(self) -> None:
+        """Store the answers waiting, all in one transaction, until none waits."""
+        while self._slots_to_store:
+            batch, self._slots_to_store = self._slots_to_store, []
+
+            async def store(session: AsyncSession, batch: _SlotAnswers = batch) -> None:
+                await catalog.store_partner_slots(session, [(r, o) for r, o, _ in batch])
+
+            try:
+                await self.db.transaction(store)
+            except Exception as error:  # each waiter's page serves the slots it had
+                for *_, stored in batch:
+                    if not stored.done():
+                        stored.set_exception(error)
+            else:
+                for *_, stored in batch:
+                    if not stored.done():
+                        stored.set_result(None)
+
+
+_SlotAnswers = list[tuple[str, Sequence[SlotOffer], asyncio.Future[None]]]

@@ -3,6 +3,7 @@ partners, failures that cost no point, and cancellations the partner reports."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import AsyncIterator
@@ -362,6 +363,40 @@ async def test_available_on_lists_rewards_with_an_open_slot_that_day(
     later = day + dt.timedelta(days=2)
     listed, unavailable = await available(later)
     assert unavailable == ["westlake"] and "westlake:WL-BOAT" not in listed
+
+
+async def test_pages_for_many_days_at_once_store_the_slots_together(
+    hub: tuple[str, Api], live: Partners
+) -> None:
+    """availableOn pages for many days at once ask each slotted partner reward for each
+    day, and store what the partners answered a few transactions at a time, not one per
+    reward and day: SQLite takes write transactions in turn, and 60 days at once took the
+    demo past the catalog's budget, naming every partner unavailable on every page."""
+    _, api = hub
+    await _world(api, live)
+    assert (await api.gql(PAGE))["rewards"]["unavailableMerchants"] == []  # catalogs kept
+    db = api.app.state.runtime.db
+    writes: list[str] = []
+    transaction = db.transaction
+
+    async def counted(work: Any, *args: Any, **kwargs: Any) -> Any:
+        writes.append(getattr(work, "__qualname__", ""))
+        return await transaction(work, *args, **kwargs)
+
+    db.transaction = counted
+    today = dt.datetime.now(CST).date()
+    days = [(today + dt.timedelta(days=n)).isoformat() for n in range(1, 21)]
+    try:
+        pages = await asyncio.gather(
+            *(api.gql(PAGE, {"filter": {"availableOn": day}}) for day in days)
+        )
+    finally:
+        del db.transaction
+    # One a slotted reward and day before (nine rewards, twenty days); a few now.
+    assert 1 <= len(writes) <= len(days) // 2, len(writes)
+    for day, page in zip(days, pages, strict=True):
+        if page["rewards"]["unavailableMerchants"] == []:  # then its listing is that day's
+            assert page == await api.gql(PAGE, {"filter": {"availableOn": day}}), day
 
 
 async def test_available_on_waits_for_a_silent_partner_once(
