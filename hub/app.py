@@ -78,7 +78,7 @@ def create_app(
         ),
     ]
     routes = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", graphql),  # every method: the view answers those it does not take
         *web_routes.HTTP,
         *(extra_routes or []),
         Mount("/mall", StaticFiles(directory=WEB / "mall", html=True), name="mall"),

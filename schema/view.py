@@ -198,6 +198,9 @@ class HubGraphQL(GraphQL[Context, None]):
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] != "POST" and not self._ide_page(scope):
+            await self._not_allowed(scope["method"])(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["method"] == "POST":
             request = Request(scope, receive)
             runtime: Runtime = request.app.state.runtime
@@ -231,6 +234,26 @@ class HubGraphQL(GraphQL[Context, None]):
             await answer(scope, receive, send)
             return
         await super().__call__(scope, receive, send)
+
+    def _ide_page(self, scope: Scope) -> bool:
+        """A GET (or HEAD) of GraphiQL's page, where it is served (not in production)."""
+        page = scope["method"] in ("GET", "HEAD") and b"query=" not in scope["query_string"]
+        return page and self.graphql_ide is not None
+
+    def _not_allowed(self, method: str) -> JSONResponse:
+        """405 as a GraphQL error with a code, like every refusal of the hub's: operations
+        are sent with POST only (GraphQL over HTTP's GET is optional, and not taken)."""
+        allowed = "GET, POST" if self.graphql_ide else "POST"
+        where = " (a GET opens the GraphiQL page)" if self.graphql_ide else ""
+        message = (
+            f"/graphql runs operations sent with POST, as a JSON body with query and "
+            f"variables{where}; {method} is not taken."
+        )
+        return JSONResponse(
+            {"data": None, "errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]},
+            status_code=405,
+            headers={"Allow": allowed},
+        )
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

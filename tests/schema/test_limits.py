@@ -155,3 +155,19 @@ async def test_validation_errors_about_variables_are_validation_errors(api: Api)
         assert [e["extensions"]["code"] for e in errors] == ["GRAPHQL_VALIDATION_FAILED"], errors
     missing = await api.errors("query($id: ID!) { merchant(id: $id) { id } }")
     assert [e["extensions"]["code"] for e in missing] == ["INVALID_INPUT"], missing
+
+
+async def test_every_method_but_post_is_answered_in_json_with_a_code(api: Api) -> None:
+    """Only POST runs operations. A GET with a query (GraphQL over HTTP's optional GET), a
+    PUT, a DELETE get 405 with the methods that are allowed, as a GraphQL error with a code,
+    as every other refusal is: a client parses one shape. A GET of the page itself still
+    opens GraphiQL in development."""
+    for method, params in (("GET", {"query": "{ __typename }"}), ("PUT", {}), ("DELETE", {})):
+        response = await api.client.request(method, "/graphql", params=params)
+        assert response.status_code == 405, (method, response.text)
+        assert response.headers["allow"] == "GET, POST"
+        error = response.json()["errors"][0]
+        assert error["extensions"] == {"code": "BAD_REQUEST"}, error
+        assert "POST" in error["message"]
+    page = await api.client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
