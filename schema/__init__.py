@@ -30,7 +30,7 @@ from schema.mutations.vouchers import VoucherMutations, VoucherQueries
 from schema.mutations.webhooks import WebhookMutations, WebhookQueries
 from schema.queries import CoreQueries
 from schema.reconciliation import ReconciliationQueries
-from schema.scalars import StrictDate, StrictDecimal
+from schema.scalars import StrictDate, StrictDecimal, as_sent
 from schema.types.mall import Reward
 from schema.types.members import Member
 from schema.types.merchants import Merchant, Program
@@ -127,7 +127,7 @@ class HubSchema(Schema):
         keys = _ENTITY_KEYS.get(name) if isinstance(name, str) else None
         if keys is None:
             known = ", ".join(sorted(_ENTITY_KEYS))
-            return f"__typename must name an entity of the hub ({known}), not {name!r}."
+            return f"__typename must name an entity of the hub ({known}), not {as_sent(name)}."
         given = set(representation) - {"__typename"}
         if given != {keys}:
             return f"a {name} is represented by its {keys} alone (it has {sorted(given)})."

@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import re
 
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.types.scalar import ScalarDefinition
 
 from hub.validate import plain_decimal
+
+
+def as_sent(value: object) -> str:
+    """A value of the request's JSON as JSON (true, null, 1.5, "x"), not as Python prints
+    it (True, None): what a client's message names is what it sent. Cut at 80 characters."""
+    shown = json.dumps(value, ensure_ascii=False, default=str)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def parse_decimal(value: object) -> decimal.Decimal:
@@ -26,7 +34,7 @@ def parse_decimal(value: object) -> decimal.Decimal:
         return decimal.Decimal(value)
     if not isinstance(value, str):
         raise StrawberryInputCoercionError(
-            f"Value cannot represent a Decimal: {value!r}. Send it as a string of ASCII "
+            f"Value cannot represent a Decimal: {as_sent(value)}. Send it as a string of ASCII "
             'digits with an optional "-" and ".", such as "199.00".'
         )
     return plain_decimal(value)
@@ -56,7 +64,7 @@ def parse_date(value: object) -> dt.date:
         except ValueError:
             pass
     raise StrawberryInputCoercionError(
-        f"Value cannot represent a Date: {value!r}. Send a calendar date as YYYY-MM-DD, "
+        f"Value cannot represent a Date: {as_sent(value)}. Send a calendar date as YYYY-MM-DD, "
         'such as "2026-12-01".'
     )
 

@@ -171,3 +171,17 @@ async def test_every_method_but_post_is_answered_in_json_with_a_code(api: Api) -
         assert "POST" in error["message"]
     page = await api.client.get("/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "graphiql" in page.text.lower()
+
+
+async def test_messages_name_values_as_they_were_sent(api: Api) -> None:
+    """A message names a refused value as the client sent it in JSON (true, 1.5, null),
+    not as Python prints it (True, None)."""
+    query = "query($d: Date) { rewards(first: 1, filter: {availableOn: $d}) { edges { cursor } } }"
+    for sent, shown in ((True, "true"), (1.5, "1.5"), ({"a": None}, '{"a": null}')):
+        response = await api.post(query, {"d": sent})
+        message = response.json()["errors"][0]["message"]
+        assert f"Value cannot represent a Date: {shown}." in message, message
+    entities = "query($r: [_Any!]!) { _entities(representations: $r) { __typename } }"
+    response = await api.post(entities, {"r": [{"__typename": True, "id": "x"}]})
+    message = response.json()["errors"][0]["message"]
+    assert message.endswith("not true."), message
