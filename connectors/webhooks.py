@@ -52,7 +52,7 @@ def parse(secret: str, headers: Mapping[str, str], body: bytes) -> PartnerEvent:
         raise WebhookRejected(401, problem)
     try:
         data = json.loads(body)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # not JSON, or nested past the decoder
         raise WebhookRejected(400, "the body is not JSON") from exc
     if not isinstance(data, dict):
         raise WebhookRejected(400, "the body must be a JSON object")

@@ -139,6 +139,9 @@ class Validation(SchemaExtension):
                     self.validated.clear()
                 self.validated[context.query] = errors
         context.pre_execution_errors = list(errors) or _unnamed_operation(context)
+        response = getattr(context.context, "response", None)  # none outside HTTP
+        if not errors and context.pre_execution_errors and response is not None:
+            response.status_code = 400  # a request error, as a broken body's
         yield
 
 

@@ -117,6 +117,8 @@ def malformed(content_type: str, body: bytes) -> str | None:
         data = json.loads(body)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError
         return f"{usage}; the body is not JSON."
+    except RecursionError:  # nested deeper than Python's decoder goes
+        return f"{usage}; the body's JSON is nested too deeply."
     if not isinstance(data, dict):
         return f"{usage}; the body is JSON but not an object (one operation per request)."
     if not isinstance(data.get("query"), str):

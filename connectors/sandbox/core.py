@@ -10,7 +10,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -396,7 +396,14 @@ class Sandbox:
 
     def admin_routes(self) -> list[Route]:
         async def set_faults(request: Request) -> Response:
-            self.faults = Faults(**(await self.body(request)))
+            body = await self.body(request)
+            known = {f.name for f in fields(Faults)}
+            unknown = sorted(set(body) - known) if isinstance(body, dict) else ["(not an object)"]
+            if unknown:
+                message = f"Unknown fault switches {unknown}; the switches are {sorted(known)}."
+                error = {"code": "INVALID_INPUT", "message": message}
+                return JSONResponse({"error": error}, status_code=400)
+            self.faults = Faults(**body)
             return JSONResponse(asdict(self.faults))
 
         async def put_member(request: Request) -> Response:

@@ -265,7 +265,7 @@ class NdjsonReader(Reader):
         for number, text in _with_text(lines, out):
             try:
                 value = json.loads(text, parse_float=validate.plain_decimal)
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested past the decoder
                 value = None
             if not isinstance(value, dict):
                 out.append(

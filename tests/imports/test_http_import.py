@@ -86,6 +86,7 @@ async def test_ndjson_with_numbers_or_strings_for_amounts(world: World, db_url: 
         {"memberId": world.members[0], "orderRef": "N-4", "amount": 0.001},
     ]
     body = "\n".join(json.dumps(x) for x in lines).encode() + b"\n{not json"
+    body += b"\n" + b"[" * 5000 + b"]" * 5000  # deeper than Python's decoder goes
     response = await api.client.post(
         f"{URL}?program=JADE", content=body, headers=_auth(jade, "application/x-ndjson")
     )
@@ -95,6 +96,7 @@ async def test_ndjson_with_numbers_or_strings_for_amounts(world: World, db_url: 
         (3, "INVALID_INPUT"),
         (4, "INVALID_INPUT"),
         (5, "INVALID_INPUT"),
+        (6, "INVALID_INPUT"),
     ]
     assert (await balances(api, world.members[0]))["JADE"] == 12
     assert (await balances(api, world.members[1]))["JADE"] == 30

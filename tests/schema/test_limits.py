@@ -133,7 +133,9 @@ async def test_several_operations_need_an_operation_name(api: Api) -> None:
     document = 'mutation B { createApiKey(input: {role: FINANCE, label: "x"}) { secret } } ' + (
         "query A { viewer { role } }"
     )
-    errors = await api.errors(document)
+    response = await api.post(document)
+    assert response.status_code == 400  # as an unknown operationName, a broken body
+    errors = response.json()["errors"]
     assert [e["extensions"]["code"] for e in errors] == ["BAD_REQUEST"], errors
     assert "operationName" in errors[0]["message"]
     keys = await api.gql("{ apiKeys { label } }")
@@ -185,3 +187,16 @@ async def test_messages_name_values_as_they_were_sent(api: Api) -> None:
     response = await api.post(entities, {"r": [{"__typename": True, "id": "x"}]})
     message = response.json()["errors"][0]["message"]
     assert message.endswith("not true."), message
+
+
+async def test_a_body_nested_past_any_sense_is_a_bad_request(api: Api) -> None:
+    """JSON nested 100,000 deep made Python's decoder recurse past its limit: an HTTP 500
+    with a plain-text body and a raw traceback in the log. It is a BAD_REQUEST like any
+    body that is not a GraphQL request, and nothing runs."""
+    deep = "[" * 100_000 + "]" * 100_000
+    body = '{"query": "{ viewer { role } }", "variables": {"a": ' + deep + "}}"
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"}
+    response = await api.client.post("/graphql", content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    error = response.json()["errors"][0]
+    assert error["extensions"] == {"code": "BAD_REQUEST"} and "nested" in error["message"]

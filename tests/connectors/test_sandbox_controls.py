@@ -1,0 +1,21 @@
+"""The sandbox partners' own controls (the demo's and the tests' fault switches)."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.partners import partners
+
+
+async def test_an_unknown_fault_switch_is_refused_and_changes_nothing() -> None:
+    """A switch the sandbox does not have (`{"mode": "fail"}`) was a 500 with a Python
+    TypeError; it is a 400 that names the switches there are, and the faults stay."""
+    async with partners() as live:
+        await live.start("lotus", "HOTEL")
+        await live.faults("lotus", latency_ms=5)
+        async with httpx.AsyncClient() as client:
+            url = f"{live.url('lotus')}/sandbox/faults"
+            refused = await client.post(url, json={"mode": "fail"})
+            assert refused.status_code == 400, refused.text
+            assert "latency_ms" in refused.json()["error"]["message"]
+        assert live.sandbox("lotus").faults.latency_ms == 5
