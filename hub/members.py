@@ -52,7 +52,7 @@ async def _check(session: AsyncSession, principal: Principal, data: Enrollment) 
     require_merchant(principal, program.merchant_id, ("program",))
     if data.member_id:
         consent.require_link_consent(principal, data.member_id, ("member_id",))
-    ref = validate.text(data.external_ref, ("external_ref",), max_length=80)
+    ref = validate.text(data.external_ref, ("external_ref",), max_length=80, reference=True)
     name = validate.text(data.display_name, ("display_name",), max_length=200)
     phone = None
     if data.phone is not None and data.phone.strip():

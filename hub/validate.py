@@ -119,13 +119,16 @@ def text(
     max_length: int,
     required: bool = True,
     one_line: bool = False,
+    reference: bool = False,
 ) -> str:
     """Text a person reads (a reference, key, label, name, code, reason), without the
     invisible characters around it; it must show at least one character.
 
     "A-1" and "A-1" wrapped in zero-width spaces are one value; a value of only
     zero-width or space characters is empty; a control character inside (NUL, ESC) is
-    refused, tabs and line breaks aside (and those too in `one_line` text: a title).
+    refused, tabs and line breaks aside (and those too in `one_line` text: a title). A
+    `reference` (an order's, a membership number) has no invisible format character inside
+    either: one would make a second value that reads as the first.
     """
     start, end = 0, len(value)
     while start < end and invisible(value[start]):
@@ -149,6 +152,12 @@ def text(
         raise InvalidInput(
             f"{name_of(field)} contains a bidirectional control character (U+202A-U+202E, "
             "U+2066-U+2069), which makes text read otherwise than it is.",
+            field=field,
+        )
+    if reference and any(unicodedata.category(c) == "Cf" for c in value):
+        raise InvalidInput(  # "ord-Z1" with a zero-width space inside shows as "ord-Z1"
+            f"{name_of(field)} contains an invisible character (zero-width, a joiner, a soft "
+            "hyphen): a reference must read as it is.",
             field=field,
         )
     if len(value) > max_length:

@@ -82,10 +82,10 @@ def check_values(
     """check() for values given one by one (a CSV record's fields)."""
     try:
         member_id = _text(member, MEMBER, 40)
-        external_ref = _text(ref, REF, 80)
+        external_ref = _text(ref, REF, 80, reference=True)
         if member_id is None and external_ref is None:
             raise InvalidInput("Name the member: memberId or externalRef.", field=(MEMBER,))
-        order_ref = _text(order, ORDER, 120)
+        order_ref = _text(order, ORDER, 120, reference=True)
         if order_ref is None:
             raise InvalidInput("orderRef is missing: points are earned only for a real purchase.")
         return Staged(
@@ -95,7 +95,7 @@ def check_values(
         return Rejected(line, error.code, error.message)
 
 
-def _text(value: object, name: str, max_length: int) -> str | None:
+def _text(value: object, name: str, max_length: int, *, reference: bool = False) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
@@ -108,7 +108,7 @@ def _text(value: object, name: str, max_length: int) -> str | None:
             return value
     if "\ufffd" in value:
         raise InvalidInput(f"{name} is not valid UTF-8.", field=(name,))
-    return validate.text(value, (name,), max_length=max_length)
+    return validate.text(value, (name,), max_length=max_length, reference=reference)
 
 
 def _cents(value: object) -> int:

@@ -99,6 +99,29 @@ async def test_invisible_padding_does_not_make_a_second_order(api: Api) -> None:
     assert await balances(api, member) == {"JADE": 100}
 
 
+@pytest.mark.parametrize("inside", ["\u200b", "\u2060", "\u00ad", "\ufeff"])
+async def test_an_invisible_character_inside_a_reference_is_refused(api: Api, inside: str) -> None:
+    """'ord-Z1' with a zero-width space (or a word joiner, a soft hyphen, a BOM) inside shows
+    as 'ord-Z1' and was a second order earning points again. Inside an order reference or a
+    membership number such a character is refused; around one it is stripped (above)."""
+    await register(api, "jade", "JADE")
+    member = await enroll(api, "JADE", "J-1")
+    accrue = {"memberId": member, "program": "JADE", "amount": "100"}
+    first = await api.gql(
+        ACCRUE, {"input": {**accrue, "orderRef": "ord-Z1", "idempotencyKey": "a"}}
+    )
+    assert first["accruePoints"]["userErrors"] == []
+    sneaky = {**accrue, "orderRef": f"ord-{inside}Z1", "idempotencyKey": "b"}
+    payload = (await api.gql(ACCRUE, {"input": sneaky}))["accruePoints"]
+    assert [(e["code"], e["field"]) for e in payload["userErrors"]] == [
+        ("INVALID_INPUT", ["input", "orderRef"])
+    ]
+    assert await balances(api, member) == {"JADE": 100}
+    data = {"program": "JADE", "externalRef": f"J-{inside}2", "displayName": "Li Wei"}
+    enrolled = (await api.gql(ENROLL, {"input": data}))["enrollMember"]
+    assert enrolled["userErrors"][0]["field"] == ["input", "externalRef"]
+
+
 @pytest.mark.parametrize("field", ["externalRef", "displayName"])
 async def test_enrolling_with_an_invisible_name_or_number_is_refused(api: Api, field: str) -> None:
     await register(api, "jade", "JADE")
