@@ -11,9 +11,10 @@ from typing import overload
 
 from hub.errors import FieldPath, InvalidInput, spelled
 
-MAX_POINTS = 10**12  # far beyond any real balance; stops absurd input before arithmetic
 # GraphQL's Int is 32 bits: no balance may pass it, or it can no longer be read.
 MAX_BALANCE = 2**31 - 1
+# The most points an input may name: what a balance can hold (a bound no Int passes).
+MAX_POINTS = MAX_BALANCE
 # The most one movement (an accrual, a conversion's credit) may bring into an account.
 MAX_POINTS_PER_MOVEMENT = 100_000_000
 

@@ -160,6 +160,9 @@ async def test_quote_errors_carry_the_contract_codes(api: Api, world: dict[str, 
     assert await code_of("SKYMILES", "LOTUS", 550) == "NOT_A_MULTIPLE_OF_STEP"
     assert await code_of("SKYMILES", "LOTUS", 2100) == "LIMIT_EXCEEDED"
     assert await code_of("SKYMILES", "LOTUS", 0) == "INVALID_INPUT"
+    # The range named is what a member could hold, not a bound no Int can reach.
+    refused = (await convert(api, member, "SKYMILES", "LOTUS", -5))["userErrors"][0]
+    assert refused["message"] == "points must be between 1 and 2,147,483,647.", refused
     await convert(api, member, "SKYMILES", "LOTUS", 1500)
     assert await code_of("SKYMILES", "LOTUS", 600) == "LIMIT_EXCEEDED"
     too_many = await convert(api, member, "SKYMILES", "LOTUS", 500)
