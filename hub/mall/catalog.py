@@ -248,7 +248,8 @@ async def store_partner_slots(
     }  # a slot answered twice (for a day and for the coming days) once, as answered last
     if rows:
         updated = ("starts_at", "ends_at", "remaining", "refreshed_at")
-        await session.execute(insert_or_update(session, Slot, updated), list(rows.values()))
+        ordered = [rows[sid] for sid in sorted(rows)]  # in id order: replicas lock alike
+        await session.execute(insert_or_update(session, Slot, updated), ordered)
 
 
 SEARCH_LENGTH = 200  # a title's
