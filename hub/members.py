@@ -178,7 +178,12 @@ async def member_by_ref(
     """The member holding membership number `external_ref` in the program. A MERCHANT
     looks numbers up in its own programs only: a number at another merchant's program
     would tell it where its members are enrolled and as whom (`sees_member` then decides
-    the rest)."""
+    the rest). The number is read as enrollment reads it (invisible characters around it
+    stripped); one no enrollment would take finds no one."""
+    try:
+        external_ref = validate.text(external_ref, ("external_ref",), max_length=80, reference=True)
+    except InvalidInput:
+        return None
     query = (
         select(Member)
         .join(Account, Account.member_id == Member.id)

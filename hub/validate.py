@@ -113,6 +113,33 @@ def invisible(char: str) -> bool:
     return unicodedata.category(char) in INVISIBLE
 
 
+# Unicode's Default_Ignorable_Code_Point outside the format category (the combining
+# grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian and other variation
+# selectors), and the braille blank: each shows nothing where it stands.
+_IGNORABLE = (
+    (0x034F, 0x034F),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180F),
+    (0x2800, 0x2800),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFFA0, 0xFFA0),
+    (0xE0100, 0xE01EF),
+)
+
+
+def unseen_in_reference(char: str) -> bool:
+    """A character a reference may not hold inside: one that shows nothing (format,
+    control, ignorable), a line or paragraph break, or a space other than U+0020 (a
+    no-break or ideographic space reads as one)."""
+    category = unicodedata.category(char)
+    if category in ("Cf", "Cc", "Zl", "Zp") or (category == "Zs" and char != " "):
+        return True
+    code = ord(char)
+    return any(low <= code <= high for low, high in _IGNORABLE)
+
+
 def text(
     value: str,
     field: FieldPath,
@@ -128,8 +155,9 @@ def text(
     "A-1" and "A-1" wrapped in zero-width spaces are one value; a value of only
     zero-width or space characters is empty; a control character inside (NUL, ESC) is
     refused, tabs and line breaks aside (and those too in `one_line` text: a title). A
-    `reference` (an order's, a membership number) has no invisible format character inside
-    either: one would make a second value that reads as the first.
+    `reference` (an order's, a membership number) has nothing inside that shows nothing or
+    looks like a space (unseen_in_reference): one would make a second value that reads as
+    the first.
     """
     start, end = 0, len(value)
     while start < end and invisible(value[start]):
@@ -155,10 +183,11 @@ def text(
             "U+2066-U+2069), which makes text read otherwise than it is.",
             field=field,
         )
-    if reference and any(unicodedata.category(c) == "Cf" for c in value):
+    if reference and any(unseen_in_reference(c) for c in value):
         raise InvalidInput(  # "ord-Z1" with a zero-width space inside shows as "ord-Z1"
-            f"{name_of(field)} contains an invisible character (zero-width, a joiner, a soft "
-            "hyphen): a reference must read as it is.",
+            f"{name_of(field)} contains a character that shows nothing or looks like a "
+            "space (zero-width, a joiner, a variation selector, a filler, a tab or line "
+            "break, a space other than U+0020): a reference must read as it is.",
             field=field,
         )
     if len(value) > max_length:

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
@@ -238,9 +239,11 @@ class HubGraphQL(GraphQL[Context, None]):
         await super().__call__(scope, receive, send)
 
     def _ide_page(self, scope: Scope) -> bool:
-        """A GET (or HEAD) of GraphiQL's page, where it is served (not in production)."""
-        page = scope["method"] in ("GET", "HEAD") and b"query=" not in scope["query_string"]
-        return page and self.graphql_ide is not None
+        """A browser's GET of GraphiQL's page, where it is served (not in production)."""
+        if self.graphql_ide is None or scope["method"] != "GET":
+            return False
+        accept = Headers(scope=scope).get("accept", "")
+        return "text/html" in accept and b"query=" not in scope["query_string"]
 
     def _not_allowed(self, method: str) -> JSONResponse:
         """405 as a GraphQL error with a code, like every refusal of the hub's: operations

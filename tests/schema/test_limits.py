@@ -164,10 +164,19 @@ async def test_every_method_but_post_is_answered_in_json_with_a_code(api: Api) -
     PUT, a DELETE get 405 with the methods that are allowed, as a GraphQL error with a code,
     as every other refusal is: a client parses one shape. A GET of the page itself still
     opens GraphiQL in development."""
-    for method, params in (("GET", {"query": "{ __typename }"}), ("PUT", {}), ("DELETE", {})):
-        response = await api.client.request(method, "/graphql", params=params)
+    json = {"Accept": "application/json"}
+    for method, params, headers in (
+        ("GET", {"query": "{ __typename }"}, {}),
+        ("GET", {}, json),  # not a browser's: no page, no query either
+        ("HEAD", {}, {}),
+        ("PUT", {}, {}),
+        ("DELETE", {}, {}),
+    ):
+        response = await api.client.request(method, "/graphql", params=params, headers=headers)
         assert response.status_code == 405, (method, response.text)
         assert response.headers["allow"] == "GET, POST"
+        if method == "HEAD":
+            continue  # no body
         error = response.json()["errors"][0]
         assert error["extensions"] == {"code": "BAD_REQUEST"}, error
         assert "POST" in error["message"]
