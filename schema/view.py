@@ -108,6 +108,11 @@ async def _authenticate(runtime: Runtime, request: Request) -> Principal | JSONR
     return principal
 
 
+def _not_json(constant: str) -> Any:
+    """Python's decoder reads NaN and Infinity; JSON (RFC 8259) has neither."""
+    raise ValueError(f"{constant} is not JSON")
+
+
 def malformed(content_type: str, body: bytes) -> str | None:
     """Why a POST body is not a GraphQL request (a JSON object with a string `query`,
     and `variables` an object, `operationName` a string, when given); None when it is."""
@@ -115,7 +120,7 @@ def malformed(content_type: str, body: bytes) -> str | None:
     if "application/json" not in content_type.lower():
         return f"{usage}; the Content-Type was {content_type or 'missing'}."
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_not_json)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError
         return f"{usage}; the body is not JSON."
     except RecursionError:  # nested deeper than Python's decoder goes

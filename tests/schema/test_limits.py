@@ -209,3 +209,15 @@ async def test_a_body_nested_past_any_sense_is_a_bad_request(api: Api) -> None:
     assert response.status_code == 400, response.text
     error = response.json()["errors"][0]
     assert error["extensions"] == {"code": "BAD_REQUEST"} and "nested" in error["message"]
+
+
+async def test_nan_and_infinity_are_not_json(api: Api) -> None:
+    """Python's decoder reads NaN and Infinity, which JSON does not have (RFC 8259): a body
+    with them is a BAD_REQUEST, as any body that is not JSON."""
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"}
+    for literal in ("NaN", "Infinity", "-Infinity"):
+        query = '"query($n: Int) { viewer { role } }"'
+        body = '{"query": ' + query + ', "variables": {"n": ' + literal + "}}"
+        response = await api.client.post("/graphql", content=body, headers=headers)
+        assert response.status_code == 400, (literal, response.text)
+        assert response.json()["errors"][0]["extensions"] == {"code": "BAD_REQUEST"}
