@@ -174,25 +174,27 @@ def insert_or_skip(session: AsyncSession | str, model: type[Any]) -> Any:
     row (ON CONFLICT DO NOTHING, in the session's dialect or the dialect named); its rowcount
     says whether it wrote. A Core statement: the ORM's bulk INSERT would cost a third more
     and give nothing here (no instance is made)."""
-    dialect = session if isinstance(session, str) else session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    table = sa_inspect(model).local_table
-    assert isinstance(table, Table)
-    return insert(table).on_conflict_do_nothing()
+    return _dialect_insert(session, model).on_conflict_do_nothing()
 
 
 def insert_or_update(session: AsyncSession, model: type[Any], updated: Sequence[str]) -> Any:
     """An INSERT into `model`'s table that, where the row's primary key is already held,
     sets the `updated` columns of that row from the one given instead (ON CONFLICT DO
     UPDATE): one statement, however many rows, and none read first."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    table = sa_inspect(model).local_table
-    assert isinstance(table, Table)
-    statement = insert(table)
+    statement = _dialect_insert(session, model)
     return statement.on_conflict_do_update(
-        index_elements=list(table.primary_key.columns),
+        index_elements=list(statement.table.primary_key.columns),
         set_={column: statement.excluded[column] for column in updated},
     )
+
+
+def _dialect_insert(session: AsyncSession | str, model: type[Any]) -> Any:
+    """The INSERT of the session's dialect (or the dialect named) into `model`'s table, the
+    one with ON CONFLICT clauses."""
+    dialect = session if isinstance(session, str) else session.get_bind().dialect.name
+    table = sa_inspect(model).local_table
+    assert isinstance(table, Table)
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
 APPENDED = "appended"  # on a write session's info: rows to insert as it commits (append)

@@ -52,7 +52,7 @@ async def _check(session: AsyncSession, principal: Principal, data: Enrollment) 
     require_merchant(principal, program.merchant_id, ("program",))
     if data.member_id:
         consent.require_link_consent(principal, data.member_id, ("member_id",))
-    ref = validate.text(data.external_ref, ("external_ref",), max_length=80, reference=True)
+    ref = membership_number(data.external_ref)
     name = validate.text(data.display_name, ("display_name",), max_length=200)
     phone = None
     if data.phone is not None and data.phone.strip():
@@ -169,6 +169,12 @@ async def accounts_of(
     return {code: cache[(member_id, code)] for code in program_codes if (member_id, code) in cache}
 
 
+def membership_number(value: str) -> str:
+    """A membership number as enrollment takes it and a look-up reads it: invisible
+    characters around it stripped, none inside (a reference), at most 80 characters."""
+    return validate.text(value, ("external_ref",), max_length=80, reference=True)
+
+
 async def member_by_ref(
     session: AsyncSession,
     program_code: str,
@@ -181,7 +187,7 @@ async def member_by_ref(
     the rest). The number is read as enrollment reads it (invisible characters around it
     stripped); one no enrollment would take finds no one."""
     try:
-        external_ref = validate.text(external_ref, ("external_ref",), max_length=80, reference=True)
+        external_ref = membership_number(external_ref)
     except InvalidInput:
         return None
     query = (
