@@ -22,10 +22,12 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    cast,
     event,
     insert,
     select,
     text,
+    union_all,
 )
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -199,21 +201,26 @@ def _dialect_insert(session: AsyncSession | str, model: type[Any]) -> Any:
 
 APPENDED = "appended"  # on a write session's info: rows to insert as it commits (append)
 
-# More tables than this are not sent as one statement (its shape would be one of too many).
-_AT_ONCE_TABLES = 6
+# More rows than this are not sent as one statement (its shape would be one of too many);
+# nor more rows of one table than _AT_ONCE_ROWS_OF_A_TABLE (a bulk job's, an executemany).
+_AT_ONCE_ROWS = 8
+_AT_ONCE_ROWS_OF_A_TABLE = 4
 
-Shape = tuple[tuple[Table, tuple[str, ...]], ...]
+# Each appended table as one statement takes: the table, the columns its rows name, and
+# how many rows it has.
+Shape = tuple[tuple[Table, tuple[str, ...], int], ...]
 
 
 async def append(session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert `rows` into `table` as the write transaction commits (Database.write), after
-    the ORM's rows: on PostgreSQL the tables given one row are one statement (an INSERT per
-    table, as CTEs), then each table given several rows is one INSERT (an executemany, its
-    rows in the order appended); on SQLite one INSERT per table. So an appended row may
-    refer to the ORM's rows and to an appended row of a table given one row. For rows
-    nothing in the transaction reads back (an obligation, an outbox event, a conversion's
-    row once its local steps ran); in a session that is not Database.write's they are
-    inserted at once. The rows of a table name the same columns."""
+    the ORM's rows, each table's rows in the order appended: on PostgreSQL a few rows of
+    several tables are one statement (an INSERT per table, as CTEs), and the tables given
+    many rows an INSERT each (an executemany); on SQLite an INSERT per table. So an
+    appended row may refer to the ORM's rows and to an appended row of a table given one
+    row. For rows nothing in the transaction reads back (an obligation, an outbox event, a
+    conversion's row once its local steps ran); in a session that is not
+    Database.write's they are inserted at once. The rows of a table name the same
+    columns."""
     if not rows:
         return
     pending: list[tuple[Table, Sequence[Mapping[str, Any]]]] | None = session.info.get(APPENDED)
@@ -238,22 +245,23 @@ async def _insert_appended(session: AsyncSession) -> None:
     grouped: dict[Table, list[Mapping[str, Any]]] = {}
     for table, rows in appended:
         grouped.setdefault(table, []).extend(rows)
-    singles = {table: rows[0] for table, rows in grouped.items() if len(rows) == 1}
-    if session.get_bind().dialect.name == "postgresql" and 1 < len(singles) <= _AT_ONCE_TABLES:
-        # (SQLAlchemy never caches a multi-row VALUES; an INSERT of one row it does.)
-        shape: Shape = tuple((table, tuple(row)) for table, row in singles.items())
+    few = {t: rows for t, rows in grouped.items() if len(rows) <= _AT_ONCE_ROWS_OF_A_TABLE}
+    if (
+        session.get_bind().dialect.name == "postgresql"
+        and 1 < sum(len(rows) for rows in few.values()) <= _AT_ONCE_ROWS
+    ):
+        shape: Shape = tuple((t, tuple(rows[0]), len(rows)) for t, rows in few.items())
         params = {
-            f"a{i}_{column}": row[column]
-            for i, row in enumerate(singles.values())
+            f"a{i}_{n}_{column}": row[column]
+            for i, rows in enumerate(few.values())
+            for n, row in enumerate(rows)
             for column in shape[i][1]
         }
         await (await session.connection()).execute(_appended_at_once(shape), params)
-    else:
-        for table, row in singles.items():
-            await _insert_now(session, table, [row])
-    for table, rows in grouped.items():
-        if len(rows) > 1:
-            await _insert_now(session, table, rows)
+        grouped = {t: rows for t, rows in grouped.items() if t not in few}
+    # The tables given one row first: a row of a table given several may refer to one.
+    for table, rows in sorted(grouped.items(), key=lambda item: len(item[1]) > 1):
+        await _insert_now(session, table, rows)
 
 
 @functools.cache
@@ -264,13 +272,31 @@ def _insert_into(table: Table) -> Insert:
 @functools.lru_cache(maxsize=128)
 def _appended_at_once(shape: Shape) -> Insert:
     """One INSERT per table, the last one the statement and the others its CTEs (PostgreSQL
-    runs an unreferenced data-modifying CTE all the same), built once per shape."""
+    runs an unreferenced data-modifying CTE all the same), built once per shape. A table
+    given one row inserts VALUES; one given several, its rows' SELECTs joined by UNION
+    ALL, in order (a multi-row VALUES is compiled anew on every call: SQLAlchemy does not
+    cache it)."""
     inserts = [
-        insert(table).values({c: bindparam(f"a{i}_{c}", type_=table.c[c].type) for c in columns})
-        for i, (table, columns) in enumerate(shape)
+        _insert_rows(i, table, columns, count) for i, (table, columns, count) in enumerate(shape)
     ]
     *before, last = inserts
     return last.add_cte(*(part.cte(f"appended_{i}") for i, part in enumerate(before)))
+
+
+def _insert_rows(i: int, table: Table, columns: tuple[str, ...], count: int) -> Insert:
+    """The INSERT of appended table `i`'s `count` rows, their values named a{i}_{row}_{column}."""
+
+    def value(n: int, column: str) -> Any:
+        return bindparam(f"a{i}_{n}_{column}", type_=table.c[column].type)
+
+    if count == 1:
+        return insert(table).values({c: value(0, c) for c in columns})
+    rows = [
+        # Cast: a parameter in a SELECT has no type of its own for the column to take.
+        select(*(cast(value(n, c), table.c[c].type) for c in columns))
+        for n in range(count)
+    ]
+    return insert(table).from_select(list(columns), union_all(*rows))
 
 
 def utcnow() -> dt.datetime:

@@ -146,6 +146,37 @@ _ACCOUNTS = select(Account).where(
 _ACCOUNTS_LOCKED = lock_accounts(_ACCOUNTS)
 
 
+_MEMBER_AND_ACCOUNTS_LOCKED = lock_accounts(
+    select(Member, Account)
+    .join(Account, Account.member_id == Member.id)
+    .where(
+        Member.id == bindparam("member"),
+        Account.program_code.in_(bindparam("programs", expanding=True)),
+    )
+)
+
+
+async def lock_member_and_accounts(
+    session: AsyncSession, member_id: str, program_codes: Sequence[str]
+) -> Member | None:
+    """Lock the member's row and its accounts in these programs in one read (FOR UPDATE:
+    the member's row, then the accounts in id order, as a read of the member then
+    accounts_of(lock=True) would), keeping the accounts for accounts_of. The member, or
+    None when the read found no account of it in these programs (no such member, or none
+    enrolled there: the caller reads them apart, to say which)."""
+    rows = (
+        await session.execute(
+            _MEMBER_AND_ACCOUNTS_LOCKED, {"member": member_id, "programs": list(program_codes)}
+        )
+    ).all()
+    cache = _kept_accounts(session)
+    held = locked_accounts(session)
+    for _, account in rows:
+        cache[(member_id, account.program_code)] = account
+        held[account.id] = account
+    return rows[0][0] if rows else None
+
+
 async def accounts_of(
     session: AsyncSession, member_id: str, program_codes: Sequence[str], *, lock: bool = False
 ) -> dict[str, Account]:

@@ -27,7 +27,7 @@ from hub.exchange.rates import rates_by_id
 from hub.exchange.saga import Step, run_local
 from hub.ids import new_id
 from hub.ledger.core import over_limit
-from hub.members import accounts_of
+from hub.members import accounts_of, lock_member_and_accounts
 from hub.merchants import get_program
 from hub.models import Conversion, ConversionLeg, ExchangeRate, Member, Quote
 from hub.models.base import new_row_values, table_of
@@ -103,7 +103,13 @@ async def check_request(
     """The checks a quote and a conversion share: who, which programs, how many points; the
     member. `lock`: hold the member's row to the end of the transaction (FOR UPDATE)."""
     require_member(principal, member_id, ("member_id",))
-    member = await session.get(Member, member_id, with_for_update=lock or None)
+    # Locked, the member and both accounts are one read (and its accounts are not read
+    # again below) when it is enrolled in both.
+    member = (
+        await lock_member_and_accounts(session, member_id, [from_code, to_code]) if lock else None
+    )
+    if member is None:
+        member = await session.get(Member, member_id, with_for_update=lock or None)
     if member is None:
         raise NotFound(f"No member has id {member_id!r}.", field=("member_id",))
     source = await get_program(session, from_code, ("from",))
