@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,9 @@ from hub.db import KEPT, row_by
 from hub.enums import AccountKind, ConnectorKind, MerchantCategory, MerchantStatus, ProgramKind
 from hub.errors import AlreadyExists, FieldPath, InvalidInput, NotFound
 from hub.models import Account, Merchant, Program
+
+if TYPE_CHECKING:
+    from hub.caches import Caches
 
 SLUG = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
 PROGRAM_CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,19}$")
@@ -300,6 +304,16 @@ async def get_program(session: AsyncSession, code: str, field: FieldPath) -> Pro
     if program is None:
         raise NotFound(f"No program has code {code!r}.", field=field)
     return program
+
+
+async def platform_code(session: AsyncSession) -> str | None:
+    """The code of the platform's own program: from the process's memory when it keeps the
+    programs (a program never changes once registered), else read."""
+    kept: Caches | None = session.info.get(KEPT)
+    if kept is not None:
+        return (await kept.programs()).platform
+    platform = await platform_program(session)
+    return platform.code if platform is not None else None
 
 
 async def platform_program(session: AsyncSession) -> Program | None:

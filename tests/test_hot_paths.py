@@ -154,9 +154,10 @@ async def test_an_accrual_is_one_write_of_each_row_and_few_reads(settings: Setti
             assert len(sent) == 6, sent
 
 
-async def test_a_conversion_reads_programs_from_memory(settings: Settings) -> None:
+async def test_a_conversion_reads_programs_and_rates_from_memory(settings: Settings) -> None:
     """Programs never change once registered: a conversion's steps (and a redemption's)
-    take them from the process's cache instead of reading them in each step."""
+    take them from the process's cache instead of reading them in each step; the rate
+    versions are kept too (a new one is seen within HUB_CACHE_CHECK_SECONDS)."""
     async with running_app(_quiet(settings)) as api:
         member = await _world(api)
         await set_rate(api, "TEA", "HUB", "1")
@@ -165,6 +166,9 @@ async def test_a_conversion_reads_programs_from_memory(settings: Settings) -> No
             done = await convert(api, member, "TEA", "HUB", 10)
         assert done["userErrors"] == [] and done["conversion"]["status"] == "COMPLETED"
         assert not [s for s in sent if s.startswith("SELECT programs.")], sent
+        # The rate in effect is the kept versions' (the rate set above made this process
+        # read them again on its next request, not each conversion).
+        assert not [s for s in sent if s.startswith("SELECT exchange_rates.")], sent
         # The member is read once, and locked by that read; both accounts in one read; the
         # key's claim carries the result (the conversion's id is chosen first); the
         # conversion made is not read back; a debit reads the account's lots once.
@@ -186,7 +190,7 @@ async def test_a_conversion_reads_programs_from_memory(settings: Settings) -> No
         appended = ["obligations", "conversions", "conversion_legs", "outbox_events"]
         if settings.database_url.startswith("sqlite"):
             assert [s.split()[2] for s in sent[-4:]] == appended, sent
-            assert len(sent) == 18, sent  # BEGIN IMMEDIATE included
+            assert len(sent) == 17, sent  # BEGIN IMMEDIATE included
         else:
             # Each entry is one statement with its balance, postings and lot (uses); the
             # appended rows one more, every table's rows an INSERT of it (CTEs).
@@ -194,7 +198,7 @@ async def test_a_conversion_reads_programs_from_memory(settings: Settings) -> No
             at_once = sent[-1]
             assert at_once.startswith("WITH appended_0 AS"), sent
             assert all(f"INSERT INTO {table} " in at_once for table in appended), sent
-            assert len(sent) == 7, sent
+            assert len(sent) == 6, sent
 
 
 async def test_the_cache_counters_are_read_once_per_interval(settings: Settings) -> None:
@@ -226,14 +230,21 @@ async def test_a_changed_rate_is_seen_by_another_process_within_the_interval(
 ) -> None:
     interval = 0.3
     async with two_processes(settings, interval) as (first, second):
-        await _world(first)
+        member = await _world(first)
         await set_rate(first, "HUB", "TEA", "2")
         assert (await second.gql(RATES, {"from": "HUB"}))["exchangeRates"] == [{"rate": "2"}]
+        assert (await convert(second, member, "HUB", "TEA", 10))["conversion"][
+            "pointsCredited"
+        ] == 20
         await set_rate(first, "HUB", "TEA", "2.5")
         assert (await first.gql(RATES, {"from": "HUB"}))["exchangeRates"] == [{"rate": "2.5"}]
-        # The first request after the interval reads the counters again.
+        # The first request after the interval reads the counters again; a conversion
+        # prices with the new version from then on.
         await asyncio.sleep(interval)
         assert (await second.gql(RATES, {"from": "HUB"}))["exchangeRates"] == [{"rate": "2.5"}]
+        assert (await convert(second, member, "HUB", "TEA", 10))["conversion"][
+            "pointsCredited"
+        ] == 25
 
 
 async def test_a_promotion_set_through_another_process_earns_within_the_interval(

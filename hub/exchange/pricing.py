@@ -22,8 +22,8 @@ from hub.errors import (
     NotAMultipleOfStep,
     RateNotConfigured,
 )
-from hub.exchange.rates import rate_for
-from hub.merchants import platform_program
+from hub.exchange.rates import rate_in_effect
+from hub.merchants import platform_code
 from hub.models import Conversion, ConversionLeg, ExchangeRate, Redemption, RedemptionLeg
 from hub.validate import MAX_POINTS_PER_MOVEMENT
 
@@ -119,13 +119,13 @@ async def find_route(
     session: AsyncSession, from_code: str, to_code: str, at: dt.datetime
 ) -> list[ExchangeRate]:
     """The direct rate, else the two legs through the platform program."""
-    direct = await rate_for(session, from_code, to_code, at)
+    direct = await rate_in_effect(session, from_code, to_code, at)
     if direct is not None:
         return [direct]
-    platform = await platform_program(session)
-    if platform is not None and platform.code not in (from_code, to_code):
-        first = await rate_for(session, from_code, platform.code, at)
-        second = await rate_for(session, platform.code, to_code, at)
+    platform = await platform_code(session)
+    if platform is not None and platform not in (from_code, to_code):
+        first = await rate_in_effect(session, from_code, platform, at)
+        second = await rate_in_effect(session, platform, to_code, at)
         if first is not None and second is not None:
             return [first, second]
     raise RateNotConfigured(

@@ -6,17 +6,21 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import green, validate
 from hub.auth import Principal
-from hub.db import row_by, utcnow
+from hub.db import KEPT, row_by, utcnow
 from hub.errors import InvalidInput
 from hub.ids import new_id
 from hub.merchants import get_program
 from hub.models import ExchangeRate
+
+if TYPE_CHECKING:
+    from hub.caches import Caches
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,19 @@ async def rate_for(
 ) -> ExchangeRate | None:
     """The version in effect: the latest to start, among those whose period covers `at`."""
     return await session.scalar(_RATE_FOR, {"from_code": from_code, "to_code": to_code, "at": at})
+
+
+async def rate_in_effect(
+    session: AsyncSession, from_code: str, to_code: str, at: dt.datetime
+) -> ExchangeRate | None:
+    """The version in effect at `at`, as rate_for reads it: from the rate versions the
+    process keeps when the session has them (hub.caches; a version set through another
+    process is seen within HUB_CACHE_CHECK_SECONDS, one set through this one from its next
+    request), else read."""
+    kept: Caches | None = session.info.get(KEPT)
+    if kept is not None:
+        return (await kept.rates()).at(from_code, to_code, at)
+    return await rate_for(session, from_code, to_code, at)
 
 
 async def rates_in_effect(

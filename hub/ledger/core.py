@@ -14,7 +14,7 @@ import datetime as dt
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import (
     ARRAY,
@@ -97,7 +97,10 @@ def locked_accounts(session: AsyncSession) -> dict[int, Account]:
     return held
 
 
-def lock_accounts(query: Select[Account]) -> Select[Account]:
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
+
+
+def lock_accounts(query: S) -> S:
     """A read of accounts that locks them in id order (no deadlocks) and reads them fresh;
     the caller notes them in locked_accounts."""
     return query.order_by(Account.id).with_for_update().execution_options(populate_existing=True)
