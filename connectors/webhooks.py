@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from connectors import signing
 from connectors.base import EventBooking, PartnerEvent
+from hub.validate import RepeatedKey, unique_keys
 
 MAX_BODY_BYTES = 64 * 1024  # an event is a few hundred bytes; anything this big is refused
 
@@ -51,7 +52,9 @@ def parse(secret: str, headers: Mapping[str, str], body: bytes) -> PartnerEvent:
     if problem:
         raise WebhookRejected(401, problem)
     try:
-        data = json.loads(body)
+        data = json.loads(body, object_pairs_hook=unique_keys)
+    except RepeatedKey as exc:
+        raise WebhookRejected(400, str(exc)) from exc
     except (ValueError, RecursionError) as exc:  # not JSON, or nested past the decoder
         raise WebhookRejected(400, "the body is not JSON") from exc
     if not isinstance(data, dict):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import unicodedata
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import overload
+from typing import Any, overload
 
 from hub.errors import FieldPath, InvalidInput, spelled
 
@@ -77,6 +78,28 @@ def plain_decimal(text: str) -> Decimal:
     """The Decimal a plain decimal string writes; NaN (which decimal_in_range refuses,
     naming the field) for anything else."""
     return Decimal(text) if _PLAIN_DECIMAL.fullmatch(text) else NOT_A_NUMBER
+
+
+class RepeatedKey(ValueError):
+    """A JSON object names a key twice: which value counts is not said by JSON (RFC 8259),
+    and decoders differ (Python's keeps the last, others the first)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the JSON names {json.dumps(key)} more than once in one object")
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads' object_pairs_hook for what comes from outside: an object, or RepeatedKey."""
+    found = dict(pairs)
+    if len(found) == len(pairs):
+        return found
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise RepeatedKey(key)
+        seen.add(key)
+    raise AssertionError("unreachable: fewer keys than pairs means one repeats")
 
 
 def points_in_range(value: int, field: FieldPath, *, low: int = 1, high: int = MAX_POINTS) -> int:

@@ -18,6 +18,7 @@ from hub.auth import Principal
 from hub.enums import Role
 from hub.ratelimit import retry_after, too_many
 from hub.runtime import Runtime
+from hub.validate import RepeatedKey, unique_keys
 from schema.context import Context
 from schema.loaders import Loaders
 
@@ -120,7 +121,9 @@ def malformed(content_type: str, body: bytes) -> str | None:
     if "application/json" not in content_type.lower():
         return f"{usage}; the Content-Type was {content_type or 'missing'}."
     try:
-        data = json.loads(body, parse_constant=_not_json)
+        data = json.loads(body, parse_constant=_not_json, object_pairs_hook=unique_keys)
+    except RepeatedKey as repeated:
+        return f"{usage}; {repeated}."
     except ValueError:  # JSONDecodeError and UnicodeDecodeError
         return f"{usage}; the body is not JSON."
     except RecursionError:  # nested deeper than Python's decoder goes

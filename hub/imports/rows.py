@@ -264,7 +264,12 @@ class NdjsonReader(Reader):
         out: list[Checked] = []
         for number, text in _with_text(lines, out):
             try:
-                value = json.loads(text, parse_float=validate.plain_decimal)
+                value = json.loads(
+                    text, parse_float=validate.plain_decimal, object_pairs_hook=validate.unique_keys
+                )
+            except validate.RepeatedKey as repeated:
+                out.append(Rejected(number, ErrorCode.INVALID_INPUT, f"The line: {repeated}."))
+                continue
             except (ValueError, RecursionError):  # not JSON, or nested past the decoder
                 value = None
             if not isinstance(value, dict):

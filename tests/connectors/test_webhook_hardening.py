@@ -68,6 +68,20 @@ async def test_a_body_without_a_signed_event_id_is_refused(
     assert await _events(hub) == []
 
 
+async def test_a_signed_body_naming_a_key_twice_is_refused(
+    hub: Api, live_partners: Partners
+) -> None:
+    """Which eventId is it? JSON does not say, and the partner's encoder may have meant the
+    other one: the body is refused, nothing recorded."""
+    secret = await _skyair(hub, live_partners)
+    body = b'{"eventId": "E-1", "type": "flight.cancelled", "bookings": [], "eventId": "E-2"}'
+    headers = signing.headers(secret, body, prefix="Partner")
+    response = await _post(hub, body, headers)
+    assert response.status_code == 400
+    assert '"eventId" more than once' in response.json()["error"]
+    assert await _events(hub) == []
+
+
 @pytest.mark.parametrize("header", ["X-Partner-Signature", "X-Partner-Timestamp"])
 async def test_a_non_ascii_signature_header_is_401_not_500(
     hub: Api, live_partners: Partners, header: str

@@ -53,3 +53,28 @@ async def test_a_request_strawberry_refuses_is_a_json_400_too(
     (error,) = response.json()["errors"]
     assert error["extensions"]["code"] == "BAD_REQUEST"
     assert said in error["message"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # A proxy or a log that reads the first `query` sees another operation than the one
+        # the hub would run (Python's decoder keeps the last).
+        '{"query": "{ viewer { role } }", "query": "mutation { __typename }"}',
+        '{"query": "query Q($n: Int) { __typename }", "variables": {"n": 1, "n": 1000}}',
+        '{"query": "{ __typename }", "variables": {}, "variables": {"a": 1}}',
+    ],
+)
+async def test_a_body_naming_a_key_twice_is_a_400(api: Api, body: str) -> None:
+    """Which of two values of one key counts is not said by JSON (RFC 8259: names SHOULD be
+    unique; decoders differ): such a body is refused rather than read one way here and
+    another way by whatever stands in front of the hub."""
+    response = await api.client.post(
+        "/graphql",
+        content=body,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert "more than once" in error["message"], error

@@ -89,6 +89,9 @@ async def test_ndjson_with_numbers_or_strings_for_amounts(world: World, db_url: 
     ]
     body = "\n".join(json.dumps(x) for x in lines).encode() + b"\n{not json"
     body += b"\n" + b"[" * 5000 + b"]" * 5000  # deeper than Python's decoder goes
+    # Which amount? JSON does not say (Python's decoder keeps the last, others the first).
+    twice = f'{{"memberId": "{world.members[1]}", "orderRef": "N-7", "amount": 1, "amount": 900}}'
+    body += b"\n" + twice.encode()
     response = await api.client.post(
         f"{URL}?program=JADE", content=body, headers=_auth(jade, "application/x-ndjson")
     )
@@ -99,7 +102,9 @@ async def test_ndjson_with_numbers_or_strings_for_amounts(world: World, db_url: 
         (4, "INVALID_INPUT"),
         (5, "INVALID_INPUT"),
         (6, "INVALID_INPUT"),
+        (7, "INVALID_INPUT"),
     ]
+    assert '"amount" more than once' in job["errors"][-1]["message"], job["errors"]
     assert (await balances(api, world.members[0]))["JADE"] == 12
     assert (await balances(api, world.members[1]))["JADE"] == 30
     assert await verify_ledger(db_url) == []
