@@ -160,7 +160,9 @@ async def accrue(
                 f"{program.code} balances live in the partner's own system; accrue there.",
                 field=("program",),
             )
-        order_ref = validate.text(data.order_ref, ("order_ref",), max_length=120, reference=True)
+        order_ref = validate.text(
+            data.order_ref, ("order_ref",), max_length=validate.MAX_ORDER_REF, reference=True
+        )
         amount = validate.money(data.amount, ("amount",), high=MAX_AMOUNT, positive=True)
         lines = green.checked_lines(data.lines, amount, ("lines",), MAX_AMOUNT)
         now = utcnow()

@@ -18,6 +18,8 @@ MAX_BALANCE = 2**31 - 1
 MAX_POINTS = MAX_BALANCE
 # The most one movement (an accrual, a conversion's credit) may bring into an account.
 MAX_POINTS_PER_MOVEMENT = 100_000_000
+# The longest order reference an accrual, a voucher or an import line may carry.
+MAX_ORDER_REF = 120
 
 
 def name_of(field: FieldPath) -> str:

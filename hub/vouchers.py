@@ -171,7 +171,9 @@ async def use(
     """Use a voucher at its merchant's till for one order, once; a retry for the same order
     returns the first use, any other order is refused."""
     stored = canonical(validate.text(code, ("code",), max_length=60))
-    order_ref = validate.text(order_ref, ("order_ref",), max_length=120, reference=True)
+    order_ref = validate.text(
+        order_ref, ("order_ref",), max_length=validate.MAX_ORDER_REF, reference=True
+    )
     validate.money(order_amount, ("order_amount",), high=MAX_MONEY, positive=True)
     found = await session.scalar(select(Voucher).where(Voucher.code == stored)) if stored else None
     if found is None:

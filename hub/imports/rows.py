@@ -85,7 +85,7 @@ def check_values(
         external_ref = _text(ref, REF, 80, reference=True)
         if member_id is None and external_ref is None:
             raise InvalidInput("Name the member: memberId or externalRef.", field=(MEMBER,))
-        order_ref = _text(order, ORDER, 120, reference=True)
+        order_ref = _text(order, ORDER, validate.MAX_ORDER_REF, reference=True)
         if order_ref is None:
             raise InvalidInput("orderRef is missing: points are earned only for a real purchase.")
         return Staged(
