@@ -73,10 +73,6 @@ class ConvertPointsPayload:
     user_errors: list[UserError]
 
 
-def _opt(value: object) -> object | None:
-    return value or None
-
-
 @strawberry.type
 class ExchangeMutations:
     @strawberry.mutation(description="ADMIN: a new version of a pair's rate.")
@@ -89,7 +85,12 @@ class ExchangeMutations:
             input,
             from_code=str(input.from_),
             to_code=str(input.to),
-            daily_limit_per_member=input.daily_limit_per_member or None,
+            # 0 is a limit (refused: below minPoints), not the null that means none
+            daily_limit_per_member=(
+                input.daily_limit_per_member
+                if isinstance(input.daily_limit_per_member, int)
+                else None
+            ),
             effective_from=input.effective_from or None,
             effective_to=input.effective_to or None,
         )

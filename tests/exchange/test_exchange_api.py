@@ -49,6 +49,14 @@ async def test_set_rate_validates_and_keeps_versions(api: Api, world: dict[str, 
         ({"step": 0}, "step", "INVALID_INPUT"),
         ({"step": 100, "minPoints": 50}, "minPoints", "INVALID_INPUT"),
         ({"bonusPercent": "-1"}, "bonusPercent", "INVALID_INPUT"),
+        # 0 is no conversion a day, not "no limit" (null): it was stored as null
+        ({"dailyLimitPerMember": 0}, "dailyLimitPerMember", "INVALID_INPUT"),
+        ({"dailyLimitPerMember": -1}, "dailyLimitPerMember", "INVALID_INPUT"),
+        (
+            {"minPoints": 500, "step": 100, "dailyLimitPerMember": 400},
+            "dailyLimitPerMember",
+            "INVALID_INPUT",
+        ),
         ({"to": "SKYMILES"}, "to", "INVALID_INPUT"),
         ({"to": "NOPE"}, "to", "NOT_FOUND"),
     ]:
