@@ -100,7 +100,9 @@ async def seed(session: AsyncSession, settings: Settings, now: dt.datetime) -> s
     """The GREEN program, its rate, the green zone, the green week, the vouchers, and a
     member's green purchases; a summary."""
     await merchants.register_program(session, GREEN_PROGRAM)
-    await rates.set_rate(session, ADMIN, rates.NewRate(GREEN, "HUB", Decimal(1)))
+    await rates.set_rate(
+        session, ADMIN, rates.NewRate(GREEN, "HUB", Decimal(1)), held=settings.rates_held_for
+    )
     for reward in [*GREEN_REWARDS, *VOUCHERS]:
         await catalog.upsert_reward(
             session,

@@ -353,16 +353,19 @@ async def seed(settings: Settings, progress: Echo = print) -> bool:
 
         async def world(session: AsyncSession) -> None:
             now = utcnow()
+            held = settings.rates_held_for
             for data in MERCHANTS:
                 await merchants.register_merchant(session, data, allow_private_partners=True)
             progress(f"[1/{steps}] {len(MERCHANTS)} merchants and programs")
             for code, rate in HUB_RATES.items():
-                await rates.set_rate(session, ADMIN, rates.NewRate("HUB", code, Decimal(rate)))
+                await rates.set_rate(
+                    session, ADMIN, rates.NewRate("HUB", code, Decimal(rate)), held=held
+                )
                 back = (Decimal(1) / Decimal(rate) * Decimal("0.95")).quantize(Decimal("0.0001"))
-                await rates.set_rate(session, ADMIN, rates.NewRate(code, "HUB", back))
+                await rates.set_rate(session, ADMIN, rates.NewRate(code, "HUB", back), held=held)
             for source, target, rate, extra in DIRECT_RATES:
                 await rates.set_rate(
-                    session, ADMIN, rates.NewRate(source, target, Decimal(rate), **extra)
+                    session, ADMIN, rates.NewRate(source, target, Decimal(rate), **extra), held=held
                 )
             progress(f"[2/{steps}] {2 * len(HUB_RATES) + len(DIRECT_RATES)} exchange rates")
             for reward in HOSTED_REWARDS:

@@ -22,7 +22,7 @@ import asyncio
 import datetime as dt
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -99,6 +99,26 @@ class Rates:
             if rate.effective_from <= at and (rate.effective_to is None or rate.effective_to > at):
                 return rate
         return None
+
+    @classmethod
+    def of(cls, rates: Iterable[ExchangeRate]) -> Rates:
+        """The versions given, ordered as `_load_rates` reads them."""
+        versions: dict[tuple[str, str], list[ExchangeRate]] = {}
+        for rate in sorted(rates, key=lambda r: (r.effective_from, r.created_at), reverse=True):
+            versions.setdefault((rate.from_code, rate.to_code), []).append(rate)
+        return cls(versions)
+
+    def stretches(self) -> Iterator[tuple[ExchangeRate, dt.datetime, dt.datetime | None]]:
+        """Each time a version is the one in effect: (version, from, until; None: open)."""
+        for (source, target), versions in self.versions.items():
+            bounds = sorted(
+                {r.effective_from for r in versions}
+                | {r.effective_to for r in versions if r.effective_to is not None}
+            )
+            for i, start in enumerate(bounds):
+                rate = self.at(source, target, start)
+                if rate is not None:
+                    yield rate, start, bounds[i + 1] if i + 1 < len(bounds) else None
 
     def in_effect(
         self, at: dt.datetime, from_code: str | None = None, to_code: str | None = None

@@ -116,6 +116,13 @@ class Settings(BaseSettings):
         return 60 if self.is_production else 0
 
     @property
+    def rates_held_for(self) -> dt.timedelta:
+        """How long after a rate version stops a conversion may still be priced at it: a
+        quote holds it for quote_ttl_seconds, and a process that has not yet seen the next
+        version keeps it for up to cache_check_seconds before that."""
+        return dt.timedelta(seconds=self.quote_ttl_seconds + self.cache_check_seconds)
+
+    @property
     def is_production(self) -> bool:
         return self.env == "production"
 

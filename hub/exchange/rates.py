@@ -36,8 +36,11 @@ class NewRate:
     effective_to: dt.datetime | None = None
 
 
-async def set_rate(session: AsyncSession, principal: Principal, data: NewRate) -> ExchangeRate:
-    """Add a version of a pair's rate (ADMIN)."""
+async def set_rate(
+    session: AsyncSession, principal: Principal, data: NewRate, *, held: dt.timedelta
+) -> ExchangeRate:
+    """Add a version of a pair's rate (ADMIN). `held`: how long after a version stops it may
+    still price a conversion (Settings.rates_held_for: quotes, processes yet to see it)."""
     source = await get_program(session, data.from_code, ("from",))
     target = await get_program(session, data.to_code, ("to",))
     if source.code == target.code:
@@ -73,7 +76,16 @@ async def set_rate(session: AsyncSession, principal: Principal, data: NewRate) -
     start, end = validate.period(
         data.effective_from or now, data.effective_to, (("effective_from",), ("effective_to",))
     )
-    await _refuse_points_from_nothing(session, source.code, target.code, data, start)
+    if start < now - _CLOCK_SLACK:
+        # Conversions were priced at the versions then in effect; a version dated back would
+        # tell finance staff of a rate nobody converted at.
+        raise InvalidInput(
+            "effectiveFrom is in the past: a rate starts now or later (leave it out for now).",
+            field=("effective_from",),
+        )
+    start = max(start, now)
+    if end is not None and end <= start:
+        raise InvalidInput("effectiveTo must be in the future.", field=("effective_to",))
     rate = ExchangeRate(
         id=new_id("rate"),
         from_code=source.code,
@@ -88,6 +100,7 @@ async def set_rate(session: AsyncSession, principal: Principal, data: NewRate) -
         created_by=principal.key_id,
         created_at=now,
     )
+    await _refuse_points_from_nothing(session, rate, held, now)
     session.add(rate)
     await session.flush()
     from hub.caches import RATES, bump  # every process reads the rate versions again
@@ -96,39 +109,82 @@ async def set_rate(session: AsyncSession, principal: Principal, data: NewRate) -
     return rate
 
 
+_CLOCK_SLACK = dt.timedelta(minutes=5)  # a caller's clock a little behind ours
+
+
 def _gain(rate: Decimal, bonus_percent: Decimal) -> Decimal:
     return rate * (Decimal(100) + bonus_percent) / Decimal(100)
 
 
 async def _refuse_points_from_nothing(
-    session: AsyncSession, from_code: str, to_code: str, data: NewRate, start: dt.datetime
+    session: AsyncSession, new: ExchangeRate, held: dt.timedelta, now: dt.datetime
 ) -> None:
     """A member converting around a cycle of rates must never end with more than they began.
 
     With SKYMILES -> WESTLAKE at 0.99 (bonus included), WESTLAKE -> HUB at 0.95 and
     HUB -> SKYMILES at 1.2, each lap returned 112.9% of the miles, and with them money
-    owed between merchants. The best way back from `to` to `from` is found over every
-    rate in effect when the new one starts (and now, for one starting later).
+    owed between merchants. The best way back from `to` to `from` is found at every moment
+    the new version may price a conversion: when it starts, and whenever another pair's
+    version starts while it holds (one dated ahead included). A version counts until `held`
+    after it stops: a quote priced at it, or a process yet to see the next, still converts
+    at it (a quote at 2, the rate lowered to 1, the way back raised to 0.625: 1.25 a lap).
     """
-    gain = _gain(data.rate, data.bonus_percent)
-    for at in sorted({start, max(start, utcnow())}):
-        rates = [
-            r
-            for r in await rates_in_effect(session, at, None, None)
-            if (r.from_code, r.to_code) != (from_code, to_code)
-        ]
-        back, path = _best_path(rates, to_code, from_code)
-        if back is not None and gain * back > 1:
-            cycle = " -> ".join([from_code, *path])
-            highest = (Decimal(1) / back / (_gain(Decimal(1), data.bonus_percent))).quantize(
-                Decimal("0.000001"), rounding="ROUND_FLOOR"
+    from hub.caches import Rates
+
+    stored = list(await session.scalars(select(ExchangeRate)))
+    stretches = list(Rates.of([*stored, new]).stretches())
+    pair = (new.from_code, new.to_code)
+    others = [s for s in stretches if (s[0].from_code, s[0].to_code) != pair]
+    gain = _gain(new.rate, new.bonus_percent)
+    worst: tuple[Decimal, list[str], dt.datetime, dt.datetime | None] | None = None
+    for rate, start, end in stretches:
+        until = None if end is None else end + held
+        if rate is not new or (until is not None and until <= now):
+            continue
+        first = max(start, now)
+        moments = {first} | {s for _, s, _ in others if first < s and (until is None or s < until)}
+        for at in sorted(moments):
+            usable = [r for r, s, e in others if s <= at and (e is None or e + held > at)]
+            back, path = _best_path(usable, new.to_code, new.from_code)
+            if back is None or gain * back <= 1 or (worst and back <= worst[0]):
+                continue
+            current, _ = _best_path(
+                [r for r, s, e in others if s <= at and (e is None or e > at)],
+                new.to_code,
+                new.from_code,
             )
-            raise InvalidInput(
-                f"This rate would create points from nothing: {cycle} returns "
-                f"{gain * back:.4f} points per point. Give a rate of at most {highest} "
-                "(bonus included), or lower a rate on the way back first.",
-                field=("rate",),
-            )
+            # Still priced at a version that has stopped: until when, at the latest.
+            lasting = None
+            if current is None or gain * current <= 1:
+                lasting = max(
+                    e + held for _, _, e in others if e is not None and e <= at < e + held
+                )
+            worst = (back, path, at, lasting)
+    if worst is None:
+        return
+    back, path, at, lasting = worst
+    cycle = " -> ".join([new.from_code, *path])
+    highest = (Decimal(1) / back / _gain(Decimal(1), new.bonus_percent)).quantize(
+        Decimal("0.000001"), rounding="ROUND_FLOOR"
+    )
+    when = f" from {at:%Y-%m-%d %H:%M:%S} UTC" if at > now else ""
+    held_note = ""
+    if lasting is not None:
+        held_note = (
+            " (at a rate on the way back that has changed: quotes and other processes may "
+            f"price at it until {lasting:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+    also = (
+        f", or an effectiveFrom at or after {lasting:%Y-%m-%d %H:%M:%S} UTC"
+        if lasting is not None
+        else ", or lower a rate on the way back first"
+    )
+    raise InvalidInput(
+        f"This rate would create points from nothing: {cycle} returns "
+        f"{gain * back:.4f} points per point{when}{held_note}. Give a rate of at most "
+        f"{highest} (bonus included){also}.",
+        field=("rate",),
+    )
 
 
 def _best_path(

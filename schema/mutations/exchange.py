@@ -94,7 +94,9 @@ class ExchangeMutations:
             effective_from=input.effective_from or None,
             effective_to=input.effective_to or None,
         )
-        row, errors = await info.context.write(lambda s: rates.set_rate(s, principal, data))
+        row, errors = await info.context.write(
+            lambda s: rates.set_rate(s, principal, data, held=info.context.settings.rates_held_for)
+        )
         info.context.runtime.caches.recheck()
         return SetExchangeRatePayload(
             rate=ExchangeRate.from_row(row) if row else None, user_errors=errors

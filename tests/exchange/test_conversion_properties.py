@@ -119,7 +119,12 @@ async def _setup(
             Movement(actor="t", business_date=account.created_at.date()),
             None,
         )
-        await set_rate(session, ADMIN, NewRate(codes[0], codes[1], rate, step, step, bonus))
+        await set_rate(
+            session,
+            ADMIN,
+            NewRate(codes[0], codes[1], rate, step, step, bonus),
+            held=Settings().rates_held_for,
+        )
         return member.id
 
     member = await db.transaction(work)

@@ -342,6 +342,61 @@ async def test_no_cycle_of_rates_returns_more_points_than_it_took(
     assert await verify_ledger(db_url) == []
 
 
+async def test_a_held_quote_counts_in_the_cycle_check(
+    api: Api, world: dict[str, str], db_url: str
+) -> None:
+    """Attack (outside attack, stop 32): a quote holds SKYMILES -> LOTUS at 2; the rate is
+    lowered to 1, then LOTUS -> SKYMILES raised to 0.625 (the rates alone pass); the quote
+    gave 1,000 LOTUS for 500 miles and 1,000 LOTUS went back as 625 miles: 125 from
+    nothing. The check counts every version a quote (or a replica's kept rates) may still
+    convert at, until it can no longer be used."""
+    member = world["member"]
+    await set_rate(api, "SKYMILES", "LOTUS", "2")
+    await set_rate(api, "LOTUS", "SKYMILES", "0.4")
+    quote = (
+        await api.gql(
+            QUOTE, {"input": {"memberId": member, "from": "SKYMILES", "to": "LOTUS", "points": 500}}
+        )
+    )["quoteConversion"]["quote"]
+    await set_rate(api, "SKYMILES", "LOTUS", "1")
+    refused = await api.gql(
+        SET_RATE, {"input": {"from": "LOTUS", "to": "SKYMILES", "rate": "0.625"}}
+    )
+    error = refused["setExchangeRate"]["userErrors"][0]
+    assert (error["field"], error["code"]) == (["input", "rate"], "INVALID_INPUT"), refused
+    assert "LOTUS -> SKYMILES -> LOTUS" in error["message"]
+    assert "effectiveFrom" in error["message"]
+    # Once nothing can convert at 2 any more, the same rate may start.
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+    await set_rate(api, "LOTUS", "SKYMILES", "0.625", effectiveFrom=later.isoformat())
+    held = await convert(api, member, "SKYMILES", "LOTUS", 500, quote_id=quote["id"])
+    assert held["conversion"]["pointsCredited"] == 1000
+    back = await convert(api, member, "LOTUS", "SKYMILES", 1000)
+    assert back["conversion"]["pointsCredited"] == 400
+    assert (await balances(api, member))["SKYMILES"] == 10000 - 500 + 400
+    assert await verify_ledger(db_url) == []
+
+
+async def test_a_rate_is_checked_against_every_version_starting_while_it_holds(
+    api: Api, world: dict[str, str]
+) -> None:
+    """Losing order: LOTUS -> SKYMILES 0.625 set to start tomorrow (SKYMILES -> LOTUS is 1:
+    0.625 a lap), then SKYMILES -> LOTUS raised to 2 from now. It was checked at now only,
+    so from tomorrow each lap returned 1.25 points per point."""
+    await set_rate(api, "SKYMILES", "LOTUS", "1")
+    tomorrow = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    await set_rate(api, "LOTUS", "SKYMILES", "0.625", effectiveFrom=tomorrow.isoformat())
+    refused = await api.gql(SET_RATE, {"input": {"from": "SKYMILES", "to": "LOTUS", "rate": "2"}})
+    error = refused["setExchangeRate"]["userErrors"][0]
+    assert (error["field"], error["code"]) == (["input", "rate"], "INVALID_INPUT"), refused
+    assert "SKYMILES -> LOTUS -> SKYMILES" in error["message"]
+    assert "at most 1.6" in error["message"]
+    # Until tomorrow it may be 2: the check follows the rate's own period.
+    await set_rate(
+        api, "SKYMILES", "LOTUS", "2", effectiveTo=(tomorrow - dt.timedelta(hours=1)).isoformat()
+    )
+
+
 async def test_one_conversion_retried_twenty_times_at_once_converts_once(
     api: Api, world: dict[str, str], db_url: str
 ) -> None:
