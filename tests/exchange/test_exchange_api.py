@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -196,26 +197,27 @@ async def test_quote_rate_holds_until_expiry_then_the_new_rate(
 ) -> None:
     member = world["member"]
     await set_rate(api, "SKYMILES", "LOTUS", "1.5")
-    quote = (
-        await api.gql(
-            QUOTE, {"input": {"memberId": member, "from": "SKYMILES", "to": "LOTUS", "points": 100}}
-        )
-    )["quoteConversion"]["quote"]
+    quote = await _quote(api, member, 100)
     await set_rate(api, "SKYMILES", "LOTUS", "2")
     honoured = await convert(api, member, "SKYMILES", "LOTUS", 100, quote_id=quote["id"])
     assert honoured["conversion"]["pointsCredited"] == 150
     current = await convert(api, member, "SKYMILES", "LOTUS", 100)
     assert current["conversion"]["pointsCredited"] == 200
-    second = (
-        await api.gql(
-            QUOTE, {"input": {"memberId": member, "from": "SKYMILES", "to": "LOTUS", "points": 100}}
-        )
-    )["quoteConversion"]["quote"]
+    second = await _quote(api, member, 100)
     await _expire_quote(db_url, second["id"])
     expired = await convert(api, member, "SKYMILES", "LOTUS", 100, quote_id=second["id"])
     assert expired["conversion"] is None
     assert expired["userErrors"][0]["code"] == "QUOTE_EXPIRED"
     assert await balances(api, member) == {"HUB": 0, "JADE": 0, "LOTUS": 350, "SKYMILES": 9800}
+
+
+async def _quote(api: Api, member: str, points: int) -> dict[str, Any]:
+    """A quote for `points` miles into LOTUS."""
+    data = await api.gql(
+        QUOTE, {"input": {"memberId": member, "from": "SKYMILES", "to": "LOTUS", "points": points}}
+    )
+    quote: dict[str, Any] = data["quoteConversion"]["quote"]
+    return quote
 
 
 async def _expire_quote(url: str, quote_id: str) -> None:
@@ -353,11 +355,7 @@ async def test_a_held_quote_counts_in_the_cycle_check(
     member = world["member"]
     await set_rate(api, "SKYMILES", "LOTUS", "2")
     await set_rate(api, "LOTUS", "SKYMILES", "0.4")
-    quote = (
-        await api.gql(
-            QUOTE, {"input": {"memberId": member, "from": "SKYMILES", "to": "LOTUS", "points": 500}}
-        )
-    )["quoteConversion"]["quote"]
+    quote = await _quote(api, member, 500)
     await set_rate(api, "SKYMILES", "LOTUS", "1")
     refused = await api.gql(
         SET_RATE, {"input": {"from": "LOTUS", "to": "SKYMILES", "rate": "0.625"}}
