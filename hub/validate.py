@@ -91,6 +91,27 @@ class RepeatedKey(ValueError):
         self.key = key
 
 
+class NumberTooLong(ValueError):
+    """A JSON number with more digits than anything the hub reads (an Int has 10)."""
+
+    def __init__(self, digits: int) -> None:
+        super().__init__(
+            f"the JSON has a number of {digits} digits, longer than any the hub reads "
+            "(an Int has at most 10; a Decimal travels as a string)"
+        )
+
+
+MAX_JSON_DIGITS = 100  # Python's decoder refuses past 4,300, with a message about itself
+
+
+def json_int(text: str) -> int:
+    """json.loads' parse_int for what comes from outside: an int, or NumberTooLong."""
+    digits = len(text) - text.startswith("-")
+    if digits > MAX_JSON_DIGITS:
+        raise NumberTooLong(digits)
+    return int(text)
+
+
 def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """json.loads' object_pairs_hook for what comes from outside: an object, or RepeatedKey."""
     found = dict(pairs)

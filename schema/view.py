@@ -18,7 +18,7 @@ from hub.auth import Principal
 from hub.enums import Role
 from hub.ratelimit import retry_after, too_many
 from hub.runtime import Runtime
-from hub.validate import RepeatedKey, unique_keys
+from hub.validate import NumberTooLong, RepeatedKey, json_int, unique_keys
 from schema.context import Context
 from schema.loaders import Loaders
 
@@ -121,9 +121,11 @@ def malformed(content_type: str, body: bytes) -> str | None:
     if "application/json" not in content_type.lower():
         return f"{usage}; the Content-Type was {content_type or 'missing'}."
     try:
-        data = json.loads(body, parse_constant=_not_json, object_pairs_hook=unique_keys)
-    except RepeatedKey as repeated:
-        return f"{usage}; {repeated}."
+        data = json.loads(
+            body, parse_constant=_not_json, parse_int=json_int, object_pairs_hook=unique_keys
+        )
+    except (RepeatedKey, NumberTooLong) as unread:
+        return f"{usage}; {unread}."
     except ValueError:  # JSONDecodeError and UnicodeDecodeError
         return f"{usage}; the body is not JSON."
     except RecursionError:  # nested deeper than Python's decoder goes

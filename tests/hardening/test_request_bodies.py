@@ -78,3 +78,19 @@ async def test_a_body_naming_a_key_twice_is_a_400(api: Api, body: str) -> None:
     error = response.json()["errors"][0]
     assert error["extensions"]["code"] == "BAD_REQUEST"
     assert "more than once" in error["message"], error
+
+
+async def test_a_number_too_long_to_read_is_named_so(api: Api) -> None:
+    """Outside attack (stop 32, low): a 5,000-digit integer in `variables` was answered
+    "the body is not JSON" (Python's decoder stops at 4,300 digits); the body is JSON, the
+    number is what the hub does not read."""
+    body = '{"query": "query Q($n: Int) { __typename }", "variables": {"n": %s}}' % ("9" * 5000)
+    response = await api.client.post(
+        "/graphql",
+        content=body,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    assert "5000 digits" in error["message"], error
