@@ -58,6 +58,8 @@ async def test_set_rate_validates_and_keeps_versions(api: Api, world: dict[str, 
             "dailyLimitPerMember",
             "INVALID_INPUT",
         ),
+        # a version dated back would show a rate nobody converted at (outside attack, low)
+        ({"effectiveFrom": "2025-12-01T00:00:00Z"}, "effectiveFrom", "INVALID_INPUT"),
         ({"to": "SKYMILES"}, "to", "INVALID_INPUT"),
         ({"to": "NOPE"}, "to", "NOT_FOUND"),
     ]:
