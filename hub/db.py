@@ -41,7 +41,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.types import TypeDecorator
 from tenacity import (
@@ -257,7 +258,7 @@ async def _insert_appended(session: AsyncSession) -> None:
             for n, row in enumerate(rows)
             for column in shape[i][1]
         }
-        await (await session.connection()).execute(_appended_at_once(shape), params)
+        await _appended_at_once(shape).execute(session, params)
         grouped = {t: rows for t, rows in grouped.items() if t not in few}
     # The tables given one row first: a row of a table given several may refer to one.
     for table, rows in sorted(grouped.items(), key=lambda item: len(item[1]) > 1):
@@ -270,7 +271,7 @@ def _insert_into(table: Table) -> Insert:
 
 
 @functools.lru_cache(maxsize=128)
-def _appended_at_once(shape: Shape) -> Insert:
+def _appended_at_once(shape: Shape) -> Prepared:
     """One INSERT per table, the last one the statement and the others its CTEs (PostgreSQL
     runs an unreferenced data-modifying CTE all the same), built once per shape. A table
     given one row inserts VALUES; one given several, its rows' SELECTs joined by UNION
@@ -280,7 +281,7 @@ def _appended_at_once(shape: Shape) -> Insert:
         _insert_rows(i, table, columns, count) for i, (table, columns, count) in enumerate(shape)
     ]
     *before, last = inserts
-    return last.add_cte(*(part.cte(f"appended_{i}") for i, part in enumerate(before)))
+    return Prepared(last.add_cte(*(part.cte(f"appended_{i}") for i, part in enumerate(before))))
 
 
 def _insert_rows(i: int, table: Table, columns: tuple[str, ...], count: int) -> Insert:
@@ -545,3 +546,183 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             return  # autocommit: the statement is its own transaction
         write = options.get("hub_write", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+_DRIVER = "driver"  # on a session's info: its transaction and that one's asyncpg connection
+_Binds = list[tuple[str | None, Any, Any]]
+
+
+class Prepared:
+    """A Core statement that PostgreSQL runs straight through asyncpg, in the session's
+    transaction: compiled once, its parameters and result columns converted as SQLAlchemy
+    converts them, without SQLAlchemy's execution context on every call (the larger part
+    of a hot statement's CPU in the hub: bench/README.md). asyncpg prepares it once per
+    connection (its statement cache). On SQLite, and for a statement with an expanding
+    parameter (an IN list: use `= ANY(array)` here), it runs through SQLAlchemy."""
+
+    def __init__(self, statement: Any) -> None:
+        self.statement: Any = statement
+        self._compiled: tuple[str, _Binds, list[Any]] | None = None
+        self._processors: list[tuple[str, Any]] | None = None
+
+    def _for(self, dialect: Dialect) -> tuple[str, _Binds, list[Any]]:
+        """The SQL, each positional parameter (its name and bind processor; for a literal
+        of the SQL, None and its value, converted once) and each result column (its name
+        and type; its processor comes with the first answer: _columns)."""
+        if self._compiled is None:
+            compiled: Any = self.statement.compile(dialect=dialect)
+            binds: _Binds = []
+            for name in compiled.positiontup:
+                bind = compiled.binds[name]
+                if bind.expanding:
+                    raise TypeError("Prepared: no expanding parameters (use = ANY(array))")
+                processor = bind.type._cached_bind_processor(dialect)
+                if not bind.required and bind.callable is None:  # a literal of the SQL
+                    binds.append((None, None, processor(bind.value) if processor else bind.value))
+                else:
+                    binds.append((name, processor, None))
+            columns = [(c.keyname, c.type) for c in compiled._result_columns]
+            self._compiled = (compiled.string, binds, columns)
+        return self._compiled
+
+    async def _columns(self, connection: Any, dialect: Dialect) -> list[tuple[str, Any]]:
+        """Each result column's name and result processor, which may depend on the type
+        PostgreSQL gives the column (as SQLAlchemy reads it from the cursor): asked once,
+        by preparing the statement."""
+        if self._processors is None:
+            sql, _, columns = self._for(dialect)
+            described = (await connection.prepare(sql)).get_attributes()
+            self._processors = [
+                (key, type_._cached_result_processor(dialect, attribute.type.oid))
+                for (key, type_), attribute in zip(columns, described, strict=True)
+            ]
+        return self._processors
+
+    async def all(
+        self, session: AsyncSession, params: Mapping[str, Any]
+    ) -> list[Mapping[str, Any]]:
+        """The statement's rows, each by column name."""
+        driver = await _driver(session)
+        if driver is None:
+            found = await session.execute(self.statement, dict(params))
+            return [dict(row._mapping) for row in found]
+        records, columns = await self._run(session, driver, params, "fetch")
+        return [_converted(columns, record) for record in records]
+
+    async def row(
+        self, session: AsyncSession, params: Mapping[str, Any]
+    ) -> Mapping[str, Any] | None:
+        """The statement's first row by column name (None when it gave none)."""
+        driver = await _driver(session)
+        if driver is None:
+            first = (await session.execute(self.statement, dict(params))).first()
+            return None if first is None else dict(first._mapping)
+        record, columns = await self._run(session, driver, params, "fetchrow")
+        return None if record is None else _converted(columns, record)
+
+    async def scalar(self, session: AsyncSession, params: Mapping[str, Any]) -> Any:
+        """The first column of the statement's first row (None when it gave none)."""
+        found = await self.row(session, params)
+        return None if found is None else next(iter(found.values()))
+
+    async def execute(self, session: AsyncSession, params: Mapping[str, Any]) -> None:
+        """Run the statement for its effect."""
+        driver = await _driver(session)
+        if driver is None:
+            await session.execute(self.statement, dict(params))
+            return
+        await self._run(session, driver, params, "execute")
+
+    async def _run(
+        self, session: AsyncSession, driver: Any, params: Mapping[str, Any], method: str
+    ) -> tuple[Any, list[tuple[str, Any]]]:
+        """asyncpg's answer to `method` (fetch, fetchrow, execute) and the result columns."""
+        engine = session.get_bind()
+        dialect = engine.dialect
+        sql, binds, _ = self._for(dialect)
+        args = [
+            value if name is None else (bind(params[name]) if bind else params[name])
+            for name, bind, value in binds
+        ]
+        if engine.dispatch.before_cursor_execute:  # as SQLAlchemy would tell its listeners
+            connection = (await session.connection()).sync_connection
+            engine.dispatch.before_cursor_execute(connection, None, sql, args, None, False)
+        try:
+            if driver._transaction is None:  # the transaction's first statement begins it
+                await driver._start_transaction()
+            raw = driver._connection
+            columns = [] if method == "execute" else await self._columns(raw, dialect)
+            return await getattr(raw, method)(sql, *args), columns
+        except Exception as error:
+            raise _translated(error, driver, dialect, sql, args) from error
+
+
+def _converted(columns: list[tuple[str, Any]], record: Any) -> dict[str, Any]:
+    return {
+        key: (convert(value) if convert else value)
+        for (key, convert), value in zip(columns, record.values(), strict=True)
+    }
+
+
+def adopted(session: AsyncSession, model: type[M], row: Mapping[str, Any]) -> M:
+    """A row this transaction read as Core (a Prepared statement: `row` by column key) as
+    the session's instance of it, as a read with populate_existing would give it, without
+    the ORM's loading: the instance the session holds for its key with these values, or a
+    new persistent one (made detached, then added: nothing is written for it)."""
+    mapped: Any = model
+    keys, primary_key = _mapped_columns(mapped)
+    identity = (model, tuple(row[column] for column in primary_key), None)
+    sync = session.sync_session
+    held: Any = sync.identity_map.get(identity)
+    if held is not None:
+        for attribute, column in keys:
+            set_committed_value(held, attribute, row[column])
+        found: M = held
+        return found
+    made = model(**{attribute: row[column] for attribute, column in keys})
+    make_transient_to_detached(made)
+    sync.add(made)
+    _hold(sync, made)  # as a loaded row is held to the end of the transaction
+    return made
+
+
+@functools.cache
+def _mapped_columns(model: Any) -> tuple[list[tuple[str, str]], list[str]]:
+    """A model's (attribute, column key) pairs, and its primary key's column keys."""
+    mapper: Any = sa_inspect(model)
+    keys = [(prop.key, prop.columns[0].key) for prop in mapper.column_attrs]
+    return keys, [column.key for column in mapper.primary_key]
+
+
+async def _driver(session: AsyncSession) -> Any:
+    """The session's transaction's asyncpg connection as SQLAlchemy adapts it, or None on
+    another driver. Kept on the session for its transaction."""
+    transaction = session.get_transaction()
+    kept = session.info.get(_DRIVER)
+    if kept is not None and kept[0] is transaction and transaction is not None:
+        return kept[1]
+    connection = await session.connection()
+    if connection.dialect.driver != "asyncpg":
+        return None
+    adapted = (await connection.get_raw_connection()).dbapi_connection
+    session.info[_DRIVER] = (session.get_transaction(), adapted)
+    return adapted
+
+
+def _translated(
+    error: Exception, driver: Any, dialect: Dialect, sql: str, args: list[Any]
+) -> Exception:
+    """asyncpg's error as SQLAlchemy would raise it (IntegrityError, OperationalError, ...,
+    with the driver's error, and its SQLSTATE, as `orig`)."""
+    try:
+        driver._handle_exception(error)
+    except Exception as adapted:
+        return DBAPIError.instance(
+            sql,
+            args,
+            adapted,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,  # as the engines: an error's text carries no member's data
+            dialect=dialect,
+        )
+    return error  # pragma: no cover: _handle_exception always raises

@@ -17,12 +17,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
 from hub.auth import Principal
-from hub.db import insert_or_skip, utcnow
+from hub.db import Prepared, insert_or_skip, utcnow
 from hub.errors import IdempotencyConflict, InvalidInput, RetryTransaction, spelled
 from hub.models import IdempotencyRecord
 from hub.models.base import table_of
@@ -49,12 +49,19 @@ def request_hash(operation: str, request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_CLAIMED = ("scope", "key", "operation", "request_hash", "result", "created_at")
+
+
 @functools.cache
-def _claim(dialect: str) -> Any:
-    """The claim of a key in this dialect, built once: an INSERT of its record (the columns
-    its parameters name) that does nothing where the key is held, returning the new
-    record's id."""
-    return insert_or_skip(dialect, IdempotencyRecord).returning(table_of(IdempotencyRecord).c.id)
+def _claim(dialect: str) -> Prepared:
+    """The claim of a key in this dialect, built once: an INSERT of its record that does
+    nothing where the key is held, returning the new record's id."""
+    table = table_of(IdempotencyRecord)
+    return Prepared(
+        insert_or_skip(dialect, IdempotencyRecord)
+        .values({name: bindparam(name, type_=table.c[name].type) for name in _CLAIMED})
+        .returning(table.c.id)
+    )
 
 
 REPLAYED = "idempotency_replayed"  # on a session's info: a request was answered from its key
@@ -93,8 +100,8 @@ async def once(
     digest = request_hash(operation, request)
     # Claim the key in one statement. A concurrent duplicate's INSERT waits for the first
     # transaction and then claims nothing (or, under SQLite's single writer, runs after it).
-    claimed = await session.scalar(
-        _claim(session.get_bind().dialect.name),
+    claimed = await _claim(session.get_bind().dialect.name).scalar(
+        session,
         {
             "scope": scope,
             "key": key,

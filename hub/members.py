@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import ConnectorFactory
 from hub import consent, validate
 from hub.auth import Principal
-from hub.db import Database, row_by, rows_by, utcnow
+from hub.db import Database, Prepared, adopted, row_by, rows_by, utcnow
 from hub.enums import AccountKind, Role
 from hub.errors import AlreadyExists, FieldPath, InvalidInput, NotFound
 from hub.ids import new_id
@@ -21,6 +22,7 @@ from hub.ledger.core import lock_accounts, locked_accounts
 from hub.member_view import AccountView
 from hub.merchants import get_program
 from hub.models import Account, Entry, Member, Posting, Program
+from hub.models.base import table_of
 from hub.permissions import reading_merchant, require_merchant
 
 
@@ -146,14 +148,32 @@ _ACCOUNTS = select(Account).where(
 _ACCOUNTS_LOCKED = lock_accounts(_ACCOUNTS)
 
 
-_MEMBER_AND_ACCOUNTS_LOCKED = lock_accounts(
-    select(Member, Account)
-    .join(Account, Account.member_id == Member.id)
-    .where(
-        Member.id == bindparam("member"),
-        Account.program_code.in_(bindparam("programs", expanding=True)),
+_MEMBERS = table_of(Member)
+_ACCOUNT_ROWS = table_of(Account)
+
+
+@functools.cache
+def _member_and_accounts_locked(programs: int) -> Prepared:
+    """The member's row and its accounts in `programs` programs, locked (FOR UPDATE, the
+    accounts in id order), as one Core read: each column labelled by its table."""
+    member = bindparam("member", type_=_MEMBERS.c.id.type)
+    codes = [
+        bindparam(f"program_{n}", type_=_ACCOUNT_ROWS.c.program_code.type) for n in range(programs)
+    ]
+    return Prepared(
+        select(
+            *(c.label(f"m_{c.key}") for c in _MEMBERS.c),
+            *(c.label(f"a_{c.key}") for c in _ACCOUNT_ROWS.c),
+        )
+        .select_from(_MEMBERS.join(_ACCOUNT_ROWS, _ACCOUNT_ROWS.c.member_id == _MEMBERS.c.id))
+        .where(_MEMBERS.c.id == member, _ACCOUNT_ROWS.c.program_code.in_(codes))
+        .order_by(_ACCOUNT_ROWS.c.id)
+        .with_for_update()
     )
-)
+
+
+def _columns_of(row: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    return {key[len(prefix) :]: value for key, value in row.items() if key.startswith(prefix)}
 
 
 async def lock_member_and_accounts(
@@ -163,18 +183,20 @@ async def lock_member_and_accounts(
     the member's row, then the accounts in id order, as a read of the member then
     accounts_of(lock=True) would), keeping the accounts for accounts_of. The member, or
     None when the read found no account of it in these programs (no such member, or none
-    enrolled there: the caller reads them apart, to say which)."""
-    rows = (
-        await session.execute(
-            _MEMBER_AND_ACCOUNTS_LOCKED, {"member": member_id, "programs": list(program_codes)}
-        )
-    ).all()
+    enrolled there: the caller reads them apart, to say which). A hot path's read: Core,
+    its rows made the session's instances without the ORM's loading (db.adopted)."""
+    params: dict[str, Any] = {"member": member_id}
+    params.update({f"program_{n}": code for n, code in enumerate(program_codes)})
+    rows = await _member_and_accounts_locked(len(program_codes)).all(session, params)
+    if not rows:
+        return None
     cache = _kept_accounts(session)
     held = locked_accounts(session)
-    for _, account in rows:
+    for row in rows:
+        account = adopted(session, Account, _columns_of(row, "a_"))
         cache[(member_id, account.program_code)] = account
         held[account.id] = account
-    return rows[0][0] if rows else None
+    return adopted(session, Member, _columns_of(rows[0], "m_"))
 
 
 async def accounts_of(

@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hub.db import KEPT, utcnow
+from hub.db import KEPT, Prepared, utcnow
 from hub.enums import AccountKind, EntryKind
 from hub.errors import BalanceLimit, FieldPath, InsufficientPoints, NotFound, RetryTransaction
 from hub.models import Account, Entry, Lot, LotUse, Posting
@@ -258,9 +258,8 @@ class Journal:
             params["taken_lots"] = [i for i, _ in rider.taken]
             params["taken_points"] = [p for _, p in rider.taken]
         try:
-            # Core, on the session's connection: no ORM entity is in the statement.
-            connection = await self.session.connection()
-            row = (await connection.execute(statement, params)).one()._mapping
+            row = await statement.row(self.session, params)
+            assert row is not None  # one row whatever happened
         except IntegrityError as exc:  # a concurrent twin (same order); run again to see it
             raise RetryTransaction() from exc
         for n, (side, member) in enumerate(zip(sides, shape, strict=True)):
@@ -338,7 +337,7 @@ _MOVE = _moved(bindparam("account", type_=BigInteger()), bindparam("amount", typ
 
 
 @functools.cache
-def _entry_at_once(shape: tuple[bool, ...], rider: str | None) -> Select[Any]:
+def _entry_at_once(shape: tuple[bool, ...], rider: str | None) -> Prepared:
     """PostgreSQL's one statement for an entry whose sides are members where `shape` says,
     with this kind of rider (its class's name). Its parameters: the entry's values
     (entry_*), account_n and amount_n for each side, and the rider's (lot_*, or taken_lots and
@@ -385,7 +384,7 @@ def _entry_at_once(shape: tuple[bool, ...], rider: str | None) -> Select[Any]:
     statement = statement.add_cte(*moved.values(), postings.cte("postings"))
     for n, ride in enumerate(_riders_at_once(rider, entry)):
         statement = statement.add_cte(ride.cte(f"rider_{n}"))
-    return statement
+    return Prepared(statement)
 
 
 def _riders_at_once(rider: str | None, entry: CTE) -> list[Any]:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import BigInteger, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
+from hub.db import Prepared
 from hub.enums import AccountKind, EntryKind, HoldStatus
 from hub.errors import InvalidState
 from hub.ids import new_id
 from hub.ledger.core import Journal, Movement, NewLot, Rider, Side, TakenLots
 from hub.models import Account, Entry, Hold, Lot, LotUse
+from hub.models.base import table_of
 
 
 def add_months(moment: dt.datetime, months: int) -> dt.datetime:
@@ -77,7 +79,7 @@ class Points:
                 f"account {account.id}: lots hold {sum(taken.values())} of {points}"
             )
         for lot, take in taken.items():
-            set_committed_value(lot, "remaining", lot.remaining - take)
+            lot.remaining -= take
         return entry
 
     async def _post(
@@ -128,7 +130,8 @@ class Points:
         left = points
         uses = []
         for lot_id, used in taken.all():
-            lot = await self.session.get(Lot, lot_id)
+            # Read fresh: a debit in this transaction writes lots with statements of its own.
+            lot = await self.session.get(Lot, lot_id, populate_existing=True)
             assert lot is not None
             give = min(left, int(used))
             if give <= 0:
@@ -230,23 +233,44 @@ class Points:
         return entry
 
 
-_OPEN_LOTS = (
-    select(Lot)
-    .where(Lot.account_id == bindparam("account"), Lot.remaining > 0)
-    .order_by(Lot.expires_at.asc().nulls_last(), Lot.id)
-    .execution_options(populate_existing=True)
+@dataclass(eq=False, slots=True)
+class OpenLot:
+    """A lot with points left, as a debit reads it: no ORM instance (a debit writes its
+    lots with statements of its own: the rider's UPDATE, expire_lots')."""
+
+    id: int
+    remaining: int
+    expires_at: dt.datetime | None
+
+
+_LOTS = table_of(Lot)
+_LOT_COLUMNS = (_LOTS.c.id, _LOTS.c.remaining, _LOTS.c.expires_at)
+_OPEN_LOTS = Prepared(
+    select(*_LOT_COLUMNS)
+    .where(_LOTS.c.account_id == bindparam("account", type_=BigInteger()), _LOTS.c.remaining > 0)
+    .order_by(_LOTS.c.expires_at.asc().nulls_last(), _LOTS.c.id)
+)
+_OVERDUE_LOTS = Prepared(
+    select(*_LOT_COLUMNS).where(
+        _LOTS.c.account_id == bindparam("account", type_=BigInteger()),
+        _LOTS.c.remaining > 0,
+        _LOTS.c.expires_at <= bindparam("at", type_=_LOTS.c.expires_at.type),
+    )
+)
+_EMPTY_LOTS = (
+    update(_LOTS).where(_LOTS.c.id.in_(bindparam("lots", expanding=True))).values(remaining=0)
 )
 
 
-async def _open_lots(session: AsyncSession, account: Account) -> list[Lot]:
+async def _open_lots(session: AsyncSession, account: Account) -> list[OpenLot]:
     """The account's lots with points left, soonest-expiring first (never-expiring last)."""
-    return list(await session.scalars(_OPEN_LOTS, {"account": account.id}))
+    return [OpenLot(**row) for row in await _OPEN_LOTS.all(session, {"account": account.id})]
 
 
-def _taken(lots: Sequence[Lot], points: int) -> dict[Lot, int]:
+def _taken(lots: Sequence[OpenLot], points: int) -> dict[OpenLot, int]:
     """What `points` take from the account's open lots, soonest-expiring first (the expired
     ones are empty by now); less than `points` when they hold fewer."""
-    taken: dict[Lot, int] = {}
+    taken: dict[OpenLot, int] = {}
     left = points
     for lot in lots:
         if left == 0:
@@ -257,28 +281,21 @@ def _taken(lots: Sequence[Lot], points: int) -> dict[Lot, int]:
     return taken
 
 
-def _overdue(lot: Lot, at: dt.datetime) -> bool:
+def _overdue(lot: OpenLot, at: dt.datetime) -> bool:
     return lot.expires_at is not None and lot.expires_at <= at
 
 
 async def expire_overdue(points: Points, account: Account, movement: Movement) -> int:
     """Move what is left of this account's expired lots to `expired`; the points moved."""
-    lots = list(
-        await points.session.scalars(
-            select(Lot)
-            .where(
-                Lot.account_id == account.id,
-                Lot.remaining > 0,
-                Lot.expires_at <= movement.occurred_at,
-            )
-            .execution_options(populate_existing=True)
-        )
+    found = await _OVERDUE_LOTS.all(
+        points.session, {"account": account.id, "at": movement.occurred_at}
     )
+    lots = [OpenLot(**row) for row in found]
     return await expire_lots(points, account, lots, movement)
 
 
 async def expire_lots(
-    points: Points, account: Account, lots: Sequence[Lot], movement: Movement
+    points: Points, account: Account, lots: Sequence[OpenLot], movement: Movement
 ) -> int:
     """Move what is left of these (overdue) lots to `expired`, in one EXPIRY entry; the
     points moved."""
@@ -299,8 +316,8 @@ async def expire_lots(
         member_id=account.member_id,
     )
     uses = [{"entry_id": entry.id, "lot_id": lot.id, "points": lot.remaining} for lot in lots]
+    await points.session.execute(insert(LotUse), uses)
+    await points.session.execute(_EMPTY_LOTS, {"lots": [lot.id for lot in lots]})
     for lot in lots:
         lot.remaining = 0
-    await points.session.execute(insert(LotUse), uses)
-    await points.session.flush()
     return total

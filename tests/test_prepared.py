@@ -1,0 +1,159 @@
+"""hub.db.Prepared (a hot statement run straight through asyncpg on PostgreSQL, through
+SQLAlchemy on SQLite) and hub.db.adopted (its rows as the session's instances): the same
+values, errors, transactions and instances as SQLAlchemy's own execution and loading."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import BigInteger, String, bindparam, event, insert, literal, select
+from sqlalchemy.exc import IntegrityError
+
+from hub.db import Database, ExactDecimal, JSONText, Prepared, UTCDateTime, adopted, utcnow
+from hub.models import Account, IdempotencyRecord
+from hub.models.base import table_of
+from tests.ledger.test_concurrency import _member_with
+
+_KEYS = table_of(IdempotencyRecord)
+_CLAIM = Prepared(
+    insert(_KEYS)
+    .values({c: bindparam(c, type_=_KEYS.c[c].type) for c in ("scope", "key", "operation")})
+    .values(request_hash=literal("0" * 64), result=literal("{}"), created_at=bindparam("at"))
+    .returning(_KEYS.c.id, _KEYS.c.created_at)
+)
+
+
+def _claim(key: str) -> dict[str, Any]:
+    return {"scope": "test", "key": key, "operation": "prepared", "at": utcnow()}
+
+
+async def test_a_prepared_read_gives_what_sqlalchemy_gives(db_url: str) -> None:
+    """Parameters and result columns go through the types' own conversions (an aware UTC
+    datetime, an exact Decimal, a JSON value kept as text), and a literal of the SQL is
+    sent as its value."""
+    statement = select(
+        bindparam("at", type_=UTCDateTime()).label("at"),
+        bindparam("amount", type_=ExactDecimal()).label("amount"),
+        bindparam("codes", type_=JSONText()).label("codes"),
+        bindparam("n", type_=BigInteger()).label("n"),
+        literal("fixed", String()).label("fixed"),
+    )
+    params = {
+        "at": dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+        "amount": Decimal("12.345"),
+        "codes": ["HUB", "TEA"],
+        "n": 2**40,
+    }
+    db = Database(db_url)
+    try:
+        async with db.write() as session:
+            ours = await Prepared(statement).row(session, params)
+            theirs = (await session.execute(statement, params)).one()._mapping
+        assert ours is not None and dict(ours) == dict(theirs)
+        assert ours["at"] == params["at"] and ours["at"].tzinfo == dt.UTC
+        assert ours["amount"] == Decimal("12.345") and ours["codes"] == ["HUB", "TEA"]
+        assert ours["n"] == 2**40 and ours["fixed"] == "fixed"
+    finally:
+        await db.dispose()
+
+
+async def test_a_prepared_statement_belongs_to_the_transaction(db_url: str) -> None:
+    """The transaction's first statement begins it (a raw statement outside it would commit
+    on its own): what the block wrote is gone when it fails, kept when it commits."""
+    db = Database(db_url)
+    try:
+        with pytest.raises(RuntimeError):
+            async with db.write() as session:
+                assert await _CLAIM.row(session, _claim("rolled-back")) is not None
+                raise RuntimeError("the block fails")
+        async with db.write() as session:
+            kept = await _CLAIM.row(session, _claim("committed"))
+        assert kept is not None and kept["created_at"].tzinfo == dt.UTC
+        async with db.read() as session:
+            stored = await session.scalars(select(_KEYS.c.key).where(_KEYS.c.scope == "test"))
+            assert list(stored) == ["committed"]
+    finally:
+        await db.dispose()
+
+
+async def test_a_constraint_broken_by_a_prepared_statement_is_sqlalchemys_error(
+    db_url: str,
+) -> None:
+    """A unique key taken twice raises SQLAlchemy's IntegrityError (which the hub's callers
+    catch, e.g. a concurrent twin entry) with the driver's SQLSTATE, and, as the engines
+    are configured, without the parameters in its text (a member's data stays out of
+    logs)."""
+    db = Database(db_url)
+    try:
+        async with db.write() as session:
+            await _CLAIM.row(session, _claim("secret-555-0100"))
+        with pytest.raises(IntegrityError) as raised:
+            async with db.write() as session:
+                await _CLAIM.row(session, _claim("secret-555-0100"))
+        assert "secret-555-0100" not in str(raised.value)
+        if db.dialect == "postgresql":
+            assert raised.value.orig.sqlstate == "23505"  # type: ignore[union-attr]
+    finally:
+        await db.dispose()
+
+
+async def test_statement_listeners_see_prepared_statements(db_url: str) -> None:
+    """Counters (tests, `bench/`) listen for before_cursor_execute: a prepared statement is
+    told to them as SQLAlchemy's are."""
+    db = Database(db_url)
+    seen: list[str] = []
+
+    def note(*args: Any) -> None:
+        seen.append(str(args[2]).split()[0])
+
+    for engine in db.sync_engines:
+        event.listen(engine, "before_cursor_execute", note)
+    try:
+        async with db.write() as session:
+            await _CLAIM.row(session, _claim("counted"))
+        assert "INSERT" in seen, seen
+    finally:
+        await db.dispose()
+
+
+async def test_an_in_list_is_refused_on_postgresql(db_url: str) -> None:
+    """An expanding parameter cannot be compiled once: refused, not run wrongly."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite runs every statement through SQLAlchemy")
+    statement = select(_KEYS.c.id).where(_KEYS.c.key.in_(bindparam("keys", expanding=True)))
+    db = Database(db_url)
+    try:
+        async with db.write() as session:
+            with pytest.raises(TypeError, match="ANY"):
+                await Prepared(statement).all(session, {"keys": ["a"]})
+    finally:
+        await db.dispose()
+
+
+async def test_an_adopted_row_is_the_sessions_instance(db_url: str) -> None:
+    """A row read as Core becomes the instance the session holds for it, refreshed (as
+    populate_existing would), or a new persistent one: nothing is written for it, and a
+    change to it is written as an UPDATE."""
+    db = Database(db_url)
+    try:
+        account_id = await _member_with(db, 50)
+        accounts = table_of(Account)
+        read = Prepared(select(*accounts.c).where(accounts.c.id == bindparam("id")))
+        async with db.write() as session:
+            row = await read.row(session, {"id": account_id})
+            assert row is not None
+            account = adopted(session, Account, row)
+            assert account.balance == 50 and account.id == account_id
+            assert await session.get(Account, account_id) is account  # no second instance
+            assert not session.new and not session.dirty
+            again = adopted(session, Account, {**row, "balance": 49})
+            assert again is account and account.balance == 49 and not session.dirty
+            account.external_ref = "J-2"
+        async with db.read() as session:
+            stored = await session.get(Account, account_id)
+            assert stored is not None and stored.external_ref == "J-2"
+    finally:
+        await db.dispose()
