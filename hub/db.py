@@ -686,6 +686,30 @@ def adopted(session: AsyncSession, model: type[M], row: Mapping[str, Any]) -> M:
     return made
 
 
+async def get_row(
+    session: AsyncSession, model: type[M], key: Any, *, lock: bool = False
+) -> M | None:
+    """`session.get(model, key)` for the hot paths (a single-column primary key): the
+    instance the session holds, else one Prepared read, adopted; with `lock`, always read,
+    FOR UPDATE, and the instance refreshed (as `with_for_update=True` would)."""
+    if not lock:
+        held: Any = session.sync_session.identity_map.get((model, (key,), None))
+        if held is not None and not sa_inspect(held).expired:
+            found: M = held
+            return found
+    mapped: Any = model
+    row = await _read_by_key(mapped, lock).row(session, {"key": key})
+    return None if row is None else adopted(session, model, row)
+
+
+@functools.cache
+def _read_by_key(model: Any, lock: bool) -> Prepared:
+    table = sa_inspect(model).local_table
+    (column,) = table.primary_key.columns
+    query = select(*table.c).where(column == bindparam("key", type_=column.type))
+    return Prepared(query.with_for_update() if lock else query)
+
+
 @functools.cache
 def _mapped_columns(model: Any) -> tuple[list[tuple[str, str]], list[str]]:
     """A model's (attribute, column key) pairs, and its primary key's column keys."""

@@ -9,10 +9,19 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import BigInteger, String, bindparam, event, insert, literal, select
+from sqlalchemy import BigInteger, String, bindparam, event, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
-from hub.db import Database, ExactDecimal, JSONText, Prepared, UTCDateTime, adopted, utcnow
+from hub.db import (
+    Database,
+    ExactDecimal,
+    JSONText,
+    Prepared,
+    UTCDateTime,
+    adopted,
+    get_row,
+    utcnow,
+)
 from hub.models import Account, IdempotencyRecord
 from hub.models.base import table_of
 from tests.ledger.test_concurrency import _member_with
@@ -155,5 +164,38 @@ async def test_an_adopted_row_is_the_sessions_instance(db_url: str) -> None:
         async with db.read() as session:
             stored = await session.get(Account, account_id)
             assert stored is not None and stored.external_ref == "J-2"
+    finally:
+        await db.dispose()
+
+
+async def test_get_row_is_session_get_for_the_hot_paths(db_url: str) -> None:
+    """get_row gives the instance the session holds without a statement; locked, it reads
+    the row again (FOR UPDATE on PostgreSQL) and refreshes that instance; a key no row has
+    gives None."""
+    db = Database(db_url)
+    seen: list[str] = []
+
+    def note(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    try:
+        account_id = await _member_with(db, 50)
+        for engine in db.sync_engines:
+            event.listen(engine, "before_cursor_execute", note)
+        async with db.write() as session:
+            first = await get_row(session, Account, account_id)
+            assert first is not None and first.balance == 50
+            reads = len(seen)
+            assert await get_row(session, Account, account_id) is first and len(seen) == reads
+            await session.execute(
+                update(table_of(Account))
+                .where(table_of(Account).c.id == account_id)
+                .values(balance=51)
+            )
+            locked = await get_row(session, Account, account_id, lock=True)
+            assert locked is first and first.balance == 51
+            if db.dialect == "postgresql":
+                assert seen[-1].endswith("FOR UPDATE"), seen[-1]
+            assert await get_row(session, Account, -1) is None
     finally:
         await db.dispose()

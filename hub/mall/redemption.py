@@ -13,7 +13,7 @@ from connectors.base import ConnectorFactory
 from hub import consent, eligibility, green, idempotency, permissions, validate, vouchers
 from hub.auth import Principal
 from hub.config import Settings
-from hub.db import Database, append, utcnow
+from hub.db import Database, append, get_row, utcnow
 from hub.enums import CancellationReason, MerchantStatus, RedemptionStatus, Role
 from hub.errors import (
     DomainError,
@@ -115,10 +115,10 @@ async def start(
     async def effect() -> idempotency.Result:
         require_member(principal, request.member_id, ("member_id",))
         # One redemption at a time per member: the member's row is held to the end.
-        if await session.get(Member, request.member_id, with_for_update=True) is None:
+        if await get_row(session, Member, request.member_id, lock=True) is None:
             raise NotFound(f"No member has id {request.member_id!r}.", field=("member_id",))
         validate.points_in_range(request.quantity, ("quantity",), low=1, high=MAX_QUANTITY)
-        reward = await session.get(Reward, request.reward_id)
+        reward = await get_row(session, Reward, request.reward_id)
         if reward is None:
             raise NotFound(f"No reward {request.reward_id!r}.", field=("reward_id",))
         if reward.offer_refusal:
@@ -269,12 +269,7 @@ async def start_cancel(
     """Start cancelling a confirmed redemption; the local steps run now."""
 
     async def effect() -> idempotency.Result:
-        r = await session.scalar(
-            select(Redemption)
-            .where(Redemption.id == request.redemption_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
+        r = await get_row(session, Redemption, request.redemption_id, lock=True)
         if r is None:
             raise NotFound(f"No redemption {request.redemption_id!r}.", field=("redemption_id",))
         await _may_cancel(session, principal, r, request.reason)
