@@ -560,8 +560,11 @@ class Prepared:
     connection (its statement cache). On SQLite, and for a statement with an expanding
     parameter (an IN list: use `= ANY(array)` here), it runs through SQLAlchemy."""
 
-    def __init__(self, statement: Any) -> None:
+    def __init__(self, statement: Any, *, autoflush: bool = False) -> None:
+        """`autoflush`: flush the session's pending ORM changes first, as an ORM read would
+        (for a read that replaces one)."""
         self.statement: Any = statement
+        self.autoflush = autoflush
         self._compiled: tuple[str, _Binds, list[Any]] | None = None
         self._processors: list[tuple[str, Any]] | None = None
 
@@ -602,7 +605,7 @@ class Prepared:
         self, session: AsyncSession, params: Mapping[str, Any]
     ) -> list[Mapping[str, Any]]:
         """The statement's rows, each by column name."""
-        driver = await _driver(session)
+        driver = await self._driver(session)
         if driver is None:
             found = await session.execute(self.statement, dict(params))
             return [dict(row._mapping) for row in found]
@@ -613,7 +616,7 @@ class Prepared:
         self, session: AsyncSession, params: Mapping[str, Any]
     ) -> Mapping[str, Any] | None:
         """The statement's first row by column name (None when it gave none)."""
-        driver = await _driver(session)
+        driver = await self._driver(session)
         if driver is None:
             first = (await session.execute(self.statement, dict(params))).first()
             return None if first is None else dict(first._mapping)
@@ -627,11 +630,18 @@ class Prepared:
 
     async def execute(self, session: AsyncSession, params: Mapping[str, Any]) -> None:
         """Run the statement for its effect."""
-        driver = await _driver(session)
+        driver = await self._driver(session)
         if driver is None:
             await session.execute(self.statement, dict(params))
             return
         await self._run(session, driver, params, "execute")
+
+    async def _driver(self, session: AsyncSession) -> Any:
+        if self.autoflush:
+            sync = session.sync_session
+            if sync.autoflush and not sync._is_clean():  # pending changes: as the ORM's reads
+                await session.flush()
+        return await _driver(session)
 
     async def _run(
         self, session: AsyncSession, driver: Any, params: Mapping[str, Any], method: str
@@ -707,7 +717,7 @@ def _read_by_key(model: Any, lock: bool) -> Prepared:
     table = sa_inspect(model).local_table
     (column,) = table.primary_key.columns
     query = select(*table.c).where(column == bindparam("key", type_=column.type))
-    return Prepared(query.with_for_update() if lock else query)
+    return Prepared(query.with_for_update() if lock else query, autoflush=True)
 
 
 @functools.cache

@@ -18,7 +18,7 @@ from hub.db import Database, Prepared, adopted, row_by, rows_by, utcnow
 from hub.enums import AccountKind, Role
 from hub.errors import AlreadyExists, FieldPath, InvalidInput, NotFound
 from hub.ids import new_id
-from hub.ledger.core import lock_accounts, locked_accounts
+from hub.ledger.core import locked_accounts
 from hub.member_view import AccountView
 from hub.merchants import get_program
 from hub.models import Account, Entry, Member, Posting, Program
@@ -141,15 +141,23 @@ def remember_account(session: AsyncSession, account: Account) -> None:
         cache[(account.member_id, account.program_code)] = account
 
 
-_ACCOUNTS = select(Account).where(
-    Account.member_id == bindparam("member"),
-    Account.program_code.in_(bindparam("programs", expanding=True)),
-)
-_ACCOUNTS_LOCKED = lock_accounts(_ACCOUNTS)
-
-
 _MEMBERS = table_of(Member)
 _ACCOUNT_ROWS = table_of(Account)
+
+
+@functools.cache
+def _accounts_in(programs: int, lock: bool) -> Prepared:
+    """A member's accounts in `programs` programs; with `lock`, FOR UPDATE in id order."""
+    codes = [
+        bindparam(f"program_{n}", type_=_ACCOUNT_ROWS.c.program_code.type) for n in range(programs)
+    ]
+    query = select(*_ACCOUNT_ROWS.c).where(
+        _ACCOUNT_ROWS.c.member_id == bindparam("member", type_=_ACCOUNT_ROWS.c.member_id.type),
+        _ACCOUNT_ROWS.c.program_code.in_(codes),
+    )
+    return Prepared(
+        query.order_by(_ACCOUNT_ROWS.c.id).with_for_update() if lock else query, autoflush=True
+    )
 
 
 @functools.cache
@@ -168,7 +176,8 @@ def _member_and_accounts_locked(programs: int) -> Prepared:
         .select_from(_MEMBERS.join(_ACCOUNT_ROWS, _ACCOUNT_ROWS.c.member_id == _MEMBERS.c.id))
         .where(_MEMBERS.c.id == member, _ACCOUNT_ROWS.c.program_code.in_(codes))
         .order_by(_ACCOUNT_ROWS.c.id)
-        .with_for_update()
+        .with_for_update(),
+        autoflush=True,
     )
 
 
@@ -213,9 +222,10 @@ async def accounts_of(
         if (member_id, code) not in cache or (lock and cache[(member_id, code)].id not in held)
     ]
     if missing:
-        query = _ACCOUNTS_LOCKED if lock else _ACCOUNTS
-        found = await session.scalars(query, {"member": member_id, "programs": missing})
-        for account in found:
+        params: dict[str, Any] = {"member": member_id}
+        params.update({f"program_{n}": code for n, code in enumerate(missing)})
+        for row in await _accounts_in(len(missing), lock).all(session, params):
+            account = adopted(session, Account, row)
             cache[(member_id, account.program_code)] = account
             if lock:
                 held[account.id] = account

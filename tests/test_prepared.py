@@ -199,3 +199,21 @@ async def test_get_row_is_session_get_for_the_hot_paths(db_url: str) -> None:
             assert await get_row(session, Account, -1) is None
     finally:
         await db.dispose()
+
+
+async def test_a_read_replacing_an_orm_read_flushes_first(db_url: str) -> None:
+    """A read made with autoflush sees the session's pending changes, as the ORM read it
+    replaces did (the hot paths' account and lot reads)."""
+    db = Database(db_url)
+    try:
+        account_id = await _member_with(db, 50)
+        accounts = table_of(Account)
+        query = select(accounts.c.external_ref).where(accounts.c.id == bindparam("id"))
+        async with db.write() as session:
+            account = await session.get(Account, account_id)
+            assert account is not None
+            account.external_ref = "J-9"  # pending, not flushed
+            seen = await Prepared(query, autoflush=True).scalar(session, {"id": account_id})
+            assert seen == "J-9"
+    finally:
+        await db.dispose()

@@ -14,14 +14,13 @@ import datetime as dt
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ARRAY,
     CTE,
     BigInteger,
     ColumnElement,
-    Select,
     bindparam,
     cast,
     func,
@@ -38,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hub.db import KEPT, Prepared, utcnow
+from hub.db import KEPT, Prepared, adopted, utcnow
 from hub.enums import AccountKind, EntryKind
 from hub.errors import BalanceLimit, FieldPath, InsufficientPoints, NotFound, RetryTransaction
 from hub.models import Account, Entry, Lot, LotUse, Posting
@@ -97,15 +96,6 @@ def locked_accounts(session: AsyncSession) -> dict[int, Account]:
     return held
 
 
-S = TypeVar("S", bound=Select[*tuple[Any, ...]])
-
-
-def lock_accounts(query: S) -> S:
-    """A read of accounts that locks them in id order (no deadlocks) and reads them fresh;
-    the caller notes them in locked_accounts."""
-    return query.order_by(Account.id).with_for_update().execution_options(populate_existing=True)
-
-
 class Journal:
     """Writes entries within the caller's transaction; never commits."""
 
@@ -146,8 +136,10 @@ class Journal:
         held = locked_accounts(self.session)
         if all(i in held for i in ids):
             return {i: held[i] for i in ids}
-        rows = await self.session.scalars(lock_accounts(select(Account).where(Account.id.in_(ids))))
-        found = {a.id: a for a in rows}
+        rows = await _accounts_locked(len(ids)).all(
+            self.session, {f"account_{n}": i for n, i in enumerate(ids)}
+        )
+        found = {a.id: a for a in (adopted(self.session, Account, row) for row in rows)}
         missing = set(ids) - found.keys()
         if missing:
             raise NotFound(f"No account with id {sorted(missing)}.")
@@ -283,6 +275,21 @@ class Journal:
 
 _ENTRIES = table_of(Entry)
 _ACCOUNTS = table_of(Account)
+
+
+@functools.cache
+def _accounts_locked(count: int) -> Prepared:
+    """`count` accounts by id, locked in id order (FOR UPDATE), read fresh."""
+    ids = [bindparam(f"account_{n}", type_=BigInteger()) for n in range(count)]
+    return Prepared(
+        select(*_ACCOUNTS.c)
+        .where(_ACCOUNTS.c.id.in_(ids))
+        .order_by(_ACCOUNTS.c.id)
+        .with_for_update(),
+        autoflush=True,
+    )
+
+
 _POSTINGS = table_of(Posting)
 _LOTS = table_of(Lot)
 _LOT_USES = table_of(LotUse)

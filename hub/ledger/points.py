@@ -248,14 +248,16 @@ _LOT_COLUMNS = (_LOTS.c.id, _LOTS.c.remaining, _LOTS.c.expires_at)
 _OPEN_LOTS = Prepared(
     select(*_LOT_COLUMNS)
     .where(_LOTS.c.account_id == bindparam("account", type_=BigInteger()), _LOTS.c.remaining > 0)
-    .order_by(_LOTS.c.expires_at.asc().nulls_last(), _LOTS.c.id)
+    .order_by(_LOTS.c.expires_at.asc().nulls_last(), _LOTS.c.id),
+    autoflush=True,
 )
 _OVERDUE_LOTS = Prepared(
     select(*_LOT_COLUMNS).where(
         _LOTS.c.account_id == bindparam("account", type_=BigInteger()),
         _LOTS.c.remaining > 0,
         _LOTS.c.expires_at <= bindparam("at", type_=_LOTS.c.expires_at.type),
-    )
+    ),
+    autoflush=True,
 )
 _EMPTY_LOTS = (
     update(_LOTS).where(_LOTS.c.id.in_(bindparam("lots", expanding=True))).values(remaining=0)
