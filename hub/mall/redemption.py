@@ -123,7 +123,7 @@ async def start(
             raise NotFound(f"No reward {request.reward_id!r}.", field=("reward_id",))
         if reward.offer_refusal:
             raise InvalidState(reward.offer_refusal, field=("reward_id",))
-        merchant = await session.get(Merchant, reward.merchant_id)
+        merchant = await get_row(session, Merchant, reward.merchant_id)
         if not reward.active or merchant is None or merchant.status != MerchantStatus.ACTIVE:
             raise InvalidState(f"{reward.title} is no longer offered.", field=("reward_id",))
         # Prices and early access are the member's own: their tiers, credit level, age.
