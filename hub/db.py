@@ -736,9 +736,9 @@ async def _driver(session: AsyncSession) -> Any:
     if kept is not None and kept[0] is transaction and transaction is not None:
         return kept[1]
     connection = await session.connection()
-    if connection.dialect.driver != "asyncpg":
-        return None
-    adapted = (await connection.get_raw_connection()).dbapi_connection
+    adapted = None
+    if connection.dialect.driver == "asyncpg":
+        adapted = (await connection.get_raw_connection()).dbapi_connection
     session.info[_DRIVER] = (session.get_transaction(), adapted)
     return adapted
 
