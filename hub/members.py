@@ -145,12 +145,16 @@ _MEMBERS = table_of(Member)
 _ACCOUNT_ROWS = table_of(Account)
 
 
+def _program_binds(count: int) -> list[Any]:
+    """The bind parameters program_0 .. program_{count-1}: a read's IN list of programs."""
+    type_ = _ACCOUNT_ROWS.c.program_code.type
+    return [bindparam(f"program_{n}", type_=type_) for n in range(count)]
+
+
 @functools.cache
 def _accounts_in(programs: int, lock: bool) -> Prepared:
     """A member's accounts in `programs` programs; with `lock`, FOR UPDATE in id order."""
-    codes = [
-        bindparam(f"program_{n}", type_=_ACCOUNT_ROWS.c.program_code.type) for n in range(programs)
-    ]
+    codes = _program_binds(programs)
     query = select(*_ACCOUNT_ROWS.c).where(
         _ACCOUNT_ROWS.c.member_id == bindparam("member", type_=_ACCOUNT_ROWS.c.member_id.type),
         _ACCOUNT_ROWS.c.program_code.in_(codes),
@@ -165,9 +169,7 @@ def _member_and_accounts_locked(programs: int) -> Prepared:
     """The member's row and its accounts in `programs` programs, locked (FOR UPDATE, the
     accounts in id order), as one Core read: each column labelled by its table."""
     member = bindparam("member", type_=_MEMBERS.c.id.type)
-    codes = [
-        bindparam(f"program_{n}", type_=_ACCOUNT_ROWS.c.program_code.type) for n in range(programs)
-    ]
+    codes = _program_binds(programs)
     return Prepared(
         select(
             *(c.label(f"m_{c.key}") for c in _MEMBERS.c),

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.helpers import ADMIN_KEY, Api
@@ -55,6 +57,19 @@ async def test_a_request_strawberry_refuses_is_a_json_400_too(
     assert said in error["message"]
 
 
+async def _bad_request(api: Api, body: str) -> dict[str, Any]:
+    """The error of a body the hub refuses as a 400 BAD_REQUEST."""
+    response = await api.client.post(
+        "/graphql",
+        content=body,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    error: dict[str, Any] = response.json()["errors"][0]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+    return error
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -69,14 +84,7 @@ async def test_a_body_naming_a_key_twice_is_a_400(api: Api, body: str) -> None:
     """Which of two values of one key counts is not said by JSON (RFC 8259: names SHOULD be
     unique; decoders differ): such a body is refused rather than read one way here and
     another way by whatever stands in front of the hub."""
-    response = await api.client.post(
-        "/graphql",
-        content=body,
-        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
-    )
-    assert response.status_code == 400, response.text
-    error = response.json()["errors"][0]
-    assert error["extensions"]["code"] == "BAD_REQUEST"
+    error = await _bad_request(api, body)
     assert "more than once" in error["message"], error
 
 
@@ -85,12 +93,5 @@ async def test_a_number_too_long_to_read_is_named_so(api: Api) -> None:
     "the body is not JSON" (Python's decoder stops at 4,300 digits); the body is JSON, the
     number is what the hub does not read."""
     body = '{"query": "query Q($n: Int) { __typename }", "variables": {"n": %s}}' % ("9" * 5000)
-    response = await api.client.post(
-        "/graphql",
-        content=body,
-        headers={"Authorization": f"Bearer {ADMIN_KEY}", "Content-Type": "application/json"},
-    )
-    assert response.status_code == 400, response.text
-    error = response.json()["errors"][0]
-    assert error["extensions"]["code"] == "BAD_REQUEST"
+    error = await _bad_request(api, body)
     assert "5000 digits" in error["message"], error
