@@ -326,7 +326,8 @@ class Caches:
             if (current := kept()) is not None:
                 return current  # another request loaded it while this one waited
             generation = self._generation[kind]
-            async with self._db.read() as session:
+            # On connections of their own: the waiters may hold the pool's (Database.kept_read).
+            async with self._db.kept_read() as session:
                 loaded = await load(session)
             if generation == self._generation[kind]:
                 self._kept[kind] = loaded

@@ -55,7 +55,7 @@ async def _database(settings: Settings) -> AsyncIterator[Database]:
     """The configured database for one command, its connections closed after."""
     from hub.db import Database
 
-    db = Database(settings.database_url)
+    db = Database.configured(settings)
     try:
         yield db
     finally:

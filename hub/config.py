@@ -45,6 +45,11 @@ class Settings(BaseSettings):
 
     # Operational.
     background_jobs: bool = True  # expiry, hold sweeper, sagas, nightly settlement
+    # Each process's connections to the database: kept open, opened beyond them under load,
+    # and how long a request waits for one before it fails.
+    db_pool_size: int = Field(default=10, ge=1)
+    db_pool_overflow: int = Field(default=20, ge=0)
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     # How often each process reads the cache counters (hub.caches): a revoked key, a new
     # program or rate is seen by every worker and replica within this many seconds.
     cache_check_seconds: float = Field(default=2.0, ge=0)

@@ -52,6 +52,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from hub.config import Settings
 from hub.errors import RetryTransaction
 
 T = TypeVar("T")
@@ -372,8 +373,16 @@ class _LoopReads(Reads):
 class Database:
     """One per process: the engine, read and write sessions, and retried transactions."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        max_overflow: int = 20,
+        pool_timeout: float = 30.0,
+    ) -> None:
         self.url = make_url(url)
+        pool = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": pool_timeout}
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         # SQLite files: single reads run on the loop's thread, through an engine of their
         # own that never begins a transaction (so none is rolled back either).
@@ -383,8 +392,7 @@ class Database:
             self.engine: AsyncEngine = create_async_engine(
                 self.url,
                 connect_args={"timeout": 30},
-                pool_size=pool_size,
-                max_overflow=20,
+                **pool,
                 hide_parameters=True,  # an error's text never carries a member's name or phone
             )
             _configure_sqlite(self.engine)
@@ -403,12 +411,27 @@ class Database:
                 event.listen(self._loop_engine, "connect", _sqlite_connection(busy_ms=250))
         else:
             self.engine = create_async_engine(
-                self.url,
-                pool_size=pool_size,
-                max_overflow=20,
-                pool_pre_ping=True,
-                hide_parameters=True,
+                self.url, **pool, pool_pre_ping=True, hide_parameters=True
             )
+        # What the process keeps in memory (hub.caches) is loaded on connections of its own:
+        # a request waits for such a load inside its transaction, holding a connection of
+        # the pool, so a load that asked the same pool could find every connection held by
+        # its waiters (outside attack: 80 conversions after a rate change waited out the
+        # pool's timeout). One connection kept, two more for loads of other kinds at once.
+        # An in-memory SQLite database is one per connection: it has the one engine.
+        self._kept_engine = self.engine
+        if not self.is_sqlite or _is_file(self.url):
+            self._kept_engine = create_async_engine(
+                self.url,
+                pool_size=1,
+                max_overflow=2,
+                pool_timeout=pool_timeout,
+                pool_pre_ping=not self.is_sqlite,
+                hide_parameters=True,
+                **({"connect_args": {"timeout": 30}} if self.is_sqlite else {}),
+            )
+            if self.is_sqlite:
+                _configure_sqlite(self._kept_engine)
         # On SQLite a write transaction starts with BEGIN IMMEDIATE (see _configure_sqlite).
         self._write_engine = self.engine.execution_options(hub_write=True)
         # One SELECT needs no transaction around it: no BEGIN on SQLite, none on PostgreSQL
@@ -419,6 +442,7 @@ class Database:
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
         )
         self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._kept_sessions = async_sessionmaker(self._kept_engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(
             self._write_engine, expire_on_commit=False, sync_session_class=_WriteSession
         )
@@ -428,6 +452,16 @@ class Database:
         # What the process keeps in memory for every session to read (the Runtime puts its
         # hub.caches.Caches under KEPT): set on each session's info as it opens.
         self.kept: dict[str, Any] = {}
+
+    @classmethod
+    def configured(cls, settings: Settings) -> Database:
+        """The database the settings name, with their pool."""
+        return cls(
+            settings.database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+        )
 
     @property
     def dialect(self) -> str:
@@ -440,10 +474,20 @@ class Database:
             session.info.update(self.kept)
             yield session
 
+    @asynccontextmanager
+    async def kept_read(self) -> AsyncIterator[AsyncSession]:
+        """A session for loading what the process keeps in memory (hub.caches), on
+        connections no request holds: a request may wait for the load inside its own
+        transaction."""
+        async with self._kept_sessions() as session:
+            yield session
+
     @property
     def sync_engines(self) -> list[Engine]:
         """Every engine statements go through (for counters and listeners)."""
-        return [self.engine.sync_engine, *([self._loop_engine] if self._loop_engine else [])]
+        kept = [self._kept_engine.sync_engine] if self._kept_engine is not self.engine else []
+        loop = [self._loop_engine] if self._loop_engine else []
+        return [self.engine.sync_engine, *kept, *loop]
 
     @asynccontextmanager
     async def single_read(self) -> AsyncIterator[Reads]:
@@ -504,6 +548,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._kept_engine is not self.engine:
+            await self._kept_engine.dispose()
         if self._loop_engine is not None:
             self._loop_engine.dispose()
 

@@ -45,7 +45,7 @@ class Runtime:
     async def start(cls, settings: Settings, connectors: ConnectorFactory) -> Runtime:
         """Open the database and prepare; a database that is down does not stop the start,
         so that /healthz answers and /readyz says 503 until it is back."""
-        db = Database(settings.database_url)
+        db = Database.configured(settings)
         runtime = cls(
             settings=settings,
             db=db,

@@ -37,7 +37,7 @@ async def import_accruals(
     """Stage the file, apply it here, print the outcome; the exit status (0: completed).
     A blocking read per 64 KiB is fine here: this process does nothing else."""
     err = Console(stderr=True)
-    db = Database(settings.database_url)
+    db = Database.configured(settings)
     worker = ImportWorker(db, settings)
     try:
         with Progress(

@@ -24,7 +24,7 @@ from hub.errors import Forbidden, InvalidInput, InvalidState, NotFound
 from hub.folding import fold
 from hub.mall import settlement_prices
 from hub.mall.pricing import SLOTTED, PriceBook
-from hub.merchants import is_connected, primary_program
+from hub.merchants import is_connected, platform_program, primary_program
 from hub.models import Merchant, Program, Reward, Slot, Tier
 from hub.models.mall import LISTED_COLUMNS, ListedReward
 from hub.permissions import require_merchant
@@ -56,14 +56,22 @@ class NewReward(RewardTerms):
 
 
 async def upsert_reward(session: AsyncSession, principal: Principal, data: NewReward) -> Reward:
-    """Create or update one of the caller's own hosted rewards (ADMIN names the merchant)."""
+    """Create or update one of the caller's own hosted rewards (ADMIN names the merchant;
+    without one, the platform's own reward)."""
     # A merchant that names another merchant is refused (FORBIDDEN), never silently
     # redirected to its own catalog.
-    merchant_id = data.merchant_id or (
-        principal.merchant_id if principal.role == Role.MERCHANT else None
-    )
+    merchant_id = data.merchant_id or principal.merchant_id
+    if not merchant_id and principal.role == Role.ADMIN:
+        # The contract's RewardInput names no merchant: the platform's operator lists the
+        # platform's own rewards (a room upgrade for HUB points).
+        platform = await platform_program(session)
+        merchant_id = platform.merchant_id if platform is not None else None
     if not merchant_id:
-        raise InvalidInput("ADMIN must give merchantId.", field=("merchant_id",))
+        raise InvalidInput(
+            "No platform merchant is registered: give merchantId, the merchant whose reward "
+            "this is.",
+            field=("merchant_id",),
+        )
     require_merchant(principal, merchant_id, ("merchant_id",))
     program = await primary_program(session, merchant_id)
     if program is None:

@@ -48,7 +48,8 @@ class RewardInput:
     stock: int | None = strawberry.UNSET
     active: bool = True
     merchant_id: strawberry.ID | None = strawberry.field(
-        default=strawberry.UNSET, description="ADMIN only: whose reward it is."
+        default=strawberry.UNSET,
+        description="ADMIN only: whose reward it is; without it, the platform's own.",
     )
     slots: list[SlotInput] | None = strawberry.field(
         default=strawberry.UNSET, description="Entry windows, nights or departures, by ref."

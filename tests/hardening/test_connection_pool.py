@@ -1,0 +1,55 @@
+"""A request never waits, inside its transaction, for a connection of the same pool.
+
+Outside attack (stop 34, helper-63): after setExchangeRate, once the caches were stale, 80
+concurrent convertPoints on PostgreSQL hung for 30 to 90 s and about 50 of them (and an
+unrelated query sent meanwhile) failed INTERNAL with "QueuePool limit of size 10 overflow
+20 reached". Each conversion held a connection in its open transaction while it waited for
+the rates to load, and the load asked the same pool for one more: with every connection held
+by a waiter, the load waited for the pool's timeout. Here the pool is two connections, so
+two conversions are enough to empty it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hub.config import Settings
+from tests.helpers import ADMIN_KEY, Api, balances, convert, set_rate, verify_ledger
+from tests.world import World
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings(
+        database_url=db_url,
+        bootstrap_admin_key=ADMIN_KEY,
+        log_level="WARNING",
+        background_jobs=False,
+        db_pool_size=2,
+        db_pool_overflow=0,
+        db_pool_timeout_seconds=3,
+    )
+
+
+async def test_a_burst_of_conversions_after_a_rate_change_gets_its_rates(
+    api: Api, world: World, db_url: str
+) -> None:
+    await world.programs("SKYMILES", "LOTUS", SKYMILES={"pointValue": "0.08"})
+    members = [
+        await world.member(
+            f"Member {i}", {"SKYMILES": f"SK-{i}", "LOTUS": f"L-{i}"}, {"SKYMILES": "1000"}
+        )
+        for i in range(8)
+    ]
+    await set_rate(api, "SKYMILES", "LOTUS", "1.5")
+    await convert(api, members[0], "SKYMILES", "LOTUS", 100)  # the rates are kept now
+    await set_rate(api, "SKYMILES", "LOTUS", "2")  # and dropped again
+    results = await asyncio.gather(
+        *[convert(api, member, "SKYMILES", "LOTUS", 100) for member in members]
+    )
+    assert [r["userErrors"] for r in results] == [[]] * 8
+    assert [r["conversion"]["status"] for r in results] == ["COMPLETED"] * 8
+    assert await balances(api, members[1]) == {"LOTUS": 200, "SKYMILES": 900}
+    assert await verify_ledger(db_url) == []
