@@ -5,8 +5,9 @@ concurrent convertPoints on PostgreSQL hung for 30 to 90 s and about 50 of them 
 unrelated query sent meanwhile) failed INTERNAL with "QueuePool limit of size 10 overflow
 20 reached". Each conversion held a connection in its open transaction while it waited for
 the rates to load, and the load asked the same pool for one more: with every connection held
-by a waiter, the load waited for the pool's timeout. Here the pool is two connections, so
-two conversions are enough to empty it.
+by a waiter, the load waited for the pool's timeout. Here the pool is one connection: any
+request that asks for a second connection while it holds one waits out the pool's timeout
+and fails.
 """
 
 from __future__ import annotations
@@ -16,7 +17,18 @@ import asyncio
 import pytest
 
 from hub.config import Settings
-from tests.helpers import ADMIN_KEY, Api, balances, convert, set_rate, verify_ledger
+from tests.helpers import (
+    ADMIN_KEY,
+    QUOTE,
+    Api,
+    balances,
+    cancel_redemption,
+    convert,
+    redeem,
+    set_rate,
+    upsert_reward,
+    verify_ledger,
+)
 from tests.world import World
 
 
@@ -27,7 +39,7 @@ def settings(db_url: str) -> Settings:
         bootstrap_admin_key=ADMIN_KEY,
         log_level="WARNING",
         background_jobs=False,
-        db_pool_size=2,
+        db_pool_size=1,
         db_pool_overflow=0,
         db_pool_timeout_seconds=3,
     )
@@ -52,4 +64,30 @@ async def test_a_burst_of_conversions_after_a_rate_change_gets_its_rates(
     assert [r["userErrors"] for r in results] == [[]] * 8
     assert [r["conversion"]["status"] for r in results] == ["COMPLETED"] * 8
     assert await balances(api, members[1]) == {"LOTUS": 200, "SKYMILES": 900}
+    assert await verify_ledger(db_url) == []
+
+
+async def test_the_members_path_runs_on_one_connection(api: Api, world: World, db_url: str) -> None:
+    """Enrolment, accrual, a quote and a conversion, a hosted reward redeemed and cancelled,
+    the rewards page and balances, each with a fresh load of what the process keeps."""
+    await world.programs("HUB", "SKYMILES", "JADE", SKYMILES={"pointValue": "0.08"})
+    accounts = {"SKYMILES": "SK-1", "HUB": "H-1", "JADE": "J-1"}
+    member = await world.member("Li Na", accounts, {"SKYMILES": "1000", "JADE": "500"})
+    await set_rate(api, "SKYMILES", "HUB", "0.5")
+    quoted = await api.gql(
+        QUOTE, {"input": {"memberId": member, "from": "SKYMILES", "to": "HUB", "points": 200}}
+    )
+    converted = await convert(
+        api, member, "SKYMILES", "HUB", 200, quote_id=quoted["quoteConversion"]["quote"]["id"]
+    )
+    assert converted["userErrors"] == []
+    await upsert_reward(api, ref="TEA", kind="MEAL", title="Tea", price=100, merchantId="jade")
+    before = await balances(api, member)
+    paid = await redeem(api, member, "jade:TEA", "JADE")
+    assert paid["userErrors"] == [], paid
+    cancelled = await cancel_redemption(api, paid["redemption"]["id"])
+    assert cancelled["userErrors"] == [], cancelled
+    page = await api.gql('{ rewards(first: 5) { edges { node { id priceIn(program: "JADE") } } } }')
+    assert page["rewards"]["edges"] == [{"node": {"id": "jade:TEA", "priceIn": 100}}]
+    assert await balances(api, member) == before | {"HUB": 100, "SKYMILES": 800}
     assert await verify_ledger(db_url) == []
