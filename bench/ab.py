@@ -33,7 +33,7 @@ from bench import databases, load
 from bench.client import Client, clients
 from bench.exchange import _convert
 from bench.world import hosted_world
-from tests.helpers import Api, register, set_rate, upsert_reward
+from tests.helpers import CANCEL, Api, create_key, member_session, register, set_rate, upsert_reward
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOPS = 20
@@ -42,7 +42,9 @@ PAGE = """query Page {
     edges { node { id kind title price priceIn(program: "HUB") merchant { id } } }
   }
 }"""
-OPERATIONS = ("page", "trivial", "convert")
+OPERATIONS = ("page", "trivial", "convert", "redeem", "cancel")
+# A storefront acting for the member's session, as most of bench.load's requests are.
+STOREFRONT = "storefront"
 
 
 @dataclass
@@ -79,8 +81,17 @@ def source_tree(given: str) -> Iterator[Path]:
             subprocess.run([*git, "remove", "--force", str(tree)], check=False)
 
 
-async def _world(url: str) -> list[str]:
-    """The shops and their rewards, and the converting members; their ids."""
+@dataclass(frozen=True)
+class Shopper:
+    """The member, and the storefront key and session token that act for them."""
+
+    member: str
+    key: str
+    token: str
+
+
+async def _world(url: str) -> Shopper:
+    """The shops and their rewards, and the converting and redeeming member."""
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         api = Api(http, None)
         world = await hosted_world(api, members=1, starting_points=1_000_000)
@@ -96,12 +107,46 @@ async def _world(url: str) -> list[str]:
                 price=100,
                 settlementPrice="1.00",
             )
-        return world.members
+        (member,) = world.members
+        key = await create_key(api, "STOREFRONT")
+        return Shopper(member, key, await member_session(api, member))
 
 
-def _operation(name: str, client: Client, member: str) -> Callable[[], Awaitable[None]]:
+def _operation(
+    name: str, client: Client, shopper: Shopper, redeemed: list[str]
+) -> Callable[[], Awaitable[None]]:
+    """One request of `name`. redeem: the member's storefront redeems shop 00's reward with
+    HUB (bench.load's document); cancel: cancels one of those (redeeming one first when none
+    is left), so that a run of redeem then cancel measures each."""
     if name == "convert":
-        return _convert(client, member, itertools.count())
+        return _convert(client, shopper.member, itertools.count())
+    if name in ("redeem", "cancel"):
+        storefront = Client(client.http, shopper.key)
+        storefront.headers["X-Member-Token"] = shopper.token
+        keys = itertools.count()
+
+        async def redeem() -> str:
+            payload = await storefront.payload(
+                load.REDEEM,
+                "redeemReward",
+                {"memberId": shopper.member, "rewardId": "shop00:R0", "payWith": "HUB"}
+                | {"quantity": 1, "idempotencyKey": f"ab-redeem-{next(keys)}"},
+            )
+            return str(payload["redemption"]["id"])
+
+        async def redeem_one() -> None:
+            redeemed.append(await redeem())
+
+        async def cancel() -> None:
+            found = redeemed.pop() if redeemed else await redeem()
+            await storefront.payload(
+                CANCEL,
+                "cancelRedemption",
+                {"redemptionId": found, "reason": "MEMBER_REQUEST"}
+                | {"idempotencyKey": f"ab-cancel-{next(keys)}"},
+            )
+
+        return redeem_one if name == "redeem" else cancel
     query = PAGE if name == "page" else "query Trivial { __typename }"
 
     async def op() -> None:
@@ -124,10 +169,13 @@ async def compare(trees: list[str], operations: list[str], slices: int, backend:
                 load.served(url, quiet, workers=1, tree=tree)
             )
             server = Served(f"{index}:{given}", pid, base)
-            (member,) = await _world(server.url)
+            shopper = await _world(server.url)
             (client,) = await stack.enter_async_context(clients(server.url, 1))
             servers.append(server)
-            ops[server.label] = {name: _operation(name, client, member) for name in operations}
+            redeemed: list[str] = []
+            ops[server.label] = {
+                name: _operation(name, client, shopper, redeemed) for name in operations
+            }
         for name in operations:
             await _measure(name, servers, ops, slices)
 

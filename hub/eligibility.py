@@ -9,17 +9,21 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.db import KEPT
+from hub.db import KEPT, Database
 from hub.errors import FieldPath, NotEligible
 from hub.models import Account, Member, Promotion, Reward, Tier
 from hub.models.mall import RewardLike
 from hub.promotions import targeted
 from hub.tiers import standing
 from hub.tiers.ladder import ladders_by_program
+
+if TYPE_CHECKING:
+    from hub.caches import Loyalty
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,25 @@ async def profile_of(
         birth_date=member.birth_date,
         tiers=tiers,
     )
+
+
+_SHOPPER = select(Member.credit_level, Member.birth_date).where(Member.id == bindparam("id"))
+
+
+async def shopper(
+    db: Database, loyalty: Loyalty, member_id: str, at: dt.datetime, tz: dt.tzinfo
+) -> Profile | None:
+    """`profile_of` for a request's prices: when no program has tiers (`loyalty`, as the
+    process keeps it), the member's row in one statement outside any transaction."""
+    if any(loyalty.ladders.values()):
+        async with db.read() as session:
+            return await profile_of(session, member_id, at, tz)
+    async with db.single_read() as reads:
+        row = (await reads.execute(_SHOPPER, {"id": member_id})).first()
+    if row is None:
+        return None
+    today = at.astimezone(tz).date()
+    return Profile(member_id, today, credit_level=row.credit_level, birth_date=row.birth_date)
 
 
 async def _ladders_held(session: AsyncSession, member_id: str) -> Mapping[str, Sequence[Tier]]:

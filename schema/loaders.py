@@ -30,7 +30,6 @@ from hub.models import (
     NetPosition,
     PaymentInstruction,
     Program,
-    Reward,
     SettlementBatch,
     Slot,
     Statement,
@@ -38,6 +37,7 @@ from hub.models import (
     Tier,
     Voucher,
 )
+from hub.models.mall import ListedReward
 from hub.partner_balances import PartnerBalance
 from hub.tiers.ladder import ladders_by_program
 from hub.tiers.standing import Standing, standings
@@ -187,7 +187,7 @@ class Loaders:
         self.member_id = principal.member_id
         self.tz = tz
         self._book: asyncio.Task[PriceBook] | None = None
-        self.reward: KeyedLoader[str, Reward] = KeyedLoader(db, catalog.rewards_by_id)
+        self.reward: CoreLoader[str, ListedReward] = CoreLoader(db, catalog.listed_by_id)
         self.slot: KeyedLoader[str, Slot] = KeyedLoader(db, catalog.slots_by_id)
         self.voucher_of_redemption: KeyedLoader[str, Voucher] = KeyedLoader(
             db, vouchers.by_redemption
@@ -250,12 +250,11 @@ class Loaders:
     async def _load_book(self) -> PriceBook:
         # Rates, programs and promotions from the process's cache; only a shopper is read.
         now = utcnow()
-        shopper = None
-        if self.member_id is not None:
-            async with self.db.read() as session:
-                shopper = await eligibility.profile_of(session, self.member_id, now, self.tz)
         rates, programs = await self.caches.rates(), await self.caches.programs()
         loyalty = await self.caches.loyalty()
+        shopper = None
+        if self.member_id is not None:
+            shopper = await eligibility.shopper(self.db, loyalty, self.member_id, now, self.tz)
         return PriceBook.of(
             now,
             rates.in_effect(now),

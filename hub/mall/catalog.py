@@ -398,8 +398,14 @@ def _passes(book: PriceBook, reward: ListedReward, filters: Filter) -> bool:
     return filters.max_price is None or price <= filters.max_price
 
 
-async def rewards_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Reward]:
-    return await row_by(session, Reward, Reward.id, ids)
+_LISTED_BY_ID = select(*LISTED_COLUMNS).where(Reward.id.in_(bindparam("ids", expanding=True)))
+
+
+async def listed_by_id(reads: Reads, ids: Sequence[str]) -> dict[str, ListedReward]:
+    """Rewards by id as the catalog page reads them: one statement outside any transaction,
+    no ORM instances (a redemption's answer reads its reward again, after the commit)."""
+    rows = await reads.execute(_LISTED_BY_ID, {"ids": list(ids)})
+    return {reward.id: reward for reward in map(ListedReward.of, rows)}
 
 
 async def slots_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Slot]:
