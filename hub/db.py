@@ -326,11 +326,13 @@ _HELD_MAX = 64
 class _WriteSession(Session):
     """A write transaction's session. SQLAlchemy's identity map holds rows weakly, so a row
     the code let go of is read again the next time a step asks for it by key (the member a
-    redemption locked, read again by each of its steps): the first `_HELD_MAX` rows a
-    write transaction loads stay referenced until it ends (a bulk job's are not all held)."""
+    redemption locked, read again by each of its steps; the redemption it made, read back
+    once the garbage collector had run): the first `_HELD_MAX` rows a write transaction
+    loads or inserts stay referenced until it ends (a bulk job's are not all held)."""
 
 
 @event.listens_for(_WriteSession, "loaded_as_persistent")
+@event.listens_for(_WriteSession, "pending_to_persistent")
 def _hold(session: Session, instance: object) -> None:
     held: list[object] = session.info.setdefault(HELD, [])
     if len(held) < _HELD_MAX:

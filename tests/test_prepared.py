@@ -5,6 +5,7 @@ values, errors, transactions and instances as SQLAlchemy's own execution and loa
 from __future__ import annotations
 
 import datetime as dt
+import gc
 from decimal import Decimal
 from typing import Any
 
@@ -215,5 +216,37 @@ async def test_a_read_replacing_an_orm_read_flushes_first(db_url: str) -> None:
             account.external_ref = "J-9"  # pending, not flushed
             seen = await Prepared(query, autoflush=True).scalar(session, {"id": account_id})
             assert seen == "J-9"
+    finally:
+        await db.dispose()
+
+
+async def test_a_row_a_write_transaction_made_is_held_to_its_end(db_url: str) -> None:
+    """SQLAlchemy's identity map holds rows weakly: a redemption made by one step and let
+    go of was read back by the next step that asked for it by key (once the garbage
+    collector had run, so on some requests only). A write transaction holds the rows it
+    inserts, as it holds those it loads."""
+    db = Database(db_url)
+    seen: list[str] = []
+    for engine in db.sync_engines:
+        event.listen(engine, "before_cursor_execute", lambda *args: seen.append(str(args[2])))
+    try:
+        async with db.write() as session:
+            made = IdempotencyRecord(
+                scope="test",
+                key="held",
+                operation="held",
+                request_hash="0" * 64,
+                result="{}",
+                created_at=utcnow(),
+            )
+            session.add(made)
+            await session.flush()
+            key = made.id
+            del made
+            gc.collect()
+            seen.clear()
+            found = await session.get(IdempotencyRecord, key)
+            assert found is not None and found.key == "held"
+            assert seen == [], seen
     finally:
         await db.dispose()

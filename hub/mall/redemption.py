@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.sql import ColumnElement
 
 from connectors.base import ConnectorFactory
 from hub import consent, eligibility, green, idempotency, permissions, validate, vouchers
@@ -21,13 +19,12 @@ from hub.errors import (
     InvalidInput,
     InvalidState,
     NotFound,
-    OutOfStock,
     RateNotConfigured,
     SlotUnavailable,
 )
 from hub.exchange.pricing import Priced, check_limits, stored_legs
 from hub.ids import new_id
-from hub.mall import saga
+from hub.mall import inventory, saga
 from hub.mall.pricing import PriceBook
 from hub.mall.saga import CancelStep, Step, compensation_points, run_local
 from hub.members import accounts_of
@@ -47,39 +44,6 @@ class RedeemRequest:
     slot_id: str | None
     quantity: int
     idempotency_key: str
-
-
-async def _take_inventory(
-    session: AsyncSession, reward: Reward, slot: Slot | None, qty: int
-) -> None:
-    """Take stock and a place in the slot atomically: never oversold, under any concurrency."""
-    if reward.stock is not None:
-        # A partner's reward: the stock its connector last listed, checked, not taken here.
-        if reward.source == "HOSTED":
-            enough = await _take(session, Reward.stock, Reward.id == reward.id, qty)
-        else:
-            enough = reward.stock >= qty
-        if not enough:
-            raise OutOfStock(f"{reward.title} is out of stock.", field=("reward_id",))
-    if (
-        slot is not None
-        and slot.remaining is not None
-        and not await _take(session, Slot.remaining, Slot.id == slot.id, qty)
-    ):
-        raise SlotUnavailable("That slot is full; pick another.", field=("slot_id",))
-
-
-async def _take(
-    session: AsyncSession,
-    count: InstrumentedAttribute[int | None],
-    row: ColumnElement[bool],
-    qty: int,
-) -> bool:
-    """Take `qty` off the row's `count` in one UPDATE when it has that many; whether it had."""
-    taken = await session.execute(
-        update(count.class_).where(row, count >= qty).values({count: count - qty})
-    )
-    return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def _slot(session: AsyncSession, reward: Reward, slot_id: str | None) -> Slot | None:
@@ -205,7 +169,7 @@ async def start(
         await run_local(session, settings, factory, redemption, strict=True)
         # Last, so that the reward's row is locked only until this transaction commits
         # (a refusal here rolls back the points taken above with everything else).
-        await _take_inventory(session, reward, slot, request.quantity)
+        await inventory.take(session, reward, slot, request.quantity)
         return {"redemption_id": redemption.id}
 
     result = await idempotency.once_for(

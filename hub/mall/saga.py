@@ -20,7 +20,7 @@ from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
 
 import structlog
-from sqlalchemy import or_, update
+from sqlalchemy import or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import (
@@ -36,6 +36,7 @@ from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.enums import ErrorCode, ObligationKind, RedemptionStatus, WebhookEvent
 from hub.errors import DomainError
+from hub.mall import inventory
 from hub.members import account_of
 from hub.merchants import primary_program, program_of
 from hub.models import Member, Program, Redemption, Reward, Slot
@@ -196,21 +197,6 @@ def _failure(r: Redemption, result: Result, field: str, default: str) -> None:
     record_failure(r, refusal(result), result.message or default, field)
 
 
-async def _give_back_inventory(session: AsyncSession, r: Redemption) -> None:
-    """A redemption that did not happen returns its unit of stock and its place in the slot."""
-    await session.execute(
-        update(Reward)
-        .where(Reward.id == r.reward_id, Reward.source == "HOSTED", Reward.stock.is_not(None))
-        .values(stock=Reward.stock + r.quantity)
-    )
-    if r.slot_id:
-        await session.execute(
-            update(Slot)
-            .where(Slot.id == r.slot_id, Slot.remaining.is_not(None))
-            .values(remaining=Slot.remaining + r.quantity)
-        )
-
-
 async def _owes(
     session: AsyncSession, settings: Settings, r: Redemption, payer: Program, kind: ObligationKind
 ) -> None:
@@ -287,7 +273,7 @@ async def apply(
         else:
             _failure(r, result, "member_id", "The points could not be taken.")
             r.status, r.step = RedemptionStatus.FAILED, Step.DONE.value
-            await _give_back_inventory(session, r)
+            await inventory.give_back(session, r.reward_id, r.slot_id, r.quantity)
     elif step == Step.BOOK:
         if ok:
             r.fulfillment_ref = getattr(result, "booking_ref", None)
@@ -299,7 +285,7 @@ async def apply(
             # always held first: release the hold.
             _failure(r, result, "reward_id", "The merchant could not book it.")
             r.step = Step.RELEASE.value
-            await _give_back_inventory(session, r)
+            await inventory.give_back(session, r.reward_id, r.slot_id, r.quantity)
     elif step == Step.CAPTURE:
         if ok:
             r.step = Step.DONE.value
@@ -355,7 +341,7 @@ async def _cancelled(
     r.cancelled_at = utcnow()
     r.failure = None
     await announce.redemption(session, WebhookEvent.REDEMPTION_CANCELLED, r)
-    await _give_back_inventory(session, r)
+    await inventory.give_back(session, r.reward_id, r.slot_id, r.quantity)
     await _owes(session, settings, r, payer, ObligationKind.REFUND)
     if r.compensation_points:
         await _owes(session, settings, r, payer, ObligationKind.COMPENSATION)
