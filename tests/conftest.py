@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from hub.config import Settings
 from hub.migrate import upgrade
 from hub.models import Member, Merchant, Program
-from tests.helpers import ADMIN_KEY, Api, empty_database, running_app
+from tests.helpers import Api, empty_database, quiet_settings, running_app
 from tests.world import World
 
 
@@ -211,12 +211,7 @@ async def db_url(database_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    return Settings(
-        database_url=db_url,
-        bootstrap_admin_key=ADMIN_KEY,
-        log_level="WARNING",
-        background_jobs=False,
-    )
+    return quiet_settings(db_url)
 
 
 @pytest.fixture

@@ -76,6 +76,18 @@ class Api:
         return errors
 
 
+def quiet_settings(db_url: str, **overrides: Any) -> Settings:
+    """The tests' settings: the database, the admin key, warnings only, no background
+    jobs; `overrides` on top (a test file's fixture of the same name gives its own)."""
+    return Settings(
+        database_url=db_url,
+        bootstrap_admin_key=ADMIN_KEY,
+        log_level="WARNING",
+        background_jobs=False,
+        **overrides,
+    )
+
+
 @asynccontextmanager
 async def running_app(settings: Settings) -> AsyncIterator[Api]:
     app = create_app(settings)

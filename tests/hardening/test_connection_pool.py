@@ -18,12 +18,12 @@ import pytest
 
 from hub.config import Settings
 from tests.helpers import (
-    ADMIN_KEY,
     QUOTE,
     Api,
     balances,
     cancel_redemption,
     convert,
+    quiet_settings,
     redeem,
     set_rate,
     upsert_reward,
@@ -34,15 +34,7 @@ from tests.world import World
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    return Settings(
-        database_url=db_url,
-        bootstrap_admin_key=ADMIN_KEY,
-        log_level="WARNING",
-        background_jobs=False,
-        db_pool_size=1,
-        db_pool_overflow=0,
-        db_pool_timeout_seconds=3,
-    )
+    return quiet_settings(db_url, db_pool_size=1, db_pool_overflow=0, db_pool_timeout_seconds=3)
 
 
 async def test_a_burst_of_conversions_after_a_rate_change_gets_its_rates(

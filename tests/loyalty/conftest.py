@@ -5,15 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hub.config import Settings
-from tests.helpers import ADMIN_KEY
+from tests.helpers import quiet_settings
 
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    return Settings(
-        database_url=db_url,
-        bootstrap_admin_key=ADMIN_KEY,
-        log_level="WARNING",
-        background_jobs=False,
-        accrual_backdate_days=400,
-    )
+    return quiet_settings(db_url, accrual_backdate_days=400)

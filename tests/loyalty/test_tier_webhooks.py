@@ -15,22 +15,14 @@ from hub.ledger.points import add_months
 from hub.models import AccrualAmount, WebhookDelivery
 from hub.tiers.review import review_tiers
 from hub.webhooks.delivery import Dispatcher
-from tests.helpers import ADMIN_KEY, Api, create_key, enroll, register
+from tests.helpers import Api, create_key, enroll, quiet_settings, register
 from tests.loyalty.ladders import GOLD, SILVER, accrue_at, set_tiers
-from tests.webhooks.test_outbound import SUBSCRIBE, Receiver, _until, serve
+from tests.webhooks.test_outbound import RECEIVING, SUBSCRIBE, Receiver, _until, serve
 
 
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    return Settings(
-        database_url=db_url,
-        bootstrap_admin_key=ADMIN_KEY,
-        log_level="WARNING",
-        background_jobs=False,
-        allow_private_partners=True,  # the receiver is on loopback
-        webhook_timeout_seconds=0.5,
-        webhook_backoff_seconds=0.05,
-    )
+    return quiet_settings(db_url, **RECEIVING)
 
 
 async def test_tier_changes_reach_the_merchant_signed(

@@ -86,19 +86,19 @@ async def serve(receiver: Receiver) -> AsyncIterator[Receiver]:
         await task
 
 
+# The receiver is on loopback; deliveries are tried again at once.
+RECEIVING: dict[str, Any] = {
+    "allow_private_partners": True,
+    "webhook_timeout_seconds": 0.5,
+    "webhook_backoff_seconds": 0.05,
+}
+
+
 @pytest.fixture
 def settings(db_url: str) -> Settings:
-    from tests.helpers import ADMIN_KEY
+    from tests.helpers import quiet_settings
 
-    return Settings(
-        database_url=db_url,
-        bootstrap_admin_key=ADMIN_KEY,
-        log_level="WARNING",
-        background_jobs=False,
-        allow_private_partners=True,  # the receiver is on loopback
-        webhook_timeout_seconds=0.5,
-        webhook_backoff_seconds=0.05,
-    )
+    return quiet_settings(db_url, **RECEIVING)
 
 
 async def _emit(db: Database, merchant: str, kind: WebhookEvent, **data: Any) -> None:
