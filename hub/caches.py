@@ -184,20 +184,34 @@ class Caches:
                 return  # another request read them while this one waited
             try:
                 async with self._db.single_read() as conn:
-                    rows = (
-                        await conn.execute(select(CacheVersion.name, CacheVersion.version))
-                    ).all()
+                    rows = (await conn.execute(_VERSIONS)).all()
             except Exception:
                 self.drop(*KINDS)
                 raise
-            versions = {name: int(version) for name, version in rows}
-            known = self._known
-            changed = [k for k in KINDS if known is None or known.get(k, 0) != versions.get(k, 0)]
-            if changed:
-                self.drop(*changed)
-            self._known = versions
-            self._checked_at = started
-            self.checks += 1
+            self._counted(rows, started)
+
+    async def rates_changed(self) -> bool:
+        """Read the counters now, whatever the interval; drop what changed; whether the rates
+        did. For a request that found no rate where another process may have set one a
+        moment ago: one small read on the kept connections (the caller may hold one of the
+        pool's in its transaction), and a load only when a rate did change."""
+        async with self._check:
+            started = time.monotonic()
+            async with self._db.kept_read() as session:
+                rows = (await session.execute(_VERSIONS)).all()
+            return RATES in self._counted(rows, started)
+
+    def _counted(self, rows: Iterable[Any], started: float) -> list[str]:
+        """Keep the counters read at `started`; drop the kinds whose counter moved."""
+        versions = {name: int(version) for name, version in rows}
+        known = self._known
+        changed = [k for k in KINDS if known is None or known.get(k, 0) != versions.get(k, 0)]
+        if changed:
+            self.drop(*changed)
+        self._known = versions
+        self._checked_at = started
+        self.checks += 1
+        return changed
 
     def recheck(self) -> None:
         """Read the counters on the next request: this process changed something."""

@@ -326,6 +326,26 @@ async def test_a_shop_registered_through_another_process_sells_at_once(
         assert made["userErrors"] == [] and made["redemption"]["points"] == 5, made
 
 
+async def test_a_redemption_no_rate_pays_for_reads_the_counters_not_the_rates(
+    settings: Settings,
+) -> None:
+    """Paying with a program no rate leads from: before refusing, the counters are read
+    once (a rate set through another process a moment ago would be seen), and the rates
+    are not loaded again when none changed: a refused request cannot make the process
+    reload them."""
+    async with running_app(_quiet(settings)) as api:
+        await _shops(api)
+        await register(api, "island", "ISLE")  # no rate leads from ISLE
+        member = await enroll(api, "ISLE", "I-1")
+        assert (await accrue(api, member, "ISLE", "1000"))["userErrors"] == []
+        await api.gql(REWARDS)
+        with statements(api, whole=True) as sent:
+            refused = await redeem(api, member, "tea:GIFT", "ISLE")
+        assert [e["code"] for e in refused["userErrors"]] == ["RATE_NOT_CONFIGURED"], refused
+        assert len([s for s in sent if s.startswith("SELECT cache_versions.")]) == 1, sent
+        assert not [s for s in sent if s.startswith("SELECT exchange_rates.")], sent
+
+
 async def test_a_reward_of_a_shop_registered_through_another_process_shows_at_once(
     settings: Settings,
 ) -> None:
@@ -365,8 +385,8 @@ async def _shops(api: Api) -> None:
 
 
 async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: Settings) -> None:
-    """redeemReward prices with the kept programs, promotions and tier ladders (the rates
-    are read in its transaction, as a conversion's are); the member is read once, locked,
+    """redeemReward prices with the kept programs, rates, promotions and tier ladders (as a
+    conversion and the rewards page price); the member is read once, locked,
     the paying account once, locked, for the debit; the redemption's row is written once
     and updated once, however many local steps ran; its legs, the obligation and the
     event are appended at commit."""
@@ -384,7 +404,7 @@ async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: S
         def count(prefix: str) -> int:
             return len([s for s in sent if s.startswith(prefix)])
 
-        for kept in ("programs", "promotions", "tiers"):
+        for kept in ("programs", "exchange_rates", "promotions", "tiers"):
             assert count(f"SELECT {kept}.") == 0, sent
         assert count("SELECT accounts.program_code") == 0, sent  # no ladders: no need
         assert count("SELECT members.") == 1, sent
@@ -403,7 +423,7 @@ async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: S
             assert count("WITH appended_0 AS") == 1, sent
             # The legs, the obligation and the events (a row each for two merchants) in it.
             assert not [s for s in sent if s.startswith("INSERT INTO outbox_events")], sent
-            assert len(sent) == 13, sent
+            assert len(sent) == 12, sent
 
 
 async def test_a_warm_rewards_page_is_one_read(settings: Settings) -> None:

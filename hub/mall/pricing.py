@@ -79,12 +79,12 @@ class PriceBook:
         codes: Sequence[str] = (),
         merchant_id: str | None = None,
     ) -> PriceBook:
-        """The book a redemption prices with: the rates read in the caller's transaction (a
-        rate changed a moment ago is not used, as for a conversion); programs and promotions
-        as the process keeps them (hub.caches: what the rewards page priced with), else
-        read there too. `codes`, `merchant_id`: programs the caller needs (by code, and the
-        merchant's own)."""
-        rates = await rates_in_effect(session, at, None, None)
+        """The book a redemption prices with: rates, programs and promotions as the process
+        keeps them (hub.caches: what the rewards page priced with, and what a conversion
+        prices with; a version set through another process is seen within
+        HUB_CACHE_CHECK_SECONDS, which the cycle check allows for), else read in the
+        caller's transaction. `codes`, `merchant_id`: programs the caller needs (by code,
+        and the merchant's own)."""
         kept = session.info.get(KEPT)
         if kept is not None:
             # Programs `codes` and `merchant_id`'s are known (read again if registered since,
@@ -92,9 +92,11 @@ class PriceBook:
             if merchant_id is not None:
                 await kept.program_of_merchant(merchant_id)
             programs, loyalty = await kept.programs(codes), await kept.loyalty()
+            rates = (await kept.rates()).in_effect(at)
             return cls.of(
                 at, rates, programs.by_code, programs.platform, loyalty.running(at), shopper
             )
+        rates = await rates_in_effect(session, at, None, None)
         programs = {p.code: p for p in await session.scalars(select(Program))}
         platform = await session.scalar(
             select(Program.code)

@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import ConnectorFactory
 from hub import consent, eligibility, green, idempotency, permissions, validate, vouchers
 from hub.auth import Principal
+from hub.caches import Caches
 from hub.config import Settings
-from hub.db import Database, append, get_row, utcnow
+from hub.db import KEPT, Database, append, get_row, utcnow
 from hub.enums import CancellationReason, MerchantStatus, RedemptionStatus, Role
 from hub.errors import (
     DomainError,
@@ -25,7 +26,7 @@ from hub.errors import (
 from hub.exchange.pricing import Priced, check_limits, stored_legs
 from hub.ids import new_id
 from hub.mall import inventory, saga
-from hub.mall.pricing import PriceBook
+from hub.mall.pricing import Line, PriceBook
 from hub.mall.saga import CancelStep, Step, compensation_points, run_local
 from hub.members import accounts_of
 from hub.merchants import program_of
@@ -44,6 +45,16 @@ class RedeemRequest:
     slot_id: str | None
     quantity: int
     idempotency_key: str
+
+
+def _line(book: PriceBook, reward: Reward, paid_with: str, quantity: int) -> Line | None:
+    """What the member pays in `paid_with`; None when no rate leads to the reward's
+    program."""
+    try:
+        return book.line(reward, paid_with, quantity)
+    except DomainError as refused:  # a leg's own limit, as a conversion would meet it
+        refused.field = ("quantity",)
+        raise
 
 
 async def _slot(session: AsyncSession, reward: Reward, slot_id: str | None) -> Slot | None:
@@ -112,11 +123,14 @@ async def start(
         )
         if payer.code not in held:
             raise NotFound(f"The member is not enrolled in {payer.code}.", field=("pay_with",))
-        try:
-            line = book.line(reward, payer.code, request.quantity)
-        except DomainError as refused:  # a leg's own limit, as a conversion would meet it
-            refused.field = ("quantity",)
-            raise
+        line = _line(book, reward, payer.code, request.quantity)
+        kept: Caches | None = session.info.get(KEPT)
+        if line is None and kept is not None and await kept.rates_changed():
+            # A rate set a moment ago through another process: priced again with it.
+            book = await PriceBook.load(
+                session, now, profile, codes=[request.pay_with], merchant_id=reward.merchant_id
+            )
+            line = _line(book, reward, payer.code, request.quantity)
         if line is None:
             raise RateNotConfigured(
                 f"{payer.code} cannot pay for {reward.title}: no rate leads to "
