@@ -33,7 +33,7 @@ from connectors.base import (
 )
 from hub import obligations, sagas, vouchers
 from hub.config import Settings
-from hub.db import Database, utcnow
+from hub.db import Database, get_row, utcnow
 from hub.enums import ErrorCode, ObligationKind, RedemptionStatus, WebhookEvent
 from hub.errors import DomainError
 from hub.mall import inventory
@@ -90,10 +90,10 @@ class _Parties:
 
 
 async def _context(session: AsyncSession, r: Redemption) -> _Parties:
-    reward = await session.get(Reward, r.reward_id)
+    reward = await get_row(session, Reward, r.reward_id)
     payer = await program_of(session, r.paid_with)
     owner = await primary_program(session, r.merchant_id)
-    member = await session.get(Member, r.member_id)
+    member = await get_row(session, Member, r.member_id)
     pay_account = await account_of(session, r.member_id, r.paid_with)
     assert reward and payer and owner and member and pay_account and pay_account.external_ref
     return _Parties(
