@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from hub.caches import RATES
 from hub.config import Settings
 from hub.db import utcnow
 from tests.helpers import (
@@ -193,6 +194,7 @@ async def test_defect_8_a_mall_payment_past_the_daily_limit(
     assert refused["userErrors"][0]["code"] == "LIMIT_EXCEEDED"
     # The code before the fix did not ask: take the limit away, pay, put it back.
     await _sql(db_url, "UPDATE exchange_rates SET daily_limit_per_member = NULL")
+    fee_api.app.state.runtime.caches.drop(RATES)  # the process prices with the rates it keeps
     await _line(fee_api, world)
     await _sql(db_url, "UPDATE exchange_rates SET daily_limit_per_member = 1000")
     out = _caught(db_url, "daily conversion limit kept")
