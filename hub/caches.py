@@ -183,8 +183,7 @@ class Caches:
             if started - self._checked_at < self.check_seconds:
                 return  # another request read them while this one waited
             try:
-                async with self._db.single_read() as conn:
-                    rows = (await conn.execute(_VERSIONS)).all()
+                rows = await self._versions()
             except Exception:
                 self.drop(*KINDS)
                 raise
@@ -197,9 +196,14 @@ class Caches:
         pool's in its transaction), and a load only when a rate did change."""
         async with self._check:
             started = time.monotonic()
-            async with self._db.kept_read() as session:
-                rows = (await session.execute(_VERSIONS)).all()
-            return RATES in self._counted(rows, started)
+            return RATES in self._counted(await self._versions(), started)
+
+    async def _versions(self) -> list[Any]:
+        """The counters, read on the kept connections: whoever holds `_check` never waits
+        for the pool, which requests inside their transactions (rates_changed) may hold
+        to the last connection while they wait for `_check`."""
+        async with self._db.kept_single_read() as reads:
+            return list((await reads.execute(_VERSIONS)).all())
 
     def _counted(self, rows: Iterable[Any], started: float) -> list[str]:
         """Keep the counters read at `started`; drop the kinds whose counter moved."""

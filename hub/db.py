@@ -445,6 +445,11 @@ class Database:
         )
         self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._kept_sessions = async_sessionmaker(self._kept_engine, expire_on_commit=False)
+        self._kept_single = (
+            self._kept_engine.execution_options(hub_single=True)
+            if self.is_sqlite
+            else self._kept_engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._write_sessions = async_sessionmaker(
             self._write_engine, expire_on_commit=False, sync_session_class=_WriteSession
         )
@@ -483,6 +488,13 @@ class Database:
         transaction."""
         async with self._kept_sessions() as session:
             yield session
+
+    @asynccontextmanager
+    async def kept_single_read(self) -> AsyncIterator[Reads]:
+        """`single_read` on the kept connections (`kept_read`): one statement each, outside
+        any transaction."""
+        async with self._kept_single.connect() as conn:
+            yield _AsyncReads(conn)
 
     @property
     def sync_engines(self) -> list[Engine]:

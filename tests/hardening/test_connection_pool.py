@@ -79,6 +79,9 @@ async def test_the_members_path_runs_on_one_connection(api: Api, world: World, d
     assert paid["userErrors"] == [], paid
     cancelled = await cancel_redemption(api, paid["redemption"]["id"])
     assert cancelled["userErrors"] == [], cancelled
+    # No rate leads from JADE to SKYMILES: the counters are read before it is refused.
+    refused = await redeem(api, member, "jade:TEA", "SKYMILES")
+    assert [e["code"] for e in refused["userErrors"]] == ["RATE_NOT_CONFIGURED"], refused
     page = await api.gql('{ rewards(first: 5) { edges { node { id priceIn(program: "JADE") } } } }')
     assert page["rewards"]["edges"] == [{"node": {"id": "jade:TEA", "priceIn": 100}}]
     assert await balances(api, member) == before | {"HUB": 100, "SKYMILES": 800}
