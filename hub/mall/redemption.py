@@ -232,6 +232,14 @@ async def _may_cancel(
         return
     if principal.role == Role.MERCHANT and principal.merchant_id == r.merchant_id:
         return
+    merchant = principal.merchant_id if principal.role == Role.MERCHANT else None
+    if merchant is not None and await _touches(session, r, merchant):
+        # It sees the redemption (its points paid for it), so "not visible" would be false.
+        raise Forbidden(
+            f"Only {r.merchant_id}, whose reward it is, cancels this redemption (or the "
+            "member, or ADMIN); the paying merchant does not.",
+            field=field,
+        )
     raise NotFound(f"No redemption {r.id!r} is visible to this key.", field=field)
 
 

@@ -338,6 +338,9 @@ async def test_member_cancels_and_gets_the_points_back(
     assert await verify_ledger(db_url) == []
 
 
+SEEN = "query($id: ID!) { redemption(id: $id) { id } }"
+
+
 async def test_merchant_cancellation_refunds_and_compensates(
     api: Api, mall: dict[str, Any], db_url: str
 ) -> None:
@@ -349,6 +352,16 @@ async def test_merchant_cancellation_refunds_and_compensates(
         api, done["redemption"]["id"], "MERCHANT_CANCELLED", key=other
     )
     assert refused["userErrors"][0]["code"] == "NOT_FOUND"
+    # The paying program's merchant sees the redemption (it owes for it) but does not
+    # cancel another's sale: FORBIDDEN with the reason, not a false NOT_FOUND (outside
+    # attack, low).
+    payer = await create_key(api, "MERCHANT", "haowu")
+    assert (await api.gql(SEEN, {"id": done["redemption"]["id"]}, key=payer))["redemption"]
+    refused = await cancel_redemption(
+        api, done["redemption"]["id"], "MERCHANT_CANCELLED", key=payer
+    )
+    [error] = refused["userErrors"]
+    assert error["code"] == "FORBIDDEN" and "jade" in error["message"], error
     cancelled = await cancel_redemption(
         api, done["redemption"]["id"], "MERCHANT_CANCELLED", key=mall["keys"]["jade"]
     )
