@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,12 @@ class Profile:
     credit_level: str | None = None
     birth_date: dt.date | None = None
     tiers: Mapping[str, Tier] = field(default_factory=dict)  # program code -> tier now
+    # The programs the member has an account in, when read (a storefront's prices: the
+    # member cannot pay from the others); None: not read.
+    holds: frozenset[str] | None = None
+
+    def may_pay_from(self, program_code: str) -> bool:
+        return self.holds is None or program_code in self.holds
 
     def tier_code(self, program_code: str) -> str | None:
         tier = self.tiers.get(program_code)
@@ -95,23 +101,40 @@ async def profile_of(
     )
 
 
-_SHOPPER = select(Member.credit_level, Member.birth_date).where(Member.id == bindparam("id"))
+_SHOPPER = (
+    select(Member.credit_level, Member.birth_date, Account.program_code)
+    .outerjoin(Account, Account.member_id == Member.id)
+    .where(Member.id == bindparam("id"))
+)
 
 
 async def shopper(
     db: Database, loyalty: Loyalty, member_id: str, at: dt.datetime, tz: dt.tzinfo
 ) -> Profile | None:
-    """`profile_of` for a request's prices: when no program has tiers (`loyalty`, as the
-    process keeps it), the member's row in one statement outside any transaction."""
+    """`profile_of` for a request's prices, with the programs the member holds: when no
+    program has tiers (`loyalty`, as the process keeps it), one statement outside any
+    transaction (a row per account)."""
     if any(loyalty.ladders.values()):
         async with db.read() as session:
-            return await profile_of(session, member_id, at, tz)
+            profile = await profile_of(session, member_id, at, tz)
+            if profile is None:
+                return None
+            held = await session.scalars(
+                select(Account.program_code).where(Account.member_id == member_id)
+            )
+            return replace(profile, holds=frozenset(held))
     async with db.single_read() as reads:
-        row = (await reads.execute(_SHOPPER, {"id": member_id})).first()
-    if row is None:
+        rows = (await reads.execute(_SHOPPER, {"id": member_id})).all()
+    if not rows:
         return None
     today = at.astimezone(tz).date()
-    return Profile(member_id, today, credit_level=row.credit_level, birth_date=row.birth_date)
+    return Profile(
+        member_id,
+        today,
+        credit_level=rows[0].credit_level,
+        birth_date=rows[0].birth_date,
+        holds=frozenset(row.program_code for row in rows if row.program_code is not None),
+    )
 
 
 async def _ladders_held(session: AsyncSession, member_id: str) -> Mapping[str, Sequence[Tier]]:

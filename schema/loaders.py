@@ -189,6 +189,7 @@ class Loaders:
         self._book: asyncio.Task[PriceBook] | None = None
         self.reward: CoreLoader[str, ListedReward] = CoreLoader(db, catalog.listed_by_id)
         self.slot: KeyedLoader[str, Slot] = KeyedLoader(db, catalog.slots_by_id)
+        self.bookable: CoreLoader[str, bool] = CoreLoader(db, catalog.bookable)
         self.voucher_of_redemption: KeyedLoader[str, Voucher] = KeyedLoader(
             db, vouchers.by_redemption
         )

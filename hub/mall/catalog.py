@@ -11,7 +11,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, or_, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import RewardOffer, RewardTerms, SlotOffer
@@ -19,13 +19,13 @@ from hub import tags, validate, vouchers
 from hub.auth import Principal
 from hub.db import Reads, insert_or_update, row_by, utcnow
 from hub.eligibility import encode
-from hub.enums import CreditLevel, MerchantStatus, Role
-from hub.errors import Forbidden, InvalidInput, InvalidState, NotFound
+from hub.enums import CreditLevel, MerchantStatus, RedemptionStatus, Role
+from hub.errors import FieldPath, Forbidden, InvalidInput, InvalidState, NotFound
 from hub.folding import fold
 from hub.mall import settlement_prices
 from hub.mall.pricing import SLOTTED, PriceBook
 from hub.merchants import is_connected, platform_program, primary_program
-from hub.models import Merchant, Program, Reward, Slot, Tier
+from hub.models import Merchant, Program, Redemption, Reward, Slot, Tier
 from hub.models.mall import LISTED_COLUMNS, ListedReward
 from hub.permissions import require_merchant
 
@@ -53,6 +53,8 @@ class NewReward(RewardTerms):
     priority_credit_levels: list[CreditLevel] = field(default_factory=list)
     tags: list[str] | None = None
     voucher: vouchers.Terms | None = None
+    # `stock` was not given: an existing reward keeps what it has left (a new one: unlimited).
+    keep_stock: bool = False
 
 
 async def upsert_reward(session: AsyncSession, principal: Principal, data: NewReward) -> Reward:
@@ -109,34 +111,82 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
     reward.title = title
     reward.description = description
     reward.price = data.price
-    reward.stock = data.stock
+    if not data.keep_stock:
+        reward.stock = data.stock
     reward.active = data.active
-    reward.has_slots = data.kind.value in SLOTTED or bool(data.slots)
     reward.priority_until, reward.priority_tiers, reward.priority_credit_levels = priority
     reward.tags = tags.encode(labels)
     vouchers.set_terms(reward, terms)
     reward.refreshed_at = utcnow()
     await session.flush()
     for index, slot in enumerate(data.slots or []):
-        field_ = ("slots", str(index))
-        starts = validate.moment(slot.starts_at, (*field_, "starts_at"))
-        ends = validate.moment(slot.ends_at, (*field_, "ends_at"))
-        if ends <= starts:
-            raise InvalidInput("A slot must end after it starts.", field=field_)
-        if not REF.fullmatch(slot.ref):
-            raise InvalidInput(
-                "A slot's ref must be 1-120 letters, digits, '.', '_' or '-', beginning "
-                "with a letter or digit.",
-                field=field_,
-            )
-        sid = f"{rid}@{slot.ref}"
-        row = await session.get(Slot, sid)
-        if row is None:
-            row = Slot(id=sid, reward_id=rid, ref=slot.ref)
-            session.add(row)
-        row.starts_at, row.ends_at, row.remaining = starts, ends, slot.capacity
+        await _store_slot(session, rid, slot, ("slots", str(index)))
+    # A kind booked by nature, or a reward given slots once (an edit that leaves them out
+    # keeps them).
+    reward.has_slots = data.kind.value in SLOTTED or await _a_slot(session, rid, ahead=False)
+    if reward.has_slots and reward.active and not await _a_slot(session, rid, ahead=True):
+        # Listed, it could never be redeemed: a redemption names one of its slots.
+        raise InvalidInput(
+            f"A {data.kind.value} reward is redeemed by slot, and this one has no slot ahead: "
+            "give slots (each a ref, startsAt, endsAt and capacity), or active: false.",
+            field=("slots",),
+        )
     await session.flush()
     return reward
+
+
+async def _store_slot(session: AsyncSession, rid: str, slot: NewSlot, field_: FieldPath) -> None:
+    """A slot of the reward, new or given again. Its capacity is its places in all: those
+    booked (by redemptions not failed or cancelled) stay booked, so a slot given again
+    never hands out a taken place a second time."""
+    starts = validate.moment(slot.starts_at, (*field_, "starts_at"))
+    ends = validate.moment(slot.ends_at, (*field_, "ends_at"))
+    if ends <= starts:
+        raise InvalidInput("A slot must end after it starts.", field=field_)
+    if not REF.fullmatch(slot.ref):
+        raise InvalidInput(
+            "A slot's ref must be 1-120 letters, digits, '.', '_' or '-', beginning "
+            "with a letter or digit.",
+            field=field_,
+        )
+    if slot.capacity is not None:
+        validate.points_in_range(slot.capacity, (*field_, "capacity"), low=0, high=100_000_000)
+    sid = f"{rid}@{slot.ref}"
+    # Locked first: a redemption taking a place commits before the count below, or waits
+    # for this transaction and takes from what it leaves.
+    row = await session.get(Slot, sid, with_for_update=True)
+    if row is None:
+        row = Slot(id=sid, reward_id=rid, ref=slot.ref)
+        session.add(row)
+        booked = 0
+    else:
+        booked = await _booked(session, sid)
+    if slot.capacity is not None and slot.capacity < booked:
+        raise InvalidInput(
+            f"{booked} places of slot {slot.ref} are booked: its capacity cannot be less "
+            "(cancel redemptions first).",
+            field=(*field_, "capacity"),
+        )
+    row.starts_at, row.ends_at = starts, ends
+    row.remaining = None if slot.capacity is None else slot.capacity - booked
+
+
+async def _booked(session: AsyncSession, slot_id: str) -> int:
+    """Places of the slot that redemptions hold: taken with the redemption, given back when
+    it fails or is cancelled (hub.mall.inventory)."""
+    held = select(func.coalesce(func.sum(Redemption.quantity), 0)).where(
+        Redemption.slot_id == slot_id,
+        Redemption.status.in_([RedemptionStatus.PENDING, RedemptionStatus.CONFIRMED]),
+    )
+    return int(await session.scalar(held) or 0)
+
+
+async def _a_slot(session: AsyncSession, rid: str, *, ahead: bool) -> bool:
+    """Whether the reward has a slot; `ahead`: one not yet started (full or not)."""
+    query = select(Slot.id).where(Slot.reward_id == rid)
+    if ahead:
+        query = query.where(Slot.starts_at > utcnow())
+    return await session.scalar(query.limit(1)) is not None
 
 
 async def _priority(
@@ -406,6 +456,24 @@ async def listed_by_id(reads: Reads, ids: Sequence[str]) -> dict[str, ListedRewa
     no ORM instances (a redemption's answer reads its reward again, after the commit)."""
     rows = await reads.execute(_LISTED_BY_ID, {"ids": list(ids)})
     return {reward.id: reward for reward in map(ListedReward.of, rows)}
+
+
+_BOOKABLE = (
+    select(Slot.reward_id)
+    .where(
+        Slot.reward_id.in_(bindparam("ids", expanding=True)),
+        Slot.starts_at > bindparam("now"),  # one that has started cannot be booked
+        or_(Slot.remaining.is_(None), Slot.remaining > 0),
+    )
+    .distinct()
+)
+
+
+async def bookable(reads: Reads, ids: Sequence[str]) -> dict[str, bool]:
+    """Which of these rewards have a place in a slot not yet started (those without are
+    left out): one statement outside any transaction."""
+    rows = await reads.execute(_BOOKABLE, {"ids": list(ids), "now": utcnow()})
+    return {reward_id_: True for (reward_id_,) in rows}
 
 
 async def slots_by_id(session: AsyncSession, ids: Sequence[str]) -> dict[str, Slot]:

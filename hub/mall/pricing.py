@@ -162,14 +162,20 @@ class PriceBook:
 
     def price(self, reward: RewardLike) -> int:
         """What one unit costs the member in the merchant's own points."""
-        price = self.price_in(reward, self.program_of(reward).code)
+        price = self._cached(reward, self.program_of(reward).code)
         assert price is not None
         return price
 
     def price_in(self, reward: RewardLike, program: str) -> int | None:
         """What one unit costs in `program`, rounded up for the payer; None if it cannot pay.
         The member's tier in the paying program takes its redemption discount off: the
-        paying program gives it, so what it owes the reward's merchant stays the same."""
+        paying program gives it, so what it owes the reward's merchant stays the same. A
+        member's book: None as well in a program the member holds no account in."""
+        if self.shopper is not None and not self.shopper.may_pay_from(program):
+            return None
+        return self._cached(reward, program)
+
+    def _cached(self, reward: RewardLike, program: str) -> int | None:
         key = (reward.merchant_id, reward.price, reward.tags, program)
         if key not in self._prices:
             self._prices[key] = self._price_in(reward, program)

@@ -34,7 +34,10 @@ class SlotInput:
     ref: str
     starts_at: dt.datetime
     ends_at: dt.datetime
-    capacity: int | None = strawberry.field(default=strawberry.UNSET, description="null: no limit.")
+    capacity: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Places in all, those already booked included; null: no limit.",
+    )
 
 
 @strawberry.input
@@ -45,14 +48,22 @@ class RewardInput:
     description: str | None = strawberry.UNSET
     price: int
     settlement_price: Decimal | None = strawberry.UNSET
-    stock: int | None = strawberry.UNSET
+    stock: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="How many are left to redeem; null: unlimited. Left out of an edit, the "
+        "reward keeps what it has left; left out of a new reward, unlimited.",
+    )
     active: bool = True
     merchant_id: strawberry.ID | None = strawberry.field(
         default=strawberry.UNSET,
         description="ADMIN only: whose reward it is; without it, the platform's own.",
     )
     slots: list[SlotInput] | None = strawberry.field(
-        default=strawberry.UNSET, description="Entry windows, nights or departures, by ref."
+        default=strawberry.UNSET,
+        description="Entry windows, nights or departures, by ref; a slot given again is "
+        "updated and keeps its bookings. Required (one not yet started) for an active reward "
+        "of a kind booked by slot: HOTEL_NIGHT, ROOM_UPGRADE, HOTEL_SERVICE, AWARD_FLIGHT, "
+        "ATTRACTION_TICKET.",
     )
     priority_until: dt.datetime | None = strawberry.field(
         default=strawberry.UNSET,
@@ -223,6 +234,7 @@ class MallMutations:
             # "0.00" is a price (falsy as a Decimal); only an absent one takes the default.
             settlement_price=_given(input.settlement_price),
             stock=input.stock if isinstance(input.stock, int) else None,
+            keep_stock=input.stock is strawberry.UNSET,
             active=input.active,
             merchant_id=_str(input.merchant_id),
             slots=[

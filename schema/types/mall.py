@@ -99,9 +99,17 @@ class Reward:
     def requires_slot(self) -> bool:
         return self.row.has_slots
 
-    @strawberry.field
-    def available(self) -> bool:
-        return self.row.active and (self.row.stock is None or self.row.stock > 0)
+    @strawberry.field(
+        description="Active, in stock and, when booked by slot, with a place in a slot "
+        "not yet started."
+    )
+    async def available(self, info: Info) -> bool:
+        if not (self.row.active and (self.row.stock is None or self.row.stock > 0)):
+            return False
+        if not self.row.has_slots or self.row.source != "HOSTED":
+            # A partner's slots are its own, read from it when asked (Reward.slots).
+            return True
+        return bool(await info.context.loaders.bookable.load(self.row.id))
 
     @strawberry.field(
         description="Upcoming slots, or those starting on `date` (settlement time zone)."

@@ -443,3 +443,179 @@ async def test_slots_for_hosted_rewards_and_slot_rules(api: Api, mall: dict[str,
     full = await redeem(api, member, "clearview:EXAM-SLOT", "HUB", slot_id="clearview:EXAM-SLOT@A")
     assert full["userErrors"][0]["code"] == "SLOT_UNAVAILABLE"
     assert (await balances(api, member))["HUB"] == 4500
+
+
+def _slot(ref: str, start: dt.datetime, capacity: int | None = None) -> dict[str, Any]:
+    return {
+        "ref": ref,
+        "startsAt": start.isoformat(),
+        "endsAt": (start + dt.timedelta(hours=1)).isoformat(),
+        "capacity": capacity,
+    }
+
+
+SLOTTED_KINDS = [
+    "HOTEL_NIGHT",
+    "ROOM_UPGRADE",
+    "HOTEL_SERVICE",
+    "AWARD_FLIGHT",
+    "ATTRACTION_TICKET",
+]
+
+
+@pytest.mark.parametrize("kind", SLOTTED_KINDS)
+async def test_a_reward_booked_by_slot_is_not_published_without_a_slot_ahead(
+    api: Api, mall: dict[str, Any], kind: str
+) -> None:
+    """Outside attack (medium): a hosted ROOM_UPGRADE could be published with no slot, listed
+    available, and never redeemed (every redemption: "needs a slot"). Now it is refused,
+    naming `slots`, and nothing is written; a slot that has started does not count."""
+    key = mall["keys"]["clearview"]
+    past = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
+    for slots in (None, [], [_slot("GONE", past)]):
+        data = await api.gql(
+            UPSERT,
+            {"input": {"ref": "UP", "kind": kind, "title": "Upgrade", "price": 50, "slots": slots}},
+            key=key,
+        )
+        [error] = data["upsertReward"]["userErrors"]
+        assert error["code"] == "INVALID_INPUT" and error["field"] == ["input", "slots"], error
+        assert "slot" in error["message"] and data["upsertReward"]["reward"] is None
+        assert (await api.gql('{ reward(id: "clearview:UP") { id } }'))["reward"] is None
+
+
+async def test_a_full_or_past_slotted_reward_is_not_available(
+    api: Api, mall: dict[str, Any]
+) -> None:
+    key, member = mall["keys"]["clearview"], mall["member"]
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=3)
+    reward = await upsert_reward(
+        api,
+        key,
+        ref="UP",
+        kind="ROOM_UPGRADE",
+        title="Upgrade",
+        price=50,
+        slots=[_slot("D1", start, capacity=1)],
+    )
+    assert reward["available"] is True
+    done = await redeem(api, member, "clearview:UP", "HUB", slot_id="clearview:UP@D1")
+    assert done["userErrors"] == [] and done["redemption"]["status"] == "CONFIRMED"
+    # Its one place is taken: listed, but not available (as a reward out of stock).
+    seen = await api.gql('{ reward(id: "clearview:UP") { available requiresSlot } }')
+    assert seen["reward"] == {"available": False, "requiresSlot": True}
+    # An edit with the slot still ahead (full) is an edit, not a publication: allowed, and
+    # so is withdrawing it.
+    edited = await upsert_reward(
+        api, key, ref="UP", kind="ROOM_UPGRADE", title="Upgrade (sea view)", price=50
+    )
+    assert edited["title"] == "Upgrade (sea view)" and edited["available"] is False
+    withdrawn = await upsert_reward(
+        api, key, ref="UP", kind="ROOM_UPGRADE", title="Upgrade", price=50, active=False
+    )
+    assert withdrawn["available"] is False
+    # A SERVICE given slots is booked by slot as well.
+    await upsert_reward(
+        api,
+        key,
+        ref="EXAM-9",
+        kind="SERVICE",
+        title="Exam at 9",
+        price=100,
+        slots=[_slot("A", start, capacity=1)],
+    )
+    await redeem(api, member, "clearview:EXAM-9", "HUB", slot_id="clearview:EXAM-9@A")
+    page = await api.gql(CATALOG, {"filter": {"merchant": "clearview"}, "first": 50, "in": "HUB"})
+    available = {e["node"]["id"]: e["node"]["available"] for e in page["rewards"]["edges"]}
+    assert available["clearview:EXAM-9"] is False and "clearview:UP" not in available  # withdrawn
+    assert available["clearview:LENS"] is True and available["clearview:EYE-EXAM"] is True
+
+
+async def test_upserting_a_slot_again_keeps_its_bookings(api: Api, mall: dict[str, Any]) -> None:
+    """A slot's capacity is its places in all: giving the slot again (to change its times,
+    say) must not hand out the places already booked a second time."""
+    key, member = mall["keys"]["clearview"], mall["member"]
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=3)
+
+    async def upsert(capacity: int | None) -> dict[str, Any]:
+        data = await api.gql(
+            UPSERT,
+            {
+                "input": {
+                    "ref": "TOUR",
+                    "kind": "ATTRACTION_TICKET",
+                    "title": "Tour",
+                    "price": 100,
+                    "slots": [_slot("AM", start, capacity)],
+                }
+            },
+            key=key,
+        )
+        return data["upsertReward"]  # type: ignore[no-any-return]
+
+    assert (await upsert(2))["userErrors"] == []
+    await redeem(api, member, "clearview:TOUR", "HUB", slot_id="clearview:TOUR@AM")
+    remaining = '{ reward(id: "clearview:TOUR") { slots { remaining } } }'
+    assert (await api.gql(remaining))["reward"]["slots"] == [{"remaining": 1}]
+    assert (await upsert(2))["userErrors"] == []
+    assert (await api.gql(remaining))["reward"]["slots"] == [{"remaining": 1}]
+    await redeem(api, member, "clearview:TOUR", "HUB", slot_id="clearview:TOUR@AM")
+    full = await redeem(api, member, "clearview:TOUR", "HUB", slot_id="clearview:TOUR@AM")
+    assert full["userErrors"][0]["code"] == "SLOT_UNAVAILABLE"
+    # Below what is booked: refused, naming the slot's capacity; nothing changes.
+    [error] = (await upsert(1))["userErrors"]
+    assert error["field"] == ["input", "slots", "0", "capacity"] and "2" in error["message"]
+    [error] = (await upsert(-1))["userErrors"]
+    assert error["field"] == ["input", "slots", "0", "capacity"]
+    assert (await api.gql(remaining))["reward"]["slots"] == [{"remaining": 0}]
+    assert (await upsert(5))["userErrors"] == []
+    assert (await api.gql(remaining))["reward"]["slots"] == [{"remaining": 3}]
+    assert (await upsert(None))["userErrors"] == []
+    assert (await api.gql(remaining))["reward"]["slots"] == [{"remaining": None}]
+    assert (await upsert(3))["userErrors"] == []
+    assert (await api.gql(remaining))["reward"]["slots"] == [{"remaining": 1}]
+
+
+async def test_an_edit_without_stock_keeps_the_stock(api: Api, mall: dict[str, Any]) -> None:
+    """Outside attack (low): an edit of the title alone made a limited reward unlimited.
+    Absent, `stock` is left as it is; null makes it unlimited; a number is what is left."""
+    key, member = mall["keys"]["clearview"], mall["member"]
+    await redeem(api, member, "clearview:LENS", "HUB")
+    lens = {"ref": "LENS", "kind": "GOODS", "price": 2000}
+    edited = await upsert_reward(api, key, **lens, title="Lens pair")
+    assert edited["stock"] == 9
+    restocked = await upsert_reward(api, key, **lens, title="Lens pair", stock=20)
+    assert restocked["stock"] == 20
+    unlimited = await upsert_reward(api, key, **lens, title="Lens pair", stock=None)
+    assert unlimited["stock"] is None
+    new = await upsert_reward(api, key, ref="CLOTH", kind="GOODS", title="Cloth", price=10)
+    assert new["stock"] is None
+
+
+async def test_price_in_a_program_the_member_does_not_hold_is_null(
+    api: Api, mall: dict[str, Any]
+) -> None:
+    """Outside attack (low): a storefront was shown a price in a program its member holds
+    no account in, and redeeming with it was NOT_FOUND ("not enrolled"). The member cannot
+    pay from it: null, as the contract says; once enrolled, the price."""
+    await register(api, "teahouse", "TEA", category="RESTAURANT", pointValue="0.01")
+    await set_rate(api, "TEA", "HUB", "0.1")
+    member = mall["member"]
+    storefront = await create_key(api, "STOREFRONT")
+    token = await member_session(api, member)
+    query = """{ reward(id: "clearview:LENS") { priceIn(program: "TEA") hub: priceIn(program: "HUB")
+                 payableWith { code } } }"""
+    seen = await api.gql(query, key=storefront, member_token=token)
+    assert seen["reward"]["priceIn"] is None and seen["reward"]["hub"] == 1000
+    page = await api.gql(
+        CATALOG,
+        {"filter": {"payableWith": "TEA"}, "first": 50, "in": "TEA"},
+        key=storefront,
+        member_token=token,
+    )
+    assert page["rewards"]["edges"] == []
+    # Not a member's view: what the reward costs from TEA.
+    assert (await api.gql(query))["reward"]["priceIn"] == 10000
+    await enroll(api, "TEA", "T-1", member_id=member)
+    enrolled = await api.gql(query, key=storefront, member_token=token)
+    assert enrolled["reward"]["priceIn"] == 10000
