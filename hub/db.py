@@ -756,6 +756,13 @@ def adopted(session: AsyncSession, model: type[M], row: Mapping[str, Any]) -> M:
     return made
 
 
+def held_row(session: AsyncSession, model: type[M], key: Any) -> M | None:
+    """The instance of `model` with primary key `key` (a single column) that the session
+    holds, if it holds one: no read, and no check that it is loaded."""
+    held: M | None = session.sync_session.identity_map.get((model, (key,), None))
+    return held
+
+
 async def get_row(
     session: AsyncSession, model: type[M], key: Any, *, lock: bool = False
 ) -> M | None:
@@ -763,10 +770,9 @@ async def get_row(
     instance the session holds, else one Prepared read, adopted; with `lock`, always read,
     FOR UPDATE, and the instance refreshed (as `with_for_update=True` would)."""
     if not lock:
-        held: Any = session.sync_session.identity_map.get((model, (key,), None))
+        held = held_row(session, model, key)
         if held is not None and not sa_inspect(held).expired:
-            found: M = held
-            return found
+            return held
     mapped: Any = model
     row = await _read_by_key(mapped, lock).row(session, {"key": key})
     return None if row is None else adopted(session, model, row)

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hub.db import Prepared
+from hub.db import Prepared, held_row
 from hub.errors import OutOfStock, SlotUnavailable
 from hub.models import Reward, Slot
 from hub.models.base import table_of
@@ -47,7 +47,7 @@ class _Counter:
         left = await run.row(session, {"row_id": row_id, "qty": qty})
         if left is None:
             return False
-        held = session.sync_session.identity_map.get((self.model, (row_id,), None))
+        held = held_row(session, self.model, row_id)
         if held is not None:
             set_committed_value(held, self.column, left[self.column])
         return True
