@@ -19,11 +19,14 @@ the one in effect is chosen at the moment asked, as `hub.exchange.rates` does in
 from __future__ import annotations
 
 import asyncio
+import bisect
 import datetime as dt
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import structlog
@@ -92,6 +95,35 @@ class Rates:
     orders them: latest to start, then latest created)."""
 
     versions: dict[tuple[str, str], list[ExchangeRate]] = field(default_factory=dict)
+    # The versions in effect, by pair, for each stretch of time in which none starts or
+    # ends (by the stretch's index in _bounds): made once, shared by every request's book.
+    _effective: dict[int, Mapping[tuple[str, str], ExchangeRate]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    @cached_property
+    def _bounds(self) -> list[dt.datetime]:
+        """Every moment a version starts or ends, in order."""
+        return sorted(
+            {r.effective_from for versions in self.versions.values() for r in versions}
+            | {
+                r.effective_to
+                for versions in self.versions.values()
+                for r in versions
+                if r.effective_to is not None
+            }
+        )
+
+    def effective(self, at: dt.datetime) -> Mapping[tuple[str, str], ExchangeRate]:
+        """`in_effect(at)` by pair, read-only: the same mapping for every moment of a
+        stretch in which no version starts or ends (a request's prices read it, and made
+        it again from every version each time)."""
+        stretch = bisect.bisect_right(self._bounds, at)
+        found = self._effective.get(stretch)
+        if found is None:
+            found = MappingProxyType({(r.from_code, r.to_code): r for r in self.in_effect(at)})
+            self._effective[stretch] = found
+        return found
 
     def at(self, from_code: str, to_code: str, at: dt.datetime) -> ExchangeRate | None:
         """The version in effect at `at` (`hub.exchange.rates.rate_for`)."""

@@ -256,11 +256,4 @@ class Loaders:
         shopper = None
         if self.member_id is not None:
             shopper = await eligibility.shopper(self.db, loyalty, self.member_id, now, self.tz)
-        return PriceBook.of(
-            now,
-            rates.in_effect(now),
-            programs.by_code,
-            programs.platform,
-            loyalty.running(now),
-            shopper,
-        )
+        return PriceBook.kept(now, rates, programs, loyalty.running(now), shopper)

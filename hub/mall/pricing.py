@@ -7,9 +7,10 @@ discount in the paying program. Without a member only promotions for everyone ap
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,9 @@ from hub.mall import settlement_prices
 from hub.models import ExchangeRate, Merchant, Program, Promotion, Reward
 from hub.models.mall import RewardLike
 from hub.promotions import percent_off
+
+if TYPE_CHECKING:
+    from hub.caches import Programs, Rates
 
 SLOTTED = {
     RewardKind.HOTEL_NIGHT,
@@ -50,10 +54,11 @@ class Line:
 
 @dataclass
 class PriceBook:
-    rates: dict[tuple[str, str], ExchangeRate]
+    # Read-only: a book made from what the process keeps shares these with other requests.
+    rates: Mapping[tuple[str, str], ExchangeRate]
     platform: str | None
-    programs: dict[str, Program]
-    by_merchant: dict[str, Program]
+    programs: Mapping[str, Program]
+    by_merchant: Mapping[str, Program]
     discounts: dict[str, list[Promotion]]
     shopper: Profile | None = None
     at: dt.datetime | None = None
@@ -92,10 +97,7 @@ class PriceBook:
             if merchant_id is not None:
                 await kept.program_of_merchant(merchant_id)
             programs, loyalty = await kept.programs(codes), await kept.loyalty()
-            rates = (await kept.rates()).in_effect(at)
-            return cls.of(
-                at, rates, programs.by_code, programs.platform, loyalty.running(at), shopper
-            )
+            return cls.kept(at, await kept.rates(), programs, loyalty.running(at), shopper)
         rates = await rates_in_effect(session, at, None, None)
         programs = {p.code: p for p in await session.scalars(select(Program))}
         platform = await session.scalar(
@@ -112,6 +114,27 @@ class PriceBook:
         return cls.of(at, rates, programs, platform, active, shopper)
 
     @classmethod
+    def kept(
+        cls,
+        at: dt.datetime,
+        rates: Rates,
+        programs: Programs,
+        active: Iterable[Promotion],
+        shopper: Profile | None = None,
+    ) -> PriceBook:
+        """The book from what the process keeps (hub.caches): the rates in effect and each
+        merchant's program as kept, shared read-only, not copied for every request."""
+        return cls(
+            rates=rates.effective(at),
+            platform=programs.platform,
+            programs=programs.by_code,
+            by_merchant=programs.by_merchant,
+            discounts=_discounts(active, shopper),
+            shopper=shopper,
+            at=at,
+        )
+
+    @classmethod
     def of(
         cls,
         at: dt.datetime,
@@ -124,10 +147,6 @@ class PriceBook:
         """The book from parts already at hand: the rates and promotions in effect at `at`
         (hub.caches keeps them in memory, with the programs); the promotions the shopper
         qualifies for are kept."""
-        discounts: dict[str, list[Promotion]] = {}
-        for promotion in active:
-            if applies(promotion, shopper):
-                discounts.setdefault(promotion.program_code, []).append(promotion)
         return cls(
             rates={(r.from_code, r.to_code): r for r in rates},
             platform=platform,
@@ -135,7 +154,7 @@ class PriceBook:
             by_merchant={
                 p.merchant_id: p for p in programs.values() if p.kind == ProgramKind.STANDARD
             },
-            discounts=discounts,
+            discounts=_discounts(active, shopper),
             shopper=shopper,
             at=at,
         )
@@ -253,3 +272,12 @@ class PriceBook:
         return settlement_prices.per_unit(
             reward.settlement_price, reward.settlement_contracted, worth
         )
+
+
+def _discounts(active: Iterable[Promotion], shopper: Profile | None) -> dict[str, list[Promotion]]:
+    """The running promotions the shopper qualifies for, by program."""
+    discounts: dict[str, list[Promotion]] = {}
+    for promotion in active:
+        if applies(promotion, shopper):
+            discounts.setdefault(promotion.program_code, []).append(promotion)
+    return discounts
