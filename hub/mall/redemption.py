@@ -12,7 +12,7 @@ from hub import consent, eligibility, green, idempotency, permissions, validate,
 from hub.auth import Principal
 from hub.caches import Caches
 from hub.config import Settings
-from hub.db import KEPT, Database, append, get_row, utcnow
+from hub.db import KEPT, Database, append, get_row, held_row, utcnow
 from hub.enums import CancellationReason, MerchantStatus, RedemptionStatus, Role
 from hub.errors import (
     DomainError,
@@ -32,6 +32,7 @@ from hub.members import accounts_of
 from hub.merchants import program_of
 from hub.models import Member, Merchant, Program, Redemption, RedemptionLeg, Reward, Slot
 from hub.models.base import new_row_values, table_of
+from hub.models.mall import ListedReward
 from hub.permissions import require_member
 
 MAX_QUANTITY = 20
@@ -303,13 +304,21 @@ async def start_cancel(
     return str(result["redemption_id"])
 
 
+@dataclass(frozen=True)
+class Redeemed:
+    redemption: Redemption
+    # The reward as the redemption's transaction left it (its stock taken), for the answer
+    # to show without reading it again; None when the request was a replay.
+    reward: ListedReward | None
+
+
 async def redeem(
     db: Database,
     principal: Principal,
     settings: Settings,
     factory: ConnectorFactory,
     request: RedeemRequest,
-) -> Redemption:
+) -> Redeemed:
     """Redeem a reward: start it, then take it as far as the partners answer now.
 
     Raises a DomainError when it is refused up front (nothing then happened); a
@@ -317,11 +326,15 @@ async def redeem(
     answered yet is PENDING and the saga finishes it later.
     """
 
-    async def work(session: AsyncSession) -> tuple[Redemption, bool]:
+    async def work(session: AsyncSession) -> tuple[Redemption, bool, ListedReward | None]:
         rid = await start(session, principal, settings, factory, request)
-        return await _row(session, rid), idempotency.replayed(session)
+        replay = idempotency.replayed(session)
+        reward = None if replay else held_row(session, Reward, request.reward_id)
+        listed = ListedReward.of_instance(reward) if reward is not None else None
+        return await _row(session, rid), replay, listed
 
-    return await _onwards(db, settings, factory, *await db.transaction(work))
+    made, replay, reward = await db.transaction(work)
+    return Redeemed(await _onwards(db, settings, factory, made, replay), reward)
 
 
 async def cancel(

@@ -108,11 +108,17 @@ class ListedReward:
         """From a row of LISTED_COLUMNS (in this order)."""
         return cls(*row)
 
+    @classmethod
+    def of_instance(cls, reward: Reward) -> ListedReward:
+        """From a loaded Reward: its columns' values as the session holds them."""
+        return cls(*(getattr(reward, name) for name in _LISTED_NAMES))
+
 
 # The rewards columns that only a listing's WHERE uses.
 UNLISTED = frozenset({"search_text"})
 # What a ListedReward is read from, in its fields' order.
 LISTED_COLUMNS = tuple(Reward.__table__.c[f.name] for f in fields(ListedReward))
+_LISTED_NAMES = tuple(f.name for f in fields(ListedReward))
 
 # A reward to read: a row of the session's, or one the catalog page listed.
 RewardLike: TypeAlias = Reward | ListedReward

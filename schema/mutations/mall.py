@@ -277,9 +277,13 @@ class MallMutations:
                 hidden := await prices.hidden(info, principal, reward.merchant_id, request.pay_with)
             ):
                 return RedeemRewardPayload(redemption=None, user_errors=hidden)
-        row, errors = await attempt(
+        done, errors = await attempt(
             redemption.redeem(runtime.db, principal, runtime.settings, runtime.connectors, request)
         )
+        row = done.redemption if done is not None else None
+        if done is not None and done.reward is not None:
+            # What the redemption's transaction left, not read again for the answer.
+            info.context.loaders.reward.prime(done.reward.id, done.reward)
         found, failed = _reported(row)
         return RedeemRewardPayload(redemption=found, user_errors=errors or failed)
 

@@ -619,3 +619,25 @@ async def test_price_in_a_program_the_member_does_not_hold_is_null(
     await enroll(api, "TEA", "T-1", member_id=member)
     enrolled = await api.gql(query, key=storefront, member_token=token)
     assert enrolled["reward"]["priceIn"] == 10000
+
+
+async def test_the_answer_shows_the_reward_as_the_redemption_left_it(
+    api: Api, mall: dict[str, Any]
+) -> None:
+    """The redemption's answer takes its reward from the redemption's own transaction (not
+    read again): the stock it shows has this redemption's units taken, and so does a
+    retried request's (whose reward is read)."""
+    document = """mutation R($input: RedeemRewardInput!) { redeemReward(input: $input) {
+        redemption { reward { id stock available price } } userErrors { code } } }"""
+    given = {
+        "memberId": mall["member"],
+        "rewardId": "clearview:LENS",
+        "payWith": "HUB",
+        "quantity": 2,
+        "idempotencyKey": "lens-two",
+    }
+    first = await api.gql(document, {"input": given})
+    again = await api.gql(document, {"input": given})
+    expected = {"id": "clearview:LENS", "stock": 8, "available": True, "price": 2000}
+    assert first["redeemReward"]["redemption"]["reward"] == expected
+    assert again["redeemReward"]["redemption"]["reward"] == expected
