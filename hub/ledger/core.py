@@ -72,7 +72,8 @@ class NewLot:
 
 @dataclass(frozen=True)
 class TakenLots:
-    """A debit's rider: the points it takes from each lot, as (lot id, points)."""
+    """A debit's rider: the points it takes from each lot, as (lot id, points); a restore's
+    gives points back with negative takes (its lot uses are negative, as they undo)."""
 
     taken: tuple[tuple[int, int], ...]
 

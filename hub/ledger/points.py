@@ -121,26 +121,18 @@ class Points:
         back as a new lot under the program's usual expiry.
         """
         account = (await self.journal.lock([account.id]))[account.id]
-        entry = await self._post(kind, account, points, source, movement)
-        taken = await self.session.execute(
-            select(LotUse.lot_id, func.sum(LotUse.points))
-            .where(LotUse.entry_id == taken_by)
-            .group_by(LotUse.lot_id)
-        )
+        used = await _TAKEN_BY.all(self.session, {"entry": taken_by})
         left = points
-        uses = []
-        for lot_id, used in taken.all():
-            # Read fresh: a debit in this transaction writes lots with statements of its own.
-            lot = await self.session.get(Lot, lot_id, populate_existing=True)
-            assert lot is not None
-            give = min(left, int(used))
+        given = []
+        for row in used:
+            give = min(left, int(row["points"]))
             if give <= 0:
                 continue
-            lot.remaining += give
-            uses.append({"entry_id": entry.id, "lot_id": lot.id, "points": -give})
+            given.append((int(row["lot_id"]), -give))  # a negative take: the lot's points back
             left -= give
-        if uses:
-            await self.session.execute(insert(LotUse), uses)
+        # The lots' points and their uses go with the entry (in its statement on PostgreSQL).
+        rider = TakenLots(tuple(given)) if given else None
+        entry = await self._post(kind, account, points, source, movement, rider)
         if left:
             self.session.add(
                 Lot(
@@ -152,7 +144,7 @@ class Points:
                     created_at=movement.occurred_at,
                 )
             )
-        await self.session.flush()
+            await self.session.flush()
         await expire_overdue(self, account, movement)
         return entry
 
@@ -244,6 +236,7 @@ class OpenLot:
 
 
 _LOTS = table_of(Lot)
+_LOT_USES = table_of(LotUse)
 _LOT_COLUMNS = (_LOTS.c.id, _LOTS.c.remaining, _LOTS.c.expires_at)
 _OPEN_LOTS = Prepared(
     select(*_LOT_COLUMNS)
@@ -257,6 +250,14 @@ _OVERDUE_LOTS = Prepared(
         _LOTS.c.remaining > 0,
         _LOTS.c.expires_at <= bindparam("at", type_=_LOTS.c.expires_at.type),
     ),
+    autoflush=True,
+)
+# What an entry took from each lot, net of what was given back since, oldest lot first.
+_TAKEN_BY = Prepared(
+    select(_LOT_USES.c.lot_id, func.sum(_LOT_USES.c.points).label("points"))
+    .where(_LOT_USES.c.entry_id == bindparam("entry", type_=BigInteger()))
+    .group_by(_LOT_USES.c.lot_id)
+    .order_by(_LOT_USES.c.lot_id),
     autoflush=True,
 )
 _EMPTY_LOTS = (
