@@ -119,7 +119,14 @@ async def upsert_reward(session: AsyncSession, principal: Principal, data: NewRe
     vouchers.set_terms(reward, terms)
     reward.refreshed_at = utcnow()
     await session.flush()
+    given: set[str] = set()
     for index, slot in enumerate(data.slots or []):
+        if slot.ref in given:
+            raise InvalidInput(
+                f"Slot {slot.ref} is given twice: give each slot once.",
+                field=("slots", str(index), "ref"),
+            )
+        given.add(slot.ref)
         await _store_slot(session, rid, slot, ("slots", str(index)))
     # A kind booked by nature, or a reward given slots once (an edit that leaves them out
     # keeps them).
@@ -161,6 +168,14 @@ async def _store_slot(session: AsyncSession, rid: str, slot: NewSlot, field_: Fi
         booked = 0
     else:
         booked = await _booked(session, sid)
+    if booked and (row.starts_at, row.ends_at) != (starts, ends):
+        # The members who booked it booked these times (and may cancel until it starts).
+        moved = "starts_at" if row.starts_at != starts else "ends_at"
+        raise InvalidState(
+            f"{booked} places of slot {slot.ref} are booked: its times cannot change (give a "
+            "new slot, or cancel the bookings first).",
+            field=(*field_, moved),
+        )
     if slot.capacity is not None and slot.capacity < booked:
         raise InvalidInput(
             f"{booked} places of slot {slot.ref} are booked: its capacity cannot be less "

@@ -73,6 +73,11 @@ async def take(session: AsyncSession, reward: Reward, slot: Slot | None, qty: in
         and slot.remaining is not None
         and not await _PLACES.take(session, slot.id, qty)
     ):
+        if qty > 1:
+            raise SlotUnavailable(
+                f"That slot has fewer than {qty} places left; ask for fewer, or pick another.",
+                field=("slot_id",),
+            )
         raise SlotUnavailable("That slot is full; pick another.", field=("slot_id",))
 
 

@@ -83,8 +83,10 @@ class Reward:
         return self.row.price
 
     @strawberry.field(
-        description="What the paying merchant owes the reward's merchant per unit; "
-        "null unless the viewer is ADMIN, FINANCE or the reward's own merchant."
+        description="What the paying merchant owes the reward's merchant per unit: for ADMIN, "
+        "FINANCE and the reward's own merchant (a FORBIDDEN error on this field for anyone "
+        "else; a list asking it for others' rewards is refused whole: ask it with "
+        "filter: {merchant: ...})."
     )
     def settlement_price(self, info: Info) -> Decimal:
         # The contract keeps it non-null: a caller that may not see it gets FORBIDDEN on

@@ -641,3 +641,76 @@ async def test_the_answer_shows_the_reward_as_the_redemption_left_it(
     expected = {"id": "clearview:LENS", "stock": 8, "available": True, "price": 2000}
     assert first["redeemReward"]["redemption"]["reward"] == expected
     assert again["redeemReward"]["redemption"]["reward"] == expected
+
+
+async def test_a_booked_slot_keeps_its_times_and_refs_are_given_once(
+    api: Api, mall: dict[str, Any]
+) -> None:
+    """Outside attack (medium): a merchant moved a booked slot into the past, and its member
+    could no longer cancel (the booking's terms changed after the fact). A slot with places
+    booked keeps its times; one with none may move. A ref given twice in one list is
+    refused, not settled by the last one."""
+    key, member = mall["keys"]["clearview"], mall["member"]
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=30)
+    past = start - dt.timedelta(days=60)
+
+    async def upsert(*slots: dict[str, Any]) -> list[dict[str, Any]]:
+        data = await api.gql(
+            UPSERT,
+            {
+                "input": {
+                    "ref": "SPA",
+                    "kind": "HOTEL_SERVICE",
+                    "title": "Spa",
+                    "price": 40,
+                    "slots": list(slots),
+                }
+            },
+            key=key,
+        )
+        return data["upsertReward"]["userErrors"]  # type: ignore[no-any-return]
+
+    assert await upsert(_slot("a", start, 2), _slot("b", start + dt.timedelta(days=1), 2)) == []
+    done = await redeem(api, member, "clearview:SPA", "HUB", slot_id="clearview:SPA@a")
+    assert done["userErrors"] == []
+    for moved in (_slot("a", past, 2), _slot("a", start + dt.timedelta(hours=1), 2)):
+        [error] = await upsert(moved)
+        assert error["code"] == "INVALID_STATE", error
+        assert (
+            error["field"] == ["input", "slots", "0", "startsAt"] and "booked" in error["message"]
+        )
+    ends_later = {**_slot("a", start, 2), "endsAt": (start + dt.timedelta(hours=3)).isoformat()}
+    [error] = await upsert(ends_later)
+    assert error["field"] == ["input", "slots", "0", "endsAt"]
+    seen = '{ reward(id: "clearview:SPA") { slots { id startsAt remaining } } }'
+    slots = (await api.gql(seen))["reward"]["slots"]
+    assert [(s["id"], s["remaining"]) for s in slots] == [
+        ("clearview:SPA@a", 1),
+        ("clearview:SPA@b", 2),
+    ]
+    assert dt.datetime.fromisoformat(slots[0]["startsAt"]) == start
+    # The same times, a new capacity: allowed. An unbooked slot moves.
+    assert await upsert(_slot("a", start, 3), _slot("b", start + dt.timedelta(days=2), 2)) == []
+    [error] = await upsert(_slot("c", start, 1), _slot("c", start + dt.timedelta(days=1), 5))
+    assert error["code"] == "INVALID_INPUT" and error["field"] == ["input", "slots", "1", "ref"]
+    assert "c" not in [s["id"][-1] for s in (await api.gql(seen))["reward"]["slots"]]
+
+
+async def test_more_than_a_slot_has_left_is_not_called_full(api: Api, mall: dict[str, Any]) -> None:
+    key, member = mall["keys"]["clearview"], mall["member"]
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=5)
+    await upsert_reward(
+        api,
+        key,
+        ref="BOAT",
+        kind="ATTRACTION_TICKET",
+        title="Boat",
+        price=10,
+        slots=[_slot("am", start, 2)],
+    )
+    many = await redeem(
+        api, member, "clearview:BOAT", "HUB", slot_id="clearview:BOAT@am", quantity=5
+    )
+    [error] = many["userErrors"]
+    assert error["code"] == "SLOT_UNAVAILABLE" and "fewer than 5" in error["message"], error
+    assert (await balances(api, member))["HUB"] == 5000
