@@ -23,6 +23,8 @@ from tests.helpers import (
     BALANCES,
     Api,
     accrue,
+    balances,
+    cancel_redemption,
     convert,
     create_key,
     enroll,
@@ -32,6 +34,7 @@ from tests.helpers import (
     running_app,
     set_rate,
     upsert_reward,
+    verify_ledger,
 )
 
 RATES = "query R($from: ID, $to: ID) { exchangeRates(from: $from, to: $to) { rate } }"
@@ -387,8 +390,8 @@ async def _shops(api: Api) -> None:
 async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: Settings) -> None:
     """redeemReward prices with the kept programs, rates, promotions and tier ladders (as a
     conversion and the rewards page price); the member is read once, locked,
-    the paying account once, locked, for the debit; the redemption's row is written once
-    and updated once, however many local steps ran; its legs, the obligation and the
+    the paying account once, locked, for the debit; the redemption's row is written once,
+    with what its local steps made of it, however many ran; its legs, the obligation and the
     event are appended at commit. The answer's reward is the one the transaction read."""
     async with running_app(_quiet(settings)) as api:
         await _shops(api)
@@ -416,7 +419,8 @@ async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: S
         if not settings.database_url.startswith("sqlite"):
             assert "FOR UPDATE" in next(s for s in sent if s.startswith("SELECT members."))
             assert "FOR UPDATE" in accounts[0], sent
-        assert count("INSERT INTO redemptions ") == 1 and count("UPDATE redemptions ") == 1
+        # Written once, after its local steps ran: no UPDATE of the row it just inserted.
+        assert count("INSERT INTO redemptions ") == 1 and count("UPDATE redemptions ") == 0
         if settings.database_url.startswith("sqlite"):
             appended = ["redemption_legs", "obligations", "outbox_events"]
             assert [s.split()[2] for s in sent if s.startswith("INSERT INTO")][-3:] == appended
@@ -424,7 +428,41 @@ async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: S
             assert count("WITH appended_0 AS") == 1, sent
             # The legs, the obligation and the events (a row each for two merchants) in it.
             assert not [s for s in sent if s.startswith("INSERT INTO outbox_events")], sent
-            assert len(sent) == 11, sent
+            assert len(sent) == 10, sent
+
+
+async def test_a_cancellation_locks_the_account_once_and_gives_lots_back_with_the_entry(
+    settings: Settings,
+) -> None:
+    """cancelRedemption of a hosted redemption: the paying account is read once, locked,
+    before anything changes; the points go back into their lots with the refund's entry
+    (no lot read or written on its own); the redemption's row is updated once."""
+    async with running_app(_quiet(settings)) as api:
+        await _shops(api)
+        member = await enroll(api, "HUB", "H-1")
+        assert (await accrue(api, member, "HUB", "1000"))["userErrors"] == []
+        page = await api.gql("{ rewards(first: 10) { edges { node { id } } } }")
+        reward = page["rewards"]["edges"][0]["node"]["id"]
+        first = await redeem(api, member, reward, "HUB")
+        assert (await cancel_redemption(api, first["redemption"]["id"]))["userErrors"] == []
+        made = await redeem(api, member, reward, "HUB")
+        with statements(api, whole=True) as sent:
+            done = await cancel_redemption(api, made["redemption"]["id"])
+        assert done["redemption"]["status"] == "CANCELLED", done
+        assert done["redemption"]["refundedPoints"] == 50
+
+        def count(prefix: str) -> int:
+            return len([s for s in sent if s.startswith(prefix)])
+
+        assert count("SELECT accounts.") == 1, sent
+        assert count("UPDATE redemptions ") == 1, sent
+        assert count("SELECT lots.id, lots.account_id") == 0, sent  # no ORM lot
+        if not settings.database_url.startswith("sqlite"):
+            assert "FOR UPDATE" in next(s for s in sent if s.startswith("SELECT accounts."))
+            assert count("UPDATE lots") == 0 and count("INSERT INTO lot_uses") == 0, sent
+            assert len(sent) == 13, sent
+        assert (await balances(api, member))["HUB"] == 1000
+        assert await verify_ledger(settings.database_url) == []
 
 
 async def test_a_warm_rewards_page_is_one_read(settings: Settings) -> None:

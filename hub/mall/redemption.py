@@ -170,8 +170,11 @@ async def start(
             created_at=now,
             updated_at=now,
         )
+        # Written when the transaction next flushes, once its local steps have run (an INSERT
+        # with what they made of it, not an INSERT and an UPDATE): the steps read with
+        # autoflush off, and whatever refers to it (a voucher, the appended legs) is
+        # inserted after it, in the same flush or a later one.
         session.add(redemption)
-        await session.flush()  # a voucher or a hold the steps make refers to it
         legs = stored_legs(
             RedemptionLeg,
             line.legs,
@@ -278,6 +281,11 @@ async def start_cancel(
                     "The slot has started: the cancellation policy no longer allows it.",
                     field=("redemption_id",),
                 )
+        payer = await program_of(session, r.paid_with)
+        if payer is not None and factory.is_local(payer):
+            # The refund's account, locked now as the ledger would (then not read twice),
+            # and before the redemption changes (a read flushes what changed).
+            await accounts_of(session, r.member_id, [payer.code], lock=True)
         # Compensation belongs to this cancellation alone: none for a member's request.
         r.compensation_points = 0
         if request.reason != CancellationReason.MEMBER_REQUEST:
@@ -364,7 +372,8 @@ async def cancel(
 
 async def _row(session: AsyncSession, rid: str) -> Redemption:
     """The redemption as its transaction leaves it (the one it made or changed is in the
-    session already; a replay's is read)."""
+    session already, written by this flush if it was not yet; a replay's is read)."""
+    await session.flush()
     r = await session.get(Redemption, rid)
     assert r is not None
     return r
