@@ -84,3 +84,29 @@ async def test_graphiql_page_in_development(api: Api) -> None:
     response = await api.client.get("/graphql", headers={"Accept": "text/html"})
     assert response.status_code == 200
     assert "graphiql" in response.text.lower()
+
+
+def test_a_session_token_read_again_still_expires() -> None:
+    """A token is verified once and its grant kept for the next requests (HS256 cost 46 us a
+    request); the kept grant ends with the token's expiry, and a forged token is refused
+    however often it is sent."""
+    import time
+
+    from hub.auth import SessionGrant, SessionTokens
+    from hub.enums import Role
+
+    tokens = SessionTokens("k" * 64, ttl_seconds=1)
+    grant = SessionGrant(
+        member_id="mbr_1", minted_by="key_1", role=Role.STOREFRONT, merchant_id=None, universal=True
+    )
+    token = tokens.mint(grant).token
+    assert tokens.read(token) == grant
+    assert tokens.read(token) == grant  # kept
+    forged = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert tokens.read(forged) is None and tokens.read(forged) is None
+    assert SessionTokens("x" * 64, ttl_seconds=1).read(token) is None  # another key
+    deadline = time.time() + 3
+    while tokens.read(token) is not None:
+        assert time.time() < deadline, "a kept grant outlived its token"
+        time.sleep(0.05)
+    assert tokens.read(token) is None
