@@ -387,6 +387,15 @@ async def _shops(api: Api) -> None:
         await upsert_reward(api, key, ref="GIFT", kind="GOODS", title=f"{shop} gift", price=100)
 
 
+async def _shopper(api: Api) -> tuple[str, str]:
+    """The shops, a member with 1,000 HUB, and the first reward listed."""
+    await _shops(api)
+    member = await enroll(api, "HUB", "H-1")
+    assert (await accrue(api, member, "HUB", "1000"))["userErrors"] == []
+    page = await api.gql("{ rewards(first: 10) { edges { node { id } } } }")
+    return member, page["rewards"]["edges"][0]["node"]["id"]
+
+
 async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: Settings) -> None:
     """redeemReward prices with the kept programs, rates, promotions and tier ladders (as a
     conversion and the rewards page price); the member is read once, locked,
@@ -394,11 +403,7 @@ async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: S
     with what its local steps made of it, however many ran; its legs, the obligation and the
     event are appended at commit. The answer's reward is the one the transaction read."""
     async with running_app(_quiet(settings)) as api:
-        await _shops(api)
-        member = await enroll(api, "HUB", "H-1")
-        assert (await accrue(api, member, "HUB", "1000"))["userErrors"] == []
-        page = await api.gql("{ rewards(first: 10) { edges { node { id } } } }")
-        reward = page["rewards"]["edges"][0]["node"]["id"]
+        member, reward = await _shopper(api)
         assert (await redeem(api, member, reward, "HUB"))["redemption"]["status"] == "CONFIRMED"
         with statements(api, whole=True) as sent:
             made = await redeem(api, member, reward, "HUB")
@@ -438,11 +443,7 @@ async def test_a_cancellation_locks_the_account_once_and_gives_lots_back_with_th
     before anything changes; the points go back into their lots with the refund's entry
     (no lot read or written on its own); the redemption's row is updated once."""
     async with running_app(_quiet(settings)) as api:
-        await _shops(api)
-        member = await enroll(api, "HUB", "H-1")
-        assert (await accrue(api, member, "HUB", "1000"))["userErrors"] == []
-        page = await api.gql("{ rewards(first: 10) { edges { node { id } } } }")
-        reward = page["rewards"]["edges"][0]["node"]["id"]
+        member, reward = await _shopper(api)
         first = await redeem(api, member, reward, "HUB")
         assert (await cancel_redemption(api, first["redemption"]["id"]))["userErrors"] == []
         made = await redeem(api, member, reward, "HUB")
