@@ -33,7 +33,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, Result, create_engine, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_only
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
@@ -372,6 +373,23 @@ class _LoopReads(Reads):
         return self._conn.execute(statement, parameters)
 
 
+def _ping_on_checkout(engine: AsyncEngine) -> None:
+    """pool_pre_ping in one round trip. A database that restarts, or a proxy that drops
+    idle connections, leaves the pool's connections dead, and a request must never get
+    one (tests/test_hot_paths.py). SQLAlchemy's own ping for asyncpg wraps its `;` in a
+    BEGIN and a ROLLBACK (for pgbouncer's transaction mode, which the hub is not run
+    behind): three round trips on every checkout. A dead connection fails this simple
+    query too (one round trip, no prepared statement); the pool then connects afresh
+    (DisconnectionError)."""
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _ping(dbapi: Any, _record: Any, _proxy: Any) -> None:
+        try:
+            await_only(dbapi.driver_connection.execute("SELECT 1"))
+        except Exception as error:  # whatever the driver raises for a dead connection
+            raise DisconnectionError(f"a pooled connection did not answer: {error}") from error
+
+
 class Database:
     """One per process: the engine, read and write sessions, and retried transactions."""
 
@@ -412,9 +430,8 @@ class Database:
                 # recovery, and the loop waits at most this long for it.
                 event.listen(self._loop_engine, "connect", _sqlite_connection(busy_ms=250))
         else:
-            self.engine = create_async_engine(
-                self.url, **pool, pool_pre_ping=True, hide_parameters=True
-            )
+            self.engine = create_async_engine(self.url, **pool, hide_parameters=True)
+            _ping_on_checkout(self.engine)
         # What the process keeps in memory (hub.caches) is loaded on connections of its own:
         # a request waits for such a load inside its transaction, holding a connection of
         # the pool, so a load that asked the same pool could find every connection held by

@@ -486,8 +486,8 @@ async def test_hot_reads_survive_the_database_dropping_every_connection(
     settings: Settings,
 ) -> None:
     """A database that restarts (or a proxy that drops idle connections) leaves the pool's
-    connections dead. The pool pings each connection before lending it (pool_pre_ping; a
-    round trip, about 5% of a warm page on PostgreSQL, measured in bench/README.md), so
+    connections dead. The pool pings each connection before lending it (hub.db's
+    _ping_on_checkout: one round trip, where SQLAlchemy's asyncpg ping sends three), so
     the rewards page, member balances and an accrual all work at once afterwards."""
     if not settings.database_url.startswith("postgresql"):
         pytest.skip("SQLite has no server to drop connections")
