@@ -445,12 +445,13 @@ class Database:
                 pool_size=1,
                 max_overflow=2,
                 pool_timeout=pool_timeout,
-                pool_pre_ping=not self.is_sqlite,
                 hide_parameters=True,
                 **({"connect_args": {"timeout": 30}} if self.is_sqlite else {}),
             )
             if self.is_sqlite:
                 _configure_sqlite(self._kept_engine)
+            else:
+                _ping_on_checkout(self._kept_engine)
         # On SQLite a write transaction starts with BEGIN IMMEDIATE (see _configure_sqlite).
         self._write_engine = self.engine.execution_options(hub_write=True)
         # One SELECT needs no transaction around it: no BEGIN on SQLite, none on PostgreSQL
