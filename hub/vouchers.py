@@ -141,6 +141,10 @@ async def issue(session: AsyncSession, r: Redemption, at: dt.datetime) -> Vouche
     existing = await session.scalar(select(Voucher).where(Voucher.redemption_id == r.id))
     if existing is not None:
         return existing
+    # The voucher refers to the redemption, which its transaction may not have written yet
+    # (it is written once its local steps ran): written first, whatever order the flush
+    # would choose for two tables with no relationship between them.
+    await session.flush()
     voucher = Voucher(
         id=new_id("vch"),
         code=new_code(),
