@@ -67,6 +67,11 @@ async def take(session: AsyncSession, reward: Reward, slot: Slot | None, qty: in
         else:
             enough = reward.stock >= qty
         if not enough:
+            if qty > 1:
+                raise OutOfStock(
+                    f"Fewer than {qty} of {reward.title} are left; ask for fewer.",
+                    field=("quantity",),
+                )
             raise OutOfStock(f"{reward.title} is out of stock.", field=("reward_id",))
     if (
         slot is not None

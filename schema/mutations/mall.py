@@ -117,7 +117,10 @@ class RedeemRewardInput:
     reward_id: strawberry.ID
     pay_with: strawberry.ID = strawberry.field(description="A program code.")
     slot_id: strawberry.ID | None = strawberry.UNSET
-    quantity: int = 1
+    quantity: int = strawberry.field(
+        default=1,
+        description=f"Units of the reward, 1 to {redemption.MAX_QUANTITY}, priced once as a line.",
+    )
     idempotency_key: str
 
 

@@ -714,3 +714,28 @@ async def test_more_than_a_slot_has_left_is_not_called_full(api: Api, mall: dict
     [error] = many["userErrors"]
     assert error["code"] == "SLOT_UNAVAILABLE" and "fewer than 5" in error["message"], error
     assert (await balances(api, member))["HUB"] == 5000
+
+
+async def test_more_than_the_stock_left_is_not_called_out_of_stock(
+    api: Api, mall: dict[str, Any]
+) -> None:
+    """Outside attack (low): asking for two of the one left answered "out of stock"; the
+    member may still take one."""
+    member = mall["member"]
+    await upsert_reward(
+        api,
+        mall["keys"]["clearview"],
+        ref="LAST",
+        kind="GOODS",
+        title="Last one",
+        price=10,
+        stock=1,
+    )
+    two = await redeem(api, member, "clearview:LAST", "HUB", quantity=2)
+    [error] = two["userErrors"]
+    assert error["code"] == "OUT_OF_STOCK" and error["field"] == ["input", "quantity"], error
+    assert "Fewer than 2" in error["message"]
+    one = await redeem(api, member, "clearview:LAST", "HUB")
+    assert one["userErrors"] == []
+    gone = await redeem(api, member, "clearview:LAST", "HUB")
+    assert gone["userErrors"][0]["message"] == "Last one is out of stock."
