@@ -252,7 +252,8 @@ _OVERDUE_LOTS = Prepared(
     ),
     autoflush=True,
 )
-# What an entry took from each lot, net of what was given back since, oldest lot first.
+# What an entry took from each lot (its own uses; a restore records its give-backs under
+# its own entry), oldest lot first.
 _TAKEN_BY = Prepared(
     select(_LOT_USES.c.lot_id, func.sum(_LOT_USES.c.points).label("points"))
     .where(_LOT_USES.c.entry_id == bindparam("entry", type_=BigInteger()))
