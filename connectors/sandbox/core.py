@@ -40,6 +40,12 @@ class PartnerError(Exception):
         )
 
 
+# The partner's calls the switches can name (`Faults.operations`): what `faulted` runs.
+OPERATIONS = frozenset(
+    {"debit", "credit", "reverse", "book", "cancel", "movements", "rewards", "slots"}
+)
+
+
 @dataclass
 class Faults:
     """Switches; `operations` limits them to some calls (e.g. ["debit"]), else all moves."""
@@ -284,6 +290,7 @@ class Sandbox:
         self, operation: str, apply: Callable[[], Awaitable[dict[str, Any]]]
     ) -> Response:
         """Run `apply` under the switches, as a flaky partner would."""
+        assert operation in OPERATIONS, f"{operation!r} is not in OPERATIONS"
         self.stats[operation] += 1
         faults = self.faults
         if faults.hits(operation):
@@ -401,6 +408,16 @@ class Sandbox:
             unknown = sorted(set(body) - known) if isinstance(body, dict) else ["(not an object)"]
             if unknown:
                 message = f"Unknown fault switches {unknown}; the switches are {sorted(known)}."
+                error = {"code": "INVALID_INPUT", "message": message}
+                return JSONResponse({"error": error}, status_code=400)
+            named = body.get("operations")
+            if named is not None and (
+                not isinstance(named, list) or set(map(str, named)) - OPERATIONS
+            ):
+                message = (
+                    f"operations {named!r} names a call the sandbox partners do not have; "
+                    f"their calls are {sorted(OPERATIONS)}."
+                )
                 error = {"code": "INVALID_INPUT", "message": message}
                 return JSONResponse({"error": error}, status_code=400)
             self.faults = Faults(**body)

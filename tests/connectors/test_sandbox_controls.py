@@ -19,3 +19,20 @@ async def test_an_unknown_fault_switch_is_refused_and_changes_nothing() -> None:
             assert refused.status_code == 400, refused.text
             assert "latency_ms" in refused.json()["error"]["message"]
         assert live.sandbox("lotus").faults.latency_ms == 5
+
+
+async def test_an_unknown_operation_name_is_refused_and_changes_nothing() -> None:
+    """Outside attack (low): `"operations": ["debti"]` was taken, and the switches then hit
+    no call at all, silently. It is a 400 that names the partner's calls."""
+    async with partners() as live:
+        await live.start("lotus", "HOTEL")
+        await live.faults("lotus", latency_ms=5)
+        async with httpx.AsyncClient() as client:
+            url = f"{live.url('lotus')}/sandbox/faults"
+            refused = await client.post(url, json={"error_rate": 1.0, "operations": ["debti"]})
+            assert refused.status_code == 400, refused.text
+            message = refused.json()["error"]["message"]
+            assert "debti" in message and "debit" in message and "slots" in message
+            taken = await client.post(url, json={"error_rate": 1.0, "operations": ["debit"]})
+            assert taken.status_code == 200, taken.text
+        assert live.sandbox("lotus").faults.operations == ["debit"]
