@@ -116,13 +116,16 @@ async def shopper(
     transaction (a row per account)."""
     if any(loyalty.ladders.values()):
         async with db.read() as session:
-            profile = await profile_of(session, member_id, at, tz)
-            if profile is None:
-                return None
-            held = await session.scalars(
-                select(Account.program_code).where(Account.member_id == member_id)
+            held = frozenset(
+                await session.scalars(
+                    select(Account.program_code).where(Account.member_id == member_id)
+                )
             )
-            return replace(profile, holds=frozenset(held))
+            # The ladders of the programs held, as the process keeps them (profile_of would
+            # read the same programs again to find them).
+            ladders = {code: loyalty.ladder(code) for code in held}
+            profile = await profile_of(session, member_id, at, tz, ladders)
+            return None if profile is None else replace(profile, holds=held)
     async with db.single_read() as reads:
         rows = (await reads.execute(_SHOPPER, {"id": member_id})).all()
     if not rows:

@@ -32,6 +32,13 @@ from hub.permissions import require_merchant
 REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 
 
+# A slot a member can book at `now`: not yet started (one that has, cannot be), a place left.
+_BOOKABLE_SLOT = (
+    Slot.starts_at > bindparam("now"),
+    or_(Slot.remaining.is_(None), Slot.remaining > 0),
+)
+
+
 def reward_id(merchant_id: str, ref: str) -> str:
     return f"{merchant_id}:{ref}"
 
@@ -438,8 +445,7 @@ def _listing(given: frozenset[str], *, after: bool) -> Select[Any]:
                 Slot.reward_id == Reward.id,
                 Slot.starts_at >= bindparam("day_start"),
                 Slot.starts_at < bindparam("day_end"),
-                Slot.starts_at > bindparam("now"),  # one that has started cannot be booked
-                or_(Slot.remaining.is_(None), Slot.remaining > 0),
+                *_BOOKABLE_SLOT,
             )
             .exists()
         )
@@ -475,11 +481,7 @@ async def listed_by_id(reads: Reads, ids: Sequence[str]) -> dict[str, ListedRewa
 
 _BOOKABLE = (
     select(Slot.reward_id)
-    .where(
-        Slot.reward_id.in_(bindparam("ids", expanding=True)),
-        Slot.starts_at > bindparam("now"),  # one that has started cannot be booked
-        or_(Slot.remaining.is_(None), Slot.remaining > 0),
-    )
+    .where(Slot.reward_id.in_(bindparam("ids", expanding=True)), *_BOOKABLE_SLOT)
     .distinct()
 )
 
