@@ -1,6 +1,7 @@
 """A mixed load on `hub serve --workers 2` over PostgreSQL, then the books are checked.
 
-`python -m bench.load [--seconds 60] [--clients 16] [--postgres URL]`
+`python -m bench.load [--seconds 60] [--clients 16] [--slices 4] [--mix OP=W,...]
+[--postgres URL]`
 
 1. Makes a scratch PostgreSQL database beside the admin URL and starts `hub serve
    --workers 2` on it as a subprocess (it migrates first), with a bootstrap admin key,
@@ -8,13 +9,15 @@
 2. Seeds a world through the GraphQL API with the admin key: the platform (HUB) and
    three hosted merchants, exchange rates, rewards with stock, members enrolled and
    credited in HUB and TEA, a member session for each, and a STOREFRONT key.
-3. Baseline: the same clients send `{ __typename }` with the storefront key for a few
-   seconds, half before the mix and half after it, the floor of one request through
-   this server (HTTP, auth, GraphQL).
-4. For `--seconds`, `--clients` concurrent httpx clients (one connection each) mix
-   balance queries, conversions, redemptions and member cancellations of their own
-   earlier redemptions, each mutation with its own idempotency key, as the storefront
-   with a member token (one request in ten as ADMIN). Every outcome is counted per
+3. Baseline: the same clients send `{ __typename }` with the storefront key, the floor
+   of one request through this server (HTTP, auth, GraphQL), for a few seconds in all:
+   a slice of it before, between and after the slices of the mix, so that a machine
+   whose speed drifts moves the floor as it moves the mix.
+4. For `--seconds` (in `--slices`), `--clients` concurrent httpx clients (one connection
+   each) mix balance queries, conversions, redemptions and member cancellations of their
+   own earlier redemptions (`--mix` weighs them: `--mix balance=1` for balances alone),
+   each mutation with its own idempotency key, as the storefront with a member token
+   (one request in ten as ADMIN). Every outcome is counted per
    operation: ok, a userError by code, or an error (HTTP status, GraphQL error,
    transport). Throughput, p50 and p99 are printed per operation, p50 also as a ratio
    of the baseline's.
@@ -268,9 +271,15 @@ class Client:
     """One simulated storefront session: one connection, a few members, its redemptions."""
 
     def __init__(
-        self, number: int, http: httpx.AsyncClient, world: World, members: list[Member]
+        self,
+        number: int,
+        http: httpx.AsyncClient,
+        world: World,
+        members: list[Member],
+        mix: dict[str, int],
     ) -> None:
         self.number = number
+        self.mix = mix
         self.http = http
         self.world = world
         self.members = members
@@ -368,7 +377,7 @@ class Client:
 
     async def one(self) -> str:
         """One operation of the mix; its name."""
-        operation = self.rng.choices(list(MIX), weights=list(MIX.values()))[0]
+        operation = self.rng.choices(list(self.mix), weights=list(self.mix.values()))[0]
         if operation == "cancel" and not self.redeemed:
             operation = "redeem"
         return operation
@@ -389,7 +398,8 @@ class Client:
 
 @dataclass
 class Run:
-    """What `drive` saw: tallies per operation, the seconds, and one line per window."""
+    """What `drive` saw: tallies per operation and the seconds (and, for the whole mix,
+    one line per slice)."""
 
     tallies: dict[str, Tally]
     seconds: float
@@ -401,13 +411,9 @@ async def drive(
     seconds: float,
     pick: Callable[[Client], Awaitable[str]],
     act: Callable[[Client, str], Awaitable[str]],
-    report_every: float | None = None,
 ) -> Run:
-    """Every client in a loop for `seconds`: pick an operation, time it, tally it; every
-    `report_every` seconds print the last window's rate and p50, so a trend shows."""
+    """Every client in a loop for `seconds`: pick an operation, time it, tally it."""
     tallies: dict[str, Tally] = {}
-    window = Tally()
-    windows: list[dict[str, float]] = []
     stop = time.perf_counter() + seconds
     began = time.perf_counter()
 
@@ -416,41 +422,10 @@ async def drive(
             operation = await pick(client)
             started = time.perf_counter()
             outcome = await act(client, operation)
-            took = time.perf_counter() - started
-            tallies.setdefault(operation, Tally()).add(outcome, took)
-            window.add(outcome, took)
+            tallies.setdefault(operation, Tally()).add(outcome, time.perf_counter() - started)
 
-    async def report() -> None:
-        nonlocal window
-        assert report_every is not None
-        last = began
-        while True:
-            await asyncio.sleep(report_every)
-            now = time.perf_counter()
-            seen, window = window, Tally()
-            failed = sum(n for o, n in seen.outcomes.items() if _is_error(o))
-            line = {
-                "until_second": round(now - began, 1),
-                "requests": seen.count,
-                "per_second": round(seen.count / (now - last), 1),
-                "p50_ms": round(seen.percentile_ms(50), 1),
-                "errors": failed,
-            }
-            windows.append(line)
-            last = now
-            progress(
-                f"{line['until_second']:4.0f} s: {seen.count:,} requests in the last "
-                f"{report_every:g} s ({line['per_second']:,.0f}/s, p50 {line['p50_ms']:.0f} ms), "
-                f"{failed} errors"
-            )
-
-    reporter = asyncio.create_task(report()) if report_every else None
-    try:
-        await asyncio.gather(*(loop(c) for c in clients))
-    finally:
-        if reporter is not None:
-            reporter.cancel()
-    return Run(tallies, time.perf_counter() - began, windows)
+    await asyncio.gather(*(loop(c) for c in clients))
+    return Run(tallies, time.perf_counter() - began, [])
 
 
 def _is_error(outcome: str) -> bool:
@@ -505,7 +480,8 @@ def children(parent: int) -> list[int]:
 
 class Watch:
     """During the mix: CPU of the server's workers and of the database's backends, and
-    what those backends were doing, sampled every SAMPLE seconds from pg_stat_activity."""
+    what those backends were doing, sampled every SAMPLE seconds from pg_stat_activity.
+    Entered once per slice of the mix; the figures add up over the slices."""
 
     SAMPLE = 0.5
 
@@ -513,18 +489,26 @@ class Watch:
         self.engine = create_async_engine(admin)
         self.database = database
         self.workers = [server, *children(server)]
-        self.backends: dict[int, float] = {}  # pid -> CPU seconds when first seen
+        self.backends: dict[int, float] = {}  # pid -> CPU seconds when this slice began
         self.states: Counter[str] = Counter()
         self.waiting: Counter[str] = Counter()  # statements found waiting for a lock
         self.samples = 0
-        self.floor_cpu = 0.0  # the server's CPU seconds during the floor phase
+        self.floor_cpu = 0.0  # the server's CPU seconds during the floor's slices
+        self.worker_cpu = [0.0 for _ in self.workers]
+        self.machine_cpu = self.client_cpu = self.database_cpu = 0.0
+        self._entering = False
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Watch:
+        self._entering = True
         await self._sample()
-        self.worker_cpu = [cpu_seconds([pid]) for pid in self.workers]
-        self.machine_cpu = machine_busy_seconds()
-        self.client_cpu = time.process_time()
+        self._entering = False
+        self.backends = {pid: cpu_seconds([pid]) for pid in self.backends}
+        self._began = (
+            [cpu_seconds([pid]) for pid in self.workers],
+            machine_busy_seconds(),
+            time.process_time(),
+        )
         self._task = asyncio.create_task(self._loop())
         return self
 
@@ -532,13 +516,16 @@ class Watch:
         assert self._task is not None
         self._task.cancel()
         await self._sample()
+        workers, machine_cpu, client_cpu = self._began
         self.worker_cpu = [
-            cpu_seconds([pid]) - before
-            for pid, before in zip(self.workers, self.worker_cpu, strict=True)
+            total + cpu_seconds([pid]) - before
+            for pid, before, total in zip(self.workers, workers, self.worker_cpu, strict=True)
         ]
-        self.client_cpu = time.process_time() - self.client_cpu
-        self.machine_cpu = machine_busy_seconds() - self.machine_cpu
-        self.database_cpu = cpu_seconds(self.backends) - sum(self.backends.values())
+        self.client_cpu += time.process_time() - client_cpu
+        self.machine_cpu += machine_busy_seconds() - machine_cpu
+        self.database_cpu += cpu_seconds(self.backends) - sum(self.backends.values())
+
+    async def close(self) -> None:
         await self.engine.dispose()
 
     async def _loop(self) -> None:
@@ -551,9 +538,9 @@ class Watch:
             rows = (await conn.execute(ACTIVITY, {"db": self.database})).all()
         self.samples += 1
         for pid, state, wait_type, wait, query in rows:
-            # A backend first seen mid-run started then; one seen at the start counts
-            # from there.
-            self.backends.setdefault(pid, cpu_seconds([pid]) if self.samples == 1 else 0.0)
+            # A backend first seen mid-slice started then; one seen as the slice begins
+            # counts from there.
+            self.backends.setdefault(pid, cpu_seconds([pid]) if self._entering else 0.0)
             if state == "active":
                 self.states[f"{wait_type}:{wait}" if wait else wait_type] += 1
                 if wait_type == "Lock":
@@ -646,6 +633,7 @@ async def row_counts(url: str) -> dict[str, int]:
 
 
 def table(tallies: dict[str, Tally], seconds: float, floor: Tally) -> str:
+    """One line per operation (in MIX's order), the floor first."""
     floor_ms = floor.percentile_ms(50)
     header = (
         f"{'operation':<10} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} "
@@ -666,7 +654,7 @@ def table(tallies: dict[str, Tally], seconds: float, floor: Tally) -> str:
     lines.append(f"{'all':<10} {total:>8,} {total / seconds:>7.1f}")
     lines.append(
         "   floor: `{ __typename }` with the storefront key, same clients and server, "
-        f"{BASELINE_SECONDS:g} s, half before the mix and half after; p50 ratio: the "
+        f"{BASELINE_SECONDS:g} s in slices around the mix's; p50 ratio: the "
         "operation's p50 / the floor's."
     )
     return "\n".join(lines)
@@ -685,7 +673,7 @@ async def run(args: argparse.Namespace, postgres: str) -> int:
             "clients": args.clients,
             "workers": 2,
             "members": MEMBERS,
-            "mix": MIX,
+            "mix": args.mix,
             "admin_share": ADMIN_SHARE,
             "postgres": make_url(postgres).render_as_string(hide_password=True),
         },
@@ -753,7 +741,8 @@ async def _load(
     ]
     try:
         clients = [
-            Client(i, http, world, world.members[i :: args.clients]) for i, http in enumerate(https)
+            Client(i, http, world, world.members[i :: args.clients], args.mix)
+            for i, http in enumerate(https)
         ]
 
         async def pick_floor(_: Client) -> str:
@@ -763,24 +752,52 @@ async def _load(
             return await client.floor()
 
         floor = Tally()
+        floor_seconds = BASELINE_SECONDS / (args.slices + 1)
 
-        async def floor_phase(when: str) -> None:
-            # Half before the mix and half after it: a machine whose speed drifts during
-            # the run moves the floor as it moves the mix (one floor before the mix moved
-            # the ratio by a third between runs).
-            seconds = BASELINE_SECONDS / 2
-            progress(f"floor {when}: {{ __typename }} for {seconds:g} s, {args.clients} clients")
+        async def floor_slice() -> None:
             cpu = cpu_seconds(watch.workers)
-            run = (await drive(clients, seconds, pick_floor, act_floor)).tallies["floor"]
+            run = (await drive(clients, floor_seconds, pick_floor, act_floor)).tallies["floor"]
             watch.floor_cpu += cpu_seconds(watch.workers) - cpu
             floor.outcomes.update(run.outcomes)
             floor.latencies.extend(run.latencies)
 
-        await floor_phase("before the mix")
-        progress(f"mix {MIX} for {args.seconds:g} s, {args.clients} clients")
-        async with watch:
-            mix = await drive(clients, args.seconds, Client.one, Client.run, report_every=10)
-        await floor_phase("after the mix")
+        # The floor and the mix take turns, a slice of the floor before, between and after
+        # the slices of the mix: a machine whose speed drifts moves both alike (a floor
+        # taken once, before the mix, moved the ratio by a third between runs).
+        progress(
+            f"mix {args.mix} for {args.seconds:g} s in {args.slices} slices, floor "
+            f"{{ __typename }} for {floor_seconds:g} s around each; {args.clients} clients"
+        )
+        mix = Run({}, 0.0, [])
+        await floor_slice()
+        for number in range(1, args.slices + 1):
+            async with watch:
+                part = await drive(clients, args.seconds / args.slices, Client.one, Client.run)
+            await floor_slice()
+            mix.seconds += part.seconds
+            for name, tally in part.tallies.items():
+                into = mix.tallies.setdefault(name, Tally())
+                into.outcomes.update(tally.outcomes)
+                into.latencies.extend(tally.latencies)
+            done = sum(t.count for t in part.tallies.values())
+            failed = sum(
+                n for t in part.tallies.values() for o, n in t.outcomes.items() if _is_error(o)
+            )
+            p50 = statistics.median(x for t in part.tallies.values() for x in t.latencies)
+            mix.windows.append(
+                {
+                    "slice": number,
+                    "requests": done,
+                    "per_second": round(done / part.seconds, 1),
+                    "p50_ms": round(p50 * 1000, 1),
+                    "errors": failed,
+                }
+            )
+            progress(
+                f"slice {number}/{args.slices}: {done:,} requests "
+                f"({done / part.seconds:,.0f}/s, p50 {p50 * 1000:.0f} ms), {failed} errors"
+            )
+        await watch.close()
         return floor, mix
     finally:
         for http in https:
@@ -830,6 +847,19 @@ def _log_summary(path: Path) -> dict[str, Any]:
     }
 
 
+def _mix(text: str) -> dict[str, int]:
+    """`balance=40,convert=25`: weights by operation, each one MIX names."""
+    weights: dict[str, int] = {}
+    for part in text.split(","):
+        name, _, weight = part.partition("=")
+        if name.strip() not in MIX or not weight.strip().isdigit() or int(weight) < 1:
+            raise argparse.ArgumentTypeError(
+                f"{part!r}: give OP=WEIGHT with OP one of {', '.join(MIX)} and WEIGHT >= 1"
+            )
+        weights[name.strip()] = int(weight)
+    return weights
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.load",
@@ -843,7 +873,24 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=os.environ.get("HUB_TEST_POSTGRES_URL") or databases.LOCAL_POSTGRES,
         help=f"admin URL for the scratch database (default {databases.LOCAL_POSTGRES})",
     )
+    parser.add_argument(
+        "--slices",
+        type=int,
+        default=4,
+        help="slices of the mix, the floor taken around each (4)",
+    )
+    parser.add_argument(
+        "--mix",
+        type=_mix,
+        default=dict(MIX),
+        metavar="OP=WEIGHT,...",
+        help="operation weights, e.g. balance=1 for balances alone (default "
+        + ",".join(f"{k}={v}" for k, v in MIX.items())
+        + "); a cancellation with nothing to cancel redeems instead",
+    )
     args = parser.parse_args(argv)
+    if args.slices < 1:
+        parser.error("--slices must be at least 1")
     if args.clients < 1 or args.clients > MEMBERS:
         parser.error(f"--clients must be between 1 and {MEMBERS}")
     return args
