@@ -42,7 +42,7 @@ PAGE = """query Page {
     edges { node { id kind title price priceIn(program: "HUB") merchant { id } } }
   }
 }"""
-OPERATIONS = ("page", "trivial", "convert", "redeem", "cancel")
+OPERATIONS = ("page", "trivial", "balance", "convert", "redeem", "cancel")
 # A storefront acting for the member's session, as most of bench.load's requests are.
 STOREFRONT = "storefront"
 
@@ -115,14 +115,21 @@ async def _world(url: str) -> Shopper:
 def _operation(
     name: str, client: Client, shopper: Shopper, redeemed: list[str]
 ) -> Callable[[], Awaitable[None]]:
-    """One request of `name`. redeem: the member's storefront redeems shop 00's reward with
+    """One request of `name`. balance: the member's storefront reads their accounts
+    (bench.load's query); redeem: the member's storefront redeems shop 00's reward with
     HUB (bench.load's document); cancel: cancels one of those (redeeming one first when none
     is left), so that a run of redeem then cancel measures each."""
     if name == "convert":
         return _convert(client, shopper.member, itertools.count())
+    storefront = Client(client.http, shopper.key)
+    storefront.headers["X-Member-Token"] = shopper.token
+    if name == "balance":
+
+        async def balance() -> None:
+            await storefront.data(load.BALANCE, {"id": shopper.member})
+
+        return balance
     if name in ("redeem", "cancel"):
-        storefront = Client(client.http, shopper.key)
-        storefront.headers["X-Member-Token"] = shopper.token
         keys = itertools.count()
 
         async def redeem() -> str:

@@ -14,22 +14,25 @@ from schema.context import Info
 from schema.enums import ConversionStatus
 from schema.formatting import plain
 from schema.types.members import Member
-from schema.types.merchants import Program, load_program, load_programs
+from schema.types.merchants import Program, program_now
 
 # A rate, a quote and a conversion each move points from one program to another: their
 # from, to and route are these fields, declared on each type with these resolvers.
 
 
-async def _from(root: strawberry.Parent[ExchangeRate | Quote | Conversion], info: Info) -> Program:
-    return await load_program(info, root.row.from_code)
+# Not coroutines: kept programs answer at once (program_now).
 
 
-async def _to(root: strawberry.Parent[ExchangeRate | Quote | Conversion], info: Info) -> Program:
-    return await load_program(info, root.row.to_code)
+def _from(root: strawberry.Parent[ExchangeRate | Quote | Conversion], info: Info) -> Program:
+    return program_now(info, root.row.from_code)
 
 
-async def _route(root: strawberry.Parent[Quote | Conversion], info: Info) -> list[Program]:
-    return await load_programs(info, root.row.route)
+def _to(root: strawberry.Parent[ExchangeRate | Quote | Conversion], info: Info) -> Program:
+    return program_now(info, root.row.to_code)
+
+
+def _route(root: strawberry.Parent[Quote | Conversion], info: Info) -> list[Program]:
+    return [program_now(info, code) for code in root.row.route]
 
 
 async def _member(root: strawberry.Parent[Conversion], info: Info) -> Member:

@@ -27,6 +27,7 @@ from schema.types.merchants import (
     load_merchant,
     load_program,
     load_programs,
+    program_now,
 )
 from schema.types.vouchers import Voucher, VoucherTerms
 
@@ -215,8 +216,8 @@ class Redemption:
         return Slot.from_row(row) if row else None
 
     @strawberry.field
-    async def paid_with(self, info: Info) -> Program:
-        return await load_program(info, self.row.paid_with)
+    def paid_with(self, info: Info) -> Program:
+        return program_now(info, self.row.paid_with)
 
     @strawberry.field(
         description="The total the paying merchant owes the reward's merchant: for ADMIN, "

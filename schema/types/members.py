@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 
@@ -14,6 +14,7 @@ from hub.enums import CreditLevel as DomainCreditLevel
 from hub.enums import EntryKind as DomainEntryKind
 from hub.ledger import queries
 from hub.member_view import AccountView, MemberView
+from hub.partner_balances import PartnerBalance
 from hub.permissions import reading_merchant, sees_as_the_member
 from hub.privacy import shown_name
 from schema.attributes import from_attributes
@@ -21,7 +22,7 @@ from schema.context import Info
 from schema.enums import CreditLevel, EntryKind
 from schema.errors import forbidden
 from schema.pagination import Connection, decode_cursor, decode_int_cursor, page_size
-from schema.types.merchants import Program, load_program, program_field
+from schema.types.merchants import Program, program_field, program_now
 from schema.types.tiers import TierStatus
 
 if TYPE_CHECKING:
@@ -43,28 +44,49 @@ class ProgramAccount:
     def of(cls, account: AccountView) -> ProgramAccount:
         return cls(external_ref=account.external_ref or "", account=account)
 
-    @strawberry.field
-    async def program(self, info: Info) -> Program:
-        return await load_program(info, self.account.program_code)
+    # Not coroutines: a hosted program's account answers at once (program_now).
 
-    async def _connected(self, info: Info) -> bool:
+    @strawberry.field
+    def program(self, info: Info) -> Program:
+        return program_now(info, self.account.program_code)
+
+    def _hosted(self, info: Info) -> bool:
+        """Whether the account's program is kept and hosted (its balance is the ledger's);
+        False for a connected one and for one this process does not keep yet."""
+        program = info.context.runtime.caches.program_now(self.account.program_code)
+        return program is not None and not merchants.is_connected(program)
+
+    async def _partner_balance(self, info: Info) -> PartnerBalance | None:
+        """The partner's balance for a connected program's account; None when hosted."""
         program = await info.context.loaders.program.load(self.account.program_code)
-        return program is not None and merchants.is_connected(program)
+        if program is None or not merchants.is_connected(program):
+            return None
+        return await info.context.loaders.partner_balance.load(self.account)
+
+    async def _balance_later(self, info: Info) -> int:
+        found = await self._partner_balance(info)
+        return found.points if found is not None else self.account.spendable(utcnow())
+
+    async def _balance_as_of_later(self, info: Info) -> dt.datetime | None:
+        found = await self._partner_balance(info)
+        return found.as_of if found is not None else None
 
     @strawberry.field(description="Spendable points now (from the partner for connected programs).")
-    async def balance(self, info: Info) -> int:
-        if await self._connected(info):
-            return (await info.context.loaders.partner_balance.load(self.account)).points
-        return self.account.spendable(utcnow())
+    def balance(self, info: Info) -> int:
+        if self._hosted(info):
+            return self.account.spendable(utcnow())
+        later: Any = self._balance_later(info)  # awaited by graphql-core
+        return cast(int, later)
 
     @strawberry.field(
         description="When a connected program's balance was read from the partner (it is "
         "the last known one while the partner does not answer); null for hosted programs."
     )
-    async def balance_as_of(self, info: Info) -> dt.datetime | None:
-        if await self._connected(info):
-            return (await info.context.loaders.partner_balance.load(self.account)).as_of
-        return None
+    def balance_as_of(self, info: Info) -> dt.datetime | None:
+        if self._hosted(info):
+            return None
+        later: Any = self._balance_as_of_later(info)  # awaited by graphql-core
+        return cast(dt.datetime | None, later)
 
     @strawberry.field(description="Points on hold for pending redemptions.")
     def held(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, cast
 
 import strawberry
 
@@ -71,9 +71,9 @@ async def merchant_field(root: strawberry.Parent[_KeepsMerchant], info: Info) ->
     return await load_merchant(info, root.merchant_id)
 
 
-async def program_field(root: strawberry.Parent[_KeepsProgram], info: Info) -> Program:
+def program_field(root: strawberry.Parent[_KeepsProgram], info: Info) -> Program:
     """The `program` of a type that keeps its program's code (program_code)."""
-    return await load_program(info, root.program_code)
+    return program_now(info, root.program_code)
 
 
 @strawberry.federation.type(keys=["code"], description="A merchant's loyalty program.")
@@ -115,6 +115,21 @@ class Program:
     async def resolve_reference(cls, info: Info, code: strawberry.ID) -> Program | None:
         row = await info.context.loaders.program.load(str(code))
         return cls.from_row(row) if row else None
+
+
+def program_now(info: Info, code: str) -> Program:
+    """The program `code`, for a resolver that is not a coroutine: at once when the process
+    keeps the programs (hub.caches; the usual case), else the load's coroutine, which
+    graphql-core awaits as it awaits an async resolver's (typed as what it gives).
+
+    A field that answers at once costs graphql-core no task, and a list or an object whose
+    fields all answer at once costs none either: a member's accounts with their programs
+    and balances made 13 tasks a request when every such field was a coroutine."""
+    kept = info.context.runtime.caches.program_now(code)
+    if kept is not None:
+        return Program.from_row(kept)
+    later: Any = load_program(info, code)
+    return cast(Program, later)
 
 
 async def load_program(info: Info, code: str) -> Program:
