@@ -311,6 +311,25 @@ async def test_a_program_registered_through_another_process_is_known_at_once(
         ]
 
 
+async def test_an_account_in_a_program_this_process_does_not_keep_yet_shows_its_balance(
+    settings: Settings,
+) -> None:
+    """An account's program and balance answer at once from the kept programs; one in a
+    program registered a moment ago through another process, which this one does not keep
+    yet, is loaded, and its balance is still the ledger's."""
+    async with running_app(_quiet(settings)) as first, running_app(_quiet(settings)) as second:
+        member = await _world(first)
+        await second.gql(BALANCES, {"id": member})  # the second keeps the three programs
+        await register(first, "carwash", "WASH")
+        await enroll(first, "WASH", "W-1", member_id=member)
+        assert (await accrue(first, member, "WASH", "37"))["userErrors"] == []
+        data = await second.gql(BALANCES, {"id": member})
+        accounts = {a["program"]["code"]: a["balance"] for a in data["member"]["accounts"]}
+        assert accounts["WASH"] == 37, accounts
+        seen_first = (await first.gql(BALANCES, {"id": member}))["member"]["accounts"]
+        assert accounts == {a["program"]["code"]: a["balance"] for a in seen_first}
+
+
 async def test_a_shop_registered_through_another_process_sells_at_once(
     settings: Settings,
 ) -> None:
