@@ -223,6 +223,15 @@ class PartnerClient:
                 message=f"{self.merchant_id} failed with HTTP {response.status_code}.",
             )
         await self.breaker.success()
+        if response.status_code == 429:
+            # "Not now": the partner took nothing and asks to be called later. Not sent, as
+            # a refused connection is: a read shows what is known, a saga tries again.
+            return Reply(
+                Outcome.REJECTED,
+                status=429,
+                code=ErrorCode.PARTNER_UNAVAILABLE,
+                message=f"{self.merchant_id} is limiting calls (HTTP 429); try again shortly.",
+            )
         if response.status_code >= 400:
             error = data.get("error", {}) if isinstance(data, dict) else {}
             error = error if isinstance(error, dict) else {}

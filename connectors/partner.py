@@ -29,6 +29,7 @@ from connectors.dialects import Dialect, Route
 from connectors.http import PartnerClient, Reply
 from hub.enums import ConnectorKind, ErrorCode
 from hub.errors import DomainError, NotFound, PartnerRejected, PartnerUnavailable
+from hub.validate import MAX_BALANCE
 
 
 def _result(reply: Reply, ref: Callable[[Any], str | None] | None = None) -> CallResult:
@@ -75,7 +76,8 @@ class PartnerConnector:
         """Why a read gave nothing: the partner's definite refusal (it answered 4xx), or no
         answer at all. A refusal is never reported as an outage."""
         merchant = self.client.merchant_id
-        if reply.outcome == Outcome.REJECTED and reply.status is not None:
+        unsent = reply.code == ErrorCode.PARTNER_UNAVAILABLE
+        if reply.outcome == Outcome.REJECTED and reply.status is not None and not unsent:
             said = f" ({reply.detail})" if reply.detail else ""
             if reply.code == ErrorCode.NOT_FOUND:
                 return NotFound(
@@ -97,16 +99,36 @@ class PartnerConnector:
             raise self._failure(reply, f"membership number {external_ref!r}")
         return reply.body
 
+    def _balance_in(self, body: Any, external_ref: str) -> int:
+        """The balance in the partner's answer: a whole number of points from 0 to the
+        most a balance holds. Anything else is no answer the hub can show (HTML from a
+        gateway, a text, a fraction, a negative or absurd number): PARTNER_UNAVAILABLE, in
+        words a member may read, never the parser's."""
+        field = self.dialect.balance_field
+        value = body.get(field) if isinstance(body, dict) else None
+        if (isinstance(value, float) and value.is_integer()) or (
+            isinstance(value, str) and value.isascii() and value.isdigit()
+        ):
+            value = int(value)  # 120.0 or "120"
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_BALANCE:
+            return value
+        merchant = self.client.merchant_id
+        raise PartnerUnavailable(
+            f"{merchant} did not answer with a balance for membership number "
+            f"{external_ref!r} (its answer has no whole number of points in {field!r}); "
+            "try again later."
+        )
+
     async def balance(self, account: MemberAccount) -> int:
         body = await self._member(account.external_ref)
-        return int(body[self.dialect.balance_field])
+        return self._balance_in(body, account.external_ref)
 
     async def lookup(self, external_ref: str) -> MemberRecord:
         body = await self._member(external_ref)
+        points = self._balance_in(body, external_ref)  # a dict with a balance, or refused
         name = body.get(self.dialect.name_field)
         return MemberRecord(
-            points=int(body[self.dialect.balance_field]),
-            name=name.strip() if isinstance(name, str) and name.strip() else None,
+            points=points, name=name.strip() if isinstance(name, str) and name.strip() else None
         )
 
     async def debit(self, call: PointsCall) -> CallResult:

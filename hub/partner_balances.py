@@ -1,7 +1,7 @@
 """A connected program's balance as a member reads it: asked of the partner (all of a
 request's at once), kept on the account row when it changed or the kept one is older than
 KEEP_FOR (reading balances must not write on every request), and the last known one while
-the partner does not answer."""
+the partner gives no usable answer or refuses (an error only when none is known)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import structlog
+
 from connectors.base import ConnectorFactory, MemberAccount
 from hub import members, merchants
 from hub.db import Database, utcnow
 from hub.errors import DomainError, PartnerUnavailable
 from hub.member_view import AccountView
 from hub.models import Program
+
+log = structlog.get_logger(__name__)
 
 KEEP_FOR = dt.timedelta(minutes=5)
 
@@ -24,6 +28,9 @@ KEEP_FOR = dt.timedelta(minutes=5)
 class PartnerBalance:
     points: int
     as_of: dt.datetime
+    # The partner refused to give it now (it answered, say, 404): this is the last known
+    # one. A member's list of accounts shows it; the account asked for alone, the refusal.
+    refusal: DomainError | None = None
 
 
 def _worth_keeping(account: AccountView, answer: PartnerBalance) -> bool:
@@ -37,28 +44,30 @@ def _worth_keeping(account: AccountView, answer: PartnerBalance) -> bool:
 
 async def _ask(
     factory: ConnectorFactory, account: AccountView, program: Program
-) -> PartnerBalance | DomainError | None:
-    """The partner's answer; None when it did not answer; its refusal as the error (a
-    refusal is the partner's answer, never reported as "not answering")."""
+) -> PartnerBalance | DomainError:
+    """The partner's answer, or why there is none: PARTNER_UNAVAILABLE when it gave none
+    the hub can use, else its refusal. One partner's failure, whatever it is, stays on its
+    own accounts."""
     assert account.member_id and account.external_ref
     connector = factory.for_program(program, None, "balance")
     try:
         points = await connector.balance(
             MemberAccount(account.member_id, program.code, account.external_ref)
         )
-    except PartnerUnavailable:
-        return None
-    except DomainError as refused:
-        return refused
+    except DomainError as failed:
+        return failed
+    except Exception:  # a connector's own failure: no answer, and the log says why
+        log.exception("a partner balance could not be read", program=program.code)
+        return PartnerUnavailable(f"{program.code}'s partner gave an answer the hub cannot read.")
     return PartnerBalance(points=points, as_of=utcnow())
 
 
 async def read(
     db: Database, factory: ConnectorFactory, accounts: Sequence[AccountView]
 ) -> list[PartnerBalance | DomainError]:
-    """Each account's balance at its partner, in order: the answer, the last known one
-    while the partner does not answer, or the error to show (a refusal, or
-    PARTNER_UNAVAILABLE when the hub never learned one)."""
+    """Each account's balance at its partner, in order: the answer; else the last known one
+    (the partner gave no usable answer, or refused); else the error to show (its refusal,
+    or PARTNER_UNAVAILABLE)."""
     async with db.read() as session:
         programs = await merchants.programs_by_code(
             session, list({a.program_code for a in accounts})
@@ -73,15 +82,28 @@ async def read(
         await db.transaction(lambda s: members.remember_partner_balances(s, fresh))
     results: list[PartnerBalance | DomainError] = []
     for account, answer in zip(accounts, answers, strict=True):
-        if answer is not None:
+        last, last_at = account.partner_balance, account.partner_balance_at
+        if isinstance(answer, PartnerBalance):
             results.append(answer)
-        elif account.partner_balance is not None and account.partner_balance_at is not None:
-            results.append(PartnerBalance(account.partner_balance, account.partner_balance_at))
-        else:
+        elif last is not None and last_at is not None:
+            # No answer, or a refusal: the last balance the partner gave, with when it gave
+            # it (and the refusal, which a list of accounts does not raise: an error there
+            # would take every other account of the member with it, as the contract's
+            # balance is non-null). A refusal is logged for the operators.
+            refusal = None if isinstance(answer, PartnerUnavailable) else answer
+            if refusal is not None:
+                log.warning(
+                    "a partner refused a balance it gave before",
+                    program=account.program_code,
+                    refusal=refusal.message,
+                )
+            results.append(PartnerBalance(last, last_at, refusal))
+        elif isinstance(answer, PartnerUnavailable):
             results.append(
                 PartnerUnavailable(
-                    f"{account.program_code} is not answering and its balance is not known "
-                    "yet; try again shortly."
+                    f"The balance in {account.program_code} is not known yet: {answer.message}"
                 )
             )
+        else:
+            results.append(answer)  # the partner's refusal, and no balance known
     return results

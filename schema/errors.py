@@ -69,6 +69,11 @@ def forbidden(message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": "FORBIDDEN"})
 
 
+def partner_error(error: DomainError) -> GraphQLError:
+    """A partner's failure (a refusal, or no answer) as a field's error, with its code."""
+    return GraphQLError(error.message, extensions={"code": error.code.value})
+
+
 def bad_argument(message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": "INVALID_INPUT"})
 

@@ -11,7 +11,6 @@ from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from aiodataloader import DataLoader
-from graphql import GraphQLError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory
@@ -41,6 +40,7 @@ from hub.models.mall import ListedReward
 from hub.partner_balances import PartnerBalance
 from hub.tiers.ladder import ladders_by_program
 from hub.tiers.standing import Standing, standings
+from schema.errors import partner_error
 from settlement import disputes
 from settlement import statements as settlement_statements
 from settlement.disputes import CarriedAdjustment
@@ -160,9 +160,7 @@ class PartnerBalances:
     async def _batch(self, accounts: Sequence[AccountView]) -> list[Any]:
         # aiodataloader raises an Exception found in the results from that load().
         return [
-            GraphQLError(found.message, extensions={"code": found.code.value})
-            if isinstance(found, DomainError)
-            else found
+            partner_error(found) if isinstance(found, DomainError) else found
             for found in await partner_balances.read(self._db, self._factory, accounts)
         ]
 

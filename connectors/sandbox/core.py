@@ -42,8 +42,11 @@ class PartnerError(Exception):
 
 # The partner's calls the switches can name (`Faults.operations`): what `faulted` runs.
 OPERATIONS = frozenset(
-    {"debit", "credit", "reverse", "book", "cancel", "movements", "rewards", "slots"}
+    {"debit", "credit", "reverse", "book", "cancel", "movements", "rewards", "slots", "balance"}
 )
+# Calls the switches hit only when `operations` names them (a member's balance is read on
+# every page of a storefront: switches meant for the moves leave it alone).
+NAMED_ONLY = frozenset({"balance"})
 
 
 @dataclass
@@ -55,10 +58,15 @@ class Faults:
     timeout_before_apply: bool = False  # hang past the caller's timeout, apply nothing
     lose_response: bool = False  # apply, then hang so the answer never arrives in time
     hang_seconds: float = 8.0
+    # Answer instead, applying nothing: {"status": 429} or {"status": 200, "text": "<html>"}
+    # or {"status": 200, "json": {"miles": -5}} (a partner that answers nonsense).
+    answer_with: dict[str, Any] | None = None
     operations: list[str] | None = None
 
     def hits(self, operation: str) -> bool:
-        return self.operations is None or operation in self.operations
+        if self.operations is None:
+            return operation not in NAMED_ONLY
+        return operation in self.operations
 
 
 @dataclass
@@ -287,13 +295,20 @@ class Sandbox:
         return key
 
     async def faulted(
-        self, operation: str, apply: Callable[[], Awaitable[dict[str, Any]]]
+        self,
+        operation: str,
+        apply: Callable[[], Awaitable[dict[str, Any]]],
+        *,
+        writes: bool = True,
     ) -> Response:
-        """Run `apply` under the switches, as a flaky partner would."""
+        """Run `apply` under the switches, as a flaky partner would (`writes`: it changes
+        the partner's state, which is then saved)."""
         assert operation in OPERATIONS, f"{operation!r} is not in OPERATIONS"
         self.stats[operation] += 1
         faults = self.faults
         if faults.hits(operation):
+            if faults.answer_with is not None:
+                return _answer(faults.answer_with)
             if faults.latency_ms:
                 await asyncio.sleep(faults.latency_ms / 1000)
             if faults.error_rate and random.random() < faults.error_rate:
@@ -308,7 +323,8 @@ class Sandbox:
         try:
             async with self.lock:
                 result = await apply()
-                self.save()
+                if writes:
+                    self.save()
         except PartnerError as exc:
             return exc.response()
         if faults.hits(operation) and faults.lose_response:
@@ -369,14 +385,15 @@ class Sandbox:
     async def balance(self, ref: str, field: str) -> Response:
         """The member's balance, and the name the number is held under when known (the hub
         checks it before it links the number to a member)."""
-        try:
+
+        async def read() -> dict[str, Any]:
             member = self.ledger.member(ref)
-        except PartnerError as exc:
-            return exc.response()
-        answer: dict[str, Any] = {field: member["balance"]}
-        if member.get("name"):
-            answer["name"] = member["name"]
-        return JSONResponse(answer)
+            answer: dict[str, Any] = {field: member["balance"]}
+            if member.get("name"):
+                answer["name"] = member["name"]
+            return answer
+
+        return await self.faulted("balance", read, writes=False)
 
     # ------------------------------------------------------------ webhooks to the hub
     async def notify(self, event: dict[str, Any]) -> int:
@@ -503,6 +520,14 @@ class Sandbox:
         app = Starlette(routes=[*self.routes(), *self.admin_routes()])
         app.add_middleware(Signed)
         return app
+
+
+def _answer(answer: dict[str, Any]) -> Response:
+    """The answer a switch gives instead of the partner's own (Faults.answer_with)."""
+    status = int(answer.get("status", 200))
+    if "text" in answer:
+        return Response(str(answer["text"]), status_code=status, media_type="text/html")
+    return JSONResponse(answer.get("json"), status_code=status)
 
 
 def now_iso() -> str:

@@ -20,7 +20,7 @@ from hub.privacy import shown_name
 from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import CreditLevel, EntryKind
-from schema.errors import forbidden
+from schema.errors import forbidden, partner_error
 from schema.pagination import Connection, decode_cursor, decode_int_cursor, page_size
 from schema.types.merchants import Program, program_field, program_now
 from schema.types.tiers import TierStatus
@@ -39,10 +39,13 @@ class ExpiringLot:
 class ProgramAccount:
     external_ref: str = strawberry.field(description="The membership number at the merchant.")
     account: strawberry.Private[AccountView]
+    # One of a member's accounts (Member.accounts), not the one asked for (Member.account):
+    # a partner's refusal of a balance it gave before shows that balance, not the error.
+    listed: strawberry.Private[bool] = False
 
     @classmethod
-    def of(cls, account: AccountView) -> ProgramAccount:
-        return cls(external_ref=account.external_ref or "", account=account)
+    def of(cls, account: AccountView, *, listed: bool = False) -> ProgramAccount:
+        return cls(external_ref=account.external_ref or "", account=account, listed=listed)
 
     # Not coroutines: a hosted program's account answers at once (program_now).
 
@@ -61,7 +64,10 @@ class ProgramAccount:
         program = await info.context.loaders.program.load(self.account.program_code)
         if program is None or not merchants.is_connected(program):
             return None
-        return await info.context.loaders.partner_balance.load(self.account)
+        found = await info.context.loaders.partner_balance.load(self.account)
+        if found.refusal is not None and not self.listed:
+            raise partner_error(found.refusal)
+        return found
 
     async def _balance_later(self, info: Info) -> int:
         found = await self._partner_balance(info)
@@ -194,7 +200,7 @@ class Member:
 
     @strawberry.field(description="The accounts the viewer may see.")
     async def accounts(self, info: Info) -> list[ProgramAccount]:
-        return [ProgramAccount.of(a) for a in await self._visible_accounts(info)]
+        return [ProgramAccount.of(a, listed=True) for a in await self._visible_accounts(info)]
 
     @strawberry.field
     async def account(self, info: Info, program: strawberry.ID) -> ProgramAccount | None:

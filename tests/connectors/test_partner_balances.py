@@ -1,0 +1,103 @@
+"""A member's accounts while a connected partner answers badly (outside attack, helper-68):
+nonsense, a number that is no balance, a rate limit or a refusal from one partner never
+costs the member the rest of their accounts, never shows a made-up balance, and never
+leaks the hub's own error text."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.connectors.test_partner_sagas import START, _world
+from tests.helpers import Api, convert
+from tests.partners import Partners
+
+ACCOUNTS = """
+query($id: ID!) {
+  member(id: $id) { accounts { program { code } balance balanceAsOf } }
+}"""
+
+NONSENSE = [
+    pytest.param({"status": 200, "text": "<html><body>Maintenance</body></html>"}, id="html"),
+    pytest.param({"status": 200, "json": {"miles": "12abc"}}, id="not-a-number"),
+    pytest.param({"status": 200, "json": {"miles": -5}}, id="negative"),
+    pytest.param({"status": 200, "json": {"miles": 10**15}}, id="beyond-int"),
+    pytest.param({"status": 200, "json": {"miles": 12.7}}, id="fraction"),
+    pytest.param({"status": 200, "json": {"miles": True}}, id="boolean"),
+    pytest.param({"status": 200, "json": {}}, id="no-balance"),
+    pytest.param({"status": 200, "json": [1, 2]}, id="a-list"),
+    pytest.param({"status": 429, "json": {"error": {"message": "slow down"}}}, id="rate-limited"),
+    pytest.param(
+        {"status": 404, "json": {"error": {"code": "NOT_FOUND", "message": "no such member"}}},
+        id="refused",
+    ),
+]
+
+
+async def _read(hub: Api, member: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    response = await hub.post(ACCOUNTS, {"id": member})
+    body = response.json()
+    assert response.status_code == 200, body
+    return body["data"], body.get("errors") or []
+
+
+def _by_code(data: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    assert data is not None and data["member"] is not None, data
+    return {a["program"]["code"]: a for a in data["member"]["accounts"]}
+
+
+@pytest.mark.parametrize("answer", NONSENSE)
+async def test_a_partner_answering_badly_shows_its_last_known_balance_and_the_rest(
+    hub: Api, live_partners: Partners, answer: dict[str, Any]
+) -> None:
+    member = await _world(hub, live_partners)
+    data, errors = await _read(hub, member)
+    assert errors == []
+    known = _by_code(data)
+    assert known["SKYMILES"]["balance"] == START["SKYMILES"]
+    await live_partners.faults("skyair", answer_with=answer, operations=["balance"])
+    data, errors = await _read(hub, member)
+    assert errors == [], errors
+    shown = _by_code(data)
+    # The last balance the partner gave, with when it gave it; the others as they are.
+    assert shown["SKYMILES"]["balance"] == START["SKYMILES"]
+    assert shown["SKYMILES"]["balanceAsOf"] == known["SKYMILES"]["balanceAsOf"]
+    assert shown["LOTUS"]["balance"] == START["LOTUS"]
+    assert shown["JADE"]["balance"] == START["JADE"]
+
+
+@pytest.mark.parametrize("answer", NONSENSE[:-1])
+async def test_a_partner_answering_nonsense_before_any_balance_is_known_fails_that_account(
+    hub: Api, live_partners: Partners, answer: dict[str, Any]
+) -> None:
+    """No balance known yet: the account's balance is an error (the contract's balance is
+    non-null), PARTNER_UNAVAILABLE with words a member may read, on that account alone."""
+    member = await _world(hub, live_partners)
+    await live_partners.faults("skyair", answer_with=answer, operations=["balance"])
+    _, errors = await _read(hub, member)
+    assert errors, "no balance was ever known: nothing to show"
+    assert {e["extensions"]["code"] for e in errors} == {"PARTNER_UNAVAILABLE"}, errors
+    for error in errors:
+        assert "skyair" in error["message"], error
+        for leaked in ("NoneType", "invalid literal", "subscriptable", "Traceback", "int()"):
+            assert leaked not in error["message"], error
+    await live_partners.faults("skyair")
+    data, fine = await _read(hub, member)
+    assert fine == [] and _by_code(data)["SKYMILES"]["balance"] == START["SKYMILES"]
+    assert data is not None
+    codes = [a["program"]["code"] for a in data["member"]["accounts"]]
+    # On the one account at the failing partner (LOTUS's partner answered all along).
+    assert {e["path"][2] for e in errors} == {codes.index("SKYMILES")}, errors
+
+
+async def test_a_rate_limited_debit_is_not_sent_and_says_try_again(
+    hub: Api, live_partners: Partners
+) -> None:
+    """A 429 is the partner's "not now", not its refusal: the conversion moved nothing and
+    says PARTNER_UNAVAILABLE (try again), not PARTNER_REJECTED."""
+    member = await _world(hub, live_partners)
+    await live_partners.faults("skyair", answer_with={"status": 429}, operations=["debit"])
+    refused = await convert(hub, member, "SKYMILES", "JADE", 100)
+    assert [e["code"] for e in refused["userErrors"]] == ["PARTNER_UNAVAILABLE"], refused
+    assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"]
