@@ -8,6 +8,7 @@ from decimal import Decimal
 import strawberry
 
 from hub import auth, consent, merchants
+from hub.caches import PROGRAMS
 from hub.enums import ConnectorKind as DomainConnectorKind
 from hub.enums import MerchantCategory as DomainCategory
 from hub.enums import ProgramKind as DomainProgramKind
@@ -110,6 +111,16 @@ class MemberSessionPayload:
     user_errors: list[UserError]
 
 
+def _registered(info: Info, row: object | None) -> None:
+    """After a merchant or program is registered: this process reads the programs again
+    before it answers (the answer's merchant lists the new one), and the other kept kinds'
+    counters on the next request."""
+    caches = info.context.runtime.caches
+    if row is not None:
+        caches.drop(PROGRAMS)
+    caches.recheck()
+
+
 @strawberry.type
 class AdminMutations:
     @strawberry.mutation(description="ADMIN: a merchant with its program.")
@@ -122,7 +133,7 @@ class AdminMutations:
         row, errors = await info.context.write(
             lambda s: merchants.register_merchant(s, data, allow_private_partners=private)
         )
-        info.context.runtime.caches.recheck()
+        _registered(info, row)
         return RegisterMerchantPayload(
             merchant=Merchant.from_row(row) if row else None, user_errors=errors
         )
@@ -137,7 +148,7 @@ class AdminMutations:
         info.context.require(Action.REGISTER_PROGRAM)
         data = input.to_domain()
         row, errors = await info.context.write(lambda s: merchants.register_program(s, data))
-        info.context.runtime.caches.recheck()
+        _registered(info, row)
         return RegisterProgramPayload(
             program=Program.from_row(row) if row else None, user_errors=errors
         )

@@ -113,6 +113,38 @@ async def test_register_program_gives_a_merchant_a_green_program_beside_its_prim
     ]
 
 
+async def test_register_programs_answer_shows_the_merchants_programs_with_the_new_one(
+    api: Api,
+) -> None:
+    """The answer's merchant lists the program just registered (outside attack helper-68:
+    it listed the programs this process kept before the registration)."""
+    await register(api, "haowu", "HUB", category="PLATFORM")
+    await api.gql('{ merchant(id: "haowu") { programs { code } } }')  # kept: HUB alone
+    made = await api.gql(
+        """mutation P($input: RegisterProgramInput!) {
+          registerProgram(input: $input) {
+            program { code merchant { id programs { code kind } } }
+            userErrors { code }
+          }
+        }""",
+        {
+            "input": {
+                "merchantId": "haowu",
+                "code": GREEN,
+                "name": "Green",
+                "kind": "GREEN",
+                "pointValue": "0.1",
+            }
+        },
+    )
+    payload = made["registerProgram"]
+    assert payload["userErrors"] == []
+    assert payload["program"]["merchant"]["programs"] == [
+        {"code": "HUB", "kind": "STANDARD"},
+        {"code": GREEN, "kind": "GREEN"},
+    ]
+
+
 async def test_green_lines_earn_green_points_beside_normal_points_in_one_transaction(
     api: Api, db_url: str
 ) -> None:
