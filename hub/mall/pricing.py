@@ -29,13 +29,16 @@ from hub.promotions import percent_off
 if TYPE_CHECKING:
     from hub.caches import Programs, Rates
 
-SLOTTED = {
+# The kinds of reward booked by slot (a night, a departure, an entry window), in the order
+# the API's descriptions name them.
+SLOTTED_KINDS = (
     RewardKind.HOTEL_NIGHT,
     RewardKind.ROOM_UPGRADE,
     RewardKind.HOTEL_SERVICE,
     RewardKind.AWARD_FLIGHT,
     RewardKind.ATTRACTION_TICKET,
-}
+)
+SLOTTED = frozenset(SLOTTED_KINDS)
 
 
 @dataclass(frozen=True)

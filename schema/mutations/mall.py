@@ -17,6 +17,7 @@ from hub.enums import MerchantCategory as DomainCategory
 from hub.enums import RewardKind as DomainRewardKind
 from hub.enums import Role
 from hub.mall import catalog, redemption
+from hub.mall.pricing import SLOTTED_KINDS
 from hub.models import Redemption as RedemptionRow
 from hub.permissions import Action, sees_money_of, sees_redemption_money
 from hub.sagas import failure_of
@@ -62,8 +63,7 @@ class RewardInput:
         default=strawberry.UNSET,
         description="Entry windows, nights or departures, by ref; a slot given again is "
         "updated and keeps its bookings. Required (one not yet started) for an active reward "
-        "of a kind booked by slot: HOTEL_NIGHT, ROOM_UPGRADE, HOTEL_SERVICE, AWARD_FLIGHT, "
-        "ATTRACTION_TICKET.",
+        f"of a kind booked by slot: {', '.join(kind.value for kind in SLOTTED_KINDS)}.",
     )
     priority_until: dt.datetime | None = strawberry.field(
         default=strawberry.UNSET,
