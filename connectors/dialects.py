@@ -121,8 +121,13 @@ class Dialect:
         body[f.reference] = request.reference
         return body
 
-    def parse_booking(self, body: Any) -> str:
-        return str(body[self.booking_fields.booking_ref])
+    def parse_booking(self, body: Any) -> str | None:
+        """The partner's reference for the booking it made; None when its answer has none
+        (then it does not confirm the booking)."""
+        found = body.get(self.booking_fields.booking_ref) if isinstance(body, dict) else None
+        if isinstance(found, bool) or not isinstance(found, str | int) or not str(found).strip():
+            return None
+        return str(found)
 
     def movements_params(self, day: dt.date) -> dict[str, str]:
         f = self.movement_fields

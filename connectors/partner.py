@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from connectors.base import (
@@ -31,14 +32,48 @@ from hub.enums import ConnectorKind, ErrorCode
 from hub.errors import DomainError, NotFound, PartnerRejected, PartnerUnavailable
 from hub.validate import MAX_BALANCE
 
+# A move is applied when the partner's answer says so, never on its status alone: a
+# gateway's 200 page or a partner's half-written answer proves nothing (outside attack
+# helper-69: a debit answered {"foo": "bar"} was taken as made, and the hub credited the
+# member points the partner never took). Each reads the answer's body: the partner's
+# reference for the move, or None when the body does not confirm it.
 
-def _result(reply: Reply, ref: Callable[[Any], str | None] | None = None) -> CallResult:
-    partner_ref = None
-    if reply.applied and ref is not None and isinstance(reply.body, dict):
-        partner_ref = ref(reply.body)
-    return CallResult(
-        reply.outcome, partner_ref=partner_ref, message=reply.message or None, code=reply.code
-    )
+
+def _transaction(body: Any) -> str | None:
+    """A debit's or credit's confirmation: the partner's transaction id."""
+    found = body.get("transactionId") if isinstance(body, dict) else None
+    return found if isinstance(found, str) and found.strip() else None
+
+
+def _voided(body: Any) -> str | None:
+    """A reversal's confirmation: whether it voided the move (False when the move never
+    arrived: remembered, so a late arrival is refused); its transaction id, or ""."""
+    if not isinstance(body, dict) or not isinstance(body.get("voided"), bool):
+        return None
+    return _transaction(body) or ""
+
+
+def _cancelled(body: Any) -> str | None:
+    """A booking cancellation's confirmation: the booking's status, CANCELLED."""
+    if isinstance(body, dict) and str(body.get("status", "")).upper() == "CANCELLED":
+        return ""
+    return None
+
+
+def _result(reply: Reply, confirmation: Callable[[Any], str | None], merchant: str) -> CallResult:
+    """A move's outcome: APPLIED only with the partner's confirmation in its answer; an
+    answer without one is UNKNOWN (the partner may have applied it: asked again with the
+    same key, whose answer settles it)."""
+    if not reply.applied:
+        return CallResult(reply.outcome, message=reply.message or None, code=reply.code)
+    confirmed = confirmation(reply.body)
+    if confirmed is None:
+        return CallResult(
+            Outcome.UNKNOWN,
+            message=f"{merchant} answered without confirming it; it is asked again.",
+            code=ErrorCode.PARTNER_UNAVAILABLE,
+        )
+    return CallResult(Outcome.APPLIED, partner_ref=confirmed or None)
 
 
 # A day's movements is a batch read of thousands of rows, not a member's debit: it gets
@@ -70,7 +105,7 @@ class PartnerConnector:
         reply = await self._write(
             operation, route, body, call.idempotency_key, ref=call.account.external_ref
         )
-        return _result(reply, lambda b: b.get("transactionId"))
+        return _result(reply, _transaction, self.client.merchant_id)
 
     def _failure(self, reply: Reply, subject: str) -> DomainError:
         """Why a read gave nothing: the partner's definite refusal (it answered 4xx), or no
@@ -140,7 +175,7 @@ class PartnerConnector:
     async def reverse(self, call: PointsCall) -> CallResult:
         body = {self.dialect.reverse_field: call.undoes, "reference": call.reference}
         reply = await self._write("reverse", self.dialect.reverse, body, call.idempotency_key)
-        return _result(reply, lambda b: b.get("transactionId"))
+        return _result(reply, _voided, self.client.merchant_id)
 
     async def hold(self, call: PointsCall) -> CallResult:
         result = await self.debit(call)
@@ -178,17 +213,24 @@ class PartnerConnector:
     async def book(self, request: BookingRequest) -> BookingResult:
         body = self.dialect.booking_body(request)
         reply = await self._write("book", self.dialect.book, body, request.idempotency_key)
-        if reply.applied:
+        if not reply.applied:
+            return BookingResult(reply.outcome, message=reply.message or None, code=reply.code)
+        booking_ref = self.dialect.parse_booking(reply.body)
+        if booking_ref is None:  # no reference: the answer does not confirm the booking
             return BookingResult(
-                Outcome.APPLIED, booking_ref=self.dialect.parse_booking(reply.body)
+                Outcome.UNKNOWN,
+                message=f"{self.client.merchant_id} answered the booking without its "
+                "reference; it is asked again.",
+                code=ErrorCode.PARTNER_UNAVAILABLE,
             )
-        return BookingResult(reply.outcome, message=reply.message or None, code=reply.code)
+        return BookingResult(Outcome.APPLIED, booking_ref=booking_ref)
 
     async def cancel(self, booking_ref: str, reason: str, idempotency_key: str) -> CallResult:
         reply = await self._write(
             "cancel", self.dialect.cancel, {"reason": reason}, idempotency_key, booking=booking_ref
         )
-        return _result(reply, lambda _: booking_ref)
+        result = _result(reply, _cancelled, self.client.merchant_id)
+        return replace(result, partner_ref=booking_ref) if result.applied else result
 
     async def movements(self, day: dt.date) -> list[PartnerMovement]:
         route = self.dialect.movements

@@ -1,0 +1,101 @@
+"""A partner that answers a move with 200 and something that does not confirm it (outside
+attack helper-69, HIGH): the move is not taken as applied. Its outcome is unknown, so the
+saga asks again with the same key until the partner confirms or refuses: no points made
+from a debit that did not happen, none lost to a credit that did not, none moved twice."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from connectors.base import (
+    BookingRequest,
+    MemberAccount,
+    Outcome,
+    PointsCall,
+    Purpose,
+)
+from tests.connectors.test_partner_sagas import START, _drive, _runtime, _world
+from tests.helpers import Api, balances, convert, verify_ledger
+from tests.partners import Partners
+
+NONSENSE = [
+    pytest.param({"status": 200, "json": {"foo": "bar"}}, id="no-transaction"),
+    pytest.param({"status": 200, "text": "<html>ok</html>"}, id="html"),
+    pytest.param({"status": 200, "json": {"transactionId": ""}}, id="empty-transaction"),
+    pytest.param({"status": 200, "json": [1]}, id="a-list"),
+]
+
+
+@pytest.mark.parametrize("answer", NONSENSE)
+async def test_a_debit_answered_with_nonsense_is_not_taken_as_applied(
+    hub: Api, live_partners: Partners, answer: dict[str, Any], db_url: str
+) -> None:
+    member = await _world(hub, live_partners)
+    await live_partners.faults("skyair", answer_with=answer, operations=["debit"])
+    made = await convert(hub, member, "SKYMILES", "JADE", 1000)
+    assert made["conversion"]["status"] == "PENDING", made
+    assert (await balances(hub, member))["JADE"] == START["JADE"]  # nothing credited
+    assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"]
+    await live_partners.faults("skyair")
+    await _drive(hub)
+    # Asked again with the same key: debited once, credited once.
+    assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"] - 1000
+    assert (await balances(hub, member))["JADE"] == START["JADE"] + 500
+    assert await verify_ledger(db_url) == []
+
+
+@pytest.mark.parametrize("answer", NONSENSE)
+async def test_a_credit_answered_with_nonsense_is_not_taken_as_applied(
+    hub: Api, live_partners: Partners, answer: dict[str, Any], db_url: str
+) -> None:
+    member = await _world(hub, live_partners)
+    await live_partners.faults("lotus", answer_with=answer, operations=["credit"])
+    made = await convert(hub, member, "JADE", "LOTUS", 1000)
+    assert made["conversion"]["status"] == "PENDING", made
+    assert live_partners.balance("lotus", "L-1") == START["LOTUS"]
+    await live_partners.faults("lotus")
+    await _drive(hub)
+    assert live_partners.balance("lotus", "L-1") == START["LOTUS"] + 2000  # once
+    assert (await balances(hub, member))["JADE"] == START["JADE"] - 1000
+    assert await verify_ledger(db_url) == []
+
+
+@pytest.mark.parametrize("answer", NONSENSE)
+async def test_a_reversal_booking_or_cancellation_answered_with_nonsense_is_unknown(
+    hub: Api, live_partners: Partners, answer: dict[str, Any]
+) -> None:
+    """Each move a saga asks of a partner: an answer that does not confirm it is UNKNOWN
+    (asked again), never APPLIED and never an internal error."""
+    await _world(hub, live_partners)
+    factory = _runtime(hub).connectors
+    program = await _runtime(hub).caches.program("SKYMILES")
+    assert program is not None
+    connector = factory.for_program(program, None, "test")
+    account = MemberAccount("mbr_x", "SKYMILES", "SK-1")
+    await live_partners.faults("skyair", answer_with=answer)  # every move
+    reversed_ = await connector.reverse(
+        PointsCall(
+            account,
+            10,
+            "nonsense:reverse",
+            Purpose.CONVERSION,
+            reference="r",
+            undoes="nonsense:debit",
+        )
+    )
+    booked = await connector.book(
+        BookingRequest(
+            reward_ref="AWARD",
+            slot_ref=None,
+            quantity=1,
+            account=account,
+            member_name="Chen Jie",
+            reference="rdm_x",
+            idempotency_key="nonsense:book",
+        )
+    )
+    cancelled = await connector.cancel("PNR1", "MEMBER_REQUEST", "nonsense:cancel")
+    for result in (reversed_, booked, cancelled):
+        assert result.outcome == Outcome.UNKNOWN, result
