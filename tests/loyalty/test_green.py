@@ -39,6 +39,16 @@ SET_RATE = """mutation R($input: ExchangeRateInput!) {
 NOW = dt.datetime.now(dt.UTC)
 
 
+# haowu's GREEN program, as the tests register it.
+HAOWU_GREEN = {
+    "merchantId": "haowu",
+    "code": GREEN,
+    "name": "Green",
+    "kind": "GREEN",
+    "pointValue": "0.1",
+}
+
+
 async def test_register_program_gives_a_merchant_a_green_program_beside_its_primary(
     api: Api,
 ) -> None:
@@ -46,15 +56,7 @@ async def test_register_program_gives_a_merchant_a_green_program_beside_its_prim
     merchant_key = await create_key(api, "MERCHANT", "haowu")
     errors = await api.errors(
         REGISTER_PROGRAM,
-        {
-            "input": {
-                "merchantId": "haowu",
-                "code": GREEN,
-                "name": "Green",
-                "kind": "GREEN",
-                "pointValue": "0.1",
-            }
-        },
+        {"input": HAOWU_GREEN},
         key=merchant_key,
     )
     assert errors[0]["extensions"]["code"] == "FORBIDDEN"
@@ -127,15 +129,7 @@ async def test_register_programs_answer_shows_the_merchants_programs_with_the_ne
             userErrors { code }
           }
         }""",
-        {
-            "input": {
-                "merchantId": "haowu",
-                "code": GREEN,
-                "name": "Green",
-                "kind": "GREEN",
-                "pointValue": "0.1",
-            }
-        },
+        {"input": HAOWU_GREEN},
     )
     payload = made["registerProgram"]
     assert payload["userErrors"] == []
