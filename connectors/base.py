@@ -69,6 +69,9 @@ class CallResult:
     partner_ref: str | None = None
     message: str | None = None
     code: ErrorCode | None = None
+    # A reversal's answer: whether the partner voided the call it undoes (False: it never
+    # got that call, and refuses it if it comes late). None for any other call.
+    voided: bool | None = None
 
     @property
     def applied(self) -> bool:

@@ -53,11 +53,17 @@ def _voided(body: Any) -> str | None:
     return _transaction(body) or ""
 
 
-def _cancelled(body: Any) -> str | None:
-    """A booking cancellation's confirmation: the booking's status, CANCELLED."""
-    if isinstance(body, dict) and str(body.get("status", "")).upper() == "CANCELLED":
-        return ""
-    return None
+def _cancelled(booking_ref: str, named: tuple[str, ...]) -> Callable[[Any], str | None]:
+    """A booking cancellation's confirmation: the status CANCELLED, of this booking (an
+    answer naming another booking, under any of the fields `named`, confirms nothing)."""
+
+    def confirmation(body: Any) -> str | None:
+        if not isinstance(body, dict) or body.get("status") != "CANCELLED":
+            return None
+        others = [body[f] for f in named if f in body and str(body[f]) != booking_ref]
+        return None if others else booking_ref
+
+    return confirmation
 
 
 def _result(reply: Reply, confirmation: Callable[[Any], str | None], merchant: str) -> CallResult:
@@ -175,7 +181,8 @@ class PartnerConnector:
     async def reverse(self, call: PointsCall) -> CallResult:
         body = {self.dialect.reverse_field: call.undoes, "reference": call.reference}
         reply = await self._write("reverse", self.dialect.reverse, body, call.idempotency_key)
-        return _result(reply, _voided, self.client.merchant_id)
+        result = _result(reply, _voided, self.client.merchant_id)
+        return replace(result, voided=reply.body["voided"]) if result.applied else result
 
     async def hold(self, call: PointsCall) -> CallResult:
         result = await self.debit(call)
@@ -229,8 +236,8 @@ class PartnerConnector:
         reply = await self._write(
             "cancel", self.dialect.cancel, {"reason": reason}, idempotency_key, booking=booking_ref
         )
-        result = _result(reply, _cancelled, self.client.merchant_id)
-        return replace(result, partner_ref=booking_ref) if result.applied else result
+        named = ("bookingRef", self.dialect.booking_fields.booking_ref)
+        return _result(reply, _cancelled(booking_ref, named), self.client.merchant_id)
 
     async def movements(self, day: dt.date) -> list[PartnerMovement]:
         route = self.dialect.movements

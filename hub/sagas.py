@@ -137,6 +137,22 @@ async def run_local(
             return
 
 
+def _gave_back(result: Result) -> Result:
+    """A reversal a saga sends undoes a call the partner confirmed (a debit, a hold): one
+    answered "voided nothing" ({"voided": false}: the partner says it never got that call)
+    gave nothing back, whatever its status. It is asked again, with the same key, until the
+    partner voids the call (outside attack helper-70: a refund so answered showed the
+    member the points back while the partner kept them)."""
+    if isinstance(result, CallResult) and result.applied and result.voided is False:
+        log.warning("a partner voided nothing of a call it had confirmed", ref=result.partner_ref)
+        return CallResult(
+            Outcome.UNKNOWN,
+            message="The partner has not given the points back yet; it is asked again.",
+            code=ErrorCode.PARTNER_UNAVAILABLE,
+        )
+    return result
+
+
 async def _confirmed(
     session: AsyncSession, saga: Saga[Row], row_id: str, found: Next, result: Result
 ) -> None:
@@ -211,7 +227,7 @@ async def advance(
             break
         result: Result | None = None
         if not factory.is_local(found.program):  # a local step left over runs in _record
-            result = await found.action(factory.for_program(found.program, None, actor))
+            result = _gave_back(await found.action(factory.for_program(found.program, None, actor)))
         record = functools.partial(_record, settings, factory, saga, row_id, found, result, hold)
         if not await db.transaction(record):
             break

@@ -99,3 +99,59 @@ async def test_a_reversal_booking_or_cancellation_answered_with_nonsense_is_unkn
     cancelled = await connector.cancel("PNR1", "MEMBER_REQUEST", "nonsense:cancel")
     for result in (reversed_, booked, cancelled):
         assert result.outcome == Outcome.UNKNOWN, result
+
+
+async def test_a_reversal_that_voided_nothing_of_a_confirmed_debit_gives_nothing_back(
+    hub: Api, live_partners: Partners, db_url: str
+) -> None:
+    """The destination refuses the credit; the hub reverses the debit the source confirmed.
+    A source answering that it voided nothing ({"voided": false}: it never got the debit it
+    confirmed) has not given the points back (outside attack helper-70, HIGH: the
+    conversion showed REVERSED while the member's miles stayed taken)."""
+    member = await _world(hub, live_partners)
+    refused = {"status": 422, "json": {"error": {"code": "INVALID_INPUT", "message": "no"}}}
+    await live_partners.faults("lotus", answer_with=refused, operations=["credit"])
+    nothing = {"status": 200, "json": {"transactionId": "V-X", "voided": False}}
+    await live_partners.faults("skyair", answer_with=nothing, operations=["reverse"])
+    made = await convert(hub, member, "SKYMILES", "LOTUS", 1000)
+    assert made["conversion"]["status"] == "PENDING", made
+    assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"] - 1000
+    await _drive(hub, rounds=2)
+    assert (await _status(hub, made["conversion"]["id"])) == "PENDING"
+    await live_partners.faults("skyair")
+    await _drive(hub)
+    assert (await _status(hub, made["conversion"]["id"])) == "REVERSED"
+    assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"]  # back, once
+    assert live_partners.balance("lotus", "L-1") == START["LOTUS"]
+    assert await verify_ledger(db_url) == []
+
+
+async def _status(hub: Api, conversion: str) -> str:
+    data = await hub.gql("query($id: ID!) { conversion(id: $id) { status } }", {"id": conversion})
+    return str(data["conversion"]["status"])
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome"),
+    [
+        ({"bookingRef": "PNR1", "status": "CANCELLED"}, Outcome.APPLIED),
+        ({"status": "CANCELLED"}, Outcome.APPLIED),
+        ({"bookingRef": "SOMETHING-ELSE", "status": "CANCELLED"}, Outcome.UNKNOWN),
+        ({"bookingRef": "PNR1", "status": "cancelled"}, Outcome.UNKNOWN),
+        ({"bookingRef": "PNR1", "status": "CANCELLING"}, Outcome.UNKNOWN),
+    ],
+)
+async def test_a_booking_cancellation_is_confirmed_only_for_that_booking(
+    hub: Api, live_partners: Partners, answer: dict[str, Any], outcome: Outcome
+) -> None:
+    """A cancellation's answer confirms it when it says CANCELLED and, if it names a
+    booking, names this one (outside attack helper-70: another booking's, or a lower-case
+    status, gave the member the points back and kept the ticket live)."""
+    await _world(hub, live_partners)
+    program = await _runtime(hub).caches.program("SKYMILES")
+    assert program is not None
+    connector = _runtime(hub).connectors.for_program(program, None, "test")
+    reply = {"status": 200, "json": answer}
+    await live_partners.faults("skyair", answer_with=reply, operations=["cancel"])
+    result = await connector.cancel("PNR1", "MEMBER_REQUEST", "check:cancel")
+    assert result.outcome == outcome, result
