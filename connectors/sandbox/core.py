@@ -437,6 +437,16 @@ class Sandbox:
                 )
                 error = {"code": "INVALID_INPUT", "message": message}
                 return JSONResponse({"error": error}, status_code=400)
+            answer = body.get("answer_with")
+            if answer is not None and (
+                not isinstance(answer, dict) or not isinstance(answer.get("status", 200), int)
+            ):
+                message = (
+                    f"answer_with {answer!r} is not an answer: give an object such as "
+                    '{"status": 429} or {"status": 200, "text": "..."} or {"json": {...}}.'
+                )
+                error = {"code": "INVALID_INPUT", "message": message}
+                return JSONResponse({"error": error}, status_code=400)
             self.faults = Faults(**body)
             return JSONResponse(asdict(self.faults))
 

@@ -36,3 +36,20 @@ async def test_an_unknown_operation_name_is_refused_and_changes_nothing() -> Non
             taken = await client.post(url, json={"error_rate": 1.0, "operations": ["debit"]})
             assert taken.status_code == 200, taken.text
         assert live.sandbox("lotus").faults.operations == ["debit"]
+
+
+async def test_an_answer_with_that_is_no_answer_is_refused_and_changes_nothing() -> None:
+    """`answer_with` must be an object with a whole-number status: a text was taken, and
+    every call then failed inside the sandbox."""
+    async with partners() as live:
+        await live.start("lotus", "HOTEL")
+        await live.faults("lotus", latency_ms=5)
+        async with httpx.AsyncClient() as client:
+            url = f"{live.url('lotus')}/sandbox/faults"
+            for wrong in ("429", {"status": "429"}, [429]):
+                refused = await client.post(url, json={"answer_with": wrong})
+                assert refused.status_code == 400, refused.text
+                assert "answer_with" in refused.json()["error"]["message"]
+            taken = await client.post(url, json={"answer_with": {"status": 429}})
+            assert taken.status_code == 200, taken.text
+        assert live.sandbox("lotus").faults.answer_with == {"status": 429}
