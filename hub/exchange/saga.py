@@ -158,7 +158,7 @@ async def apply_outcome(
             not_sent and conversion.attempts < MAX_CREDIT_ATTEMPTS
         ):
             conversion.step = Step.REVERSE.value
-            reason = result.message or "The destination refused the points."
+            reason = _sentence(result.message or "The destination refused the points.")
             record_failure(conversion, refusal(result), f"{reason} {BEING_RETURNED}", "to")
             conversion.attempts = 0
             conversion.next_attempt_at = None
@@ -172,6 +172,13 @@ async def apply_outcome(
         await announce.conversion(session, WebhookEvent.CONVERSION_FAILED, conversion)
     else:
         retry_later(conversion, now)  # a reversal is retried until the partner takes it
+
+
+def _sentence(text: str) -> str:
+    """A partner's words as a sentence the hub's own can follow ("Account frozen." then
+    "The points are being returned.")."""
+    text = text.strip()
+    return text if text.endswith((".", "!", "?", "。")) else f"{text}."
 
 
 def _say_returned(conversion: Conversion) -> None:

@@ -115,6 +115,8 @@ async def test_a_reversal_that_voided_nothing_of_a_confirmed_debit_gives_nothing
     await live_partners.faults("skyair", answer_with=nothing, operations=["reverse"])
     made = await convert(hub, member, "SKYMILES", "LOTUS", 1000)
     assert made["conversion"]["status"] == "PENDING", made
+    # The partner's words, then the hub's (outside attack helper-71: "no The points...").
+    assert made["userErrors"][0]["message"] == "no. The points are being returned.", made
     assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"] - 1000
     await _drive(hub, rounds=2)
     assert (await _status(hub, made["conversion"]["id"])) == "PENDING"
