@@ -67,7 +67,9 @@ async def test_a_partner_answering_badly_shows_its_last_known_balance_and_the_re
     assert shown["JADE"]["balance"] == START["JADE"]
 
 
-@pytest.mark.parametrize("answer", NONSENSE[:-1])
+# One of each kind: a page, a number that is no balance, a rate limit (the list above has
+# them all; the suite keeps within its time).
+@pytest.mark.parametrize("answer", [NONSENSE[0], NONSENSE[2], NONSENSE[8]])
 async def test_a_partner_answering_nonsense_before_any_balance_is_known_fails_that_account(
     hub: Api, live_partners: Partners, answer: dict[str, Any]
 ) -> None:

@@ -28,7 +28,7 @@ NONSENSE = [
 ]
 
 
-@pytest.mark.parametrize("answer", NONSENSE)
+@pytest.mark.parametrize("answer", NONSENSE[:2])  # the saga's tests: one JSON, one page
 async def test_a_debit_answered_with_nonsense_is_not_taken_as_applied(
     hub: Api, live_partners: Partners, answer: dict[str, Any], db_url: str
 ) -> None:
@@ -46,7 +46,7 @@ async def test_a_debit_answered_with_nonsense_is_not_taken_as_applied(
     assert await verify_ledger(db_url) == []
 
 
-@pytest.mark.parametrize("answer", NONSENSE)
+@pytest.mark.parametrize("answer", NONSENSE[:2])
 async def test_a_credit_answered_with_nonsense_is_not_taken_as_applied(
     hub: Api, live_partners: Partners, answer: dict[str, Any], db_url: str
 ) -> None:
