@@ -33,11 +33,20 @@ _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):(?P
 # not inside a longer word, so ids, hex request ids and ISO timestamps stay readable.
 _PHONE = re.compile(r"(?<![\w.:/-])(?:\+|\(\d{1,4}\)\s?)?\d(?:[ -]?\d){6,14}(?![\w.:/-])")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A compact date (20261206) is left readable only where a URL or a line names it a date
+# (`bizDate=`, `date=`): eight digits anywhere else may be a phone number.
+_COMPACT_DATE = re.compile(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
+_NAMED_DATE = re.compile(r"date=$", re.IGNORECASE)
 
 
 def _mask_phone(match: re.Match[str]) -> str:
     text = match.group(0)
-    return text if _DATE.fullmatch(text) else "[phone]"
+    if _DATE.fullmatch(text):
+        return text
+    before = match.string[max(0, match.start() - 5) : match.start()]
+    if _COMPACT_DATE.fullmatch(text) and _NAMED_DATE.search(before):
+        return text
+    return "[phone]"
 
 
 def redact(text: str) -> str:

@@ -133,3 +133,14 @@ def test_uvicorn_and_strawberry_loggers_go_through_the_redactor(
     err = capsys.readouterr().err
     assert "client 1.2.3.4 said" in err and "document: phone" in err
     assert PHONE not in err
+
+
+def test_a_date_a_partner_url_names_stays_readable_and_phones_do_not() -> None:
+    """A movements listing asks `bizDate=20261206`: a date, not a phone (outside attacks
+    helper-70 and helper-71: the log read `bizDate=[phone]`). Eight digits elsewhere, or
+    a phone given under a date's name, are masked still."""
+    line = logs.redact("GET http://127.0.0.1:8103/transactions?bizDate=20261206&page=2")
+    assert "bizDate=20261206" in line
+    assert logs.redact("date=2026-12-06") == "date=2026-12-06"
+    for masked in ("tel=20261206", "call 20261206", "bizDate=13800138000", "date=20261399"):
+        assert logs.redact(masked).endswith("[phone]"), masked
