@@ -36,15 +36,14 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # A compact date (20261206) is left readable only where a URL or a line names it a date
 # (`bizDate=`, `date=`): eight digits anywhere else may be a phone number.
 _COMPACT_DATE = re.compile(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])")
-_NAMED_DATE = re.compile(r"date=$", re.IGNORECASE)
 
 
 def _mask_phone(match: re.Match[str]) -> str:
     text = match.group(0)
     if _DATE.fullmatch(text):
         return text
-    before = match.string[max(0, match.start() - 5) : match.start()]
-    if _COMPACT_DATE.fullmatch(text) and _NAMED_DATE.search(before):
+    named = match.string[: match.start()].lower().endswith("date=")
+    if named and _COMPACT_DATE.fullmatch(text):
         return text
     return "[phone]"
 

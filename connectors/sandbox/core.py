@@ -425,8 +425,7 @@ class Sandbox:
             unknown = sorted(set(body) - known) if isinstance(body, dict) else ["(not an object)"]
             if unknown:
                 message = f"Unknown fault switches {unknown}; the switches are {sorted(known)}."
-                error = {"code": "INVALID_INPUT", "message": message}
-                return JSONResponse({"error": error}, status_code=400)
+                return PartnerError(400, "INVALID_INPUT", message).response()
             named = body.get("operations")
             if named is not None and (
                 not isinstance(named, list) or set(map(str, named)) - OPERATIONS
@@ -435,8 +434,7 @@ class Sandbox:
                     f"operations {named!r} names a call the sandbox partners do not have; "
                     f"their calls are {sorted(OPERATIONS)}."
                 )
-                error = {"code": "INVALID_INPUT", "message": message}
-                return JSONResponse({"error": error}, status_code=400)
+                return PartnerError(400, "INVALID_INPUT", message).response()
             answer = body.get("answer_with")
             if answer is not None and (
                 not isinstance(answer, dict) or not isinstance(answer.get("status", 200), int)
@@ -445,8 +443,7 @@ class Sandbox:
                     f"answer_with {answer!r} is not an answer: give an object such as "
                     '{"status": 429} or {"status": 200, "text": "..."} or {"json": {...}}.'
                 )
-                error = {"code": "INVALID_INPUT", "message": message}
-                return JSONResponse({"error": error}, status_code=400)
+                return PartnerError(400, "INVALID_INPUT", message).response()
             self.faults = Faults(**body)
             return JSONResponse(asdict(self.faults))
 

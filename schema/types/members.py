@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -22,7 +22,7 @@ from schema.context import Info
 from schema.enums import CreditLevel, EntryKind
 from schema.errors import forbidden, partner_error
 from schema.pagination import Connection, decode_cursor, decode_int_cursor, page_size
-from schema.types.merchants import Program, program_field, program_now
+from schema.types.merchants import Program, answered_later, program_field, program_now
 from schema.types.tiers import TierStatus
 
 if TYPE_CHECKING:
@@ -81,8 +81,7 @@ class ProgramAccount:
     def balance(self, info: Info) -> int:
         if self._hosted(info):
             return self.account.spendable(utcnow())
-        later: Any = self._balance_later(info)  # awaited by graphql-core
-        return cast(int, later)
+        return answered_later(self._balance_later(info))
 
     @strawberry.field(
         description="When a connected program's balance was read from the partner (it is "
@@ -91,8 +90,7 @@ class ProgramAccount:
     def balance_as_of(self, info: Info) -> dt.datetime | None:
         if self._hosted(info):
             return None
-        later: Any = self._balance_as_of_later(info)  # awaited by graphql-core
-        return cast(dt.datetime | None, later)
+        return answered_later(self._balance_as_of_later(info))
 
     @strawberry.field(description="Points on hold for pending redemptions.")
     def held(self) -> int:

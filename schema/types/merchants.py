@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Protocol, cast
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar, cast
 
 import strawberry
 
@@ -18,6 +19,9 @@ from schema.formatting import plain
 if TYPE_CHECKING:
     from schema.types.members import Member
     from schema.types.tiers import Tier
+
+
+T = TypeVar("T")
 
 
 @strawberry.federation.type(keys=["id"], description="A partner merchant; id is its slug.")
@@ -117,6 +121,14 @@ class Program:
         return cls.from_row(row) if row else None
 
 
+def answered_later(awaitable: Awaitable[T]) -> T:
+    """What a resolver that is not a coroutine returns when it cannot answer at once: the
+    awaitable, which graphql-core awaits as it awaits an async resolver's result, typed as
+    what it gives."""
+    later: Any = awaitable
+    return cast(T, later)
+
+
 def program_now(info: Info, code: str) -> Program:
     """The program `code`, for a resolver that is not a coroutine: at once when the process
     keeps the programs (hub.caches; the usual case), else the load's coroutine, which
@@ -128,8 +140,7 @@ def program_now(info: Info, code: str) -> Program:
     kept = info.context.runtime.caches.program_now(code)
     if kept is not None:
         return Program.from_row(kept)
-    later: Any = load_program(info, code)
-    return cast(Program, later)
+    return answered_later(load_program(info, code))
 
 
 async def load_program(info: Info, code: str) -> Program:
