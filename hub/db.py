@@ -8,6 +8,8 @@ import datetime as dt
 import functools
 import json
 import sqlite3
+import types
+import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from decimal import ROUND_HALF_UP, Decimal
@@ -48,6 +50,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlalchemy.util import await_only
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
@@ -307,6 +310,10 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+_BACKOFF = wait_exponential_jitter(multiplier=0.005, max=0.5)  # a lost race's wait
+_FIRST_RETRY = types.SimpleNamespace(attempt_number=1)  # all _BACKOFF reads of a retry
+
+
 def _is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, RetryTransaction):
         return True
@@ -561,10 +568,17 @@ class Database:
         Retries serialization failures and deadlocks (PostgreSQL), a busy
         database (SQLite) and RetryTransaction, with jittered backoff.
         """
+        try:  # the first attempt without tenacity's machinery: most need no other
+            async with self.write() as session:
+                return await work(session)
+        except Exception as error:
+            if attempts <= 1 or not _is_retryable(error):
+                raise
+        await asyncio.sleep(_BACKOFF(typing.cast(RetryCallState, _FIRST_RETRY)))
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_retryable),
-            stop=stop_after_attempt(attempts),
-            wait=wait_exponential_jitter(multiplier=0.005, max=0.5),
+            stop=stop_after_attempt(attempts - 1),
+            wait=_BACKOFF,
             reraise=True,
         )
         async for attempt in retrying:

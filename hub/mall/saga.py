@@ -34,7 +34,7 @@ from connectors.base import (
 from hub import obligations, sagas, vouchers
 from hub.config import Settings
 from hub.db import Database, get_row, utcnow
-from hub.enums import ErrorCode, ObligationKind, RedemptionStatus, WebhookEvent
+from hub.enums import ConnectorKind, ErrorCode, ObligationKind, RedemptionStatus, WebhookEvent
 from hub.errors import DomainError
 from hub.mall import inventory
 from hub.members import account_of
@@ -78,13 +78,13 @@ def taken_key(redemption: Redemption) -> str:
 
 @dataclass(frozen=True)
 class _Parties:
-    """What a redemption's next step needs to know: the reward (and its slot), the member,
-    the program that pays and the reward's owner's, and the member's accounts there."""
+    """What a redemption's next step needs to know: the reward (and its slot), the program
+    that pays and the reward's owner's, and the member's account that pays (a booking reads
+    the member's name and account at the owner itself: _member_name, _at_owner)."""
 
     reward: Reward
     payer: Program
     owner: Program
-    member: Member
     pay: MemberAccount
     slot: Slot | None
 
@@ -93,21 +93,30 @@ async def _context(session: AsyncSession, r: Redemption) -> _Parties:
     reward = await get_row(session, Reward, r.reward_id)
     payer = await program_of(session, r.paid_with)
     owner = await primary_program(session, r.merchant_id)
-    member = await get_row(session, Member, r.member_id)
     pay_account = await account_of(session, r.member_id, r.paid_with)
-    assert reward and payer and owner and member and pay_account and pay_account.external_ref
+    assert reward and payer and owner and pay_account and pay_account.external_ref
     return _Parties(
         reward=reward,
         payer=payer,
         owner=owner,
-        member=member,
         pay=MemberAccount(r.member_id, payer.code, pay_account.external_ref),
         slot=await session.get(Slot, r.slot_id) if r.slot_id else None,
     )
 
 
+async def _member_name(session: AsyncSession, r: Redemption) -> str:
+    """The name a booking is made in (read only for a booking: no other step names it)."""
+    member = await get_row(session, Member, r.member_id)
+    assert member is not None
+    return member.display_name
+
+
 async def _at_owner(session: AsyncSession, r: Redemption, owner: Program) -> MemberAccount | None:
-    """The member's account at the reward's owner, if it has one (what a booking names)."""
+    """The member's account at the reward's owner, if it has one (what a booking names).
+    None without a read for a hosted owner: its booking is a voucher code the hub issues,
+    for no account (connectors.hosted)."""
+    if owner.connector == ConnectorKind.HOSTED:
+        return None
     account = await account_of(session, r.member_id, owner.code)
     if account is None or account.external_ref is None:
         return None
@@ -163,7 +172,7 @@ async def next_step(session: AsyncSession, r: Redemption) -> Next | None:
                 slot_ref=c.slot.ref if c.slot else None,
                 quantity=r.quantity,
                 account=await _at_owner(session, r, c.owner),
-                member_name=c.member.display_name,
+                member_name=await _member_name(session, r),
                 idempotency_key=key(r, "book"),
                 reference=r.id,
             )
