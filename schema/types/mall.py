@@ -6,6 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import strawberry
+from strawberry.types.nodes import SelectedField
 
 from hub import models
 from hub import tags as tags_
@@ -57,8 +58,9 @@ class Reward:
     merchant: Merchant
     row: strawberry.Private[RewardLike]
     # What the other fields resolve from at once, with no await per reward: the request's
-    # prices (rates, promotions, the member's profile).
-    book: strawberry.Private[PriceBook]
+    # prices (rates, promotions, the member's profile). None only when no field that reads
+    # it is asked (as_asked).
+    book: strawberry.Private[PriceBook | None]
 
     @classmethod
     def priced(cls, row: RewardLike, book: PriceBook, merchant: Merchant) -> Reward:
@@ -79,6 +81,30 @@ class Reward:
         merchant = await load_merchant(info, row.merchant_id)
         return cls.priced(row, await info.context.loaders.price_book(row.merchant_id), merchant)
 
+    @classmethod
+    async def as_asked(cls, info: Info, row: RewardLike) -> Reward:
+        """`of`, for a field of type Reward (`info` is its own): unpriced when the field
+        asks nothing a price book gives (a redemption's `reward { id title }`), so that
+        the request reads no member profile for prices it does not show."""
+        if _asks_prices(info):
+            return await cls.of(info, row)
+        merchant = await load_merchant(info, row.merchant_id)
+        # `price` is not asked: the list price stands in for it, never shown.
+        return from_attributes(
+            cls,
+            row,
+            id=strawberry.ID(row.id),
+            price=row.price,
+            merchant=merchant,
+            row=row,
+            book=None,
+        )
+
+    @property
+    def _book(self) -> PriceBook:
+        assert self.book is not None, "a priced field asked of a reward made unpriced"
+        return self.book
+
     @strawberry.field(description="Before promotions.")
     def list_price(self) -> int:
         return self.row.price
@@ -96,7 +122,7 @@ class Reward:
             raise forbidden(
                 "A reward's settlement price is for ADMIN, FINANCE and its own merchant."
             )
-        return money(self.book.settlement_unit(self.row))
+        return money(self._book.settlement_unit(self.row))
 
     @strawberry.field(description="Whether redeeming it needs a slotId from slots.")
     def requires_slot(self) -> bool:
@@ -129,11 +155,11 @@ class Reward:
 
     @strawberry.field(description="Cost in another program; null if it cannot pay.")
     def price_in(self, program: strawberry.ID) -> int | None:
-        return self.book.price_in(self.row, str(program))
+        return self._book.price_in(self.row, str(program))
 
     @strawberry.field
     async def payable_with(self, info: Info) -> list[Program]:
-        codes = self.book.payable_with(self.row)
+        codes = self._book.payable_with(self.row)
         return await load_programs(info, codes)
 
     @strawberry.field(
@@ -149,7 +175,7 @@ class Reward:
         "when it opens to every member)."
     )
     def opens_at(self) -> dt.datetime | None:
-        return self.book.opens_at(self.row)
+        return self._book.opens_at(self.row)
 
     @strawberry.field(
         description="Labels; green marks an eco reward (payable with GREEN programs)."
@@ -168,6 +194,22 @@ class Reward:
     async def resolve_reference(cls, info: Info, id: strawberry.ID) -> Reward | None:
         row = await info.context.loaders.reward.load(str(id))
         return await cls.of(info, row) if row else None
+
+
+# The fields of Reward that read no price book (any other field, and a fragment, does).
+_UNPRICED = frozenset(
+    {"__typename", "id", "kind", "title", "description", "stock", "merchant", "listPrice"}
+    | {"requiresSlot", "available", "slots", "priorityUntil", "tags", "voucher"}
+)
+
+
+def _asks_prices(info: Info) -> bool:
+    """Whether the Reward field being resolved asks anything its price book gives."""
+    return any(
+        not isinstance(selection, SelectedField) or selection.name not in _UNPRICED
+        for field in info.selected_fields
+        for selection in field.selections
+    )
 
 
 @strawberry.type
@@ -206,7 +248,7 @@ class Redemption:
     async def reward(self, info: Info) -> Reward:
         row = await info.context.loaders.reward.load(self.row.reward_id)
         assert row is not None
-        return await Reward.of(info, row)
+        return await Reward.as_asked(info, row)
 
     @strawberry.field
     async def slot(self, info: Info) -> Slot | None:
