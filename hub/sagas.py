@@ -153,6 +153,49 @@ def _gave_back(result: Result) -> Result:
     return result
 
 
+def _reference(result: Result) -> str | None:
+    return result.partner_ref if isinstance(result, CallResult) else result.booking_ref
+
+
+async def _own_reference(
+    session: AsyncSession, saga: Saga[Row], row_id: str, found: Next, result: Result
+) -> Result:
+    """A partner confirms each call with a reference of its own. One that confirms a call
+    with the reference it gave a call of another saga (it keys its replies by member, or
+    replays a cached answer under another key) has not said it applied this one: the
+    answer is UNKNOWN, and the call is asked again with its own key. Within one saga a
+    reference may come back (a cancellation names the booking it cancels)."""
+    ref = _reference(result)
+    if not ref:
+        return result
+    other = await session.scalar(
+        select(PartnerOutcome.saga_id)
+        .where(
+            PartnerOutcome.program_code == found.program.code,
+            PartnerOutcome.partner_ref == ref,
+            PartnerOutcome.saga_id != row_id,
+        )
+        .limit(1)
+    )
+    if other is None:
+        return result
+    log.error(
+        "a partner confirmed a call with the reference it gave another saga's call",
+        program=found.program.code,
+        ref=ref,
+        saga=saga.name,
+        id=row_id,
+        step=str(found.step),
+        other=other,
+    )
+    return type(result)(
+        Outcome.UNKNOWN,
+        message=f"{found.program.code} confirmed this with the reference of another call; "
+        "it is asked again.",
+        code=ErrorCode.PARTNER_UNAVAILABLE,
+    )
+
+
 async def _confirmed(
     session: AsyncSession, saga: Saga[Row], row_id: str, found: Next, result: Result
 ) -> None:
@@ -183,6 +226,8 @@ async def _record(
     With `hold`, a saga that goes on keeps its claim (next attempt moved past the next
     step) until that step is recorded in turn."""
     step = found_then.step
+    if result is not None and result.outcome == Outcome.APPLIED:
+        result = await _own_reference(session, saga, row_id, found_then, result)
     if result is not None and result.outcome == Outcome.APPLIED:
         await _confirmed(session, saga, row_id, found_then, result)
     fresh = await session.scalar(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import JSONText, utcnow
@@ -23,7 +23,11 @@ class PartnerOutcome(Base):
     """
 
     __tablename__ = "partner_outcomes"
-    __table_args__ = (UniqueConstraint("saga_id", "step", name="uq_partner_outcomes_step"),)
+    __table_args__ = (
+        UniqueConstraint("saga_id", "step", name="uq_partner_outcomes_step"),
+        # A confirmation's reference, looked up before it is believed (sagas._own_reference).
+        Index("ix_partner_outcomes_ref", "program_code", "partner_ref"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     saga: Mapped[str] = mapped_column(String(20))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from connectors.base import (
     BookingRequest,
@@ -16,6 +17,7 @@ from connectors.base import (
     PointsCall,
     Purpose,
 )
+from hub.models import PartnerOutcome
 from tests.connectors.test_partner_sagas import START, _drive, _runtime, _world
 from tests.helpers import Api, balances, convert, verify_ledger
 from tests.partners import Partners
@@ -157,3 +159,40 @@ async def test_a_booking_cancellation_is_confirmed_only_for_that_booking(
     await live_partners.faults("skyair", answer_with=reply, operations=["cancel"])
     result = await connector.cancel("PNR1", "MEMBER_REQUEST", "check:cancel")
     assert result.outcome == outcome, result
+
+
+async def _partner_ref(hub: Api, conversion_id: str, step: str) -> str:
+    async with _runtime(hub).db.read() as session:
+        ref = await session.scalar(
+            select(PartnerOutcome.partner_ref).where(
+                PartnerOutcome.saga_id == conversion_id, PartnerOutcome.step == step
+            )
+        )
+    assert ref, (conversion_id, step)
+    return str(ref)
+
+
+async def test_a_debit_confirmed_with_another_calls_reference_is_not_taken_as_applied(
+    hub: Api, live_partners: Partners, db_url: str
+) -> None:
+    """A partner that answers a new debit with the transactionId it gave an earlier one (it
+    keys its replies by member, or replays a cached answer for another key) did not take the
+    points again. The second conversion is not credited: its debit is UNKNOWN, asked again
+    with its own key until the partner confirms it with a reference of its own."""
+    member = await _world(hub, live_partners)
+    first = await convert(hub, member, "SKYMILES", "JADE", 1000)
+    assert first["conversion"]["status"] == "COMPLETED", first
+    taken = await _partner_ref(hub, first["conversion"]["id"], "DEBIT")
+    replayed = {"status": 200, "json": {"transactionId": taken, "status": "APPLIED"}}
+    await live_partners.faults("skyair", answer_with=replayed, operations=["debit"])
+    second = await convert(hub, member, "SKYMILES", "JADE", 1000)
+    assert second["conversion"]["status"] == "PENDING", second
+    assert (await balances(hub, member))["JADE"] == START["JADE"] + 500  # the first alone
+    assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"] - 1000
+    await live_partners.faults("skyair")
+    await _drive(hub)
+    # Asked again with its own key: the partner debits it and names it apart.
+    assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"] - 2000
+    assert (await balances(hub, member))["JADE"] == START["JADE"] + 1000
+    assert await _partner_ref(hub, second["conversion"]["id"], "DEBIT") != taken
+    assert await verify_ledger(db_url) == []
