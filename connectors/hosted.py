@@ -7,8 +7,9 @@ programs is one database transaction.
 from __future__ import annotations
 
 import datetime as dt
+from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import (
@@ -25,7 +26,7 @@ from connectors.base import (
     SlotOffer,
 )
 from hub.config import Settings
-from hub.db import utcnow
+from hub.db import Prepared, utcnow
 from hub.enums import AccountKind, ConnectorKind, EntryKind, ErrorCode, HoldStatus
 from hub.errors import BalanceLimit, InsufficientPoints, InvalidState, NotFound
 from hub.ids import new_id
@@ -33,6 +34,7 @@ from hub.ledger import Movement, Points
 from hub.ledger.queries import open_lots_by_account, spendable
 from hub.members import account_of
 from hub.models import Account, Entry, Hold, Member, Program
+from hub.models.base import table_of
 from hub.models.ledger import HUB_CALL_KINDS
 
 DEBITS = {
@@ -44,6 +46,24 @@ CREDITS = {
     Purpose.COMPENSATION: (EntryKind.COMPENSATION, AccountKind.EXCHANGE),
     Purpose.REFUND: (EntryKind.REFUND, AccountKind.REDEEMED),
 }
+
+
+class _Taken(NamedTuple):
+    """An entry a later call undoes: its id and kind."""
+
+    id: int
+    kind: str
+
+
+_ENTRIES = table_of(Entry)
+_CALL_ENTRY = Prepared(
+    select(_ENTRIES.c.id, _ENTRIES.c.kind).where(
+        _ENTRIES.c.program_code == bindparam("program", type_=_ENTRIES.c.program_code.type),
+        _ENTRIES.c.idempotency_key == bindparam("key", type_=_ENTRIES.c.idempotency_key.type),
+        or_(*(_ENTRIES.c.kind == kind for kind in HUB_CALL_KINDS)),
+    ),
+    autoflush=True,
+)
 
 
 class HostedConnector:
@@ -76,19 +96,13 @@ class HostedConnector:
             raise NotFound(f"Member {ref.member_id} is not enrolled in {self.program.code}.")
         return account
 
-    async def _entry_for_key(self, key: str | None) -> Entry:
+    async def _entry_for_key(self, key: str | None) -> _Taken:
         """The entry an earlier hub call wrote here under `key`: one at most (a unique
         index), and never an entry a client's own idempotency key is on."""
-        entry = await self.session.scalar(
-            select(Entry).where(
-                Entry.program_code == self.program.code,
-                Entry.idempotency_key == key,
-                Entry.kind.in_(HUB_CALL_KINDS),
-            )
-        )
-        if entry is None:
+        found = await _CALL_ENTRY.row(self.session, {"program": self.program.code, "key": key})
+        if found is None:
             raise NotFound(f"No entry in {self.program.code} for call {key!r}.")
-        return entry
+        return _Taken(int(found["id"]), str(found["kind"]))
 
     async def balance(self, account: MemberAccount) -> int:
         row = await self._account(account)

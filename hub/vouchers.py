@@ -20,12 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import permissions, validate
 from hub.auth import Principal
-from hub.db import utcnow
+from hub.db import Prepared, utcnow
 from hub.enums import RedemptionStatus, RewardKind, Role
 from hub.errors import (
     BelowMinimum,
@@ -38,6 +38,7 @@ from hub.errors import (
 )
 from hub.ids import new_id
 from hub.models import Merchant, Redemption, Reward, Voucher
+from hub.models.base import table_of
 from hub.models.mall import RewardLike
 from hub.money import money
 
@@ -255,13 +256,23 @@ async def visible(session: AsyncSession, principal: Principal, code: str) -> Vou
     return None
 
 
+_VOUCHERS = table_of(Voucher)
+# A redemption's voucher's use (a cancellation's check: a Core read, no ORM instance).
+_USE_OF = Prepared(
+    select(_VOUCHERS.c.used_at, _VOUCHERS.c.order_ref).where(
+        _VOUCHERS.c.redemption_id == bindparam("redemption", type_=_VOUCHERS.c.redemption_id.type)
+    ),
+    autoflush=True,
+)
+
+
 async def require_cancellable(session: AsyncSession, r: Redemption, field: FieldPath) -> None:
     """A used voucher's redemption is final: its value was spent at the till."""
-    voucher = await session.scalar(select(Voucher).where(Voucher.redemption_id == r.id))
-    if voucher is not None and voucher.used_at is not None:
+    voucher = await _USE_OF.row(session, {"redemption": r.id})
+    if voucher is not None and voucher["used_at"] is not None:
         raise InvalidState(
-            f"The voucher was used for order {voucher.order_ref!r}; a used voucher cannot be "
-            "cancelled.",
+            f"The voucher was used for order {voucher['order_ref']!r}; a used voucher cannot "
+            "be cancelled.",
             field=field,
         )
 
