@@ -72,6 +72,9 @@ class CallResult:
     # A reversal's answer: whether the partner voided the call it undoes (False: it never
     # got that call, and refuses it if it comes late). None for any other call.
     voided: bool | None = None
+    # The partner's own reference for the movement, when `partner_ref` names it otherwise
+    # (a partner's hold is named by the hub's key of its debit, which a release undoes).
+    movement_ref: str | None = None
 
     @property
     def applied(self) -> bool:

@@ -187,7 +187,11 @@ class PartnerConnector:
     async def hold(self, call: PointsCall) -> CallResult:
         result = await self.debit(call)
         if result.applied:  # the hold's reference is the debit's key, which release undoes
-            return CallResult(Outcome.APPLIED, partner_ref=call.idempotency_key)
+            return CallResult(
+                Outcome.APPLIED,
+                partner_ref=call.idempotency_key,
+                movement_ref=result.partner_ref,  # what the partner named it: checked, kept
+            )
         return result
 
     async def capture(self, call: PointsCall) -> CallResult:

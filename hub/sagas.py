@@ -137,14 +137,21 @@ async def run_local(
             return
 
 
-def _gave_back(result: Result) -> Result:
+def _gave_back(result: Result, saga: str, row_id: str, found: Next) -> Result:
     """A reversal a saga sends undoes a call the partner confirmed (a debit, a hold): one
     answered "voided nothing" ({"voided": false}: the partner says it never got that call)
     gave nothing back, whatever its status. It is asked again, with the same key, until the
     partner voids the call (outside attack helper-70: a refund so answered showed the
     member the points back while the partner kept them)."""
     if isinstance(result, CallResult) and result.applied and result.voided is False:
-        log.warning("a partner voided nothing of a call it had confirmed", ref=result.partner_ref)
+        log.warning(
+            "a partner voided nothing of a call it had confirmed",
+            program=found.program.code,
+            saga=saga,
+            id=row_id,
+            step=str(found.step),
+            ref=result.partner_ref,
+        )
         return CallResult(
             Outcome.UNKNOWN,
             message="The partner has not given the points back yet; it is asked again.",
@@ -154,7 +161,10 @@ def _gave_back(result: Result) -> Result:
 
 
 def _reference(result: Result) -> str | None:
-    return result.partner_ref if isinstance(result, CallResult) else result.booking_ref
+    """The partner's own reference for what it applied."""
+    if isinstance(result, CallResult):
+        return result.movement_ref or result.partner_ref
+    return result.booking_ref
 
 
 async def _own_reference(
@@ -206,7 +216,7 @@ async def _confirmed(
         "saga_id": row_id,
         "step": str(found.step),
         "program_code": found.program.code,
-        "partner_ref": getattr(result, "partner_ref", None) or getattr(result, "booking_ref", None),
+        "partner_ref": _reference(result),
         "confirmed_at": utcnow(),
     }
     await session.execute(insert_or_skip(session, PartnerOutcome).values(**row))
@@ -272,7 +282,8 @@ async def advance(
             break
         result: Result | None = None
         if not factory.is_local(found.program):  # a local step left over runs in _record
-            result = _gave_back(await found.action(factory.for_program(found.program, None, actor)))
+            answer = await found.action(factory.for_program(found.program, None, actor))
+            result = _gave_back(answer, saga.name, row_id, found)
         record = functools.partial(_record, settings, factory, saga, row_id, found, result, hold)
         if not await db.transaction(record):
             break

@@ -25,7 +25,7 @@ def cancellation_handler(
             async with db.read() as session:
                 found = await redemption.by_fulfillment(session, merchant_id, booking.booking_ref)
             if found is None:
-                outcomes.append(f"{booking.booking_ref}: no redemption")
+                outcomes.append(f"booking {booking.booking_ref!r}: no redemption of yours")
                 continue
             request = redemption.CancelRequest(
                 redemption_id=found.id,

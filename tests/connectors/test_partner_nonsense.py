@@ -5,10 +5,11 @@ from a debit that did not happen, none lost to a credit that did not, none moved
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from connectors.base import (
     BookingRequest,
@@ -17,9 +18,19 @@ from connectors.base import (
     PointsCall,
     Purpose,
 )
-from hub.models import PartnerOutcome
+from hub.db import utcnow
+from hub.mall import saga as mall_saga
+from hub.models import PartnerOutcome, Redemption
 from tests.connectors.test_partner_sagas import START, _drive, _runtime, _world
-from tests.helpers import Api, balances, convert, verify_ledger
+from tests.helpers import (
+    Api,
+    balances,
+    convert,
+    create_key,
+    redeem,
+    upsert_reward,
+    verify_ledger,
+)
 from tests.partners import Partners
 
 NONSENSE = [
@@ -196,3 +207,49 @@ async def test_a_debit_confirmed_with_another_calls_reference_is_not_taken_as_ap
     assert (await balances(hub, member))["JADE"] == START["JADE"] + 1000
     assert await _partner_ref(hub, second["conversion"]["id"], "DEBIT") != taken
     assert await verify_ledger(db_url) == []
+
+
+async def test_a_redemptions_payment_confirmed_with_another_calls_reference_is_not_taken(
+    hub: Api, live_partners: Partners, db_url: str
+) -> None:
+    """The same for a redemption paid with a partner's points (outside attack helper-72,
+    HIGH): its payment is a debit at the partner whose hold the hub names by its own key,
+    and the partner's transactionId was not looked at, so a reward was CONFIRMED with
+    nothing taken. The partner's own reference is what is checked and kept."""
+    member = await _world(hub, live_partners)
+    first = await convert(hub, member, "SKYMILES", "JADE", 1000)
+    assert first["conversion"]["status"] == "COMPLETED", first
+    taken = await _partner_ref(hub, first["conversion"]["id"], "DEBIT")
+    jade = await create_key(hub, "MERCHANT", "jade")
+    meal = await upsert_reward(hub, jade, ref="SET-MEAL", kind="MEAL", title="Set meal", price=200)
+    replayed = {"status": 200, "json": {"transactionId": taken, "balance": 1}}
+    await live_partners.faults("skyair", answer_with=replayed, operations=["debit"])
+    made = await redeem(hub, member, meal["id"], "SKYMILES")
+    assert made["redemption"]["status"] == "PENDING", made
+    assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"] - 1000
+    await live_partners.faults("skyair")
+    await _drive_redemptions(hub)
+    # Asked again with its own key: the partner takes the points and names them apart.
+    assert await _redemption_status(hub, made["redemption"]["id"]) == "CONFIRMED"
+    assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"] - 1000 - 400
+    assert await _partner_ref(hub, made["redemption"]["id"], "HOLD") not in (taken, None)
+    assert await verify_ledger(db_url) == []
+
+
+async def _drive_redemptions(hub: Api, rounds: int = 4) -> None:
+    runtime = _runtime(hub)
+    for _ in range(rounds):
+        async with runtime.db.write() as session:
+            await session.execute(
+                update(Redemption).values(
+                    next_attempt_at=None, updated_at=utcnow() - dt.timedelta(seconds=5)
+                )
+            )
+        await mall_saga.resume_due(runtime.db, runtime.settings, runtime.connectors)
+
+
+async def _redemption_status(hub: Api, redemption_id: str) -> str:
+    data = await hub.gql(
+        "query($id: ID!) { redemption(id: $id) { status } }", {"id": redemption_id}
+    )
+    return str(data["redemption"]["status"])

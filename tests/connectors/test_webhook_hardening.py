@@ -141,3 +141,24 @@ async def test_a_body_over_64_kib_is_413_before_the_signature_is_computed(
 async def _chunks(body: bytes):  # type: ignore[no-untyped-def]
     for start in range(0, len(body), 8192):
         yield body[start : start + 8192]
+
+
+async def test_a_booking_of_no_redemption_of_the_partner_is_named_in_the_outcome(
+    hub: Api, live_partners: Partners
+) -> None:
+    """A cancellation naming a booking the partner has no redemption for changes nothing,
+    and its outcome says which booking (outside attack helper-72: an empty reference read
+    ": no redemption")."""
+    secret = await _skyair(hub, live_partners)
+    body = json.dumps(
+        {
+            "eventId": "E-77",
+            "type": "flight.cancelled",
+            "bookings": [{"bookingRef": ""}, {"bookingRef": "PNR-NONE"}],
+        }
+    ).encode()
+    answer = await _post(hub, body, signing.headers(secret, body, prefix="Partner"))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outcome"] == (
+        "booking '': no redemption of yours; booking 'PNR-NONE': no redemption of yours"
+    ), answer.json()
