@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 import strawberry
-from strawberry.types.nodes import SelectedField, Selection
 
 from hub.auth import Principal
 from hub.enums import CancellationReason as DomainReason
@@ -25,6 +23,7 @@ from schema.context import Info
 from schema.enums import CancellationReason, CreditLevel, ErrorCode, MerchantCategory, RewardKind
 from schema.errors import UserError, attempt, checked_argument, user_errors
 from schema.pagination import Connection, checked_date, decode_cursor, page_size
+from schema.selections import asks
 from schema.types.mall import Redemption, Reward, RewardConnection
 from schema.types.merchants import Merchant, load_merchant
 from schema.types.vouchers import VoucherTermsInput
@@ -154,20 +153,6 @@ def _str(value: object) -> str | None:
 PRICE = "settlementPrice"
 
 
-def _asks(selections: Sequence[Selection], path: tuple[str, ...]) -> bool:
-    """Whether the selection reads the field at `path` (names as GraphQL spells them;
-    fragments are looked through)."""
-    for selection in selections:
-        if not isinstance(selection, SelectedField):
-            if _asks(selection.selections, path):
-                return True
-        elif selection.name == path[0] and (
-            len(path) == 1 or _asks(selection.selections, path[1:])
-        ):
-            return True
-    return False
-
-
 @dataclass(frozen=True)
 class _Prices:
     """The settlement prices a redemption's payload asks for: the redemption's (ADMIN,
@@ -182,8 +167,8 @@ class _Prices:
         # Below the mutation's field, which a document may repeat under one response key.
         payload = [selection for field in info.selected_fields for selection in field.selections]
         return cls(
-            line=_asks(payload, ("redemption", PRICE)),
-            listed=_asks(payload, ("redemption", "reward", PRICE)),
+            line=asks(payload, ("redemption", PRICE)),
+            listed=asks(payload, ("redemption", "reward", PRICE)),
         )
 
     def need_checking(self, principal: Principal) -> bool:

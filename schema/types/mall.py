@@ -6,7 +6,6 @@ import datetime as dt
 from decimal import Decimal
 
 import strawberry
-from strawberry.types.nodes import SelectedField
 
 from hub import models
 from hub import tags as tags_
@@ -15,6 +14,7 @@ from hub.mall.pricing import PriceBook
 from hub.mall.saga import status_of
 from hub.models.mall import RewardLike
 from hub.permissions import sees_money_of, sees_redemption_money
+from schema import selections
 from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import RedemptionStatus, RewardKind
@@ -205,11 +205,8 @@ _UNPRICED = frozenset(
 
 def _asks_prices(info: Info) -> bool:
     """Whether the Reward field being resolved asks anything its price book gives."""
-    return any(
-        not isinstance(selection, SelectedField) or selection.name not in _UNPRICED
-        for field in info.selected_fields
-        for selection in field.selections
-    )
+    asked = [selection for field in info.selected_fields for selection in field.selections]
+    return any(field.name not in _UNPRICED for field in selections.fields(asked))
 
 
 @strawberry.type

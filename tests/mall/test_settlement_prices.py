@@ -379,3 +379,33 @@ async def test_a_redemption_asking_for_prices_its_caller_may_not_see_moves_nothi
     admin = await api.gql(REDEEM_SEEING_PRICES, {"input": {**ask, "idempotencyKey": "seeing-2"}})
     assert admin["redeemReward"]["redemption"]["settlementPrice"] == "25.00"
     assert admin["redeemReward"]["redemption"]["reward"]["settlementPrice"] == "25.00"
+
+
+async def test_a_settlement_price_a_directive_leaves_out_is_not_asked(
+    api: Api, world: dict[str, Any]
+) -> None:
+    """A price left out by @skip(if: true) or @include(if: false) is not in the answer, so
+    it does not stop the redemption (outside attack helper-72, LOW); included, it does."""
+    await upsert_reward(
+        api, world["jade"], ref="CUP", kind="GOODS", title="Cup", price=300, settlementPrice="25.00"
+    )
+    token = await member_session(api, world["member"])
+    shopper = {"key": world["storefront"], "member_token": token}
+    query = """
+    mutation R($input: RedeemRewardInput!, $show: Boolean!) {
+      redeemReward(input: $input) {
+        redemption { id settlementPrice @skip(if: true)
+                     reward { id ... on Reward { settlementPrice @include(if: $show) } } }
+        userErrors { field code message }
+      }
+    }"""
+    ask = {"memberId": world["member"], "rewardId": "jade:CUP", "payWith": "HUB"}
+    shown = {"input": {**ask, "idempotencyKey": "directive-1"}, "show": True}
+    body = (await api.post(query, shown, **shopper)).json()
+    assert [e["code"] for e in body["data"]["redeemReward"]["userErrors"]] == ["FORBIDDEN"]
+    left_out = {"input": {**ask, "idempotencyKey": "directive-2"}, "show": False}
+    body = (await api.post(query, left_out, **shopper)).json()
+    assert "errors" not in body, body
+    payload = body["data"]["redeemReward"]
+    assert payload["userErrors"] == [], payload
+    assert payload["redemption"]["reward"] == {"id": "jade:CUP"}
