@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -79,6 +79,10 @@ class Saga(Generic[Row]):
     next_step: Callable[[AsyncSession, Row], Awaitable[Next | None]]
     apply: Callable[[AsyncSession, Settings, Row, str, Result], Awaitable[None]]
     unfinished: Callable[[], Any]  # a WHERE clause on the model
+    # Steps whose confirmation names what an earlier step of the same saga made (a
+    # cancellation names its booking), and that step: the one reference a partner may
+    # give twice (_own_reference).
+    names_earlier: Mapping[str, str] = field(default_factory=dict)
 
 
 def retry_later(row: SagaRow, now: dt.datetime) -> None:
@@ -161,41 +165,51 @@ def _gave_back(result: Result, saga: str, row_id: str, found: Next) -> Result:
 
 
 def _reference(result: Result) -> str | None:
-    """The partner's own reference for what it applied."""
+    """The partner's own reference for what it applied (surrounding spaces dropped: " T1"
+    is T1)."""
     if isinstance(result, CallResult):
-        return result.movement_ref or result.partner_ref
-    return result.booking_ref
+        ref = result.movement_ref or result.partner_ref
+    else:
+        ref = result.booking_ref
+    return ref.strip() if ref else None
 
 
 async def _own_reference(
     session: AsyncSession, saga: Saga[Row], row_id: str, found: Next, result: Result
 ) -> Result:
     """A partner confirms each call with a reference of its own. One that confirms a call
-    with the reference it gave a call of another saga (it keys its replies by member, or
-    replays a cached answer under another key) has not said it applied this one: the
-    answer is UNKNOWN, and the call is asked again with its own key. Within one saga a
-    reference may come back (a cancellation names the booking it cancels)."""
+    with the reference it gave another call (it keys its replies by member, or replays a
+    cached answer under another key), of another saga or of an earlier step of this one,
+    has not said it applied this one: the answer is UNKNOWN, and the call is asked again
+    with its own key (outside attacks helper-72 and helper-73: a payment, a refund, a
+    compensation so confirmed moved nothing at the partner). The one reference that may
+    come back is what an earlier step made that this step names (a cancellation, its
+    booking: Saga.names_earlier)."""
     ref = _reference(result)
     if not ref:
         return result
-    other = await session.scalar(
-        select(PartnerOutcome.saga_id)
+    step = str(found.step)
+    named = saga.names_earlier.get(step)
+    given = await session.execute(
+        select(PartnerOutcome.saga_id, PartnerOutcome.step)
         .where(
             PartnerOutcome.program_code == found.program.code,
             PartnerOutcome.partner_ref == ref,
-            PartnerOutcome.saga_id != row_id,
+            or_(PartnerOutcome.saga_id != row_id, PartnerOutcome.step != step),
         )
-        .limit(1)
+        .limit(2)
     )
-    if other is None:
+    others = [(other, at) for other, at in given if not (other == row_id and at == named)]
+    if not others:
         return result
+    other = others[0][0]
     log.error(
-        "a partner confirmed a call with the reference it gave another saga's call",
+        "a partner confirmed a call with the reference it gave another call",
         program=found.program.code,
         ref=ref,
         saga=saga.name,
         id=row_id,
-        step=str(found.step),
+        step=step,
         other=other,
     )
     return type(result)(

@@ -379,6 +379,13 @@ SAGA = sagas.Saga[Redemption](
     next_step=next_step,
     apply=apply,
     unfinished=_unfinished,
+    # A cancellation is confirmed with the booking's reference, a capture with the hold's
+    # (by the hub's key of it, as kept for a hold before migration 0027).
+    names_earlier={
+        CancelStep.CANCEL_BOOKING.value: Step.BOOK.value,
+        Step.UNBOOK.value: Step.BOOK.value,
+        Step.CAPTURE.value: Step.HOLD.value,
+    },
 )
 
 

@@ -25,6 +25,7 @@ from tests.connectors.test_partner_sagas import START, _drive, _runtime, _world
 from tests.helpers import (
     Api,
     balances,
+    cancel_redemption,
     convert,
     create_key,
     redeem,
@@ -253,3 +254,42 @@ async def _redemption_status(hub: Api, redemption_id: str) -> str:
         "query($id: ID!) { redemption(id: $id) { status } }", {"id": redemption_id}
     )
     return str(data["redemption"]["status"])
+
+
+async def test_a_refund_confirmed_with_its_own_payments_reference_is_not_taken(
+    hub: Api, live_partners: Partners, db_url: str
+) -> None:
+    """Within one redemption too (outside attack helper-73, HIGH): a refund answered with
+    the transactionId the partner gave the redemption's payment voided nothing new. Only a
+    cancellation may name what an earlier step made (its booking)."""
+    member = await _world(hub, live_partners)
+    jade = await create_key(hub, "MERCHANT", "jade")
+    meal = await upsert_reward(hub, jade, ref="SET-MEAL", kind="MEAL", title="Set meal", price=200)
+    made = await redeem(hub, member, meal["id"], "SKYMILES")
+    assert made["redemption"]["status"] == "CONFIRMED", made
+    paid = await _partner_ref(hub, made["redemption"]["id"], "HOLD")
+    assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"] - 400
+    answer = {"status": 200, "json": {"transactionId": paid, "voided": True}}
+    await live_partners.faults("skyair", answer_with=answer, operations=["reverse"])
+    undone = await cancel_redemption(hub, made["redemption"]["id"])
+    assert undone["redemption"]["status"] == "PENDING", undone
+    assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"] - 400
+    await live_partners.faults("skyair")
+    await _drive_redemptions(hub)
+    assert await _redemption_status(hub, made["redemption"]["id"]) == "CANCELLED"
+    assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"]  # given back, once
+    assert await verify_ledger(db_url) == []
+
+
+async def test_a_reference_padded_with_spaces_is_the_same_reference(
+    hub: Api, live_partners: Partners
+) -> None:
+    """Outside attack helper-73, LOW: " T1" is T1 for the reuse check."""
+    member = await _world(hub, live_partners)
+    first = await convert(hub, member, "SKYMILES", "JADE", 1000)
+    taken = await _partner_ref(hub, first["conversion"]["id"], "DEBIT")
+    padded = {"status": 200, "json": {"transactionId": f" {taken} "}}
+    await live_partners.faults("skyair", answer_with=padded, operations=["debit"])
+    second = await convert(hub, member, "SKYMILES", "JADE", 1000)
+    assert second["conversion"]["status"] == "PENDING", second
+    assert (await balances(hub, member))["JADE"] == START["JADE"] + 500
