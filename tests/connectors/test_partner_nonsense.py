@@ -5,11 +5,10 @@ from a debit that did not happen, none lost to a credit that did not, none moved
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from connectors.base import (
     BookingRequest,
@@ -18,9 +17,7 @@ from connectors.base import (
     PointsCall,
     Purpose,
 )
-from hub.db import utcnow
-from hub.mall import saga as mall_saga
-from hub.models import PartnerOutcome, Redemption
+from hub.models import PartnerOutcome
 from tests.connectors.test_partner_sagas import START, _drive, _runtime, _world
 from tests.helpers import (
     Api,
@@ -32,6 +29,7 @@ from tests.helpers import (
     upsert_reward,
     verify_ledger,
 )
+from tests.mall.test_mall_compensating_steps import _drive as _drive_redemptions
 from tests.partners import Partners
 
 NONSENSE = [
@@ -235,18 +233,6 @@ async def test_a_redemptions_payment_confirmed_with_another_calls_reference_is_n
     assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"] - 1000 - 400
     assert await _partner_ref(hub, made["redemption"]["id"], "HOLD") not in (taken, None)
     assert await verify_ledger(db_url) == []
-
-
-async def _drive_redemptions(hub: Api, rounds: int = 4) -> None:
-    runtime = _runtime(hub)
-    for _ in range(rounds):
-        async with runtime.db.write() as session:
-            await session.execute(
-                update(Redemption).values(
-                    next_attempt_at=None, updated_at=utcnow() - dt.timedelta(seconds=5)
-                )
-            )
-        await mall_saga.resume_due(runtime.db, runtime.settings, runtime.connectors)
 
 
 async def _redemption_status(hub: Api, redemption_id: str) -> str:
