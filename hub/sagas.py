@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -164,14 +165,23 @@ def _gave_back(result: Result, saga: str, row_id: str, found: Next) -> Result:
     return result
 
 
+MAX_REFERENCE = 120  # partner_outcomes.partner_ref
+
+
 def _reference(result: Result) -> str | None:
-    """The partner's own reference for what it applied (surrounding spaces dropped: " T1"
-    is T1)."""
+    """The partner's own reference for what it applied, in the form compared and kept:
+    Unicode's compatibility form (a full-width "Ｔ1" is T1), surrounding spaces dropped."""
     if isinstance(result, CallResult):
         ref = result.movement_ref or result.partner_ref
     else:
         ref = result.booking_ref
-    return ref.strip() if ref else None
+    return unicodedata.normalize("NFKC", ref).strip() if ref else None
+
+
+def _not_a_reference(ref: str) -> bool:
+    """Longer than any reference kept, or with a character no one can see or type (a
+    zero-width space, a control character): an answer that does not confirm anything."""
+    return len(ref) > MAX_REFERENCE or not ref.isprintable()
 
 
 async def _own_reference(
@@ -188,13 +198,23 @@ async def _own_reference(
     ref = _reference(result)
     if not ref:
         return result
+    if _not_a_reference(ref):
+        log.error(
+            "a partner confirmed a call with something that is not a reference",
+            program=found.program.code,
+            saga=saga.name,
+            id=row_id,
+            step=str(found.step),
+            length=len(ref),
+        )
+        return _unknown(result, f"{found.program.code} confirmed this without a usable reference")
     step = str(found.step)
     named = saga.names_earlier.get(step)
     given = await session.execute(
         select(PartnerOutcome.saga_id, PartnerOutcome.step)
         .where(
             PartnerOutcome.program_code == found.program.code,
-            PartnerOutcome.partner_ref == ref,
+            PartnerOutcome.ref_key == ref.lower(),  # T1 is t1
             or_(PartnerOutcome.saga_id != row_id, PartnerOutcome.step != step),
         )
         .limit(2)
@@ -212,11 +232,14 @@ async def _own_reference(
         step=step,
         other=other,
     )
+    return _unknown(
+        result, f"{found.program.code} confirmed this with the reference of another call"
+    )
+
+
+def _unknown(result: Result, why: str) -> Result:
     return type(result)(
-        Outcome.UNKNOWN,
-        message=f"{found.program.code} confirmed this with the reference of another call; "
-        "it is asked again.",
-        code=ErrorCode.PARTNER_UNAVAILABLE,
+        Outcome.UNKNOWN, message=f"{why}; it is asked again.", code=ErrorCode.PARTNER_UNAVAILABLE
     )
 
 
@@ -225,12 +248,14 @@ async def _confirmed(
 ) -> None:
     """Keep a partner's answer that it applied a step: what `hub verify` holds every
     partner-side movement of a finished saga to. Recorded once, whoever records it."""
+    ref = _reference(result)
     row = {
         "saga": saga.name,
         "saga_id": row_id,
         "step": str(found.step),
         "program_code": found.program.code,
-        "partner_ref": _reference(result),
+        "partner_ref": ref,
+        "ref_key": ref.lower() if ref else None,
         "confirmed_at": utcnow(),
     }
     await session.execute(insert_or_skip(session, PartnerOutcome).values(**row))

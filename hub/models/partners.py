@@ -26,7 +26,7 @@ class PartnerOutcome(Base):
     __table_args__ = (
         UniqueConstraint("saga_id", "step", name="uq_partner_outcomes_step"),
         # A confirmation's reference, looked up before it is believed (sagas._own_reference).
-        Index("ix_partner_outcomes_ref", "program_code", "partner_ref"),
+        Index("ix_partner_outcomes_ref", "program_code", "ref_key"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -35,6 +35,8 @@ class PartnerOutcome(Base):
     step: Mapped[str] = mapped_column(String(30))
     program_code: Mapped[str] = mapped_column(ForeignKey("programs.code"))
     partner_ref: Mapped[str | None] = mapped_column(String(120))
+    # The reference as the reuse check compares it (lower case): hub.sagas._own_reference.
+    ref_key: Mapped[str | None] = mapped_column(String(120))
     confirmed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

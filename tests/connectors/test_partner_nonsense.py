@@ -267,14 +267,27 @@ async def test_a_refund_confirmed_with_its_own_payments_reference_is_not_taken(
     assert await verify_ledger(db_url) == []
 
 
-async def test_a_reference_padded_with_spaces_is_the_same_reference(
-    hub: Api, live_partners: Partners
+@pytest.mark.parametrize(
+    "disguise",
+    [
+        pytest.param(lambda ref: f" {ref} ", id="spaces"),  # helper-73
+        pytest.param(str.lower, id="lower-case"),  # helper-74
+        pytest.param(lambda ref: f"{ref}\u200b", id="zero-width"),  # helper-74
+        pytest.param(lambda ref: ref.replace("T", "\uff34", 1), id="full-width"),
+        pytest.param(lambda ref: ref * 40, id="not-a-reference"),  # helper-74: no bound
+    ],
+)
+async def test_a_disguised_reference_is_not_a_new_one(
+    hub: Api, live_partners: Partners, disguise: Any
 ) -> None:
-    """Outside attack helper-73, LOW: " T1" is T1 for the reuse check."""
+    """Outside attacks helper-73 and helper-74: a reference another call got, with spaces
+    around it, in another case, with an invisible character or in full-width letters, is
+    the same reference; more than 120 characters, or a character that cannot be printed,
+    is no reference at all. Either way the debit is not taken as applied."""
     member = await _world(hub, live_partners)
     first = await convert(hub, member, "SKYMILES", "JADE", 1000)
     taken = await _partner_ref(hub, first["conversion"]["id"], "DEBIT")
-    padded = {"status": 200, "json": {"transactionId": f" {taken} "}}
+    padded = {"status": 200, "json": {"transactionId": disguise(taken)}}
     await live_partners.faults("skyair", answer_with=padded, operations=["debit"])
     second = await convert(hub, member, "SKYMILES", "JADE", 1000)
     assert second["conversion"]["status"] == "PENDING", second
