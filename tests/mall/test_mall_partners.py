@@ -11,6 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.config import Settings
 from tests.helpers import (
@@ -26,6 +28,7 @@ from tests.helpers import (
     set_rate,
     verify_ledger,
 )
+from tests.mall.test_mall_compensating_steps import _drive
 from tests.partners import Partners, partners, register_connected
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -425,3 +428,41 @@ async def test_available_on_waits_for_a_silent_partner_once(
         assert max(pages[1:]) < budget * 2 / 3, pages  # ... the next ones did not wait
     finally:
         await live.faults("westlake")
+
+
+async def test_a_hold_confirmed_before_migration_0027_is_still_captured(
+    hub: tuple[str, Api], live: Partners, db_url: str
+) -> None:
+    """Before migration 0027 a partner hold's confirmation was kept under the hub's key of
+    it, the reference its capture names. A redemption held then and captured now is not
+    taken for a reused reference (Saga.names_earlier: a capture names its hold)."""
+    _, api = hub
+    member = await _world(api, live)
+    await live.member("lotus", "L-1", 5_000)
+    await enroll(api, "LOTUS", "L-1", member_id=member)
+    await api.gql(PAGE)
+    slots = await api.gql('query { reward(id: "lotus:LATE-CHECKOUT") { slots { id } } }')
+    await live.faults("lotus", error_rate=1.0, operations=["book"])
+    pending = await redeem(
+        api, member, "lotus:LATE-CHECKOUT", "LOTUS", slot_id=slots["reward"]["slots"][0]["id"]
+    )
+    assert pending["redemption"]["status"] == "PENDING", pending
+    rid = pending["redemption"]["id"]
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            held = await conn.execute(
+                text(
+                    "UPDATE partner_outcomes SET partner_ref = :key, ref_key = :key "
+                    "WHERE saga_id = :rid AND step = 'HOLD'"
+                ),
+                {"key": f"{rid}:hold", "rid": rid},
+            )
+        assert held.rowcount == 1
+    finally:
+        await engine.dispose()
+    await live.faults("lotus")
+    await _drive(api)
+    done = await api.gql("query($id: ID!) { redemption(id: $id) { status } }", {"id": rid})
+    assert done["redemption"]["status"] == "CONFIRMED"
+    assert await verify_ledger(db_url) == []
