@@ -114,6 +114,11 @@ def check_quantity(reward: Reward, quantity: int, field: FieldPath) -> None:
         )
 
 
+def _shown(moment: dt.datetime, tz: dt.tzinfo) -> str:
+    """A time in a message, in the settlement time zone (`tz`) as the API's others."""
+    return moment.astimezone(tz).isoformat(timespec="minutes")
+
+
 def new_code() -> str:
     raw = "".join(secrets.choice(ALPHABET) for _ in range(GROUPS * GROUP))
     return "-".join(raw[i : i + GROUP] for i in range(0, len(raw), GROUP))
@@ -172,6 +177,7 @@ async def use(
     code: str,
     order_ref: str,
     order_amount: Decimal,
+    tz: dt.tzinfo = dt.UTC,
 ) -> Voucher:
     """Use a voucher at its merchant's till for one order, once; a retry for the same order
     returns the first use, any other order is refused."""
@@ -207,7 +213,7 @@ async def use(
     if voucher.used_at is not None:
         if voucher.order_ref != order_ref:
             raise InvalidState(
-                f"This voucher was used on {voucher.used_at.isoformat(timespec='minutes')} "
+                f"This voucher was used on {_shown(voucher.used_at, tz)} "
                 f"for order {voucher.order_ref!r}; a voucher is used once.",
                 field=("code",),
             )
@@ -226,7 +232,7 @@ async def use(
     now = utcnow()
     if now >= voucher.valid_until:
         raise InvalidState(
-            f"This voucher expired at {voucher.valid_until.isoformat(timespec='minutes')}.",
+            f"This voucher expired at {_shown(voucher.valid_until, tz)}.",
             field=("code",),
         )
     if order_amount < voucher.min_spend:

@@ -31,7 +31,10 @@ class VoucherMutations:
     ) -> UseVoucherPayload:
         principal = info.context.require(Action.USE_VOUCHER)
         row, errors = await info.context.write(
-            lambda s: vouchers.use(s, principal, code, order_ref, order_amount), under=ARGUMENTS
+            lambda s: vouchers.use(
+                s, principal, code, order_ref, order_amount, info.context.settings.tz
+            ),
+            under=ARGUMENTS,
         )
         return UseVoucherPayload(
             voucher=Voucher.from_row(row, principal, knows_code=True) if row else None,

@@ -29,6 +29,8 @@ from tests.helpers import (
 )
 from tests.loyalty.green_world import green_world, state
 
+CST = dt.timezone(dt.timedelta(hours=8))  # the settlement time zone, Asia/Shanghai
+
 CODE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{5}(-[0-9A-HJKMNP-TV-Z]{5}){3}$")
 MASKED = re.compile(r"^\*{5}-\*{5}-\*{5}-[0-9A-HJKMNP-TV-Z]{5}$")
 FIFTY_OFF = {
@@ -195,6 +197,10 @@ async def test_the_till_uses_a_voucher_once_and_a_retry_for_the_order_answers_th
     assert twice["voucher"] is None
     assert twice["userErrors"][0]["code"] == "INVALID_STATE"
     assert "TABLE-7" in twice["userErrors"][0]["message"]
+    # The time in the settlement time zone, as every other message gives it (outside
+    # attack helper-72: it read in UTC).
+    used_at = dt.datetime.fromisoformat(used["voucher"]["usedAt"]).astimezone(CST)
+    assert used_at.isoformat(timespec="minutes") in twice["userErrors"][0]["message"]
 
     shown = (await api.gql(VOUCHER, {"code": code}, key=jade))["voucher"]
     assert shown == used["voucher"]
