@@ -18,7 +18,7 @@ from connectors.base import (
     Purpose,
 )
 from hub.models import PartnerOutcome
-from tests.connectors.test_partner_sagas import START, _drive, _runtime, _world
+from tests.connectors.test_partner_sagas import START, _drive, _runtime, _status, _world
 from tests.helpers import (
     Api,
     balances,
@@ -140,11 +140,6 @@ async def test_a_reversal_that_voided_nothing_of_a_confirmed_debit_gives_nothing
     assert await verify_ledger(db_url) == []
 
 
-async def _status(hub: Api, conversion: str) -> str:
-    data = await hub.gql("query($id: ID!) { conversion(id: $id) { status } }", {"id": conversion})
-    return str(data["conversion"]["status"])
-
-
 @pytest.mark.parametrize(
     ("answer", "outcome"),
     [
@@ -229,17 +224,10 @@ async def test_a_redemptions_payment_confirmed_with_another_calls_reference_is_n
     await live_partners.faults("skyair")
     await _drive_redemptions(hub)
     # Asked again with its own key: the partner takes the points and names them apart.
-    assert await _redemption_status(hub, made["redemption"]["id"]) == "CONFIRMED"
+    assert await _status(hub, made["redemption"]["id"], of="redemption") == "CONFIRMED"
     assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"] - 1000 - 400
     assert await _partner_ref(hub, made["redemption"]["id"], "HOLD") not in (taken, None)
     assert await verify_ledger(db_url) == []
-
-
-async def _redemption_status(hub: Api, redemption_id: str) -> str:
-    data = await hub.gql(
-        "query($id: ID!) { redemption(id: $id) { status } }", {"id": redemption_id}
-    )
-    return str(data["redemption"]["status"])
 
 
 async def test_a_refund_confirmed_with_its_own_payments_reference_is_not_taken(
@@ -262,7 +250,7 @@ async def test_a_refund_confirmed_with_its_own_payments_reference_is_not_taken(
     assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"] - 400
     await live_partners.faults("skyair")
     await _drive_redemptions(hub)
-    assert await _redemption_status(hub, made["redemption"]["id"]) == "CANCELLED"
+    assert await _status(hub, made["redemption"]["id"], of="redemption") == "CANCELLED"
     assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"]  # given back, once
     assert await verify_ledger(db_url) == []
 

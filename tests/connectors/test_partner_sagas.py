@@ -75,11 +75,10 @@ def _points(partners: Partners, hub_balances: dict[str, int]) -> dict[str, int]:
     }
 
 
-async def _status(hub: Api, conversion_id: str) -> str:
-    data = await hub.gql(
-        "query($id: ID!) { conversion(id: $id) { status } }", {"id": conversion_id}
-    )
-    return str(data["conversion"]["status"])
+async def _status(hub: Api, saga_id: str, of: str = "conversion") -> str:
+    """The status of a conversion (or, with `of="redemption"`, a redemption)."""
+    data = await hub.gql(f"query($id: ID!) {{ {of}(id: $id) {{ status }} }}", {"id": saga_id})
+    return str(data[of]["status"])
 
 
 async def test_connected_to_connected_conversion(
