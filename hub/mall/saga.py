@@ -280,7 +280,7 @@ async def apply(
                 r.hold_ref = getattr(result, "partner_ref", None)
             r.step = Step.BOOK.value
         else:
-            _failure(r, result, "member_id", "The points could not be taken.")
+            _failure(r, result, "pay_with", "The points could not be taken.")
             r.status, r.step = RedemptionStatus.FAILED, Step.DONE.value
             await inventory.give_back(session, r.reward_id, r.slot_id, r.quantity)
     elif step == Step.BOOK:
@@ -303,7 +303,7 @@ async def apply(
             r.step = Step.UNBOOK.value
     elif step in (Step.RELEASE, Step.UNBOOK):
         if step == Step.UNBOOK:
-            _failure(r, result, "member_id", "The held points were released before the booking.")
+            _failure(r, result, "pay_with", "The held points were released before the booking.")
         r.status, r.step = RedemptionStatus.FAILED, Step.DONE.value
     elif step == CancelStep.CANCEL_BOOKING:
         if ok:

@@ -26,6 +26,7 @@ from tests.helpers import (
     redeem,
     register,
     set_rate,
+    upsert_reward,
     verify_ledger,
 )
 from tests.mall.test_mall_compensating_steps import _drive
@@ -465,4 +466,28 @@ async def test_a_hold_confirmed_before_migration_0027_is_still_captured(
     await _drive(api)
     done = await api.gql("query($id: ID!) { redemption(id: $id) { status } }", {"id": rid})
     assert done["redemption"]["status"] == "CONFIRMED"
+    assert await verify_ledger(db_url) == []
+
+
+async def test_a_paying_partner_that_is_down_is_named_by_pay_with(
+    hub: tuple[str, Api], live: Partners, db_url: str
+) -> None:
+    """The points of a redemption are taken in `payWith`'s program: a partner there that
+    cannot be reached fails the redemption with PARTNER_UNAVAILABLE on `payWith` (as a
+    hosted program's refusal is named), not on the member, and takes no mile."""
+    _, api = hub
+    member = await _world(api, live)
+    await live.member("skyair", "SK-1", 5_000)
+    await set_rate(api, "SKYMILES", "HUB", "1")
+    reward = await upsert_reward(
+        api, ref="MUG", kind="GOODS", title="Hub mug", price=300, stock=5, merchantId="haowu"
+    )
+    await live.stop("skyair")
+    failed = await redeem(api, member, reward["id"], "SKYMILES")
+    assert failed["redemption"]["status"] == "FAILED", failed
+    (error,) = failed["userErrors"]
+    assert (error["code"], error["field"]) == ("PARTNER_UNAVAILABLE", ["input", "payWith"]), error
+    await live.restart("skyair")
+    assert live.balance("skyair", "SK-1") == 5_000
+    assert await obligations(db_url) == []
     assert await verify_ledger(db_url) == []
