@@ -44,9 +44,10 @@ class PartnerError(Exception):
 OPERATIONS = frozenset(
     {"debit", "credit", "reverse", "book", "cancel", "movements", "rewards", "slots", "balance"}
 )
-# Calls the switches hit only when `operations` names them (a member's balance is read on
-# every page of a storefront: switches meant for the moves leave it alone).
-NAMED_ONLY = frozenset({"balance"})
+# Calls the switches hit only when `operations` names them: the reads (a member's balance
+# is read on every page of a storefront, the catalog and its slots on every mall page):
+# switches meant for the moves leave them alone.
+NAMED_ONLY = frozenset({"balance", "rewards", "slots"})
 
 
 @dataclass
@@ -297,12 +298,13 @@ class Sandbox:
     async def faulted(
         self,
         operation: str,
-        apply: Callable[[], Awaitable[dict[str, Any]]],
+        apply: Callable[[], Awaitable[dict[str, Any] | Response]],
         *,
         writes: bool = True,
     ) -> Response:
         """Run `apply` under the switches, as a flaky partner would (`writes`: it changes
-        the partner's state, which is then saved)."""
+        the partner's state, which is then saved). Its answer is a JSON body, or the
+        response itself (an endpoint run under the switches: endpoints.switched)."""
         assert operation in OPERATIONS, f"{operation!r} is not in OPERATIONS"
         self.stats[operation] += 1
         faults = self.faults
@@ -329,7 +331,7 @@ class Sandbox:
             return exc.response()
         if faults.hits(operation) and faults.lose_response:
             await asyncio.sleep(faults.hang_seconds)
-        return JSONResponse(result)
+        return result if isinstance(result, Response) else JSONResponse(result)
 
     async def points(
         self,

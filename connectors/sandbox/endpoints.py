@@ -45,11 +45,11 @@ def api(
         ("POST", a.debit, points(sandbox, "debit", a.amount_field, a.reference_field)),
         ("POST", a.credit, points(sandbox, "credit", a.amount_field, a.reference_field)),
         ("POST", a.reverse, reversal(sandbox, a.reverse_field)),
-        ("GET", a.rewards, rewards),
+        ("GET", a.rewards, switched(sandbox, "rewards", rewards)),
     ]
     if a.slots is not None:
         assert slots is not None, f"{a.slots}: the sandbox lists its slots"
-        made.append(("GET", a.slots, slots))
+        made.append(("GET", a.slots, switched(sandbox, "slots", slots)))
     if book is None:
         assert a.booking is not None, f"{a.book}: the sandbox books its own way"
         book = booking(sandbox, a.booking)
@@ -60,6 +60,16 @@ def api(
         ("GET", a.health, constant(a.health_answer)),
     ]
     return [Route(path, endpoint, methods=[method]) for method, path, endpoint in made]
+
+
+def switched(sandbox: Sandbox, operation: str, endpoint: Endpoint) -> Endpoint:
+    """A read the vertical writes (its catalog, its slots) under the switches that name
+    `operation`, as the common calls are."""
+
+    async def read(request: Request) -> Response:
+        return await sandbox.faulted(operation, lambda: endpoint(request), writes=False)
+
+    return read
 
 
 def balance(sandbox: Sandbox, field: str) -> Endpoint:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.sandbox import apis, endpoints
@@ -26,10 +26,7 @@ class GenericSandbox(Sandbox):
 
     def routes(self) -> list[Route]:
         async def rewards(_: Request) -> Response:
-            async def listing() -> dict[str, Any]:
-                return {"rewards": self.catalog}
-
-            return await self.faulted("rewards", listing)
+            return JSONResponse({"rewards": self.catalog})
 
         def movements(moves: list[dict[str, Any]]) -> dict[str, Any]:
             parts = ("key", "ref", "points", "at", "reference", "status")

@@ -69,13 +69,8 @@ class ScenicSandbox(Sandbox):
                 return JSONResponse({"error": {"code": "INVALID_INPUT", "message": channel}}, 422)
             days = endpoints.slot_days(request, 3)
 
-            async def listing() -> dict[str, Any]:
-                # Both channels read the same windows: the channel changes nothing here.
-                return {"timeslots": [s for d in days for s in self.windows(ticket, d)]}
-
-            if "slots" in (self.faults.operations or ()):  # slow or failing on demand only
-                return await self.faulted("slots", listing)
-            return JSONResponse(await listing())
+            # Both channels read the same windows: the channel changes nothing here.
+            return JSONResponse({"timeslots": [s for d in days for s in self.windows(ticket, d)]})
 
         def transactions(moves: list[dict[str, Any]]) -> dict[str, Any]:
             """Every answer comes in an envelope; a movement's time is in milliseconds."""

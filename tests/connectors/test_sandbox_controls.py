@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
-from tests.partners import partners
+from connectors import signing
+from connectors.sandbox import airline, apis, hotel, scenic
+from tests.partners import KINDS, partners
 
 
 async def test_an_unknown_fault_switch_is_refused_and_changes_nothing() -> None:
@@ -53,3 +56,42 @@ async def test_an_answer_with_that_is_no_answer_is_refused_and_changes_nothing()
             taken = await client.post(url, json={"answer_with": {"status": 429}})
             assert taken.status_code == 200, taken.text
         assert live.sandbox("lotus").faults.answer_with == {"status": 429}
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+async def test_the_rewards_and_slots_switches_reach_every_partners_catalog(kind: str) -> None:
+    """Outside attack (low): `"operations": ["rewards"]` failed the generic partner's
+    catalog only; the airline's `GET /v1/awards` (and the other verticals' lists) answered
+    as if no switch were set. Every partner's catalog, and its slots where it has them,
+    answer 503 under the switch that names them, and only under it."""
+    stated = {
+        "AIRLINE": apis.AIRLINE,
+        "HOTEL": apis.HOTEL,
+        "RESTAURANT": apis.RESTAURANT,
+        "SCENIC": apis.SCENIC,
+        "HTTP": apis.GENERIC,
+    }[kind]
+    reward = {
+        "AIRLINE": airline.AWARDS[0]["awardId"],
+        "HOTEL": hotel.OFFERS[0]["code"],
+        "SCENIC": scenic.TICKETS[0]["id"],
+    }.get(kind, "CAR-WASH")
+    calls = {"rewards": stated.rewards}
+    if stated.slots is not None:
+        calls["slots"] = stated.slots.format(reward=reward)
+    async with partners() as live:
+        await live.start("p", kind)
+        secret = live.sandbox("p").secret
+        async with httpx.AsyncClient(base_url=live.url("p")) as client:
+
+            async def status(path: str) -> int:
+                response = await client.get(path, headers=signing.headers(secret, b""))
+                return response.status_code
+
+            for operation, path in calls.items():
+                assert await status(path) == 200, (operation, path)
+                await live.faults("p", error_rate=1.0, operations=[operation])
+                assert await status(path) == 503, (operation, path)
+                others = [p for o, p in calls.items() if o != operation]
+                assert [await status(p) for p in others] == [200] * len(others)
+                await live.faults("p")
