@@ -327,9 +327,19 @@ async def apply(
 
 def status_of(r: Redemption) -> RedemptionStatus:
     """The status callers see: PENDING while a cancellation is under way."""
-    if r.cancel_step is not None and r.cancel_step != CancelStep.DONE.value:
+    if _cancelling(r):
         return RedemptionStatus.PENDING
     return RedemptionStatus(r.status)
+
+
+def compensation_applied(r: Redemption) -> int:
+    """The compensation callers see: what was credited, none while it is still owed (as
+    the refund shows only once it is applied)."""
+    return 0 if _cancelling(r) else r.compensation_points
+
+
+def _cancelling(r: Redemption) -> bool:
+    return r.cancel_step is not None and r.cancel_step != CancelStep.DONE.value
 
 
 async def _confirm(

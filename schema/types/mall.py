@@ -11,13 +11,13 @@ from hub import models
 from hub import tags as tags_
 from hub.mall import catalog
 from hub.mall.pricing import PriceBook
-from hub.mall.saga import status_of
+from hub.mall.saga import compensation_applied, status_of
 from hub.models.mall import RewardLike
 from hub.permissions import sees_money_of, sees_redemption_money
 from schema import selections
 from schema.attributes import from_attributes
 from schema.context import Info
-from schema.enums import RedemptionStatus, RewardKind
+from schema.enums import CancellationReason, RedemptionStatus, RewardKind
 from schema.errors import forbidden
 from schema.formatting import money
 from schema.pagination import Connection, checked_date
@@ -228,14 +228,30 @@ class Redemption:
         description="The partner's booking or voucher code."
     )
     refunded_points: int
-    compensation_points: int
+    compensation_points: int = strawberry.field(
+        description="The points credited to the member for the merchant's cancellation: "
+        "none until the credit is applied."
+    )
     created_at: dt.datetime
     cancelled_at: dt.datetime | None
+    cancellation_reason: CancellationReason | None = strawberry.field(  # type: ignore[valid-type]
+        description="Why it was cancelled, or is being cancelled: a PENDING redemption with "
+        "a reason waits for its merchant to confirm the cancellation (the hub asks again "
+        "until it does). Null when no cancellation was asked, or the merchant refused it."
+    )
     row: strawberry.Private[models.Redemption]
 
     @classmethod
     def from_row(cls, row: models.Redemption) -> Redemption:
-        return from_attributes(cls, row, id=strawberry.ID(row.id), status=status_of(row), row=row)
+        return from_attributes(
+            cls,
+            row,
+            id=strawberry.ID(row.id),
+            status=status_of(row),
+            compensation_points=compensation_applied(row),
+            cancellation_reason=row.cancel_reason,
+            row=row,
+        )
 
     @strawberry.field
     async def member(self, info: Info) -> Member:

@@ -349,3 +349,44 @@ async def test_sagas_finished_before_partner_outcomes_were_kept_verify_clean(
         (undone["redemption"]["id"], "REFUND"),
     }
     assert await verify_ledger(db_url) == []
+
+
+async def test_a_waiting_cancellation_says_so_and_shows_only_what_was_applied(
+    hub: Api, live: Partners, db_url: str
+) -> None:
+    """Outside attack (low): a cancellation waiting for the partner answered PENDING with
+    the compensation already counted and nothing to tell it from a booking not yet made.
+    While it waits, the redemption is PENDING with the cancellation's reason, and shows as
+    refunded and compensated only what was: none of it until the shop confirms."""
+    member = await _world(hub, live)
+    done = await redeem(hub, member, "shop:CAR-WASH", "HUB")
+    rid = done["redemption"]["id"]
+    assert done["redemption"]["status"] == "CONFIRMED", done
+    await live.faults("shop", error_rate=1.0, operations=["cancel"])
+    waiting = await cancel_redemption(hub, rid, "MERCHANT_CANCELLED")
+    shown = """query($id: ID!) { redemption(id: $id) {
+      status refundedPoints compensationPoints cancellationReason cancelledAt } }"""
+    expected = {
+        "status": "PENDING",
+        "refundedPoints": 0,
+        "compensationPoints": 0,
+        "cancellationReason": "MERCHANT_CANCELLED",
+        "cancelledAt": None,
+    }
+    assert waiting["userErrors"] == [], waiting
+    assert (await hub.gql(shown, {"id": rid}))["redemption"] == expected
+    assert (await balances(hub, member))["HUB"] == 9_700
+    await live.faults("shop")
+    _cool_down(hub, "shop")
+    await _drive(hub)
+    after = (await hub.gql(shown, {"id": rid}))["redemption"]
+    assert after == {
+        **after,
+        "status": "CANCELLED",
+        "refundedPoints": 300,
+        "compensationPoints": 60,
+        "cancellationReason": "MERCHANT_CANCELLED",
+    }
+    assert after["cancelledAt"] is not None
+    assert (await balances(hub, member))["HUB"] == 10_060
+    assert await verify_ledger(db_url) == []

@@ -63,6 +63,11 @@ function voucherBox(n) {
   );
 }
 
+/** PENDING with a cancellation's reason: the merchant has yet to confirm the cancellation. */
+function shownStatus(n) {
+  return n.status === "PENDING" && n.cancellationReason ? "CANCELLING" : n.status;
+}
+
 function redemptionItem(n) {
   const program = n.paidWith.code;
   let cancelKey = null;
@@ -103,7 +108,7 @@ function redemptionItem(n) {
       "div",
       { class: "r-head" },
       h("strong", { testid: "redemption-title" }, n.reward.title),
-      h("span", { class: "status", testid: "redemption-status" }, t(`status.${n.status}`)),
+      h("span", { class: "status", testid: "redemption-status" }, t(`status.${shownStatus(n)}`)),
     ),
     h(
       "div",
