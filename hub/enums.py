@@ -177,6 +177,10 @@ class WebhookEvent(StrEnum):
     CONVERSION_FAILED = "CONVERSION_FAILED"
     REDEMPTION_CONFIRMED = "REDEMPTION_CONFIRMED"
     REDEMPTION_CANCELLED = "REDEMPTION_CANCELLED"
+    # Added to the contract's: a redemption answered PENDING may end either way, and the
+    # merchants concerned hear of it as they hear of a conversion's failure.
+    REDEMPTION_FAILED = "REDEMPTION_FAILED"
+    REDEMPTION_CANCELLATION_REFUSED = "REDEMPTION_CANCELLATION_REFUSED"
     POINTS_EXPIRING = "POINTS_EXPIRING"
     TIER_CHANGED = "TIER_CHANGED"
     STATEMENT_READY = "STATEMENT_READY"

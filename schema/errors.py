@@ -9,6 +9,7 @@ import strawberry
 from graphql import GraphQLError
 
 from hub.errors import DomainError, FieldPath, InvalidInput, spelled
+from hub.sagas import SagaRow, failure_of
 from schema.enums import ErrorCode
 
 T = TypeVar("T")
@@ -52,6 +53,12 @@ def user_errors(error: DomainError, under: FieldPath = INPUT) -> list[UserError]
     return [
         UserError(field=graphql_path(error.field, under), message=error.message, code=error.code)
     ]
+
+
+def failure_shown(row: SagaRow) -> UserError | None:
+    """A saga's failure as its request's userError (a conversion's, a redemption's)."""
+    failure = failure_of(row)
+    return None if failure is None else user_errors(failure)[0]
 
 
 async def attempt(

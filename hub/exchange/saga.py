@@ -146,7 +146,9 @@ async def apply_outcome(
         elif result.outcome == Outcome.REJECTED and not (not_sent and conversion.attempts > 0):
             # (A call not sent after an attempt whose outcome was unknown says nothing about
             # that attempt: it is asked again below, with the same key.)
-            _fail(conversion, ConversionStatus.FAILED, result, "points")
+            # Too few points is the amount's fault; any other refusal is the source's.
+            short = result.code == ErrorCode.INSUFFICIENT_POINTS
+            _fail(conversion, ConversionStatus.FAILED, result, "points" if short else "from")
             await announce.conversion(session, WebhookEvent.CONVERSION_FAILED, conversion)
         else:
             retry_later(conversion, now)

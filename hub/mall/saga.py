@@ -281,7 +281,7 @@ async def apply(
             r.step = Step.BOOK.value
         else:
             _failure(r, result, "pay_with", "The points could not be taken.")
-            r.status, r.step = RedemptionStatus.FAILED, Step.DONE.value
+            await _failed(session, r)
             await inventory.give_back(session, r.reward_id, r.slot_id, r.quantity)
     elif step == Step.BOOK:
         if ok:
@@ -304,7 +304,7 @@ async def apply(
     elif step in (Step.RELEASE, Step.UNBOOK):
         if step == Step.UNBOOK:
             _failure(r, result, "pay_with", "The held points were released before the booking.")
-        r.status, r.step = RedemptionStatus.FAILED, Step.DONE.value
+        await _failed(session, r)
     elif step == CancelStep.CANCEL_BOOKING:
         if ok:
             r.cancel_step = CancelStep.REFUND.value
@@ -313,6 +313,7 @@ async def apply(
             # cancellation (its reason, its compensation) stays behind for a later one.
             r.cancel_step, r.cancel_reason, r.compensation_points = None, None, 0
             _failure(r, result, "redemption_id", "The merchant refused the cancellation.")
+            await announce.redemption(session, WebhookEvent.REDEMPTION_CANCELLATION_REFUSED, r)
     elif step == CancelStep.REFUND:
         r.refunded_points = r.points
         r.cancel_step = (
@@ -350,6 +351,12 @@ async def _confirm(
     await vouchers.issue(session, r, utcnow())
     await announce.redemption(session, WebhookEvent.REDEMPTION_CONFIRMED, r)
     await _owes(session, settings, r, payer, ObligationKind.REDEMPTION)
+
+
+async def _failed(session: AsyncSession, r: Redemption) -> None:
+    """Nothing taken, or all of it given back: the redemption ends FAILED, with its failure."""
+    r.status, r.step = RedemptionStatus.FAILED, Step.DONE.value
+    await announce.redemption(session, WebhookEvent.REDEMPTION_FAILED, r)
 
 
 async def _cancelled(

@@ -39,20 +39,20 @@ async def conversion(session: AsyncSession, event: WebhookEvent, c: Conversion) 
 
 
 async def redemption(session: AsyncSession, event: WebhookEvent, r: Redemption) -> None:
-    """REDEMPTION_CONFIRMED or REDEMPTION_CANCELLED, to the reward's and the payer's merchant."""
+    """A redemption's end (REDEMPTION_CONFIRMED, _FAILED, _CANCELLED) or its merchant's
+    refusal of a cancellation (REDEMPTION_CANCELLATION_REFUSED: it stays confirmed), to the
+    reward's and the payer's merchant; a failure or a refusal says why, as the API does."""
     merchants = [r.merchant_id, *await _merchants_of(session, r.paid_with)]
-    await outbox.emit(
-        session,
-        event,
-        merchants,
-        {
-            "redemptionId": r.id,
-            "memberId": r.member_id,
-            "rewardId": r.reward_id,
-            "quantity": r.quantity,
-            "paidWith": r.paid_with,
-            "points": r.points,
-            "refundedPoints": r.refunded_points,
-            "compensationPoints": r.compensation_points,
-        },
-    )
+    data: dict[str, object] = {
+        "redemptionId": r.id,
+        "memberId": r.member_id,
+        "rewardId": r.reward_id,
+        "quantity": r.quantity,
+        "paidWith": r.paid_with,
+        "points": r.points,
+        "refundedPoints": r.refunded_points,
+        "compensationPoints": r.compensation_points,
+    }
+    if r.failure is not None:
+        data["failure"] = {"code": r.failure["code"], "message": r.failure["message"]}
+    await outbox.emit(session, event, merchants, data)

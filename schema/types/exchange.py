@@ -12,6 +12,7 @@ from hub.exchange.saga import points_moved
 from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import ConversionStatus
+from schema.errors import UserError, failure_shown
 from schema.formatting import plain
 from schema.types.members import Member
 from schema.types.merchants import Program, program_now
@@ -116,3 +117,10 @@ class Conversion:
             points_credited=credited,
             row=row,
         )
+
+    @strawberry.field(
+        description="Why it FAILED, or was REVERSED (its points given back): the userError "
+        "its request answered, or would have answered, with. Null otherwise."
+    )
+    def failure(self) -> UserError | None:
+        return failure_shown(self.row)

@@ -18,7 +18,7 @@ from schema import selections
 from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import CancellationReason, RedemptionStatus, RewardKind
-from schema.errors import forbidden
+from schema.errors import UserError, failure_shown, forbidden
 from schema.formatting import money
 from schema.pagination import Connection, checked_date
 from schema.types.members import Member
@@ -256,6 +256,14 @@ class Redemption:
     @strawberry.field
     async def member(self, info: Info) -> Member:
         return await Member.of(info, self.row.member_id)
+
+    @strawberry.field(
+        description="Why it FAILED, or why its merchant refused its latest cancellation (it "
+        "is CONFIRMED again): the userError its request answered, or would have answered, "
+        "with. Null otherwise."
+    )
+    def failure(self) -> UserError | None:
+        return failure_shown(self.row)
 
     @strawberry.field
     async def reward(self, info: Info) -> Reward:

@@ -228,7 +228,16 @@ async def test_breaker_opens_then_answers_partner_unavailable_without_calling(
     await live_partners.stop("skyair")
     for _ in range(5):  # each refused connection counts as a failure
         failed = await convert(hub, member, "SKYMILES", "JADE", 100)
-        assert failed["userErrors"][0]["code"] == "PARTNER_UNAVAILABLE"
+        # The source's partner could not be reached: `from` names it (outside attack
+        # helper-75: it named `points`, as if the amount were wrong).
+        [error] = failed["userErrors"]
+        assert (error["code"], error["field"]) == ("PARTNER_UNAVAILABLE", ["input", "from"])
+    # The conversion keeps why, for a caller that asks later.
+    shown = await hub.gql(
+        "query($id: ID!) { conversion(id: $id) { status failure { field code message } } }",
+        {"id": failed["conversion"]["id"]},
+    )
+    assert shown["conversion"] == {"status": "FAILED", "failure": error}
     breaker = _runtime(hub).connectors.breakers["skyair"]  # type: ignore[attr-defined]
     assert breaker.state == "OPEN"
     await live_partners.restart("skyair")

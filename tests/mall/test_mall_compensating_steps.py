@@ -20,6 +20,7 @@ from tests.helpers import (
     create_key,
     enroll,
     obligations,
+    outbox,
     redeem,
     register,
     running_app,
@@ -389,4 +390,51 @@ async def test_a_waiting_cancellation_says_so_and_shows_only_what_was_applied(
     }
     assert after["cancelledAt"] is not None
     assert (await balances(hub, member))["HUB"] == 10_060
+    assert await verify_ledger(db_url) == []
+
+
+async def test_a_cancellation_refused_after_it_was_answered_pending_says_why(
+    hub: Api, live: Partners, db_url: str
+) -> None:
+    """Outside attack helper-75 (medium): the merchant's cancellation was answered PENDING
+    (the shop down), then the shop refused it; the redemption went back to CONFIRMED and
+    nothing told the merchant that asked. The redemption keeps why (`failure`, the
+    userError the request would have answered with), and the merchants concerned get
+    REDEMPTION_CANCELLATION_REFUSED; a later cancellation that succeeds clears it."""
+    member = await _world(hub, live)
+    done = await redeem(hub, member, "shop:CAR-WASH", "HUB")
+    rid = done["redemption"]["id"]
+    await live.faults("shop", error_rate=1.0, operations=["cancel"])
+    waiting = await cancel_redemption(hub, rid, "MERCHANT_CANCELLED")
+    assert waiting["redemption"]["status"] == "PENDING" and waiting["userErrors"] == []
+    shown = """query($id: ID!) { redemption(id: $id) {
+      status cancellationReason compensationPoints failure { field message code } } }"""
+    assert (await hub.gql(shown, {"id": rid}))["redemption"]["failure"] is None
+    gone = {"error": {"code": "GONE", "message": "the car was already washed"}}
+    await live.faults("shop", answer_with={"status": 409, "json": gone}, operations=["cancel"])
+    _cool_down(hub, "shop")
+    await _drive(hub)
+    refused = (await hub.gql(shown, {"id": rid}))["redemption"]
+    assert refused == {
+        **refused,
+        "status": "CONFIRMED",
+        "cancellationReason": None,
+        "compensationPoints": 0,
+    }
+    failure = refused["failure"]
+    assert (failure["code"], failure["field"]) == ("PARTNER_REJECTED", ["input", "redemptionId"])
+    assert "already washed" in failure["message"], failure
+    told = [
+        (k, to, data) for k, to, data in await outbox(db_url) if data.get("redemptionId") == rid
+    ]
+    refusals = [(to, data) for k, to, data in told if k == "REDEMPTION_CANCELLATION_REFUSED"]
+    assert sorted(to for to, _ in refusals) == ["haowu", "shop"], told
+    assert {data["failure"]["code"] for _, data in refusals} == {"PARTNER_REJECTED"}
+    assert (await balances(hub, member))["HUB"] == 9_700
+    # The shop finds the booking cancellable again: the member's own cancellation succeeds.
+    await live.faults("shop")
+    _cool_down(hub, "shop")
+    cancelled = await cancel_redemption(hub, rid, "MEMBER_REQUEST")
+    assert cancelled["userErrors"] == [] and cancelled["redemption"]["status"] == "CANCELLED"
+    assert (await hub.gql(shown, {"id": rid}))["redemption"]["failure"] is None
     assert await verify_ledger(db_url) == []

@@ -23,6 +23,7 @@ from tests.helpers import (
     enroll,
     live_app,
     obligations,
+    outbox,
     redeem,
     register,
     set_rate,
@@ -489,5 +490,22 @@ async def test_a_paying_partner_that_is_down_is_named_by_pay_with(
     assert (error["code"], error["field"]) == ("PARTNER_UNAVAILABLE", ["input", "payWith"]), error
     await live.restart("skyair")
     assert live.balance("skyair", "SK-1") == 5_000
+    # The merchants concerned hear of it, as of a failed conversion, with why.
+    rid = failed["redemption"]["id"]
+    told = [
+        (k, to, data) for k, to, data in await outbox(db_url) if data.get("redemptionId") == rid
+    ]
+    assert sorted((k, to) for k, to, _ in told) == [
+        ("REDEMPTION_FAILED", "haowu"),
+        ("REDEMPTION_FAILED", "skyair"),
+    ], told
+    assert {data["failure"]["code"] for _, _, data in told} == {"PARTNER_UNAVAILABLE"}
+    shown = await api.gql(
+        "query($id: ID!) { redemption(id: $id) { status failure { field code } } }", {"id": rid}
+    )
+    assert shown["redemption"] == {
+        "status": "FAILED",
+        "failure": {"field": ["input", "payWith"], "code": "PARTNER_UNAVAILABLE"},
+    }
     assert await obligations(db_url) == []
     assert await verify_ledger(db_url) == []
