@@ -29,6 +29,11 @@ from hub.models.mall import LISTED_COLUMNS, ListedReward, RewardLike
 
 log = structlog.get_logger(__name__)
 
+# A partner whose listing (its catalog, or a reward's slots) failed is not asked again for
+# this long: the pages meanwhile name it unavailable at once and serve what is kept, where
+# each would have waited for the transport's retries of a partner that fails every call.
+RETRY_AFTER_FAILURE_SECONDS = 15.0
+
 
 class PartnerCatalog:
     def __init__(
@@ -46,6 +51,10 @@ class PartnerCatalog:
         # When each in-flight listing was asked (monotonic): one older than the budget has
         # had its chance, and later pages do not wait for it again.
         self.asked_at: dict[str, float] = {}
+        # When each partner's listing last failed, and each reward's slots for a day
+        # (monotonic): see RETRY_AFTER_FAILURE_SECONDS.
+        self.failed_at: dict[str, float] = {}
+        self.slots_failed_at: dict[tuple[str, str], float] = {}
         self._background: set[asyncio.Future[None]] = set()
         self._stored_later: set[asyncio.Task[list[RewardOffer]]] = set()
         self._slot_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
@@ -102,12 +111,17 @@ class PartnerCatalog:
         def done(task: asyncio.Task[list[RewardOffer]]) -> None:
             if self.inflight.get(merchant_id) is task:
                 del self.inflight[merchant_id]
-            if not task.cancelled() and task.exception() is not None:
-                log.info(
-                    "partner catalog not refreshed",
-                    merchant=merchant_id,
-                    error=type(task.exception()).__name__,
-                )
+            if task.cancelled():
+                return
+            if task.exception() is None:
+                self.failed_at.pop(merchant_id, None)
+                return
+            self.failed_at[merchant_id] = time.monotonic()
+            log.info(
+                "partner catalog not refreshed",
+                merchant=merchant_id,
+                error=type(task.exception()).__name__,
+            )
 
         return done
 
@@ -140,7 +154,8 @@ class PartnerCatalog:
         if not stale:
             return []
         budget = budget or self.settings.catalog_budget_seconds
-        tasks = {p.merchant_id: self._start(p) for p in stale}
+        resting = {p.merchant_id for p in stale if _recently(self.failed_at.get(p.merchant_id))}
+        tasks = {p.merchant_id: self._start(p) for p in stale if p.merchant_id not in resting}
         now = time.monotonic()
         waited = [t for m, t in tasks.items() if now - self.asked_at.get(m, now) < budget]
         if waited:
@@ -155,7 +170,7 @@ class PartnerCatalog:
         late = [m for m, t in tasks.items() if not t.done()]
         for merchant_id in late:
             self._store_later(merchant_id, tasks[merchant_id])
-        return sorted(set(tasks) - set(answered))
+        return sorted((set(tasks) - set(answered)) | resting)
 
     async def close(self) -> None:
         """Stop asking partners (at shutdown)."""
@@ -175,11 +190,14 @@ class PartnerCatalog:
         """The background refresh: every partner whose cache is past its TTL."""
         return await self.ensure_fresh(await self.connected_programs(), budget=30)
 
-    async def slots_on(self, day: dt.date, merchant: str | None = None) -> list[str]:
+    async def slots_on(
+        self, day: dt.date, merchant: str | None = None, wait: float | None = None
+    ) -> list[str]:
         """Ask the partners (all, or `merchant`) for `day`'s slots of each of their slotted
-        rewards, at once and within the catalog's budget, so that a listing of the rewards
-        available that day knows them; the merchants that did not answer in time. A day
-        already past is not asked: none of its slots can be booked."""
+        rewards, at once and within the catalog's budget (or `wait`, what a page has left
+        of it), so that a listing of the rewards available that day knows them; the
+        merchants that did not answer in time. A day already past is not asked: none of
+        its slots can be booked."""
         if day < dt.datetime.now(self.settings.tz).date():
             return []
         merchants = [p.merchant_id for p in await self.connected_programs(merchant)]
@@ -193,19 +211,22 @@ class PartnerCatalog:
         )
         async with self.db.single_read() as conn:
             rewards = [ListedReward.of(row) for row in await conn.execute(slotted)]
-        answered = await asyncio.gather(*(self.slots(r, day) for r in rewards))
+        answered = await asyncio.gather(*(self.slots(r, day, wait=wait) for r in rewards))
         return sorted({r.merchant_id for r, ok in zip(rewards, answered, strict=True) if not ok})
 
     async def slots(
-        self, reward: RewardLike, day: dt.date | None, budget: float | None = None
+        self, reward: RewardLike, day: dt.date | None, *, wait: float | None = None
     ) -> bool:
         """Refresh a partner reward's slots (for a day, or the coming days); False if the
-        partner did not answer in time and the cached slots are served."""
+        partner did not answer within the budget (or `wait`, if shorter), or failed a
+        moment ago, and the cached slots are served."""
         key = (reward.id, day.isoformat() if day else "")
         at = self._slots_refreshed.get(key)
         if at is not None and time.monotonic() - at < self.settings.catalog_cache_seconds:
             return True
-        budget = budget or self.settings.catalog_budget_seconds
+        if _recently(self.slots_failed_at.get(key)):
+            return False
+        budget = self.settings.catalog_budget_seconds
         task = self._slot_tasks.get(key)
         if task is None or task.done():
             task = asyncio.create_task(self._refresh_slots(reward, day, key))
@@ -213,7 +234,7 @@ class PartnerCatalog:
             self._slots_asked_at[key] = time.monotonic()
         elif time.monotonic() - self._slots_asked_at[key] >= budget:
             return False  # asked by an earlier page and silent for a whole budget
-        done, _ = await asyncio.wait([task], timeout=budget)
+        done, _ = await asyncio.wait([task], timeout=budget if wait is None else min(wait, budget))
         return bool(done) and task.exception() is None
 
     async def _refresh_slots(
@@ -222,7 +243,12 @@ class PartnerCatalog:
         program = await self.caches.program_of_merchant(reward.merchant_id)
         assert program is not None
         connector = self.factory.for_program(program, None, "catalog")
-        offers = await connector.list_slots(reward.ref, day)
+        try:
+            offers = await connector.list_slots(reward.ref, day)
+        except Exception:
+            self.slots_failed_at[key] = time.monotonic()
+            raise
+        self.slots_failed_at.pop(key, None)
         await self._store_slots(reward.id, offers)
         self._slots_refreshed[key] = time.monotonic()
 
@@ -257,3 +283,8 @@ class PartnerCatalog:
 
 
 _SlotAnswers = list[tuple[str, Sequence[SlotOffer], asyncio.Future[None]]]
+
+
+def _recently(failed: float | None) -> bool:
+    """Whether a listing that failed at `failed` (monotonic) is still resting."""
+    return failed is not None and time.monotonic() - failed < RETRY_AFTER_FAILURE_SECONDS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -327,11 +328,14 @@ class MallQueries:
             available_on=checked_date(f.available_on or None, "availableOn"),
         )
         partners = info.context.runtime.catalog
+        # One budget for the page: the day's slots get what the catalogs left of it.
+        deadline = time.monotonic() + info.context.settings.catalog_budget_seconds
         unavailable = await partners.ensure_fresh(
             await partners.connected_programs(filters.merchant)
         )
         if filters.available_on:
-            late = await partners.slots_on(filters.available_on, filters.merchant)
+            left = max(0.0, deadline - time.monotonic())
+            late = await partners.slots_on(filters.available_on, filters.merchant, wait=left)
             unavailable = sorted({*unavailable, *late})
         book = await info.context.loaders.price_book()
         tz = info.context.settings.tz
