@@ -236,7 +236,7 @@ class PartnerClient:
             error = data.get("error", {}) if isinstance(data, dict) else {}
             error = error if isinstance(error, dict) else {}
             code = error.get("code")
-            said = str(error.get("message") or "").strip()
+            said = partners_words(data)
             message = said or f"{self.merchant_id} refused the request."
             if response.status_code == 404:
                 # An answer, not an outage: the partner does not know what was asked for.
@@ -254,3 +254,23 @@ class PartnerClient:
                 detail=said,
             )
         return Reply(Outcome.APPLIED, status=response.status_code, body=data)
+
+
+MAX_WORDS = 300  # characters of a partner's own words passed on to a caller
+
+
+def partners_words(data: Any) -> str:
+    """The sentence a partner gave with its refusal, as partners write it: under
+    `error.message` (the hub's partner API), or `error` or `message` as text. It reaches a
+    member's screen: unprintable characters go, runs of spaces become one, and a page of
+    text is cut to MAX_WORDS."""
+    if not isinstance(data, dict):
+        return ""
+    error = data.get("error")
+    found = error.get("message") if isinstance(error, dict) else error
+    if not isinstance(found, str) or not found.strip():
+        found = data.get("message")
+    if not isinstance(found, str):
+        return ""
+    words = " ".join("".join(c for c in found if c.isprintable() or c.isspace()).split())
+    return words if len(words) <= MAX_WORDS else words[: MAX_WORDS - 1].rstrip() + "…"

@@ -280,3 +280,47 @@ async def test_a_disguised_reference_is_not_a_new_one(
     second = await convert(hub, member, "SKYMILES", "JADE", 1000)
     assert second["conversion"]["status"] == "PENDING", second
     assert (await balances(hub, member))["JADE"] == START["JADE"] + 500
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        pytest.param(
+            {"error": {"code": "X", "message": "Account frozen"}}, "Account frozen", id="ours"
+        ),
+        pytest.param({"error": "insufficient miles"}, "insufficient miles", id="error-text"),
+        pytest.param(
+            {"message": "guest already checked out"}, "guest already checked out", id="message"
+        ),
+    ],
+)
+async def test_a_partners_refusal_is_told_in_its_own_words(
+    hub: Api, live_partners: Partners, body: dict[str, Any], said: str
+) -> None:
+    """Outside attack helper-75 (low): a refusal whose words were not under `error.message`
+    (`{"error": "insufficient miles"}`, `{"message": ...}`, as partners write them) was
+    told as "skyair refused the request.", without them."""
+    member = await _world(hub, live_partners)
+    await live_partners.faults(
+        "skyair", answer_with={"status": 422, "json": body}, operations=["debit"]
+    )
+    refused = await convert(hub, member, "SKYMILES", "JADE", 1000)
+    [error] = refused["userErrors"]
+    assert error["code"] == "PARTNER_REJECTED" and said in error["message"], error
+    assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"]
+
+
+async def test_a_partners_words_are_kept_short_and_printable(
+    hub: Api, live_partners: Partners
+) -> None:
+    """A partner's words reach a member's screen: control characters go, and a page of text
+    is cut to a sentence's length."""
+    member = await _world(hub, live_partners)
+    words = "no\x00 such\x1b[31m member " + "x" * 5_000
+    body = {"error": {"code": "X", "message": words}}
+    await live_partners.faults(
+        "skyair", answer_with={"status": 422, "json": body}, operations=["debit"]
+    )
+    [error] = (await convert(hub, member, "SKYMILES", "JADE", 1000))["userErrors"]
+    assert error["message"].isprintable() and len(error["message"]) <= 400, error
+    assert "no such[31m member" in error["message"], error
