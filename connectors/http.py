@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,7 +265,8 @@ def partners_words(data: Any) -> str:
     """The sentence a partner gave with its refusal, as partners write it: under
     `error.message` (the hub's partner API), or `error` or `message` as text. It reaches a
     member's screen: unprintable characters go, runs of spaces become one, and a page of
-    text is cut to MAX_WORDS."""
+    text is cut to MAX_WORDS. (The member's name and phone numbers are masked where a
+    saga keeps them: hub.sagas._in_confidence.)"""
     if not isinstance(data, dict):
         return ""
     error = data.get("error")
@@ -272,5 +275,9 @@ def partners_words(data: Any) -> str:
         found = data.get("message")
     if not isinstance(found, str):
         return ""
+    found = _ESCAPE.sub("", unicodedata.normalize("NFC", found))  # a terminal's colour codes
     words = " ".join("".join(c for c in found if c.isprintable() or c.isspace()).split())
     return words if len(words) <= MAX_WORDS else words[: MAX_WORDS - 1].rstrip() + "…"
+
+
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")  # ANSI escape sequences

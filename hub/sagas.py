@@ -23,7 +23,7 @@ import datetime as dt
 import functools
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -35,7 +35,9 @@ from hub.config import Settings
 from hub.db import Database, insert_or_skip, utcnow
 from hub.enums import ErrorCode
 from hub.errors import DomainError, Failure
+from hub.models import Member
 from hub.models.partners import PartnerOutcome
+from hub.privacy import masked_words
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +53,7 @@ Action = Callable[[Connector], Awaitable[Result]]
 
 class SagaRow(Protocol):
     id: Any
+    member_id: Any
     actor: Any
     attempts: Any
     next_attempt_at: Any
@@ -96,6 +99,27 @@ def record_failure(row: SagaRow, code: ErrorCode, message: str, field: str) -> N
     """Keep why a saga failed, with the field of its request it concerns (a domain name;
     older rows hold the contract's spelling, `memberId`, which reads the same)."""
     row.failure = Failure(code=code.value, message=message, field=field)
+
+
+BEING_RETURNED = "The points are being returned."
+RETURNED = "The points were returned."
+
+
+def being_returned(reason: str) -> str:
+    """A failure whose points are on their way back, in the partner's words ("Account
+    frozen.") then the hub's: what a saga says until the give-back has landed."""
+    reason = reason.strip()
+    said = reason if reason.endswith((".", "!", "?", "。")) else f"{reason}."
+    return f"{said} {BEING_RETURNED}"
+
+
+def say_returned(row: SagaRow) -> None:
+    """The give-back landed: the failure now says the points are back, no longer on their
+    way."""
+    failure = row.failure
+    if failure is not None and failure["message"].endswith(BEING_RETURNED):
+        said = failure["message"].removesuffix(BEING_RETURNED).rstrip()
+        record_failure(row, ErrorCode(failure["code"]), f"{said} {RETURNED}", failure["field"])
 
 
 def refusal(result: Result) -> ErrorCode:
@@ -237,6 +261,17 @@ async def _own_reference(
     )
 
 
+async def _in_confidence(session: AsyncSession, row: SagaRow, result: Result) -> Result:
+    """A partner's refusal as the saga keeps it: its words go to the member, to both
+    merchants and into webhooks, so the member's name and any phone number in them are
+    masked first (outside attack helper-76: "Contact Wang Fang at 13812345678" went out
+    as the partner wrote it)."""
+    if result.outcome != Outcome.REJECTED or not result.message:
+        return result
+    name = await session.scalar(select(Member.display_name).where(Member.id == row.member_id))
+    return replace(result, message=masked_words(result.message, name))
+
+
 def _unknown(result: Result, why: str) -> Result:
     return type(result)(
         Outcome.UNKNOWN, message=f"{why}; it is asked again.", code=ErrorCode.PARTNER_UNAVAILABLE
@@ -290,6 +325,7 @@ async def _record(
     if found is None or found.step != step:
         return True  # another worker moved it on meanwhile
     if result is not None:
+        result = await _in_confidence(session, fresh, result)
         await saga.apply(session, settings, fresh, step, result)
         if fresh.next_attempt_at is not None:
             return False

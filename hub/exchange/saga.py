@@ -29,7 +29,15 @@ from hub.exchange import pricing
 from hub.members import account_of
 from hub.merchants import program_of
 from hub.models import Conversion
-from hub.sagas import Next, Result, record_failure, refusal, retry_later
+from hub.sagas import (
+    Next,
+    Result,
+    being_returned,
+    record_failure,
+    refusal,
+    retry_later,
+    say_returned,
+)
 from hub.webhooks import announce
 
 # A credit the partner cannot take yet is retried this many times before the
@@ -37,8 +45,6 @@ from hub.webhooks import announce
 MAX_CREDIT_ATTEMPTS = 8
 # What a refused credit's failure says of the debited points, while they are on their way
 # back and once the reversal has landed.
-BEING_RETURNED = "The points are being returned."
-RETURNED = "The points were returned."
 
 
 class Step(StrEnum):
@@ -160,37 +166,20 @@ async def apply_outcome(
             not_sent and conversion.attempts < MAX_CREDIT_ATTEMPTS
         ):
             conversion.step = Step.REVERSE.value
-            reason = _sentence(result.message or "The destination refused the points.")
-            record_failure(conversion, refusal(result), f"{reason} {BEING_RETURNED}", "to")
+            reason = result.message or "The destination refused the points."
+            record_failure(conversion, refusal(result), being_returned(reason), "to")
             conversion.attempts = 0
             conversion.next_attempt_at = None
         else:
             retry_later(conversion, now)
     elif result.outcome == Outcome.APPLIED:  # REVERSE
-        _say_returned(conversion)
+        say_returned(conversion)
         conversion.status = ConversionStatus.REVERSED
         conversion.step = Step.DONE.value
         conversion.next_attempt_at = None
         await announce.conversion(session, WebhookEvent.CONVERSION_FAILED, conversion)
     else:
         retry_later(conversion, now)  # a reversal is retried until the partner takes it
-
-
-def _sentence(text: str) -> str:
-    """A partner's words as a sentence the hub's own can follow ("Account frozen." then
-    "The points are being returned.")."""
-    text = text.strip()
-    return text if text.endswith((".", "!", "?", "。")) else f"{text}."
-
-
-def _say_returned(conversion: Conversion) -> None:
-    """The reversal landed: the failure now says the points are back, no longer on their way."""
-    failure = conversion.failure
-    if failure is not None:
-        said = failure["message"].removesuffix(BEING_RETURNED).rstrip()
-        record_failure(
-            conversion, ErrorCode(failure["code"]), f"{said} {RETURNED}", failure["field"]
-        )
 
 
 def _ref(result: Result) -> str | None:

@@ -416,12 +416,14 @@ async def of_member(
 ) -> tuple[list[Redemption], bool]:
     """A member's redemptions, newest first, as `visible_redemption` lets the caller see them:
     ADMIN any member's; the member in the universal mall all of its own; a merchant, or a
-    session it minted, only those of its rewards or paid with its programs."""
+    session it minted, only those of its rewards or paid with its programs. Failed ones
+    too: a redemption answered PENDING that then failed stays where the member saw it,
+    with why (a refusal before anything was kept leaves no redemption at all)."""
     if principal.role != Role.ADMIN and principal.member_id != member_id:
         return [], False
     query = (
         select(Redemption)
-        .where(Redemption.member_id == member_id, Redemption.status != RedemptionStatus.FAILED)
+        .where(Redemption.member_id == member_id)
         .order_by(Redemption.id.desc())
         .limit(first + 1)
     )

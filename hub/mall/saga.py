@@ -40,7 +40,15 @@ from hub.mall import inventory
 from hub.members import account_of
 from hub.merchants import primary_program, program_of
 from hub.models import Member, Program, Redemption, Reward, Slot
-from hub.sagas import Next, Result, record_failure, refusal, retry_later
+from hub.sagas import (
+    Next,
+    Result,
+    being_returned,
+    record_failure,
+    refusal,
+    retry_later,
+    say_returned,
+)
 from hub.webhooks import announce
 
 log = structlog.get_logger(__name__)
@@ -291,8 +299,9 @@ async def apply(
                 await _confirm(session, settings, r, payer)
         else:
             # Only a partner's booking can fail, and points for a partner's reward are
-            # always held first: release the hold.
-            _failure(r, result, "reward_id", "The merchant could not book it.")
+            # always held first: release the hold, and say so until it is released.
+            said = being_returned(result.message or "The merchant could not book it.")
+            record_failure(r, refusal(result), said, "reward_id")
             r.step = Step.RELEASE.value
             await inventory.give_back(session, r.reward_id, r.slot_id, r.quantity)
     elif step == Step.CAPTURE:
@@ -302,6 +311,7 @@ async def apply(
         else:
             r.step = Step.UNBOOK.value
     elif step in (Step.RELEASE, Step.UNBOOK):
+        say_returned(r)
         if step == Step.UNBOOK:
             _failure(r, result, "pay_with", "The held points were released before the booking.")
         await _failed(session, r)

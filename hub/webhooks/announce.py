@@ -19,22 +19,21 @@ async def _merchants_of(session: AsyncSession, *codes: str) -> list[str]:
 
 
 async def conversion(session: AsyncSession, event: WebhookEvent, c: Conversion) -> None:
-    """CONVERSION_COMPLETED or CONVERSION_FAILED, to the source's and destination's merchants."""
+    """CONVERSION_COMPLETED or CONVERSION_FAILED (with why, as the API says it), to the
+    source's and destination's merchants."""
     completed = event == WebhookEvent.CONVERSION_COMPLETED
+    data: dict[str, object] = {
+        "conversionId": c.id,
+        "memberId": c.member_id,
+        "from": c.from_code,
+        "to": c.to_code,
+        # A failed or reversed conversion moved nothing in the end, as the API says.
+        "pointsDebited": c.points_debited if completed else 0,
+        "pointsCredited": c.points_credited if completed else 0,
+        "status": c.status,
+    }
     await outbox.emit(
-        session,
-        event,
-        await _merchants_of(session, c.from_code, c.to_code),
-        {
-            "conversionId": c.id,
-            "memberId": c.member_id,
-            "from": c.from_code,
-            "to": c.to_code,
-            # A failed or reversed conversion moved nothing in the end, as the API says.
-            "pointsDebited": c.points_debited if completed else 0,
-            "pointsCredited": c.points_credited if completed else 0,
-            "status": c.status,
-        },
+        session, event, await _merchants_of(session, c.from_code, c.to_code), _why(c, data)
     )
 
 
@@ -53,6 +52,11 @@ async def redemption(session: AsyncSession, event: WebhookEvent, r: Redemption) 
         "refundedPoints": r.refunded_points,
         "compensationPoints": r.compensation_points,
     }
-    if r.failure is not None:
-        data["failure"] = {"code": r.failure["code"], "message": r.failure["message"]}
-    await outbox.emit(session, event, merchants, data)
+    await outbox.emit(session, event, merchants, _why(r, data))
+
+
+def _why(row: Conversion | Redemption, data: dict[str, object]) -> dict[str, object]:
+    """An event's data with the saga's failure, when it has one (its code and message)."""
+    if row.failure is not None:
+        data["failure"] = {"code": row.failure["code"], "message": row.failure["message"]}
+    return data

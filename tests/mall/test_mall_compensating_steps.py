@@ -438,3 +438,94 @@ async def test_a_cancellation_refused_after_it_was_answered_pending_says_why(
     assert cancelled["userErrors"] == [] and cancelled["redemption"]["status"] == "CANCELLED"
     assert (await hub.gql(shown, {"id": rid}))["redemption"]["failure"] is None
     assert await verify_ledger(db_url) == []
+
+
+async def test_a_partners_words_carry_no_members_name_or_phone(
+    hub: Api, live: Partners, db_url: str
+) -> None:
+    """Outside attack helper-76 (medium): a partner's refusal that named the member ("Contact
+    Wang Fang at 13812345678") reached the userError, the redemption's failure (which the
+    paying program's merchant reads) and the webhooks to both merchants word for word,
+    where the hub masks names and phones everywhere else. The member's name and any phone
+    number in a partner's words are masked before they are kept."""
+    member = await _world(hub, live)
+    words = {"error": {"code": "FULL", "message": "Contact Wang Fang at 138-1234-5678 today"}}
+    await live.faults("shop", answer_with={"status": 409, "json": words}, operations=["book"])
+    failed = await redeem(hub, member, "shop:CAR-WASH", "HUB")
+    rid = failed["redemption"]["id"]
+    [error] = failed["userErrors"]
+    shown = await hub.gql(
+        "query($id: ID!) { redemption(id: $id) { status failure { message } } }", {"id": rid}
+    )
+    told = [data for _, _, data in await outbox(db_url) if data.get("redemptionId") == rid]
+    said = [error["message"], shown["redemption"]["failure"]["message"]]
+    said += [data["failure"]["message"] for data in told]
+    assert shown["redemption"]["status"] == "FAILED" and len(said) == 4, (shown, told)
+    for message in said:
+        assert "Contact" in message and "today" in message, message  # the words are kept
+        assert "Wang Fang" not in message and "5678" not in message, message
+    assert (await balances(hub, member))["HUB"] == 10_000
+
+
+async def test_a_failure_whose_points_are_on_their_way_back_says_so(
+    hub: Api, live: Partners, db_url: str
+) -> None:
+    """Outside attack helper-76 (medium): a redemption whose booking the merchant refused
+    read as a finished failure ("No rooms") while its held points had not come back yet.
+    It says the points are being returned until the release lands, then that they were,
+    as a conversion's does."""
+    member = await _world(hub, live)
+    full = {"error": {"code": "FULL", "message": "No car wash today"}}
+    await live.faults("shop", answer_with={"status": 409, "json": full}, operations=["book"])
+    await live.faults("carwash", error_rate=1.0, operations=["reverse"])
+    started = await redeem(hub, member, "shop:CAR-WASH", "WASH")
+    rid = started["redemption"]["id"]
+    assert started["redemption"]["status"] == "PENDING", started
+    assert live.balance("carwash", "W-1") == 700  # held, not yet given back
+    shown = "query($id: ID!) { redemption(id: $id) { status failure { message code } } }"
+    failure = (await hub.gql(shown, {"id": rid}))["redemption"]["failure"]
+    assert failure["message"] == "No car wash today. The points are being returned.", failure
+    assert started["userErrors"][0]["message"] == failure["message"], started
+    await live.faults("shop")
+    await live.faults("carwash")
+    _cool_down(hub, "carwash")
+    await _drive(hub)
+    done = (await hub.gql(shown, {"id": rid}))["redemption"]
+    assert done == {
+        "status": "FAILED",
+        "failure": {
+            "message": "No car wash today. The points were returned.",
+            "code": "PARTNER_REJECTED",
+        },
+    }
+    assert live.balance("carwash", "W-1") == 1000
+    assert await verify_ledger(db_url) == []
+
+
+async def test_a_failed_redemption_stays_in_the_members_list_with_why(
+    hub: Api, live: Partners
+) -> None:
+    """Outside attack helper-76 (low-medium): a redemption the member saw PENDING in its list
+    vanished from it once it FAILED (the list left failures out), and its `failure` was
+    reachable only by id. ADMIN and the member see all their redemptions, failed ones with
+    why."""
+    member = await _world(hub, live)
+    full = {"error": {"code": "FULL", "message": "No car wash today"}}
+    await live.faults("shop", answer_with={"status": 409, "json": full}, operations=["book"])
+    failed = await redeem(hub, member, "shop:CAR-WASH", "HUB")
+    rid = failed["redemption"]["id"]
+    listed = """query($id: ID!) { member(id: $id) { redemptions(first: 10) {
+      edges { node { id status failure { code message } } } } } }"""
+    nodes = [
+        e["node"] for e in (await hub.gql(listed, {"id": member}))["member"]["redemptions"]["edges"]
+    ]
+    assert nodes == [
+        {
+            "id": rid,
+            "status": "FAILED",
+            "failure": {
+                "code": "PARTNER_REJECTED",
+                "message": "No car wash today. The points were returned.",
+            },
+        }
+    ]

@@ -130,6 +130,10 @@ function redemptionItem(n) {
         : null,
     ),
     voucherBox(n),
+    // Why it failed, or why the merchant refused its cancellation (the merchant's words).
+    n.failure
+      ? h("div", { class: "muted", testid: "redemption-failure" }, n.failure.message)
+      : null,
     n.refundedPoints > 0
       ? h(
           "div",
