@@ -29,9 +29,10 @@ from hub.models.mall import LISTED_COLUMNS, ListedReward, RewardLike
 
 log = structlog.get_logger(__name__)
 
-# A partner whose listing (its catalog, or a reward's slots) failed is not asked again for
+# A partner whose listing (its catalog, or its rewards' slots) failed is not asked again for
 # this long: the pages meanwhile name it unavailable at once and serve what is kept, where
 # each would have waited for the transport's retries of a partner that fails every call.
+# After that it is asked again in the background, not waited for, until it answers.
 RETRY_AFTER_FAILURE_SECONDS = 15.0
 
 
@@ -51,15 +52,16 @@ class PartnerCatalog:
         # When each in-flight listing was asked (monotonic): one older than the budget has
         # had its chance, and later pages do not wait for it again.
         self.asked_at: dict[str, float] = {}
-        # When each partner's listing last failed, and each reward's slots for a day
-        # (monotonic): see RETRY_AFTER_FAILURE_SECONDS.
+        # When each partner's catalog, and its slots, last failed to list (monotonic), until
+        # one answers again: see RETRY_AFTER_FAILURE_SECONDS.
         self.failed_at: dict[str, float] = {}
-        self.slots_failed_at: dict[tuple[str, str], float] = {}
+        self.slots_failed_at: dict[str, float] = {}
         self._background: set[asyncio.Future[None]] = set()
         self._stored_later: set[asyncio.Task[list[RewardOffer]]] = set()
         self._slot_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._slots_refreshed: dict[tuple[str, str], float] = {}
         self._slots_asked_at: dict[tuple[str, str], float] = {}
+        self._slot_merchants: dict[tuple[str, str], str] = {}  # whose reward each key is
         # Partners' slot answers waiting to be stored together (_store_slots).
         self._slots_to_store: _SlotAnswers = []
         self._slot_writer: asyncio.Task[None] | None = None
@@ -157,7 +159,11 @@ class PartnerCatalog:
         resting = {p.merchant_id for p in stale if _recently(self.failed_at.get(p.merchant_id))}
         tasks = {p.merchant_id: self._start(p) for p in stale if p.merchant_id not in resting}
         now = time.monotonic()
-        waited = [t for m, t in tasks.items() if now - self.asked_at.get(m, now) < budget]
+        waited = [
+            t
+            for m, t in tasks.items()
+            if now - self.asked_at.get(m, now) < budget and m not in self.failed_at
+        ]
         if waited:
             await asyncio.wait(waited, timeout=budget)
         answered = {
@@ -224,7 +230,9 @@ class PartnerCatalog:
         at = self._slots_refreshed.get(key)
         if at is not None and time.monotonic() - at < self.settings.catalog_cache_seconds:
             return True
-        if _recently(self.slots_failed_at.get(key)):
+        merchant = reward.merchant_id
+        failed = self.slots_failed_at.get(merchant)
+        if _recently(failed):
             return False
         budget = self.settings.catalog_budget_seconds
         task = self._slot_tasks.get(key)
@@ -232,10 +240,22 @@ class PartnerCatalog:
             task = asyncio.create_task(self._refresh_slots(reward, day, key))
             self._slot_tasks[key] = task
             self._slots_asked_at[key] = time.monotonic()
-        elif time.monotonic() - self._slots_asked_at[key] >= budget:
-            return False  # asked by an earlier page and silent for a whole budget
+            self._slot_merchants[key] = merchant
+        if failed is not None or self._silent(merchant, budget):
+            return False  # failing, or silent for a whole budget on a page before: not waited
         done, _ = await asyncio.wait([task], timeout=budget if wait is None else min(wait, budget))
         return bool(done) and task.exception() is None
+
+    def _silent(self, merchant: str, budget: float) -> bool:
+        """Whether a slot listing asked of this partner is still unanswered after a whole
+        budget, whichever reward and day it was for."""
+        now = time.monotonic()
+        return any(
+            not task.done()
+            and self._slot_merchants.get(key) == merchant
+            and now - self._slots_asked_at[key] >= budget
+            for key, task in self._slot_tasks.items()
+        )
 
     async def _refresh_slots(
         self, reward: RewardLike, day: dt.date | None, key: tuple[str, str]
@@ -246,9 +266,9 @@ class PartnerCatalog:
         try:
             offers = await connector.list_slots(reward.ref, day)
         except Exception:
-            self.slots_failed_at[key] = time.monotonic()
+            self.slots_failed_at[reward.merchant_id] = time.monotonic()
             raise
-        self.slots_failed_at.pop(key, None)
+        self.slots_failed_at.pop(reward.merchant_id, None)
         await self._store_slots(reward.id, offers)
         self._slots_refreshed[key] = time.monotonic()
 

@@ -581,3 +581,32 @@ async def test_an_available_on_page_keeps_one_budget_for_catalogs_and_slots(
         finally:
             await live.faults("lotus")
             await live.faults("westlake")
+
+
+async def test_a_partner_silent_for_one_day_is_not_waited_for_on_the_next(
+    hub: tuple[str, Api], live: Partners
+) -> None:
+    """Outside attack helper-76 (low-medium): a partner silent for one day's slots was waited
+    for a whole budget again by a page for each other day (four pages of 1.5 s). A partner
+    still silent after a budget is named at once by pages for any day, and a partner whose
+    listing failed is asked again in the background, not waited for, until it answers."""
+    _, api = hub
+    await register(api, "haowu", "HUB", category="PLATFORM")
+    await register_connected(api, live, "westlake", "WESTLAKE", "SCENIC", timeoutSeconds=10)
+    await set_rate(api, "HUB", "WESTLAKE", "1")
+    assert (await api.gql(PAGE))["rewards"]["unavailableMerchants"] == []
+    await live.faults("westlake", latency_ms=8000, operations=["slots"])
+    today = dt.datetime.now(CST).date()
+    try:
+        took = []
+        for ahead in (1, 2, 3):
+            day = (today + dt.timedelta(days=ahead)).isoformat()
+            started = time.perf_counter()
+            data = await api.gql(PAGE, {"filter": {"availableOn": day}})
+            took.append(time.perf_counter() - started)
+            assert [m["id"] for m in data["rewards"]["unavailableMerchants"]] == ["westlake"]
+        budget = 1.5
+        assert took[0] >= budget  # the first page gave it the budget ...
+        assert max(took[1:]) < budget * 2 / 3, took  # ... pages for other days did not wait
+    finally:
+        await live.faults("westlake")
