@@ -75,6 +75,9 @@ class CallResult:
     # The partner's own reference for the movement, when `partner_ref` names it otherwise
     # (a partner's hold is named by the hub's key of its debit, which a release undoes).
     movement_ref: str | None = None
+    # The partner's own words, when `message` carries them (a refusal): they may name the
+    # member, so the hub shows them only to whoever may see the member (hub.sagas.words).
+    said: str | None = None
 
     @property
     def applied(self) -> bool:
@@ -127,6 +130,7 @@ class BookingResult:
     booking_ref: str | None = None
     message: str | None = None
     code: ErrorCode | None = None
+    said: str | None = None  # as CallResult.said
 
 
 @dataclass(frozen=True)

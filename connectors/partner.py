@@ -71,7 +71,9 @@ def _result(reply: Reply, confirmation: Callable[[Any], str | None], merchant: s
     answer without one is UNKNOWN (the partner may have applied it: asked again with the
     same key, whose answer settles it)."""
     if not reply.applied:
-        return CallResult(reply.outcome, message=reply.message or None, code=reply.code)
+        return CallResult(
+            reply.outcome, message=reply.message or None, code=reply.code, said=reply.detail or None
+        )
     confirmed = confirmation(reply.body)
     if confirmed is None:
         return CallResult(
@@ -225,7 +227,12 @@ class PartnerConnector:
         body = self.dialect.booking_body(request)
         reply = await self._write("book", self.dialect.book, body, request.idempotency_key)
         if not reply.applied:
-            return BookingResult(reply.outcome, message=reply.message or None, code=reply.code)
+            return BookingResult(
+                reply.outcome,
+                message=reply.message or None,
+                code=reply.code,
+                said=reply.detail or None,
+            )
         booking_ref = self.dialect.parse_booking(reply.body)
         if booking_ref is None:  # no reference: the answer does not confirm the booking
             return BookingResult(

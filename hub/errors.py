@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from hub.enums import ErrorCode
 
@@ -25,6 +25,9 @@ class Failure(TypedDict):
     code: str
     message: str
     field: str
+    # The message without the partner's own words in it, where it has them: what those
+    # who may not see the member read instead (hub.sagas.withhold).
+    withheld: NotRequired[str]
 
 
 class DomainError(Exception):

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
 from hub.auth import Principal
-from hub.logs import redact
 from hub.permissions import sees_as_the_member
 
 
@@ -30,13 +27,3 @@ def mask_phone(phone: str) -> str:
     if len(digits) <= 7:
         return "*" * len(digits)
     return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
-
-
-def masked_words(text: str, name: str | None) -> str:
-    """Someone else's words about a member (a partner's refusal) as the hub keeps and shows
-    them to every party: the member's name, in any case, masked as `mask_name` masks it,
-    and every phone number masked as the logs mask them. A name written another way (in
-    another script, abridged) cannot be recognised in free text."""
-    if name and len(name.strip()) > 1:
-        text = re.sub(re.escape(name.strip()), mask_name(name), text, flags=re.IGNORECASE)
-    return redact(text)

@@ -23,7 +23,7 @@ import datetime as dt
 import functools
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -35,9 +35,7 @@ from hub.config import Settings
 from hub.db import Database, insert_or_skip, utcnow
 from hub.enums import ErrorCode
 from hub.errors import DomainError, Failure
-from hub.models import Member
 from hub.models.partners import PartnerOutcome
-from hub.privacy import masked_words
 
 log = structlog.get_logger(__name__)
 
@@ -95,10 +93,23 @@ def retry_later(row: SagaRow, now: dt.datetime) -> None:
     row.next_attempt_at = now + dt.timedelta(seconds=min(2**row.attempts, MAX_BACKOFF_SECONDS))
 
 
-def record_failure(row: SagaRow, code: ErrorCode, message: str, field: str) -> None:
+WITHHELD = "The partner's reason is shown to the member"
+
+
+def record_failure(
+    row: SagaRow, code: ErrorCode, message: str, field: str, *, said: str | None = None
+) -> None:
     """Keep why a saga failed, with the field of its request it concerns (a domain name;
-    older rows hold the contract's spelling, `memberId`, which reads the same)."""
+    older rows hold the contract's spelling, `memberId`, which reads the same).
+
+    `said`: the partner's own words in `message` (its refusal). They may name the member
+    or give its phone, email or card number, which free text cannot be masked of reliably
+    (outside attacks helper-76 and -77), so the failure also keeps a telling without them,
+    for those who may not see the member (a merchant, a session a merchant minted, the
+    webhooks): `failure_of`."""
     row.failure = Failure(code=code.value, message=message, field=field)
+    if said and said in message:
+        row.failure["withheld"] = message.replace(said, WITHHELD)
 
 
 BEING_RETURNED = "The points are being returned."
@@ -118,8 +129,12 @@ def say_returned(row: SagaRow) -> None:
     way."""
     failure = row.failure
     if failure is not None and failure["message"].endswith(BEING_RETURNED):
-        said = failure["message"].removesuffix(BEING_RETURNED).rstrip()
-        record_failure(row, ErrorCode(failure["code"]), f"{said} {RETURNED}", failure["field"])
+        told = {
+            k: f"{v.removesuffix(BEING_RETURNED).rstrip()} {RETURNED}"
+            for k, v in failure.items()
+            if k in ("message", "withheld")
+        }
+        row.failure = Failure(**{**failure, **told})  # type: ignore[typeddict-item]
 
 
 def refusal(result: Result) -> ErrorCode:
@@ -132,12 +147,14 @@ def refusal(result: Result) -> ErrorCode:
     return result.code
 
 
-def failure_of(row: SagaRow) -> DomainError | None:
-    """The error a failed (or reversed) saga reports to its caller, as a userError."""
+def failure_of(row: SagaRow, *, words: bool) -> DomainError | None:
+    """The error a failed (or reversed) saga reports to its caller, as a userError; with
+    the partner's own words only for a caller who may see the member (`words`)."""
     if row.failure is None:
         return None
     data = row.failure
-    return DomainError(data["message"], code=ErrorCode(data["code"]), field=(data["field"],))
+    message = data["message"] if words else data.get("withheld", data["message"])
+    return DomainError(message, code=ErrorCode(data["code"]), field=(data["field"],))
 
 
 async def run_local(
@@ -261,17 +278,6 @@ async def _own_reference(
     )
 
 
-async def _in_confidence(session: AsyncSession, row: SagaRow, result: Result) -> Result:
-    """A partner's refusal as the saga keeps it: its words go to the member, to both
-    merchants and into webhooks, so the member's name and any phone number in them are
-    masked first (outside attack helper-76: "Contact Wang Fang at 13812345678" went out
-    as the partner wrote it)."""
-    if result.outcome != Outcome.REJECTED or not result.message:
-        return result
-    name = await session.scalar(select(Member.display_name).where(Member.id == row.member_id))
-    return replace(result, message=masked_words(result.message, name))
-
-
 def _unknown(result: Result, why: str) -> Result:
     return type(result)(
         Outcome.UNKNOWN, message=f"{why}; it is asked again.", code=ErrorCode.PARTNER_UNAVAILABLE
@@ -325,7 +331,6 @@ async def _record(
     if found is None or found.step != step:
         return True  # another worker moved it on meanwhile
     if result is not None:
-        result = await _in_confidence(session, fresh, result)
         await saga.apply(session, settings, fresh, step, result)
         if fresh.next_attempt_at is not None:
             return False

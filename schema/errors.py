@@ -8,7 +8,9 @@ from typing import TypeVar
 import strawberry
 from graphql import GraphQLError
 
+from hub.auth import Principal
 from hub.errors import DomainError, FieldPath, InvalidInput, spelled
+from hub.permissions import sees_as_the_member
 from hub.sagas import SagaRow, failure_of
 from schema.enums import ErrorCode
 
@@ -55,9 +57,10 @@ def user_errors(error: DomainError, under: FieldPath = INPUT) -> list[UserError]
     ]
 
 
-def failure_shown(row: SagaRow) -> UserError | None:
-    """A saga's failure as its request's userError (a conversion's, a redemption's)."""
-    failure = failure_of(row)
+def failure_shown(row: SagaRow, principal: Principal) -> UserError | None:
+    """A saga's failure as its request's userError (a conversion's, a redemption's), as
+    this caller may read it: a partner's own words only if it may see the member."""
+    failure = failure_of(row, words=sees_as_the_member(principal, row.member_id))
     return None if failure is None else user_errors(failure)[0]
 
 

@@ -106,7 +106,8 @@ def _fail(conversion: Conversion, status: ConversionStatus, result: Result, fiel
     conversion.status = status
     conversion.step = Step.DONE.value
     conversion.next_attempt_at = None
-    record_failure(conversion, refusal(result), result.message or "The partner refused.", field)
+    message = result.message or "The partner refused."
+    record_failure(conversion, refusal(result), message, field, said=result.said)
 
 
 async def _complete(session: AsyncSession, settings: Settings, conversion: Conversion) -> None:
@@ -167,7 +168,8 @@ async def apply_outcome(
         ):
             conversion.step = Step.REVERSE.value
             reason = result.message or "The destination refused the points."
-            record_failure(conversion, refusal(result), being_returned(reason), "to")
+            said = result.said
+            record_failure(conversion, refusal(result), being_returned(reason), "to", said=said)
             conversion.attempts = 0
             conversion.next_attempt_at = None
         else:

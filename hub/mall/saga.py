@@ -211,7 +211,7 @@ async def next_step(session: AsyncSession, r: Redemption) -> Next | None:
 
 
 def _failure(r: Redemption, result: Result, field: str, default: str) -> None:
-    record_failure(r, refusal(result), result.message or default, field)
+    record_failure(r, refusal(result), result.message or default, field, said=result.said)
 
 
 async def _owes(
@@ -300,8 +300,8 @@ async def apply(
         else:
             # Only a partner's booking can fail, and points for a partner's reward are
             # always held first: release the hold, and say so until it is released.
-            said = being_returned(result.message or "The merchant could not book it.")
-            record_failure(r, refusal(result), said, "reward_id")
+            told = being_returned(result.message or "The merchant could not book it.")
+            record_failure(r, refusal(result), told, "reward_id", said=result.said)
             r.step = Step.RELEASE.value
             await inventory.give_back(session, r.reward_id, r.slot_id, r.quantity)
     elif step == Step.CAPTURE:

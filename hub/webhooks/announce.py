@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.enums import WebhookEvent
 from hub.merchants import program_of
 from hub.models import Conversion, Redemption
+from hub.sagas import failure_of
 from hub.webhooks import outbox
 
 
@@ -56,7 +57,9 @@ async def redemption(session: AsyncSession, event: WebhookEvent, r: Redemption) 
 
 
 def _why(row: Conversion | Redemption, data: dict[str, object]) -> dict[str, object]:
-    """An event's data with the saga's failure, when it has one (its code and message)."""
-    if row.failure is not None:
-        data["failure"] = {"code": row.failure["code"], "message": row.failure["message"]}
+    """An event's data with the saga's failure, when it has one (its code and message, as a
+    merchant may read it: without a partner's own words, which may name the member)."""
+    failure = failure_of(row, words=False)
+    if failure is not None:
+        data["failure"] = {"code": failure.code.value, "message": failure.message}
     return data

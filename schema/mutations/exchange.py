@@ -9,14 +9,12 @@ from typing import Annotated
 import strawberry
 
 from hub.db import utcnow
-from hub.errors import DomainError
 from hub.exchange import conversion as conversions
 from hub.exchange import quotes, rates
 from hub.permissions import Action
-from hub.sagas import failure_of
 from schema.attributes import from_attributes
 from schema.context import Info
-from schema.errors import UserError, attempt, user_errors
+from schema.errors import UserError, attempt, failure_shown
 from schema.types.exchange import Conversion, ExchangeRate, Quote
 
 
@@ -142,10 +140,9 @@ class ExchangeMutations:
         if converted.member is not None:
             info.context.loaders.visible_member.prime(converted.member.id, converted.member)
         row = converted.conversion
-        failure: DomainError | None = failure_of(row)
+        shown = failure_shown(row, principal)
         return ConvertPointsPayload(
-            conversion=Conversion.from_row(row),
-            user_errors=user_errors(failure) if failure else [],
+            conversion=Conversion.from_row(row), user_errors=[shown] if shown else []
         )
 
 

@@ -19,10 +19,9 @@ from hub.mall import catalog, redemption
 from hub.mall.pricing import SLOTTED_KINDS
 from hub.models import Redemption as RedemptionRow
 from hub.permissions import Action, sees_money_of, sees_redemption_money
-from hub.sagas import failure_of
 from schema.context import Info
 from schema.enums import CancellationReason, CreditLevel, ErrorCode, MerchantCategory, RewardKind
-from schema.errors import UserError, attempt, checked_argument, user_errors
+from schema.errors import UserError, attempt, checked_argument, failure_shown
 from schema.pagination import Connection, checked_date, decode_cursor, page_size
 from schema.selections import asks
 from schema.types.mall import Redemption, Reward, RewardConnection
@@ -201,12 +200,14 @@ class _Prices:
         ]
 
 
-def _reported(row: RedemptionRow | None) -> tuple[Redemption | None, list[UserError]]:
-    """A redemption and the error it failed with, if it did."""
+def _reported(
+    row: RedemptionRow | None, principal: Principal
+) -> tuple[Redemption | None, list[UserError]]:
+    """A redemption and the error it failed with, if it did (as this caller may read it)."""
     if row is None:
         return None, []
-    failure = failure_of(row)
-    return Redemption.from_row(row), user_errors(failure) if failure else []
+    shown = failure_shown(row, principal)
+    return Redemption.from_row(row), [shown] if shown else []
 
 
 @strawberry.type
@@ -273,7 +274,7 @@ class MallMutations:
         if done is not None and done.reward is not None:
             # What the redemption's transaction left, not read again for the answer.
             info.context.loaders.reward.prime(done.reward.id, done.reward)
-        found, failed = _reported(row)
+        found, failed = _reported(row, principal)
         return RedeemRewardPayload(redemption=found, user_errors=errors or failed)
 
     @strawberry.mutation(
@@ -301,7 +302,7 @@ class MallMutations:
         row, errors = await attempt(
             redemption.cancel(runtime.db, principal, runtime.settings, runtime.connectors, request)
         )
-        found, failed = _reported(row)
+        found, failed = _reported(row, principal)
         return CancelRedemptionPayload(redemption=found, user_errors=errors or failed)
 
 

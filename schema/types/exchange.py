@@ -122,5 +122,5 @@ class Conversion:
         description="Why it FAILED, or was REVERSED (its points given back): the userError "
         "its request answered, or would have answered, with. Null otherwise."
     )
-    def failure(self) -> UserError | None:
-        return failure_shown(self.row)
+    def failure(self, info: Info) -> UserError | None:
+        return failure_shown(self.row, info.context.principal)

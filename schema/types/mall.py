@@ -262,8 +262,8 @@ class Redemption:
         "is CONFIRMED again): the userError its request answered, or would have answered, "
         "with. Null otherwise."
     )
-    def failure(self) -> UserError | None:
-        return failure_shown(self.row)
+    def failure(self, info: Info) -> UserError | None:
+        return failure_shown(self.row, info.context.principal)
 
     @strawberry.field
     async def reward(self, info: Info) -> Reward:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -19,6 +20,7 @@ from tests.helpers import (
     cancel_redemption,
     create_key,
     enroll,
+    member_session,
     obligations,
     outbox,
     redeem,
@@ -440,31 +442,45 @@ async def test_a_cancellation_refused_after_it_was_answered_pending_says_why(
     assert await verify_ledger(db_url) == []
 
 
-async def test_a_partners_words_carry_no_members_name_or_phone(
+async def test_a_partners_words_reach_only_whoever_may_see_the_member(
     hub: Api, live: Partners, db_url: str
 ) -> None:
-    """Outside attack helper-76 (medium): a partner's refusal that named the member ("Contact
-    Wang Fang at 13812345678") reached the userError, the redemption's failure (which the
-    paying program's merchant reads) and the webhooks to both merchants word for word,
-    where the hub masks names and phones everywhere else. The member's name and any phone
-    number in a partner's words are masked before they are kept."""
+    """Outside attacks helper-76 and -77 (medium, then high): a partner's refusal that named
+    the member went word for word into the userError, the redemption's failure (which the
+    paying program's merchant reads) and both merchants' webhooks; masking the name and
+    phone numbers in free text missed their other spellings, emails and ID numbers. A
+    partner's own words now reach only ADMIN and the member's own session; a merchant, a
+    session a merchant minted and the webhooks read the failure without them."""
     member = await _world(hub, live)
-    words = {"error": {"code": "FULL", "message": "Contact Wang Fang at 138-1234-5678 today"}}
-    await live.faults("shop", answer_with={"status": 409, "json": words}, operations=["book"])
-    failed = await redeem(hub, member, "shop:CAR-WASH", "HUB")
+    words = "Guest Fang WANG (wang.fang@example.com, 138.1234.5678, 330106199001011234)"
+    full = {"error": {"code": "FULL", "message": words}}
+    await live.faults("shop", answer_with={"status": 409, "json": full}, operations=["book"])
+    shop = await create_key(hub, "MERCHANT", "shop")
+    carwash = await create_key(hub, "MERCHANT", "carwash")
+    storefront = await create_key(hub, "STOREFRONT")
+    own = await member_session(hub, member)  # minted by ADMIN: the member itself
+    minted = await member_session(hub, member, key=carwash)  # minted by a merchant alone
+    failed = await redeem(hub, member, "shop:CAR-WASH", "WASH", key=storefront, member_token=own)
     rid = failed["redemption"]["id"]
-    [error] = failed["userErrors"]
-    shown = await hub.gql(
-        "query($id: ID!) { redemption(id: $id) { status failure { message } } }", {"id": rid}
-    )
-    told = [data for _, _, data in await outbox(db_url) if data.get("redemptionId") == rid]
-    said = [error["message"], shown["redemption"]["failure"]["message"]]
-    said += [data["failure"]["message"] for data in told]
-    assert shown["redemption"]["status"] == "FAILED" and len(said) == 4, (shown, told)
-    for message in said:
-        assert "Contact" in message and "today" in message, message  # the words are kept
-        assert "Wang Fang" not in message and "5678" not in message, message
-    assert (await balances(hub, member))["HUB"] == 10_000
+    assert failed["redemption"]["status"] == "FAILED", failed
+    told = f"{words}. The points were returned."
+    withheld = "The partner's reason is shown to the member. The points were returned."
+    assert failed["userErrors"][0]["message"] == told  # the member's own answer
+    shown = "query($id: ID!) { redemption(id: $id) { failure { code message } } }"
+
+    async def read(**caller: Any) -> str:
+        found = (await hub.gql(shown, {"id": rid}, **caller))["redemption"]
+        assert found["failure"]["code"] == "PARTNER_REJECTED", found
+        return str(found["failure"]["message"])
+
+    assert await read() == told  # ADMIN
+    assert await read(key=storefront, member_token=own) == told
+    assert await read(key=shop) == withheld  # the reward's merchant
+    assert await read(key=carwash) == withheld  # the paying program's
+    assert await read(key=storefront, member_token=minted) == withheld
+    events = [d for _, _, d in await outbox(db_url) if d.get("redemptionId") == rid]
+    assert [d["failure"]["message"] for d in events] == [withheld, withheld], events
+    assert live.balance("carwash", "W-1") == 1000
 
 
 async def test_a_failure_whose_points_are_on_their_way_back_says_so(

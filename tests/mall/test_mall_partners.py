@@ -246,13 +246,7 @@ async def test_twenty_partners_one_hangs_the_page_keeps_its_budget(
         configured_partners.append(running)
     hang = 8.0
     await live.faults("shop07", latency_ms=int(hang * 1000), operations=["rewards"])
-    configured = settings.model_copy(
-        update={
-            "partner_secrets": live.secrets(),
-            "catalog_budget_seconds": budget,
-            "allow_private_partners": True,
-        }
-    )
+    configured = _budgeted(settings, live, budget)
     async with live_app(configured) as (_, api):
         await register(api, "haowu", "HUB", category="PLATFORM")
         for i in range(20):
@@ -277,6 +271,17 @@ async def test_twenty_partners_one_hangs_the_page_keeps_its_budget(
         assert time.perf_counter() - started < budget * 2 / 3
         # The answer arrives later and refreshes the cache in the background.
         await live.faults("shop07")
+
+
+def _budgeted(settings: Settings, live: Partners, budget: float) -> Settings:
+    """The hub's settings for these partners, with this catalog budget."""
+    return settings.model_copy(
+        update={
+            "partner_secrets": live.secrets(),
+            "catalog_budget_seconds": budget,
+            "allow_private_partners": True,
+        }
+    )
 
 
 async def _ids(data: dict[str, Any]) -> list[str]:
@@ -554,13 +559,7 @@ async def test_an_available_on_page_keeps_one_budget_for_catalogs_and_slots(
     budget = 1.5
     await live.start("lotus", "HOTEL")
     await live.start("westlake", "SCENIC")
-    configured = settings.model_copy(
-        update={
-            "partner_secrets": live.secrets(),
-            "catalog_budget_seconds": budget,
-            "allow_private_partners": True,
-        }
-    )
+    configured = _budgeted(settings, live, budget)
     async with live_app(configured) as (_, api):
         await register(api, "haowu", "HUB", category="PLATFORM")
         await register_connected(api, live, "lotus", "LOTUS", "HOTEL", timeoutSeconds=10)
