@@ -63,6 +63,17 @@ class PointsCall:
     undoes: str | None = None
 
 
+UNSAID = "[the partner's words]"
+
+
+def unsaid(message: str | None, said: str | None) -> str | None:
+    """A message for the logs: the partner's own words (`said`) in it replaced, since they
+    may name the member and the logs carry no names."""
+    if message and said:
+        return message.replace(said, UNSAID)
+    return message
+
+
 @dataclass(frozen=True)
 class CallResult:
     outcome: Outcome

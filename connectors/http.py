@@ -31,7 +31,7 @@ from tenacity import (
 )
 
 from connectors import signing
-from connectors.base import Outcome
+from connectors.base import Outcome, unsaid
 from connectors.breaker import CircuitBreaker
 from hub.enums import ErrorCode
 
@@ -129,7 +129,7 @@ class PartnerClient:
                 operation=operation,
                 outcome=reply.outcome.value,
                 status=reply.status,
-                reason=reply.message,
+                reason=unsaid(reply.message, reply.detail),
             )
         return reply
 

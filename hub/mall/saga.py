@@ -30,6 +30,7 @@ from connectors.base import (
     Outcome,
     PointsCall,
     Purpose,
+    unsaid,
 )
 from hub import obligations, sagas, vouchers
 from hub.config import Settings
@@ -274,7 +275,7 @@ async def apply(
                 redemption=r.id,
                 step=step,
                 code=result.code,
-                reason=result.message,
+                reason=unsaid(result.message, result.said),
             )
         retry_later(r, now)
         return

@@ -4,12 +4,14 @@ never "refused"; compensation belongs to the cancellation that succeeds."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sqlalchemy import update
 
+from hub.config import Settings
 from hub.db import utcnow
 from hub.mall import saga
 from hub.models import Redemption
@@ -545,3 +547,41 @@ async def test_a_failed_redemption_stays_in_the_members_list_with_why(
             },
         }
     ]
+
+
+async def test_a_partners_words_stay_out_of_the_log(
+    settings: Settings,
+    live: Partners,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Outside attack helper-78 (medium): each refusal's words were logged as `reason=`
+    ("Guest Wang Fang ... wang@x.com"), where the logs carry no names: only the phone was
+    masked. The log says a partner refused, and how, without its words."""
+    caplog.set_level(logging.INFO)
+    loud = settings.model_copy(
+        update={
+            "partner_secrets": live.secrets(),
+            "allow_private_partners": True,
+            "log_level": "INFO",
+        }
+    )
+    words = {"error": {"code": "X", "message": "Guest Li Na li.na@example.com"}}
+    async with running_app(loud) as api:
+        member = await _world(api, live)
+        await live.faults("shop", answer_with={"status": 409, "json": words}, operations=["book"])
+        failed = await redeem(api, member, "shop:CAR-WASH", "WASH")
+        assert failed["redemption"]["status"] == "FAILED", failed
+        # A compensating step refused with words is logged too (and tried again later).
+        done = await redeem(api, member, "jade:MEAL", "WASH")
+        await live.faults(
+            "carwash", answer_with={"status": 422, "json": words}, operations=["reverse"]
+        )
+        waiting = await cancel_redemption(api, done["redemption"]["id"])
+        assert waiting["redemption"]["status"] == "PENDING", waiting
+    out = capsys.readouterr()
+    logged = "\n".join(
+        [out.out, out.err, *(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)]
+    )
+    assert "partner call not applied" in logged and "compensating step" in logged
+    assert "Li Na" not in logged and "li.na@" not in logged
