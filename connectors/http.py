@@ -265,8 +265,9 @@ def partners_words(data: Any) -> str:
     """The sentence a partner gave with its refusal, as partners write it: under
     `error.message` (the hub's partner API), or `error` or `message` as text. It reaches a
     member's screen: unprintable characters go, runs of spaces become one, and a page of
-    text is cut to MAX_WORDS. (The member's name and phone numbers are masked where a
-    saga keeps them: hub.sagas._in_confidence.)"""
+    text is cut to MAX_WORDS. (They may name the member: the hub shows them only to
+    whoever may see the member, hub.sagas.failure_of, and logs them as
+    connectors.base.UNSAID.)"""
     if not isinstance(data, dict):
         return ""
     error = data.get("error")
