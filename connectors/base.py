@@ -87,7 +87,7 @@ class CallResult:
     # (a partner's hold is named by the hub's key of its debit, which a release undoes).
     movement_ref: str | None = None
     # The partner's own words, when `message` carries them (a refusal): they may name the
-    # member, so the hub shows them only to whoever may see the member (hub.sagas.words).
+    # member, so the hub shows them only to whoever may see the member (hub.sagas.failure_of).
     said: str | None = None
 
     @property

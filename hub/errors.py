@@ -26,7 +26,7 @@ class Failure(TypedDict):
     message: str
     field: str
     # The message without the partner's own words in it, where it has them: what those
-    # who may not see the member read instead (hub.sagas.withhold).
+    # who may not see the member read instead (hub.sagas.record_failure, failure_of).
     withheld: NotRequired[str]
 
 

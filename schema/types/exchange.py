@@ -119,8 +119,9 @@ class Conversion:
         )
 
     @strawberry.field(
-        description="Why it FAILED, or was REVERSED (its points given back): the userError "
-        "its request answered, or would have answered, with. Null otherwise."
+        description="Why it FAILED, or was or is being REVERSED (PENDING while its points "
+        "are given back): the userError its request answered, or would have answered, with. "
+        "Null otherwise."
     )
     def failure(self, info: Info) -> UserError | None:
         return failure_shown(self.row, info.context.principal)

@@ -258,9 +258,9 @@ class Redemption:
         return await Member.of(info, self.row.member_id)
 
     @strawberry.field(
-        description="Why it FAILED, or why its merchant refused its latest cancellation (it "
-        "is CONFIRMED again): the userError its request answered, or would have answered, "
-        "with. Null otherwise."
+        description="Why it FAILED or is failing (PENDING while its points are given back), "
+        "or why its merchant refused its latest cancellation (it is CONFIRMED again): the "
+        "userError its request answered, or would have answered, with. Null otherwise."
     )
     def failure(self, info: Info) -> UserError | None:
         return failure_shown(self.row, info.context.principal)
