@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -494,18 +495,29 @@ async def cancel_redemption(
 
 
 async def empty_database(url: str) -> None:
-    """Delete every row of every table (TRUNCATE on PostgreSQL)."""
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
+    """Delete every row of every table and restart every sequence, as a TRUNCATE ...
+    RESTART IDENTITY would. Straight through the driver, in one round trip: a test's
+    tables hold a few rows, and a TRUNCATE of all of them (a catalog change per table)
+    or a new SQLAlchemy engine (its dialect's first connect) cost PostgreSQL 150 ms a
+    test, this about 5."""
+    import sqlite3
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
 
     from hub.models import Base
 
-    engine = create_async_engine(url)
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    async with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                await conn.execute(text(f"DELETE FROM {table}"))
-    await engine.dispose()
+    deletes = "".join(f"DELETE FROM {t.name};" for t in reversed(Base.metadata.sorted_tables))
+    found = make_url(url)
+    if found.get_backend_name() != "postgresql":
+        with contextlib.closing(sqlite3.connect(found.database or "")) as conn:
+            conn.executescript(f"BEGIN;{deletes}COMMIT;")
+        return
+    conn = await asyncpg.connect(found.set(drivername="postgresql").render_as_string(False))
+    try:
+        await conn.execute(
+            f"BEGIN;{deletes}SELECT setval(format('%I.%I', schemaname, sequencename), 1, false) "
+            "FROM pg_sequences WHERE schemaname = current_schema();COMMIT;"
+        )
+    finally:
+        await conn.close()
