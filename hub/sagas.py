@@ -116,12 +116,16 @@ BEING_RETURNED = "The points are being returned."
 RETURNED = "The points were returned."
 
 
+def as_sentence(reason: str) -> str:
+    """A partner's reason ("Account frozen") as a sentence another can follow."""
+    reason = reason.strip()
+    return reason if reason.endswith((".", "!", "?", "。")) else f"{reason}."
+
+
 def being_returned(reason: str) -> str:
     """A failure whose points are on their way back, in the partner's words ("Account
     frozen.") then the hub's: what a saga says until the give-back has landed."""
-    reason = reason.strip()
-    said = reason if reason.endswith((".", "!", "?", "。")) else f"{reason}."
-    return f"{said} {BEING_RETURNED}"
+    return f"{as_sentence(reason)} {BEING_RETURNED}"
 
 
 def say_returned(row: SagaRow) -> None:

@@ -15,6 +15,7 @@ the redemption shows PENDING meanwhile. An unreachable partner
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
@@ -44,6 +45,7 @@ from hub.models import Member, Program, Redemption, Reward, Slot
 from hub.sagas import (
     Next,
     Result,
+    as_sentence,
     being_returned,
     record_failure,
     refusal,
@@ -74,6 +76,21 @@ class CancelStep(StrEnum):
 
 # Steps that undo what was done: retried until the partner applies them.
 COMPENSATING = frozenset({"RELEASE", "UNBOOK", "REFUND", "COMPENSATE"})
+
+
+def _being_credited(reason: str) -> str:
+    return f"{as_sentence(reason)} The compensation is being credited."
+
+
+# A cancellation's give-backs. While the paying program's partner refuses one (an account
+# frozen; not an unreachable partner, which is no answer), the redemption's failure says
+# why, in the partner's words and the hub's, as a failed booking's does until its points
+# are back; the step is tried again until the partner applies it. Each: the reason when the
+# partner gives none, and the failure's message made of a reason.
+GIVEN_BACK: dict[str, tuple[str, Callable[[str], str]]] = {
+    "REFUND": ("The partner refused the refund.", being_returned),
+    "COMPENSATE": ("The partner refused the compensation.", _being_credited),
+}
 
 
 def key(redemption: Redemption, name: str) -> str:
@@ -277,6 +294,11 @@ async def apply(
                 code=result.code,
                 reason=unsaid(result.message, result.said),
             )
+            if step in GIVEN_BACK and result.code != ErrorCode.PARTNER_UNAVAILABLE:
+                told = result.message or GIVEN_BACK[step][0]
+                record_failure(
+                    r, refusal(result), GIVEN_BACK[step][1](told), "pay_with", said=result.said
+                )
         retry_later(r, now)
         return
     ok = result.outcome == Outcome.APPLIED
@@ -327,6 +349,7 @@ async def apply(
             await announce.redemption(session, WebhookEvent.REDEMPTION_CANCELLATION_REFUSED, r)
     elif step == CancelStep.REFUND:
         r.refunded_points = r.points
+        r.failure = None  # a refusal of the refund before it landed
         r.cancel_step = (
             CancelStep.COMPENSATE.value if r.compensation_points else CancelStep.DONE.value
         )

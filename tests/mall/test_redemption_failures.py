@@ -116,6 +116,51 @@ async def test_a_cancellation_refused_after_it_was_answered_pending_says_why(
     assert await verify_ledger(db_url) == []
 
 
+async def test_a_refund_the_partner_refuses_says_why_until_it_lands(
+    hub: Api, live: Partners, db_url: str
+) -> None:
+    """A cancellation whose refund the paying program's partner refused (the account
+    frozen) stayed PENDING with no failure: nothing told the member, the merchants or
+    finance why the points did not come back. The refusal is the redemption's failure
+    (the partner's words only to whoever may see the member) while the refund is tried
+    again; once the partner applies it, the redemption is CANCELLED and the failure gone."""
+    member = await _world(hub, live)
+    done = await redeem(hub, member, "jade:MEAL", "WASH")
+    rid = done["redemption"]["id"]
+    assert done["redemption"]["status"] == "CONFIRMED", done
+    assert live.balance("carwash", "W-1") == 800
+    frozen = {"error": {"code": "FROZEN", "message": "Account W-1 is frozen"}}
+    await live.faults(
+        "carwash", answer_with={"status": 422, "json": frozen}, operations=["reverse", "credit"]
+    )
+    cancelled = await cancel_redemption(hub, rid, "MERCHANT_CANCELLED")
+    shown = """query($id: ID!) { redemption(id: $id) {
+      status refundedPoints failure { field message code } } }"""
+    refused = {
+        "field": ["input", "payWith"],
+        "message": "Account W-1 is frozen. The points are being returned.",
+        "code": "PARTNER_REJECTED",
+    }
+    assert cancelled["redemption"]["status"] == "PENDING", cancelled
+    assert cancelled["userErrors"] == [refused], cancelled
+    expected = {"status": "PENDING", "refundedPoints": 0, "failure": refused}
+    assert (await hub.gql(shown, {"id": rid}))["redemption"] == expected
+    await _drive(hub)  # refused again: still owed, still saying why
+    assert (await hub.gql(shown, {"id": rid}))["redemption"] == expected
+    jade = await create_key(hub, "MERCHANT", "jade")
+    withheld = "The partner's reason is shown to the member. The points are being returned."
+    found = (await hub.gql(shown, {"id": rid}, key=jade))["redemption"]
+    assert found["failure"]["message"] == withheld, found
+    assert live.balance("carwash", "W-1") == 800
+    await live.faults("carwash")
+    _cool_down(hub, "carwash")
+    await _drive(hub)
+    after = (await hub.gql(shown, {"id": rid}))["redemption"]
+    assert after == {"status": "CANCELLED", "refundedPoints": 200, "failure": None}
+    assert live.balance("carwash", "W-1") >= 1000  # the refund, and the compensation
+    assert await verify_ledger(db_url) == []
+
+
 async def test_a_partners_words_reach_only_whoever_may_see_the_member(
     hub: Api, live: Partners, db_url: str
 ) -> None:
