@@ -5,12 +5,16 @@ the member."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.config import Settings
+from hub.migrate import upgrade
 from tests.helpers import (
     Api,
     balances,
@@ -302,3 +306,42 @@ async def test_a_partners_words_stay_out_of_the_log(
     )
     assert "partner call not applied" in logged and "compensating step" in logged
     assert "Li Na" not in logged and "li.na@" not in logged
+
+
+async def test_failures_recorded_before_their_telling_get_one(
+    hub: Api, live: Partners, db_url: str
+) -> None:
+    """A failure recorded before the fix of helper-77 kept the partner's words alone, and
+    merchants read them. Migration 0029 gives each such failure its telling: the words
+    left out whole, what the hub said of the points kept."""
+    member = await _world(hub, live)
+    words = {"error": {"code": "FULL", "message": "Guest Wang Fang, 138 1234 5678"}}
+    await live.faults("shop", answer_with={"status": 409, "json": words}, operations=["book"])
+    failed = await redeem(hub, member, "shop:CAR-WASH", "WASH")
+    rid = failed["redemption"]["id"]
+    assert failed["redemption"]["status"] == "FAILED", failed
+    engine = create_async_engine(db_url)
+    try:
+        async with engine.begin() as conn:  # as a hub before the fix recorded it
+            (stored,) = (
+                await conn.execute(
+                    text("SELECT failure FROM redemptions WHERE id = :id"), {"id": rid}
+                )
+            ).one()
+            old = {k: v for k, v in json.loads(stored).items() if k != "withheld"}
+            await conn.execute(
+                text("UPDATE redemptions SET failure = :f WHERE id = :id"),
+                {"f": json.dumps(old), "id": rid},
+            )
+            await conn.execute(text("UPDATE alembic_version SET version_num = '0028'"))
+    finally:
+        await engine.dispose()
+    shop = await create_key(hub, "MERCHANT", "shop")
+    shown = "query($id: ID!) { redemption(id: $id) { failure { message } } }"
+    said = "Guest Wang Fang, 138 1234 5678. The points were returned."
+    assert (await hub.gql(shown, {"id": rid}, key=shop))["redemption"]["failure"]["message"] == said
+    await upgrade(db_url)
+    withheld = "The partner's reason is shown to the member. The points were returned."
+    found = (await hub.gql(shown, {"id": rid}, key=shop))["redemption"]["failure"]
+    assert found["message"] == withheld
+    assert (await hub.gql(shown, {"id": rid}))["redemption"]["failure"]["message"] == said
