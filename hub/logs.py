@@ -114,6 +114,12 @@ _HANDLER_NAME = "hub-redacting"
 _FILTER = Redacting()
 
 
+# Libraries whose debug lines carry the data they send (aiosqlite logs each statement with
+# its parameters, a member's name among them: outside attack helper-78; httpcore and
+# hpack a partner call's headers): never below INFO, whatever the hub's own level.
+QUIET_AT_DEBUG = ("aiosqlite", "asyncpg", "httpcore", "hpack")
+
+
 def configure(settings: Settings) -> None:
     """Route every log of the process through the redacting pipeline (idempotent)."""
     json_lines = settings.log_json if settings.log_json is not None else settings.is_production
@@ -165,5 +171,7 @@ def configure(settings: Settings) -> None:
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    for name in QUIET_AT_DEBUG:  # what they send: statements' parameters, request bodies
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
     # Each request is logged once, by hub.accesslog, without its query string.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

@@ -69,6 +69,33 @@ async def test_a_failing_request_logs_neither_name_nor_phone(
     assert PHONE not in logged
 
 
+async def test_a_member_enrolled_at_debug_level_is_not_logged(
+    loud: Settings, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Outside attack helper-78 (low): at DEBUG, aiosqlite logged every statement it ran
+    with its parameters, a member's name and phone among them. The database drivers' and
+    HTTP clients' debug lines (what they send) stay off at every level."""
+    caplog.set_level(logging.DEBUG)
+    async with running_app(loud) as api:
+        await register(api, "jade", "JADE")
+        data = await api.gql(
+            "mutation E($input: EnrollMemberInput!) { enrollMember(input: $input) "
+            "{ member { id } userErrors { code } } }",
+            {
+                "input": {
+                    "program": "JADE",
+                    "externalRef": "J-1",
+                    "displayName": NAME,
+                    "phone": PHONE,
+                }
+            },
+        )
+        assert data["enrollMember"]["userErrors"] == [], data
+    logged = _everything(caplog, capsys)
+    assert NAME not in logged and "Ouyang" not in logged
+    assert PHONE not in logged
+
+
 def test_redaction_masks_phones_and_url_passwords() -> None:
     line = logs.redact(
         f"call {PHONE} or +86 139-1234-5678 via postgresql+asyncpg://hub:{PASSWORD}@db:5432/hub"
