@@ -199,11 +199,18 @@ def sees_as_the_member(principal: Principal, member_id: str) -> bool:
     """What only the member sees of itself (its credit level, from the external credit
     system): ADMIN, or a session of that member minted by the platform or ADMIN. A session a
     merchant minted on its own (no member need be present) does not: the merchant would
-    read it through it."""
+    read it through it. Nor does a MERCHANT key, whatever session comes with it (one the
+    platform minted, leaked or handed over: outside attack helper-78): it reads as its
+    merchant (reading_merchant)."""
     if principal.role == ADMIN:
         return True
     grant = principal.session
-    return principal.member_id == member_id and grant is not None and grant.universal
+    return (
+        principal.role != MERCHANT
+        and principal.member_id == member_id
+        and grant is not None
+        and grant.universal
+    )
 
 
 def reading_merchant(principal: Principal) -> str | None:

@@ -80,6 +80,25 @@ async def test_a_credit_level_is_seen_by_the_member_and_admin_only(api: Api) -> 
     assert foreign["member"] is None
 
 
+async def test_a_merchant_holding_a_members_own_session_reads_as_the_merchant(
+    api: Api,
+) -> None:
+    """Outside attack helper-78 (low): a MERCHANT key sent with a session the platform
+    minted (the member's own, in the universal mall: leaked, or handed over) read what only
+    the member sees, its credit level among it. A merchant's key reads as the merchant,
+    whatever session comes with it."""
+    await register(api, "jade", "JADE")
+    member = await enroll(api, "JADE", "J-1")
+    await set_credit(api, member, "GOOD")
+    storefront = await create_key(api, "STOREFRONT")
+    own = await member_session(api, member)  # minted by ADMIN, as the platform's login does
+    jade = await create_key(api, "MERCHANT", "jade")
+    seen = await api.gql(CREDIT, {"id": member}, key=jade, member_token=own)
+    assert seen["member"] == {"id": member, "creditLevel": None}
+    mine = await api.gql(CREDIT, {"id": member}, key=storefront, member_token=own)
+    assert mine["member"] == {"id": member, "creditLevel": "GOOD"}
+
+
 async def test_excellent_credit_earns_more_and_pays_fewer_points(api: Api, db_url: str) -> None:
     await register(api, "jade", "JADE", accrualRate="1")
     excellent = await enroll(api, "JADE", "J-1")
