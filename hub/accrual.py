@@ -17,7 +17,7 @@ from hub.caches import Loyalty
 from hub.config import Settings
 from hub.db import utcnow
 from hub.enums import AccountKind, EntryKind, WebhookEvent
-from hub.errors import AlreadyExists, InvalidInput, InvalidState, NotFound
+from hub.errors import AlreadyExists, BalanceLimit, InvalidInput, InvalidState, NotFound
 from hub.ledger.core import Movement
 from hub.ledger.points import Points, expiry_of
 from hub.members import remember_account
@@ -218,14 +218,18 @@ async def accrue(
             memo=f"purchase of {amount}" + (f" ({labels})" if labels else ""),
             idempotency_key=data.idempotency_key,
         )
-        entry = await Points(session).credit(
-            account,
-            points,
-            EntryKind.ACCRUAL,
-            AccountKind.ISSUED,
-            movement,
-            expires_at=expiry_of(occurred, program.expiry_months),
-        )
+        try:
+            entry = await Points(session).credit(
+                account,
+                points,
+                EntryKind.ACCRUAL,
+                AccountKind.ISSUED,
+                movement,
+                expires_at=expiry_of(occurred, program.expiry_months),
+            )
+        except BalanceLimit as full:  # the purchase's points would not fit the balance
+            full.field = full.field or ("amount",)
+            raise
         await standing.record_purchase(
             session,
             entry_id=entry.id,

@@ -167,6 +167,10 @@ async def start(
             step=(Step.DEBIT if both_local else Step.HOLD).value,
             actor=principal.actor,
             attempts=0,
+            # The columns' defaults, set here too: what its local steps announce is read
+            # before the row is written (a REDEMPTION_CONFIRMED said null: helper-79).
+            refunded_points=0,
+            compensation_points=0,
             created_at=now,
             updated_at=now,
         )

@@ -296,9 +296,10 @@ async def apply(
             )
             if step in GIVEN_BACK and result.code != ErrorCode.PARTNER_UNAVAILABLE:
                 told = result.message or GIVEN_BACK[step][0]
-                record_failure(
-                    r, refusal(result), GIVEN_BACK[step][1](told), "pay_with", said=result.said
-                )
+                # Whoever refused, its words are the member's alone: a partner's, or the
+                # hub's own for a hosted program (a full balance, which they give).
+                said = result.said or result.message
+                record_failure(r, refusal(result), GIVEN_BACK[step][1](told), "pay_with", said=said)
         retry_later(r, now)
         return
     ok = result.outcome == Outcome.APPLIED

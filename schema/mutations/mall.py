@@ -303,6 +303,12 @@ class MallMutations:
             redemption.cancel(runtime.db, principal, runtime.settings, runtime.connectors, request)
         )
         found, failed = _reported(row, principal)
+        if row is not None and row.cancel_step is not None:
+            # The cancellation went ahead (a merchant's refusal ends it, cancel_step None):
+            # what its refund waits for (a partner refusing it for now, a full balance) is
+            # the redemption's failure, not an error of this request (outside attack
+            # helper-79: a storefront read "nothing changed" from it).
+            failed = []
         return CancelRedemptionPayload(redemption=found, user_errors=errors or failed)
 
 

@@ -100,6 +100,8 @@ async def test_a_credit_past_the_int_range_is_refused(api: Api, db_url: str) -> 
     refused = await accrue(api, member, "JADE", str(MAX_POINTS_PER_MOVEMENT // 1000))
     assert refused["userErrors"][0]["code"] == "INVALID_INPUT"
     assert "2,147,483,647" in refused["userErrors"][0]["message"]
+    # Which input it is about (outside attack helper-79: the field was null).
+    assert refused["userErrors"][0]["field"] == ["input", "amount"]
     assert await balances(api, member) == {"JADE": full}  # readable, and unchanged
     assert await verify_ledger(db_url) == []
 
@@ -185,6 +187,13 @@ async def test_a_refund_into_a_full_balance_is_refused_cleanly(api: Api, db_url:
     # cancellation of the booking cannot be refused). It is under way; nothing moved yet.
     assert payload["userErrors"] == [], payload
     assert payload["redemption"]["status"] == "PENDING", payload
+    waiting = await api.gql(
+        "query($id: ID!) { redemption(id: $id) { failure { code message } } }",
+        {"id": bought["redemption"]["id"]},
+    )
+    why = waiting["redemption"]["failure"]  # what the refund waits for, to the member
+    assert why["code"] == "INVALID_INPUT" and "spend or convert points first" in why["message"]
+    assert why["message"].endswith("The points are being returned."), why
     assert await balances(api, member) == {"JADE": full}
     assert await verify_ledger(db_url) == []
     # Room is made: the refund lands when the saga is next resumed, once.

@@ -146,7 +146,9 @@ async def test_a_refund_the_partner_refuses_says_why_until_it_lands(
         "code": "PARTNER_REJECTED",
     }
     assert cancelled["redemption"]["status"] == "PENDING", cancelled
-    assert cancelled["userErrors"] == [refused], cancelled
+    # The cancellation went ahead: why its refund waits is the redemption's, not an error
+    # of the request (outside attack helper-79: "nothing changed" is what userErrors say).
+    assert cancelled["userErrors"] == [], cancelled
     expected = {"status": "PENDING", "refundedPoints": 0, "failure": refused}
     assert (await hub.gql(shown, {"id": rid}))["redemption"] == expected
     await _drive(hub)  # refused again: still owed, still saying why

@@ -406,6 +406,17 @@ async def test_conversions_and_redemptions_announce_their_outcome_to_both_mercha
         ("REDEMPTION_CANCELLED", "haowu"),
         ("REDEMPTION_CANCELLED", "jade"),
     ]
+    # Their numbers are numbers (outside attack helper-79: a hosted redemption announced
+    # its refund and compensation as null before its row was written).
+    told = {k: d for k, _, d in await outbox(db_url) if k.startswith("REDEMPTION_")}
+    assert (
+        told["REDEMPTION_CONFIRMED"]["refundedPoints"],
+        told["REDEMPTION_CONFIRMED"]["compensationPoints"],
+    ) == (0, 0)
+    assert (
+        told["REDEMPTION_CANCELLED"]["refundedPoints"],
+        told["REDEMPTION_CANCELLED"]["compensationPoints"],
+    ) == (redeemed["redemption"]["points"], 0)
 
 
 async def test_metadata_and_link_local_receivers_are_refused_even_where_private_ones_are_allowed(
