@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -72,9 +73,12 @@ class Partners:
         return int(self.sandbox(merchant_id).ledger.members[ref]["balance"])
 
     async def close(self) -> None:
-        for running in self.running.values():
-            if not running.task.done():
-                await running.stop()
+        """Stop every partner still serving, at once (uvicorn takes 0.1 to 0.2 s to stop a
+        server, mostly its main loop's tick: one after another, five partners made a
+        test's teardown 0.85 s)."""
+        await asyncio.gather(
+            *(running.stop() for running in self.running.values() if not running.task.done())
+        )
 
 
 @asynccontextmanager
