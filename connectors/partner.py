@@ -117,7 +117,8 @@ class PartnerConnector:
 
     def _failure(self, reply: Reply, subject: str) -> DomainError:
         """Why a read gave nothing: the partner's definite refusal (it answered 4xx), or no
-        answer at all. A refusal is never reported as an outage."""
+        answer at all. A refusal is never reported as an outage. The partner's own words in
+        it are marked (`said`): only whoever may see the member reads them."""
         merchant = self.client.merchant_id
         unsent = reply.code == ErrorCode.PARTNER_UNAVAILABLE
         if reply.outcome == Outcome.REJECTED and reply.status is not None and not unsent:
@@ -125,11 +126,13 @@ class PartnerConnector:
             if reply.code == ErrorCode.NOT_FOUND:
                 return NotFound(
                     f"{merchant} does not know {subject}: it answered {reply.status}{said}. "
-                    f"That is {merchant}'s refusal, not an outage."
+                    f"That is {merchant}'s refusal, not an outage.",
+                    said=reply.detail,
                 )
             return PartnerRejected(
                 f"{merchant} refused to give {subject}: it answered {reply.status}{said}. "
-                f"That is {merchant}'s refusal, not an outage."
+                f"That is {merchant}'s refusal, not an outage.",
+                said=reply.detail,
             )
         return PartnerUnavailable(reply.message or f"{merchant} did not answer for {subject}.")
 

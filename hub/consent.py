@@ -133,8 +133,11 @@ async def confirm_membership(
             raise NotFound(
                 f"{exc.message} Check the membership number with the member.",
                 field=(*field, "external_ref"),
+                said=exc.said,
             ) from None
-        raise type(exc)(exc.message, field=(*field, "external_ref"), code=exc.code) from None
+        raise type(exc)(
+            exc.message, field=(*field, "external_ref"), code=exc.code, said=exc.said
+        ) from None
     if record.name is not None and not same_person(name, record.name):
         raise NotFound(
             f"{partner} has no member named {name!r} with membership number {external_ref!r} "

@@ -30,19 +30,38 @@ class Failure(TypedDict):
     withheld: NotRequired[str]
 
 
+# What stands for a partner's own words for a caller who may not see the member.
+WITHHELD = "The partner's reason is shown to the member"
+
+
 class DomainError(Exception):
     """An expected failure a caller can act on; becomes a userError."""
 
     code: ErrorCode = ErrorCode.INVALID_INPUT
 
     def __init__(
-        self, message: str, *, field: Sequence[str] | None = None, code: ErrorCode | None = None
+        self,
+        message: str,
+        *,
+        field: Sequence[str] | None = None,
+        code: ErrorCode | None = None,
+        said: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.field: FieldPath | None = tuple(field) if field is not None else None
         if code is not None:
             self.code = code
+        # A partner's own words in `message`: they may name the member, so only whoever may
+        # see the member reads them (`told`).
+        self.said = said if said and said in message else None
+
+    def told(self, *, words: bool) -> str:
+        """The message as this caller may read it: with the partner's words, or with
+        WITHHELD in their place."""
+        if words or self.said is None:
+            return self.message
+        return self.message.replace(self.said, WITHHELD)
 
 
 class InvalidInput(DomainError):

@@ -34,7 +34,7 @@ from connectors.base import BookingResult, CallResult, Connector, ConnectorFacto
 from hub.config import Settings
 from hub.db import Database, insert_or_skip, utcnow
 from hub.enums import ErrorCode
-from hub.errors import DomainError, Failure
+from hub.errors import WITHHELD, DomainError, Failure
 from hub.models.partners import PartnerOutcome
 
 log = structlog.get_logger(__name__)
@@ -91,9 +91,6 @@ def retry_later(row: SagaRow, now: dt.datetime) -> None:
     """Try the step again after an exponential backoff (2, 4, 8 ... 600 s)."""
     row.attempts += 1
     row.next_attempt_at = now + dt.timedelta(seconds=min(2**row.attempts, MAX_BACKOFF_SECONDS))
-
-
-WITHHELD = "The partner's reason is shown to the member"
 
 
 def record_failure(

@@ -51,10 +51,13 @@ def graphql_path(field: FieldPath | None, under: FieldPath = INPUT) -> list[str]
     return [*under, *(spelled(part) for part in field)] or None
 
 
-def user_errors(error: DomainError, under: FieldPath = INPUT) -> list[UserError]:
-    return [
-        UserError(field=graphql_path(error.field, under), message=error.message, code=error.code)
-    ]
+def user_errors(
+    error: DomainError, under: FieldPath = INPUT, *, words: bool = False
+) -> list[UserError]:
+    """The error as userErrors; a partner's own words in it only for a caller who may see
+    the member (`words`)."""
+    message = error.told(words=words)
+    return [UserError(field=graphql_path(error.field, under), message=message, code=error.code)]
 
 
 def failure_shown(row: SagaRow, principal: Principal) -> UserError | None:
@@ -65,23 +68,25 @@ def failure_shown(row: SagaRow, principal: Principal) -> UserError | None:
 
 
 async def attempt(
-    work: Awaitable[T], *, under: FieldPath = INPUT
+    work: Awaitable[T], *, under: FieldPath = INPUT, words: bool = False
 ) -> tuple[T | None, list[UserError]]:
     """Await a domain call; a DomainError becomes userErrors (its path put `under` the
-    mutation's input or arguments), anything else propagates."""
+    mutation's input or arguments; a partner's words in it only with `words`), anything
+    else propagates."""
     try:
         return await work, []
     except DomainError as error:
-        return None, user_errors(error, under)
+        return None, user_errors(error, under, words=words)
 
 
 def forbidden(message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": "FORBIDDEN"})
 
 
-def partner_error(error: DomainError) -> GraphQLError:
-    """A partner's failure (a refusal, or no answer) as a field's error, with its code."""
-    return GraphQLError(error.message, extensions={"code": error.code.value})
+def partner_error(error: DomainError, *, words: bool) -> GraphQLError:
+    """A partner's failure (a refusal, or no answer) as a field's error, with its code; the
+    partner's own words in it only for a caller who may see the member (`words`)."""
+    return GraphQLError(error.told(words=words), extensions={"code": error.code.value})
 
 
 def bad_argument(message: str) -> GraphQLError:

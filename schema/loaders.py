@@ -18,7 +18,6 @@ from hub import eligibility, members, merchants, partner_balances, vouchers
 from hub.auth import Principal
 from hub.caches import Caches
 from hub.db import Database, Reads, utcnow
-from hub.errors import DomainError
 from hub.mall import catalog
 from hub.mall.pricing import PriceBook
 from hub.member_view import AccountView, MemberView, member_views
@@ -40,7 +39,6 @@ from hub.models.mall import ListedReward
 from hub.partner_balances import PartnerBalance
 from hub.tiers.ladder import ladders_by_program
 from hub.tiers.standing import Standing, standings
-from schema.errors import partner_error
 from settlement import disputes
 from settlement import statements as settlement_statements
 from settlement.disputes import CarriedAdjustment
@@ -158,11 +156,9 @@ class PartnerBalances:
         self._loader = DataLoader(self._batch)
 
     async def _batch(self, accounts: Sequence[AccountView]) -> list[Any]:
-        # aiodataloader raises an Exception found in the results from that load().
-        return [
-            partner_error(found) if isinstance(found, DomainError) else found
-            for found in await partner_balances.read(self._db, self._factory, accounts)
-        ]
+        # aiodataloader raises an Exception found in the results from that load(): the
+        # DomainError, which the field makes its error as its caller may read it.
+        return list(await partner_balances.read(self._db, self._factory, accounts))
 
     async def load(self, account: AccountView) -> PartnerBalance:
         result: PartnerBalance = await self._loader.load(account)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import accrual, green, members, promotions
 from hub.enums import CreditLevel as DomainCreditLevel
-from hub.permissions import Action
+from hub.permissions import Action, sees_as_the_member
 from schema.attributes import from_attributes
 from schema.context import Info
 from schema.enums import CreditLevel
@@ -127,8 +127,12 @@ class MemberMutations:
             birth_date=input.birth_date or None,
         )
         runtime = info.context.runtime
+        # A partner's refusal of the number may carry its own words, which may name the
+        # member: ADMIN reads them, and the member linked with its own session; a merchant
+        # does not (outside attack helper-80).
+        words = sees_as_the_member(principal, data.member_id or "")
         row, errors = await attempt(
-            members.enroll_confirmed(runtime.db, runtime.connectors, principal, data)
+            members.enroll_confirmed(runtime.db, runtime.connectors, principal, data), words=words
         )
         return EnrollMemberPayload(member=Member.from_row(row) if row else None, user_errors=errors)
 

@@ -12,6 +12,7 @@ from hub import merchants, models
 from hub.db import utcnow
 from hub.enums import CreditLevel as DomainCreditLevel
 from hub.enums import EntryKind as DomainEntryKind
+from hub.errors import DomainError
 from hub.ledger import queries
 from hub.member_view import AccountView, MemberView
 from hub.partner_balances import PartnerBalance
@@ -64,9 +65,13 @@ class ProgramAccount:
         program = await info.context.loaders.program.load(self.account.program_code)
         if program is None or not merchants.is_connected(program):
             return None
-        found = await info.context.loaders.partner_balance.load(self.account)
+        words = sees_as_the_member(info.context.principal, self.account.member_id or "")
+        try:
+            found = await info.context.loaders.partner_balance.load(self.account)
+        except DomainError as failed:
+            raise partner_error(failed, words=words) from None
         if found.refusal is not None and not self.listed:
-            raise partner_error(found.refusal)
+            raise partner_error(found.refusal, words=words)
         return found
 
     async def _balance_later(self, info: Info) -> int:

@@ -103,3 +103,49 @@ async def test_a_rate_limited_debit_is_not_sent_and_says_try_again(
     refused = await convert(hub, member, "SKYMILES", "JADE", 100)
     assert [e["code"] for e in refused["userErrors"]] == ["PARTNER_UNAVAILABLE"], refused
     assert live_partners.balance("skyair", "SK-1") == START["SKYMILES"]
+
+
+async def test_a_partners_words_in_a_refused_read_reach_only_whoever_may_see_the_member(
+    hub: Api, live_partners: Partners
+) -> None:
+    """Outside attack helper-80 (medium): a partner's 404 for a balance or for a number being
+    linked put its own words ("... Wang Fang closed account") in the error every caller
+    read, its merchant's key and the sessions it minted included, where a failure's words
+    reach only ADMIN and the member. Now the same: a merchant reads them withheld."""
+    from tests.helpers import ENROLL, create_key, enroll, member_session
+
+    member = await _world(hub, live_partners)
+    words = "Guest Chen Jie, 139 0000 1111, closed account"
+    closed = {"status": 404, "json": {"error": {"code": "NOT_FOUND", "message": words}}}
+    await live_partners.faults("skyair", answer_with=closed, operations=["balance"])
+    asked = """query($id: ID!) { member(id: $id) { account(program: "SKYMILES") { balance } } }"""
+    skyair = await create_key(hub, "MERCHANT", "skyair")
+    storefront = await create_key(hub, "STOREFRONT")
+    own = await member_session(hub, member)  # minted by ADMIN: the member itself
+    minted = await member_session(hub, member, key=skyair)
+
+    async def told(key: str | None = None, token: str | None = None) -> str:
+        caller: dict[str, Any] = {"member_token": token} if token else {}
+        response = await hub.post(asked, {"id": member}, **({"key": key} if key else {}), **caller)
+        [error] = response.json()["errors"]
+        return str(error["message"])
+
+    assert words in await told()  # ADMIN
+    assert words in await told(storefront, own)  # the member
+    for key, token in ((skyair, None), (skyair, own), (storefront, minted)):
+        message = await told(key, token)
+        assert words not in message and "Chen" not in message, (key, token, message)
+        assert "The partner's reason is shown to the member" in message
+    # Linking a number the partner refuses with the same words: a member of JADE joins
+    # SKYMILES with her own session, through skyair's key.
+    newcomer = await enroll(hub, "JADE", "J-9", "Chen Jie")
+    theirs = await member_session(hub, newcomer)
+    link = {"program": "SKYMILES", "externalRef": "SK-9", "displayName": "Chen Jie"}
+    linked = await hub.gql(
+        ENROLL, {"input": {**link, "memberId": newcomer}}, key=skyair, member_token=theirs
+    )
+    [error] = linked["enrollMember"]["userErrors"]
+    assert error["code"] == "NOT_FOUND" and words not in error["message"], error
+    assert "The partner's reason is shown to the member" in error["message"]
+    by_admin = await hub.gql(ENROLL, {"input": {**link, "memberId": newcomer}})
+    assert words in by_admin["enrollMember"]["userErrors"][0]["message"]
