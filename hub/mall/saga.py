@@ -299,7 +299,10 @@ async def apply(
                 # Whoever refused, its words are the member's alone: a partner's, or the
                 # hub's own for a hosted program (a full balance, which they give).
                 said = result.said or result.message
-                record_failure(r, refusal(result), GIVEN_BACK[step][1](told), "pay_with", said=said)
+                # About the cancellation (the request that asked for the give-back), as a
+                # merchant's refusal of it is; not the redemption's payWith (helper-80).
+                told = GIVEN_BACK[step][1](told)
+                record_failure(r, refusal(result), told, "redemption_id", said=said)
         retry_later(r, now)
         return
     ok = result.outcome == Outcome.APPLIED

@@ -141,7 +141,7 @@ async def test_a_refund_the_partner_refuses_says_why_until_it_lands(
     shown = """query($id: ID!) { redemption(id: $id) {
       status refundedPoints failure { field message code } } }"""
     refused = {
-        "field": ["input", "payWith"],
+        "field": ["input", "redemptionId"],  # the cancellation's, as a merchant's refusal is
         "message": "Account W-1 is frozen. The points are being returned.",
         "code": "PARTNER_REJECTED",
     }
