@@ -228,6 +228,18 @@ async def next_step(session: AsyncSession, r: Redemption) -> Next | None:
     return None
 
 
+def _give_back_refused(r: Redemption, step: str, result: Result) -> None:
+    """A cancellation's refund or compensation refused (it is tried again): the redemption
+    says why. Whoever refused, its words are the member's alone: a partner's, or the hub's
+    own for a hosted program (a full balance, which they give). The failure is about the
+    cancellation, the request that asked for the give-back (as a merchant's refusal of it
+    is), not the redemption's payWith (outside attack helper-80)."""
+    default, telling = GIVEN_BACK[step]
+    told = telling(result.message or default)
+    said = result.said or result.message
+    record_failure(r, refusal(result), told, "redemption_id", said=said)
+
+
 def _failure(r: Redemption, result: Result, field: str, default: str) -> None:
     record_failure(r, refusal(result), result.message or default, field, said=result.said)
 
@@ -295,14 +307,7 @@ async def apply(
                 reason=unsaid(result.message, result.said),
             )
             if step in GIVEN_BACK and result.code != ErrorCode.PARTNER_UNAVAILABLE:
-                told = result.message or GIVEN_BACK[step][0]
-                # Whoever refused, its words are the member's alone: a partner's, or the
-                # hub's own for a hosted program (a full balance, which they give).
-                said = result.said or result.message
-                # About the cancellation (the request that asked for the give-back), as a
-                # merchant's refusal of it is; not the redemption's payWith (helper-80).
-                told = GIVEN_BACK[step][1](told)
-                record_failure(r, refusal(result), told, "redemption_id", said=said)
+                _give_back_refused(r, step, result)
         retry_later(r, now)
         return
     ok = result.outcome == Outcome.APPLIED
