@@ -115,24 +115,26 @@ class PartnerConnector:
         )
         return _result(reply, _transaction, self.client.merchant_id)
 
-    def _failure(self, reply: Reply, subject: str) -> DomainError:
+    def _failure(self, reply: Reply, subject: str, *, personal: bool = False) -> DomainError:
         """Why a read gave nothing: the partner's definite refusal (it answered 4xx), or no
         answer at all. A refusal is never reported as an outage. The partner's own words in
-        it are marked (`said`): only whoever may see the member reads them."""
+        a refused read of a member (`personal`) are marked (`said`): only whoever may see
+        the member reads them."""
         merchant = self.client.merchant_id
         unsent = reply.code == ErrorCode.PARTNER_UNAVAILABLE
         if reply.outcome == Outcome.REJECTED and reply.status is not None and not unsent:
             said = f" ({reply.detail})" if reply.detail else ""
+            words = reply.detail if personal else None
             if reply.code == ErrorCode.NOT_FOUND:
                 return NotFound(
                     f"{merchant} does not know {subject}: it answered {reply.status}{said}. "
                     f"That is {merchant}'s refusal, not an outage.",
-                    said=reply.detail,
+                    said=words,
                 )
             return PartnerRejected(
                 f"{merchant} refused to give {subject}: it answered {reply.status}{said}. "
                 f"That is {merchant}'s refusal, not an outage.",
-                said=reply.detail,
+                said=words,
             )
         return PartnerUnavailable(reply.message or f"{merchant} did not answer for {subject}.")
 
@@ -142,7 +144,7 @@ class PartnerConnector:
             "balance", route.method, route.to(ref=external_ref), wait_seconds=2.0
         )
         if not reply.applied:
-            raise self._failure(reply, f"membership number {external_ref!r}")
+            raise self._failure(reply, f"membership number {external_ref!r}", personal=True)
         return reply.body
 
     def _balance_in(self, body: Any, external_ref: str) -> int:
