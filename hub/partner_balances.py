@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from connectors.base import ConnectorFactory, MemberAccount
+from connectors.base import ConnectorFactory, MemberAccount, unsaid
 from hub import members, merchants
 from hub.db import Database, utcnow
 from hub.errors import DomainError, PartnerUnavailable
@@ -95,7 +95,7 @@ async def read(
                 log.warning(
                     "a partner refused a balance it gave before",
                     program=account.program_code,
-                    refusal=refusal.message,
+                    refusal=unsaid(refusal.message, refusal.said),  # no names in logs
                 )
             results.append(PartnerBalance(last, last_at, refusal))
         elif isinstance(answer, PartnerUnavailable):

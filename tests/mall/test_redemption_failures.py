@@ -272,6 +272,10 @@ async def test_a_failed_redemption_stays_in_the_members_list_with_why(
     ]
 
 
+BALANCE_OF_WASH = """query($id: ID!) {
+  member(id: $id) { account(program: "WASH") { balance } } }"""
+
+
 async def test_a_partners_words_stay_out_of_the_log(
     settings: Settings,
     live: Partners,
@@ -302,11 +306,19 @@ async def test_a_partners_words_stay_out_of_the_log(
         )
         waiting = await cancel_redemption(api, done["redemption"]["id"])
         assert waiting["redemption"]["status"] == "PENDING", waiting
+        # A balance the partner gave before, then refused with words (outside attack
+        # helper-81: the warning carried the refusal word for word).
+        await api.gql(BALANCE_OF_WASH, {"id": member})
+        await live.faults(
+            "carwash", answer_with={"status": 404, "json": words}, operations=["balance"]
+        )
+        await api.post(BALANCE_OF_WASH, {"id": member})
     out = capsys.readouterr()
     logged = "\n".join(
         [out.out, out.err, *(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)]
     )
     assert "partner call not applied" in logged and "compensating step" in logged
+    assert "a partner refused a balance it gave before" in logged
     assert "Li Na" not in logged and "li.na@" not in logged
 
 
