@@ -125,6 +125,12 @@ def being_returned(reason: str) -> str:
     return f"{as_sentence(reason)} {BEING_RETURNED}"
 
 
+def being_credited(reason: str) -> str:
+    """A cancellation's compensation the partner refused for now, in its words then the
+    hub's, as being_returned says a refund's."""
+    return f"{as_sentence(reason)} The compensation is being credited."
+
+
 def say_returned(row: SagaRow) -> None:
     """The give-back landed: the failure now says the points are back, no longer on their
     way."""

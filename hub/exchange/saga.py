@@ -43,8 +43,6 @@ from hub.webhooks import announce
 # A credit the partner cannot take yet is retried this many times before the
 # debit is reversed and the member gets the source points back.
 MAX_CREDIT_ATTEMPTS = 8
-# What a refused credit's failure says of the debited points, while they are on their way
-# back and once the reversal has landed.
 
 
 class Step(StrEnum):

@@ -45,7 +45,7 @@ from hub.models import Member, Program, Redemption, Reward, Slot
 from hub.sagas import (
     Next,
     Result,
-    as_sentence,
+    being_credited,
     being_returned,
     record_failure,
     refusal,
@@ -78,10 +78,6 @@ class CancelStep(StrEnum):
 COMPENSATING = frozenset({"RELEASE", "UNBOOK", "REFUND", "COMPENSATE"})
 
 
-def _being_credited(reason: str) -> str:
-    return f"{as_sentence(reason)} The compensation is being credited."
-
-
 # A cancellation's give-backs. While the paying program's partner refuses one (an account
 # frozen; not an unreachable partner, which is no answer), the redemption's failure says
 # why, in the partner's words and the hub's, as a failed booking's does until its points
@@ -89,7 +85,7 @@ def _being_credited(reason: str) -> str:
 # partner gives none, and the failure's message made of a reason.
 GIVEN_BACK: dict[str, tuple[str, Callable[[str], str]]] = {
     "REFUND": ("The partner refused the refund.", being_returned),
-    "COMPENSATE": ("The partner refused the compensation.", _being_credited),
+    "COMPENSATE": ("The partner refused the compensation.", being_credited),
 }
 
 

@@ -8,8 +8,8 @@ import datetime as dt
 import time
 
 from hub.config import Settings
-from tests.helpers import Api, live_app, register, set_rate
-from tests.mall.test_mall_partners import CST, PAGE, _budgeted, hub, live
+from tests.helpers import Api, live_app, register
+from tests.mall.test_mall_partners import CST, PAGE, _budgeted, hub, live, westlake_listed
 from tests.partners import Partners, register_connected
 
 __all__ = ["hub", "live"]  # the fixtures these tests share with the mall's partner tests
@@ -23,10 +23,7 @@ async def test_a_partner_whose_listing_fails_is_not_asked_again_by_every_page(
     page. A listing that failed is not asked again for a while: the pages in between name
     the partner unavailable at once and serve what is kept."""
     _, api = hub
-    await register(api, "haowu", "HUB", category="PLATFORM")
-    await register_connected(api, live, "westlake", "WESTLAKE", "SCENIC")
-    await set_rate(api, "HUB", "WESTLAKE", "1")
-    assert (await api.gql(PAGE))["rewards"]["unavailableMerchants"] == []
+    await westlake_listed(api, live)
     westlake = live.sandbox("westlake")
     catalog = api.app.state.runtime.catalog
     day = (dt.datetime.now(CST) + dt.timedelta(days=1)).date().isoformat()
@@ -89,10 +86,7 @@ async def test_a_partner_silent_for_one_day_is_not_waited_for_on_the_next(
     still silent after a budget is named at once by pages for any day, and a partner whose
     listing failed is asked again in the background, not waited for, until it answers."""
     _, api = hub
-    await register(api, "haowu", "HUB", category="PLATFORM")
-    await register_connected(api, live, "westlake", "WESTLAKE", "SCENIC", timeoutSeconds=10)
-    await set_rate(api, "HUB", "WESTLAKE", "1")
-    assert (await api.gql(PAGE))["rewards"]["unavailableMerchants"] == []
+    await westlake_listed(api, live, timeoutSeconds=10)
     await live.faults("westlake", latency_ms=8000, operations=["slots"])
     today = dt.datetime.now(CST).date()
     try:

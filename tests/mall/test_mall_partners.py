@@ -273,6 +273,15 @@ async def test_twenty_partners_one_hangs_the_page_keeps_its_budget(
         await live.faults("shop07")
 
 
+async def westlake_listed(api: Api, live: Partners, **config: Any) -> None:
+    """The platform's HUB and westlake's connected WESTLAKE at 1:1 (`config`: its
+    connector's), the catalog listed once with every partner answering."""
+    await register(api, "haowu", "HUB", category="PLATFORM")
+    await register_connected(api, live, "westlake", "WESTLAKE", "SCENIC", **config)
+    await set_rate(api, "HUB", "WESTLAKE", "1")
+    assert (await api.gql(PAGE))["rewards"]["unavailableMerchants"] == []
+
+
 def _budgeted(settings: Settings, live: Partners, budget: float) -> Settings:
     """The hub's settings for these partners, with this catalog budget."""
     return settings.model_copy(
@@ -416,11 +425,8 @@ async def test_available_on_waits_for_a_silent_partner_once(
     partner still silent after a whole budget is named at once by the pages that follow,
     not waited for again by each."""
     _, api = hub
-    await register(api, "haowu", "HUB", category="PLATFORM")
     # Its calls may take longer than the budget (1.5 s), as the demo's may.
-    await register_connected(api, live, "westlake", "WESTLAKE", "SCENIC", timeoutSeconds=10)
-    await set_rate(api, "HUB", "WESTLAKE", "1")
-    assert (await api.gql(PAGE))["rewards"]["unavailableMerchants"] == []
+    await westlake_listed(api, live, timeoutSeconds=10)
     await live.faults("westlake", latency_ms=8000, operations=["slots"])
     day = (dt.datetime.now(CST) + dt.timedelta(days=1)).date().isoformat()
     try:
