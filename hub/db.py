@@ -8,6 +8,7 @@ import datetime as dt
 import functools
 import json
 import sqlite3
+import time
 import types
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
@@ -327,6 +328,38 @@ def _is_retryable(exc: BaseException) -> bool:
     return False
 
 
+# SQLSTATE classes and codes of a connection that is gone: 08 (connection exception),
+# 57P01 to 57P03 (the server shutting down, crashed, or not accepting connections yet).
+_GONE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def connection_broken(exc: BaseException) -> bool:
+    """Whether `exc` says the database connection itself is gone or unusable (its
+    backend ended, its socket closed, its protocol left mid-operation), rather than a
+    statement failing: asyncpg's interface and client errors, a connection SQLSTATE, an
+    error of the socket (reset, broken pipe). SQLAlchemy's errors are looked through to the driver's."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, DBAPIError):
+            if seen.connection_invalidated:
+                return True
+            seen = seen.orig
+            continue
+        module = type(seen).__module__
+        if module.startswith("asyncpg"):
+            state = getattr(seen, "sqlstate", None)
+            if state is not None:
+                return str(state).startswith(_GONE_SQLSTATES)
+            return True  # InterfaceError, InternalClientError: no SQLSTATE, the connection's
+        if isinstance(seen, ConnectionError):  # reset, refused, broken pipe
+            return True
+        seen = seen.__cause__
+    return False
+
+
+COMMITTING = "committing"  # on Database.write's progress: the commit was sent
 HELD = "held"  # on a write session's info: the first rows it loaded (_WriteSession)
 _HELD_MAX = 64
 
@@ -363,6 +396,15 @@ class _AsyncReads(Reads):
     async def execute(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> Result[*tuple[Any, ...]]:
+        try:
+            return await self._conn.execute(statement, parameters)
+        except DBAPIError as error:
+            if not connection_broken(error):
+                raise
+        # The pooled connection was dead when lent (its backend ended a moment before, too
+        # recently for the pool to see): a read is safe to send again, on a new connection.
+        await self._conn.invalidate()
+        await self._conn.rollback()
         return await self._conn.execute(statement, parameters)
 
 
@@ -380,19 +422,45 @@ class _LoopReads(Reads):
         return self._conn.execute(statement, parameters)
 
 
+# A pooled connection idle this long is pinged before it is lent: a proxy or a firewall
+# that drops idle connections says nothing to the connection's socket.
+PING_IDLE_SECONDS = 10.0
+_RETURNED_AT = "returned_at"  # on a pooled connection's record: when it came back
+
+
 def _ping_on_checkout(engine: AsyncEngine) -> None:
-    """pool_pre_ping in one round trip. A database that restarts, or a proxy that drops
-    idle connections, leaves the pool's connections dead, and a request must never get
-    one (tests/test_hot_paths.py). SQLAlchemy's own ping for asyncpg wraps its `;` in a
-    BEGIN and a ROLLBACK (for pgbouncer's transaction mode, which the hub is not run
-    behind): three round trips on every checkout. A dead connection fails this simple
-    query too (one round trip, no prepared statement); the pool then connects afresh
-    (DisconnectionError)."""
+    """A request never gets a dead pooled connection (tests/test_hot_paths.py). A database
+    that restarts or ends a backend closes the connection's socket, which the event loop
+    sees while the connection sits in the pool: asyncpg then knows it closed, without a
+    round trip. A connection idle for PING_IDLE_SECONDS or more (one a proxy may have
+    dropped without a word) is pinged, one round trip (SQLAlchemy's own ping for asyncpg
+    sends three: its `;` in a BEGIN and a ROLLBACK). A busy pool, whose connections come
+    back within milliseconds, sends no ping: a round trip of every request it was (5% of
+    a balance read's or a conversion's CPU, bench/README.md). A dead connection found
+    either way is replaced (DisconnectionError: the pool connects afresh)."""
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _gone(context: Any) -> None:
+        # asyncpg's own test (is the socket closed?) misses a backend ended mid-operation:
+        # the connection is dropped from the pool all the same.
+        if not context.is_disconnect and connection_broken(context.original_exception):
+            context.is_disconnect = True
+
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _returned(_dbapi: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_RETURNED_AT] = time.monotonic()
 
     @event.listens_for(engine.sync_engine.pool, "checkout")
-    def _ping(dbapi: Any, _record: Any, _proxy: Any) -> None:
+    def _check(dbapi: Any, record: Any, _proxy: Any) -> None:
+        driver = dbapi.driver_connection
+        if driver.is_closed():
+            raise DisconnectionError("a pooled connection was closed by the database")
+        returned = record.info.get(_RETURNED_AT)
+        if returned is None or time.monotonic() - returned < PING_IDLE_SECONDS:
+            return  # just connected, or lent and given back moments ago
         try:
-            await_only(dbapi.driver_connection.execute("SELECT 1"))
+            await_only(driver.execute("SELECT 1"))
         except Exception as error:  # whatever the driver raises for a dead connection
             raise DisconnectionError(f"a pooled connection did not answer: {error}") from error
 
@@ -548,8 +616,10 @@ class Database:
             yield _AsyncReads(conn)
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction, committed when the block ends without error."""
+    async def write(self, progress: dict[str, bool] | None = None) -> AsyncIterator[AsyncSession]:
+        """A write transaction, committed when the block ends without error. `progress`
+        gets "committing" once the commit is under way (from then on a lost connection
+        leaves the outcome unknown)."""
         async with (
             self._sqlite_writes or contextlib.nullcontext(),
             self._write_sessions() as session,
@@ -559,6 +629,8 @@ class Database:
             session.info[APPENDED] = []
             yield session
             await _insert_appended(session)
+            if progress is not None:
+                progress[COMMITTING] = True
 
     async def transaction(
         self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 8
@@ -566,14 +638,20 @@ class Database:
         """Run `work` in one write transaction, again from the start after a lost race.
 
         Retries serialization failures and deadlocks (PostgreSQL), a busy
-        database (SQLite) and RetryTransaction, with jittered backoff.
+        database (SQLite) and RetryTransaction, with jittered backoff; and, once, a
+        connection found dead before the commit was sent (nothing was written: the
+        database rolls back what a lost connection began).
         """
+        progress: dict[str, bool] = {}
         try:  # the first attempt without tenacity's machinery: most need no other
-            async with self.write() as session:
+            async with self.write(progress) as session:
                 return await work(session)
         except Exception as error:
-            if attempts <= 1 or not _is_retryable(error):
+            lost = connection_broken(error) and not progress.get(COMMITTING)
+            if attempts <= 1 or not (lost or _is_retryable(error)):
                 raise
+            if lost:
+                log.info("database connection lost before the commit; trying again")
         await asyncio.sleep(_BACKOFF(typing.cast(RetryCallState, _FIRST_RETRY)))
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_retryable),
@@ -756,6 +834,8 @@ class Prepared:
             columns = [] if method == "execute" else await self._columns(raw, dialect)
             return await getattr(raw, method)(sql, *args), columns
         except Exception as error:
+            if connection_broken(error):
+                driver._connection.terminate()  # the pool then drops it (is_disconnect)
             raise _translated(error, driver, dialect, sql, args) from error
 
 

@@ -4,9 +4,15 @@ under tenacity, with the same limit on attempts."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import asyncpg
 import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import hub.db
 from hub.db import Database
 from hub.errors import InvalidInput, RetryTransaction
 
@@ -52,3 +58,127 @@ async def test_attempts_bound_the_runs(db_url: str, attempts: int) -> None:
     finally:
         await db.dispose()
     assert len(calls) == attempts
+
+
+# ---------------------------------------------------------------- a lost connection
+
+_END_MY_BACKEND = text("SELECT pg_terminate_backend(pg_backend_pid())")
+_NOTES = text("CREATE TABLE IF NOT EXISTS retry_notes (n INTEGER)")
+
+
+def _postgres_only(db_url: str) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has no server to lose a connection to")
+
+
+async def _notes(db: Database) -> int:
+    async with db.single_read() as reads:
+        return int((await reads.execute(text("SELECT count(*) FROM retry_notes"))).scalar_one())
+
+
+async def test_a_connection_lost_before_the_commit_runs_the_work_again_once(db_url: str) -> None:
+    """The database ends the transaction's backend (a restart, a failover, an
+    administrator) after the work wrote a row and before the commit: PostgreSQL rolled the
+    row back, so the work runs again, on a new connection, and its row lands once."""
+    _postgres_only(db_url)
+    db = Database(db_url)
+    calls: list[int] = []
+
+    async def work(session: AsyncSession) -> str:
+        calls.append(1)
+        await session.execute(text("INSERT INTO retry_notes VALUES (1)"))
+        if len(calls) == 1:
+            await session.execute(_END_MY_BACKEND)
+        return "done"
+
+    try:
+        await db.transaction(lambda s: s.execute(_NOTES))
+        assert await db.transaction(work) == "done"
+        assert len(calls) == 2
+        assert await _notes(db) == 1
+    finally:
+        await db.transaction(lambda s: s.execute(text("DROP TABLE retry_notes")))
+        await db.dispose()
+
+
+async def test_a_connection_lost_during_the_commit_is_not_run_again(db_url: str) -> None:
+    """Once the commit is sent, a lost connection leaves the outcome unknown: the work is
+    not run again (it could be done twice); the caller gets the error."""
+    _postgres_only(db_url)
+    db = Database(db_url)
+    calls: list[int] = []
+
+    def end_backend(conn: Any) -> None:  # as COMMIT is about to be sent
+        conn.exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    async def work(session: AsyncSession) -> None:
+        calls.append(1)
+        await session.execute(text("INSERT INTO retry_notes VALUES (1)"))
+        event.listen((await session.connection()).sync_connection, "commit", end_backend)
+
+    try:
+        await db.transaction(lambda s: s.execute(_NOTES))
+        with pytest.raises(DBAPIError):
+            await db.transaction(work)
+        assert len(calls) == 1
+    finally:
+        await db.transaction(lambda s: s.execute(text("DROP TABLE retry_notes")))
+        await db.dispose()
+
+
+async def test_a_read_on_a_connection_lost_a_moment_ago_is_sent_again(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled connection whose backend ended too recently for the pool to see it (here:
+    asyncpg made to say it is open): a single read on it is sent again, on a new one."""
+    _postgres_only(db_url)
+    db = Database(db_url, pool_size=1, max_overflow=0)
+    try:
+        async with db.single_read() as reads:
+            (mine,) = (await reads.execute(text("SELECT pg_backend_pid()"))).one()
+        await _end_backend(db_url, mine)
+        monkeypatch.setattr(asyncpg.Connection, "is_closed", lambda self: False)
+        async with db.single_read() as reads:
+            (now,) = (await reads.execute(text("SELECT pg_backend_pid()"))).one()
+        assert now != mine
+    finally:
+        monkeypatch.undo()
+        await db.dispose()
+
+
+async def _end_backend(db_url: str, pid: int) -> None:
+    """The server ends backend `pid`; back once it is gone."""
+    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await conn.execute("SELECT pg_terminate_backend($1, 5000)", pid)  # waits for it
+    finally:
+        await conn.close()
+
+
+async def test_a_busy_pool_lends_connections_without_a_ping(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection given back moments ago is lent without a round trip (a closed one is
+    known without one); one idle for PING_IDLE_SECONDS is pinged first."""
+    _postgres_only(db_url)
+    pings: list[str] = []
+    sent = asyncpg.Connection.execute
+
+    async def counted(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+        if query == "SELECT 1":
+            pings.append(query)
+        return await sent(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", counted)
+    db = Database(db_url, pool_size=1, max_overflow=0)
+    try:
+        for _ in range(3):
+            async with db.single_read() as reads:
+                await reads.execute(text("SELECT 2"))
+        assert pings == []
+        monkeypatch.setattr(hub.db, "PING_IDLE_SECONDS", 0.0)
+        async with db.single_read() as reads:
+            await reads.execute(text("SELECT 2"))
+        assert pings == ["SELECT 1"]
+    finally:
+        await db.dispose()
