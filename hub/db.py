@@ -336,8 +336,9 @@ _GONE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 def connection_broken(exc: BaseException) -> bool:
     """Whether `exc` says the database connection itself is gone or unusable (its
     backend ended, its socket closed, its protocol left mid-operation), rather than a
-    statement failing: asyncpg's interface and client errors, a connection SQLSTATE, an
-    error of the socket (reset, broken pipe). SQLAlchemy's errors are looked through to the driver's."""
+    statement failing: asyncpg's interface and client errors (but an argument it could
+    not encode), a connection SQLSTATE, an error of the socket (reset, broken pipe).
+    SQLAlchemy's errors are looked through to the driver's."""
     seen: BaseException | None = exc
     for _ in range(4):
         if seen is None:
@@ -352,7 +353,9 @@ def connection_broken(exc: BaseException) -> bool:
             state = getattr(seen, "sqlstate", None)
             if state is not None:
                 return str(state).startswith(_GONE_SQLSTATES)
-            return True  # InterfaceError, InternalClientError: no SQLSTATE, the connection's
+            # InterfaceError, InternalClientError: the connection's; DataError (a ValueError
+            # too): an argument asyncpg could not encode, the statement's.
+            return not isinstance(seen, ValueError)
         if isinstance(seen, ConnectionError):  # reset, refused, broken pipe
             return True
         seen = seen.__cause__

@@ -182,3 +182,16 @@ async def test_a_busy_pool_lends_connections_without_a_ping(
         assert pings == ["SELECT 1"]
     finally:
         await db.dispose()
+
+
+def test_a_statement_error_is_not_a_lost_connection() -> None:
+    """Only a connection that is gone is dropped and its work run again: not a statement
+    the server refused, nor an argument asyncpg could not encode."""
+    refused = asyncpg.exceptions.UniqueViolationError("duplicate key")
+    assert not hub.db.connection_broken(refused)
+    assert not hub.db.connection_broken(asyncpg.exceptions.DataError("invalid input for $1"))
+    assert hub.db.connection_broken(asyncpg.exceptions.ConnectionDoesNotExistError("gone"))
+    assert hub.db.connection_broken(asyncpg.exceptions.AdminShutdownError("terminating"))
+    assert hub.db.connection_broken(asyncpg.exceptions.InterfaceError("connection is closed"))
+    assert hub.db.connection_broken(ConnectionResetError())
+    assert not hub.db.connection_broken(ValueError("not the database's"))
