@@ -363,6 +363,10 @@ def connection_broken(exc: BaseException) -> bool:
 
 
 COMMITTING = "committing"  # on Database.write's progress: the commit was sent
+# On a write session's info, and then its progress: the transaction claimed a caller's
+# idempotency key, so running it again after an unknown commit cannot do its work twice
+# (the key is then found taken, and its stored result answered).
+KEYED = "keyed"
 HELD = "held"  # on a write session's info: the first rows it loaded (_WriteSession)
 _HELD_MAX = 64
 
@@ -621,8 +625,8 @@ class Database:
     @asynccontextmanager
     async def write(self, progress: dict[str, bool] | None = None) -> AsyncIterator[AsyncSession]:
         """A write transaction, committed when the block ends without error. `progress`
-        gets "committing" once the commit is under way (from then on a lost connection
-        leaves the outcome unknown)."""
+        gets COMMITTING once the commit is under way (from then on a lost connection
+        leaves the outcome unknown), and KEYED when the work claimed an idempotency key."""
         async with (
             self._sqlite_writes or contextlib.nullcontext(),
             self._write_sessions() as session,
@@ -634,6 +638,7 @@ class Database:
             await _insert_appended(session)
             if progress is not None:
                 progress[COMMITTING] = True
+                progress[KEYED] = bool(session.info.get(KEYED))
 
     async def transaction(
         self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 8
@@ -642,19 +647,26 @@ class Database:
 
         Retries serialization failures and deadlocks (PostgreSQL), a busy
         database (SQLite) and RetryTransaction, with jittered backoff; and, once, a
-        connection found dead before the commit was sent (nothing was written: the
-        database rolls back what a lost connection began).
+        connection lost before the commit was sent (nothing was written: the database
+        rolls back what a lost connection began), or during the commit of work that
+        claimed an idempotency key (committed or not, the key tells: run again, it finds
+        the key taken and answers the stored result, or claims it and does the work).
         """
         progress: dict[str, bool] = {}
         try:  # the first attempt without tenacity's machinery: most need no other
             async with self.write(progress) as session:
                 return await work(session)
         except Exception as error:
-            lost = connection_broken(error) and not progress.get(COMMITTING)
+            lost = connection_broken(error) and (
+                not progress.get(COMMITTING) or progress.get(KEYED, False)
+            )
             if attempts <= 1 or not (lost or _is_retryable(error)):
                 raise
             if lost:
-                log.info("database connection lost before the commit; trying again")
+                log.info(
+                    "database connection lost; running the transaction again",
+                    committing=progress.get(COMMITTING, False),
+                )
         await asyncio.sleep(_BACKOFF(typing.cast(RetryCallState, _FIRST_RETRY)))
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_retryable),

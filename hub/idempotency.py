@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
 from hub.auth import Principal
-from hub.db import Prepared, insert_or_skip, utcnow
+from hub.db import KEYED, Prepared, insert_or_skip, utcnow
 from hub.errors import IdempotencyConflict, InvalidInput, RetryTransaction, spelled
 from hub.models import IdempotencyRecord
 from hub.models.base import table_of
@@ -111,6 +111,7 @@ async def once(
             "created_at": utcnow(),
         },
     )
+    session.info[KEYED] = True  # run again after an unknown commit, it cannot act twice
     if claimed is None:
         found = await session.scalar(
             select(IdempotencyRecord).where(

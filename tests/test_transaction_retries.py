@@ -9,12 +9,24 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection as Adapted
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import hub.db
+from hub.config import Settings
 from hub.db import Database
 from hub.errors import InvalidInput, RetryTransaction
+from tests.helpers import (
+    accrue,
+    balances,
+    convert,
+    enroll,
+    register,
+    running_app,
+    set_rate,
+    verify_ledger,
+)
 
 
 async def _run(db_url: str, failures: list[Exception], attempts: int) -> tuple[list[int], str]:
@@ -195,3 +207,40 @@ def test_a_statement_error_is_not_a_lost_connection() -> None:
     assert hub.db.connection_broken(asyncpg.exceptions.InterfaceError("connection is closed"))
     assert hub.db.connection_broken(ConnectionResetError())
     assert not hub.db.connection_broken(ValueError("not the database's"))
+
+
+async def test_a_conversion_whose_commit_answer_is_lost_is_answered_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database commits a conversion and the connection is lost before its answer
+    comes back: the hub cannot know it committed. The conversion claimed its idempotency
+    key in that transaction, so it is run again: it finds its key taken and answers the
+    conversion made. The member's points moved once."""
+    _postgres_only(settings.database_url)
+    async with running_app(settings) as api:
+        await register(api, "haowu", "HUB", category="PLATFORM")
+        await register(api, "teahouse", "TEA")
+        member = await enroll(api, "HUB", "H-1")
+        await enroll(api, "TEA", "T-1", member_id=member)
+        assert (await accrue(api, member, "HUB", "100"))["userErrors"] == []
+        await set_rate(api, "HUB", "TEA", "2")
+        real = Adapted.commit
+        lost: list[bool] = []
+
+        def commit_then_lose_the_answer(self: Adapted) -> None:
+            real(self)
+            if not lost:
+                lost.append(True)
+                self._connection.terminate()
+                gone = asyncpg.exceptions.ConnectionDoesNotExistError(
+                    "connection was closed in the middle of operation"
+                )
+                self._handle_exception(gone)
+
+        monkeypatch.setattr(Adapted, "commit", commit_then_lose_the_answer)
+        done = await convert(api, member, "HUB", "TEA", 40)
+        monkeypatch.undo()
+        assert lost == [True]
+        assert done["userErrors"] == [] and done["conversion"]["status"] == "COMPLETED", done
+        assert await balances(api, member) == {"HUB": 60, "TEA": 80}
+        assert await verify_ledger(settings.database_url) == []
