@@ -58,7 +58,7 @@ from tenacity import (
 )
 
 from hub.config import Settings
-from hub.errors import RetryTransaction
+from hub.errors import LostConnection, RetryTransaction
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -646,27 +646,17 @@ class Database:
         """Run `work` in one write transaction, again from the start after a lost race.
 
         Retries serialization failures and deadlocks (PostgreSQL), a busy
-        database (SQLite) and RetryTransaction, with jittered backoff; and, once, a
-        connection lost before the commit was sent (nothing was written: the database
-        rolls back what a lost connection began), or during the commit of work that
-        claimed an idempotency key (committed or not, the key tells: run again, it finds
-        the key taken and answers the stored result, or claims it and does the work).
+        database (SQLite) and RetryTransaction, with jittered backoff; and a connection
+        lost before the commit was sent (nothing was written: the database rolls back
+        what a lost connection began), or during the commit of work that claimed an
+        idempotency key (committed or not, the key tells: run again, it finds the key
+        taken and answers the stored result, or claims it and does the work).
         """
-        progress: dict[str, bool] = {}
         try:  # the first attempt without tenacity's machinery: most need no other
-            async with self.write(progress) as session:
-                return await work(session)
+            return await self._attempt(work)
         except Exception as error:
-            lost = connection_broken(error) and (
-                not progress.get(COMMITTING) or progress.get(KEYED, False)
-            )
-            if attempts <= 1 or not (lost or _is_retryable(error)):
+            if attempts <= 1 or not _is_retryable(error):
                 raise
-            if lost:
-                log.info(
-                    "database connection lost; running the transaction again",
-                    committing=progress.get(COMMITTING, False),
-                )
         await asyncio.sleep(_BACKOFF(typing.cast(RetryCallState, _FIRST_RETRY)))
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_retryable),
@@ -676,9 +666,24 @@ class Database:
         )
         async for attempt in retrying:
             with attempt:
-                async with self.write() as session:
-                    return await work(session)
+                return await self._attempt(work)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """One run of `work` in a write transaction; a lost connection after which it may
+        run again is raised as LostConnection (a RetryTransaction)."""
+        progress: dict[str, bool] = {}
+        try:
+            async with self.write(progress) as session:
+                return await work(session)
+        except Exception as error:
+            committing = progress.get(COMMITTING, False)
+            if connection_broken(error) and (not committing or progress.get(KEYED, False)):
+                log.info(
+                    "database connection lost; running the transaction again", committing=committing
+                )
+                raise LostConnection(str(error)) from error
+            raise
 
     async def ping(self) -> None:
         """Raise unless the database answers a trivial query."""

@@ -146,3 +146,8 @@ class NotAllowed(Exception):
 
 class RetryTransaction(Exception):
     """Raised inside a transaction to run it again from the start (a lost race)."""
+
+
+class LostConnection(RetryTransaction):
+    """The database connection was lost where the transaction can safely run again (see
+    Database.transaction); raised as is when the attempts ran out."""
