@@ -11,8 +11,17 @@ import sqlite3
 import time
 import types
 import typing
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
 
@@ -433,18 +442,32 @@ class _LoopReads(Reads):
 # that drops idle connections says nothing to the connection's socket.
 PING_IDLE_SECONDS = 10.0
 _RETURNED_AT = "returned_at"  # on a pooled connection's record: when it came back
+# Set while a caller that recovers from a lost connection holds one (a single read, a
+# write transaction): only such a caller gets a connection without a ping.
+_RECOVERS: ContextVar[bool] = ContextVar("hub_db_recovers", default=False)
+
+
+@contextlib.contextmanager
+def _recovering() -> Iterator[None]:
+    token = _RECOVERS.set(True)
+    try:
+        yield
+    finally:
+        _RECOVERS.reset(token)
 
 
 def _ping_on_checkout(engine: AsyncEngine) -> None:
     """A request never gets a dead pooled connection (tests/test_hot_paths.py). A database
     that restarts or ends a backend closes the connection's socket, which the event loop
     sees while the connection sits in the pool: asyncpg then knows it closed, without a
-    round trip. A connection idle for PING_IDLE_SECONDS or more (one a proxy may have
-    dropped without a word) is pinged, one round trip (SQLAlchemy's own ping for asyncpg
-    sends three: its `;` in a BEGIN and a ROLLBACK). A busy pool, whose connections come
-    back within milliseconds, sends no ping: a round trip of every request it was (5% of
-    a balance read's or a conversion's CPU, bench/README.md). A dead connection found
-    either way is replaced (DisconnectionError: the pool connects afresh)."""
+    round trip. A connection given back moments ago, lent to a caller that recovers from
+    a lost connection (a single read sends its statement again, a write transaction runs
+    again: `_recovering`), is lent as it is: on a busy pool, a round trip of every hot
+    request saved. Any other is pinged first, one round trip (SQLAlchemy's own ping for
+    asyncpg sends three: its `;` in a BEGIN and a ROLLBACK): one idle PING_IDLE_SECONDS
+    or more (a proxy may have dropped it without a word), or one lent to a read session,
+    whose caller's statements cannot be sent again for it. A dead connection found either
+    way is replaced (DisconnectionError: the pool connects afresh)."""
 
     @event.listens_for(engine.sync_engine, "handle_error")
     def _gone(context: Any) -> None:
@@ -464,8 +487,10 @@ def _ping_on_checkout(engine: AsyncEngine) -> None:
         if driver.is_closed():
             raise DisconnectionError("a pooled connection was closed by the database")
         returned = record.info.get(_RETURNED_AT)
-        if returned is None or time.monotonic() - returned < PING_IDLE_SECONDS:
-            return  # just connected, or lent and given back moments ago
+        if returned is None:
+            return  # just connected
+        if _RECOVERS.get() and time.monotonic() - returned < PING_IDLE_SECONDS:
+            return  # given back moments ago, to a caller that recovers
         try:
             await_only(driver.execute("SELECT 1"))
         except Exception as error:  # whatever the driver raises for a dead connection
@@ -619,8 +644,9 @@ class Database:
             finally:
                 self._loop_read_open = False
             return
-        async with self._single_engine.connect() as conn:
-            yield _AsyncReads(conn)
+        with _recovering():
+            async with self._single_engine.connect() as conn:
+                yield _AsyncReads(conn)
 
     @asynccontextmanager
     async def write(self, progress: dict[str, bool] | None = None) -> AsyncIterator[AsyncSession]:
@@ -674,8 +700,9 @@ class Database:
         run again is raised as LostConnection (a RetryTransaction)."""
         progress: dict[str, bool] = {}
         try:
-            async with self.write(progress) as session:
-                return await work(session)
+            with _recovering():
+                async with self.write(progress) as session:
+                    return await work(session)
         except Exception as error:
             committing = progress.get(COMMITTING, False)
             if connection_broken(error) and (not committing or progress.get(KEYED, False)):

@@ -162,6 +162,26 @@ async def test_a_read_on_a_connection_lost_a_moment_ago_is_sent_again(
         await db.dispose()
 
 
+async def test_a_read_session_is_never_lent_a_connection_lost_a_moment_ago(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read session's statements are its caller's, which cannot be sent again for it:
+    its connection is pinged before it is lent, however recently it was given back."""
+    _postgres_only(db_url)
+    db = Database(db_url, pool_size=1, max_overflow=0)
+    try:
+        async with db.single_read() as reads:
+            (mine,) = (await reads.execute(text("SELECT pg_backend_pid()"))).one()
+        await _end_backend(db_url, mine)
+        monkeypatch.setattr(asyncpg.Connection, "is_closed", lambda self: False)
+        async with db.read() as session:
+            now = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert now != mine
+    finally:
+        monkeypatch.undo()
+        await db.dispose()
+
+
 async def _end_backend(db_url: str, pid: int) -> None:
     """The server ends backend `pid`; back once it is gone."""
     conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
