@@ -320,7 +320,9 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-_BACKOFF = wait_exponential_jitter(multiplier=0.005, max=0.5)  # a lost race's wait
+# A lost race's wait: 5 ms doubling, at most half a second, each with up to 5 ms of
+# jitter (tenacity's own jitter is a second, which made most waits the cap).
+_BACKOFF = wait_exponential_jitter(multiplier=0.005, max=0.5, jitter=0.005)
 _FIRST_RETRY = types.SimpleNamespace(attempt_number=1)  # all _BACKOFF reads of a retry
 
 
@@ -417,6 +419,7 @@ class _AsyncReads(Reads):
         except DBAPIError as error:
             if not connection_broken(error):
                 raise
+            _Losses.note()
         # The pooled connection was dead when lent (its backend ended a moment before, too
         # recently for the pool to see): a read is safe to send again, on a new connection.
         await self._conn.invalidate()
@@ -447,6 +450,18 @@ _RETURNED_AT = "returned_at"  # on a pooled connection's record: when it came ba
 _RECOVERS: ContextVar[bool] = ContextVar("hub_db_recovers", default=False)
 
 
+class _Losses:
+    """When this process last found a database connection lost: a connection given back
+    before then may have been lost with it (a restart ends them all), so it is pinged
+    before it is lent again, however recently it was used."""
+
+    last = 0.0
+
+    @classmethod
+    def note(cls) -> None:
+        cls.last = time.monotonic()
+
+
 @contextlib.contextmanager
 def _recovering() -> Iterator[None]:
     token = _RECOVERS.set(True)
@@ -460,21 +475,23 @@ def _ping_on_checkout(engine: AsyncEngine) -> None:
     """A request never gets a dead pooled connection (tests/test_hot_paths.py). A database
     that restarts or ends a backend closes the connection's socket, which the event loop
     sees while the connection sits in the pool: asyncpg then knows it closed, without a
-    round trip. A connection given back moments ago, lent to a caller that recovers from
-    a lost connection (a single read sends its statement again, a write transaction runs
-    again: `_recovering`), is lent as it is: on a busy pool, a round trip of every hot
-    request saved. Any other is pinged first, one round trip (SQLAlchemy's own ping for
-    asyncpg sends three: its `;` in a BEGIN and a ROLLBACK): one idle PING_IDLE_SECONDS
-    or more (a proxy may have dropped it without a word), or one lent to a read session,
-    whose caller's statements cannot be sent again for it. A dead connection found either
-    way is replaced (DisconnectionError: the pool connects afresh)."""
+    round trip. A connection given back moments ago, and since the process last found a
+    connection lost (_Losses), is lent as it is to a caller that recovers from a lost
+    connection (a single read sends its statement again, a write transaction runs again:
+    `_recovering`): on a busy pool, a round trip of every hot request saved. Any other is
+    pinged first, one round trip (SQLAlchemy's own ping for asyncpg sends three: its `;`
+    in a BEGIN and a ROLLBACK): one idle PING_IDLE_SECONDS or more (a proxy may have
+    dropped it without a word), one given back before the last loss, one lent to a read
+    session (its caller's statements cannot be sent again for it). A dead connection found
+    either way is replaced (DisconnectionError: the pool connects afresh)."""
 
     @event.listens_for(engine.sync_engine, "handle_error")
     def _gone(context: Any) -> None:
         # asyncpg's own test (is the socket closed?) misses a backend ended mid-operation:
         # the connection is dropped from the pool all the same.
-        if not context.is_disconnect and connection_broken(context.original_exception):
+        if context.is_disconnect or connection_broken(context.original_exception):
             context.is_disconnect = True
+            _Losses.note()
 
     @event.listens_for(engine.sync_engine.pool, "checkin")
     def _returned(_dbapi: Any, record: Any) -> None:
@@ -489,8 +506,9 @@ def _ping_on_checkout(engine: AsyncEngine) -> None:
         returned = record.info.get(_RETURNED_AT)
         if returned is None:
             return  # just connected
-        if _RECOVERS.get() and time.monotonic() - returned < PING_IDLE_SECONDS:
-            return  # given back moments ago, to a caller that recovers
+        recent = returned > _Losses.last and time.monotonic() - returned < PING_IDLE_SECONDS
+        if recent and _RECOVERS.get():
+            return  # given back moments ago, since the last loss, to a caller that recovers
         try:
             await_only(driver.execute("SELECT 1"))
         except Exception as error:  # whatever the driver raises for a dead connection
@@ -882,6 +900,7 @@ class Prepared:
             return await getattr(raw, method)(sql, *args), columns
         except Exception as error:
             if connection_broken(error):
+                _Losses.note()
                 driver._connection.terminate()  # the pool then drops it (is_disconnect)
             raise _translated(error, driver, dialect, sql, args) from error
 

@@ -4,6 +4,7 @@ under tenacity, with the same limit on attempts."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -268,3 +269,14 @@ async def test_a_conversion_whose_commit_answer_is_lost_is_answered_once(
         assert done["userErrors"] == [] and done["conversion"]["status"] == "COMPLETED", done
         assert await balances(api, member) == {"HUB": 60, "TEA": 80}
         assert await verify_ledger(settings.database_url) == []
+
+
+def test_a_lost_race_waits_milliseconds_before_it_runs_again() -> None:
+    """The wait before a transaction runs again starts at milliseconds and doubles, at most
+    half a second: a lost race (two conversions of one member) costs its loser a few
+    milliseconds. (tenacity's jitter is a second unless given: every wait was then
+    anywhere up to the cap, half a second half of the time.)"""
+    for attempt, most in [(1, 0.01), (2, 0.015), (3, 0.025), (4, 0.045), (12, 0.5)]:
+        waits = [hub.db._BACKOFF(SimpleNamespace(attempt_number=attempt)) for _ in range(200)]
+        assert max(waits) <= most, (attempt, max(waits))
+        assert min(waits) >= min(0.005 * 2 ** (attempt - 1), 0.5), (attempt, min(waits))
