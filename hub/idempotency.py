@@ -3,6 +3,14 @@
 The key is claimed (INSERT ... ON CONFLICT DO NOTHING RETURNING) before the effect, in
 the same transaction. A concurrent duplicate's claim waits on the unique index until the
 first commits, claims nothing, and then reads the stored result: it moves nothing.
+
+A refusal is a first result too (OUT_OF_STOCK, NOT_FOUND, INSUFFICIENT_POINTS...): its
+transaction rolls back with the claim, and `transaction` then keeps the refusal under
+the key, so a repeat is refused alike, however the world changed meanwhile (a storefront
+that retries a refused redemption after a restock does not buy it). Not kept: a refusal
+of who asks (FORBIDDEN, CONSENT_REQUIRED: asked again with the right session, it is the
+same request), of the input itself (INVALID_INPUT: the same input is refused alike
+anyway), and PARTNER_UNAVAILABLE (try again: a retry is what it asks for).
 """
 
 from __future__ import annotations
@@ -15,19 +23,32 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
 from hub.auth import Principal
-from hub.db import KEYED, Prepared, insert_or_skip, utcnow
-from hub.errors import IdempotencyConflict, InvalidInput, RetryTransaction, spelled
+from hub.db import KEYED, Database, Prepared, insert_or_skip, utcnow
+from hub.enums import ErrorCode
+from hub.errors import DomainError, IdempotencyConflict, InvalidInput, RetryTransaction, spelled
 from hub.models import IdempotencyRecord
 from hub.models.base import table_of
 
 Result = dict[str, Any]
+T = TypeVar("T")
+
+# Refusals that are not the request's first result (see the module's docstring).
+_NOT_KEPT = {
+    ErrorCode.INVALID_INPUT,
+    ErrorCode.FORBIDDEN,
+    ErrorCode.CONSENT_REQUIRED,
+    ErrorCode.IDEMPOTENCY_CONFLICT,
+    ErrorCode.PARTNER_UNAVAILABLE,
+}
+REFUSED = "refused"  # in a stored result: the refusal the key's first call got
+_KEYED_AS = "_hub_keyed_as"  # on a refusal raised by `once`'s effect: its key's record
 
 # The keys the hub derives for its own calls to programs: a hub id (see hub.ids), a
 # colon, a step (`rdm_…:hold`, `cnv_…:debit`). No client key may take this form, in any
@@ -127,9 +148,17 @@ async def once(
                 field=("idempotency_key",),
             )
         stored: Result = json.loads(found.result)
+        if REFUSED in stored:
+            raise _refusal(stored[REFUSED])
         session.info[REPLAYED] = True
         return stored
-    result = await effect()
+    try:
+        result = await effect()
+    except DomainError as refusal:
+        if refusal.code not in _NOT_KEPT:
+            record = {"scope": scope, "key": key, "operation": operation, "request_hash": digest}
+            setattr(refusal, _KEYED_AS, record)
+        raise
     if known is not None:
         assert result == known, (result, known)
         return result
@@ -140,6 +169,44 @@ async def once(
         .execution_options(synchronize_session=False)
     )
     return result
+
+
+def _refusal(kept: Mapping[str, Any]) -> DomainError:
+    """The refusal a key's first call got, as it was raised."""
+    field = kept.get("field")
+    return DomainError(
+        kept["message"],
+        code=ErrorCode(kept["code"]),
+        field=tuple(field) if field is not None else None,
+        said=kept.get("said"),
+    )
+
+
+async def transaction(db: Database, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """`db.transaction(work)` for work that claims a caller's key (`once`): a refusal of
+    its effect is kept under the key, in a transaction of its own (the work's rolled back
+    with its claim), and raised. A concurrent repeat that claimed the key meanwhile keeps
+    its own result."""
+    try:
+        return await db.transaction(work)
+    except DomainError as refusal:
+        record = getattr(refusal, _KEYED_AS, None)
+        if record is not None:
+            kept = {
+                "code": str(refusal.code),
+                "message": refusal.message,
+                "field": list(refusal.field) if refusal.field is not None else None,
+                "said": refusal.said,
+            }
+            await db.transaction(lambda session: _keep(session, record, kept))
+        raise
+
+
+async def _keep(session: AsyncSession, record: Mapping[str, Any], refusal: Result) -> None:
+    await _claim(session.get_bind().dialect.name).scalar(
+        session,
+        {**record, "result": json.dumps({REFUSED: refusal}), "created_at": utcnow()},
+    )
 
 
 class KeyedRequest(Protocol):

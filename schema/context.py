@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from hub import permissions
+from hub import idempotency, permissions
 from hub.auth import Principal
 from hub.config import Settings
 from hub.db import Database
@@ -59,8 +59,10 @@ class Context:
         self, work: Callable[[AsyncSession], Awaitable[T]], *, under: FieldPath = INPUT
     ) -> tuple[T | None, list[UserError]]:
         """A mutation's `work` in one transaction; a refusal rolls it back and becomes
-        userErrors under the mutation's input (or `under` its arguments)."""
-        return await attempt(self.db.transaction(work), under=under)
+        userErrors under the mutation's input (or `under` its arguments). A refusal of
+        work that claimed the caller's idempotency key is kept under it
+        (idempotency.transaction)."""
+        return await attempt(idempotency.transaction(self.db, work), under=under)
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

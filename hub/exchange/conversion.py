@@ -250,7 +250,7 @@ async def convert(
         started = await start(session, principal, settings, factory, request)
         return started, idempotency.replayed(session)
 
-    started, replay = await db.transaction(work)
+    started, replay = await idempotency.transaction(db, work)
     if replay or started.conversion.status != ConversionStatus.PENDING:
         return started
     advanced = await saga.advance(db, settings, factory, started.conversion.id)

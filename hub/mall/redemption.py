@@ -345,7 +345,7 @@ async def redeem(
         listed = ListedReward.of_instance(reward) if reward is not None else None
         return await _row(session, rid), replay, listed
 
-    made, replay, reward = await db.transaction(work)
+    made, replay, reward = await idempotency.transaction(db, work)
     return Redeemed(await _onwards(db, settings, factory, made, replay), reward)
 
 
@@ -371,7 +371,7 @@ async def cancel(
         )
         return await _row(session, rid), idempotency.replayed(session)
 
-    return await _onwards(db, settings, factory, *await db.transaction(work))
+    return await _onwards(db, settings, factory, *await idempotency.transaction(db, work))
 
 
 async def _row(session: AsyncSession, rid: str) -> Redemption:
