@@ -36,7 +36,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.auth import Principal, hash_secret
-from hub.db import Database
+from hub.db import Database, read_again
 from hub.enums import AccountKind, MerchantCategory, ProgramKind, Role
 from hub.models import (
     Account,
@@ -376,9 +376,14 @@ class Caches:
             if (current := kept()) is not None:
                 return current  # another request loaded it while this one waited
             generation = self._generation[kind]
-            # On connections of their own: the waiters may hold the pool's (Database.kept_read).
-            async with self._db.kept_read() as session:
-                loaded = await load(session)
+
+            # On connections of their own: the waiters may hold the pool's (Database.kept_read);
+            # read again on a connection lost under it (a database restarting).
+            async def reload() -> T:
+                async with self._db.kept_read() as session:
+                    return await load(session)
+
+            loaded = await read_again(reload)
             if generation == self._generation[kind]:
                 self._kept[kind] = loaded
             return loaded

@@ -373,6 +373,7 @@ def connection_broken(exc: BaseException) -> bool:
     return False
 
 
+READ_ATTEMPTS = 3  # a read sent on connections lost under it, at most
 COMMITTING = "committing"  # on Database.write's progress: the commit was sent
 # On a write session's info, and then its progress: the transaction claimed a caller's
 # idempotency key, so running it again after an unknown commit cannot do its work twice
@@ -414,17 +415,34 @@ class _AsyncReads(Reads):
     async def execute(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> Result[*tuple[Any, ...]]:
+        for sent in range(1, READ_ATTEMPTS + 1):
+            try:
+                return await self._conn.execute(statement, parameters)
+            except DBAPIError as error:
+                if sent == READ_ATTEMPTS or not connection_broken(error):
+                    raise
+                _Losses.note()
+            # The connection was lost (its backend ended a moment before it was lent, too
+            # recently for the pool to see, or while the read ran): a read is safe to send
+            # again, on a new connection.
+            await self._conn.invalidate()
+            await self._conn.rollback()
+            await asyncio.sleep(_BACKOFF(typing.cast(RetryCallState, _FIRST_RETRY)))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def read_again(load: Callable[[], Awaitable[T]]) -> T:
+    """`load` (a read in a session of its own: it opens and closes the session), run again
+    when the connection is lost under it, up to READ_ATTEMPTS times."""
+    for sent in range(1, READ_ATTEMPTS + 1):
         try:
-            return await self._conn.execute(statement, parameters)
+            return await load()
         except DBAPIError as error:
-            if not connection_broken(error):
+            if sent == READ_ATTEMPTS or not connection_broken(error):
                 raise
             _Losses.note()
-        # The pooled connection was dead when lent (its backend ended a moment before, too
-        # recently for the pool to see): a read is safe to send again, on a new connection.
-        await self._conn.invalidate()
-        await self._conn.rollback()
-        return await self._conn.execute(statement, parameters)
+        await asyncio.sleep(_BACKOFF(typing.cast(RetryCallState, _FIRST_RETRY)))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class _LoopReads(Reads):

@@ -280,3 +280,25 @@ def test_a_lost_race_waits_milliseconds_before_it_runs_again() -> None:
         waits = [hub.db._BACKOFF(SimpleNamespace(attempt_number=attempt)) for _ in range(200)]
         assert max(waits) <= most, (attempt, max(waits))
         assert min(waits) >= min(0.005 * 2 ** (attempt - 1), 0.5), (attempt, min(waits))
+
+
+async def test_a_kept_list_reload_is_read_again_on_a_lost_connection(db_url: str) -> None:
+    """What the process keeps (programs, keys, rates) is reloaded in a session of its own;
+    a connection lost under the reload reads it again (before: the request that asked
+    for the list failed, an authentication's as a bare HTTP 500)."""
+    _postgres_only(db_url)
+    db = Database(db_url)
+    reloads: list[int] = []
+
+    async def reload() -> int:
+        reloads.append(1)
+        async with db.kept_read() as session:
+            if len(reloads) <= 2:
+                await session.execute(_END_MY_BACKEND)
+            return int((await session.execute(text("SELECT 7"))).scalar_one())
+
+    try:
+        assert await hub.db.read_again(reload) == 7
+        assert len(reloads) == 3
+    finally:
+        await db.dispose()
