@@ -4,6 +4,8 @@ under tenacity, with the same limit on attempts."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -143,11 +145,12 @@ async def test_a_connection_lost_during_the_commit_is_not_run_again(db_url: str)
         await db.dispose()
 
 
-async def test_a_read_on_a_connection_lost_a_moment_ago_is_sent_again(
+@asynccontextmanager
+async def _lost_unseen(
     db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A pooled connection whose backend ended too recently for the pool to see it (here:
-    asyncpg made to say it is open): a single read on it is sent again, on a new one."""
+) -> AsyncIterator[tuple[Database, int]]:
+    """A Database of one pooled connection whose backend the server ended, too recently
+    for the pool to see it (asyncpg made to say it is open); its backend's pid."""
     _postgres_only(db_url)
     db = Database(db_url, pool_size=1, max_overflow=0)
     try:
@@ -155,12 +158,19 @@ async def test_a_read_on_a_connection_lost_a_moment_ago_is_sent_again(
             (mine,) = (await reads.execute(text("SELECT pg_backend_pid()"))).one()
         await _end_backend(db_url, mine)
         monkeypatch.setattr(asyncpg.Connection, "is_closed", lambda self: False)
-        async with db.single_read() as reads:
-            (now,) = (await reads.execute(text("SELECT pg_backend_pid()"))).one()
-        assert now != mine
+        yield db, mine
     finally:
         monkeypatch.undo()
         await db.dispose()
+
+
+async def test_a_read_on_a_connection_lost_a_moment_ago_is_sent_again(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A single read on a connection lost a moment ago is sent again, on a new one."""
+    async with _lost_unseen(db_url, monkeypatch) as (db, ended), db.single_read() as reads:
+        (now,) = (await reads.execute(text("SELECT pg_backend_pid()"))).one()
+    assert now != ended
 
 
 async def test_a_read_session_is_never_lent_a_connection_lost_a_moment_ago(
@@ -168,19 +178,9 @@ async def test_a_read_session_is_never_lent_a_connection_lost_a_moment_ago(
 ) -> None:
     """A read session's statements are its caller's, which cannot be sent again for it:
     its connection is pinged before it is lent, however recently it was given back."""
-    _postgres_only(db_url)
-    db = Database(db_url, pool_size=1, max_overflow=0)
-    try:
-        async with db.single_read() as reads:
-            (mine,) = (await reads.execute(text("SELECT pg_backend_pid()"))).one()
-        await _end_backend(db_url, mine)
-        monkeypatch.setattr(asyncpg.Connection, "is_closed", lambda self: False)
-        async with db.read() as session:
-            now = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        assert now != mine
-    finally:
-        monkeypatch.undo()
-        await db.dispose()
+    async with _lost_unseen(db_url, monkeypatch) as (db, ended), db.read() as session:
+        now = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    assert now != ended
 
 
 async def _end_backend(db_url: str, pid: int) -> None:
