@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol, TypeVar
 
+import structlog
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +36,8 @@ from hub.enums import ErrorCode
 from hub.errors import DomainError, IdempotencyConflict, InvalidInput, RetryTransaction, spelled
 from hub.models import IdempotencyRecord
 from hub.models.base import table_of
+
+log = structlog.get_logger(__name__)
 
 Result = dict[str, Any]
 T = TypeVar("T")
@@ -198,7 +201,10 @@ async def transaction(db: Database, work: Callable[[AsyncSession], Awaitable[T]]
                 "field": list(refusal.field) if refusal.field is not None else None,
                 "said": refusal.said,
             }
-            await db.transaction(lambda session: _keep(session, record, kept))
+            try:
+                await db.transaction(lambda session: _keep(session, record, kept))
+            except Exception as error:  # the caller is still told its refusal
+                log.warning("could not keep a refusal under its key", error=type(error).__name__)
         raise
 
 
