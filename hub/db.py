@@ -323,7 +323,22 @@ def utcnow() -> dt.datetime:
 # A lost race's wait: 5 ms doubling, at most half a second, each with up to 5 ms of
 # jitter (tenacity's own jitter is a second, which made most waits the cap).
 _BACKOFF = wait_exponential_jitter(multiplier=0.005, max=0.5, jitter=0.005)
-_FIRST_RETRY = types.SimpleNamespace(attempt_number=1)  # all _BACKOFF reads of a retry
+# A lost connection's: 50 ms doubling, at most a second (the 7 waits of a transaction's
+# 8 attempts span about 3.5 s: a database restarting has that long to come back).
+_RECONNECT = wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05)
+
+
+def _wait(attempt_number: int, error: BaseException | None) -> float:
+    """How long to wait before attempt `attempt_number + 1`, after `error`."""
+    state = typing.cast(RetryCallState, types.SimpleNamespace(attempt_number=attempt_number))
+    lost = isinstance(error, LostConnection) or (error is not None and connection_broken(error))
+    return (_RECONNECT if lost else _BACKOFF)(state)
+
+
+def _wait_after(state: RetryCallState) -> float:
+    """tenacity's wait: by the attempt that failed (the first ran before tenacity's)."""
+    error = state.outcome.exception() if state.outcome is not None else None
+    return _wait(state.attempt_number + 1, error)
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -422,12 +437,13 @@ class _AsyncReads(Reads):
                 if sent == READ_ATTEMPTS or not connection_broken(error):
                     raise
                 _Losses.note()
+                lost = error
             # The connection was lost (its backend ended a moment before it was lent, too
             # recently for the pool to see, or while the read ran): a read is safe to send
             # again, on a new connection.
             await self._conn.invalidate()
             await self._conn.rollback()
-            await asyncio.sleep(_BACKOFF(typing.cast(RetryCallState, _FIRST_RETRY)))
+            await asyncio.sleep(_wait(sent, lost))
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -441,7 +457,8 @@ async def read_again(load: Callable[[], Awaitable[T]]) -> T:
             if sent == READ_ATTEMPTS or not connection_broken(error):
                 raise
             _Losses.note()
-        await asyncio.sleep(_BACKOFF(typing.cast(RetryCallState, _FIRST_RETRY)))
+            lost = error
+        await asyncio.sleep(_wait(sent, lost))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -719,11 +736,12 @@ class Database:
         except Exception as error:
             if attempts <= 1 or not _is_retryable(error):
                 raise
-        await asyncio.sleep(_BACKOFF(typing.cast(RetryCallState, _FIRST_RETRY)))
+            first = error
+        await asyncio.sleep(_wait(1, first))
         retrying = AsyncRetrying(
             retry=retry_if_exception(_is_retryable),
             stop=stop_after_attempt(attempts - 1),
-            wait=_BACKOFF,
+            wait=_wait_after,
             reraise=True,
         )
         async for attempt in retrying:

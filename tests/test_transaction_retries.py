@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import hub.db
 from hub.config import Settings
 from hub.db import Database
-from hub.errors import InvalidInput, RetryTransaction
+from hub.errors import InvalidInput, LostConnection, RetryTransaction
 from tests.helpers import (
     accrue,
     balances,
@@ -302,3 +302,14 @@ async def test_a_kept_list_reload_is_read_again_on_a_lost_connection(db_url: str
         assert len(reloads) == 3
     finally:
         await db.dispose()
+
+
+def test_a_lost_connection_waits_longer_than_a_lost_race() -> None:
+    """A lost connection is a database restarting or failing over: the waits before a
+    transaction's 8 attempts span seconds (50 ms doubling, at most 1 s), not the
+    milliseconds a lost race waits."""
+    lost = [hub.db._wait(n, LostConnection("gone")) for n in range(1, 8)]
+    raced = [hub.db._wait(n, RetryTransaction()) for n in range(1, 8)]
+    assert 3.5 <= sum(lost) <= 4.0, lost
+    assert lost[0] <= 0.1 and max(lost) <= 1.0, lost
+    assert sum(raced) <= 0.7, raced
