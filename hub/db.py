@@ -430,26 +430,24 @@ class _AsyncReads(Reads):
     async def execute(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> Result[*tuple[Any, ...]]:
-        for sent in range(1, READ_ATTEMPTS + 1):
-            try:
-                return await self._conn.execute(statement, parameters)
-            except DBAPIError as error:
-                if sent == READ_ATTEMPTS or not connection_broken(error):
-                    raise
-                _Losses.note()
-                lost = error
-            # The connection was lost (its backend ended a moment before it was lent, too
-            # recently for the pool to see, or while the read ran): a read is safe to send
-            # again, on a new connection.
-            await self._conn.invalidate()
-            await self._conn.rollback()
-            await asyncio.sleep(_wait(sent, lost))
-        raise AssertionError("unreachable")  # pragma: no cover
+        # A connection lost under the read (its backend ended a moment before it was lent,
+        # too recently for the pool to see, or while the read ran): sent again, on a new
+        # connection.
+        return await read_again(
+            lambda: self._conn.execute(statement, parameters), reset=self._reconnect
+        )
+
+    async def _reconnect(self) -> None:
+        await self._conn.invalidate()
+        await self._conn.rollback()
 
 
-async def read_again(load: Callable[[], Awaitable[T]]) -> T:
-    """`load` (a read in a session of its own: it opens and closes the session), run again
-    when the connection is lost under it, up to READ_ATTEMPTS times."""
+async def read_again(
+    load: Callable[[], Awaitable[T]], *, reset: Callable[[], Awaitable[None]] | None = None
+) -> T:
+    """`load` (a read: a statement, or a session of its own that it opens and closes), run
+    again when the connection is lost under it, up to READ_ATTEMPTS times; `reset` first
+    makes the connection a new one, where `load` keeps one."""
     for sent in range(1, READ_ATTEMPTS + 1):
         try:
             return await load()
@@ -458,6 +456,8 @@ async def read_again(load: Callable[[], Awaitable[T]]) -> T:
                 raise
             _Losses.note()
             lost = error
+        if reset is not None:
+            await reset()
         await asyncio.sleep(_wait(sent, lost))
     raise AssertionError("unreachable")  # pragma: no cover
 
