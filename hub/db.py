@@ -216,6 +216,7 @@ def _dialect_insert(session: AsyncSession | str, model: type[Any]) -> Any:
 
 
 APPENDED = "appended"  # on a write session's info: rows to insert as it commits (append)
+LAST = "last"  # on a write session's info: work that runs just before its commit (last)
 
 # More rows than this are not sent as one statement (its shape would be one of too many);
 # nor more rows of one table than _AT_ONCE_ROWS_OF_A_TABLE (a bulk job's, an executemany).
@@ -244,6 +245,30 @@ async def append(session: AsyncSession, table: Table, rows: Sequence[Mapping[str
         await _insert_now(session, table, rows)
     else:
         pending.append((table, rows))
+
+
+async def write_pending(session: AsyncSession) -> None:
+    """Write now what the transaction would write as it commits: the ORM's changes and the
+    rows appended so far (later ones are still appended). Before a statement that locks a
+    row every transaction of its kind contends for (a reward's stock), so that the row
+    stays locked for the commit alone, not for the writes that could come first."""
+    await session.flush()
+    if session.info.get(APPENDED):
+        await _insert_appended(session)
+        session.info[APPENDED] = []
+
+
+async def last(session: AsyncSession, work: Callable[[], Awaitable[None]]) -> None:
+    """Run `work` as the write transaction's last statements, after its appended rows, just
+    before its commit (Database.write), in the order given: for an update nothing in the
+    transaction waits on, of a row every transaction of its kind contends for (stock given
+    back), which then stays locked for the commit alone. In a session that is not
+    Database.write's it runs at once."""
+    pending: list[Callable[[], Awaitable[None]]] | None = session.info.get(LAST)
+    if pending is None:
+        await work()
+    else:
+        pending.append(work)
 
 
 async def _insert_now(
@@ -713,8 +738,11 @@ class Database:
         ):
             session.info.update(self.kept)
             session.info[APPENDED] = []
+            session.info[LAST] = []
             yield session
             await _insert_appended(session)
+            for work in session.info.pop(LAST):
+                await work()
             if progress is not None:
                 progress[COMMITTING] = True
                 progress[KEYED] = bool(session.info.get(KEYED))

@@ -2,7 +2,12 @@
 (never oversold, under any concurrency), given back by one. Each is a Core statement
 prepared once (an ORM UPDATE also evaluated its WHERE against every row the session held:
 a third of the statement's cost), and the row the transaction holds, if it holds it, is
-given the count the database now has, as that evaluation gave it."""
+given the count the database now has, as that evaluation gave it.
+
+A reward's row is what every redemption of it and every cancellation contends for: the
+UPDATE locks it to the end of the transaction. So each is its transaction's last
+statement, and the row stays locked for the commit alone: a redemption writes everything
+else first (write_pending), and a give-back runs as the transaction commits (last)."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from sqlalchemy import ColumnElement, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hub.db import Prepared, held_row
+from hub.db import Prepared, held_row, last
 from hub.errors import OutOfStock, SlotUnavailable
 from hub.models import Reward, Slot
 from hub.models.base import table_of
@@ -88,7 +93,12 @@ async def take(session: AsyncSession, reward: Reward, slot: Slot | None, qty: in
 
 async def give_back(session: AsyncSession, reward_id: str, slot_id: str | None, qty: int) -> None:
     """A redemption that did not happen returns its units of a hosted reward's stock and its
-    places in the slot (a count of null, no limit, is left so)."""
-    await _STOCK.give(session, reward_id, qty)
-    if slot_id:
-        await _PLACES.give(session, slot_id, qty)
+    places in the slot (a count of null, no limit, is left so), as the transaction commits
+    (nothing it does next waits on them)."""
+
+    async def give() -> None:
+        await _STOCK.give(session, reward_id, qty)
+        if slot_id:
+            await _PLACES.give(session, slot_id, qty)
+
+    await last(session, give)

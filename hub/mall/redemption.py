@@ -12,7 +12,7 @@ from hub import consent, eligibility, green, idempotency, permissions, validate,
 from hub.auth import Principal
 from hub.caches import Caches
 from hub.config import Settings
-from hub.db import KEPT, Database, append, get_row, held_row, utcnow
+from hub.db import KEPT, Database, append, get_row, held_row, utcnow, write_pending
 from hub.enums import CancellationReason, MerchantStatus, RedemptionStatus, Role
 from hub.errors import (
     DomainError,
@@ -189,8 +189,10 @@ async def start(
         # Its legs are appended: what the daily limits count, read by no step.
         await append(session, table_of(RedemptionLeg), [new_row_values(leg) for leg in legs])
         await run_local(session, settings, factory, redemption, strict=True)
-        # Last, so that the reward's row is locked only until this transaction commits
-        # (a refusal here rolls back the points taken above with everything else).
+        # Last, after everything else is written, so that the reward's row, which every
+        # redemption of it contends for, is locked for the commit alone (a refusal here
+        # rolls back the points taken above with everything else).
+        await write_pending(session)
         await inventory.take(session, reward, slot, request.quantity)
         return {"redemption_id": redemption.id}
 

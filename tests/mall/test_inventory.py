@@ -1,5 +1,6 @@
 """hub.mall.inventory: stock and slot places taken and given back by one UPDATE each, the
-row the transaction holds kept true (as the ORM's UPDATE with its evaluation kept it)."""
+row the transaction holds kept true (as the ORM's UPDATE with its evaluation kept it); a
+give-back runs as its transaction commits, its last statement."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ async def test_stock_is_taken_while_there_is_enough_and_given_back(
                 await inventory.take(session, reward, None, 2)
             assert reward.stock == 1
             await inventory.give_back(session, reward.id, None, 2)
-            assert reward.stock == 3
+            assert reward.stock == 1  # not yet: as the transaction commits
+        assert reward.stock == 3
         async with db.read() as session:
             stored = await session.get(Reward, "jade:TEA")
             assert stored is not None and stored.stock == 3
