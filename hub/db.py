@@ -991,11 +991,28 @@ def adopted(session: AsyncSession, model: type[M], row: Mapping[str, Any]) -> M:
             set_committed_value(held, attribute, row[column])
         found: M = held
         return found
-    made = model(**{attribute: row[column] for attribute, column in keys})
-    make_transient_to_detached(made)
+    made = detached(model, {attribute: row[column] for attribute, column in keys})
     sync.add(made)
     _hold(sync, made)  # as a loaded row is held to the end of the transaction
     return made
+
+
+def detached(model: type[M], values: Mapping[str, Any]) -> M:
+    """An instance of `model` for a row as the database holds it (every column attribute
+    given, by attribute name), detached: as the ORM's loading makes one, its values set
+    without the attribute events a constructor fires for each (a new row's history, which a
+    stored row has none of), then given its identity (make_transient_to_detached). Added to
+    a session it is that session's persistent row, nothing written for it."""
+    mapped: Any = model
+    made: M = _manager(mapped).new_instance()
+    made.__dict__.update(values)
+    make_transient_to_detached(made)
+    return made
+
+
+@functools.cache
+def _manager(model: type[Any]) -> Any:
+    return sa_inspect(model).class_manager  # the mapper's; it makes instances as loading does
 
 
 def held_row(session: AsyncSession, model: type[M], key: Any) -> M | None:

@@ -34,10 +34,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hub.db import KEPT, Prepared, adopted, utcnow
+from hub.db import KEPT, Prepared, adopted, detached, utcnow
 from hub.enums import AccountKind, EntryKind
 from hub.errors import BalanceLimit, FieldPath, InsufficientPoints, NotFound, RetryTransaction
 from hub.models import Account, Entry, Lot, LotUse, Posting
@@ -260,8 +259,7 @@ class Journal:
                 if row[f"b{n}"] is None:
                     raise _refused(side.account, side.amount)
                 set_committed_value(side.account, "balance", int(row[f"b{n}"]))
-        written = Entry(**{c.name: row[c.name] for c in _ENTRIES.c})
-        make_transient_to_detached(written)
+        written = detached(Entry, {c.name: row[c.name] for c in _ENTRIES.c})
         self.session.add(written)
         return written
 
