@@ -1010,6 +1010,17 @@ def detached(model: type[M], values: Mapping[str, Any]) -> M:
     return made
 
 
+def new_row(model: type[M], **values: Any) -> M:
+    """`model(**values)` for the hot paths: a new (transient) row's instance holding these
+    column values, set without the attribute events a constructor fires for each. The
+    unit of work inserts what an instance holds, and `new_row_values` reads it, all the
+    same; later changes to it are tracked as any instance's. Column attributes only."""
+    mapped: Any = model
+    made: M = _manager(mapped).new_instance()
+    made.__dict__.update(values)
+    return made
+
+
 @functools.cache
 def _manager(model: type[Any]) -> Any:
     return sa_inspect(model).class_manager  # the mapper's; it makes instances as loading does

@@ -19,7 +19,7 @@ from connectors.base import ConnectorFactory
 from hub import consent, green, idempotency, validate
 from hub.auth import Principal
 from hub.config import Settings
-from hub.db import Database, append, utcnow
+from hub.db import Database, append, new_row, utcnow
 from hub.enums import ConversionStatus
 from hub.errors import InvalidInput, NotFound, QuoteExpired
 from hub.exchange import pricing, saga
@@ -182,7 +182,8 @@ async def start(
         business_date = settings.business_date(now)
         await pricing.check_limits(session, request.member_id, priced, business_date)
         await _check_room(session, factory, request, priced.receive)
-        conversion = Conversion(
+        conversion = new_row(
+            Conversion,
             id=conversion_id,
             member_id=request.member_id,
             from_code=request.from_code,

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.selectable import ScalarSelect
 
+from hub.db import new_row
 from hub.enums import ConversionStatus, RedemptionStatus
 from hub.errors import (
     BelowMinimum,
@@ -51,7 +52,8 @@ def stored_legs(
     """The rows that keep a route's hops, in order, for the conversion or redemption named
     by `owner` (`conversion_id=...`): what the daily limits count."""
     return [
-        model(
+        new_row(
+            model,
             seq=index,
             member_id=member_id,
             from_code=leg.rate.from_code,

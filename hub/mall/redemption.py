@@ -12,7 +12,16 @@ from hub import consent, eligibility, green, idempotency, permissions, validate,
 from hub.auth import Principal
 from hub.caches import Caches
 from hub.config import Settings
-from hub.db import KEPT, Database, append, get_row, held_row, utcnow, write_pending
+from hub.db import (
+    KEPT,
+    Database,
+    append,
+    get_row,
+    held_row,
+    new_row,
+    utcnow,
+    write_pending,
+)
 from hub.enums import CancellationReason, MerchantStatus, RedemptionStatus, Role
 from hub.errors import (
     DomainError,
@@ -150,7 +159,8 @@ async def start(
             business_date,
             field=("quantity",),
         )
-        redemption = Redemption(
+        redemption = new_row(
+            Redemption,
             id=redemption_id,
             member_id=request.member_id,
             reward_id=reward.id,
