@@ -1,6 +1,7 @@
 """hub.db.Prepared (a hot statement run straight through asyncpg on PostgreSQL, through
-SQLAlchemy on SQLite) and hub.db.adopted (its rows as the session's instances): the same
-values, errors, transactions and instances as SQLAlchemy's own execution and loading."""
+SQLAlchemy on SQLite), hub.db.adopted (its rows as the session's instances) and
+hub.db.write_changes (a changed row's UPDATE without the unit of work): the same values,
+errors, transactions and instances as SQLAlchemy's own execution, loading and flush."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from hub.db import (
     adopted,
     get_row,
     utcnow,
+    write_changes,
 )
 from hub.models import Account, IdempotencyRecord
 from hub.models.base import table_of
@@ -165,6 +167,45 @@ async def test_an_adopted_row_is_the_sessions_instance(db_url: str) -> None:
         async with db.read() as session:
             stored = await session.get(Account, account_id)
             assert stored is not None and stored.external_ref == "J-2"
+    finally:
+        await db.dispose()
+
+
+async def test_write_changes_writes_what_changed_as_a_flush_would(db_url: str) -> None:
+    """The columns that changed, and only those, in one UPDATE; the row then clean (a flush
+    writes nothing more for it); a value set back to what it was is no change; and what is
+    written is what the database then holds."""
+    db = Database(db_url)
+    try:
+        account_id = await _member_with(db, 50)
+        sent: list[str] = []
+
+        def seen(*args: Any) -> None:
+            sent.append(" ".join(str(args[2]).split()))
+
+        for engine in db.sync_engines:
+            event.listen(engine, "before_cursor_execute", seen)
+        async with db.write() as session:
+            account = await get_row(session, Account, account_id)
+            assert account is not None
+            before = account.external_ref
+            account.external_ref = "J-9"
+            account.balance = 50  # as it was: no change
+            sent.clear()
+            await write_changes(session, account)
+            assert len(sent) == 1 and sent[0].startswith("UPDATE accounts SET external_ref="), sent
+            assert "balance" not in sent[0], sent
+            assert not session.dirty and account.external_ref == "J-9"
+            await session.flush()
+            await write_changes(session, account)  # nothing changed since
+            assert len(sent) == 1, sent
+            account.external_ref = before
+            account.external_ref = "J-10"
+            await session.flush()  # the unit of work still writes a later change
+            assert len(sent) == 2, sent
+        async with db.read() as session:
+            stored = await session.get(Account, account_id)
+            assert stored is not None and stored.external_ref == "J-10" and stored.balance == 50
     finally:
         await db.dispose()
 

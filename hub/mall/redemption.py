@@ -20,6 +20,7 @@ from hub.db import (
     held_row,
     new_row,
     utcnow,
+    write_changes,
     write_pending,
 )
 from hub.enums import CancellationReason, MerchantStatus, RedemptionStatus, Role
@@ -388,8 +389,11 @@ async def cancel(
 
 async def _row(session: AsyncSession, rid: str) -> Redemption:
     """The redemption as its transaction leaves it (the one it made or changed is in the
-    session already, written by this flush if it was not yet; a replay's is read)."""
-    await session.flush()
+    session already, written now if it was not yet; a replay's is read)."""
+    held = held_row(session, Redemption, rid)
+    if held is not None:
+        await write_changes(session, held)  # one UPDATE, without the unit of work
+    await session.flush()  # whatever else changed
     r = await session.get(Redemption, rid)
     assert r is not None
     return r
