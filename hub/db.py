@@ -444,6 +444,15 @@ def _hold(session: Session, instance: object) -> None:
 class Reads:
     """Statements run one at a time, each outside any transaction (Database.single_read)."""
 
+    dialect = "sqlite"
+
+    async def read(
+        self, statement: Prepared, parameters: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """A Prepared statement's rows, each by column name (on PostgreSQL straight through
+        asyncpg)."""
+        return [dict(row._mapping) for row in await self.execute(statement.statement, parameters)]
+
     async def execute(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
     ) -> Result[*tuple[Any, ...]]:
@@ -453,6 +462,14 @@ class Reads:
 class _AsyncReads(Reads):
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self.dialect = conn.dialect.name
+
+    async def read(
+        self, statement: Prepared, parameters: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        return await read_again(
+            lambda: statement.read(self._conn, parameters), reset=self._reconnect
+        )
 
     async def execute(
         self, statement: Executable, parameters: Mapping[str, Any] | None = None
@@ -944,11 +961,36 @@ class Prepared:
                 await session.flush()
         return await _driver(session)
 
+    async def read(self, conn: AsyncConnection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The statement's rows, each by column name, on a Core connection that runs each
+        statement on its own (Database.single_read's): straight through asyncpg on
+        PostgreSQL, as in a transaction."""
+        if conn.dialect.driver != "asyncpg":
+            return [dict(row._mapping) for row in await conn.execute(self.statement, params)]
+        driver = (await conn.get_raw_connection()).dbapi_connection
+        records, columns = await self._send(
+            conn.sync_engine, conn.sync_connection, driver, params, "fetch"
+        )
+        return [_converted(columns, record) for record in records]
+
     async def _run(
         self, session: AsyncSession, driver: Any, params: Mapping[str, Any], method: str
     ) -> tuple[Any, list[tuple[str, Any]]]:
         """asyncpg's answer to `method` (fetch, fetchrow, execute) and the result columns."""
         engine = session.get_bind()
+        listened = None
+        if engine.dispatch.before_cursor_execute:
+            listened = (await session.connection()).sync_connection
+        return await self._send(engine, listened, driver, params, method)
+
+    async def _send(
+        self,
+        engine: Any,
+        connection: Connection | None,
+        driver: Any,
+        params: Mapping[str, Any],
+        method: str,
+    ) -> tuple[Any, list[tuple[str, Any]]]:
         dialect = engine.dialect
         sql, binds, _ = self._for(dialect)
         args = [
@@ -956,7 +998,6 @@ class Prepared:
             for name, bind, value in binds
         ]
         if engine.dispatch.before_cursor_execute:  # as SQLAlchemy would tell its listeners
-            connection = (await session.connection()).sync_connection
             engine.dispatch.before_cursor_execute(connection, None, sql, args, None, False)
         try:
             if driver._transaction is None:  # the transaction's first statement begins it

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, select
+from sqlalchemy import ARRAY, Select, String, and_, any_, bindparam, func, select
 
-from hub.db import Reads
+from hub.db import Prepared, Reads
 from hub.enums import HoldStatus
 from hub.models import Account, Hold, Lot, Member
 
@@ -86,27 +86,43 @@ _COLUMNS = (
 )
 
 
-def _query() -> Select[Any]:
+def _query(postgresql: bool) -> Select[Any]:
+    """On PostgreSQL the ids are one array parameter (a statement prepared once, whatever
+    their number), its columns labelled c0, c1, ... in order; elsewhere an IN list."""
     open_lot = and_(Lot.account_id == Account.id, Lot.remaining > 0, Lot.expires_at.is_not(None))
+    if postgresql:
+        columns: Sequence[Any] = [c.label(f"c{n}") for n, c in enumerate(_COLUMNS)]
+        ids = bindparam("member_ids", type_=ARRAY(String()))
+        which = Member.id == any_(ids)
+    else:
+        columns = _COLUMNS
+        which = Member.id.in_(bindparam("member_ids", expanding=True))
     return (
-        select(*_COLUMNS)
+        select(*columns)
         .select_from(Member)
         .outerjoin(Account, Account.member_id == Member.id)
         .outerjoin(Lot, open_lot)
-        .where(Member.id.in_(bindparam("member_ids", expanding=True)))
+        .where(which)
         .order_by(Member.id, Account.program_code, Lot.expires_at, Lot.id)
     )
 
 
-# Built once: SQLAlchemy then finds it in its compiled cache without building it again.
-_QUERY = _query()
+# Built once: SQLAlchemy then finds it in its compiled cache without building it again;
+# PostgreSQL's is sent through asyncpg, compiled once (Prepared).
+_QUERY = _query(postgresql=False)
+_PREPARED = Prepared(_query(postgresql=True))
 
 
 async def member_views(conn: Reads, member_ids: Sequence[str]) -> dict[str, MemberView]:
     """The members found among `member_ids`, each with every account it holds."""
     if not member_ids:
         return {}
-    rows = (await conn.execute(_QUERY, {"member_ids": list(member_ids)})).all()
+    ids = list(member_ids)
+    rows: Sequence[Sequence[Any]]
+    if conn.dialect == "postgresql":
+        rows = [tuple(row.values()) for row in await conn.read(_PREPARED, {"member_ids": ids})]
+    else:
+        rows = (await conn.execute(_QUERY, {"member_ids": ids})).all()
     found: dict[str, MemberView] = {}
     names: dict[str, str] = {}
     credit: dict[str, str | None] = {}

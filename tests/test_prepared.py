@@ -19,12 +19,17 @@ from hub.db import (
     ExactDecimal,
     JSONText,
     Prepared,
+    Reads,
     UTCDateTime,
     adopted,
     get_row,
     utcnow,
     write_changes,
 )
+from hub.enums import AccountKind, EntryKind
+from hub.ledger.core import Movement
+from hub.ledger.points import Points
+from hub.member_view import member_views
 from hub.models import Account, IdempotencyRecord
 from hub.models.base import table_of
 from tests.ledger.test_concurrency import _member_with
@@ -206,6 +211,47 @@ async def test_write_changes_writes_what_changed_as_a_flush_would(db_url: str) -
         async with db.read() as session:
             stored = await session.get(Account, account_id)
             assert stored is not None and stored.external_ref == "J-10" and stored.balance == 50
+    finally:
+        await db.dispose()
+
+
+class _ThroughSqlAlchemy(Reads):
+    """A single read's connection that sends every statement through SQLAlchemy."""
+
+    dialect = "any"
+
+    def __init__(self, reads: Reads) -> None:
+        self._reads = reads
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return await self._reads.execute(statement, parameters)
+
+
+async def test_a_members_view_read_as_prepared_is_what_sqlalchemy_reads(db_url: str) -> None:
+    """The balances read (on PostgreSQL a Prepared statement with an array of ids, sent
+    through asyncpg) gives what SQLAlchemy's own execution gives: the same members,
+    accounts, holds and expiring lots, the same types (aware datetimes)."""
+    db = Database(db_url)
+    try:
+        account_id = await _member_with(db, 50)
+        expires = utcnow().replace(microsecond=0) + dt.timedelta(days=30)
+        async with db.write() as session:
+            account = await get_row(session, Account, account_id)
+            assert account is not None
+            movement = Movement(actor="test", business_date=expires.date())
+            await Points(session).credit(
+                account, 7, EntryKind.ACCRUAL, AccountKind.ISSUED, movement, expires
+            )
+            member_id = account.member_id
+        assert member_id is not None
+        async with db.single_read() as reads:
+            fast = await member_views(reads, [member_id, "mem_none"])
+            slow = await member_views(_ThroughSqlAlchemy(reads), [member_id, "mem_none"])
+        assert fast == slow and list(fast) == [member_id]
+        (view,) = fast[member_id].accounts
+        assert view.balance == 57 and view.held == 0
+        assert [(lot.remaining, lot.expires_at) for lot in view.lots] == [(7, expires)]
+        assert view.lots[0].expires_at.tzinfo is not None
     finally:
         await db.dispose()
 
