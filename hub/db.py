@@ -1149,8 +1149,9 @@ def _mapped_columns(model: Any) -> tuple[list[tuple[str, str]], list[str]]:
 
 async def _driver(session: AsyncSession) -> Any:
     """The session's transaction's asyncpg connection as SQLAlchemy adapts it, or None on
-    another driver. Kept on the session for its transaction."""
-    transaction = session.get_transaction()
+    another driver. Kept on the session for its transaction (the sync session's: the
+    async one's is a proxy looked up anew on each call)."""
+    transaction = session.sync_session.get_transaction()
     kept = session.info.get(_DRIVER)
     if kept is not None and kept[0] is transaction and transaction is not None:
         return kept[1]
@@ -1158,7 +1159,7 @@ async def _driver(session: AsyncSession) -> Any:
     adapted = None
     if connection.dialect.driver == "asyncpg":
         adapted = (await connection.get_raw_connection()).dbapi_connection
-    session.info[_DRIVER] = (session.get_transaction(), adapted)
+    session.info[_DRIVER] = (session.sync_session.get_transaction(), adapted)
     return adapted
 
 

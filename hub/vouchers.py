@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import permissions, validate
 from hub.auth import Principal
-from hub.db import Prepared, utcnow
+from hub.db import Prepared, get_row, utcnow
 from hub.enums import RedemptionStatus, RewardKind, Role
 from hub.errors import (
     BelowMinimum,
@@ -139,7 +139,7 @@ def masked(code: str) -> str:
 
 async def issue(session: AsyncSession, r: Redemption, at: dt.datetime) -> Voucher | None:
     """The voucher of a confirmed redemption of a reward with voucher terms (once)."""
-    reward = await session.get(Reward, r.reward_id)
+    reward = await get_row(session, Reward, r.reward_id)
     assert reward is not None
     terms = terms_of(reward)
     if terms is None:

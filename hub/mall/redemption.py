@@ -394,7 +394,7 @@ async def _row(session: AsyncSession, rid: str) -> Redemption:
     if held is not None:
         await write_changes(session, held)  # one UPDATE, without the unit of work
     await session.flush()  # whatever else changed
-    r = await session.get(Redemption, rid)
+    r = await get_row(session, Redemption, rid)
     assert r is not None
     return r
 
