@@ -1093,6 +1093,33 @@ def _update_of(table: Table, columns: tuple[str, ...]) -> Prepared:
     )
 
 
+async def insert_row(session: AsyncSession, row: object) -> None:
+    """Insert a new (transient) row now, as one INSERT of every column it holds (a Core
+    statement prepared once per table), and make it the session's persistent instance of
+    that row: the unit of work's flush of one new row, without its machinery. A row already
+    in the session is left to the unit of work."""
+    state: Any = sa_inspect(row)
+    if not state.transient:
+        return
+    table, values = state.mapper.local_table, {}
+    for prop in state.mapper.column_attrs:
+        column = prop.columns[0]
+        if prop.key not in state.dict:
+            if column.default is not None or column.server_default is not None:
+                raise AssertionError(f"insert_row: {table.name}.{column.key} has a default; set it")
+            state.dict[prop.key] = None  # as inserted: the instance holds what the row does
+        values[f"a0_0_{column.key}"] = state.dict[prop.key]
+    await _row_insert(table).execute(session, values)
+    make_transient_to_detached(row)
+    session.add(row)
+    _hold(session.sync_session, row)  # as a row the unit of work wrote is held to the end
+
+
+@functools.lru_cache(maxsize=64)
+def _row_insert(table: Table) -> Prepared:
+    return Prepared(_insert_rows(0, table, tuple(c.key for c in table.columns), 1))
+
+
 def new_row(model: type[M], **values: Any) -> M:
     """`model(**values)` for the hot paths: a new (transient) row's instance holding these
     column values, set without the attribute events a constructor fires for each. The

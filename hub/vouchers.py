@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import permissions, validate
 from hub.auth import Principal
-from hub.db import Prepared, get_row, utcnow
+from hub.db import Prepared, get_row, insert_row, utcnow
 from hub.enums import RedemptionStatus, RewardKind, Role
 from hub.errors import (
     BelowMinimum,
@@ -150,6 +150,7 @@ async def issue(session: AsyncSession, r: Redemption, at: dt.datetime) -> Vouche
     # The voucher refers to the redemption, which its transaction may not have written yet
     # (it is written once its local steps ran): written first, whatever order the flush
     # would choose for two tables with no relationship between them.
+    await insert_row(session, r)
     await session.flush()
     voucher = Voucher(
         id=new_id("vch"),

@@ -23,14 +23,16 @@ from hub.db import (
     UTCDateTime,
     adopted,
     get_row,
+    insert_row,
+    new_row,
     utcnow,
     write_changes,
 )
-from hub.enums import AccountKind, EntryKind
+from hub.enums import AccountKind, EntryKind, MerchantCategory, MerchantStatus
 from hub.ledger.core import Movement
 from hub.ledger.points import Points
 from hub.member_view import member_views
-from hub.models import Account, IdempotencyRecord
+from hub.models import Account, IdempotencyRecord, Merchant
 from hub.models.base import table_of
 from tests.ledger.test_concurrency import _member_with
 
@@ -211,6 +213,39 @@ async def test_write_changes_writes_what_changed_as_a_flush_would(db_url: str) -
         async with db.read() as session:
             stored = await session.get(Account, account_id)
             assert stored is not None and stored.external_ref == "J-10" and stored.balance == 50
+    finally:
+        await db.dispose()
+
+
+async def test_insert_row_writes_what_the_new_row_holds_and_keeps_it(db_url: str) -> None:
+    """A new row made with new_row is inserted as it stands, one INSERT, and is then the
+    session's clean instance of it, held (found again without a read); a row whose
+    defaulted column was left unset is refused, nothing written."""
+    db = Database(db_url)
+    sent: list[str] = []
+    for engine in db.sync_engines:
+        event.listen(engine, "before_cursor_execute", lambda *a: sent.append(str(a[2]).split()[0]))
+    try:
+        values: dict[str, Any] = {
+            "id": "jade",
+            "name": "Jade",
+            "category": MerchantCategory.RESTAURANT,
+            "status": MerchantStatus.ACTIVE,
+            "compensation_percent": Decimal("12.5"),
+        }
+        async with db.write() as session:
+            with pytest.raises(AssertionError, match="created_at"):
+                await insert_row(session, new_row(Merchant, **values))
+            made = new_row(Merchant, **values, created_at=utcnow())
+            sent.clear()
+            await insert_row(session, made)
+            assert [s for s in sent if s != "BEGIN"] == ["INSERT"], sent
+            assert not session.new and not session.dirty
+            assert await get_row(session, Merchant, "jade") is made
+            assert [s for s in sent if s != "BEGIN"] == ["INSERT"], sent
+        async with db.read() as session:
+            stored = await session.get(Merchant, "jade")
+            assert stored is not None and stored.compensation_percent == Decimal("12.5")
     finally:
         await db.dispose()
 

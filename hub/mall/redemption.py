@@ -18,6 +18,7 @@ from hub.db import (
     append,
     get_row,
     held_row,
+    insert_row,
     new_row,
     utcnow,
     write_changes,
@@ -185,11 +186,9 @@ async def start(
             created_at=now,
             updated_at=now,
         )
-        # Written when the transaction next flushes, once its local steps have run (an INSERT
-        # with what they made of it, not an INSERT and an UPDATE): the steps read with
-        # autoflush off, and whatever refers to it (a voucher, the appended legs) is
-        # inserted after it, in the same flush or a later one.
-        session.add(redemption)
+        # Written once its local steps have run (an INSERT with what they made of it, not an
+        # INSERT and an UPDATE): the steps read with autoflush off, and whatever refers to it
+        # (a voucher, the appended legs) is inserted after it (insert_row).
         legs = stored_legs(
             RedemptionLeg,
             line.legs,
@@ -203,6 +202,7 @@ async def start(
         # Last, after everything else is written, so that the reward's row, which every
         # redemption of it contends for, is locked for the commit alone (a refusal here
         # rolls back the points taken above with everything else).
+        await insert_row(session, redemption)
         await write_pending(session)
         await inventory.take(session, reward, slot, request.quantity)
         return {"redemption_id": redemption.id}
