@@ -72,6 +72,10 @@ class BalanceLimit(InvalidInput):
     """A credit would take a balance past what GraphQL's Int can show."""
 
 
+class MovementLimit(InvalidInput):
+    """One leg of a route would carry more points than one movement may."""
+
+
 class NotFound(DomainError):
     code = ErrorCode.NOT_FOUND
 

@@ -18,8 +18,8 @@ from hub.enums import ConversionStatus, RedemptionStatus
 from hub.errors import (
     BelowMinimum,
     FieldPath,
-    InvalidInput,
     LimitExceeded,
+    MovementLimit,
     NotAMultipleOfStep,
     RateNotConfigured,
 )
@@ -169,7 +169,7 @@ def price(rates: list[ExchangeRate], points: int) -> Priced:
             field=("points",),
         )
     if any(leg.points_out > MAX_POINTS_PER_MOVEMENT for leg in legs):
-        raise InvalidInput(
+        raise MovementLimit(
             f"That many points would credit more than {MAX_POINTS_PER_MOVEMENT:,} in one "
             "conversion; convert less at a time.",
             field=("points",),

@@ -25,6 +25,7 @@ from hub.mall import settlement_prices
 from hub.models import ExchangeRate, Merchant, Program, Promotion, Reward
 from hub.models.mall import RewardLike
 from hub.promotions import percent_off
+from hub.validate import MAX_BALANCE
 
 if TYPE_CHECKING:
     from hub.caches import Programs, Rates
@@ -215,7 +216,10 @@ class PriceBook:
                 return None
             price = converted
         discount = self.shopper.tier_discount(program) if self.shopper else Decimal(0)
-        return percent_off(price, discount)
+        priced = percent_off(price, discount)
+        # More than any balance can hold: no member can pay it from there (and the API's
+        # Int, 32 bits, could not say it: outside attack helper-83).
+        return priced if priced <= MAX_BALANCE else None
 
     def converted(self, source: str, target: str, points: int) -> int | None:
         """The fewest `source` points that buy `points` of `target` (points_needed on the

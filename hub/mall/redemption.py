@@ -30,6 +30,7 @@ from hub.errors import (
     Forbidden,
     InvalidInput,
     InvalidState,
+    MovementLimit,
     NotFound,
     RateNotConfigured,
     SlotUnavailable,
@@ -45,6 +46,7 @@ from hub.models import Member, Merchant, Program, Redemption, RedemptionLeg, Rew
 from hub.models.base import new_row_values, table_of
 from hub.models.mall import ListedReward
 from hub.permissions import require_member
+from hub.validate import MAX_POINTS_PER_MOVEMENT
 
 MAX_QUANTITY = 20
 
@@ -64,6 +66,13 @@ def _line(book: PriceBook, reward: Reward, paid_with: str, quantity: int) -> Lin
     program."""
     try:
         return book.line(reward, paid_with, quantity)
+    except MovementLimit as refused:  # said of a redemption (outside attack helper-83)
+        raise MovementLimit(
+            f"Paying for {quantity} of {reward.title} in {paid_with} would move more than "
+            f"{MAX_POINTS_PER_MOVEMENT:,} points through one rate at once; redeem fewer "
+            "at a time.",
+            field=("quantity",),
+        ) from refused
     except DomainError as refused:  # a leg's own limit, as a conversion would meet it
         refused.field = ("quantity",)
         raise

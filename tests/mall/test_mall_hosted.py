@@ -621,6 +621,33 @@ async def test_price_in_a_program_the_member_does_not_hold_is_null(
     assert enrolled["reward"]["priceIn"] == 10000
 
 
+async def test_a_price_no_balance_could_hold_is_null_not_an_error(
+    api: Api, mall: dict[str, Any]
+) -> None:
+    """Outside attack helper-83 (medium): a reward priced at 100,000,000 LUX, payable from
+    HUB at 1,000 HUB a LUX point, had `priceIn(program: "HUB")` fail with INTERNAL ("Int
+    cannot represent non 32-bit signed integer value"), nulling the field on the rewards
+    page too. No balance holds that many points, so HUB cannot pay: null, as the contract
+    says, and no error. (Low: redeeming two was refused in a conversion's words.)"""
+    await register(api, "lux", "LUX", category="RETAIL", pointValue="100")
+    await set_rate(api, "HUB", "LUX", "0.001")
+    key = await create_key(api, "MERCHANT", "lux")
+    await upsert_reward(api, key, ref="Y", kind="GOODS", title="Yacht", price=100_000_000)
+    query = """{ reward(id: "lux:Y") { price priceIn(program: "HUB") } }"""
+    seen = await api.gql(query)
+    assert seen["reward"] == {"price": 100_000_000, "priceIn": None}
+    # (low) Two of them would move 200,000,000 LUX through the rate: said of a redemption.
+    refused = await redeem(api, mall["member"], "lux:Y", "HUB", quantity=2)
+    (error,) = refused["userErrors"]
+    assert error["code"] == "INVALID_INPUT" and error["field"] == ["input", "quantity"], error
+    assert "redeem fewer" in error["message"] and "convert" not in error["message"], error
+    affordable = await upsert_reward(
+        api, key, ref="Y", kind="GOODS", title="Yacht", price=2_000_000
+    )
+    assert affordable["price"] == 2_000_000
+    assert (await api.gql(query))["reward"]["priceIn"] == 2_000_000_000
+
+
 async def test_the_answer_shows_the_reward_as_the_redemption_left_it(
     api: Api, mall: dict[str, Any]
 ) -> None:
