@@ -54,7 +54,12 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import ColumnProperty, Session, make_transient_to_detached
+from sqlalchemy.orm import (
+    ColumnProperty,
+    Session,
+    configure_mappers,
+    make_transient_to_detached,
+)
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.base import NO_VALUE
 from sqlalchemy.sql.base import Executable
@@ -1131,7 +1136,11 @@ def new_row(model: type[M], **values: Any) -> M:
 
 @functools.cache
 def _manager(model: type[Any]) -> Any:
-    return sa_inspect(model).class_manager  # the mapper's; it makes instances as loading does
+    """The mapper's class manager, which makes instances as loading does, the mappers
+    configured first: a constructor configures them on its first call (its init event),
+    and an instance made without one, before any query has, would have no attributes."""
+    configure_mappers()
+    return sa_inspect(model).class_manager
 
 
 def held_row(session: AsyncSession, model: type[M], key: Any) -> M | None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import subprocess
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -248,6 +250,25 @@ async def test_insert_row_writes_what_the_new_row_holds_and_keeps_it(db_url: str
             assert stored is not None and stored.compensation_percent == Decimal("12.5")
     finally:
         await db.dispose()
+
+
+def test_rows_are_made_before_any_query_has_configured_the_mappers() -> None:
+    """A process whose first ORM work is a hot path's (a conversion's posted entry, a read
+    row adopted) makes its instances without a constructor, whose first call would have
+    configured the mappers: they are configured all the same (a fresh interpreter)."""
+    code = (
+        "import datetime as dt\n"
+        "from hub.db import detached, new_row\n"
+        "from hub.models import Entry, Merchant\n"
+        "entry = detached(Entry, {'id': 7, 'kind': 'ACCRUAL', 'program_code': 'HUB',"
+        " 'member_id': None, 'actor': 'a', 'idempotency_key': None,"
+        " 'occurred_at': dt.datetime.now(dt.UTC), 'business_date': dt.date.today(),"
+        " 'reference': None, 'memo': None})\n"
+        "assert entry.id == 7 and entry.program_code == 'HUB'\n"
+        "assert new_row(Merchant, id='jade').id == 'jade'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
 
 
 class _ThroughSqlAlchemy(Reads):
