@@ -11,14 +11,14 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection as Adapted
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import hub.db
 from hub.config import Settings
-from hub.db import Database
+from hub.db import Database, Prepared
 from hub.errors import InvalidInput, LostConnection, RetryTransaction
 from tests.helpers import (
     accrue,
@@ -171,6 +171,17 @@ async def test_a_read_on_a_connection_lost_a_moment_ago_is_sent_again(
     async with _lost_unseen(db_url, monkeypatch) as (db, ended), db.single_read() as reads:
         (now,) = (await reads.execute(text("SELECT pg_backend_pid()"))).one()
     assert now != ended
+
+
+async def test_a_prepared_read_on_a_connection_lost_a_moment_ago_is_sent_again(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for a Prepared statement read straight through asyncpg (Reads.read: the
+    balances read)."""
+    pid = Prepared(select(func.pg_backend_pid().label("pid")))
+    async with _lost_unseen(db_url, monkeypatch) as (db, ended), db.single_read() as reads:
+        (row,) = await reads.read(pid, {})
+    assert row["pid"] != ended
 
 
 async def test_a_read_session_is_never_lent_a_connection_lost_a_moment_ago(
