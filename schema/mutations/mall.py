@@ -165,10 +165,9 @@ class _Prices:
     @classmethod
     def asked(cls, info: Info) -> _Prices:
         # Below the mutation's field, which a document may repeat under one response key.
-        payload = [selection for field in info.selected_fields for selection in field.selections]
         return cls(
-            line=asks(payload, ("redemption", PRICE)),
-            listed=asks(payload, ("redemption", "reward", PRICE)),
+            line=asks(info, ("redemption", PRICE)),
+            listed=asks(info, ("redemption", "reward", PRICE)),
         )
 
     def need_checking(self, principal: Principal) -> bool:

@@ -205,8 +205,7 @@ _UNPRICED = frozenset(
 
 def _asks_prices(info: Info) -> bool:
     """Whether the Reward field being resolved asks anything its price book gives."""
-    asked = [selection for field in info.selected_fields for selection in field.selections]
-    return any(field.name not in _UNPRICED for field in selections.fields(asked))
+    return any(name not in _UNPRICED for name in selections.asked(info))
 
 
 @strawberry.type
