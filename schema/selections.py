@@ -36,7 +36,7 @@ def _shown(node: SelectionNode, info: GraphQLResolveInfo) -> bool:
 
 
 def _if(directive: DirectiveNode, info: GraphQLResolveInfo) -> bool:
-    value = next(a.value for a in directive.arguments if a.name.value == "if")
+    value = next(a.value for a in directive.arguments or () if a.name.value == "if")
     if isinstance(value, VariableNode):
         # graphql-core hands resolvers the coerced values, or their VariableValues.
         given: Any = info.variable_values

@@ -40,7 +40,7 @@ from hub.ids import new_id
 from hub.mall import inventory, saga
 from hub.mall.pricing import Line, PriceBook
 from hub.mall.saga import CancelStep, Step, compensation_points, run_local
-from hub.members import accounts_of
+from hub.members import accounts_of, lock_member_and_accounts
 from hub.merchants import program_of
 from hub.models import Member, Merchant, Program, Redemption, RedemptionLeg, Reward, Slot
 from hub.models.base import new_row_values, table_of
@@ -110,8 +110,16 @@ async def start(
 
     async def effect() -> idempotency.Result:
         require_member(principal, request.member_id, ("member_id",))
-        # One redemption at a time per member: the member's row is held to the end.
-        if await get_row(session, Member, request.member_id, lock=True) is None:
+        # One redemption at a time per member: the member's row is held to the end. The
+        # account a hosted program is paid from is locked with it, in one read (a debit
+        # here needs it locked); a member not enrolled there is read apart, to say which.
+        paying = await program_of(session, request.pay_with)
+        member = None
+        if paying is not None and factory.is_local(paying):
+            member = await lock_member_and_accounts(session, request.member_id, [paying.code])
+        if member is None:
+            member = await get_row(session, Member, request.member_id, lock=True)
+        if member is None:
             raise NotFound(f"No member has id {request.member_id!r}.", field=("member_id",))
         validate.points_in_range(request.quantity, ("quantity",), low=1, high=MAX_QUANTITY)
         reward = await get_row(session, Reward, request.reward_id)
@@ -131,7 +139,7 @@ async def start(
         eligibility.require_open(
             reward, book.program_of(reward).code, profile, now, settings.tz, ("reward_id",)
         )
-        payer = await program_of(session, request.pay_with)
+        payer = paying
         if payer is None:
             raise NotFound(f"No program has code {request.pay_with!r}.", field=("pay_with",))
         consent.require_debit(principal, payer, ("pay_with",))
