@@ -3,8 +3,9 @@ and a selection a directive leaves out (`@skip(if: true)`, `@include(if: false)`
 
 Read off graphql-core's nodes of the document being run, the fields on a path alone:
 strawberry's `info.selected_fields` converts the whole selection below the field (every
-argument, every directive, as its own objects), which a mutation's payload paid on each
-request (about 4% of a redemption's CPU, measured) to learn whether a price was asked.
+argument, every directive, as its own objects), which a redemption's payload paid on each
+request to learn whether a price was asked (without it, a redemption cost 2 to 11% less
+CPU in two bench.ab runs)
 """
 
 from __future__ import annotations
