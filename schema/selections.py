@@ -5,7 +5,7 @@ Read off graphql-core's nodes of the document being run, the fields on a path al
 strawberry's `info.selected_fields` converts the whole selection below the field (every
 argument, every directive, as its own objects), which a redemption's payload paid on each
 request to learn whether a price was asked (without it, a redemption cost 2 to 11% less
-CPU in two bench.ab runs)
+CPU in two bench.ab runs).
 """
 
 from __future__ import annotations
