@@ -12,10 +12,18 @@ from graphql import (
     DocumentNode,
     ExecutionResult,
     GraphQLError,
+    GraphQLSchema,
+    NonNullTypeNode,
     OperationDefinitionNode,
+    TypeInfo,
     get_operation_ast,
+    is_non_null_type,
 )
-from graphql.validation import ASTValidationRule, NoSchemaIntrospectionCustomRule
+from graphql.validation import (
+    ASTValidationRule,
+    NoSchemaIntrospectionCustomRule,
+    ValidationContext,
+)
 from strawberry.extensions import (
     AddValidationRules,
     MaskErrors,
@@ -114,35 +122,90 @@ class Validation(SchemaExtension):
     The outcome is kept by the document's text (the schema and the rules are fixed for the
     process): a document seen before is neither hashed, measured nor validated again."""
 
-    def __init__(self, limits: Limits, validated: dict[str, list[GraphQLError]]) -> None:
+    def __init__(self, limits: Limits, validated: dict[str, Validated]) -> None:
         self.limits = limits
         self.validated = validated
 
     async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
-        errors = self.validated.get(context.query or "")
-        if errors is None:
+        seen = self.validated.get(context.query or "")
+        if seen is None:
             document = context.graphql_document
             assert document is not None, "validation follows parsing"
-            errors = limit_errors(document, self.limits)
-            if not errors:
-                errors = list(
-                    await anyio.to_thread.run_sync(
-                        validate_document,
-                        context.schema._schema,
-                        document,
-                        context.validation_rules,
-                    )
+            seen = Validated(limit_errors(document, self.limits), {})
+            if not seen.errors:
+                seen = await anyio.to_thread.run_sync(
+                    _validated, context.schema._schema, document, context.validation_rules
                 )
             if context.query:
                 if len(self.validated) >= VALIDATED_DOCUMENTS:
                     self.validated.clear()
-                self.validated[context.query] = errors
-        context.pre_execution_errors = list(errors) or _unnamed_operation(context)
+                self.validated[context.query] = seen
+        context.pre_execution_errors = (
+            list(seen.errors) or _unnamed_operation(context) or _null_defaulted(context, seen)
+        )
         response = getattr(context.context, "response", None)  # none outside HTTP
-        if not errors and context.pre_execution_errors and response is not None:
+        if not seen.errors and context.pre_execution_errors and response is not None:
             response.status_code = 400  # a request error, as a broken body's
         yield
+
+
+@dataclass(frozen=True)
+class Validated:
+    """What validating a document found: its errors, and by operation (its name, None when
+    anonymous) the variables that have a default but are used where a value is required
+    (`$b: Boolean = true` in `@include(if: $b)`: valid, as the default fills the place).
+    Such a variable given null explicitly is an error of the field it reaches, raised only
+    as that field is resolved: below a mutation's field, after the mutation ran."""
+
+    errors: list[GraphQLError]
+    null_refused: dict[str | None, frozenset[str]]
+
+
+def _validated(
+    schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
+) -> Validated:
+    errors = validate_document(schema, document, rules)
+    if errors:
+        return Validated(list(errors), {})
+    context = ValidationContext(schema, document, TypeInfo(schema), lambda _: None)
+    refused: dict[str | None, frozenset[str]] = {}
+    for operation in document.definitions:
+        if not isinstance(operation, OperationDefinitionNode):
+            continue
+        defaulted = {
+            d.variable.name.value
+            for d in operation.variable_definitions or ()
+            if d.default_value is not None and not isinstance(d.type, NonNullTypeNode)
+        }
+        refused[operation.name.value if operation.name else None] = frozenset(
+            usage.node.name.value
+            for usage in context.get_recursive_variable_usages(operation)
+            if usage.node.name.value in defaulted and is_non_null_type(usage.type)
+        )
+    return Validated([], refused)
+
+
+def _null_defaulted(context: Any, seen: Validated) -> list[GraphQLError]:
+    """INVALID_INPUT, before anything runs, for a variable given null where a value is
+    required (`Validated`)."""
+    document = context.graphql_document
+    operation = get_operation_ast(document, context.operation_name)
+    if operation is None:
+        return []
+    refused = seen.null_refused.get(operation.name.value if operation.name else None, ())
+    variables = context.variables or {}
+    null = sorted(name for name in refused if name in variables and variables[name] is None)
+    if not null:
+        return []
+    names = ", ".join(f"${name}" for name in null)
+    return [
+        GraphQLError(
+            f"{names} cannot be null: the document uses it where a value is required (its "
+            "default stands only when it is left out). Give a value, or leave it out.",
+            extensions={"code": "INVALID_INPUT"},
+        )
+    ]
 
 
 def _unnamed_operation(context: Any) -> list[GraphQLError]:
@@ -209,7 +272,7 @@ def extensions(settings: Settings, metrics: type[SchemaExtension]) -> list[Any]:
     keyed by the rules, hits across requests.
     """
     limits = limits_of(settings)
-    validated: dict[str, list[GraphQLError]] = {}  # by document text, for the process
+    validated: dict[str, Validated] = {}  # by document text, for the process
     rules: list[type[ASTValidationRule]] = [limits_rule(limits)]
     if settings.is_production:
         rules.append(NoSchemaIntrospectionCustomRule)

@@ -74,15 +74,19 @@ def asked(info: Info) -> list[str]:
     return [node.name.value for node in _below(raw.field_nodes, raw)]
 
 
-def asks(info: Info, path: tuple[str, ...]) -> bool:
-    """Whether the resolved field's selection reads the field at `path` below it."""
+def paths_to(info: Info, name: str) -> set[tuple[str, ...]]:
+    """Every path below the resolved field (names as GraphQL spells them) that ends at a
+    field named `name`, however deep: ("redemption", "settlementPrice"), ("redemption",
+    "member", "redemptions", "edges", "node", "settlementPrice")."""
     raw = info._raw_info
-    return _asks(_below(raw.field_nodes, raw), path, raw)
+    found: set[tuple[str, ...]] = set()
 
+    def walk(fields: Iterable[FieldNode], above: tuple[str, ...]) -> None:
+        for field in fields:
+            path = (*above, field.name.value)
+            if field.name.value == name:
+                found.add(path)
+            walk(_below([field], raw), path)
 
-def _asks(fields: Iterable[FieldNode], path: tuple[str, ...], info: GraphQLResolveInfo) -> bool:
-    return any(
-        field.name.value == path[0]
-        and (len(path) == 1 or _asks(_below([field], info), path[1:], info))
-        for field in fields
-    )
+    walk(_below(raw.field_nodes, raw), ())
+    return found

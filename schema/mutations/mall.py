@@ -23,7 +23,7 @@ from schema.context import Info
 from schema.enums import CancellationReason, CreditLevel, ErrorCode, MerchantCategory, RewardKind
 from schema.errors import UserError, attempt, checked_argument, failure_shown
 from schema.pagination import Connection, checked_date, decode_cursor, page_size
-from schema.selections import asks
+from schema.selections import paths_to
 from schema.types.mall import Redemption, Reward, RewardConnection
 from schema.types.merchants import Merchant, load_merchant
 from schema.types.vouchers import VoucherTermsInput
@@ -161,17 +161,23 @@ class _Prices:
 
     line: bool
     listed: bool
+    # Asked further down (the member's other redemptions, their rewards): prices of rows
+    # the mutation does not know before it runs, so not answered for anyone but ADMIN and
+    # FINANCE (outside attack helper-84: the redemption ran, then its answer was an error).
+    elsewhere: bool
 
     @classmethod
     def asked(cls, info: Info) -> _Prices:
         # Below the mutation's field, which a document may repeat under one response key.
+        paths = paths_to(info, PRICE)
+        line, listed = ("redemption", PRICE), ("redemption", "reward", PRICE)
         return cls(
-            line=asks(info, ("redemption", PRICE)),
-            listed=asks(info, ("redemption", "reward", PRICE)),
+            line=line in paths, listed=listed in paths, elsewhere=bool(paths - {line, listed})
         )
 
     def need_checking(self, principal: Principal) -> bool:
-        return (self.line or self.listed) and principal.role not in (Role.ADMIN, Role.FINANCE)
+        asked = self.line or self.listed or self.elsewhere
+        return asked and principal.role not in (Role.ADMIN, Role.FINANCE)
 
     async def hidden(
         self, info: Info, principal: Principal, reward_merchant: str, paid_with: str
@@ -179,6 +185,16 @@ class _Prices:
         """FORBIDDEN, before anything moves, when the caller may not see a price asked for:
         answered after the redemption moved points, that field's error would null the
         redemption and hide that it happened."""
+        if self.elsewhere:
+            return [
+                UserError(
+                    field=None,
+                    code=ErrorCode.FORBIDDEN,
+                    message="This answer may show settlement prices of its redemption and "
+                    "its reward only (other redemptions' are for a query, where each is "
+                    "shown or refused on its own); nothing was done. Ask again without them.",
+                )
+            ]
         sees_reward = sees_money_of(principal, reward_merchant)
         payer = await info.context.loaders.program.load(paid_with)
         sees_line = (

@@ -409,3 +409,91 @@ async def test_a_settlement_price_a_directive_leaves_out_is_not_asked(
     payload = body["data"]["redeemReward"]
     assert payload["userErrors"] == [], payload
     assert payload["redemption"]["reward"] == {"id": "jade:CUP"}
+
+
+async def test_a_price_asked_further_down_a_redemptions_answer_is_refused_first(
+    api: Api, world: dict[str, Any]
+) -> None:
+    """Prices of other redemptions asked below a redemption's answer (the member's
+    redemptions) are refused FORBIDDEN before anything moves, for a redemption and for a
+    cancellation (outside attack helper-84: the redemption ran, then its answer was a
+    field error and the caller never saw its id)."""
+    await upsert_reward(
+        api, world["jade"], ref="MUG", kind="GOODS", title="Mug", price=300, settlementPrice="25.00"
+    )
+    token = await member_session(api, world["member"])
+    shopper = {"key": world["storefront"], "member_token": token}
+    deep = """
+    mutation R($input: RedeemRewardInput!) {
+      redeemReward(input: $input) {
+        redemption { id member { redemptions(first: 5) {
+          edges { node { id reward { ... on Reward { settlementPrice } } } } } } }
+        userErrors { field code message }
+      }
+    }"""
+    ask = {"memberId": world["member"], "rewardId": "jade:MUG", "payWith": "HUB"}
+    before = await balances(api, world["member"])
+    body = (await api.post(deep, {"input": {**ask, "idempotencyKey": "deep-1"}}, **shopper)).json()
+    assert "errors" not in body, body
+    payload = body["data"]["redeemReward"]
+    assert payload["redemption"] is None
+    assert [e["code"] for e in payload["userErrors"]] == ["FORBIDDEN"], payload
+    assert await balances(api, world["member"]) == before
+    # A redemption made without them, then its cancellation asking them: refused alike.
+    made = await api.gql(
+        "mutation R($input: RedeemRewardInput!) { redeemReward(input: $input) "
+        "{ redemption { id } userErrors { code } } }",
+        {"input": {**ask, "idempotencyKey": "deep-2"}},
+    )
+    redemption = made["redeemReward"]["redemption"]["id"]
+    after = await balances(api, world["member"])
+    cancel = """
+    mutation C($input: CancelRedemptionInput!) {
+      cancelRedemption(input: $input) {
+        redemption { id status member { redemptions(first: 5) {
+          edges { node { id settlementPrice } } } } }
+        userErrors { field code message }
+      }
+    }"""
+    asked = {"redemptionId": redemption, "reason": "MEMBER_REQUEST", "idempotencyKey": "deep-3"}
+    body = (await api.post(cancel, {"input": asked}, **shopper)).json()
+    assert [e["code"] for e in body["data"]["cancelRedemption"]["userErrors"]] == ["FORBIDDEN"]
+    assert await balances(api, world["member"]) == after
+
+
+async def test_a_defaulted_variable_given_null_where_a_value_is_needed_moves_nothing(
+    api: Api, world: dict[str, Any]
+) -> None:
+    """`$b: Boolean = true` may stand where a Boolean! is needed (its default fills it);
+    given null explicitly, it is refused INVALID_INPUT before anything runs (outside attack
+    helper-84: the redemption ran, then its answer was INTERNAL)."""
+    query = """
+    mutation R($input: RedeemRewardInput!, $b: Boolean = true) {
+      redeemReward(input: $input) {
+        redemption { id status @include(if: $b) }
+        userErrors { field code message }
+      }
+    }"""
+    ask = {"memberId": world["member"], "rewardId": "jade:SET", "payWith": "HUB"}
+    await upsert_reward(api, world["jade"], ref="SET", kind="GOODS", title="Set", price=100)
+    before = await balances(api, world["member"])
+    refused = {"input": {**ask, "idempotencyKey": "null-1"}, "b": None}
+    response = await api.post(query, refused)
+    body = response.json()
+    assert body.get("data") is None, body
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["INVALID_INPUT"], body
+    assert "$b" in body["errors"][0]["message"]
+    assert await balances(api, world["member"]) == before
+    # Left out, the default stands; given, it is used.
+    for n, variables in enumerate(({}, {"b": False})):
+        given = {"input": {**ask, "idempotencyKey": f"null-{n + 2}"}, **variables}
+        body = (await api.post(query, given)).json()
+        assert "errors" not in body, body
+        assert body["data"]["redeemReward"]["userErrors"] == []
+    # A query alike: refused up front, not an INTERNAL error of its field.
+    body = (
+        await api.post(
+            "query Q($b: Boolean = true) { viewer { role @include(if: $b) } }", {"b": None}
+        )
+    ).json()
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["INVALID_INPUT"], body
