@@ -153,7 +153,8 @@ class Validation(SchemaExtension):
 @dataclass(frozen=True)
 class Validated:
     """What validating a document found: its errors, and by operation (its name, None when
-    anonymous) the variables that have a default but are used where a value is required
+    anonymous; only those that have any) the variables that have a default but are used
+    where a value is required
     (`$b: Boolean = true` in `@include(if: $b)`: valid, as the default fills the place).
     Such a variable given null explicitly is an error of the field it reaches, raised only
     as that field is resolved: below a mutation's field, after the mutation ran."""
@@ -178,17 +179,21 @@ def _validated(
             for d in operation.variable_definitions or ()
             if d.default_value is not None and not isinstance(d.type, NonNullTypeNode)
         }
-        refused[operation.name.value if operation.name else None] = frozenset(
+        names = frozenset(
             usage.node.name.value
             for usage in context.get_recursive_variable_usages(operation)
             if usage.node.name.value in defaulted and is_non_null_type(usage.type)
         )
+        if names:  # (none for nearly every document: a request then looks no further)
+            refused[operation.name.value if operation.name else None] = names
     return Validated([], refused)
 
 
 def _null_defaulted(context: Any, seen: Validated) -> list[GraphQLError]:
     """INVALID_INPUT, before anything runs, for a variable given null where a value is
     required (`Validated`)."""
+    if not seen.null_refused:
+        return []
     document = context.graphql_document
     operation = get_operation_ast(document, context.operation_name)
     if operation is None:
