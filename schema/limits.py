@@ -154,8 +154,8 @@ class Validation(SchemaExtension):
 class Validated:
     """What validating a document found: its errors, and by operation (its name, None when
     anonymous; only those that have any) the variables that have a default but are used
-    where a value is required
-    (`$b: Boolean = true` in `@include(if: $b)`: valid, as the default fills the place).
+    where a value is required (`$b: Boolean = true` in `@include(if: $b)`: valid, as the
+    default fills the place).
     Such a variable given null explicitly is an error of the field it reaches, raised only
     as that field is resolved: below a mutation's field, after the mutation ran."""
 

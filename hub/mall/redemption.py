@@ -113,10 +113,10 @@ async def start(
         # One redemption at a time per member: the member's row is held to the end. The
         # account a hosted program is paid from is locked with it, in one read (a debit
         # here needs it locked); a member not enrolled there is read apart, to say which.
-        paying = await program_of(session, request.pay_with)
+        payer = await program_of(session, request.pay_with)
         member = None
-        if paying is not None and factory.is_local(paying):
-            member = await lock_member_and_accounts(session, request.member_id, [paying.code])
+        if payer is not None and factory.is_local(payer):
+            member = await lock_member_and_accounts(session, request.member_id, [payer.code])
         if member is None:
             member = await get_row(session, Member, request.member_id, lock=True)
         if member is None:
@@ -139,7 +139,6 @@ async def start(
         eligibility.require_open(
             reward, book.program_of(reward).code, profile, now, settings.tz, ("reward_id",)
         )
-        payer = paying
         if payer is None:
             raise NotFound(f"No program has code {request.pay_with!r}.", field=("pay_with",))
         consent.require_debit(principal, payer, ("pay_with",))
