@@ -73,31 +73,41 @@ class Dispatcher:
         await asyncio.gather(*list(self._in_flight.values()), return_exceptions=True)
 
     async def _fan_out(self, session: AsyncSession) -> int:
-        events = list(
-            await session.scalars(
-                select(OutboxEvent)
-                .where(OutboxEvent.fanned_out.is_(False))
-                .order_by(OutboxEvent.id)
-                .limit(FAN_OUT_BATCH)
-            )
+        """Claim up to a batch of new events (another replica's claim is skipped, not
+        waited for) and make their deliveries; the number claimed. Core rows, not ORM
+        instances: an event's payload is not read here, nor the events one by one (measured
+        at 25 us of CPU an event, under 3 now: bench/README.md)."""
+        events = OutboxEvent.__table__
+        pending = (
+            select(events.c.id)
+            .where(events.c.fanned_out.is_(False))
+            .order_by(events.c.id)
+            .limit(FAN_OUT_BATCH)
         )
-        if not events:
-            return 0
-        claimed = set(
-            await session.scalars(
-                update(OutboxEvent)
-                .where(
-                    OutboxEvent.id.in_([e.id for e in events]), OutboxEvent.fanned_out.is_(False)
-                )
+        if session.get_bind().dialect.name == "postgresql":
+            pending = pending.with_for_update(skip_locked=True)
+        claimed = (
+            await session.execute(
+                update(events)
+                .where(events.c.id.in_(pending.scalar_subquery()))
                 .values(fanned_out=True)
-                .returning(OutboxEvent.id)
+                .returning(events.c.id, events.c.merchant_id, events.c.type, events.c.created_at)
             )
-        )
-        subscriptions = list(
-            await session.scalars(
-                select(WebhookSubscription).where(WebhookSubscription.active.is_(True))
+        ).all()
+        claimed.sort(key=lambda event: event.id)  # RETURNING's order is unspecified
+        if not claimed:
+            return 0
+        subscriptions = WebhookSubscription.__table__
+        listening = (
+            await session.execute(
+                select(
+                    subscriptions.c.id,
+                    subscriptions.c.merchant_id,
+                    subscriptions.c.events,
+                    subscriptions.c.created_at,
+                ).where(subscriptions.c.active.is_(True))
             )
-        )
+        ).all()
         now = utcnow()
         rows = [
             {
@@ -109,16 +119,15 @@ class Dispatcher:
                 "next_attempt_at": now,
                 "created_at": now,
             }
-            for event in events
-            if event.id in claimed
-            for sub in subscriptions
+            for event in claimed
+            for sub in listening
             if sub.merchant_id in (None, event.merchant_id)
             and event.type in sub.events.split()
             and sub.created_at <= event.created_at
         ]
         if rows:
             await session.execute(insert(WebhookDelivery), rows)
-        return len(events)
+        return len(claimed)
 
     async def _start_due(self) -> int:
         room = MAX_IN_FLIGHT - len(self._in_flight)

@@ -25,7 +25,7 @@ from hub.config import Settings
 from hub.db import Database
 from hub.enums import WebhookEvent
 from hub.models import OutboxEvent, WebhookDelivery
-from hub.webhooks import outbox
+from hub.webhooks import delivery, outbox
 from hub.webhooks.delivery import Dispatcher
 from tests.helpers import Api, create_key, register
 
@@ -203,6 +203,61 @@ async def test_a_dead_receiver_does_not_delay_another(
         finally:
             await dispatcher.close()
             await db.dispose()
+
+
+async def test_replicas_fanning_out_a_backlog_at_once_make_each_delivery_once(
+    api: Api, settings: Settings, db_url: str
+) -> None:
+    """Two replicas' dispatchers fan out more than a batch of events at the same moment:
+    each event becomes one delivery for each subscription that wants it (none for the
+    merchant that did not subscribe, none for an event type not asked), made in the events'
+    order; every event is fanned out."""
+    await register(api, "jade", "JADE")
+    await register(api, "lotus", "LOTUS")
+    jade = await create_key(api, "MERCHANT", "jade")
+    made = await api.gql(
+        SUBSCRIBE,
+        {"input": {"url": "https://jade.example/hooks", "events": ["POINTS_ACCRUED"]}},
+        key=jade,
+    )
+    assert made["subscribeWebhook"]["userErrors"] == []
+    events = delivery.FAN_OUT_BATCH + 150
+    db = Database(db_url)
+    first, second = Dispatcher(db, settings), Dispatcher(db, settings)
+    try:
+        kinds = [WebhookEvent.POINTS_ACCRUED, WebhookEvent.CONVERSION_COMPLETED]
+
+        async def emit_all(session: Any) -> None:
+            for i in range(events):
+                merchant = "jade" if i % 3 else "lotus"
+                await outbox.emit(session, kinds[i % 5 == 0], [merchant], {"n": i})
+
+        await db.transaction(emit_all)
+        await asyncio.gather(db.transaction(first._fan_out), db.transaction(second._fan_out))
+        while await db.transaction(first._fan_out):
+            pass
+        async with db.read() as s:
+            made_for = list(
+                await s.scalars(select(WebhookDelivery.event_id).order_by(WebhookDelivery.id))
+            )
+            left = await s.scalar(select(func.count()).where(OutboxEvent.fanned_out.is_(False)))
+            wanted = list(
+                await s.scalars(
+                    select(OutboxEvent.id)
+                    .where(OutboxEvent.merchant_id == "jade", OutboxEvent.type == "POINTS_ACCRUED")
+                    .order_by(OutboxEvent.id)
+                )
+            )
+    finally:
+        await first.close()
+        await second.close()
+        await db.dispose()
+    assert left == 0
+    assert len(wanted) > delivery.FAN_OUT_BATCH // 2
+    assert sorted(made_for) == wanted  # each once, and only those
+    if not settings.database_url.startswith("sqlite"):
+        return
+    assert made_for == wanted  # one writer: one replica's batch, then the other's
 
 
 async def test_a_delivery_gives_up_after_the_retry_window(
