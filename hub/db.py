@@ -1045,6 +1045,11 @@ def adopted(session: AsyncSession, model: type[M], row: Mapping[str, Any]) -> M:
     return made
 
 
+def columns_of(row: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The columns of one table in a joined read's row, each labelled `prefix` + its key."""
+    return {key[len(prefix) :]: value for key, value in row.items() if key.startswith(prefix)}
+
+
 def detached(model: type[M], values: Mapping[str, Any]) -> M:
     """An instance of `model` for a row as the database holds it (every column attribute
     given, by attribute name), detached: as the ORM's loading makes one, its values set
@@ -1096,11 +1101,16 @@ def _update_of(table: Table, columns: tuple[str, ...]) -> Prepared:
     )
 
 
-async def insert_row(session: AsyncSession, row: object) -> None:
+async def insert_row(session: AsyncSession, row: object, *, appended: bool = False) -> None:
     """Insert a new (transient) row now, its key set, as one INSERT of every column it
     holds (a Core statement prepared once per table), and make it the session's persistent
     instance of that row: the unit of work's flush of one new row, without its machinery.
-    A row already in the session is left to the unit of work."""
+    A row already in the session is left to the unit of work.
+
+    `appended`: in Database.write's transaction, the INSERT goes with the appended rows
+    instead (append), ahead of them all (they may refer to it), one round trip fewer; the
+    instance is the session's at once all the same. For a row nothing reads back from the
+    database before those rows are written (write_pending, or the commit)."""
     state: Any = sa_inspect(row)
     if not state.transient:
         return
@@ -1111,8 +1121,12 @@ async def insert_row(session: AsyncSession, row: object) -> None:
             if column.default is not None or column.server_default is not None:
                 raise AssertionError(f"insert_row: {table.name}.{column.key} has a default; set it")
             state.dict[prop.key] = None  # as inserted: the instance holds what the row does
-        values[f"a0_0_{column.key}"] = state.dict[prop.key]
-    await _row_insert(table).execute(session, values)
+        values[column.key] = state.dict[prop.key]
+    pending: list[tuple[Table, Sequence[Mapping[str, Any]]]] | None = session.info.get(APPENDED)
+    if appended and pending is not None:
+        pending.insert(0, (table, [values]))
+    else:
+        await _row_insert(table).execute(session, {f"a0_0_{k}": v for k, v in values.items()})
     make_transient_to_detached(row)
     session.add(row)
     _hold(session.sync_session, row)  # as a row the unit of work wrote is held to the end

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import ConnectorFactory
 from hub import consent, validate
 from hub.auth import Principal
-from hub.db import Database, Prepared, adopted, row_by, rows_by, utcnow
+from hub.db import Database, Prepared, adopted, columns_of, row_by, rows_by, utcnow
 from hub.enums import AccountKind, Role
 from hub.errors import AlreadyExists, FieldPath, InvalidInput, NotFound
 from hub.ids import new_id
@@ -183,10 +183,6 @@ def _member_and_accounts_locked(programs: int) -> Prepared:
     )
 
 
-def _columns_of(row: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    return {key[len(prefix) :]: value for key, value in row.items() if key.startswith(prefix)}
-
-
 async def lock_member_and_accounts(
     session: AsyncSession, member_id: str, program_codes: Sequence[str]
 ) -> Member | None:
@@ -204,10 +200,10 @@ async def lock_member_and_accounts(
     cache = _kept_accounts(session)
     held = locked_accounts(session)
     for row in rows:
-        account = adopted(session, Account, _columns_of(row, "a_"))
+        account = adopted(session, Account, columns_of(row, "a_"))
         cache[(member_id, account.program_code)] = account
         held[account.id] = account
-    return adopted(session, Member, _columns_of(rows[0], "m_"))
+    return adopted(session, Member, columns_of(rows[0], "m_"))
 
 
 async def accounts_of(

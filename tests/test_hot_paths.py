@@ -435,7 +435,10 @@ async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: S
         for kept in ("programs", "exchange_rates", "promotions", "tiers"):
             assert count(f"SELECT {kept}.") == 0, sent
         assert count("SELECT accounts.program_code") == 0, sent  # no ladders: no need
-        assert count("SELECT rewards.") == 1, sent
+        # The reward and its merchant in one read.
+        (reward_read,) = [s for s in sent if s.startswith("SELECT rewards.")]
+        assert "FROM rewards JOIN merchants" in reward_read, reward_read
+        assert count("SELECT merchants.") == 0, sent
         # The member and the paying account alone, locked in one read (as a conversion
         # locks them): a hosted shop's booking is a voucher code the hub issues, for no
         # account, so the member's account at the shop is not looked up. (SQLite has no
@@ -446,15 +449,20 @@ async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: S
         if not settings.database_url.startswith("sqlite"):
             assert member_read.endswith("ORDER BY accounts.id FOR UPDATE"), member_read
         # Written once, after its local steps ran: no UPDATE of the row it just inserted.
-        assert count("INSERT INTO redemptions ") == 1 and count("UPDATE redemptions ") == 0
+        assert len([s for s in sent if "INSERT INTO redemptions " in s]) == 1, sent
+        assert count("UPDATE redemptions ") == 0, sent
         if settings.database_url.startswith("sqlite"):
-            appended = ["redemption_legs", "obligations", "outbox_events"]
-            assert [s.split()[2] for s in sent if s.startswith("INSERT INTO")][-3:] == appended
+            appended = ["redemptions", "redemption_legs", "obligations", "outbox_events"]
+            assert [s.split()[2] for s in sent if s.startswith("INSERT INTO")][-4:] == appended
         else:
-            assert count("WITH appended_0 AS") == 1, sent
-            # The legs, the obligation and the events (a row each for two merchants) in it.
-            assert not [s for s in sent if s.startswith("INSERT INTO outbox_events")], sent
-            assert len(sent) == 8, sent
+            # The row itself, ahead of its legs, the obligation and the events (a row each
+            # for two merchants) that refer to it, all in one statement.
+            (at_once,) = [s for s in sent if s.startswith("WITH appended_0 AS")]
+            assert at_once.startswith("WITH appended_0 AS (INSERT INTO redemptions "), at_once
+            for table in ("redemption_legs", "obligations", "outbox_events"):
+                assert f"INSERT INTO {table} " in at_once, at_once
+            assert count("INSERT INTO") == 1, sent  # the key's claim
+            assert len(sent) == 6, sent
 
 
 ANSWERED = """

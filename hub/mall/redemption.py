@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory
@@ -15,7 +17,10 @@ from hub.config import Settings
 from hub.db import (
     KEPT,
     Database,
+    Prepared,
+    adopted,
     append,
+    columns_of,
     get_row,
     held_row,
     insert_row,
@@ -98,6 +103,41 @@ async def _slot(session: AsyncSession, reward: Reward, slot_id: str | None) -> S
     return slot
 
 
+_REWARDS = table_of(Reward)
+_MERCHANTS = table_of(Merchant)
+
+
+@functools.cache
+def _reward_with_merchant() -> Prepared:
+    """A reward's row and its merchant's, one Core read: each column labelled by its table."""
+    return Prepared(
+        select(
+            *(c.label(f"r_{c.key}") for c in _REWARDS.c),
+            *(c.label(f"m_{c.key}") for c in _MERCHANTS.c),
+        )
+        .select_from(_REWARDS.join(_MERCHANTS, _MERCHANTS.c.id == _REWARDS.c.merchant_id))
+        .where(_REWARDS.c.id == bindparam("reward", type_=_REWARDS.c.id.type)),
+        autoflush=True,
+    )
+
+
+async def _reward_and_merchant(
+    session: AsyncSession, reward_id: str
+) -> tuple[Reward | None, Merchant | None]:
+    """The reward and its merchant, as get_row would give each, in one read (the session's
+    instances when it holds both)."""
+    held = held_row(session, Reward, reward_id)
+    if held is not None and not sa_inspect(held).expired:
+        return held, await get_row(session, Merchant, held.merchant_id)
+    row = await _reward_with_merchant().row(session, {"reward": reward_id})
+    if row is None:
+        return None, None
+    return (
+        adopted(session, Reward, columns_of(row, "r_")),
+        adopted(session, Merchant, columns_of(row, "m_")),
+    )
+
+
 async def start(
     session: AsyncSession,
     principal: Principal,
@@ -122,12 +162,11 @@ async def start(
         if member is None:
             raise NotFound(f"No member has id {request.member_id!r}.", field=("member_id",))
         validate.points_in_range(request.quantity, ("quantity",), low=1, high=MAX_QUANTITY)
-        reward = await get_row(session, Reward, request.reward_id)
+        reward, merchant = await _reward_and_merchant(session, request.reward_id)
         if reward is None:
             raise NotFound(f"No reward {request.reward_id!r}.", field=("reward_id",))
         if reward.offer_refusal:
             raise InvalidState(reward.offer_refusal, field=("reward_id",))
-        merchant = await get_row(session, Merchant, reward.merchant_id)
         if not reward.active or merchant is None or merchant.status != MerchantStatus.ACTIVE:
             raise InvalidState(f"{reward.title} is no longer offered.", field=("reward_id",))
         # Prices and early access are the member's own: their tiers, credit level, age.
@@ -215,10 +254,11 @@ async def start(
         # Its legs are appended: what the daily limits count, read by no step.
         await append(session, table_of(RedemptionLeg), [new_row_values(leg) for leg in legs])
         await run_local(session, settings, factory, redemption, strict=True)
-        # Last, after everything else is written, so that the reward's row, which every
-        # redemption of it contends for, is locked for the commit alone (a refusal here
-        # rolls back the points taken above with everything else).
-        await insert_row(session, redemption)
+        # Last, after everything else is written (the row itself with the appended rows,
+        # one statement), so that the reward's row, which every redemption of it contends
+        # for, is locked for the commit alone (a refusal here rolls back the points taken
+        # above with everything else).
+        await insert_row(session, redemption, appended=True)
         await write_pending(session)
         await inventory.take(session, reward, slot, request.quantity)
         return {"redemption_id": redemption.id}
