@@ -31,9 +31,10 @@ from hub.enums import AccountKind, ConnectorKind, EntryKind, ErrorCode, HoldStat
 from hub.errors import BalanceLimit, InsufficientPoints, InvalidState, NotFound
 from hub.ids import new_id
 from hub.ledger import Movement, Points
+from hub.ledger.points import TAKEN_COLUMNS, LotTaken, lots_taken
 from hub.ledger.queries import open_lots_by_account, spendable
 from hub.members import account_of
-from hub.models import Account, Entry, Hold, Member, Program
+from hub.models import Account, Entry, Hold, Lot, LotUse, Member, Program
 from hub.models.base import table_of
 from hub.models.ledger import HUB_CALL_KINDS
 
@@ -49,19 +50,31 @@ CREDITS = {
 
 
 class _Taken(NamedTuple):
-    """An entry a later call undoes: its id and kind."""
+    """An entry a later call undoes: its id and kind, and what it took from each lot."""
 
     id: int
     kind: str
+    lots: list[LotTaken]
 
 
 _ENTRIES = table_of(Entry)
+_LOT_USES = table_of(LotUse)
+_LOTS = table_of(Lot)
+# The entry with what it took from each lot (a restore gives them back): one read.
 _CALL_ENTRY = Prepared(
-    select(_ENTRIES.c.id, _ENTRIES.c.kind).where(
+    select(_ENTRIES.c.id, _ENTRIES.c.kind, *TAKEN_COLUMNS)
+    .select_from(
+        _ENTRIES.outerjoin(_LOT_USES, _LOT_USES.c.entry_id == _ENTRIES.c.id).outerjoin(
+            _LOTS, _LOTS.c.id == _LOT_USES.c.lot_id
+        )
+    )
+    .where(
         _ENTRIES.c.program_code == bindparam("program", type_=_ENTRIES.c.program_code.type),
         _ENTRIES.c.idempotency_key == bindparam("key", type_=_ENTRIES.c.idempotency_key.type),
         or_(*(_ENTRIES.c.kind == kind for kind in HUB_CALL_KINDS)),
-    ),
+    )
+    .group_by(_ENTRIES.c.id, _ENTRIES.c.kind, _LOT_USES.c.lot_id, _LOTS.c.expires_at)
+    .order_by(_LOT_USES.c.lot_id),
     autoflush=True,
 )
 
@@ -99,10 +112,10 @@ class HostedConnector:
     async def _entry_for_key(self, key: str | None) -> _Taken:
         """The entry an earlier hub call wrote here under `key`: one at most (a unique
         index), and never an entry a client's own idempotency key is on."""
-        found = await _CALL_ENTRY.row(self.session, {"program": self.program.code, "key": key})
-        if found is None:
+        rows = await _CALL_ENTRY.all(self.session, {"program": self.program.code, "key": key})
+        if not rows:
             raise NotFound(f"No entry in {self.program.code} for call {key!r}.")
-        return _Taken(int(found["id"]), str(found["kind"]))
+        return _Taken(int(rows[0]["id"]), str(rows[0]["kind"]), lots_taken(rows))
 
     async def balance(self, account: MemberAccount) -> int:
         row = await self._account(account)
@@ -152,6 +165,7 @@ class HostedConnector:
                     movement,
                     taken.id,
                     self.program.expiry_months,
+                    taken.lots,
                 )
             else:
                 entry = await self.points.credit(
@@ -182,6 +196,7 @@ class HostedConnector:
                 self._movement(call),
                 taken.id,
                 self.program.expiry_months,
+                taken.lots,
             )
         except BalanceLimit as exc:
             return _no_room(exc)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import BigInteger, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -112,24 +113,30 @@ class Points:
         movement: Movement,
         taken_by: int,
         expires_after_months: int | None,
+        taken: Sequence[LotTaken] | None = None,
     ) -> Entry:
-        """Give back points an earlier entry took, into the lots they came from.
+        """Give back points an earlier entry took, into the lots they came from (`taken`:
+        what entry `taken_by` took, when the caller read it with the entry; else read here).
 
-        Each point keeps its lot's expiry: the share of a lot that has expired meanwhile
-        goes on to `expired` at once, so redeeming and cancelling never extends an
-        expiry. Only points no lot records (none, as entries are written today) come
-        back as a new lot under the program's usual expiry.
+        Each point keeps its lot's expiry: a lot given points back that has expired
+        meanwhile goes on to `expired` at once (with every other expired lot of the account
+        then), so redeeming and cancelling never extends an expiry. Only points no lot
+        records (none, as entries are written today) come back as a new lot under the
+        program's usual expiry.
         """
         account = (await self.journal.lock([account.id]))[account.id]
-        used = await _TAKEN_BY.all(self.session, {"entry": taken_by})
+        if taken is None:
+            taken = await lots_taken_by(self.session, taken_by)
         left = points
         given = []
-        for row in used:
-            give = min(left, int(row["points"]))
+        overdue = False
+        for lot in taken:
+            give = min(left, lot.points)
             if give <= 0:
                 continue
-            given.append((int(row["lot_id"]), -give))  # a negative take: the lot's points back
+            given.append((lot.lot_id, -give))  # a negative take: the lot's points back
             left -= give
+            overdue |= lot.expires_at is not None and lot.expires_at <= movement.occurred_at
         # The lots' points and their uses go with the entry (in its statement on PostgreSQL).
         rider = TakenLots(tuple(given)) if given else None
         entry = await self._post(kind, account, points, source, movement, rider)
@@ -145,7 +152,8 @@ class Points:
                 )
             )
             await self.session.flush()
-        await expire_overdue(self, account, movement)
+        if overdue:  # (a new lot above expires later; the account's other lots are the sweep's)
+            await expire_overdue(self, account, movement)
         return entry
 
     async def hold(
@@ -252,15 +260,52 @@ _OVERDUE_LOTS = Prepared(
     ),
     autoflush=True,
 )
-# What an entry took from each lot (its own uses; a restore records its give-backs under
-# its own entry), oldest lot first.
+
+
+@dataclass(frozen=True, slots=True)
+class LotTaken:
+    """What an entry took from one lot (its own uses; a restore records its give-backs
+    under its own entry), and when that lot expires."""
+
+    lot_id: int
+    points: int
+    expires_at: dt.datetime | None
+
+
+# The columns of a read of what an entry took, lot by lot (LotTaken's: lot_uses joined to
+# lots, grouped by lot and its expiry).
+TAKEN_COLUMNS = (
+    _LOT_USES.c.lot_id,
+    func.sum(_LOT_USES.c.points).label("points"),
+    _LOTS.c.expires_at,
+)
+
+
+def lots_taken(rows: Sequence[Mapping[str, Any]]) -> list[LotTaken]:
+    """LotTaken of a read's rows of TAKEN_COLUMNS (a row of no lot, of an outer join: none)."""
+    return [
+        LotTaken(int(row["lot_id"]), int(row["points"]), row["expires_at"])
+        for row in rows
+        if row["lot_id"] is not None
+    ]
+
+
+# What an entry took from each lot, oldest lot first.
 _TAKEN_BY = Prepared(
-    select(_LOT_USES.c.lot_id, func.sum(_LOT_USES.c.points).label("points"))
+    select(*TAKEN_COLUMNS)
+    .select_from(_LOT_USES.join(_LOTS, _LOTS.c.id == _LOT_USES.c.lot_id))
     .where(_LOT_USES.c.entry_id == bindparam("entry", type_=BigInteger()))
-    .group_by(_LOT_USES.c.lot_id)
+    .group_by(_LOT_USES.c.lot_id, _LOTS.c.expires_at)
     .order_by(_LOT_USES.c.lot_id),
     autoflush=True,
 )
+
+
+async def lots_taken_by(session: AsyncSession, entry_id: int) -> list[LotTaken]:
+    """What entry `entry_id` took from each lot, oldest lot first."""
+    return lots_taken(await _TAKEN_BY.all(session, {"entry": entry_id}))
+
+
 _EMPTY_LOTS = (
     update(_LOTS).where(_LOTS.c.id.in_(bindparam("lots", expanding=True))).values(remaining=0)
 )
