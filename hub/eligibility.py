@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.db import KEPT, Database
+from hub.db import KEPT, Database, get_row
 from hub.errors import FieldPath, NotEligible
 from hub.models import Account, Member, Promotion, Reward, Tier
 from hub.models.mall import RewardLike
@@ -78,7 +78,7 @@ async def profile_of(
     """The member's profile now, with their tier in every program they hold that has
     tiers (a few queries whatever the number of programs), or only in `ladders`' programs
     when given; None for an unknown member."""
-    member = await session.get(Member, member_id)
+    member = await get_row(session, Member, member_id)  # (the one a write locked: no read)
     if member is None:
         return None
     if ladders is None:
