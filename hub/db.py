@@ -438,6 +438,58 @@ class _WriteSession(Session):
     loads or inserts stay referenced until it ends (a bulk job's are not all held)."""
 
 
+_WRITE_DRIVER = "write_driver"  # on a PostgreSQL write session's info: its asyncpg adapter
+
+
+async def _before_commit(session: AsyncSession, progress: dict[str, bool] | None) -> None:
+    """What a write transaction does as it commits: its appended rows, then its last work,
+    then what the ORM still holds unwritten; then it tells `progress` that the commit is
+    under way, and whether a key was claimed."""
+    await _insert_appended(session)
+    for work in session.info.pop(LAST):
+        await work()
+    await session.flush()
+    if progress is not None:
+        progress[COMMITTING] = True
+        progress[KEYED] = bool(session.info.get(KEYED))
+
+
+async def _begin(adapter: Any, dialect: Dialect) -> None:
+    """BEGIN on the adapter's asyncpg connection, as the adapter would on its first
+    statement (it then holds the transaction, and begins none of its own)."""
+    try:
+        await adapter._start_transaction()
+    except Exception as error:
+        raise _translated(error, adapter, dialect, "BEGIN", []) from error
+
+
+async def _commit(adapter: Any, dialect: Dialect) -> None:
+    """COMMIT the adapter's transaction on asyncpg itself (the adapter then holds none: a
+    rollback on the connection's return to the pool sends nothing)."""
+    transaction, adapter._transaction = adapter._transaction, None
+    if transaction is None:
+        return
+    try:
+        await transaction.commit()
+    except Exception as error:
+        if connection_broken(error):
+            _Losses.note()
+            adapter._connection.terminate()  # the pool then drops it (is_disconnect)
+        raise _translated(error, adapter, dialect, "COMMIT", []) from error
+
+
+async def _rollback(adapter: Any) -> None:
+    """ROLLBACK the adapter's transaction, if it still holds one; a connection that cannot
+    is closed (the pool then replaces it): nothing it began is left open."""
+    transaction, adapter._transaction = adapter._transaction, None
+    if transaction is None or adapter._connection.is_closed():
+        return
+    try:
+        await transaction.rollback()
+    except Exception:
+        adapter._connection.terminate()
+
+
 class _WriteAsyncSession(AsyncSession):
     """A write transaction's async session: a flush with nothing to write returns at once
     (the sync session's would return too, but only after a greenlet was started to run it:
@@ -769,21 +821,51 @@ class Database:
         """A write transaction, committed when the block ends without error. `progress`
         gets COMMITTING once the commit is under way (from then on a lost connection
         leaves the outcome unknown), and KEYED when the work claimed an idempotency key."""
+        if not self.is_sqlite:
+            async with self._asyncpg_write(progress) as session:
+                yield session
+            return
         async with (
             self._sqlite_writes or contextlib.nullcontext(),
             self._write_sessions() as session,
             session.begin(),
         ):
-            session.info.update(self.kept)
-            session.info[APPENDED] = []
-            session.info[LAST] = []
+            self._opened(session)
             yield session
-            await _insert_appended(session)
-            for work in session.info.pop(LAST):
-                await work()
-            if progress is not None:
-                progress[COMMITTING] = True
-                progress[KEYED] = bool(session.info.get(KEYED))
+            await _before_commit(session, progress)
+
+    def _opened(self, session: AsyncSession) -> None:
+        session.info.update(self.kept)
+        session.info[APPENDED] = []
+        session.info[LAST] = []
+
+    @asynccontextmanager
+    async def _asyncpg_write(self, progress: dict[str, bool] | None) -> AsyncIterator[AsyncSession]:
+        """Database.write on PostgreSQL: a pooled connection, and on it the transaction
+        begun and ended on asyncpg itself (BEGIN, then COMMIT or ROLLBACK), not through the
+        ORM session's transaction (its begin, commit and close are a greenlet each and cost
+        about 150 us of CPU a transaction: bench/README.md). The session is bound to that
+        connection for what the ORM does meanwhile (its identity map; a flush, an ORM
+        statement), which runs inside the transaction begun here: SQLAlchemy's
+        asyncpg adapter begins one only when it has none, and ends none it did not begin."""
+        async with self._write_engine.connect() as conn:
+            adapter = (await conn.get_raw_connection()).dbapi_connection
+            session = self._write_sessions(bind=conn)
+            session.info[_WRITE_DRIVER] = adapter
+            self._opened(session)
+            try:
+                await _begin(adapter, conn.dialect)
+                yield session
+                await _before_commit(session, progress)
+                await _commit(adapter, conn.dialect)
+            except BaseException:
+                await _rollback(adapter)
+                raise
+            finally:
+                # Its instances let go of; a transaction the ORM began on the connection
+                # is closed too, which sends nothing now that the adapter holds none (so
+                # no greenlet is needed to run it: the sync session's own close).
+                session.sync_session.close()
 
     async def transaction(
         self, work: Callable[[AsyncSession], Awaitable[T]], attempts: int = 8
@@ -1213,6 +1295,9 @@ async def _driver(session: AsyncSession) -> Any:
     """The session's transaction's asyncpg connection as SQLAlchemy adapts it, or None on
     another driver. Kept on the session for its transaction (the sync session's: the
     async one's is a proxy looked up anew on each call)."""
+    written: Any = session.info.get(_WRITE_DRIVER)
+    if written is not None:
+        return written
     transaction = session.sync_session.get_transaction()
     kept = session.info.get(_DRIVER)
     if kept is not None and kept[0] is transaction and transaction is not None:

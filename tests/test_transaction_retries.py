@@ -4,6 +4,7 @@ under tenacity, with the same limit on attempts."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
@@ -11,7 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection as Adapted
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -120,25 +121,32 @@ async def test_a_connection_lost_before_the_commit_runs_the_work_again(
         await db.dispose()
 
 
-async def test_a_connection_lost_during_the_commit_is_not_run_again(db_url: str) -> None:
+async def test_a_connection_lost_during_the_commit_is_not_run_again(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Once the commit is sent, a lost connection leaves the outcome unknown: the work is
     not run again (it could be done twice); the caller gets the error."""
     _postgres_only(db_url)
     db = Database(db_url)
     calls: list[int] = []
+    real = hub.db._commit
 
-    def end_backend(conn: Any) -> None:  # as COMMIT is about to be sent
-        conn.exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+    async def end_backend_then_commit(adapter: Any, dialect: Any) -> None:
+        if calls:  # the work's transaction (not the table's): its backend ends first
+            with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError):
+                await adapter._connection.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        await real(adapter, dialect)
 
     async def work(session: AsyncSession) -> None:
         calls.append(1)
         await session.execute(text("INSERT INTO retry_notes VALUES (1)"))
-        event.listen((await session.connection()).sync_connection, "commit", end_backend)
 
     try:
         await db.transaction(lambda s: s.execute(_NOTES))
+        monkeypatch.setattr(hub.db, "_commit", end_backend_then_commit)
         with pytest.raises(DBAPIError):
             await db.transaction(work)
+        monkeypatch.undo()
         assert len(calls) == 1
     finally:
         await db.transaction(lambda s: s.execute(text("DROP TABLE retry_notes")))
@@ -260,20 +268,20 @@ async def test_a_conversion_whose_commit_answer_is_lost_is_answered_once(
         await enroll(api, "TEA", "T-1", member_id=member)
         assert (await accrue(api, member, "HUB", "100"))["userErrors"] == []
         await set_rate(api, "HUB", "TEA", "2")
-        real = Adapted.commit
+        real = hub.db._commit
         lost: list[bool] = []
 
-        def commit_then_lose_the_answer(self: Adapted) -> None:
-            real(self)
+        async def commit_then_lose_the_answer(adapter: Adapted, dialect: Any) -> None:
+            await real(adapter, dialect)
             if not lost:
                 lost.append(True)
-                self._connection.terminate()
+                adapter._connection.terminate()
                 gone = asyncpg.exceptions.ConnectionDoesNotExistError(
                     "connection was closed in the middle of operation"
                 )
-                self._handle_exception(gone)
+                raise hub.db._translated(gone, adapter, dialect, "COMMIT", []) from gone
 
-        monkeypatch.setattr(Adapted, "commit", commit_then_lose_the_answer)
+        monkeypatch.setattr(hub.db, "_commit", commit_then_lose_the_answer)
         done = await convert(api, member, "HUB", "TEA", 40)
         monkeypatch.undo()
         assert lost == [True]
