@@ -544,7 +544,12 @@ async def test_a_cancellation_locks_the_account_once_and_gives_lots_back_with_th
             (undone,) = [s for s in sent if s.startswith("SELECT entries.")]
             assert "LEFT OUTER JOIN lot_uses" in undone, undone
             assert count("SELECT lot_uses.") == 0 and count("SELECT lots.") == 0, sent
-            assert len(sent) == 10, sent
+            # The redemption is locked and read with its reward, in one read.
+            (locked,) = [s for s in sent if s.startswith("SELECT redemptions.")]
+            assert "FROM redemptions JOIN rewards" in locked, locked
+            assert locked.endswith("FOR UPDATE OF redemptions"), locked
+            assert count("SELECT rewards.") == 0, sent
+            assert len(sent) == 9, sent
         assert (await balances(api, member))["HUB"] == 1000
         assert await verify_ledger(settings.database_url) == []
 

@@ -121,6 +121,35 @@ def _reward_with_merchant() -> Prepared:
     )
 
 
+_REDEMPTIONS = table_of(Redemption)
+
+
+@functools.cache
+def _locked_with_reward() -> Prepared:
+    """A redemption's row, locked (FOR UPDATE of it alone), and its reward's, one Core read."""
+    return Prepared(
+        select(
+            *(c.label(f"d_{c.key}") for c in _REDEMPTIONS.c),
+            *(c.label(f"r_{c.key}") for c in _REWARDS.c),
+        )
+        .select_from(_REDEMPTIONS.join(_REWARDS, _REWARDS.c.id == _REDEMPTIONS.c.reward_id))
+        .where(_REDEMPTIONS.c.id == bindparam("redemption", type_=_REDEMPTIONS.c.id.type))
+        .with_for_update(of=_REDEMPTIONS),
+        autoflush=True,
+    )
+
+
+async def _lock_with_reward(session: AsyncSession, redemption_id: str) -> Redemption | None:
+    """The redemption, locked and read afresh (get_row with lock), and its reward as the
+    session's (its steps read it: the reward's stock is changed by an UPDATE of its own, not
+    from this read), in one read."""
+    row = await _locked_with_reward().row(session, {"redemption": redemption_id})
+    if row is None:
+        return None
+    adopted(session, Reward, columns_of(row, "r_"))
+    return adopted(session, Redemption, columns_of(row, "d_"))
+
+
 async def _reward_and_merchant(
     session: AsyncSession, reward_id: str
 ) -> tuple[Reward | None, Merchant | None]:
@@ -332,7 +361,7 @@ async def start_cancel(
     """Start cancelling a confirmed redemption; the local steps run now."""
 
     async def effect() -> idempotency.Result:
-        r = await get_row(session, Redemption, request.redemption_id, lock=True)
+        r = await _lock_with_reward(session, request.redemption_id)
         if r is None:
             raise NotFound(f"No redemption {request.redemption_id!r}.", field=("redemption_id",))
         await _may_cancel(session, principal, r, request.reason)
