@@ -17,6 +17,7 @@ from hub.auth import Principal
 from hub.db import Database, Prepared, adopted, columns_of, row_by, rows_by, utcnow
 from hub.enums import AccountKind, Role
 from hub.errors import AlreadyExists, FieldPath, InvalidInput, NotFound
+from hub.idempotency import First, first_read
 from hub.ids import new_id
 from hub.ledger.core import locked_accounts
 from hub.member_view import AccountView
@@ -183,6 +184,14 @@ def _member_and_accounts_locked(programs: int) -> Prepared:
     )
 
 
+def locking_read(member_id: str, program_codes: Sequence[str]) -> First:
+    """lock_member_and_accounts' read: its statement and parameters (for the key's claim to
+    send with it: idempotency.once's `first`)."""
+    params: dict[str, Any] = {"member": member_id}
+    params.update({f"program_{n}": code for n, code in enumerate(program_codes)})
+    return _member_and_accounts_locked(len(program_codes)), params
+
+
 async def lock_member_and_accounts(
     session: AsyncSession, member_id: str, program_codes: Sequence[str]
 ) -> Member | None:
@@ -192,9 +201,10 @@ async def lock_member_and_accounts(
     None when the read found no account of it in these programs (no such member, or none
     enrolled there: the caller reads them apart, to say which). A hot path's read: Core,
     its rows made the session's instances without the ORM's loading (db.adopted)."""
-    params: dict[str, Any] = {"member": member_id}
-    params.update({f"program_{n}": code for n, code in enumerate(program_codes)})
-    rows = await _member_and_accounts_locked(len(program_codes)).all(session, params)
+    statement, params = locking_read(member_id, program_codes)
+    rows = first_read(session, statement, params)
+    if rows is None:
+        rows = await statement.all(session, params)
     if not rows:
         return None
     cache = _kept_accounts(session)

@@ -137,13 +137,17 @@ def require_merchant(principal: Principal, merchant_id: str, field: FieldPath) -
     raise Forbidden(f"This key cannot act for merchant {merchant_id!r}.", field=field)
 
 
-def require_member(principal: Principal, member_id: str, field: FieldPath) -> None:
+def acts_for_member(principal: Principal, member_id: str) -> bool:
     """A storefront acts only for the member of its session token; ADMIN for any."""
-    if principal.role == ADMIN:
-        return
-    if principal.role == STOREFRONT and principal.member_id == member_id:
-        return
-    raise Forbidden("The member session is for another member.", field=field)
+    return principal.role == ADMIN or (
+        principal.role == STOREFRONT and principal.member_id == member_id
+    )
+
+
+def require_member(principal: Principal, member_id: str, field: FieldPath) -> None:
+    """acts_for_member, or Forbidden."""
+    if not acts_for_member(principal, member_id):
+        raise Forbidden("The member session is for another member.", field=field)
 
 
 def sees_money_of(principal: Principal, merchant_id: str) -> bool:

@@ -177,16 +177,20 @@ async def test_a_conversion_reads_programs_and_rates_from_memory(settings: Setti
         # key's claim carries the result (the conversion's id is chosen first); the
         # conversion made is not read back; a debit reads the account's lots once.
         # The answer's member is that row (the caller acted for the member, so may see it).
-        assert len([s for s in sent if s.startswith("SELECT members.")]) == 1, sent
+        assert len([s for s in sent if "FROM members JOIN accounts" in s]) == 1, sent
         assert len([s for s in sent if s.startswith("SELECT lots.")]) == 1, sent
         assert not [s for s in sent if s.startswith("UPDATE idempotency_keys")], sent
         assert not [s for s in sent if s.startswith("SELECT conversions.")], sent
         # Both accounts are that read's too (a join), so the debit does not read them again;
         # the conversion and its legs are written once, as they stand after the local steps.
-        member_read = next(s for s in sent if s.startswith("SELECT members."))
-        assert "FROM members JOIN accounts" in member_read and member_read.count("IN (") == 1
+        member_read = next(s for s in sent if "FROM members JOIN accounts" in s)
+        assert member_read.count("IN (") == 1, member_read
         if not settings.database_url.startswith("sqlite"):
-            assert member_read.endswith("ORDER BY accounts.id FOR UPDATE"), member_read
+            # Sent with the key's claim, after it (a LATERAL read of the claim's row).
+            assert member_read.startswith("WITH claim AS (INSERT INTO idempotency_keys ")
+            assert "ORDER BY accounts.id FOR UPDATE) AS first ON true" in member_read
+        else:
+            assert member_read.startswith("SELECT members.")
         assert not [s for s in sent if s.startswith("SELECT accounts.")], sent
         assert not [s for s in sent if s.startswith("UPDATE conversions")], sent
         # The obligation, the conversion and its legs (one row each) and the event (a row
@@ -202,7 +206,35 @@ async def test_a_conversion_reads_programs_and_rates_from_memory(settings: Setti
             at_once = sent[-1]
             assert at_once.startswith("WITH appended_0 AS"), sent
             assert all(f"INSERT INTO {table} " in at_once for table in appended), sent
-            assert len(sent) == 6, sent
+            assert len(sent) == 5, sent
+
+
+async def test_a_caller_who_may_not_act_for_the_member_locks_nothing_of_theirs(
+    settings: Settings,
+) -> None:
+    """The member's rows are locked with the key's claim (one statement) only for a caller
+    who may act for the member: a storefront whose session is another member's is refused
+    before any read of that member, so it cannot hold their rows (nor their conversions
+    and redemptions behind them) by sending requests it may not make."""
+    async with running_app(_quiet(settings)) as api:
+        member = await _world(api)
+        other = await enroll(api, "HUB", "H-2")
+        await set_rate(api, "HUB", "TEA", "1")
+        storefront = await create_key(api, "STOREFRONT")
+        token = await member_session(api, other)
+        for attempt in ("convert", "redeem"):
+            with statements(api, whole=True) as sent:
+                if attempt == "convert":
+                    done = await convert(
+                        api, member, "HUB", "TEA", 10, key=storefront, member_token=token
+                    )
+                else:
+                    done = await redeem(
+                        api, member, "tea:GIFT", "HUB", key=storefront, member_token=token
+                    )
+            assert [e["code"] for e in done["userErrors"]] == ["FORBIDDEN"], done
+            assert not [s for s in sent if "FROM members" in s or "FOR UPDATE" in s], sent
+        assert (await balances(api, member))["HUB"] == 150
 
 
 async def test_the_cache_counters_are_read_once_per_interval(settings: Settings) -> None:
@@ -443,11 +475,12 @@ async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: S
         # locks them): a hosted shop's booking is a voucher code the hub issues, for no
         # account, so the member's account at the shop is not looked up. (SQLite has no
         # FOR UPDATE: its writer holds the whole database.)
-        (member_read,) = [s for s in sent if s.startswith("SELECT members.")]
-        assert "FROM members JOIN accounts" in member_read and member_read.count("IN (") == 1
+        (member_read,) = [s for s in sent if "FROM members JOIN accounts" in s]
+        assert member_read.count("IN (") == 1, member_read
         assert count("SELECT accounts.") == 0, sent
         if not settings.database_url.startswith("sqlite"):
-            assert member_read.endswith("ORDER BY accounts.id FOR UPDATE"), member_read
+            assert member_read.startswith("WITH claim AS (INSERT INTO idempotency_keys ")
+            assert "ORDER BY accounts.id FOR UPDATE) AS first ON true" in member_read
         # Written once, after its local steps ran: no UPDATE of the row it just inserted.
         assert len([s for s in sent if "INSERT INTO redemptions " in s]) == 1, sent
         assert count("UPDATE redemptions ") == 0, sent
@@ -461,8 +494,8 @@ async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: S
             assert at_once.startswith("WITH appended_0 AS (INSERT INTO redemptions "), at_once
             for table in ("redemption_legs", "obligations", "outbox_events"):
                 assert f"INSERT INTO {table} " in at_once, at_once
-            assert count("INSERT INTO") == 1, sent  # the key's claim
-            assert len(sent) == 6, sent
+            assert count("INSERT INTO") == 0, sent  # the key's claim is the member's read
+            assert len(sent) == 5, sent
 
 
 ANSWERED = """
@@ -545,11 +578,11 @@ async def test_a_cancellation_locks_the_account_once_and_gives_lots_back_with_th
             assert "LEFT OUTER JOIN lot_uses" in undone, undone
             assert count("SELECT lot_uses.") == 0 and count("SELECT lots.") == 0, sent
             # The redemption is locked and read with its reward, in one read.
-            (locked,) = [s for s in sent if s.startswith("SELECT redemptions.")]
-            assert "FROM redemptions JOIN rewards" in locked, locked
-            assert locked.endswith("FOR UPDATE OF redemptions"), locked
+            (locked,) = [s for s in sent if "FROM redemptions JOIN rewards" in s]
+            assert locked.startswith("WITH claim AS (INSERT INTO idempotency_keys "), locked
+            assert "FOR UPDATE OF redemptions) AS first ON true" in locked, locked
             assert count("SELECT rewards.") == 0, sent
-            assert len(sent) == 9, sent
+            assert len(sent) == 8, sent
         assert (await balances(api, member))["HUB"] == 1000
         assert await verify_ledger(settings.database_url) == []
 

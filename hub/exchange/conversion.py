@@ -27,11 +27,11 @@ from hub.exchange.rates import rates_by_id
 from hub.exchange.saga import Step, run_local
 from hub.ids import new_id
 from hub.ledger.core import over_limit
-from hub.members import accounts_of, lock_member_and_accounts
+from hub.members import accounts_of, lock_member_and_accounts, locking_read
 from hub.merchants import get_program
 from hub.models import Conversion, ConversionLeg, ExchangeRate, Member, Quote
 from hub.models.base import new_row_values, table_of
-from hub.permissions import require_member
+from hub.permissions import acts_for_member, require_member
 from hub.validate import MAX_BALANCE
 
 
@@ -224,6 +224,11 @@ async def start(
         effect,
         known={"conversion_id": conversion_id},
         named=_CONTRACT_NAMES,
+        # The member and both accounts locked with the key's claim (check_request's read),
+        # for a caller who may act for the member (no lock is taken for one who may not).
+        first=locking_read(request.member_id, [request.from_code, request.to_code])
+        if acts_for_member(principal, request.member_id)
+        else None,
     )
     if made:
         return made[0]

@@ -41,16 +41,17 @@ from hub.errors import (
     SlotUnavailable,
 )
 from hub.exchange.pricing import Priced, check_limits, stored_legs
+from hub.idempotency import first_read
 from hub.ids import new_id
 from hub.mall import inventory, saga
 from hub.mall.pricing import Line, PriceBook
 from hub.mall.saga import CancelStep, Step, compensation_points, run_local
-from hub.members import accounts_of, lock_member_and_accounts
+from hub.members import accounts_of, lock_member_and_accounts, locking_read
 from hub.merchants import program_of
 from hub.models import Member, Merchant, Program, Redemption, RedemptionLeg, Reward, Slot
 from hub.models.base import new_row_values, table_of
 from hub.models.mall import ListedReward
-from hub.permissions import require_member
+from hub.permissions import acts_for_member, require_member
 from hub.validate import MAX_POINTS_PER_MOVEMENT
 
 MAX_QUANTITY = 20
@@ -143,9 +144,13 @@ async def _lock_with_reward(session: AsyncSession, redemption_id: str) -> Redemp
     """The redemption, locked and read afresh (get_row with lock), and its reward as the
     session's (its steps read it: the reward's stock is changed by an UPDATE of its own, not
     from this read), in one read."""
-    row = await _locked_with_reward().row(session, {"redemption": redemption_id})
-    if row is None:
+    statement, params = _locked_with_reward(), {"redemption": redemption_id}
+    rows = first_read(session, statement, params)
+    if rows is None:
+        rows = await statement.all(session, params)
+    if not rows:
         return None
+    (row,) = rows
     adopted(session, Reward, columns_of(row, "r_"))
     return adopted(session, Redemption, columns_of(row, "d_"))
 
@@ -292,8 +297,24 @@ async def start(
         await inventory.take(session, reward, slot, request.quantity)
         return {"redemption_id": redemption.id}
 
+    # The member and the paying account locked with the key's claim (the effect's read)
+    # when the hub debits it here, for a caller who may act for the member.
+    paying = await program_of(session, request.pay_with)
+    first = None
+    if (
+        paying is not None
+        and factory.is_local(paying)
+        and acts_for_member(principal, request.member_id)
+    ):
+        first = locking_read(request.member_id, [paying.code])
     result = await idempotency.once_for(
-        session, principal, "redeemReward", request, effect, known={"redemption_id": redemption_id}
+        session,
+        principal,
+        "redeemReward",
+        request,
+        effect,
+        known={"redemption_id": redemption_id},
+        first=first,
     )
     return str(result["redemption_id"])
 
@@ -410,6 +431,9 @@ async def start_cancel(
         request,
         effect,
         known={"redemption_id": request.redemption_id},  # what it cancels is what it names
+        # The redemption locked and read with its reward with the key's claim (the effect's
+        # first read, whoever asks: who may cancel is known from the redemption).
+        first=(_locked_with_reward(), {"redemption": request.redemption_id}),
     )
     return str(result["redemption_id"])
 
