@@ -1141,6 +1141,17 @@ def adopted(session: AsyncSession, model: type[M], row: Mapping[str, Any]) -> M:
     return made
 
 
+def labelled_join(
+    first: Table, first_prefix: str, second: Table, second_prefix: str, on: Any
+) -> Any:
+    """SELECT every column of two joined tables, each labelled by its table's prefix (a
+    Core read whose rows columns_of splits into each table's row)."""
+    return select(
+        *(c.label(f"{first_prefix}{c.key}") for c in first.c),
+        *(c.label(f"{second_prefix}{c.key}") for c in second.c),
+    ).select_from(first.join(second, on))
+
+
 def columns_of(row: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     """The columns of one table in a joined read's row, each labelled `prefix` + its key."""
     return {key[len(prefix) :]: value for key, value in row.items() if key.startswith(prefix)}

@@ -14,7 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import ConnectorFactory
 from hub import consent, validate
 from hub.auth import Principal
-from hub.db import Database, Prepared, adopted, columns_of, row_by, rows_by, utcnow
+from hub.db import (
+    Database,
+    Prepared,
+    adopted,
+    columns_of,
+    labelled_join,
+    row_by,
+    rows_by,
+    utcnow,
+)
 from hub.enums import AccountKind, Role
 from hub.errors import AlreadyExists, FieldPath, InvalidInput, NotFound
 from hub.idempotency import First, first_read
@@ -171,12 +180,9 @@ def _member_and_accounts_locked(programs: int) -> Prepared:
     accounts in id order), as one Core read: each column labelled by its table."""
     member = bindparam("member", type_=_MEMBERS.c.id.type)
     codes = _program_binds(programs)
+    on = _ACCOUNT_ROWS.c.member_id == _MEMBERS.c.id
     return Prepared(
-        select(
-            *(c.label(f"m_{c.key}") for c in _MEMBERS.c),
-            *(c.label(f"a_{c.key}") for c in _ACCOUNT_ROWS.c),
-        )
-        .select_from(_MEMBERS.join(_ACCOUNT_ROWS, _ACCOUNT_ROWS.c.member_id == _MEMBERS.c.id))
+        labelled_join(_MEMBERS, "m_", _ACCOUNT_ROWS, "a_", on)
         .where(_MEMBERS.c.id == member, _ACCOUNT_ROWS.c.program_code.in_(codes))
         .order_by(_ACCOUNT_ROWS.c.id)
         .with_for_update(),

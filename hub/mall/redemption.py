@@ -24,6 +24,7 @@ from hub.db import (
     get_row,
     held_row,
     insert_row,
+    labelled_join,
     new_row,
     utcnow,
     write_changes,
@@ -111,13 +112,11 @@ _MERCHANTS = table_of(Merchant)
 @functools.cache
 def _reward_with_merchant() -> Prepared:
     """A reward's row and its merchant's, one Core read: each column labelled by its table."""
+    on = _MERCHANTS.c.id == _REWARDS.c.merchant_id
     return Prepared(
-        select(
-            *(c.label(f"r_{c.key}") for c in _REWARDS.c),
-            *(c.label(f"m_{c.key}") for c in _MERCHANTS.c),
-        )
-        .select_from(_REWARDS.join(_MERCHANTS, _MERCHANTS.c.id == _REWARDS.c.merchant_id))
-        .where(_REWARDS.c.id == bindparam("reward", type_=_REWARDS.c.id.type)),
+        labelled_join(_REWARDS, "r_", _MERCHANTS, "m_", on).where(
+            _REWARDS.c.id == bindparam("reward", type_=_REWARDS.c.id.type)
+        ),
         autoflush=True,
     )
 
@@ -128,12 +127,9 @@ _REDEMPTIONS = table_of(Redemption)
 @functools.cache
 def _locked_with_reward() -> Prepared:
     """A redemption's row, locked (FOR UPDATE of it alone), and its reward's, one Core read."""
+    on = _REWARDS.c.id == _REDEMPTIONS.c.reward_id
     return Prepared(
-        select(
-            *(c.label(f"d_{c.key}") for c in _REDEMPTIONS.c),
-            *(c.label(f"r_{c.key}") for c in _REWARDS.c),
-        )
-        .select_from(_REDEMPTIONS.join(_REWARDS, _REWARDS.c.id == _REDEMPTIONS.c.reward_id))
+        labelled_join(_REDEMPTIONS, "d_", _REWARDS, "r_", on)
         .where(_REDEMPTIONS.c.id == bindparam("redemption", type_=_REDEMPTIONS.c.id.type))
         .with_for_update(of=_REDEMPTIONS),
         autoflush=True,
