@@ -18,7 +18,7 @@ from hub.config import Settings
 from hub.db import utcnow
 from hub.enums import AccountKind, EntryKind, WebhookEvent
 from hub.errors import AlreadyExists, BalanceLimit, InvalidInput, InvalidState, NotFound
-from hub.ledger.core import Movement
+from hub.ledger.core import Movement, locked_accounts
 from hub.ledger.points import Points, expiry_of
 from hub.members import remember_account
 from hub.merchants import get_program, is_connected
@@ -107,16 +107,21 @@ _ACCOUNT_AND_EARLIER = select(
     .limit(1)
     .scalar_subquery(),
 ).where(Account.member_id == bindparam("member"), Account.program_code == bindparam("program"))
+# Locked (the credit would lock it anyway): accruals to one account run one after the other
+# from here, so each reads the member's tier and promotions after the one before raised
+# them, as purchases sent one by one would (outside attack helper-85).
+_ACCOUNT_AND_EARLIER_LOCKED = _ACCOUNT_AND_EARLIER.with_for_update(of=Account)
 
 
 async def _account_and_earlier(
     session: AsyncSession, member_id: str, program: Program, order_ref: str
 ) -> tuple[Account | None, int | None]:
-    """The member's account in the program and the entry by which this order already
-    earned there (if it did), in one statement."""
+    """The member's account in the program, locked (the ledger's Journal.lock then need not
+    read it again), and the entry by which this order already earned there (if it did), in
+    one statement."""
     found = (
         await session.execute(
-            _ACCOUNT_AND_EARLIER,
+            _ACCOUNT_AND_EARLIER_LOCKED,
             {"member": member_id, "program": program.code, "order_ref": order_ref},
         )
     ).first()
@@ -124,6 +129,7 @@ async def _account_and_earlier(
         return None, None
     account, entry_id = found
     remember_account(session, account)
+    locked_accounts(session)[account.id] = account
     return account, entry_id
 
 

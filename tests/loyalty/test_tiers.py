@@ -5,6 +5,7 @@ program."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import subprocess
@@ -213,6 +214,25 @@ async def test_a_member_moves_up_as_soon_as_an_accrual_qualifies(api: Api, db_ur
         "qualifyingSpend": "5100.00",
         "qualifyingOrders": 3,
     }
+    assert await verify_ledger(db_url) == []
+
+
+async def test_purchases_sent_at_once_earn_as_the_same_purchases_one_by_one(
+    api: Api, db_url: str
+) -> None:
+    """A member at Silver with 4,900 of Gold's 5,000 spend: twenty purchases of 100 each,
+    sent all at once, earn what they earn one after another. The first qualifies for Gold
+    and earns at Silver's x1; each later one is made once the one before has raised the
+    member, and earns at Gold's x2 (outside attack helper-85: all twenty earned x1)."""
+    member = await _shop(api)
+    await accrue_at(api, member, "HUB", "600")
+    await accrue_at(api, member, "HUB", "4300")
+    assert (await standing(api, member, "HUB"))["tier"]["tier"]["code"] == "SILVER"
+    made = await asyncio.gather(*[accrue_at(api, member, "HUB", "100") for _ in range(20)])
+    assert sorted(p["points"] for p in made) == [100] + [200] * 19, made
+    top = (await standing(api, member, "HUB"))["tier"]
+    assert top["tier"]["code"] == "GOLD" and top["qualifyingOrders"] == 22
+    assert (await standing(api, member, "HUB"))["balance"] == 600 + 4300 + 100 + 19 * 200
     assert await verify_ledger(db_url) == []
 
 
