@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-from collections import Counter
 
 import httpx
 import structlog
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors import signing
@@ -30,10 +29,6 @@ log = structlog.get_logger(__name__)
 
 FAN_OUT_BATCH = 500
 MAX_IN_FLIGHT = 100
-# Attempts in flight to one subscription from one process, at most: a backlog reaches a
-# receiver a few at a time, not all at once (outside attack helper-85: a hundred at once
-# overflowed a small receiver's queue of connections).
-PER_RECEIVER = 8
 MAX_BACKOFF = dt.timedelta(hours=1)
 PENDING, DELIVERED, FAILED = DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.FAILED
 
@@ -52,7 +47,6 @@ class Dispatcher:
         self.settings = settings
         self._client = client
         self._in_flight: dict[int, asyncio.Task[None]] = {}
-        self._flying: Counter[str] = Counter()  # attempts in flight by subscription
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -144,50 +138,28 @@ class Dispatcher:
         for delivery, event, subscription in claimed:
             task = asyncio.create_task(self._attempt(delivery, event, subscription))
             self._in_flight[delivery.id] = task
-            self._flying[subscription.id] += 1
-            task.add_done_callback(functools.partial(self._done, delivery.id, subscription.id))
+            task.add_done_callback(functools.partial(self._done, delivery.id))
         return len(claimed)
 
-    def _done(self, delivery_id: int, subscription_id: str, _task: asyncio.Task[None]) -> None:
+    def _done(self, delivery_id: int, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(delivery_id, None)
-        self._flying[subscription_id] -= 1
 
     async def _claim(
         self, session: AsyncSession, limit: int
     ) -> list[tuple[WebhookDelivery, OutboxEvent, WebhookSubscription]]:
         now = utcnow()
-        order = (WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-        # The due attempts, at most PER_RECEIVER of each subscription, soonest first.
-        ranked = (
-            select(
-                WebhookDelivery.id,
-                WebhookDelivery.subscription_id,
-                WebhookDelivery.next_attempt_at,
-                func.row_number()
-                .over(partition_by=WebhookDelivery.subscription_id, order_by=order)
-                .label("rank"),
-            )
-            .where(
-                WebhookDelivery.status == PENDING,
-                WebhookDelivery.next_attempt_at <= now,
-                WebhookDelivery.id.not_in(list(self._in_flight)),
-            )
-            .subquery()
-        )
-        candidates = (
-            await session.execute(
-                select(ranked.c.id, ranked.c.subscription_id)
-                .where(ranked.c.rank <= PER_RECEIVER)
-                .order_by(ranked.c.next_attempt_at, ranked.c.id)
+        due = list(
+            await session.scalars(
+                select(WebhookDelivery.id)
+                .where(
+                    WebhookDelivery.status == PENDING,
+                    WebhookDelivery.next_attempt_at <= now,
+                    WebhookDelivery.id.not_in(list(self._in_flight)),
+                )
+                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
                 .limit(limit)
             )
-        ).all()
-        taking = Counter(self._flying)  # with those this process has in flight already
-        due = []
-        for delivery_id, subscription_id in candidates:
-            if taking[subscription_id] < PER_RECEIVER:
-                taking[subscription_id] += 1
-                due.append(delivery_id)
+        )
         if not due:
             return []
         # The lease: no other replica takes these until the attempt could have timed out.

@@ -260,42 +260,6 @@ async def test_replicas_fanning_out_a_backlog_at_once_make_each_delivery_once(
     assert made_for == wanted  # one writer: one replica's batch, then the other's
 
 
-async def test_a_backlog_reaches_a_receiver_a_few_attempts_at_a_time(
-    api: Api, settings: Settings, db_url: str
-) -> None:
-    """Thirty events for a receiver that is slow to answer: at most PER_RECEIVER attempts
-    to it are in flight from one process; another merchant's receiver is not held up."""
-    await register(api, "jade", "JADE")
-    await register(api, "lotus", "LOTUS")
-    jade = await create_key(api, "MERCHANT", "jade")
-    lotus = await create_key(api, "MERCHANT", "lotus")
-    async with serve(Receiver(script=["hang"] * 50)) as slow, serve(Receiver()) as quick:
-        for key, receiver in ((jade, slow), (lotus, quick)):
-            made = await api.gql(
-                SUBSCRIBE, {"input": {"url": receiver.url, "events": ["POINTS_ACCRUED"]}}, key=key
-            )
-            assert made["subscribeWebhook"]["userErrors"] == []
-        db = Database(db_url)
-        dispatcher = Dispatcher(db, settings)
-        try:
-            for n in range(30):
-                await _emit(db, "jade", WebhookEvent.POINTS_ACCRUED, n=n)
-            await _emit(db, "lotus", WebhookEvent.POINTS_ACCRUED, n=30)
-            for _ in range(3):  # rounds: none takes more of jade's
-                await dispatcher.run_once()
-                await asyncio.sleep(0.05)
-            for _ in range(100):
-                if quick.received and len(slow.received) >= delivery.PER_RECEIVER:
-                    break
-                await asyncio.sleep(0.01)
-            assert len(slow.received) == delivery.PER_RECEIVER
-            assert len(quick.received) == 1
-            assert len(dispatcher._in_flight) == delivery.PER_RECEIVER
-        finally:
-            await dispatcher.close()
-            await db.dispose()
-
-
 async def test_a_delivery_gives_up_after_the_retry_window(
     api: Api, settings: Settings, db_url: str
 ) -> None:
