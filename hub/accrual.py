@@ -110,7 +110,7 @@ _ACCOUNT_AND_EARLIER = select(
 # Locked (the credit would lock it anyway): accruals to one account run one after the other
 # from here, so each reads the member's tier and promotions after the one before raised
 # them, as purchases sent one by one would (outside attack helper-85).
-_ACCOUNT_AND_EARLIER_LOCKED = _ACCOUNT_AND_EARLIER.with_for_update(of=Account)
+_ACCOUNT_AND_EARLIER_LOCKED = _ACCOUNT_AND_EARLIER.with_for_update(of=Account, key_share=True)
 
 
 async def _account_and_earlier(
@@ -175,6 +175,12 @@ async def accrue(
         window = validate.PurchaseWindow(now, settings.accrual_backdate_days)
         occurred = window.check(data.occurred_at or now, ("occurred_at",))
         account, already = await _account_and_earlier(session, data.member_id, program, order_ref)
+        # The purchase is made now that the account is this transaction's: a purchase that
+        # waited for the one before is made after it, so the tier it earns at, and the
+        # spend that one counted, follow the order the purchases ran in.
+        now = utcnow()
+        if data.occurred_at is None:
+            occurred = now
         if account is None and await session.get(Member, data.member_id) is None:
             # An account names its member: the member is read only when there is none.
             raise NotFound(f"No member has id {data.member_id!r}.", field=("member_id",))

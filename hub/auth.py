@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
-from hub.db import utcnow
+from hub.db import NO_KEY_UPDATE, utcnow
 from hub.enums import Role
 from hub.errors import InvalidInput, NotFound
 from hub.ids import new_id
@@ -153,7 +153,7 @@ async def revoke_api_key(session: AsyncSession, key_id: str) -> ApiKey:
     An ADMIN may revoke any key, its own included (it is refused from the next request
     on). A revoked bootstrap secret is never recreated at start (see ensure_admin_key).
     """
-    key = await session.get(ApiKey, key_id, with_for_update=True)
+    key = await session.get(ApiKey, key_id, with_for_update=NO_KEY_UPDATE)
     if key is None:
         raise NotFound(f"No API key has id {key_id!r}.", field=("id",))
     if key.revoked_at is None:

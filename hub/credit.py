@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.db import utcnow
+from hub.db import NO_KEY_UPDATE, utcnow
 from hub.enums import CreditLevel
 from hub.errors import NotFound
 from hub.models import Member
@@ -16,7 +16,7 @@ from hub.models import Member
 async def set_member_credit(session: AsyncSession, member_id: str, level: CreditLevel) -> Member:
     """Record the member's credit level as the credit system gave it (setting it again to
     the same level changes nothing but the time it was last confirmed)."""
-    member = await session.get(Member, member_id, with_for_update=True)
+    member = await session.get(Member, member_id, with_for_update=NO_KEY_UPDATE)
     if member is None:
         raise NotFound(f"No member has id {member_id!r}.", field=("member_id",))
     member.credit_level = level.value

@@ -83,6 +83,13 @@ log = structlog.get_logger(__name__)
 
 # SQLSTATEs after which PostgreSQL asks the client to run the transaction again.
 _RETRYABLE_SQLSTATES = {"40001", "40P01"}
+# Row locks are FOR NO KEY UPDATE (`with_for_update(key_share=True)`, or this for the
+# ORM's session.get): they serialize writers of the row as FOR UPDATE does, but do not
+# block the key-share lock a row inserted elsewhere takes on the row it refers to (an
+# accrual's entry naming the member a conversion holds): with FOR UPDATE, two such
+# transactions each waited for the other (outside attack helper-86: deadlocks). No lock
+# here deletes its row or changes its key.
+NO_KEY_UPDATE: dict[str, Any] = {"key_share": True}
 
 
 class JSONText(TypeDecorator[Any]):
@@ -1276,7 +1283,7 @@ async def get_row(
 ) -> M | None:
     """`session.get(model, key)` for the hot paths (a single-column primary key): the
     instance the session holds, else one Prepared read, adopted; with `lock`, always read,
-    FOR UPDATE, and the instance refreshed (as `with_for_update=True` would)."""
+    FOR NO KEY UPDATE, and the instance refreshed (as `with_for_update=NO_KEY_UPDATE` would)."""
     if not lock:
         held = held_row(session, model, key)
         if held is not None and not sa_inspect(held).expired:
@@ -1291,7 +1298,7 @@ def _read_by_key(model: Any, lock: bool) -> Prepared:
     table = sa_inspect(model).local_table
     (column,) = table.primary_key.columns
     query = select(*table.c).where(column == bindparam("key", type_=column.type))
-    return Prepared(query.with_for_update() if lock else query, autoflush=True)
+    return Prepared(query.with_for_update(key_share=True) if lock else query, autoflush=True)
 
 
 @functools.cache

@@ -170,7 +170,8 @@ def _accounts_in(programs: int, lock: bool) -> Prepared:
         _ACCOUNT_ROWS.c.program_code.in_(codes),
     )
     return Prepared(
-        query.order_by(_ACCOUNT_ROWS.c.id).with_for_update() if lock else query, autoflush=True
+        query.order_by(_ACCOUNT_ROWS.c.id).with_for_update(key_share=True) if lock else query,
+        autoflush=True,
     )
 
 
@@ -185,7 +186,7 @@ def _member_and_accounts_locked(programs: int) -> Prepared:
         labelled_join(_MEMBERS, "m_", _ACCOUNT_ROWS, "a_", on)
         .where(_MEMBERS.c.id == member, _ACCOUNT_ROWS.c.program_code.in_(codes))
         .order_by(_ACCOUNT_ROWS.c.id)
-        .with_for_update(),
+        .with_for_update(key_share=True),
         autoflush=True,
     )
 

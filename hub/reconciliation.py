@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory, PartnerMovement
 from hub.config import Settings
-from hub.db import Database, utcnow
+from hub.db import NO_KEY_UPDATE, Database, utcnow
 from hub.enums import ConversionStatus, ReconciliationStatus, RedemptionStatus
 from hub.errors import PartnerUnavailable
 from hub.models import Account, Conversion, Program, Redemption
@@ -252,7 +252,7 @@ async def store(db: Database, report: Report) -> None:
 
     async def work(session: AsyncSession) -> None:
         row = await session.get(
-            ReportRow, (report.merchant_id, report.business_date), with_for_update=True
+            ReportRow, (report.merchant_id, report.business_date), with_for_update=NO_KEY_UPDATE
         )
         if row is None:
             row = ReportRow(merchant_id=report.merchant_id, business_date=report.business_date)

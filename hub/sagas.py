@@ -330,7 +330,7 @@ async def _record(
     fresh = await session.scalar(
         select(saga.model)
         .where(saga.model.id == row_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     assert fresh is not None

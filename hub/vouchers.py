@@ -201,13 +201,13 @@ async def use(
     redemption = await session.scalar(
         select(Redemption)
         .where(Redemption.id == found.redemption_id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     voucher = await session.scalar(
         select(Voucher)
         .where(Voucher.id == found.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
         .execution_options(populate_existing=True)
     )
     assert redemption is not None and voucher is not None

@@ -37,7 +37,7 @@ async def take_lease(db: Database, business_date: dt.date, holder: str) -> bool:
         lease = await session.scalar(
             select(SettlementLease)
             .where(SettlementLease.business_date == business_date)
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
         if lease is not None and lease.holder != holder and lease.expires_at > now:
             return False

@@ -188,7 +188,7 @@ async def test_a_conversion_reads_programs_and_rates_from_memory(settings: Setti
         if not settings.database_url.startswith("sqlite"):
             # Sent with the key's claim, after it (a LATERAL read of the claim's row).
             assert member_read.startswith("WITH claim AS (INSERT INTO idempotency_keys ")
-            assert "ORDER BY accounts.id FOR UPDATE) AS first ON true" in member_read
+            assert "ORDER BY accounts.id FOR NO KEY UPDATE) AS first ON true" in member_read
         else:
             assert member_read.startswith("SELECT members.")
         assert not [s for s in sent if s.startswith("SELECT accounts.")], sent
@@ -480,7 +480,7 @@ async def test_a_redemption_reads_what_the_process_keeps_from_memory(settings: S
         assert count("SELECT accounts.") == 0, sent
         if not settings.database_url.startswith("sqlite"):
             assert member_read.startswith("WITH claim AS (INSERT INTO idempotency_keys ")
-            assert "ORDER BY accounts.id FOR UPDATE) AS first ON true" in member_read
+            assert "ORDER BY accounts.id FOR NO KEY UPDATE) AS first ON true" in member_read
         # Written once, after its local steps ran: no UPDATE of the row it just inserted.
         assert len([s for s in sent if "INSERT INTO redemptions " in s]) == 1, sent
         assert count("UPDATE redemptions ") == 0, sent
@@ -569,7 +569,7 @@ async def test_a_cancellation_locks_the_account_once_and_gives_lots_back_with_th
         assert count("UPDATE redemptions ") == 1, sent
         assert count("SELECT lots.id, lots.account_id") == 0, sent  # no ORM lot
         if not settings.database_url.startswith("sqlite"):
-            assert "FOR UPDATE" in next(s for s in sent if s.startswith("SELECT accounts."))
+            assert "FOR NO KEY UPDATE" in next(s for s in sent if s.startswith("SELECT accounts."))
             assert count("UPDATE lots") == 0 and count("INSERT INTO lot_uses") == 0, sent
             assert count("SELECT members.") == 0, sent  # its name is for a partner's booking
             # The debit it undoes is read with what it took from each lot, in one read; no
@@ -580,7 +580,7 @@ async def test_a_cancellation_locks_the_account_once_and_gives_lots_back_with_th
             # The redemption is locked and read with its reward, in one read.
             (locked,) = [s for s in sent if "FROM redemptions JOIN rewards" in s]
             assert locked.startswith("WITH claim AS (INSERT INTO idempotency_keys "), locked
-            assert "FOR UPDATE OF redemptions) AS first ON true" in locked, locked
+            assert "FOR NO KEY UPDATE OF redemptions) AS first ON true" in locked, locked
             assert count("SELECT rewards.") == 0, sent
             assert len(sent) == 8, sent
         assert (await balances(api, member))["HUB"] == 1000

@@ -339,7 +339,7 @@ async def test_get_row_is_session_get_for_the_hot_paths(db_url: str) -> None:
             locked = await get_row(session, Account, account_id, lock=True)
             assert locked is first and first.balance == 51
             if db.dialect == "postgresql":
-                assert seen[-1].endswith("FOR UPDATE"), seen[-1]
+                assert seen[-1].endswith("FOR NO KEY UPDATE"), seen[-1]
             assert await get_row(session, Account, -1) is None
     finally:
         await db.dispose()

@@ -19,7 +19,7 @@ from connectors.base import ConnectorFactory
 from hub import consent, green, idempotency, validate
 from hub.auth import Principal
 from hub.config import Settings
-from hub.db import Database, append, new_row, utcnow
+from hub.db import NO_KEY_UPDATE, Database, append, new_row, utcnow
 from hub.enums import ConversionStatus
 from hub.errors import InvalidInput, NotFound, QuoteExpired
 from hub.exchange import pricing, saga
@@ -109,7 +109,9 @@ async def check_request(
         await lock_member_and_accounts(session, member_id, [from_code, to_code]) if lock else None
     )
     if member is None:
-        member = await session.get(Member, member_id, with_for_update=lock or None)
+        member = await session.get(
+            Member, member_id, with_for_update=NO_KEY_UPDATE if lock else None
+        )
     if member is None:
         raise NotFound(f"No member has id {member_id!r}.", field=("member_id",))
     source = await get_program(session, from_code, ("from",))

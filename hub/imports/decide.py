@@ -252,7 +252,7 @@ class _Accounts:
                 select(Account.id, Account.balance)
                 .where(Account.id == any_(bindparam("ids", list(found.balance), ARRAY(BigInteger))))
                 .order_by(Account.id)
-                .with_for_update()
+                .with_for_update(key_share=True)
             )
             found.balance.update((account, balance) for account, balance in locked)
         if missing:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub import green, validate
 from hub.auth import Principal
 from hub.config import Settings
-from hub.db import Database, utcnow
+from hub.db import NO_KEY_UPDATE, Database, utcnow
 from hub.enums import ImportStatus, Role
 from hub.errors import FieldPath, InvalidInput, InvalidState
 from hub.ids import new_id
@@ -152,7 +152,7 @@ async def abandon(
     The reason is followed by what was imported before the upload stopped. With `stalled`
     (another process found the lease run out), only if the lease has still not been
     renewed."""
-    job = await session.get(ImportJob, job_id, with_for_update=True)
+    job = await session.get(ImportJob, job_id, with_for_update=NO_KEY_UPDATE)
     if job is None or job.staged or job.status != ImportStatus.RUNNING:
         return  # sealed meanwhile (the worker's now), or over
     expires = job.lease_expires_at

@@ -23,7 +23,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.config import Settings
-from hub.db import Database, utcnow
+from hub.db import NO_KEY_UPDATE, Database, utcnow
 from hub.enums import ImportStatus
 from hub.imports import service
 from hub.imports.apply import Chunk, LeaseLost, apply_chunk
@@ -214,7 +214,7 @@ class ImportWorker:
         the job after MAX_FAILURES in a row (its applied chunks stay applied)."""
 
         async def work(session: AsyncSession) -> None:
-            job = await session.get(ImportJob, job_id, with_for_update=True)
+            job = await session.get(ImportJob, job_id, with_for_update=NO_KEY_UPDATE)
             if job is None or job.status != RUNNING or job.lease_holder != self.holder:
                 return
             job.failures += 1

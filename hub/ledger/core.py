@@ -284,7 +284,7 @@ def _accounts_locked(count: int) -> Prepared:
         select(*_ACCOUNTS.c)
         .where(_ACCOUNTS.c.id.in_(ids))
         .order_by(_ACCOUNTS.c.id)
-        .with_for_update(),
+        .with_for_update(key_share=True),
         autoflush=True,
     )
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from connectors.base import RewardOffer, RewardTerms, SlotOffer
 from hub import tags, validate, vouchers
 from hub.auth import Principal
-from hub.db import Reads, insert_or_update, row_by, utcnow
+from hub.db import NO_KEY_UPDATE, Reads, insert_or_update, row_by, utcnow
 from hub.eligibility import encode
 from hub.enums import CreditLevel, MerchantStatus, RedemptionStatus, Role
 from hub.errors import FieldPath, Forbidden, InvalidInput, InvalidState, NotFound
@@ -168,7 +168,7 @@ async def _store_slot(session: AsyncSession, rid: str, slot: NewSlot, field_: Fi
     sid = f"{rid}@{slot.ref}"
     # Locked first: a redemption taking a place commits before the count below, or waits
     # for this transaction and takes from what it leaves.
-    row = await session.get(Slot, sid, with_for_update=True)
+    row = await session.get(Slot, sid, with_for_update=NO_KEY_UPDATE)
     if row is None:
         row = Slot(id=sid, reward_id=rid, ref=slot.ref)
         session.add(row)

@@ -131,7 +131,7 @@ def _locked_with_reward() -> Prepared:
     return Prepared(
         labelled_join(_REDEMPTIONS, "d_", _REWARDS, "r_", on)
         .where(_REDEMPTIONS.c.id == bindparam("redemption", type_=_REDEMPTIONS.c.id.type))
-        .with_for_update(of=_REDEMPTIONS),
+        .with_for_update(of=_REDEMPTIONS, key_share=True),
         autoflush=True,
     )
 

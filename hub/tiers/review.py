@@ -113,7 +113,7 @@ async def _review_page(
         select(Account.id)
         .where(Account.id.in_([a for a, _ in accounts]))
         .order_by(Account.id)
-        .with_for_update()
+        .with_for_update(key_share=True)
     )
     members = [m for _, m in accounts if m is not None]
     tiers = await ladder(session, code)

@@ -86,7 +86,7 @@ class Dispatcher:
             .limit(FAN_OUT_BATCH)
         )
         if session.get_bind().dialect.name == "postgresql":
-            pending = pending.with_for_update(skip_locked=True)
+            pending = pending.with_for_update(skip_locked=True, key_share=True)
         returned = (
             await session.execute(
                 update(events)

@@ -217,22 +217,26 @@ async def test_a_member_moves_up_as_soon_as_an_accrual_qualifies(api: Api, db_ur
     assert await verify_ledger(db_url) == []
 
 
+@pytest.mark.parametrize(("amount", "at_silver"), [(100, 1), (10, 10)])
 async def test_purchases_sent_at_once_earn_as_the_same_purchases_one_by_one(
-    api: Api, db_url: str
+    api: Api, db_url: str, amount: int, at_silver: int
 ) -> None:
-    """A member at Silver with 4,900 of Gold's 5,000 spend: twenty purchases of 100 each,
-    sent all at once, earn what they earn one after another. The first qualifies for Gold
-    and earns at Silver's x1; each later one is made once the one before has raised the
-    member, and earns at Gold's x2 (outside attack helper-85: all twenty earned x1)."""
+    """A member at Silver with 4,900 of Gold's 5,000 spend: twenty purchases sent all at
+    once earn what they earn one after another. Those up to the one that reaches 5,000 earn
+    at Silver's x1; each later one is made once the one before has raised the member, and
+    earns at Gold's x2. (Outside attacks: helper-85, all twenty earned x1; helper-86, with
+    purchases of 10, one to three more than ten earned x1: a purchase's time was taken
+    before it waited for the one before, whose purchase then counted as later.)"""
     member = await _shop(api)
     await accrue_at(api, member, "HUB", "600")
     await accrue_at(api, member, "HUB", "4300")
     assert (await standing(api, member, "HUB"))["tier"]["tier"]["code"] == "SILVER"
-    made = await asyncio.gather(*[accrue_at(api, member, "HUB", "100") for _ in range(20)])
-    assert sorted(p["points"] for p in made) == [100] + [200] * 19, made
+    made = await asyncio.gather(*[accrue_at(api, member, "HUB", str(amount)) for _ in range(20)])
+    earned = [amount] * at_silver + [2 * amount] * (20 - at_silver)
+    assert sorted(p["points"] for p in made) == earned, made
     top = (await standing(api, member, "HUB"))["tier"]
     assert top["tier"]["code"] == "GOLD" and top["qualifyingOrders"] == 22
-    assert (await standing(api, member, "HUB"))["balance"] == 600 + 4300 + 100 + 19 * 200
+    assert (await standing(api, member, "HUB"))["balance"] == 600 + 4300 + sum(earned)
     assert await verify_ledger(db_url) == []
 
 
