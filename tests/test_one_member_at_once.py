@@ -10,6 +10,7 @@ from typing import Any
 
 from hub.config import Settings
 from tests.helpers import (
+    ACCRUE,
     CANCEL,
     CONVERT,
     REDEEM,
@@ -24,11 +25,6 @@ from tests.helpers import (
     verify_ledger,
 )
 from tests.test_hot_paths import _quiet
-
-ACCRUE = """
-mutation A($input: AccruePointsInput!) {
-  accruePoints(input: $input) { points userErrors { field message code } }
-}"""
 
 
 async def test_one_members_writes_at_once_are_each_answered(settings: Settings) -> None:
