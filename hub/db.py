@@ -467,7 +467,10 @@ async def _begin(adapter: Any, dialect: Dialect) -> None:
     try:
         await adapter._start_transaction()
     except Exception as error:
-        raise _translated(error, adapter, dialect, "BEGIN", []) from error
+        # A connection asyncpg will not begin on (one left inside a transaction: asyncpg
+        # refuses, and never commits that one's work with ours) is closed too, so that
+        # the work runs again on another instead of finding this one each time.
+        raise _lost_or_failed(error, adapter, dialect, "BEGIN") from error
 
 
 async def _commit(adapter: Any, dialect: Dialect) -> None:
@@ -479,10 +482,16 @@ async def _commit(adapter: Any, dialect: Dialect) -> None:
     try:
         await transaction.commit()
     except Exception as error:
-        if connection_broken(error):
-            _Losses.note()
-            adapter._connection.terminate()  # the pool then drops it (is_disconnect)
-        raise _translated(error, adapter, dialect, "COMMIT", []) from error
+        raise _lost_or_failed(error, adapter, dialect, "COMMIT") from error
+
+
+def _lost_or_failed(error: Exception, adapter: Any, dialect: Dialect, sql: str) -> Exception:
+    """asyncpg's error as SQLAlchemy would raise it; a connection it says is gone or
+    unusable is closed first (the pool then drops it), and the loss noted (_Losses)."""
+    if connection_broken(error):
+        _Losses.note()
+        adapter._connection.terminate()
+    return _translated(error, adapter, dialect, sql, [])
 
 
 async def _rollback(adapter: Any) -> None:

@@ -121,6 +121,32 @@ async def test_a_connection_lost_before_the_commit_runs_the_work_again(
         await db.dispose()
 
 
+async def test_a_pooled_connection_left_inside_a_transaction_is_never_written_through(
+    db_url: str,
+) -> None:
+    """A connection that went back to the pool still inside a transaction (its rollback
+    cut short: a request cancelled twice) is not lent to a write: BEGIN there would only
+    warn, and the write's COMMIT would commit the stale transaction's work with its own.
+    It is closed and the work runs on another connection; the stale work never lands."""
+    _postgres_only(db_url)
+    db = Database(db_url)
+    try:
+        await db.transaction(lambda s: s.execute(_NOTES))
+        async with db.engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            await raw.execute("BEGIN")
+            await raw.execute("INSERT INTO retry_notes VALUES (7)")
+        # Back in the pool inside that transaction: SQLAlchemy's reset on return sends
+        # nothing, as its adapter began none.
+        await db.transaction(lambda s: s.execute(text("INSERT INTO retry_notes VALUES (1)")))
+        async with db.single_read() as reads:
+            found = (await reads.execute(text("SELECT n FROM retry_notes"))).scalars().all()
+        assert list(found) == [1]
+    finally:
+        await db.transaction(lambda s: s.execute(text("DROP TABLE retry_notes")))
+        await db.dispose()
+
+
 async def test_a_connection_lost_during_the_commit_is_not_run_again(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
