@@ -485,13 +485,16 @@ async def _commit(adapter: Any, dialect: Dialect) -> None:
         raise _lost_or_failed(error, adapter, dialect, "COMMIT") from error
 
 
-def _lost_or_failed(error: Exception, adapter: Any, dialect: Dialect, sql: str) -> Exception:
+def _lost_or_failed(
+    error: Exception, adapter: Any, dialect: Dialect, sql: str, args: list[Any] | None = None
+) -> Exception:
     """asyncpg's error as SQLAlchemy would raise it; a connection it says is gone or
-    unusable is closed first (the pool then drops it), and the loss noted (_Losses)."""
+    unusable is closed first (the pool then drops it: is_disconnect), and the loss noted
+    (_Losses)."""
     if connection_broken(error):
         _Losses.note()
         adapter._connection.terminate()
-    return _translated(error, adapter, dialect, sql, [])
+    return _translated(error, adapter, dialect, sql, args or [])
 
 
 async def _rollback(adapter: Any) -> None:
@@ -1123,10 +1126,7 @@ class Prepared:
             columns = [] if method == "execute" else await self._columns(raw, dialect)
             return await getattr(raw, method)(sql, *args), columns
         except Exception as error:
-            if connection_broken(error):
-                _Losses.note()
-                driver._connection.terminate()  # the pool then drops it (is_disconnect)
-            raise _translated(error, driver, dialect, sql, args) from error
+            raise _lost_or_failed(error, driver, dialect, sql, args) from error
 
 
 def _converted(columns: list[tuple[str, Any]], record: Any) -> dict[str, Any]:

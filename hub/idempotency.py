@@ -117,16 +117,16 @@ _FIRST = "idempotency_first_read"
 First = tuple[Prepared, Mapping[str, Any]]
 
 
-def first_read(
+async def first_read(
     session: AsyncSession, statement: Prepared, params: Mapping[str, Any]
-) -> list[Mapping[str, Any]] | None:
-    """The rows of `statement` with `params` when the key's claim read them already (once:
-    a second read reads), else None."""
+) -> list[Mapping[str, Any]]:
+    """The rows of `statement` with `params`: those the key's claim read with it, once, or
+    else read now."""
     found: tuple[Prepared, Mapping[str, Any], list[Mapping[str, Any]]] | None = session.info.get(
         _FIRST
     )
     if found is None or found[0] is not statement or found[1] != params:
-        return None
+        return await statement.all(session, params)
     del session.info[_FIRST]
     return found[2]
 

@@ -209,9 +209,7 @@ async def lock_member_and_accounts(
     enrolled there: the caller reads them apart, to say which). A hot path's read: Core,
     its rows made the session's instances without the ORM's loading (db.adopted)."""
     statement, params = locking_read(member_id, program_codes)
-    rows = first_read(session, statement, params)
-    if rows is None:
-        rows = await statement.all(session, params)
+    rows = await first_read(session, statement, params)
     if not rows:
         return None
     cache = _kept_accounts(session)

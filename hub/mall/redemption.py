@@ -141,9 +141,7 @@ async def _lock_with_reward(session: AsyncSession, redemption_id: str) -> Redemp
     session's (its steps read it: the reward's stock is changed by an UPDATE of its own, not
     from this read), in one read."""
     statement, params = _locked_with_reward(), {"redemption": redemption_id}
-    rows = first_read(session, statement, params)
-    if rows is None:
-        rows = await statement.all(session, params)
+    rows = await first_read(session, statement, params)
     if not rows:
         return None
     (row,) = rows
@@ -177,13 +175,13 @@ async def start(
 ) -> str:
     """Create the redemption and run its local steps, once per idempotency key; its id."""
     redemption_id = new_id("rdm")
+    payer = await program_of(session, request.pay_with)
 
     async def effect() -> idempotency.Result:
         require_member(principal, request.member_id, ("member_id",))
         # One redemption at a time per member: the member's row is held to the end. The
         # account a hosted program is paid from is locked with it, in one read (a debit
         # here needs it locked); a member not enrolled there is read apart, to say which.
-        payer = await program_of(session, request.pay_with)
         member = None
         if payer is not None and factory.is_local(payer):
             member = await lock_member_and_accounts(session, request.member_id, [payer.code])
@@ -295,14 +293,13 @@ async def start(
 
     # The member and the paying account locked with the key's claim (the effect's read)
     # when the hub debits it here, for a caller who may act for the member.
-    paying = await program_of(session, request.pay_with)
     first = None
     if (
-        paying is not None
-        and factory.is_local(paying)
+        payer is not None
+        and factory.is_local(payer)
         and acts_for_member(principal, request.member_id)
     ):
-        first = locking_read(request.member_id, [paying.code])
+        first = locking_read(request.member_id, [payer.code])
     result = await idempotency.once_for(
         session,
         principal,
