@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import json
@@ -547,15 +548,17 @@ class Reads:
 
 
 class _AsyncReads(Reads):
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, driver: Any = None) -> None:
+        """`driver`: the connection's asyncpg adapter, when the caller holds it (a lane's)."""
         self._conn = conn
+        self._driver = driver
         self.dialect = conn.dialect.name
 
     async def read(
         self, statement: Prepared, parameters: Mapping[str, Any]
     ) -> list[dict[str, Any]]:
         return await read_again(
-            lambda: statement.read(self._conn, parameters), reset=self._reconnect
+            lambda: statement.read(self._conn, parameters, self._driver), reset=self._reconnect
         )
 
     async def execute(
@@ -569,6 +572,7 @@ class _AsyncReads(Reads):
         )
 
     async def _reconnect(self) -> None:
+        self._driver = None  # the connection's next one is another's
         await self._conn.invalidate()
         await self._conn.rollback()
 
@@ -669,6 +673,8 @@ def _ping_on_checkout(engine: AsyncEngine) -> None:
         driver = dbapi.driver_connection
         if driver.is_closed():
             raise DisconnectionError("a pooled connection was closed by the database")
+        if driver.is_in_transaction():  # its rollback cut short: closed, which ends that one
+            raise DisconnectionError("a pooled connection was left inside a transaction")
         returned = record.info.get(_RETURNED_AT)
         if returned is None:
             return  # just connected
@@ -679,6 +685,138 @@ def _ping_on_checkout(engine: AsyncEngine) -> None:
             await_only(driver.execute("SELECT 1"))
         except Exception as error:  # whatever the driver raises for a dead connection
             raise DisconnectionError(f"a pooled connection did not answer: {error}") from error
+
+
+@dataclasses.dataclass(eq=False)
+class _Lane:
+    """A pooled connection a process keeps checked out (_Lanes), and its asyncpg adapter."""
+
+    conn: AsyncConnection
+    adapter: Any
+    returned_at: float = 0.0
+
+
+def _unusable(lane: _Lane) -> bool:
+    """Whether a lane's connection is known to be of no use, without a round trip: no
+    longer the lane's (a read found it lost and went on on another), closed by the
+    database, or left inside a transaction (its rollback cut short)."""
+    if lane.conn.invalidated:
+        return True
+    adapter: Any = lane.adapter
+    sync: Any = lane.conn.sync_connection
+    fairy = sync._dbapi_connection if sync is not None else None
+    if fairy is None or fairy.dbapi_connection is not adapter:
+        return True
+    driver = adapter._connection
+    return driver is None or driver.is_closed() or driver.is_in_transaction()
+
+
+class _Lanes:
+    """Pooled connections that stay checked out of the pool between the write transactions
+    they carry on PostgreSQL: lending one is a list's pop, where SQLAlchemy's checkout and
+    checkin of a connection are a greenlet each and a task for the close (about 280 us of
+    CPU a transaction on the bench's machine, bench/README.md "stop 45"). At most `most`
+    of them, so that the pool keeps room for every other use; a write that finds every
+    lane lent takes a connection of the pool, as before.
+
+    A lane is checked as the pool checks a connection it lends (`_ping_on_checkout`): one
+    whose socket the database closed is dropped; one lent back before the last loss the
+    process saw, or idle PING_IDLE_SECONDS or more, is pinged first (its callers recover
+    from a connection lost under them, so one given back moments ago goes as it is)."""
+
+    def __init__(
+        self, engine: AsyncEngine, most: int, make_room: Callable[[], Awaitable[None]]
+    ) -> None:
+        """`make_room`: awaited before a connection is taken from the pool past the lanes
+        (Database._room: every idle lane back to a pool that has no connection left)."""
+        self._engine = engine
+        self._most = most
+        self._make_room = make_room
+        self._idle: list[_Lane] = []
+        self._open = 0
+        self._closed = False
+
+    @asynccontextmanager
+    async def lent(self) -> AsyncIterator[tuple[AsyncConnection, Any]]:
+        """A connection with no transaction open, and its asyncpg adapter, for the block."""
+        lane = await self._take()
+        if lane is None:  # every lane lent: a connection of the pool, as before
+            await self._make_room()
+            async with self._engine.connect() as conn:
+                yield conn, (await conn.get_raw_connection()).dbapi_connection
+            return
+        try:
+            yield lane.conn, lane.adapter
+        finally:
+            await self._give_back(lane)
+
+    async def _take(self) -> _Lane | None:
+        while self._idle:
+            lane = self._idle.pop()  # the one lent back last: its connection is warm
+            if await self._usable(lane):
+                return lane
+            await self._drop(lane)
+        if self._closed or self._open >= self._most:
+            return None
+        self._open += 1
+        try:
+            conn = await self._engine.connect()
+            adapter = (await conn.get_raw_connection()).dbapi_connection
+        except BaseException:
+            self._open -= 1
+            raise
+        return _Lane(conn, adapter)
+
+    @staticmethod
+    async def _usable(lane: _Lane) -> bool:
+        if _unusable(lane):
+            return False
+        driver = lane.adapter._connection
+        idle = time.monotonic() - lane.returned_at
+        if lane.returned_at > _Losses.last and idle < PING_IDLE_SECONDS:
+            return True
+        try:
+            await driver.execute("SELECT 1")
+        except Exception:  # whatever the driver raises for a dead connection
+            _Losses.note()
+            return False
+        return True
+
+    async def _give_back(self, lane: _Lane) -> None:
+        if self._closed or _unusable(lane) or lane.adapter._transaction is not None:
+            # (one left inside a transaction, its rollback cut short, is closed: that
+            # transaction ends with it, and nothing is ever written through it)
+            await self._drop(lane)
+            return
+        if lane.conn.in_transaction():  # a Core statement's (autocommit: nothing is sent)
+            try:
+                await lane.conn.rollback()
+            except Exception:
+                await self._drop(lane)
+                return
+        lane.returned_at = time.monotonic()
+        self._idle.append(lane)
+
+    async def _drop(self, lane: _Lane) -> None:
+        """Back to the pool, no longer a lane; a connection found dead, or left inside a
+        transaction, is closed (invalidated: the pool then forgets it)."""
+        self._open -= 1
+        with contextlib.suppress(Exception):
+            if _unusable(lane):
+                await lane.conn.invalidate()
+            await lane.conn.close()
+
+    async def shed(self) -> None:
+        """Every idle lane back to the pool (lanes are made again as work needs them)."""
+        idle, self._idle = self._idle, []
+        for lane in idle:
+            await self._drop(lane)
+
+    async def close(self) -> None:
+        """Every idle lane back to the pool; a lane lent meanwhile goes back when its
+        work ends."""
+        self._closed = True
+        await self.shed()
 
 
 class Database:
@@ -745,12 +883,21 @@ class Database:
                 _ping_on_checkout(self._kept_engine)
         # On SQLite a write transaction starts with BEGIN IMMEDIATE (see _configure_sqlite).
         self._write_engine = self.engine.execution_options(hub_write=True)
+        # Lanes hold at most half the pool's connections, the other half left to every
+        # other use (read sessions, bulk jobs, a write or read that finds every lane lent).
+        lanes = (pool_size + max_overflow) // 4
+        self._write_lanes = (
+            None if self.is_sqlite else _Lanes(self._write_engine, lanes, self._room)
+        )
         # One SELECT needs no transaction around it: no BEGIN on SQLite, none on PostgreSQL
         # either (asyncpg sends BEGIN and ROLLBACK as round trips of their own otherwise).
         self._single_engine = (
             self.engine.execution_options(hub_single=True)
             if self.is_sqlite
             else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        self._read_lanes = (
+            None if self.is_sqlite else _Lanes(self._single_engine, lanes, self._room)
         )
         self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._kept_sessions = async_sessionmaker(self._kept_engine, expire_on_commit=False)
@@ -786,9 +933,22 @@ class Database:
     def dialect(self) -> str:
         return self.url.get_backend_name()
 
+    async def _room(self) -> None:
+        """Before a connection is taken from the pool: when the pool has none left to lend
+        (every one lent, overflow included), the lanes' idle ones go back to it, so that
+        work of one kind never waits while another kind's lanes sit idle."""
+        pool: Any = self.engine.sync_engine.pool
+        if pool.checkedin() or pool.checkedout() < pool.size() + pool._max_overflow:
+            return
+        for lanes in (self._write_lanes, self._read_lanes):
+            if lanes is not None:
+                await lanes.shed()
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reading; rolled back at the end."""
+        if not self.is_sqlite:
+            await self._room()
         async with self._read_sessions() as session:
             session.info.update(self.kept)
             yield session
@@ -832,8 +992,12 @@ class Database:
                 self._loop_read_open = False
             return
         with _recovering():
-            async with self._single_engine.connect() as conn:
-                yield _AsyncReads(conn)
+            if self._read_lanes is None:  # SQLite, through aiosqlite
+                async with self._single_engine.connect() as conn:
+                    yield _AsyncReads(conn)
+                return
+            async with self._read_lanes.lent() as (conn, driver):
+                yield _AsyncReads(conn, driver)
 
     @asynccontextmanager
     async def write(self, progress: dict[str, bool] | None = None) -> AsyncIterator[AsyncSession]:
@@ -860,15 +1024,16 @@ class Database:
 
     @asynccontextmanager
     async def _asyncpg_write(self, progress: dict[str, bool] | None) -> AsyncIterator[AsyncSession]:
-        """Database.write on PostgreSQL: a pooled connection, and on it the transaction
-        begun and ended on asyncpg itself (BEGIN, then COMMIT or ROLLBACK), not through the
-        ORM session's transaction (its begin, commit and close are a greenlet each and cost
-        about 150 us of CPU a transaction: bench/README.md). The session is bound to that
-        connection for what the ORM does meanwhile (its identity map; a flush, an ORM
+        """Database.write on PostgreSQL: a lane (a pooled connection kept checked out:
+        _Lanes), and on it the transaction begun and ended on asyncpg itself (BEGIN, then
+        COMMIT or ROLLBACK), not through the ORM session's transaction (its begin, commit
+        and close are a greenlet each and cost about 150 us of CPU a transaction:
+        bench/README.md). The session is bound to that connection for what the ORM does
+        meanwhile (its identity map; a flush, an ORM
         statement), which runs inside the transaction begun here: SQLAlchemy's
         asyncpg adapter begins one only when it has none, and ends none it did not begin."""
-        async with self._write_engine.connect() as conn:
-            adapter = (await conn.get_raw_connection()).dbapi_connection
+        assert self._write_lanes is not None
+        async with self._write_lanes.lent() as (conn, adapter):
             session = self._write_sessions(bind=conn)
             session.info[_WRITE_DRIVER] = adapter
             self._opened(session)
@@ -939,6 +1104,9 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        for lanes in (self._write_lanes, self._read_lanes):
+            if lanes is not None:
+                await lanes.close()
         await self.engine.dispose()
         if self._kept_engine is not self.engine:
             await self._kept_engine.dispose()
@@ -1081,13 +1249,17 @@ class Prepared:
                 await session.flush()
         return await _driver(session)
 
-    async def read(self, conn: AsyncConnection, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    async def read(
+        self, conn: AsyncConnection, params: Mapping[str, Any], driver: Any = None
+    ) -> list[dict[str, Any]]:
         """The statement's rows, each by column name, on a Core connection that runs each
         statement on its own (Database.single_read's): straight through asyncpg on
-        PostgreSQL, as in a transaction."""
+        PostgreSQL (`driver`: the connection's asyncpg adapter, when the caller has it), as
+        in a transaction."""
         if conn.dialect.driver != "asyncpg":
             return [dict(row._mapping) for row in await conn.execute(self.statement, params)]
-        driver = (await conn.get_raw_connection()).dbapi_connection
+        if driver is None:
+            driver = (await conn.get_raw_connection()).dbapi_connection
         records, columns = await self._send(
             conn.sync_engine, conn.sync_connection, driver, params, "fetch"
         )
