@@ -176,3 +176,43 @@ async def test_disposing_of_the_database_closes_its_lanes(pg_url: str) -> None:
             break
         await asyncio.sleep(0.05)
     assert await _backends(name) == before
+
+
+async def test_work_cancelled_while_its_statement_runs_leaves_no_lane_behind(
+    pg_url: str,
+) -> None:
+    """A request cancelled while its transaction, or its single read, waits for the database
+    (a server shutting down): its work is rolled back, and the writes and reads after it
+    run, on its lane or another."""
+    db = Database(pg_url)
+    try:
+        await db.transaction(lambda s: s.execute(_NOTES))
+
+        async def slow(session: AsyncSession) -> None:
+            await session.execute(text("INSERT INTO lane_notes VALUES (9)"))
+            await session.execute(text("SELECT pg_sleep(5)"))
+
+        for _ in range(3):
+            task = asyncio.create_task(db.transaction(slow))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await _insert(db, 1)
+
+        async def slow_read() -> None:
+            async with db.single_read() as reads:
+                await reads.execute(text("SELECT pg_sleep(5)"))
+
+        for _ in range(3):
+            task = asyncio.create_task(slow_read())
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert await _notes(db) == [1, 1, 1]
+    finally:
+        await asyncio.wait_for(
+            db.transaction(lambda s: s.execute(text("DROP TABLE lane_notes"))), timeout=10
+        )
+        await db.dispose()
