@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -85,12 +86,28 @@ def table_of(model: type[Base]) -> Table:
 def new_row_values(row: Base) -> dict[str, Any]:
     """A new (transient) row's columns as a Core INSERT takes them, by column key: what the
     unit of work would write for it, without the unit of work. An autoincrement key not
-    set is left to the database; every other column is written as the row holds it."""
+    set is left to the database; every other column is written as the row holds it (a
+    value never set is None, as the attribute would read)."""
+    state: Any = sa_inspect(row)
+    if not state.transient:
+        raise AssertionError(f"new_row_values: {row!r} is not a new row")
+    held = state.dict  # the instance's own values: no attribute access per column
     values: dict[str, Any] = {}
-    for prop in sa_inspect(type(row)).column_attrs:
-        column = prop.columns[0]
-        value = getattr(row, prop.key)
-        if value is None and column.primary_key and column.autoincrement in (True, "auto"):
+    for key, column, generated in _insert_columns(type(row)):
+        value = held.get(key)
+        if value is None and generated:
             continue
-        values[column.key] = value
+        values[column] = value
     return values
+
+
+@functools.cache
+def _insert_columns(model: type[Base]) -> tuple[tuple[str, str, bool], ...]:
+    """Each column attribute of a model: its key, its column's key, and whether the database
+    generates it when it is not set (an autoincrement primary key)."""
+    found = []
+    for prop in sa_inspect(model).column_attrs:
+        column = prop.columns[0]
+        generated = column.primary_key and column.autoincrement in (True, "auto")
+        found.append((prop.key, column.key, bool(generated)))
+    return tuple(found)
