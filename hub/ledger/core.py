@@ -259,9 +259,9 @@ class Journal:
                 if row[f"b{n}"] is None:
                     raise _refused(side.account, side.amount)
                 set_committed_value(side.account, "balance", int(row[f"b{n}"]))
-        written = detached(Entry, {c.name: row[c.name] for c in _ENTRIES.c})
-        self.session.add(written)
-        return written
+        # The entry as written (the caller takes its id and values), in no session: nothing
+        # in the transaction reads an entry back through the session's identity map.
+        return detached(Entry, {c.name: row[c.name] for c in _ENTRIES.c})
 
     async def _move(self, account: Account, amount: int) -> int:
         """Change a member balance atomically, within [0, MAX_BALANCE]; the new balance."""
