@@ -48,6 +48,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, Result, create_engine, make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -425,6 +426,23 @@ def connection_broken(exc: BaseException) -> bool:
         if isinstance(seen, ConnectionError):  # reset, refused, broken pipe
             return True
         seen = seen.__cause__
+    return False
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database could not be used at all, rather than a statement
+    failing: its connections lost (connection_broken; a LostConnection is one that outlived
+    the retries), or none to be had (the pool's timeout; PostgreSQL's connection limit and
+    other exhausted resources, SQLSTATE class 53)."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, (LostConnection, SATimeoutError)) or connection_broken(seen):
+            return True
+        if str(getattr(seen, "sqlstate", "") or "").startswith("53"):
+            return True
+        seen = seen.orig if isinstance(seen, DBAPIError) else seen.__cause__
     return False
 
 

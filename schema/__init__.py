@@ -15,6 +15,7 @@ from strawberry.federation.schema import FederationAny
 from strawberry.types import Info
 
 from hub.config import Settings
+from hub.db import database_unavailable
 from schema.complexity import MAX_ENTITIES
 from schema.imports import ImportMutations, ImportQueries
 from schema.insights import InsightsQueries
@@ -82,7 +83,9 @@ class HubSchema(Schema):
             _give_code(error)
             path = [str(p) for p in error.path or ()]
             original = error.original_error
-            if original is not None and not isinstance(original, GraphQLError):
+            if (error.extensions or {}).get("code") == "UNAVAILABLE":
+                log.warning("database unavailable", path=path, error=type(original).__name__)
+            elif original is not None and not isinstance(original, GraphQLError):
                 log.error(
                     "graphql resolver failed",
                     path=path,
@@ -146,14 +149,27 @@ _VARIABLE_VALUE = re.compile(
 _ENTITY_KEYS = {"Merchant": "id", "Program": "code", "Member": "id", "Reward": "id"}
 
 
+UNAVAILABLE_MESSAGE = (
+    "The database is not available (its connections were lost, or none was free); nothing "
+    "was done. Retry shortly: a mutation with the same idempotencyKey."
+)
+
+
 def _give_code(error: GraphQLError) -> None:
     """Code an error graphql-core or strawberry made without one, so that every error a
     client gets says what kind it is: a document that does not parse or validate, a
-    variable the schema cannot read (INVALID_INPUT), or a failure of the hub's (INTERNAL)."""
+    variable the schema cannot read (INVALID_INPUT), a database that could not be used
+    (UNAVAILABLE), or a failure of the hub's (INTERNAL)."""
     if (error.extensions or {}).get("code"):
         return
     original = error.original_error
-    if error.path is not None or (original is not None and not isinstance(original, GraphQLError)):
+    if original is not None and database_unavailable(original):
+        # Not the hub's failure, and nothing half done: the caller may retry as it is.
+        error.message = UNAVAILABLE_MESSAGE
+        code = "UNAVAILABLE"
+    elif error.path is not None or (
+        original is not None and not isinstance(original, GraphQLError)
+    ):
         code = "INTERNAL"
     elif error.message.startswith("Syntax Error"):
         code = "GRAPHQL_PARSE_FAILED"

@@ -26,6 +26,7 @@ PUBLIC_CODES = frozenset(
         "PARTNER_UNAVAILABLE",
         "PARTNER_REJECTED",
         "NOT_FOUND",
+        "UNAVAILABLE",
     }
 )
 

@@ -22,6 +22,8 @@ from hub.config import Settings
 from hub.db import Database, Prepared
 from hub.errors import InvalidInput, LostConnection, RetryTransaction
 from tests.helpers import (
+    BALANCES,
+    CONVERT,
     accrue,
     balances,
     convert,
@@ -358,3 +360,50 @@ def test_a_lost_connection_waits_longer_than_a_lost_race() -> None:
     assert 3.5 <= sum(lost) <= 4.0, lost
     assert lost[0] <= 0.1 and max(lost) <= 1.0, lost
     assert sum(raced) <= 0.7, raced
+
+
+@pytest.mark.parametrize("gone", ["lost", "full"])
+async def test_a_database_lost_past_every_attempt_is_answered_unavailable(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, gone: str
+) -> None:
+    """Connections lost on every attempt (a database restarting for longer than the
+    retries last, backends ended again and again), or none to be had (PostgreSQL's
+    max_connections reached): the caller is told the database is unavailable and to
+    retry (UNAVAILABLE, not masked in production), not given an INTERNAL error with the
+    driver's text (outside attack, stop 45: backends ended every 50 ms)."""
+    _postgres_only(settings.database_url)
+    async with running_app(settings) as api:
+        await register(api, "haowu", "HUB", category="PLATFORM")
+        await register(api, "teahouse", "TEA")
+        member = await enroll(api, "HUB", "H-1")
+        await enroll(api, "TEA", "T-1", member_id=member)
+        assert (await accrue(api, member, "HUB", "100"))["userErrors"] == []
+        await set_rate(api, "HUB", "TEA", "2")
+        failure = (
+            asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle")
+            if gone == "lost"
+            else asyncpg.exceptions.TooManyConnectionsError("sorry, too many clients already")
+        )
+
+        async def fails(*_: Any, **__: Any) -> Any:
+            raise failure
+
+        monkeypatch.setattr(hub.db, "PING_IDLE_SECONDS", 0.0)
+        monkeypatch.setattr(asyncpg.Connection, "fetch", fails)
+        monkeypatch.setattr(asyncpg.Connection, "fetchrow", fails)
+        monkeypatch.setattr(hub.db, "_wait", lambda *_: 0.0)
+        monkeypatch.setattr(hub.db, "_wait_after", lambda *_: 0.0)
+        asked = {"memberId": member, "from": "HUB", "to": "TEA", "points": 40}
+        for document, variables, field in [
+            (BALANCES, {"id": member}, "member"),
+            (CONVERT, {"input": asked | {"idempotencyKey": "k-1"}}, "convertPoints"),
+        ]:
+            answer = (await api.post(document, variables)).json()
+            (error,) = answer["errors"]
+            assert error["path"] == [field], answer  # the field's own error, not the 503's
+            assert error["extensions"]["code"] == "UNAVAILABLE", answer
+            assert "retry" in error["message"].lower(), answer
+            assert "SELECT" not in error["message"], answer
+        monkeypatch.undo()
+        assert await balances(api, member) == {"HUB": 100, "TEA": 0}  # nothing moved
+        assert await verify_ledger(settings.database_url) == []
