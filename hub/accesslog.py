@@ -15,13 +15,16 @@ from starlette.types import Message, Receive, Scope, Send
 from hub.middleware import HttpMiddleware
 
 log = structlog.get_logger("hub.access")
+CLIENT_GONE = 499  # as nginx logs a request its client closed before the answer
 
 
 class AccessLog(HttpMiddleware):
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request_id = secrets.token_hex(8)
-        status = 500
+        # Until an answer starts: 499 (the client closed the request before one) unless
+        # the app fails, 500.
+        status = CLIENT_GONE
 
         async def sending(message: Message) -> None:
             nonlocal status
@@ -32,6 +35,10 @@ class AccessLog(HttpMiddleware):
 
         try:
             await self.app(scope, receive, sending)
+        except BaseException:
+            if status == CLIENT_GONE:
+                status = 500
+            raise
         finally:
             principal: Any = scope.get("state", {}).get("principal")
             log.info(

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -226,7 +226,10 @@ class HubGraphQL(GraphQL[Context, None]):
                 response = rate_limited(too_many(found, wait), wait)
                 await response(scope, receive, send)
                 return
-            body = await _capped_body(request)
+            try:
+                body = await _capped_body(request)
+            except ClientDisconnect:
+                return  # gone before its whole body came: nothing to run, no one to answer
             if body is None:
                 await _too_large()(scope, receive, send)
                 return
