@@ -24,6 +24,7 @@ from hub.errors import InvalidInput, LostConnection, RetryTransaction
 from tests.helpers import (
     BALANCES,
     CONVERT,
+    Api,
     accrue,
     balances,
     convert,
@@ -281,6 +282,17 @@ def test_a_statement_error_is_not_a_lost_connection() -> None:
     assert not hub.db.connection_broken(ValueError("not the database's"))
 
 
+async def _member_with_100_hub(api: Api) -> str:
+    """A member of HUB (100 points) and TEA, and a HUB -> TEA rate of 2."""
+    await register(api, "haowu", "HUB", category="PLATFORM")
+    await register(api, "teahouse", "TEA")
+    member = await enroll(api, "HUB", "H-1")
+    await enroll(api, "TEA", "T-1", member_id=member)
+    assert (await accrue(api, member, "HUB", "100"))["userErrors"] == []
+    await set_rate(api, "HUB", "TEA", "2")
+    return member
+
+
 async def test_a_conversion_whose_commit_answer_is_lost_is_answered_once(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -290,12 +302,7 @@ async def test_a_conversion_whose_commit_answer_is_lost_is_answered_once(
     conversion made. The member's points moved once."""
     _postgres_only(settings.database_url)
     async with running_app(settings) as api:
-        await register(api, "haowu", "HUB", category="PLATFORM")
-        await register(api, "teahouse", "TEA")
-        member = await enroll(api, "HUB", "H-1")
-        await enroll(api, "TEA", "T-1", member_id=member)
-        assert (await accrue(api, member, "HUB", "100"))["userErrors"] == []
-        await set_rate(api, "HUB", "TEA", "2")
+        member = await _member_with_100_hub(api)
         real = hub.db._commit
         lost: list[bool] = []
 
@@ -373,12 +380,7 @@ async def test_a_database_lost_past_every_attempt_is_answered_unavailable(
     driver's text (outside attack, stop 45: backends ended every 50 ms)."""
     _postgres_only(settings.database_url)
     async with running_app(settings) as api:
-        await register(api, "haowu", "HUB", category="PLATFORM")
-        await register(api, "teahouse", "TEA")
-        member = await enroll(api, "HUB", "H-1")
-        await enroll(api, "TEA", "T-1", member_id=member)
-        assert (await accrue(api, member, "HUB", "100"))["userErrors"] == []
-        await set_rate(api, "HUB", "TEA", "2")
+        member = await _member_with_100_hub(api)
         failure = (
             asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle")
             if gone == "lost"
