@@ -731,11 +731,11 @@ def _unusable(lane: _Lane) -> bool:
 
 class _Lanes:
     """Pooled connections that stay checked out of the pool between the write transactions
-    they carry on PostgreSQL: lending one is a list's pop, where SQLAlchemy's checkout and
-    checkin of a connection are a greenlet each and a task for the close (about 280 us of
-    CPU a transaction on the bench's machine, bench/README.md "stop 45"). At most `most`
-    of them, so that the pool keeps room for every other use; a write that finds every
-    lane lent takes a connection of the pool, as before.
+    (or the single reads) they carry on PostgreSQL: lending one is a list's pop, where
+    SQLAlchemy's checkout and checkin of a connection are a greenlet each and a task for
+    the close (about 280 us of CPU each time on the bench's machine, bench/README.md "stop
+    45"). At most `most` of them, so that the pool keeps room for every other use; work
+    that finds every lane lent takes a connection of the pool, as before.
 
     A lane is checked as the pool checks a connection it lends (`_ping_on_checkout`): one
     whose socket the database closed is dropped; one lent back before the last loss the
@@ -773,7 +773,7 @@ class _Lanes:
             lane = self._idle.pop()  # the one lent back last: its connection is warm
             if await self._usable(lane):
                 return lane
-            await self._drop(lane)
+            await self._drop(lane, dead=True)
         if self._closed or self._open >= self._most:
             return None
         self._open += 1
@@ -815,12 +815,13 @@ class _Lanes:
         lane.returned_at = time.monotonic()
         self._idle.append(lane)
 
-    async def _drop(self, lane: _Lane) -> None:
-        """Back to the pool, no longer a lane; a connection found dead, or left inside a
-        transaction, is closed (invalidated: the pool then forgets it)."""
+    async def _drop(self, lane: _Lane, *, dead: bool = False) -> None:
+        """Back to the pool, no longer a lane; a connection found dead (`dead`: its ping
+        failed), or left inside a transaction, is closed (invalidated: the pool then
+        forgets it)."""
         self._open -= 1
         with contextlib.suppress(Exception):
-            if _unusable(lane):
+            if dead or _unusable(lane):
                 await lane.conn.invalidate()
             await lane.conn.close()
 
@@ -1047,9 +1048,9 @@ class Database:
         COMMIT or ROLLBACK), not through the ORM session's transaction (its begin, commit
         and close are a greenlet each and cost about 150 us of CPU a transaction:
         bench/README.md). The session is bound to that connection for what the ORM does
-        meanwhile (its identity map; a flush, an ORM
-        statement), which runs inside the transaction begun here: SQLAlchemy's
-        asyncpg adapter begins one only when it has none, and ends none it did not begin."""
+        meanwhile (its identity map; a flush, an ORM statement), which runs inside the
+        transaction begun here: SQLAlchemy's asyncpg adapter begins one only when it has
+        none, and ends none it did not begin."""
         assert self._write_lanes is not None
         async with self._write_lanes.lent() as (conn, adapter):
             session = self._write_sessions(bind=conn)

@@ -216,3 +216,41 @@ async def test_work_cancelled_while_its_statement_runs_leaves_no_lane_behind(
             db.transaction(lambda s: s.execute(text("DROP TABLE lane_notes"))), timeout=10
         )
         await db.dispose()
+
+
+async def test_a_lane_whose_ping_fails_is_closed_not_given_back_to_the_pool(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lane idle long enough to be pinged, whose ping fails while asyncpg still says it
+    is open: it is closed (invalidated), so that the pool never lends it to anyone, and the
+    write runs on another connection."""
+    db = Database(pg_url)
+    try:
+        await db.transaction(lambda s: s.execute(text("SELECT 1")))
+        invalidated: list[int] = []
+
+        @event.listens_for(db.engine.sync_engine.pool, "invalidate")
+        def _gone(*_: Any) -> None:
+            invalidated.append(1)
+
+        sent = asyncpg.Connection.execute
+        pinged: list[asyncpg.Connection] = []
+
+        async def ping_fails(self: asyncpg.Connection, query: str, *args: Any, **kw: Any) -> Any:
+            if query == "SELECT 1":
+                pinged.append(self)
+                raise asyncpg.exceptions.InternalClientError("another operation is in progress")
+            return await sent(self, query, *args, **kw)
+
+        monkeypatch.setattr(hub.db, "PING_IDLE_SECONDS", 0.0)
+        monkeypatch.setattr(asyncpg.Connection, "execute", ping_fails)
+        found = await db.transaction(
+            lambda s: s.scalar(text("SELECT 2"))  # type: ignore[arg-type,return-value]
+        )
+        assert found == 2
+        # Closed at once: the pool did not have to find it out again by a ping of its own.
+        assert invalidated == [1] and len(pinged) == 1, (invalidated, pinged)
+        assert pinged[0].is_closed()
+    finally:
+        monkeypatch.undo()
+        await db.dispose()
