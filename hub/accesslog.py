@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
 from hub.middleware import HttpMiddleware
@@ -35,6 +36,10 @@ class AccessLog(HttpMiddleware):
 
         try:
             await self.app(scope, receive, sending)
+        except ClientDisconnect:
+            # A route reading a body its client never finished: no one to answer, nothing
+            # of the hub's failed (uvicorn would log an exception and a 500 for it).
+            pass
         except BaseException:
             if status == CLIENT_GONE:
                 status = 500

@@ -138,3 +138,55 @@ async def test_a_client_gone_before_its_body_arrived_is_let_go_quietly(settings:
     (access,) = [line for line in logged if line["event"] == "request"]
     assert access["status"] == 499, logged
     assert not [line for line in logged if line["log_level"] in ("error", "critical")], logged
+
+
+async def test_any_route_whose_client_left_mid_body_is_logged_499_not_raised(
+    settings: Settings,
+) -> None:
+    """Every route, not /graphql alone (re-attack, stop 45: a partner's webhook POST and
+    an accrual import reset mid-body still logged "Exception in ASGI application" and a
+    500): a route reading a body its client never finished ends there, quietly."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from hub.accesslog import AccessLog
+
+    async def reads(request: Request) -> Response:
+        await request.body()
+        return Response("never")
+
+    # As the hub's app stacks it: Starlette's error middleware outside the access log.
+    app = Starlette(
+        routes=[Route("/x", reads, methods=["POST"])], middleware=[Middleware(AccessLog)]
+    )
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/x",
+        "raw_path": b"/x",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"hub.test"), (b"content-length", b"500")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("hub.test", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async with running_app(settings.model_copy(update={"log_level": "INFO"})):
+        with capture_logs() as logged:  # (the hub's logging, as it runs)
+            await app(scope, receive, send)  # (raised ClientDisconnect before)
+    assert sent == []
+    (access,) = [line for line in logged if line["event"] == "request"]
+    assert access["status"] == 499, logged
