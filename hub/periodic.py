@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import structlog
 
+from hub.db import database_unavailable
+
 log = structlog.get_logger(__name__)
 
 
@@ -51,6 +53,9 @@ class Scheduler:
                 await job.run()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a failed run is logged and tried again next time
-                log.exception("job failed", job=job.name)
+            except Exception as error:  # a failed run is logged and tried again next time
+                if database_unavailable(error):  # not the job's fault; it runs again
+                    log.warning("job found the database unavailable", job=job.name)
+                else:
+                    log.exception("job failed", job=job.name)
             await asyncio.sleep(job.every_seconds)
