@@ -149,9 +149,11 @@ _VARIABLE_VALUE = re.compile(
 _ENTITY_KEYS = {"Merchant": "id", "Program": "code", "Member": "id", "Reward": "id"}
 
 
+# (Not "nothing was done": a connection lost while a write without a key committed leaves
+# its outcome unknown; a mutation sent again with its idempotencyKey is done once.)
 UNAVAILABLE_MESSAGE = (
-    "The database is not available (its connections were lost, or none was free); nothing "
-    "was done. Retry shortly: a mutation with the same idempotencyKey."
+    "The database is not available (its connections were lost, or none was free). Retry "
+    "shortly: a mutation sent again with the same idempotencyKey is done once."
 )
 
 
@@ -164,7 +166,7 @@ def _give_code(error: GraphQLError) -> None:
         return
     original = error.original_error
     if original is not None and database_unavailable(original):
-        # Not the hub's failure, and nothing half done: the caller may retry as it is.
+        # Not the hub's failure, and no transaction half done: the caller may retry.
         error.message = UNAVAILABLE_MESSAGE
         code = "UNAVAILABLE"
     elif error.path is not None or (
