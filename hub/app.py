@@ -124,6 +124,7 @@ def background_jobs(runtime: Runtime) -> Scheduler:
     scheduler.add(
         Job("partner-catalogs", settings.catalog_cache_seconds, runtime.catalog.refresh_all)
     )
+    scheduler.add(Job("idle-lanes", settings.sweep_interval_seconds, db.shed_idle_lanes))
     if settings.settlement_time is not None:
         scheduler.add(
             Job("nightly-settlement", 60, lambda: nightly(db, settings, runtime.connectors))

@@ -705,6 +705,10 @@ def _ping_on_checkout(engine: AsyncEngine) -> None:
             raise DisconnectionError(f"a pooled connection did not answer: {error}") from error
 
 
+# A lane unused this long goes back to the pool (Database.shed_idle_lanes).
+LANE_IDLE_SECONDS = 60.0
+
+
 @dataclasses.dataclass(eq=False)
 class _Lane:
     """A pooled connection a process keeps checked out (_Lanes), and its asyncpg adapter."""
@@ -825,11 +829,16 @@ class _Lanes:
                 await lane.conn.invalidate()
             await lane.conn.close()
 
-    async def shed(self) -> None:
-        """Every idle lane back to the pool (lanes are made again as work needs them)."""
-        idle, self._idle = self._idle, []
-        for lane in idle:
+    async def shed(self, idle_seconds: float = 0.0) -> int:
+        """Idle lanes unused for `idle_seconds` (every idle one by default) back to the
+        pool, which keeps at most its size of them open; how many. Lanes are made again as
+        work needs them."""
+        now = time.monotonic()
+        old = [lane for lane in self._idle if now - lane.returned_at >= idle_seconds]
+        self._idle = [lane for lane in self._idle if lane not in old]
+        for lane in old:
             await self._drop(lane)
+        return len(old)
 
     async def close(self) -> None:
         """Every idle lane back to the pool; a lane lent meanwhile goes back when its
@@ -951,6 +960,16 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.url.get_backend_name()
+
+    async def shed_idle_lanes(self, idle_seconds: float = LANE_IDLE_SECONDS) -> int:
+        """Lanes unused for `idle_seconds` back to the pool (a periodic job: after a burst
+        the process keeps no more open than its pool's size and the lanes still in use);
+        how many."""
+        shed = 0
+        for lanes in (self._write_lanes, self._read_lanes):
+            if lanes is not None:
+                shed += await lanes.shed(idle_seconds)
+        return shed
 
     async def _room(self) -> None:
         """Before a connection is taken from the pool: when the pool has none left to lend

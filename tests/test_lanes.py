@@ -254,3 +254,30 @@ async def test_a_lane_whose_ping_fails_is_closed_not_given_back_to_the_pool(
     finally:
         monkeypatch.undo()
         await db.dispose()
+
+
+async def test_lanes_idle_since_a_burst_go_back_and_the_pool_keeps_its_size(
+    pg_url: str,
+) -> None:
+    """After a burst a process keeps no more connections open than its pool's size and
+    the lanes still in use: lanes unused for a while go back to the pool (the periodic
+    "idle-lanes" job), which closes those past its size (outside attack, stop 45: 54
+    connections of three processes stayed open after a burst)."""
+    db = Database(pg_url, pool_size=1, max_overflow=4)  # a lane of each kind
+    name = db.url.database
+    try:
+        before = await _backends(name)
+        await db.transaction(lambda s: s.execute(text("SELECT 1")))
+        async with db.single_read() as reads:
+            await reads.execute(text("SELECT 1"))
+        assert await _backends(name) == before + 2  # the pool's one, and one past it
+        assert await db.shed_idle_lanes(idle_seconds=3600) == 0  # used just now: kept
+        assert await db.shed_idle_lanes(idle_seconds=0) == 2
+        for _ in range(50):
+            if await _backends(name) == before + 1:
+                break
+            await asyncio.sleep(0.05)
+        assert await _backends(name) == before + 1
+        await db.transaction(lambda s: s.execute(text("SELECT 1")))  # lanes made again
+    finally:
+        await db.dispose()
