@@ -99,26 +99,26 @@ async def test_a_number_too_long_to_read_is_named_so(api: Api) -> None:
     assert "5000 digits" in error["message"], error
 
 
-async def test_a_client_gone_before_its_body_arrived_is_let_go_quietly(settings: Settings) -> None:
-    """A client that sends a POST's headers and leaves before its body (outside attack,
-    stop 45: 7,600 sockets reset mid-request put an "Exception in ASGI application" with a
-    traceback, and a 500, in the log for each): nothing runs, nothing is answered (no one
-    is there), no error is raised, and the access log says 499."""
+async def _client_gone_mid_body(
+    app: Any, path: str, headers: list[tuple[bytes, bytes]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A POST to `app` whose client leaves before its body: what the app sent, and what it
+    logged. (It raised starlette's ClientDisconnect before stop 45.)"""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [
             (b"host", b"hub.test"),
-            (b"authorization", f"Bearer {ADMIN_KEY}".encode()),
             (b"content-type", b"application/json"),
             (b"content-length", b"40"),
+            *headers,
         ],
         "client": ("127.0.0.1", 50000),
         "server": ("hub.test", 80),
@@ -131,9 +131,19 @@ async def test_a_client_gone_before_its_body_arrived_is_let_go_quietly(settings:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
+    with capture_logs() as logged:
+        await app(scope, receive, send)
+    return sent, logged
+
+
+async def test_a_client_gone_before_its_body_arrived_is_let_go_quietly(settings: Settings) -> None:
+    """A client that sends a POST's headers and leaves before its body (outside attack,
+    stop 45: 7,600 sockets reset mid-request put an "Exception in ASGI application" with a
+    traceback, and a 500, in the log for each): nothing runs, nothing is answered (no one
+    is there), no error is raised, and the access log says 499."""
+    headers = [(b"authorization", f"Bearer {ADMIN_KEY}".encode())]
     async with running_app(settings.model_copy(update={"log_level": "INFO"})) as api:
-        with capture_logs() as logged:
-            await api.app(scope, receive, send)  # (raised ClientDisconnect before)
+        sent, logged = await _client_gone_mid_body(api.app, "/graphql", headers)
     assert sent == []
     (access,) = [line for line in logged if line["event"] == "request"]
     assert access["status"] == 499, logged
@@ -162,31 +172,8 @@ async def test_any_route_whose_client_left_mid_body_is_logged_499_not_raised(
     app = Starlette(
         routes=[Route("/x", reads, methods=["POST"])], middleware=[Middleware(AccessLog)]
     )
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/x",
-        "raw_path": b"/x",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"hub.test"), (b"content-length", b"500")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("hub.test", 80),
-    }
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
     async with running_app(settings.model_copy(update={"log_level": "INFO"})):
-        with capture_logs() as logged:  # (the hub's logging, as it runs)
-            await app(scope, receive, send)  # (raised ClientDisconnect before)
+        sent, logged = await _client_gone_mid_body(app, "/x", [])  # the hub's logging
     assert sent == []
     (access,) = [line for line in logged if line["event"] == "request"]
     assert access["status"] == 499, logged
