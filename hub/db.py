@@ -659,6 +659,12 @@ def _recovering() -> Iterator[None]:
         _RECOVERS.reset(token)
 
 
+def _moments_ago(returned_at: float) -> bool:
+    """Whether a connection given back at `returned_at` may be lent without a ping: since
+    the process last found a connection lost, and less than PING_IDLE_SECONDS ago."""
+    return returned_at > _Losses.last and time.monotonic() - returned_at < PING_IDLE_SECONDS
+
+
 def _ping_on_checkout(engine: AsyncEngine) -> None:
     """A request never gets a dead pooled connection (tests/test_hot_paths.py). A database
     that restarts or ends a backend closes the connection's socket, which the event loop
@@ -696,8 +702,7 @@ def _ping_on_checkout(engine: AsyncEngine) -> None:
         returned = record.info.get(_RETURNED_AT)
         if returned is None:
             return  # just connected
-        recent = returned > _Losses.last and time.monotonic() - returned < PING_IDLE_SECONDS
-        if recent and _RECOVERS.get():
+        if _moments_ago(returned) and _RECOVERS.get():
             return  # given back moments ago, since the last loss, to a caller that recovers
         try:
             await_only(driver.execute("SELECT 1"))
@@ -794,8 +799,7 @@ class _Lanes:
         if _unusable(lane):
             return False
         driver = lane.adapter._connection
-        idle = time.monotonic() - lane.returned_at
-        if lane.returned_at > _Losses.last and idle < PING_IDLE_SECONDS:
+        if _moments_ago(lane.returned_at):
             return True
         try:
             await driver.execute("SELECT 1")
@@ -927,6 +931,7 @@ class Database:
         self._read_lanes = (
             None if self.is_sqlite else _Lanes(self._single_engine, lanes, self._room)
         )
+        self._lanes = [kind for kind in (self._write_lanes, self._read_lanes) if kind is not None]
         self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._kept_sessions = async_sessionmaker(self._kept_engine, expire_on_commit=False)
         self._kept_single = (
@@ -965,11 +970,7 @@ class Database:
         """Lanes unused for `idle_seconds` back to the pool (a periodic job: after a burst
         the process keeps no more open than its pool's size and the lanes still in use);
         how many."""
-        shed = 0
-        for lanes in (self._write_lanes, self._read_lanes):
-            if lanes is not None:
-                shed += await lanes.shed(idle_seconds)
-        return shed
+        return sum([await lanes.shed(idle_seconds) for lanes in self._lanes])
 
     async def _room(self) -> None:
         """Before a connection is taken from the pool: when the pool has none left to lend
@@ -978,9 +979,7 @@ class Database:
         pool: Any = self.engine.sync_engine.pool
         if pool.checkedin() or pool.checkedout() < pool.size() + pool._max_overflow:
             return
-        for lanes in (self._write_lanes, self._read_lanes):
-            if lanes is not None:
-                await lanes.shed()
+        await self.shed_idle_lanes(idle_seconds=0)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -1142,9 +1141,8 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
-        for lanes in (self._write_lanes, self._read_lanes):
-            if lanes is not None:
-                await lanes.close()
+        for lanes in self._lanes:
+            await lanes.close()
         await self.engine.dispose()
         if self._kept_engine is not self.engine:
             await self._kept_engine.dispose()
