@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import datetime as dt
@@ -37,7 +38,9 @@ from sqlalchemy import (
     bindparam,
     cast,
     event,
+    func,
     insert,
+    literal,
     select,
     text,
     union_all,
@@ -47,7 +50,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, Result, create_engine, make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, IntegrityError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -76,7 +79,7 @@ from tenacity import (
 )
 
 from hub.config import Settings
-from hub.errors import LostConnection, RetryTransaction
+from hub.errors import DomainError, LostConnection, RetryTransaction
 
 T = TypeVar("T")
 M = TypeVar("M")
@@ -267,7 +270,11 @@ async def write_pending(session: AsyncSession) -> None:
     """Write now what the transaction would write as it commits: the ORM's changes and the
     rows appended so far (later ones are still appended). Before a statement that locks a
     row every transaction of its kind contends for (a reward's stock), so that the row
-    stays locked for the commit alone, not for the writes that could come first."""
+    stays locked for the commit alone, not for the writes that could come first. Where
+    writes are deferred (defer) that statement is deferred too, and goes with them all in
+    the transaction's last statement: nothing is written here."""
+    if defers(session):
+        return
     await session.flush()
     if session.info.get(APPENDED):
         await _insert_appended(session)
@@ -287,6 +294,166 @@ async def last(session: AsyncSession, work: Callable[[], Awaitable[None]]) -> No
         pending.append(work)
 
 
+DEFERRED = "deferred"  # on a PostgreSQL write session's info: its _Deferred writes
+# On a session's info: what to do with a refusal (DomainError) a deferred write's `done`
+# raises as it is sent, later than the work that deferred it (idempotency keeps it under
+# the request's key, as a refusal the work raised itself).
+LATE_REFUSAL = "late_refusal"
+
+
+class StatementPart(typing.Protocol, Hashable):
+    """The SQL of a deferred write (`defer`), built once per process for each place it takes
+    in a statement: hashable, so that a statement of the same parts is built once."""
+
+    def build(self, prefix: str) -> tuple[list[Any], list[Any]]:
+        """Its CTEs and its result columns, each name (CTEs', parameters', columns')
+        starting with `prefix`."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Deferred:
+    """A write sent with the transaction's next statement: its SQL, its parameters (named
+    without the prefix), the rows it updates (table, key), and what to do with its result
+    columns (named without the prefix) once it ran; `entries`: an entry's, so that a
+    unique key of the entries found taken means a concurrent twin (RetryTransaction)."""
+
+    part: StatementPart
+    params: Mapping[str, Any]
+    rows: frozenset[tuple[str, Any]] = frozenset()
+    done: Callable[[Mapping[str, Any]], None] | None = None
+    entries: bool = False
+
+
+class _Deferred:
+    """A write session's deferred writes, in order, and the rows they update."""
+
+    def __init__(self) -> None:
+        self.writes: list[Deferred] = []
+        self.rows: set[tuple[str, Any]] = set()
+
+    def take(self) -> list[Deferred]:
+        writes, self.writes = self.writes, []
+        self.rows = set()
+        return writes
+
+
+async def defer(session: AsyncSession, write: Deferred) -> None:
+    """Send `write` with the transaction's next statement, in one round trip with it: on
+    PostgreSQL a write transaction's writes nothing reads back before the commit (an
+    entry, a row's UPDATE, a stock's) go with its appended rows as it commits (data-
+    modifying CTEs of one statement), or with whatever it sends first (a read waits for
+    none of them: they are sent first, in one statement of their own). Two writes of one row
+    are never in one statement (PostgreSQL would make one of them): the first ones go
+    first. Anywhere else the write is sent now."""
+    pending: _Deferred | None = session.info.get(DEFERRED)
+    if pending is None:
+        await _send_deferred(session, [write])
+        return
+    if pending.rows & write.rows:
+        await _send_deferred(session, pending.take())
+    pending.writes.append(write)
+    pending.rows |= write.rows
+
+
+def defers(session: AsyncSession) -> bool:
+    """Whether the session's writes may be deferred (`defer` sends them later)."""
+    return DEFERRED in session.info
+
+
+async def send_deferred(session: AsyncSession) -> None:
+    """Send the session's deferred writes now (before any other statement: it may read
+    what they write, or refer to it)."""
+    pending: _Deferred | None = session.info.get(DEFERRED)
+    if pending is not None and pending.writes:
+        await _send_deferred(session, pending.take())
+
+
+async def _send_deferred(
+    session: AsyncSession,
+    writes: Sequence[Deferred],
+    shape: Shape = (),
+    appended: Mapping[str, Any] | None = None,
+) -> None:
+    """One statement of `writes` and the appended rows of `shape` (their parameters in
+    `appended`); then each write's `done` with its columns."""
+    statement = _deferred_at_once(tuple(w.part for w in writes), shape)
+    params = dict(appended or {})
+    for k, write in enumerate(writes):
+        params.update({f"p{k}_{name}": value for name, value in write.params.items()})
+    try:
+        row = await statement.row(session, params)
+    except IntegrityError as error:
+        if any(w.entries for w in writes) and _violated_table(error) == "entries":
+            raise RetryTransaction() from error  # a concurrent twin: run again to see it
+        raise
+    assert row is not None  # one row whatever happened
+    for k, write in enumerate(writes):
+        if write.done is not None:
+            prefix = f"p{k}_"
+            try:
+                write.done({n[len(prefix) :]: v for n, v in row.items() if n.startswith(prefix)})
+            except DomainError as refusal:
+                late: Callable[[DomainError], None] | None = session.info.get(LATE_REFUSAL)
+                if late is not None:
+                    late(refusal)
+                raise
+
+
+def _violated_table(error: IntegrityError) -> str | None:
+    """The table whose constraint the statement violated, as PostgreSQL names it."""
+    cause = error.orig.__cause__ if error.orig is not None else None
+    return getattr(cause, "table_name", None)
+
+
+@functools.lru_cache(maxsize=256)
+def _deferred_at_once(parts: tuple[StatementPart, ...], shape: Shape) -> Prepared:
+    """The deferred writes' CTEs (part k's names prefixed p{k}_), then an INSERT per
+    appended table, all CTEs of a SELECT of the writes' result columns (one row; PostgreSQL
+    runs an unreferenced data-modifying CTE all the same), built once per shape. A table
+    given one row inserts VALUES; one given several, its rows' SELECTs joined by UNION ALL,
+    in order (a multi-row VALUES is compiled anew on every call: SQLAlchemy does not cache
+    it)."""
+    ctes: list[Any] = []
+    columns: list[Any] = []
+    for k, part in enumerate(parts):
+        built, given = part.build(f"p{k}_")
+        ctes.extend(built)
+        columns.extend(given)
+    ctes.extend(
+        _insert_rows(i, table, names, count).cte(f"appended_{i}")
+        for i, (table, names, count) in enumerate(shape)
+    )
+    statement = select(*columns) if columns else select(literal(1).label("one"))
+    return Prepared(statement.add_cte(*ctes), sends_deferred=False)
+
+
+_ID_BLOCKS = "id_blocks"  # on a PostgreSQL write session's info: ids drawn ahead (next_id)
+_ID_BLOCK = 32  # ids drawn at once
+
+
+async def next_id(session: AsyncSession, table: Table) -> int:
+    """The next value of the sequence of `table`'s `id` (PostgreSQL), for a row written
+    later (defer) whose id is needed now: drawn from a block of them this process drew
+    ahead, one round trip every _ID_BLOCK ids. Ids are then not given in the order rows
+    are written, which no sequence promises anyway (nothing here orders by them)."""
+    blocks: dict[str, collections.deque[int]] = session.info.setdefault(_ID_BLOCKS, {})
+    block = blocks.setdefault(table.name, collections.deque())
+    if not block:
+        drawn = await _draw_ids(table.name).all(session, {})
+        block.extend(sorted(int(row["id"]) for row in drawn))
+    return block.popleft()
+
+
+@functools.cache
+def _draw_ids(table: str) -> Prepared:
+    sequence = func.pg_get_serial_sequence(literal(table), literal("id"))
+    return Prepared(
+        select(func.nextval(sequence).label("id")).select_from(func.generate_series(1, _ID_BLOCK)),
+        sends_deferred=False,  # (a sequence's value is no row a deferred write writes)
+    )
+
+
 async def _insert_now(
     session: AsyncSession, table: Table, rows: Sequence[Mapping[str, Any]]
 ) -> None:
@@ -295,17 +462,18 @@ async def _insert_now(
 
 
 async def _insert_appended(session: AsyncSession) -> None:
+    """The appended rows, and the deferred writes with them (one statement, as the
+    transaction commits: they are its last writes)."""
     appended: list[tuple[Table, Sequence[Mapping[str, Any]]]] = session.info.pop(APPENDED, [])
-    if not appended:
-        return
     await session.flush()  # the ORM's rows first: an appended row may refer to one
+    pending: _Deferred | None = session.info.get(DEFERRED)
+    writes = pending.take() if pending is not None else []
     grouped: dict[Table, list[Mapping[str, Any]]] = {}
     for table, rows in appended:
         grouped.setdefault(table, []).extend(rows)
     few = {t: rows for t, rows in grouped.items() if len(rows) <= _AT_ONCE_ROWS_OF_A_TABLE}
-    if (
-        session.get_bind().dialect.name == "postgresql"
-        and 1 < sum(len(rows) for rows in few.values()) <= _AT_ONCE_ROWS
+    if session.get_bind().dialect.name == "postgresql" and (
+        1 - len(writes) < sum(len(rows) for rows in few.values()) <= _AT_ONCE_ROWS
     ):
         shape: Shape = tuple((t, tuple(rows[0]), len(rows)) for t, rows in few.items())
         params = {
@@ -314,8 +482,10 @@ async def _insert_appended(session: AsyncSession) -> None:
             for n, row in enumerate(rows)
             for column in shape[i][1]
         }
-        await _appended_at_once(shape).execute(session, params)
+        await _send_deferred(session, writes, shape, params)
         grouped = {t: rows for t, rows in grouped.items() if t not in few}
+    elif writes:
+        await _send_deferred(session, writes)
     # The tables given one row first: a row of a table given several may refer to one.
     for table, rows in sorted(grouped.items(), key=lambda item: len(item[1]) > 1):
         await _insert_now(session, table, rows)
@@ -324,20 +494,6 @@ async def _insert_appended(session: AsyncSession) -> None:
 @functools.cache
 def _insert_into(table: Table) -> Insert:
     return insert(table)
-
-
-@functools.lru_cache(maxsize=128)
-def _appended_at_once(shape: Shape) -> Prepared:
-    """One INSERT per table, the last one the statement and the others its CTEs (PostgreSQL
-    runs an unreferenced data-modifying CTE all the same), built once per shape. A table
-    given one row inserts VALUES; one given several, its rows' SELECTs joined by UNION
-    ALL, in order (a multi-row VALUES is compiled anew on every call: SQLAlchemy does not
-    cache it)."""
-    inserts = [
-        _insert_rows(i, table, columns, count) for i, (table, columns, count) in enumerate(shape)
-    ]
-    *before, last = inserts
-    return Prepared(last.add_cte(*(part.cte(f"appended_{i}") for i, part in enumerate(before))))
 
 
 def _insert_rows(i: int, table: Table, columns: tuple[str, ...], count: int) -> Insert:
@@ -474,6 +630,7 @@ async def _before_commit(session: AsyncSession, progress: dict[str, bool] | None
     await _insert_appended(session)
     for work in session.info.pop(LAST):
         await work()
+    await send_deferred(session)  # what the last work deferred
     await session.flush()
     if progress is not None:
         progress[COMMITTING] = True
@@ -536,7 +693,50 @@ class _WriteAsyncSession(AsyncSession):
     async def flush(self, objects: Sequence[Any] | None = None) -> None:
         if objects is None and self.sync_session._is_clean():
             return
+        await send_deferred(self)  # what the ORM writes may refer to a deferred write's rows
         await super().flush(objects)
+
+    # Every statement the ORM sends goes after the deferred writes (defer), which it may
+    # read or refer to.
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        await send_deferred(self)
+        return await super().execute(*args, **kwargs)
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        await send_deferred(self)
+        return await super().scalar(*args, **kwargs)
+
+    async def scalars(self, *args: Any, **kwargs: Any) -> Any:
+        await send_deferred(self)
+        return await super().scalars(*args, **kwargs)
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        await send_deferred(self)
+        return await super().get(*args, **kwargs)
+
+    async def get_one(self, *args: Any, **kwargs: Any) -> Any:
+        await send_deferred(self)
+        return await super().get_one(*args, **kwargs)
+
+    async def refresh(self, *args: Any, **kwargs: Any) -> None:
+        await send_deferred(self)
+        await super().refresh(*args, **kwargs)
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        await send_deferred(self)
+        return await super().stream(*args, **kwargs)
+
+    async def stream_scalars(self, *args: Any, **kwargs: Any) -> Any:
+        await send_deferred(self)
+        return await super().stream_scalars(*args, **kwargs)
+
+    async def run_sync(self, *args: Any, **kwargs: Any) -> Any:
+        await send_deferred(self)
+        return await super().run_sync(*args, **kwargs)
+
+    async def connection(self, *args: Any, **kwargs: Any) -> Any:
+        await send_deferred(self)  # (its user may send anything on it)
+        return await super().connection(*args, **kwargs)
 
 
 @event.listens_for(_WriteSession, "loaded_as_persistent")
@@ -951,6 +1151,8 @@ class Database:
         # What the process keeps in memory for every session to read (the Runtime puts its
         # hub.caches.Caches under KEPT): set on each session's info as it opens.
         self.kept: dict[str, Any] = {}
+        # Ids drawn ahead from PostgreSQL's sequences, by table (next_id).
+        self._id_blocks: dict[str, collections.deque[int]] = {}
 
     @classmethod
     def configured(cls, settings: Settings) -> Database:
@@ -1058,6 +1260,9 @@ class Database:
         session.info.update(self.kept)
         session.info[APPENDED] = []
         session.info[LAST] = []
+        if not self.is_sqlite:
+            session.info[DEFERRED] = _Deferred()
+            session.info[_ID_BLOCKS] = self._id_blocks
 
     @asynccontextmanager
     async def _asyncpg_write(self, progress: dict[str, bool] | None) -> AsyncIterator[AsyncSession]:
@@ -1202,11 +1407,15 @@ class Prepared:
     connection (its statement cache). On SQLite, and for a statement with an expanding
     parameter (an IN list: use `= ANY(array)` here), it runs through SQLAlchemy."""
 
-    def __init__(self, statement: Any, *, autoflush: bool = False) -> None:
+    def __init__(
+        self, statement: Any, *, autoflush: bool = False, sends_deferred: bool = True
+    ) -> None:
         """`autoflush`: flush the session's pending ORM changes first, as an ORM read would
-        (for a read that replaces one)."""
+        (for a read that replaces one). `sends_deferred`: send the session's deferred
+        writes first (defer): for any statement that may read or refer to what they write."""
         self.statement: Any = statement
         self.autoflush = autoflush
+        self.sends_deferred = sends_deferred
         self._compiled: tuple[str, _Binds, list[Any]] | None = None
         self._processors: list[tuple[str, Any]] | None = None
 
@@ -1279,6 +1488,8 @@ class Prepared:
         await self._run(session, driver, params, "execute")
 
     async def _driver(self, session: AsyncSession) -> Any:
+        if self.sends_deferred:
+            await send_deferred(session)
         if self.autoflush:
             sync = session.sync_session
             if sync.autoflush and not sync._is_clean():  # pending changes: as the ORM's reads
@@ -1414,9 +1625,13 @@ async def write_changes(session: AsyncSession, row: object) -> None:
         (key_column,) = mapper.primary_key
         params = {f"v_{column}": value for column, value in values.items()}
         params["row_key"] = state.dict[mapper.get_property_by_column(key_column).key]
-        update_row = _update_of(mapper.local_table, tuple(sorted(values)))
-        with session.no_autoflush:  # (SQLite's execution would flush the row first)
-            await update_row.execute(session, params)
+        table, columns = mapper.local_table, tuple(sorted(values))
+        if defers(session):  # (nothing reads the row back from the database meanwhile)
+            row_key = (table.name, params["row_key"])
+            await defer(session, Deferred(_UpdateOf(table, columns), params, frozenset([row_key])))
+        else:
+            with session.no_autoflush:  # (SQLite's execution would flush the row first)
+                await _update_of(table, columns).execute(session, params)
     # As a flush leaves a row it wrote: its values the committed ones, not dirty.
     state._commit_all(state.dict, session.sync_session.identity_map)
 
@@ -1424,12 +1639,28 @@ async def write_changes(session: AsyncSession, row: object) -> None:
 @functools.lru_cache(maxsize=64)
 def _update_of(table: Table, columns: tuple[str, ...]) -> Prepared:
     """`UPDATE table SET columns WHERE its key = :row_key`, the values named v_<column>."""
-    (key,) = table.primary_key.columns
-    return Prepared(
-        update(table)
-        .where(key == bindparam("row_key", type_=key.type))
-        .values({c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns})
-    )
+    return Prepared(_UpdateOf(table, columns).update(""))
+
+
+@dataclasses.dataclass(frozen=True)
+class _UpdateOf:
+    """_update_of's UPDATE as a deferred write's CTE (StatementPart)."""
+
+    table: Table
+    columns: tuple[str, ...]
+
+    def update(self, prefix: str) -> Any:
+        (key,) = self.table.primary_key.columns
+        return (
+            update(self.table)
+            .where(key == bindparam(f"{prefix}row_key", type_=key.type))
+            .values(
+                {c: bindparam(f"{prefix}v_{c}", type_=self.table.c[c].type) for c in self.columns}
+            )
+        )
+
+    def build(self, prefix: str) -> tuple[list[Any], list[Any]]:
+        return [self.update(prefix).cte(f"{prefix}updated")], []
 
 
 async def insert_row(session: AsyncSession, row: object, *, appended: bool = False) -> None:

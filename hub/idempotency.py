@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import validate
 from hub.auth import Principal
-from hub.db import KEYED, Database, Prepared, insert_or_skip, utcnow
+from hub.db import KEYED, LATE_REFUSAL, Database, Prepared, insert_or_skip, utcnow
 from hub.enums import ErrorCode
 from hub.errors import DomainError, IdempotencyConflict, InvalidInput, RetryTransaction, spelled
 from hub.models import IdempotencyRecord
@@ -211,12 +211,19 @@ async def once(
             raise _refusal(stored[REFUSED])
         session.info[REPLAYED] = True
         return stored
-    try:
-        result = await effect()
-    except DomainError as refusal:
+
+    def keep(refusal: DomainError) -> None:
         if refusal.code not in _NOT_KEPT:
             record = {"scope": scope, "key": key, "operation": operation, "request_hash": digest}
             setattr(refusal, _KEYED_AS, record)
+
+    # A refusal of the effect's deferred writes, raised as they are sent (a reward sold out
+    # by the last statement), is kept as one the effect raised.
+    session.info[LATE_REFUSAL] = keep
+    try:
+        result = await effect()
+    except DomainError as refusal:
+        keep(refusal)
         raise
     if known is not None:
         assert result == known, (result, known)

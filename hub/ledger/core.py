@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,6 @@ from sqlalchemy import (
     cast,
     func,
     insert,
-    literal,
     null,
     select,
     true,
@@ -36,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from hub.db import KEPT, Prepared, adopted, detached, utcnow
+from hub.db import KEPT, Deferred, Prepared, adopted, defer, detached, next_id, utcnow
 from hub.enums import AccountKind, EntryKind
 from hub.errors import BalanceLimit, FieldPath, InsufficientPoints, NotFound, RetryTransaction
 from hub.models import Account, Entry, Lot, LotUse, Posting
@@ -230,38 +229,49 @@ class Journal:
     async def _post_at_once(
         self, values: dict[str, Any], sides: Sequence[Side], rider: Rider | None
     ) -> Entry:
-        """PostgreSQL: one statement (data-modifying CTEs) moves the member balances within
+        """PostgreSQL: one write (data-modifying CTEs) moves the member balances within
         [0, MAX_BALANCE], and, only when every one moved, writes the entry, its postings
-        and its rider. Nothing but the balances is written when one could not move, and
-        the caller's transaction is then abandoned (the error raised says why).
+        and its rider. It is deferred (hub.db.defer): sent with the transaction's next
+        statement, or with its appended rows as it commits, so the entry's id is drawn
+        first (next_id). The balances are the ones this transaction holds (post() checked
+        them); the write checks them again, and a balance that could not move makes the
+        transaction fail there (the error raised says why), nothing written.
 
-        The statement is built once per shape (which sides are members, which rider) and
-        takes this entry's values as parameters."""
+        The SQL is built once per shape (which sides are members, which rider) and takes
+        this entry's values as parameters."""
         shape = tuple(side.account.kind == AccountKind.MEMBER for side in sides)
-        statement = _entry_at_once(shape, type(rider).__name__ if rider else None)
+        entry_id = await next_id(self.session, _ENTRIES)
         # Every name prefixed: an UPDATE would also set a column its parameters name.
         params = {f"entry_{k}": v for k, v in values.items()}
+        params["entry_id"] = entry_id
+        rows = set()
         for n, side in enumerate(sides):
             params[f"account_{n}"] = side.account.id
             params[f"amount_{n}"] = side.amount
+            if shape[n]:
+                rows.add(("accounts", side.account.id))
         if isinstance(rider, NewLot):
             params.update({f"lot_{k}": v for k, v in _lot_values(rider).items()})
         elif isinstance(rider, TakenLots):
             params["taken_lots"] = [i for i, _ in rider.taken]
             params["taken_points"] = [p for _, p in rider.taken]
-        try:
-            row = await statement.row(self.session, params)
-            assert row is not None  # one row whatever happened
-        except IntegrityError as exc:  # a concurrent twin (same order); run again to see it
-            raise RetryTransaction() from exc
-        for n, (side, member) in enumerate(zip(sides, shape, strict=True)):
-            if member:
+            rows.update(("lots", i) for i, _ in rider.taken)
+        moved = [(n, side, side.account.balance) for n, side in enumerate(sides) if shape[n]]
+
+        def done(row: Mapping[str, Any]) -> None:
+            for n, side, before in moved:
                 if row[f"b{n}"] is None:
+                    set_committed_value(side.account, "balance", before)
                     raise _refused(side.account, side.amount)
                 set_committed_value(side.account, "balance", int(row[f"b{n}"]))
-        # The entry as written (the caller takes its id and values), in no session: nothing
-        # in the transaction reads an entry back through the session's identity map.
-        return detached(Entry, {c.name: row[c.name] for c in _ENTRIES.c})
+
+        for _, side, before in moved:  # as it will stand (a balance this transaction locked)
+            set_committed_value(side.account, "balance", before + side.amount)
+        part = _EntryAtOnce(shape, type(rider).__name__ if rider else None)
+        await defer(self.session, Deferred(part, params, frozenset(rows), done=done, entries=True))
+        # The entry as it will be written (the caller takes its id and values), in no
+        # session: nothing in the transaction reads an entry back through the identity map.
+        return detached(Entry, {"id": entry_id, **values})
 
     async def _move(self, account: Account, amount: int) -> int:
         """Change a member balance atomically, within [0, MAX_BALANCE]; the new balance."""
@@ -342,75 +352,83 @@ _TAKE_FROM_LOT = (
 _MOVE = _moved(bindparam("account", type_=BigInteger()), bindparam("amount", type_=BigInteger()))
 
 
-@functools.cache
-def _entry_at_once(shape: tuple[bool, ...], rider: str | None) -> Prepared:
-    """PostgreSQL's one statement for an entry whose sides are members where `shape` says,
-    with this kind of rider (its class's name). Its parameters: the entry's values
-    (entry_*), account_n and amount_n for each side, and the rider's (lot_*, or taken_lots and
-    taken_points)."""
-    accounts = [bindparam(f"account_{n}", type_=BigInteger()) for n in range(len(shape))]
-    amounts = [bindparam(f"amount_{n}", type_=BigInteger()) for n in range(len(shape))]
-    moved = {
-        n: _moved(accounts[n], amounts[n]).cte(f"moved_{n}")
-        for n, member in enumerate(shape)
-        if member
-    }
-    after = {n: select(cte.c.balance).scalar_subquery() for n, cte in moved.items()}
-    entry = (
-        insert(_ENTRIES)
-        .from_select(
-            list(ENTRY_VALUES),
-            select(
-                *(bindparam(f"entry_{k}", type_=_ENTRIES.c[k].type) for k in ENTRY_VALUES)
-            ).where(*(select(cte).exists() for cte in moved.values())),
-        )
-        .returning(*_ENTRIES.c)
-        .cte("entry")
-    )
-    postings = insert(_POSTINGS).from_select(
-        ["entry_id", "account_id", "amount", "balance_after"],
-        union_all(
-            *(
+@dataclass(frozen=True)
+class _EntryAtOnce:
+    """PostgreSQL's write of an entry whose sides are members where `shape` says, with this
+    kind of rider (its class's name), as CTEs (hub.db.StatementPart). Its parameters: the
+    entry's id and values (entry_*), account_n and amount_n for each side, and the rider's
+    (lot_*, or taken_lots and taken_points); its columns: b{n}, the new balance of each
+    member side (NULL where one did not move, and then nothing else is written)."""
+
+    shape: tuple[bool, ...]
+    rider: str | None
+
+    def build(self, prefix: str) -> tuple[list[Any], list[Any]]:
+        def param(name: str, type_: Any) -> Any:
+            return bindparam(f"{prefix}{name}", type_=type_)
+
+        count = len(self.shape)
+        accounts = [param(f"account_{n}", BigInteger()) for n in range(count)]
+        amounts = [param(f"amount_{n}", BigInteger()) for n in range(count)]
+        moved = {
+            n: _moved(accounts[n], amounts[n]).cte(f"{prefix}moved_{n}")
+            for n, member in enumerate(self.shape)
+            if member
+        }
+        after = {n: select(cte.c.balance).scalar_subquery() for n, cte in moved.items()}
+        entry = (
+            insert(_ENTRIES)
+            .from_select(
+                ["id", *ENTRY_VALUES],
                 select(
-                    entry.c.id,
-                    accounts[n],
-                    amounts[n],
-                    after.get(n, cast(null(), BigInteger())),
-                )
-                for n in range(len(shape))
+                    param("entry_id", _ENTRIES.c.id.type),
+                    *(param(f"entry_{k}", _ENTRIES.c[k].type) for k in ENTRY_VALUES),
+                ).where(*(select(cte).exists() for cte in moved.values())),
             )
-        ),
-    )
-    # One row whatever happened: the new balances (NULL where one did not move) and the
-    # entry (NULL when it was not written).
-    one = select(literal(1).label("one")).subquery()
-    statement = select(
-        *(balance.label(f"b{n}") for n, balance in after.items()), *entry.c
-    ).select_from(one.outerjoin(entry, true()))
-    statement = statement.add_cte(*moved.values(), postings.cte("postings"))
-    for n, ride in enumerate(_riders_at_once(rider, entry)):
-        statement = statement.add_cte(ride.cte(f"rider_{n}"))
-    return Prepared(statement)
+            .returning(_ENTRIES.c.id)
+            .cte(f"{prefix}entry")
+        )
+        postings = insert(_POSTINGS).from_select(
+            ["entry_id", "account_id", "amount", "balance_after"],
+            union_all(
+                *(
+                    select(
+                        entry.c.id,
+                        accounts[n],
+                        amounts[n],
+                        after.get(n, cast(null(), BigInteger())),
+                    )
+                    for n in range(count)
+                )
+            ),
+        )
+        riders = _riders_at_once(self.rider, entry, param)
+        ctes = [
+            *moved.values(),
+            entry,
+            postings.cte(f"{prefix}postings"),
+            *(ride.cte(f"{prefix}rider_{n}") for n, ride in enumerate(riders)),
+        ]
+        return ctes, [balance.label(f"{prefix}b{n}") for n, balance in after.items()]
 
 
-def _riders_at_once(rider: str | None, entry: CTE) -> list[Any]:
+def _riders_at_once(rider: str | None, entry: CTE, param: Callable[[str, Any], Any]) -> list[Any]:
     """The rider's statements for the entry's one statement: each selects from the entry, so
-    it writes nothing when the entry was not written."""
+    it writes nothing when the entry was not written. `param`: a parameter by name and
+    type."""
     entry_id = entry.c.id
     if rider == NewLot.__name__:
         return [
             insert(_LOTS).from_select(
                 [*_LOT_VALUES, "entry_id"],
-                select(
-                    *(bindparam(f"lot_{k}", type_=_LOTS.c[k].type) for k in _LOT_VALUES), entry_id
-                ),
+                select(*(param(f"lot_{k}", _LOTS.c[k].type) for k in _LOT_VALUES), entry_id),
             )
         ]
     if rider == TakenLots.__name__:
         taken = (
             func.unnest(
-                bindparam("taken_lots", type_=ARRAY(BigInteger())),
-                bindparam("taken_points", type_=ARRAY(BigInteger())),
+                param("taken_lots", ARRAY(BigInteger())),
+                param("taken_points", ARRAY(BigInteger())),
             )
             .table_valued("lot_id", "points")
             .render_derived(name="taken")

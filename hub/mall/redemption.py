@@ -453,15 +453,16 @@ async def redeem(
     answered yet is PENDING and the saga finishes it later.
     """
 
-    async def work(session: AsyncSession) -> tuple[Redemption, bool, ListedReward | None]:
+    async def work(session: AsyncSession) -> tuple[Redemption, bool, Reward | None]:
         rid = await start(session, principal, settings, factory, request)
         replay = idempotency.replayed(session)
         reward = None if replay else held_row(session, Reward, request.reward_id)
-        listed = ListedReward.of_instance(reward) if reward is not None else None
-        return await _row(session, rid), replay, listed
+        return await _row(session, rid), replay, reward
 
     made, replay, reward = await idempotency.transaction(db, work)
-    return Redeemed(await _onwards(db, settings, factory, made, replay), reward)
+    # The reward as the commit left it (its stock taken as the transaction's last write).
+    listed = ListedReward.of_instance(reward) if reward is not None else None
+    return Redeemed(await _onwards(db, settings, factory, made, replay), listed)
 
 
 async def cancel(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.db import Database, get_row
+from hub.db import Database, get_row, send_deferred
 from hub.errors import OutOfStock
 from hub.mall import inventory
 from hub.models import Reward
@@ -26,10 +26,13 @@ async def test_stock_is_taken_while_there_is_enough_and_given_back(
         async with db.write() as session:
             reward = await get_row(session, Reward, "jade:TEA")
             assert reward is not None and reward.stock == 3
+            # Deferred on PostgreSQL: the UPDATE goes with the transaction's next statement.
             await inventory.take(session, reward, None, 2)
+            await send_deferred(session)
             assert reward.stock == 1  # the held row says what the database now has
             with pytest.raises(OutOfStock):
                 await inventory.take(session, reward, None, 2)
+                await send_deferred(session)
             assert reward.stock == 1
             await inventory.give_back(session, reward.id, None, 2)
             assert reward.stock == 1  # not yet: as the transaction commits
