@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from connectors.base import ConnectorFactory
@@ -29,6 +29,7 @@ from hub.errors import AlreadyExists, FieldPath, InvalidInput, NotFound
 from hub.idempotency import First, first_read
 from hub.ids import new_id
 from hub.ledger.core import locked_accounts
+from hub.ledger.points import keep_open_lots, open_lots_with_lock
 from hub.member_view import AccountView
 from hub.merchants import get_program
 from hub.models import Account, Entry, Member, Posting, Program
@@ -176,27 +177,34 @@ def _accounts_in(programs: int, lock: bool) -> Prepared:
 
 
 @functools.cache
-def _member_and_accounts_locked(programs: int) -> Prepared:
+def _member_and_accounts_locked(programs: int, postgres: bool) -> Prepared:
     """The member's row and its accounts in `programs` programs, locked (FOR UPDATE, the
-    accounts in id order), as one Core read: each column labelled by its table."""
+    accounts in id order), as one Core read: each column labelled by its table. On
+    PostgreSQL each account's open lots come with it (open_lots_with_lock), for a debit
+    that follows not to read them again."""
     member = bindparam("member", type_=_MEMBERS.c.id.type)
     codes = _program_binds(programs)
     on = _ACCOUNT_ROWS.c.member_id == _MEMBERS.c.id
+    query = labelled_join(_MEMBERS, "m_", _ACCOUNT_ROWS, "a_", on).where(
+        _MEMBERS.c.id == member, _ACCOUNT_ROWS.c.program_code.in_(codes)
+    )
+    locked: list[Any] = []
+    if postgres:
+        lots, columns = open_lots_with_lock(_ACCOUNT_ROWS)
+        query = query.add_columns(*columns).join(lots, true())
+        locked = [_MEMBERS, _ACCOUNT_ROWS]  # not the lots' aggregate
     return Prepared(
-        labelled_join(_MEMBERS, "m_", _ACCOUNT_ROWS, "a_", on)
-        .where(_MEMBERS.c.id == member, _ACCOUNT_ROWS.c.program_code.in_(codes))
-        .order_by(_ACCOUNT_ROWS.c.id)
-        .with_for_update(key_share=True),
+        query.order_by(_ACCOUNT_ROWS.c.id).with_for_update(key_share=True, of=locked or None),
         autoflush=True,
     )
 
 
-def locking_read(member_id: str, program_codes: Sequence[str]) -> First:
+def locking_read(member_id: str, program_codes: Sequence[str], *, postgres: bool = True) -> First:
     """lock_member_and_accounts' read: its statement and parameters (for the key's claim to
-    send with it: idempotency.once's `first`)."""
+    send with it, on PostgreSQL: idempotency.once's `first`)."""
     params: dict[str, Any] = {"member": member_id}
     params.update({f"program_{n}": code for n, code in enumerate(program_codes)})
-    return _member_and_accounts_locked(len(program_codes)), params
+    return _member_and_accounts_locked(len(program_codes), postgres), params
 
 
 async def lock_member_and_accounts(
@@ -208,7 +216,8 @@ async def lock_member_and_accounts(
     None when the read found no account of it in these programs (no such member, or none
     enrolled there: the caller reads them apart, to say which). A hot path's read: Core,
     its rows made the session's instances without the ORM's loading (db.adopted)."""
-    statement, params = locking_read(member_id, program_codes)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    statement, params = locking_read(member_id, program_codes, postgres=postgres)
     rows = await first_read(session, statement, params)
     if not rows:
         return None
@@ -218,6 +227,8 @@ async def lock_member_and_accounts(
         account = adopted(session, Account, columns_of(row, "a_"))
         cache[(member_id, account.program_code)] = account
         held[account.id] = account
+        if postgres:
+            keep_open_lots(session, account.id, row)
     return adopted(session, Member, columns_of(rows[0], "m_"))
 
 

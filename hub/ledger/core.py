@@ -264,6 +264,10 @@ class Journal:
                     set_committed_value(side.account, "balance", before)
                     raise _refused(side.account, side.amount)
                 set_committed_value(side.account, "balance", int(row[f"b{n}"]))
+            if isinstance(rider, TakenLots) and row["lots"] != len(rider.taken):
+                # A lot held fewer points than the debit read (never, as the lots are read
+                # with the account's lock): run again, to read them afresh.
+                raise RetryTransaction()
 
         for _, side, before in moved:  # as it will stand (a balance this transaction locked)
             set_committed_value(side.account, "balance", before + side.amount)
@@ -402,14 +406,16 @@ class _EntryAtOnce:
                 )
             ),
         )
-        riders = _riders_at_once(self.rider, entry, param)
-        ctes = [
-            *moved.values(),
-            entry,
-            postings.cte(f"{prefix}postings"),
-            *(ride.cte(f"{prefix}rider_{n}") for n, ride in enumerate(riders)),
+        riders = [
+            ride.cte(f"{prefix}rider_{n}")
+            for n, ride in enumerate(_riders_at_once(self.rider, entry, param))
         ]
-        return ctes, [balance.label(f"{prefix}b{n}") for n, balance in after.items()]
+        ctes = [*moved.values(), entry, postings.cte(f"{prefix}postings"), *riders]
+        columns = [balance.label(f"{prefix}b{n}") for n, balance in after.items()]
+        if self.rider == TakenLots.__name__:  # how many lots it took from
+            taken = select(func.count()).select_from(riders[-1]).scalar_subquery()
+            columns.append(taken.label(f"{prefix}lots"))
+        return ctes, columns
 
 
 def _riders_at_once(rider: str | None, entry: CTE, param: Callable[[str, Any], Any]) -> list[Any]:
@@ -440,9 +446,16 @@ def _riders_at_once(rider: str | None, entry: CTE, param: Callable[[str, Any], A
                     taken.join(entry, true())
                 ),
             ),
+            # A lot that no longer holds what it is taken (its read was stale) is not taken
+            # from: the rows it updates then fall short of the lots (the entry's `lots`).
             update(_LOTS)
-            .where(_LOTS.c.id == taken.c.lot_id, select(entry_id).exists())
-            .values(remaining=_LOTS.c.remaining - taken.c.points),
+            .where(
+                _LOTS.c.id == taken.c.lot_id,
+                _LOTS.c.remaining >= taken.c.points,
+                select(entry_id).exists(),
+            )
+            .values(remaining=_LOTS.c.remaining - taken.c.points)
+            .returning(_LOTS.c.id),
         ]
     return []
 

@@ -7,7 +7,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.db import Prepared
@@ -312,8 +324,60 @@ _EMPTY_LOTS = (
 
 
 async def _open_lots(session: AsyncSession, account: Account) -> list[OpenLot]:
-    """The account's lots with points left, soonest-expiring first (never-expiring last)."""
+    """The account's lots with points left, soonest-expiring first (never-expiring last):
+    those read with the account's lock (OPEN_LOTS), once, or else read now."""
+    kept: dict[int, list[OpenLot]] | None = session.info.get(OPEN_LOTS)
+    if kept is not None and account.id in kept:
+        return kept.pop(account.id)
     return [OpenLot(**row) for row in await _OPEN_LOTS.all(session, {"account": account.id})]
+
+
+# On a session's info: the open lots of accounts, by account id, read with the accounts'
+# lock (open_lots_with_lock): the next debit of each takes them instead of reading them.
+OPEN_LOTS = "open_lots"
+_ORDER = (_LOTS.c.expires_at.asc().nulls_last(), _LOTS.c.id)
+
+
+def open_lots_with_lock(accounts: Table) -> tuple[Any, list[Any]]:
+    """For a read that locks rows of `accounts` (FOR UPDATE OF them): a LATERAL subquery of
+    each one's open lots, as arrays in _open_lots' order, and the columns to select: the
+    arrays (l_ids, l_remaining, l_expires_at) and the row's xmin as the lock found it
+    (l_now) and as the read's snapshot saw it (l_seen). When they differ, a transaction
+    changed the account after the snapshot was taken (the lock waited for it), and every
+    change of a lot is one of its account's (an entry): the lots read are then not kept."""
+    lots = (
+        select(
+            *(
+                func.array_agg(aggregate_order_by(column, *_ORDER)).label(f"l_{column.key}")
+                for column in _LOT_COLUMNS
+            )
+        )
+        .where(_LOTS.c.account_id == accounts.c.id, _LOTS.c.remaining > 0)
+        .lateral("open_lots")
+    )
+    seen = accounts.alias("seen")
+    columns = [
+        *lots.c,
+        cast(literal_column(f"{accounts.name}.xmin"), Text()).label("l_now"),
+        select(cast(literal_column("seen.xmin"), Text()))
+        .where(seen.c.id == accounts.c.id)
+        .scalar_subquery()
+        .label("l_seen"),
+    ]
+    return lots, columns
+
+
+def keep_open_lots(session: AsyncSession, account_id: int, row: Mapping[str, Any]) -> None:
+    """Keep the open lots a row of open_lots_with_lock's read gives, when they are the
+    account's as locked."""
+    if row["l_now"] is None or row["l_now"] != row["l_seen"]:
+        return
+    ids = row["l_id"] or []
+    lots = [
+        OpenLot(int(i), int(r), e)
+        for i, r, e in zip(ids, row["l_remaining"] or [], row["l_expires_at"] or [], strict=True)
+    ]
+    session.info.setdefault(OPEN_LOTS, {})[account_id] = lots
 
 
 def _taken(lots: Sequence[OpenLot], points: int) -> dict[OpenLot, int]:
