@@ -65,7 +65,7 @@ from sqlalchemy.orm import (
     configure_mappers,
     make_transient_to_detached,
 )
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state, set_committed_value
 from sqlalchemy.orm.base import NO_VALUE
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.types import TypeDecorator
@@ -1566,14 +1566,38 @@ def adopted(session: AsyncSession, model: type[M], row: Mapping[str, Any]) -> M:
     sync = session.sync_session
     held: Any = sync.identity_map.get(identity)
     if held is not None:
-        for attribute, column in keys:
-            set_committed_value(held, attribute, row[column])
+        held_state = instance_state(held)
+        if held_state.modified or held_state.expired_attributes:
+            for attribute, column in keys:
+                set_committed_value(held, attribute, row[column])
+        else:  # nothing of it changed or expired: its values are its committed ones
+            held.__dict__.update({attribute: row[column] for attribute, column in keys})
         found: M = held
         return found
-    made = detached(model, {attribute: row[column] for attribute, column in keys})
-    sync.add(made)
+    made: Any = _manager(mapped).new_instance()
+    made.__dict__.update({attribute: row[column] for attribute, column in keys})
+    _persistent(sync, made, identity[:2])
     _hold(sync, made)  # as a loaded row is held to the end of the transaction
-    return made
+    adopted_row: M = made
+    return adopted_row
+
+
+def _persistent(sync: Session, instance: Any, key: tuple[Any, tuple[Any, ...]]) -> None:
+    """Make `instance` (new, or transient: its values what the row holds) the session's
+    persistent row of identity `key` (its class and primary key), as the ORM's loading does
+    (loading._instance): its values its committed ones, its identity given, and put in the
+    identity map, without Session.add's cascade and attach of a detached instance (half of
+    adopted's cost). A key the session holds already is Session.add's to refuse."""
+    identity = (*key, None)
+    if identity in sync.identity_map:
+        make_transient_to_detached(instance)
+        sync.add(instance)
+        return
+    state = instance_state(instance)
+    state._commit_all(state.dict)
+    state.key, state.identity_token = identity, None
+    state.session_id = sync.hash_key
+    sync.identity_map._add_unpresent(state, identity)
 
 
 def labelled_join(
@@ -1689,8 +1713,8 @@ async def insert_row(session: AsyncSession, row: object, *, appended: bool = Fal
         pending.insert(0, (table, [values]))
     else:
         await _row_insert(table).execute(session, {f"a0_0_{k}": v for k, v in values.items()})
-    make_transient_to_detached(row)
-    session.add(row)
+    _, primary_key = _mapped_columns(state.class_)
+    _persistent(session.sync_session, row, (state.class_, tuple(values[c] for c in primary_key)))
     _hold(session.sync_session, row)  # as a row the unit of work wrote is held to the end
 
 
