@@ -180,8 +180,9 @@ def _accounts_in(programs: int, lock: bool) -> Prepared:
 def _member_and_accounts_locked(programs: int, postgres: bool) -> Prepared:
     """The member's row and its accounts in `programs` programs, locked (FOR UPDATE, the
     accounts in id order), as one Core read: each column labelled by its table. On
-    PostgreSQL each account's open lots come with it (open_lots_with_lock), for a debit
-    that follows not to read them again."""
+    PostgreSQL the open lots of the first program's account (the one a conversion or a
+    redemption debits) come with it (open_lots_with_lock), for the debit not to read them
+    again."""
     member = bindparam("member", type_=_MEMBERS.c.id.type)
     codes = _program_binds(programs)
     on = _ACCOUNT_ROWS.c.member_id == _MEMBERS.c.id
@@ -190,7 +191,7 @@ def _member_and_accounts_locked(programs: int, postgres: bool) -> Prepared:
     )
     locked: list[Any] = []
     if postgres:
-        lots, columns = open_lots_with_lock(_ACCOUNT_ROWS)
+        lots, columns = open_lots_with_lock(_ACCOUNT_ROWS, _ACCOUNT_ROWS.c.program_code == codes[0])
         query = query.add_columns(*columns).join(lots, true())
         locked = [_MEMBERS, _ACCOUNT_ROWS]  # not the lots' aggregate
     return Prepared(

@@ -192,6 +192,11 @@ async def test_a_conversion_reads_programs_and_rates_from_memory(settings: Setti
             assert member_read.startswith("WITH claim AS (INSERT INTO idempotency_keys ")
             assert "FOR NO KEY UPDATE OF members, accounts) AS first ON true" in member_read
             assert "array_agg(lots.id ORDER BY lots.expires_at ASC NULLS LAST" in member_read
+            # Only the debited account's lots (the destination's may be many, and no debit
+            # needs them): the source program's code is the lots' condition.
+            lots = member_read.split("FROM lots WHERE ", 1)[1].split(") AS open_lots", 1)[0]
+            assert lots.endswith("AND accounts.program_code = $8::VARCHAR"), lots
+            assert "accounts.program_code IN ($8::VARCHAR, $10::VARCHAR)" in member_read
         else:
             assert member_read.startswith("SELECT members.")
         assert not [s for s in sent if s.startswith("SELECT accounts.")], sent

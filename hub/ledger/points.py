@@ -338,9 +338,11 @@ OPEN_LOTS = "open_lots"
 _ORDER = (_LOTS.c.expires_at.asc().nulls_last(), _LOTS.c.id)
 
 
-def open_lots_with_lock(accounts: Table) -> tuple[Any, list[Any]]:
+def open_lots_with_lock(accounts: Table, debited: Any) -> tuple[Any, list[Any]]:
     """For a read that locks rows of `accounts` (FOR UPDATE OF them): a LATERAL subquery of
-    each one's open lots, as arrays in _open_lots' order, and the columns to select: the
+    the open lots of each one `debited` (a condition on its row) holds, as arrays in
+    _open_lots' order (NULL for the others, whose lots no debit will need), and the columns
+    to select: the
     arrays (l_ids, l_remaining, l_expires_at) and the row's xmin as the lock found it
     (l_now) and as the read's snapshot saw it (l_seen). When they differ, a transaction
     changed the account after the snapshot was taken (the lock waited for it), and every
@@ -352,7 +354,7 @@ def open_lots_with_lock(accounts: Table) -> tuple[Any, list[Any]]:
                 for column in _LOT_COLUMNS
             )
         )
-        .where(_LOTS.c.account_id == accounts.c.id, _LOTS.c.remaining > 0)
+        .where(_LOTS.c.account_id == accounts.c.id, _LOTS.c.remaining > 0, debited)
         .lateral("open_lots")
     )
     seen = accounts.alias("seen")
@@ -370,8 +372,8 @@ def open_lots_with_lock(accounts: Table) -> tuple[Any, list[Any]]:
 def keep_open_lots(session: AsyncSession, account_id: int, row: Mapping[str, Any]) -> None:
     """Keep the open lots a row of open_lots_with_lock's read gives, when they are the
     account's as locked."""
-    if row["l_now"] is None or row["l_now"] != row["l_seen"]:
-        return
+    if row["l_id"] is None or row["l_now"] != row["l_seen"]:
+        return  # (none read, or read before the lock's wait: see open_lots_with_lock)
     ids = row["l_id"] or []
     lots = [
         OpenLot(int(i), int(r), e)
