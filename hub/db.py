@@ -345,7 +345,8 @@ async def defer(session: AsyncSession, write: Deferred) -> None:
     modifying CTEs of one statement), or with whatever it sends first (a read waits for
     none of them: they are sent first, in one statement of their own). Two writes of one row
     are never in one statement (PostgreSQL would make one of them): the first ones go
-    first. Anywhere else the write is sent now."""
+    first. Anywhere else the write is sent now. What its `done` raises (a refusal the
+    write found) is raised by whichever statement sends it, and fails the transaction."""
     pending: _Deferred | None = session.info.get(DEFERRED)
     if pending is None:
         await _send_deferred(session, [write])
