@@ -19,7 +19,7 @@ from hub.db import utcnow
 from hub.enums import AccountKind, EntryKind, WebhookEvent
 from hub.errors import AlreadyExists, BalanceLimit, InvalidInput, InvalidState, NotFound
 from hub.ledger.core import Movement, locked_accounts
-from hub.ledger.points import Points, expiry_of
+from hub.ledger.points import Points, expire_overdue, expiry_of
 from hub.members import remember_account
 from hub.merchants import get_program, is_connected
 from hub.models import Account, Entry, Member, Program, Promotion, Tier
@@ -242,6 +242,15 @@ async def accrue(
         except BalanceLimit as full:  # the purchase's points would not fit the balance
             full.field = full.field or ("amount",)
             raise
+        ends = expiry_of(occurred, program.expiry_months)
+        if ends is not None and ends <= now:
+            # A purchase dated past its points' expiry earns them (its spend counts for
+            # tiers and insights) and they expire at once, in this transaction: the balance
+            # and the history never disagree until the expiry job runs (helper-89).
+            at_once = Movement(
+                actor=principal.actor, business_date=settings.business_date(now), occurred_at=now
+            )
+            await expire_overdue(Points(session), account, at_once)
         await standing.record_purchase(
             session,
             entry_id=entry.id,

@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 
+from hub.config import Settings
 from tests.helpers import (
     ACCRUE,
     BALANCES,
@@ -18,6 +19,7 @@ from tests.helpers import (
     enroll,
     member_session,
     register,
+    running_app,
     verify_ledger,
 )
 
@@ -344,3 +346,49 @@ async def test_history_pages_never_repeat_or_skip(api: Api, two_merchants: dict[
         f'query {{ member(id: "{member}") {{ history(first: 101) {{ edges {{ cursor }} }} }} }}'
     )
     assert "first must be between 0 and 100" in errors[0]["message"]
+
+
+async def test_a_purchase_whose_points_have_expired_earns_them_and_they_expire_at_once(
+    settings: Settings,
+) -> None:
+    """A purchase dated so far back that its points have expired since (the program's
+    expiry passed) earns them, and they expire in the same transaction: the member's
+    history shows the accrual and its expiry, and the balance is what the history adds up
+    to at once, not only once the expiry job has run (outside attack helper-89: the
+    balance said 1,500 while the history added up to 3,000). One within its expiry earns
+    as before."""
+    async with running_app(settings) as api:
+        await register(api, "haowu", "HUB", category="PLATFORM")
+        await register(api, "brief", "BRIEF", expiryMonths=1)
+        member = await enroll(api, "BRIEF", "B-1")
+        now = dt.datetime.now(dt.UTC)
+        for days in (40, 20):
+            data = await api.gql(
+                ACCRUE,
+                {
+                    "input": {
+                        "memberId": member,
+                        "program": "BRIEF",
+                        "orderRef": f"o-{days}",
+                        "amount": "100",
+                        "occurredAt": (now - dt.timedelta(days=days)).isoformat(),
+                        "idempotencyKey": f"k-{days}",
+                    }
+                },
+            )
+            assert data["accruePoints"]["userErrors"] == [], data
+            assert data["accruePoints"]["points"] == 100
+        history = await api.gql(
+            "query H($id: ID!) { member(id: $id) { history(first: 10) { edges { node { "
+            "kind points balanceAfter } } } } }",
+            {"id": member},
+        )
+        moves = [e["node"] for e in history["member"]["history"]["edges"]]
+        assert sorted((m["kind"], m["points"]) for m in moves) == [
+            ("ACCRUAL", 100),
+            ("ACCRUAL", 100),
+            ("EXPIRY", -100),
+        ], moves
+        assert sum(m["points"] for m in moves) == 100
+        assert (await balances(api, member))["BRIEF"] == 100
+        assert await verify_ledger(settings.database_url) == []
