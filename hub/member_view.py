@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import ARRAY, Select, String, and_, any_, bindparam, func, select
 
-from hub.db import Prepared, Reads
+from hub.db import Prepared, Reads, utcnow
 from hub.enums import HoldStatus
 from hub.models import Account, Hold, Lot, Member
 
@@ -41,13 +41,21 @@ class AccountView:
     partner_balance: int | None
     partner_balance_at: dt.datetime | None
     held: int  # points on hold for pending redemptions
-    lots: tuple[LotView, ...]  # open lots that expire, soonest first
+    # Open lots that expire, soonest first; None when the read left them out (member_balances)
+    # and counted instead what is past expiry as it read: `expired`.
+    lots: tuple[LotView, ...] | None
+    expired: int = 0
 
     def spendable(self, now: dt.datetime) -> int:
-        """The balance less lots already past expiry that the expiry job has not swept yet."""
+        """The balance less lots already past expiry that the expiry job has not swept yet
+        (as the read found them, when it left the lots out)."""
+        if self.lots is None:
+            return self.balance - self.expired
         return self.balance - sum(lot.remaining for lot in self.lots if lot.expires_at <= now)
 
     def expiring(self, now: dt.datetime) -> list[LotView]:
+        if self.lots is None:
+            raise AssertionError("expiring() of a view read without its lots")
         return [lot for lot in self.lots if lot.expires_at > now]
 
 
@@ -86,43 +94,79 @@ _COLUMNS = (
 )
 
 
-def _query(postgresql: bool) -> Select[Any]:
+# What is left in an account's open lots past expiry at :now (the balances' read).
+_EXPIRED = (
+    select(func.coalesce(func.sum(Lot.remaining), 0))
+    .where(
+        Lot.account_id == Account.id,
+        Lot.remaining > 0,
+        Lot.expires_at <= bindparam("now", type_=Lot.expires_at.type),
+    )
+    .correlate(Account)
+    .scalar_subquery()
+)
+
+
+def _query(postgresql: bool, lots: bool) -> Select[Any]:
     """On PostgreSQL the ids are one array parameter (a statement prepared once, whatever
-    their number), its columns labelled c0, c1, ... in order; elsewhere an IN list."""
+    their number), its columns labelled c0, c1, ... in order; elsewhere an IN list.
+    `lots`: a row per open lot that expires; else a row per account, with what is past
+    expiry summed (_EXPIRED) in the lots' two columns' place."""
     open_lot = and_(Lot.account_id == Account.id, Lot.remaining > 0, Lot.expires_at.is_not(None))
+    chosen = _COLUMNS if lots else (*_COLUMNS[:-2], _EXPIRED)
     if postgresql:
-        columns: Sequence[Any] = [c.label(f"c{n}") for n, c in enumerate(_COLUMNS)]
+        columns: Sequence[Any] = [c.label(f"c{n}") for n, c in enumerate(chosen)]
         ids = bindparam("member_ids", type_=ARRAY(String()))
         which = Member.id == any_(ids)
     else:
-        columns = _COLUMNS
+        columns = chosen
         which = Member.id.in_(bindparam("member_ids", expanding=True))
-    return (
+    query = (
         select(*columns)
         .select_from(Member)
         .outerjoin(Account, Account.member_id == Member.id)
-        .outerjoin(Lot, open_lot)
         .where(which)
-        .order_by(Member.id, Account.program_code, Lot.expires_at, Lot.id)
+    )
+    if not lots:
+        return query.order_by(Member.id, Account.program_code)
+    return query.outerjoin(Lot, open_lot).order_by(
+        Member.id, Account.program_code, Lot.expires_at, Lot.id
     )
 
 
-# Built once: SQLAlchemy then finds it in its compiled cache without building it again;
-# PostgreSQL's is sent through asyncpg, compiled once (Prepared).
-_QUERY = _query(postgresql=False)
-_PREPARED = Prepared(_query(postgresql=True))
+# Built once: SQLAlchemy then finds them in its compiled cache without building them
+# again; PostgreSQL's are sent through asyncpg, compiled once (Prepared).
+_QUERY = {lots: _query(postgresql=False, lots=lots) for lots in (True, False)}
+_PREPARED = {lots: Prepared(_query(postgresql=True, lots=lots)) for lots in (True, False)}
 
 
 async def member_views(conn: Reads, member_ids: Sequence[str]) -> dict[str, MemberView]:
-    """The members found among `member_ids`, each with every account it holds."""
+    """The members found among `member_ids`, each with every account it holds and its open
+    lots that expire."""
+    return await _views(conn, member_ids, with_lots=True)
+
+
+async def member_balances(conn: Reads, member_ids: Sequence[str]) -> dict[str, MemberView]:
+    """member_views without the lots: a row per account, not per lot, for a read that asks
+    balances and not which lots expire (a member may hold thousands)."""
+    return await _views(conn, member_ids, with_lots=False)
+
+
+async def _views(
+    conn: Reads, member_ids: Sequence[str], *, with_lots: bool
+) -> dict[str, MemberView]:
     if not member_ids:
         return {}
-    ids = list(member_ids)
+    params: dict[str, Any] = {"member_ids": list(member_ids)}
+    if not with_lots:
+        params["now"] = utcnow()
     rows: Sequence[Sequence[Any]]
     if conn.dialect == "postgresql":
-        rows = [tuple(row.values()) for row in await conn.read(_PREPARED, {"member_ids": ids})]
+        rows = [tuple(row.values()) for row in await conn.read(_PREPARED[with_lots], params)]
     else:
-        rows = (await conn.execute(_QUERY, {"member_ids": ids})).all()
+        rows = (await conn.execute(_QUERY[with_lots], params)).all()
+    if not with_lots:
+        return _balances(rows)
     found: dict[str, MemberView] = {}
     names: dict[str, str] = {}
     credit: dict[str, str | None] = {}
@@ -163,3 +207,40 @@ async def member_views(conn: Reads, member_ids: Sequence[str]) -> dict[str, Memb
             ),
         )
     return found
+
+
+def _balances(rows: Sequence[Sequence[Any]]) -> dict[str, MemberView]:
+    """member_balances' rows (a row per account, the last column what is past expiry) as
+    views whose accounts carry no lots."""
+    names: dict[str, tuple[str, str | None]] = {}
+    accounts: dict[str, list[AccountView]] = {}
+    for row in rows:
+        member_id, name, level, account_id, code, ref, balance, pb, pb_at, held, expired = row
+        if member_id not in names:
+            names[member_id] = (name, level)
+            accounts[member_id] = []
+        if account_id is None:
+            continue
+        accounts[member_id].append(
+            AccountView(
+                id=account_id,
+                member_id=member_id,
+                program_code=code,
+                external_ref=ref,
+                balance=balance,
+                partner_balance=pb,
+                partner_balance_at=pb_at,
+                held=int(held or 0),
+                lots=None,
+                expired=int(expired or 0),
+            )
+        )
+    return {
+        member_id: MemberView(
+            id=member_id,
+            display_name=name,
+            credit_level=level,
+            accounts=tuple(accounts[member_id]),
+        )
+        for member_id, (name, level) in names.items()
+    }

@@ -20,7 +20,7 @@ from hub.caches import Caches
 from hub.db import Database, Reads, utcnow
 from hub.mall import catalog
 from hub.mall.pricing import PriceBook
-from hub.member_view import AccountView, MemberView, member_views
+from hub.member_view import AccountView, MemberView, member_balances, member_views
 from hub.models import (
     Account,
     Member,
@@ -225,8 +225,10 @@ class Loaders:
         self.standing: KeyedLoader[tuple[str, str], Standing] = KeyedLoader(
             db, lambda session, keys: standings(session, keys, utcnow())
         )
-        # A member with its accounts, balances, holds and expiring lots: one Core statement.
+        # A member with its accounts, balances, holds and expiring lots: one Core statement;
+        # without the lots (a row per account, not per lot) when none is asked.
         self.member_view: CoreLoader[str, MemberView] = CoreLoader(db, member_views)
+        self.member_balances: CoreLoader[str, MemberView] = CoreLoader(db, member_balances)
 
     async def price_book(self, merchant_id: str | None = None) -> PriceBook:
         """Rates in effect and promotions, read once per request. `merchant_id`: a merchant

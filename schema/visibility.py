@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from hub import members
 from hub.enums import Role
+from schema.selections import paths_to
 
 if TYPE_CHECKING:
     from schema.context import Info
@@ -27,7 +28,10 @@ async def visible_member(info: Info, member_id: str) -> Member | None:
             return None
     elif not members.sees_member(principal, member_id, (), ()):
         return None  # decided by the role alone: nothing to read
-    view = await info.context.loaders.member_view.load(member_id)
+    # Its lots only when a field below asks which expire (a member may hold thousands).
+    loaders = info.context.loaders
+    loader = loaders.member_view if paths_to(info, "expiring") else loaders.member_balances
+    view = await loader.load(member_id)
     if view is None or not members.sees_member(principal, member_id, view.programs, own):
         return None
     return Member.from_row(view)

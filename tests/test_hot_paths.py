@@ -782,3 +782,40 @@ async def test_single_reads_that_wait_inside_do_not_block_the_loop(settings: Set
 
         found = await asyncio.wait_for(asyncio.gather(*(read_and_wait() for _ in range(40))), 20)
         assert found == [1] * 40
+
+
+async def test_balances_not_asking_lots_read_a_row_per_account(settings: Settings) -> None:
+    """member(id:) { accounts { balance } } reads a row per account, not per open lot (a
+    member may hold thousands), and the balance still leaves out a lot past expiry that the
+    expiry job has not swept; a read asking `expiring` reads the lots."""
+    async with running_app(_quiet(settings)) as api:
+        member = await _world(api)  # HUB: lots of 120 and 30, expiring; TEA: 55
+        for amount in ("5", "6", "7"):
+            assert (await accrue(api, member, "HUB", amount))["userErrors"] == []
+        # One HUB lot past its expiry, not swept yet (as if time had passed).
+        engine = create_async_engine(settings.database_url)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "UPDATE lots SET expires_at = :past WHERE id = (SELECT min(lots.id) FROM lots "
+                    "JOIN accounts ON accounts.id = lots.account_id WHERE accounts.program_code "
+                    "= 'HUB' AND accounts.member_id = :member)"
+                ),
+                {"past": dt.datetime.now(dt.UTC) - dt.timedelta(days=1), "member": member},
+            )
+        await engine.dispose()
+        query = "query B($id: ID!) { member(id: $id) { accounts { program { code } balance } } }"
+        await api.gql(query, {"id": member})
+        with statements(api, whole=True) as sent:
+            data = await api.gql(query, {"id": member})
+        (read,) = sent
+        assert "JOIN lots" not in read and "sum(lots.remaining)" in read, read
+        found = {a["program"]["code"]: a["balance"] for a in data["member"]["accounts"]}
+        assert found == {"BOOK": 7, "HUB": 150 + 18 - 120, "TEA": 55}
+        with statements(api, whole=True) as sent:
+            full = await api.gql(BALANCES, {"id": member})
+        (read,) = sent
+        assert "JOIN lots" in read, read
+        accounts = {a["program"]["code"]: a for a in full["member"]["accounts"]}
+        assert accounts["HUB"]["balance"] == 48
+        assert [lot["points"] for lot in accounts["HUB"]["expiring"]] == [30, 5, 6, 7]

@@ -112,11 +112,15 @@ class ProgramAccount:
         return TierStatus.of(found) if found is not None else None
 
     @strawberry.field(description="Open lots that expire, soonest first.")
-    def expiring(self) -> list[ExpiringLot]:
-        return [
-            ExpiringLot(points=lot.remaining, expires_at=lot.expires_at)
-            for lot in self.account.expiring(utcnow())
-        ]
+    def expiring(self, info: Info) -> list[ExpiringLot]:
+        if self.account.lots is None:  # read without them (never when this field is asked)
+            return answered_later(self._expiring_later(info))
+        return _expiring(self.account)
+
+    async def _expiring_later(self, info: Info) -> list[ExpiringLot]:
+        view = await info.context.loaders.member_view.load(self.account.member_id or "")
+        found = [a for a in (view.accounts if view else ()) if a.id == self.account.id]
+        return _expiring(found[0]) if found else []
 
 
 @strawberry.type(description="One movement of a member's points.")
@@ -260,3 +264,10 @@ class Member:
         from schema.visibility import loaded_visible_member
 
         return await loaded_visible_member(info, str(id))
+
+
+def _expiring(account: AccountView) -> list[ExpiringLot]:
+    return [
+        ExpiringLot(points=lot.remaining, expires_at=lot.expires_at)
+        for lot in account.expiring(utcnow())
+    ]
