@@ -230,19 +230,14 @@ async def accrue(
             memo=f"purchase of {amount}" + (f" ({labels})" if labels else ""),
             idempotency_key=data.idempotency_key,
         )
+        ends = expiry_of(occurred, program.expiry_months)
         try:
             entry = await Points(session).credit(
-                account,
-                points,
-                EntryKind.ACCRUAL,
-                AccountKind.ISSUED,
-                movement,
-                expires_at=expiry_of(occurred, program.expiry_months),
+                account, points, EntryKind.ACCRUAL, AccountKind.ISSUED, movement, expires_at=ends
             )
         except BalanceLimit as full:  # the purchase's points would not fit the balance
             full.field = full.field or ("amount",)
             raise
-        ends = expiry_of(occurred, program.expiry_months)
         if ends is not None and ends <= now:
             # A purchase dated past its points' expiry earns them (its spend counts for
             # tiers and insights) and they expire at once, in this transaction: the balance

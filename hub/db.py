@@ -473,8 +473,13 @@ async def _insert_appended(session: AsyncSession) -> None:
     for table, rows in appended:
         grouped.setdefault(table, []).extend(rows)
     few = {t: rows for t, rows in grouped.items() if len(rows) <= _AT_ONCE_ROWS_OF_A_TABLE}
-    if session.get_bind().dialect.name == "postgresql" and (
-        1 - len(writes) < sum(len(rows) for rows in few.values()) <= _AT_ONCE_ROWS
+    at_once = sum(len(rows) for rows in few.values())
+    # One statement for the few rows with the deferred writes; a lone row without any is
+    # an INSERT of its own below.
+    if (
+        session.get_bind().dialect.name == "postgresql"
+        and at_once <= _AT_ONCE_ROWS
+        and (writes or at_once > 1)
     ):
         shape: Shape = tuple((t, tuple(rows[0]), len(rows)) for t, rows in few.items())
         params = {

@@ -165,18 +165,20 @@ async def _views(
         rows = [tuple(row.values()) for row in await conn.read(_PREPARED[with_lots], params)]
     else:
         rows = (await conn.execute(_QUERY[with_lots], params)).all()
-    if not with_lots:
-        return _balances(rows)
-    found: dict[str, MemberView] = {}
-    names: dict[str, str] = {}
-    credit: dict[str, str | None] = {}
+    return _views_of(rows, with_lots)
+
+
+def _views_of(rows: Sequence[Sequence[Any]], with_lots: bool) -> dict[str, MemberView]:
+    """The rows as views: ten columns of the member and an account, then the lot's two
+    (a row per open lot that expires) `with_lots`, else what is past expiry (a row per
+    account, and the views' accounts carry no lots)."""
+    members: dict[str, tuple[str, str | None]] = {}
     accounts: dict[str, list[AccountView]] = {}
     lots: dict[int, list[LotView]] = {}
     for row in rows:
-        member_id, name, level, account_id, code, ref, balance, pb, pb_at, held, left, expires = row
-        if member_id not in names:
-            names[member_id] = name
-            credit[member_id] = level
+        member_id, name, level, account_id, code, ref, balance, pb, pb_at, held, *rest = row
+        if member_id not in members:
+            members[member_id] = (name, level)
             accounts[member_id] = []
         if account_id is None:
             continue
@@ -192,55 +194,20 @@ async def _views(
                     partner_balance=pb,
                     partner_balance_at=pb_at,
                     held=int(held or 0),
-                    lots=(),
+                    lots=() if with_lots else None,
+                    expired=0 if with_lots else int(rest[0] or 0),
                 )
             )
-        if left is not None:
-            lots[account_id].append(LotView(remaining=left, expires_at=expires))
-    for member_id, name in names.items():
-        found[member_id] = MemberView(
-            id=member_id,
-            display_name=name,
-            credit_level=credit[member_id],
-            accounts=tuple(
-                replace(a, lots=tuple(lots[a.id])) if lots[a.id] else a for a in accounts[member_id]
-            ),
-        )
-    return found
-
-
-def _balances(rows: Sequence[Sequence[Any]]) -> dict[str, MemberView]:
-    """member_balances' rows (a row per account, the last column what is past expiry) as
-    views whose accounts carry no lots."""
-    names: dict[str, tuple[str, str | None]] = {}
-    accounts: dict[str, list[AccountView]] = {}
-    for row in rows:
-        member_id, name, level, account_id, code, ref, balance, pb, pb_at, held, expired = row
-        if member_id not in names:
-            names[member_id] = (name, level)
-            accounts[member_id] = []
-        if account_id is None:
-            continue
-        accounts[member_id].append(
-            AccountView(
-                id=account_id,
-                member_id=member_id,
-                program_code=code,
-                external_ref=ref,
-                balance=balance,
-                partner_balance=pb,
-                partner_balance_at=pb_at,
-                held=int(held or 0),
-                lots=None,
-                expired=int(expired or 0),
-            )
-        )
+        if with_lots and rest[0] is not None:
+            lots[account_id].append(LotView(remaining=rest[0], expires_at=rest[1]))
     return {
         member_id: MemberView(
             id=member_id,
             display_name=name,
             credit_level=level,
-            accounts=tuple(accounts[member_id]),
+            accounts=tuple(
+                replace(a, lots=tuple(lots[a.id])) if lots[a.id] else a for a in accounts[member_id]
+            ),
         )
-        for member_id, (name, level) in names.items()
+        for member_id, (name, level) in members.items()
     }

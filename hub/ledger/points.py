@@ -342,8 +342,7 @@ def open_lots_with_lock(accounts: Table, debited: Any) -> tuple[Any, list[Any]]:
     """For a read that locks rows of `accounts` (FOR UPDATE OF them): a LATERAL subquery of
     the open lots of each one `debited` (a condition on its row) holds, as arrays in
     _open_lots' order (NULL for the others, whose lots no debit will need), and the columns
-    to select: the
-    arrays (l_ids, l_remaining, l_expires_at) and the row's xmin as the lock found it
+    to select: the arrays (l_id, l_remaining, l_expires_at) and the row's xmin as the lock found it
     (l_now) and as the read's snapshot saw it (l_seen). When they differ, a transaction
     changed the account after the snapshot was taken (the lock waited for it), and every
     change of a lot is one of its account's (an entry): the lots read are then not kept."""
@@ -374,11 +373,8 @@ def keep_open_lots(session: AsyncSession, account_id: int, row: Mapping[str, Any
     account's as locked."""
     if row["l_id"] is None or row["l_now"] != row["l_seen"]:
         return  # (none read, or read before the lock's wait: see open_lots_with_lock)
-    ids = row["l_id"] or []
-    lots = [
-        OpenLot(int(i), int(r), e)
-        for i, r, e in zip(ids, row["l_remaining"] or [], row["l_expires_at"] or [], strict=True)
-    ]
+    columns = row["l_id"], row["l_remaining"], row["l_expires_at"]
+    lots = [OpenLot(int(i), int(r), e) for i, r, e in zip(*columns, strict=True)]
     session.info.setdefault(OPEN_LOTS, {})[account_id] = lots
 
 
